@@ -1,0 +1,381 @@
+"""Connections to the queue database, the schema check, and ``QueueDatabase``.
+
+Three ways to open a file:
+
+* :func:`connect` opens an *existing* file for maintenance with the writers' PRAGMAs, without
+  changing anything persistent (it never switches the journal mode of a file it did not make).
+* :func:`open_read_only` opens a file for inspection, verification or restore: URI
+  ``mode=ro``, ``trusted_schema`` off, extension loading off, ``query_only`` on.
+* :class:`QueueDatabase` is the PrismQ-compatible object scripts already use; it creates the
+  file and the schema when asked to.
+
+Every function here opens its own connection and leaves closing to the caller, so that a job
+can open, use and close a connection inside one worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import sys
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from .errors import (
+    ErrorKind,
+    NotAQueueDatabaseError,
+    QueueAdminError,
+    QueueDatabaseError,
+    translate_error,
+)
+from .schema import (
+    KNOWN_STATUSES,
+    MMAP_SIZE_LINUX,
+    PAGE_SIZE,
+    REQUIRED_COLUMNS,
+    SCHEMA_SQL,
+    WRITER_PRAGMAS,
+)
+
+ENV_DB_PATH = "PRISMQ_QUEUE_DB_PATH"
+BUSY_TIMEOUT_MS = 5000
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def default_db_path() -> Path:
+    """The queue file PrismQ uses: ``PRISMQ_QUEUE_DB_PATH``, else the platform default."""
+    override = os.environ.get(ENV_DB_PATH)
+    if override:
+        return Path(override)
+    if sys.platform == "win32":
+        return Path(r"C:\Data\PrismQ\queue\queue.db")
+    return Path("/tmp/prismq/queue/queue.db")  # noqa: S108 - the documented PrismQ default
+
+
+def wal_path(db_path: str | Path) -> Path:
+    """The ``-wal`` file beside a database."""
+    return Path(f"{db_path}-wal")
+
+
+def shm_path(db_path: str | Path) -> Path:
+    """The ``-shm`` file beside a database."""
+    return Path(f"{db_path}-shm")
+
+
+def file_size(path: str | Path) -> int:
+    """Size of a file in bytes, 0 when it does not exist (a missing -wal is an empty WAL)."""
+    try:
+        return Path(path).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def sqlite_uri(path: str | Path, **params: str) -> str:
+    """An SQLite ``file:`` URI for ``path``, correct for drive letters, UNC shares and spaces."""
+    posix = Path(path).absolute().as_posix()
+    if posix.startswith("//"):  # UNC share: keep the authority empty
+        posix = "//" + posix
+    elif not posix.startswith("/"):  # C:/... on Windows
+        posix = "/" + posix
+    query = "&".join(f"{key}={value}" for key, value in params.items())
+    return "file:" + quote(posix, safe="/:") + (f"?{query}" if query else "")
+
+
+def has_sqlite_header(path: str | Path) -> bool:
+    """True when the file starts with the SQLite magic string."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False
+
+
+def _describe(path: Path) -> str:
+    return f"'{path}'"
+
+
+def require_existing_file(path: str | Path, action: str,
+                          error_class: type[QueueAdminError] = QueueDatabaseError) -> Path:
+    """Return ``path`` as a Path, or raise a NOT_FOUND error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise error_class(
+            f"{action} failed: {_describe(path)} not found; check the path or choose another file.",
+            ErrorKind.NOT_FOUND,
+        )
+    return path
+
+
+def apply_connection_pragmas(connection: sqlite3.Connection,
+                             busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+    """Apply the writers' per-connection PRAGMAs (never the persistent journal mode)."""
+    for name, value in WRITER_PRAGMAS:
+        if name == "journal_mode":
+            continue
+        if name == "busy_timeout":
+            value = busy_timeout_ms
+        connection.execute(f"PRAGMA {name}={value}")
+    if sys.platform.startswith("linux"):
+        connection.execute(f"PRAGMA mmap_size={MMAP_SIZE_LINUX}")
+
+
+def connect(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+            create: bool = False) -> sqlite3.Connection:
+    """Open a database for maintenance with the writers' PRAGMAs.
+
+    The file must exist unless ``create`` is true. The connection is in autocommit mode
+    (``isolation_level=None``): transactions are explicit. Rows are ``sqlite3.Row``.
+    """
+    path = Path(path)
+    action = f"Opening {_describe(path)}"
+    if not create:
+        require_existing_file(path, action)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "rwc" if create else "rw"
+    try:
+        connection = sqlite3.connect(
+            sqlite_uri(path, mode=mode), uri=True, timeout=busy_timeout_ms / 1000,
+            isolation_level=None, check_same_thread=False,
+        )
+    except sqlite3.Error as error:
+        raise translate_error(error, action, QueueDatabaseError) from error
+    try:
+        connection.row_factory = sqlite3.Row
+        apply_connection_pragmas(connection, busy_timeout_ms)
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as error:
+        connection.close()
+        raise translate_error(error, action, QueueDatabaseError) from error
+    return connection
+
+
+def open_read_only(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+                   error_class: type[QueueAdminError] = QueueDatabaseError
+                   ) -> sqlite3.Connection:
+    """Open a file for inspection only: it cannot be changed through this connection.
+
+    Untrusted files (backups, files chosen from disk) are opened this way: ``trusted_schema``
+    off so that schema-defined SQL cannot call risky functions, no extension loading, and
+    ``query_only`` on. A file that is not SQLite raises a NOT_A_DATABASE error here.
+    """
+    path = Path(path)
+    action = f"Opening {_describe(path)}"
+    require_existing_file(path, action, error_class)
+    try:
+        return _open_guarded(path, busy_timeout_ms, trusted_schema=False)
+    except sqlite3.Error as error:
+        if not _only_json_is_unsafe(error):
+            raise translate_error(error, action, error_class) from error
+    # SQLite before 3.45 does not mark the JSON functions innocuous, so with trusted_schema
+    # off it refuses the queue's own generated columns (json_extract). Those functions are
+    # harmless; the file is then opened with an authorizer that refuses every function able
+    # to reach outside the database, on top of read-only mode, query_only and no extensions.
+    try:
+        return _open_guarded(path, busy_timeout_ms, trusted_schema=True)
+    except sqlite3.Error as error:
+        raise translate_error(error, action, error_class) from error
+
+
+#: Functions an untrusted schema must never reach (the authorizer refuses them).
+UNSAFE_FUNCTIONS = frozenset({
+    "load_extension", "fts3_tokenizer", "readfile", "writefile", "edit", "sqlite_dbpage",
+    "zipfile", "fsdir", "lsmode",
+})
+
+
+def _only_json_is_unsafe(error: sqlite3.Error) -> bool:
+    text = str(error)
+    return "unsafe use of json" in text and text.count("unsafe use of") == 1
+
+
+def _authorize_untrusted(action: int, arg1: str | None, arg2: str | None,
+                         database: str | None, source: str | None) -> int:
+    if action == sqlite3.SQLITE_ATTACH:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in UNSAFE_FUNCTIONS:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def _open_guarded(path: Path, busy_timeout_ms: int, *, trusted_schema: bool
+                  ) -> sqlite3.Connection:
+    connection = sqlite3.connect(
+        sqlite_uri(path, mode="ro"), uri=True, timeout=busy_timeout_ms / 1000,
+        isolation_level=None, check_same_thread=False,
+    )
+    try:
+        connection.row_factory = sqlite3.Row
+        with contextlib.suppress(AttributeError, sqlite3.Error):
+            connection.enable_load_extension(False)
+        connection.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        connection.execute(f"PRAGMA trusted_schema={'ON' if trusted_schema else 'OFF'}")
+        connection.execute("PRAGMA query_only=ON")
+        connection.execute("PRAGMA cell_size_check=ON")
+        connection.set_authorizer(_authorize_untrusted)
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def check_queue_schema(connection: sqlite3.Connection) -> list[str]:
+    """List what a file lacks to be a queue database; an empty list means it is one.
+
+    Each entry is a short phrase such as ``"table task_queue is missing"`` or
+    ``"task_queue lacks columns: status, locked_by"``.
+    """
+    problems: list[str] = []
+    for table, columns in REQUIRED_COLUMNS.items():
+        present = {
+            row[0] for row in connection.execute(
+                "SELECT name FROM pragma_table_xinfo(?)", (table,)
+            )
+        }
+        if not present:
+            problems.append(f"table {table} is missing")
+            continue
+        missing = [column for column in columns if column not in present]
+        if missing:
+            problems.append(f"{table} lacks columns: {', '.join(missing)}")
+    return problems
+
+
+def require_queue_schema(connection: sqlite3.Connection, path: str | Path, action: str) -> None:
+    """Raise :class:`NotAQueueDatabaseError` when the file is not a queue database."""
+    problems = check_queue_schema(connection)
+    if problems:
+        raise NotAQueueDatabaseError(
+            f"{action} refused: {_describe(Path(path))} is not a PrismQ queue database "
+            f"({'; '.join(problems)}); only plain SQLite maintenance works on it."
+        )
+
+
+def task_counts(connection: sqlite3.Connection) -> dict[str, int]:
+    """Tasks per status, with every known status present (0 when absent)."""
+    counts = dict.fromkeys(KNOWN_STATUSES, 0)
+    for status, count in connection.execute(
+        "SELECT status, count(*) FROM task_queue GROUP BY status"
+    ):
+        counts[str(status)] = int(count)
+    return counts
+
+
+@contextlib.contextmanager
+def closing_connection(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Close a connection when the block ends, whatever happens (``sqlite3`` won't)."""
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+class QueueDatabase:
+    """The queue database as PrismQ scripts use it: one shared connection behind a lock.
+
+    ``QueueDatabase(path)`` opens (and, like the original, creates) the file with the
+    writers' PRAGMAs, WAL included. Maintenance code that runs on worker threads uses
+    :meth:`connect` to get a connection of its own instead.
+    """
+
+    def __init__(self, db_path: str | Path | None = None) -> None:
+        self.path = Path(db_path) if db_path is not None else default_db_path()
+        self._lock = threading.RLock()
+        self._connection: sqlite3.Connection | None = None
+
+    @property
+    def db_path(self) -> Path:
+        """Alias of :attr:`path`, the name the original design used."""
+        return self.path
+
+    def connect(self, *, create: bool = False) -> sqlite3.Connection:
+        """A new connection of its own to this file (the caller closes it)."""
+        return connect(self.path, create=create)
+
+    def get_connection(self) -> sqlite3.Connection:
+        """The shared connection, opened (and the file created, in WAL mode) on first use."""
+        with self._lock:
+            if self._connection is None:
+                connection = connect(self.path, create=True)
+                try:
+                    if file_size(self.path) == 0:
+                        connection.execute(f"PRAGMA page_size={PAGE_SIZE}")
+                    connection.execute("PRAGMA journal_mode=WAL")
+                except sqlite3.Error as error:
+                    connection.close()
+                    raise translate_error(
+                        error, f"Opening {_describe(self.path)}", QueueDatabaseError
+                    ) from error
+                self._connection = connection
+            return self._connection
+
+    def initialize_schema(self) -> None:
+        """Create the queue tables and indexes if they are missing (idempotent)."""
+        with self._lock:
+            try:
+                self.get_connection().executescript(SCHEMA_SQL)
+            except sqlite3.Error as error:
+                raise translate_error(
+                    error, f"Creating the queue schema in {_describe(self.path)}",
+                    QueueDatabaseError,
+                ) from error
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``) yielding the connection."""
+        with self._lock, write_transaction(self.get_connection()) as connection:
+            yield connection
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
+        """Run one statement on the shared connection; rows are addressable by column name."""
+        with self._lock:
+            return self.get_connection().execute(sql, params)
+
+    def check_schema(self) -> list[str]:
+        """What the file lacks to be a queue database (empty when it is one)."""
+        with self._lock:
+            return check_queue_schema(self.get_connection())
+
+    def close(self) -> None:
+        """Close the shared connection; the object can be used again afterwards."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def __enter__(self) -> QueueDatabase:
+        """Use as ``with QueueDatabase(path) as db:``; closes at the end."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the shared connection."""
+        self.close()
+
+    def __repr__(self) -> str:
+        """Show the path, which is what identifies a queue."""
+        return f"QueueDatabase({str(self.path)!r})"
+
+
+def database_path_of(db: QueueDatabase | str | Path) -> Path:
+    """Accept a QueueDatabase or a plain path, as the public API promises, and give the path."""
+    if isinstance(db, QueueDatabase):
+        return db.path
+    return Path(db)

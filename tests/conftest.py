@@ -1,0 +1,34 @@
+"""Shared fixtures: every test's databases, config and logs live under tmp_path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from queue_admin_gui.core.database import QueueDatabase
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point platform data, config and log folders and the queue path at tmp_path."""
+    home = tmp_path / "home"
+    for variable in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(variable, str(home / variable.lower()))
+    monkeypatch.setenv("PRISMQ_QUEUE_DB_PATH", str(tmp_path / "default" / "queue.db"))
+    for variable in list(os.environ):
+        if variable.startswith("QUEUE_ADMIN_"):
+            monkeypatch.delenv(variable)
+    return home
+
+
+@pytest.fixture
+def queue_db(tmp_path: Path) -> Path:
+    """A fresh, empty queue database file with the real schema; returns its path."""
+    path = tmp_path / "queue dir" / "queue.db"
+    with QueueDatabase(path) as db:
+        db.initialize_schema()
+    return path
