@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,19 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if variable.startswith("QUEUE_ADMIN_"):
             monkeypatch.delenv(variable)
     return home
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_job_threads(request: pytest.FixtureRequest):
+    """Fail a test that leaves a job's worker thread running (it would outlive its widgets)."""
+    yield
+    jobs = sys.modules.get("queue_admin_gui.jobs")
+    if jobs is None:
+        return
+    leftover = jobs.running_job_threads()
+    for thread in leftover:
+        thread.wait(30_000)
+    assert not leftover, f"{len(leftover)} job thread(s) still running after the test"
 
 
 @pytest.fixture

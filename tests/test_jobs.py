@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from queue_admin_gui.core.errors import ErrorKind, OperationCancelled, QueueBackupError
+from queue_admin_gui.jobs import Job, JobRunner, JobState
+
+
+@pytest.fixture
+def runner(qtbot):
+    runner = JobRunner()
+    yield runner
+    assert runner.shutdown(10_000)
+
+
+def test_job_result_and_progress_arrive_in_gui_thread(qtbot, runner):
+    gui_thread = threading.get_ident()
+    seen = []
+
+    def work(progress, cancelled):
+        progress(1, 3, "step")
+        progress(3, 3, "done")
+        return threading.get_ident()
+
+    job = Job("Work", work)
+    job.progress.connect(lambda done, total, stage: seen.append((done, total, stage,
+                                                                 threading.get_ident())))
+    results = []
+    with qtbot.waitSignal(job.finished, timeout=10_000):
+        runner.run(job, on_done=lambda value: results.append((value, threading.get_ident())))
+    worker_ident, callback_ident = results[0]
+    assert worker_ident != gui_thread
+    assert callback_ident == gui_thread
+    assert [entry[:3] for entry in seen] == [(1, 3, "step"), (3, 3, "done")]
+    assert all(entry[3] == gui_thread for entry in seen)
+    assert job.state is JobState.SUCCEEDED
+
+
+def test_write_jobs_run_one_at_a_time_in_order(qtbot, runner):
+    order = []
+    lock = threading.Lock()
+    running = []
+
+    def make(index):
+        def work(progress, cancelled):
+            with lock:
+                running.append(index)
+                assert len(running) == 1, "two write jobs ran at once"
+            order.append(index)
+            with lock:
+                running.remove(index)
+        return work
+
+    busy_changes = []
+    runner.write_busy_changed.connect(busy_changes.append)
+    jobs = [Job(f"write {i}", make(i), writes=True) for i in range(4)]
+    with qtbot.waitSignal(jobs[-1].finished, timeout=10_000):
+        for job in jobs:
+            runner.run(job)
+        assert runner.write_busy
+    assert order == [0, 1, 2, 3]
+    assert all(job.state is JobState.SUCCEEDED for job in jobs)
+    qtbot.waitUntil(lambda: not runner.write_busy)
+    assert busy_changes == [True, False]
+
+
+def test_cancel_reaches_the_core_callable(qtbot, runner):
+    started = threading.Event()
+
+    def work(progress, cancelled):
+        started.set()
+        while not cancelled():
+            threading.Event().wait(0.01)
+        raise OperationCancelled("Work was cancelled; nothing was changed.")
+
+    job = Job("Work", work, writes=True)
+    runner.run(job)
+    assert started.wait(10)
+    with qtbot.waitSignal(job.cancelled, timeout=10_000):
+        job.cancel()
+    assert job.state is JobState.CANCELLED
+
+
+def test_known_error_and_bug_are_told_apart(qtbot, runner):
+    def known(progress, cancelled):
+        raise QueueBackupError("Backup failed: the disk is full.", ErrorKind.DISK_FULL)
+
+    def bug(progress, cancelled):
+        raise ValueError("boom")
+
+    known_job, bug_job = Job("known", known), Job("bug", bug)
+    with qtbot.waitSignals([known_job.failed, bug_job.failed], timeout=10_000):
+        runner.run(known_job)
+        runner.run(bug_job)
+    assert known_job.error.kind is ErrorKind.DISK_FULL
+    assert known_job.error_details == ""
+    assert isinstance(bug_job.error, ValueError)
+    assert "ValueError: boom" in bug_job.error_details
