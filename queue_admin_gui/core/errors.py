@@ -179,7 +179,7 @@ def translate_error(
 ) -> QueueAdminError:
     """Turn a low-level exception into an engine error with one actionable sentence.
 
-    ``action`` names what was being done, e.g. ``"Backup of C:\\Data\\queue.db"``; the
+    ``action`` names what was being done, e.g. ``"Backup of queue.db"``; the
     message reads "<action> failed: <what happened and what to do>.".
     A :class:`QueueAdminError` is returned unchanged.
     """
@@ -215,7 +215,7 @@ def format_bytes(size: float) -> str:
 
 
 def drive_label(path: Path) -> str:
-    """Name the drive or share of ``path`` as an admin says it (``D:``, ``\\\\srv\\share``, ``/``)."""
+    """Name the drive or share of ``path`` as an admin says it: ``D:``, a UNC share, ``/``."""
     anchor = Path(path).anchor
     return anchor.rstrip("\\/") or anchor or str(path)
 

@@ -1,0 +1,82 @@
+"""What the window is working on: the database, the config, the job runner and messages.
+
+Every tab receives the one :class:`Session`. A tab never opens the database itself: it asks
+the session to run a core callable as a job, and listens to ``changed`` to refresh when
+another tab altered something it shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from .core.config import MaintenanceConfig
+from .jobs import Job, JobFunction, JobRunner
+from .ui.messages import Messages
+
+#: Topics for :attr:`Session.changed`; a tab refreshes on the topics it shows.
+TOPIC_BACKUPS = "backups"
+TOPIC_DATABASE = "database"
+TOPIC_LEASES = "leases"
+TOPIC_STATS = "stats"
+
+
+class Session(QObject):
+    """Shared state of one window."""
+
+    database_changed = Signal(object)
+    config_changed = Signal(object)
+    changed = Signal(str)
+    checkpoint_done = Signal(object)
+    backup_done = Signal(object)
+
+    def __init__(self, runner: JobRunner, messages: Messages, config: MaintenanceConfig,
+                 db_path: Path | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runner = runner
+        self.messages = messages
+        self.config = config
+        self.db_path = db_path
+        #: None until the schema was checked; then True for a queue file, False otherwise.
+        self.is_queue: bool | None = None
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where backups of the current database go."""
+        return Path(self.config.backup_dir)
+
+    def set_database(self, db_path: Path | None, is_queue: bool | None = None) -> None:
+        """Switch to another database file and tell every tab."""
+        self.db_path = db_path
+        self.is_queue = is_queue
+        self.database_changed.emit(db_path)
+
+    def set_config(self, config: MaintenanceConfig) -> None:
+        """Replace the config (after the settings dialog) and tell every tab."""
+        self.config = config
+        self.config_changed.emit(config)
+
+    def notify(self, topic: str) -> None:
+        """Say that something on ``topic`` changed on disk, so views showing it refresh."""
+        self.changed.emit(topic)
+
+    def run(self, title: str, func: JobFunction, *, writes: bool = False,
+            parameters: dict[str, Any] | None = None,
+            on_done: Callable[[Any], None] | None = None,
+            on_error: Callable[[BaseException], None] | None = None,
+            on_cancelled: Callable[[], None] | None = None,
+            report_errors: bool = True) -> Job:
+        """Run ``func(progress, cancelled)`` as a job; failures reach the user unless told not.
+
+        ``title`` names the action for the activity log ("Back up", "Checkpoint TRUNCATE").
+        """
+        job = Job(title, func, writes=writes, parameters=parameters, parent=self)
+        if report_errors:
+            job.failed.connect(
+                lambda error: self.messages.report_error(error, job.error_details)
+            )
+        return self.runner.run(job, on_done=on_done, on_error=on_error,
+                               on_cancelled=on_cancelled)

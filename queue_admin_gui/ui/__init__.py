@@ -1,0 +1,1 @@
+"""Qt widgets of the window; they reach the database only through jobs."""
