@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from .config import user_data_dir
 from .database import SQLITE_HEADER, QueueDatabase, connect, shm_path, wal_path
 from .errors import ErrorKind, QueueDatabaseError, translate_error
 from .schema import PAGE_SIZE
@@ -42,13 +43,7 @@ class DemoInfo:
 
 def demo_queue_path() -> Path:
     """The demo queue file in the user data folder (``<data>/demo/queue.db``)."""
-    try:
-        from .config import user_data_dir  # type: ignore[attr-defined]
-    except ImportError:
-        from platformdirs import user_data_dir as _platform_dir
-
-        return Path(_platform_dir("queue-admin", "PrismQ")) / "demo" / "queue.db"
-    return Path(user_data_dir()) / "demo" / "queue.db"
+    return user_data_dir() / "demo" / "queue.db"
 
 
 def is_demo_queue(path: str | Path) -> bool:
