@@ -379,3 +379,18 @@ def database_path_of(db: QueueDatabase | str | Path) -> Path:
     if isinstance(db, QueueDatabase):
         return db.path
     return Path(db)
+
+
+_WRITER_LOCKS: dict[str, threading.RLock] = {}
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def writer_lock(path: str | Path) -> threading.RLock:
+    """The engine's lock for writing to one database file, shared by every thread in the process.
+
+    Maintenance writers (checkpoint, VACUUM, ANALYZE, requeue, restore) hold it so that they
+    run one at a time; SQLite's own locking still guards against other programs.
+    """
+    key = os.path.normcase(str(Path(path).absolute()))
+    with _WRITER_LOCKS_GUARD:
+        return _WRITER_LOCKS.setdefault(key, threading.RLock())

@@ -1,0 +1,274 @@
+"""Plain SQLite maintenance of the queue file: checkpoint, VACUUM, ANALYZE, integrity, stats.
+
+These work on any SQLite file; only the lease operations need the queue schema. Each method
+opens its own connection and closes it before returning, so a ``QueueMaintenance`` may be
+used from any thread, and from several at once: writers are serialised per database file by
+the engine's writer lock, and another program's lock is waited on up to the busy timeout,
+then reported as "the database is locked by another program; close it or retry".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .database import (
+    BUSY_TIMEOUT_MS,
+    QueueDatabase,
+    connect,
+    database_path_of,
+    file_size,
+    open_read_only,
+    wal_path,
+    writer_lock,
+)
+from .errors import (
+    ErrorKind,
+    QueueAdminError,
+    QueueMaintenanceError,
+    require_free_space,
+    translate_error,
+)
+from .leases import LeaseManager, as_maintenance_error
+from .progress import (
+    CancelCheck,
+    ProgressCallback,
+    interruptible,
+    raise_if_cancelled,
+    report,
+)
+from .stats import database_stats
+
+#: The checkpoint statements, one per mode: the mode is looked up, never formatted from input.
+_CHECKPOINT_SQL = {
+    "PASSIVE": "PRAGMA wal_checkpoint(PASSIVE)",
+    "FULL": "PRAGMA wal_checkpoint(FULL)",
+    "RESTART": "PRAGMA wal_checkpoint(RESTART)",
+    "TRUNCATE": "PRAGMA wal_checkpoint(TRUNCATE)",
+}
+
+
+class QueueMaintenance:
+    """Checkpoint, VACUUM, ANALYZE, integrity check and statistics for one database file."""
+
+    CHECKPOINT_PASSIVE = "PASSIVE"
+    CHECKPOINT_FULL = "FULL"
+    CHECKPOINT_RESTART = "RESTART"
+    CHECKPOINT_TRUNCATE = "TRUNCATE"
+    CHECKPOINT_MODES = (CHECKPOINT_PASSIVE, CHECKPOINT_FULL, CHECKPOINT_RESTART,
+                        CHECKPOINT_TRUNCATE)
+
+    def __init__(self, db: QueueDatabase | str | Path, *,
+                 busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+        self.db = db
+        self.db_path = database_path_of(db)
+        self.busy_timeout_ms = busy_timeout_ms
+
+    def checkpoint(self, mode: str = "PASSIVE") -> dict[str, Any]:
+        """Copy WAL frames into the database; FULL and stronger modes wait for readers.
+
+        ``busy`` is 1 when readers or writers kept the checkpoint from finishing (the frames
+        left are ``log_frames - checkpointed_frames``); ``-1`` frames mean no WAL is in use.
+        """
+        normalised = str(mode).strip().upper()
+        if normalised not in _CHECKPOINT_SQL:
+            raise QueueMaintenanceError(
+                f"Invalid checkpoint mode '{mode}'; use PASSIVE, FULL, RESTART or TRUNCATE.",
+                ErrorKind.INVALID,
+            )
+        action = f"Checkpoint ({normalised}) of '{self.db_path}'"
+        started = time.perf_counter()
+        wal_before = file_size(wal_path(self.db_path))
+        with self._writer(action) as connection:
+            busy, log, checkpointed = connection.execute(_CHECKPOINT_SQL[normalised]).fetchone()
+        return {
+            "mode": normalised,
+            "busy": int(busy),
+            "log": int(log),
+            "checkpointed": int(checkpointed),
+            "log_frames": int(log),
+            "checkpointed_frames": int(checkpointed),
+            "wal_bytes_before": wal_before,
+            "wal_bytes_after": file_size(wal_path(self.db_path)),
+            "seconds": time.perf_counter() - started,
+        }
+
+    def vacuum_space_needed(self) -> int:
+        """Free bytes VACUUM needs: a temporary copy plus the rewritten pages (about 2x)."""
+        return 2 * (file_size(self.db_path) + file_size(wal_path(self.db_path)))
+
+    def vacuum(self, progress: ProgressCallback | None = None,
+               cancelled: CancelCheck | None = None) -> dict[str, Any]:
+        """Rebuild the file without free pages, after checking there is room to do it.
+
+        VACUUM blocks writers while it runs and can be cancelled (nothing changes then).
+        """
+        action = f"VACUUM of '{self.db_path}'"
+        started = time.perf_counter()
+        report(progress, 0, 3, "Checking free space")
+        self._require_vacuum_space(action)
+        raise_if_cancelled(cancelled, action)
+        with self._writer(action) as connection:
+            size_before = _logical_size(connection)
+            report(progress, 1, 3, "Rebuilding the database (VACUUM)")
+            connection.execute("PRAGMA temp_store=FILE")
+            with interruptible(connection, cancelled):
+                connection.execute("VACUUM")
+            report(progress, 2, 3, "Checkpointing the WAL")
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            size_after = _logical_size(connection)
+        report(progress, 3, 3, "Done")
+        return {
+            "size_before": size_before,
+            "size_after": size_after,
+            "freed_bytes": max(0, size_before - size_after),
+            "file_size_after": file_size(self.db_path),
+            "seconds": time.perf_counter() - started,
+        }
+
+    def analyze(self, table: str | None = None) -> dict[str, Any]:
+        """Refresh the query planner's statistics, for one table or for the whole file."""
+        action = f"ANALYZE of '{self.db_path}'"
+        started = time.perf_counter()
+        with self._writer(action) as connection:
+            if table is None:
+                connection.execute("ANALYZE")
+                analyzed = None
+            else:
+                analyzed = self._existing_table(connection, table)
+                connection.execute(f'ANALYZE "{_quote_identifier(analyzed)}"')
+        return {"table": analyzed, "seconds": time.perf_counter() - started}
+
+    def pragma_optimize(self) -> dict[str, Any]:
+        """Let SQLite refresh only the statistics it considers out of date (cheap)."""
+        started = time.perf_counter()
+        with self._writer(f"PRAGMA optimize on '{self.db_path}'") as connection:
+            connection.execute("PRAGMA optimize").fetchall()
+        return {"seconds": time.perf_counter() - started}
+
+    def optimize(self, full: bool = False, progress: ProgressCallback | None = None,
+                 cancelled: CancelCheck | None = None) -> dict[str, Any]:
+        """ANALYZE, and VACUUM too when ``full`` (slow, blocks writers); sizes before and after."""
+        started = time.perf_counter()
+        stats_before = self.get_database_stats(include_task_counts=False)
+        total = 2 if full else 1
+        report(progress, 0, total, "Updating statistics (ANALYZE)")
+        self.analyze()
+        vacuum_result = None
+        if full:
+            raise_if_cancelled(cancelled, f"VACUUM of '{self.db_path}'")
+            report(progress, 1, total, "Rebuilding the database (VACUUM)")
+            vacuum_result = self.vacuum(cancelled=cancelled)
+        report(progress, total, total, "Done")
+        return {
+            "analyzed": True,
+            "vacuumed": bool(full),
+            "vacuum": vacuum_result,
+            "stats_before": stats_before,
+            "stats_after": self.get_database_stats(include_task_counts=False),
+            "seconds": time.perf_counter() - started,
+        }
+
+    def integrity_check(self, quick: bool = False, cancelled: CancelCheck | None = None,
+                        max_errors: int = 100) -> list[str]:
+        """SQLite's own check of every page and index: ``["ok"]`` when clean, else the problems.
+
+        Runs read-only. A file too damaged to open yields one problem sentence instead.
+        """
+        action = f"Integrity check of '{self.db_path}'"
+        pragma = "quick_check" if quick else "integrity_check"
+        limit = max(1, int(max_errors))
+        try:
+            connection = open_read_only(self.db_path, busy_timeout_ms=self.busy_timeout_ms,
+                                        error_class=QueueMaintenanceError)
+        except QueueMaintenanceError as error:
+            if error.kind is ErrorKind.CORRUPT:
+                return [f"The database cannot be read: {error}"]
+            raise
+        try:
+            with interruptible(connection, cancelled):
+                rows = connection.execute(f"PRAGMA {pragma}({limit})").fetchall()
+            return [str(row[0]) for row in rows]
+        except sqlite3.DatabaseError as error:
+            translated = translate_error(error, action, QueueMaintenanceError)
+            if translated.kind is ErrorKind.CORRUPT:
+                return [f"The database is damaged: {error}"]
+            raise translated from error
+        finally:
+            connection.close()
+
+    def get_database_stats(self, include_task_counts: bool = True) -> dict[str, Any]:
+        """Sizes, pages, fragmentation, journal settings and task counts, read-only and fast."""
+        return database_stats(self.db_path, include_task_counts, self.busy_timeout_ms)
+
+    def cleanup_stale_leases(self, timeout_seconds: int = 300) -> int:
+        """Requeue tasks whose lease expired more than ``timeout_seconds`` ago; how many.
+
+        The count includes tasks that reached max_attempts and went to the dead letters.
+        """
+        manager = LeaseManager(self.db_path, busy_timeout_ms=self.busy_timeout_ms)
+        return manager.requeue_stale_leases(timeout_seconds).stale
+
+    @contextlib.contextmanager
+    def _writer(self, action: str) -> Iterator[sqlite3.Connection]:
+        """A connection of its own under the per-file writer lock; errors become one sentence."""
+        with writer_lock(self.db_path):
+            try:
+                connection = connect(self.db_path, busy_timeout_ms=self.busy_timeout_ms)
+            except QueueAdminError as error:
+                raise as_maintenance_error(error) from error
+            try:
+                yield connection
+            except (sqlite3.Error, OSError) as error:
+                raise translate_error(error, action, QueueMaintenanceError) from error
+            finally:
+                connection.close()
+
+    def _require_vacuum_space(self, action: str) -> None:
+        """Refuse VACUUM early when the database folder (and the temp folder) lack room."""
+        needed = self.vacuum_space_needed()
+        folder = self.db_path.absolute().parent
+        temp_folder = Path(tempfile.gettempdir())
+        if _same_device(folder, temp_folder):
+            require_free_space(folder, needed, action, QueueMaintenanceError)
+            return
+        require_free_space(folder, needed // 2, action, QueueMaintenanceError)
+        require_free_space(temp_folder, needed // 2, action, QueueMaintenanceError)
+
+    def _existing_table(self, connection: sqlite3.Connection, table: str) -> str:
+        """The table's name as the file spells it, or an error listing the tables there are."""
+        names = [str(row[0]) for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name"
+        )]
+        for name in names:
+            if name.casefold() == str(table).casefold():
+                return name
+        raise QueueMaintenanceError(
+            f"Cannot analyze table '{table}': '{self.db_path}' has no such table; choose one of "
+            f"{', '.join(names) or '(none)'}.",
+            ErrorKind.INVALID,
+        )
+
+
+def _logical_size(connection: sqlite3.Connection) -> int:
+    page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    page_count = connection.execute("PRAGMA page_count").fetchone()[0]
+    return int(page_size) * int(page_count)
+
+
+def _quote_identifier(name: str) -> str:
+    return name.replace('"', '""')
+
+
+def _same_device(first: Path, second: Path) -> bool:
+    try:
+        return os.stat(first).st_dev == os.stat(second).st_dev
+    except OSError:
+        return True
