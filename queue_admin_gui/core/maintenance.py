@@ -203,6 +203,21 @@ class QueueMaintenance:
         finally:
             connection.close()
 
+    def table_names(self) -> list[str]:
+        """The file's own tables (not SQLite's internal ones), by name: what ANALYZE can take."""
+        action = f"Listing the tables of '{self.db_path}'"
+        connection = open_read_only(self.db_path, busy_timeout_ms=self.busy_timeout_ms,
+                                    error_class=QueueMaintenanceError)
+        try:
+            return [str(row[0]) for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )]
+        except sqlite3.Error as error:
+            raise translate_error(error, action, QueueMaintenanceError) from error
+        finally:
+            connection.close()
+
     def get_database_stats(self, include_task_counts: bool = True) -> dict[str, Any]:
         """Sizes, pages, fragmentation, journal settings and task counts, read-only and fast."""
         return database_stats(self.db_path, include_task_counts, self.busy_timeout_ms)
