@@ -1,0 +1,155 @@
+"""Is the queue healthy? Measurements against the config's thresholds, with the reasons.
+
+The status bar's badge and ``queue-admin-cli`` share :func:`assess_health`, so a warning in
+the window and a non-zero exit code in Task Scheduler mean the same thing. Each reason is one
+sentence naming the measurement, the threshold and what to do.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .config import MaintenanceConfig
+from .errors import format_bytes
+
+
+class HealthLevel(enum.IntEnum):
+    """How urgent the worst finding is; higher is worse."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+
+    @property
+    def label(self) -> str:
+        """The word the badge shows."""
+        return {HealthLevel.OK: "OK", HealthLevel.WARNING: "Warning",
+                HealthLevel.CRITICAL: "Critical"}[self]
+
+
+@dataclass(frozen=True)
+class HealthFinding:
+    """One measurement that crossed a threshold."""
+
+    level: HealthLevel
+    reason: str
+
+
+@dataclass(frozen=True)
+class HealthMeasurements:
+    """What the health check looks at; None means "not measured" and is not judged."""
+
+    wal_size_bytes: int | None = None
+    fragmentation_percent: float | None = None
+    stale_leases: int | None = None
+    last_backup_at: datetime | None = None
+    has_backups: bool | None = None
+
+    @classmethod
+    def from_stats(cls, stats: dict[str, Any], *, stale_leases: int | None = None,
+                   last_backup_at: datetime | None = None,
+                   has_backups: bool | None = None) -> HealthMeasurements:
+        """Measurements from a ``database_stats`` dict plus the lease and backup facts."""
+        return cls(
+            wal_size_bytes=stats.get("wal_size_bytes"),
+            fragmentation_percent=stats.get("fragmentation_percent"),
+            stale_leases=stale_leases,
+            last_backup_at=last_backup_at,
+            has_backups=has_backups,
+        )
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """The overall level and every finding behind it (empty when all is well)."""
+
+    level: HealthLevel
+    findings: list[HealthFinding] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> list[str]:
+        """The findings' sentences, worst first."""
+        return [finding.reason for finding in self.findings]
+
+    def summary(self) -> str:
+        """A tooltip-ready text: the level and one reason per line."""
+        if not self.findings:
+            return "OK: every measurement is within the thresholds in the settings."
+        return f"{self.level.label}:\n" + "\n".join(f"\u2022 {r}" for r in self.reasons)
+
+
+_MB = 1024 * 1024
+
+
+def _grade(value: float, warning: float, critical: float) -> HealthLevel:
+    if value >= critical:
+        return HealthLevel.CRITICAL
+    if value >= warning:
+        return HealthLevel.WARNING
+    return HealthLevel.OK
+
+
+def backup_age_hours(last_backup_at: datetime | None, now: datetime | None = None
+                     ) -> float | None:
+    """Hours since the last backup, or None when there is none."""
+    if last_backup_at is None:
+        return None
+    now = now or datetime.now(timezone.utc)
+    if last_backup_at.tzinfo is None:
+        last_backup_at = last_backup_at.replace(tzinfo=timezone.utc)
+    return max(0.0, (now - last_backup_at).total_seconds() / 3600)
+
+
+def assess_health(config: MaintenanceConfig, measured: HealthMeasurements,
+                  now: datetime | None = None) -> HealthReport:
+    """Grade each measurement against the config's warning and critical levels."""
+    findings: list[HealthFinding] = []
+    if measured.wal_size_bytes is not None:
+        level = _grade(measured.wal_size_bytes / _MB, config.wal_size_warning_mb,
+                       config.wal_size_threshold_mb)
+        if level:
+            limit = (config.wal_size_threshold_mb if level is HealthLevel.CRITICAL
+                     else config.wal_size_warning_mb)
+            findings.append(HealthFinding(level, (
+                f"The WAL file is {format_bytes(measured.wal_size_bytes)} "
+                f"(limit {limit} MB); run a TRUNCATE checkpoint on the WAL/Checkpoint tab.")))
+    if measured.fragmentation_percent is not None:
+        level = _grade(measured.fragmentation_percent, config.fragmentation_warning_percent,
+                       config.fragmentation_critical_percent)
+        if level:
+            limit = (config.fragmentation_critical_percent if level is HealthLevel.CRITICAL
+                     else config.fragmentation_warning_percent)
+            findings.append(HealthFinding(level, (
+                f"{measured.fragmentation_percent:.0f} % of the database pages are free "
+                f"(limit {limit:g} %); run VACUUM on the Optimization tab in a quiet hour.")))
+    if measured.stale_leases is not None:
+        level = _grade(measured.stale_leases, config.stale_leases_warning,
+                       config.stale_leases_critical)
+        if level:
+            findings.append(HealthFinding(level, (
+                f"{measured.stale_leases} tasks hold an expired lease; requeue them on the "
+                "Leases tab.")))
+    findings.extend(_backup_findings(config, measured, now))
+    findings.sort(key=lambda finding: finding.level, reverse=True)
+    worst = max((finding.level for finding in findings), default=HealthLevel.OK)
+    return HealthReport(worst, findings)
+
+
+def _backup_findings(config: MaintenanceConfig, measured: HealthMeasurements,
+                     now: datetime | None) -> list[HealthFinding]:
+    if measured.has_backups is False:
+        return [HealthFinding(HealthLevel.CRITICAL, (
+            "There is no backup in the backup folder; back up now (Ctrl+B)."))]
+    age = backup_age_hours(measured.last_backup_at, now)
+    if age is None:
+        return []
+    level = _grade(age, config.backup_age_warning_hours, config.backup_age_critical_hours)
+    if not level:
+        return []
+    limit = (config.backup_age_critical_hours if level is HealthLevel.CRITICAL
+             else config.backup_age_warning_hours)
+    return [HealthFinding(level, (
+        f"The last backup is {age:.0f} hours old (limit {limit:g} h); back up now (Ctrl+B)."))]

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from queue_admin_gui.core.config import MaintenanceConfig
+from queue_admin_gui.core.health import (
+    HealthLevel,
+    HealthMeasurements,
+    assess_health,
+    backup_age_hours,
+)
+
+MB = 1024 * 1024
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+
+def test_everything_within_thresholds_is_ok():
+    report = assess_health(MaintenanceConfig(), HealthMeasurements(
+        wal_size_bytes=10 * MB, fragmentation_percent=2.0, stale_leases=0,
+        last_backup_at=NOW - timedelta(hours=1), has_backups=True), now=NOW)
+    assert report.level is HealthLevel.OK
+    assert report.findings == []
+    assert report.summary().startswith("OK")
+
+
+def test_default_thresholds_grade_each_measurement():
+    config = MaintenanceConfig()
+    cases = [
+        (HealthMeasurements(wal_size_bytes=60 * MB), HealthLevel.WARNING, "WAL"),
+        (HealthMeasurements(wal_size_bytes=120 * MB), HealthLevel.CRITICAL, "WAL"),
+        (HealthMeasurements(fragmentation_percent=12.0), HealthLevel.WARNING, "VACUUM"),
+        (HealthMeasurements(fragmentation_percent=25.0), HealthLevel.CRITICAL, "VACUUM"),
+        (HealthMeasurements(stale_leases=10), HealthLevel.WARNING, "requeue"),
+        (HealthMeasurements(stale_leases=50), HealthLevel.CRITICAL, "requeue"),
+        (HealthMeasurements(last_backup_at=NOW - timedelta(hours=30)), HealthLevel.WARNING,
+         "30 hours"),
+        (HealthMeasurements(last_backup_at=NOW - timedelta(hours=80)), HealthLevel.CRITICAL,
+         "80 hours"),
+        (HealthMeasurements(has_backups=False), HealthLevel.CRITICAL, "no backup"),
+    ]
+    for measured, level, word in cases:
+        report = assess_health(config, measured, now=NOW)
+        assert report.level is level, measured
+        assert len(report.reasons) == 1
+        assert word in report.reasons[0]
+
+
+def test_worst_finding_wins_and_comes_first():
+    report = assess_health(MaintenanceConfig(), HealthMeasurements(
+        wal_size_bytes=60 * MB, stale_leases=70), now=NOW)
+    assert report.level is HealthLevel.CRITICAL
+    assert [f.level for f in report.findings] == [HealthLevel.CRITICAL, HealthLevel.WARNING]
+    assert "70 tasks" in report.reasons[0]
+    assert "Critical" in report.summary()
+
+
+def test_thresholds_follow_the_config():
+    config = MaintenanceConfig(wal_size_warning_mb=1, wal_size_threshold_mb=2)
+    report = assess_health(config, HealthMeasurements(wal_size_bytes=3 * MB), now=NOW)
+    assert report.level is HealthLevel.CRITICAL
+    assert "limit 2 MB" in report.reasons[0]
+
+
+def test_unmeasured_values_are_not_judged():
+    assert assess_health(MaintenanceConfig(), HealthMeasurements()).level is HealthLevel.OK
+
+
+def test_backup_age_hours_handles_naive_times_and_none():
+    assert backup_age_hours(None) is None
+    naive = (NOW - timedelta(hours=2)).replace(tzinfo=None)
+    assert backup_age_hours(naive, now=NOW) == 2.0
