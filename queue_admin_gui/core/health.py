@@ -8,12 +8,18 @@ sentence naming the measurement, the threshold and what to do.
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from .config import MaintenanceConfig
 from .errors import format_bytes
+from .leases import LeaseManager
+from .manifest import is_backup_file_name, parse_backup_name
+from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from .stats import database_stats
 
 
 class HealthLevel(enum.IntEnum):
@@ -153,3 +159,61 @@ def _backup_findings(config: MaintenanceConfig, measured: HealthMeasurements,
              else config.backup_age_warning_hours)
     return [HealthFinding(level, (
         f"The last backup is {age:.0f} hours old (limit {limit:g} h); back up now (Ctrl+B)."))]
+
+
+@dataclass(frozen=True)
+class HealthSnapshot:
+    """One periodic measurement: the raw statistics, what was judged, and the verdict."""
+
+    stats: dict[str, Any]
+    measured: HealthMeasurements
+    report: HealthReport
+
+
+def latest_backup_time(backup_dir: str | Path) -> tuple[datetime | None, bool]:
+    """The time of the newest backup in ``backup_dir`` and whether there is any backup.
+
+    Reads only the folder listing (times come from the file names, else the modification
+    time), so it is cheap enough to run every few seconds; a missing folder has no backups.
+    """
+    folder = Path(backup_dir)
+    try:
+        names = [entry.name for entry in os.scandir(folder)
+                 if entry.is_file() and is_backup_file_name(entry.name)]
+    except OSError:
+        return None, False
+    newest: datetime | None = None
+    for name in names:
+        parsed = parse_backup_name(name)
+        if parsed is not None:
+            when = parsed[1]
+        else:
+            try:
+                when = datetime.fromtimestamp((folder / name).stat().st_mtime, timezone.utc)
+            except OSError:
+                continue
+        if newest is None or when > newest:
+            newest = when
+    return newest, bool(names)
+
+
+def measure_health(db_path: str | Path, config: MaintenanceConfig,
+                   progress: ProgressCallback | None = None,
+                   cancelled: CancelCheck | None = None) -> HealthSnapshot:
+    """Read the statistics, stale leases and newest backup, and grade them (read-only)."""
+    action = "Reading the database health"
+    report(progress, 0, 3, "Reading statistics")
+    stats = database_stats(db_path, include_task_counts=False)
+    raise_if_cancelled(cancelled, action)
+    stale = None
+    if stats.get("is_queue"):
+        report(progress, 1, 3, "Looking for stale leases")
+        stale = len(LeaseManager(db_path).find_stale_leases(config.stale_lease_timeout_seconds))
+    raise_if_cancelled(cancelled, action)
+    report(progress, 2, 3, "Looking at the backup folder")
+    last_backup_at, has_backups = latest_backup_time(config.backup_dir)
+    measured = HealthMeasurements.from_stats(stats, stale_leases=stale,
+                                             last_backup_at=last_backup_at,
+                                             has_backups=has_backups)
+    report(progress, 3, 3, "Done")
+    return HealthSnapshot(stats, measured, assess_health(config, measured))

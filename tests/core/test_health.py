@@ -69,3 +69,35 @@ def test_backup_age_hours_handles_naive_times_and_none():
     assert backup_age_hours(None) is None
     naive = (NOW - timedelta(hours=2)).replace(tzinfo=None)
     assert backup_age_hours(naive, now=NOW) == 2.0
+
+
+def test_measure_health_reads_a_real_queue(queue_db, tmp_path):
+    import sqlite3
+
+    from queue_admin_gui.core.health import latest_backup_time, measure_health
+
+    backups = tmp_path / "backups"
+    config = MaintenanceConfig(backup_dir=backups, stale_leases_warning=1,
+                               stale_leases_critical=5, stale_lease_timeout_seconds=0)
+    connection = sqlite3.connect(queue_db)
+    with connection:
+        connection.execute(
+            "INSERT INTO task_queue (type, payload, status, lease_until_utc, locked_by) "
+            "VALUES ('render', '{}', 'leased', datetime('now', '-1 hour'), 'gone')")
+    connection.close()
+    snapshot = measure_health(queue_db, config)
+    assert snapshot.measured.stale_leases == 1
+    assert snapshot.measured.has_backups is False
+    assert snapshot.stats["is_queue"] is True
+    assert snapshot.report.level is HealthLevel.CRITICAL
+    assert any("no backup" in reason for reason in snapshot.report.reasons)
+    assert any("expired lease" in reason for reason in snapshot.report.reasons)
+
+    backups.mkdir()
+    (backups / "queue_backup_20261129_101500.db").write_bytes(b"x")
+    (backups / "queue_backup_nightly_20261128_101500.db").write_bytes(b"x")
+    (backups / "notes.txt").write_text("not a backup")
+    newest, any_backups = latest_backup_time(backups)
+    assert any_backups
+    assert newest is not None and newest.astimezone().strftime("%Y%m%d_%H%M%S") == (
+        "20261129_101500")

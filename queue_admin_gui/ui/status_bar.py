@@ -1,0 +1,134 @@
+"""The window's status bar: which file, how big, how old the last backup, and is it healthy.
+
+:class:`DatabaseStatusBar` shows what the periodic stats job measured; it never reads the
+database itself. The health badge says OK, Warning or Critical in words and colour, and its
+tooltip lists the reasons, so a glance at the bottom of the window answers "is it fine?".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QStatusBar, QWidget
+
+from ..core.errors import format_bytes
+from ..core.health import HealthLevel, HealthReport
+from .icons import icon
+
+_BADGE_STYLES = {
+    HealthLevel.OK: "background:#d6f0dd; color:#14532d; border:1px solid #2e9d52;",
+    HealthLevel.WARNING: "background:#ffe8b3; color:#5c3b00; border:1px solid #c77700;",
+    HealthLevel.CRITICAL: "background:#f8d7da; color:#6b1119; border:1px solid #b02a37;",
+}
+_BADGE_ICONS = {HealthLevel.OK: "ok", HealthLevel.WARNING: "warning",
+                HealthLevel.CRITICAL: "critical"}
+_UNKNOWN = "\u2013"
+
+
+def describe_backup_age(last_backup_at: datetime | None, has_backups: bool | None,
+                        now: datetime | None = None) -> str:
+    """The last backup's age as the status bar says it: "2 h ago", "none yet", or a dash."""
+    if has_backups is False:
+        return "none yet"
+    if last_backup_at is None:
+        return _UNKNOWN
+    now = now or datetime.now(timezone.utc)
+    seconds = max(0.0, (now - last_backup_at).total_seconds())
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} days ago"
+
+
+class HealthBadge(QWidget):
+    """A coloured OK / Warning / Critical label whose tooltip gives the reasons."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.icon_label = QLabel(self)
+        self.text_label = QLabel(self)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 0, 6, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.icon_label)
+        layout.addWidget(self.text_label)
+        self.report: HealthReport | None = None
+        self.show_unknown()
+
+    def show_unknown(self) -> None:
+        """No measurement yet (no database, or the first stats job still running)."""
+        self.report = None
+        self.icon_label.clear()
+        self.text_label.setText("Health: not measured yet")
+        self.setStyleSheet("")
+        self.setToolTip("Health appears once the database statistics have been read.")
+
+    def show_report(self, report: HealthReport) -> None:
+        """Show the level of ``report``; the tooltip lists its reasons."""
+        self.report = report
+        self.icon_label.setPixmap(icon(_BADGE_ICONS[report.level]).pixmap(QSize(16, 16)))
+        self.text_label.setText(f"Health: {report.level.label}")
+        self.setObjectName("healthBadge")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setStyleSheet(f"#healthBadge {{{_BADGE_STYLES[report.level]} border-radius:3px;}}")
+        self.setToolTip(report.summary())
+
+    @property
+    def level(self) -> HealthLevel | None:
+        """The level shown, or None before the first measurement."""
+        return None if self.report is None else self.report.level
+
+
+class DatabaseStatusBar(QStatusBar):
+    """Status bar with the database path, sizes, last backup age and the health badge."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.path_label = QLabel("No database open", self)
+        self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.size_label = QLabel(self)
+        self.wal_label = QLabel(self)
+        self.backup_label = QLabel(self)
+        self.badge = HealthBadge(self)
+        self.addWidget(self.path_label, 1)
+        for widget in (self.size_label, self.wal_label, self.backup_label, self.badge):
+            self.addPermanentWidget(widget)
+        self.size_label.setToolTip("Size of the database file (without the -wal file).")
+        self.wal_label.setToolTip("Size of the -wal file: changes not yet checkpointed into "
+                                  "the database file.")
+        self.backup_label.setToolTip("Age of the newest backup in the backup folder.")
+        self.show_database(None)
+
+    def show_database(self, path: Path | None) -> None:
+        """Show which file is open; clears the measurements until the next stats job."""
+        if path is None:
+            self.path_label.setText("No database open")
+            self.path_label.setToolTip("Open a queue database with File > Open (Ctrl+O).")
+        else:
+            self.path_label.setText(str(path))
+            self.path_label.setToolTip(f"The database being administered: {path}")
+        self.size_label.setText(f"DB: {_UNKNOWN}")
+        self.wal_label.setText(f"WAL: {_UNKNOWN}")
+        self.backup_label.setText(f"Last backup: {_UNKNOWN}")
+        self.badge.show_unknown()
+
+    def show_stats(self, stats: dict[str, Any], report: HealthReport,
+                   last_backup_at: datetime | None, has_backups: bool | None) -> None:
+        """Show what the stats job measured and the health it implies."""
+        self.size_label.setText(f"DB: {format_bytes(stats.get('db_size_bytes', 0))}")
+        self.wal_label.setText(f"WAL: {format_bytes(stats.get('wal_size_bytes', 0))}")
+        self.backup_label.setText(
+            f"Last backup: {describe_backup_age(last_backup_at, has_backups)}")
+        self.badge.show_report(report)
+
+    def show_unreadable(self, reason: str) -> None:
+        """The stats job failed: say so in the badge instead of showing stale numbers."""
+        self.badge.show_unknown()
+        self.badge.text_label.setText("Health: cannot read")
+        self.badge.setToolTip(reason)
