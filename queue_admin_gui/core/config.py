@@ -7,6 +7,7 @@ unusable value raises :class:`ConfigError` naming the key or variable and what i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -119,7 +120,8 @@ class MaintenanceConfig:
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
         except OSError as error:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
             raise translate_error(error, f"Saving the settings to '{path}'", ConfigError) from error
         return path
 
