@@ -28,6 +28,7 @@ class JobProgressPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.job: Job | None = None
+        self._connected = False
         self.title_label = QLabel(self)
         self.title_label.setTextFormat(Qt.TextFormat.PlainText)
         font = self.title_label.font()
@@ -67,6 +68,7 @@ class JobProgressPanel(QWidget):
         job.progress.connect(self._on_progress)
         job.started.connect(self._on_started)
         job.finished.connect(self._on_finished)
+        self._connected = True
         if job.is_finished:
             self._on_finished()
             return
@@ -78,6 +80,9 @@ class JobProgressPanel(QWidget):
         return self.job is not None and not self.job.is_finished
 
     def _disconnect(self, job: Job) -> None:
+        if not self._connected:
+            return
+        self._connected = False
         for signal, slot in ((job.progress, self._on_progress),
                              (job.started, self._on_started),
                              (job.finished, self._on_finished)):
