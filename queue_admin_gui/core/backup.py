@@ -1,0 +1,349 @@
+"""Online backups of the queue database, their verification, restore and retention.
+
+A backup is one consistent snapshot: one read transaction on the source for the whole copy
+(writers go on in the WAL, so the copy never restarts), copied in steps so progress shows.
+It is written as ``<final>.partial`` in rollback-journal mode (one self-contained file),
+flushed, checked, given a manifest, and only then renamed to its final name: a crash or a
+full disk never leaves a file that looks like a backup, and never touches the source.
+Restore follows the steps in :mod:`.restore`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from .. import __version__
+from .database import (
+    BUSY_TIMEOUT_MS,
+    QueueDatabase,
+    database_path_of,
+    file_size,
+    require_existing_file,
+    wal_path,
+)
+from .errors import ErrorKind, QueueBackupError, require_free_space, translate_error
+from .manifest import (
+    MANIFEST_FORMAT_VERSION,
+    PARTIAL_SUFFIX,
+    BackupInfo,
+    BackupManifest,
+    backup_file_name,
+    file_sha256,
+    fsync_directory,
+    fsync_file,
+    is_backup_file_name,
+    manifest_path_for,
+    retry_on_windows_lock,
+    sanitize_backup_name,
+    sqlite_library_version,
+    utc_now,
+)
+from .progress import CancelCheck, ProgressCallback, raise_if_cancelled
+from .restore import (
+    DEFAULT_PAGES_PER_STEP,
+    RestoreResult,
+    TargetState,
+    inspect_target,
+    move_aside,
+    write_into,
+)
+from .snapshot import backup_failure, check_copy, copy_snapshot, remove_partial
+from .verify import VerifyReport, check_backup_file
+
+__all__ = [
+    "BackupInfo", "BackupManifest", "BackupResult", "QueueBackup", "RestoreResult",
+    "VerifyReport", "manifest_path_for",
+]
+
+SAFETY_BACKUP_NAME = "pre_restore"
+#: Free space wanted beyond the database and its WAL: 10 % and 16 MB of margin.
+SPACE_MARGIN_RATIO = 0.10
+SPACE_MARGIN_BYTES = 16 * 1024 * 1024
+_MAX_NAME_TRIES = 1000
+#: Restores and deletions in this process go one at a time.
+_WRITE_LOCK = threading.RLock()
+
+
+@dataclass
+class BackupResult:
+    """What one backup produced, for the CLI's ``--json`` and the window's activity log."""
+
+    path: Path
+    size_bytes: int
+    page_count: int
+    seconds: float
+    sha256: str
+    task_counts: dict[str, int] | None
+    manifest: BackupManifest
+    restarts: int = 0
+
+
+def _default_backup_dir(db_path: Path) -> Path:
+    """The configured backup folder, or ``backups`` beside the database without a config module."""
+    try:
+        from .config import MaintenanceConfig
+    except ImportError:
+        return db_path.parent / "backups"
+    try:
+        return Path(MaintenanceConfig.load().backup_dir)
+    except (AttributeError, TypeError):
+        return db_path.parent / "backups"
+
+
+class QueueBackup:
+    """Backups of one queue database: create, verify, restore, list and prune.
+
+    Safe to call from several threads at once: every call opens its own connections, backup
+    names are reserved atomically, and restores and deletions are serialised.
+    """
+
+    def __init__(self, db: QueueDatabase | str | Path, backup_dir: str | Path | None = None,
+                 *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+                 pages_per_step: int = DEFAULT_PAGES_PER_STEP) -> None:
+        self.db = db
+        self.db_path = database_path_of(db)
+        folder = Path(backup_dir) if backup_dir is not None else _default_backup_dir(self.db_path)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise translate_error(error, f"Creating the backup folder '{folder}'",
+                                  QueueBackupError) from error
+        self.backup_dir = folder
+        self.busy_timeout_ms = busy_timeout_ms
+        self.pages_per_step = pages_per_step
+
+    # -- creating -------------------------------------------------------------------------
+
+    def create_backup(self, name: str | None = None, progress: ProgressCallback | None = None,
+                      cancelled: CancelCheck | None = None) -> Path:
+        """Back up the database and return the new file's path (see :meth:`backup`)."""
+        return self.backup(name, progress, cancelled).path
+
+    def backup(self, name: str | None = None, progress: ProgressCallback | None = None,
+               cancelled: CancelCheck | None = None) -> BackupResult:
+        r"""Take one consistent snapshot of the database into the backup folder.
+
+        ``name`` is an optional label placed in the file name. It is checked, not rewritten:
+        a label with path separators, ``..``, ``<>:"/\\|?*``, control characters or a
+        Windows device name (CON, NUL, COM1, ...) raises QueueBackupError (kind INVALID).
+        The file is ``queue_backup_[<name>_]<YYYYMMDD_HHMMSS>.db`` in local time, with
+        ``_2``, ``_3``... added when that name is taken. Cancel removes the partial file.
+        """
+        return self._backup_file(self.db_path, sanitize_backup_name(name), progress, cancelled)
+
+    def _backup_file(self, source: Path, label: str | None,
+                     progress: ProgressCallback | None,
+                     cancelled: CancelCheck | None) -> BackupResult:
+        action = f"Backup of '{source}'"
+        started = time.monotonic()
+        require_existing_file(source, action, QueueBackupError)
+        needed = file_size(source) + file_size(wal_path(source))
+        require_free_space(self.backup_dir,
+                           int(needed * (1 + SPACE_MARGIN_RATIO)) + SPACE_MARGIN_BYTES,
+                           action, QueueBackupError)
+        final, partial = self._reserve_name(label, action)
+        renamed = False
+        manifest_file = manifest_path_for(final)
+        try:
+            snapshot = copy_snapshot(source, partial, action, progress, cancelled,
+                                      self.pages_per_step, self.busy_timeout_ms)
+            check_copy(partial, snapshot, action, progress, cancelled)
+            fsync_file(partial)
+            digest = file_sha256(partial, progress, cancelled, action)
+            size = partial.stat().st_size
+            manifest = BackupManifest(
+                format_version=MANIFEST_FORMAT_VERSION, name=final.name, sha256=digest,
+                size_bytes=size, page_count=snapshot.page_count, page_size=snapshot.page_size,
+                task_counts=snapshot.task_counts, source_path=str(source),
+                created_at=utc_now().isoformat(), sqlite_version=sqlite_library_version(),
+                tool_version=__version__,
+            )
+            manifest.write(final)
+            raise_if_cancelled(cancelled, action)
+            retry_on_windows_lock(lambda: os.replace(partial, final))
+            renamed = True
+            fsync_directory(self.backup_dir)
+        except BaseException as error:
+            failure = (backup_failure(error, action, partial)
+                       if isinstance(error, sqlite3.Error | OSError) else None)
+            if not renamed:
+                remove_partial(partial, manifest_file)
+            if failure is not None:
+                raise failure from error
+            raise
+        return BackupResult(path=final, size_bytes=size, page_count=snapshot.page_count,
+                            seconds=time.monotonic() - started, sha256=digest,
+                            task_counts=snapshot.task_counts, manifest=manifest,
+                            restarts=snapshot.restarts)
+
+    def _reserve_name(self, label: str | None, action: str) -> tuple[Path, Path]:
+        """Claim a free backup name by creating its ``.partial`` exclusively.
+
+        The partial is created before the final name is checked, so two threads or
+        processes never both pick the same name even within one second.
+        """
+        when = datetime.now()  # noqa: DTZ005 - file names carry the admin's local time
+        for sequence in range(1, _MAX_NAME_TRIES):
+            final = self.backup_dir / backup_file_name(label, when, sequence)
+            partial = final.with_name(final.name + PARTIAL_SUFFIX)
+            try:
+                with open(partial, "xb"):
+                    pass
+            except FileExistsError:
+                continue
+            except OSError as error:
+                raise translate_error(error, action, QueueBackupError) from error
+            if final.exists() or manifest_path_for(final).exists():
+                partial.unlink()
+                continue
+            return final, partial
+        raise QueueBackupError(f"{action} failed: no free backup name is left for this second "
+                               "in the backup folder; retry in a moment.", ErrorKind.IO)
+
+    # -- checking -------------------------------------------------------------------------
+
+    def verify_backup(self, backup_path: str | Path) -> bool:
+        """Return True when the backup is sound; otherwise raise QueueBackupError saying why.
+
+        A missing file raises "... not found" (kind NOT_FOUND).
+        """
+        result = self.check_backup(backup_path)
+        if result.ok:
+            return True
+        path = Path(backup_path)
+        if result.kind is ErrorKind.NOT_FOUND:
+            raise QueueBackupError(f"Verifying the backup failed: '{path}' not found; check "
+                                   "the path or choose another backup.", ErrorKind.NOT_FOUND)
+        raise QueueBackupError(f"The backup '{path}' failed verification: {result.problems[0]}",
+                               result.kind)
+
+    def check_backup(self, backup_path: str | Path, progress: ProgressCallback | None = None,
+                     cancelled: CancelCheck | None = None) -> VerifyReport:
+        """Check a backup and list every problem; never raises for a bad file."""
+        return check_backup_file(backup_path, progress, cancelled)
+
+    # -- restoring ------------------------------------------------------------------------
+
+    def restore_backup(self, backup_path: str | Path, target: str | Path | None = None,
+                       safety_backup: bool = True, progress: ProgressCallback | None = None,
+                       cancelled: CancelCheck | None = None) -> RestoreResult:
+        """Replace the database (or ``target``) with a backup, safely.
+
+        The backup is verified first; a healthy current database is backed up as
+        ``pre_restore`` (unless ``safety_backup`` is false); a damaged one is moved aside
+        (renamed, never deleted); then the backup is written into the live file through
+        SQLite's backup API in one transaction. A failure or cancel leaves the database as
+        it was. A database locked by another program raises a LOCKED error.
+        """
+        backup_path = Path(backup_path)
+        target = Path(target) if target is not None else self.db_path
+        action = f"Restoring '{target}' from '{backup_path}'"
+        started = time.monotonic()
+        with _WRITE_LOCK:
+            verdict = self.check_backup(backup_path, progress, cancelled)
+            if not verdict.ok:
+                raise QueueBackupError(f"{action} refused: the backup failed verification: "
+                                       f"{verdict.problems[0]}", verdict.kind)
+            if target.exists() and target.resolve() == backup_path.resolve():
+                raise QueueBackupError(f"{action} refused: the backup and the database are the "
+                                       "same file; choose another backup.", ErrorKind.INVALID)
+            inspection = inspect_target(target, check=not safety_backup, progress=progress,
+                                        cancelled=cancelled,
+                                        busy_timeout_ms=self.busy_timeout_ms)
+            if inspection.state is TargetState.NOT_A_QUEUE:
+                raise QueueBackupError(
+                    f"{action} refused: '{target}' holds an SQLite database that is not a "
+                    f"PrismQ queue ({'; '.join(inspection.problems)}); choose the queue file.",
+                    ErrorKind.NOT_A_QUEUE)
+            safety: Path | None = None
+            corrupt = inspection.state is TargetState.CORRUPT
+            if inspection.state is TargetState.HEALTHY and safety_backup:
+                try:
+                    safety = self._backup_file(target, SAFETY_BACKUP_NAME, progress,
+                                               cancelled).path
+                except QueueBackupError as error:
+                    if error.kind is not ErrorKind.CORRUPT:
+                        raise
+                    corrupt = True
+            moved: list[Path] = []
+            if corrupt or inspection.state is TargetState.MISSING:
+                moved = move_aside(target)
+            write_into(backup_path, target, progress, cancelled,
+                       pages_per_step=self.pages_per_step, busy_timeout_ms=self.busy_timeout_ms)
+        return RestoreResult(restored_from=backup_path, target=target, safety_backup=safety,
+                             seconds=time.monotonic() - started, moved_aside=moved)
+
+    # -- listing and retention ------------------------------------------------------------
+
+    def list_backups(self) -> list[BackupInfo]:
+        """Every backup in the folder, newest first; older ones without a manifest included.
+
+        Partial files of a backup in progress (or of one that crashed) are not listed.
+        """
+        infos: list[BackupInfo] = []
+        try:
+            entries = list(self.backup_dir.iterdir())
+        except FileNotFoundError:
+            return []
+        except OSError as error:
+            raise translate_error(error, f"Listing the backups in '{self.backup_dir}'",
+                                  QueueBackupError) from error
+        for entry in entries:
+            if not is_backup_file_name(entry.name) or not entry.is_file():
+                continue
+            with contextlib.suppress(QueueBackupError):
+                infos.append(BackupInfo.from_path(entry))
+        infos.sort(key=lambda info: (info.created_at, info.sequence, info.path.name),
+                   reverse=True)
+        return infos
+
+    def get_latest_backup(self) -> BackupInfo | None:
+        """The newest backup, or None when the folder holds none."""
+        backups = self.list_backups()
+        return backups[0] if backups else None
+
+    def cleanup_old_backups(self, keep_count: int = 10) -> int:
+        """Delete all but the newest ``keep_count`` backups; returns how many were deleted."""
+        return len(self.prune_backups(keep_count))
+
+    def prune_backups(self, keep_count: int) -> list[Path]:
+        """Delete all but the newest ``keep_count`` backups and their manifests; return those."""
+        if isinstance(keep_count, bool) or not isinstance(keep_count, int) or keep_count < 0:
+            raise QueueBackupError(f"Pruning backups refused: keep count {keep_count!r} must be "
+                                   "a whole number of 0 or more.", ErrorKind.INVALID)
+        deleted: list[Path] = []
+        with _WRITE_LOCK:
+            for info in self.list_backups()[keep_count:]:
+                self.delete_backup(info.path)
+                deleted.append(info.path)
+        return deleted
+
+    def delete_backup(self, backup_path: str | Path) -> None:
+        """Delete one backup file and its manifest (and any -wal/-shm an older backup had).
+
+        Only files named like backups are deleted, never the database itself.
+        """
+        path = Path(backup_path)
+        action = f"Deleting the backup '{path}'"
+        if not is_backup_file_name(path.name):
+            raise QueueBackupError(f"{action} refused: only files named queue_backup_*.db are "
+                                   "backups; choose a backup file.", ErrorKind.INVALID)
+        if path.exists() and self.db_path.exists() and path.resolve() == self.db_path.resolve():
+            raise QueueBackupError(f"{action} refused: it is the live database; choose a "
+                                   "backup file.", ErrorKind.INVALID)
+        require_existing_file(path, action, QueueBackupError)
+        with _WRITE_LOCK:
+            try:
+                retry_on_windows_lock(path.unlink)
+                for extra in (manifest_path_for(path), Path(f"{path}-wal"), Path(f"{path}-shm")):
+                    if extra.exists():
+                        retry_on_windows_lock(extra.unlink)
+            except OSError as error:
+                raise translate_error(error, action, QueueBackupError) from error

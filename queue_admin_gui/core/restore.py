@@ -1,0 +1,276 @@
+"""The steps of checking a backup and restoring it, each callable on its own.
+
+The CLI runs them in one go through :meth:`QueueBackup.restore_backup`; the restore wizard
+runs them one page at a time: :func:`check_backup_file` (is the backup good?),
+:func:`inspect_target` (what is at the destination?), :func:`move_aside` (a damaged
+destination is renamed, never deleted) and :func:`write_into` (the backup is written into
+the destination through SQLite's backup API, in one transaction, so other connections see
+the old database or the new one, never a mix, and a failure or cancel changes nothing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .database import (
+    BUSY_TIMEOUT_MS,
+    check_queue_schema,
+    connect,
+    open_read_only,
+    shm_path,
+)
+from .errors import (
+    ErrorKind,
+    OperationCancelled,
+    QueueAdminError,
+    QueueBackupError,
+    translate_error,
+)
+from .manifest import retry_on_windows_lock
+from .progress import CancelCheck, ProgressCallback, interruptible, is_cancelled, report
+from .verify import VerifyReport, check_backup_file, open_backup_file
+
+__all__ = [
+    "RestoreResult", "TargetInspection", "TargetState", "VerifyReport", "check_backup_file",
+    "inspect_target", "move_aside", "open_backup_file", "write_into",
+]
+
+STAGE_INSPECT = "Checking the current database"
+STAGE_WRITE = "Writing the backup into the database"
+DEFAULT_PAGES_PER_STEP = 1024
+SIDE_FILE_SUFFIXES = ("-wal", "-journal", "-shm")
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+@dataclass
+class RestoreResult:
+    """What a restore did: from which backup, into which file, and what it set aside."""
+
+    restored_from: Path
+    target: Path
+    safety_backup: Path | None
+    seconds: float
+    moved_aside: list[Path] = field(default_factory=list)
+
+
+class TargetState(enum.Enum):
+    """What lies at the path a backup is about to be restored into."""
+
+    MISSING = "missing"
+    EMPTY = "empty"
+    HEALTHY = "healthy"
+    CORRUPT = "corrupt"
+    NOT_A_QUEUE = "not_a_queue"
+
+
+@dataclass
+class TargetInspection:
+    """The destination of a restore as found: its state and, when unhealthy, why."""
+
+    path: Path
+    state: TargetState
+    problems: list[str] = field(default_factory=list)
+    journal_mode: str | None = None
+
+    @property
+    def needs_moving_aside(self) -> bool:
+        """True when the file must be renamed out of the way before the restore."""
+        return self.state is TargetState.CORRUPT
+
+
+def _locked_error(path: Path) -> QueueBackupError:
+    return QueueBackupError(
+        f"Restoring into '{path}' failed: the database is locked by another program; "
+        "close it or retry.",
+        ErrorKind.LOCKED,
+    )
+
+
+def inspect_target(path: str | Path, *, check: bool = True,
+                   progress: ProgressCallback | None = None,
+                   cancelled: CancelCheck | None = None,
+                   busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> TargetInspection:
+    """Find out whether ``path`` is missing, empty, a healthy queue, damaged, or something else.
+
+    With ``check`` the whole file is read (``PRAGMA quick_check``) to find damage; without
+    it only opening and reading the schema are tried. Nothing is changed. A database locked
+    by another program for longer than the busy timeout raises a LOCKED error.
+    """
+    path = Path(path)
+    if not path.exists():
+        return TargetInspection(path, TargetState.MISSING)
+    report(progress, 0, 0, STAGE_INSPECT)
+    try:
+        connection = open_read_only(path, busy_timeout_ms=busy_timeout_ms,
+                                    error_class=QueueBackupError)
+    except QueueAdminError as error:
+        if error.kind in (ErrorKind.CORRUPT, ErrorKind.NOT_A_DATABASE):
+            return TargetInspection(path, TargetState.CORRUPT, [error.message])
+        if error.kind is ErrorKind.LOCKED:
+            raise _locked_error(path) from error
+        raise
+    try:
+        with interruptible(connection, cancelled):
+            mode = str(connection.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            tables = connection.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            if tables == 0:
+                return TargetInspection(path, TargetState.EMPTY, journal_mode=mode)
+            if check:
+                rows = [str(row[0]) for row in connection.execute("PRAGMA quick_check(20)")]
+                if rows != ["ok"]:
+                    return TargetInspection(path, TargetState.CORRUPT, rows, mode)
+            missing = check_queue_schema(connection)
+    except sqlite3.Error as error:
+        translated = translate_error(error, f"Checking '{path}'", QueueBackupError)
+        if translated.kind in (ErrorKind.CORRUPT, ErrorKind.NOT_A_DATABASE):
+            return TargetInspection(path, TargetState.CORRUPT, [translated.message])
+        if translated.kind is ErrorKind.LOCKED:
+            raise _locked_error(path) from error
+        raise translated from error
+    finally:
+        connection.close()
+    if missing:
+        return TargetInspection(path, TargetState.NOT_A_QUEUE, missing, mode)
+    return TargetInspection(path, TargetState.HEALTHY, journal_mode=mode)
+
+
+def move_aside(path: str | Path, when: str | None = None) -> list[Path]:
+    """Rename a damaged database and its -wal/-journal/-shm out of the way; never delete them.
+
+    ``queue.db`` becomes ``queue.db.corrupt-<YYYYMMDD_HHMMSS>`` and its side files
+    ``queue.db.corrupt-<stamp>-wal`` and so on, so SQLite still pairs them if someone opens
+    the set-aside copy to rescue data. Side files are moved even when the database itself
+    is gone, so a stale -wal can never be applied to a restored file. If one rename fails
+    the others are moved back and the error is raised. Returns the new paths.
+    """
+    path = Path(path)
+    stamp = when or time.strftime("%Y%m%d_%H%M%S")
+    base = f"{path.name}.corrupt-{stamp}"
+    sequence = 1
+    while any((path.with_name(base + suffix)).exists() for suffix in ("", *SIDE_FILE_SUFFIXES)):
+        sequence += 1
+        base = f"{path.name}.corrupt-{stamp}_{sequence}"
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for suffix in ("", *SIDE_FILE_SUFFIXES):
+            source = path.with_name(path.name + suffix)
+            if not source.exists():
+                continue
+            destination = path.with_name(base + suffix)
+            retry_on_windows_lock(lambda s=source, d=destination: os.rename(s, d))
+            moved.append((source, destination))
+    except OSError as error:
+        for source, destination in reversed(moved):
+            with contextlib.suppress(OSError):
+                os.rename(destination, source)
+        translated = translate_error(error, f"Moving the damaged '{path}' aside", QueueBackupError)
+        if translated.kind is ErrorKind.PERMISSION and os.name == "nt":
+            raise _locked_error(path) from error
+        raise translated from error
+    return [destination for _, destination in moved]
+
+
+def write_into(backup_path: str | Path, target: str | Path,
+               progress: ProgressCallback | None = None,
+               cancelled: CancelCheck | None = None, *,
+               pages_per_step: int = DEFAULT_PAGES_PER_STEP,
+               busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> int:
+    """Write a backup into ``target`` through SQLite's backup API; returns the pages written.
+
+    The destination stays in one write transaction for every step, so other connections
+    see the old database or the new one, and a failure, a cancel or a crash rolls back.
+    Cancel is honoured until the last step (which commits). A destination locked longer
+    than the busy timeout raises a LOCKED error. A missing ``target`` is created (and put
+    in WAL mode like every queue file); a WAL destination stays in WAL mode. Callers verify
+    the backup and inspect the target first; this step only writes.
+    """
+    backup_path, target = Path(backup_path), Path(target)
+    action = f"Restoring '{target}' from '{backup_path}'"
+    created = not target.exists()
+    if created and any(target.with_name(target.name + s).exists() for s in SIDE_FILE_SUFFIXES):
+        raise QueueBackupError(
+            f"{action} refused: leftover -wal or -journal files of a missing database lie "
+            "beside it; move them aside first.",
+            ErrorKind.INVALID,
+        )
+    total_pages = 0
+    try:
+        with open_backup_file(backup_path) as source:
+            destination = connect(target, busy_timeout_ms=busy_timeout_ms, create=created)
+            try:
+                total_pages = _copy_into(source, destination, action, progress, cancelled,
+                                         pages_per_step, busy_timeout_ms)
+                if created:
+                    destination.execute("PRAGMA journal_mode=WAL")
+                else:
+                    with contextlib.suppress(sqlite3.Error):
+                        destination.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                destination.close()
+    except BaseException as error:
+        if created:
+            _remove_if_empty(target)
+        if isinstance(error, sqlite3.Error | OSError):
+            translated = translate_error(error, action, QueueBackupError)
+            if translated.kind is ErrorKind.LOCKED:
+                raise _locked_error(target) from error
+            raise translated from error
+        raise
+    return total_pages
+
+
+def _copy_into(source: sqlite3.Connection, destination: sqlite3.Connection, action: str,
+               progress: ProgressCallback | None, cancelled: CancelCheck | None,
+               pages_per_step: int, busy_timeout_ms: int) -> int:
+    source_page = int(source.execute("PRAGMA page_size").fetchone()[0])
+    target_page = int(destination.execute("PRAGMA page_size").fetchone()[0])
+    target_mode = str(destination.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    if target_mode == "wal" and source_page != target_page:
+        raise QueueBackupError(
+            f"{action} refused: the backup's page size ({source_page} bytes) differs from the "
+            f"database's ({target_page} bytes), which a WAL database cannot change; restore "
+            "into a new file instead.",
+            ErrorKind.INVALID,
+        )
+    waiting_since = time.monotonic()
+    pages = 0
+
+    def on_step(status: int, remaining: int, total: int) -> None:
+        nonlocal waiting_since, pages
+        if status in _BUSY_CODES:
+            if time.monotonic() - waiting_since >= busy_timeout_ms / 1000:
+                raise QueueBackupError(f"{action} failed: the database is locked by another "
+                                       "program; close it or retry.", ErrorKind.LOCKED)
+            return
+        waiting_since = time.monotonic()
+        pages = total
+        report(progress, total - remaining, total, STAGE_WRITE)
+        if remaining > 0 and is_cancelled(cancelled):
+            raise OperationCancelled(f"{action} was cancelled; nothing was changed.")
+
+    source.execute("BEGIN")
+    try:
+        source.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        source.backup(destination, pages=max(1, pages_per_step), progress=on_step, sleep=0.05)
+    finally:
+        source.execute("COMMIT")
+    return pages
+
+
+def _remove_if_empty(path: Path) -> None:
+    """Remove a database file this restore created when nothing was committed into it."""
+    with contextlib.suppress(OSError):
+        if path.stat().st_size == 0 and not any(
+            path.with_name(path.name + s).exists() for s in ("-wal", "-journal")
+        ):
+            path.unlink()
+            with contextlib.suppress(OSError):
+                shm_path(path).unlink()
+

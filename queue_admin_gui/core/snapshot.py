@@ -1,0 +1,146 @@
+"""The consistent copy at the heart of a backup: one snapshot into one self-contained file.
+
+The source is read inside one read transaction held for the whole copy, so writers go on
+in the WAL and the copy never restarts; the copy goes through SQLite's backup API in steps
+so progress shows, and becomes a rollback-journal file with no -wal beside it. Helpers here
+also check the result and clean up after a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .database import check_queue_schema, connect, sqlite_uri, task_counts
+from .errors import ErrorKind, QueueBackupError, translate_error
+from .manifest import retry_on_windows_lock
+from .progress import CancelCheck, ProgressCallback, interruptible, raise_if_cancelled, report
+from .verify import read_header
+
+STAGE_COPY = "Copying pages"
+STAGE_CHECK = "Checking the copy"
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+@dataclass
+class Snapshot:
+    """What the copy found in its read transaction, recorded in the manifest."""
+
+    page_count: int
+    page_size: int
+    task_counts: dict[str, int] | None
+    restarts: int
+
+
+def copy_snapshot(source_path: Path, partial: Path, action: str,
+                   progress: ProgressCallback | None, cancelled: CancelCheck | None,
+                   pages_per_step: int, busy_timeout_ms: int) -> Snapshot:
+    """Copy the source into ``partial`` from one read transaction held for the whole copy."""
+    source = connect(source_path, busy_timeout_ms=busy_timeout_ms)
+    destination = None
+    try:
+        source.execute("BEGIN")
+        source.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        page_size = int(source.execute("PRAGMA page_size").fetchone()[0])
+        counts = None if check_queue_schema(source) else task_counts(source)
+        destination = sqlite3.connect(sqlite_uri(partial, mode="rw"), uri=True,
+                                      isolation_level=None, check_same_thread=False)
+        destination.execute("PRAGMA synchronous=OFF")
+        destination.execute("PRAGMA journal_mode=OFF")
+        state = {"remaining": None, "restarts": 0, "total": 0, "waiting": time.monotonic()}
+
+        def on_step(status: int, remaining: int, total: int) -> None:
+            if status in _BUSY_CODES:
+                if time.monotonic() - state["waiting"] >= busy_timeout_ms / 1000:
+                    raise QueueBackupError(f"{action} failed: the database is locked by another "
+                                           "program; close it or retry.", ErrorKind.LOCKED)
+                return
+            state["waiting"] = time.monotonic()
+            if state["remaining"] is not None and remaining > state["remaining"]:
+                state["restarts"] += 1
+            state["remaining"], state["total"] = remaining, total
+            report(progress, total - remaining, total, STAGE_COPY)
+            raise_if_cancelled(cancelled, action)
+
+        source.backup(destination, pages=max(1, pages_per_step), progress=on_step, sleep=0.05)
+        source.execute("COMMIT")
+        mode = str(destination.execute("PRAGMA journal_mode=DELETE").fetchone()[0]).lower()
+        if mode != "delete":
+            raise QueueBackupError(f"{action} failed: the copy could not be made a single "
+                                   f"self-contained file (journal mode stayed {mode}); retry.",
+                                   ErrorKind.IO)
+        report(progress, 0, 0, STAGE_CHECK)
+        with interruptible(destination, cancelled):
+            rows = [str(row[0]) for row in destination.execute("PRAGMA quick_check(5)")]
+        pages = int(destination.execute("PRAGMA page_count").fetchone()[0])
+    finally:
+        if destination is not None:
+            destination.close()
+        source.close()
+    if rows != ["ok"]:
+        raise QueueBackupError(f"{action} failed: the copy did not pass SQLite's check "
+                               f"({'; '.join(rows)}), so the database itself is probably "
+                               "damaged; run an integrity check and restore it from a backup.",
+                               ErrorKind.CORRUPT)
+    if pages != state["total"]:
+        raise QueueBackupError(f"{action} failed: the copy has {pages} pages but the snapshot "
+                               f"had {state['total']}; retry.", ErrorKind.IO)
+    return Snapshot(page_count=pages, page_size=page_size, task_counts=counts,
+                     restarts=int(state["restarts"] or 0))
+
+
+def check_copy(partial: Path, snapshot: Snapshot, action: str,
+                progress: ProgressCallback | None, cancelled: CancelCheck | None) -> None:
+    """Make sure the closed partial file is whole and self-contained before it is trusted."""
+    header = read_header(partial)
+    size = partial.stat().st_size
+    problem = None
+    if header is None:
+        problem = "it has no SQLite header"
+    elif header.is_wal:
+        problem = "it is still marked as a WAL file"
+    elif size != snapshot.page_count * snapshot.page_size:
+        problem = f"it has {size} bytes instead of {snapshot.page_count * snapshot.page_size}"
+    elif Path(f"{partial}-wal").exists() or Path(f"{partial}-journal").exists():
+        problem = "a journal file remained beside it"
+    if problem is not None:
+        raise QueueBackupError(f"{action} failed: the copy is not a whole backup ({problem}); "
+                               "retry.", ErrorKind.IO)
+    report(progress, 1, 1, STAGE_CHECK)
+    raise_if_cancelled(cancelled, action)
+
+
+def remove_partial(partial: Path, manifest_file: Path) -> None:
+    """Remove everything a failed or cancelled backup wrote, so nothing looks like a backup."""
+    candidates = [partial, manifest_file, manifest_file.with_name(manifest_file.name + ".tmp")]
+    candidates += [Path(f"{partial}{suffix}") for suffix in ("-journal", "-wal", "-shm")]
+    for leftover in candidates:
+        with contextlib.suppress(OSError):
+            retry_on_windows_lock(leftover.unlink)
+
+
+def backup_failure(error: BaseException, action: str, partial: Path) -> BaseException:
+    """Translate a failure, telling a full disk from other write errors.
+
+    SQLite reports a write refused because the file may grow no further (a quota, a file
+    size limit such as FAT32's 4 GB, or a disk that filled up) as a plain I/O error; trying
+    to append a little to the partial file (deleted right after) tells which it was.
+    """
+    translated = translate_error(error, action, QueueBackupError)
+    if translated.kind is not ErrorKind.IO or not isinstance(error, sqlite3.Error):
+        return translated
+    try:
+        with open(partial, "ab") as handle:
+            handle.write(b"\0" * 8192)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as probe_error:
+        probed = translate_error(probe_error, action, QueueBackupError)
+        if probed.kind is ErrorKind.DISK_FULL:
+            probed.__cause__ = error
+            return probed
+    return translated

@@ -1,0 +1,240 @@
+"""Verification of a backup file before anyone trusts it.
+
+A backup is checked as an untrusted file: opened read-only with ``trusted_schema`` off,
+then its header, its manifest (size and SHA-256), SQLite's ``integrity_check`` and the
+queue schema. Every problem found becomes one sentence in a :class:`VerifyReport`; nothing
+here raises for a bad file, so the window and the CLI can show the whole list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .database import SQLITE_HEADER, check_queue_schema, open_read_only, shm_path, wal_path
+from .errors import (
+    ErrorKind,
+    OperationCancelled,
+    QueueAdminError,
+    QueueBackupError,
+    translate_error,
+)
+from .manifest import BackupManifest, file_sha256, manifest_path_for
+from .progress import CancelCheck, ProgressCallback, interruptible, raise_if_cancelled, report
+
+STAGE_INTEGRITY = "Checking integrity"
+HEADER_BYTES = 100
+MAX_LISTED_DAMAGE = 5
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of checking a backup: ``ok`` when ``problems`` is empty.
+
+    ``problems`` are sentences naming what is wrong; ``notes`` are remarks that do not make
+    the backup unusable (an older backup without a manifest, say). ``kind`` is the kind of
+    the first problem, so callers can pick an exit code or an icon.
+    """
+
+    path: Path
+    ok: bool
+    problems: list[str]
+    manifest: BackupManifest | None
+    notes: list[str] = field(default_factory=list)
+    kind: ErrorKind | None = None
+
+
+@dataclass(frozen=True)
+class SQLiteHeader:
+    """The fields of an SQLite file header that tell a whole file from a truncated one."""
+
+    page_size: int
+    write_version: int
+    read_version: int
+    page_count: int
+    page_count_valid: bool
+
+    @property
+    def expected_size(self) -> int:
+        """Bytes the file must have, by its header (0 when the header does not say)."""
+        return self.page_size * self.page_count if self.page_count_valid else 0
+
+    @property
+    def is_wal(self) -> bool:
+        """True when the file says it is in WAL mode (older backups may)."""
+        return self.write_version == 2 or self.read_version == 2
+
+
+def read_header(path: Path) -> SQLiteHeader | None:
+    """Parse the first 100 bytes of an SQLite file; None when they are not an SQLite header."""
+    with open(path, "rb") as handle:
+        data = handle.read(HEADER_BYTES)
+    if len(data) < HEADER_BYTES or not data.startswith(SQLITE_HEADER):
+        return None
+    raw_page_size = struct.unpack(">H", data[16:18])[0]
+    page_size = 65536 if raw_page_size == 1 else raw_page_size
+    change_counter, page_count = struct.unpack(">II", data[24:32])
+    valid_for = struct.unpack(">I", data[92:96])[0]
+    return SQLiteHeader(page_size=page_size, write_version=data[18], read_version=data[19],
+                        page_count=page_count,
+                        page_count_valid=page_count > 0 and change_counter == valid_for)
+
+
+def _existing_sidecars(path: Path) -> set[Path]:
+    return {side for side in (wal_path(path), shm_path(path)) if side.exists()}
+
+
+@contextlib.contextmanager
+def open_backup_file(path: Path) -> Iterator[sqlite3.Connection]:
+    """Open a backup for reading (untrusted: read-only, trusted_schema off) and close it after.
+
+    Backups made by older tools may still say "WAL" in their header; opening those makes
+    SQLite create an empty -wal and -shm beside them, which a read-only connection cannot
+    remove. Those files, when this open created them and the -wal is empty, are removed
+    afterwards so the backup folder stays as it was.
+    """
+    before = _existing_sidecars(path)
+    connection = open_read_only(path, error_class=QueueBackupError)
+    try:
+        yield connection
+    finally:
+        connection.close()
+        created = _existing_sidecars(path) - before
+        wal = wal_path(path)
+        if wal not in created or wal.stat().st_size == 0:
+            for side in created:
+                with contextlib.suppress(OSError):
+                    side.unlink()
+
+
+def manifest_of(backup_path: Path) -> BackupManifest | None:
+    """The manifest beside a backup, or None when it has none or it cannot be read."""
+    manifest_file = manifest_path_for(backup_path)
+    if not manifest_file.is_file():
+        return None
+    with contextlib.suppress(QueueBackupError):
+        return BackupManifest.read(manifest_file)
+    return None
+
+
+class _Findings:
+    """Problems and notes gathered while checking, each problem with its kind."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[ErrorKind, str]] = []
+        self.notes: list[str] = []
+
+    def problem(self, kind: ErrorKind, sentence: str) -> None:
+        self.problems.append((kind, sentence))
+
+
+def check_backup_file(path: str | Path, progress: ProgressCallback | None = None,
+                      cancelled: CancelCheck | None = None) -> VerifyReport:
+    """Check a backup file and list every problem; never raises for a bad file.
+
+    Raises only :class:`OperationCancelled` when ``cancelled()`` turns true. A missing
+    file is reported as the single problem "... not found".
+    """
+    path = Path(path)
+    found = _Findings()
+    manifest: BackupManifest | None = None
+    if not path.is_file():
+        found.problem(ErrorKind.NOT_FOUND, f"The backup '{path}' was not found; check the path.")
+        return _report(path, found, manifest)
+    size = path.stat().st_size
+    manifest = _check_manifest(path, size, found, progress, cancelled)
+    if size == 0:
+        found.problem(ErrorKind.NOT_A_DATABASE,
+                      "The file is empty (0 bytes), so it holds no backup; use another backup.")
+        return _report(path, found, manifest)
+    header = read_header(path)
+    if header is None:
+        found.problem(ErrorKind.NOT_A_DATABASE,
+                      "The file is not an SQLite database (its header is wrong); "
+                      "use another backup.")
+        return _report(path, found, manifest)
+    if header.expected_size and size < header.expected_size:
+        found.problem(ErrorKind.CORRUPT,
+                      f"The file is truncated: its header promises {header.expected_size} "
+                      f"bytes but it has {size}; use another backup.")
+    if manifest is not None and manifest.page_size != header.page_size:
+        found.problem(ErrorKind.CORRUPT,
+                      f"The page size ({header.page_size}) differs from the manifest's "
+                      f"({manifest.page_size}); use another backup.")
+    _check_contents(path, found, progress, cancelled)
+    return _report(path, found, manifest)
+
+
+def _check_manifest(path: Path, size: int, found: _Findings,
+                    progress: ProgressCallback | None,
+                    cancelled: CancelCheck | None) -> BackupManifest | None:
+    manifest_file = manifest_path_for(path)
+    if not manifest_file.is_file():
+        found.notes.append("This backup has no manifest (it was made by an older tool), so "
+                           "its checksum cannot be compared.")
+        return None
+    try:
+        manifest = BackupManifest.read(manifest_file)
+    except QueueBackupError as error:
+        found.problem(ErrorKind.CORRUPT, error.message)
+        return None
+    if manifest.size_bytes != size:
+        found.problem(ErrorKind.CORRUPT,
+                      f"The file has {size} bytes but its manifest says {manifest.size_bytes}; "
+                      "it was changed or damaged after it was made, so use another backup.")
+    elif size:
+        digest = file_sha256(path, progress, cancelled, f"Verifying '{path}'")
+        if digest != manifest.sha256:
+            found.problem(ErrorKind.CORRUPT,
+                          "The file's bytes no longer match its manifest (SHA-256 differs); it "
+                          "was changed or damaged after it was made, so use another backup.")
+    return manifest
+
+
+def _check_contents(path: Path, found: _Findings, progress: ProgressCallback | None,
+                    cancelled: CancelCheck | None) -> None:
+    """Run integrity_check and the queue schema check on a read-only connection."""
+    action = f"Verifying '{path}'"
+    report(progress, 0, 0, STAGE_INTEGRITY)
+    try:
+        with open_backup_file(path) as connection, interruptible(connection, cancelled):
+            rows = [str(row[0]) for row in connection.execute(
+                f"PRAGMA integrity_check({MAX_LISTED_DAMAGE})")]
+            if rows != ["ok"]:
+                found.problem(ErrorKind.CORRUPT,
+                              f"SQLite's integrity check found damage ({'; '.join(rows)}); "
+                              "use another backup.")
+            missing = check_queue_schema(connection)
+            if missing:
+                found.problem(ErrorKind.NOT_A_QUEUE,
+                              f"The file is an SQLite database but not a PrismQ queue "
+                              f"({'; '.join(missing)}); choose a queue backup.")
+    except (sqlite3.Error, QueueAdminError) as error:
+        translated = translate_error(error, action, QueueBackupError)
+        if isinstance(translated, OperationCancelled):
+            raise translated from error
+        kind = translated.kind
+        if kind is ErrorKind.BUG:
+            raise translated from error
+        found.problem(kind, f"SQLite cannot read the file ({_detail(error)}); use another backup.")
+    raise_if_cancelled(cancelled, action)
+
+
+def _detail(error: BaseException) -> str:
+    cause = error.__cause__ if isinstance(error, QueueAdminError) and error.__cause__ else error
+    return str(cause)
+
+
+def _report(path: Path, found: _Findings, manifest: BackupManifest | None) -> VerifyReport:
+    return VerifyReport(
+        path=path,
+        ok=not found.problems,
+        problems=[sentence for _, sentence in found.problems],
+        manifest=manifest,
+        notes=found.notes,
+        kind=found.problems[0][0] if found.problems else None,
+    )
