@@ -1,0 +1,349 @@
+"""``queue-admin-cli``: the maintenance engine for scripts and Windows Task Scheduler.
+
+The command line is a contract: commands, options, ``--json`` fields and exit codes are
+documented in ``docs/cli.md`` and scripts rely on them. Exit 0 when done, 1 when the
+operation failed or found a problem, 2 for bad usage or an unusable file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from . import __version__
+from .cli_output import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    PROG,
+    CommandResult,
+    ProgressLine,
+    emit,
+    emit_error,
+    exit_code_for,
+)
+from .core.activity import (
+    RESULT_CANCELLED,
+    RESULT_FAILED,
+    RESULT_SUCCEEDED,
+    ActivityEntry,
+    ActivityLog,
+)
+from .core.config import MaintenanceConfig, config_file_path
+from .core.database import ENV_DB_PATH, default_db_path
+from .core.errors import ErrorKind, QueueAdminError
+
+CHECKPOINT_CHOICES = ("passive", "full", "restart", "truncate")
+
+#: Commands whose runs land in the activity log (``leases`` only when it requeues).
+LOGGED_COMMANDS = frozenset({
+    "backup", "verify", "prune", "restore", "checkpoint", "vacuum", "analyze", "optimize",
+    "integrity", "leases",
+})
+
+
+class UsageError(Exception):
+    """The command line could not be understood (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser that reports mistakes to :func:`main` instead of exiting."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        """Raise instead of printing and exiting, so --json can report the mistake too."""
+        raise UsageError(f"{message}; run '{self.prog} --help' for usage.")
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
+    return value
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """--db, --json and --debug, accepted before or after the command name.
+
+    The main parser holds the defaults; each command's copy leaves an option unset unless it
+    is given there, so ``--json backup`` and ``backup --json`` mean the same.
+    """
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--db", type=Path, metavar="PATH", default=default(None),
+                        help=f"queue database (default: {ENV_DB_PATH}, the settings file, "
+                             "then the platform default)")
+    parser.add_argument("--json", action="store_true", default=default(False),
+                        help="print one JSON object on stdout")
+    parser.add_argument("--debug", action="store_true", default=default(False),
+                        help="show the traceback of an unexpected error")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command line: global options, then one sub-command."""
+    parser = _Parser(prog=PROG, description=(
+        "Back up, restore, checkpoint, vacuum and inspect a PrismQ SQLite task queue."),
+        epilog="Exit codes: 0 done, 1 the operation failed or found a problem, "
+               "2 bad usage or an unusable file.")
+    _add_global_options(parser, defaults=True)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                     parser_class=_Parser)
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        _add_global_options(sub, defaults=False)
+        return sub
+
+    backup = command("backup", "Write a consistent, verified backup of the database.")
+    backup.add_argument("--dir", type=Path, help="backup folder (default: from the settings)")
+    backup.add_argument("--name", help="label put into the backup's file name")
+    backup.add_argument("--keep", type=_positive, metavar="K",
+                        help="after a successful backup, keep only the newest K backups")
+
+    verify = command("verify", "Check that a backup file is intact and usable for restore.")
+    verify.add_argument("path", type=Path, metavar="PATH")
+
+    listing = command("list-backups", "List the backups in the backup folder, newest first.")
+    listing.add_argument("--dir", type=Path, help="backup folder (default: from the settings)")
+
+    prune = command("prune", "Delete all but the newest K backups.")
+    prune.add_argument("--keep", type=_positive, metavar="K", required=True)
+    prune.add_argument("--dir", type=Path, help="backup folder (default: from the settings)")
+
+    restore = command("restore", "Replace the database's contents with a backup.")
+    restore.add_argument("path", type=Path, metavar="PATH")
+    restore.add_argument("--yes", action="store_true",
+                         help="confirm: the database's current contents will be replaced")
+    restore.add_argument("--no-safety-backup", action="store_true",
+                         help="skip the backup of the current database taken first")
+
+    checkpoint = command("checkpoint", "Copy the WAL into the database file.")
+    checkpoint.add_argument("--mode", type=str.lower, choices=CHECKPOINT_CHOICES,
+                            help="checkpoint mode (default: from the settings, else passive)")
+
+    command("vacuum", "Rebuild the database file without free pages (blocks writers).")
+    analyze = command("analyze", "Refresh the query planner's statistics.")
+    analyze.add_argument("--table", metavar="T", help="only this table")
+    optimize = command("optimize", "ANALYZE, and with --full also VACUUM.")
+    optimize.add_argument("--full", action="store_true", help="also VACUUM (blocks writers)")
+    integrity = command("integrity", "Run SQLite's integrity check on the database.")
+    integrity.add_argument("--quick", action="store_true", help="faster, fewer checks")
+
+    leases = command("leases", "Find tasks whose worker lease expired, and requeue them.")
+    leases.add_argument("--timeout", type=_count, metavar="S",
+                        help="seconds a lease must be expired to count as stale "
+                             "(default: from the settings)")
+    leases.add_argument("--requeue", action="store_true", help="requeue the stale tasks")
+    leases.add_argument("--dry-run", action="store_true",
+                        help="with --requeue: show what would happen, change nothing")
+
+    command("stats", "Sizes, pages, WAL, fragmentation and task counts.")
+
+    demo = command("demo", "Create a demo queue and optionally run simulated workers on it.")
+    demo.add_argument("--tasks", type=_count, default=2000, metavar="N")
+    demo.add_argument("--workers", type=_count, default=4, metavar="K")
+    demo.add_argument("--seconds", type=_seconds, default=0.0, metavar="S",
+                      help="run the workers for S seconds (default 0: only create the queue)")
+    demo.add_argument("--force", action="store_true",
+                      help="replace the file even when it is not a demo queue")
+    demo.add_argument("--path", type=Path, metavar="P",
+                      help="demo file (default: --db if given, else the user data folder)")
+    return parser
+
+
+class Context:
+    """The parsed command line plus the settings, loaded only when a command needs them."""
+
+    def __init__(self, args: argparse.Namespace, err: TextIO) -> None:
+        self.args = args
+        self.err = err
+        self._config: MaintenanceConfig | None = None
+        self.interrupt = CancelOnInterrupt()
+
+    @property
+    def config(self) -> MaintenanceConfig:
+        """The settings file plus environment overrides (read on first use)."""
+        if self._config is None:
+            self._config = MaintenanceConfig.load()
+        return self._config
+
+    @property
+    def db_path(self) -> Path:
+        """--db, else PRISMQ_QUEUE_DB_PATH, else the settings file, else the platform default."""
+        if self.args.db is not None:
+            chosen = Path(self.args.db)
+        elif os.environ.get(ENV_DB_PATH):
+            chosen = Path(os.environ[ENV_DB_PATH])
+        elif self.config.db_path is not None:
+            chosen = Path(self.config.db_path)
+        else:
+            chosen = default_db_path()
+        return chosen.absolute()
+
+    @property
+    def db_source(self) -> str:
+        """Where :attr:`db_path` came from, for error messages."""
+        if self.args.db is not None:
+            return "--db"
+        if os.environ.get(ENV_DB_PATH):
+            return ENV_DB_PATH
+        if self.config.db_path is not None:
+            return f"the settings file {config_file_path()}"
+        return "the platform default"
+
+    def backup_dir(self) -> Path:
+        """--dir, else the settings' backup folder."""
+        chosen = getattr(self.args, "dir", None)
+        return Path(chosen) if chosen is not None else Path(self.config.backup_dir)
+
+    def progress(self) -> ProgressLine:
+        """A progress printer for slow commands: stderr, terminals only, never with --json."""
+        return ProgressLine(enabled=not self.args.json, stream=self.err)
+
+
+class CancelOnInterrupt:
+    """While active, the first Ctrl+C asks the running operation to stop cleanly.
+
+    The engine checks :meth:`__call__` between steps (and inside VACUUM), then rolls back or
+    removes its partial file; a second Ctrl+C stops at once.
+    """
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._previous: Any = None
+        self._installed = False
+
+    def __call__(self) -> bool:
+        """True once the user pressed Ctrl+C."""
+        return self.requested.is_set()
+
+    def __enter__(self) -> CancelOnInterrupt:
+        """Catch Ctrl+C (main thread only: Python delivers signals there)."""
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_interrupt)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Put the previous Ctrl+C handler back."""
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+    def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested.is_set():
+            raise KeyboardInterrupt
+        self.requested.set()
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    return "--json" in argv
+
+
+def main(argv: list[str] | None = None, *, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    """Run one command and return its exit code (the console entry point)."""
+    from .cli_commands import COMMANDS
+
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = _wants_json(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as error:
+        emit_error(str(error), ErrorKind.INVALID.value, as_json, out, err)
+        return EXIT_USAGE
+    except SystemExit as done:  # --help and --version print, then exit 0
+        return int(done.code or 0)
+    context = Context(args, err)
+    run: Callable[[Context], CommandResult] = COMMANDS[args.command]
+    started = time.monotonic()
+    try:
+        result = run(context)
+    except QueueAdminError as error:
+        message = str(error)
+        if error.kind is ErrorKind.BUG:
+            message = _bug_hint(message, args.debug, err)
+        outcome = RESULT_CANCELLED if error.kind is ErrorKind.CANCELLED else RESULT_FAILED
+        _record_activity(context, outcome, message, started)
+        emit_error(message, error.kind.value, args.json, out, err)
+        return exit_code_for(error)
+    except KeyboardInterrupt:
+        message = (f"{args.command} was cancelled (Ctrl+C); the engine left the data as it "
+                   "was or as a completed step.")
+        _record_activity(context, RESULT_CANCELLED, message, started)
+        emit_error(message, ErrorKind.CANCELLED.value, args.json, out, err)
+        return EXIT_FAILED
+    except Exception as error:  # a bug: one line, the traceback only on request
+        message = _bug_hint(f"{args.command} failed unexpectedly "
+                            f"({type(error).__name__}: {error})", args.debug, err)
+        _record_activity(context, RESULT_FAILED, message, started)
+        emit_error(message, ErrorKind.BUG.value, args.json, out, err)
+        return EXIT_FAILED
+    if result.problem is None:
+        _record_activity(context, RESULT_SUCCEEDED, result.headline, started)
+    else:
+        _record_activity(context, RESULT_FAILED, str(result.problem), started)
+    return emit(result, args.json, out, err)
+
+
+def _is_logged(args: argparse.Namespace) -> bool:
+    if args.command == "leases":
+        return bool(args.requeue and not args.dry_run)
+    return args.command in LOGGED_COMMANDS
+
+
+def _record_activity(context: Context, outcome: str, message: str, started: float) -> None:
+    """Add the run to the activity log the window shows; a log failure is only a warning."""
+    args = context.args
+    if not _is_logged(args):
+        return
+    parameters = {key: value for key, value in vars(args).items()
+                  if key not in ("command", "db", "json", "debug") and value not in (None, False)}
+    try:
+        database: Path | None = context.db_path
+    except QueueAdminError:
+        database = None
+    entry = ActivityEntry.now(f"cli {args.command}", parameters=parameters, result=outcome,
+                              message=message, duration_seconds=time.monotonic() - started,
+                              database=database)
+    try:
+        ActivityLog().append(entry)
+    except QueueAdminError as error:
+        context.err.write(f"{PROG}: warning: {error}\n")
+
+
+def _bug_hint(message: str, debug: bool, err: TextIO) -> str:
+    """Add the --debug hint to a bug's message, or print the traceback when debugging."""
+    if debug:
+        traceback.print_exc(file=err)
+        return message
+    return message.rstrip(".") + "; run with --debug for the traceback."
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""The commands of ``queue-admin-cli``: each calls the engine once and describes the result.
+
+Every command takes the :class:`~queue_admin_gui.cli.Context` and returns a
+:class:`~queue_admin_gui.cli_output.CommandResult`; errors are the engine's own
+:class:`QueueAdminError` sentences, which :func:`queue_admin_gui.cli.main` prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .cli_output import EXIT_FAILED, CommandResult
+from .core.backup import QueueBackup
+from .core.database import file_size, require_existing_file
+from .core.demo import DemoWorkers, create_demo_queue, demo_queue_path
+from .core.errors import (
+    ErrorKind,
+    QueueBackupError,
+    QueueMaintenanceError,
+    format_bytes,
+)
+from .core.leases import LeaseManager
+from .core.maintenance import QueueMaintenance
+from .core.verify import check_backup_file
+
+if TYPE_CHECKING:
+    from .cli import Context
+
+def _database(context: Context, action: str) -> Path:
+    """The database path, refused with a sentence naming where it came from when missing."""
+    path = context.db_path
+    if not path.is_file():
+        raise QueueMaintenanceError(
+            f"{action} failed: the database '{path}' (from {context.db_source}) was not "
+            "found; pass --db PATH or set PRISMQ_QUEUE_DB_PATH.",
+            ErrorKind.NOT_FOUND,
+        )
+    return path
+
+
+def _backups(context: Context) -> QueueBackup:
+    return QueueBackup(context.db_path, context.backup_dir())
+
+
+def backup(context: Context) -> CommandResult:
+    """Write a verified backup; with --keep, prune older backups after it succeeded."""
+    args = context.args
+    _database(context, "Backup")
+    engine = _backups(context)
+    progress = context.progress()
+    try:
+        with context.interrupt:
+            made = engine.backup(args.name, progress=progress, cancelled=context.interrupt)
+    finally:
+        progress.clear()
+    data: dict[str, Any] = {
+        "path": made.path, "size_bytes": made.size_bytes, "page_count": made.page_count,
+        "seconds": made.seconds, "sha256": made.sha256, "task_counts": made.task_counts,
+        "restarts": made.restarts,
+    }
+    shown = ["path", "size_bytes", "page_count", "seconds", "task_counts", "sha256"]
+    if args.keep is not None:
+        data["pruned"] = engine.prune_backups(args.keep)
+        shown.append("pruned")
+    return CommandResult("Backup written and verified.", data, shown)
+
+
+def verify(context: Context) -> CommandResult:
+    """Check a backup file: exit 1 when it is not usable, 2 when PATH does not exist."""
+    path = require_existing_file(context.args.path, "Verification", QueueBackupError)
+    progress = context.progress()
+    try:
+        with context.interrupt:
+            report = check_backup_file(path, progress=progress, cancelled=context.interrupt)
+    finally:
+        progress.clear()
+    data = {"path": path, "problems": report.problems, "notes": report.notes,
+            "manifest": report.manifest}
+    notes = [f"  note: {note}" for note in report.notes]
+    if report.ok:
+        return CommandResult("The backup is intact and can be restored.", data, ["path"], notes)
+    first = report.problems[0].rstrip(".")
+    more = len(report.problems) - 1
+    problem = QueueBackupError(
+        f"The backup '{path}' failed verification: {first}"
+        + (f" (and {more} more problem(s))" if more else "") + ".",
+        report.kind or ErrorKind.CORRUPT)
+    lines = [f"  - {item}" for item in report.problems] + notes
+    return CommandResult("The backup is NOT usable:", data, ["path"], lines, problem,
+                         failure_exit=EXIT_FAILED)
+
+
+def list_backups(context: Context) -> CommandResult:
+    """List the backups in the folder, newest first."""
+    folder = context.backup_dir()
+    found = _backups(context).list_backups()
+    rows = [{"path": info.path, "created_at": info.created_at, "size_bytes": info.size_bytes,
+             "verified": info.has_manifest, "has_manifest": info.has_manifest}
+            for info in found]
+    lines = [f"  {info.created_at.astimezone():%Y-%m-%d %H:%M:%S}  "
+             f"{format_bytes(info.size_bytes):>9}  "
+             f"{'manifest   ' if info.has_manifest else 'no manifest'}  {info.path.name}"
+             for info in found]
+    headline = f"{len(rows)} backup(s) in {folder}" + (":" if rows else ".")
+    return CommandResult(headline, {"backup_dir": folder, "backups": rows}, (), lines)
+
+
+def prune(context: Context) -> CommandResult:
+    """Delete all but the newest K backups."""
+    deleted = _backups(context).prune_backups(context.args.keep)
+    return CommandResult(f"Kept the newest {context.args.keep} backup(s); deleted "
+                         f"{len(deleted)}.", {"deleted": deleted}, ["deleted"])
+
+
+def restore(context: Context) -> CommandResult:
+    """Restore a backup into the database; refused (exit 2) without --yes."""
+    args = context.args
+    target = context.db_path
+    if not args.yes:
+        raise QueueBackupError(
+            f"Restore refused: it replaces the contents of '{target}' with '{args.path}'; "
+            "add --yes to confirm.", ErrorKind.INVALID)
+    source = require_existing_file(args.path, "Restore", QueueBackupError)
+    progress = context.progress()
+    try:
+        with context.interrupt:
+            done = _backups(context).restore_backup(
+                source, target, safety_backup=not args.no_safety_backup, progress=progress,
+                cancelled=context.interrupt)
+    finally:
+        progress.clear()
+    data = {"restored_from": done.restored_from, "target": done.target,
+            "safety_backup": done.safety_backup, "seconds": done.seconds,
+            "moved_aside": done.moved_aside}
+    return CommandResult("Database restored.", data,
+                         ["restored_from", "target", "safety_backup", "seconds", "moved_aside"])
+
+
+def checkpoint(context: Context) -> CommandResult:
+    """Checkpoint the WAL; exit 1 when readers or writers kept it from finishing."""
+    path = _database(context, "Checkpoint")
+    mode = (context.args.mode or context.config.checkpoint_mode).upper()
+    result = QueueMaintenance(path).checkpoint(mode)
+    keys = ["mode", "busy", "log_frames", "checkpointed_frames", "wal_bytes_before",
+            "wal_bytes_after", "seconds"]
+    data = {key: result[key] for key in keys}
+    problem = None
+    if data["busy"]:
+        problem = QueueMaintenanceError(
+            f"Checkpoint ({mode}) could not finish: other connections were reading or writing "
+            f"({data['log_frames'] - data['checkpointed_frames']} WAL frames left); retry "
+            "later or use PASSIVE.", ErrorKind.LOCKED)
+    return CommandResult(f"Checkpoint ({mode}) {'incomplete' if problem else 'done'}.", data,
+                         keys, problem=problem)
+
+
+def vacuum(context: Context) -> CommandResult:
+    """Rebuild the file without free pages; sizes before and after."""
+    path = _database(context, "VACUUM")
+    progress = context.progress()
+    try:
+        with context.interrupt:
+            result = QueueMaintenance(path).vacuum(progress=progress,
+                                                   cancelled=context.interrupt)
+    finally:
+        progress.clear()
+    keys = ["size_before", "size_after", "freed_bytes", "seconds"]
+    return CommandResult("VACUUM done.", {key: result[key] for key in keys}, keys)
+
+
+def analyze(context: Context) -> CommandResult:
+    """Refresh planner statistics for the whole file or one table."""
+    path = _database(context, "ANALYZE")
+    size = file_size(path)
+    result = QueueMaintenance(path).analyze(context.args.table)
+    data = {"table": result.get("table"), "size_before": size,
+            "size_after": file_size(path), "seconds": result["seconds"]}
+    return CommandResult("ANALYZE done.", data, ["table", "seconds"])
+
+
+def optimize(context: Context) -> CommandResult:
+    """ANALYZE, plus VACUUM with --full; sizes before and after."""
+    path = _database(context, "Optimize")
+    progress = context.progress()
+    try:
+        with context.interrupt:
+            result = QueueMaintenance(path).optimize(
+                context.args.full, progress=progress, cancelled=context.interrupt)
+    finally:
+        progress.clear()
+    data = {"analyzed": result["analyzed"], "vacuumed": result["vacuumed"],
+            "size_before": _stats_size(result["stats_before"]),
+            "size_after": _stats_size(result["stats_after"]), "seconds": result["seconds"],
+            "stats_before": result["stats_before"], "stats_after": result["stats_after"]}
+    return CommandResult("Optimize done.", data,
+                         ["analyzed", "vacuumed", "size_before", "size_after", "seconds"])
+
+
+def integrity(context: Context) -> CommandResult:
+    """Run SQLite's integrity check; exit 1 when it reports problems."""
+    path = _database(context, "Integrity check")
+    with context.interrupt:
+        found = QueueMaintenance(path).integrity_check(quick=context.args.quick,
+                                                       cancelled=context.interrupt)
+    problems = [] if found == ["ok"] else found
+    data = {"path": path, "quick": context.args.quick, "problems": problems}
+    if not problems:
+        return CommandResult("Integrity check passed.", data, ["path"])
+    problem = QueueMaintenanceError(
+        f"The integrity check of '{path}' found {len(problems)} problem(s), first: "
+        f"{problems[0].rstrip('.')}; restore from a backup.", ErrorKind.CORRUPT)
+    return CommandResult("Integrity check FAILED:", data, ["path"],
+                         [f"  - {item}" for item in problems], problem)
+
+
+def leases(context: Context) -> CommandResult:
+    """Find stale leases; with --requeue recover them (--dry-run only previews)."""
+    args = context.args
+    path = _database(context, "Stale lease check")
+    timeout = args.timeout if args.timeout is not None else \
+        context.config.stale_lease_timeout_seconds
+    manager = LeaseManager(path)
+    data: dict[str, Any] = {"timeout_seconds": timeout, "dry_run": args.dry_run or not
+                            args.requeue}
+    if args.requeue:
+        result = manager.requeue_stale_leases(timeout, dry_run=args.dry_run)
+        data.update(stale=result.stale, requeued=result.requeued,
+                    dead_lettered=result.dead_lettered, task_ids=result.task_ids,
+                    requeued_ids=result.requeued_ids, dead_lettered_ids=result.dead_lettered_ids)
+        verb = "would be" if args.dry_run else "were"
+        headline = (f"{result.stale} stale lease(s): {result.requeued} {verb} requeued, "
+                    f"{result.dead_lettered} {verb} dead-lettered.")
+    else:
+        stale = manager.find_stale_leases(timeout)
+        data.update(stale=len(stale), requeued=0, dead_lettered=0,
+                    task_ids=[task.id for task in stale])
+        headline = f"{len(stale)} stale lease(s) found" + (
+            "; run with --requeue to recover them." if stale else ".")
+    return CommandResult(headline, data, ["timeout_seconds", "stale", "requeued",
+                                          "dead_lettered", "task_ids"])
+
+
+def stats(context: Context) -> CommandResult:
+    """Stats: sizes, pages, WAL, fragmentation and task counts."""
+    path = _database(context, "Reading statistics")
+    result = QueueMaintenance(path).get_database_stats()
+    return CommandResult(f"Statistics of {path}", result,
+                         [key for key in result if key not in _STATS_HIDDEN])
+
+
+def demo(context: Context) -> CommandResult:
+    """Create a demo queue, then optionally run simulated workers on it for a while."""
+    args = context.args
+    path = Path(args.path or args.db or demo_queue_path()).absolute()
+    info = create_demo_queue(path, tasks=args.tasks, force=args.force)
+    data: dict[str, Any] = {"path": info.path, "tasks": info.tasks}
+    shown = ["path", "tasks"]
+    if args.seconds > 0 and args.workers > 0:
+        workers = DemoWorkers(info.path, args.workers)
+        workers.start()
+        deadline = time.monotonic() + args.seconds
+        try:
+            while workers.is_running and time.monotonic() < deadline:
+                time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+        except KeyboardInterrupt:
+            data["interrupted"] = True
+        finally:
+            workers.stop()
+        data.update(workers=args.workers, seconds=args.seconds, stats=asdict(workers.stats))
+        shown += ["workers", "seconds", "stats"]
+    return CommandResult("Demo queue ready.", data, shown)
+
+
+#: Stats fields scripts get but a person does not need twice (the headline names the path).
+_STATS_HIDDEN = frozenset({"path", "total_size_mb", "wal_size_mb"})
+
+
+def _stats_size(stats_result: dict[str, Any]) -> int:
+    return int(stats_result.get("db_size_bytes", 0)) + int(stats_result.get("wal_size_bytes", 0))
+
+
+COMMANDS: dict[str, Callable[[Context], CommandResult]] = {
+    "backup": backup, "verify": verify, "list-backups": list_backups, "prune": prune,
+    "restore": restore, "checkpoint": checkpoint, "vacuum": vacuum, "analyze": analyze,
+    "optimize": optimize, "integrity": integrity, "leases": leases, "stats": stats,
+    "demo": demo,
+}
