@@ -86,13 +86,21 @@ class QueueMaintenance:
         started = time.perf_counter()
         wal_before = file_size(wal_path(self.db_path))
         with self._writer(action) as connection:
-            busy, log, checkpointed = connection.execute(_CHECKPOINT_SQL[normalised]).fetchone()
+            frames = checkpointed = -1
+            if normalised == self.CHECKPOINT_TRUNCATE:
+                # A successful TRUNCATE reports 0 frames (the WAL is gone); a PASSIVE pass
+                # first, which TRUNCATE would do anyway, tells how many frames there were.
+                _, frames, checkpointed = connection.execute(_CHECKPOINT_SQL["PASSIVE"]
+                                                             ).fetchone()
+            busy, log, done = connection.execute(_CHECKPOINT_SQL[normalised]).fetchone()
+        if not (busy == 0 and log == 0 and frames > 0):
+            frames, checkpointed = log, done
         return {
             "mode": normalised,
             "busy": int(busy),
             "log": int(log),
-            "checkpointed": int(checkpointed),
-            "log_frames": int(log),
+            "checkpointed": int(done),
+            "log_frames": int(frames),
             "checkpointed_frames": int(checkpointed),
             "wal_bytes_before": wal_before,
             "wal_bytes_after": file_size(wal_path(self.db_path)),
