@@ -1,0 +1,365 @@
+"""The Leases tab: tasks held by workers, stale leases and their recovery, dead letters.
+
+A worker that dies holding a task leaves it in flight until its lease is requeued. The tab
+lists every in-flight task with its owner and how long its lease is overdue, marks the stale
+ones, previews exactly which tasks a requeue would touch, and requeues them after asking.
+Workers are listed with their heartbeat age; dead tasks can be retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.leases import DeadTask, LeasedTask, LeaseManager, RequeueResult, WorkerInfo
+from ..core.progress import CancelCheck, ProgressCallback
+from ..session import TOPIC_LEASES, TOPIC_STATS, Session
+from .widgets import (
+    BAD_COLOUR,
+    GOOD_COLOUR,
+    Column,
+    MaintenanceTab,
+    RecordTableModel,
+    explanation,
+    format_age,
+    make_table,
+    set_status,
+    status_label,
+)
+
+#: Dead tasks listed at most (the newest first).
+DEAD_TASK_LIMIT = 500
+#: The timeout spin box waits this long after the last change before reloading.
+TIMEOUT_SETTLE_MS = 400
+
+
+@dataclass
+class LeaseSnapshot:
+    """Everything the tab shows, read in one job."""
+
+    in_flight: list[LeasedTask]
+    workers: list[WorkerInfo]
+    dead: list[DeadTask]
+    timeout_seconds: int
+
+
+def read_lease_snapshot(db_path: Path, timeout_seconds: int) -> LeaseSnapshot:
+    """In-flight tasks, workers and dead tasks of a queue file (runs in a job)."""
+    manager = LeaseManager(db_path)
+    return LeaseSnapshot(manager.in_flight_tasks(timeout_seconds), manager.list_workers(),
+                         manager.dead_tasks(DEAD_TASK_LIMIT), timeout_seconds)
+
+
+def _utc(text: str | None) -> str:
+    return f"{text} UTC" if text else "\u2013"
+
+
+def _overdue(task: LeasedTask) -> str:
+    if task.expired_seconds is None:
+        return "not yet"
+    return format_age(task.expired_seconds)
+
+
+def _ids_sentence(ids: list[int], limit: int = 30) -> str:
+    shown = ", ".join(str(task_id) for task_id in ids[:limit])
+    more = len(ids) - limit
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+class LeasesTab(MaintenanceTab):
+    """In-flight tasks with stale leases marked, requeue with preview, workers, dead tasks."""
+
+    topics = (TOPIC_LEASES,)
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(session, parent)
+        self.preview_ids: dict[int, str] = {}
+        self.timeout_spin = QSpinBox()
+        self.timeout_spin.setRange(0, 7 * 86400)
+        self.timeout_spin.setSingleStep(60)
+        self.timeout_spin.setSuffix(" s")
+        self.timeout_spin.setValue(int(session.config.stale_lease_timeout_seconds))
+        self.timeout_spin.setToolTip(
+            "A lease counts as stale once it has been expired for longer than this.")
+        self.refresh_button = QPushButton("Refresh")
+        self.preview_button = QPushButton("Preview")
+        self.requeue_button = QPushButton("Requeue stale...")
+        self.retry_button = QPushButton("Retry selected...")
+        self.in_flight_model: RecordTableModel[LeasedTask] = RecordTableModel([
+            Column("ID", lambda t: str(t.id), numeric=True, sort_key=lambda t: t.id),
+            Column("Type", lambda t: t.type),
+            Column("Status", lambda t: t.status),
+            Column("Owner (worker)", lambda t: t.locked_by or "\u2013"),
+            Column("Lease expires", lambda t: _utc(t.lease_until_utc)),
+            Column("Overdue", _overdue, numeric=True,
+                   tooltip="How long ago the lease ran out."),
+            Column("Attempts", lambda t: f"{t.attempts} of {t.max_attempts}", numeric=True),
+            Column("Stale", lambda t: "stale" if t.stale else "",
+                   tooltip="Expired for longer than the timeout: the worker is presumed dead."),
+            Column("Requeue would", lambda t: self.preview_ids.get(t.id, ""),
+                   tooltip="Filled in by Preview: what a requeue would do to this task."),
+        ], highlight=lambda t: t.stale)
+        self.workers_model: RecordTableModel[WorkerInfo] = RecordTableModel([
+            Column("Worker", lambda w: w.worker_id),
+            Column("Last heartbeat", lambda w: f"{format_age(w.heartbeat_age_seconds)} ago",
+                   numeric=True, sort_key=lambda w: w.heartbeat_age_seconds),
+            Column("Tasks held", lambda w: str(w.leased_tasks), numeric=True),
+            Column("Capabilities", lambda w: w.capabilities),
+        ], highlight=self._worker_silent)
+        self.dead_model: RecordTableModel[DeadTask] = RecordTableModel([
+            Column("ID", lambda t: str(t.id), numeric=True),
+            Column("Type", lambda t: t.type),
+            Column("Attempts", lambda t: f"{t.attempts} of {t.max_attempts}", numeric=True),
+            Column("Finished", lambda t: _utc(t.finished_at_utc or t.updated_at_utc)),
+            Column("Last error", lambda t: t.error_message or "\u2013"),
+        ])
+        self.in_flight_view = make_table(self.in_flight_model)
+        self.workers_view = make_table(self.workers_model)
+        self.dead_view = make_table(self.dead_model, multi_select=True)
+        self.summary_label = status_label()
+        self.result_label = status_label()
+        self.dead_label = QLabel()
+        self._settle_timer = QTimer(self)
+        self._settle_timer.setSingleShot(True)
+        self._settle_timer.setInterval(TIMEOUT_SETTLE_MS)
+        self._build_layout()
+        self.add_action(self.refresh_button, "Reload tasks, workers and dead letters.")
+        self.add_action(self.preview_button,
+                        "List exactly which tasks a requeue would touch, without changing "
+                        "anything.", queue_only=True)
+        self.add_action(self.requeue_button,
+                        "Put every stale task back in the queue (or in the dead letters when "
+                        "it has no attempts left).", writes=True, queue_only=True)
+        self.add_action(self.retry_button,
+                        "Send the selected dead tasks back to the queue with attempts reset.",
+                        writes=True, queue_only=True)
+        self.refresh_button.clicked.connect(self.refresh)
+        self.preview_button.clicked.connect(self._on_preview_clicked)
+        self.requeue_button.clicked.connect(self._on_requeue_clicked)
+        self.retry_button.clicked.connect(self._on_retry_clicked)
+        self.timeout_spin.valueChanged.connect(self._on_timeout_changed)
+        self._settle_timer.timeout.connect(self.refresh)
+        self.dead_view.selectionModel().selectionChanged.connect(self._update_retry_label)
+        session.config_changed.connect(self._on_config_changed)
+        self._update_retry_label()
+
+    def _build_layout(self) -> None:
+        in_flight = QGroupBox("In-flight tasks")
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Stale when the lease expired more than"))
+        controls.addWidget(self.timeout_spin)
+        controls.addWidget(QLabel("ago"))
+        controls.addStretch(1)
+        for button in (self.refresh_button, self.preview_button, self.requeue_button):
+            controls.addWidget(button)
+        box = QVBoxLayout(in_flight)
+        box.addWidget(explanation(
+            "Tasks a worker has claimed. When a worker dies its lease runs out and the task "
+            "waits forever: stale tasks are shown in red. Preview first, then requeue them."))
+        box.addLayout(controls)
+        box.addWidget(self.summary_label)
+        box.addWidget(self.in_flight_view, 1)
+        box.addWidget(self.result_label)
+
+        workers = QGroupBox("Workers")
+        workers_box = QVBoxLayout(workers)
+        workers_box.addWidget(explanation(
+            "Registered workers. A worker silent for longer than the timeout is shown in red."))
+        workers_box.addWidget(self.workers_view)
+
+        dead = QGroupBox("Dead tasks")
+        dead_box = QVBoxLayout(dead)
+        dead_box.addWidget(explanation(
+            "Tasks that used up all their attempts. Select some and retry them once the "
+            "cause is fixed."))
+        dead_box.addWidget(self.dead_view, 1)
+        dead_row = QHBoxLayout()
+        dead_row.addWidget(self.dead_label, 1)
+        dead_row.addWidget(self.retry_button)
+        dead_box.addLayout(dead_row)
+
+        bottom = QSplitter()
+        bottom.addWidget(workers)
+        bottom.addWidget(dead)
+        bottom.setStretchFactor(0, 2)
+        bottom.setStretchFactor(1, 3)
+        bottom.setChildrenCollapsible(False)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(in_flight)
+        splitter.addWidget(bottom)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        splitter.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.progress_panel)
+
+    @property
+    def timeout_seconds(self) -> int:
+        """The stale-lease timeout chosen in the spin box."""
+        return int(self.timeout_spin.value())
+
+    def refresh(self) -> None:
+        """Reload in-flight tasks, workers and dead tasks."""
+        path = self.session.db_path
+        if path is None:
+            return
+        timeout = self.timeout_seconds
+        self.run_load("Load leases",
+                      lambda progress, cancelled: read_lease_snapshot(path, timeout),
+                      self._on_loaded)
+
+    def _on_loaded(self, snapshot: LeaseSnapshot) -> None:
+        if snapshot.timeout_seconds != self.timeout_seconds:
+            self.preview_ids = {}
+        self.in_flight_model.set_records(snapshot.in_flight)
+        self.workers_model.set_records(snapshot.workers)
+        self.dead_model.set_records(snapshot.dead)
+        stale = sum(1 for task in snapshot.in_flight if task.stale)
+        in_flight = len(snapshot.in_flight)
+        if stale:
+            set_status(self.summary_label,
+                       f"{in_flight:,} tasks in flight, {stale:,} of them stale: their "
+                       "worker is presumed dead and they will not run until requeued.",
+                       BAD_COLOUR, bold=True)
+        else:
+            set_status(self.summary_label,
+                       f"{in_flight:,} tasks in flight, none stale.", GOOD_COLOUR)
+        self._update_retry_label()
+
+    def _worker_silent(self, worker: WorkerInfo) -> bool:
+        return worker.heartbeat_age_seconds > self.timeout_seconds
+
+    def _on_timeout_changed(self, _value: int) -> None:
+        self.preview_ids = {}
+        self.result_label.clear()
+        if self.session.db_path is not None:
+            self._settle_timer.start()
+
+    def _on_config_changed(self, config: object) -> None:
+        timeout = getattr(config, "stale_lease_timeout_seconds", None)
+        if timeout is not None:
+            self.timeout_spin.setValue(int(timeout))
+
+    # -- preview and requeue --------------------------------------------------------------
+    def _dry_run_job(self, on_done: Callable[[RequeueResult], None]) -> None:
+        path = self.session.db_path
+        if path is None:
+            return
+        timeout = self.timeout_seconds
+
+        def dry_run(progress: ProgressCallback, cancelled: CancelCheck) -> RequeueResult:
+            return LeaseManager(path).requeue_stale_leases(timeout, dry_run=True)
+
+        self.run_job("Preview requeue", dry_run, parameters={"timeout_seconds": timeout},
+                     on_done=on_done)
+
+    def _on_preview_clicked(self) -> None:
+        self._dry_run_job(self._show_preview)
+
+    def _show_preview(self, preview: RequeueResult) -> None:
+        self.preview_ids = {task_id: "requeue" for task_id in preview.requeued_ids}
+        self.preview_ids.update({task_id: "dead letters" for task_id in
+                                 preview.dead_lettered_ids})
+        self.in_flight_model.set_records(self.in_flight_model.records)
+        if not preview.task_ids:
+            set_status(self.result_label, "Preview: no stale leases; a requeue would change "
+                       "nothing.", GOOD_COLOUR)
+            return
+        set_status(self.result_label,
+                   f"Preview: a requeue would touch {preview.stale:,} tasks (IDs "
+                   f"{_ids_sentence(preview.task_ids)}): {preview.requeued:,} back to the "
+                   f"queue, {preview.dead_lettered:,} to the dead letters (no attempts left).")
+        self.result_label.setToolTip(", ".join(str(i) for i in preview.task_ids))
+
+    def _on_requeue_clicked(self) -> None:
+        self._dry_run_job(self._confirm_requeue)
+
+    def _confirm_requeue(self, preview: RequeueResult) -> None:
+        self._show_preview(preview)
+        if not preview.task_ids:
+            self.session.messages.info("No stale leases to requeue; nothing was changed.")
+            return
+        timeout = self.timeout_seconds
+        text = (f"Requeue {preview.stale:,} stale tasks (IDs {_ids_sentence(preview.task_ids)})?"
+                f" {preview.requeued:,} go back to the queue and {preview.dead_lettered:,} to "
+                "the dead letters. A task whose worker finishes it meanwhile is left alone.")
+        if not self.session.messages.confirm("Requeue stale tasks", text,
+                                             confirm_label="Requeue", destructive=True):
+            return
+        path = self.session.db_path
+        if path is None:
+            return
+
+        def requeue(progress: ProgressCallback, cancelled: CancelCheck) -> RequeueResult:
+            return LeaseManager(path).requeue_stale_leases(timeout)
+
+        self.run_job("Requeue stale leases", requeue, writes=True,
+                     parameters={"timeout_seconds": timeout}, on_done=self._on_requeued)
+
+    def _on_requeued(self, result: RequeueResult) -> None:
+        self.preview_ids = {}
+        if result.stale:
+            text = (f"Requeued {result.requeued:,} stale tasks and moved "
+                    f"{result.dead_lettered:,} to the dead letters.")
+        else:
+            text = "No stale leases were left to requeue; nothing was changed."
+        set_status(self.result_label, text, GOOD_COLOUR)
+        self.session.messages.info(text)
+        self.session.notify(TOPIC_LEASES)
+        self.session.notify(TOPIC_STATS)
+
+    # -- dead tasks -----------------------------------------------------------------------
+    def selected_dead_ids(self) -> list[int]:
+        """IDs of the dead tasks selected in the table."""
+        rows = {index.row() for index in self.dead_view.selectionModel().selectedRows()}
+        return sorted(self.dead_model.record(row).id for row in rows)
+
+    def _update_retry_label(self) -> None:
+        total = len(self.dead_model.records)
+        selected = len(self.selected_dead_ids())
+        self.dead_label.setText(f"{total:,} dead tasks shown, {selected:,} selected.")
+        self.update_actions()
+
+    def _on_retry_clicked(self) -> None:
+        ids = self.selected_dead_ids()
+        path = self.session.db_path
+        if not ids or path is None:
+            return
+        text = (f"Retry {len(ids):,} dead tasks (IDs {_ids_sentence(ids)})? They go back to "
+                "the queue with their attempts reset to 0; the last error is kept in the "
+                "task log.")
+        if not self.session.messages.confirm("Retry dead tasks", text,
+                                             confirm_label="Retry", destructive=False):
+            return
+
+        def retry(progress: ProgressCallback, cancelled: CancelCheck) -> int:
+            return LeaseManager(path).retry_dead_tasks(ids)
+
+        self.run_job("Retry dead tasks", retry, writes=True, parameters={"task_ids": ids},
+                     on_done=self._on_retried)
+
+    def _on_retried(self, count: int) -> None:
+        self.session.messages.info(f"{count:,} dead tasks were sent back to the queue.")
+        self.session.notify(TOPIC_LEASES)
+        self.session.notify(TOPIC_STATS)
+
+    def update_actions(self) -> None:
+        """Enable the actions that can run now; Retry also needs a selection."""
+        super().update_actions()
+        if self.retry_button.isEnabled() and not self.selected_dead_ids():
+            self.retry_button.setEnabled(False)
+            self.retry_button.setToolTip("Select one or more dead tasks first.")

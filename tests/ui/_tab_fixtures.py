@@ -1,0 +1,96 @@
+"""Helpers shared by the maintenance tab tests: a real session, idle waits, lock holders.
+
+A lock is held by a separate Python process (another program, as in production), started
+with a pipe: it prints ``ready`` once it holds the lock and lets go when told on stdin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from queue_admin_gui.core.config import MaintenanceConfig
+from queue_admin_gui.jobs import JobRunner
+from queue_admin_gui.session import Session
+from queue_admin_gui.ui.messages import Messages, RecordingPresenter
+
+JOB_TIMEOUT_MS = 60_000
+
+_HOLDER = r"""
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+mode = sys.argv[2]
+if mode == "write":
+    connection.execute("BEGIN IMMEDIATE")
+else:
+    connection.execute("BEGIN")
+    connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    connection.execute("SELECT count(*) FROM task_queue").fetchone()
+print("ready", flush=True)
+sys.stdin.readline()
+connection.execute("ROLLBACK")
+connection.close()
+"""
+
+
+@contextlib.contextmanager
+def tab_session(db_path: Path | None, *, answer: bool = True,
+                is_queue: bool | None = True) -> Iterator[Session]:
+    """A Session as the window builds it, with a recording presenter answering ``answer``."""
+    runner = JobRunner()
+    presenter = RecordingPresenter(answer=answer)
+    session = Session(runner, Messages(presenter), MaintenanceConfig(), db_path)
+    session.is_queue = is_queue
+    try:
+        yield session
+    finally:
+        assert runner.shutdown(JOB_TIMEOUT_MS)
+
+
+def presenter_of(session: Session) -> RecordingPresenter:
+    """The recorder that stands in for message boxes."""
+    presenter = session.messages.presenter
+    assert isinstance(presenter, RecordingPresenter)
+    return presenter
+
+
+def wait_idle(qtbot, session: Session, timeout: int = JOB_TIMEOUT_MS) -> None:
+    """Wait until no job runs or waits, then let queued signals arrive."""
+    qtbot.waitUntil(lambda: not session.runner.busy, timeout=timeout)
+
+
+@contextlib.contextmanager
+def lock_held(db_path: Path, mode: str = "write") -> Iterator[subprocess.Popen[str]]:
+    """Another process holding a write lock (``write``) or a read transaction (``read``)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(db_path), mode],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        yield process
+    finally:
+        process.communicate("\n", timeout=30)
+
+
+def query(db_path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:
+    """Read the file directly, as a second program would, to check what is on disk."""
+    connection = sqlite3.connect(db_path)
+    try:
+        return connection.execute(sql, params).fetchall()
+    finally:
+        connection.close()
+
+
+def execute(db_path: Path, sql: str, params: tuple[object, ...] = ()) -> None:
+    """Change the file directly (test setup), committing at once."""
+    connection = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        connection.execute(sql, params)
+    finally:
+        connection.close()

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from _tab_fixtures import execute, lock_held, presenter_of, query, tab_session, wait_idle
+from PySide6.QtCore import QItemSelectionModel, Qt
+
+from queue_admin_gui.core.demo import create_demo_queue
+from queue_admin_gui.ui.leases_tab import LeasesTab
+from queue_admin_gui.ui.messages import Level
+from queue_admin_gui.ui.widgets import STALE_BACKGROUND
+
+STALE_SQL = ("SELECT id FROM task_queue WHERE status IN ('leased','processing') "
+             "AND datetime(lease_until_utc) < datetime('now', '-300 seconds') ORDER BY id")
+
+
+@pytest.fixture
+def demo_path(tmp_path: Path) -> Path:
+    path = tmp_path / "demo queue" / "queue.db"
+    create_demo_queue(path, tasks=400, seed=11)
+    return path
+
+
+@pytest.fixture
+def session(qtbot, demo_path):
+    with tab_session(demo_path) as session:
+        yield session
+
+
+@pytest.fixture
+def tab(qtbot, session):
+    tab = LeasesTab(session)
+    qtbot.addWidget(tab)
+    tab.resize(1100, 800)
+    tab.refresh()
+    wait_idle(qtbot, session)
+    return tab
+
+
+def statuses(path: Path) -> dict[int, tuple]:
+    return {row[0]: row[1:] for row in query(
+        path, "SELECT id, status, attempts, locked_by, lease_until_utc FROM task_queue")}
+
+
+def test_in_flight_tasks_listed_with_stale_ones_marked(tab, demo_path):
+    in_flight = {row[0] for row in query(
+        demo_path, "SELECT id FROM task_queue WHERE status IN ('leased','processing')")}
+    stale = {row[0] for row in query(demo_path, STALE_SQL)}
+    assert stale and in_flight - stale
+    model = tab.in_flight_model
+    shown = {model.record(row).id for row in range(model.rowCount())}
+    assert shown == in_flight
+    stale_column = [c.title for c in model.columns].index("Stale")
+    for row in range(model.rowCount()):
+        index = model.index(row, stale_column)
+        is_stale = model.record(row).id in stale
+        assert model.data(index) == ("stale" if is_stale else "")
+        background = model.data(index, Qt.ItemDataRole.BackgroundRole)
+        assert (background is not None and background.color() == STALE_BACKGROUND) == is_stale
+    assert f"{len(stale)} of them stale" in tab.summary_label.text()
+    assert tab.workers_model.rowCount() == 4
+    assert tab.dead_model.rowCount() == query(
+        demo_path, "SELECT count(*) FROM task_queue WHERE status='failed'")[0][0]
+
+
+def test_preview_lists_exactly_what_requeue_then_changes(qtbot, tab, session, demo_path):
+    stale = [row[0] for row in query(demo_path, STALE_SQL)]
+    execute(demo_path, "UPDATE task_queue SET attempts = max_attempts - 1 WHERE id = ?",
+            (stale[0],))
+    before = statuses(demo_path)
+    qtbot.mouseClick(tab.preview_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, session)
+    assert sorted(tab.preview_ids) == stale
+    assert tab.preview_ids[stale[0]] == "dead letters"
+    assert all(tab.preview_ids[i] == "requeue" for i in stale[1:])
+    assert f"would touch {len(stale)} tasks" in tab.result_label.text()
+    assert statuses(demo_path) == before, "a preview must not change the file"
+
+    qtbot.mouseClick(tab.requeue_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, session)
+    presenter = presenter_of(session)
+    assert f"Requeue {len(stale)} stale tasks" in presenter.questions[-1].text
+    after = statuses(demo_path)
+    changed = {task_id for task_id in before if before[task_id] != after[task_id]}
+    assert changed == set(stale)
+    assert after[stale[0]][0] == "failed"
+    assert all(after[i][0] == "queued" and after[i][2] is None for i in stale[1:])
+    assert (f"Requeued {len(stale) - 1} stale tasks and moved 1 to the dead letters."
+            in presenter.texts(Level.INFO))
+    assert not any(tab.in_flight_model.record(r).stale
+                   for r in range(tab.in_flight_model.rowCount()))
+
+
+def test_requeue_answered_no_changes_nothing(qtbot, tab, session, demo_path):
+    presenter_of(session).answer = False
+    before = statuses(demo_path)
+    qtbot.mouseClick(tab.requeue_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, session)
+    assert len(presenter_of(session).questions) == 1
+    assert statuses(demo_path) == before
+    assert presenter_of(session).texts(Level.INFO) == []
+
+
+def test_requeue_on_locked_database_tells_user_and_changes_nothing(qtbot, tab, session,
+                                                                   demo_path):
+    before = statuses(demo_path)
+    with lock_held(demo_path, "write"):
+        qtbot.mouseClick(tab.requeue_button, Qt.MouseButton.LeftButton)
+        wait_idle(qtbot, session)
+    errors = presenter_of(session).texts(Level.ERROR)
+    assert len(errors) == 1 and "locked" in errors[0]
+    assert statuses(demo_path) == before
+
+
+def test_retry_selected_dead_tasks_moves_them_back_to_queued(qtbot, tab, session, demo_path):
+    assert not tab.retry_button.isEnabled()
+    selection = tab.dead_view.selectionModel()
+    for row in (0, 1):
+        selection.select(tab.dead_model.index(row, 0),
+                         QItemSelectionModel.SelectionFlag.Select
+                         | QItemSelectionModel.SelectionFlag.Rows)
+    chosen = tab.selected_dead_ids()
+    assert len(chosen) == 2 and tab.retry_button.isEnabled()
+    assert "2 selected" in tab.dead_label.text()
+    dead_before = tab.dead_model.rowCount()
+    qtbot.mouseClick(tab.retry_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, session)
+    rows = query(demo_path, "SELECT id, status, attempts FROM task_queue WHERE id IN (?, ?)",
+                 tuple(chosen))
+    assert sorted(rows) == [(chosen[0], "queued", 0), (chosen[1], "queued", 0)]
+    assert tab.dead_model.rowCount() == dead_before - 2
+    assert "2 dead tasks were sent back to the queue." in presenter_of(session).texts()
+
+
+def test_longer_timeout_reloads_and_nothing_is_stale(qtbot, tab, session):
+    tab.timeout_spin.setValue(7200)
+    qtbot.waitUntil(lambda: "none stale" in tab.summary_label.text(), timeout=30_000)
+    wait_idle(qtbot, session)
+    assert tab.in_flight_model.rowCount() > 0
+
+
+def test_write_actions_wait_for_another_write_job(qtbot, tab, session):
+    release = threading.Event()
+    job = session.run("Back up", lambda progress, cancelled: release.wait(30), writes=True)
+    assert not tab.requeue_button.isEnabled()
+    assert "Another maintenance job is running: Back up" in tab.requeue_button.toolTip()
+    assert tab.preview_button.isEnabled()
+    with qtbot.waitSignal(job.finished, timeout=30_000):
+        release.set()
+    assert tab.requeue_button.isEnabled()
+
+
+def test_queue_actions_off_for_a_plain_sqlite_file(qtbot, tab, session, tmp_path):
+    plain = tmp_path / "plain.db"
+    execute(plain, "CREATE TABLE t (x)")
+    session.set_database(plain, is_queue=False)
+    wait_idle(qtbot, session)
+    for button in (tab.preview_button, tab.requeue_button, tab.retry_button):
+        assert not button.isEnabled()
+    assert "not a PrismQ queue database" in tab.requeue_button.toolTip()
