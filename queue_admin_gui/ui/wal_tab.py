@@ -1,0 +1,227 @@
+"""The WAL/Checkpoint tab: how big the write-ahead log is, and checkpoints to shrink it.
+
+Writers append to the ``-wal`` file; a checkpoint copies those pages into the database so
+the log can start over. A reader that stays open keeps the log from being reset: the tab
+says so in plain words after a checkpoint that could not finish or left frames behind.
+The live WAL plot of the monitor goes into :attr:`WalTab.plot_area`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.maintenance import QueueMaintenance
+from ..core.progress import CancelCheck, ProgressCallback
+from ..session import TOPIC_DATABASE, TOPIC_STATS, Session
+from .widgets import (
+    BAD_COLOUR,
+    GOOD_COLOUR,
+    WARN_COLOUR,
+    KeyValueGrid,
+    MaintenanceTab,
+    explanation,
+    format_bytes,
+    format_count,
+    plot_frame,
+    set_status,
+    status_label,
+)
+
+MEGABYTE = 1024 * 1024
+
+#: One plain line per checkpoint mode, shown beside its button.
+MODE_EXPLANATIONS = {
+    "PASSIVE": "Copies what it can right now without waiting for anyone. Never blocks "
+               "readers or writers; may leave part of the log behind.",
+    "FULL": "Waits for writers to pause, then copies the whole log into the database. "
+            "Readers keep working.",
+    "RESTART": "Like FULL, then also waits for readers, so the next write starts the log "
+               "from the beginning.",
+    "TRUNCATE": "Like RESTART, then shrinks the -wal file to 0 bytes. Use it to get disk "
+                "space back.",
+}
+
+
+def checkpoint_sentence(result: dict[str, Any]) -> tuple[str, str]:
+    """A plain sentence about a checkpoint result, and the colour to show it in."""
+    log, done, busy = result["log_frames"], result["checkpointed_frames"], result["busy"]
+    mode = result["mode"]
+    if log < 0:
+        return ("The database is not in WAL mode, so there was nothing to checkpoint.",
+                WARN_COLOUR)
+    if busy:
+        return (f"The {mode} checkpoint could not finish: another connection (a long-running "
+                f"reader or a writer) is holding the WAL; {format_count(done)} of "
+                f"{format_count(log)} frames were copied. Close long-running readers or "
+                "retry later.", BAD_COLOUR)
+    if done < log:
+        return (f"{format_count(log - done)} of {format_count(log)} frames were left in the "
+                "WAL because a reader is still using them; it cannot be reset until that "
+                "reader finishes. Retry later, or use RESTART/TRUNCATE to wait for it.",
+                WARN_COLOUR)
+    tail = ("; the -wal file is now empty." if mode == "TRUNCATE" and
+            result["wal_bytes_after"] == 0 else ".")
+    return f"All {format_count(log)} frames were copied into the database{tail}", GOOD_COLOUR
+
+
+class WalTab(MaintenanceTab):
+    """WAL size and settings, one button per checkpoint mode, the last result, the plot."""
+
+    topics = (TOPIC_STATS, TOPIC_DATABASE)
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(session, parent)
+        self.last_result: dict[str, Any] | None = None
+        self.wal_grid = KeyValueGrid(columns=2)
+        self.wal_grid.add_row("wal_size", "WAL file (-wal)")
+        self.wal_grid.add_row("journal_mode", "Journal mode")
+        self.wal_grid.add_row("db_size", "Database file")
+        self.wal_grid.add_row(
+            "wal_autocheckpoint", "Auto-checkpoint after",
+            "SQLite checkpoints by itself once the WAL holds this many pages (0: never).")
+        self.wal_grid.add_row(
+            "journal_size_limit", "WAL size limit",
+            "After a checkpoint SQLite trims the -wal file down to this size (-1: no limit).")
+        self.refresh_button = QPushButton("Refresh")
+        self.checkpoint_buttons: dict[str, QPushButton] = {}
+        for mode in QueueMaintenance.CHECKPOINT_MODES:
+            button = QPushButton(f"{mode} checkpoint")
+            button.clicked.connect(lambda _checked=False, m=mode: self.run_checkpoint(m))
+            self.checkpoint_buttons[mode] = button
+        self.result_grid = KeyValueGrid(columns=2)
+        self.result_grid.add_row("mode", "Mode")
+        self.result_grid.add_row("busy", "Finished")
+        self.result_grid.add_row("log_frames", "Frames in WAL")
+        self.result_grid.add_row("checkpointed_frames", "Frames checkpointed")
+        self.result_grid.add_row("wal_bytes", "WAL size before \u2192 after")
+        self.result_grid.add_row("seconds", "Took")
+        self.result_label = status_label()
+        self.result_label.setText("No checkpoint run from this window yet.")
+        self.wal_sentence = status_label()
+        plot, self.plot_area = plot_frame()
+        self._build_layout(plot)
+        self.add_action(self.refresh_button, "Read the WAL size and settings again.")
+        for mode, button in self.checkpoint_buttons.items():
+            self.add_action(button, f"Run PRAGMA wal_checkpoint({mode}). "
+                            + MODE_EXPLANATIONS[mode], writes=True)
+        self.refresh_button.clicked.connect(self.refresh)
+        session.config_changed.connect(lambda _config: self.refresh())
+
+    def _build_layout(self, plot: QWidget) -> None:
+        wal_box = QGroupBox("Write-ahead log")
+        wal_layout = QVBoxLayout(wal_box)
+        wal_layout.addWidget(explanation(
+            "Every write goes to the -wal file first. A checkpoint copies it into the "
+            "database so the log can start over; a log that keeps growing means checkpoints "
+            "cannot finish."))
+        row = QHBoxLayout()
+        row.addWidget(self.wal_grid, 1)
+        row.addWidget(self.refresh_button)
+        wal_layout.addLayout(row)
+        wal_layout.addWidget(self.wal_sentence)
+
+        checkpoint_box = QGroupBox("Checkpoint now")
+        grid = QGridLayout(checkpoint_box)
+        for row_index, (mode, button) in enumerate(self.checkpoint_buttons.items()):
+            button.setMinimumWidth(button.sizeHint().width() + 16)
+            grid.addWidget(button, row_index, 0)
+            grid.addWidget(explanation(MODE_EXPLANATIONS[mode]), row_index, 1)
+        grid.setColumnStretch(1, 1)
+
+        result_box = QGroupBox("Last checkpoint")
+        result_layout = QVBoxLayout(result_box)
+        result_layout.addWidget(self.result_grid)
+        result_layout.addWidget(self.result_label)
+
+        top = QHBoxLayout()
+        top.addWidget(wal_box, 1)
+        top.addWidget(result_box, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(checkpoint_box)
+        layout.addWidget(self.progress_panel)
+        layout.addWidget(plot, 1)
+
+    def refresh(self) -> None:
+        """Read the WAL size and the journal settings (a read-only job)."""
+        path = self.session.db_path
+        if path is None:
+            return
+        self.run_load(
+            "Read WAL size",
+            lambda progress, cancelled: QueueMaintenance(path).get_database_stats(
+                include_task_counts=False),
+            self._on_stats)
+
+    def _on_stats(self, stats: dict[str, Any]) -> None:
+        config = self.session.config
+        wal_mb = stats["wal_size_bytes"] / MEGABYTE
+        colour = None
+        if wal_mb >= config.wal_size_threshold_mb:
+            colour = BAD_COLOUR
+        elif wal_mb >= config.wal_size_warning_mb:
+            colour = WARN_COLOUR
+        self.wal_grid.set_value("wal_size", format_bytes(stats["wal_size_bytes"]), colour)
+        self.wal_grid.set_value("db_size", format_bytes(stats["db_size_bytes"]))
+        self.wal_grid.set_value("journal_mode", str(stats["journal_mode"]).upper())
+        pages = int(stats["wal_autocheckpoint"])
+        self.wal_grid.set_value(
+            "wal_autocheckpoint",
+            f"{format_count(pages)} pages ({format_bytes(pages * stats['page_size'])})"
+            if pages > 0 else "never (0)")
+        limit = int(stats["journal_size_limit"])
+        self.wal_grid.set_value("journal_size_limit",
+                                format_bytes(limit) if limit >= 0 else "no limit (-1)")
+        if not stats["wal_mode"]:
+            set_status(self.wal_sentence, "This database does not use a WAL (journal mode "
+                       f"{str(stats['journal_mode']).upper()}); checkpoints do nothing here.",
+                       WARN_COLOUR)
+        elif colour is not None:
+            set_status(self.wal_sentence,
+                       f"The WAL is large ({format_bytes(stats['wal_size_bytes'])}); run a "
+                       "TRUNCATE checkpoint to get the space back.", colour)
+        else:
+            self.wal_sentence.clear()
+
+    def run_checkpoint(self, mode: str) -> None:
+        """Start a checkpoint in ``mode`` as a write job."""
+        path = self.session.db_path
+        if path is None:
+            return
+
+        def checkpoint(progress: ProgressCallback, cancelled: CancelCheck) -> dict[str, Any]:
+            progress(0, 0, f"Checkpoint {mode}: waiting for the WAL")
+            return QueueMaintenance(path).checkpoint(mode)
+
+        self.run_job(f"Checkpoint {mode}", checkpoint, writes=True,
+                     parameters={"mode": mode}, on_done=self._on_checkpoint_done)
+
+    def _on_checkpoint_done(self, result: dict[str, Any]) -> None:
+        self.last_result = result
+        grid = self.result_grid
+        grid.set_value("mode", result["mode"])
+        grid.set_value("busy", "no: busy" if result["busy"] else "yes",
+                       BAD_COLOUR if result["busy"] else None)
+        grid.set_value("log_frames", format_count(max(result["log_frames"], 0)))
+        grid.set_value("checkpointed_frames",
+                       format_count(max(result["checkpointed_frames"], 0)))
+        grid.set_value("wal_bytes", f"{format_bytes(result['wal_bytes_before'])} \u2192 "
+                                    f"{format_bytes(result['wal_bytes_after'])}")
+        grid.set_value("seconds", f"{result['seconds']:.2f} s")
+        sentence, colour = checkpoint_sentence(result)
+        set_status(self.result_label, sentence, colour)
+        if colour == GOOD_COLOUR:
+            self.session.messages.info(f"Checkpoint {result['mode']}: {sentence}")
+        else:
+            self.session.messages.warning(sentence)
+        self.session.checkpoint_done.emit(result)
+        self.session.notify(TOPIC_STATS)

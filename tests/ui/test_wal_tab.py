@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from _tab_fixtures import lock_held, presenter_of, query, tab_session, wait_idle
+from PySide6.QtCore import Qt
+
+from queue_admin_gui.core.database import connect, file_size, wal_path
+from queue_admin_gui.core.demo import create_demo_queue
+from queue_admin_gui.ui.messages import Level
+from queue_admin_gui.ui.wal_tab import WalTab
+
+
+@pytest.fixture
+def demo_path(tmp_path: Path) -> Path:
+    path = tmp_path / "demo queue" / "queue.db"
+    create_demo_queue(path, tasks=200, seed=5)
+    return path
+
+
+def add_tasks(connection: sqlite3.Connection, count: int) -> None:
+    connection.execute("BEGIN IMMEDIATE")
+    connection.executemany(
+        "INSERT INTO task_queue (type, payload) VALUES ('render', ?)",
+        [(f'{{"format": "png", "note": "{"x" * 500}"}}',) for _ in range(count)])
+    connection.execute("COMMIT")
+
+
+@pytest.fixture
+def writer(demo_path):
+    """A writer that stays connected (so closing it does not checkpoint) and grows the WAL."""
+    connection = connect(demo_path)
+    connection.execute("PRAGMA wal_autocheckpoint=0")
+    add_tasks(connection, 300)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def session(qtbot, demo_path):
+    with tab_session(demo_path) as session:
+        yield session
+
+
+@pytest.fixture
+def tab(qtbot, session):
+    tab = WalTab(session)
+    qtbot.addWidget(tab)
+    tab.resize(1100, 800)
+    tab.refresh()
+    wait_idle(qtbot, session)
+    return tab
+
+
+def click_checkpoint(qtbot, tab, session, mode):
+    with qtbot.waitSignal(session.checkpoint_done, timeout=60_000) as blocker:
+        qtbot.mouseClick(tab.checkpoint_buttons[mode], Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, session)
+    return blocker.args[0]
+
+
+def test_shows_wal_size_and_settings(qtbot, writer, session, demo_path):
+    tab = WalTab(session)
+    qtbot.addWidget(tab)
+    qtbot.mouseClick(tab.refresh_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, session)
+    wal_bytes = file_size(wal_path(demo_path))
+    assert wal_bytes > 100_000
+    assert tab.wal_grid.value("wal_size").endswith(("KB", "MB"))
+    assert tab.wal_grid.value("journal_mode") == "WAL"
+    assert tab.wal_grid.value("wal_autocheckpoint").startswith("1,000 pages")
+    assert tab.wal_grid.value("journal_size_limit") == "no limit (-1)"
+    assert tab.plot_area.count() == 0
+
+
+def test_truncate_without_reader_empties_the_wal(qtbot, writer, tab, session, demo_path):
+    before = file_size(wal_path(demo_path))
+    assert before > 0
+    result = click_checkpoint(qtbot, tab, session, "TRUNCATE")
+    assert result["busy"] == 0 and result["wal_bytes_before"] == before
+    assert file_size(wal_path(demo_path)) == 0
+    assert tab.result_grid.value("busy") == "yes"
+    assert tab.result_grid.value("log_frames") == f"{result['log_frames']:,}"
+    assert "\u2192 0 bytes" in tab.result_grid.value("wal_bytes")
+    assert "the -wal file is now empty" in tab.result_label.text()
+    qtbot.waitUntil(lambda: tab.wal_grid.value("wal_size") == "0 bytes", timeout=30_000)
+    assert any("Checkpoint TRUNCATE" in text for text in presenter_of(session).texts(Level.INFO))
+
+
+def test_reader_keeps_frames_behind_and_user_is_told(qtbot, writer, tab, session, demo_path):
+    with lock_held(demo_path, "read"):
+        add_tasks(writer, 100)  # frames newer than the reader's snapshot
+        result = click_checkpoint(qtbot, tab, session, "PASSIVE")
+    assert result["busy"] == 0
+    assert 0 < result["checkpointed_frames"] < result["log_frames"]
+    assert "because a reader is still using them" in tab.result_label.text()
+    warnings = presenter_of(session).texts(Level.WARNING)
+    assert len(warnings) == 1 and "reader" in warnings[0]
+
+
+def test_truncate_with_reader_reports_busy_and_keeps_the_wal(qtbot, writer, tab, session,
+                                                               demo_path):
+    with lock_held(demo_path, "read"):
+        before = file_size(wal_path(demo_path))
+        result = click_checkpoint(qtbot, tab, session, "TRUNCATE")
+        assert file_size(wal_path(demo_path)) == before
+    assert result["busy"] == 1
+    assert tab.result_grid.value("busy") == "no: busy"
+    assert "could not finish" in tab.result_label.text()
+    assert "could not finish" in presenter_of(session).texts(Level.WARNING)[0]
+
+
+def test_locked_database_checkpoint_tells_user_and_changes_nothing(qtbot, writer, tab,
+                                                                  session, demo_path):
+    count = query(demo_path, "SELECT count(*) FROM task_queue")[0][0]
+    before = file_size(wal_path(demo_path))
+    with lock_held(demo_path, "write"):
+        click_checkpoint(qtbot, tab, session, "FULL")
+        assert file_size(wal_path(demo_path)) == before
+    told = presenter_of(session).texts(Level.WARNING) + presenter_of(session).texts(Level.ERROR)
+    assert len(told) == 1 and "could not finish" in told[0]
+    assert query(demo_path, "SELECT count(*) FROM task_queue")[0][0] == count
+
+
+def test_checkpoint_buttons_wait_for_another_write_job(qtbot, tab, session):
+    release = threading.Event()
+    job = session.run("VACUUM", lambda progress, cancelled: release.wait(30), writes=True)
+    for button in tab.checkpoint_buttons.values():
+        assert not button.isEnabled()
+        assert "Another maintenance job is running: VACUUM" in button.toolTip()
+    with qtbot.waitSignal(job.finished, timeout=30_000):
+        release.set()
+    assert all(button.isEnabled() for button in tab.checkpoint_buttons.values())
