@@ -45,7 +45,7 @@ from .manifest import (
     sqlite_library_version,
     utc_now,
 )
-from .progress import CancelCheck, ProgressCallback, raise_if_cancelled
+from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .restore import (
     DEFAULT_PAGES_PER_STEP,
     RestoreResult,
@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 SAFETY_BACKUP_NAME = "pre_restore"
+STAGE_FINISH = "Finishing the backup"
 #: Free space wanted beyond the database and its WAL: 10 % and 16 MB of margin.
 SPACE_MARGIN_RATIO = 0.10
 SPACE_MARGIN_BYTES = 16 * 1024 * 1024
@@ -166,6 +167,7 @@ class QueueBackup:
                 tool_version=__version__,
             )
             manifest.write(final)
+            report(progress, 1, 1, STAGE_FINISH)
             raise_if_cancelled(cancelled, action)
             retry_on_windows_lock(lambda: os.replace(partial, final))
             renamed = True
