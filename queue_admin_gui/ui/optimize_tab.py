@@ -1,0 +1,306 @@
+"""The Optimization tab: planner statistics, VACUUM with its cost stated, integrity checks.
+
+ANALYZE and ``PRAGMA optimize`` keep queries fast; VACUUM gives back the space of deleted
+rows but blocks every writer while it runs and needs free disk, so it asks first and says
+how much; the integrity checks list SQLite's own findings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.maintenance import QueueMaintenance
+from ..core.progress import CancelCheck, ProgressCallback
+from ..jobs import Job
+from ..session import TOPIC_DATABASE, TOPIC_STATS, Session
+from .widgets import (
+    BAD_COLOUR,
+    GOOD_COLOUR,
+    WARN_COLOUR,
+    KeyValueGrid,
+    MaintenanceTab,
+    explanation,
+    format_bytes,
+    format_count,
+    set_status,
+    status_label,
+)
+
+ALL_TABLES = "All tables"
+NO_PROBLEMS = "No problems found"
+
+
+def read_optimize_state(maintenance: QueueMaintenance) -> dict[str, Any]:
+    """Page usage, the file's tables and the space VACUUM needs (runs in a job)."""
+    return {
+        "stats": maintenance.get_database_stats(include_task_counts=False),
+        "tables": maintenance.table_names(),
+        "vacuum_needed": maintenance.vacuum_space_needed(),
+    }
+
+
+class OptimizeTab(MaintenanceTab):
+    """ANALYZE (all or one table), PRAGMA optimize, VACUUM, integrity and quick check."""
+
+    topics = (TOPIC_STATS, TOPIC_DATABASE)
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(session, parent)
+        self.state: dict[str, Any] | None = None
+        self._check_job: Job | None = None
+        self.table_combo = QComboBox()
+        self.table_combo.addItem(ALL_TABLES)
+        self.table_combo.setMinimumContentsLength(16)
+        self.table_combo.setToolTip("Analyze every table, or only the one chosen here.")
+        self.analyze_button = QPushButton("Run ANALYZE")
+        self.optimize_button = QPushButton("Run PRAGMA optimize")
+        self.vacuum_button = QPushButton("VACUUM...")
+        self.integrity_button = QPushButton("Full integrity check")
+        self.quick_check_button = QPushButton("Quick check")
+        self.refresh_button = QPushButton("Refresh")
+        self.statistics_label = status_label()
+        self.vacuum_label = status_label()
+        self.space_grid = KeyValueGrid(columns=2)
+        self.space_grid.add_row("db_size", "Database file")
+        self.space_grid.add_row("page_count", "Pages in use")
+        self.space_grid.add_row("freelist", "Free pages",
+                                "Pages left empty by deleted rows; VACUUM gives them back.")
+        self.space_grid.add_row("fragmentation", "Fragmentation",
+                                "Free pages as a share of the file.")
+        self.space_grid.add_row("vacuum_needed", "VACUUM needs free disk",
+                                "About twice the database: a temporary copy and the new file.")
+        self.findings = QListWidget()
+        self.findings.setWordWrap(True)
+        self.findings.setMinimumHeight(90)
+        self.integrity_label = QLabel("Not checked yet from this window.")
+        self._build_layout()
+        self.add_action(self.refresh_button, "Read the page usage again.")
+        self.add_action(self.analyze_button,
+                        "Recompute the statistics the query planner uses to pick indexes.",
+                        writes=True)
+        self.add_action(self.optimize_button,
+                        "Let SQLite refresh only the statistics it finds out of date (fast).",
+                        writes=True)
+        self.add_action(self.vacuum_button,
+                        "Rebuild the file without its free pages; blocks writers while it runs.",
+                        writes=True)
+        self.add_action(self.integrity_button,
+                        "Check every page, row and index (slow on a large file; read-only).")
+        self.add_action(self.quick_check_button,
+                        "Check the pages and rows without comparing indexes (faster; "
+                        "read-only).")
+        self.refresh_button.clicked.connect(self.refresh)
+        self.analyze_button.clicked.connect(self._on_analyze_clicked)
+        self.optimize_button.clicked.connect(self._on_optimize_clicked)
+        self.vacuum_button.clicked.connect(self._on_vacuum_clicked)
+        self.integrity_button.clicked.connect(lambda: self.run_integrity_check(quick=False))
+        self.quick_check_button.clicked.connect(lambda: self.run_integrity_check(quick=True))
+
+    def _build_layout(self) -> None:
+        planner = QGroupBox("Query planner statistics")
+        planner_grid = QGridLayout(planner)
+        planner_grid.addWidget(explanation(
+            "The planner uses these statistics to choose indexes. Refresh them after large "
+            "changes in the number or kind of tasks; both are short and safe while workers "
+            "run."), 0, 0, 1, 3)
+        planner_grid.addWidget(QLabel("Table:"), 1, 0)
+        planner_grid.addWidget(self.table_combo, 1, 1)
+        planner_grid.addWidget(self.analyze_button, 1, 2)
+        planner_grid.addWidget(explanation(
+            "PRAGMA optimize refreshes only what SQLite finds out of date:"), 2, 0, 1, 2)
+        planner_grid.addWidget(self.optimize_button, 2, 2)
+        planner_grid.addWidget(self.statistics_label, 3, 0, 1, 3)
+        planner_grid.setColumnStretch(1, 1)
+
+        space = QGroupBox("Free space and VACUUM")
+        space_layout = QVBoxLayout(space)
+        space_layout.addWidget(explanation(
+            "Deleted tasks leave free pages inside the file. VACUUM rebuilds the file without "
+            "them; it blocks every writer (workers wait) for its whole duration."))
+        row = QHBoxLayout()
+        row.addWidget(self.space_grid, 1)
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.refresh_button)
+        buttons.addWidget(self.vacuum_button)
+        buttons.addStretch(1)
+        row.addLayout(buttons)
+        space_layout.addLayout(row)
+        space_layout.addWidget(self.vacuum_label)
+
+        integrity = QGroupBox("Integrity")
+        integrity_layout = QVBoxLayout(integrity)
+        integrity_layout.addWidget(explanation(
+            "SQLite checks its own file. The quick check skips index comparisons; the full "
+            "check reads everything. Both only read."))
+        check_row = QHBoxLayout()
+        check_row.addWidget(self.integrity_label, 1)
+        check_row.addWidget(self.quick_check_button)
+        check_row.addWidget(self.integrity_button)
+        integrity_layout.addLayout(check_row)
+        integrity_layout.addWidget(self.findings, 1)
+
+        top = QHBoxLayout()
+        top.addWidget(planner, 1)
+        top.addWidget(space, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(integrity, 1)
+        layout.addWidget(self.progress_panel)
+
+    def refresh(self) -> None:
+        """Read page usage, fragmentation and the table list (a read-only job)."""
+        path = self.session.db_path
+        if path is None:
+            return
+        self.run_load("Read page usage",
+                      lambda progress, cancelled: read_optimize_state(QueueMaintenance(path)),
+                      self._on_state)
+
+    def _on_state(self, state: dict[str, Any]) -> None:
+        self.state = state
+        stats = state["stats"]
+        config = self.session.config
+        page_size = int(stats["page_size"])
+        self.space_grid.set_value("db_size", format_bytes(stats["db_size_bytes"]))
+        self.space_grid.set_value("page_count", format_count(stats["page_count"]))
+        self.space_grid.set_value(
+            "freelist", f"{format_count(stats['freelist_count'])} "
+                        f"({format_bytes(stats['freelist_count'] * page_size)})")
+        percent = float(stats["fragmentation_percent"])
+        colour = None
+        if percent >= config.fragmentation_critical_percent:
+            colour = BAD_COLOUR
+        elif percent >= config.fragmentation_warning_percent:
+            colour = WARN_COLOUR
+        self.space_grid.set_value("fragmentation", f"{percent:.1f} %", colour)
+        self.space_grid.set_value("vacuum_needed", format_bytes(state["vacuum_needed"]))
+        chosen = self.table_combo.currentText()
+        self.table_combo.clear()
+        self.table_combo.addItems([ALL_TABLES, *state["tables"]])
+        index = self.table_combo.findText(chosen)
+        self.table_combo.setCurrentIndex(max(index, 0))
+
+    # -- planner statistics ---------------------------------------------------------------
+    def _on_analyze_clicked(self) -> None:
+        path = self.session.db_path
+        if path is None:
+            return
+        table = self.table_combo.currentText()
+        chosen = None if table == ALL_TABLES else table
+
+        def analyze(progress: ProgressCallback, cancelled: CancelCheck) -> dict[str, Any]:
+            return QueueMaintenance(path).analyze(chosen)
+
+        self.run_job("ANALYZE", analyze, writes=True, parameters={"table": chosen or "all"},
+                     on_done=self._on_analyzed)
+
+    def _on_analyzed(self, result: dict[str, Any]) -> None:
+        what = f"table {result['table']}" if result.get("table") else "all tables"
+        text = f"ANALYZE of {what} finished in {result['seconds']:.2f} s."
+        set_status(self.statistics_label, text, GOOD_COLOUR)
+        self.session.messages.info(text)
+        self.session.notify(TOPIC_STATS)
+
+    def _on_optimize_clicked(self) -> None:
+        path = self.session.db_path
+        if path is None:
+            return
+        self.run_job("PRAGMA optimize",
+                     lambda progress, cancelled: QueueMaintenance(path).pragma_optimize(),
+                     writes=True, on_done=self._on_optimized)
+
+    def _on_optimized(self, result: dict[str, Any]) -> None:
+        text = f"PRAGMA optimize finished in {result['seconds']:.2f} s."
+        set_status(self.statistics_label, text, GOOD_COLOUR)
+        self.session.messages.info(text)
+
+    # -- VACUUM -----------------------------------------------------------------------------
+    def _on_vacuum_clicked(self) -> None:
+        path = self.session.db_path
+        if path is None:
+            return
+        if self.state is not None:
+            needed = f"about {format_bytes(self.state['vacuum_needed'])}"
+            size = f" ({format_bytes(self.state['stats']['db_size_bytes'])})"
+        else:
+            needed, size = "about twice the size of the database", ""
+        text = (f"VACUUM rebuilds {path.name}{size}. Every writer, workers included, waits "
+                f"for its whole duration, and it needs {needed} of free disk space. "
+                "Run it now?")
+        if not self.session.messages.confirm("VACUUM the database", text,
+                                             confirm_label="Run VACUUM", destructive=True):
+            return
+
+        def vacuum(progress: ProgressCallback, cancelled: CancelCheck) -> dict[str, Any]:
+            return QueueMaintenance(path).vacuum(progress, cancelled)
+
+        self.run_job("VACUUM", vacuum, writes=True, on_done=self._on_vacuumed,
+                     on_error=self._on_vacuum_failed)
+
+    def _on_vacuumed(self, result: dict[str, Any]) -> None:
+        text = (f"VACUUM freed {format_bytes(result['freed_bytes'])} in "
+                f"{result['seconds']:.1f} s; the file is now "
+                f"{format_bytes(result.get('file_size_after', result['size_after']))}.")
+        set_status(self.vacuum_label, text, GOOD_COLOUR)
+        self.session.messages.info(text)
+        self.session.notify(TOPIC_STATS)
+
+    def _on_vacuum_failed(self, error: BaseException) -> None:
+        set_status(self.vacuum_label, str(error), BAD_COLOUR)
+
+    # -- integrity --------------------------------------------------------------------------
+    def run_integrity_check(self, quick: bool) -> None:
+        """Start a full or quick integrity check (read-only, cancellable)."""
+        path = self.session.db_path
+        if path is None or (self._check_job is not None and not self._check_job.is_finished):
+            return
+        name = "Quick check" if quick else "Integrity check"
+
+        def check(progress: ProgressCallback, cancelled: CancelCheck) -> list[str]:
+            progress(0, 0, f"{name}: reading every page")
+            return QueueMaintenance(path).integrity_check(quick=quick, cancelled=cancelled)
+
+        self.findings.clear()
+        self.integrity_label.setText(f"{name} running...")
+        self.integrity_label.setStyleSheet("")
+        self._check_job = self.run_job(
+            name, check, parameters={"quick": quick},
+            on_done=lambda findings: self._show_findings(name, findings),
+            on_error=lambda _error: self.integrity_label.setText(f"{name} failed."))
+        self._check_job.cancelled.connect(
+            lambda: self.integrity_label.setText(f"{name} was cancelled."))
+
+    def _show_findings(self, name: str, findings: list[str]) -> None:
+        self.findings.clear()
+        if findings == ["ok"]:
+            item = QListWidgetItem(f"\u2714 {NO_PROBLEMS}")
+            item.setForeground(QBrush(QColor(GOOD_COLOUR)))
+            font = item.font()
+            font.setBold(True)
+            item.setFont(font)
+            self.findings.addItem(item)
+            set_status(self.integrity_label, f"{name}: {NO_PROBLEMS.lower()}.", GOOD_COLOUR)
+            self.session.messages.info(f"{name} of the database: {NO_PROBLEMS.lower()}.")
+            return
+        for finding in findings:
+            item = QListWidgetItem(finding)
+            item.setForeground(QBrush(QColor(BAD_COLOUR)))
+            self.findings.addItem(item)
+        text = (f"{name} found {len(findings)} problems: the file is damaged; restore it "
+                "from a backup.")
+        set_status(self.integrity_label, text, BAD_COLOUR, bold=True)
+        self.session.messages.warning(text)

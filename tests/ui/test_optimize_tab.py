@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _tab_fixtures import execute, lock_held, presenter_of, query, tab_session, wait_idle
+from PySide6.QtCore import Qt
+
+from queue_admin_gui.core.database import file_size
+from queue_admin_gui.core.demo import create_demo_queue
+from queue_admin_gui.ui.messages import Level
+from queue_admin_gui.ui.optimize_tab import NO_PROBLEMS, OptimizeTab
+
+
+@pytest.fixture
+def demo_path(tmp_path: Path) -> Path:
+    path = tmp_path / "demo queue" / "queue.db"
+    create_demo_queue(path, tasks=1500, seed=3)
+    return path
+
+
+@pytest.fixture
+def fragmented_path(demo_path: Path) -> Path:
+    """Most tasks deleted: their pages stay in the file as free pages."""
+    execute(demo_path, "DELETE FROM task_queue WHERE status IN ('completed', 'queued')")
+    execute(demo_path, "PRAGMA wal_checkpoint(TRUNCATE)")
+    return demo_path
+
+
+@pytest.fixture
+def session(qtbot, demo_path):
+    with tab_session(demo_path) as session:
+        yield session
+
+
+@pytest.fixture
+def tab(qtbot, session):
+    tab = OptimizeTab(session)
+    qtbot.addWidget(tab)
+    tab.resize(1100, 800)
+    tab.refresh()
+    wait_idle(qtbot, session)
+    return tab
+
+
+def click(qtbot, session, button):
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, session)
+
+
+def finding_texts(tab) -> list[str]:
+    return [tab.findings.item(row).text() for row in range(tab.findings.count())]
+
+
+def test_analyze_all_creates_planner_statistics(qtbot, tab, session, demo_path):
+    assert not query(demo_path, "SELECT name FROM sqlite_master WHERE name = 'sqlite_stat1'")
+    click(qtbot, session, tab.analyze_button)
+    assert query(demo_path, "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'task_queue'")[0][0]
+    assert "ANALYZE of all tables finished" in tab.statistics_label.text()
+
+
+def test_analyze_one_table_from_the_combo(qtbot, tab, session, demo_path):
+    items = [tab.table_combo.itemText(i) for i in range(tab.table_combo.count())]
+    assert items == ["All tables", "task_logs", "task_queue", "workers"]
+    tab.table_combo.setCurrentText("workers")
+    click(qtbot, session, tab.analyze_button)
+    tables = {row[0] for row in query(demo_path, "SELECT tbl FROM sqlite_stat1")}
+    assert tables == {"workers"}
+    assert "table workers" in tab.statistics_label.text()
+
+
+def test_pragma_optimize_runs(qtbot, tab, session):
+    click(qtbot, session, tab.optimize_button)
+    assert "PRAGMA optimize finished" in tab.statistics_label.text()
+    assert presenter_of(session).texts(Level.ERROR) == []
+
+
+def test_fragmentation_shown_and_vacuum_shrinks_the_file(qtbot, fragmented_path, tab, session):
+    free_pages = query(fragmented_path, "PRAGMA freelist_count")[0][0]
+    assert free_pages > 50
+    click(qtbot, session, tab.refresh_button)
+    assert tab.space_grid.value("freelist").startswith(f"{free_pages:,} (")
+    assert tab.space_grid.value("fragmentation").endswith(" %")
+    before = file_size(fragmented_path)
+    needed = tab.space_grid.value("vacuum_needed")
+    click(qtbot, session, tab.vacuum_button)
+    question = presenter_of(session).questions[-1]
+    assert "waits for its whole duration" in question.text
+    assert f"needs about {needed} of free disk space" in question.text
+    assert file_size(fragmented_path) < before
+    assert query(fragmented_path, "PRAGMA freelist_count")[0][0] == 0
+    assert tab.vacuum_label.text().startswith("VACUUM freed")
+    qtbot.waitUntil(lambda: tab.space_grid.value("fragmentation") == "0.0 %", timeout=30_000)
+
+
+def test_vacuum_answered_no_changes_nothing(qtbot, fragmented_path, tab, session):
+    presenter_of(session).answer = False
+    before = file_size(fragmented_path)
+    free_pages = query(fragmented_path, "PRAGMA freelist_count")[0][0]
+    click(qtbot, session, tab.vacuum_button)
+    assert len(presenter_of(session).questions) == 1
+    assert file_size(fragmented_path) == before
+    assert query(fragmented_path, "PRAGMA freelist_count")[0][0] == free_pages
+
+
+def test_vacuum_on_locked_database_tells_user(qtbot, fragmented_path, tab, session):
+    before = file_size(fragmented_path)
+    with lock_held(fragmented_path, "write"):
+        click(qtbot, session, tab.vacuum_button)
+    errors = presenter_of(session).texts(Level.ERROR)
+    assert len(errors) == 1 and "locked" in errors[0]
+    assert "locked" in tab.vacuum_label.text()
+    assert file_size(fragmented_path) == before
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_integrity_check_of_a_clean_file(qtbot, tab, session, quick):
+    click(qtbot, session, tab.quick_check_button if quick else tab.integrity_button)
+    assert finding_texts(tab) == [f"\u2714 {NO_PROBLEMS}"]
+    assert "no problems found" in tab.integrity_label.text()
+
+
+def damage_an_index(path: Path) -> None:
+    """Overwrite the cells of one index page: the table stays readable, the index lies."""
+    page_size = query(path, "PRAGMA page_size")[0][0]
+    root = query(path, "SELECT rootpage FROM sqlite_master WHERE name = 'ix_task_type_status'"
+                 )[0][0]
+    with open(path, "r+b") as handle:
+        handle.seek((root - 1) * page_size + page_size // 2)
+        handle.write(b"\x07" * (page_size // 2))
+
+
+def test_integrity_check_lists_problems_of_a_damaged_file(qtbot, tab, session, demo_path):
+    damage_an_index(demo_path)
+    click(qtbot, session, tab.integrity_button)
+    findings = finding_texts(tab)
+    assert findings and NO_PROBLEMS not in findings[0]
+    assert "problems" in tab.integrity_label.text()
+    assert presenter_of(session).texts(Level.WARNING)
