@@ -1,0 +1,151 @@
+"""The activity log dock: every admin action the window ran, newest last, and its audit file.
+
+The dock listens to ``JobRunner.job_finished``; each finished job becomes a row (time, action,
+parameters, result, duration) and a line in the JSON-lines audit file. Background reads that
+repeat on a timer (the status bar's health check) are marked with :func:`mark_background`
+and left out, so the log stays a list of what an administrator did.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDockWidget,
+    QHeaderView,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
+
+from ..core.activity import (
+    RESULT_CANCELLED,
+    RESULT_FAILED,
+    RESULT_SUCCEEDED,
+    ActivityEntry,
+    ActivityLog,
+)
+from ..core.errors import QueueAdminError
+from ..jobs import Job, JobRunner, JobState
+from .messages import Messages
+
+_BACKGROUND_PROPERTY = "queueAdminBackground"
+_COLUMNS = ("Time", "Action", "Parameters", "Result", "Duration")
+_RESULT_COLOURS = {RESULT_FAILED: QColor("#b02a37"), RESULT_CANCELLED: QColor("#8a5300")}
+_HISTORY_ROWS = 200
+
+
+def mark_background(job: Job) -> Job:
+    """Keep ``job`` out of the activity log (a periodic read nobody asked for)."""
+    job.setProperty(_BACKGROUND_PROPERTY, True)
+    return job
+
+
+def is_background(job: Job) -> bool:
+    """True for jobs marked with :func:`mark_background`."""
+    return bool(job.property(_BACKGROUND_PROPERTY))
+
+
+def entry_for_job(job: Job, database: Path | None) -> ActivityEntry:
+    """The audit entry describing a finished job."""
+    result = {JobState.SUCCEEDED: RESULT_SUCCEEDED, JobState.CANCELLED: RESULT_CANCELLED
+              }.get(job.state, RESULT_FAILED)
+    message = str(job.error) if job.error is not None and result != RESULT_SUCCEEDED else ""
+    return ActivityEntry.now(job.title, parameters=job.parameters, result=result,
+                             message=message, duration_seconds=job.duration,
+                             database=database)
+
+
+class ActivityLogDock(QDockWidget):
+    """A dock listing admin actions; appends each to the audit file as well."""
+
+    def __init__(self, runner: JobRunner, messages: Messages, log: ActivityLog | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__("Activity log", parent)
+        self.setObjectName("activityLogDock")
+        self.log = log or ActivityLog()
+        self.messages = messages
+        self.database: Path | None = None
+        self._write_failed = False
+        self.table = QTableWidget(0, len(_COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(_COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.table.setToolTip(f"Every admin action of this and earlier sessions; also kept "
+                              f"in {self.log.path}.")
+        self.setWidget(self.table)
+        runner.job_finished.connect(self._on_job_finished)
+        self._load_history()
+
+    @property
+    def entries(self) -> list[ActivityEntry]:
+        """The entries shown, oldest first (for tests and export)."""
+        return list(self._entries)
+
+    def add_entry(self, entry: ActivityEntry, *, persist: bool = True) -> None:
+        """Show ``entry`` and, unless told not to, append it to the audit file."""
+        self._entries.append(entry)
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        local = entry.local_time
+        cells = (
+            local.strftime("%Y-%m-%d %H:%M:%S") if local else entry.time,
+            entry.action,
+            _describe_parameters(entry.parameters),
+            entry.result if not entry.message else f"{entry.result}: {entry.message}",
+            "" if entry.duration_seconds is None else f"{entry.duration_seconds:.1f} s",
+        )
+        for column, text in enumerate(cells):
+            item = QTableWidgetItem(text)
+            item.setToolTip(text)
+            colour = _RESULT_COLOURS.get(entry.result)
+            if colour is not None and column == 3:
+                item.setForeground(QBrush(colour))
+            self.table.setItem(row, column, item)
+        self.table.scrollToBottom()
+        if persist:
+            self._persist(entry)
+
+    def _persist(self, entry: ActivityEntry) -> None:
+        try:
+            self.log.append(entry)
+        except QueueAdminError as error:
+            if not self._write_failed:
+                self._write_failed = True
+                self.messages.warning(f"{error} The actions stay listed in this window.")
+
+    def _load_history(self) -> None:
+        self._entries: list[ActivityEntry] = []
+        try:
+            history = self.log.read(limit=_HISTORY_ROWS)
+        except QueueAdminError:
+            history = []
+        for entry in history:
+            self.add_entry(entry, persist=False)
+
+    def _on_job_finished(self, job: Job) -> None:
+        if is_background(job):
+            return
+        self.add_entry(entry_for_job(job, self.database))
+
+
+def _describe_parameters(parameters: dict[str, object]) -> str:
+    if not parameters:
+        return ""
+    return ", ".join(f"{key}={_short(value)}" for key, value in parameters.items())
+
+
+def _short(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+__all__ = ["ActivityLogDock", "entry_for_job", "is_background", "mark_background"]

@@ -1,0 +1,167 @@
+"""The settings dialog: edit the maintenance config the window and the CLI share.
+
+Every field of :class:`MaintenanceConfig` that an administrator tunes has an input with a
+tooltip saying what it does. Save validates the whole config first (a warning level above its
+critical level is refused with the config's own sentence) and writes the settings file, so
+scheduled ``queue-admin-cli`` runs use the same values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.config import CHECKPOINT_MODES, MaintenanceConfig, config_file_path
+from ..core.errors import QueueAdminError
+from .icons import icon
+from .messages import Messages
+
+#: (field, label, tooltip, minimum, maximum, suffix) of each number setting, by group.
+_NUMBER_GROUPS: dict[str, list[tuple[str, str, str, float, float, str]]] = {
+    "Backups": [
+        ("backup_retention_count", "Keep newest backups", "How many backups 'Keep newest' "
+         "and scheduled pruning leave in the folder.", 1, 10_000, ""),
+        ("backup_age_warning_hours", "Backup age warning", "Health turns to Warning when the "
+         "newest backup is older than this.", 0, 100_000, " h"),
+        ("backup_age_critical_hours", "Backup age critical", "Health turns to Critical when "
+         "the newest backup is older than this.", 0, 100_000, " h"),
+    ],
+    "WAL and checkpoints": [
+        ("wal_size_warning_mb", "WAL warning size", "Health turns to Warning when the -wal "
+         "file reaches this size.", 0, 1_000_000, " MB"),
+        ("wal_size_threshold_mb", "WAL critical size", "Health turns to Critical when the "
+         "-wal file reaches this size.", 0, 1_000_000, " MB"),
+    ],
+    "Optimization": [
+        ("fragmentation_warning_percent", "Free pages warning", "Health turns to Warning "
+         "when this share of pages is free (VACUUM reclaims them).", 0, 100, " %"),
+        ("fragmentation_critical_percent", "Free pages critical", "Health turns to Critical "
+         "when this share of pages is free.", 0, 100, " %"),
+        ("vacuum_threshold_mb", "VACUUM above", "Scheduled optimization vacuums only when "
+         "the database is larger than this.", 0, 10_000_000, " MB"),
+        ("analyze_interval_hours", "ANALYZE every", "Scheduled optimization re-runs ANALYZE "
+         "after this many hours.", 0, 100_000, " h"),
+    ],
+    "Leases and monitoring": [
+        ("stale_lease_timeout_seconds", "Stale lease after", "A lease expired for longer "
+         "than this counts as stale and may be requeued.", 0, 10_000_000, " s"),
+        ("stale_leases_warning", "Stale leases warning", "Health turns to Warning at this "
+         "many stale leases.", 0, 10_000_000, ""),
+        ("stale_leases_critical", "Stale leases critical", "Health turns to Critical at this "
+         "many stale leases.", 0, 10_000_000, ""),
+        ("sample_interval_seconds", "Sample every", "How often the live monitor measures "
+         "the WAL and the database.", 0.1, 3600, " s"),
+    ],
+}
+
+
+class SettingsDialog(QDialog):
+    """Edits a copy of the config; :attr:`saved_config` holds it after a successful Save."""
+
+    def __init__(self, config: MaintenanceConfig, messages: Messages,
+                 config_path: Path | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setWindowIcon(icon("settings"))
+        self.messages = messages
+        self.config_path = config_path or config_file_path()
+        self.original = config
+        self.saved_config: MaintenanceConfig | None = None
+        self.inputs: dict[str, QSpinBox | QDoubleSpinBox] = {}
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(f"Saved to {self.config_path}; environment variables "
+                                "override these values."))
+        layout.addWidget(self._general_group(config))
+        for title, rows in _NUMBER_GROUPS.items():
+            layout.addWidget(self._number_group(title, rows, config))
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self)
+        self.buttons.button(QDialogButtonBox.StandardButton.Save).setToolTip(
+            "Check the values and write them to the settings file.")
+        self.buttons.accepted.connect(self._on_save)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+
+    def _general_group(self, config: MaintenanceConfig) -> QGroupBox:
+        group = QGroupBox("General", self)
+        form = QFormLayout(group)
+        self.backup_dir_edit = QLineEdit(str(config.backup_dir), group)
+        self.backup_dir_edit.setToolTip("Folder where backups are written and listed.")
+        browse = QPushButton(icon("folder"), "Browse...", group)
+        browse.setToolTip("Choose the backup folder.")
+        browse.clicked.connect(self._on_browse)
+        row = QHBoxLayout()
+        row.addWidget(self.backup_dir_edit, 1)
+        row.addWidget(browse)
+        form.addRow("Backup folder", row)
+        self.checkpoint_combo = QComboBox(group)
+        self.checkpoint_combo.addItems(list(CHECKPOINT_MODES))
+        self.checkpoint_combo.setCurrentText(config.checkpoint_mode)
+        self.checkpoint_combo.setToolTip("Checkpoint mode scheduled maintenance uses.")
+        form.addRow("Checkpoint mode", self.checkpoint_combo)
+        return group
+
+    def _number_group(self, title: str, rows: list[tuple[str, str, str, float, float, str]],
+                      config: MaintenanceConfig) -> QGroupBox:
+        group = QGroupBox(title, self)
+        form = QFormLayout(group)
+        for name, label, tooltip, minimum, maximum, suffix in rows:
+            value = getattr(config, name)
+            spin: QSpinBox | QDoubleSpinBox
+            if isinstance(value, int) and not isinstance(value, bool):
+                spin = QSpinBox(group)
+                spin.setRange(int(minimum), int(maximum))
+            else:
+                spin = QDoubleSpinBox(group)
+                spin.setDecimals(1)
+                spin.setRange(minimum, maximum)
+            spin.setValue(value)
+            spin.setSuffix(suffix)
+            spin.setToolTip(tooltip)
+            self.inputs[name] = spin
+            form.addRow(label, spin)
+        return group
+
+    def edited_config(self) -> MaintenanceConfig:
+        """A new config with the dialog's values (not validated)."""
+        values = {name: spin.value() for name, spin in self.inputs.items()}
+        return dataclasses.replace(
+            self.original,
+            backup_dir=Path(self.backup_dir_edit.text().strip() or str(self.original.backup_dir)),
+            checkpoint_mode=self.checkpoint_combo.currentText(),
+            **values,
+        )
+
+    def _on_browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Backup folder",
+                                                  self.backup_dir_edit.text())
+        if folder:
+            self.backup_dir_edit.setText(folder)
+
+    def _on_save(self) -> None:
+        config = self.edited_config()
+        try:
+            config.validate()
+            config.save(self.config_path)
+        except QueueAdminError as error:
+            self.messages.report_error(error)
+            return
+        self.saved_config = config
+        self.accept()

@@ -1,0 +1,247 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+
+from queue_admin_gui.core.config import MaintenanceConfig, config_file_path
+from queue_admin_gui.core.manifest import manifest_path_for
+from queue_admin_gui.ui.backups_tab import BackupsTab, describe_task_counts
+from queue_admin_gui.ui.messages import Level
+
+LEFT = Qt.MouseButton.LeftButton
+
+
+@pytest.fixture
+def tab(qtbot, session, demo_db):
+    tab = BackupsTab(session)
+    qtbot.addWidget(tab)
+    tab.resize(1100, 700)
+    tab.show()
+    session.set_database(demo_db, True)
+    qtbot.waitUntil(lambda: not tab.loading, timeout=30_000)
+    return tab
+
+
+def backup_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("queue_backup_*.db")) if folder.exists() else []
+
+
+def click_backup(qtbot, tab, name: str = ""):
+    tab.name_edit.setText(name)
+    with qtbot.waitSignal(tab.session.backup_done, timeout=60_000) as blocker:
+        qtbot.mouseClick(tab.backup_button, LEFT)
+    qtbot.waitUntil(lambda: any(i.path == blocker.args[0].path for i in tab.model.records),
+                    timeout=30_000)
+    return blocker.args[0]
+
+
+def select(qtbot, tab, path: Path) -> None:
+    assert tab.select_backup(path)
+    qtbot.waitUntil(lambda: tab.verify_button.isEnabled(), timeout=10_000)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_back_up_now_writes_file_manifest_and_lists_it(qtbot, tab, session, presenter,
+                                                       backup_dir):
+    assert tab.folder_label.text() == str(backup_dir)
+    assert not tab.verify_button.isEnabled()
+    assert tab.verify_button.toolTip() == "Select a backup in the table first."
+    result = click_backup(qtbot, tab, "before-upgrade")
+
+    assert result.path.parent == backup_dir
+    assert result.path.name.startswith("queue_backup_before-upgrade_")
+    manifest = json.loads(manifest_path_for(result.path).read_text(encoding="utf-8"))
+    assert manifest["sha256"] == digest(result.path)
+    assert sum(manifest["task_counts"].values()) == 400
+    row = [i.path for i in tab.model.records].index(result.path)
+    cells = [tab.model.index(row, c).data() for c in range(tab.model.columnCount())]
+    assert cells[0] == "before-upgrade"
+    assert cells[3].startswith("400 tasks")
+    assert cells[4].startswith("\u2714 OK")
+    assert "Backup saved" in tab.result_label.text()
+    assert any("Backup saved" in text for text in presenter.texts(Level.INFO))
+    assert tab.name_edit.text() == ""
+
+
+def test_a_name_windows_cannot_hold_is_refused_and_nothing_is_written(qtbot, tab, presenter,
+                                                                      backup_dir):
+    tab.name_edit.setText("CON")
+    qtbot.mouseClick(tab.backup_button, LEFT)
+    qtbot.waitUntil(lambda: bool(presenter.texts(Level.ERROR)), timeout=30_000)
+    assert "reserves for devices" in presenter.texts(Level.ERROR)[0]
+    assert backup_files(backup_dir) == []
+    assert not list(backup_dir.glob("*.partial"))
+
+
+def test_verify_good_and_corrupt_backup(qtbot, tab, presenter):
+    good = click_backup(qtbot, tab, "good").path
+    bad = click_backup(qtbot, tab, "bad").path
+    with open(bad, "r+b") as handle:
+        handle.seek(5 * 4096)
+        handle.write(b"\xff" * 4096)
+    bad_digest, good_digest = digest(bad), digest(good)
+    tab.verifications.clear()
+
+    select(qtbot, tab, good)
+    with qtbot.waitSignal(tab.session.runner.job_finished, timeout=60_000):
+        qtbot.mouseClick(tab.verify_button, LEFT)
+    assert "is intact" in tab.result_label.text()
+    assert tab.verifications[good].ok
+
+    select(qtbot, tab, bad)
+    with qtbot.waitSignal(tab.session.runner.job_finished, timeout=60_000):
+        qtbot.mouseClick(tab.verify_button, LEFT)
+    errors = presenter.texts(Level.ERROR)
+    assert len(errors) == 1 and "failed verification" in errors[0]
+    assert "use another backup" in errors[0]
+    row = [i.path for i in tab.model.records].index(bad)
+    assert tab.model.index(row, 4).data().startswith("\u2716 Damaged")
+    assert digest(bad) == bad_digest and digest(good) == good_digest
+    assert bad.exists() and manifest_path_for(bad).exists()
+
+
+def test_delete_asks_and_respects_the_answer(qtbot, tab, presenter, backup_dir):
+    path = click_backup(qtbot, tab, "doomed").path
+    select(qtbot, tab, path)
+    presenter.answer = False
+    qtbot.mouseClick(tab.delete_button, LEFT)
+    assert presenter.questions[-1].destructive
+    assert path.name in presenter.questions[-1].text
+    assert path.exists() and manifest_path_for(path).exists()
+    assert tab.session.runner.active_jobs == []
+
+    presenter.answer = True
+    with qtbot.waitSignal(tab.session.runner.job_finished, timeout=30_000):
+        qtbot.mouseClick(tab.delete_button, LEFT)
+    assert not path.exists() and not manifest_path_for(path).exists()
+    qtbot.waitUntil(lambda: tab.model.records == [], timeout=30_000)
+    assert len(presenter.questions) == 2
+
+
+def test_keep_newest_prunes_the_older_backups(qtbot, tab, presenter, backup_dir):
+    made = [click_backup(qtbot, tab, f"b{n}").path for n in range(3)]
+    tab.keep_spin.setValue(1)
+    with qtbot.waitSignal(tab.session.runner.job_finished, timeout=30_000):
+        qtbot.mouseClick(tab.prune_button, LEFT)
+    assert "Delete 2 backups" in presenter.questions[-1].text
+    assert backup_files(backup_dir) == [made[-1]]
+    qtbot.waitUntil(lambda: [i.path for i in tab.model.records] == [made[-1]], timeout=30_000)
+
+    qtbot.mouseClick(tab.prune_button, LEFT)
+    assert "Nothing to prune" in presenter.texts(Level.INFO)[-1]
+    assert backup_files(backup_dir) == [made[-1]]
+
+
+def test_change_folder_saves_the_setting_and_backs_up_there(qtbot, tab, session, tmp_path):
+    new_folder = tmp_path / "other backups"
+    tab.choose_folder = lambda parent, start: str(new_folder)
+    qtbot.mouseClick(tab.change_folder_button, LEFT)
+    assert tab.folder_label.text() == str(new_folder)
+    assert session.backup_dir == new_folder
+    assert MaintenanceConfig.load(config_file_path()).backup_dir == new_folder
+    result = click_backup(qtbot, tab)
+    assert result.path.parent == new_folder
+
+    opened = []
+    tab.show_folder = opened.append
+    qtbot.mouseClick(tab.open_folder_button, LEFT)
+    assert opened == [new_folder]
+
+
+def test_backup_goes_on_while_a_worker_holds_a_write_transaction(qtbot, tab, demo_db):
+    writer = sqlite3.connect(demo_db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO task_queue (type, payload) VALUES ('late', '{}')")
+    try:
+        result = click_backup(qtbot, tab, "under-load")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    copy = sqlite3.connect(result.path)
+    try:
+        assert copy.execute("SELECT count(*) FROM task_queue WHERE type='late'").fetchone() == (0,)
+    finally:
+        copy.close()
+
+
+@pytest.fixture
+def rollback_db(demo_db):
+    """The demo queue switched to rollback-journal mode, where a writer can lock readers out."""
+    connection = sqlite3.connect(demo_db)
+    connection.execute("PRAGMA journal_mode=DELETE")
+    connection.close()
+    return demo_db
+
+
+def test_locked_database_the_user_is_told_and_nothing_changes(qtbot, session, rollback_db,
+                                                             presenter, backup_dir):
+    tab = BackupsTab(session)
+    qtbot.addWidget(tab)
+    session.set_database(rollback_db, True)
+    qtbot.waitUntil(lambda: not tab.loading, timeout=30_000)
+    before = digest(rollback_db)
+    locker = sqlite3.connect(rollback_db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        with qtbot.waitSignal(session.runner.job_finished, timeout=60_000):
+            qtbot.mouseClick(tab.backup_button, LEFT)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    errors = presenter.texts(Level.ERROR)
+    assert len(errors) == 1 and "locked" in errors[0]
+    assert backup_files(backup_dir) == []
+    assert not list(backup_dir.glob("*.partial"))
+    assert digest(rollback_db) == before
+
+
+def test_gui_keeps_running_during_a_long_backup_and_writes_wait(qtbot, session, rollback_db,
+                                                               backup_dir):
+    tab = BackupsTab(session)
+    qtbot.addWidget(tab)
+    tab.show()
+    session.set_database(rollback_db, True)
+    qtbot.waitUntil(lambda: not tab.loading, timeout=30_000)
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start()
+    locker = sqlite3.connect(rollback_db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    released = threading.Event()
+    try:
+        qtbot.mouseClick(tab.backup_button, LEFT)
+        job = session.runner.current_write_job
+        assert job is not None and job.title == "Back up"
+        qtbot.waitUntil(lambda: tab.progress_panel.isVisible(), timeout=10_000)
+        assert not tab.backup_button.isEnabled()
+        assert "Another maintenance job is running: Back up" in tab.backup_button.toolTip()
+        start = len(ticks)
+        qtbot.waitUntil(lambda: len(ticks) >= start + 10, timeout=10_000)
+        assert not job.is_finished
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+        released.set()
+    with qtbot.waitSignal(session.backup_done, timeout=60_000):
+        pass
+    timer.stop()
+    qtbot.waitUntil(lambda: tab.backup_button.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: not tab.progress_panel.isVisible(), timeout=10_000)
+    assert len(backup_files(backup_dir)) == 1
+
+
+def test_describe_task_counts_orders_statuses():
+    assert describe_task_counts(None) == "not recorded"
+    text = describe_task_counts({"failed": 2, "queued": 1000, "completed": 0, "odd": 1})
+    assert text == "1,003 tasks: 1,000 queued, 2 failed, 1 odd"
