@@ -26,6 +26,9 @@ connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
 mode = sys.argv[2]
 if mode == "write":
     connection.execute("BEGIN IMMEDIATE")
+elif mode == "exclusive":
+    connection.execute("PRAGMA locking_mode=EXCLUSIVE")
+    connection.execute("BEGIN EXCLUSIVE")
 else:
     connection.execute("BEGIN")
     connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -65,7 +68,11 @@ def wait_idle(qtbot, session: Session, timeout: int = JOB_TIMEOUT_MS) -> None:
 
 @contextlib.contextmanager
 def lock_held(db_path: Path, mode: str = "write") -> Iterator[subprocess.Popen[str]]:
-    """Another process holding a write lock (``write``) or a read transaction (``read``)."""
+    """Another process holding a write lock, an exclusive lock or a read transaction.
+
+    ``write`` is a writer between BEGIN IMMEDIATE and COMMIT; ``exclusive`` also keeps
+    readers out; ``read`` is a reader that pins the WAL at its snapshot.
+    """
     process = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, str(db_path), mode],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

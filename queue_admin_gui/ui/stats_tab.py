@@ -1,0 +1,214 @@
+"""The Stats tab: file sizes, page usage, journal settings and tasks by status.
+
+Refreshed on demand and every :data:`REFRESH_INTERVAL_MS` while the tab is visible; a tick
+is skipped while the previous read still runs, and a failed timed refresh is shown in the tab
+rather than in a message box every few seconds. Live plots go into :attr:`StatsTab.plot_area`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QHideEvent, QShowEvent
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.maintenance import QueueMaintenance
+from ..session import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS, Session
+from .widgets import (
+    BAD_COLOUR,
+    WARN_COLOUR,
+    Column,
+    KeyValueGrid,
+    MaintenanceTab,
+    RecordTableModel,
+    explanation,
+    format_bytes,
+    format_count,
+    make_table,
+    plot_frame,
+    set_status,
+    status_label,
+)
+
+REFRESH_INTERVAL_MS = 10_000
+
+
+@dataclass(frozen=True)
+class StatusCount:
+    """One row of the task table: a status, its task count and its share of all tasks."""
+
+    status: str
+    count: int
+    share: float
+
+
+class StatsTab(MaintenanceTab):
+    """Sizes, pages, settings and task counts of the open database, kept fresh."""
+
+    topics = (TOPIC_STATS, TOPIC_LEASES, TOPIC_DATABASE)
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(session, parent)
+        self.stats: dict[str, Any] | None = None
+        self.skipped_ticks = 0
+        self.files_grid = KeyValueGrid()
+        self.files_grid.add_row("db_size", "Database file")
+        self.files_grid.add_row("wal_size", "WAL file (-wal)")
+        self.files_grid.add_row("shm_size", "Shared memory (-shm)")
+        self.files_grid.add_row("total_size", "Database + WAL")
+        self.pages_grid = KeyValueGrid(columns=2)
+        self.pages_grid.add_row("page_size", "Page size")
+        self.pages_grid.add_row("journal_mode", "Journal mode")
+        self.pages_grid.add_row("page_count", "Pages")
+        self.pages_grid.add_row("auto_vacuum", "Auto-vacuum")
+        self.pages_grid.add_row("freelist", "Free pages")
+        self.pages_grid.add_row("sqlite_version", "SQLite version")
+        self.pages_grid.add_row("fragmentation", "Fragmentation")
+        self.path_label = status_label()
+        self.updated_label = QLabel()
+        self.error_label = status_label()
+        self.tasks_label = QLabel()
+        self.refresh_button = QPushButton("Refresh")
+        self.tasks_model: RecordTableModel[StatusCount] = RecordTableModel([
+            Column("Status", lambda row: row.status),
+            Column("Tasks", lambda row: format_count(row.count), numeric=True),
+            Column("Share", lambda row: f"{row.share:.1f} %", numeric=True),
+        ])
+        self.tasks_view = make_table(self.tasks_model)
+        self.refresh_timer = QTimer(self)
+        self.refresh_timer.setInterval(REFRESH_INTERVAL_MS)
+        self.refresh_timer.timeout.connect(self._on_refresh_tick)
+        plot, self.plot_area = plot_frame()
+        self._build_layout(plot)
+        self.add_action(self.refresh_button, "Read sizes, pages and task counts again now.")
+        self.refresh_button.clicked.connect(self.refresh)
+
+    def _build_layout(self, plot: QWidget) -> None:
+        files = QGroupBox("Files on disk")
+        files_layout = QVBoxLayout(files)
+        files_layout.addWidget(self.path_label)
+        files_layout.addWidget(self.files_grid)
+        files_layout.addStretch(1)
+
+        pages = QGroupBox("Pages and settings")
+        pages_layout = QVBoxLayout(pages)
+        pages_layout.addWidget(explanation(
+            "The file is made of fixed-size pages; free pages are space left by deleted rows "
+            "that VACUUM gives back."))
+        pages_layout.addWidget(self.pages_grid)
+        pages_layout.addStretch(1)
+
+        tasks = QGroupBox("Tasks by status")
+        tasks_layout = QVBoxLayout(tasks)
+        tasks_layout.addWidget(self.tasks_view, 1)
+        tasks_layout.addWidget(self.tasks_label)
+
+        top = QHBoxLayout()
+        top.addWidget(files, 2)
+        top.addWidget(pages, 3)
+        top.addWidget(tasks, 2)
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.updated_label, 1)
+        status_row.addWidget(self.refresh_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(status_row)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.progress_panel)
+        layout.addWidget(plot, 1)
+        self.error_label.hide()
+
+    def refresh(self) -> None:
+        """Read the statistics now; a failure is told to the user."""
+        self._load(report_errors=True)
+
+    def _load(self, report_errors: bool) -> None:
+        path = self.session.db_path
+        if path is None:
+            return
+        self.run_load("Read statistics",
+                      lambda progress, cancelled: QueueMaintenance(path).get_database_stats(),
+                      self._on_stats, report_errors=report_errors, on_error=self._on_failed)
+
+    def _on_refresh_tick(self) -> None:
+        if self.loading or self.session.db_path is None:
+            self.skipped_ticks += 1
+            return
+        self._load(report_errors=False)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
+        """Refresh on a timer only while the tab can be seen."""
+        super().showEvent(event)
+        self.refresh_timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802
+        """Stop the timer while the tab is hidden: nobody is looking."""
+        super().hideEvent(event)
+        self.refresh_timer.stop()
+
+    def _on_failed(self, error: BaseException) -> None:
+        set_status(self.error_label, f"Could not refresh: {error}", BAD_COLOUR)
+        self.error_label.show()
+
+    def _on_stats(self, stats: dict[str, Any]) -> None:
+        self.stats = stats
+        self.error_label.hide()
+        config = self.session.config
+        self.path_label.setText(str(stats["path"]))
+        wal_mb = stats["wal_size_bytes"] / (1024 * 1024)
+        wal_colour = (BAD_COLOUR if wal_mb >= config.wal_size_threshold_mb else
+                      WARN_COLOUR if wal_mb >= config.wal_size_warning_mb else None)
+        self.files_grid.set_value("db_size", format_bytes(stats["db_size_bytes"]))
+        self.files_grid.set_value("wal_size", format_bytes(stats["wal_size_bytes"]), wal_colour)
+        self.files_grid.set_value("shm_size", format_bytes(stats["shm_size_bytes"]))
+        self.files_grid.set_value("total_size", format_bytes(
+            stats["db_size_bytes"] + stats["wal_size_bytes"]))
+        page_size = int(stats["page_size"])
+        self.pages_grid.set_value("page_size", format_bytes(page_size))
+        self.pages_grid.set_value("page_count", format_count(stats["page_count"]))
+        self.pages_grid.set_value(
+            "freelist", f"{format_count(stats['freelist_count'])} "
+                        f"({format_bytes(stats['freelist_count'] * page_size)})")
+        percent = float(stats["fragmentation_percent"])
+        fragmentation_colour = (
+            BAD_COLOUR if percent >= config.fragmentation_critical_percent else
+            WARN_COLOUR if percent >= config.fragmentation_warning_percent else None)
+        self.pages_grid.set_value("fragmentation", f"{percent:.1f} %", fragmentation_colour)
+        self.pages_grid.set_value("journal_mode", str(stats["journal_mode"]).upper())
+        self.pages_grid.set_value("auto_vacuum", str(stats["auto_vacuum"]))
+        self.pages_grid.set_value("sqlite_version", str(stats["sqlite_version"]))
+        self._show_task_counts(stats.get("task_counts"), stats.get("schema_problems") or [])
+        self.updated_label.setText(
+            f"Updated at {time.strftime('%H:%M:%S')}; refreshes every "
+            f"{self.refresh_timer.interval() // 1000} s while this tab is shown.")
+
+    def _show_task_counts(self, counts: dict[str, int] | None, problems: list[str]) -> None:
+        if counts is None:
+            self.tasks_model.set_records([])
+            self.tasks_label.setText("Not a queue database, so there are no tasks to count"
+                                     + (f" ({'; '.join(problems)})." if problems else "."))
+            self.tasks_label.setWordWrap(True)
+            return
+        total = sum(counts.values())
+        rows = [StatusCount(status, count, count / total * 100 if total else 0.0)
+                for status, count in counts.items()
+                if count or status in ("queued", "leased", "completed", "failed")]
+        self.tasks_model.set_records(rows)
+        self.tasks_label.setText(f"{format_count(total)} tasks in total.")
+
+    def task_count_shown(self, status: str) -> int | None:
+        """The count the table shows for ``status`` (None when it has no row)."""
+        for row in self.tasks_model.records:
+            if row.status == status:
+                return row.count
+        return None
