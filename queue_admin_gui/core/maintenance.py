@@ -153,6 +153,19 @@ class QueueMaintenance:
                 connection.execute(f'ANALYZE "{_quote_identifier(analyzed)}"')
         return {"table": analyzed, "seconds": time.perf_counter() - started}
 
+    def table_names(self) -> list[str]:
+        """The file's own tables, sorted: the only names :meth:`analyze` accepts."""
+        action = f"Listing the tables of '{self.db_path}'"
+        try:
+            connection = open_read_only(self.db_path, busy_timeout_ms=self.busy_timeout_ms,
+                                        error_class=QueueMaintenanceError)
+            try:
+                return _table_names(connection)
+            finally:
+                connection.close()
+        except sqlite3.Error as error:
+            raise translate_error(error, action, QueueMaintenanceError) from error
+
     def pragma_optimize(self) -> dict[str, Any]:
         """Let SQLite refresh only the statistics it considers out of date (cheap)."""
         started = time.perf_counter()
@@ -211,21 +224,6 @@ class QueueMaintenance:
         finally:
             connection.close()
 
-    def table_names(self) -> list[str]:
-        """The file's own tables (not SQLite's internal ones), by name: what ANALYZE can take."""
-        action = f"Listing the tables of '{self.db_path}'"
-        connection = open_read_only(self.db_path, busy_timeout_ms=self.busy_timeout_ms,
-                                    error_class=QueueMaintenanceError)
-        try:
-            return [str(row[0]) for row in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite_%' ORDER BY name"
-            )]
-        except sqlite3.Error as error:
-            raise translate_error(error, action, QueueMaintenanceError) from error
-        finally:
-            connection.close()
-
     def get_database_stats(self, include_task_counts: bool = True) -> dict[str, Any]:
         """Sizes, pages, fragmentation, journal settings and task counts, read-only and fast."""
         return database_stats(self.db_path, include_task_counts, self.busy_timeout_ms)
@@ -266,10 +264,7 @@ class QueueMaintenance:
 
     def _existing_table(self, connection: sqlite3.Connection, table: str) -> str:
         """The table's name as the file spells it, or an error listing the tables there are."""
-        names = [str(row[0]) for row in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "ORDER BY name"
-        )]
+        names = _table_names(connection)
         for name in names:
             if name.casefold() == str(table).casefold():
                 return name
@@ -278,6 +273,13 @@ class QueueMaintenance:
             f"{', '.join(names) or '(none)'}.",
             ErrorKind.INVALID,
         )
+
+
+def _table_names(connection: sqlite3.Connection) -> list[str]:
+    return [str(row[0]) for row in connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY name"
+    )]
 
 
 def _logical_size(connection: sqlite3.Connection) -> int:

@@ -253,7 +253,14 @@ def test_analyze_refuses_a_table_that_is_not_in_the_file(queue_db: Path, name: s
 
 
 def test_analyze_quotes_an_odd_but_real_table_name(plain_sqlite: Path) -> None:
+    assert QueueMaintenance(plain_sqlite).table_names() == ["notes", 'we"ird']
     assert QueueMaintenance(plain_sqlite).analyze('we"ird')["table"] == 'we"ird'
+
+
+def test_table_names_lists_the_queue_tables_only(queue_db: Path) -> None:
+    maintenance = QueueMaintenance(queue_db)
+    maintenance.analyze()  # creates sqlite_stat1, which is SQLite's, not the user's
+    assert maintenance.table_names() == ["task_logs", "task_queue", "workers"]
 
 
 def test_optimize_analyzes_and_vacuums_only_when_full(fragmented_queue: Path) -> None:
