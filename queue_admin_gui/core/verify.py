@@ -220,7 +220,12 @@ def _check_contents(path: Path, found: _Findings, progress: ProgressCallback | N
         kind = translated.kind
         if kind is ErrorKind.BUG:
             raise translated from error
-        found.problem(kind, f"SQLite cannot read the file ({_detail(error)}); use another backup.")
+        if kind is ErrorKind.CORRUPT:
+            found.problem(kind, "SQLite's integrity check stopped because the file is damaged "
+                                f"({_detail(error)}); use another backup.")
+        else:
+            found.problem(kind, f"SQLite cannot read the file ({_detail(error)}); "
+                                "use another backup.")
     raise_if_cancelled(cancelled, action)
 
 
