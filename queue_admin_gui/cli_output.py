@@ -119,7 +119,7 @@ def human_value(key: str, value: Any) -> str:
         return f"{value:.2f}"
     if isinstance(value, dict):
         parts = [f"{name} {human_value(name, item)}" for name, item in value.items()
-                 if not (isinstance(item, int) and item == 0 and key == "task_counts")]
+                 if item not in (0, None)]
         return ", ".join(parts) or "none"
     if isinstance(value, (list, tuple)):
         if not value:

@@ -205,3 +205,14 @@ def test_progress_is_shown_only_on_a_terminal() -> None:
     disabled = Terminal()
     ProgressLine(enabled=False, stream=disabled)(1, 2, "Copying")  # --json
     assert disabled.getvalue() == ""
+
+
+def test_restore_onto_a_machine_without_the_database(cli: CliRunner, demo_db: Path,
+                                                     backup_dir: Path, tmp_path: Path) -> None:
+    path = _backup(cli, demo_db, backup_dir)["path"]
+    fresh = tmp_path / "new machine" / "queue.db"
+    run = cli("--db", fresh, "--json", "restore", path, "--yes")
+    assert run.code == 0, run.err
+    assert run.data["target"] == str(fresh)
+    assert run.data["safety_backup"] is None  # nothing to keep
+    assert _task_total(fresh) == 300
