@@ -82,6 +82,7 @@ def window(qtbot, session: Session, settings: QSettings, activity_log: ActivityL
 
     window = MainWindow(session, settings, activity_log)
     qtbot.addWidget(window)
+    window.show()
     yield window
     window.health_timer.stop()
     session.runner.shutdown(30_000)
@@ -95,7 +96,9 @@ def open_db(qtbot, window):
     def open_path(path: Path):
         job = window.open_database(path)
         assert job is not None
-        qtbot.waitUntil(lambda: job.is_finished, timeout=30_000)
+        finished = []
+        job.finished.connect(lambda: finished.append(True))
+        qtbot.waitUntil(lambda: bool(finished), timeout=30_000)
         return job
 
     return open_path

@@ -1,0 +1,381 @@
+"""The main window: a start page or the maintenance tabs, the status bar and the activity log.
+
+The window owns no database connection. Opening a file is a read job (it checks that the
+file is SQLite and whether it is a queue); the status bar's health is a read job repeated
+every few seconds; each tab runs its own jobs through the shared :class:`Session`. While a
+write job runs, the other write actions are disabled with a tooltip naming the job, and
+closing the window asks first, then cancels and waits for the worker threads.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QStackedWidget,
+    QTabWidget,
+    QWidget,
+)
+
+from ..core.activity import ActivityLog
+from ..core.database import check_queue_schema, closing_connection, open_read_only
+from ..core.health import HealthSnapshot, assess_health, measure_health
+from ..jobs import Job
+from ..session import Session
+from .activity_log import ActivityLogDock, is_background, mark_background
+from .backups_tab import BackupsTab, open_restore_wizard
+from .icons import app_icon, icon
+from .settings_dialog import SettingsDialog
+from .start_page import StartPage
+from .status_bar import DatabaseStatusBar
+from .window_menus import WindowActions, build_menus
+
+#: How often the status bar's health is measured.
+HEALTH_INTERVAL_MS = 5000
+MAX_RECENT_FILES = 8
+DEFAULT_SIZE = (1200, 800)
+
+#: (key, module, class, title, icon) of each maintenance tab, in the order shown.
+TAB_SPECS = (
+    ("backups", "backups_tab", "BackupsTab", "Backups", "backup"),
+    ("wal", "wal_tab", "WalTab", "WAL / Checkpoint", "checkpoint"),
+    ("optimize", "optimize_tab", "OptimizeTab", "Optimization", "vacuum"),
+    ("leases", "leases_tab", "LeasesTab", "Leases", "requeue"),
+    ("stats", "stats_tab", "StatsTab", "Stats", "analyze"),
+)
+
+
+@dataclass(frozen=True)
+class OpenedDatabase:
+    """What the opening check found: the file is SQLite; is it a queue, and if not why."""
+
+    path: Path
+    problems: list[str]
+
+    @property
+    def is_queue(self) -> bool:
+        """True when the queue schema is complete."""
+        return not self.problems
+
+
+def inspect_database(path: Path) -> OpenedDatabase:
+    """Open ``path`` read-only and check the queue schema (run as a job, never in the GUI)."""
+    with closing_connection(open_read_only(path)) as connection:
+        return OpenedDatabase(path, check_queue_schema(connection))
+
+
+class MainWindow(QMainWindow):
+    """Start page or tabs, menus, toolbar, status bar with health, activity log dock."""
+
+    database_opened = Signal(object)
+    closing = Signal()
+
+    def __init__(self, session: Session, settings: QSettings,
+                 activity_log: ActivityLog | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.settings = settings
+        self.demo_workers: object | None = None
+        self.health: HealthSnapshot | None = None
+        self._health_job: Job | None = None
+        self._open_job: Job | None = None
+        self.settings_dialog: SettingsDialog | None = None
+        #: Asks for a database file; returns "" when cancelled (replaceable in tests).
+        self.choose_database_file = _ask_for_database_file
+        self.setWindowTitle("Queue Admin")
+        self.setWindowIcon(app_icon())
+        self.resize(*DEFAULT_SIZE)
+        session.messages.parent_widget = self
+
+        self.start_page = StartPage(self)
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.tab_widgets: dict[str, QWidget] = {}
+        for key, module, class_name, title, icon_name in TAB_SPECS:
+            self.add_tab(key, self._make_tab(module, class_name, title), title, icon_name)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.start_page)
+        self.stack.addWidget(self.tabs)
+        self.setCentralWidget(self.stack)
+
+        self.status = DatabaseStatusBar(self)
+        self.setStatusBar(self.status)
+        session.messages.status_callback = self._show_status_message
+        self.activity_dock = ActivityLogDock(session.runner, session.messages, activity_log,
+                                             self)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.activity_dock)
+        self.window_actions = WindowActions(self)
+        build_menus(self, self.window_actions)
+
+        self.health_timer = QTimer(self)
+        self.health_timer.setInterval(HEALTH_INTERVAL_MS)
+        self.health_timer.timeout.connect(self.refresh_health)
+        self.start_page.open_requested.connect(self.ask_and_open)
+        self.start_page.recent_requested.connect(self.open_database)
+        self.start_page.demo_requested.connect(self.open_demo)
+        session.runner.write_busy_changed.connect(self._on_write_busy_changed)
+        session.database_changed.connect(self._on_database_changed)
+        session.config_changed.connect(self._on_config_changed)
+        session.backup_done.connect(lambda _result: self.refresh_health())
+        session.changed.connect(lambda _topic: self.refresh_health())
+        self._update_recent_files()
+        self._restore_layout()
+        self._on_database_changed(session.db_path)
+
+    # -- tabs -------------------------------------------------------------------------------
+
+    def _make_tab(self, module: str, class_name: str, title: str) -> QWidget:
+        try:
+            tab_class = getattr(importlib.import_module(f"{__package__}.{module}"), class_name)
+        except (ImportError, AttributeError):
+            placeholder = QLabel(f"The {title} tab is not available in this installation.")
+            placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            return placeholder
+        return tab_class(self.session)
+
+    def add_tab(self, key: str, widget: QWidget, title: str, icon_name: str = "") -> int:
+        """Add a tab (the live monitor adds its own); returns its index."""
+        self.tab_widgets[key] = widget
+        return self.tabs.addTab(widget, icon(icon_name) if icon_name else app_icon(), title)
+
+    @property
+    def backups_tab(self) -> BackupsTab:
+        """The Backups tab."""
+        tab = self.tab_widgets["backups"]
+        assert isinstance(tab, BackupsTab)
+        return tab
+
+    def show_tab(self, key: str) -> None:
+        """Bring the tab ``key`` to the front."""
+        self.tabs.setCurrentWidget(self.tab_widgets[key])
+
+    # -- opening ----------------------------------------------------------------------------
+
+    def ask_and_open(self) -> None:
+        """Ask for a database file and open it."""
+        start = str(self.session.db_path.parent) if self.session.db_path else ""
+        chosen = self.choose_database_file(self, start)
+        if chosen:
+            self.open_database(Path(chosen))
+
+    def open_database(self, path: Path) -> Job | None:
+        """Check ``path`` in a read job; on success make it the window's database."""
+        if self.session.runner.write_busy:
+            self.session.messages.warning(
+                "Another database cannot be opened while a maintenance job runs; wait for it "
+                "to finish or cancel it.")
+            return None
+        path = Path(path)
+        self.start_page.show_problem(None)
+        self._open_job = self.session.run(
+            "Open database", lambda progress, cancelled: inspect_database(path),
+            parameters={"database": str(path)}, on_done=self._on_database_inspected,
+            on_error=self._on_open_failed)
+        self._open_job.setProperty("queueAdminPath", str(path))
+        return self._open_job
+
+    def open_demo(self) -> Job:
+        """Create (or reuse) the demo queue, open it and run the simulated workers."""
+        from ..core.demo import create_demo_queue, demo_queue_path, is_demo_queue
+
+        path = demo_queue_path()
+
+        def prepare(progress: object, cancelled: object) -> Path:
+            if not (path.exists() and is_demo_queue(path)):
+                create_demo_queue(path)
+            return path
+
+        return self.session.run("Prepare demo queue", prepare, writes=True,
+                                parameters={"database": str(path)},
+                                on_done=self._on_demo_ready)
+
+    def _on_demo_ready(self, path: Path) -> None:
+        job = self.open_database(path)
+        if job is not None:
+            job.succeeded.connect(lambda _result: self.start_demo_workers(path))
+
+    def start_demo_workers(self, path: Path) -> None:
+        """Run the simulated workers on ``path`` until the window closes."""
+        from ..core.demo import DemoWorkers
+
+        self.stop_demo_workers()
+        workers = DemoWorkers(path)
+        workers.start()
+        self.demo_workers = workers
+        self.session.messages.info("The demo queue is open; simulated workers are running "
+                                   "until you close the window.")
+
+    def stop_demo_workers(self) -> None:
+        """Stop the simulated workers, if any run."""
+        workers, self.demo_workers = self.demo_workers, None
+        if workers is not None:
+            workers.stop()  # type: ignore[attr-defined]
+
+    def _on_database_inspected(self, opened: OpenedDatabase) -> None:
+        self.session.set_database(opened.path, opened.is_queue)
+        self._remember(opened.path)
+        if not opened.is_queue:
+            self.session.messages.warning(
+                f"'{opened.path}' is an SQLite database but not a PrismQ queue "
+                f"({'; '.join(opened.problems)}); backup, checkpoint, VACUUM and integrity "
+                "checks work, queue actions are off.")
+        self.database_opened.emit(opened.path)
+
+    def _on_open_failed(self, error: BaseException) -> None:
+        self.start_page.show_problem(str(error))
+
+    def _remember(self, path: Path) -> None:
+        recent = [p for p in self.recent_files() if p != path]
+        recent.insert(0, path)
+        self.settings.setValue("recent_files", [str(p) for p in recent[:MAX_RECENT_FILES]])
+        self.settings.setValue("last_database", str(path))
+        self._update_recent_files()
+
+    def recent_files(self) -> list[Path]:
+        """Recently opened databases, newest first."""
+        value = self.settings.value("recent_files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [Path(item) for item in (value or []) if item]
+
+    def _update_recent_files(self) -> None:
+        recent = self.recent_files()
+        self.start_page.set_recent_files(recent)
+        if hasattr(self, "window_actions"):
+            self.window_actions.set_recent_files(recent)
+
+    # -- health -----------------------------------------------------------------------------
+
+    def refresh_health(self) -> None:
+        """Measure health in a background read job, unless the previous one still runs."""
+        path = self.session.db_path
+        if path is None or (self._health_job is not None and not self._health_job.is_finished):
+            return
+        config = self.session.config
+        self._health_job = mark_background(self.session.run(
+            "Read health", lambda progress, cancelled: measure_health(path, config, progress,
+                                                                      cancelled),
+            on_done=self._on_health_measured, on_error=self._on_health_failed,
+            report_errors=False))
+
+    def _on_health_measured(self, snapshot: HealthSnapshot) -> None:
+        if Path(snapshot.stats.get("path", "")) != self.session.db_path:
+            return
+        self.health = snapshot
+        self.status.show_stats(snapshot.stats, snapshot.report,
+                               snapshot.measured.last_backup_at, snapshot.measured.has_backups)
+
+    def _on_health_failed(self, error: BaseException) -> None:
+        self.status.show_unreadable(str(error))
+
+    # -- reactions --------------------------------------------------------------------------
+
+    def _on_database_changed(self, path: Path | None) -> None:
+        self.status.show_database(path)
+        self.activity_dock.database = path
+        self.stack.setCurrentWidget(self.tabs if path is not None else self.start_page)
+        self.setWindowTitle(f"{path.name} \u2013 Queue Admin" if path else "Queue Admin")
+        self.window_actions.update_states()
+        if path is None:
+            self.health_timer.stop()
+            return
+        self.health = None
+        self.refresh_health()
+        self.health_timer.start()
+
+    def _on_config_changed(self, config: object) -> None:
+        if self.health is not None:
+            report = assess_health(self.session.config, self.health.measured)
+            self.health = HealthSnapshot(self.health.stats, self.health.measured, report)
+            self._on_health_measured(self.health)
+        self.refresh_health()
+
+    def _on_write_busy_changed(self, _busy: bool) -> None:
+        self.window_actions.update_states()
+
+    def _show_status_message(self, text: str) -> None:
+        self.status.showMessage(text, 15_000)
+
+    def refresh_all(self) -> None:
+        """Reload the tab in front and the health (F5)."""
+        current = self.tabs.currentWidget()
+        refresh = getattr(current, "refresh", None)
+        if self.session.db_path is not None and callable(refresh):
+            refresh()
+        self.refresh_health()
+
+    def open_settings(self) -> SettingsDialog:
+        """Show the settings dialog; saving applies the new config to every tab."""
+        dialog = SettingsDialog(self.session.config, self.session.messages, parent=self)
+        dialog.accepted.connect(lambda: self._on_settings_saved(dialog))
+        self.settings_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _on_settings_saved(self, dialog: SettingsDialog) -> None:
+        if dialog.saved_config is not None:
+            self.session.set_config(dialog.saved_config)
+            self.session.messages.info("Settings saved.")
+
+    def open_restore(self) -> QWidget | None:
+        """Open the restore wizard for the backup selected on the Backups tab, if any."""
+        selected = self.backups_tab.selected_backup()
+        return open_restore_wizard(self.session, selected.path if selected else None, self)
+
+    # -- layout and closing -----------------------------------------------------------------
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        state = self.settings.value("window/state")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+
+    def save_layout(self) -> None:
+        """Remember window size, position and dock layout for the next start."""
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+
+    def running_user_jobs(self) -> list[Job]:
+        """Jobs the user started that have not finished (background reads excluded)."""
+        return [job for job in self.session.runner.active_jobs if not is_background(job)]
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        """Ask before closing with a job running; then cancel, wait, and save the layout."""
+        running = self.running_user_jobs()
+        if running or self.session.runner.write_busy:
+            names = ", ".join(job.title for job in running) or "A maintenance job"
+            if not self.session.messages.confirm(
+                    "Close while a job runs",
+                    f"{names} is still running. Cancel it and close? A cancelled job rolls "
+                    "back and leaves the database as it was.",
+                    confirm_label="Cancel job and close", destructive=True):
+                event.ignore()
+                return
+        self.status.showMessage("Cancelling running jobs and closing...")
+        self.health_timer.stop()
+        self.closing.emit()
+        self.session.runner.shutdown()
+        self.stop_demo_workers()
+        self.save_layout()
+        event.accept()
+
+
+def _ask_for_database_file(parent: QWidget, start: str) -> str:
+    chosen, _filter = QFileDialog.getOpenFileName(
+        parent, "Open queue database", start,
+        "SQLite databases (*.db *.sqlite *.sqlite3);;All files (*)")
+    return chosen
+
+
+__all__ = ["MainWindow", "OpenedDatabase", "TAB_SPECS", "inspect_database"]
