@@ -8,13 +8,14 @@ operation failed or found a problem, 2 for bad usage or an unusable file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -219,9 +220,19 @@ class Context:
         chosen = getattr(self.args, "dir", None)
         return Path(chosen) if chosen is not None else Path(self.config.backup_dir)
 
-    def progress(self) -> ProgressLine:
-        """A progress printer for slow commands: stderr, terminals only, never with --json."""
-        return ProgressLine(enabled=not self.args.json, stream=self.err)
+    @contextlib.contextmanager
+    def slow_operation(self) -> Iterator[ProgressLine]:
+        """Progress and Ctrl+C-to-cancel for one slow engine call.
+
+        Progress goes to stderr, on terminals only, never with --json; pass
+        :attr:`interrupt` as the call's ``cancelled``.
+        """
+        progress = ProgressLine(enabled=not self.args.json, stream=self.err)
+        try:
+            with self.interrupt:
+                yield progress
+        finally:
+            progress.clear()
 
 
 class CancelOnInterrupt:

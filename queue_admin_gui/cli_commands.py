@@ -51,12 +51,8 @@ def backup(context: Context) -> CommandResult:
     args = context.args
     _database(context, "Backup")
     engine = _backups(context)
-    progress = context.progress()
-    try:
-        with context.interrupt:
-            made = engine.backup(args.name, progress=progress, cancelled=context.interrupt)
-    finally:
-        progress.clear()
+    with context.slow_operation() as progress:
+        made = engine.backup(args.name, progress=progress, cancelled=context.interrupt)
     data: dict[str, Any] = {
         "path": made.path, "size_bytes": made.size_bytes, "page_count": made.page_count,
         "seconds": made.seconds, "sha256": made.sha256, "task_counts": made.task_counts,
@@ -72,12 +68,8 @@ def backup(context: Context) -> CommandResult:
 def verify(context: Context) -> CommandResult:
     """Check a backup file: exit 1 when it is not usable, 2 when PATH does not exist."""
     path = require_existing_file(context.args.path, "Verification", QueueBackupError)
-    progress = context.progress()
-    try:
-        with context.interrupt:
-            report = check_backup_file(path, progress=progress, cancelled=context.interrupt)
-    finally:
-        progress.clear()
+    with context.slow_operation() as progress:
+        report = check_backup_file(path, progress=progress, cancelled=context.interrupt)
     data = {"path": path, "problems": report.problems, "notes": report.notes,
             "manifest": report.manifest}
     notes = [f"  note: {note}" for note in report.notes]
@@ -125,14 +117,10 @@ def restore(context: Context) -> CommandResult:
             f"Restore refused: it replaces the contents of '{target}' with '{args.path}'; "
             "add --yes to confirm.", ErrorKind.INVALID)
     source = require_existing_file(args.path, "Restore", QueueBackupError)
-    progress = context.progress()
-    try:
-        with context.interrupt:
-            done = _backups(context).restore_backup(
-                source, target, safety_backup=not args.no_safety_backup, progress=progress,
-                cancelled=context.interrupt)
-    finally:
-        progress.clear()
+    with context.slow_operation() as progress:
+        done = _backups(context).restore_backup(
+            source, target, safety_backup=not args.no_safety_backup, progress=progress,
+            cancelled=context.interrupt)
     data = {"restored_from": done.restored_from, "target": done.target,
             "safety_backup": done.safety_backup, "seconds": done.seconds,
             "moved_aside": done.moved_aside}
@@ -161,13 +149,9 @@ def checkpoint(context: Context) -> CommandResult:
 def vacuum(context: Context) -> CommandResult:
     """Rebuild the file without free pages; sizes before and after."""
     path = _database(context, "VACUUM")
-    progress = context.progress()
-    try:
-        with context.interrupt:
-            result = QueueMaintenance(path).vacuum(progress=progress,
-                                                   cancelled=context.interrupt)
-    finally:
-        progress.clear()
+    with context.slow_operation() as progress:
+        result = QueueMaintenance(path).vacuum(progress=progress,
+                                               cancelled=context.interrupt)
     keys = ["size_before", "size_after", "freed_bytes", "seconds"]
     return CommandResult("VACUUM done.", {key: result[key] for key in keys}, keys)
 
@@ -185,13 +169,9 @@ def analyze(context: Context) -> CommandResult:
 def optimize(context: Context) -> CommandResult:
     """ANALYZE, plus VACUUM with --full; sizes before and after."""
     path = _database(context, "Optimize")
-    progress = context.progress()
-    try:
-        with context.interrupt:
-            result = QueueMaintenance(path).optimize(
-                context.args.full, progress=progress, cancelled=context.interrupt)
-    finally:
-        progress.clear()
+    with context.slow_operation() as progress:
+        result = QueueMaintenance(path).optimize(
+            context.args.full, progress=progress, cancelled=context.interrupt)
     data = {"analyzed": result["analyzed"], "vacuumed": result["vacuumed"],
             "size_before": _stats_size(result["stats_before"]),
             "size_after": _stats_size(result["stats_after"]), "seconds": result["seconds"],
@@ -221,11 +201,12 @@ def leases(context: Context) -> CommandResult:
     """Find stale leases; with --requeue recover them (--dry-run only previews)."""
     args = context.args
     path = _database(context, "Stale lease check")
-    timeout = args.timeout if args.timeout is not None else \
-        context.config.stale_lease_timeout_seconds
+    timeout = args.timeout
+    if timeout is None:
+        timeout = context.config.stale_lease_timeout_seconds
     manager = LeaseManager(path)
-    data: dict[str, Any] = {"timeout_seconds": timeout, "dry_run": args.dry_run or not
-                            args.requeue}
+    data: dict[str, Any] = {"timeout_seconds": timeout,
+                            "dry_run": args.dry_run or not args.requeue}
     if args.requeue:
         result = manager.requeue_stale_leases(timeout, dry_run=args.dry_run)
         data.update(stale=result.stale, requeued=result.requeued,
