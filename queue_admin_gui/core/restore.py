@@ -187,13 +187,14 @@ def write_into(backup_path: str | Path, target: str | Path,
     The destination stays in one write transaction for every step, so other connections
     see the old database or the new one, and a failure, a cancel or a crash rolls back.
     Cancel is honoured until the last step (which commits). A destination locked longer
-    than the busy timeout raises a LOCKED error. A missing ``target`` is created (and put
-    in WAL mode like every queue file); a WAL destination stays in WAL mode. Callers verify
+    than the busy timeout raises a LOCKED error. A missing or empty ``target`` is filled and
+    put in WAL mode like every queue file; a WAL destination stays in WAL mode. Callers verify
     the backup and inspect the target first; this step only writes.
     """
     backup_path, target = Path(backup_path), Path(target)
     action = f"Restoring '{target}' from '{backup_path}'"
     created = not target.exists()
+    fresh = created or target.stat().st_size == 0
     if created and any(target.with_name(target.name + s).exists() for s in SIDE_FILE_SUFFIXES):
         raise QueueBackupError(
             f"{action} refused: leftover -wal or -journal files of a missing database lie "
@@ -207,7 +208,7 @@ def write_into(backup_path: str | Path, target: str | Path,
             try:
                 total_pages = _copy_into(source, destination, action, progress, cancelled,
                                          pages_per_step, busy_timeout_ms)
-                if created:
+                if fresh:
                     destination.execute("PRAGMA journal_mode=WAL")
                 else:
                     with contextlib.suppress(sqlite3.Error):

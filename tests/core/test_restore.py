@@ -107,6 +107,16 @@ def test_restore_into_a_missing_target_creates_it_in_wal_mode(
     assert journal_mode(target) == "wal"
 
 
+def test_restore_into_an_empty_file_leaves_a_wal_queue(
+        engine: QueueBackup, new_backup: Path, tmp_path: Path) -> None:
+    target = tmp_path / "empty.db"
+    target.write_bytes(b"")
+    result = engine.restore_backup(new_backup, target=target)
+    assert result.safety_backup is None and result.moved_aside == []
+    assert state(target) == NEW
+    assert journal_mode(target) == "wal"
+
+
 def test_restore_over_a_corrupt_database_moves_it_aside(
         engine: QueueBackup, live: Path, new_backup: Path) -> None:
     data = bytearray(live.read_bytes())
