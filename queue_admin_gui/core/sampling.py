@@ -153,8 +153,8 @@ def _task_counts_if_queue(connection: sqlite3.Connection) -> dict[str, int] | No
 def replaced_file_error(path: str | Path) -> QueueDatabaseError:
     """The error a sample reports when another file now sits at the monitored path."""
     return QueueDatabaseError(
-        f"The database file '{path}' was replaced by another file; the plot shows a gap "
-        "and carries on with the new file.", ErrorKind.NOT_FOUND,
+        f"The database file '{path}' was replaced by another file; monitoring carries on "
+        "with the new file.", ErrorKind.NOT_FOUND,
     )
 
 
