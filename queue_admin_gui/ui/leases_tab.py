@@ -14,7 +14,6 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -35,6 +34,7 @@ from .widgets import (
     RecordTableModel,
     explanation,
     format_age,
+    group_box,
     make_table,
     set_status,
     status_label,
@@ -157,7 +157,7 @@ class LeasesTab(MaintenanceTab):
         self._update_retry_label()
 
     def _build_layout(self) -> None:
-        in_flight = QGroupBox("In-flight tasks")
+        in_flight = group_box("In-flight tasks")
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Stale when the lease expired more than"))
         controls.addWidget(self.timeout_spin)
@@ -174,13 +174,13 @@ class LeasesTab(MaintenanceTab):
         box.addWidget(self.in_flight_view, 1)
         box.addWidget(self.result_label)
 
-        workers = QGroupBox("Workers")
+        workers = group_box("Workers")
         workers_box = QVBoxLayout(workers)
         workers_box.addWidget(explanation(
             "Registered workers. A worker silent for longer than the timeout is shown in red."))
         workers_box.addWidget(self.workers_view)
 
-        dead = QGroupBox("Dead tasks")
+        dead = group_box("Dead tasks")
         dead_box = QVBoxLayout(dead)
         dead_box.addWidget(explanation(
             "Tasks that used up all their attempts. Select some and retry them once the "

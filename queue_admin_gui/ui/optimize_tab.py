@@ -13,7 +13,6 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -36,6 +35,7 @@ from .widgets import (
     explanation,
     format_bytes,
     format_count,
+    group_box,
     set_status,
     status_label,
 )
@@ -86,6 +86,7 @@ class OptimizeTab(MaintenanceTab):
         self.findings = QListWidget()
         self.findings.setWordWrap(True)
         self.findings.setMinimumHeight(90)
+        self.findings.setMaximumHeight(240)
         self.integrity_label = QLabel("Not checked yet from this window.")
         self._build_layout()
         self.add_action(self.refresh_button, "Read the page usage again.")
@@ -111,7 +112,7 @@ class OptimizeTab(MaintenanceTab):
         self.quick_check_button.clicked.connect(lambda: self.run_integrity_check(quick=True))
 
     def _build_layout(self) -> None:
-        planner = QGroupBox("Query planner statistics")
+        planner = group_box("Query planner statistics")
         planner_grid = QGridLayout(planner)
         planner_grid.addWidget(explanation(
             "The planner uses these statistics to choose indexes. Refresh them after large "
@@ -126,7 +127,7 @@ class OptimizeTab(MaintenanceTab):
         planner_grid.addWidget(self.statistics_label, 3, 0, 1, 3)
         planner_grid.setColumnStretch(1, 1)
 
-        space = QGroupBox("Free space and VACUUM")
+        space = group_box("Free space and VACUUM")
         space_layout = QVBoxLayout(space)
         space_layout.addWidget(explanation(
             "Deleted tasks leave free pages inside the file. VACUUM rebuilds the file without "
@@ -141,7 +142,7 @@ class OptimizeTab(MaintenanceTab):
         space_layout.addLayout(row)
         space_layout.addWidget(self.vacuum_label)
 
-        integrity = QGroupBox("Integrity")
+        integrity = group_box("Integrity")
         integrity_layout = QVBoxLayout(integrity)
         integrity_layout.addWidget(explanation(
             "SQLite checks its own file. The quick check skips index comparisons; the full "
@@ -151,15 +152,16 @@ class OptimizeTab(MaintenanceTab):
         check_row.addWidget(self.quick_check_button)
         check_row.addWidget(self.integrity_button)
         integrity_layout.addLayout(check_row)
-        integrity_layout.addWidget(self.findings, 1)
+        integrity_layout.addWidget(self.findings)
 
         top = QHBoxLayout()
         top.addWidget(planner, 1)
         top.addWidget(space, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addWidget(integrity, 1)
+        layout.addWidget(integrity)
         layout.addWidget(self.progress_panel)
+        layout.addStretch(1)
 
     def refresh(self) -> None:
         """Read page usage, fragmentation and the table list (a read-only job)."""

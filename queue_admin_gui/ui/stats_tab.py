@@ -14,8 +14,8 @@ from typing import Any
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QVBoxLayout,
@@ -34,6 +34,7 @@ from .widgets import (
     explanation,
     format_bytes,
     format_count,
+    group_box,
     make_table,
     plot_frame,
     set_status,
@@ -85,6 +86,9 @@ class StatsTab(MaintenanceTab):
             Column("Share", lambda row: f"{row.share:.1f} %", numeric=True),
         ])
         self.tasks_view = make_table(self.tasks_model)
+        header = self.tasks_view.horizontalHeader()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.refresh_timer = QTimer(self)
         self.refresh_timer.setInterval(REFRESH_INTERVAL_MS)
         self.refresh_timer.timeout.connect(self._on_refresh_tick)
@@ -94,13 +98,13 @@ class StatsTab(MaintenanceTab):
         self.refresh_button.clicked.connect(self.refresh)
 
     def _build_layout(self, plot: QWidget) -> None:
-        files = QGroupBox("Files on disk")
+        files = group_box("Files on disk")
         files_layout = QVBoxLayout(files)
         files_layout.addWidget(self.path_label)
         files_layout.addWidget(self.files_grid)
         files_layout.addStretch(1)
 
-        pages = QGroupBox("Pages and settings")
+        pages = group_box("Pages and settings")
         pages_layout = QVBoxLayout(pages)
         pages_layout.addWidget(explanation(
             "The file is made of fixed-size pages; free pages are space left by deleted rows "
@@ -108,7 +112,7 @@ class StatsTab(MaintenanceTab):
         pages_layout.addWidget(self.pages_grid)
         pages_layout.addStretch(1)
 
-        tasks = QGroupBox("Tasks by status")
+        tasks = group_box("Tasks by status")
         tasks_layout = QVBoxLayout(tasks)
         tasks_layout.addWidget(self.tasks_view, 1)
         tasks_layout.addWidget(self.tasks_label)

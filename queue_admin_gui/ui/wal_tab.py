@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QGridLayout,
-    QGroupBox,
     QHBoxLayout,
     QPushButton,
     QVBoxLayout,
@@ -31,6 +31,7 @@ from .widgets import (
     explanation,
     format_bytes,
     format_count,
+    group_box,
     plot_frame,
     set_status,
     status_label,
@@ -81,7 +82,7 @@ class WalTab(MaintenanceTab):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
         self.last_result: dict[str, Any] | None = None
-        self.wal_grid = KeyValueGrid(columns=2)
+        self.wal_grid = KeyValueGrid()
         self.wal_grid.add_row("wal_size", "WAL file (-wal)")
         self.wal_grid.add_row("journal_mode", "Journal mode")
         self.wal_grid.add_row("db_size", "Database file")
@@ -97,7 +98,7 @@ class WalTab(MaintenanceTab):
             button = QPushButton(f"{mode} checkpoint")
             button.clicked.connect(lambda _checked=False, m=mode: self.run_checkpoint(m))
             self.checkpoint_buttons[mode] = button
-        self.result_grid = KeyValueGrid(columns=2)
+        self.result_grid = KeyValueGrid()
         self.result_grid.add_row("mode", "Mode")
         self.result_grid.add_row("busy", "Finished")
         self.result_grid.add_row("log_frames", "Frames in WAL")
@@ -117,7 +118,7 @@ class WalTab(MaintenanceTab):
         session.config_changed.connect(lambda _config: self.refresh())
 
     def _build_layout(self, plot: QWidget) -> None:
-        wal_box = QGroupBox("Write-ahead log")
+        wal_box = group_box("Write-ahead log")
         wal_layout = QVBoxLayout(wal_box)
         wal_layout.addWidget(explanation(
             "Every write goes to the -wal file first. A checkpoint copies it into the "
@@ -125,11 +126,11 @@ class WalTab(MaintenanceTab):
             "cannot finish."))
         row = QHBoxLayout()
         row.addWidget(self.wal_grid, 1)
-        row.addWidget(self.refresh_button)
+        row.addWidget(self.refresh_button, 0, Qt.AlignmentFlag.AlignTop)
         wal_layout.addLayout(row)
         wal_layout.addWidget(self.wal_sentence)
 
-        checkpoint_box = QGroupBox("Checkpoint now")
+        checkpoint_box = group_box("Checkpoint now")
         grid = QGridLayout(checkpoint_box)
         for row_index, (mode, button) in enumerate(self.checkpoint_buttons.items()):
             button.setMinimumWidth(button.sizeHint().width() + 16)
@@ -137,7 +138,7 @@ class WalTab(MaintenanceTab):
             grid.addWidget(explanation(MODE_EXPLANATIONS[mode]), row_index, 1)
         grid.setColumnStretch(1, 1)
 
-        result_box = QGroupBox("Last checkpoint")
+        result_box = group_box("Last checkpoint")
         result_layout = QVBoxLayout(result_box)
         result_layout.addWidget(self.result_grid)
         result_layout.addWidget(self.result_label)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
     QGridLayout,
+    QGroupBox,
     QHeaderView,
     QLabel,
     QTableView,
@@ -34,8 +35,8 @@ from .job_progress import JobProgressPanel
 
 __all__ = [
     "STALE_BACKGROUND", "Column", "KeyValueGrid", "MaintenanceTab", "RecordTableModel",
-    "explanation", "format_age", "format_bytes", "format_count", "make_table", "plot_frame",
-    "status_label",
+    "explanation", "format_age", "format_bytes", "format_count", "group_box", "make_table",
+    "plot_frame", "set_status", "status_label",
 ]
 
 #: Row colour of a task or worker that needs attention (pale red, readable with black text).
@@ -96,6 +97,14 @@ def set_status(label: QLabel, text: str, colour: str | None = None, bold: bool =
     label.setText(text)
 
 
+def group_box(title: str) -> QGroupBox:
+    """A titled group whose title stands out from the controls inside it."""
+    box = QGroupBox(title)
+    box.setStyleSheet("QGroupBox { font-weight: bold; } "
+                      "QGroupBox QWidget { font-weight: normal; }")
+    return box
+
+
 def plot_frame() -> tuple[QFrame, QVBoxLayout]:
     """An empty frame that takes the remaining space, for live plots added later."""
     frame = QFrame()
@@ -117,6 +126,7 @@ class KeyValueGrid(QWidget):
         self._layout.setHorizontalSpacing(12)
         self._columns = max(1, columns)
         self._values: dict[str, QLabel] = {}
+        self._layout.setColumnStretch(self._columns * 3, 1)
         for key, caption in rows:
             self.add_row(key, caption)
 
