@@ -80,12 +80,12 @@ class MaintenanceConfig:
     analyze_interval_hours: int = 24
     stale_lease_timeout_seconds: int = 300
     db_path: Path | None = None
-    fragmentation_warning_percent: float = 10
-    fragmentation_critical_percent: float = 20
+    fragmentation_warning_percent: float = 10.0
+    fragmentation_critical_percent: float = 20.0
     stale_leases_warning: int = 10
     stale_leases_critical: int = 50
-    backup_age_warning_hours: float = 24
-    backup_age_critical_hours: float = 72
+    backup_age_warning_hours: float = 24.0
+    backup_age_critical_hours: float = 72.0
     sample_interval_seconds: float = 1.0
 
     @classmethod

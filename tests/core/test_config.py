@@ -31,6 +31,9 @@ def test_defaults_follow_the_original_design(isolated_dirs: Path,
     assert (config.stale_leases_warning, config.stale_leases_critical) == (10, 50)
     assert (config.backup_age_warning_hours, config.backup_age_critical_hours) == (24, 72)
     assert config.sample_interval_seconds == 1.0
+    floats = ("fragmentation_warning_percent", "fragmentation_critical_percent",
+              "backup_age_warning_hours", "backup_age_critical_hours", "sample_interval_seconds")
+    assert all(type(getattr(config, name)) is float for name in floats)  # the dialog relies on it
 
 
 def test_platform_folders_live_under_the_user_dirs(isolated_dirs: Path,
