@@ -1,10 +1,15 @@
 """The Qt-free engine: everything that touches a queue database.
 
-Scripts written against the original maintenance API import from here.
+Scripts written against the original maintenance API import from here:
+``QueueDatabase``, ``QueueBackup``, ``BackupInfo``, ``QueueMaintenance``,
+``QueueBackupError`` and ``QueueMaintenanceError`` keep the original signatures.
 """
 
+from .backup import BackupResult, QueueBackup
+from .config import MaintenanceConfig
 from .database import QueueDatabase, check_queue_schema, connect, open_read_only
 from .errors import (
+    ConfigError,
     ErrorKind,
     NotAQueueDatabaseError,
     OperationCancelled,
@@ -13,16 +18,35 @@ from .errors import (
     QueueDatabaseError,
     QueueMaintenanceError,
 )
+from .leases import DeadTask, LeasedTask, LeaseManager, RequeueResult, WorkerInfo
+from .maintenance import QueueMaintenance
+from .manifest import BackupInfo, BackupManifest
+from .restore import RestoreResult
+from .verify import VerifyReport
 
 __all__ = [
+    "BackupInfo",
+    "BackupManifest",
+    "BackupResult",
+    "ConfigError",
+    "DeadTask",
     "ErrorKind",
+    "LeaseManager",
+    "LeasedTask",
+    "MaintenanceConfig",
     "NotAQueueDatabaseError",
     "OperationCancelled",
     "QueueAdminError",
+    "QueueBackup",
     "QueueBackupError",
     "QueueDatabase",
     "QueueDatabaseError",
+    "QueueMaintenance",
     "QueueMaintenanceError",
+    "RequeueResult",
+    "RestoreResult",
+    "VerifyReport",
+    "WorkerInfo",
     "check_queue_schema",
     "connect",
     "open_read_only",
