@@ -1,0 +1,486 @@
+"""The first three pages of the restore wizard: choose a backup, check it, prepare.
+
+Nothing on these pages writes to the live database: they only read (on jobs) and show what
+the restore will cost, so an administrator under pressure can stop before anything changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWizard,
+    QWizardPage,
+)
+
+from ..core.backup import QueueBackup
+from ..core.errors import QueueAdminError, drive_label, format_bytes
+from ..core.manifest import BackupInfo
+from ..core.restore import TargetState
+from ..core.restore_plan import Preflight, RestoreComparison, compare_backup_with_live, preflight
+from ..core.schema import KNOWN_STATUSES
+from ..core.verify import VerifyReport
+from ..jobs import Job
+from ..session import Session
+
+PROBLEM_STYLE = "color: #b00020; font-weight: bold;"
+GOOD_STYLE = "color: #1b5e20;"
+
+
+@dataclass
+class RestoreState:
+    """What the pages decided so far; the wizard holds one and every page reads it."""
+
+    live_path: Path | None
+    backup_dir: Path
+    backup_path: Path | None = None
+    report: VerifyReport | None = None
+    comparison: RestoreComparison | None = None
+    preflight: Preflight | None = None
+    safety_backup: bool = True
+    outcome: Any = None
+    checked: dict[Path, bool] = field(default_factory=dict)
+    lock_wait_seconds: float = 30.0
+
+
+def text_label(text: str = "", style: str = "") -> QLabel:
+    """A wrapping plain-text label whose text can be selected and copied."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setStyleSheet(style)
+    return label
+
+
+def counts_summary(counts: dict[str, int] | None) -> str:
+    """``"120 tasks (80 queued, 3 leased)"`` from counts by status."""
+    if counts is None:
+        return "not recorded"
+    parts = [f"{count:,} {status}" for status, count in counts.items() if count]
+    total = sum(counts.values())
+    summary = f"{total:,} task{'' if total == 1 else 's'}"
+    return f"{summary} ({', '.join(parts)})" if parts else summary
+
+
+class JobPage(QWizardPage):
+    """A wizard page that runs one job at a time and shows its progress."""
+
+    def __init__(self, session: Session, state: RestoreState, title: str, purpose: str) -> None:
+        super().__init__()
+        self.session = session
+        self.state = state
+        self.job: Job | None = None
+        self.setTitle(title)
+        self.setSubTitle(purpose)
+        self.stage_label = text_label()
+        self.bar = QProgressBar()
+        self.bar.setTextVisible(False)
+        self.bar.hide()
+        self.layout_ = QVBoxLayout(self)
+
+    @property
+    def busy(self) -> bool:
+        """True while this page's job runs."""
+        return self.job is not None and not self.job.is_finished
+
+    def run_job(self, title: str, func: Callable[..., Any], on_done: Callable[[Any], None],
+                *, writes: bool = False) -> Job:
+        """Run ``func(progress, cancelled)`` as a job; the page follows its progress."""
+        self.bar.setRange(0, 0)
+        self.bar.show()
+        self.stage_label.setStyleSheet("")
+        self.stage_label.setText("Starting...")
+        job = self.session.run(title, func, writes=writes, on_done=on_done,
+                               on_error=self.on_job_error, on_cancelled=self.on_job_cancelled)
+        job.progress.connect(self.on_progress)
+        job.finished.connect(self._on_job_finished)
+        self.job = job
+        self.completeChanged.emit()
+        return job
+
+    def cancel_job(self) -> None:
+        """Ask the running job, if any, to stop."""
+        if self.busy and self.job is not None:
+            self.job.cancel()
+
+    def on_progress(self, done: int, total: int, stage: str) -> None:
+        """Show the stage and how far it got."""
+        if total and total > 0:
+            self.bar.setRange(0, 1000)
+            self.bar.setValue(int(1000 * min(max(done, 0), total) / total))
+        else:
+            self.bar.setRange(0, 0)
+        self.stage_label.setText(stage)
+
+    def on_job_error(self, error: BaseException) -> None:
+        """Show the failure on the page (the session already told the user)."""
+        self.stage_label.setText(str(error) if isinstance(error, QueueAdminError)
+                                 else f"Something went wrong: {error}")
+        self.stage_label.setStyleSheet(PROBLEM_STYLE)
+
+    def on_job_cancelled(self) -> None:
+        """Say that the job stopped."""
+        self.stage_label.setText("Stopped; nothing was changed.")
+
+    def _on_job_finished(self) -> None:
+        self.bar.hide()
+        if self.stage_label.styleSheet() != PROBLEM_STYLE and self.job is not None \
+                and self.job.error is None:
+            self.stage_label.setText("")
+        self.completeChanged.emit()
+        wizard = self.wizard()
+        if isinstance(wizard, QWizard) and hasattr(wizard, "on_job_finished"):
+            wizard.on_job_finished()
+
+    def cleanupPage(self) -> None:  # noqa: N802 - Qt override
+        """Going back stops this page's job."""
+        self.cancel_job()
+        super().cleanupPage()
+
+
+class ChoosePage(JobPage):
+    """Page 1: pick a backup from the backup folder or any file on disk."""
+
+    def __init__(self, session: Session, state: RestoreState) -> None:
+        super().__init__(session, state, "Choose a backup",
+                         "Pick the backup to put back into the live database; the newest "
+                         "backup is at the top.")
+        self.backups: list[BackupInfo] = []
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Made at", "Size", "Tasks", "Verified", "File"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.currentItemChanged.connect(self._on_current_changed)
+        self.other_button = QPushButton("&Other file...")
+        self.other_button.setAutoDefault(False)
+        self.other_button.clicked.connect(self._on_other_file)
+        self.chosen_label = text_label()
+        folder = QLabel(f"Backups in: {state.backup_dir}")
+        folder.setWordWrap(True)
+        list_label = QLabel("&Backups:")
+        list_label.setBuddy(self.tree)
+        row = QHBoxLayout()
+        row.addWidget(self.chosen_label, 1)
+        row.addWidget(self.other_button)
+        for widget in (folder, list_label, self.tree):
+            self.layout_.addWidget(widget)
+        self.layout_.addLayout(row)
+        self.layout_.addWidget(self.stage_label)
+        self.layout_.addWidget(self.bar)
+        if state.live_path is None:
+            self.chosen_label.setText("Open a queue database first; a restore needs a live "
+                                      "database path to write to.")
+            self.chosen_label.setStyleSheet(PROBLEM_STYLE)
+
+    def initializePage(self) -> None:  # noqa: N802 - Qt override
+        """Load the backup list on a job."""
+        live, folder = self.state.live_path, self.state.backup_dir
+        if live is None:
+            return
+        self.run_job("List backups",
+                     lambda progress, cancelled: QueueBackup(live, folder).list_backups(),
+                     self._on_listed)
+        self.tree.setFocus()
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        """A backup is chosen and there is a live path to restore into."""
+        return self.state.live_path is not None and self.state.backup_path is not None
+
+    def choose_path(self, path: str | Path) -> None:
+        """Choose a backup file, from the list when it is there (also used by tests)."""
+        path = Path(path)
+        self.state.backup_path = path
+        item = self._item_for(path)
+        if item is None:
+            item = QTreeWidgetItem(["Other file", "", "", "Not checked yet", str(path)])
+            item.setData(0, Qt.ItemDataRole.UserRole, str(path))
+            self.tree.insertTopLevelItem(0, item)
+        self.tree.setCurrentItem(item)
+        self.chosen_label.setText(f"Chosen: {path}")
+        self.chosen_label.setStyleSheet("")
+        self.completeChanged.emit()
+
+    def _item_for(self, path: Path) -> QTreeWidgetItem | None:
+        for index in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(index)
+            if Path(item.data(0, Qt.ItemDataRole.UserRole)) == path:
+                return item
+        return None
+
+    def _on_listed(self, backups: list[BackupInfo]) -> None:
+        self.backups = backups
+        chosen = self.state.backup_path
+        self.tree.clear()
+        for info in backups:
+            item = QTreeWidgetItem([
+                info.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                format_bytes(info.size_bytes), counts_summary(info.task_counts),
+                self._verified_text(info), info.path.name,
+            ])
+            item.setData(0, Qt.ItemDataRole.UserRole, str(info.path))
+            item.setToolTip(4, str(info.path))
+            self.tree.addTopLevelItem(item)
+        for column in range(4):
+            self.tree.resizeColumnToContents(column)
+        if chosen is not None:
+            self.choose_path(chosen)
+        elif backups:
+            self.tree.setCurrentItem(self.tree.topLevelItem(0))
+        else:
+            self.stage_label.setText("No backups in this folder yet; choose another file "
+                                     "with Other file....")
+
+    def _verified_text(self, info: BackupInfo) -> str:
+        checked = self.state.checked.get(info.path)
+        if checked is not None:
+            return "Checked: OK" if checked else "Checked: FAILED"
+        return "Manifest recorded" if info.has_manifest else "No manifest (older backup)"
+
+    def _on_current_changed(self, item: QTreeWidgetItem | None, _previous: object) -> None:
+        if item is None:
+            return
+        path = Path(item.data(0, Qt.ItemDataRole.UserRole))
+        self.state.backup_path = path
+        self.chosen_label.setText(f"Chosen: {path}")
+        self.completeChanged.emit()
+
+    def _on_other_file(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(
+            self, "Choose a backup file", str(self.state.backup_dir),
+            "SQLite databases (*.db *.sqlite *.sqlite3 *.backup);;All files (*)")
+        if name:
+            self.choose_path(name)
+
+
+class CheckPage(JobPage):
+    """Page 2: verify the backup and compare it with the live database."""
+
+    def __init__(self, session: Session, state: RestoreState) -> None:
+        super().__init__(session, state, "Check the backup",
+                         "Verifies the backup (integrity, queue schema, checksum) and shows "
+                         "what restoring it would change, before anything is touched.")
+        self.verdict_label = text_label()
+        self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(["Backup", "Live database"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.consequences_label = text_label(style="font-weight: bold;")
+        for widget in (self.stage_label, self.bar, self.verdict_label, self.table,
+                       self.consequences_label):
+            self.layout_.addWidget(widget)
+
+    def initializePage(self) -> None:  # noqa: N802 - Qt override
+        """Run the check and the comparison on a job."""
+        self.state.report = self.state.comparison = None
+        self.verdict_label.clear()
+        self.consequences_label.clear()
+        self.table.setRowCount(0)
+        backup, live = self.state.backup_path, self.state.live_path
+        folder = self.state.backup_dir
+        assert backup is not None and live is not None
+
+        def check(progress: Any, cancelled: Any) -> tuple[VerifyReport, Any]:
+            report = QueueBackup(live, folder).check_backup(backup, progress, cancelled)
+            if not report.ok:
+                return report, None
+            return report, compare_backup_with_live(backup, live, progress, cancelled)
+
+        self.run_job(f"Check backup {backup.name}", check, self._on_checked)
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        """Only a backup that passed every check may go further."""
+        report = self.state.report
+        return (not self.busy and report is not None and report.ok
+                and self.state.comparison is not None)
+
+    def _on_checked(self, result: tuple[VerifyReport, RestoreComparison | None]) -> None:
+        report, comparison = result
+        self.state.report, self.state.comparison = report, comparison
+        self.state.checked[report.path] = report.ok
+        if not report.ok:
+            self.verdict_label.setText("This backup cannot be restored: "
+                                       + " ".join(report.problems))
+            self.verdict_label.setStyleSheet(PROBLEM_STYLE)
+            return
+        notes = " ".join(report.notes)
+        self.verdict_label.setText(("The backup passed every check. " + notes).strip())
+        self.verdict_label.setStyleSheet(GOOD_STYLE)
+        assert comparison is not None
+        self._fill_table(comparison)
+        self.consequences_label.setText("\n".join(comparison.consequences()))
+
+    def _fill_table(self, comparison: RestoreComparison) -> None:
+        backup, live = comparison.backup, comparison.live
+        statuses = list(KNOWN_STATUSES)
+        statuses += [s for s in {**backup.counts, **live.counts} if s not in statuses]
+        state_text = {TargetState.MISSING: "missing", TargetState.EMPTY: "empty",
+                      TargetState.CORRUPT: "damaged", TargetState.NOT_A_QUEUE: "not a queue"}
+        rows: list[tuple[str, str, str]] = []
+        for status in statuses:
+            rows.append((status, f"{backup.counts.get(status, 0):,}",
+                         f"{live.counts.get(status, 0):,}" if live.ok else "-"))
+        rows.append(("All tasks", f"{backup.total:,}",
+                     f"{live.total:,}" if live.ok else state_text.get(live.state, "-")))
+        rows.append(("Newest task (UTC)", backup.newest_created_at or "none",
+                     (live.newest_created_at or "none") if live.ok else "-"))
+        self.table.setRowCount(len(rows))
+        self.table.setVerticalHeaderLabels([row[0] for row in rows])
+        for index, (_, left, right) in enumerate(rows):
+            for column, text in enumerate((left, right)):
+                item = QTableWidgetItem(text)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(index, column, item)
+
+
+class PreparePage(JobPage):
+    """Page 3: what could get in the way, and the safety backup."""
+
+    def __init__(self, session: Session, state: RestoreState) -> None:
+        super().__init__(session, state, "Prepare the restore",
+                         "Shows what could get in the way (running workers, programs holding "
+                         "the database, free space) and sets up the safety backup.")
+        self.live_label = text_label()
+        self.workers_label = text_label()
+        self.lock_label = text_label()
+        self.space_label = text_label()
+        self.safety_check = QCheckBox("Take a &safety backup of the current database first")
+        self.safety_check.setChecked(True)
+        self.safety_check.toggled.connect(self._on_safety_toggled)
+        self.safety_label = text_label(f"Saved in: {state.backup_dir}")
+        self.recheck_button = QPushButton("Check &again")
+        self.recheck_button.setAutoDefault(False)
+        self.recheck_button.clicked.connect(self._run_preflight)
+        for widget in (self.stage_label, self.bar, self.live_label, self.workers_label,
+                       self.lock_label, self.space_label, self.safety_check, self.safety_label):
+            self.layout_.addWidget(widget)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.recheck_button)
+        self.layout_.addLayout(row)
+        self.layout_.addStretch(1)
+        self.setButtonText(QWizard.WizardButton.NextButton, "&Restore")
+
+    def initializePage(self) -> None:  # noqa: N802 - Qt override
+        """Run the preflight on a job."""
+        self.state.preflight = None
+        self.state.safety_backup = True
+        self.safety_check.blockSignals(True)
+        self.safety_check.setChecked(True)
+        self.safety_check.blockSignals(False)
+        self.safety_label.setText(f"Saved in: {self.state.backup_dir}")
+        self._run_preflight()
+        self.safety_check.setFocus()
+
+    def _run_preflight(self) -> None:
+        live, folder, backup = self.state.live_path, self.state.backup_dir, self.state.backup_path
+        assert live is not None
+        self.run_job("Prepare the restore",
+                     lambda progress, cancelled: preflight(live, folder, backup, progress,
+                                                           cancelled),
+                     self._on_prepared)
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        """Ready once checked and the disks have room."""
+        result = self.state.preflight
+        return (not self.busy and result is not None
+                and result.space_problem(self._safety_possible() and self.state.safety_backup)
+                is None)
+
+    def _safety_possible(self) -> bool:
+        result = self.state.preflight
+        return result is None or result.live.ok
+
+    def _on_prepared(self, result: Preflight) -> None:
+        self.state.preflight = result
+        live = result.live
+        texts = {
+            TargetState.HEALTHY: ("The live database is healthy.", ""),
+            TargetState.MISSING: ("The live database does not exist; the backup will be "
+                                  "restored to its path.", ""),
+            TargetState.EMPTY: ("The live database is an empty file; the backup will be "
+                                "written into it.", ""),
+            TargetState.CORRUPT: (f"The live database is damaged ({live.problem}); it will be "
+                                  "moved aside with its -wal and -shm files (never deleted) "
+                                  "and the backup restored to its path.", PROBLEM_STYLE),
+            TargetState.NOT_A_QUEUE: (f"The live file is not a queue database ({live.problem}); "
+                                      "the restore will refuse it.", PROBLEM_STYLE),
+        }
+        text, style = texts[live.state]
+        self.live_label.setText(f"{text} ({live.path})")
+        self.live_label.setStyleSheet(style)
+        if result.active_workers:
+            names = ", ".join(f"{w.worker_id} ({int(w.heartbeat_age_seconds)} s ago)"
+                              for w in result.active_workers)
+            self.workers_label.setText(f"Workers active in the last minute: {names}. Stop them "
+                                       "before restoring: they would keep working on tasks "
+                                       "the restore puts back.")
+            self.workers_label.setStyleSheet(PROBLEM_STYLE)
+        else:
+            self.workers_label.setText("No worker has reported in the last minute.")
+            self.workers_label.setStyleSheet("")
+        if result.blocked:
+            self.lock_label.setText(f"Right now {result.blocked_reason}; the restore will wait "
+                                    f"up to {int(self.state.lock_wait_seconds)} seconds for it "
+                                    "to let go, and change nothing if it does not.")
+            self.lock_label.setStyleSheet(PROBLEM_STYLE)
+        else:
+            self.lock_label.setText("No other program blocks writing to the database.")
+            self.lock_label.setStyleSheet("")
+        possible = self._safety_possible()
+        self.safety_check.setEnabled(possible)
+        if not possible:
+            self.safety_label.setText("No safety backup can be taken of a missing or damaged "
+                                      "database; a damaged file is moved aside instead.")
+        self._show_space()
+
+    def _show_space(self) -> None:
+        result = self.state.preflight
+        if result is None:
+            return
+        safety = self._safety_possible() and self.state.safety_backup
+        problem = result.space_problem(safety)
+        if problem is not None:
+            self.space_label.setText(problem)
+            self.space_label.setStyleSheet(PROBLEM_STYLE)
+        else:
+            self.space_label.setText("Free space: " + "; ".join(
+                f"{format_bytes(need.free_bytes)} on {drive_label(need.folder)} "
+                f"(needs {format_bytes(need.needed_bytes)})"
+                for need in result.space_needs(safety)))
+            self.space_label.setStyleSheet("")
+        self.completeChanged.emit()
+
+    def _on_safety_toggled(self, checked: bool) -> None:
+        if not checked and not self.session.messages.confirm(
+                "Restore without a safety backup?",
+                "Without a safety backup this restore cannot be undone: everything in the "
+                "current database that is not in the backup is lost for good.",
+                confirm_label="Restore without a safety backup", destructive=True):
+            self.safety_check.blockSignals(True)
+            self.safety_check.setChecked(True)
+            self.safety_check.blockSignals(False)
+            checked = True
+        self.state.safety_backup = checked
+        self.safety_label.setText(f"Saved in: {self.state.backup_dir}" if checked
+                                  else "No safety backup will be taken.")
+        self._show_space()
+

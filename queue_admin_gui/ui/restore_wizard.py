@@ -1,0 +1,368 @@
+"""The guided restore wizard, for incidents: a restore that cannot be clicked into losing data.
+
+Five pages: choose a backup, check it and see what restoring it costs, prepare (workers,
+locks, space, safety backup), restore (a commit page with progress and a countdown while
+another program holds the database), done (integrity, in-flight tasks to requeue, undo).
+Every database step runs as a job; the pages only show what the jobs found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QListWidget,
+    QPushButton,
+    QWidget,
+    QWizard,
+)
+
+from ..core.backup import QueueBackup
+from ..core.database import BUSY_TIMEOUT_MS
+from ..core.errors import ErrorKind, QueueAdminError, QueueBackupError
+from ..core.leases import LeaseManager, RequeueResult
+from ..core.restore import STAGE_WRITE, RestoreResult
+from ..core.restore_plan import (
+    RestoredCheck,
+    blocked_sentence,
+    check_restored,
+    probe_write_access,
+    wait_for_write_access,
+)
+from ..session import TOPIC_BACKUPS, TOPIC_DATABASE, TOPIC_LEASES, Session
+from .restore_pages import (
+    GOOD_STYLE,
+    PROBLEM_STYLE,
+    CheckPage,
+    ChoosePage,
+    JobPage,
+    PreparePage,
+    RestoreState,
+    counts_summary,
+    text_label,
+)
+
+PAGE_CHOOSE, PAGE_CHECK, PAGE_PREPARE, PAGE_RESTORE, PAGE_DONE = range(5)
+STAGE_WAITING = "Waiting for another program to let go of the database"
+STAGE_CHECK_RESTORED = "Checking the restored database"
+
+
+@dataclass
+class RestoreOutcome:
+    """What the restore job did and what the restored database looks like."""
+
+    result: RestoreResult
+    check: RestoredCheck
+
+
+class RestorePage(JobPage):
+    """Page 4 (the commit page): runs the restore with progress and a lock countdown."""
+
+    def __init__(self, session: Session, state: RestoreState) -> None:
+        super().__init__(session, state, "Restore",
+                         "Writes the backup into the live database in one transaction; until "
+                         "its final step, Cancel leaves everything as it was.")
+        self.setCommitPage(True)
+        self.setButtonText(QWizard.WizardButton.CommitButton, "&Continue")
+        self.countdown_label = text_label(style=PROBLEM_STYLE)
+        self.countdown_label.hide()
+        self.result_label = text_label()
+        self.finishing = False
+        self.cancel_asked = False
+        for widget in (self.stage_label, self.bar, self.countdown_label, self.result_label):
+            self.layout_.addWidget(widget)
+        self.layout_.addStretch(1)
+
+    def initializePage(self) -> None:  # noqa: N802 - Qt override
+        """Start the restore job as soon as the page opens."""
+        state = self.state
+        state.outcome = None
+        self.finishing = self.cancel_asked = False
+        self.result_label.clear()
+        self.result_label.setStyleSheet("")
+        live, folder, backup = state.live_path, state.backup_dir, state.backup_path
+        assert live is not None and backup is not None
+        safety, wait = state.safety_backup, float(state.lock_wait_seconds)
+
+        def restore(progress: Any, cancelled: Any) -> RestoreOutcome:
+            if probe_write_access(live) is not None:
+                def tick(remaining: float) -> None:
+                    progress(int((wait - remaining) * 1000), int(wait * 1000), STAGE_WAITING)
+
+                if not wait_for_write_access(live, wait, tick, cancelled):
+                    raise QueueBackupError(blocked_sentence(live, wait), ErrorKind.LOCKED)
+            try:
+                result = QueueBackup(live, folder).restore_backup(
+                    backup, safety_backup=safety, progress=progress, cancelled=cancelled)
+            except QueueAdminError as error:
+                if error.kind is not ErrorKind.LOCKED:
+                    raise
+                raise QueueBackupError(blocked_sentence(live, wait + BUSY_TIMEOUT_MS / 1000),
+                                       ErrorKind.LOCKED) from error
+            progress(0, 0, STAGE_CHECK_RESTORED)
+            return RestoreOutcome(result, check_restored(live))
+
+        self.run_job(f"Restore {live.name} from {backup.name}", restore, self._on_restored,
+                     writes=True)
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        """Continue only after a restore that went through."""
+        return not self.busy and self.state.outcome is not None
+
+    def request_cancel(self) -> None:
+        """Cancel while that still changes nothing; after that, say the restore is finishing."""
+        if self.finishing:
+            self.result_label.setText("Finishing the restore: its final step has started and "
+                                      "can no longer be cancelled.")
+            return
+        self.cancel_asked = True
+        self.cancel_job()
+        self.result_label.setText("Cancelling: the restore stops before its final step and "
+                                  "changes nothing.")
+
+    def on_progress(self, done: int, total: int, stage: str) -> None:
+        """Show the stage; while waiting for a lock, a countdown."""
+        super().on_progress(done, total, stage)
+        if stage == STAGE_WAITING:
+            remaining = max(0, round((total - done) / 1000))
+            self.countdown_label.setText(f"Another program is holding the database; waiting "
+                                         f"{remaining} s for it to let go...")
+            self.countdown_label.show()
+            return
+        self.countdown_label.hide()
+        if (stage == STAGE_WRITE and total and done >= total) or stage == STAGE_CHECK_RESTORED:
+            self.finishing = True
+
+    def on_job_error(self, error: BaseException) -> None:
+        """Say what stopped the restore, and that the live database is as it was."""
+        super().on_job_error(error)
+        self.countdown_label.hide()
+        self.stage_label.clear()
+        text = str(error) if isinstance(error, QueueAdminError) else f"Restore failed: {error}"
+        self.result_label.setText(f"{text}\nThe live database was not changed. Go Back to try "
+                                  "again, or Cancel to close.")
+        self.result_label.setStyleSheet(PROBLEM_STYLE)
+
+    def on_job_cancelled(self) -> None:
+        """Say that nothing changed."""
+        self.countdown_label.hide()
+        self.stage_label.clear()
+        text = "Restore cancelled; the live database was not changed."
+        self.result_label.setText(text)
+        self.session.messages.info(text)
+
+    def _on_restored(self, outcome: RestoreOutcome) -> None:
+        self.state.outcome = outcome
+        result = outcome.result
+        late = " (it had already finished when Cancel was pressed)" if self.cancel_asked else ""
+        self.session.messages.info(f"Restored '{result.target}' from '{result.restored_from.name}'"
+                                   f" in {result.seconds:.1f} s{late}.")
+        self.result_label.setText(f"Restore finished{late}.")
+        self.result_label.setStyleSheet(GOOD_STYLE)
+
+    def _on_job_finished(self) -> None:
+        self.session.notify(TOPIC_BACKUPS)
+        if self.state.outcome is not None:
+            self.session.notify(TOPIC_DATABASE)
+        super()._on_job_finished()
+        wizard = self.wizard()
+        if self.state.outcome is not None and wizard is not None \
+                and wizard.currentPage() is self:
+            wizard.next()
+
+
+class DonePage(JobPage):
+    """Page 5: the restored database's health, in-flight tasks to requeue, and undo."""
+
+    def __init__(self, session: Session, state: RestoreState) -> None:
+        super().__init__(session, state, "Restore finished",
+                         "Shows how the restored database looks and what to do next.")
+        self.integrity_label = text_label()
+        self.moved_label = text_label()
+        self.in_flight_label = text_label()
+        self.tasks = QListWidget()
+        self.tasks.setMaximumHeight(120)
+        self.requeue_button = QPushButton("&Requeue these tasks")
+        self.requeue_button.setAutoDefault(False)
+        self.requeue_button.clicked.connect(self._on_requeue)
+        self.safety_label = text_label()
+        self.undo_button = QPushButton("&Undo this restore")
+        self.undo_button.setAutoDefault(False)
+        self.undo_button.setToolTip("Restore the safety backup through the same steps.")
+        self.undo_button.clicked.connect(self._on_undo)
+        for widget in (self.integrity_label, self.moved_label, self.in_flight_label,
+                       self.tasks):
+            self.layout_.addWidget(widget)
+        self.layout_.addLayout(_row(self.requeue_button))
+        self.layout_.addWidget(self.safety_label)
+        self.layout_.addLayout(_row(self.undo_button))
+        self.layout_.addWidget(self.stage_label)
+        self.layout_.addWidget(self.bar)
+        self.layout_.addStretch(1)
+
+    def initializePage(self) -> None:  # noqa: N802 - Qt override
+        """Show the outcome the restore page left."""
+        outcome: RestoreOutcome = self.state.outcome
+        check, result = outcome.check, outcome.result
+        if check.ok:
+            self.integrity_label.setText("The restored database passed SQLite's integrity "
+                                         f"check and holds {counts_summary(check.counts)}.")
+            self.integrity_label.setStyleSheet(GOOD_STYLE)
+        else:
+            self.integrity_label.setText("The restored database did NOT pass the integrity "
+                                         f"check ({'; '.join(check.problems)}); undo this "
+                                         "restore or choose another backup.")
+            self.integrity_label.setStyleSheet(PROBLEM_STYLE)
+        self.moved_label.setVisible(bool(result.moved_aside))
+        self.moved_label.setText("The damaged files were moved aside, not deleted: "
+                                 + ", ".join(str(path) for path in result.moved_aside))
+        self.tasks.clear()
+        for task in check.in_flight:
+            self.tasks.addItem(f"Task {task.id} ({task.type}, {task.status} by "
+                               f"{task.locked_by or 'an unknown worker'})")
+        count = len(check.in_flight)
+        self.in_flight_label.setText(
+            f"{count} task{' was' if count == 1 else 's were'} in flight when the backup was "
+            "taken; their workers are gone, so requeue them to run again." if count
+            else "No task was in flight in the backup; nothing needs requeueing.")
+        self.tasks.setVisible(bool(count))
+        self.requeue_button.setVisible(bool(count))
+        self.requeue_button.setEnabled(bool(count))
+        if result.safety_backup is not None:
+            self.safety_label.setText(f"Safety backup of the database as it was before: "
+                                      f"{result.safety_backup}")
+        else:
+            self.safety_label.setText("No safety backup was taken, so this restore cannot be "
+                                      "undone from here.")
+        self.undo_button.setEnabled(result.safety_backup is not None)
+        (self.requeue_button if count else self.wizard().button(
+            QWizard.WizardButton.FinishButton)).setFocus()
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        """Finish once nothing runs."""
+        return not self.busy
+
+    def _on_requeue(self) -> None:
+        live = self.state.live_path
+        ids = [task.id for task in self.state.outcome.check.in_flight]
+        assert live is not None
+        self.requeue_button.setEnabled(False)
+        self.run_job("Requeue tasks in flight in the backup",
+                     lambda progress, cancelled: LeaseManager(live).requeue_tasks(ids),
+                     self._on_requeued, writes=True)
+
+    def _on_requeued(self, result: RequeueResult) -> None:
+        text = f"Requeued {result.requeued} task{'' if result.requeued == 1 else 's'}"
+        if result.dead_lettered:
+            text += f"; {result.dead_lettered} ran out of attempts and went to dead letters"
+        text += "."
+        self.in_flight_label.setText(text)
+        self.in_flight_label.setStyleSheet(GOOD_STYLE)
+        self.tasks.clear()
+        self.tasks.hide()
+        self.requeue_button.hide()
+        self.session.messages.info(text)
+        self.session.notify(TOPIC_LEASES)
+        self.session.notify(TOPIC_DATABASE)
+
+    def on_job_error(self, error: BaseException) -> None:
+        """Let the admin try the requeue again."""
+        super().on_job_error(error)
+        self.requeue_button.setEnabled(True)
+
+    def _on_undo(self) -> None:
+        wizard = self.wizard()
+        if isinstance(wizard, RestoreWizard):
+            wizard.undo()
+
+
+class RestoreWizard(QWizard):
+    """Restore the queue database from a backup, step by step, with nothing lost by accident."""
+
+    def __init__(self, session: Session, backup_path: Path | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.state = RestoreState(session.db_path, session.backup_dir)
+        self._close_when_idle = False
+        self.setWindowTitle("Restore the queue database")
+        self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
+        self.choose_page = ChoosePage(session, self.state)
+        self.check_page = CheckPage(session, self.state)
+        self.prepare_page = PreparePage(session, self.state)
+        self.restore_page = RestorePage(session, self.state)
+        self.done_page = DonePage(session, self.state)
+        self.job_pages: list[JobPage] = [self.choose_page, self.check_page, self.prepare_page,
+                                         self.restore_page, self.done_page]
+        for page_id, page in enumerate(self.job_pages):
+            self.setPage(page_id, page)
+        self._normal_layout = [QWizard.WizardButton.Stretch, QWizard.WizardButton.BackButton,
+                               QWizard.WizardButton.NextButton,
+                               QWizard.WizardButton.CommitButton,
+                               QWizard.WizardButton.FinishButton,
+                               QWizard.WizardButton.CancelButton]
+        self.setButtonLayout(self._normal_layout)
+        self.currentIdChanged.connect(self._on_page_changed)
+        self.resize(760, 560)
+        if backup_path is not None:
+            self.choose_path(backup_path)
+
+    def choose_path(self, path: str | Path) -> None:
+        """Choose the backup to restore, as if picked on the first page."""
+        self.choose_page.choose_path(path)
+
+    @property
+    def busy(self) -> bool:
+        """True while any page's job runs."""
+        return any(page.busy for page in self.job_pages)
+
+    def undo(self) -> None:
+        """Restore the safety backup just taken, through the same pages and checks."""
+        outcome = self.state.outcome
+        if outcome is None or outcome.result.safety_backup is None or self.busy:
+            return
+        safety = outcome.result.safety_backup
+        self.restart()
+        self.choose_path(safety)
+        self.next()
+
+    def reject(self) -> None:
+        """Cancel: stop a running job first (the restore only while that changes nothing)."""
+        if self.restore_page.busy:
+            self.restore_page.request_cancel()
+            return
+        if self.busy:
+            for page in self.job_pages:
+                page.cancel_job()
+            self._close_when_idle = True
+            return
+        super().reject()
+
+    def on_job_finished(self) -> None:
+        """A page's job ended: close if the user asked to, and put the buttons back."""
+        self._update_buttons()
+        if self._close_when_idle and not self.busy:
+            self._close_when_idle = False
+            super().reject()
+
+    def _on_page_changed(self, page_id: int) -> None:
+        self.setOption(QWizard.WizardOption.NoDefaultButton,
+                       page_id in (PAGE_PREPARE, PAGE_RESTORE))
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        if self.currentId() == PAGE_RESTORE and self.restore_page.busy:
+            self.setButtonLayout([QWizard.WizardButton.Stretch,
+                                  QWizard.WizardButton.CancelButton])
+        else:
+            self.setButtonLayout(self._normal_layout)
+
+
+def _row(button: QPushButton) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.addWidget(button)
+    row.addStretch(1)
+    return row

@@ -1,0 +1,368 @@
+"""The restore wizard driven through its real buttons, on real queue files and real locks."""
+
+from __future__ import annotations
+
+import ctypes
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWizard
+
+from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.config import MaintenanceConfig
+from queue_admin_gui.core.database import shm_path, wal_path
+from queue_admin_gui.jobs import JobRunner
+from queue_admin_gui.session import Session
+from queue_admin_gui.ui.messages import Level, Messages, RecordingPresenter
+from queue_admin_gui.ui.restore_wizard import (
+    PAGE_CHECK,
+    PAGE_DONE,
+    PAGE_PREPARE,
+    PAGE_RESTORE,
+    RestoreWizard,
+)
+
+TIMEOUT_MS = 60_000
+
+
+
+def _hold_true_forever(references: int = 1_000_000) -> None:
+    """Work around PySide6 6.12.0 on Python 3.11, which drops one reference to True on every
+    Signal.emit() made from Python: once True's count reaches zero the interpreter aborts
+    ("bool_dealloc"), at the latest while it shuts down. References taken here are never
+    given back, so the count cannot reach zero."""
+    for _ in range(references):
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))
+
+
+if sys.version_info < (3, 12):
+    _hold_true_forever()
+NEXT = QWizard.WizardButton.NextButton
+
+_HOLDER = r"""
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+connection.execute("BEGIN IMMEDIATE")
+print("ready", flush=True)
+sys.stdin.readline()
+connection.execute("ROLLBACK")
+connection.close()
+"""
+
+
+def rows(path: Path) -> list[tuple[int, str]]:
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute("SELECT id, status FROM task_queue ORDER BY id").fetchall()
+    finally:
+        connection.close()
+
+
+def run_sql(path: Path, sql: str) -> None:
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute(sql)
+    finally:
+        connection.close()
+
+
+def add_tasks(path: Path, count: int, status: str = "queued", worker: str | None = None) -> None:
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.executemany(
+            "INSERT INTO task_queue (type, payload, status, locked_by) "
+            "VALUES ('render', '{}', ?, ?)",
+            [(status, worker)] * count)
+    finally:
+        connection.close()
+
+
+def corrupt(path: Path) -> None:
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.seek(4096)
+        handle.write(b"\xa5" * (size - 4096))
+
+
+@pytest.fixture
+def live(queue_db: Path) -> Path:
+    """A queue with 20 queued, 5 completed and 3 leased tasks (ids 26-28)."""
+    add_tasks(queue_db, 20)
+    add_tasks(queue_db, 5, "completed")
+    add_tasks(queue_db, 3, "leased", "worker-7")
+    return queue_db
+
+
+@pytest.fixture
+def session(live: Path, tmp_path: Path) -> Iterator[Session]:
+    runner = JobRunner()
+    config = MaintenanceConfig(backup_dir=tmp_path / "backup folder")
+    session = Session(runner, Messages(RecordingPresenter()), config, live)
+    topics: list[str] = []
+    session.changed.connect(topics.append)
+    session.topics = topics  # type: ignore[attr-defined]
+    yield session
+    assert runner.shutdown(TIMEOUT_MS)
+
+
+@pytest.fixture
+def backup(session: Session, live: Path) -> Path:
+    return QueueBackup(live, session.backup_dir).create_backup()
+
+
+@pytest.fixture
+def holder(live: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another program holding a write transaction (BEGIN IMMEDIATE) on the live database."""
+    process = subprocess.Popen([sys.executable, "-c", _HOLDER, str(live)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    yield process
+    process.communicate("\n", timeout=30)
+
+
+def presenter(session: Session) -> RecordingPresenter:
+    recorder = session.messages.presenter
+    assert isinstance(recorder, RecordingPresenter)
+    return recorder
+
+
+def open_wizard(qtbot, session: Session) -> RestoreWizard:
+    wizard = RestoreWizard(session)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    qtbot.waitUntil(lambda: not wizard.busy and wizard.choose_page.tree.topLevelItemCount() > 0,
+                    timeout=TIMEOUT_MS)
+    return wizard
+
+
+def click_next(qtbot, wizard: RestoreWizard, expected_page: int) -> None:
+    """Wait until Next is usable, click it, and wait for the page it leads to."""
+    button = wizard.button(NEXT)
+    qtbot.waitUntil(lambda: button.isVisible() and button.isEnabled(), timeout=TIMEOUT_MS)
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: wizard.currentId() == expected_page, timeout=TIMEOUT_MS)
+
+
+def restore_through(qtbot, wizard: RestoreWizard) -> None:
+    """From the first page to the Done page, clicking Next on every page."""
+    click_next(qtbot, wizard, PAGE_CHECK)
+    click_next(qtbot, wizard, PAGE_PREPARE)
+    click_next(qtbot, wizard, PAGE_RESTORE)
+    qtbot.waitUntil(lambda: wizard.currentId() == PAGE_DONE, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)
+
+
+def test_happy_path_puts_the_backup_back_and_keeps_a_safety_backup(
+        qtbot, session: Session, live: Path, backup: Path) -> None:
+    backed_up = rows(backup)
+    add_tasks(live, 4)
+    run_sql(live, "UPDATE task_queue SET status = 'completed' WHERE id IN (1, 2, 3)")
+    before = rows(live)
+    wizard = open_wizard(qtbot, session)
+    assert wizard.state.backup_path == backup
+
+    restore_through(qtbot, wizard)
+
+    assert rows(live) == backed_up
+    safety = wizard.state.outcome.result.safety_backup
+    assert safety is not None and safety.exists()
+    assert rows(safety) == before
+    assert "passed SQLite's integrity check" in wizard.done_page.integrity_label.text()
+    assert str(safety) in wizard.done_page.safety_label.text()
+    assert {"database", "backups"} <= set(session.topics)
+    assert any(text.startswith("Restored ") for text in presenter(session).texts(Level.INFO))
+    finish = wizard.button(QWizard.WizardButton.FinishButton)
+    assert not wizard.button(QWizard.WizardButton.BackButton).isEnabled()
+    qtbot.mouseClick(finish, Qt.MouseButton.LeftButton)
+    assert wizard.result() == QWizard.DialogCode.Accepted
+
+
+def test_consequences_match_the_real_counts(qtbot, session: Session, live: Path,
+                                            backup: Path) -> None:
+    add_tasks(live, 412)
+    run_sql(live, "UPDATE task_queue SET status = 'completed' WHERE id <= 20 OR id = 26")
+    before = rows(live)
+    wizard = open_wizard(qtbot, session)
+    click_next(qtbot, wizard, PAGE_CHECK)
+    qtbot.waitUntil(lambda: wizard.check_page.isComplete(), timeout=TIMEOUT_MS)
+
+    text = wizard.check_page.consequences_label.text()
+    assert ("412 tasks created after this backup will be lost; "
+            "21 tasks completed after it will run again.") in text
+    assert "3 tasks were in flight when the backup was taken" in text
+    table = wizard.check_page.table
+    labels = [table.verticalHeaderItem(row).text() for row in range(table.rowCount())]
+    total = labels.index("All tasks")
+    assert table.item(total, 0).text() == "28"
+    assert table.item(total, 1).text() == f"{28 + 412:,}"
+    assert table.item(labels.index("completed"), 1).text() == "26"
+    qtbot.mouseClick(wizard.button(QWizard.WizardButton.CancelButton), Qt.MouseButton.LeftButton)
+    assert wizard.result() == QWizard.DialogCode.Rejected
+    assert rows(live) == before
+
+
+def test_a_corrupt_backup_stops_on_the_check_page(qtbot, session: Session, live: Path,
+                                                  backup: Path) -> None:
+    corrupt(backup)
+    wizard = open_wizard(qtbot, session)
+    click_next(qtbot, wizard, PAGE_CHECK)
+    qtbot.waitUntil(lambda: wizard.state.report is not None and not wizard.busy,
+                    timeout=TIMEOUT_MS)
+
+    assert not wizard.button(NEXT).isEnabled()
+    verdict = wizard.check_page.verdict_label.text()
+    assert verdict.startswith("This backup cannot be restored: ")
+    assert "no longer match its manifest" in verdict
+    assert wizard.check_page.table.rowCount() == 0
+
+
+def test_a_corrupt_live_database_is_moved_aside_and_restored(
+        qtbot, session: Session, live: Path, backup: Path) -> None:
+    corrupt(live)
+    damaged = live.read_bytes()
+    wizard = open_wizard(qtbot, session)
+    click_next(qtbot, wizard, PAGE_CHECK)
+    qtbot.waitUntil(lambda: wizard.check_page.isComplete(), timeout=TIMEOUT_MS)
+    assert "moved aside" in wizard.check_page.consequences_label.text()
+    click_next(qtbot, wizard, PAGE_PREPARE)
+    qtbot.waitUntil(lambda: wizard.state.preflight is not None, timeout=TIMEOUT_MS)
+    assert "damaged" in wizard.prepare_page.live_label.text()
+    assert not wizard.prepare_page.safety_check.isEnabled()
+    click_next(qtbot, wizard, PAGE_RESTORE)
+    qtbot.waitUntil(lambda: wizard.currentId() == PAGE_DONE, timeout=TIMEOUT_MS)
+
+    assert rows(live) == rows(backup)
+    moved = wizard.state.outcome.result.moved_aside
+    assert moved and moved[0].read_bytes() == damaged
+    assert "moved aside, not deleted" in wizard.done_page.moved_label.text()
+
+
+def test_a_missing_live_database_is_restored_to_its_path(
+        qtbot, session: Session, live: Path, backup: Path) -> None:
+    for path in (live, wal_path(live), shm_path(live)):
+        path.unlink(missing_ok=True)
+    wizard = open_wizard(qtbot, session)
+    click_next(qtbot, wizard, PAGE_CHECK)
+    qtbot.waitUntil(lambda: wizard.check_page.isComplete(), timeout=TIMEOUT_MS)
+    assert "does not exist" in wizard.check_page.consequences_label.text()
+    click_next(qtbot, wizard, PAGE_PREPARE)
+    qtbot.waitUntil(lambda: wizard.state.preflight is not None, timeout=TIMEOUT_MS)
+    assert "does not exist" in wizard.prepare_page.live_label.text()
+    click_next(qtbot, wizard, PAGE_RESTORE)
+    qtbot.waitUntil(lambda: wizard.currentId() == PAGE_DONE, timeout=TIMEOUT_MS)
+
+    assert rows(live) == rows(backup)
+    assert wizard.state.outcome.result.safety_backup is None
+    assert not wizard.done_page.undo_button.isEnabled()
+
+
+def test_a_blocking_writer_gets_a_countdown_then_a_clear_sentence(
+        qtbot, session: Session, live: Path, backup: Path, holder) -> None:
+    before = rows(live)
+    wizard = open_wizard(qtbot, session)
+    wizard.state.lock_wait_seconds = 1.5
+    click_next(qtbot, wizard, PAGE_CHECK)
+    click_next(qtbot, wizard, PAGE_PREPARE)
+    qtbot.waitUntil(lambda: wizard.state.preflight is not None, timeout=TIMEOUT_MS)
+    assert "another program holds a write lock" in wizard.prepare_page.lock_label.text()
+    countdown: list[str] = []
+    wizard.restore_page.countdown_label.setText = countdown.append  # type: ignore[method-assign]
+    click_next(qtbot, wizard, PAGE_RESTORE)
+    qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)
+
+    assert countdown and "waiting" in countdown[0] and countdown[-1].endswith("0 s for it to "
+                                                                              "let go...")
+    sentence = wizard.restore_page.result_label.text()
+    assert sentence.startswith("Restore not started: another program kept a write lock")
+    assert "nothing was changed" in sentence
+    assert any("Restore not started" in text for text in presenter(session).texts(Level.ERROR))
+    assert wizard.currentId() == PAGE_RESTORE
+    assert wizard.button(QWizard.WizardButton.BackButton).isVisible()
+    assert rows(live) == before
+    assert [info.path for info in QueueBackup(live, session.backup_dir).list_backups()] == [backup]
+
+
+def test_cancel_during_the_countdown_changes_nothing(
+        qtbot, session: Session, live: Path, backup: Path, holder) -> None:
+    before = rows(live)
+    wizard = open_wizard(qtbot, session)
+    wizard.state.lock_wait_seconds = 120
+    click_next(qtbot, wizard, PAGE_CHECK)
+    click_next(qtbot, wizard, PAGE_PREPARE)
+    click_next(qtbot, wizard, PAGE_RESTORE)
+    cancel = wizard.button(QWizard.WizardButton.CancelButton)
+    qtbot.waitUntil(lambda: wizard.restore_page.countdown_label.isVisible(), timeout=TIMEOUT_MS)
+    assert not wizard.button(QWizard.WizardButton.BackButton).isVisible()
+    qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)
+
+    assert wizard.isVisible()
+    assert wizard.restore_page.result_label.text() == ("Restore cancelled; the live database "
+                                                       "was not changed.")
+    assert rows(live) == before
+
+
+def test_in_flight_tasks_are_requeued_in_one_click(qtbot, session: Session, live: Path,
+                                                   backup: Path) -> None:
+    wizard = open_wizard(qtbot, session)
+    restore_through(qtbot, wizard)
+    page = wizard.done_page
+    assert page.tasks.count() == 3
+    assert page.tasks.item(0).text() == "Task 26 (render, leased by worker-7)"
+
+    qtbot.mouseClick(page.requeue_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)
+
+    assert dict(rows(live))[26] == dict(rows(live))[28] == "queued"
+    assert page.in_flight_label.text() == "Requeued 3 tasks."
+    assert "leases" in session.topics
+
+
+def test_undo_restores_the_state_before_the_restore(qtbot, session: Session, live: Path,
+                                                    backup: Path) -> None:
+    add_tasks(live, 7)
+    before = rows(live)
+    wizard = open_wizard(qtbot, session)
+    restore_through(qtbot, wizard)
+    assert rows(live) == rows(backup)
+    safety = wizard.state.outcome.result.safety_backup
+
+    qtbot.mouseClick(wizard.done_page.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: wizard.currentId() == PAGE_CHECK, timeout=TIMEOUT_MS)
+    assert wizard.state.backup_path == safety
+    qtbot.waitUntil(lambda: wizard.check_page.isComplete(), timeout=TIMEOUT_MS)
+    assert "7 tasks completed" not in wizard.check_page.consequences_label.text()
+    click_next(qtbot, wizard, PAGE_PREPARE)
+    qtbot.waitUntil(lambda: wizard.state.preflight is not None, timeout=TIMEOUT_MS)
+    assert wizard.prepare_page.safety_check.isChecked()
+    click_next(qtbot, wizard, PAGE_RESTORE)
+    qtbot.waitUntil(lambda: wizard.currentId() == PAGE_DONE and not wizard.busy,
+                    timeout=TIMEOUT_MS)
+
+    assert rows(live) == before
+    second_safety = wizard.state.outcome.result.safety_backup
+    assert second_safety is not None and second_safety != safety
+    assert rows(second_safety) == rows(backup)
+
+
+def test_turning_off_the_safety_backup_asks_and_a_refusal_keeps_it(
+        qtbot, session: Session, live: Path, backup: Path) -> None:
+    wizard = open_wizard(qtbot, session)
+    click_next(qtbot, wizard, PAGE_CHECK)
+    click_next(qtbot, wizard, PAGE_PREPARE)
+    recorder = presenter(session)
+    recorder.answer = False
+    wizard.prepare_page.safety_check.setChecked(False)
+    assert recorder.questions[-1].destructive
+    assert wizard.prepare_page.safety_check.isChecked()
+    assert wizard.state.safety_backup
+    recorder.answer = True
+    wizard.prepare_page.safety_check.setChecked(False)
+    assert not wizard.state.safety_backup
+    qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)
