@@ -1,0 +1,134 @@
+"""A script written against the original maintenance API (ORIGINAL_DESIGN.md) keeps working.
+
+Everything here uses only the names and signatures that design promised, imported from
+``queue_admin_gui.core`` the way deployments' scripts import them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from queue_admin_gui.core import (
+    BackupInfo,
+    QueueBackup,
+    QueueBackupError,
+    QueueDatabase,
+    QueueMaintenance,
+    QueueMaintenanceError,
+)
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    database = QueueDatabase(str(tmp_path / "queue.db"))
+    database.initialize_schema()
+    with database.transaction() as connection:
+        connection.executemany(
+            "INSERT INTO task_queue (type, payload) VALUES (?, ?)",
+            [("render", '{"format": "mp4"}') for _ in range(50)],
+        )
+    yield database
+    database.close()
+
+
+def test_queue_database_surface(db: QueueDatabase) -> None:
+    row = db.execute("SELECT count(*) AS n, max(format) AS fmt FROM task_queue").fetchone()
+    assert row["n"] == 50
+    assert row["fmt"] == "mp4"
+    connection = db.get_connection()
+    assert isinstance(connection, sqlite3.Connection)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with pytest.raises(RuntimeError), db.transaction() as inside:
+        inside.execute("DELETE FROM task_queue")
+        raise RuntimeError("abort")
+    assert db.execute("SELECT count(*) FROM task_queue").fetchone()[0] == 50
+
+
+def test_backup_script(db: QueueDatabase, tmp_path: Path) -> None:
+    backup = QueueBackup(db, backup_dir=str(tmp_path / "backups"))
+    assert backup.db is db
+    assert isinstance(backup.backup_dir, Path) and backup.backup_dir.is_dir()
+
+    first = backup.create_backup()
+    second = backup.create_backup()
+    named = backup.create_backup(name="nightly")
+    assert len({first, second, named}) == 3
+    assert first.name.startswith("queue_backup_") and first.suffix == ".db"
+    assert named.name.startswith("queue_backup_nightly_")
+    assert backup.verify_backup(named) is True
+
+    infos = backup.list_backups()
+    assert all(isinstance(info, BackupInfo) for info in infos)
+    assert [info.created_at for info in infos] == sorted(
+        (info.created_at for info in infos), reverse=True)
+    assert isinstance(infos[0].created_at, datetime)
+    assert infos[0].size_mb == pytest.approx(infos[0].size_bytes / (1024 * 1024))
+    assert backup.get_latest_backup().path == infos[0].path
+    assert BackupInfo.from_path(named).size_bytes == named.stat().st_size
+
+    assert backup.cleanup_old_backups(keep_count=1) == 2
+    assert len(backup.list_backups()) == 1
+
+    with pytest.raises(QueueBackupError, match="not found"):
+        backup.verify_backup(tmp_path / "missing.db")
+
+
+def test_backup_accepts_a_plain_path_and_restores(db: QueueDatabase, tmp_path: Path) -> None:
+    backup = QueueBackup(db.path, backup_dir=tmp_path / "backups")
+    saved = backup.create_backup()
+    with db.transaction() as connection:
+        connection.execute("DELETE FROM task_queue")
+    db.close()
+    backup.restore_backup(saved)
+    assert db.execute("SELECT count(*) FROM task_queue").fetchone()[0] == 50
+
+    elsewhere = tmp_path / "copy" / "restored.db"
+    backup.restore_backup(saved, target=elsewhere)
+    with QueueDatabase(elsewhere) as restored:
+        assert restored.execute("SELECT count(*) FROM task_queue").fetchone()[0] == 50
+
+
+def test_maintenance_script(db: QueueDatabase) -> None:
+    maintenance = QueueMaintenance(db)
+    assert maintenance.db is db
+    for mode in (QueueMaintenance.CHECKPOINT_PASSIVE, QueueMaintenance.CHECKPOINT_FULL,
+                 QueueMaintenance.CHECKPOINT_RESTART, QueueMaintenance.CHECKPOINT_TRUNCATE):
+        result = maintenance.checkpoint(mode)
+        assert {"busy", "log", "checkpointed"} <= set(result)
+    with pytest.raises(QueueMaintenanceError, match="Invalid checkpoint mode"):
+        maintenance.checkpoint("SOMETIMES")
+
+    maintenance.vacuum()
+    maintenance.analyze()
+    maintenance.analyze("task_queue")
+    assert maintenance.integrity_check() == ["ok"]
+
+    stats = maintenance.get_database_stats()
+    for key in ("page_count", "page_size", "total_size_mb", "freelist_count", "wal_mode",
+                "wal_size_mb"):
+        assert key in stats
+    assert stats["wal_mode"] is True
+
+    optimized = maintenance.optimize()
+    assert {"analyzed", "vacuumed", "stats_before", "stats_after"} <= set(optimized)
+    assert optimized["vacuumed"] is False
+    assert maintenance.optimize(full=True)["vacuumed"] is True
+
+
+def test_stale_lease_cleanup_script(db: QueueDatabase) -> None:
+    with db.transaction() as connection:
+        connection.execute(
+            "UPDATE task_queue SET status = 'leased', locked_by = 'w1', "
+            "lease_until_utc = datetime('now', '-600 seconds') WHERE id <= 5")
+        connection.execute(
+            "UPDATE task_queue SET status = 'processing', locked_by = 'w2', "
+            "lease_until_utc = datetime('now', '-60 seconds') WHERE id BETWEEN 6 AND 7")
+    assert QueueMaintenance(db).cleanup_stale_leases(timeout_seconds=300) == 5
+    statuses = dict(db.execute(
+        "SELECT status, count(*) FROM task_queue GROUP BY status").fetchall())
+    assert statuses["processing"] == 2
+    assert statuses["queued"] == 48
