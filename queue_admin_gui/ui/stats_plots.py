@@ -1,0 +1,73 @@
+"""The live plots of the Stats tab: database pages and tasks by status over time.
+
+``page_count`` shows how the file grows; ``freelist_count`` how much of it is empty space that
+VACUUM would give back. The task plot shows whether work arrives faster than workers finish
+it, and whether tasks pile up in flight (stuck leases) or among the dead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from ..core.schema import DEAD_STATUSES, IN_FLIGHT_STATUSES, STATUS_COMPLETED, STATUS_QUEUED
+from ..monitor import Sampler
+from ..session import Session
+from .live_plot import LivePlotWidget, make_time_plot
+
+#: Task curves: label, statuses summed (both spellings of in flight and dead), colour.
+TASK_GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("queued", (STATUS_QUEUED,), "#1f5fbf"),
+    ("in flight", IN_FLIGHT_STATUSES, "#c98a00"),
+    ("completed", (STATUS_COMPLETED,), "#2e9d52"),
+    ("dead (failed)", DEAD_STATUSES, "#b02a37"),
+)
+
+
+class StatsPlotsWidget(LivePlotWidget):
+    """Pages and free pages over time above tasks by status over time, same time window."""
+
+    def __init__(self, session: Session, sampler: Sampler,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(session, sampler, parent)
+        self.controls.addStretch(1)
+        self.pages_plot = make_time_plot("Pages")
+        self.pages_plot.addLegend(offset=(10, 10))
+        self.page_curve = self.pages_plot.plot(pen=pg.mkPen("#1f5fbf", width=2),
+                                               connect="finite", name="page_count")
+        self.freelist_curve = self.pages_plot.plot(pen=pg.mkPen("#c98a00", width=2),
+                                                   connect="finite", name="freelist_count")
+        self.tasks_plot = make_time_plot("Tasks")
+        self.tasks_plot.addLegend(offset=(10, 10))
+        self.task_curves = {
+            label: self.tasks_plot.plot(pen=pg.mkPen(colour, width=2), connect="finite",
+                                        name=label)
+            for label, _statuses, colour in TASK_GROUPS
+        }
+        self.tasks_note = QLabel("Task counts are taken every 10 seconds; click a legend "
+                                 "entry to hide its curve.")
+        self.tasks_note.setStyleSheet("color: palette(placeholder-text);")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self.controls)
+        layout.addWidget(self.pages_plot, 1)
+        layout.addWidget(self.tasks_plot, 1)
+        layout.addWidget(self.tasks_note)
+
+    def draw(self, start: float, end: float) -> None:
+        """One setData per curve with the samples of the visible window."""
+        pages = self.sampler.history.since(start, ("time", "page_count", "freelist_count"))
+        self.page_curve.setData(pages[:, 0], pages[:, 1], connect="finite")
+        self.freelist_curve.setData(pages[:, 0], pages[:, 2], connect="finite")
+        tasks = self.sampler.tasks
+        columns = tasks.columns
+        rows = tasks.since(start)
+        for label, statuses, _colour in TASK_GROUPS:
+            if len(rows):
+                values = np.sum([rows[:, columns.index(status)] for status in statuses], axis=0)
+            else:
+                values = np.empty(0)
+            self.task_curves[label].setData(rows[:, 0], values, connect="finite")
+        self.pages_plot.setXRange(start, end, padding=0)
+        self.tasks_plot.setXRange(start, end, padding=0)

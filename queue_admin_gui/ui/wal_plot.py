@@ -1,0 +1,290 @@
+"""The live WAL plot of the WAL/Checkpoint tab, with its warning banner.
+
+An administrator leaves the window open and sees how the WAL grows over minutes to a day
+against the warning and critical levels of the config, when checkpoints and backups ran, and,
+in plain words, what to do: a banner offers a TRUNCATE checkpoint in one click once the WAL
+passes the warning level, and says when a long reader keeps the WAL from being reset.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.errors import format_bytes
+from ..core.maintenance import QueueMaintenance
+from ..core.progress import CancelCheck, ProgressCallback
+from ..core.sampling import MEGABYTE, CheckpointOutcome, export_csv, wal_level
+from ..jobs import Job
+from ..monitor import Sampler
+from ..session import TOPIC_STATS, Session
+from .live_plot import LivePlotWidget, finite_range, make_time_plot
+
+#: Markers kept on the plot at most (older ones are dropped first).
+MAX_MARKERS = 200
+WAL_PEN = pg.mkPen("#1f5fbf", width=2)
+WARNING_PEN = pg.mkPen("#c98a00", width=1.5, style=Qt.PenStyle.DashLine)
+CRITICAL_PEN = pg.mkPen("#b02a37", width=1.5, style=Qt.PenStyle.DashLine)
+CHECKPOINT_PEN = pg.mkPen("#2e9d52", width=1.5, style=Qt.PenStyle.DotLine)
+BACKUP_PEN = pg.mkPen("#6f42c1", width=1.5, style=Qt.PenStyle.DotLine)
+BANNER_STYLES = {
+    "warning": "QFrame#walBanner { background:#fff3cd; border:1px solid #c98a00; }",
+    "critical": "QFrame#walBanner { background:#f8d7da; border:1px solid #b02a37; }",
+}
+
+
+class WalPlotWidget(LivePlotWidget):
+    """WAL size over wall-clock time, thresholds, checkpoint/backup markers and the banner."""
+
+    def __init__(self, session: Session, sampler: Sampler,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(session, sampler, parent)
+        self.markers: deque[tuple[float, str, pg.InfiniteLine]] = deque()
+        self.checkpoint_job: Job | None = None
+        self.export_job: Job | None = None
+        self.banner = QFrame()
+        self.banner.setObjectName("walBanner")
+        self.banner_label = QLabel()
+        self.banner_label.setWordWrap(True)
+        self.banner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.truncate_button = QPushButton("Run TRUNCATE checkpoint")
+        self.truncate_button.setToolTip(
+            "Copy every WAL frame into the database and shrink the WAL file to zero; writers "
+            "wait a moment while it runs.")
+        self.truncate_button.clicked.connect(self.run_truncate_checkpoint)
+        banner_layout = QHBoxLayout(self.banner)
+        banner_layout.addWidget(self.banner_label, 1)
+        banner_layout.addWidget(self.truncate_button, 0, Qt.AlignmentFlag.AlignVCenter)
+        self.banner.hide()
+
+        self.export_button = QPushButton("Export CSV...")
+        self.export_button.setToolTip("Save every sample kept (up to a day) as a CSV file.")
+        self.export_button.clicked.connect(self._on_export_clicked)
+        self.summary_label = QLabel()
+        self.sampler_status_label = QLabel()
+        self.sampler_status_label.setWordWrap(True)
+        self.sampler_status_label.setStyleSheet("color:#8a5300;")
+        self.sampler_status_label.hide()
+        self.controls.addWidget(self.export_button)
+        self.controls.addStretch(1)
+        self.controls.addWidget(self.summary_label)
+
+        self.plot = make_time_plot("WAL size (MB)")
+        self.curve = self.plot.plot(pen=WAL_PEN, connect="finite", name="WAL size")
+        self.warning_line = pg.InfiniteLine(angle=0, pen=WARNING_PEN, movable=False,
+                                            label="warning {value:.4g} MB",
+                                            labelOpts={"position": 0.03, "color": "#8a5300"})
+        self.critical_line = pg.InfiniteLine(angle=0, pen=CRITICAL_PEN, movable=False,
+                                             label="critical {value:.4g} MB",
+                                             labelOpts={"position": 0.03, "color": "#b02a37"})
+        self.plot.addItem(self.warning_line, ignoreBounds=True)
+        self.plot.addItem(self.critical_line, ignoreBounds=True)
+        self.plot.getPlotItem().enableAutoRange(axis="y", enable=False)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.banner)
+        layout.addLayout(self.controls)
+        layout.addWidget(self.sampler_status_label)
+        layout.addWidget(self.plot, 1)
+
+        self._apply_thresholds()
+        session.config_changed.connect(self._on_config_changed)
+        session.backup_done.connect(self._on_backup_done)
+        session.runner.write_busy_changed.connect(self._update_truncate_button)
+        sampler.checkpoint_recorded.connect(self._on_checkpoint_recorded)
+        sampler.sampled.connect(self._on_sampled)
+        sampler.status_changed.connect(self._on_sampler_status)
+        sampler.cleared.connect(self._on_cleared)
+        self._update_summary()
+
+    # -- public ----------------------------------------------------------------------------
+    @property
+    def banner_shown(self) -> bool:
+        """True when the banner is up (whether or not the tab is on screen)."""
+        return not self.banner.isHidden()
+
+    def add_marker(self, moment: float, label: str, backup: bool = False) -> pg.InfiniteLine:
+        """Mark ``moment`` on the time axis with ``label`` (a checkpoint mode or "backup")."""
+        line = pg.InfiniteLine(pos=moment, angle=90, movable=False,
+                               pen=BACKUP_PEN if backup else CHECKPOINT_PEN, label=label,
+                               labelOpts={"position": 0.92 if backup else 0.82,
+                                          "color": "#6f42c1" if backup else "#1e7b34",
+                                          "rotateAxis": (1, 0), "anchors": [(0, 1), (0, 1)]})
+        self.plot.addItem(line, ignoreBounds=True)
+        self.markers.append((moment, label, line))
+        while len(self.markers) > MAX_MARKERS:
+            self._drop_oldest_marker()
+        return line
+
+    def run_truncate_checkpoint(self) -> Job | None:
+        """Run a TRUNCATE checkpoint as a write job; the plot marks it when it is done."""
+        path = self.session.db_path
+        if path is None or (self.checkpoint_job is not None
+                            and not self.checkpoint_job.is_finished):
+            return None
+
+        def checkpoint(progress: ProgressCallback, cancelled: CancelCheck) -> dict[str, Any]:
+            return QueueMaintenance(path).checkpoint(QueueMaintenance.CHECKPOINT_TRUNCATE)
+
+        self.checkpoint_job = self.session.run(
+            "Checkpoint TRUNCATE", checkpoint, writes=True,
+            parameters={"mode": "TRUNCATE", "from": "WAL banner"},
+            on_done=self._on_truncate_done,
+        )
+        self.checkpoint_job.finished.connect(self._update_truncate_button)
+        self._update_truncate_button()
+        return self.checkpoint_job
+
+    def export_csv_to(self, path: str | Path) -> Job:
+        """Write the kept samples to ``path`` as CSV in a job (a snapshot is taken now)."""
+        target = Path(path)
+        samples = self.sampler.history.ordered()
+        tasks = self.sampler.tasks.ordered()
+
+        def write(progress: ProgressCallback, cancelled: CancelCheck) -> int:
+            return export_csv(target, samples, tasks)
+
+        self.export_job = self.session.run(
+            "Export samples to CSV", write, parameters={"path": str(target)},
+            on_done=lambda rows: self.session.messages.info(
+                f"Exported {rows} samples to '{target}'."),
+        )
+        return self.export_job
+
+    # -- drawing ---------------------------------------------------------------------------
+    def draw(self, start: float, end: float) -> None:
+        """One setData for the WAL curve, the x range, and a y range that shows the limits."""
+        rows = self.sampler.history.since(start, ("time", "wal_bytes"))
+        megabytes = rows[:, 1] / MEGABYTE
+        self.curve.setData(rows[:, 0], megabytes, connect="finite")
+        self.plot.setXRange(start, end, padding=0)
+        low_high = finite_range(megabytes)
+        top = low_high[1] if low_high else 0.0
+        config = self.session.config
+        for limit in (config.wal_size_warning_mb, config.wal_size_threshold_mb):
+            if top >= 0.5 * limit:
+                top = max(top, float(limit))
+        self.plot.setYRange(0, max(top * 1.15, 0.01), padding=0)
+        oldest = self.sampler.history.row(0)[0] if len(self.sampler.history) else end
+        while self.markers and self.markers[0][0] < min(start, oldest):
+            self._drop_oldest_marker()
+
+    def _drop_oldest_marker(self) -> None:
+        _moment, _label, line = self.markers.popleft()
+        self.plot.removeItem(line)
+
+    # -- banner ----------------------------------------------------------------------------
+    def _update_banner(self) -> None:
+        config = self.session.config
+        sample = self.sampler.last_sample
+        diagnosis = self.sampler.diagnosis()
+        if diagnosis is not None:
+            self._show_banner(diagnosis, "critical")
+            return
+        level = "ok" if sample is None else wal_level(
+            sample.wal_bytes, config.wal_size_warning_mb, config.wal_size_threshold_mb)
+        if sample is None or level == "ok":
+            self.banner.hide()
+            return
+        limit = config.wal_size_threshold_mb if level == "critical" else config.wal_size_warning_mb
+        self._show_banner(
+            f"The WAL is {format_bytes(sample.wal_bytes)}, above the {level} level of {limit} MB:"
+            " a TRUNCATE checkpoint copies it into the database and shrinks it to zero.", level)
+
+    def _show_banner(self, text: str, level: str) -> None:
+        self.banner_label.setText(text)
+        self.banner.setStyleSheet(BANNER_STYLES[level])
+        self.banner.show()
+        self._update_truncate_button()
+
+    def _update_truncate_button(self, *_args: object) -> None:
+        running = self.checkpoint_job is not None and not self.checkpoint_job.is_finished
+        busy = self.session.runner.write_busy
+        self.truncate_button.setEnabled(not running and not busy)
+        if running:
+            self.truncate_button.setToolTip("The TRUNCATE checkpoint is running.")
+        elif busy:
+            self.truncate_button.setToolTip("Another maintenance job is running; the checkpoint "
+                                            "can start when it has finished.")
+        else:
+            self.truncate_button.setToolTip(
+                "Copy every WAL frame into the database and shrink the WAL file to zero; "
+                "writers wait a moment while it runs.")
+
+    def _update_summary(self) -> None:
+        config = self.session.config
+        sample = self.sampler.last_sample
+        current = "WAL: no sample yet" if sample is None else (
+            f"WAL {format_bytes(sample.wal_bytes)}, database {format_bytes(sample.db_bytes)}")
+        self.summary_label.setText(
+            f"{current} \u00b7 warning at {config.wal_size_warning_mb} MB, critical at "
+            f"{config.wal_size_threshold_mb} MB")
+
+    # -- slots -----------------------------------------------------------------------------
+    def _apply_thresholds(self) -> None:
+        self.warning_line.setValue(float(self.session.config.wal_size_warning_mb))
+        self.critical_line.setValue(float(self.session.config.wal_size_threshold_mb))
+
+    def _on_config_changed(self, _config: object) -> None:
+        self._apply_thresholds()
+        self._update_summary()
+        self._update_banner()
+        self.redraw()
+
+    def _on_sampled(self, _sample: object) -> None:
+        self._update_summary()
+        self._update_banner()
+
+    def _on_sampler_status(self, text: str) -> None:
+        self.sampler_status_label.setText(text)
+        self.sampler_status_label.setHidden(not text)
+
+    def _on_cleared(self) -> None:
+        while self.markers:
+            self._drop_oldest_marker()
+        self.banner.hide()
+        self._update_summary()
+
+    def _on_checkpoint_recorded(self, outcome: CheckpointOutcome) -> None:
+        label = outcome.mode + (" (frames left)" if outcome.left_frames_behind else "")
+        self.add_marker(outcome.time, label)
+        self._update_banner()
+
+    def _on_backup_done(self, _result: object) -> None:
+        self.add_marker(self.sampler.clock(), "backup", backup=True)
+
+    def _on_truncate_done(self, result: dict[str, Any]) -> None:
+        self.session.checkpoint_done.emit(result)
+        self.session.notify(TOPIC_STATS)
+        before, after = result.get("wal_bytes_before", 0), result.get("wal_bytes_after", 0)
+        if int(result.get("busy", 0)) == 0:
+            self.session.messages.info(
+                f"TRUNCATE checkpoint done: the WAL went from {format_bytes(before)} to "
+                f"{format_bytes(after)}.")
+        else:
+            self.session.messages.warning(
+                f"The TRUNCATE checkpoint could not reset the WAL ({format_bytes(after)} "
+                "left) because another connection is still reading; close long-running "
+                "readers and run it again.")
+
+    def _on_export_clicked(self) -> None:
+        suggested = Path.home() / f"wal-samples-{datetime.now():%Y%m%d-%H%M%S}.csv"
+        path, _filter = QFileDialog.getSaveFileName(
+            self, "Export samples to CSV", str(suggested), "CSV files (*.csv)")
+        if path:
+            self.export_csv_to(path)
