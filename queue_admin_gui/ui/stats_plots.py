@@ -24,6 +24,9 @@ TASK_GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("dead (failed)", DEAD_STATUSES, "#b02a37"),
 )
 
+LEGEND = {"offset": (-10, 10), "labelTextColor": "k", "brush": (255, 255, 255, 210),
+          "pen": "#999999"}
+
 
 class StatsPlotsWidget(LivePlotWidget):
     """Pages and free pages over time above tasks by status over time, same time window."""
@@ -33,13 +36,14 @@ class StatsPlotsWidget(LivePlotWidget):
         super().__init__(session, sampler, parent)
         self.controls.addStretch(1)
         self.pages_plot = make_time_plot("Pages")
-        self.pages_plot.addLegend(offset=(10, 10))
+        self.pages_plot.addLegend(**LEGEND)
         self.page_curve = self.pages_plot.plot(pen=pg.mkPen("#1f5fbf", width=2),
-                                               connect="finite", name="page_count")
+                                               connect="finite", name="pages in the file")
         self.freelist_curve = self.pages_plot.plot(pen=pg.mkPen("#c98a00", width=2),
-                                                   connect="finite", name="freelist_count")
+                                                   connect="finite",
+                                                   name="free pages (VACUUM would return)")
         self.tasks_plot = make_time_plot("Tasks")
-        self.tasks_plot.addLegend(offset=(10, 10))
+        self.tasks_plot.addLegend(**LEGEND)
         self.task_curves = {
             label: self.tasks_plot.plot(pen=pg.mkPen(colour, width=2), connect="finite",
                                         name=label)

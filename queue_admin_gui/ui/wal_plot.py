@@ -47,6 +47,11 @@ BANNER_STYLES = {
 }
 
 
+def _threshold_label(colour: str) -> dict[str, Any]:
+    """Label options that keep a threshold's text just above its line at the left edge."""
+    return {"position": 0.01, "color": colour, "anchors": [(0, 1), (0, 1)]}
+
+
 class WalPlotWidget(LivePlotWidget):
     """WAL size over wall-clock time, thresholds, checkpoint/backup markers and the banner."""
 
@@ -87,10 +92,10 @@ class WalPlotWidget(LivePlotWidget):
         self.curve = self.plot.plot(pen=WAL_PEN, connect="finite", name="WAL size")
         self.warning_line = pg.InfiniteLine(angle=0, pen=WARNING_PEN, movable=False,
                                             label="warning {value:.4g} MB",
-                                            labelOpts={"position": 0.03, "color": "#8a5300"})
+                                            labelOpts=_threshold_label("#8a5300"))
         self.critical_line = pg.InfiniteLine(angle=0, pen=CRITICAL_PEN, movable=False,
                                              label="critical {value:.4g} MB",
-                                             labelOpts={"position": 0.03, "color": "#b02a37"})
+                                             labelOpts=_threshold_label("#b02a37"))
         self.plot.addItem(self.warning_line, ignoreBounds=True)
         self.plot.addItem(self.critical_line, ignoreBounds=True)
         self.plot.getPlotItem().enableAutoRange(axis="y", enable=False)
@@ -122,9 +127,10 @@ class WalPlotWidget(LivePlotWidget):
         """Mark ``moment`` on the time axis with ``label`` (a checkpoint mode or "backup")."""
         line = pg.InfiniteLine(pos=moment, angle=90, movable=False,
                                pen=BACKUP_PEN if backup else CHECKPOINT_PEN, label=label,
-                               labelOpts={"position": 0.92 if backup else 0.82,
+                               labelOpts={"position": 0.9 if backup else 0.97,
                                           "color": "#6f42c1" if backup else "#1e7b34",
-                                          "rotateAxis": (1, 0), "anchors": [(0, 1), (0, 1)]})
+                                          "anchors": [(0, 0), (0, 0)],
+                                          "fill": (255, 255, 255, 200)})
         self.plot.addItem(line, ignoreBounds=True)
         self.markers.append((moment, label, line))
         while len(self.markers) > MAX_MARKERS:
