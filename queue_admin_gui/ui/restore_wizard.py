@@ -39,11 +39,11 @@ from .restore_pages import (
     CheckPage,
     ChoosePage,
     JobPage,
-    PreparePage,
     RestoreState,
     counts_summary,
     text_label,
 )
+from .restore_prepare_page import PreparePage
 
 PAGE_CHOOSE, PAGE_CHECK, PAGE_PREPARE, PAGE_RESTORE, PAGE_DONE = range(5)
 STAGE_WAITING = "Waiting for another program to let go of the database"
@@ -142,8 +142,7 @@ class RestorePage(JobPage):
         self.countdown_label.hide()
         self.stage_label.clear()
         text = str(error) if isinstance(error, QueueAdminError) else f"Restore failed: {error}"
-        self.result_label.setText(f"{text}\nThe live database was not changed. Go Back to try "
-                                  "again, or Cancel to close.")
+        self.result_label.setText(f"{text}\nGo Back to try again, or Cancel to close.")
         self.result_label.setStyleSheet(PROBLEM_STYLE)
 
     def on_job_cancelled(self) -> None:

@@ -366,3 +366,32 @@ def test_turning_off_the_safety_backup_asks_and_a_refusal_keeps_it(
     wizard.prepare_page.safety_check.setChecked(False)
     assert not wizard.state.safety_backup
     qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)
+
+
+def test_every_step_works_from_the_keyboard(qtbot, session: Session, live: Path,
+                                            backup: Path) -> None:
+    wizard = open_wizard(qtbot, session)
+    wizard.activateWindow()
+    qtbot.waitUntil(lambda: wizard.choose_page.isComplete(), timeout=TIMEOUT_MS)
+    qtbot.keyClick(wizard.focusWidget() or wizard, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: wizard.currentId() == PAGE_CHECK, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: wizard.check_page.isComplete(), timeout=TIMEOUT_MS)
+    qtbot.keyClick(wizard.focusWidget() or wizard, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: wizard.currentId() == PAGE_PREPARE, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: wizard.prepare_page.isComplete(), timeout=TIMEOUT_MS)
+
+    # Enter does not start the restore: that takes the Restore button's own key (Alt+R).
+    qtbot.keyClick(wizard.focusWidget() or wizard, Qt.Key.Key_Return)
+    assert wizard.currentId() == PAGE_PREPARE
+    assert wizard.button(NEXT).text() == "&Restore"
+    qtbot.keyClick(wizard.focusWidget() or wizard, Qt.Key.Key_R, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(lambda: wizard.currentId() == PAGE_DONE and not wizard.busy,
+                    timeout=TIMEOUT_MS)
+    assert rows(live) == rows(backup)
+
+    qtbot.keyClick(wizard.focusWidget() or wizard, Qt.Key.Key_R, Qt.KeyboardModifier.AltModifier)
+    qtbot.waitUntil(lambda: not wizard.busy and wizard.done_page.requeue_button.isHidden(),
+                    timeout=TIMEOUT_MS)
+    assert dict(rows(live))[27] == "queued"
+    qtbot.keyClick(wizard.focusWidget() or wizard, Qt.Key.Key_Return)
+    assert wizard.result() == QWizard.DialogCode.Accepted
