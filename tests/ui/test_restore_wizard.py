@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import sqlite3
 import subprocess
 import sys
@@ -31,17 +30,6 @@ TIMEOUT_MS = 60_000
 
 
 
-def _hold_true_forever(references: int = 1_000_000) -> None:
-    """Work around PySide6 6.12.0 on Python 3.11, which drops one reference to True on every
-    Signal.emit() made from Python: once True's count reaches zero the interpreter aborts
-    ("bool_dealloc"), at the latest while it shuts down. References taken here are never
-    given back, so the count cannot reach zero."""
-    for _ in range(references):
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))
-
-
-if sys.version_info < (3, 12):
-    _hold_true_forever()
 NEXT = QWizard.WizardButton.NextButton
 
 _HOLDER = r"""

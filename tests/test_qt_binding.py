@@ -1,0 +1,28 @@
+"""Guards against a broken Qt binding being installed with the tool.
+
+PySide6 6.12.0 drops one reference to ``True`` on every ``Signal.emit()`` made from Python;
+on Python 3.11 (where ``True`` is not immortal) the interpreter then aborts with
+"bool_dealloc" after enough progress signals. pyproject.toml excludes that release; this
+test fails if such a binding is installed anyway.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtCore import QObject, Signal
+
+
+class _Emitter(QObject):
+    progressed = Signal(object, object, str)
+
+
+def test_signal_emit_keeps_reference_counts(qapp) -> None:
+    emitter = _Emitter()
+    received = []
+    emitter.progressed.connect(lambda done, total, stage: received.append(done))
+    before = sys.getrefcount(True)
+    for step in range(200):
+        emitter.progressed.emit(step, 200, "Copying pages")
+    assert len(received) == 200
+    assert abs(sys.getrefcount(True) - before) < 10
