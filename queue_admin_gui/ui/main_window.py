@@ -188,19 +188,18 @@ class MainWindow(QMainWindow):
 
         path = demo_queue_path()
 
-        def prepare(progress: object, cancelled: object) -> Path:
+        def prepare(progress: object, cancelled: object) -> OpenedDatabase:
             if not (path.exists() and is_demo_queue(path)):
                 create_demo_queue(path)
-            return path
+            return inspect_database(path)
 
-        return self.session.run("Prepare demo queue", prepare, writes=True,
+        return self.session.run("Open the demo queue", prepare, writes=True,
                                 parameters={"database": str(path)},
-                                on_done=self._on_demo_ready)
+                                on_done=self._on_demo_ready, on_error=self._on_open_failed)
 
-    def _on_demo_ready(self, path: Path) -> None:
-        job = self.open_database(path)
-        if job is not None:
-            job.succeeded.connect(lambda _result: self.start_demo_workers(path))
+    def _on_demo_ready(self, opened: OpenedDatabase) -> None:
+        self._on_database_inspected(opened)
+        self.start_demo_workers(opened.path)
 
     def start_demo_workers(self, path: Path) -> None:
         """Run the simulated workers on ``path`` until the window closes."""

@@ -72,6 +72,9 @@ _NUMBER_GROUPS: dict[str, list[tuple[str, str, str, float, float, str]]] = {
 }
 
 
+_FIELD_TYPES = {item.name: str(item.type) for item in dataclasses.fields(MaintenanceConfig)}
+
+
 class SettingsDialog(QDialog):
     """Edits a copy of the config; :attr:`saved_config` holds it after a successful Save."""
 
@@ -125,7 +128,7 @@ class SettingsDialog(QDialog):
         for name, label, tooltip, minimum, maximum, suffix in rows:
             value = getattr(config, name)
             spin: QSpinBox | QDoubleSpinBox
-            if isinstance(value, int) and not isinstance(value, bool):
+            if _FIELD_TYPES[name] == "int":
                 spin = QSpinBox(group)
                 spin.setRange(int(minimum), int(maximum))
             else:

@@ -27,6 +27,10 @@ def test_start_page_until_a_database_is_open(qtbot, window, demo_db, open_db, se
     assert window.recent_files() == [demo_db]
     assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == [
         spec[3] for spec in TAB_SPECS]
+    for key, _module, class_name, _title, _icon in TAB_SPECS:
+        tab = window.tab_widgets[key]
+        assert type(tab).__name__ == class_name
+        assert tab.progress_panel is not None
 
 
 def test_open_dialog_button_opens_the_chosen_file(qtbot, window, demo_db):

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from queue_admin_gui.core.activity import ActivityEntry, ActivityLog
+from queue_admin_gui.core.errors import OperationCancelled
+from queue_admin_gui.ui.activity_log import ActivityLogDock, mark_background
+from queue_admin_gui.ui.messages import Level
+
+
+def run_and_wait(qtbot, session, title, func, **kwargs):
+    job = session.run(title, func, report_errors=False, **kwargs)
+    with qtbot.waitSignal(session.runner.job_finished, timeout=30_000):
+        pass
+    return job
+
+
+def test_every_finished_job_is_listed_and_written(qtbot, session, activity_log, tmp_path):
+    dock = ActivityLogDock(session.runner, session.messages, activity_log)
+    qtbot.addWidget(dock)
+    dock.database = tmp_path / "queue.db"
+    run_and_wait(qtbot, session, "Checkpoint TRUNCATE", lambda p, c: {"busy": 0},
+                 writes=True, parameters={"mode": "TRUNCATE"})
+
+    def fails(progress, cancelled):
+        raise OperationCancelled("Vacuum was cancelled; nothing was changed.")
+
+    run_and_wait(qtbot, session, "Vacuum", fails, writes=True)
+    background = session.run("Read health", lambda p, c: None)
+    mark_background(background)
+    with qtbot.waitSignal(session.runner.job_finished, timeout=30_000):
+        pass
+
+    assert dock.table.rowCount() == 2
+    assert dock.table.item(0, 1).text() == "Checkpoint TRUNCATE"
+    assert dock.table.item(0, 2).text() == "mode=TRUNCATE"
+    assert dock.table.item(0, 3).text() == "succeeded"
+    assert dock.table.item(0, 4).text().endswith(" s")
+    assert dock.table.item(1, 3).text().startswith("cancelled: Vacuum was cancelled")
+    saved = activity_log.read()
+    assert [e.action for e in saved] == ["Checkpoint TRUNCATE", "Vacuum"]
+    assert saved[0].database == str(tmp_path / "queue.db")
+    assert saved[1].result == "cancelled"
+
+
+def test_history_is_shown_on_start(qtbot, session, activity_log):
+    activity_log.append(ActivityEntry.now("Back up", parameters={"name": "nightly"}))
+    dock = ActivityLogDock(session.runner, session.messages, activity_log)
+    qtbot.addWidget(dock)
+    assert dock.table.rowCount() == 1
+    assert dock.table.item(0, 2).text() == "name=nightly"
+
+
+@pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0,
+                    reason="needs a folder the test user cannot write")
+def test_unwritable_log_folder_warns_once_and_keeps_listing(qtbot, session, presenter,
+                                                           tmp_path):
+    folder = tmp_path / "locked logs"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        dock = ActivityLogDock(session.runner, session.messages,
+                               ActivityLog(folder / "sub" / "activity.jsonl"))
+        qtbot.addWidget(dock)
+        for title in ("One", "Two"):
+            run_and_wait(qtbot, session, title, lambda p, c: None)
+        assert dock.table.rowCount() == 2
+        assert len(presenter.texts(Level.WARNING)) == 1
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_file_in_the_way_of_the_log_folder_warns_once(qtbot, session, presenter, tmp_path):
+    blocker = tmp_path / "not a folder"
+    blocker.write_text("x")
+    dock = ActivityLogDock(session.runner, session.messages,
+                           ActivityLog(blocker / "activity.jsonl"))
+    qtbot.addWidget(dock)
+    for title in ("One", "Two"):
+        run_and_wait(qtbot, session, title, lambda p, c: None)
+    assert dock.table.rowCount() == 2
+    warnings = presenter.texts(Level.WARNING)
+    assert len(warnings) == 1 and "activity log" in warnings[0]

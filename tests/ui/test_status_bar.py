@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from queue_admin_gui.core.health import HealthFinding, HealthLevel, HealthReport
+from queue_admin_gui.ui.status_bar import DatabaseStatusBar, describe_backup_age
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+
+def test_backup_age_in_words():
+    assert describe_backup_age(None, False, NOW) == "none yet"
+    assert describe_backup_age(None, None, NOW) == "\u2013"
+    assert describe_backup_age(NOW - timedelta(seconds=20), True, NOW) == "just now"
+    assert describe_backup_age(NOW - timedelta(minutes=12), True, NOW) == "12 min ago"
+    assert describe_backup_age(NOW - timedelta(hours=5), True, NOW) == "5 h ago"
+    assert describe_backup_age(NOW - timedelta(days=4), True, NOW) == "4 days ago"
+
+
+def test_status_bar_shows_sizes_and_the_badge_with_reasons(qtbot, tmp_path):
+    bar = DatabaseStatusBar()
+    qtbot.addWidget(bar)
+    assert bar.path_label.text() == "No database open"
+    assert bar.badge.level is None
+    bar.show_database(tmp_path / "queue.db")
+    assert bar.path_label.text() == str(tmp_path / "queue.db")
+    report = HealthReport(HealthLevel.WARNING, [
+        HealthFinding(HealthLevel.WARNING, "The WAL file is 60.0 MB (limit 50 MB); run a "
+                      "TRUNCATE checkpoint on the WAL/Checkpoint tab.")])
+    bar.show_stats({"db_size_bytes": 3 * 1024 * 1024, "wal_size_bytes": 60 * 1024 * 1024},
+                   report, None, False)
+    assert bar.size_label.text() == "DB: 3.0 MB"
+    assert bar.wal_label.text() == "WAL: 60.0 MB"
+    assert bar.backup_label.text() == "Last backup: none yet"
+    assert bar.badge.text_label.text() == "Health: Warning"
+    assert "TRUNCATE checkpoint" in bar.badge.toolTip()
+    assert bar.badge.level is HealthLevel.WARNING
+
+    bar.show_unreadable("Reading statistics failed: the database is locked.")
+    assert bar.badge.text_label.text() == "Health: cannot read"
+    assert "locked" in bar.badge.toolTip()
+    bar.show_database(None)
+    assert bar.size_label.text() == "DB: \u2013"
