@@ -1,0 +1,77 @@
+"""Every queue-admin-cli command in the runbook runs, in document order, against a demo queue.
+
+The runbook's example paths are replaced by paths under tmp_path; a named backup file is
+replaced by the newest real backup with that label. A command that exits with anything but
+0 fails the test, so the runbook cannot drift from the program.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from queue_admin_gui.cli import main
+from queue_admin_gui.core.demo import create_demo_queue
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+RUNBOOK = DOCS / "QUEUE_MAINTENANCE_RUNBOOK.md"
+
+DB_EXAMPLE = r"C:\Data\PrismQ\queue\queue.db"
+BACKUP_DIR_EXAMPLE = r"D:\Backups\PrismQ"
+EXE_EXAMPLE = r"C:\PrismQ\QueueAdmin\Scripts\queue-admin-cli.exe"
+BACKUP_FILE = re.compile(r"D:\\Backups\\PrismQ\\queue_backup_([A-Za-z_-]+?)_\d{8}_\d{6}\.db")
+COMMAND = re.compile(r"queue-admin-cli(?:\.exe)?(?P<args>(?: [^\s\"`|]+)+)")
+
+
+def runbook_commands(text: str) -> list[str]:
+    """Every queue-admin-cli invocation in code blocks and inline code, in document order."""
+    text = text.replace(EXE_EXAMPLE, "queue-admin-cli")
+    pieces = re.findall(r"```[a-z]*\n(.*?)```|`([^`\n]+)`", text, flags=re.S)
+    commands = []
+    for block, inline in pieces:
+        for match in COMMAND.finditer(block or inline):
+            commands.append(match.group(0))
+    return commands
+
+
+def test_runbook_names_the_documented_operations() -> None:
+    commands = " ".join(runbook_commands(RUNBOOK.read_text(encoding="utf-8")))
+    for operation in ("backup", "verify", "list-backups", "restore", "checkpoint --mode truncate",
+                      "vacuum", "analyze", "integrity", "leases --requeue", "stats"):
+        assert f" {operation}" in commands, operation
+
+
+def _newest_backup(backup_dir: Path, label: str) -> str:
+    matches = sorted(backup_dir.glob(f"queue_backup_{label}_*.db"),
+                     key=lambda path: path.stat().st_mtime_ns)
+    assert matches, f"the runbook uses a '{label}' backup before any was made"
+    return str(matches[-1])
+
+
+def _substitute(command: str, db_path: Path, backup_dir: Path) -> list[str]:
+    command = BACKUP_FILE.sub(
+        lambda match: _newest_backup(backup_dir, match.group(1)).replace("\\", "/"), command)
+    command = command.replace(DB_EXAMPLE, db_path.as_posix())
+    command = command.replace(BACKUP_DIR_EXAMPLE, backup_dir.as_posix())
+    arguments = shlex.split(command)
+    assert arguments[0] == "queue-admin-cli"
+    return arguments[1:]
+
+
+def test_every_runbook_command_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db_path = tmp_path / "queue.db"
+    backup_dir = tmp_path / "backups"
+    create_demo_queue(db_path, tasks=300, seed=3)
+    monkeypatch.setenv("QUEUE_ADMIN_BACKUP_DIR", str(backup_dir))
+
+    commands = runbook_commands(RUNBOOK.read_text(encoding="utf-8"))
+    assert len(commands) >= 25
+    for command in commands:
+        out, err = io.StringIO(), io.StringIO()
+        code = main(_substitute(command, db_path, backup_dir), out=out, err=err)
+        assert code == 0, f"{command!r} exited {code}: {err.getvalue()}{out.getvalue()}"
+    assert any(backup_dir.glob("queue_backup_pre_restore_*.db"))
