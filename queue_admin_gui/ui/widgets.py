@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from ..core.errors import format_bytes
 from ..jobs import Job, JobFunction
 from ..session import Session
+from .activity_log import mark_background
 from .job_progress import JobProgressPanel
 
 __all__ = [
@@ -355,8 +356,8 @@ class MaintenanceTab(QWidget):
         if self.loading:
             self._load_again = True
             return None
-        job = self.run_job(title, func, on_done=on_done, on_error=on_error,
-                           report_errors=report_errors)
+        job = mark_background(self.run_job(title, func, on_done=on_done, on_error=on_error,
+                                           report_errors=report_errors))
         self._load_job = job
         job.finished.connect(self._on_load_finished)
         return job
