@@ -42,6 +42,8 @@ class HealthFinding:
 
     level: HealthLevel
     reason: str
+    #: A few words for the badge: "WAL 120 MB", "20 stale leases".
+    short: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,14 @@ class HealthReport:
     def reasons(self) -> list[str]:
         """The findings' sentences, worst first."""
         return [finding.reason for finding in self.findings]
+
+    def headline(self) -> str:
+        """The badge text: the level and the worst finding in a few words."""
+        if not self.findings:
+            return self.level.label
+        more = len(self.findings) - 1
+        extra = f" (+{more} more)" if more else ""
+        return f"{self.level.label}: {self.findings[0].short or self.findings[0].reason}{extra}"
 
     def summary(self) -> str:
         """A tooltip-ready text: the level and one reason per line."""
@@ -121,7 +131,8 @@ def assess_health(config: MaintenanceConfig, measured: HealthMeasurements,
                      else config.wal_size_warning_mb)
             findings.append(HealthFinding(level, (
                 f"The WAL file is {format_bytes(measured.wal_size_bytes)} "
-                f"(limit {limit} MB); run a TRUNCATE checkpoint on the WAL/Checkpoint tab.")))
+                f"(limit {limit} MB); run a TRUNCATE checkpoint on the WAL/Checkpoint tab."),
+                f"WAL {format_bytes(measured.wal_size_bytes)}"))
     if measured.fragmentation_percent is not None:
         level = _grade(measured.fragmentation_percent, config.fragmentation_warning_percent,
                        config.fragmentation_critical_percent)
@@ -130,14 +141,15 @@ def assess_health(config: MaintenanceConfig, measured: HealthMeasurements,
                      else config.fragmentation_warning_percent)
             findings.append(HealthFinding(level, (
                 f"{measured.fragmentation_percent:.0f} % of the database pages are free "
-                f"(limit {limit:g} %); run VACUUM on the Optimization tab in a quiet hour.")))
+                f"(limit {limit:g} %); run VACUUM on the Optimization tab in a quiet hour."),
+                f"{measured.fragmentation_percent:.0f} % free pages"))
     if measured.stale_leases is not None:
         level = _grade(measured.stale_leases, config.stale_leases_warning,
                        config.stale_leases_critical)
         if level:
             findings.append(HealthFinding(level, (
                 f"{measured.stale_leases} tasks hold an expired lease; requeue them on the "
-                "Leases tab.")))
+                "Leases tab."), f"{measured.stale_leases} stale leases"))
     findings.extend(_backup_findings(config, measured, now))
     findings.sort(key=lambda finding: finding.level, reverse=True)
     worst = max((finding.level for finding in findings), default=HealthLevel.OK)
@@ -148,7 +160,7 @@ def _backup_findings(config: MaintenanceConfig, measured: HealthMeasurements,
                      now: datetime | None) -> list[HealthFinding]:
     if measured.has_backups is False:
         return [HealthFinding(HealthLevel.CRITICAL, (
-            "There is no backup in the backup folder; back up now (Ctrl+B)."))]
+            "There is no backup in the backup folder; back up now (Ctrl+B)."), "no backup")]
     age = backup_age_hours(measured.last_backup_at, now)
     if age is None:
         return []
@@ -158,7 +170,8 @@ def _backup_findings(config: MaintenanceConfig, measured: HealthMeasurements,
     limit = (config.backup_age_critical_hours if level is HealthLevel.CRITICAL
              else config.backup_age_warning_hours)
     return [HealthFinding(level, (
-        f"The last backup is {age:.0f} hours old (limit {limit:g} h); back up now (Ctrl+B)."))]
+        f"The last backup is {age:.0f} hours old (limit {limit:g} h); back up now (Ctrl+B)."),
+        f"last backup {age:.0f} h old")]
 
 
 @dataclass(frozen=True)

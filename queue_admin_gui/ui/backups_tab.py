@@ -31,7 +31,6 @@ from ..core.backup import BackupInfo, BackupResult, QueueBackup, VerifyReport
 from ..core.errors import QueueAdminError, format_bytes
 from ..core.manifest import parse_backup_name
 from ..session import TOPIC_BACKUPS, Session
-from .activity_log import mark_background
 from .icons import icon
 from .widgets import (
     BAD_COLOUR,
@@ -259,11 +258,8 @@ class BackupsTab(MaintenanceTab):
         if self.session.db_path is None:
             return
         db_path, folder = self.session.db_path, self.backup_dir
-        job = self.run_load("List backups",
-                            lambda progress, cancelled: QueueBackup(db_path, folder)
-                            .list_backups(), self._on_listed)
-        if job is not None:
-            mark_background(job)
+        self.run_load("List backups", lambda progress, cancelled: QueueBackup(db_path, folder)
+                      .list_backups(), self._on_listed)
 
     def back_up_now(self) -> None:
         """Start a backup with the optional name typed in the name box."""
@@ -379,8 +375,9 @@ class BackupsTab(MaintenanceTab):
     def _on_listed(self, backups: list[BackupInfo]) -> None:
         selected = self.selected_backup()
         self.model.set_records(backups)
-        if selected is not None:
-            self.select_backup(selected.path)
+        if selected is None or not self.select_backup(selected.path):
+            if backups:
+                self.table.selectRow(0)
         self.update_actions()
 
     def _on_backed_up(self, result: BackupResult) -> None:

@@ -41,6 +41,8 @@ from .window_menus import WindowActions, build_menus
 HEALTH_INTERVAL_MS = 5000
 MAX_RECENT_FILES = 8
 DEFAULT_SIZE = (1200, 800)
+#: Default height of the activity log dock: a few lines, the tabs keep the room.
+DOCK_HEIGHT = 130
 
 #: (key, module, class, title, icon) of each maintenance tab, in the order shown.
 TAB_SPECS = (
@@ -112,6 +114,7 @@ class MainWindow(QMainWindow):
         self.activity_dock = ActivityLogDock(session.runner, session.messages, activity_log,
                                              self)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.activity_dock)
+        self.resizeDocks([self.activity_dock], [DOCK_HEIGHT], Qt.Orientation.Vertical)
         self.window_actions = WindowActions(self)
         build_menus(self, self.window_actions)
 

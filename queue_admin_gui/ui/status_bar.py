@@ -73,7 +73,7 @@ class HealthBadge(QWidget):
         """Show the level of ``report``; the tooltip lists its reasons."""
         self.report = report
         self.icon_label.setPixmap(icon(_BADGE_ICONS[report.level]).pixmap(QSize(16, 16)))
-        self.text_label.setText(f"Health: {report.level.label}")
+        self.text_label.setText(f"Health: {report.headline()}")
         self.setObjectName("healthBadge")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.setStyleSheet(f"#healthBadge {{{_BADGE_STYLES[report.level]} border-radius:3px;}}")
@@ -97,8 +97,10 @@ class DatabaseStatusBar(QStatusBar):
         self.backup_label = QLabel(self)
         self.badge = HealthBadge(self)
         self.addWidget(self.path_label, 1)
-        for widget in (self.size_label, self.wal_label, self.backup_label, self.badge):
+        for widget in (self.size_label, self.wal_label, self.backup_label):
+            widget.setContentsMargins(14, 0, 4, 0)
             self.addPermanentWidget(widget)
+        self.addPermanentWidget(self.badge)
         self.size_label.setToolTip("Size of the database file (without the -wal file).")
         self.wal_label.setToolTip("Size of the -wal file: changes not yet checkpointed into "
                                   "the database file.")

@@ -101,3 +101,10 @@ def test_measure_health_reads_a_real_queue(queue_db, tmp_path):
     assert any_backups
     assert newest is not None and newest.astimezone().strftime("%Y%m%d_%H%M%S") == (
         "20261129_101500")
+
+
+def test_headline_names_the_worst_finding_in_a_few_words():
+    report = assess_health(MaintenanceConfig(), HealthMeasurements(
+        wal_size_bytes=60 * MB, stale_leases=70), now=NOW)
+    assert report.headline() == "Critical: 70 stale leases (+1 more)"
+    assert assess_health(MaintenanceConfig(), HealthMeasurements()).headline() == "OK"

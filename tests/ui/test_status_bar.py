@@ -26,13 +26,13 @@ def test_status_bar_shows_sizes_and_the_badge_with_reasons(qtbot, tmp_path):
     assert bar.path_label.text() == str(tmp_path / "queue.db")
     report = HealthReport(HealthLevel.WARNING, [
         HealthFinding(HealthLevel.WARNING, "The WAL file is 60.0 MB (limit 50 MB); run a "
-                      "TRUNCATE checkpoint on the WAL/Checkpoint tab.")])
+                      "TRUNCATE checkpoint on the WAL/Checkpoint tab.", "WAL 60.0 MB")])
     bar.show_stats({"db_size_bytes": 3 * 1024 * 1024, "wal_size_bytes": 60 * 1024 * 1024},
                    report, None, False)
     assert bar.size_label.text() == "DB: 3.0 MB"
     assert bar.wal_label.text() == "WAL: 60.0 MB"
     assert bar.backup_label.text() == "Last backup: none yet"
-    assert bar.badge.text_label.text() == "Health: Warning"
+    assert bar.badge.text_label.text() == "Health: Warning: WAL 60.0 MB"
     assert "TRUNCATE checkpoint" in bar.badge.toolTip()
     assert bar.badge.level is HealthLevel.WARNING
 

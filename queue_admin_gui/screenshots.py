@@ -1,0 +1,125 @@
+"""Render the window against a demo queue to PNG files, for the README and the user guide.
+
+``python -m queue_admin_gui.screenshots [--out docs/images]`` builds a demo queue in a
+temporary folder, lets the simulated workers run for a moment (so the WAL, the leases and the
+counts are alive), takes two backups, opens the window offscreen at its default size and
+saves the start page and every tab. Nothing outside the temporary folder is touched except
+the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+OUTPUT_DIR = Path("docs") / "images"
+WINDOW_SIZE = (1200, 800)
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Process Qt events until ``condition()`` holds; raise TimeoutError past ``timeout``."""
+    from PySide6.QtCore import QCoreApplication, QEventLoop
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the window did not finish loading in time")
+        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        time.sleep(0.01)
+
+
+def _settle(window: object, seconds: float = 0.6) -> None:
+    """Let queued jobs finish and the widgets repaint."""
+    _wait_until(lambda: not window.session.runner.busy)  # type: ignore[attr-defined]
+    end = time.monotonic() + seconds
+    _wait_until(lambda: time.monotonic() >= end)
+
+
+def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
+    """Render the start page and every tab to ``out_dir``; returns the files written."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from .core.activity import ActivityLog
+    from .core.config import MaintenanceConfig
+    from .core.demo import DemoWorkers, create_demo_queue
+    from .jobs import JobRunner
+    from .session import Session
+    from .ui.icons import app_icon
+    from .ui.main_window import TAB_SPECS, MainWindow
+    from .ui.messages import Messages, RecordingPresenter
+
+    application = QApplication.instance() or QApplication([sys.argv[0]])
+    application.setWindowIcon(app_icon())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="queue-admin-shots-") as folder:
+        root = Path(folder)
+        database = root / "PrismQ" / "queue" / "queue.db"
+        create_demo_queue(database, tasks=2000, seed=42)
+        config = MaintenanceConfig(backup_dir=root / "backups")
+        session = Session(JobRunner(), Messages(RecordingPresenter()), config)
+        settings = QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat)
+        settings.setValue("recent_files", [str(database)])
+        window = MainWindow(session, settings, ActivityLog(root / "activity.jsonl"))
+        window.resize(*WINDOW_SIZE)
+        window.show()
+        _settle(window)
+        written.append(_grab(window, out_dir / "start_page.png"))
+
+        workers = DemoWorkers(database, workers=4, seed=42)
+        workers.start()
+        try:
+            _wait_until(lambda: workers.stats.completed > 20 or not workers.is_running)
+            window.open_database(database)
+            _wait_until(lambda: session.db_path == database)
+            tab = window.backups_tab
+            for name in ("nightly", "before-upgrade"):
+                _settle(window, 0.1)
+                tab.name_edit.setText(name)
+                tab.back_up_now()
+                _settle(window, 0.1)
+            end = time.monotonic() + workers_seconds
+            _wait_until(lambda: time.monotonic() >= end)
+            for key, *_rest in TAB_SPECS:
+                window.show_tab(key)
+                refresh = getattr(window.tab_widgets[key], "refresh", None)
+                if callable(refresh):
+                    refresh()
+                window.refresh_health()
+                _settle(window)
+                written.append(_grab(window, out_dir / f"tab_{key}.png"))
+        finally:
+            workers.stop()
+            session.runner.shutdown()
+            window.close()
+    return written
+
+
+def _grab(window: object, path: Path) -> Path:
+    pixmap = window.grab()  # type: ignore[attr-defined]
+    if not pixmap.save(str(path), "PNG"):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: render the screenshots to ``--out``."""
+    parser = argparse.ArgumentParser(prog="python -m queue_admin_gui.screenshots",
+                                     description="Render the window's tabs to PNG files.")
+    parser.add_argument("--out", type=Path, default=OUTPUT_DIR,
+                        help=f"folder for the PNG files (default {OUTPUT_DIR})")
+    arguments = parser.parse_args(argv)
+    for path in render(arguments.out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
