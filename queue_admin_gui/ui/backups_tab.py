@@ -83,6 +83,7 @@ class BackupsTab(MaintenanceTab):
         super().__init__(session, parent)
         self.verifications: dict[Path, Verification] = {}
         self.restore_wizard: QWidget | None = None
+        self._select_after_load: Path | None = None
         #: Asks for a folder; returns "" when the user cancels (replaceable in tests).
         self.choose_folder: Callable[[QWidget, str], str] = _ask_for_folder
         #: Shows a folder in the file manager (replaceable in tests).
@@ -374,14 +375,17 @@ class BackupsTab(MaintenanceTab):
 
     def _on_listed(self, backups: list[BackupInfo]) -> None:
         selected = self.selected_backup()
+        wanted = self._select_after_load or (selected.path if selected else None)
+        self._select_after_load = None
         self.model.set_records(backups)
-        if selected is None or not self.select_backup(selected.path):
+        if wanted is None or not self.select_backup(wanted):
             if backups:
                 self.table.selectRow(0)
         self.update_actions()
 
     def _on_backed_up(self, result: BackupResult) -> None:
         self.verifications[result.path] = Verification(True, datetime.now(timezone.utc))
+        self._select_after_load = result.path
         counts = describe_task_counts(result.task_counts)
         text = (f"Backup saved: {result.path.name} ({format_bytes(result.size_bytes)}, "
                 f"{counts}) in {result.seconds:.1f} s.")

@@ -245,3 +245,22 @@ def test_describe_task_counts_orders_statuses():
     assert describe_task_counts(None) == "not recorded"
     text = describe_task_counts({"failed": 2, "queued": 1000, "completed": 0, "odd": 1})
     assert text == "1,003 tasks: 1,000 queued, 2 failed, 1 odd"
+
+
+def test_the_new_backup_is_selected_after_it_is_listed(qtbot, tab):
+    first = click_backup(qtbot, tab, "one").path
+    assert tab.selected_backup().path == first
+    second = click_backup(qtbot, tab, "two").path
+    qtbot.waitUntil(lambda: tab.selected_backup() is not None
+                    and tab.selected_backup().path == second, timeout=30_000)
+
+
+def test_restore_opens_the_wizard_on_the_selected_backup(qtbot, tab):
+    path = click_backup(qtbot, tab, "restore-me").path
+    select(qtbot, tab, path)
+    qtbot.mouseClick(tab.restore_button, LEFT)
+    wizard = tab.restore_wizard
+    assert wizard is not None and wizard.isVisible()
+    assert wizard.state.backup_path == path
+    qtbot.waitUntil(lambda: not wizard.busy, timeout=30_000)
+    wizard.reject()
