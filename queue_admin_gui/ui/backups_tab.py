@@ -29,13 +29,12 @@ from PySide6.QtWidgets import (
 
 from ..core.backup import BackupInfo, BackupResult, QueueBackup, VerifyReport
 from ..core.errors import QueueAdminError, format_bytes
-from ..core.manifest import parse_backup_name
 from ..session import TOPIC_BACKUPS, Session
+from .backup_rows import Verification, backup_columns, describe_task_counts, verification_text
 from .icons import icon
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,
-    Column,
     MaintenanceTab,
     RecordTableModel,
     explanation,
@@ -43,35 +42,6 @@ from .widgets import (
     set_status,
     status_label,
 )
-
-_STATUS_ORDER = ("queued", "leased", "processing", "completed", "failed", "dead_letter")
-
-
-@dataclasses.dataclass(frozen=True)
-class Verification:
-    """What this window learnt about one backup file."""
-
-    ok: bool
-    at: datetime
-    problem: str = ""
-
-
-def describe_task_counts(counts: dict[str, int] | None) -> str:
-    """Task counts as one short line: "2,000 tasks: 310 queued, 1,560 completed, ..."."""
-    if counts is None:
-        return "not recorded"
-    total = sum(counts.values())
-    ordered = [status for status in _STATUS_ORDER if counts.get(status)]
-    ordered += sorted(status for status in counts if status not in _STATUS_ORDER
-                      and counts[status])
-    parts = ", ".join(f"{counts[status]:,} {status}" for status in ordered)
-    return f"{total:,} tasks" + (f": {parts}" if parts else "")
-
-
-def backup_label(path: Path) -> str:
-    """The name the admin gave a backup, or "(no name)"."""
-    parsed = parse_backup_name(path.name)
-    return parsed[0] if parsed is not None and parsed[0] else "(no name)"
 
 
 class BackupsTab(MaintenanceTab):
@@ -89,7 +59,7 @@ class BackupsTab(MaintenanceTab):
         #: Shows a folder in the file manager (replaceable in tests).
         self.show_folder: Callable[[Path], object] = _open_in_file_manager
         self.model: RecordTableModel[BackupInfo] = RecordTableModel(
-            self._columns(), highlight=self._is_damaged, parent=self)
+            backup_columns(self._verified_text), highlight=self._is_damaged, parent=self)
         self.table = make_table(self.model)
         self.table.setToolTip("Backups in the folder, newest first. Select one to verify, "
                               "restore or delete it.")
@@ -105,23 +75,6 @@ class BackupsTab(MaintenanceTab):
         session.config_changed.connect(self._on_config_changed)
 
     # -- building ---------------------------------------------------------------------------
-
-    def _columns(self) -> list[Column[BackupInfo]]:
-        return [
-            Column("Name", lambda info: backup_label(info.path),
-                   tooltip="The name given when the backup was made."),
-            Column("Created", lambda info: info.created_at.astimezone().strftime(
-                "%Y-%m-%d %H:%M:%S"), sort_key=lambda info: info.created_at,
-                tooltip="When the snapshot was taken (local time)."),
-            Column("Size", lambda info: format_bytes(info.size_bytes), numeric=True,
-                   sort_key=lambda info: info.size_bytes),
-            Column("Tasks", lambda info: describe_task_counts(info.task_counts),
-                   tooltip="Tasks by status in the backup, from its manifest."),
-            Column("Verified", self._verified_text,
-                   tooltip="Whether the backup was checked: integrity, queue schema and the "
-                   "manifest checksum."),
-            Column("File", lambda info: info.path.name),
-        ]
 
     def _folder_box(self) -> QGroupBox:
         box = QGroupBox("Backup folder", self)
@@ -232,13 +185,7 @@ class BackupsTab(MaintenanceTab):
                 button.setToolTip("Select a backup in the table first.")
 
     def _verified_text(self, info: BackupInfo) -> str:
-        known = self.verifications.get(info.path)
-        if known is not None:
-            when = known.at.astimezone().strftime("%H:%M")
-            return f"\u2714 OK ({when})" if known.ok else f"\u2716 Damaged: {known.problem}"
-        if not info.has_manifest:
-            return "No manifest (older backup)"
-        return "Not verified yet"
+        return verification_text(info, self.verifications.get(info.path))
 
     def _is_damaged(self, info: BackupInfo) -> bool:
         known = self.verifications.get(info.path)

@@ -127,8 +127,8 @@ class MainWindow(QMainWindow):
         session.runner.write_busy_changed.connect(self._on_write_busy_changed)
         session.database_changed.connect(self._on_database_changed)
         session.config_changed.connect(self._on_config_changed)
-        session.backup_done.connect(lambda _result: self.refresh_health())
-        session.changed.connect(lambda _topic: self.refresh_health())
+        session.backup_done.connect(self._on_backup_done)
+        session.changed.connect(self._on_topic_changed)
         self._update_recent_files()
         self._restore_layout()
         self._on_database_changed(session.db_path)
@@ -298,6 +298,12 @@ class MainWindow(QMainWindow):
             report = assess_health(self.session.config, self.health.measured)
             self.health = HealthSnapshot(self.health.stats, self.health.measured, report)
             self._on_health_measured(self.health)
+        self.refresh_health()
+
+    def _on_backup_done(self, _result: object) -> None:
+        self.refresh_health()
+
+    def _on_topic_changed(self, _topic: str) -> None:
         self.refresh_health()
 
     def _on_write_busy_changed(self, _busy: bool) -> None:

@@ -88,7 +88,7 @@ class StartPage(QWidget):
         """Show the recently opened databases, newest first."""
         self.recent_list.clear()
         for path in paths:
-            item = QListWidgetItem(icon("backup"), str(path))
+            item = QListWidgetItem(app_icon(), str(path))
             item.setData(Qt.ItemDataRole.UserRole, str(path))
             exists = path.exists()
             item.setToolTip(str(path) if exists else f"{path} (not found now)")

@@ -11,7 +11,8 @@ from PySide6.QtCore import Qt, QTimer
 
 from queue_admin_gui.core.config import MaintenanceConfig, config_file_path
 from queue_admin_gui.core.manifest import manifest_path_for
-from queue_admin_gui.ui.backups_tab import BackupsTab, describe_task_counts
+from queue_admin_gui.ui.backup_rows import describe_task_counts
+from queue_admin_gui.ui.backups_tab import BackupsTab
 from queue_admin_gui.ui.messages import Level
 
 LEFT = Qt.MouseButton.LeftButton
