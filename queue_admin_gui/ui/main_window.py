@@ -90,6 +90,7 @@ class MainWindow(QMainWindow):
         self._health_job: Job | None = None
         self._open_job: Job | None = None
         self.settings_dialog: SettingsDialog | None = None
+        self.restore_wizard: QWidget | None = None
         #: Asks for a database file; returns "" when cancelled (replaceable in tests).
         self.choose_database_file = _ask_for_database_file
         self.setWindowTitle("Queue Admin")
@@ -281,6 +282,9 @@ class MainWindow(QMainWindow):
     # -- reactions --------------------------------------------------------------------------
 
     def _on_database_changed(self, path: Path | None) -> None:
+        workers = self.demo_workers
+        if workers is not None and getattr(workers, "path", None) != path:
+            self.stop_demo_workers()
         self.status.show_database(path)
         self.activity_dock.database = path
         self.stack.setCurrentWidget(self.tabs if path is not None else self.start_page)
@@ -336,7 +340,9 @@ class MainWindow(QMainWindow):
     def open_restore(self) -> QWidget | None:
         """Open the restore wizard for the backup selected on the Backups tab, if any."""
         selected = self.backups_tab.selected_backup()
-        return open_restore_wizard(self.session, selected.path if selected else None, self)
+        self.restore_wizard = open_restore_wizard(self.session,
+                                                  selected.path if selected else None, self)
+        return self.restore_wizard
 
     # -- layout and closing -----------------------------------------------------------------
 

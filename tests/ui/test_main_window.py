@@ -183,3 +183,33 @@ def test_settings_saved_from_the_window_reach_the_health(qtbot, window, demo_db,
     dialog.buttons.button(dialog.buttons.StandardButton.Save).click()
     assert window.session.config.backup_age_warning_hours == 1
     assert Path(dialog.config_path).exists()
+
+
+def test_ctrl_r_opens_the_restore_wizard_on_the_selected_backup(qtbot, window, demo_db,
+                                                                open_db):
+    open_db(demo_db)
+    tab = window.backups_tab
+    qtbot.waitUntil(lambda: not tab.loading, timeout=30_000)
+    with qtbot.waitSignal(window.session.backup_done, timeout=60_000) as blocker:
+        qtbot.mouseClick(tab.backup_button, LEFT)
+    qtbot.waitUntil(lambda: tab.selected_backup() is not None, timeout=30_000)
+    QTest.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    wizard = window.restore_wizard
+    assert wizard is not None and wizard.isVisible()
+    assert wizard.state.backup_path == blocker.args[0].path
+    qtbot.waitUntil(lambda: not wizard.busy, timeout=30_000)
+    wizard.reject()
+
+
+def test_opening_another_database_stops_the_demo_workers(qtbot, window, demo_db, open_db,
+                                                        tmp_path):
+    open_db(demo_db)
+    window.start_demo_workers(demo_db)
+    workers = window.demo_workers
+    assert workers.is_running
+    other = tmp_path / "other.db"
+    import shutil
+    shutil.copyfile(demo_db, other)
+    open_db(other)
+    assert window.demo_workers is None
+    assert not workers.is_running
