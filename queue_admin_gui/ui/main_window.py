@@ -28,13 +28,16 @@ from ..core.activity import ActivityLog
 from ..core.database import check_queue_schema, closing_connection, open_read_only
 from ..core.health import HealthSnapshot, assess_health, measure_health
 from ..jobs import Job
+from ..monitor import Sampler
 from ..session import Session
 from .activity_log import ActivityLogDock, is_background, mark_background
 from .backups_tab import BackupsTab, open_restore_wizard
 from .icons import app_icon, icon
 from .settings_dialog import SettingsDialog
 from .start_page import StartPage
+from .stats_plots import StatsPlotsWidget
 from .status_bar import DatabaseStatusBar
+from .wal_plot import WalPlotWidget
 from .window_menus import WindowActions, build_menus
 
 #: How often the status bar's health is measured.
@@ -104,6 +107,8 @@ class MainWindow(QMainWindow):
         self.tab_widgets: dict[str, QWidget] = {}
         for key, module, class_name, title, icon_name in TAB_SPECS:
             self.add_tab(key, self._make_tab(module, class_name, title), title, icon_name)
+        self.sampler = Sampler(session, parent=self)
+        self._add_live_plots()
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.start_page)
         self.stack.addWidget(self.tabs)
@@ -133,6 +138,7 @@ class MainWindow(QMainWindow):
         self._update_recent_files()
         self._restore_layout()
         self._on_database_changed(session.db_path)
+        self.sampler.start()
 
     # -- tabs -------------------------------------------------------------------------------
 
@@ -144,6 +150,15 @@ class MainWindow(QMainWindow):
             placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
             return placeholder
         return tab_class(self.session)
+
+    def _add_live_plots(self) -> None:
+        """Put the monitor's plots into the WAL and Stats tabs, which keep room for them."""
+        self.wal_plot = WalPlotWidget(self.session, self.sampler)
+        self.stats_plots = StatsPlotsWidget(self.session, self.sampler)
+        for key, plot in (("wal", self.wal_plot), ("stats", self.stats_plots)):
+            plot_area = getattr(self.tab_widgets[key], "plot_area", None)
+            if plot_area is not None:
+                plot_area.addWidget(plot)
 
     def add_tab(self, key: str, widget: QWidget, title: str, icon_name: str = "") -> int:
         """Add a tab (the live monitor adds its own); returns its index."""
@@ -378,6 +393,7 @@ class MainWindow(QMainWindow):
                 return
         self.status.showMessage("Cancelling running jobs and closing...")
         self.health_timer.stop()
+        self.sampler.stop()
         self.closing.emit()
         self.session.runner.shutdown()
         self.stop_demo_workers()

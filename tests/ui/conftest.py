@@ -85,6 +85,7 @@ def window(qtbot, session: Session, settings: QSettings, activity_log: ActivityL
     window.show()
     yield window
     window.health_timer.stop()
+    window.sampler.stop()
     session.runner.shutdown(30_000)
     window.stop_demo_workers()
 

@@ -213,3 +213,19 @@ def test_opening_another_database_stops_the_demo_workers(qtbot, window, demo_db,
     open_db(other)
     assert window.demo_workers is None
     assert not workers.is_running
+
+
+def test_live_plots_sit_in_their_tabs_and_receive_samples(qtbot, window, demo_db, open_db):
+    from queue_admin_gui.core.database import wal_path
+
+    assert window.wal_plot.parent() is not None
+    assert window.tab_widgets["wal"].isAncestorOf(window.wal_plot)
+    assert window.tab_widgets["stats"].isAncestorOf(window.stats_plots)
+    open_db(demo_db)
+    window.show_tab("wal")
+    qtbot.waitUntil(lambda: len(window.sampler.history) >= 2, timeout=30_000)
+    latest = window.sampler.last_sample
+    assert latest is not None
+    assert latest.wal_bytes == wal_path(demo_db).stat().st_size
+    qtbot.waitUntil(lambda: window.wal_plot.curve.getData()[0] is not None
+                    and len(window.wal_plot.curve.getData()[0]) >= 2, timeout=30_000)
