@@ -85,13 +85,18 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
                 tab.name_edit.setText(name)
                 tab.back_up_now()
                 _settle(window, 0.1)
-            end = time.monotonic() + workers_seconds
-            _wait_until(lambda: time.monotonic() >= end)
+            _run_for(workers_seconds / 2)
+            window.tab_widgets["wal"].run_checkpoint("PASSIVE")
+            _settle(window, 0.1)
+            _run_for(workers_seconds / 2)
             for key, *_rest in TAB_SPECS:
                 window.show_tab(key)
-                refresh = getattr(window.tab_widgets[key], "refresh", None)
+                tab = window.tab_widgets[key]
+                refresh = getattr(tab, "refresh", None)
                 if callable(refresh):
                     refresh()
+                if key == "optimize":
+                    tab.run_integrity_check(quick=True)
                 window.refresh_health()
                 _settle(window)
                 written.append(_grab(window, out_dir / f"tab_{key}.png"))
@@ -100,6 +105,12 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
             session.runner.shutdown()
             window.close()
     return written
+
+
+def _run_for(seconds: float) -> None:
+    """Keep the event loop (and so the sampler) running for ``seconds``."""
+    end = time.monotonic() + seconds
+    _wait_until(lambda: time.monotonic() >= end, timeout=seconds + 60)
 
 
 def _grab(window: object, path: Path) -> Path:
@@ -115,8 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="Render the window's tabs to PNG files.")
     parser.add_argument("--out", type=Path, default=OUTPUT_DIR,
                         help=f"folder for the PNG files (default {OUTPUT_DIR})")
+    parser.add_argument("--seconds", type=float, default=60.0,
+                        help="how long the demo workers run first, so the plots have a "
+                        "history (default 60)")
     arguments = parser.parse_args(argv)
-    for path in render(arguments.out):
+    for path in render(arguments.out, arguments.seconds):
         print(path)
     return 0
 

@@ -24,8 +24,10 @@ TASK_GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("dead (failed)", DEAD_STATUSES, "#b02a37"),
 )
 
-LEGEND = {"offset": (-10, 10), "labelTextColor": "k", "brush": (255, 255, 255, 210),
-          "pen": "#999999"}
+#: Legends sit in one row at the top left, so they never hide the newest samples.
+LEGEND = {"offset": (60, 2), "labelTextColor": "k", "brush": (255, 255, 255, 210),
+          "pen": "#999999", "colCount": 4}
+PLOT_MIN_HEIGHT = 110
 
 
 class StatsPlotsWidget(LivePlotWidget):
@@ -55,6 +57,8 @@ class StatsPlotsWidget(LivePlotWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(self.controls)
+        for plot in (self.pages_plot, self.tasks_plot):
+            plot.setMinimumHeight(PLOT_MIN_HEIGHT)
         layout.addWidget(self.pages_plot, 1)
         layout.addWidget(self.tasks_plot, 1)
         layout.addWidget(self.tasks_note)

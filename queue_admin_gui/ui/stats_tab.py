@@ -53,6 +53,10 @@ class StatusCount:
     share: float
 
 
+#: Room for the header and the six known statuses.
+TASK_TABLE_MAX_HEIGHT = 165
+
+
 class StatsTab(MaintenanceTab):
     """Sizes, pages, settings and task counts of the open database, kept fresh."""
 
@@ -89,6 +93,8 @@ class StatsTab(MaintenanceTab):
         header = self.tasks_view.horizontalHeader()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # Six statuses at most: keep the table to its rows so the live plots get the room.
+        self.tasks_view.setMaximumHeight(TASK_TABLE_MAX_HEIGHT)
         self.refresh_timer = QTimer(self)
         self.refresh_timer.setInterval(REFRESH_INTERVAL_MS)
         self.refresh_timer.timeout.connect(self._on_refresh_tick)

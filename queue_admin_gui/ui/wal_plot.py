@@ -129,8 +129,8 @@ class WalPlotWidget(LivePlotWidget):
                                pen=BACKUP_PEN if backup else CHECKPOINT_PEN, label=label,
                                labelOpts={"position": 0.9 if backup else 0.97,
                                           "color": "#6f42c1" if backup else "#1e7b34",
-                                          "anchors": [(0, 0), (0, 0)],
-                                          "fill": (255, 255, 255, 200)})
+                                          "anchors": [(0, 0), (0, 0)]})
+        line.setZValue(-10)  # behind the WAL curve: a label never hides a sample
         self.plot.addItem(line, ignoreBounds=True)
         self.markers.append((moment, label, line))
         while len(self.markers) > MAX_MARKERS:
