@@ -114,8 +114,9 @@ class MaintenanceConfig:
         temporary = path.with_name(path.name + ".tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            text = self.to_toml(self._values_to_save(path))
             with open(temporary, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(self.to_toml())
+                handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
@@ -133,13 +134,42 @@ class MaintenanceConfig:
             result[item.name] = str(value) if isinstance(value, Path) else value
         return result
 
-    def to_toml(self) -> str:
+    def to_toml(self, values: Mapping[str, Any] | None = None) -> str:
         """The settings as the text of a TOML file (unset values are left out)."""
         lines = ["# Queue Admin settings; environment variables override these values."]
-        for name, value in self.to_dict().items():
+        for name, value in (self.to_dict() if values is None else values).items():
             if value is not None:
                 lines.append(f"{name} = {_toml_value(value)}")
         return "\n".join(lines) + "\n"
+
+    def _values_to_save(self, path: Path) -> dict[str, Any]:
+        """What the file should hold: a value that only came from the environment stays out.
+
+        A config loaded with :meth:`load` carries environment overrides; saving it (from the
+        settings dialog, say) must not copy ``PRISMQ_QUEUE_DB_PATH`` and friends into the
+        file. A setting still equal to its environment value keeps what the file had.
+        """
+        values = self.to_dict()
+        overridden = MaintenanceConfig()
+        overridden._apply_env(os.environ)
+        from_env = {name: value for name, value in overridden.to_dict().items()
+                    if _env_sets(name)}
+        if not from_env:
+            return values
+        on_file: dict[str, Any] = {}
+        if path.is_file():
+            with contextlib.suppress(ConfigError, OSError):
+                on_file = MaintenanceConfig._file_only(path).to_dict()
+        for name, env_value in from_env.items():
+            if values[name] == env_value:
+                values[name] = on_file.get(name)
+        return values
+
+    @classmethod
+    def _file_only(cls, path: Path) -> MaintenanceConfig:
+        config = cls()
+        config._apply_file(path)
+        return config
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` with one sentence when a setting cannot work."""
@@ -230,6 +260,12 @@ class MaintenanceConfig:
         if not math.isfinite(value):
             raise ConfigError(f"{source} must be a number such as 1.5; got {raw!r}.")
         return value
+
+
+def _env_sets(name: str) -> bool:
+    """True when an environment variable overrides setting ``name`` right now."""
+    return any(target == name and os.environ.get(variable, "").strip()
+               for variable, target in ENV_OVERRIDES.items())
 
 
 def _field_kinds() -> dict[str, str]:

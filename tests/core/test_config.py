@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,32 @@ def test_validate_normalises_the_checkpoint_mode() -> None:
     assert config.checkpoint_mode == "TRUNCATE"
     with pytest.raises(ConfigError, match="stale_leases_warning"):
         MaintenanceConfig(stale_leases_warning=60).validate()
+
+
+def test_saving_a_loaded_config_keeps_environment_values_out_of_the_file(tmp_path, monkeypatch):
+    config_file = tmp_path / "settings" / "config.toml"
+    MaintenanceConfig(backup_dir=tmp_path / "file backups", stale_lease_timeout_seconds=120,
+                      checkpoint_mode="FULL").save(config_file)
+    monkeypatch.setenv("PRISMQ_QUEUE_DB_PATH", str(tmp_path / "from env.db"))
+    monkeypatch.setenv("QUEUE_ADMIN_BACKUP_DIR", str(tmp_path / "env backups"))
+    monkeypatch.setenv("QUEUE_ADMIN_CHECKPOINT_MODE", "TRUNCATE")
+
+    loaded = MaintenanceConfig.load(config_file)
+    assert loaded.db_path == tmp_path / "from env.db"
+    assert loaded.backup_dir == tmp_path / "env backups"
+    edited = dataclasses.replace(loaded, stale_lease_timeout_seconds=900,
+                                 checkpoint_mode="RESTART")
+    edited.save(config_file)
+
+    text = config_file.read_text(encoding="utf-8")
+    assert "from env.db" not in text and "db_path" not in text
+    assert "env backups" not in text and "file backups" in text
+    assert 'checkpoint_mode = "RESTART"' in text
+    for variable in ("PRISMQ_QUEUE_DB_PATH", "QUEUE_ADMIN_BACKUP_DIR",
+                     "QUEUE_ADMIN_CHECKPOINT_MODE"):
+        monkeypatch.delenv(variable)
+    reloaded = MaintenanceConfig.load(config_file)
+    assert reloaded.db_path is None
+    assert reloaded.backup_dir == tmp_path / "file backups"
+    assert reloaded.stale_lease_timeout_seconds == 900
+    assert reloaded.checkpoint_mode == "RESTART"
