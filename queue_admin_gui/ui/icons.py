@@ -14,8 +14,18 @@ from pathlib import Path
 
 from PySide6.QtGui import QIcon
 
-#: Where the SVG files live (the project's ``resources`` folder).
-RESOURCES_DIR = Path(__file__).resolve().parents[2] / "resources"
+
+def _resources_dir() -> Path:
+    """The icons folder: inside the installed package, else the source tree's ``resources``."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "resources", package.parent / "resources"):
+        if (candidate / "app-icon.svg").is_file():
+            return candidate
+    return package.parent / "resources"
+
+
+#: Where the SVG files live (``resources/`` in the source tree, inside the package once built).
+RESOURCES_DIR = _resources_dir()
 
 ICON_NAMES = (
     "app-icon", "backup", "restore", "verify", "delete", "checkpoint", "vacuum", "analyze",
