@@ -27,10 +27,20 @@ from .database import (
     file_size,
     require_existing_file,
     wal_path,
+    writer_lock,
 )
-from .errors import ErrorKind, QueueBackupError, require_free_space, translate_error
+from .errors import (
+    ErrorKind,
+    OperationCancelled,
+    QueueAdminError,
+    QueueBackupError,
+    require_free_space,
+    translate_error,
+)
 from .manifest import (
+    BACKUP_SUFFIX,
     MANIFEST_FORMAT_VERSION,
+    MANIFEST_SUFFIX,
     PARTIAL_SUFFIX,
     BackupInfo,
     BackupManifest,
@@ -68,8 +78,11 @@ STAGE_FINISH = "Finishing the backup"
 SPACE_MARGIN_RATIO = 0.10
 SPACE_MARGIN_BYTES = 16 * 1024 * 1024
 _MAX_NAME_TRIES = 1000
-#: Restores and deletions in this process go one at a time.
+#: Deletions in backup folders in this process go one at a time.
 _WRITE_LOCK = threading.RLock()
+#: Leftovers of an interrupted backup (a .partial, a manifest without its backup) older than
+#: this are removed by pruning; younger ones may belong to a backup still running elsewhere.
+LEFTOVER_AGE_SECONDS = 6 * 3600
 
 
 @dataclass
@@ -248,7 +261,7 @@ class QueueBackup:
         target = Path(target) if target is not None else self.db_path
         action = f"Restoring '{target}' from '{backup_path}'"
         started = time.monotonic()
-        with _WRITE_LOCK:
+        with writer_lock(target):
             verdict = self.check_backup(backup_path, progress, cancelled)
             if not verdict.ok:
                 raise QueueBackupError(f"{action} refused: the backup failed verification: "
@@ -277,8 +290,21 @@ class QueueBackup:
             moved: list[Path] = []
             if corrupt or inspection.state is TargetState.MISSING:
                 moved = move_aside(target)
-            write_into(backup_path, target, progress, cancelled,
-                       pages_per_step=self.pages_per_step, busy_timeout_ms=self.busy_timeout_ms)
+            try:
+                write_into(backup_path, target, progress, cancelled,
+                           pages_per_step=self.pages_per_step,
+                           busy_timeout_ms=self.busy_timeout_ms)
+            except QueueAdminError as error:
+                if not moved:
+                    raise
+                aside = ", ".join(str(path) for path in moved)
+                if isinstance(error, OperationCancelled):
+                    raise OperationCancelled(
+                        f"{action} was cancelled; the damaged database had already been moved "
+                        f"aside, not deleted: {aside}.") from error
+                raise QueueBackupError(
+                    f"{error.message} The damaged database was moved aside, not deleted: "
+                    f"{aside}.", error.kind) from error
         return RestoreResult(restored_from=backup_path, target=target, safety_backup=safety,
                              seconds=time.monotonic() - started, moved_aside=moved)
 
@@ -325,7 +351,45 @@ class QueueBackup:
             for info in self.list_backups()[keep_count:]:
                 self.delete_backup(info.path)
                 deleted.append(info.path)
+            self.remove_leftovers()
         return deleted
+
+    def remove_leftovers(self, older_than_seconds: float = LEFTOVER_AGE_SECONDS) -> list[Path]:
+        """Delete what interrupted backups left behind; return the paths removed.
+
+        A crash or a full disk can leave a ``.partial`` file, or a manifest whose backup was
+        never renamed into place. Neither looks like a backup (they are never listed), but
+        they take space. Only such files older than ``older_than_seconds`` are removed, so a
+        backup still running in another process keeps its partial file.
+        """
+        removed: list[Path] = []
+        cutoff = time.time() - older_than_seconds
+        try:
+            entries = list(self.backup_dir.iterdir())
+        except FileNotFoundError:
+            return removed
+        except OSError as error:
+            raise translate_error(error, f"Listing the backups in '{self.backup_dir}'",
+                                  QueueBackupError) from error
+        for entry in entries:
+            name = entry.name
+            partial = name.startswith("queue_backup_") and name.endswith(PARTIAL_SUFFIX)
+            orphan = (name.startswith("queue_backup_") and name.endswith(MANIFEST_SUFFIX)
+                      and not entry.with_name(name[: -len(MANIFEST_SUFFIX)]
+                                              + BACKUP_SUFFIX).exists())
+            if not (partial or orphan):
+                continue
+            try:
+                if entry.stat().st_mtime >= cutoff:
+                    continue
+                retry_on_windows_lock(entry.unlink)
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                raise translate_error(error, f"Removing the leftover '{entry}'",
+                                      QueueBackupError) from error
+            removed.append(entry)
+        return removed
 
     def delete_backup(self, backup_path: str | Path) -> None:
         """Delete one backup file and its manifest (and any -wal/-shm an older backup had).

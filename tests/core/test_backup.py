@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -218,6 +220,25 @@ def test_prune_refuses_a_bad_keep_count(engine: QueueBackup, keep: object) -> No
     with pytest.raises(QueueBackupError) as caught:
         engine.prune_backups(keep)  # type: ignore[arg-type]
     assert caught.value.kind is ErrorKind.INVALID
+
+
+def test_prune_removes_old_leftovers_of_interrupted_backups_only(engine: QueueBackup) -> None:
+    kept = engine.create_backup("kept")
+    folder = engine.backup_dir
+    old_partial = folder / "queue_backup_20200101_000000.db.partial"
+    young_partial = folder / "queue_backup_20991231_000000.db.partial"
+    orphan = folder / "queue_backup_crashed_20200101_000000.manifest.json"
+    unrelated = folder / "notes.partial"
+    for path in (old_partial, young_partial, orphan, unrelated):
+        path.write_bytes(b"left over")
+    long_ago = time.time() - 7 * 3600
+    for path in (old_partial, orphan, unrelated):
+        os.utime(path, (long_ago, long_ago))
+
+    assert engine.prune_backups(5) == []
+    assert not old_partial.exists() and not orphan.exists()
+    assert young_partial.exists() and unrelated.exists()
+    assert kept.exists() and manifest_path_for(kept).exists()
 
 
 def test_delete_backup_removes_the_file_and_its_manifest(engine: QueueBackup) -> None:

@@ -132,6 +132,25 @@ def test_restore_over_a_corrupt_database_moves_it_aside(
     assert state(live) == NEW
 
 
+def test_cancel_after_a_damaged_database_was_moved_aside_says_where_it_went(
+        engine: QueueBackup, live: Path, new_backup: Path) -> None:
+    data = bytearray(live.read_bytes())
+    data[4096 * 3: 4096 * 5] = random.Random(5).randbytes(8192)
+    live.write_bytes(bytes(data))
+    writing = []
+
+    def progress(done: int, total: int, stage: str) -> None:
+        if stage.startswith("Writing"):
+            writing.append(done)
+
+    with pytest.raises(OperationCancelled) as caught:
+        engine.restore_backup(new_backup, progress=progress, cancelled=lambda: bool(writing))
+    assert "moved aside, not deleted" in str(caught.value)
+    moved = sorted(live.parent.glob("queue.db.corrupt-*"))
+    assert moved and str(moved[0]) in str(caught.value)
+    assert moved[0].read_bytes() == bytes(data)
+
+
 def test_restore_over_random_bytes_moves_them_aside(
         engine: QueueBackup, live: Path, new_backup: Path) -> None:
     live.write_bytes(random.Random(1).randbytes(20000))
