@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import enum
 import os
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .config import MaintenanceConfig
-from .errors import format_bytes
+from .errors import drive_label, format_bytes
 from .leases import LeaseManager
 from .manifest import is_backup_file_name, parse_backup_name
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
@@ -55,18 +56,38 @@ class HealthMeasurements:
     stale_leases: int | None = None
     last_backup_at: datetime | None = None
     has_backups: bool | None = None
+    #: Database plus WAL, the most a VACUUM or a backup has to write again.
+    database_bytes: int | None = None
+    #: Free space on the database's drive and on the backup folder's drive.
+    database_free_bytes: int | None = None
+    backup_free_bytes: int | None = None
+    database_drive: str = ""
+    backup_drive: str = ""
 
     @classmethod
     def from_stats(cls, stats: dict[str, Any], *, stale_leases: int | None = None,
                    last_backup_at: datetime | None = None,
-                   has_backups: bool | None = None) -> HealthMeasurements:
-        """Measurements from a ``database_stats`` dict plus the lease and backup facts."""
+                   has_backups: bool | None = None,
+                   database_free: tuple[str, int] | None = None,
+                   backup_free: tuple[str, int] | None = None) -> HealthMeasurements:
+        """Measurements from a ``database_stats`` dict plus the lease, backup and disk facts.
+
+        ``database_free`` and ``backup_free`` are ``(drive, free bytes)`` pairs.
+        """
+        database_bytes = None
+        if stats.get("db_size_bytes") is not None:
+            database_bytes = int(stats["db_size_bytes"]) + int(stats.get("wal_size_bytes") or 0)
         return cls(
             wal_size_bytes=stats.get("wal_size_bytes"),
             fragmentation_percent=stats.get("fragmentation_percent"),
             stale_leases=stale_leases,
             last_backup_at=last_backup_at,
             has_backups=has_backups,
+            database_bytes=database_bytes,
+            database_free_bytes=database_free[1] if database_free else None,
+            backup_free_bytes=backup_free[1] if backup_free else None,
+            database_drive=database_free[0] if database_free else "",
+            backup_drive=backup_free[0] if backup_free else "",
         )
 
 
@@ -151,6 +172,7 @@ def assess_health(config: MaintenanceConfig, measured: HealthMeasurements,
                 f"{measured.stale_leases} tasks hold an expired lease; requeue them on the "
                 "Leases tab."), f"{measured.stale_leases} stale leases"))
     findings.extend(_backup_findings(config, measured, now))
+    findings.extend(_disk_findings(measured))
     findings.sort(key=lambda finding: finding.level, reverse=True)
     worst = max((finding.level for finding in findings), default=HealthLevel.OK)
     return HealthReport(worst, findings)
@@ -172,6 +194,41 @@ def _backup_findings(config: MaintenanceConfig, measured: HealthMeasurements,
     return [HealthFinding(level, (
         f"The last backup is {age:.0f} hours old (limit {limit:g} h); back up now (Ctrl+B)."),
         f"last backup {age:.0f} h old")]
+
+
+def _disk_findings(measured: HealthMeasurements) -> list[HealthFinding]:
+    """VACUUM needs about twice the database free on its drive; a backup needs one copy."""
+    size = measured.database_bytes
+    if not size:
+        return []
+    findings: list[HealthFinding] = []
+    free = measured.database_free_bytes
+    if free is not None and free < 2 * size:
+        level = HealthLevel.CRITICAL if free < size else HealthLevel.WARNING
+        findings.append(HealthFinding(level, (
+            f"Only {format_bytes(free)} free on {measured.database_drive or 'the database drive'}"
+            f", less than twice the database ({format_bytes(size)}): VACUUM would be refused; "
+            "free some space on that drive."), f"{format_bytes(free)} free"))
+    free = measured.backup_free_bytes
+    same_drive = measured.backup_drive and measured.backup_drive == measured.database_drive
+    if free is not None and free < size and not same_drive:
+        findings.append(HealthFinding(HealthLevel.CRITICAL, (
+            f"Only {format_bytes(free)} free on {measured.backup_drive or 'the backup drive'}, "
+            f"less than one copy of the database ({format_bytes(size)}): the next backup will "
+            "fail; free space or choose another backup folder."),
+            f"{format_bytes(free)} free for backups"))
+    return findings
+
+
+def free_space(folder: str | Path) -> tuple[str, int] | None:
+    """``(drive, free bytes)`` for the nearest existing folder of ``folder``; None if unknown."""
+    path = Path(folder)
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    try:
+        return drive_label(path.resolve()), shutil.disk_usage(path).free
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -225,8 +282,8 @@ def measure_health(db_path: str | Path, config: MaintenanceConfig,
     raise_if_cancelled(cancelled, action)
     report(progress, 2, 3, "Looking at the backup folder")
     last_backup_at, has_backups = latest_backup_time(config.backup_dir)
-    measured = HealthMeasurements.from_stats(stats, stale_leases=stale,
-                                             last_backup_at=last_backup_at,
-                                             has_backups=has_backups)
+    measured = HealthMeasurements.from_stats(
+        stats, stale_leases=stale, last_backup_at=last_backup_at, has_backups=has_backups,
+        database_free=free_space(Path(db_path).parent), backup_free=free_space(config.backup_dir))
     report(progress, 3, 3, "Done")
     return HealthSnapshot(stats, measured, assess_health(config, measured))

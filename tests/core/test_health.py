@@ -108,3 +108,32 @@ def test_headline_names_the_worst_finding_in_a_few_words():
         wal_size_bytes=60 * MB, stale_leases=70), now=NOW)
     assert report.headline() == "Critical: 70 stale leases (+1 more)"
     assert assess_health(MaintenanceConfig(), HealthMeasurements()).headline() == "OK"
+
+
+def test_free_disk_space_is_graded_against_the_database_size():
+    config = MaintenanceConfig()
+
+    def grade(free_db, free_backup=None, backup_drive="E:"):
+        return assess_health(config, HealthMeasurements(
+            database_bytes=100 * MB, database_free_bytes=free_db, database_drive="D:",
+            backup_free_bytes=free_backup, backup_drive=backup_drive), now=NOW)
+
+    assert grade(500 * MB, 500 * MB).level is HealthLevel.OK
+    warning = grade(150 * MB)
+    assert warning.level is HealthLevel.WARNING
+    assert "D:" in warning.reasons[0] and "VACUUM" in warning.reasons[0]
+    assert grade(50 * MB).level is HealthLevel.CRITICAL
+    backup_short = grade(500 * MB, 40 * MB)
+    assert backup_short.level is HealthLevel.CRITICAL
+    assert "E:" in backup_short.reasons[0] and "next backup" in backup_short.reasons[0]
+    assert grade(500 * MB, 40 * MB, backup_drive="D:").level is HealthLevel.OK
+
+
+def test_measure_health_reads_free_space_of_real_folders(queue_db, tmp_path):
+    from queue_admin_gui.core.health import measure_health
+
+    snapshot = measure_health(queue_db, MaintenanceConfig(backup_dir=tmp_path / "not yet"))
+    assert snapshot.measured.database_bytes == queue_db.stat().st_size + (
+        snapshot.stats["wal_size_bytes"])
+    assert snapshot.measured.database_free_bytes > 0
+    assert snapshot.measured.backup_free_bytes > 0
