@@ -141,7 +141,8 @@ class ActivityLogDock(QDockWidget):
 def _describe_parameters(parameters: dict[str, object]) -> str:
     if not parameters:
         return ""
-    return ", ".join(f"{key}={_short(value)}" for key, value in parameters.items())
+    return ", ".join(f"{key}={_short(value)}" for key, value in parameters.items()
+                     if value is not None)
 
 
 def _short(value: object) -> str:

@@ -129,7 +129,7 @@ class WalPlotWidget(LivePlotWidget):
                                pen=BACKUP_PEN if backup else CHECKPOINT_PEN, label=label,
                                labelOpts={"position": 0.9 if backup else 0.97,
                                           "color": "#6f42c1" if backup else "#1e7b34",
-                                          "anchors": [(0, 0), (0, 0)]})
+                                          "anchors": [(1, 0), (1, 0)]})
         line.setZValue(-10)  # behind the WAL curve: a label never hides a sample
         self.plot.addItem(line, ignoreBounds=True)
         self.markers.append((moment, label, line))
