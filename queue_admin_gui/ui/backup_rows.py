@@ -43,13 +43,18 @@ def backup_label(path: Path) -> str:
 
 
 def verification_text(info: BackupInfo, known: Verification | None) -> str:
-    """The "Verified" cell: checked now, damaged, not yet, or an older backup."""
+    """The "Verified" cell: checked in this window, checked when made, or an older backup.
+
+    A manifest is written only after the copy passed its check, so a backup that has one
+    was checked when it was made; Verify checks it again now.
+    """
     if known is not None:
         when = known.at.astimezone().strftime("%H:%M")
         return f"\u2714 OK ({when})" if known.ok else f"\u2716 Damaged: {known.problem}"
     if not info.has_manifest:
         return "No manifest (older backup)"
-    return "Not verified yet"
+    when = info.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
+    return f"\u2714 Checked when made ({when})"
 
 
 def backup_columns(verified: Callable[[BackupInfo], str]) -> list[Column[BackupInfo]]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -265,3 +266,19 @@ def test_restore_opens_the_wizard_on_the_selected_backup(qtbot, tab):
     assert wizard.state.backup_path == path
     qtbot.waitUntil(lambda: not wizard.busy, timeout=30_000)
     wizard.reject()
+
+
+def test_verified_column_tells_checked_when_made_from_checked_now(tmp_path):
+    from datetime import datetime, timezone
+
+    from queue_admin_gui.core.manifest import BackupInfo
+    from queue_admin_gui.ui.backup_rows import Verification, verification_text
+
+    made = datetime(2026, 11, 29, 2, 0, tzinfo=timezone.utc)
+    path = tmp_path / "queue_backup_nightly_20261129_020000.db"
+    older = BackupInfo(path, 4096, made)
+    assert verification_text(older, None) == "No manifest (older backup)"
+    with_manifest = dataclasses.replace(older, manifest=object())
+    assert verification_text(with_manifest, None).startswith("\u2714 Checked when made")
+    checked = Verification(ok=False, at=made, problem="checksum mismatch")
+    assert verification_text(with_manifest, checked) == "\u2716 Damaged: checksum mismatch"
