@@ -46,3 +46,28 @@ def queue_db(tmp_path: Path) -> Path:
     with QueueDatabase(path) as db:
         db.initialize_schema()
     return path
+
+
+#: Where every fake clock starts: a fixed wall-clock moment (2023-11-14 22:13:20 UTC).
+CLOCK_START = 1_700_000_000.0
+
+
+class FakeClock:
+    """Wall-clock time that moves only when a test says so (for the sampler and plots)."""
+
+    def __init__(self, start: float = CLOCK_START) -> None:
+        self.start = start
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake wall clock starting at :data:`CLOCK_START`."""
+    return FakeClock()
+

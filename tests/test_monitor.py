@@ -21,19 +21,6 @@ from queue_admin_gui.ui.activity_log import is_background
 from queue_admin_gui.ui.messages import Messages, RecordingPresenter
 
 
-class FakeClock:
-    """Wall-clock time that moves only when a test says so."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def session(qtbot, queue_db: Path, tmp_path: Path):
     config = MaintenanceConfig(backup_dir=tmp_path / "backups")
@@ -47,12 +34,7 @@ def session(qtbot, queue_db: Path, tmp_path: Path):
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def sampler(session: Session, clock: FakeClock):
+def sampler(session: Session, clock):
     return Sampler(session, clock=clock, capacity=100)
 
 

@@ -11,24 +11,9 @@ from queue_admin_gui.core.database import connect
 from queue_admin_gui.monitor import TASK_COUNT_INTERVAL_SECONDS, Sampler
 from queue_admin_gui.ui.stats_plots import StatsPlotsWidget
 
-START = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def sampler(session, demo_db: Path, clock: FakeClock):
+def sampler(session, demo_db: Path, clock):
     session.set_database(demo_db, True)
     return Sampler(session, clock=clock, capacity=500)
 
@@ -66,7 +51,8 @@ def test_pages_and_task_counts_reach_their_curves(qtbot, plots, sampler, clock, 
     finally:
         connection.close()
     plots.redraw()
-    assert plots.page_curve.xData.tolist() == [START, START + TASK_COUNT_INTERVAL_SECONDS]
+    assert plots.page_curve.xData.tolist() == [
+        clock.start, clock.start + TASK_COUNT_INTERVAL_SECONDS]
     assert np.array_equal(plots.page_curve.yData, sampler.history.column("page_count"))
     assert np.array_equal(plots.freelist_curve.yData, sampler.history.column("freelist_count"))
     queued = plots.task_curves["queued"].yData

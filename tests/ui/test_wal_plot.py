@@ -20,26 +20,9 @@ from queue_admin_gui.monitor import Sampler
 from queue_admin_gui.ui.messages import Level
 from queue_admin_gui.ui.wal_plot import WalPlotWidget
 
-START = 1_700_000_000.0
-
-
-class FakeClock:
-    """Wall-clock time that moves only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def sampler(session, queue_db: Path, clock: FakeClock):
+def sampler(session, queue_db: Path, clock):
     session.set_database(queue_db, True)
     return Sampler(session, clock=clock, capacity=500)
 
@@ -82,7 +65,7 @@ def test_the_curve_receives_every_sample_in_megabytes(qtbot, plot, sampler, cloc
         clock.now += 1
     plot.redraw()
     times, megabytes = plot.curve.xData, plot.curve.yData
-    assert times.tolist() == [START, START + 1, START + 2]
+    assert times.tolist() == [clock.start, clock.start + 1, clock.start + 2]
     expected = sampler.history.column("wal_bytes") / MEGABYTE
     assert np.allclose(megabytes, expected) and megabytes[-1] > megabytes[0] > 0
     left, right = plot.plot.getPlotItem().viewRange()[0]
@@ -95,10 +78,10 @@ def test_window_selector_chooses_how_much_time_is_shown(qtbot, plot, sampler, cl
     clock.now += 1200
     sample_now(qtbot, sampler)
     plot.redraw()
-    assert plot.curve.xData.tolist() == [START + 1200]
+    assert plot.curve.xData.tolist() == [clock.start + 1200]
     plot.window_combo.setCurrentIndex(plot.window_combo.findText("Last hour"))
     assert plot.window_seconds == 3600
-    assert plot.curve.xData.tolist() == [START, START + 1200]
+    assert plot.curve.xData.tolist() == [clock.start, clock.start + 1200]
     left, right = plot.plot.getPlotItem().viewRange()[0]
     assert right - left == pytest.approx(3600)
     plot.set_window_seconds(86400)
@@ -119,7 +102,7 @@ def test_checkpoints_and_backups_are_marked_at_their_time(qtbot, plot, session, 
     clock.now += 5
     session.backup_done.emit({"path": "x"})
     labels = [(moment, label) for moment, label, _line in plot.markers]
-    assert labels == [(START, "RESTART"), (START + 5, "backup")]
+    assert labels == [(clock.start, "RESTART"), (clock.start + 5, "backup")]
     lines = [line for _moment, _label, line in plot.markers]
     assert all(line.scene() is plot.plot.scene() for line in lines)
     assert lines[0].label.toPlainText() == "RESTART"
@@ -164,7 +147,8 @@ def test_export_csv_writes_the_samples(qtbot, plot, sampler, clock, tmp_path, pr
     with open(target, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 3
-    assert [float(row["epoch_seconds"]) for row in rows] == [START, START + 1, START + 2]
+    assert [float(row["epoch_seconds"]) for row in rows] == [
+        clock.start, clock.start + 1, clock.start + 2]
     assert rows[0]["tasks_queued"] == "0" and rows[0]["page_count"] != ""
     assert presenter.messages == [] or "Exported 3 samples" in presenter.texts()[-1]
 
