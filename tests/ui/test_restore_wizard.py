@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _tab_fixtures import lock_held
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWizard
 
@@ -31,17 +31,6 @@ TIMEOUT_MS = 60_000
 
 
 NEXT = QWizard.WizardButton.NextButton
-
-_HOLDER = r"""
-import sqlite3, sys
-connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
-connection.execute("BEGIN IMMEDIATE")
-print("ready", flush=True)
-sys.stdin.readline()
-connection.execute("ROLLBACK")
-connection.close()
-"""
-
 
 def rows(path: Path) -> list[tuple[int, str]]:
     connection = sqlite3.connect(path)
@@ -106,12 +95,8 @@ def backup(session: Session, live: Path) -> Path:
 @pytest.fixture
 def holder(live: Path) -> Iterator[subprocess.Popen[str]]:
     """Another program holding a write transaction (BEGIN IMMEDIATE) on the live database."""
-    process = subprocess.Popen([sys.executable, "-c", _HOLDER, str(live)],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
-    yield process
-    process.communicate("\n", timeout=30)
+    with lock_held(live, "write") as process:
+        yield process
 
 
 def presenter(session: Session) -> RecordingPresenter:
