@@ -235,6 +235,19 @@ def test_a_missing_live_database_is_restored_to_its_path(
     assert not wizard.done_page.undo_button.isEnabled()
 
 
+def test_a_long_reader_in_wal_mode_does_not_block_the_restore(
+        qtbot, session: Session, live: Path, backup: Path) -> None:
+    add_tasks(live, 30)
+    before = rows(live)
+    wizard = open_wizard(qtbot, session)
+    with lock_held(live, "read") as reader:
+        restore_through(qtbot, wizard)
+        assert rows(live) == rows(backup)
+        assert reader.poll() is None  # the reader is still in its transaction
+    assert rows(wizard.state.outcome.result.safety_backup) == before
+    assert not any("locked" in text for text in presenter(session).texts())
+
+
 def test_a_blocking_writer_gets_a_countdown_then_a_clear_sentence(
         qtbot, session: Session, live: Path, backup: Path, holder) -> None:
     before = rows(live)
