@@ -45,9 +45,7 @@ from .manifest import (
     BackupInfo,
     BackupManifest,
     backup_file_name,
-    file_sha256,
     fsync_directory,
-    fsync_file,
     is_backup_file_name,
     manifest_path_for,
     retry_on_windows_lock,
@@ -64,7 +62,7 @@ from .restore import (
     move_aside,
     write_into,
 )
-from .snapshot import backup_failure, check_copy, copy_snapshot, remove_partial
+from .snapshot import backup_failure, copy_snapshot, remove_partial, seal_copy
 from .verify import VerifyReport, check_backup_file
 
 __all__ = [
@@ -168,9 +166,7 @@ class QueueBackup:
         try:
             snapshot = copy_snapshot(source, partial, action, progress, cancelled,
                                       self.pages_per_step, self.busy_timeout_ms)
-            check_copy(partial, snapshot, action, progress, cancelled)
-            fsync_file(partial)
-            digest = file_sha256(partial, progress, cancelled, action)
+            digest = seal_copy(partial, snapshot, action, progress, cancelled)
             size = partial.stat().st_size
             manifest = BackupManifest(
                 format_version=MANIFEST_FORMAT_VERSION, name=final.name, sha256=digest,
@@ -240,9 +236,15 @@ class QueueBackup:
                                result.kind)
 
     def check_backup(self, backup_path: str | Path, progress: ProgressCallback | None = None,
-                     cancelled: CancelCheck | None = None) -> VerifyReport:
-        """Check a backup and list every problem; never raises for a bad file."""
-        return check_backup_file(backup_path, progress, cancelled)
+                     cancelled: CancelCheck | None = None, *,
+                     trust_checksum: bool = False) -> VerifyReport:
+        """Check a backup and list every problem; never raises for a bad file.
+
+        ``trust_checksum`` lets a backup whose SHA-256 matches its manifest get SQLite's
+        quick check instead of the full one (see :func:`check_backup_file`).
+        """
+        return check_backup_file(backup_path, progress, cancelled,
+                                 trust_checksum=trust_checksum)
 
     # -- restoring ------------------------------------------------------------------------
 
@@ -251,7 +253,9 @@ class QueueBackup:
                        cancelled: CancelCheck | None = None) -> RestoreResult:
         """Replace the database (or ``target``) with a backup, safely.
 
-        The backup is verified first; a healthy current database is backed up as
+        The backup is verified first (a backup whose bytes match its manifest's SHA-256
+        gets SQLite's quick check: the hash proves they are the bytes that passed the
+        check when the backup was made); a healthy current database is backed up as
         ``pre_restore`` (unless ``safety_backup`` is false); a damaged one is moved aside
         (renamed, never deleted); then the backup is written into the live file through
         SQLite's backup API in one transaction. A failure or cancel leaves the database as
@@ -262,7 +266,8 @@ class QueueBackup:
         action = f"Restoring '{target}' from '{backup_path}'"
         started = time.monotonic()
         with writer_lock(target):
-            verdict = self.check_backup(backup_path, progress, cancelled)
+            verdict = self.check_backup(backup_path, progress, cancelled,
+                                        trust_checksum=True)
             if not verdict.ok:
                 raise QueueBackupError(f"{action} refused: the backup failed verification: "
                                        f"{verdict.problems[0]}", verdict.kind)

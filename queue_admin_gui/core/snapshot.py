@@ -3,7 +3,7 @@
 The source is read inside one read transaction held for the whole copy, so writers go on
 in the WAL and the copy never restarts; the copy goes through SQLite's backup API in steps
 so progress shows, and becomes a rollback-journal file with no -wal beside it. Helpers here
-also check the result and clean up after a failure.
+check, flush and hash the result (side by side) and clean up after a failure.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from .database import check_queue_schema, connect, sqlite_uri, task_counts
 from .errors import ErrorKind, QueueBackupError, translate_error
-from .manifest import retry_on_windows_lock
-from .progress import CancelCheck, ProgressCallback, interruptible, raise_if_cancelled, report
-from .verify import read_header
+from .manifest import file_sha256, fsync_file, retry_on_windows_lock
+from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from .verify import QUICK_CHECK, check_beside, read_header
 
 STAGE_COPY = "Copying pages"
 STAGE_CHECK = "Checking the copy"
@@ -73,24 +73,42 @@ def copy_snapshot(source_path: Path, partial: Path, action: str,
             raise QueueBackupError(f"{action} failed: the copy could not be made a single "
                                    f"self-contained file (journal mode stayed {mode}); retry.",
                                    ErrorKind.IO)
-        report(progress, 0, 0, STAGE_CHECK)
-        with interruptible(destination, cancelled):
-            rows = [str(row[0]) for row in destination.execute("PRAGMA quick_check(5)")]
         pages = int(destination.execute("PRAGMA page_count").fetchone()[0])
     finally:
         if destination is not None:
             destination.close()
         source.close()
-    if rows != ["ok"]:
-        raise QueueBackupError(f"{action} failed: the copy did not pass SQLite's check "
-                               f"({'; '.join(rows)}), so the database itself is probably "
-                               "damaged; run an integrity check and restore it from a backup.",
-                               ErrorKind.CORRUPT)
     if pages != state["total"]:
         raise QueueBackupError(f"{action} failed: the copy has {pages} pages but the snapshot "
                                f"had {state['total']}; retry.", ErrorKind.IO)
     return Snapshot(page_count=pages, page_size=page_size, task_counts=counts,
                      restarts=int(state["restarts"] or 0))
+
+
+def seal_copy(partial: Path, snapshot: Snapshot, action: str,
+              progress: ProgressCallback | None, cancelled: CancelCheck | None) -> str:
+    """Check, flush and hash the closed partial file; return its SHA-256.
+
+    The file is read twice more after the copy: SQLite's ``quick_check`` on a helper
+    thread, and the SHA-256 on this thread, followed by the one ``fsync``, side by side
+    (hashlib and SQLite both release the GIL). Both are done before the caller renames.
+    """
+    check_copy(partial, snapshot, action, progress, cancelled)
+
+    def hash_and_flush() -> str:
+        digest = file_sha256(partial, progress, cancelled, action)
+        fsync_file(partial)
+        return digest
+
+    digest, content = check_beside(partial, QUICK_CHECK, hash_and_flush, cancelled, action)
+    if content.error is not None:
+        raise content.error
+    if content.rows != ["ok"]:
+        raise QueueBackupError(f"{action} failed: the copy did not pass SQLite's check "
+                               f"({'; '.join(content.rows)}), so the database itself is "
+                               "probably damaged; run an integrity check and restore it from "
+                               "a backup.", ErrorKind.CORRUPT)
+    return digest
 
 
 def check_copy(partial: Path, snapshot: Snapshot, action: str,
