@@ -19,7 +19,7 @@ from .database import check_queue_schema, connect, sqlite_uri, task_counts
 from .errors import ErrorKind, QueueBackupError, translate_error
 from .manifest import file_sha256, fsync_file, retry_on_windows_lock
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
-from .verify import QUICK_CHECK, check_beside, read_header
+from .verify import QUICK_CHECK, check_beside, open_backup_file, read_header
 
 STAGE_COPY = "Copying pages"
 STAGE_CHECK = "Checking the copy"
@@ -28,7 +28,7 @@ _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 @dataclass
 class Snapshot:
-    """What the copy found in its read transaction, recorded in the manifest."""
+    """What the copy found, recorded in the manifest (task counts are read from the copy)."""
 
     page_count: int
     page_size: int
@@ -46,7 +46,6 @@ def copy_snapshot(source_path: Path, partial: Path, action: str,
         source.execute("BEGIN")
         source.execute("SELECT count(*) FROM sqlite_master").fetchone()
         page_size = int(source.execute("PRAGMA page_size").fetchone()[0])
-        counts = None if check_queue_schema(source) else task_counts(source)
         destination = sqlite3.connect(sqlite_uri(partial, mode="rw"), uri=True,
                                       isolation_level=None, check_same_thread=False)
         destination.execute("PRAGMA synchronous=OFF")
@@ -81,13 +80,13 @@ def copy_snapshot(source_path: Path, partial: Path, action: str,
     if pages != state["total"]:
         raise QueueBackupError(f"{action} failed: the copy has {pages} pages but the snapshot "
                                f"had {state['total']}; retry.", ErrorKind.IO)
-    return Snapshot(page_count=pages, page_size=page_size, task_counts=counts,
+    return Snapshot(page_count=pages, page_size=page_size, task_counts=None,
                      restarts=int(state["restarts"] or 0))
 
 
 def seal_copy(partial: Path, snapshot: Snapshot, action: str,
               progress: ProgressCallback | None, cancelled: CancelCheck | None) -> str:
-    """Check, flush and hash the closed partial file; return its SHA-256.
+    """Check, flush and hash the closed partial file and count its tasks; return its SHA-256.
 
     The file is read twice more after the copy: SQLite's ``quick_check`` on a helper
     thread, and the SHA-256 on this thread, followed by the one ``fsync``, side by side
@@ -95,12 +94,14 @@ def seal_copy(partial: Path, snapshot: Snapshot, action: str,
     """
     check_copy(partial, snapshot, action, progress, cancelled)
 
-    def hash_and_flush() -> str:
+    def hash_flush_and_count() -> str:
         digest = file_sha256(partial, progress, cancelled, action)
         fsync_file(partial)
+        snapshot.task_counts = _counts_in(partial)
         return digest
 
-    digest, content = check_beside(partial, QUICK_CHECK, hash_and_flush, cancelled, action)
+    digest, content = check_beside(partial, QUICK_CHECK, hash_flush_and_count, cancelled,
+                                   action)
     if content.error is not None:
         raise content.error
     if content.rows != ["ok"]:
@@ -109,6 +110,16 @@ def seal_copy(partial: Path, snapshot: Snapshot, action: str,
                                "probably damaged; run an integrity check and restore it from "
                                "a backup.", ErrorKind.CORRUPT)
     return digest
+
+
+def _counts_in(copy: Path) -> dict[str, int] | None:
+    """Task counts by status in the copy (None when it is not a queue file).
+
+    The copy holds exactly the snapshot, so these are the snapshot's counts; counting here
+    rather than in the read transaction keeps the scan off the source while writers write.
+    """
+    with open_backup_file(copy) as connection:
+        return None if check_queue_schema(connection) else task_counts(connection)
 
 
 def check_copy(partial: Path, snapshot: Snapshot, action: str,

@@ -45,8 +45,19 @@ from .bench_writers import WriterPool, WriterSamples, generate_queue
 T = TypeVar("T")
 
 
+#: Load average (1 minute) above which the run waits before it starts, and how it waits.
+QUIET_LOAD = 1.5
+QUIET_WAIT_SECONDS = 60.0
+QUIET_TRIES = 5
+
+
 def timed(operation: Callable[[], T]) -> tuple[T, float]:
-    """Run ``operation`` and return its result and its wall-clock seconds."""
+    """Run ``operation`` and return its result and its wall-clock seconds.
+
+    Dirty pages left by the previous step are written out first (``os.sync()``, outside the
+    timing), so no step pays for the write-back of another.
+    """
+    os.sync()
     began = time.perf_counter()
     result = operation()
     return result, time.perf_counter() - began
@@ -211,6 +222,7 @@ class EngineBenchmark:
             clock(done, total, stage)
 
         pool = WriterPool(self.db_path, self.run.writers)
+        os.sync()
         try:
             pool.start()
             released = pool.go()
@@ -358,6 +370,22 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def wait_for_quiet_machine() -> list[str]:
+    """Wait (a minute at a time, a few times) while other programs load the machine.
+
+    Returns what was seen, for the report: the load at each look and whether it waited.
+    """
+    seen = []
+    for attempt in range(QUIET_TRIES):
+        load = os.getloadavg()[0]
+        seen.append(f"{time.strftime('%H:%M:%S')} load {load:.2f}")
+        if load <= QUIET_LOAD or attempt == QUIET_TRIES - 1:
+            break
+        print(f"load {load:.2f} > {QUIET_LOAD}: waiting {QUIET_WAIT_SECONDS:.0f} s", flush=True)
+        time.sleep(QUIET_WAIT_SECONDS)  # waiting for other people's programs, not a condition
+    return seen
+
+
 def default_parent() -> Path:
     """A folder on the same disk as the project, so that copies measure that disk."""
     project = Path(__file__).resolve().parents[2]
@@ -375,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(timezone.utc)
     machine = machine_info(folder)
     benchmark = EngineBenchmark(run)
+    benchmark.details["quiet_checks"] = wait_for_quiet_machine()
     try:
         benchmark.execute()
     finally:
