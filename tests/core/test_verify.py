@@ -6,6 +6,8 @@ import json
 import random
 import shutil
 import sqlite3
+import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.database import QueueDatabase
 from queue_admin_gui.core.errors import ErrorKind, OperationCancelled, QueueBackupError
-from queue_admin_gui.core.manifest import manifest_path_for
+from queue_admin_gui.core.manifest import BackupManifest, file_sha256, manifest_path_for
 from queue_admin_gui.core.verify import check_backup_file, read_header
 
 BAD_KINDS = ["empty", "random", "truncated", "damaged page", "damaged page, no manifest",
@@ -142,3 +144,52 @@ def test_verification_reports_progress(good: Path) -> None:
     stages: list[str] = []
     check_backup_file(good, progress=lambda done, total, stage: stages.append(stage))
     assert "Computing the checksum" in stages and "Checking integrity" in stages
+
+
+def _index_out_of_step(good: Path) -> Path:
+    """A copy of ``good`` whose index no longer agrees with its table, with a fresh manifest.
+
+    Its pages are all sound, so only the full integrity_check (which compares every index
+    with its table) finds the damage; the manifest matches the changed bytes.
+    """
+    bad = _copy_with_manifest(good, "index-out-of-step")
+    with sqlite3.connect(bad) as connection:
+        connection.execute("PRAGMA writable_schema=ON")
+        connection.execute(
+            "UPDATE sqlite_master SET sql = replace(sql, 'task_queue(type, status)', "
+            "'task_queue(status, type)') WHERE name = 'ix_task_type_status'")
+    connection.close()
+    manifest = BackupManifest.read(manifest_path_for(bad))
+    replace(manifest, name=bad.name, sha256=file_sha256(bad),
+            size_bytes=bad.stat().st_size).write(bad)
+    return bad
+
+
+def test_a_matching_checksum_lets_a_restore_use_the_quick_check(good: Path) -> None:
+    bad = _index_out_of_step(good)
+    full = check_backup_file(bad)
+    assert not full.ok and any("integrity check" in problem for problem in full.problems)
+    trusted = check_backup_file(bad, trust_checksum=True)
+    assert trusted.ok, trusted.problems
+    assert check_backup_file(good, trust_checksum=True).ok
+
+
+def test_without_a_manifest_a_restore_still_gets_the_full_check(good: Path) -> None:
+    bad = _index_out_of_step(good)
+    manifest_path_for(bad).unlink()
+    report = check_backup_file(bad, trust_checksum=True)
+    assert not report.ok and any("integrity check" in problem for problem in report.problems)
+
+
+def test_a_checksum_mismatch_is_found_with_the_quick_check_too(good: Path) -> None:
+    bad, _ = make_bad("damaged page", good)
+    report = check_backup_file(bad, trust_checksum=True)
+    assert not report.ok and any("SHA-256" in problem for problem in report.problems)
+
+
+def test_cancel_while_the_check_runs_beside_the_hash_stops_both(good: Path) -> None:
+    seen: list[str] = []
+    with pytest.raises(OperationCancelled):
+        check_backup_file(good, progress=lambda done, total, stage: seen.append(stage),
+                          cancelled=lambda: "Computing the checksum" in seen)
+    assert not [thread for thread in threading.enumerate() if thread.name == "queue-admin-check"]
