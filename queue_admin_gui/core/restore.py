@@ -211,8 +211,7 @@ def write_into(backup_path: str | Path, target: str | Path,
                 if fresh:
                     destination.execute("PRAGMA journal_mode=WAL")
                 else:
-                    with contextlib.suppress(sqlite3.Error):
-                        destination.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    _shrink_wal(destination)
             finally:
                 destination.close()
     except BaseException as error:
@@ -225,6 +224,22 @@ def write_into(backup_path: str | Path, target: str | Path,
             raise translated from error
         raise
     return total_pages
+
+
+#: How long the checkpoint after a restore waits for readers before giving up on the reset.
+SHRINK_WAIT_MS = 500
+
+
+def _shrink_wal(destination: sqlite3.Connection) -> None:
+    """Copy the restored pages into the file and reset the WAL, if nobody is reading.
+
+    The restore itself wrote the whole database through the WAL; left alone it would stay
+    as large as the database until the next TRUNCATE checkpoint. Readers still open keep
+    it (best effort, briefly: the restore has already committed).
+    """
+    with contextlib.suppress(sqlite3.Error):
+        destination.execute(f"PRAGMA busy_timeout={SHRINK_WAIT_MS}")
+        destination.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
 def _copy_into(source: sqlite3.Connection, destination: sqlite3.Connection, action: str,

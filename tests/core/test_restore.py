@@ -11,7 +11,7 @@ import pytest
 from test_verify import BAD_KINDS, make_bad
 
 from queue_admin_gui.core.backup import QueueBackup, RestoreResult
-from queue_admin_gui.core.database import QueueDatabase
+from queue_admin_gui.core.database import QueueDatabase, file_size, wal_path
 from queue_admin_gui.core.errors import ErrorKind, OperationCancelled, QueueBackupError
 from queue_admin_gui.core.restore import (
     TargetState,
@@ -293,3 +293,17 @@ def test_write_into_a_new_file_cancelled_leaves_no_file(new_backup: Path,
     with pytest.raises(OperationCancelled):
         write_into(new_backup, target, cancelled=lambda: True, pages_per_step=4)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("cancelled")) == []
+
+
+def test_restore_leaves_no_large_wal_behind(engine: QueueBackup, live: Path,
+                                            new_backup: Path) -> None:
+    # An idle worker stays connected, as in production, so no last close resets the WAL.
+    worker = sqlite3.connect(live, isolation_level=None)
+    try:
+        worker.execute("SELECT count(*) FROM task_queue").fetchone()
+        engine.restore_backup(new_backup, safety_backup=False)
+        assert file_size(wal_path(live)) == 0
+        assert worker.execute("SELECT count(*) FROM task_queue").fetchone()[0] == NEW[0]
+    finally:
+        worker.close()
+    assert state(live) == NEW
