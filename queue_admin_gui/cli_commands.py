@@ -242,15 +242,20 @@ def demo(context: Context) -> CommandResult:
     shown = ["path", "tasks"]
     if args.seconds > 0 and args.workers > 0:
         workers = DemoWorkers(info.path, args.workers)
-        workers.start()
         deadline = time.monotonic() + args.seconds
-        try:
-            while workers.is_running and time.monotonic() < deadline:
-                time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
-        except KeyboardInterrupt:
+        interrupt = context.interrupt
+        # The first Ctrl+C only sets the flag (no KeyboardInterrupt can land half-way
+        # through starting the threads), so the workers are always stopped.
+        with interrupt:
+            try:
+                workers.start()
+                while (workers.is_running and not interrupt()
+                       and time.monotonic() < deadline):
+                    interrupt.requested.wait(min(0.25, max(0.0, deadline - time.monotonic())))
+            finally:
+                workers.stop()
+        if interrupt():
             data["interrupted"] = True
-        finally:
-            workers.stop()
         data.update(workers=args.workers, seconds=args.seconds, stats=asdict(workers.stats))
         shown += ["workers", "seconds", "stats"]
     return CommandResult("Demo queue ready.", data, shown)
