@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
@@ -120,13 +121,30 @@ def _pause_at(stage: str, step: int):  # type: ignore[no-untyped-def]
     return progress
 
 
+def _begin_immediate(connection: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, retried as real workers do when SQLite answers BUSY at once.
+
+    SQLite may return SQLITE_BUSY without calling the busy handler (several processes
+    opening a WAL file at the same moment, one of them recovering the WAL index).
+    """
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while True:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _writer(db: str, stop_file: str) -> None:
     """Enqueue and claim tasks in short write transactions until ``stop_file`` appears."""
     connection = sqlite3.connect(db, isolation_level=None, timeout=30)
     connection.execute("PRAGMA busy_timeout=30000")
     announced = False
     while not os.path.exists(stop_file):
-        connection.execute("BEGIN IMMEDIATE")
+        _begin_immediate(connection)
         connection.executemany(
             "INSERT INTO task_queue(type, payload) VALUES ('written', ?)",
             [(json.dumps({"format": "mkv", "pid": os.getpid()}),)] * 5)
