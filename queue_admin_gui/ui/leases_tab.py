@@ -136,7 +136,8 @@ class LeasesTab(MaintenanceTab):
         self._settle_timer.setSingleShot(True)
         self._settle_timer.setInterval(TIMEOUT_SETTLE_MS)
         self._build_layout()
-        self.add_action(self.refresh_button, "Reload tasks, workers and dead letters.")
+        self.add_action(self.refresh_button, "Reload tasks, workers and dead letters.",
+                        queue_only=True)
         self.add_action(self.preview_button,
                         "List exactly which tasks a requeue would touch, without changing "
                         "anything.", queue_only=True)
@@ -217,6 +218,9 @@ class LeasesTab(MaintenanceTab):
         path = self.session.db_path
         if path is None:
             return
+        if self.session.is_queue is False:
+            self._show_not_a_queue()
+            return
         timeout = self.timeout_seconds
         self.run_load("Load leases",
                       lambda progress, cancelled: read_lease_snapshot(path, timeout),
@@ -238,6 +242,17 @@ class LeasesTab(MaintenanceTab):
         else:
             set_status(self.summary_label,
                        f"{in_flight:,} tasks in flight, none stale.", GOOD_COLOUR)
+        self._update_retry_label()
+
+    def _show_not_a_queue(self) -> None:
+        self.preview_ids = {}
+        self.in_flight_model.set_records([])
+        self.workers_model.set_records([])
+        self.dead_model.set_records([])
+        self.result_label.clear()
+        set_status(self.summary_label,
+                   "This file is not a PrismQ queue database, so it has no tasks, leases or "
+                   "workers; open the queue file to manage leases.")
         self._update_retry_label()
 
     def _worker_silent(self, worker: WorkerInfo) -> bool:

@@ -229,3 +229,21 @@ def test_live_plots_sit_in_their_tabs_and_receive_samples(qtbot, window, demo_db
     assert latest.wal_bytes == wal_path(demo_db).stat().st_size
     qtbot.waitUntil(lambda: window.wal_plot.curve.getData()[0] is not None
                     and len(window.wal_plot.curve.getData()[0]) >= 2, timeout=30_000)
+
+
+def test_a_non_queue_file_raises_no_error_from_the_queue_tabs(qtbot, window, open_db,
+                                                              tmp_path, presenter):
+    other = tmp_path / "plain.db"
+    connection = sqlite3.connect(other)
+    connection.execute("CREATE TABLE things (id INTEGER PRIMARY KEY)")
+    connection.commit()
+    connection.close()
+    open_db(other)
+    leases = window.tab_widgets["leases"]
+    window.show_tab("leases")
+    qtbot.waitUntil(lambda: not window.session.runner.busy, timeout=30_000)
+    assert presenter.texts(Level.ERROR) == []
+    assert len(presenter.texts(Level.WARNING)) == 1
+    assert "not a PrismQ queue" in leases.summary_label.text()
+    assert not leases.refresh_button.isEnabled()
+    assert "not a PrismQ queue database" in leases.refresh_button.toolTip()
