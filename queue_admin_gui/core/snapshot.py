@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .database import check_queue_schema, connect, sqlite_uri, task_counts
-from .errors import ErrorKind, QueueBackupError, translate_error
+from .errors import ErrorKind, QueueBackupError, QueueDatabaseError, translate_error
 from .manifest import file_sha256, fsync_file, retry_on_windows_lock
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .verify import QUICK_CHECK, check_beside, open_backup_file, read_header
@@ -40,7 +40,11 @@ def copy_snapshot(source_path: Path, partial: Path, action: str,
                    progress: ProgressCallback | None, cancelled: CancelCheck | None,
                    pages_per_step: int, busy_timeout_ms: int) -> Snapshot:
     """Copy the source into ``partial`` from one read transaction held for the whole copy."""
-    source = connect(source_path, busy_timeout_ms=busy_timeout_ms)
+    try:
+        source = connect(source_path, busy_timeout_ms=busy_timeout_ms)
+    except QueueDatabaseError as error:
+        # Callers of the backup API catch QueueBackupError; the sentence stays the same.
+        raise QueueBackupError(error.message, error.kind) from error
     destination = None
     try:
         source.execute("BEGIN")

@@ -172,6 +172,17 @@ def test_missing_database_is_reported(tmp_path: Path) -> None:
     assert list((tmp_path / "b").iterdir()) == []
 
 
+def test_a_source_that_is_not_sqlite_raises_a_backup_error(tmp_path: Path) -> None:
+    """Scripts written for the original API catch QueueBackupError around create_backup."""
+    source = tmp_path / "not a db.db"
+    source.write_bytes(b"plain text, not SQLite " * 400)
+    with pytest.raises(QueueBackupError) as caught:
+        QueueBackup(source, tmp_path / "b").create_backup()
+    assert caught.value.kind is ErrorKind.NOT_A_DATABASE
+    assert list((tmp_path / "b").iterdir()) == []
+    assert source.read_bytes() == b"plain text, not SQLite " * 400
+
+
 def test_a_plain_sqlite_file_is_backed_up_without_task_counts(tmp_path: Path) -> None:
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as connection:
