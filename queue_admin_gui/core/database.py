@@ -285,7 +285,14 @@ def write_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connec
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         raise
-    connection.execute("COMMIT")
+    try:
+        connection.execute("COMMIT")
+    except BaseException:
+        # A refused COMMIT (a deferred constraint, say) keeps the transaction and its write
+        # lock; roll back so that no writer stays blocked behind this connection.
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
 
 
 class QueueDatabase:

@@ -183,6 +183,23 @@ def test_write_transaction_commits_or_rolls_back(queue_db: Path) -> None:
     assert names == ["a"]
 
 
+def test_a_failed_commit_does_not_leave_the_write_lock_held(queue_db: Path) -> None:
+    """A COMMIT SQLite refuses must roll back, or every worker stays blocked behind it."""
+    with QueueDatabase(queue_db) as db:
+        with pytest.raises(sqlite3.IntegrityError), db.transaction() as connection:
+            connection.execute("PRAGMA defer_foreign_keys=ON")
+            connection.execute("INSERT INTO task_logs (task_id, level) VALUES (999, 'INFO')")
+        assert not db.get_connection().in_transaction
+        other = connect(queue_db, busy_timeout_ms=100)
+        try:
+            with write_transaction(other):
+                other.execute("INSERT INTO workers (worker_id, capabilities) VALUES ('w', '')")
+        finally:
+            other.close()
+        with db.transaction() as connection:
+            assert connection.execute("SELECT count(*) FROM task_logs").fetchone()[0] == 0
+
+
 def test_closing_connection_closes_even_on_error(queue_db: Path) -> None:
     connection = connect(queue_db)
     with pytest.raises(KeyError), closing_connection(connection):
