@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -342,3 +344,36 @@ def test_first_ctrl_c_asks_to_cancel_and_the_second_stops() -> None:
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_passive_checkpoint_meeting_another_checkpoint_is_not_a_failure(
+        cli: CliRunner, demo_db: Path) -> None:
+    """A worker's own checkpoint holding the lock must not fail a scheduled PASSIVE run."""
+    writer = connect(demo_db)
+    writer.execute("UPDATE task_queue SET priority = priority + 1")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE task_queue SET priority = priority + 1")
+    waiting_checkpoint = connect(demo_db, busy_timeout_ms=60_000)
+    done = threading.Event()
+
+    def full_checkpoint() -> None:  # holds the checkpoint lock while it waits for the writer
+        waiting_checkpoint.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+        done.set()
+
+    thread = threading.Thread(target=full_checkpoint)
+    thread.start()
+    try:
+        with closing_connection(connect(demo_db)) as probe:
+            deadline = time.monotonic() + 30
+            while probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[0] != 1:
+                assert time.monotonic() < deadline, "the FULL checkpoint never took its lock"
+                done.wait(0.01)
+        run = cli("--db", demo_db, "--json", "checkpoint", "--mode", "passive")
+    finally:
+        writer.execute("COMMIT")
+        thread.join(60)
+        writer.close()
+        waiting_checkpoint.close()
+    assert done.is_set()
+    assert run.code == 0, run.err
+    assert run.data["ok"] is True and run.data["mode"] == "PASSIVE"
