@@ -27,6 +27,7 @@ from .database import (
     writer_lock,
 )
 from .errors import (
+    ErrorKind,
     NotAQueueDatabaseError,
     QueueAdminError,
     QueueMaintenanceError,
@@ -360,7 +361,8 @@ def _check_timeout(timeout_seconds: int) -> int:
     if timeout < 0:
         raise QueueMaintenanceError(
             f"Stale lease timeout {timeout_seconds!r} is not a whole number of seconds >= 0; "
-            "use for example 300."
+            "use for example 300.",
+            ErrorKind.INVALID,
         )
     return timeout
 
@@ -370,7 +372,8 @@ def _check_ids(task_ids: list[int]) -> list[int]:
         return sorted({int(task_id) for task_id in task_ids})
     except (TypeError, ValueError) as error:
         raise QueueMaintenanceError(
-            f"Task ids must be whole numbers ({error}); choose the tasks again."
+            f"Task ids must be whole numbers ({error}); choose the tasks again.",
+            ErrorKind.INVALID,
         ) from error
 
 

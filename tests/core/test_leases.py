@@ -252,6 +252,17 @@ def test_bad_arguments_and_missing_files_are_clear_errors(queue_db: Path,
     assert caught.value.kind is ErrorKind.NOT_FOUND
 
 
+
+def test_bad_arguments_are_invalid_input_not_a_disk_error(queue_db: Path) -> None:
+    """The kind picks the CLI's exit code and the window's wording: bad input is INVALID."""
+    manager = LeaseManager(queue_db)
+    for call in (lambda: manager.find_stale_leases(-1),
+                 lambda: manager.requeue_stale_leases("soon"),  # type: ignore[arg-type]
+                 lambda: manager.requeue_tasks(["seven"])):  # type: ignore[list-item]
+        with pytest.raises(QueueMaintenanceError) as caught:
+            call()
+        assert caught.value.kind is ErrorKind.INVALID
+
 HOLD_WRITE_LOCK = """
 import sqlite3, sys
 connection = sqlite3.connect(sys.argv[1], isolation_level=None)
