@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
     QAbstractItemView,
@@ -304,6 +304,16 @@ class MaintenanceTab(QWidget):
     def refresh(self) -> None:
         """Reload what the tab shows from the database (as a job)."""
         raise NotImplementedError
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        """Read again when the tab comes to the front, so it never shows figures from earlier.
+
+        Workers keep changing the file while another tab is in front; an admin switching
+        tabs must see the state of now, not of when the database was opened.
+        """
+        super().showEvent(event)
+        if self.session.db_path is not None and not self.loading:
+            self.refresh()
 
     def add_action(self, button: QAbstractButton, tooltip: str, *, writes: bool = False,
                    queue_only: bool = False) -> QAbstractButton:

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 from _tab_fixtures import lock_held, presenter_of, query, tab_session, wait_idle
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QTabWidget
 
 from queue_admin_gui.core.database import connect, file_size, wal_path
 from queue_admin_gui.core.demo import create_demo_queue
+from queue_admin_gui.core.errors import format_bytes
 from queue_admin_gui.ui.messages import Level
 from queue_admin_gui.ui.wal_tab import WalTab
 
@@ -134,3 +136,27 @@ def test_checkpoint_buttons_wait_for_another_write_job(qtbot, tab, session):
     with qtbot.waitSignal(job.finished, timeout=30_000):
         release.set()
     assert all(button.isEnabled() for button in tab.checkpoint_buttons.values())
+
+
+def test_coming_back_to_the_tab_shows_the_wal_as_it_is_now(qtbot, session, demo_path):
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    tabs.addTab(QLabel("another tab"), "Other")
+    tab = WalTab(session)
+    tabs.addTab(tab, "WAL")
+    tabs.show()
+    tab.refresh()
+    wait_idle(qtbot, session)
+    assert tab.wal_grid.value("wal_size") == "0 bytes"
+    connection = connect(demo_path)
+    try:
+        connection.execute("PRAGMA wal_autocheckpoint=0")
+        add_tasks(connection, 300)
+        grown = file_size(wal_path(demo_path))
+        assert grown > 0
+        tabs.setCurrentWidget(tab)
+        qtbot.waitUntil(lambda: tab.wal_grid.value("wal_size") != "0 bytes", timeout=30_000)
+        wait_idle(qtbot, session)
+        assert tab.wal_grid.value("wal_size") == format_bytes(grown)
+    finally:
+        connection.close()
