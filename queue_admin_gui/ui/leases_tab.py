@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from ..core.leases import DeadTask, LeasedTask, LeaseManager, RequeueResult, WorkerInfo
 from ..core.progress import CancelCheck, ProgressCallback
-from ..session import TOPIC_LEASES, TOPIC_STATS, Session
+from ..session import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS, Session
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,
@@ -82,7 +82,7 @@ def _ids_sentence(ids: list[int], limit: int = 30) -> str:
 class LeasesTab(MaintenanceTab):
     """In-flight tasks with stale leases marked, requeue with preview, workers, dead tasks."""
 
-    topics = (TOPIC_LEASES,)
+    topics = (TOPIC_LEASES, TOPIC_DATABASE)
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)

@@ -8,6 +8,7 @@ from _tab_fixtures import execute, lock_held, presenter_of, query, tab_session, 
 from PySide6.QtCore import QItemSelectionModel, Qt
 
 from queue_admin_gui.core.demo import create_demo_queue
+from queue_admin_gui.session import TOPIC_DATABASE
 from queue_admin_gui.ui.leases_tab import LeasesTab
 from queue_admin_gui.ui.messages import Level
 from queue_admin_gui.ui.widgets import STALE_BACKGROUND
@@ -160,3 +161,13 @@ def test_queue_actions_off_for_a_plain_sqlite_file(qtbot, tab, session, tmp_path
     for button in (tab.preview_button, tab.requeue_button, tab.retry_button):
         assert not button.isEnabled()
     assert "not a PrismQ queue database" in tab.requeue_button.toolTip()
+
+
+def test_a_restored_database_is_shown_without_a_manual_refresh(qtbot, tab, session, demo_path):
+    assert tab.in_flight_model.rowCount() > 0
+    execute(demo_path, "UPDATE task_queue SET status = 'queued', locked_by = NULL, "
+                       "lease_until_utc = NULL WHERE status IN ('leased', 'processing')")
+    session.notify(TOPIC_DATABASE)
+    qtbot.waitUntil(lambda: tab.in_flight_model.rowCount() == 0, timeout=30_000)
+    wait_idle(qtbot, session)
+    assert "0 tasks in flight" in tab.summary_label.text()
