@@ -36,6 +36,9 @@ _BACKGROUND_PROPERTY = "queueAdminBackground"
 _COLUMNS = ("Time", "Action", "Parameters", "Result", "Duration")
 _RESULT_COLOURS = {RESULT_FAILED: QColor("#b02a37"), RESULT_CANCELLED: QColor("#8a5300")}
 _HISTORY_ROWS = 200
+#: Widest the Action and Result columns grow, in characters: a long action or error message
+#: is cut (its tooltip holds the whole text) so Result and Duration stay in view.
+_CAPPED_COLUMNS = {1: 42, 3: 42}
 
 
 def mark_background(job: Job) -> Job:
@@ -80,6 +83,8 @@ class ActivityLogDock(QDockWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        for column in _CAPPED_COLUMNS:
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
         self.table.setToolTip(f"Every admin action of this and earlier sessions; also kept "
                               f"in {self.log.path}.")
         self.setWidget(self.table)
@@ -111,9 +116,18 @@ class ActivityLogDock(QDockWidget):
             if colour is not None and column == 3:
                 item.setForeground(QBrush(colour))
             self.table.setItem(row, column, item)
+        self._fit_capped_columns()
         self.table.scrollToBottom()
         if persist:
             self._persist(entry)
+
+    def _fit_capped_columns(self) -> None:
+        character = self.table.fontMetrics().averageCharWidth()
+        for column, characters in _CAPPED_COLUMNS.items():
+            self.table.resizeColumnToContents(column)
+            widest = characters * character
+            if self.table.columnWidth(column) > widest:
+                self.table.setColumnWidth(column, widest)
 
     def _persist(self, entry: ActivityEntry) -> None:
         try:

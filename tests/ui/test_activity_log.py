@@ -83,3 +83,23 @@ def test_a_file_in_the_way_of_the_log_folder_warns_once(qtbot, session, presente
     assert dock.table.rowCount() == 2
     warnings = presenter.texts(Level.WARNING)
     assert len(warnings) == 1 and "activity log" in warnings[0]
+
+
+def test_result_and_duration_stay_in_view_with_long_actions(qtbot, session, activity_log):
+    dock = ActivityLogDock(session.runner, session.messages, activity_log)
+    qtbot.addWidget(dock)
+    dock.resize(1200, 200)
+    dock.show()
+    qtbot.waitExposed(dock)
+    dock.add_entry(ActivityEntry.now(
+        "Restore queue.db from queue_backup_pre_restore_20261129_190515_with_a_long_name.db",
+        parameters={"backup": "C:/Backups/queue/" + "x" * 60}, result="failed",
+        message="The backup name '../x:y*' cannot be used because it contains a character "
+                "that file names cannot hold; choose a short name of letters and digits.",
+        duration_seconds=1.5))
+    header = dock.table.horizontalHeader()
+    viewport = dock.table.viewport().width()
+    for column in (3, 4):
+        assert header.sectionPosition(column) + header.sectionSize(column) <= viewport
+        assert header.sectionSize(column) >= 40
+    assert dock.table.item(0, 3).toolTip().endswith("letters and digits.")
