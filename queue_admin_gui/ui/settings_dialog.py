@@ -9,6 +9,7 @@ scheduled ``queue-admin-cli`` runs use the same values.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -73,6 +74,9 @@ _NUMBER_GROUPS: dict[str, list[tuple[str, str, str, float, float, str]]] = {
 
 
 _FIELD_TYPES = {item.name: str(item.type) for item in dataclasses.fields(MaintenanceConfig)}
+_LABELS = {name: label for rows in _NUMBER_GROUPS.values() for name, label, *_rest in rows}
+_LABELS.update(backup_dir="Backup folder", checkpoint_mode="Checkpoint mode")
+_FIELD_NAME = re.compile(r"\b(" + "|".join(sorted(_LABELS, key=len, reverse=True)) + r")\b")
 
 
 class SettingsDialog(QDialog):
@@ -164,7 +168,25 @@ class SettingsDialog(QDialog):
             config.validate()
             config.save(self.config_path)
         except QueueAdminError as error:
-            self.messages.report_error(error)
+            self._report_refused(error)
             return
         self.saved_config = config
         self.accept()
+
+    def _report_refused(self, error: QueueAdminError) -> None:
+        """Tell why Save was refused in the dialog's own words and put the cursor there.
+
+        The config names its keys (``wal_size_warning_mb``); the admin sees labels
+        ("WAL warning size"), so each key in the sentence is replaced by its label.
+        """
+        text = str(error)
+        named = _FIELD_NAME.findall(text)
+        if not named or not error.is_environment:
+            self.messages.report_error(error)
+            return
+        self.messages.error(_FIELD_NAME.sub(lambda match: f"'{_LABELS[match.group(1)]}'",
+                                            text))
+        field = self.inputs.get(named[0])
+        widget = field if field is not None else (
+            self.backup_dir_edit if named[0] == "backup_dir" else self.checkpoint_combo)
+        widget.setFocus()

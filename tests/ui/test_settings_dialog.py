@@ -41,8 +41,23 @@ def test_warning_above_critical_is_refused_and_nothing_is_written(qtbot, session
     assert dialog.saved_config is None
     assert dialog.result() != QDialog.DialogCode.Accepted
     errors = presenter.texts(Level.ERROR)
-    assert len(errors) == 1 and "stale_leases_warning" in errors[0]
+    assert len(errors) == 1 and "'Stale leases warning'" in errors[0]
     assert not path.exists()
+
+
+def test_a_refused_value_is_named_as_the_dialog_shows_it_and_focused(qtbot, session,
+                                                                      presenter, tmp_path):
+    dialog = SettingsDialog(MaintenanceConfig(), session.messages,
+                            config_path=tmp_path / "config.toml")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog.inputs["wal_size_warning_mb"].setValue(200)
+    save_button(dialog).click()
+    [error] = presenter.texts(Level.ERROR)
+    assert "'WAL warning size' (200" in error and "'WAL critical size' (100" in error
+    assert "wal_size_warning_mb" not in error and "wal_size_threshold_mb" not in error
+    qtbot.waitUntil(lambda: dialog.inputs["wal_size_warning_mb"].hasFocus(), timeout=5_000)
 
 
 def test_every_input_explains_itself(qtbot, session):
