@@ -392,6 +392,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.status.showMessage("Cancelling running jobs and closing...")
+        self.session.messages.stop_showing()
         self.health_timer.stop()
         self.sampler.stop()
         self.closing.emit()

@@ -128,9 +128,21 @@ class Messages(QObject):
         self.presenter = presenter or DialogPresenter()
         self.parent_widget: QWidget | None = None
         self.status_callback: Callable[[str], None] | None = None
+        #: False once the window has closed: nothing may pop up any more.
+        self.shown = True
+
+    def stop_showing(self) -> None:
+        """The window is closing: record messages (``told``) but show no box, ask nothing.
+
+        A job cancelled by closing the window often ends in an error; a box then would
+        appear with no window behind it and keep the program running until clicked.
+        """
+        self.shown = False
 
     def _tell(self, message: Message) -> Message:
         self.told.emit(message)
+        if not self.shown:
+            return message
         if message.level is Level.INFO and self.status_callback is not None:
             self.status_callback(message.text)
         else:
@@ -160,7 +172,9 @@ class Messages(QObject):
 
     def confirm(self, title: str, text: str, *, confirm_label: str = "OK",
                 destructive: bool = False) -> bool:
-        """Ask before acting; True means the user chose to go ahead."""
+        """Ask before acting; True means the user chose to go ahead (never once closed)."""
+        if not self.shown:
+            return False
         return self.presenter.ask(
             Confirmation(title, text, confirm_label, destructive), self.parent_widget
         )

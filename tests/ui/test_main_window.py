@@ -247,3 +247,27 @@ def test_a_non_queue_file_raises_no_error_from_the_queue_tabs(qtbot, window, ope
     assert "not a PrismQ queue" in leases.summary_label.text()
     assert not leases.refresh_button.isEnabled()
     assert "not a PrismQ queue database" in leases.refresh_button.toolTip()
+
+
+def test_a_job_failing_while_the_window_closes_opens_no_box_after_it(
+        qtbot, window, demo_db, open_db, presenter, activity_log):
+    from queue_admin_gui.core.errors import ErrorKind, QueueMaintenanceError
+
+    open_db(demo_db)
+    entered = threading.Event()
+
+    def waits_on_a_lock(progress, cancelled):
+        entered.set()
+        while not cancelled():
+            threading.Event().wait(0.01)
+        raise QueueMaintenanceError("VACUUM failed: the database is locked by another "
+                                    "program; close it or retry.", ErrorKind.LOCKED)
+
+    job = window.session.run("VACUUM", waits_on_a_lock, writes=True)
+    assert entered.wait(10)
+    presenter.answer = True
+    with qtbot.waitSignal(window.session.runner.job_finished, timeout=30_000):
+        assert window.close()
+    assert job.state.name == "FAILED"
+    assert presenter.texts(Level.ERROR) == [], "a box popped up after the window had closed"
+    assert [e.result for e in activity_log.read() if e.action == "VACUUM"] == ["failed"]
