@@ -297,6 +297,7 @@ class MaintenanceTab(QWidget):
         self._actions: list[_Action] = []
         self._load_job: Job | None = None
         self._load_again = False
+        self._quiet_load = False
         session.database_changed.connect(self._on_database_changed)
         session.changed.connect(self._on_topic_changed)
         session.runner.write_busy_changed.connect(self._on_write_busy_changed)
@@ -309,11 +310,17 @@ class MaintenanceTab(QWidget):
         """Read again when the tab comes to the front, so it never shows figures from earlier.
 
         Workers keep changing the file while another tab is in front; an admin switching
-        tabs must see the state of now, not of when the database was opened.
+        tabs must see the state of now, not of when the database was opened. A failure of
+        this read is not put in a box (the health badge already says the file cannot be
+        read); Refresh still reports it.
         """
         super().showEvent(event)
         if self.session.db_path is not None and not self.loading:
-            self.refresh()
+            self._quiet_load = True
+            try:
+                self.refresh()
+            finally:
+                self._quiet_load = False
 
     def add_action(self, button: QAbstractButton, tooltip: str, *, writes: bool = False,
                    queue_only: bool = False) -> QAbstractButton:
@@ -367,7 +374,8 @@ class MaintenanceTab(QWidget):
             self._load_again = True
             return None
         job = mark_background(self.run_job(title, func, on_done=on_done, on_error=on_error,
-                                           report_errors=report_errors))
+                                           report_errors=report_errors
+                                           and not self._quiet_load))
         self._load_job = job
         job.finished.connect(self._on_load_finished)
         return job

@@ -160,3 +160,23 @@ def test_coming_back_to_the_tab_shows_the_wal_as_it_is_now(qtbot, session, demo_
         assert tab.wal_grid.value("wal_size") == format_bytes(grown)
     finally:
         connection.close()
+
+
+def test_coming_back_to_the_tab_of_a_vanished_file_pops_no_box(qtbot, session, demo_path):
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    tabs.addTab(QLabel("another tab"), "Other")
+    tab = WalTab(session)
+    tabs.addTab(tab, "WAL")
+    tabs.show()
+    tab.refresh()
+    wait_idle(qtbot, session)
+    demo_path.unlink()
+    with qtbot.waitSignal(session.runner.job_finished, timeout=30_000) as blocker:
+        tabs.setCurrentWidget(tab)
+    assert blocker.args[0].state.name == "FAILED"
+    assert presenter_of(session).texts(Level.ERROR) == []
+    qtbot.mouseClick(tab.refresh_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, session)
+    [error] = presenter_of(session).texts(Level.ERROR)
+    assert "not found" in error
