@@ -91,6 +91,9 @@ class Job(QObject):
         self.result: Any = None
         self.error: BaseException | None = None
         self.error_details = ""
+        #: Set by whoever handles the result when the job succeeded without doing all it was
+        #: asked (a checkpoint that could not finish); the activity log records it.
+        self.note = ""
         self.started_at: float | None = None
         self.duration: float | None = None
         self._cancel_event = threading.Event()

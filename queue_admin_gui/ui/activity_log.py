@@ -56,7 +56,10 @@ def entry_for_job(job: Job, database: Path | None) -> ActivityEntry:
     """The audit entry describing a finished job."""
     result = {JobState.SUCCEEDED: RESULT_SUCCEEDED, JobState.CANCELLED: RESULT_CANCELLED
               }.get(job.state, RESULT_FAILED)
-    message = str(job.error) if job.error is not None and result != RESULT_SUCCEEDED else ""
+    if result == RESULT_SUCCEEDED:
+        message = job.note
+    else:
+        message = str(job.error) if job.error is not None else ""
     return ActivityEntry.now(job.title, parameters=job.parameters, result=result,
                              message=message, duration_seconds=job.duration,
                              database=database)

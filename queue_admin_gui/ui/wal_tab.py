@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from ..core.maintenance import QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
+from ..jobs import Job
 from ..session import TOPIC_DATABASE, TOPIC_STATS, Session
 from .widgets import (
     BAD_COLOUR,
@@ -203,8 +204,16 @@ class WalTab(MaintenanceTab):
             progress(0, 0, f"Checkpoint {mode}: waiting for the WAL")
             return QueueMaintenance(path).checkpoint(mode)
 
-        self.run_job(f"Checkpoint {mode}", checkpoint, writes=True,
-                     parameters={"mode": mode}, on_done=self._on_checkpoint_done)
+        job = self.run_job(f"Checkpoint {mode}", checkpoint, writes=True,
+                           parameters={"mode": mode}, on_done=self._on_checkpoint_done)
+        job.succeeded.connect(lambda result: self._note_incomplete(job, result))
+
+    @staticmethod
+    def _note_incomplete(job: Job, result: dict[str, Any]) -> None:
+        """Have the activity log say when a checkpoint ran but left the WAL as it was."""
+        sentence, colour = checkpoint_sentence(result)
+        if colour != GOOD_COLOUR:
+            job.note = sentence
 
     def _on_checkpoint_done(self, result: dict[str, Any]) -> None:
         self.last_result = result

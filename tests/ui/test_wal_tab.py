@@ -9,9 +9,11 @@ from _tab_fixtures import lock_held, presenter_of, query, tab_session, wait_idle
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QTabWidget
 
+from queue_admin_gui.core.activity import ActivityLog
 from queue_admin_gui.core.database import connect, file_size, wal_path
 from queue_admin_gui.core.demo import create_demo_queue
 from queue_admin_gui.core.errors import format_bytes
+from queue_admin_gui.ui.activity_log import ActivityLogDock
 from queue_admin_gui.ui.messages import Level
 from queue_admin_gui.ui.wal_tab import WalTab
 
@@ -180,3 +182,19 @@ def test_coming_back_to_the_tab_of_a_vanished_file_pops_no_box(qtbot, session, d
     wait_idle(qtbot, session)
     [error] = presenter_of(session).texts(Level.ERROR)
     assert "not found" in error
+
+
+def test_a_checkpoint_that_could_not_finish_says_so_in_the_activity_log(
+        qtbot, writer, tab, session, demo_path, tmp_path):
+    dock = ActivityLogDock(session.runner, session.messages,
+                           ActivityLog(tmp_path / "logs" / "activity.jsonl"))
+    qtbot.addWidget(dock)
+    with lock_held(demo_path, "read"):
+        result = click_checkpoint(qtbot, tab, session, "TRUNCATE")
+    wait_idle(qtbot, session)
+    assert result["busy"] == 1
+    [entry] = [e for e in dock.entries if e.action == "Checkpoint TRUNCATE"]
+    assert "could not finish" in entry.message
+    assert "could not finish" in dock.table.item(dock.table.rowCount() - 1, 3).text()
+    [saved] = [e for e in dock.log.read() if e.action == "Checkpoint TRUNCATE"]
+    assert "could not finish" in saved.message
