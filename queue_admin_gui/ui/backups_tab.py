@@ -354,9 +354,9 @@ class BackupsTab(MaintenanceTab):
             problem = report.problems[0] if report.problems else "unknown problem"
             self.verifications[report.path] = Verification(False, now, problem)
             self._tell(f"{report.path.name} is damaged: {problem}", good=False)
+            # Each engine finding already ends with what to do ("use another backup").
             self.session.messages.error(
-                f"The backup {report.path.name} failed verification: {problem} Do not restore "
-                "from it; use another backup.")
+                f"The backup {report.path.name} failed verification: {problem}")
         self.model.set_records(self.model.records)
         self.select_backup(report.path)
 
