@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.jobs import JobRunner
@@ -59,6 +60,18 @@ def presenter_of(session: Session) -> RecordingPresenter:
     presenter = session.messages.presenter
     assert isinstance(presenter, RecordingPresenter)
     return presenter
+
+
+def open_tab(qtbot, session: Session, tab_class: type, *, size: tuple[int, int] = (1100, 800),
+             load: bool = True) -> Any:
+    """A tab on ``session`` as the window builds it; with ``load``, read once and wait."""
+    tab = tab_class(session)
+    qtbot.addWidget(tab)
+    tab.resize(*size)
+    if load:
+        tab.refresh()
+        wait_idle(qtbot, session)
+    return tab
 
 
 def wait_idle(qtbot, session: Session, timeout: int = JOB_TIMEOUT_MS) -> None:

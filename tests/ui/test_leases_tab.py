@@ -4,7 +4,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from _tab_fixtures import execute, lock_held, presenter_of, query, tab_session, wait_idle
+from _tab_fixtures import execute, lock_held, open_tab, presenter_of, query, tab_session, wait_idle
 from PySide6.QtCore import QItemSelectionModel, Qt
 
 from queue_admin_gui.core.demo import create_demo_queue
@@ -32,12 +32,7 @@ def session(qtbot, demo_path):
 
 @pytest.fixture
 def tab(qtbot, session):
-    tab = LeasesTab(session)
-    qtbot.addWidget(tab)
-    tab.resize(1100, 800)
-    tab.refresh()
-    wait_idle(qtbot, session)
-    return tab
+    return open_tab(qtbot, session, LeasesTab)
 
 
 def statuses(path: Path) -> dict[int, tuple]:

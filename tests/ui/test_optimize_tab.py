@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _tab_fixtures import execute, lock_held, presenter_of, query, tab_session, wait_idle
+from _tab_fixtures import execute, lock_held, open_tab, presenter_of, query, tab_session, wait_idle
 from PySide6.QtCore import Qt
 
 from queue_admin_gui.core.database import file_size
@@ -35,12 +35,7 @@ def session(qtbot, demo_path):
 
 @pytest.fixture
 def tab(qtbot, session):
-    tab = OptimizeTab(session)
-    qtbot.addWidget(tab)
-    tab.resize(1100, 800)
-    tab.refresh()
-    wait_idle(qtbot, session)
-    return tab
+    return open_tab(qtbot, session, OptimizeTab)
 
 
 def click(qtbot, session, button):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _tab_fixtures import execute, lock_held, presenter_of, query, tab_session, wait_idle
+from _tab_fixtures import execute, lock_held, open_tab, presenter_of, query, tab_session, wait_idle
 from PySide6.QtCore import Qt
 
 from queue_admin_gui.core.database import file_size, shm_path, wal_path
@@ -27,10 +27,7 @@ def session(qtbot, demo_path):
 
 @pytest.fixture
 def tab(qtbot, session):
-    tab = StatsTab(session)
-    qtbot.addWidget(tab)
-    tab.resize(1100, 700)
-    return tab
+    return open_tab(qtbot, session, StatsTab, size=(1100, 700), load=False)
 
 
 def counts_on_disk(path: Path) -> dict[str, int]:

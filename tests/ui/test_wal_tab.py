@@ -5,7 +5,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from _tab_fixtures import lock_held, presenter_of, query, tab_session, wait_idle
+from _tab_fixtures import lock_held, open_tab, presenter_of, query, tab_session, wait_idle
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QTabWidget
 
@@ -51,12 +51,7 @@ def session(qtbot, demo_path):
 
 @pytest.fixture
 def tab(qtbot, session):
-    tab = WalTab(session)
-    qtbot.addWidget(tab)
-    tab.resize(1100, 800)
-    tab.refresh()
-    wait_idle(qtbot, session)
-    return tab
+    return open_tab(qtbot, session, WalTab)
 
 
 def click_checkpoint(qtbot, tab, session, mode):
