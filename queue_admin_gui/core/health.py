@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -143,57 +144,60 @@ def backup_age_hours(last_backup_at: datetime | None, now: datetime | None = Non
 def assess_health(config: MaintenanceConfig, measured: HealthMeasurements,
                   now: datetime | None = None) -> HealthReport:
     """Grade each measurement against the config's warning and critical levels."""
-    findings: list[HealthFinding] = []
+    candidates: list[HealthFinding | None] = []
     if measured.wal_size_bytes is not None:
-        level = _grade(measured.wal_size_bytes / _MB, config.wal_size_warning_mb,
-                       config.wal_size_threshold_mb)
-        if level:
-            limit = (config.wal_size_threshold_mb if level is HealthLevel.CRITICAL
-                     else config.wal_size_warning_mb)
-            findings.append(HealthFinding(level, (
-                f"The WAL file is {format_bytes(measured.wal_size_bytes)} "
-                f"(limit {limit} MB); run a TRUNCATE checkpoint on the WAL/Checkpoint tab."),
-                f"WAL {format_bytes(measured.wal_size_bytes)}"))
+        size = format_bytes(measured.wal_size_bytes)
+        candidates.append(_threshold_finding(
+            measured.wal_size_bytes / _MB, config.wal_size_warning_mb,
+            config.wal_size_threshold_mb,
+            lambda limit: (f"The WAL file is {size} (limit {limit:g} MB); run a TRUNCATE "
+                           "checkpoint on the WAL/Checkpoint tab."),
+            f"WAL {size}"))
     if measured.fragmentation_percent is not None:
-        level = _grade(measured.fragmentation_percent, config.fragmentation_warning_percent,
-                       config.fragmentation_critical_percent)
-        if level:
-            limit = (config.fragmentation_critical_percent if level is HealthLevel.CRITICAL
-                     else config.fragmentation_warning_percent)
-            findings.append(HealthFinding(level, (
-                f"{measured.fragmentation_percent:.0f} % of the database pages are free "
-                f"(limit {limit:g} %); run VACUUM on the Optimization tab in a quiet hour."),
-                f"{measured.fragmentation_percent:.0f} % free pages"))
+        free = f"{measured.fragmentation_percent:.0f} %"
+        candidates.append(_threshold_finding(
+            measured.fragmentation_percent, config.fragmentation_warning_percent,
+            config.fragmentation_critical_percent,
+            lambda limit: (f"{free} of the database pages are free (limit {limit:g} %); run "
+                           "VACUUM on the Optimization tab in a quiet hour."),
+            f"{free} free pages"))
     if measured.stale_leases is not None:
-        level = _grade(measured.stale_leases, config.stale_leases_warning,
-                       config.stale_leases_critical)
-        if level:
-            findings.append(HealthFinding(level, (
-                f"{measured.stale_leases} tasks hold an expired lease; requeue them on the "
-                "Leases tab."), f"{measured.stale_leases} stale leases"))
-    findings.extend(_backup_findings(config, measured, now))
+        stale = measured.stale_leases
+        candidates.append(_threshold_finding(
+            stale, config.stale_leases_warning, config.stale_leases_critical,
+            lambda _limit: f"{stale} tasks hold an expired lease; requeue them on the Leases tab.",
+            f"{stale} stale leases"))
+    candidates.append(_backup_finding(config, measured, now))
+    findings = [finding for finding in candidates if finding is not None]
     findings.extend(_disk_findings(measured))
     findings.sort(key=lambda finding: finding.level, reverse=True)
     worst = max((finding.level for finding in findings), default=HealthLevel.OK)
     return HealthReport(worst, findings)
 
 
-def _backup_findings(config: MaintenanceConfig, measured: HealthMeasurements,
-                     now: datetime | None) -> list[HealthFinding]:
+def _threshold_finding(value: float, warning: float, critical: float,
+                       reason: Callable[[float], str], short: str) -> HealthFinding | None:
+    """A finding when ``value`` reaches a level; ``reason`` gets the limit it crossed."""
+    level = _grade(value, warning, critical)
+    if not level:
+        return None
+    limit = critical if level is HealthLevel.CRITICAL else warning
+    return HealthFinding(level, reason(limit), short)
+
+
+def _backup_finding(config: MaintenanceConfig, measured: HealthMeasurements,
+                    now: datetime | None) -> HealthFinding | None:
     if measured.has_backups is False:
-        return [HealthFinding(HealthLevel.CRITICAL, (
-            "There is no backup in the backup folder; back up now (Ctrl+B)."), "no backup")]
+        return HealthFinding(HealthLevel.CRITICAL, (
+            "There is no backup in the backup folder; back up now (Ctrl+B)."), "no backup")
     age = backup_age_hours(measured.last_backup_at, now)
     if age is None:
-        return []
-    level = _grade(age, config.backup_age_warning_hours, config.backup_age_critical_hours)
-    if not level:
-        return []
-    limit = (config.backup_age_critical_hours if level is HealthLevel.CRITICAL
-             else config.backup_age_warning_hours)
-    return [HealthFinding(level, (
-        f"The last backup is {age:.0f} hours old (limit {limit:g} h); back up now (Ctrl+B)."),
-        f"last backup {age:.0f} h old")]
+        return None
+    return _threshold_finding(
+        age, config.backup_age_warning_hours, config.backup_age_critical_hours,
+        lambda limit: (f"The last backup is {age:.0f} hours old (limit {limit:g} h); back up "
+                       "now (Ctrl+B)."),
+        f"last backup {age:.0f} h old")
 
 
 def _disk_findings(measured: HealthMeasurements) -> list[HealthFinding]:
