@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import TracebackType
 
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from . import __version__
 from .core.config import APP_AUTHOR, MaintenanceConfig
@@ -27,9 +29,32 @@ from .ui.messages import Messages, Presenter
 APPLICATION_NAME = "Queue Admin"
 
 
+class UsageError(Exception):
+    """The command line asked for help or could not be understood; the text says which."""
+
+    def __init__(self, text: str, exit_code: int) -> None:
+        super().__init__(text)
+        self.exit_code = exit_code
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """An argument parser that raises instead of printing and exiting.
+
+    As a GUI program on Windows there may be no console to print to, so :func:`main` shows
+    the text in a box instead.
+    """
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.format_usage().strip()}\n{self.prog}: error: {message}", 2)
+
+    def _print_message(self, message: str, file: object = None) -> None:
+        if message:
+            raise UsageError(message.strip(), 0)
+
+
 def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
-    """The command line: ``--db PATH`` or ``--demo`` (not both)."""
-    parser = argparse.ArgumentParser(
+    """The command line: ``--db PATH`` or ``--demo`` (not both); raises :class:`UsageError`."""
+    parser = _ArgumentParser(
         prog="queue-admin", description="Administer a PrismQ SQLite task queue.")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--db", type=Path, metavar="PATH", help="queue database file to open")
@@ -75,15 +100,47 @@ def create_window(arguments: argparse.Namespace, *, settings: QSettings | None =
     return window
 
 
+ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], object]
+
+
+def install_crash_reporter(messages: Messages) -> ExceptHook:
+    """Show a bug raised in the window's own code (a slot, a timer) with details to copy.
+
+    Jobs report their own failures; this catches what escapes everywhere else, which Qt
+    would otherwise only print to a console a GUI program on Windows does not have. The
+    window keeps running. Returns the previous hook.
+    """
+    previous = sys.excepthook
+
+    def report(kind: type[BaseException], error: BaseException,
+               trace: TracebackType | None) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            previous(kind, error, trace)
+            return
+        details = "".join(traceback.format_exception(kind, error, trace))
+        messages.report_error(error, details)
+
+    sys.excepthook = report
+    return previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Start the application; returns the exit code."""
-    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    """Start the application; returns the exit code (2 for a command line it cannot use)."""
     application = QApplication.instance() or QApplication([sys.argv[0]])
     application.setApplicationName(APPLICATION_NAME)
     application.setOrganizationName(APP_AUTHOR)
     application.setApplicationVersion(__version__)
     application.setWindowIcon(app_icon())
+    try:
+        arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    except UsageError as error:
+        if sys.stderr is not None:
+            print(error, file=sys.stderr)
+        else:  # started from a shortcut or Explorer: no console to print to
+            QMessageBox.information(None, APPLICATION_NAME, str(error))
+        return error.exit_code
     window = create_window(arguments)
+    install_crash_reporter(window.session.messages)
     window.show()
     return application.exec()
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from queue_admin_gui.app import create_window, parse_arguments
@@ -72,6 +74,36 @@ def test_demo_reuses_an_existing_demo_queue(qtbot, make_window):
     assert path.stat().st_ino == inode
 
 
-def test_db_and_demo_are_exclusive():
-    with pytest.raises(SystemExit):
-        parse_arguments(["--db", "x.db", "--demo"])
+def test_a_bad_command_line_is_a_usage_error_not_a_print_and_exit():
+    from queue_admin_gui.app import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        parse_arguments(["--db", "a.db", "--demo"])
+    assert caught.value.exit_code == 2
+    assert "not allowed with argument" in str(caught.value)
+    with pytest.raises(UsageError) as caught:
+        parse_arguments(["--version"])
+    assert caught.value.exit_code == 0
+    assert str(caught.value).startswith("queue-admin ")
+
+
+@pytest.mark.qt_no_exception_capture
+def test_a_bug_in_a_slot_reaches_the_user_with_its_traceback(qtbot, make_window, monkeypatch):
+    from PySide6.QtCore import QTimer
+
+    from queue_admin_gui.app import install_crash_reporter
+    from queue_admin_gui.ui.messages import Level
+
+    monkeypatch.setattr("sys.excepthook", sys.excepthook)
+    window, presenter = make_window()
+    install_crash_reporter(window.session.messages)
+
+    def broken_slot():
+        raise ZeroDivisionError("division by zero in a slot")
+
+    QTimer.singleShot(0, broken_slot)
+    qtbot.waitUntil(lambda: any(m.level is Level.BUG for m in presenter.messages),
+                    timeout=10_000)
+    bug = next(m for m in presenter.messages if m.level is Level.BUG)
+    assert "ZeroDivisionError" in bug.text
+    assert "broken_slot" in bug.details
