@@ -88,6 +88,7 @@ class Job(QObject):
         self.writes = writes
         self.parameters = dict(parameters or {})
         self.state = JobState.PENDING
+        self._outcome = JobState.PENDING
         self.result: Any = None
         self.error: BaseException | None = None
         self.error_details = ""
@@ -153,7 +154,7 @@ class Job(QObject):
                 error: BaseException | None = None) -> None:
         self.duration = time.monotonic() - begin
         self.error = error
-        self.state = state
+        self._outcome = state
 
     # -- relays, run in the GUI thread ----------------------------------------------------
     def _on_worker_progress(self, done: int, total: int, stage: str) -> None:
@@ -162,6 +163,9 @@ class Job(QObject):
     def _on_worker_ended(self) -> None:
         if self._thread is not None:
             self._thread.wait()
+        # The state changes here, in the GUI thread, right before the outcome's signals: a
+        # widget that sees the job finished has also had its handlers run.
+        self.state = self._outcome
         if self.state is JobState.SUCCEEDED:
             self.succeeded.emit(self.result)
         elif self.state is JobState.CANCELLED:

@@ -98,3 +98,22 @@ def test_known_error_and_bug_are_told_apart(qtbot, runner):
     assert known_job.error_details == ""
     assert isinstance(bug_job.error, ValueError)
     assert "ValueError: boom" in bug_job.error_details
+
+
+def test_a_job_reads_finished_only_once_its_handlers_have_run(qtbot, runner):
+    worker_done = threading.Event()
+
+    def work(progress, cancelled):
+        worker_done.set()
+        return 42
+
+    job = Job("Work", work)
+    seen_when_finished = []
+    job.succeeded.connect(lambda value: seen_when_finished.append(job.is_finished))
+    with qtbot.waitSignal(job.finished, timeout=10_000):
+        runner.run(job)
+        assert worker_done.wait(10)
+        job.wait(10_000)  # the worker thread has ended; its outcome is not relayed yet
+        assert not job.is_finished
+    assert seen_when_finished == [True]
+    assert job.state is JobState.SUCCEEDED and job.result == 42
