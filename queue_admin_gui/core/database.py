@@ -155,19 +155,21 @@ def connect(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
 
 
 def open_read_only(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
-                   error_class: type[QueueAdminError] = QueueDatabaseError
-                   ) -> sqlite3.Connection:
+                   error_class: type[QueueAdminError] = QueueDatabaseError,
+                   immutable: bool = False) -> sqlite3.Connection:
     """Open a file for inspection only: it cannot be changed through this connection.
 
     Untrusted files (backups, files chosen from disk) are opened this way: ``trusted_schema``
     off so that schema-defined SQL cannot call risky functions, no extension loading, and
     ``query_only`` on. A file that is not SQLite raises a NOT_A_DATABASE error here.
+    ``immutable`` promises SQLite that nobody changes the file meanwhile (a closed backup):
+    it then takes no locks and creates no -wal or -shm beside it.
     """
     path = Path(path)
     action = f"Opening {_describe(path)}"
     require_existing_file(path, action, error_class)
     try:
-        return _open_guarded(path, busy_timeout_ms, trusted_schema=False)
+        return _open_guarded(path, busy_timeout_ms, trusted_schema=False, immutable=immutable)
     except sqlite3.Error as error:
         if not _only_json_is_unsafe(error):
             raise translate_error(error, action, error_class) from error
@@ -176,7 +178,7 @@ def open_read_only(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     # harmless; the file is then opened with an authorizer that refuses every function able
     # to reach outside the database, on top of read-only mode, query_only and no extensions.
     try:
-        return _open_guarded(path, busy_timeout_ms, trusted_schema=True)
+        return _open_guarded(path, busy_timeout_ms, trusted_schema=True, immutable=immutable)
     except sqlite3.Error as error:
         raise translate_error(error, action, error_class) from error
 
@@ -202,10 +204,11 @@ def _authorize_untrusted(action: int, arg1: str | None, arg2: str | None,
     return sqlite3.SQLITE_OK
 
 
-def _open_guarded(path: Path, busy_timeout_ms: int, *, trusted_schema: bool
-                  ) -> sqlite3.Connection:
+def _open_guarded(path: Path, busy_timeout_ms: int, *, trusted_schema: bool,
+                  immutable: bool = False) -> sqlite3.Connection:
+    uri = sqlite_uri(path, mode="ro", immutable="1") if immutable else sqlite_uri(path, mode="ro")
     connection = sqlite3.connect(
-        sqlite_uri(path, mode="ro"), uri=True, timeout=busy_timeout_ms / 1000,
+        uri, uri=True, timeout=busy_timeout_ms / 1000,
         isolation_level=None, check_same_thread=False,
     )
     try:

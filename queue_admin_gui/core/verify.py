@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from .database import SQLITE_HEADER, check_queue_schema, open_read_only, shm_path, wal_path
+from .database import SQLITE_HEADER, check_queue_schema, open_read_only, wal_path
 from .errors import (
     ErrorKind,
     OperationCancelled,
@@ -103,31 +103,22 @@ def read_header(path: Path) -> SQLiteHeader | None:
                         page_count_valid=page_count > 0 and change_counter == valid_for)
 
 
-def _existing_sidecars(path: Path) -> set[Path]:
-    return {side for side in (wal_path(path), shm_path(path)) if side.exists()}
-
-
 @contextlib.contextmanager
 def open_backup_file(path: Path) -> Iterator[sqlite3.Connection]:
     """Open a backup for reading (untrusted: read-only, trusted_schema off) and close it after.
 
-    Backups made by older tools may still say "WAL" in their header; opening those makes
-    SQLite create an empty -wal and -shm beside them, which a read-only connection cannot
-    remove. Those files, when this open created them and the -wal is empty, are removed
-    afterwards so the backup folder stays as it was.
+    Backups made by older tools may still say "WAL" in their header; a normal open would
+    make SQLite create an empty -wal and -shm beside them. When no -wal lies beside such a
+    file, everything it holds is in the file itself, so it is opened immutable: no lock, no
+    side file, and nothing to remove afterwards (the tool never deletes a -wal or -shm).
     """
-    before = _existing_sidecars(path)
-    connection = open_read_only(path, error_class=QueueBackupError)
+    header = read_header(path) if path.is_file() else None
+    immutable = header is not None and header.is_wal and not wal_path(path).exists()
+    connection = open_read_only(path, error_class=QueueBackupError, immutable=immutable)
     try:
         yield connection
     finally:
         connection.close()
-        created = _existing_sidecars(path) - before
-        wal = wal_path(path)
-        if wal not in created or wal.stat().st_size == 0:
-            for side in created:
-                with contextlib.suppress(OSError):
-                    side.unlink()
 
 
 def manifest_of(backup_path: Path) -> BackupManifest | None:

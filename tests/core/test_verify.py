@@ -16,7 +16,7 @@ from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.database import QueueDatabase
 from queue_admin_gui.core.errors import ErrorKind, OperationCancelled, QueueBackupError
 from queue_admin_gui.core.manifest import BackupManifest, file_sha256, manifest_path_for
-from queue_admin_gui.core.verify import check_backup_file, read_header
+from queue_admin_gui.core.verify import check_backup_file, open_backup_file, read_header
 
 BAD_KINDS = ["empty", "random", "truncated", "damaged page", "damaged page, no manifest",
              "other schema", "bytes changed", "manifest unreadable"]
@@ -127,6 +127,22 @@ def test_an_old_backup_without_manifest_passes_with_a_note(engine: QueueBackup,
     assert report.ok and report.manifest is None
     assert any("no manifest" in note for note in report.notes)
     assert sorted(p.name for p in engine.backup_dir.iterdir()) == [old.name]
+
+
+def test_an_old_wal_backup_is_read_without_creating_side_files(engine: QueueBackup,
+                                                               queue_db: Path) -> None:
+    old = engine.backup_dir / "queue_backup_20200101_000000.db"
+    with sqlite3.connect(queue_db) as source, sqlite3.connect(old) as target:
+        source.backup(target)
+    source.close()
+    target.close()
+    with sqlite3.connect(queue_db) as source:
+        expected = source.execute("SELECT count(*) FROM task_queue").fetchone()[0]
+    source.close()
+    with open_backup_file(old) as connection:
+        assert connection.execute("SELECT count(*) FROM task_queue").fetchone()[0] == expected
+        assert sorted(p.name for p in engine.backup_dir.iterdir()) == [old.name]
+    assert check_backup_file(old).ok
 
 
 def test_a_missing_backup_is_one_problem(tmp_path: Path) -> None:
