@@ -38,6 +38,7 @@ from ..core.schema import KNOWN_STATUSES
 from ..core.verify import VerifyReport
 from ..jobs import Job
 from ..session import Session
+from .backup_rows import backup_label
 
 PROBLEM_STYLE = "color: #b00020; font-weight: bold;"
 GOOD_STYLE = "color: #1b5e20;"
@@ -164,7 +165,7 @@ class ChoosePage(JobPage):
                          "backup is at the top.")
         self.backups: list[BackupInfo] = []
         self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["Made at", "Size", "Tasks", "Verified", "File"])
+        self.tree.setHeaderLabels(["Name", "Made at", "Size", "Tasks", "Verified", "File"])
         self.tree.setRootIsDecorated(False)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.currentItemChanged.connect(self._on_current_changed)
@@ -209,7 +210,7 @@ class ChoosePage(JobPage):
         self.state.backup_path = path
         item = self._item_for(path)
         if item is None:
-            item = QTreeWidgetItem(["Other file", "", "", "Not checked yet", str(path)])
+            item = QTreeWidgetItem(["Other file", "", "", "", "Not checked yet", str(path)])
             item.setData(0, Qt.ItemDataRole.UserRole, str(path))
             self.tree.insertTopLevelItem(0, item)
         self.tree.setCurrentItem(item)
@@ -230,14 +231,15 @@ class ChoosePage(JobPage):
         self.tree.clear()
         for info in backups:
             item = QTreeWidgetItem([
+                backup_label(info.path),
                 info.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
                 format_bytes(info.size_bytes), counts_summary(info.task_counts),
                 self._verified_text(info), info.path.name,
             ])
             item.setData(0, Qt.ItemDataRole.UserRole, str(info.path))
-            item.setToolTip(4, str(info.path))
+            item.setToolTip(5, str(info.path))
             self.tree.addTopLevelItem(item)
-        for column in range(4):
+        for column in range(5):
             self.tree.resizeColumnToContents(column)
         if chosen is not None:
             self.choose_path(chosen)

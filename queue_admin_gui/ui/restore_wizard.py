@@ -305,7 +305,7 @@ class RestoreWizard(QWizard):
                                QWizard.WizardButton.CancelButton]
         self.setButtonLayout(self._normal_layout)
         self.currentIdChanged.connect(self._on_page_changed)
-        self.resize(760, 560)
+        self.resize(960, 640)
         if backup_path is not None:
             self.choose_path(backup_path)
 
