@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from . import __version__
 from .core.config import APP_AUTHOR, MaintenanceConfig
 from .core.errors import QueueAdminError
+from .gc_guard import MainThreadGarbageCollector
 from .jobs import JobRunner
 from .session import Session
 from .ui.icons import app_icon
@@ -139,10 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:  # started from a shortcut or Explorer: no console to print to
             QMessageBox.information(None, APPLICATION_NAME, str(error))
         return error.exit_code
+    collector = MainThreadGarbageCollector(parent=application)
     window = create_window(arguments)
     install_crash_reporter(window.session.messages)
     window.show()
-    return application.exec()
+    try:
+        return application.exec()
+    finally:
+        collector.stop()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ the output folder.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
@@ -49,6 +50,7 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
     from .core.activity import ActivityLog
     from .core.config import MaintenanceConfig
     from .core.demo import DemoWorkers, create_demo_queue
+    from .gc_guard import MainThreadGarbageCollector
     from .jobs import JobRunner
     from .session import Session
     from .ui.icons import app_icon
@@ -57,6 +59,8 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
 
     application = QApplication.instance() or QApplication([sys.argv[0]])
     application.setWindowIcon(app_icon())
+    # Unless something already runs collection in this thread (the application, the tests).
+    collector = MainThreadGarbageCollector(parent=application) if gc.isenabled() else None
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="queue-admin-shots-") as folder:
@@ -104,6 +108,8 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
             workers.stop()
             session.runner.shutdown()
             window.close()
+            if collector is not None:
+                collector.stop()
     return written
 
 

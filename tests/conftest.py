@@ -26,10 +26,24 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(scope="session", autouse=True)
+def garbage_collected_in_gui_thread():
+    """Collect garbage only in the main thread, as the application does (see gc_guard)."""
+    from PySide6.QtWidgets import QApplication
+
+    from queue_admin_gui.gc_guard import MainThreadGarbageCollector
+
+    application = QApplication.instance() or QApplication([])
+    collector = MainThreadGarbageCollector(parent=application)
+    yield collector
+    collector.stop()
+
+
 @pytest.fixture(autouse=True)
-def no_leftover_job_threads(request: pytest.FixtureRequest):
+def no_leftover_job_threads(request: pytest.FixtureRequest, garbage_collected_in_gui_thread):
     """Fail a test that leaves a job's worker thread running (it would outlive its widgets)."""
     yield
+    garbage_collected_in_gui_thread.check()
     jobs = sys.modules.get("queue_admin_gui.jobs")
     if jobs is None:
         return
