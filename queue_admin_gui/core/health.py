@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import MaintenanceConfig
+from .disk import free_bytes, nearest_existing_folder
 from .errors import drive_label, format_bytes
 from .leases import LeaseManager
 from .manifest import is_backup_file_name, parse_backup_name
@@ -226,13 +226,10 @@ def _disk_findings(measured: HealthMeasurements) -> list[HealthFinding]:
 
 def free_space(folder: str | Path) -> tuple[str, int] | None:
     """``(drive, free bytes)`` for the nearest existing folder of ``folder``; None if unknown."""
-    path = Path(folder)
-    while not path.exists() and path.parent != path:
-        path = path.parent
-    try:
-        return drive_label(path.resolve()), shutil.disk_usage(path).free
-    except OSError:
+    free = free_bytes(folder)
+    if free is None:
         return None
+    return drive_label(nearest_existing_folder(folder).resolve()), free
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ then reported as "the database is locked by another program; close it or retry".
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import tempfile
 import time
@@ -28,6 +27,7 @@ from .database import (
     wal_path,
     writer_lock,
 )
+from .disk import same_drive
 from .errors import (
     ErrorKind,
     QueueAdminError,
@@ -256,7 +256,7 @@ class QueueMaintenance:
         needed = self.vacuum_space_needed()
         folder = self.db_path.absolute().parent
         temp_folder = Path(tempfile.gettempdir())
-        if _same_device(folder, temp_folder):
+        if same_drive(folder, temp_folder):
             require_free_space(folder, needed, action, QueueMaintenanceError)
             return
         require_free_space(folder, needed // 2, action, QueueMaintenanceError)
@@ -290,10 +290,3 @@ def _logical_size(connection: sqlite3.Connection) -> int:
 
 def _quote_identifier(name: str) -> str:
     return name.replace('"', '""')
-
-
-def _same_device(first: Path, second: Path) -> bool:
-    try:
-        return os.stat(first).st_dev == os.stat(second).st_dev
-    except OSError:
-        return True

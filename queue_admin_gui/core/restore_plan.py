@@ -9,23 +9,20 @@ room. These steps only read (the write-lock probe rolls back at once); the resto
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .database import (
     check_queue_schema,
     closing_connection,
-    connect,
     file_size,
     open_read_only,
     task_counts,
     wal_path,
 )
+from .disk import free_bytes, nearest_existing_folder, same_drive
 from .errors import (
     ErrorKind,
     QueueAdminError,
@@ -39,11 +36,10 @@ from .progress import CancelCheck, ProgressCallback, interruptible, raise_if_can
 from .restore import TargetState, inspect_target
 from .schema import DEAD_STATUSES, IN_FLIGHT_STATUSES, STATUS_COMPLETED, STATUS_QUEUED
 from .verify import open_backup_file
+from .write_access import PROBE_BUSY_TIMEOUT_MS, probe_write_access
 
 #: Seconds since the last heartbeat within which a worker counts as running.
 ACTIVE_WORKER_SECONDS = 60
-#: How long the write-lock probe waits before it calls the database blocked.
-PROBE_BUSY_TIMEOUT_MS = 250
 #: Rows between two progress reports (and cancellation checks) while comparing.
 _COMPARE_STEP = 5000
 
@@ -317,66 +313,12 @@ def preflight(live_path: str | Path, backup_dir: str | Path,
     result.blocked_reason = probe_write_access(live_path)
     result.backup_size = file_size(backup_path) if backup_path is not None else 0
     result.safety_size = file_size(live_path) + file_size(wal_path(live_path))
-    result.live_folder = _existing_folder(live_path.parent)
+    result.live_folder = nearest_existing_folder(live_path.parent)
     result.backup_dir = backup_dir
-    backup_folder = _existing_folder(backup_dir)
-    result.free_bytes = {"live": _free(result.live_folder), "backup": _free(backup_folder)}
-    result.same_drive = _same_drive(result.live_folder, backup_folder)
+    result.free_bytes = {"live": free_bytes(result.live_folder) or 0,
+                         "backup": free_bytes(backup_dir) or 0}
+    result.same_drive = same_drive(result.live_folder, backup_dir)
     return result
-
-
-def probe_write_access(live_path: str | Path,
-                       busy_timeout_ms: int = PROBE_BUSY_TIMEOUT_MS) -> str | None:
-    """Say what blocks writing to the live database, or None when a restore could write now.
-
-    Takes the write lock the restore needs (``BEGIN IMMEDIATE``; ``BEGIN EXCLUSIVE`` outside
-    WAL mode, where readers block a writer too) on a short busy timeout and rolls back at
-    once. A missing or damaged file blocks nothing: the restore replaces it.
-    """
-    live_path = Path(live_path)
-    if not live_path.exists():
-        return None
-    try:
-        with closing_connection(connect(live_path, busy_timeout_ms=busy_timeout_ms)) as conn:
-            mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-            conn.execute("BEGIN IMMEDIATE" if mode == "wal" else "BEGIN EXCLUSIVE")
-            conn.execute("ROLLBACK")
-    except (sqlite3.Error, QueueAdminError) as error:
-        if _kind_of(error) is ErrorKind.LOCKED:
-            return (f"another program holds a write lock or a long transaction on "
-                    f"'{live_path.name}'")
-    return None
-
-
-def wait_for_write_access(live_path: str | Path, timeout_seconds: float,
-                          tick: Callable[[float], None] | None = None,
-                          cancelled: CancelCheck | None = None) -> bool:
-    """Wait until nothing blocks writing to the live database; False when time ran out.
-
-    ``tick(remaining_seconds)`` is called about once a second so a countdown can show; a
-    cancel raises :class:`OperationCancelled`. Nothing is changed either way.
-    """
-    deadline = time.monotonic() + max(0.0, float(timeout_seconds))
-    while True:
-        raise_if_cancelled(cancelled, "Waiting for the database")
-        remaining = deadline - time.monotonic()
-        if tick is not None:
-            tick(max(0.0, remaining))
-        probe_ms = int(min(1000.0, max(50.0, remaining * 1000)))
-        if probe_write_access(live_path, probe_ms) is None:
-            return True
-        if time.monotonic() >= deadline:
-            if tick is not None:
-                tick(0.0)
-            return False
-
-
-def blocked_sentence(live_path: str | Path, waited_seconds: float) -> str:
-    """The one sentence that says a restore did not start because the file stayed locked."""
-    return (f"Restore not started: another program kept a write lock or a long transaction "
-            f"on '{Path(live_path).name}' for {int(round(waited_seconds))} seconds "
-            "(a worker, a script or a database browser); nothing was changed. Close that "
-            "program or stop the workers, then try again.")
 
 
 @dataclass
@@ -434,25 +376,3 @@ def _kind_of(error: BaseException) -> ErrorKind:
 
 def _tasks(count: int) -> str:
     return f"{count} task" if count == 1 else f"{count} tasks"
-
-
-def _existing_folder(folder: Path) -> Path:
-    """The folder, or its nearest existing parent (the backup folder may not exist yet)."""
-    folder = folder.absolute()
-    while not folder.exists() and folder.parent != folder:
-        folder = folder.parent
-    return folder
-
-
-def _free(folder: Path) -> int:
-    try:
-        return shutil.disk_usage(folder).free
-    except OSError:
-        return 0
-
-
-def _same_drive(first: Path, second: Path) -> bool:
-    try:
-        return os.stat(first).st_dev == os.stat(second).st_dev
-    except OSError:
-        return drive_label(first) == drive_label(second)

@@ -25,13 +25,8 @@ from ..core.database import BUSY_TIMEOUT_MS
 from ..core.errors import ErrorKind, QueueAdminError, QueueBackupError
 from ..core.leases import LeaseManager, RequeueResult
 from ..core.restore import STAGE_WRITE, RestoreResult
-from ..core.restore_plan import (
-    RestoredCheck,
-    blocked_sentence,
-    check_restored,
-    probe_write_access,
-    wait_for_write_access,
-)
+from ..core.restore_plan import RestoredCheck, check_restored
+from ..core.write_access import blocked_sentence, probe_write_access, wait_for_write_access
 from ..session import TOPIC_BACKUPS, TOPIC_DATABASE, TOPIC_LEASES, Session
 from .restore_pages import (
     GOOD_STYLE,

@@ -17,11 +17,13 @@ from queue_admin_gui.core.restore import TargetState
 from queue_admin_gui.core.restore_plan import (
     Preflight,
     QueueSnapshot,
-    blocked_sentence,
     check_restored,
     compare_backup_with_live,
     inspect_database,
     preflight,
+)
+from queue_admin_gui.core.write_access import (
+    blocked_sentence,
     probe_write_access,
     wait_for_write_access,
 )
