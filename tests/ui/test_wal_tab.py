@@ -135,7 +135,8 @@ def test_checkpoint_buttons_wait_for_another_write_job(qtbot, tab, session):
     assert all(button.isEnabled() for button in tab.checkpoint_buttons.values())
 
 
-def test_coming_back_to_the_tab_shows_the_wal_as_it_is_now(qtbot, session, demo_path):
+def wal_tab_behind_another(qtbot, session) -> tuple[QTabWidget, WalTab]:
+    """The WAL tab, loaded once, in a tab widget that shows another tab in front of it."""
     tabs = QTabWidget()
     qtbot.addWidget(tabs)
     tabs.addTab(QLabel("another tab"), "Other")
@@ -144,6 +145,11 @@ def test_coming_back_to_the_tab_shows_the_wal_as_it_is_now(qtbot, session, demo_
     tabs.show()
     tab.refresh()
     wait_idle(qtbot, session)
+    return tabs, tab
+
+
+def test_coming_back_to_the_tab_shows_the_wal_as_it_is_now(qtbot, session, demo_path):
+    tabs, tab = wal_tab_behind_another(qtbot, session)
     assert tab.wal_grid.value("wal_size") == "0 bytes"
     connection = connect(demo_path)
     try:
@@ -160,14 +166,7 @@ def test_coming_back_to_the_tab_shows_the_wal_as_it_is_now(qtbot, session, demo_
 
 
 def test_coming_back_to_the_tab_of_a_vanished_file_pops_no_box(qtbot, session, demo_path):
-    tabs = QTabWidget()
-    qtbot.addWidget(tabs)
-    tabs.addTab(QLabel("another tab"), "Other")
-    tab = WalTab(session)
-    tabs.addTab(tab, "WAL")
-    tabs.show()
-    tab.refresh()
-    wait_idle(qtbot, session)
+    tabs, tab = wal_tab_behind_another(qtbot, session)
     demo_path.unlink()
     with qtbot.waitSignal(session.runner.job_finished, timeout=30_000) as blocker:
         tabs.setCurrentWidget(tab)
