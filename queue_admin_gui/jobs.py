@@ -9,6 +9,12 @@ signal and ``cancelled()`` reads a thread-safe flag that :meth:`Job.cancel` sets
 vacuum, analyze, requeue) one at a time, in the order they were asked for. A running thread
 is never dropped or terminated: the runner keeps it until it has finished, and
 :meth:`JobRunner.shutdown` cancels and waits.
+
+A finished job is released: once its outcome's handlers have run, its worker thread (already
+ended and waited for) is dropped and the job's Qt object is deleted at the next turn of the
+event loop, which also drops every slot connected to it. A window open for weeks runs
+thousands of jobs; none of them stays behind. Python attributes (``state``, ``result``,
+``error``, ``duration``) stay readable on a job someone still holds.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class JobState(Enum):
 
 
 _live_threads: weakref.WeakSet[QThread] = weakref.WeakSet()
+_live_jobs: weakref.WeakSet[Job] = weakref.WeakSet()
 
 
 def running_job_threads() -> list[QThread]:
@@ -48,17 +55,33 @@ def running_job_threads() -> list[QThread]:
     return [thread for thread in _live_threads if thread.isRunning()]
 
 
+def track_thread(thread: QThread) -> QThread:
+    """Count a long-lived worker thread (the sampler's) among :func:`running_job_threads`."""
+    _live_threads.add(thread)
+    return thread
+
+
+def live_job_count() -> int:
+    """Job objects still alive in Python: it must not grow with the number of jobs run."""
+    return len(_live_jobs)
+
+
 class _JobThread(QThread):
     """The worker thread: calls the job's function and hands the outcome back."""
 
     def __init__(self, job: Job) -> None:
         super().__init__()
-        self._job = job
+        self._job: Job | None = job
         _live_threads.add(self)
 
     def run(self) -> None:
         """Run the core callable; every outcome is reported, nothing escapes the thread."""
-        self._job._execute()
+        if self._job is not None:
+            self._job._execute()
+
+    def forget_job(self) -> None:
+        """Drop the reference to the job once the thread has ended (no cycle is left)."""
+        self._job = None
 
 
 class Job(QObject):
@@ -101,6 +124,7 @@ class Job(QObject):
         self._thread: _JobThread | None = None
         self._worker_progress.connect(self._on_worker_progress)
         self._worker_ended.connect(self._on_worker_ended)
+        _live_jobs.add(self)
 
     # -- called from the GUI thread -------------------------------------------------------
     def cancel(self) -> None:
@@ -119,7 +143,7 @@ class Job(QObject):
 
     def start(self) -> None:
         """Start the worker thread (the runner calls this; widgets use JobRunner.run)."""
-        if self._thread is not None:
+        if self.state is not JobState.PENDING:
             raise RuntimeError(f"job {self.title!r} was already started")
         self.state = JobState.RUNNING
         self.started_at = time.time()
@@ -161,8 +185,10 @@ class Job(QObject):
         self.progress.emit(done, total, stage)
 
     def _on_worker_ended(self) -> None:
-        if self._thread is not None:
-            self._thread.wait()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.wait()  # the run() has returned; this only lets the thread wind down
+            thread.forget_job()
         # The state changes here, in the GUI thread, right before the outcome's signals: a
         # widget that sees the job finished has also had its handlers run.
         self.state = self._outcome
@@ -173,6 +199,12 @@ class Job(QObject):
         else:
             self.failed.emit(self.error)
         self.finished.emit()
+        self.release()
+
+    def release(self) -> None:
+        """Delete the Qt object at the next event-loop turn (never while its thread runs)."""
+        if self._thread is None or not self._thread.isRunning():
+            self.deleteLater()
 
 
 class JobRunner(QObject):
@@ -238,7 +270,8 @@ class JobRunner(QObject):
 
     def cancel_all(self) -> None:
         """Cancel every running job and drop the write jobs that have not started."""
-        self._write_queue.clear()
+        while self._write_queue:
+            self._write_queue.popleft().release()
         for job in self._running:
             job.cancel()
 

@@ -117,3 +117,52 @@ def test_a_job_reads_finished_only_once_its_handlers_have_run(qtbot, runner):
         assert not job.is_finished
     assert seen_when_finished == [True]
     assert job.state is JobState.SUCCEEDED and job.result == 42
+
+
+def _settle(qtbot) -> None:
+    """Let deferred deletions run, then collect, as the window's event loop would."""
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    for _ in range(3):
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+        QCoreApplication.processEvents()
+    gc.collect()
+
+
+def test_finished_jobs_are_released(qtbot, runner):
+    """A job that has finished leaves no Job, no QThread and no child QObject behind."""
+    import gc
+
+    from PySide6.QtCore import QObject, QThread
+
+    from queue_admin_gui.jobs import live_job_count
+
+    owner = QObject()
+    _settle(qtbot)
+    jobs_before = live_job_count()
+    threads_before = sum(isinstance(item, QThread) for item in gc.get_objects())
+    for index in range(60):
+        job = Job(f"read {index}", lambda progress, cancelled, i=index: i, parent=owner,
+                  writes=index % 3 == 0)
+        # a slot that holds the job itself, as the window's handlers do
+        job.failed.connect(lambda error, held=job: held.title)
+        with qtbot.waitSignal(job.finished, timeout=10_000):
+            runner.run(job, on_done=lambda value: None)
+        assert job.state is JobState.SUCCEEDED and job.result == index
+    del job
+    _settle(qtbot)
+    assert owner.findChildren(Job) == []
+    assert live_job_count() == jobs_before
+    assert sum(isinstance(item, QThread) for item in gc.get_objects()) == threads_before
+
+
+def test_a_released_job_still_tells_its_outcome(qtbot, runner):
+    job = Job("Work", lambda progress, cancelled: 7)
+    with qtbot.waitSignal(job.finished, timeout=10_000):
+        runner.run(job)
+    _settle(qtbot)
+    assert job.is_finished and job.result == 7 and job.wait(0)
+    with pytest.raises(RuntimeError):
+        job.start()
