@@ -14,12 +14,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from . import __version__
-from .core.config import APP_AUTHOR, MaintenanceConfig
-from .core.errors import QueueAdminError
+from .core.activity import RESULT_FAILED, ActivityEntry
+from .core.config import APP_AUTHOR, LoadedSettings, MaintenanceConfig, load_settings
+from .core.errors import ConfigError, QueueAdminError
 from .gc_guard import MainThreadGarbageCollector
 from .jobs import JobRunner
 from .session import Session
@@ -71,13 +72,22 @@ def make_settings() -> QSettings:
                      "queue-admin")
 
 
-def load_config(messages: Messages) -> MaintenanceConfig:
-    """The saved config; a broken settings file is reported and the defaults are used."""
+def load_config() -> LoadedSettings:
+    """The saved settings; whatever the file holds, refused values fall back to defaults."""
     try:
-        return MaintenanceConfig.load()
-    except QueueAdminError as error:
-        messages.warning(f"{error} Using the default settings for now.")
-        return MaintenanceConfig()
+        return load_settings()
+    except (QueueAdminError, OSError, ValueError) as error:  # e.g. an unusable config path
+        return LoadedSettings(MaintenanceConfig(), Path(), (ConfigError(str(error)),))
+
+
+def report_refused_settings(window: MainWindow, loaded: LoadedSettings) -> None:
+    """Tell the user once which settings were refused, and record it in the activity log."""
+    if not loaded.refused:
+        return
+    window.activity_dock.add_entry(ActivityEntry.now(
+        "Read settings", parameters={"file": loaded.path}, result=RESULT_FAILED,
+        message=loaded.refusal))
+    window.session.messages.warning(loaded.refusal)
 
 
 def create_window(arguments: argparse.Namespace, *, settings: QSettings | None = None,
@@ -86,10 +96,13 @@ def create_window(arguments: argparse.Namespace, *, settings: QSettings | None =
     settings = settings or make_settings()
     messages = Messages(presenter)
     runner = JobRunner()
-    session = Session(runner, messages, load_config(messages))
+    loaded = load_config()
+    session = Session(runner, messages, loaded.config)
     runner.setParent(session)
     window = MainWindow(session, settings)
     session.setParent(window)
+    # once the event loop runs, so the message box has the window behind it
+    QTimer.singleShot(0, window, lambda: report_refused_settings(window, loaded))
     if arguments.demo:
         window.open_demo()
     elif arguments.db is not None:

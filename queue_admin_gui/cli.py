@@ -38,7 +38,7 @@ from .core.activity import (
     ActivityEntry,
     ActivityLog,
 )
-from .core.config import MaintenanceConfig, config_file_path
+from .core.config import SETTING_RANGES, MaintenanceConfig, config_file_path
 from .core.database import ENV_DB_PATH, default_db_path
 from .core.errors import ErrorKind, QueueAdminError
 
@@ -70,11 +70,25 @@ def _count(text: str) -> int:
     return value
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def _within_setting_range(name: str) -> Callable[[str], int]:
+    """An argument type for a number that stands in for a setting: same kind, same range."""
+    low, high = SETTING_RANGES[name]
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number from {int(low):,} to {int(high):,}, not {text}")
+        return value
+
+    return parse
+
+
+_keep_count = _within_setting_range("backup_retention_count")
+_lease_timeout = _within_setting_range("stale_lease_timeout_seconds")
 
 
 def _seconds(text: str) -> float:
@@ -121,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup = command("backup", "Write a consistent, verified backup of the database.")
     backup.add_argument("--dir", type=Path, help="backup folder (default: from the settings)")
     backup.add_argument("--name", help="label put into the backup's file name")
-    backup.add_argument("--keep", type=_positive, metavar="K",
+    backup.add_argument("--keep", type=_keep_count, metavar="K",
                         help="after a successful backup, keep only the newest K backups")
 
     verify = command("verify", "Check that a backup file is intact and usable for restore.")
@@ -131,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--dir", type=Path, help="backup folder (default: from the settings)")
 
     prune = command("prune", "Delete all but the newest K backups.")
-    prune.add_argument("--keep", type=_positive, metavar="K", required=True)
+    prune.add_argument("--keep", type=_keep_count, metavar="K", required=True)
     prune.add_argument("--dir", type=Path, help="backup folder (default: from the settings)")
 
     restore = command("restore", "Replace the database's contents with a backup.")
@@ -154,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     integrity.add_argument("--quick", action="store_true", help="faster, fewer checks")
 
     leases = command("leases", "Find tasks whose worker lease expired, and requeue them.")
-    leases.add_argument("--timeout", type=_count, metavar="S",
+    leases.add_argument("--timeout", type=_lease_timeout, metavar="S",
                         help="seconds a lease must be expired to count as stale "
                              "(default: from the settings)")
     leases.add_argument("--requeue", action="store_true", help="requeue the stale tasks")

@@ -2,7 +2,13 @@
 
 The same settings drive the window, the monitor's warning levels and ``queue-admin-cli`` run
 by Task Scheduler, so they live in one plain file an administrator can read and edit. Every
-unusable value raises :class:`ConfigError` naming the key or variable and what it should be.
+unusable value is a :class:`ConfigError` naming the file or variable, the key and what it
+should be: the CLI stops on it (exit 2), the window starts on that setting's default and says
+so once (:func:`load_settings`). Each number setting has one range, :data:`SETTING_RANGES`.
+
+The loader is written by hand rather than with pydantic-settings and tomli-w: it needs to
+read Notepad's encodings, refuse one value while keeping the others, and write a flat file of
+scalars, none of which those libraries would make shorter.
 """
 
 from __future__ import annotations
@@ -11,21 +17,16 @@ import contextlib
 import dataclasses
 import math
 import os
-import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
+from .config_file import read_settings_file, toml_value
 from .database import ENV_DB_PATH
 from .errors import ConfigError, translate_error
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 APP_NAME = "queue-admin"
 APP_AUTHOR = "PrismQ"
@@ -43,6 +44,33 @@ ENV_OVERRIDES: dict[str, str] = {
     "QUEUE_ADMIN_STALE_LEASE_TIMEOUT": "stale_lease_timeout_seconds",
     ENV_DB_PATH: "db_path",
 }
+
+#: The one range of each number setting. The file, the environment, the settings dialog,
+#: the CLI and the engine all accept exactly these values. Every bound fits a QSpinBox
+#: (at most 2**31 - 1) and the largest sample interval fits a QTimer's int milliseconds.
+SETTING_RANGES: dict[str, tuple[float, float]] = {
+    "backup_retention_count": (1, 10_000),
+    "wal_size_threshold_mb": (0, 1_000_000),
+    "wal_size_warning_mb": (0, 1_000_000),
+    "vacuum_threshold_mb": (0, 10_000_000),
+    "analyze_interval_hours": (0, 100_000),
+    "stale_lease_timeout_seconds": (0, 10_000_000),
+    "fragmentation_warning_percent": (0.0, 100.0),
+    "fragmentation_critical_percent": (0.0, 100.0),
+    "stale_leases_warning": (0, 10_000_000),
+    "stale_leases_critical": (0, 10_000_000),
+    "backup_age_warning_hours": (0.0, 100_000.0),
+    "backup_age_critical_hours": (0.0, 100_000.0),
+    "sample_interval_seconds": (0.1, 3600.0),
+}
+
+#: (warning, critical) settings: the warning level must not exceed the critical one.
+LEVEL_PAIRS = (
+    ("wal_size_warning_mb", "wal_size_threshold_mb"),
+    ("fragmentation_warning_percent", "fragmentation_critical_percent"),
+    ("stale_leases_warning", "stale_leases_critical"),
+    ("backup_age_warning_hours", "backup_age_critical_hours"),
+)
 
 
 def user_data_dir() -> Path:
@@ -91,21 +119,52 @@ class MaintenanceConfig:
     @classmethod
     def from_env(cls) -> MaintenanceConfig:
         """Defaults with the environment overrides applied (no config file)."""
-        config = cls()
-        config._apply_env(os.environ)
-        config.validate()
-        return config
+        return _strict(*cls._collect(None, os.environ))
 
     @classmethod
     def load(cls, path: Path | None = None) -> MaintenanceConfig:
-        """Defaults, then the TOML file (if it exists), then environment overrides."""
+        """Defaults, then the TOML file (if it exists), then environment overrides.
+
+        Raises :class:`ConfigError` for the first refused setting (the CLI's behaviour);
+        :func:`load_settings` keeps going on defaults instead (the window's).
+        """
         path = Path(path) if path is not None else config_file_path()
+        return _strict(*cls._collect(path, os.environ))
+
+    @classmethod
+    def _collect(cls, path: Path | None, environment: Mapping[str, str]
+                 ) -> tuple[MaintenanceConfig, list[ConfigError]]:
+        """Build a config from defaults, file and environment; a refused value keeps its default."""
         config = cls()
-        if path.is_file():
-            config._apply_file(path)
-        config._apply_env(os.environ)
-        config.validate()
-        return config
+        refused: list[ConfigError] = []
+        data: dict[str, Any] | None = None
+        if path is not None:
+            try:
+                data = read_settings_file(path)
+            except ConfigError as error:
+                refused.append(error)
+        known = {item.name for item in dataclasses.fields(cls)}
+        for key, raw in (data or {}).items():
+            if key not in known:
+                refused.append(ConfigError(
+                    f"The settings file '{path}' has an unknown key '{key}'; remove it or "
+                    f"correct its spelling (known keys: {', '.join(sorted(known))})."))
+                continue
+            with _collecting(refused):
+                setattr(config, key, checked_value(key, raw, f"Setting {key} in '{path}'"))
+        for variable, name in ENV_OVERRIDES.items():
+            raw = environment.get(variable)
+            if raw is None or not raw.strip():
+                continue
+            with _collecting(refused):
+                setattr(config, name, checked_value(name, raw.strip(),
+                                                    f"Environment variable {variable}"))
+        origin = "" if path is None else f" (from '{path}' or the environment)"
+        for problem in config._level_problems(origin):
+            refused.append(problem)
+        if refused:
+            config._reset_crossed_levels()
+        return config, refused
 
     def save(self, path: Path | None = None) -> Path:
         """Write the settings as TOML, atomically (temp file, then replace); return the path."""
@@ -139,7 +198,7 @@ class MaintenanceConfig:
         lines = ["# Queue Admin settings; environment variables override these values."]
         for name, value in (self.to_dict() if values is None else values).items():
             if value is not None:
-                lines.append(f"{name} = {_toml_value(value)}")
+                lines.append(f"{name} = {toml_value(value)}")
         return "\n".join(lines) + "\n"
 
     def _values_to_save(self, path: Path) -> dict[str, Any]:
@@ -150,116 +209,140 @@ class MaintenanceConfig:
         file. A setting still equal to its environment value keeps what the file had.
         """
         values = self.to_dict()
-        overridden = MaintenanceConfig()
-        overridden._apply_env(os.environ)
+        overridden, _refused = MaintenanceConfig._collect(None, os.environ)
         from_env = {name: value for name, value in overridden.to_dict().items()
                     if _env_sets(name)}
         if not from_env:
             return values
-        on_file: dict[str, Any] = {}
-        if path.is_file():
-            with contextlib.suppress(ConfigError, OSError):
-                on_file = MaintenanceConfig._file_only(path).to_dict()
+        on_file, refused = MaintenanceConfig._collect(path, {})
+        kept = on_file.to_dict() if path.is_file() and not refused else {}
         for name, env_value in from_env.items():
             if values[name] == env_value:
-                values[name] = on_file.get(name)
+                values[name] = kept.get(name)
         return values
 
-    @classmethod
-    def _file_only(cls, path: Path) -> MaintenanceConfig:
-        config = cls()
-        config._apply_file(path)
-        return config
-
     def validate(self) -> None:
-        """Raise :class:`ConfigError` with one sentence when a setting cannot work."""
-        mode = str(self.checkpoint_mode).upper()
-        if mode not in CHECKPOINT_MODES:
-            raise ConfigError(
-                f"Setting checkpoint_mode is '{self.checkpoint_mode}'; use PASSIVE, FULL, "
-                "RESTART or TRUNCATE."
-            )
-        self.checkpoint_mode = mode
-        for name in ("backup_retention_count", "sample_interval_seconds"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"Setting {name} must be greater than 0; fix it in the "
-                                  "settings file or the environment.")
+        """Raise :class:`ConfigError` with one sentence when a setting cannot work.
+
+        Each value must be of its kind and inside :data:`SETTING_RANGES`; each warning level
+        must not exceed its critical level. The checkpoint mode is normalised to capitals.
+        """
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-                raise ConfigError(f"Setting {item.name} is {value}; it cannot be negative.")
-        for low, high in (
-            ("wal_size_warning_mb", "wal_size_threshold_mb"),
-            ("fragmentation_warning_percent", "fragmentation_critical_percent"),
-            ("stale_leases_warning", "stale_leases_critical"),
-            ("backup_age_warning_hours", "backup_age_critical_hours"),
-        ):
-            if getattr(self, low) > getattr(self, high):
-                raise ConfigError(
-                    f"Setting {low} ({getattr(self, low)}) is above {high} "
-                    f"({getattr(self, high)}); the warning level must not exceed the critical one."
-                )
-
-    def _apply_file(self, path: Path) -> None:
-        try:
-            with open(path, "rb") as handle:
-                data = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(
-                f"The settings file '{path}' is not valid TOML ({error}); fix or delete it."
-            ) from error
-        except OSError as error:
-            raise translate_error(error, f"Reading the settings file '{path}'",
-                                  ConfigError) from error
-        known = {item.name for item in dataclasses.fields(self)}
-        for key, raw in data.items():
-            if key not in known:
-                raise ConfigError(
-                    f"The settings file '{path}' has an unknown key '{key}'; remove it or "
-                    f"correct its spelling (known keys: {', '.join(sorted(known))})."
-                )
-            setattr(self, key, self._coerce(key, raw, f"Key '{key}' in '{path}'"))
-
-    def _apply_env(self, environment: Mapping[str, str]) -> None:
-        for variable, name in ENV_OVERRIDES.items():
-            raw = environment.get(variable)
-            if raw is None or not raw.strip():
+            if value is None and item.name == "db_path":
                 continue
-            setattr(self, name, self._coerce(name, raw.strip(),
-                                             f"Environment variable {variable}"))
+            raw = str(value) if isinstance(value, Path) else value
+            setattr(self, item.name, checked_value(item.name, raw, f"Setting {item.name}"))
+        for problem in self._level_problems(""):
+            raise problem
 
-    def _coerce(self, name: str, raw: object, source: str) -> Any:
-        """Convert a file or environment value to the field's type, or say what is expected."""
-        kind = _FIELD_KINDS[name]
-        from_text = isinstance(raw, str)
-        if kind == "path":
-            if not isinstance(raw, str) or not raw:
-                raise ConfigError(f"{source} must be a folder or file path in quotes; "
-                                  f"got {raw!r}.")
-            return Path(raw)
-        if kind == "str":
-            if not isinstance(raw, str):
-                raise ConfigError(f"{source} must be text such as \"PASSIVE\"; got {raw!r}.")
-            return raw
-        if kind == "int":
-            if isinstance(raw, int) and not isinstance(raw, bool):
-                return raw
-            if from_text:
-                try:
-                    return int(str(raw))
-                except ValueError:
-                    pass
-            raise ConfigError(f"{source} must be a whole number such as 10; got {raw!r}.")
-        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+    def _level_problems(self, origin: str) -> list[ConfigError]:
+        return [
+            ConfigError(
+                f"Setting {low} ({getattr(self, low)}) is above {high} "
+                f"({getattr(self, high)}){origin}; the warning level must not exceed the "
+                "critical one.")
+            for low, high in LEVEL_PAIRS if getattr(self, low) > getattr(self, high)
+        ]
+
+    def _reset_crossed_levels(self) -> None:
+        """Put both halves of a crossed warning/critical pair back to their defaults."""
+        defaults = {item.name: item.default for item in dataclasses.fields(self)}
+        for low, high in LEVEL_PAIRS:
+            if getattr(self, low) > getattr(self, high):
+                setattr(self, low, defaults[low])
+                setattr(self, high, defaults[high])
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """The settings the window starts with, and each value that was refused on the way."""
+
+    config: MaintenanceConfig
+    path: Path
+    refused: tuple[ConfigError, ...] = ()
+
+    @property
+    def refusal(self) -> str:
+        """What to tell the user once: every refusal, then that defaults stand in; or ""."""
+        if not self.refused:
+            return ""
+        return (" ".join(str(error) for error in self.refused)
+                + " Queue Admin uses the default for each refused setting until it is fixed.")
+
+
+def load_settings(path: Path | None = None) -> LoadedSettings:
+    """Settings for a window that must start whatever the file holds.
+
+    Like :meth:`MaintenanceConfig.load`, but a refused file, key or variable falls back to
+    its default and is listed in :attr:`LoadedSettings.refused` instead of raising.
+    """
+    path = Path(path) if path is not None else config_file_path()
+    config, refused = MaintenanceConfig._collect(path, os.environ)
+    return LoadedSettings(config, path, tuple(refused))
+
+
+def _strict(config: MaintenanceConfig, refused: list[ConfigError]) -> MaintenanceConfig:
+    """The config, or the first refusal raised (noting how many more there are)."""
+    if not refused:
+        return config
+    first = refused[0]
+    if len(refused) == 1:
+        raise first
+    more = len(refused) - 1
+    raise ConfigError(f"{str(first).rstrip('.')}; {more} more setting"
+                      f"{'s are' if more > 1 else ' is'} refused as well.", first.kind)
+
+
+@contextlib.contextmanager
+def _collecting(refused: list[ConfigError]) -> Iterator[None]:
+    """Record a ConfigError raised inside the block and carry on."""
+    try:
+        yield
+    except ConfigError as error:
+        refused.append(error)
+
+
+def _bound(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+def checked_value(name: str, raw: object, source: str) -> Any:
+    """Convert a file, environment or dialog value for setting ``name``, or say what fits.
+
+    Numbers may be written as text ("12"); each must lie in the setting's range.
+    """
+    kind = _FIELD_KINDS[name]
+    if kind == "path":
+        if not isinstance(raw, str) or not raw or "\x00" in raw:
+            raise ConfigError(f"{source} must be a folder or file path in quotes; "
+                              f"got {raw!r}.")
+        return Path(raw)
+    if kind == "str":
+        mode = raw.strip().upper() if isinstance(raw, str) else None
+        if mode not in CHECKPOINT_MODES:
+            raise ConfigError(f"{source} is {raw!r}; use PASSIVE, FULL, RESTART or TRUNCATE.")
+        return mode
+    low, high = SETTING_RANGES[name]
+    value: float | int | None = None
+    if isinstance(raw, bool):
+        value = None
+    elif kind == "int":
+        if isinstance(raw, int):
+            value = raw
+        elif isinstance(raw, str):
+            with contextlib.suppress(ValueError):
+                value = int(raw)
+    elif isinstance(raw, (int, float)):
+        value = float(raw)
+    elif isinstance(raw, str):
+        with contextlib.suppress(ValueError):
             value = float(raw)
-        else:
-            try:
-                value = float(str(raw)) if from_text else math.nan
-            except ValueError:
-                value = math.nan
-        if not math.isfinite(value):
-            raise ConfigError(f"{source} must be a number such as 1.5; got {raw!r}.")
-        return value
+    if value is None or not math.isfinite(value) or not low <= value <= high:
+        what = "a whole number" if kind == "int" else "a number"
+        raise ConfigError(f"{source} must be {what} from {_bound(low)} to {_bound(high)}; "
+                          f"got {raw!r}.")
+    return value
 
 
 def _env_sets(name: str) -> bool:
@@ -284,23 +367,3 @@ def _field_kinds() -> dict[str, str]:
 
 
 _FIELD_KINDS = _field_kinds()
-
-
-def _toml_value(value: object) -> str:
-    """One TOML scalar: basic strings escaped, integers and finite floats as written."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    text = str(value)
-    escaped = []
-    for character in text:
-        if character in ('"', "\\"):
-            escaped.append("\\" + character)
-        elif ord(character) < 0x20 or ord(character) == 0x7F:
-            escaped.append(f"\\u{ord(character):04x}")
-        else:
-            escaped.append(character)
-    return '"' + "".join(escaped) + '"'

@@ -29,46 +29,52 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.config import CHECKPOINT_MODES, MaintenanceConfig, config_file_path
+from ..core.config import (
+    CHECKPOINT_MODES,
+    SETTING_RANGES,
+    MaintenanceConfig,
+    config_file_path,
+)
 from ..core.errors import QueueAdminError
 from .icons import icon
 from .messages import Messages
 
-#: (field, label, tooltip, minimum, maximum, suffix) of each number setting, by group.
-_NUMBER_GROUPS: dict[str, list[tuple[str, str, str, float, float, str]]] = {
+#: (field, label, tooltip, suffix) of each number setting, by group; the range of each is
+#: the config's own (:data:`SETTING_RANGES`), so the dialog accepts what the file may hold.
+_NUMBER_GROUPS: dict[str, list[tuple[str, str, str, str]]] = {
     "Backups": [
         ("backup_retention_count", "Keep newest backups", "How many backups 'Keep newest' "
-         "and scheduled pruning leave in the folder.", 1, 10_000, ""),
+         "and scheduled pruning leave in the folder.", ""),
         ("backup_age_warning_hours", "Backup age warning", "Health turns to Warning when the "
-         "newest backup is older than this.", 0, 100_000, " h"),
+         "newest backup is older than this.", " h"),
         ("backup_age_critical_hours", "Backup age critical", "Health turns to Critical when "
-         "the newest backup is older than this.", 0, 100_000, " h"),
+         "the newest backup is older than this.", " h"),
     ],
     "WAL and checkpoints": [
         ("wal_size_warning_mb", "WAL warning size", "Health turns to Warning when the -wal "
-         "file reaches this size.", 0, 1_000_000, " MB"),
+         "file reaches this size.", " MB"),
         ("wal_size_threshold_mb", "WAL critical size", "Health turns to Critical when the "
-         "-wal file reaches this size.", 0, 1_000_000, " MB"),
+         "-wal file reaches this size.", " MB"),
     ],
     "Optimization": [
         ("fragmentation_warning_percent", "Free pages warning", "Health turns to Warning "
-         "when this share of pages is free (VACUUM reclaims them).", 0, 100, " %"),
+         "when this share of pages is free (VACUUM reclaims them).", " %"),
         ("fragmentation_critical_percent", "Free pages critical", "Health turns to Critical "
-         "when this share of pages is free.", 0, 100, " %"),
+         "when this share of pages is free.", " %"),
         ("vacuum_threshold_mb", "VACUUM above", "Scheduled optimization vacuums only when "
-         "the database is larger than this.", 0, 10_000_000, " MB"),
+         "the database is larger than this.", " MB"),
         ("analyze_interval_hours", "ANALYZE every", "Scheduled optimization re-runs ANALYZE "
-         "after this many hours.", 0, 100_000, " h"),
+         "after this many hours.", " h"),
     ],
     "Leases and monitoring": [
         ("stale_lease_timeout_seconds", "Stale lease after", "A lease expired for longer "
-         "than this counts as stale and may be requeued.", 0, 10_000_000, " s"),
+         "than this counts as stale and may be requeued.", " s"),
         ("stale_leases_warning", "Stale leases warning", "Health turns to Warning at this "
-         "many stale leases.", 0, 10_000_000, ""),
+         "many stale leases.", ""),
         ("stale_leases_critical", "Stale leases critical", "Health turns to Critical at this "
-         "many stale leases.", 0, 10_000_000, ""),
+         "many stale leases.", ""),
         ("sample_interval_seconds", "Sample every", "How often the live monitor measures "
-         "the WAL and the database.", 0.1, 3600, " s"),
+         "the WAL and the database.", " s"),
     ],
 }
 
@@ -125,11 +131,12 @@ class SettingsDialog(QDialog):
         form.addRow("Checkpoint mode", self.checkpoint_combo)
         return group
 
-    def _number_group(self, title: str, rows: list[tuple[str, str, str, float, float, str]],
+    def _number_group(self, title: str, rows: list[tuple[str, str, str, str]],
                       config: MaintenanceConfig) -> QGroupBox:
         group = QGroupBox(title, self)
         form = QFormLayout(group)
-        for name, label, tooltip, minimum, maximum, suffix in rows:
+        for name, label, tooltip, suffix in rows:
+            minimum, maximum = SETTING_RANGES[name]
             value = getattr(config, name)
             spin: QSpinBox | QDoubleSpinBox
             if _FIELD_TYPES[name] == "int":

@@ -85,8 +85,8 @@ def test_an_empty_variable_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     ("QUEUE_ADMIN_BACKUP_RETENTION", "ten", "whole number"),
     ("QUEUE_ADMIN_STALE_LEASE_TIMEOUT", "1.5", "whole number"),
     ("QUEUE_ADMIN_CHECKPOINT_MODE", "SOMETIMES", "PASSIVE, FULL, RESTART or TRUNCATE"),
-    ("QUEUE_ADMIN_BACKUP_RETENTION", "0", "greater than 0"),
-    ("QUEUE_ADMIN_WAL_THRESHOLD_MB", "-5", "cannot be negative"),
+    ("QUEUE_ADMIN_BACKUP_RETENTION", "0", "whole number from 1 to 10,000; got '0'"),
+    ("QUEUE_ADMIN_WAL_THRESHOLD_MB", "-5", "whole number from 0 to 1,000,000; got '-5'"),
     ("QUEUE_ADMIN_WAL_THRESHOLD_MB", "20", "warning level must not exceed"),
 ])
 def test_a_bad_environment_value_names_the_problem(
@@ -96,7 +96,7 @@ def test_a_bad_environment_value_names_the_problem(
         MaintenanceConfig.from_env()
     assert expected in str(caught.value)
     assert caught.value.kind is ErrorKind.INVALID
-    if expected == "whole number":
+    if "whole number" in expected:
         assert variable in str(caught.value)
 
 
@@ -170,10 +170,10 @@ def test_save_into_an_unwritable_place_is_a_config_error(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("backup_retention_count = \"ten\"\n", "Key 'backup_retention_count'"),
+    ("backup_retention_count = \"ten\"\n", "Setting backup_retention_count in"),
     ("backup_retention_count = true\n", "whole number"),
     ("sample_interval_seconds = \"fast\"\n", "must be a number"),
-    ("checkpoint_mode = 3\n", "must be text"),
+    ("checkpoint_mode = 3\n", "use PASSIVE, FULL, RESTART or TRUNCATE"),
     ("backup_dir = 5\n", "folder or file path"),
     ("backup_dir = \"\"\n", "folder or file path"),
     ("retention = 3\n", "unknown key 'retention'"),
