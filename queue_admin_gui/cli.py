@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="confirm: the database's current contents will be replaced")
     restore.add_argument("--no-safety-backup", action="store_true",
                          help="skip the backup of the current database taken first")
+    restore.add_argument("--allow-live-workers", action="store_true",
+                         help="restore even though workers sent a heartbeat in the last 60 s "
+                              "(they may run restored tasks twice)")
+    restore.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
+                         help="wait up to this long for another program to release the "
+                              "database (default: 0)")
 
     checkpoint = command("checkpoint", "Copy the WAL into the database file.")
     checkpoint.add_argument("--mode", type=str.lower, choices=CHECKPOINT_CHOICES,

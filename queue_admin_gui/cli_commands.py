@@ -14,17 +14,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .cli_output import EXIT_FAILED, CommandResult
-from .core.backup import QueueBackup
+from .core.backup import BackupInfo, PruneStopped, QueueBackup
 from .core.database import file_size, require_existing_file
 from .core.demo import DemoWorkers, create_demo_queue, demo_queue_path
 from .core.errors import (
     ErrorKind,
+    QueueAdminError,
     QueueBackupError,
     QueueMaintenanceError,
     format_bytes,
 )
 from .core.leases import LeaseManager
 from .core.maintenance import QueueMaintenance
+from .core.restore_execute import ALL_WORKERS
 from .core.verify import check_backup_file
 
 if TYPE_CHECKING:
@@ -59,10 +61,20 @@ def backup(context: Context) -> CommandResult:
         "restarts": made.restarts,
     }
     shown = ["path", "size_bytes", "page_count", "seconds", "task_counts", "sha256"]
-    if args.keep is not None:
-        data["pruned"] = engine.prune_backups(args.keep)
-        shown.append("pruned")
-    return CommandResult("Backup written and verified.", data, shown)
+    if args.keep is None:
+        return CommandResult("Backup written and verified.", data, shown)
+    shown.append("pruned")
+    try:
+        pruned = engine.prune(args.keep)
+    except QueueAdminError as error:  # the backup stands; say what pruning did before failing
+        stopped = getattr(error, "deleted", [])
+        data.update(pruned=stopped, skipped=_skipped_rows(getattr(error, "skipped", [])))
+        return CommandResult("Backup written and verified; pruning older backups stopped "
+                             f"part way after deleting {len(stopped)}.", data, shown,
+                             problem=error, failure_exit=EXIT_FAILED)
+    data.update(pruned=pruned.deleted, skipped=_skipped_rows(pruned.skipped))
+    return CommandResult("Backup written and verified.", data, shown,
+                         _skipped_lines(pruned.skipped))
 
 
 def verify(context: Context) -> CommandResult:
@@ -91,25 +103,59 @@ def list_backups(context: Context) -> CommandResult:
     folder = context.backup_dir()
     found = _backups(context).list_backups()
     rows = [{"path": info.path, "created_at": info.created_at, "size_bytes": info.size_bytes,
-             "verified": info.has_manifest, "has_manifest": info.has_manifest}
+             "verified": info.has_manifest, "has_manifest": info.has_manifest,
+             "manifest_problem": info.manifest_problem}
             for info in found]
     lines = [f"  {info.created_at.astimezone():%Y-%m-%d %H:%M:%S}  "
-             f"{format_bytes(info.size_bytes):>9}  "
-             f"{'manifest   ' if info.has_manifest else 'no manifest'}  {info.path.name}"
+             f"{format_bytes(info.size_bytes):>9}  {_manifest_column(info)}  {info.path.name}"
+             + (f"  (manifest unreadable: {info.manifest_problem})"
+                if info.manifest_problem is not None else "")
              for info in found]
     headline = f"{len(rows)} backup(s) in {folder}" + (":" if rows else ".")
     return CommandResult(headline, {"backup_dir": folder, "backups": rows}, (), lines)
 
 
+def _manifest_column(info: BackupInfo) -> str:
+    if info.manifest_problem is not None:
+        return "unreadable "
+    return "manifest   " if info.has_manifest else "no manifest"
+
+
+def _skipped_rows(skipped: list[BackupInfo]) -> list[dict[str, Any]]:
+    return [{"path": info.path, "manifest_problem": info.manifest_problem} for info in skipped]
+
+
+def _skipped_lines(skipped: list[BackupInfo]) -> list[str]:
+    return [f"  not pruned: {info.path.name} (manifest unreadable: {info.manifest_problem})"
+            for info in skipped]
+
+
 def prune(context: Context) -> CommandResult:
-    """Delete all but the newest K backups."""
-    deleted = _backups(context).prune_backups(context.args.keep)
-    return CommandResult(f"Kept the newest {context.args.keep} backup(s); deleted "
-                         f"{len(deleted)}.", {"deleted": deleted}, ["deleted"])
+    """Delete all but the newest K backups; a stop part way says what was deleted (exit 1)."""
+    keep = context.args.keep
+    try:
+        done = _backups(context).prune(keep)
+    except PruneStopped as stopped:
+        data = {"deleted": stopped.deleted, "not_deleted": stopped.not_deleted,
+                "skipped": _skipped_rows(stopped.skipped)}
+        return CommandResult(f"Pruning stopped part way after deleting "
+                             f"{len(stopped.deleted)} backup(s).", data,
+                             ["deleted", "not_deleted"],
+                             _skipped_lines(stopped.skipped), problem=stopped,
+                             failure_exit=EXIT_FAILED)
+    data = {"deleted": done.deleted, "not_deleted": [], "skipped": _skipped_rows(done.skipped)}
+    skipped = (f" {len(done.skipped)} backup(s) with an unreadable manifest were left alone."
+               if done.skipped else "")
+    return CommandResult(f"Kept the newest {keep} backup(s); deleted {len(done.deleted)}."
+                         + skipped, data, ["deleted"], _skipped_lines(done.skipped))
 
 
 def restore(context: Context) -> CommandResult:
-    """Restore a backup into the database; refused (exit 2) without --yes."""
+    """Restore a backup into the database; refused (exit 2) without --yes.
+
+    Running workers refuse it (exit 1) unless --allow-live-workers; the restored database
+    is checked, and a failed check exits 1 with the safety backup's path.
+    """
     args = context.args
     target = context.db_path
     if not args.yes:
@@ -120,12 +166,25 @@ def restore(context: Context) -> CommandResult:
     with context.slow_operation() as progress:
         done = _backups(context).restore_backup(
             source, target, safety_backup=not args.no_safety_backup, progress=progress,
-            cancelled=context.interrupt)
+            cancelled=context.interrupt,
+            accepted_workers=ALL_WORKERS if args.allow_live_workers else (),
+            lock_wait_seconds=args.wait)
+    check = done.check
     data = {"restored_from": done.restored_from, "target": done.target,
             "safety_backup": done.safety_backup, "seconds": done.seconds,
-            "moved_aside": done.moved_aside}
-    return CommandResult("Database restored.", data,
-                         ["restored_from", "target", "safety_backup", "seconds", "moved_aside"])
+            "moved_aside": done.moved_aside, "counters_kept": done.counters_kept,
+            "workers_held_off_seconds": done.held_seconds,
+            "check_problems": check.problems if check is not None else []}
+    shown = ["restored_from", "target", "safety_backup", "seconds", "moved_aside",
+             "counters_kept"]
+    if check is not None and not check.ok:
+        kept = f" The safety backup is {done.safety_backup}." if done.safety_backup else ""
+        return CommandResult(
+            "The backup was written in, but the restored database failed its check.", data,
+            shown, problem=QueueBackupError(
+                f"The restored database failed its check ({'; '.join(check.problems[:3])})."
+                f"{kept}", ErrorKind.CORRUPT), failure_exit=EXIT_FAILED)
+    return CommandResult("Database restored and checked.", data, shown)
 
 
 def checkpoint(context: Context) -> CommandResult:
@@ -214,17 +273,27 @@ def leases(context: Context) -> CommandResult:
         data.update(stale=result.stale, requeued=result.requeued,
                     dead_lettered=result.dead_lettered, task_ids=result.task_ids,
                     requeued_ids=result.requeued_ids, dead_lettered_ids=result.dead_lettered_ids)
+        alive_ids = result.expired_worker_alive_ids
         verb = "would be" if args.dry_run else "were"
         headline = (f"{result.stale} stale lease(s): {result.requeued} {verb} requeued, "
                     f"{result.dead_lettered} {verb} dead-lettered.")
     else:
         stale = manager.find_stale_leases(timeout)
+        alive_ids = [task.id for task in manager.find_expired_live_leases(timeout)]
         data.update(stale=len(stale), requeued=0, dead_lettered=0,
                     task_ids=[task.id for task in stale])
         headline = f"{len(stale)} stale lease(s) found" + (
             "; run with --requeue to recover them." if stale else ".")
+    # Rule 8: an overdue lease whose worker still heartbeats is a renewal problem, not stale.
+    data.update(expired_worker_alive=len(alive_ids), expired_worker_alive_ids=alive_ids)
+    lines = []
+    if alive_ids:
+        lines.append(f"{len(alive_ids)} more lease(s) expired while the worker still "
+                     "heartbeats (a lease-renewal problem): left alone, look into those "
+                     "workers.")
     return CommandResult(headline, data, ["timeout_seconds", "stale", "requeued",
-                                          "dead_lettered", "task_ids"])
+                                          "dead_lettered", "task_ids",
+                                          "expired_worker_alive_ids"], lines)
 
 
 def stats(context: Context) -> CommandResult:

@@ -5,7 +5,7 @@ A backup is one consistent snapshot: one read transaction on the source for the 
 It is written as ``<final>.partial`` in rollback-journal mode (one self-contained file),
 flushed, checked, given a manifest, and only then renamed to its final name: a crash or a
 full disk never leaves a file that looks like a backup, and never touches the source.
-Restore follows the steps in :mod:`.restore`.
+Restores go through :mod:`.restore_execute`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +32,6 @@ from .database import (
 )
 from .errors import (
     ErrorKind,
-    OperationCancelled,
     QueueAdminError,
     QueueBackupError,
     require_free_space,
@@ -54,23 +54,22 @@ from .manifest import (
     utc_now,
 )
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
-from .restore import (
-    DEFAULT_PAGES_PER_STEP,
-    RestoreResult,
-    TargetState,
-    inspect_target,
-    move_aside,
-    write_into,
+from .restore import DEFAULT_PAGES_PER_STEP, RestoreResult
+from .retention import (
+    PruneResult,
+    PruneStopped,
+    plan_prune,
+    prune_stopped,
+    require_keep_count,
 )
 from .snapshot import backup_failure, copy_snapshot, remove_partial, seal_copy
 from .verify import VerifyReport, check_backup_file
 
 __all__ = [
-    "BackupInfo", "BackupManifest", "BackupResult", "QueueBackup", "RestoreResult",
-    "VerifyReport", "manifest_path_for",
+    "BackupInfo", "BackupManifest", "BackupResult", "PruneResult", "PruneStopped",
+    "QueueBackup", "RestoreResult", "VerifyReport", "manifest_path_for",
 ]
 
-SAFETY_BACKUP_NAME = "pre_restore"
 STAGE_FINISH = "Finishing the backup"
 #: Free space wanted beyond the database and its WAL: 10 % and 16 MB of margin.
 SPACE_MARGIN_RATIO = 0.10
@@ -250,68 +249,28 @@ class QueueBackup:
 
     def restore_backup(self, backup_path: str | Path, target: str | Path | None = None,
                        safety_backup: bool = True, progress: ProgressCallback | None = None,
-                       cancelled: CancelCheck | None = None) -> RestoreResult:
-        """Replace the database (or ``target``) with a backup, safely.
+                       cancelled: CancelCheck | None = None, *,
+                       accepted_workers: Collection[str] = (),
+                       lock_wait_seconds: float = 0.0) -> RestoreResult:
+        """Replace the database (or ``target``) with a backup, safely; see :mod:`.restore_execute`.
 
-        The backup is verified first (a backup whose bytes match its manifest's SHA-256
-        gets SQLite's quick check: the hash proves they are the bytes that passed the
-        check when the backup was made); a healthy current database is backed up as
-        ``pre_restore`` (unless ``safety_backup`` is false); a damaged one is moved aside
-        (renamed, never deleted); then the backup is written into the live file through
-        SQLite's backup API in one transaction. A failure or cancel leaves the database as
-        it was. A database locked by another program raises a LOCKED error.
+        The backup is copied aside and verified fully; running workers refuse the restore
+        unless named in ``accepted_workers``; then, holding the live write lock, a safety
+        backup of a healthy database is taken into the ``pre-restore`` sub-folder (unless
+        ``safety_backup`` is false) and the backup is written in one transaction; a damaged
+        database is moved aside (renamed, never deleted). A failure or cancel leaves the
+        database as it was. A database locked by another program raises a LOCKED error.
         """
-        backup_path = Path(backup_path)
-        target = Path(target) if target is not None else self.db_path
-        action = f"Restoring '{target}' from '{backup_path}'"
-        started = time.monotonic()
-        with writer_lock(target):
-            verdict = self.check_backup(backup_path, progress, cancelled,
-                                        trust_checksum=True)
-            if not verdict.ok:
-                raise QueueBackupError(f"{action} refused: the backup failed verification: "
-                                       f"{verdict.problems[0]}", verdict.kind)
-            if target.exists() and target.resolve() == backup_path.resolve():
-                raise QueueBackupError(f"{action} refused: the backup and the database are the "
-                                       "same file; choose another backup.", ErrorKind.INVALID)
-            inspection = inspect_target(target, check=not safety_backup, progress=progress,
-                                        cancelled=cancelled,
-                                        busy_timeout_ms=self.busy_timeout_ms)
-            if inspection.state is TargetState.NOT_A_QUEUE:
-                raise QueueBackupError(
-                    f"{action} refused: '{target}' holds an SQLite database that is not a "
-                    f"PrismQ queue ({'; '.join(inspection.problems)}); choose the queue file.",
-                    ErrorKind.NOT_A_QUEUE)
-            safety: Path | None = None
-            corrupt = inspection.state is TargetState.CORRUPT
-            if inspection.state is TargetState.HEALTHY and safety_backup:
-                try:
-                    safety = self._backup_file(target, SAFETY_BACKUP_NAME, progress,
-                                               cancelled).path
-                except QueueBackupError as error:
-                    if error.kind is not ErrorKind.CORRUPT:
-                        raise
-                    corrupt = True
-            moved: list[Path] = []
-            if corrupt or inspection.state is TargetState.MISSING:
-                moved = move_aside(target)
-            try:
-                write_into(backup_path, target, progress, cancelled,
-                           pages_per_step=self.pages_per_step,
-                           busy_timeout_ms=self.busy_timeout_ms)
-            except QueueAdminError as error:
-                if not moved:
-                    raise
-                aside = ", ".join(str(path) for path in moved)
-                if isinstance(error, OperationCancelled):
-                    raise OperationCancelled(
-                        f"{action} was cancelled; the damaged database had already been moved "
-                        f"aside, not deleted: {aside}.") from error
-                raise QueueBackupError(
-                    f"{error.message} The damaged database was moved aside, not deleted: "
-                    f"{aside}.", error.kind) from error
-        return RestoreResult(restored_from=backup_path, target=target, safety_backup=safety,
-                             seconds=time.monotonic() - started, moved_aside=moved)
+        from .restore_execute import RestoreRequest, execute_restore
+
+        request = RestoreRequest(
+            backup_path=Path(backup_path),
+            target=Path(target) if target is not None else self.db_path,
+            backup_dir=self.backup_dir, safety_backup=safety_backup,
+            accepted_workers=accepted_workers, lock_wait_seconds=lock_wait_seconds,
+            busy_timeout_ms=self.busy_timeout_ms, pages_per_step=self.pages_per_step)
+        with writer_lock(request.target):
+            return execute_restore(request, progress, cancelled)
 
     # -- listing and retention ------------------------------------------------------------
 
@@ -348,16 +307,40 @@ class QueueBackup:
 
     def prune_backups(self, keep_count: int) -> list[Path]:
         """Delete all but the newest ``keep_count`` backups and their manifests; return those."""
-        if isinstance(keep_count, bool) or not isinstance(keep_count, int) or keep_count < 0:
-            raise QueueBackupError(f"Pruning backups refused: keep count {keep_count!r} must be "
-                                   "a whole number of 0 or more.", ErrorKind.INVALID)
+        return self.prune(keep_count).deleted
+
+    def prune(self, keep_count: int) -> PruneResult:
+        """Keep the newest ``keep_count`` backups, delete the older ones, and say what it did.
+
+        A backup whose manifest is unreadable is never deleted and not counted (see
+        :mod:`.retention`). A failure part way raises :class:`PruneStopped`, which lists
+        the backups deleted before it.
+        """
+        plan = plan_prune([], require_keep_count(keep_count))
         deleted: list[Path] = []
+        failed: Path | None = None
         with _WRITE_LOCK:
-            for info in self.list_backups()[keep_count:]:
-                self.delete_backup(info.path)
-                deleted.append(info.path)
-            self.remove_leftovers()
-        return deleted
+            try:
+                plan = plan_prune(self.list_backups(), keep_count)
+                for info in plan.delete:
+                    failed = info.path
+                    try:
+                        self.delete_backup(info.path)
+                    except QueueAdminError as error:
+                        if error.kind is ErrorKind.NOT_FOUND and not info.path.exists():
+                            continue  # another program deleted it meanwhile
+                        if not info.path.exists():  # the backup went, a side file stayed
+                            deleted.append(info.path)
+                        raise
+                    deleted.append(info.path)
+                failed = None
+                leftovers = self.remove_leftovers()
+            except QueueAdminError as error:
+                if not deleted and failed is None:
+                    raise
+                raise prune_stopped(error, deleted, plan, failed) from error
+        return PruneResult(deleted=deleted, kept=[info.path for info in plan.keep],
+                           skipped=plan.skipped, leftovers=leftovers)
 
     def remove_leftovers(self, older_than_seconds: float = LEFTOVER_AGE_SECONDS) -> list[Path]:
         """Delete what interrupted backups left behind; return the paths removed.

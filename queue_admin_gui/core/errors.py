@@ -29,6 +29,7 @@ class ErrorKind(enum.Enum):
     READ_ONLY = "read_only"
     IO = "io"
     INVALID = "invalid"
+    WORKERS_ACTIVE = "workers_active"
     CANCELLED = "cancelled"
     BUG = "bug"
 

@@ -23,7 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import ErrorKind, QueueBackupError, translate_error
+from .bounded_json import UnreadableJson, read_json_object
+from .errors import ErrorKind, QueueBackupError, classify_os_error, translate_error
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 
 BACKUP_PREFIX = "queue_backup_"
@@ -45,6 +46,10 @@ _WINDOWS_RESERVED = frozenset(
     | {f"COM{n}" for n in range(10)} | {f"LPT{n}" for n in range(10)}
 )
 _RENAME_RETRY_SECONDS = 2.0
+#: Times outside these years are refused: they cannot be a backup's, and the extremes of
+#: ``datetime`` break time-zone conversion and arithmetic.
+EARLIEST_YEAR = 1970
+LATEST_YEAR = 9000
 
 
 def manifest_path_for(backup_path: str | Path) -> Path:
@@ -108,9 +113,27 @@ def parse_backup_name(file_name: str) -> tuple[str | None, datetime, int] | None
         return None
     try:
         local = datetime.strptime(match["stamp"], STAMP_FORMAT)  # noqa: DTZ007 - local time
-    except ValueError:
+        when = checked_time(local.astimezone())
+    except (ValueError, OverflowError, OSError):
         return None
-    return match["name"], local.astimezone().astimezone(timezone.utc), int(match["seq"] or 1)
+    return match["name"], when, int(match["seq"] or 1)
+
+
+def checked_time(value: datetime) -> datetime:
+    """``value`` in UTC, or ValueError when its year is implausible or it cannot be converted.
+
+    A time that passes can be converted to local time and compared with any other.
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    try:
+        utc = value.astimezone(timezone.utc)
+        utc.astimezone()
+    except (OverflowError, OSError, ValueError) as error:
+        raise ValueError("it cannot be converted to local time") from error
+    if not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
+        raise ValueError(f"year {utc.year} is outside {EARLIEST_YEAR}-{LATEST_YEAR}")
+    return utc
 
 
 def is_backup_file_name(file_name: str) -> bool:
@@ -183,6 +206,42 @@ def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_MANIFEST_DEPTH = 16
+
+
+class ManifestUnreadable(QueueBackupError):
+    """A manifest that cannot be used; ``reason`` says why as a short phrase for listings."""
+
+    def __init__(self, reason: str, path: Path | None = None,
+                 kind: ErrorKind = ErrorKind.CORRUPT, message: str | None = None) -> None:
+        where = f" '{path}'" if path is not None else ""
+        super().__init__(message or f"The backup manifest{where} cannot be used: {reason}; "
+                         "verify the backup again or use another one.", kind)
+        self.reason = reason
+
+
+def _whole(data: dict[str, Any], key: str) -> int:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{key} is {json.dumps(value)[:40]}, not a whole number")
+    return value
+
+
+def _check_created_at(text: str) -> None:
+    try:
+        checked_time(datetime.fromisoformat(text))
+    except ValueError as error:
+        raise ValueError(f"created_at {text[:40]!r} is not a usable time: {error}") from error
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):
+        raise TypeError(f"{key} is {json.dumps(value)[:40]}, not text")
+    return value
+
+
 @dataclass(frozen=True)
 class BackupManifest:
     """What a backup should be, written beside it so that verification can prove it intact."""
@@ -206,9 +265,10 @@ class BackupManifest:
 
     @property
     def created_datetime(self) -> datetime | None:
-        """``created_at`` as an aware datetime, or None when it cannot be read."""
+        """``created_at`` as an aware datetime, or None when it cannot be read or is implausible."""
         try:
             value = datetime.fromisoformat(self.created_at)
+            checked_time(value)
         except ValueError:
             return None
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
@@ -219,51 +279,59 @@ class BackupManifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BackupManifest:
-        """Build a manifest from a dict, refusing one that lacks fields or has wrong types."""
+        """Build a manifest from a dict, refusing one that lacks fields or has wrong types.
+
+        Fields must have the JSON type the tool writes (a number is not accepted as text, nor
+        text as a number), and ``created_at`` must be a plausible ISO time.
+        """
         try:
+            if not isinstance(data, dict):
+                raise TypeError(f"it holds a {type(data).__name__}, not an object of fields")
             counts = data.get("task_counts")
+            if counts is not None and not isinstance(counts, dict):
+                raise TypeError("task_counts is not an object")
+            _check_created_at(_text(data, "created_at"))
             return cls(
-                format_version=int(data["format_version"]),
-                name=str(data["name"]),
-                sha256=str(data["sha256"]).lower(),
-                size_bytes=int(data["size_bytes"]),
-                page_count=int(data["page_count"]),
-                page_size=int(data["page_size"]),
+                format_version=_whole(data, "format_version"),
+                name=_text(data, "name"),
+                sha256=_text(data, "sha256").lower(),
+                size_bytes=_whole(data, "size_bytes"),
+                page_count=_whole(data, "page_count"),
+                page_size=_whole(data, "page_size"),
                 task_counts=None if counts is None
-                else {str(key): int(value) for key, value in dict(counts).items()},
-                source_path=str(data["source_path"]),
-                created_at=str(data["created_at"]),
-                sqlite_version=str(data["sqlite_version"]),
-                tool_version=str(data.get("tool_version", "")),
+                else {str(key): _whole(counts, key) for key in counts},
+                source_path=_text(data, "source_path"),
+                created_at=_text(data, "created_at"),
+                sqlite_version=_text(data, "sqlite_version"),
+                tool_version=_text(data, "tool_version") if "tool_version" in data else "",
             )
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise QueueBackupError(
-                f"The backup manifest is incomplete or malformed ({error}); "
-                "verify the backup again or use another one.",
-                ErrorKind.CORRUPT,
-            ) from error
+        except KeyError as error:
+            raise ManifestUnreadable(f"the field {error} is missing") from error
+        except (TypeError, ValueError) as error:
+            raise ManifestUnreadable(str(error)) from error
 
     @classmethod
     def read(cls, path: str | Path) -> BackupManifest:
-        """Read a manifest file; a missing or unreadable one raises QueueBackupError."""
+        """Read a manifest file; a missing or unusable one raises :class:`ManifestUnreadable`.
+
+        Reading is bounded: a file over :data:`MAX_MANIFEST_BYTES` is refused unread, and
+        one nesting deeper than :data:`MAX_MANIFEST_DEPTH` is refused before parsing.
+        """
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_json_object(path, max_bytes=MAX_MANIFEST_BYTES,
+                                    max_depth=MAX_MANIFEST_DEPTH)
+            return cls.from_dict(data)
         except OSError as error:
-            raise translate_error(error, f"Reading the manifest '{path}'", QueueBackupError
-                                  ) from error
-        except ValueError as error:
-            raise QueueBackupError(
-                f"The backup manifest '{path}' is not valid JSON; verify the backup again "
-                "or use another one.",
-                ErrorKind.CORRUPT,
-            ) from error
-        if not isinstance(data, dict):
-            raise QueueBackupError(
-                f"The backup manifest '{path}' holds no fields; use another backup.",
-                ErrorKind.CORRUPT,
-            )
-        return cls.from_dict(data)
+            translated = translate_error(error, f"Reading the manifest '{path}'",
+                                         QueueBackupError)
+            raise ManifestUnreadable(f"it cannot be read ({error.strerror or error})",
+                                     path, classify_os_error(error), translated.message
+                                     ) from error
+        except UnreadableJson as error:
+            raise ManifestUnreadable(error.reason, path) from error
+        except ManifestUnreadable as error:
+            raise ManifestUnreadable(error.reason, path) from error
 
     def write(self, backup_path: str | Path) -> Path:
         """Write this manifest beside ``backup_path`` atomically; returns the manifest path."""
@@ -281,6 +349,8 @@ class BackupInfo:
     created_at: datetime
     manifest: BackupManifest | None = None
     sequence: int = field(default=1, repr=False, compare=False)
+    #: Why the manifest beside the backup could not be used; None when it was read or absent.
+    manifest_problem: str | None = None
 
     @property
     def size_mb(self) -> float:
@@ -293,13 +363,22 @@ class BackupInfo:
         return self.manifest is not None
 
     @property
+    def manifest_unreadable(self) -> bool:
+        """True when a manifest file is there but could not be used (see manifest_problem)."""
+        return self.manifest_problem is not None
+
+    @property
     def task_counts(self) -> dict[str, int] | None:
         """Tasks by status at backup time, when the manifest recorded them."""
         return self.manifest.task_counts if self.manifest is not None else None
 
     @classmethod
     def from_path(cls, path: str | Path) -> BackupInfo:
-        """Describe a backup file: time from its manifest, else its name, else its mtime."""
+        """Describe a backup file: time from its manifest, else its name, else its mtime.
+
+        A manifest that cannot be used affects this backup only: it is described without
+        one, and :attr:`manifest_problem` says why.
+        """
         path = Path(path)
         try:
             stat = path.stat()
@@ -307,18 +386,29 @@ class BackupInfo:
             raise translate_error(error, f"Reading the backup '{path}'", QueueBackupError
                                   ) from error
         manifest = None
+        problem = None
         manifest_file = manifest_path_for(path)
-        if manifest_file.is_file():
-            with contextlib.suppress(QueueBackupError):
+        if os.path.lexists(manifest_file):
+            try:
                 manifest = BackupManifest.read(manifest_file)
+            except ManifestUnreadable as error:
+                problem = error.reason
         parsed = parse_backup_name(path.name)
         created = manifest.created_datetime if manifest is not None else None
         if created is None and parsed is not None:
             created = parsed[1]
         if created is None:
-            created = datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+            created = _modified_time(stat.st_mtime)
         return cls(path=path, size_bytes=stat.st_size, created_at=created, manifest=manifest,
-                   sequence=parsed[2] if parsed is not None else 1)
+                   sequence=parsed[2] if parsed is not None else 1, manifest_problem=problem)
+
+
+def _modified_time(mtime: float) -> datetime:
+    """A file's modification time, or the epoch when it is beyond what datetime can hold."""
+    try:
+        return checked_time(datetime.fromtimestamp(mtime, timezone.utc))
+    except (ValueError, OverflowError, OSError):
+        return datetime.fromtimestamp(0, timezone.utc)
 
 
 def sqlite_library_version() -> str:

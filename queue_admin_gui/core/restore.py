@@ -15,12 +15,14 @@ import enum
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .database import (
     BUSY_TIMEOUT_MS,
     check_queue_schema,
+    closing_connection,
     connect,
     open_read_only,
     shm_path,
@@ -46,6 +48,8 @@ STAGE_WRITE = "Writing the backup into the database"
 DEFAULT_PAGES_PER_STEP = 1024
 SIDE_FILE_SUFFIXES = ("-wal", "-journal", "-shm")
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+#: Called once while a restore holds the live write lock, with the source connection.
+LockedHook = Callable[[sqlite3.Connection], None]
 
 
 @dataclass
@@ -181,7 +185,8 @@ def write_into(backup_path: str | Path, target: str | Path,
                progress: ProgressCallback | None = None,
                cancelled: CancelCheck | None = None, *,
                pages_per_step: int = DEFAULT_PAGES_PER_STEP,
-               busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> int:
+               busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+               while_locked: LockedHook | None = None) -> int:
     """Write a backup into ``target`` through SQLite's backup API; returns the pages written.
 
     The destination stays in one write transaction for every step, so other connections
@@ -190,6 +195,12 @@ def write_into(backup_path: str | Path, target: str | Path,
     than the busy timeout raises a LOCKED error. A missing or empty ``target`` is filled and
     put in WAL mode like every queue file; a WAL destination stays in WAL mode. Callers verify
     the backup and inspect the target first; this step only writes.
+
+    ``while_locked(source)`` is called once, after the first step has taken the
+    destination's write lock and before anything commits: no other connection can commit
+    to the destination while it runs. It gets the connection the copy reads from, opened
+    read-write (so ``backup_path`` must then be a private copy): changes made through it
+    reach the destination with the rest of the pages.
     """
     backup_path, target = Path(backup_path), Path(target)
     action = f"Restoring '{target}' from '{backup_path}'"
@@ -203,11 +214,11 @@ def write_into(backup_path: str | Path, target: str | Path,
         )
     total_pages = 0
     try:
-        with open_backup_file(backup_path) as source:
+        with _open_source(backup_path, writable=while_locked is not None) as source:
             destination = connect(target, busy_timeout_ms=busy_timeout_ms, create=created)
             try:
                 total_pages = _copy_into(source, destination, action, progress, cancelled,
-                                         pages_per_step, busy_timeout_ms)
+                                         pages_per_step, busy_timeout_ms, while_locked)
                 if fresh:
                     destination.execute("PRAGMA journal_mode=WAL")
                 else:
@@ -242,9 +253,21 @@ def _shrink_wal(destination: sqlite3.Connection) -> None:
         destination.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
+@contextlib.contextmanager
+def _open_source(path: Path, *, writable: bool) -> Iterator[sqlite3.Connection]:
+    """The backup read-only as an untrusted file, or a private staging copy read-write."""
+    if not writable:
+        with open_backup_file(path) as connection:
+            yield connection
+        return
+    with closing_connection(connect(path, create=False)) as connection:
+        yield connection
+
+
 def _copy_into(source: sqlite3.Connection, destination: sqlite3.Connection, action: str,
                progress: ProgressCallback | None, cancelled: CancelCheck | None,
-               pages_per_step: int, busy_timeout_ms: int) -> int:
+               pages_per_step: int, busy_timeout_ms: int,
+               while_locked: LockedHook | None = None) -> int:
     source_page = int(source.execute("PRAGMA page_size").fetchone()[0])
     target_page = int(destination.execute("PRAGMA page_size").fetchone()[0])
     target_mode = str(destination.execute("PRAGMA journal_mode").fetchone()[0]).lower()
@@ -255,11 +278,19 @@ def _copy_into(source: sqlite3.Connection, destination: sqlite3.Connection, acti
             "into a new file instead.",
             ErrorKind.INVALID,
         )
+    source_pages = int(source.execute("PRAGMA page_count").fetchone()[0])
+    if while_locked is not None:
+        if source_pages < 2:
+            raise QueueBackupError(f"{action} refused: the backup holds no database pages to "
+                                   "restore; choose another backup.", ErrorKind.INVALID)
+        # The hook must run between two steps, so the first step never copies everything.
+        pages_per_step = min(pages_per_step, source_pages - 1)
     waiting_since = time.monotonic()
     pages = 0
+    hook_pending = while_locked is not None
 
     def on_step(status: int, remaining: int, total: int) -> None:
-        nonlocal waiting_since, pages
+        nonlocal waiting_since, pages, hook_pending
         if status in _BUSY_CODES:
             if time.monotonic() - waiting_since >= busy_timeout_ms / 1000:
                 raise QueueBackupError(f"{action} failed: the database is locked by another "
@@ -267,16 +298,24 @@ def _copy_into(source: sqlite3.Connection, destination: sqlite3.Connection, acti
             return
         waiting_since = time.monotonic()
         pages = total
+        if hook_pending and while_locked is not None and remaining > 0:
+            hook_pending = False
+            while_locked(source)
         report(progress, total - remaining, total, STAGE_WRITE)
         if remaining > 0 and is_cancelled(cancelled):
             raise OperationCancelled(f"{action} was cancelled; nothing was changed.")
 
-    source.execute("BEGIN")
+    if while_locked is None:
+        source.execute("BEGIN")
     try:
         source.execute("SELECT count(*) FROM sqlite_master").fetchone()
         source.backup(destination, pages=max(1, pages_per_step), progress=on_step, sleep=0.05)
     finally:
-        source.execute("COMMIT")
+        if source.in_transaction:
+            source.execute("COMMIT")
+    if hook_pending:
+        raise QueueBackupError(f"{action} failed: the write lock was never held between two "
+                               "steps; nothing was left to guard.", ErrorKind.BUG)
     return pages
 
 

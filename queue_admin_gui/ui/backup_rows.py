@@ -48,6 +48,8 @@ def verification_text(info: BackupInfo, known: Verification | None) -> str:
     A manifest is written only after the copy passed its check, so a backup that has one
     was checked when it was made; Verify checks it again now.
     """
+    if info.manifest_problem is not None:  # found at the last listing, after any check
+        return f"\u2716 Manifest unreadable: {info.manifest_problem}"
     if known is not None:
         when = known.at.astimezone().strftime("%H:%M")
         return f"\u2714 OK ({when})" if known.ok else f"\u2716 Damaged: {known.problem}"

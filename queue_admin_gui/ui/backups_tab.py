@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from ..core.backup import BackupInfo, BackupResult, QueueBackup, VerifyReport
 from ..core.errors import QueueAdminError, format_bytes
+from ..core.retention import plan_prune
 from ..session import TOPIC_BACKUPS, Session
 from .backup_rows import Verification, backup_columns, describe_task_counts, verification_text
 from .icons import icon
@@ -256,7 +257,7 @@ class BackupsTab(MaintenanceTab):
     def prune(self) -> None:
         """Delete all but the newest N backups, after saying which ones would go."""
         keep = self.keep_spin.value()
-        doomed = self.model.records[keep:]
+        doomed = plan_prune(self.model.records, keep).delete  # never one it cannot read
         if not doomed:
             self.session.messages.info(
                 f"Nothing to prune: the folder holds {len(self.model.records)} backups, "

@@ -250,6 +250,8 @@ class ChoosePage(JobPage):
                                      "with Other file....")
 
     def _verified_text(self, info: BackupInfo) -> str:
+        if info.manifest_problem is not None:
+            return f"Manifest unreadable: {info.manifest_problem}"
         checked = self.state.checked.get(info.path)
         if checked is not None:
             return "Checked: OK" if checked else "Checked: FAILED"

@@ -146,13 +146,42 @@ def test_restore_without_yes_is_refused(cli: CliRunner, demo_db: Path,
     assert _task_total(demo_db) == 10
 
 
+def _silence_workers(db: Path) -> None:
+    """Make the demo's workers look stopped: last heartbeat an hour ago."""
+    with closing_connection(connect(db)) as connection:
+        connection.execute("UPDATE workers SET heartbeat_utc = datetime('now', '-1 hour')")
+
+
+def test_restore_is_refused_while_workers_heartbeat(cli: CliRunner, demo_db: Path,
+                                                    backup_dir: Path) -> None:
+    path = _backup(cli, demo_db, backup_dir)["path"]
+    with closing_connection(connect(demo_db)) as connection:
+        connection.execute("DELETE FROM task_queue WHERE id > 10")
+        connection.execute("UPDATE workers SET heartbeat_utc = datetime('now')")
+        names = [row[0] for row in connection.execute("SELECT worker_id FROM workers")]
+    run = cli("--db", demo_db, "--json", "restore", path, "--yes")
+    assert run.code == 1
+    assert run.data["kind"] == "workers_active"
+    assert names and all(name in run.data["error"] for name in names[:5])
+    assert "twice" in run.data["error"]
+    assert _task_total(demo_db) == 10
+    assert not (backup_dir / "pre-restore").exists() or not any(
+        (backup_dir / "pre-restore").iterdir())
+    run = cli("--db", demo_db, "--json", "restore", path, "--yes", "--allow-live-workers")
+    assert run.code == 0, run.err
+    assert _task_total(demo_db) == 300
+
+
 def test_restore_with_yes_brings_the_backup_back(cli: CliRunner, demo_db: Path,
                                                  backup_dir: Path) -> None:
     path = _backup(cli, demo_db, backup_dir)["path"]
     with closing_connection(connect(demo_db)) as connection:
         connection.execute("DELETE FROM task_queue WHERE id > 10")
+    _silence_workers(demo_db)
     run = cli("--db", demo_db, "--json", "restore", path, "--yes")
     assert run.code == 0, run.err
+    assert run.data["check_problems"] == []
+    assert run.data["counters_kept"]["task_queue"] >= 300
     assert run.data["restored_from"] == path
     assert run.data["seconds"] >= 0
     safety = Path(run.data["safety_backup"])
@@ -164,12 +193,14 @@ def test_restore_with_yes_brings_the_backup_back(cli: CliRunner, demo_db: Path,
 def test_restore_without_safety_backup(cli: CliRunner, demo_db: Path,
                                        backup_dir: Path) -> None:
     path = _backup(cli, demo_db, backup_dir)["path"]
+    _silence_workers(demo_db)
     run = cli("--db", demo_db, "--json", "restore", path, "--yes", "--no-safety-backup")
     assert run.code == 0, run.err
     assert run.data["safety_backup"] is None
+    _silence_workers(demo_db)  # the backup brought back the heartbeats it held
     human = cli("--db", demo_db, "restore", path, "--yes")
     assert human.code == 0
-    assert human.out.startswith("Database restored.")
+    assert human.out.startswith("Database restored and checked.")
 
 
 def test_restore_of_a_corrupt_backup_changes_nothing(cli: CliRunner, demo_db: Path,

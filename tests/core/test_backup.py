@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from queue_admin_gui.core import backup as backup_module
-from queue_admin_gui.core.backup import BackupInfo, BackupResult, QueueBackup
+from queue_admin_gui.core.backup import BackupInfo, BackupResult, PruneStopped, QueueBackup
 from queue_admin_gui.core.database import QueueDatabase, task_counts
 from queue_admin_gui.core.errors import ErrorKind, OperationCancelled, QueueBackupError
 from queue_admin_gui.core.manifest import manifest_path_for
@@ -278,3 +278,56 @@ def test_verify_backup_raises_not_found_for_a_missing_file(engine: QueueBackup) 
     with pytest.raises(QueueBackupError, match="not found") as caught:
         engine.verify_backup(engine.backup_dir / "queue_backup_20200101_000000.db")
     assert caught.value.kind is ErrorKind.NOT_FOUND
+
+
+# -- a bad manifest affects only its own backup; a prune that stops says what it did -------
+
+def _break_manifest(backup: Path, content: bytes) -> None:
+    manifest_path_for(backup).write_bytes(content)
+
+
+@pytest.mark.parametrize("content", [
+    b"[" * 50_000 + b"]" * 50_000,
+    b'{"created_at": "0001-01-01T00:00:00+00:00"}',
+    b"\xff\xfe not text",
+], ids=["deeply nested", "year 1", "not UTF-8"])
+def test_one_bad_manifest_leaves_the_other_backups_listed(engine: QueueBackup,
+                                                          content: bytes) -> None:
+    first, bad, last = (engine.create_backup(label) for label in ("a", "b", "c"))
+    _break_manifest(bad, content)
+    listed = {info.path: info for info in engine.list_backups()}
+    assert set(listed) == {first, bad, last}
+    assert listed[bad].manifest_unreadable and listed[bad].task_counts is None
+    for good in (first, last):
+        assert not listed[good].manifest_unreadable
+        assert listed[good].task_counts is not None
+
+
+def test_prune_never_deletes_nor_counts_a_backup_with_an_unreadable_manifest(
+        engine: QueueBackup) -> None:
+    oldest, older, bad, newest = (engine.create_backup(label) for label in "wxyz")
+    _break_manifest(bad, b'{"created_at": "0001-01-01T00:00:00+00:00"}')
+    done = engine.prune(2)
+    assert done.deleted == [oldest]
+    assert done.kept == [newest, older]
+    assert [info.path for info in done.skipped] == [bad]
+    assert bad.is_file() and manifest_path_for(bad).is_file()
+    assert engine.prune_backups(0) == [newest, older]
+    assert [info.path for info in engine.list_backups()] == [bad]
+
+
+def test_prune_that_stops_part_way_says_what_it_deleted(engine: QueueBackup) -> None:
+    from undeletable import undeletable
+
+    made = [engine.create_backup("p") for _ in range(4)]
+    with undeletable(made[1]), pytest.raises(PruneStopped) as caught:
+        engine.prune(1)
+    stopped = caught.value
+    assert stopped.deleted == [made[2]]
+    assert stopped.not_deleted == [made[1], made[0]]
+    assert stopped.kind is ErrorKind.PERMISSION
+    message = str(stopped)
+    assert f"at '{made[1].name}'" in message
+    assert f"Deleted before stopping: 1 backup(s) ({made[2].name})" in message
+    assert "2 backup(s) due for deletion were not deleted" in message
+    assert not made[2].exists() and made[1].exists() and made[0].exists()

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from queue_admin_gui.core.bounded_json import nesting_depth
 from queue_admin_gui.core.errors import ErrorKind, QueueBackupError
 from queue_admin_gui.core.manifest import (
+    MAX_MANIFEST_BYTES,
     BackupInfo,
     BackupManifest,
+    ManifestUnreadable,
     backup_file_name,
     file_sha256,
     is_backup_file_name,
@@ -91,9 +94,12 @@ def test_manifest_round_trips_through_its_file(tmp_path: Path) -> None:
 
 
 def test_manifest_without_counts_and_with_bad_time() -> None:
-    manifest = make_manifest(task_counts=None, created_at="yesterday")
-    assert BackupManifest.from_dict(manifest.to_dict()).task_counts is None
+    assert BackupManifest.from_dict(make_manifest(task_counts=None).to_dict()).task_counts is None
+    manifest = make_manifest(created_at="yesterday")
     assert manifest.created_datetime is None
+    with pytest.raises(ManifestUnreadable) as caught:
+        BackupManifest.from_dict(manifest.to_dict())
+    assert "yesterday" in caught.value.reason
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"name": "x"}',
@@ -169,3 +175,128 @@ def test_info_of_a_missing_file_raises_not_found(tmp_path: Path) -> None:
     with pytest.raises(QueueBackupError) as caught:
         BackupInfo.from_path(tmp_path / "queue_backup_20250102_030405.db")
     assert caught.value.kind is ErrorKind.NOT_FOUND
+
+
+# -- hostile manifests: each one affects only its own backup ------------------------------
+
+def _valid_fields(**changes: object) -> dict[str, object]:
+    fields = make_manifest().to_dict()
+    fields.update(changes)
+    return fields
+
+
+#: Manifest contents that cannot be used, and a phrase the reason must contain.
+HOSTILE_MANIFESTS: dict[str, tuple[bytes, str]] = {
+    "deeply nested": (b"[" * 100_000 + b"]" * 100_000, "levels deep"),
+    "year 1": (json.dumps(_valid_fields(created_at="0001-01-01T00:00:00+00:00")).encode(),
+               "created_at '0001-01-01T00:00:00+00:00' is not a usable time"),
+    "year 9999 west": (json.dumps(_valid_fields(created_at="9999-12-31T23:59:59-12:00"))
+                       .encode(), "created_at '9999-12-31T23:59:59-12:00'"),
+    "invalid utf-8": (b'{"name": "\xff\xfe"}', "not valid UTF-8"),
+    "page_count text": (json.dumps(_valid_fields(page_count="x")).encode(),
+                        "page_count is \"x\", not a whole number"),
+    "size_bytes float": (json.dumps(_valid_fields(size_bytes=1.5)).encode(),
+                         "not a whole number"),
+    "list at top": (b"[1, 2, 3]", "JSON array"),
+    "NaN": (b'{"size_bytes": NaN}', "NaN"),
+    "counts not an object": (json.dumps(_valid_fields(task_counts=[1])).encode(),
+                             "task_counts"),
+    "missing field": (b'{"name": "x"}', "missing"),
+}
+
+
+@pytest.fixture
+def west_of_utc(monkeypatch: pytest.MonkeyPatch):
+    """Local time 5 hours behind UTC, where year 1 cannot be converted to local time."""
+    import time
+
+    if not hasattr(time, "tzset"):
+        pytest.skip("time.tzset is POSIX only")
+    monkeypatch.setenv("TZ", "EST+5")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_MANIFESTS))
+def test_a_hostile_manifest_is_refused_with_its_reason(tmp_path: Path, case: str,
+                                                       west_of_utc: None) -> None:
+    content, reason = HOSTILE_MANIFESTS[case]
+    path = tmp_path / "queue_backup_20261129_120000.manifest.json"
+    path.write_bytes(content)
+    with pytest.raises(ManifestUnreadable) as caught:
+        BackupManifest.read(path)
+    assert caught.value.kind is ErrorKind.CORRUPT
+    assert reason in caught.value.reason
+    assert reason in str(caught.value) and str(caught.value).endswith(".")
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_MANIFESTS))
+def test_info_says_why_its_manifest_is_unreadable(tmp_path: Path, case: str,
+                                                  west_of_utc: None) -> None:
+    content, reason = HOSTILE_MANIFESTS[case]
+    backup = tmp_path / "queue_backup_20250102_030405.db"
+    backup.write_bytes(b"x")
+    manifest_path_for(backup).write_bytes(content)
+    info = BackupInfo.from_path(backup)
+    assert not info.has_manifest and info.manifest_unreadable
+    assert info.manifest_problem is not None and reason in info.manifest_problem
+    # the time comes from the file name, and it converts to local time and compares
+    assert info.created_at == datetime(2025, 1, 2, 3, 4, 5).astimezone().astimezone(timezone.utc)
+    assert info.created_at.astimezone().year == 2025
+
+
+def test_a_huge_manifest_is_refused_without_being_read(tmp_path: Path) -> None:
+    import tracemalloc
+
+    backup = tmp_path / "queue_backup_20250102_030405.db"
+    backup.write_bytes(b"x")
+    huge = manifest_path_for(backup)
+    with open(huge, "wb") as handle:  # 300 MB, sparse: cheap to make, costly to read
+        handle.truncate(300 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        info = BackupInfo.from_path(backup)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.manifest_problem is not None
+    assert "314,572,800 bytes" in info.manifest_problem and "1,048,576" in info.manifest_problem
+    assert peak < 4 * 1024 * 1024
+
+
+def test_a_manifest_at_the_size_limit_is_read(tmp_path: Path) -> None:
+    fields = _valid_fields()
+    text = json.dumps(fields)
+    fields["tool_version"] = "v" * (MAX_MANIFEST_BYTES - len(text) - 2)
+    path = tmp_path / "queue_backup_x_20261129_120000.manifest.json"
+    path.write_text(json.dumps(fields), encoding="utf-8")
+    assert path.stat().st_size <= MAX_MANIFEST_BYTES
+    assert BackupManifest.read(path).page_count == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX only")
+def test_a_pipe_in_place_of_a_manifest_does_not_block(tmp_path: Path) -> None:
+    backup = tmp_path / "queue_backup_20250102_030405.db"
+    backup.write_bytes(b"x")
+    os.mkfifo(manifest_path_for(backup))
+    info = BackupInfo.from_path(backup)  # opening a pipe for reading would wait for a writer
+    assert info.manifest_problem == "it is not a regular file"
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    assert nesting_depth('{"a": "[[[[{{{{\\"]]]]", "b": [[1]]}') == 3
+    assert nesting_depth("{}") == 1 and nesting_depth("7") == 0
+
+
+@pytest.mark.parametrize("name", ["queue_backup_00010101_000000.db",
+                                  "queue_backup_99991231_235959.db"])
+def test_a_backup_named_with_an_impossible_year_falls_back_to_its_mtime(
+        tmp_path: Path, name: str, west_of_utc: None) -> None:
+    odd = tmp_path / name
+    odd.write_bytes(b"x")
+    os.utime(odd, (1_700_000_000, 1_700_000_000))
+    assert parse_backup_name(name) is None
+    assert BackupInfo.from_path(odd).created_at == datetime.fromtimestamp(1_700_000_000,
+                                                                          timezone.utc)

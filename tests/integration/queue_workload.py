@@ -159,6 +159,32 @@ def _writer(db: str, stop_file: str) -> None:
     connection.close()
 
 
+def _committer(db: str, stop_file: str, log_file: str) -> None:
+    """Commit one task per transaction until ``stop_file`` appears, logging each commit.
+
+    After every COMMIT returns, ``<id> <token>`` is appended to ``log_file``: exactly the
+    writes this worker knows to be durable, which a restore must not lose.
+    """
+    connection = sqlite3.connect(db, isolation_level=None, timeout=60)
+    connection.execute("PRAGMA busy_timeout=60000")
+    with open(log_file, "a", encoding="utf-8") as log:
+        count = 0
+        while not os.path.exists(stop_file):
+            token = f"{os.getpid()}-{count}"
+            _begin_immediate(connection)
+            cursor = connection.execute(
+                "INSERT INTO task_queue(type, payload) VALUES ('committed', ?)",
+                (json.dumps({"token": token}),))
+            connection.execute("COMMIT")
+            log.write(f"{cursor.lastrowid} {token}\n")
+            log.flush()
+            count += 1
+            if count == 1:
+                print("ready", flush=True)
+            time.sleep(0.002)
+    connection.close()
+
+
 def _reader(db: str, stop_file: str) -> None:
     """Print every distinct fingerprint seen while reading until ``stop_file`` appears."""
     last = None
@@ -208,6 +234,6 @@ def _disk_full(db: str, folder: str, limit: str) -> None:
 
 
 if __name__ == "__main__":
-    roles = {"writer": _writer, "reader": _reader, "backup": _backup, "restore": _restore,
-             "disk-full": _disk_full}
+    roles = {"writer": _writer, "committer": _committer, "reader": _reader, "backup": _backup,
+             "restore": _restore, "disk-full": _disk_full}
     roles[sys.argv[1]](*sys.argv[2:])

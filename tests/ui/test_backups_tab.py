@@ -282,3 +282,25 @@ def test_verified_column_tells_checked_when_made_from_checked_now(tmp_path):
     assert verification_text(with_manifest, None).startswith("\u2714 Checked when made")
     checked = Verification(ok=False, at=made, problem="checksum mismatch")
     assert verification_text(with_manifest, checked) == "\u2716 Damaged: checksum mismatch"
+
+
+def test_a_backup_with_an_unreadable_manifest_is_listed_as_such_and_never_pruned(
+        qtbot, tab, presenter, backup_dir):
+    made = [click_backup(qtbot, tab, f"m{n}").path for n in range(3)]
+    manifest_path_for(made[1]).write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    tab.refresh()
+    qtbot.waitUntil(lambda: not tab.loading, timeout=30_000)
+    by_path = {info.path: row for row, info in enumerate(tab.model.records)}
+    assert set(by_path) == set(made)
+    verified = next(column for column in range(tab.model.columnCount())
+                    if tab.model.headerData(column, Qt.Orientation.Horizontal) == "Verified")
+    cell = tab.model.data(tab.model.index(by_path[made[1]], verified))
+    assert cell.startswith("\u2716 Manifest unreadable: it nests 100000 levels deep")
+    good = tab.model.data(tab.model.index(by_path[made[2]], verified))
+    assert good.startswith("\u2714")
+
+    tab.keep_spin.setValue(1)
+    with qtbot.waitSignal(tab.session.runner.job_finished, timeout=30_000):
+        qtbot.mouseClick(tab.prune_button, LEFT)
+    assert "Delete 1 backups" in presenter.questions[-1].text
+    assert backup_files(backup_dir) == sorted([made[1], made[2]])

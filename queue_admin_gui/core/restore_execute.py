@@ -1,0 +1,357 @@
+"""Carrying out a restore: the one path the CLI, the wizard and the public API all take.
+
+The order of the steps is what makes the restore unable to lose a committed write:
+
+1. The backup (and its manifest) is copied into a private staging folder beside the live
+   database, and the copy is verified fully (checksum, integrity check, queue schema). The
+   user's backup file is only ever read as plain bytes; SQLite never opens it, so nothing
+   can create, delete or change a file beside it.
+2. Running workers refuse the restore unless the caller names them as accepted: they would
+   go on working on tasks the restore puts back, and run them twice.
+3. The staging copy is written into the live database through SQLite's backup API. The first
+   step of that copy takes the live database's write lock and keeps it until the copy
+   commits. Only then, with no writer able to commit, is the safety backup taken and the live
+   AUTOINCREMENT counters read: every write committed before the restore is in the safety
+   backup, and the counters copied into the staging file never go below what the live
+   database had handed out, so no task id is ever reused.
+4. The restored database is checked (integrity, schema) and the staging folder removed.
+
+Workers are held off from the first write step until the commit: they see SQLite "busy" and
+retry within their busy timeout. The time is mostly the safety backup's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backup import QueueBackup
+from .database import BUSY_TIMEOUT_MS, closing_connection, connect, require_existing_file
+from .errors import (
+    ErrorKind,
+    OperationCancelled,
+    QueueAdminError,
+    QueueBackupError,
+    translate_error,
+)
+from .leases import LeaseManager
+from .manifest import manifest_path_for
+from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from .restore import (
+    DEFAULT_PAGES_PER_STEP,
+    LockedHook,
+    RestoreResult,
+    TargetState,
+    inspect_target,
+    move_aside,
+    write_into,
+)
+from .restore_plan import ACTIVE_WORKER_SECONDS, RestoredCheck, check_restored
+from .verify import check_backup_file
+from .write_access import blocked_sentence, probe_write_access, wait_for_write_access
+
+#: Sub-folder of the backup folder that holds the safety backups restores take.
+SAFETY_FOLDER_NAME = "pre-restore"
+SAFETY_BACKUP_NAME = "pre_restore"
+#: Safety backups kept in that folder; older ones are pruned after each restore.
+SAFETY_KEEP_COUNT = 5
+STAGE_STAGING = "Copying the backup for checking"
+STAGE_SAFETY = "Taking the safety backup (workers are held off)"
+STAGE_WAITING = "Waiting for another program to let go of the database"
+STAGE_CHECK_RESTORED = "Checking the restored database"
+_STAGING_PREFIX = ".queue-admin-restore-"
+_CHUNK = 1024 * 1024
+#: A staging folder this old belongs to no running restore.
+STALE_STAGING_SECONDS = 6 * 3600
+
+#: The workers a caller accepts as running during the restore; ``ALL_WORKERS`` accepts any.
+ALL_WORKERS = frozenset({"*"})
+
+
+@dataclass
+class RestoreRequest:
+    """What to restore, into which database, and what the caller has agreed to."""
+
+    backup_path: Path
+    target: Path
+    backup_dir: Path
+    safety_backup: bool = True
+    accepted_workers: Collection[str] = ()
+    lock_wait_seconds: float = 0.0
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    pages_per_step: int = DEFAULT_PAGES_PER_STEP
+
+
+@dataclass
+class RestoreReport(RestoreResult):
+    """A restore's result with the check of the restored database and the counters kept."""
+
+    check: RestoredCheck | None = None
+    counters_kept: dict[str, int] = field(default_factory=dict)
+    held_seconds: float = 0.0
+
+
+def safety_folder(backup_dir: str | Path) -> Path:
+    """Where restores keep their safety backups: apart from the regular backups."""
+    return Path(backup_dir) / SAFETY_FOLDER_NAME
+
+
+def execute_restore(request: RestoreRequest, progress: ProgressCallback | None = None,
+                    cancelled: CancelCheck | None = None) -> RestoreReport:
+    """Restore ``request.backup_path`` into ``request.target``; see the module docstring.
+
+    Raises :class:`QueueBackupError` (kinds INVALID, CORRUPT, NOT_A_QUEUE, LOCKED,
+    WORKERS_ACTIVE, ...) when the restore is refused or fails, and
+    :class:`OperationCancelled` on cancel; either way the live database is as it was (a
+    safety backup already taken is kept, and the message says where).
+    """
+    backup_path, target = Path(request.backup_path), Path(request.target)
+    action = f"Restoring '{target}' from '{backup_path}'"
+    started = time.monotonic()
+    require_existing_file(backup_path, action, QueueBackupError)
+    if target.exists() and os.path.samefile(target, backup_path):
+        raise QueueBackupError(f"{action} refused: the backup and the database are the same "
+                               "file; choose another backup.", ErrorKind.INVALID)
+    _refuse_side_paths(backup_path, target, action)
+    _remove_stale_staging(target.parent)
+    staging_dir = _make_staging_dir(target, action)
+    try:
+        staged = _stage(backup_path, staging_dir, action, progress, cancelled)
+        verdict = check_backup_file(staged, progress, cancelled, **_live_schema(target))
+        if not verdict.ok:
+            raise QueueBackupError(f"{action} refused: the backup failed verification: "
+                                   f"{verdict.problems[0]}", verdict.kind)
+        _wait_for_lock(target, request.lock_wait_seconds, progress, cancelled)
+        _refuse_live_workers(target, request.accepted_workers, action)
+        return _write(request, staged, action, started, progress, cancelled)
+    finally:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+
+
+def _write(request: RestoreRequest, staged: Path, action: str, started: float,
+           progress: ProgressCallback | None, cancelled: CancelCheck | None) -> RestoreReport:
+    target = Path(request.target)
+    inspection = inspect_target(target, check=not request.safety_backup, progress=progress,
+                                cancelled=cancelled, busy_timeout_ms=request.busy_timeout_ms)
+    if inspection.state is TargetState.NOT_A_QUEUE:
+        raise QueueBackupError(
+            f"{action} refused: '{target}' holds an SQLite database that is not a PrismQ "
+            f"queue ({'; '.join(inspection.problems)}); choose the queue file.",
+            ErrorKind.NOT_A_QUEUE)
+    healthy = inspection.state is TargetState.HEALTHY
+    moved: list[Path] = []
+    if inspection.state in (TargetState.CORRUPT, TargetState.MISSING):
+        moved = move_aside(target)
+    outcome = RestoreReport(restored_from=Path(request.backup_path), target=target,
+                            safety_backup=None, seconds=0.0, moved_aside=moved)
+    locked_at: list[float] = []
+    damaged: list[QueueAdminError] = []
+
+    def while_locked(source: sqlite3.Connection) -> None:
+        """Runs once, holding the live write lock: safety backup, then the counters."""
+        locked_at.append(time.monotonic())
+        if request.safety_backup:
+            report(progress, 0, 0, STAGE_SAFETY)
+            safety = QueueBackup(target, safety_folder(request.backup_dir),
+                                 busy_timeout_ms=request.busy_timeout_ms,
+                                 pages_per_step=request.pages_per_step)
+            try:
+                outcome.safety_backup = safety.create_backup(SAFETY_BACKUP_NAME, progress,
+                                                             cancelled)
+            except QueueBackupError as error:
+                if error.kind is ErrorKind.CORRUPT:
+                    damaged.append(error)
+                raise
+            raise_if_cancelled(cancelled, action)
+        outcome.counters_kept = _keep_counters(target, source)
+
+    def write(hook: LockedHook | None) -> None:
+        write_into(staged, target, progress, cancelled, pages_per_step=request.pages_per_step,
+                   busy_timeout_ms=request.busy_timeout_ms, while_locked=hook)
+
+    try:
+        try:
+            write(while_locked if healthy else None)
+        except QueueBackupError:
+            if not damaged:
+                raise
+            # The safety backup found the live file damaged: like any damaged database it
+            # is moved aside whole (with its -wal), and the backup written in its place.
+            outcome.moved_aside = move_aside(target)
+            write(None)
+    except QueueAdminError as error:
+        raise _explain_failure(error, action, outcome) from error
+    if locked_at:
+        outcome.held_seconds = time.monotonic() - locked_at[0]
+    if outcome.safety_backup is not None:
+        with contextlib.suppress(QueueAdminError):
+            QueueBackup(target, safety_folder(request.backup_dir)).prune_backups(
+                SAFETY_KEEP_COUNT)
+    report(progress, 0, 0, STAGE_CHECK_RESTORED)
+    outcome.check = check_restored(target)
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def _explain_failure(error: QueueAdminError, action: str,
+                     outcome: RestoreReport) -> QueueAdminError:
+    """Add what was kept (a safety backup) or set aside (a damaged file) to the sentence."""
+    kept = []
+    if outcome.safety_backup is not None:
+        kept.append(f"the safety backup it had taken was kept: {outcome.safety_backup}")
+    if outcome.moved_aside:
+        kept.append("the damaged database was moved aside, not deleted: "
+                    + ", ".join(str(path) for path in outcome.moved_aside))
+    if not kept:
+        return error
+    if isinstance(error, OperationCancelled):
+        head = f"{action} was cancelled; the live database was not changed"
+        return OperationCancelled(f"{head}; {'; '.join(kept)}.")
+    return QueueBackupError(f"{error.message.rstrip('.')}; {'; '.join(kept)}.", error.kind)
+
+
+def _keep_counters(target: Path, source: sqlite3.Connection) -> dict[str, int]:
+    """Raise the staging copy's AUTOINCREMENT counters to at least the live database's.
+
+    Called while the restore holds the live write lock, so the live counters cannot move.
+    The change goes through the connection the backup API reads from, which carries it into
+    the pages already written.
+    """
+    with closing_connection(connect(target)) as live:
+        if not _has_sequence_table(live):
+            return {}
+        counters = {str(name): int(seq) for name, seq in
+                    live.execute("SELECT name, seq FROM sqlite_sequence")}
+    if not counters or not _has_sequence_table(source):
+        return counters
+    source.execute("BEGIN IMMEDIATE")
+    try:
+        for name, seq in counters.items():
+            updated = source.execute(
+                "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq, name))
+            if updated.rowcount == 0 and source.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                    (name,)).fetchone():
+                source.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)",
+                               (name, seq))
+        source.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            source.execute("ROLLBACK")
+        raise
+    return counters
+
+
+def _has_sequence_table(connection: sqlite3.Connection) -> bool:
+    return connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                              "AND name = 'sqlite_sequence'").fetchone() is not None
+
+
+def _refuse_live_workers(target: Path, accepted: Collection[str], action: str) -> None:
+    """Refuse while workers heartbeat, unless the caller named each one as accepted."""
+    if not target.exists() or set(accepted) >= ALL_WORKERS:
+        return
+    try:
+        running = LeaseManager(target).active_workers(ACTIVE_WORKER_SECONDS)
+    except QueueAdminError:
+        return
+    unaccepted = [worker.worker_id for worker in running if worker.worker_id not in accepted]
+    if unaccepted:
+        shown = ", ".join(unaccepted[:5]) + (f" and {len(unaccepted) - 5} more"
+                                             if len(unaccepted) > 5 else "")
+        raise QueueBackupError(
+            f"{action} refused: {len(unaccepted)} worker(s) still running ({shown}) sent a "
+            f"heartbeat in the last {ACTIVE_WORKER_SECONDS} s; they would keep working on "
+            "tasks the restore puts back and may run them twice. Stop the workers first, or "
+            "confirm that they may keep running.", ErrorKind.WORKERS_ACTIVE)
+
+
+def _wait_for_lock(target: Path, wait_seconds: float, progress: ProgressCallback | None,
+                   cancelled: CancelCheck | None) -> None:
+    """Wait up to ``wait_seconds`` for another program to let go of the live database."""
+    if wait_seconds <= 0 or probe_write_access(target) is None:
+        return
+
+    def tick(remaining: float) -> None:
+        report(progress, int((wait_seconds - remaining) * 1000), int(wait_seconds * 1000),
+               STAGE_WAITING)
+
+    if not wait_for_write_access(target, wait_seconds, tick, cancelled):
+        raise QueueBackupError(blocked_sentence(target, wait_seconds), ErrorKind.LOCKED)
+
+
+def _live_schema(target: Path) -> dict[str, object]:
+    """The keyword that lets verification compare the backup's schema with the live one's."""
+    try:
+        from .verify import check_backup_file as check
+        if "live_path" in check.__code__.co_varnames:
+            return {"live_path": target if target.exists() else None}
+    except AttributeError:  # pragma: no cover - a wrapped function
+        pass
+    return {}
+
+
+def _refuse_side_paths(backup_path: Path, target: Path, action: str) -> None:
+    """A backup path that is the live database's -wal, -shm or -journal is refused unread."""
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = target.with_name(target.name + suffix)
+        same = side.exists() and os.path.samefile(side, backup_path)
+        if same or os.path.normcase(str(side.absolute())) == os.path.normcase(
+                str(backup_path.absolute())):
+            raise QueueBackupError(
+                f"{action} refused: '{backup_path.name}' is the live database's {suffix} file, "
+                "not a backup; choose a backup file.", ErrorKind.INVALID)
+
+
+def _make_staging_dir(target: Path, action: str) -> Path:
+    folder = target.parent / f"{_STAGING_PREFIX}{os.getpid()}-{time.time_ns()}"
+    try:
+        folder.mkdir(parents=True)
+    except OSError as error:
+        raise translate_error(error, f"{action}: creating a staging folder beside the "
+                              "database", QueueBackupError) from error
+    return folder
+
+
+def _stage(backup_path: Path, staging_dir: Path, action: str,
+           progress: ProgressCallback | None, cancelled: CancelCheck | None) -> Path:
+    """Copy the backup and its manifest into the staging folder as plain bytes."""
+    staged = staging_dir / backup_path.name
+    total = backup_path.stat().st_size
+    done = 0
+    digest = hashlib.sha256()
+    try:
+        with open(backup_path, "rb") as source, open(staged, "xb") as copy:
+            while chunk := source.read(_CHUNK):
+                copy.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                report(progress, done, total, STAGE_STAGING)
+                raise_if_cancelled(cancelled, action)
+        manifest = manifest_path_for(backup_path)
+        if manifest.is_file():
+            shutil.copyfile(manifest, manifest_path_for(staged))
+    except OSError as error:
+        raise translate_error(error, f"{action}: copying the backup for checking",
+                              QueueBackupError) from error
+    return staged
+
+
+def _remove_stale_staging(folder: Path) -> None:
+    """Remove staging folders that a restore killed part way left beside the database."""
+    cutoff = time.time() - STALE_STAGING_SECONDS
+    for entry in folder.glob(f"{_STAGING_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry)
+
+
+__all__ = ["ALL_WORKERS", "RestoreReport", "RestoreRequest", "execute_restore",
+           "safety_folder"]
