@@ -19,7 +19,7 @@ from .database import check_queue_schema, connect, sqlite_uri, task_counts
 from .errors import ErrorKind, QueueBackupError, QueueDatabaseError, translate_error
 from .manifest import file_sha256, fsync_file, retry_on_windows_lock
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
-from .verify import QUICK_CHECK, check_beside, open_backup_file, read_header
+from .untrusted import FULL_CHECK, check_beside, open_backup_file, read_header
 
 STAGE_COPY = "Copying pages"
 STAGE_CHECK = "Checking the copy"
@@ -92,9 +92,12 @@ def seal_copy(partial: Path, snapshot: Snapshot, action: str,
               progress: ProgressCallback | None, cancelled: CancelCheck | None) -> str:
     """Check, flush and hash the closed partial file and count its tasks; return its SHA-256.
 
-    The file is read twice more after the copy: SQLite's ``quick_check`` on a helper
-    thread, and the SHA-256 on this thread, followed by the one ``fsync``, side by side
-    (hashlib and SQLite both release the GIL). Both are done before the caller renames.
+    The file is read twice more after the copy: SQLite's full ``integrity_check`` on a
+    helper thread, and the SHA-256 on this thread, followed by the one ``fsync``, side by
+    side (hashlib and SQLite both release the GIL). Both are done before the caller renames.
+    The full check (every index agrees with its table) runs on the closed copy, never on the
+    live file: a copy that fails it means the source is damaged, which raises a CORRUPT
+    error advising REINDEX or a restore, so no damaged copy is ever called verified.
     """
     check_copy(partial, snapshot, action, progress, cancelled)
 
@@ -104,15 +107,17 @@ def seal_copy(partial: Path, snapshot: Snapshot, action: str,
         snapshot.task_counts = _counts_in(partial)
         return digest
 
-    digest, content = check_beside(partial, QUICK_CHECK, hash_flush_and_count, cancelled,
+    digest, content = check_beside(partial, FULL_CHECK, hash_flush_and_count, cancelled,
                                    action)
     if content.error is not None:
         raise content.error
     if content.rows != ["ok"]:
-        raise QueueBackupError(f"{action} failed: the copy did not pass SQLite's check "
-                               f"({'; '.join(content.rows)}), so the database itself is "
-                               "probably damaged; run an integrity check and restore it from "
-                               "a backup.", ErrorKind.CORRUPT)
+        raise QueueBackupError(f"{action} failed: the copy did not pass SQLite's full "
+                               f"integrity check ({'; '.join(content.rows)}), so the database "
+                               "itself is damaged and no backup was kept; if only indexes are "
+                               "named (an index disagrees with its table), run REINDEX on the "
+                               "database, otherwise restore it from a backup.",
+                               ErrorKind.CORRUPT)
     return digest
 
 

@@ -1,53 +1,59 @@
 """Verification of a backup file before anyone trusts it.
 
-A backup is checked as an untrusted file: opened read-only with ``trusted_schema`` off,
-then its header, its manifest (size and SHA-256), SQLite's ``integrity_check`` and the
-queue schema. Every problem found becomes one sentence in a :class:`VerifyReport`; nothing
-here raises for a bad file, so the window and the CLI can show the whole list.
+A backup is checked as an untrusted file (see :mod:`.untrusted`): opened immutable and
+read-only with ``trusted_schema`` off, then its path (never the live database or one of its
+side files), its header, its manifest (size and SHA-256), SQLite's full ``integrity_check``
+(every index agrees with its table) and the queue schema (queue tables are tables, and no
+trigger or view beyond the queue schema and the live database's own). A backup is called
+verified only when all of these passed. Every problem found becomes one sentence in a
+:class:`VerifyReport`; nothing here raises for a bad file, so the window and the CLI can
+show the whole list.
 
 The SHA-256 and SQLite's check both read the whole file; they run side by side (the check
 on a helper thread with its own connection, the hash on the caller's thread, which alone
-reports progress and polls cancel), since hashlib and SQLite both release the GIL.
+reports progress and polls cancel), since hashlib and SQLite both release the GIL. The check
+is bounded: a cancel stops it within a second, and one that runs far longer than the file's
+size explains is stopped and reported.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-import struct
-import threading
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
-from .database import SQLITE_HEADER, check_queue_schema, open_read_only, wal_path
+from .backup_paths import live_file_conflict
+from .backup_schema import live_schema_for, schema_problems
 from .errors import (
     ErrorKind,
     OperationCancelled,
     QueueAdminError,
     QueueBackupError,
+    format_bytes,
     translate_error,
 )
 from .manifest import BackupManifest, file_sha256, manifest_path_for
-from .progress import (
-    CANCEL_CHECK_STEPS,
-    CancelCheck,
-    ProgressCallback,
-    is_cancelled,
-    raise_if_cancelled,
-    report,
+from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from .untrusted import (
+    FULL_CHECK,
+    QUICK_CHECK,
+    ContentCheck,
+    SQLiteHeader,
+    check_beside,
+    check_budget_seconds,
+    open_backup_file,
+    read_header,
 )
 
 STAGE_INTEGRITY = "Checking integrity"
-HEADER_BYTES = 100
-MAX_LISTED_DAMAGE = 5
-#: The two checks, written out in full (never assembled from input).
-FULL_CHECK = f"PRAGMA integrity_check({MAX_LISTED_DAMAGE})"
-QUICK_CHECK = f"PRAGMA quick_check({MAX_LISTED_DAMAGE})"
-#: How often the caller's thread looks at ``cancelled()`` while the check thread runs.
-_CANCEL_POLL_SECONDS = 0.05
-_T = TypeVar("_T")
+#: Files beside a backup that SQLite would read as part of it; the tool never reads them.
+_SIDE_SUFFIXES = ("-wal", "-journal")
+
+__all__ = [
+    "FULL_CHECK", "QUICK_CHECK", "ContentCheck", "SQLiteHeader", "VerifyReport",
+    "check_backup_file", "check_beside", "manifest_of", "open_backup_file", "read_header",
+]
 
 
 @dataclass
@@ -65,60 +71,6 @@ class VerifyReport:
     manifest: BackupManifest | None
     notes: list[str] = field(default_factory=list)
     kind: ErrorKind | None = None
-
-
-@dataclass(frozen=True)
-class SQLiteHeader:
-    """The fields of an SQLite file header that tell a whole file from a truncated one."""
-
-    page_size: int
-    write_version: int
-    read_version: int
-    page_count: int
-    page_count_valid: bool
-
-    @property
-    def expected_size(self) -> int:
-        """Bytes the file must have, by its header (0 when the header does not say)."""
-        return self.page_size * self.page_count if self.page_count_valid else 0
-
-    @property
-    def is_wal(self) -> bool:
-        """True when the file says it is in WAL mode (older backups may)."""
-        return self.write_version == 2 or self.read_version == 2
-
-
-def read_header(path: Path) -> SQLiteHeader | None:
-    """Parse the first 100 bytes of an SQLite file; None when they are not an SQLite header."""
-    with open(path, "rb") as handle:
-        data = handle.read(HEADER_BYTES)
-    if len(data) < HEADER_BYTES or not data.startswith(SQLITE_HEADER):
-        return None
-    raw_page_size = struct.unpack(">H", data[16:18])[0]
-    page_size = 65536 if raw_page_size == 1 else raw_page_size
-    change_counter, page_count = struct.unpack(">II", data[24:32])
-    valid_for = struct.unpack(">I", data[92:96])[0]
-    return SQLiteHeader(page_size=page_size, write_version=data[18], read_version=data[19],
-                        page_count=page_count,
-                        page_count_valid=page_count > 0 and change_counter == valid_for)
-
-
-@contextlib.contextmanager
-def open_backup_file(path: Path) -> Iterator[sqlite3.Connection]:
-    """Open a backup for reading (untrusted: read-only, trusted_schema off) and close it after.
-
-    Backups made by older tools may still say "WAL" in their header; a normal open would
-    make SQLite create an empty -wal and -shm beside them. When no -wal lies beside such a
-    file, everything it holds is in the file itself, so it is opened immutable: no lock, no
-    side file, and nothing to remove afterwards (the tool never deletes a -wal or -shm).
-    """
-    header = read_header(path) if path.is_file() else None
-    immutable = header is not None and header.is_wal and not wal_path(path).exists()
-    connection = open_read_only(path, error_class=QueueBackupError, immutable=immutable)
-    try:
-        yield connection
-    finally:
-        connection.close()
 
 
 def manifest_of(backup_path: Path) -> BackupManifest | None:
@@ -142,78 +94,37 @@ class _Findings:
         self.problems.append((kind, sentence))
 
 
-@dataclass
-class ContentCheck:
-    """What SQLite's check of a file found: its rows, the schema gaps, or the error it met."""
-
-    rows: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    error: BaseException | None = None
-
-
-def _run_check(path: Path, pragma: str, stop: threading.Event, result: ContentCheck) -> None:
-    """Run one check on its own read-only connection; every outcome lands in ``result``."""
-    try:
-        with open_backup_file(path) as connection:
-            connection.set_progress_handler(lambda: 1 if stop.is_set() else 0,
-                                            CANCEL_CHECK_STEPS)
-            result.rows = [str(row[0]) for row in connection.execute(pragma)]
-            result.missing = check_queue_schema(connection)
-    except BaseException as error:  # noqa: BLE001 - handed to the caller's thread as is
-        result.error = error
-
-
-def check_beside(path: Path, pragma: str, work: Callable[[], _T],
-                 cancelled: CancelCheck | None, action: str) -> tuple[_T, ContentCheck]:
-    """Run ``pragma`` (:data:`QUICK_CHECK` or :data:`FULL_CHECK`) on ``path`` while ``work`` runs.
-
-    The check runs on a helper thread with its own connection; ``work`` (hashing, flushing)
-    runs on the caller's thread, which alone reports progress and polls ``cancelled``. The
-    helper is always stopped and joined before this returns or raises, so no connection is
-    left open on the file. A cancel raises :class:`OperationCancelled`.
-    """
-    if pragma not in (QUICK_CHECK, FULL_CHECK):
-        raise ValueError(f"unknown check {pragma!r}")
-    stop = threading.Event()
-    result = ContentCheck()
-    helper = threading.Thread(target=_run_check, args=(path, pragma, stop, result),
-                              name="queue-admin-check", daemon=True)
-    helper.start()
-    try:
-        value = work()
-        while helper.is_alive():
-            helper.join(_CANCEL_POLL_SECONDS)
-            if is_cancelled(cancelled):
-                stop.set()
-    except BaseException:
-        stop.set()
-        helper.join()
-        raise
-    helper.join()
-    if stop.is_set():
-        raise_if_cancelled(lambda: True, action)
-    return value, result
-
-
 def check_backup_file(path: str | Path, progress: ProgressCallback | None = None,
                       cancelled: CancelCheck | None = None, *,
+                      live_path: str | Path | None = None,
                       trust_checksum: bool = False) -> VerifyReport:
     """Check a backup file and list every problem; never raises for a bad file.
 
     Raises only :class:`OperationCancelled` when ``cancelled()`` turns true. A missing
     file is reported as the single problem "... not found".
 
-    With ``trust_checksum`` (a restore uses it) a backup whose manifest's SHA-256 matches
-    its bytes gets SQLite's ``quick_check`` instead of the full ``integrity_check``: the
-    matching hash proves the file holds exactly the bytes that passed the check when the
-    backup was made, and the quick check still proves the b-tree structure SQLite will
-    read is sound before anything is written from it. What the quick check leaves out is
-    whether every index agrees with its table, a property of the source at backup time
-    that the hash cannot change. A backup without a manifest always gets the full check.
+    ``live_path`` is the live database the backup is meant for, when known. A backup path
+    that is that database or one of its -wal, -shm or -journal files (by name, symbolic
+    link or hard link) is refused before anything opens it. Triggers and views in the
+    backup are accepted only when the queue schema has them or the live database has the
+    same one (same name, same SQL); its schema is read read-only. Without ``live_path``
+    every trigger and view beyond the queue schema is refused.
+
+    The full ``integrity_check`` always runs: a file's manifest is as untrusted as the file,
+    so a matching SHA-256 proves nothing about where the bytes came from.
+    ``trust_checksum`` is accepted for older callers and changes nothing.
     """
+    del trust_checksum  # kept in the signature only; see above
     path = Path(path)
     found = _Findings()
     manifest: BackupManifest | None = None
+    live = Path(live_path) if live_path is not None else None
+    conflict = live_file_conflict(path, live) if live is not None else None
+    if conflict is not None:
+        found.problem(ErrorKind.INVALID,
+                      f"The path is not a backup: {conflict}; it was not opened, since SQLite "
+                      "would treat it as part of the live database; choose a backup file.")
+        return _report(path, found, manifest)
     if not path.is_file():
         found.problem(ErrorKind.NOT_FOUND, f"The backup '{path}' was not found; check the path.")
         return _report(path, found, manifest)
@@ -240,7 +151,7 @@ def check_backup_file(path: str | Path, progress: ProgressCallback | None = None
         found.problem(ErrorKind.CORRUPT,
                       f"The page size ({header.page_size}) differs from the manifest's "
                       f"({manifest.page_size}); use another backup.")
-    pragma = QUICK_CHECK if trust_checksum and hash_it else FULL_CHECK
+    _report_side_files(path, found)
     report(progress, 0, 0, STAGE_INTEGRITY)
     action = f"Verifying '{path}'"
 
@@ -248,11 +159,42 @@ def check_backup_file(path: str | Path, progress: ProgressCallback | None = None
         if hash_it and manifest is not None:
             _compare_digest(path, manifest, found, progress, cancelled)
 
-    _, content = check_beside(path, pragma, hashing, cancelled, action)
-    _record_contents(content, found, action)
+    _, content = check_beside(path, FULL_CHECK, hashing, cancelled, action,
+                              budget_seconds=check_budget_seconds(size))
+    _record_contents(content, found, action, size)
+    if content.error is None and content.stalled_after is None:
+        _compare_schema(content, live, found)
     report(progress, 1, 1, STAGE_INTEGRITY)
     raise_if_cancelled(cancelled, action)
     return _report(path, found, manifest)
+
+
+def _report_side_files(path: Path, found: _Findings) -> None:
+    """A -wal or -journal beside a backup may hold part of it; the tool never reads them."""
+    for suffix in _SIDE_SUFFIXES:
+        side = Path(f"{path}{suffix}")
+        if side.exists():
+            found.problem(ErrorKind.INVALID,
+                          f"A file '{side.name}' lies beside the backup; the tool reads a "
+                          "backup as one file and never opens or changes what lies beside "
+                          "it, so whatever that file holds would be neither checked nor "
+                          "restored; move it away to use the file as it is, or use another "
+                          "backup.")
+
+
+def _compare_schema(content: ContentCheck, live: Path | None, found: _Findings) -> None:
+    """Queue tables must be tables; triggers and views need the queue's or the live's own."""
+    live_schema, unreadable = live_schema_for(live, content.schema)
+    phrases = schema_problems(content.schema, live_schema)
+    if not phrases:
+        return
+    if unreadable:
+        found.notes.append(unreadable)
+    shown = "; ".join(phrases)
+    found.problem(ErrorKind.NOT_A_QUEUE,
+                  f"The file's schema is not the queue's ({shown}); restoring it would bring "
+                  "that SQL into the live queue, where it runs on the workers' and the "
+                  "tool's own changes; use another backup.")
 
 
 def _read_manifest(path: Path, size: int, found: _Findings) -> BackupManifest | None:
@@ -282,8 +224,15 @@ def _compare_digest(path: Path, manifest: BackupManifest, found: _Findings,
                       "was changed or damaged after it was made, so use another backup.")
 
 
-def _record_contents(content: ContentCheck, found: _Findings, action: str) -> None:
+def _record_contents(content: ContentCheck, found: _Findings, action: str,
+                     size: int) -> None:
     """Turn what SQLite's check found into sentences (or re-raise what is not about the file)."""
+    if content.stalled_after is not None:
+        found.problem(ErrorKind.INVALID,
+                      f"The check ran for {content.stalled_after:.0f} s, far longer than a "
+                      f"file of {format_bytes(size)} needs, and was stopped; the file may be "
+                      "crafted to stall checks, so use another backup.")
+        return
     error = content.error
     if error is None:
         if content.rows != ["ok"]:

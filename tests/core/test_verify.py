@@ -181,12 +181,14 @@ def _index_out_of_step(good: Path) -> Path:
     return bad
 
 
-def test_a_matching_checksum_lets_a_restore_use_the_quick_check(good: Path) -> None:
+def test_a_matching_checksum_never_replaces_the_full_check(good: Path) -> None:
+    """A hostile file can come with a manifest that matches it: the full check always runs."""
     bad = _index_out_of_step(good)
     full = check_backup_file(bad)
     assert not full.ok and any("integrity check" in problem for problem in full.problems)
     trusted = check_backup_file(bad, trust_checksum=True)
-    assert trusted.ok, trusted.problems
+    assert not trusted.ok and trusted.kind is ErrorKind.CORRUPT
+    assert any("missing from index" in problem for problem in trusted.problems)
     assert check_backup_file(good, trust_checksum=True).ok
 
 
