@@ -54,7 +54,10 @@ class HealthMeasurements:
 
     wal_size_bytes: int | None = None
     fragmentation_percent: float | None = None
+    #: Abandoned tasks: lease overdue by the timeout and worker silent that long or unknown.
     stale_leases: int | None = None
+    #: Tasks whose lease is overdue by the timeout while their worker still heartbeats.
+    expired_live_leases: int | None = None
     last_backup_at: datetime | None = None
     has_backups: bool | None = None
     #: Database plus WAL, the most a VACUUM or a backup has to write again.
@@ -67,6 +70,7 @@ class HealthMeasurements:
 
     @classmethod
     def from_stats(cls, stats: dict[str, Any], *, stale_leases: int | None = None,
+                   expired_live_leases: int | None = None,
                    last_backup_at: datetime | None = None,
                    has_backups: bool | None = None,
                    database_free: tuple[str, int] | None = None,
@@ -82,6 +86,7 @@ class HealthMeasurements:
             wal_size_bytes=stats.get("wal_size_bytes"),
             fragmentation_percent=stats.get("fragmentation_percent"),
             stale_leases=stale_leases,
+            expired_live_leases=expired_live_leases,
             last_backup_at=last_backup_at,
             has_backups=has_backups,
             database_bytes=database_bytes,
@@ -165,8 +170,16 @@ def assess_health(config: MaintenanceConfig, measured: HealthMeasurements,
         stale = measured.stale_leases
         candidates.append(_threshold_finding(
             stale, config.stale_leases_warning, config.stale_leases_critical,
-            lambda _limit: f"{stale} tasks hold an expired lease; requeue them on the Leases tab.",
+            lambda _limit: (f"{stale} tasks are abandoned: their lease expired and their worker "
+                            "has gone silent; requeue them on the Leases tab."),
             f"{stale} stale leases"))
+    if measured.expired_live_leases:
+        alive = measured.expired_live_leases
+        candidates.append(HealthFinding(HealthLevel.WARNING, (
+            f"{alive} tasks' leases expired while their workers still heartbeat: those "
+            "workers do not renew their leases; look into them (the tasks are not "
+            "requeued while their workers are alive)."),
+            f"{alive} expired leases, workers alive"))
     candidates.append(_backup_finding(config, measured, now))
     findings = [finding for finding in candidates if finding is not None]
     findings.extend(_disk_findings(measured))
@@ -276,15 +289,17 @@ def measure_health(db_path: str | Path, config: MaintenanceConfig,
     report(progress, 0, 3, "Reading statistics")
     stats = database_stats(db_path, include_task_counts=False)
     raise_if_cancelled(cancelled, action)
-    stale = None
+    stale = expired_live = None
     if stats.get("is_queue"):
         report(progress, 1, 3, "Looking for stale leases")
-        stale = len(LeaseManager(db_path).find_stale_leases(config.stale_lease_timeout_seconds))
+        counts = LeaseManager(db_path).lease_counts(config.stale_lease_timeout_seconds)
+        stale, expired_live = counts.stale, counts.expired_worker_alive
     raise_if_cancelled(cancelled, action)
     report(progress, 2, 3, "Looking at the backup folder")
     last_backup_at, has_backups = latest_backup_time(config.backup_dir)
     measured = HealthMeasurements.from_stats(
-        stats, stale_leases=stale, last_backup_at=last_backup_at, has_backups=has_backups,
+        stats, stale_leases=stale, expired_live_leases=expired_live,
+        last_backup_at=last_backup_at, has_backups=has_backups,
         database_free=free_space(Path(db_path).parent), backup_free=free_space(config.backup_dir))
     report(progress, 3, 3, "Done")
     return HealthSnapshot(stats, measured, assess_health(config, measured))

@@ -1,11 +1,16 @@
 """Stale leases, requeue, dead letters and workers.
 
 A worker that dies holding a task leaves it in flight ('leased', or 'processing' in older
-code) with a lease that expires; the task starves until it is requeued. Requeueing is one
-guarded UPDATE inside ``BEGIN IMMEDIATE`` (DESIGN.md, data-safety rule 5): the WHERE clause
-re-checks status and expiry, so a task a worker completes meanwhile is never touched and a
-second cleanup finds nothing left to requeue. Times are UTC text compared with SQLite's own
-datetime functions.
+code) with a lease that expires; the task starves until it is requeued. A task counts as
+abandoned (stale) only when its lease ran out more than the timeout ago AND its worker has
+been silent for more than the timeout, or is unknown (DESIGN.md, data-safety rule 8). A task
+whose lease ran out while its worker still heartbeats is listed apart as "lease expired,
+worker alive" (a lease-renewal problem) and is never requeued by the stale-lease cleanup.
+
+Requeueing is one guarded UPDATE inside ``BEGIN IMMEDIATE`` (rule 5): its WHERE clause
+re-checks status, lease expiry and the worker's silence, so a task a worker completes
+meanwhile is never touched, a worker heartbeating meanwhile keeps its task, and a second
+cleanup finds nothing left to requeue. The SQL lives in :mod:`.lease_queries`.
 """
 
 from __future__ import annotations
@@ -19,132 +24,42 @@ from .database import (
     BUSY_TIMEOUT_MS,
     QueueDatabase,
     closing_connection,
-    connect,
     database_path_of,
     open_read_only,
     require_queue_schema,
     write_transaction,
-    writer_lock,
 )
-from .errors import (
-    ErrorKind,
-    NotAQueueDatabaseError,
-    QueueAdminError,
-    QueueMaintenanceError,
-    translate_error,
+from .errors import ErrorKind, QueueMaintenanceError, translate_error
+from .lease_queries import (
+    CLOCK,
+    COUNT_LEASES,
+    LOG_REQUEUE,
+    LOG_RETRY,
+    SELECT_ABANDONED,
+    SELECT_CHOSEN,
+    SELECT_DEAD,
+    SELECT_EXPIRED_WORKER_ALIVE,
+    SELECT_IN_FLIGHT,
+    SELECT_SPARED_IDS,
+    SELECT_WORKERS,
+    UPDATE_REQUEUE,
+    UPDATE_RETRY,
 )
 from .schema import STATUS_QUEUED
+from .write_session import WriteSession, as_maintenance_error
 
-# The SQL below is written out in full, never assembled from input: values travel as
-# parameters. 'leased'/'processing' are in flight and 'failed'/'dead_letter' dead (SCHEMA.md).
-# A task's lease ran out at lease_until_utc; without one it counts from the claim.
-
-_SELECT_IN_FLIGHT = """
-SELECT id, type, status, locked_by, lease_until_utc, reserved_at_utc, attempts, max_attempts,
-       (julianday('now') - julianday(COALESCE(lease_until_utc, reserved_at_utc, updated_at_utc)))
-           * 86400.0 AS overdue,
-       datetime(COALESCE(lease_until_utc, reserved_at_utc, updated_at_utc))
-           < datetime('now', :offset) AS stale
-FROM task_queue
-WHERE status IN ('leased', 'processing')
-ORDER BY overdue DESC, id
-"""
-
-_SELECT_STALE = """
-SELECT id, type, status, locked_by, lease_until_utc, reserved_at_utc, attempts, max_attempts,
-       (julianday('now') - julianday(COALESCE(lease_until_utc, reserved_at_utc, updated_at_utc)))
-           * 86400.0 AS overdue,
-       1 AS stale
-FROM task_queue
-WHERE status IN ('leased', 'processing')
-  AND datetime(COALESCE(lease_until_utc, reserved_at_utc, updated_at_utc))
-      < datetime('now', :offset)
-ORDER BY id
-"""
-
-#: Chooses the tasks to requeue: stale past :cutoff, or the ids in the JSON array :ids.
-_REQUEUE_GUARD = """
-status IN ('leased', 'processing')
-AND ((:cutoff IS NOT NULL
-      AND datetime(COALESCE(lease_until_utc, reserved_at_utc, updated_at_utc)) < :cutoff)
-     OR (:ids IS NOT NULL AND id IN (SELECT value FROM json_each(:ids))))
-"""
-
-_LOG_REQUEUE = """
-INSERT INTO task_logs (task_id, at_utc, level, message, details)
-SELECT id, :now, 'WARNING',
-       CASE WHEN attempts + 1 >= max_attempts
-            THEN printf('Lease held by worker ''%s'' expired; moved to dead letters after '
-                        || '%d attempts.', COALESCE(locked_by, '(unknown)'), attempts + 1)
-            ELSE printf('Lease held by worker ''%s'' expired; task requeued (attempt %d of %d).',
-                        COALESCE(locked_by, '(unknown)'), attempts + 1, max_attempts)
-       END,
-       json_object('action', CASE WHEN attempts + 1 >= max_attempts
-                                  THEN 'dead_letter' ELSE 'requeue' END,
-                   'worker', locked_by, 'previous_status', status,
-                   'lease_until_utc', lease_until_utc, 'attempts', attempts + 1)
-FROM task_queue
-WHERE """ + _REQUEUE_GUARD
-
-_UPDATE_REQUEUE = """
-UPDATE task_queue SET
-    attempts = attempts + 1,
-    status = CASE WHEN attempts + 1 >= max_attempts THEN 'failed' ELSE 'queued' END,
-    error_message = CASE WHEN attempts + 1 >= max_attempts
-        THEN printf('Lease expired %d times (worker died); moved to dead letters after %d '
-                    || 'attempts.', attempts + 1, max_attempts)
-        ELSE error_message END,
-    finished_at_utc = CASE WHEN attempts + 1 >= max_attempts THEN :now ELSE finished_at_utc END,
-    run_after_utc = CASE WHEN attempts + 1 >= max_attempts THEN run_after_utc ELSE :now END,
-    lease_until_utc = NULL, reserved_at_utc = NULL, processing_started_utc = NULL,
-    locked_by = NULL, updated_at_utc = :now
-WHERE """ + _REQUEUE_GUARD + """
-RETURNING id, status
-"""
-
-_SELECT_WORKERS = """
-SELECT w.worker_id, w.capabilities, w.heartbeat_utc,
-       (julianday('now') - julianday(w.heartbeat_utc)) * 86400.0 AS age,
-       COALESCE(held.tasks, 0) AS tasks
-FROM workers AS w
-LEFT JOIN (SELECT locked_by, count(*) AS tasks FROM task_queue
-           WHERE status IN ('leased', 'processing') GROUP BY locked_by) AS held
-       ON held.locked_by = w.worker_id
-ORDER BY age, w.worker_id
-"""
-
-_SELECT_DEAD = """
-SELECT id, type, status, attempts, max_attempts, error_message, finished_at_utc, updated_at_utc
-FROM task_queue
-WHERE status IN ('failed', 'dead_letter')
-ORDER BY updated_at_utc DESC, id DESC
-LIMIT :limit
-"""
-
-_RETRY_GUARD = """
-status IN ('failed', 'dead_letter') AND id IN (SELECT value FROM json_each(:ids))
-"""
-
-_LOG_RETRY = """
-INSERT INTO task_logs (task_id, at_utc, level, message, details)
-SELECT id, datetime('now'), 'INFO',
-       'Retried from dead letters by an administrator; attempts reset to 0.',
-       json_object('action', 'retry', 'previous_status', status,
-                   'previous_attempts', attempts, 'previous_error', error_message)
-FROM task_queue
-WHERE """ + _RETRY_GUARD
-
-_UPDATE_RETRY = """
-UPDATE task_queue SET
-    status = 'queued', attempts = 0, error_message = NULL, finished_at_utc = NULL,
-    lease_until_utc = NULL, reserved_at_utc = NULL, processing_started_utc = NULL,
-    locked_by = NULL, run_after_utc = datetime('now'), updated_at_utc = datetime('now')
-WHERE """ + _RETRY_GUARD
+__all__ = ["DeadTask", "LeaseCounts", "LeaseManager", "LeasedTask", "RequeueResult",
+           "TaskWorkers", "WorkerInfo", "as_maintenance_error"]
 
 
 @dataclass
 class LeasedTask:
-    """A task a worker holds (or held before it died), with how long its lease is overdue."""
+    """A task a worker holds (or held before it died), its lease and its worker's state.
+
+    Judged against one timeout: ``lease_overdue`` when the lease ran out more than the
+    timeout ago, ``worker_alive`` when the worker heartbeat within the timeout. ``stale``
+    (abandoned, requeued by the cleanup) is overdue with the worker silent or unknown.
+    """
 
     id: int
     type: str
@@ -156,6 +71,20 @@ class LeasedTask:
     max_attempts: int
     expired_seconds: float | None
     stale: bool
+    lease_overdue: bool = False
+    worker_alive: bool = False
+    #: Seconds since the worker's last heartbeat; None when it has no ``workers`` row.
+    worker_heartbeat_age_seconds: float | None = None
+
+    @property
+    def worker_known(self) -> bool:
+        """True when the task's worker has a row in ``workers``."""
+        return self.worker_heartbeat_age_seconds is not None
+
+    @property
+    def expired_worker_alive(self) -> bool:
+        """Lease overdue while the worker still heartbeats: a renewal problem, not requeued."""
+        return self.lease_overdue and self.worker_alive
 
 
 @dataclass
@@ -169,6 +98,30 @@ class RequeueResult:
     requeued_ids: list[int] = field(default_factory=list)
     dead_lettered_ids: list[int] = field(default_factory=list)
     dry_run: bool = False
+    #: Tasks whose lease is overdue but whose worker still heartbeats: left alone.
+    expired_worker_alive_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LeaseCounts:
+    """How many tasks are in flight, abandoned (stale), and overdue with a live worker."""
+
+    in_flight: int = 0
+    stale: int = 0
+    expired_worker_alive: int = 0
+
+
+@dataclass
+class TaskWorkers:
+    """Chosen in-flight tasks split by whether their worker is still heartbeating.
+
+    ``gone``: the worker has been silent for longer than the window, or is unknown.
+    ``alive``: the worker heartbeat within the window; it may still be running the task.
+    Tasks no longer in flight are in neither list.
+    """
+
+    gone: list[LeasedTask] = field(default_factory=list)
+    alive: list[LeasedTask] = field(default_factory=list)
 
 
 @dataclass
@@ -210,37 +163,74 @@ class LeaseManager:
         self.busy_timeout_ms = busy_timeout_ms
 
     def in_flight_tasks(self, timeout_seconds: int = 300) -> list[LeasedTask]:
-        """Every leased or processing task, most overdue first, marked stale past the timeout."""
-        offset = _offset(_check_timeout(timeout_seconds))
-        rows = self._read(_SELECT_IN_FLIGHT, {"offset": offset}, "Listing in-flight tasks")
-        return [_leased_task(row) for row in rows]
+        """Every leased or processing task, most overdue first, judged against the timeout."""
+        return self._leased(SELECT_IN_FLIGHT, timeout_seconds, "Listing in-flight tasks")
 
     def find_stale_leases(self, timeout_seconds: int = 300) -> list[LeasedTask]:
-        """In-flight tasks whose lease expired more than ``timeout_seconds`` ago."""
+        """Abandoned tasks: lease overdue by the timeout AND worker silent that long or unknown."""
+        return self._leased(SELECT_ABANDONED, timeout_seconds, "Looking for stale leases")
+
+    def find_expired_live_leases(self, timeout_seconds: int = 300) -> list[LeasedTask]:
+        """Tasks whose lease is overdue by the timeout while their worker still heartbeats.
+
+        The worker is alive but did not renew its lease: a problem to look into on that
+        worker. These tasks are never requeued by :meth:`requeue_stale_leases`.
+        """
+        return self._leased(SELECT_EXPIRED_WORKER_ALIVE, timeout_seconds,
+                            "Looking for expired leases of live workers")
+
+    def lease_counts(self, timeout_seconds: int = 300) -> LeaseCounts:
+        """The numbers behind :meth:`in_flight_tasks`, counted in one cheap pass."""
         offset = _offset(_check_timeout(timeout_seconds))
-        rows = self._read(_SELECT_STALE, {"offset": offset}, "Looking for stale leases")
-        return [_leased_task(row) for row in rows]
+        (row,) = self._read(COUNT_LEASES, {"offset": offset}, "Counting stale leases",
+                            with_clock=True)
+        return LeaseCounts(int(row[0]), int(row[1]), int(row[2]))
 
     def requeue_stale_leases(self, timeout_seconds: int = 300,
                              dry_run: bool = False) -> RequeueResult:
-        """Requeue (or dead-letter at max_attempts) every stale lease; a dry run only previews."""
+        """Requeue (or dead-letter at max_attempts) every abandoned task; a dry run previews.
+
+        Tasks of workers that still heartbeat are left alone and listed in
+        ``expired_worker_alive_ids``.
+        """
         timeout = _check_timeout(timeout_seconds)
         if dry_run:
             stale = self.find_stale_leases(timeout)
-            return _preview([task.id for task in stale],
-                            [task.attempts + 1 >= task.max_attempts for task in stale])
-        return self._requeue(_offset(timeout), None, "Requeueing stale leases")
+            preview = _preview([task.id for task in stale],
+                               [task.attempts + 1 >= task.max_attempts for task in stale])
+            preview.expired_worker_alive_ids = [
+                task.id for task in self.find_expired_live_leases(timeout)]
+            return preview
+        return self._requeue(_offset(timeout), None, None, "Requeueing stale leases")
 
-    def requeue_tasks(self, task_ids: list[int]) -> RequeueResult:
-        """Requeue chosen in-flight tasks at once, expired or not (after a restore, say)."""
+    def requeue_tasks(self, task_ids: list[int], *,
+                      spare_workers_seen_within: int | None = None) -> RequeueResult:
+        """Requeue chosen in-flight tasks at once, expired or not (after a restore, say).
+
+        With ``spare_workers_seen_within`` (seconds), a task whose worker heartbeat within
+        that window is left alone, checked inside the same guarded UPDATE.
+        """
         ids = _check_ids(task_ids)
         if not ids:
             return RequeueResult()
-        return self._requeue(None, json.dumps(ids), "Requeueing the chosen tasks")
+        spare = None
+        if spare_workers_seen_within is not None:
+            spare = _offset(_check_timeout(spare_workers_seen_within))
+        return self._requeue(None, json.dumps(ids), spare, "Requeueing the chosen tasks")
+
+    def task_workers(self, task_ids: list[int], timeout_seconds: int = 300) -> TaskWorkers:
+        """Split chosen in-flight tasks by whether their worker heartbeat within the timeout."""
+        ids = _check_ids(task_ids)
+        if not ids:
+            return TaskWorkers()
+        tasks = self._leased(SELECT_CHOSEN, timeout_seconds, "Looking at the tasks' workers",
+                             {"ids": json.dumps(ids)})
+        return TaskWorkers([task for task in tasks if not task.worker_alive],
+                           [task for task in tasks if task.worker_alive])
 
     def list_workers(self) -> list[WorkerInfo]:
         """Every registered worker with its heartbeat age and in-flight task count."""
-        rows = self._read(_SELECT_WORKERS, {}, "Listing workers")
+        rows = self._read(SELECT_WORKERS, {}, "Listing workers")
         return [
             WorkerInfo(str(row[0]), str(row[1]), str(row[2]),
                        float(row[3]) if row[3] is not None else float("inf"), int(row[4]))
@@ -254,7 +244,7 @@ class LeaseManager:
 
     def dead_tasks(self, limit: int = 500) -> list[DeadTask]:
         """Dead-lettered tasks, most recently changed first."""
-        rows = self._read(_SELECT_DEAD, {"limit": max(0, int(limit))}, "Listing dead tasks")
+        rows = self._read(SELECT_DEAD, {"limit": max(0, int(limit))}, "Listing dead tasks")
         return [DeadTask(int(row[0]), str(row[1]), str(row[2]), int(row[3]), int(row[4]),
                          row[5], row[6], row[7]) for row in rows]
 
@@ -265,92 +255,68 @@ class LeaseManager:
             return 0
         params = {"ids": json.dumps(ids)}
         with self._writing("Retrying dead tasks") as connection, write_transaction(connection):
-            connection.execute(_LOG_RETRY, params)
-            return connection.execute(_UPDATE_RETRY, params).rowcount
+            connection.execute(LOG_RETRY, params)
+            return connection.execute(UPDATE_RETRY, params).rowcount
 
-    def _requeue(self, offset: str | None, ids_json: str | None, action: str) -> RequeueResult:
+    def _requeue(self, offset: str | None, ids_json: str | None, spare_offset: str | None,
+                 action: str) -> RequeueResult:
         """Log and requeue the chosen in-flight tasks in one write transaction.
 
         The clock is read once, so the log rows and the UPDATE choose the same tasks; the
         write lock taken by BEGIN IMMEDIATE keeps every other writer out between the two
-        statements, and the UPDATE re-checks status and expiry itself.
+        statements, and the UPDATE re-checks status, expiry and the worker's silence itself.
         """
         with self._writing(action) as connection, write_transaction(connection):
-            clock = connection.execute(
-                "SELECT datetime('now'), datetime('now', :offset)",
-                {"offset": offset or "+0 seconds"},
-            ).fetchone()
-            params = {"now": clock[0], "cutoff": clock[1] if offset else None, "ids": ids_json}
-            connection.execute(_LOG_REQUEUE, params)
-            changed = connection.execute(_UPDATE_REQUEUE, params).fetchall()
+            now, cutoff = connection.execute(CLOCK, {"offset": offset or "+0 seconds"}
+                                             ).fetchone()
+            spare_cutoff = None
+            if spare_offset is not None:
+                spare_cutoff = connection.execute(CLOCK, {"offset": spare_offset}).fetchone()[1]
+            params = {"now": now, "cutoff": cutoff if offset else None, "ids": ids_json,
+                      "spare_cutoff": spare_cutoff}
+            connection.execute(LOG_REQUEUE, params)
+            changed = connection.execute(UPDATE_REQUEUE, params).fetchall()
+            spared = [int(row[0]) for row in connection.execute(SELECT_SPARED_IDS, params)]
         changed.sort(key=lambda row: int(row[0]))
         task_ids = [int(row[0]) for row in changed]
         requeued = [int(row[0]) for row in changed if row[1] == STATUS_QUEUED]
         dead = [int(row[0]) for row in changed if row[1] != STATUS_QUEUED]
         return RequeueResult(len(changed), len(requeued), len(dead), task_ids, requeued, dead,
-                             False)
+                             False, spared)
 
-    def _read(self, sql: str, params: dict[str, object], action: str) -> list[sqlite3.Row]:
-        """Run one query on a read-only connection to a queue file, translating errors."""
+    def _leased(self, sql: str, timeout_seconds: int, action: str,
+                extra: dict[str, object] | None = None) -> list[LeasedTask]:
+        """In-flight tasks chosen by ``sql``, judged against one reading of the clock."""
+        offset = _offset(_check_timeout(timeout_seconds))
+        rows = self._read(sql, {"offset": offset, **(extra or {})}, action, with_clock=True)
+        return [_leased_task(row) for row in rows]
+
+    def _read(self, sql: str, params: dict[str, object], action: str,
+              with_clock: bool = False) -> list[sqlite3.Row]:
+        """Run one query on a read-only connection to a queue file, translating errors.
+
+        ``with_clock`` reads ``:now`` and ``:cutoff`` (now moved by ``:offset``) once, in the
+        same read transaction, so every row is judged against the same instant.
+        """
         try:
             connection = open_read_only(self.db_path, busy_timeout_ms=self.busy_timeout_ms,
                                         error_class=QueueMaintenanceError)
             with closing_connection(connection) as conn:
                 require_queue_schema(conn, self.db_path, action)
-                return conn.execute(sql, params).fetchall()
+                if not with_clock:
+                    return conn.execute(sql, params).fetchall()
+                conn.execute("BEGIN")
+                try:
+                    now, cutoff = conn.execute(CLOCK, {"offset": params["offset"]}).fetchone()
+                    return conn.execute(sql, {**params, "now": now, "cutoff": cutoff}
+                                        ).fetchall()
+                finally:
+                    conn.execute("COMMIT")
         except sqlite3.Error as error:
             raise translate_error(error, action, QueueMaintenanceError) from error
 
-    def _writing(self, action: str) -> _WriteSession:
-        return _WriteSession(self.db_path, action, self.busy_timeout_ms)
-
-
-class _WriteSession:
-    """A connection for one write, under the engine's per-file writer lock, schema checked."""
-
-    def __init__(self, path: Path, action: str, busy_timeout_ms: int) -> None:
-        self._path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._action = action
-        self._lock = writer_lock(path)
-        self._connection: sqlite3.Connection | None = None
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._lock.acquire()
-        try:
-            self._connection = connect(self._path, busy_timeout_ms=self._busy_timeout_ms)
-            require_queue_schema(self._connection, self._path, self._action)
-        except BaseException as error:
-            if self._connection is not None:
-                self._connection.close()
-            self._lock.release()
-            if isinstance(error, (sqlite3.Error, OSError)):
-                raise translate_error(error, self._action, QueueMaintenanceError) from error
-            if isinstance(error, QueueAdminError):
-                raise as_maintenance_error(error) from error
-            raise
-        return self._connection
-
-    def __exit__(self, exc_type: object, error: BaseException | None,
-                 traceback: object) -> None:
-        try:
-            if self._connection is not None:
-                self._connection.close()
-        finally:
-            self._lock.release()
-        if isinstance(error, (sqlite3.Error, OSError)):
-            raise translate_error(error, self._action, QueueMaintenanceError) from error
-
-
-def as_maintenance_error(error: QueueAdminError) -> QueueAdminError:
-    """Re-label an error met while opening the file as a maintenance error, same sentence.
-
-    A file that is not a queue keeps its :class:`NotAQueueDatabaseError`, which callers
-    test for to offer plain SQLite maintenance instead.
-    """
-    if isinstance(error, (QueueMaintenanceError, NotAQueueDatabaseError)):
-        return error
-    return QueueMaintenanceError(error.message, error.kind)
+    def _writing(self, action: str) -> WriteSession:
+        return WriteSession(self.db_path, action, self.busy_timeout_ms)
 
 
 def _check_timeout(timeout_seconds: int) -> int:
@@ -383,12 +349,17 @@ def _offset(timeout: int) -> str:
 
 def _leased_task(row: sqlite3.Row) -> LeasedTask:
     overdue = float(row[8]) if row[8] is not None else None
+    lease_overdue, worker_alive = bool(row[9]), bool(row[10])
+    heartbeat_age = None
+    if row[11]:
+        heartbeat_age = float(row[12]) if row[12] is not None else float("inf")
     return LeasedTask(
         id=int(row[0]), type=str(row[1]), status=str(row[2]), locked_by=row[3],
         lease_until_utc=row[4], reserved_at_utc=row[5], attempts=int(row[6]),
         max_attempts=int(row[7]),
         expired_seconds=overdue if overdue is not None and overdue > 0 else None,
-        stale=bool(row[9]),
+        stale=lease_overdue and not worker_alive, lease_overdue=lease_overdue,
+        worker_alive=worker_alive, worker_heartbeat_age_seconds=heartbeat_age,
     )
 
 

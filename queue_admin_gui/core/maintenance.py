@@ -35,7 +35,7 @@ from .errors import (
     require_free_space,
     translate_error,
 )
-from .leases import LeaseManager, as_maintenance_error
+from .leases import LeaseManager
 from .progress import (
     CancelCheck,
     ProgressCallback,
@@ -44,6 +44,7 @@ from .progress import (
     report,
 )
 from .stats import database_stats
+from .write_session import as_maintenance_error
 
 #: The checkpoint statements, one per mode: the mode is looked up, never formatted from input.
 _CHECKPOINT_SQL = {
@@ -229,9 +230,12 @@ class QueueMaintenance:
         return database_stats(self.db_path, include_task_counts, self.busy_timeout_ms)
 
     def cleanup_stale_leases(self, timeout_seconds: int = 300) -> int:
-        """Requeue tasks whose lease expired more than ``timeout_seconds`` ago; how many.
+        """Requeue abandoned tasks; how many.
 
-        The count includes tasks that reached max_attempts and went to the dead letters.
+        A task is abandoned when its lease expired more than ``timeout_seconds`` ago and its
+        worker has been silent that long too, or is unknown (no ``workers`` row). The tasks
+        of workers that still heartbeat are left alone. The count includes tasks that
+        reached max_attempts and went to the dead letters.
         """
         manager = LeaseManager(self.db_path, busy_timeout_ms=self.busy_timeout_ms)
         return manager.requeue_stale_leases(timeout_seconds).stale

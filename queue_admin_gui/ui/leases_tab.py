@@ -2,8 +2,10 @@
 
 A worker that dies holding a task leaves it in flight until its lease is requeued. The tab
 lists every in-flight task with its owner and how long its lease is overdue, marks the stale
-ones, previews exactly which tasks a requeue would touch, and requeues them after asking.
-Workers are listed with their heartbeat age; dead tasks can be retried.
+ones (lease overdue and worker silent or unknown), lists apart the tasks whose lease ran out
+while their worker still heartbeats (a lease-renewal problem, never requeued from here),
+previews exactly which tasks a requeue would touch, and requeues them after asking. Workers
+are listed with their heartbeat age; dead tasks can be retried.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from PySide6.QtWidgets import (
 from ..core.leases import DeadTask, LeasedTask, LeaseManager, RequeueResult, WorkerInfo
 from ..core.progress import CancelCheck, ProgressCallback
 from ..session import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS, Session
+from .lease_rows import ids_sentence, in_flight_columns, utc_text
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,
+    WARN_COLOUR,
     Column,
     MaintenanceTab,
     RecordTableModel,
@@ -63,22 +67,6 @@ def read_lease_snapshot(db_path: Path, timeout_seconds: int) -> LeaseSnapshot:
                          manager.dead_tasks(DEAD_TASK_LIMIT), timeout_seconds)
 
 
-def _utc(text: str | None) -> str:
-    return f"{text} UTC" if text else "\u2013"
-
-
-def _overdue(task: LeasedTask) -> str:
-    if task.expired_seconds is None:
-        return "not yet"
-    return format_age(task.expired_seconds)
-
-
-def _ids_sentence(ids: list[int], limit: int = 30) -> str:
-    shown = ", ".join(str(task_id) for task_id in ids[:limit])
-    more = len(ids) - limit
-    return f"{shown} and {more} more" if more > 0 else shown
-
-
 class LeasesTab(MaintenanceTab):
     """In-flight tasks with stale leases marked, requeue with preview, workers, dead tasks."""
 
@@ -93,25 +81,15 @@ class LeasesTab(MaintenanceTab):
         self.timeout_spin.setSuffix(" s")
         self.timeout_spin.setValue(int(session.config.stale_lease_timeout_seconds))
         self.timeout_spin.setToolTip(
-            "A lease counts as stale once it has been expired for longer than this.")
+            "A task is stale once its lease has been expired for longer than this AND its "
+            "worker has not sent a heartbeat for longer than this (or is unknown).")
         self.refresh_button = QPushButton("Refresh")
         self.preview_button = QPushButton("Preview")
         self.requeue_button = QPushButton("Requeue stale...")
         self.retry_button = QPushButton("Retry selected...")
-        self.in_flight_model: RecordTableModel[LeasedTask] = RecordTableModel([
-            Column("ID", lambda t: str(t.id), numeric=True, sort_key=lambda t: t.id),
-            Column("Type", lambda t: t.type),
-            Column("Status", lambda t: t.status),
-            Column("Owner (worker)", lambda t: t.locked_by or "\u2013"),
-            Column("Lease expires", lambda t: _utc(t.lease_until_utc)),
-            Column("Overdue", _overdue, numeric=True,
-                   tooltip="How long ago the lease ran out."),
-            Column("Attempts", lambda t: f"{t.attempts} of {t.max_attempts}", numeric=True),
-            Column("Stale", lambda t: "stale" if t.stale else "",
-                   tooltip="Expired for longer than the timeout: the worker is presumed dead."),
-            Column("Requeue would", lambda t: self.preview_ids.get(t.id, ""),
-                   tooltip="Filled in by Preview: what a requeue would do to this task."),
-        ], highlight=lambda t: t.stale)
+        self.in_flight_model: RecordTableModel[LeasedTask] = RecordTableModel(
+            in_flight_columns(lambda t: self.preview_ids.get(t.id, "")),
+            highlight=lambda t: t.stale)
         self.workers_model: RecordTableModel[WorkerInfo] = RecordTableModel([
             Column("Worker", lambda w: w.worker_id),
             Column("Last heartbeat", lambda w: f"{format_age(w.heartbeat_age_seconds)} ago",
@@ -123,13 +101,15 @@ class LeasesTab(MaintenanceTab):
             Column("ID", lambda t: str(t.id), numeric=True),
             Column("Type", lambda t: t.type),
             Column("Attempts", lambda t: f"{t.attempts} of {t.max_attempts}", numeric=True),
-            Column("Finished", lambda t: _utc(t.finished_at_utc or t.updated_at_utc)),
+            Column("Finished", lambda t: utc_text(t.finished_at_utc or t.updated_at_utc)),
             Column("Last error", lambda t: t.error_message or "\u2013"),
         ])
         self.in_flight_view = make_table(self.in_flight_model)
         self.workers_view = make_table(self.workers_model)
         self.dead_view = make_table(self.dead_model, multi_select=True)
         self.summary_label = status_label()
+        self.renewal_label = status_label()
+        self.renewal_label.hide()
         self.result_label = status_label()
         self.dead_label = QLabel()
         self._settle_timer = QTimer(self)
@@ -160,7 +140,8 @@ class LeasesTab(MaintenanceTab):
     def _build_layout(self) -> None:
         in_flight = group_box("In-flight tasks")
         controls = QHBoxLayout()
-        controls.addWidget(QLabel("Stale when the lease expired more than"))
+        controls.addWidget(QLabel("Stale when the lease expired and the worker was silent "
+                                  "for more than"))
         controls.addWidget(self.timeout_spin)
         controls.addWidget(QLabel("ago"))
         controls.addStretch(1)
@@ -168,10 +149,13 @@ class LeasesTab(MaintenanceTab):
             controls.addWidget(button)
         box = QVBoxLayout(in_flight)
         box.addWidget(explanation(
-            "Tasks a worker has claimed. When a worker dies its lease runs out and the task "
-            "waits forever: stale tasks are shown in red. Preview first, then requeue them."))
+            "Tasks a worker has claimed. When a worker dies its lease runs out and its "
+            "heartbeats stop; the task then waits forever: stale tasks are shown in red. "
+            "Preview first, then requeue them. A task whose worker still heartbeats is never "
+            "requeued here, even with an expired lease."))
         box.addLayout(controls)
         box.addWidget(self.summary_label)
+        box.addWidget(self.renewal_label)
         box.addWidget(self.in_flight_view, 1)
         box.addWidget(self.result_label)
 
@@ -237,12 +221,27 @@ class LeasesTab(MaintenanceTab):
         if stale:
             set_status(self.summary_label,
                        f"{in_flight:,} tasks in flight, {stale:,} of them stale: their "
-                       "worker is presumed dead and they will not run until requeued.",
-                       BAD_COLOUR, bold=True)
+                       "worker has gone silent (or is unknown) and they will not run until "
+                       "requeued.", BAD_COLOUR, bold=True)
         else:
             set_status(self.summary_label,
                        f"{in_flight:,} tasks in flight, none stale.", GOOD_COLOUR)
+        self._show_renewal_problems(snapshot.in_flight)
         self._update_retry_label()
+
+    def _show_renewal_problems(self, tasks: list[LeasedTask]) -> None:
+        """List apart the expired leases of live workers: look at the worker, do not requeue."""
+        renewal = [task for task in tasks if task.expired_worker_alive]
+        self.renewal_label.setVisible(bool(renewal))
+        if not renewal:
+            self.renewal_label.clear()
+            return
+        workers = sorted({task.locked_by or "?" for task in renewal})
+        set_status(self.renewal_label,
+                   f"Lease expired, worker alive: {len(renewal):,} tasks (IDs "
+                   f"{ids_sentence([task.id for task in renewal])}) held by "
+                   f"{', '.join(workers)}. Those workers still heartbeat but do not renew "
+                   "their leases; look into them. These tasks are not requeued.", WARN_COLOUR)
 
     def _show_not_a_queue(self) -> None:
         self.preview_ids = {}
@@ -250,6 +249,7 @@ class LeasesTab(MaintenanceTab):
         self.workers_model.set_records([])
         self.dead_model.set_records([])
         self.result_label.clear()
+        self._show_renewal_problems([])
         set_status(self.summary_label,
                    "This file is not a PrismQ queue database, so it has no tasks, leases or "
                    "workers; open the queue file to manage leases.")
@@ -289,15 +289,21 @@ class LeasesTab(MaintenanceTab):
         self.preview_ids = {task_id: "requeue" for task_id in preview.requeued_ids}
         self.preview_ids.update({task_id: "dead letters" for task_id in
                                  preview.dead_lettered_ids})
+        self.preview_ids.update({task_id: "leave alone (worker alive)" for task_id in
+                                 preview.expired_worker_alive_ids})
         self.in_flight_model.set_records(self.in_flight_model.records)
+        spared = len(preview.expired_worker_alive_ids)
+        left_alone = (f" {spared:,} tasks with an expired lease are left alone: their worker "
+                      "still heartbeats." if spared else "")
         if not preview.task_ids:
             set_status(self.result_label, "Preview: no stale leases; a requeue would change "
-                       "nothing.", GOOD_COLOUR)
+                       "nothing." + left_alone, GOOD_COLOUR)
             return
         set_status(self.result_label,
                    f"Preview: a requeue would touch {preview.stale:,} tasks (IDs "
-                   f"{_ids_sentence(preview.task_ids)}): {preview.requeued:,} back to the "
-                   f"queue, {preview.dead_lettered:,} to the dead letters (no attempts left).")
+                   f"{ids_sentence(preview.task_ids)}): {preview.requeued:,} back to the "
+                   f"queue, {preview.dead_lettered:,} to the dead letters (no attempts left)."
+                   + left_alone)
         self.result_label.setToolTip(", ".join(str(i) for i in preview.task_ids))
 
     def _on_requeue_clicked(self) -> None:
@@ -309,7 +315,7 @@ class LeasesTab(MaintenanceTab):
             self.session.messages.info("No stale leases to requeue; nothing was changed.")
             return
         timeout = self.timeout_seconds
-        text = (f"Requeue {preview.stale:,} stale tasks (IDs {_ids_sentence(preview.task_ids)})?"
+        text = (f"Requeue {preview.stale:,} stale tasks (IDs {ids_sentence(preview.task_ids)})?"
                 f" {preview.requeued:,} go back to the queue and {preview.dead_lettered:,} to "
                 "the dead letters. A task whose worker finishes it meanwhile is left alone.")
         if not self.session.messages.confirm("Requeue stale tasks", text,
@@ -354,7 +360,7 @@ class LeasesTab(MaintenanceTab):
         path = self.session.db_path
         if not ids or path is None:
             return
-        text = (f"Retry {len(ids):,} dead tasks (IDs {_ids_sentence(ids)})? They go back to "
+        text = (f"Retry {len(ids):,} dead tasks (IDs {ids_sentence(ids)})? They go back to "
                 "the queue with their attempts reset to 0; the last error is kept in the "
                 "task log.")
         if not self.session.messages.confirm("Retry dead tasks", text,

@@ -91,7 +91,7 @@ def test_measure_health_reads_a_real_queue(queue_db, tmp_path):
     assert snapshot.stats["is_queue"] is True
     assert snapshot.report.level is HealthLevel.CRITICAL
     assert any("no backup" in reason for reason in snapshot.report.reasons)
-    assert any("expired lease" in reason for reason in snapshot.report.reasons)
+    assert any("abandoned" in reason for reason in snapshot.report.reasons)
 
     backups.mkdir()
     (backups / "queue_backup_20261129_101500.db").write_bytes(b"x")
@@ -137,3 +137,29 @@ def test_measure_health_reads_free_space_of_real_folders(queue_db, tmp_path):
         snapshot.stats["wal_size_bytes"])
     assert snapshot.measured.database_free_bytes > 0
     assert snapshot.measured.backup_free_bytes > 0
+
+
+def test_the_stale_lease_count_leaves_out_tasks_of_live_workers(queue_db, tmp_path):
+    """The badge counts abandoned tasks only; overdue leases of live workers are a warning."""
+    import sqlite3
+
+    from queue_admin_gui.core.health import measure_health
+
+    connection = sqlite3.connect(queue_db)
+    with connection:
+        connection.execute("INSERT INTO workers (worker_id, capabilities, heartbeat_utc) "
+                           "VALUES ('alive', '{}', datetime('now', '-1 second'))")
+        connection.executemany(
+            "INSERT INTO task_queue (type, payload, status, lease_until_utc, locked_by) "
+            "VALUES ('render', '{}', 'leased', datetime('now', '-1 hour'), ?)",
+            [("alive",), ("alive",), ("gone",)])
+    connection.close()
+    config = MaintenanceConfig(backup_dir=tmp_path, stale_leases_warning=2,
+                               stale_leases_critical=3, stale_lease_timeout_seconds=300)
+    snapshot = measure_health(queue_db, config)
+    assert snapshot.measured.stale_leases == 1
+    assert snapshot.measured.expired_live_leases == 2
+    assert not any("abandoned" in reason for reason in snapshot.report.reasons)
+    (renewal,) = [f for f in snapshot.report.findings if "still heartbeat" in f.reason]
+    assert renewal.level is HealthLevel.WARNING
+    assert renewal.short == "2 expired leases, workers alive"

@@ -313,3 +313,82 @@ def test_many_stale_leases_are_requeued_in_one_pass(queue_db: Path) -> None:
         assert connection.execute(
             "SELECT count(*) FROM task_queue WHERE status IN ('leased', 'processing')"
         ).fetchone()[0] == 0
+
+
+# -- rule 8: a task is abandoned only when its worker is silent too ----------------------
+
+def test_an_expired_lease_of_a_live_worker_is_not_stale_but_listed_apart(queue_db: Path) -> None:
+    add_worker(queue_db, "alive", "-2 seconds")
+    add_worker(queue_db, "silent", "-20 minutes")
+    alive = add_task(queue_db, "leased", "-900 seconds", worker="alive")
+    silent = add_task(queue_db, "processing", "-900 seconds", worker="silent")
+    unknown = add_task(queue_db, "leased", "-900 seconds", worker="never-registered")
+    nobody = add_task(queue_db, "leased", "-900 seconds", worker=None)
+    alive_in_time = add_task(queue_db, "leased", "+60 seconds", worker="alive")
+    manager = LeaseManager(queue_db)
+
+    assert [task.id for task in manager.find_stale_leases(300)] == [silent, unknown, nobody]
+    assert [task.id for task in manager.find_expired_live_leases(300)] == [alive]
+    tasks = {task.id: task for task in manager.in_flight_tasks(300)}
+    assert tasks[alive].lease_overdue and tasks[alive].worker_alive
+    assert tasks[alive].expired_worker_alive and not tasks[alive].stale
+    assert 1 <= tasks[alive].worker_heartbeat_age_seconds < 60
+    assert tasks[silent].stale and not tasks[silent].worker_alive
+    assert tasks[silent].worker_known and tasks[silent].worker_heartbeat_age_seconds >= 1199
+    assert tasks[unknown].stale and not tasks[unknown].worker_known
+    assert tasks[nobody].stale and not tasks[nobody].worker_known
+    assert not tasks[alive_in_time].lease_overdue and not tasks[alive_in_time].stale
+    assert not tasks[alive_in_time].expired_worker_alive
+    # A silence shorter than the timeout keeps the worker alive; a shorter timeout does not.
+    assert [task.id for task in manager.find_stale_leases(1)] == [alive, silent, unknown, nobody]
+
+
+def test_requeue_and_its_preview_leave_the_task_of_a_live_worker_alone(queue_db: Path) -> None:
+    add_worker(queue_db, "alive", "-2 seconds")
+    add_worker(queue_db, "silent", "-20 minutes")
+    alive = add_task(queue_db, "leased", "-900 seconds", worker="alive")
+    silent = add_task(queue_db, "leased", "-900 seconds", worker="silent")
+    manager = LeaseManager(queue_db)
+
+    preview = manager.requeue_stale_leases(300, dry_run=True)
+    assert (preview.task_ids, preview.expired_worker_alive_ids) == ([silent], [alive])
+    result = manager.requeue_stale_leases(300)
+    assert (result.task_ids, result.expired_worker_alive_ids) == ([silent], [alive])
+    row = task_row(queue_db, alive)
+    assert (row["status"], row["attempts"], row["locked_by"]) == ("leased", 0, "alive")
+    assert logs_of(queue_db, alive) == []
+    assert task_row(queue_db, silent)["status"] == "queued"
+
+
+def test_a_heartbeat_text_sqlite_cannot_read_counts_as_silent(queue_db: Path) -> None:
+    with closing_connection(connect(queue_db)) as connection:
+        connection.execute("INSERT INTO workers (worker_id, capabilities, heartbeat_utc) "
+                           "VALUES ('garbled', '{}', 'yesterday-ish')")
+    task = add_task(queue_db, "leased", "-900 seconds", worker="garbled")
+    assert [found.id for found in LeaseManager(queue_db).find_stale_leases(300)] == [task]
+
+
+def test_heartbeats_in_iso_form_are_compared_as_times_not_text(queue_db: Path) -> None:
+    """'2024-01-01T10:00:00' sorts after '2024-01-01 10:00:00' as text; as a time it is equal."""
+    with closing_connection(connect(queue_db)) as connection:
+        connection.execute("INSERT INTO workers (worker_id, capabilities, heartbeat_utc) VALUES "
+                           "('iso-old', '{}', strftime('%Y-%m-%dT%H:%M:%S', 'now', '-1 hour'))")
+    task = add_task(queue_db, "leased", "-900 seconds", worker="iso-old")
+    assert [found.id for found in LeaseManager(queue_db).find_stale_leases(300)] == [task]
+
+
+def test_requeue_tasks_can_spare_the_tasks_of_live_workers(queue_db: Path) -> None:
+    add_worker(queue_db, "alive", "-2 seconds")
+    add_worker(queue_db, "silent", "-20 minutes")
+    alive = add_task(queue_db, "leased", "+600 seconds", worker="alive")
+    silent = add_task(queue_db, "leased", "+600 seconds", worker="silent")
+    unknown = add_task(queue_db, "leased", "-600 seconds", worker="unknown")
+    manager = LeaseManager(queue_db)
+
+    split = manager.task_workers([alive, silent, unknown, 999], 60)
+    assert [task.id for task in split.alive] == [alive]
+    assert [task.id for task in split.gone] == [silent, unknown]
+    result = manager.requeue_tasks([alive, silent, unknown], spare_workers_seen_within=60)
+    assert result.task_ids == [silent, unknown]
+    assert task_row(queue_db, alive)["status"] == "leased"
+    assert manager.requeue_tasks([alive]).task_ids == [alive]

@@ -337,6 +337,21 @@ def test_cleanup_stale_leases_counts_requeued_and_dead_lettered(queue_db: Path) 
     assert maintenance.get_database_stats()["task_counts"]["failed"] == 1
 
 
+def test_cleanup_stale_leases_spares_the_task_of_a_worker_that_still_heartbeats(
+        queue_db: Path) -> None:
+    with closing_connection(connect(queue_db)) as connection:
+        connection.execute("INSERT INTO workers (worker_id, capabilities, heartbeat_utc) "
+                           "VALUES ('busy', '{}', datetime('now', '-3 seconds'))")
+        connection.executemany(
+            "INSERT INTO task_queue (type, payload, status, lease_until_utc, locked_by) "
+            "VALUES ('t', '{}', 'leased', datetime('now', '-1 hour'), ?)",
+            [("busy",), ("gone",)])
+    maintenance = QueueMaintenance(queue_db)
+    assert maintenance.cleanup_stale_leases(300) == 1
+    counts = maintenance.get_database_stats()["task_counts"]
+    assert (counts["leased"], counts["queued"]) == (1, 1)
+
+
 def test_queue_operations_refuse_a_plain_file_but_sqlite_maintenance_works(
         plain_sqlite: Path) -> None:
     maintenance = QueueMaintenance(plain_sqlite)

@@ -12,9 +12,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from queue_admin_gui.core.database import closing_connection, connect
+from queue_admin_gui.core.leases import LeaseManager
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_SECONDS = 120
@@ -74,6 +76,32 @@ for _ in range(rounds):
         break
     time.sleep(0.01)  # the cadence of a scheduled cleanup, sped up
 print(json.dumps({"requeued": requeued, "dead": dead}), flush=True)
+"""
+
+
+# A worker that is alive but never renews its lease: it registers, then heartbeats every
+# 200 ms (as real workers do, with an upsert on `workers`) until told to stop, and prints how
+# many heartbeats it wrote.
+HEARTBEAT = r"""
+import json, sqlite3, sys, threading
+path, worker_id = sys.argv[1], sys.argv[2]
+connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+connection.execute("PRAGMA busy_timeout=30000")
+def beat():
+    connection.execute(
+        "INSERT INTO workers (worker_id, capabilities, heartbeat_utc) "
+        "VALUES (?, '{}', datetime('now')) ON CONFLICT(worker_id) "
+        "DO UPDATE SET heartbeat_utc = excluded.heartbeat_utc", (worker_id,))
+beat()
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+print("ready", flush=True)
+beats = 1
+while not stop.wait(0.2):
+    beat()
+    beats += 1
+connection.close()
+print(json.dumps({"beats": beats}), flush=True)
 """
 
 
@@ -186,3 +214,49 @@ def test_cleanups_racing_each_other_requeue_each_task_once(queue_db: Path) -> No
     assert all(tasks[task][1] == started_with[task] + 1 for task in started_with)
     assert logs == dict.fromkeys(started_with, 1)
     assert sum(status == "failed" for status, _ in tasks.values()) == 400
+
+
+def stop(process: subprocess.Popen[str]) -> dict[str, int]:
+    """Tell a heartbeating worker to stop and return what it reports."""
+    output, errors = process.communicate("stop\n", timeout=DEADLINE_SECONDS)
+    assert process.returncode == 0, errors
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def held_by(path: Path) -> dict[str, int]:
+    with closing_connection(connect(path)) as connection:
+        return {str(row[0]): int(row[1]) for row in connection.execute(
+            "SELECT locked_by, id FROM task_queue")}
+
+
+def test_a_heartbeating_worker_keeps_its_expired_lease_while_a_silent_one_loses_it(
+        queue_db: Path) -> None:
+    """Rule 8 against real processes: expired leases everywhere, only silence decides."""
+    timeout = 2
+    add_leased_tasks(queue_db, ["alive", "silent", "unregistered"], 1,
+                     "datetime('now', '-1 hour', '+' || ?3 || ' seconds')")
+    task = held_by(queue_db)
+    alive = start(HEARTBEAT, queue_db, "alive")
+    try:
+        stop(start(HEARTBEAT, queue_db, "silent"))  # registered, then fell silent
+        manager = LeaseManager(queue_db, busy_timeout_ms=30000)
+        first = manager.requeue_stale_leases(timeout)
+        assert first.task_ids == [task["unregistered"]], "an unknown worker counts as silent"
+        assert task["alive"] in first.expired_worker_alive_ids
+        recovered = list(first.task_ids)
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        # Cleanup rounds until the silent worker's heartbeat is older than the timeout; all
+        # that time the live worker's lease is as expired as the silent one's.
+        while task["silent"] not in recovered and time.monotonic() < deadline:
+            result = manager.requeue_stale_leases(timeout)
+            assert task["alive"] not in result.task_ids, "a live worker's task was requeued"
+            recovered += result.task_ids
+            time.sleep(0.05)  # the cadence of a scheduled cleanup, sped up
+        assert recovered == [task["unregistered"], task["silent"]]
+        assert [t.id for t in manager.find_expired_live_leases(timeout)] == [task["alive"]]
+    finally:
+        beats = stop(alive)["beats"]
+    assert beats >= 2 * timeout  # it really heartbeat throughout, every ~200 ms
+    tasks, logs = final_state(queue_db)
+    assert tasks[task["alive"]] == ("leased", 2) and task["alive"] not in logs
+    assert logs[task["silent"]] == logs[task["unregistered"]] == 1

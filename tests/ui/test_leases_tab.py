@@ -48,7 +48,7 @@ def test_in_flight_tasks_listed_with_stale_ones_marked(tab, demo_path):
     model = tab.in_flight_model
     shown = {model.record(row).id for row in range(model.rowCount())}
     assert shown == in_flight
-    stale_column = [c.title for c in model.columns].index("Stale")
+    stale_column = [c.title for c in model.columns].index("State")
     for row in range(model.rowCount()):
         index = model.index(row, stale_column)
         is_stale = model.record(row).id in stale
@@ -166,3 +166,38 @@ def test_a_restored_database_is_shown_without_a_manual_refresh(qtbot, tab, sessi
     qtbot.waitUntil(lambda: tab.in_flight_model.rowCount() == 0, timeout=30_000)
     wait_idle(qtbot, session)
     assert "0 tasks in flight" in tab.summary_label.text()
+
+
+def test_an_expired_lease_of_a_live_worker_is_listed_apart_and_not_requeued(
+        qtbot, tab, session, demo_path):
+    execute(demo_path, "UPDATE workers SET heartbeat_utc = datetime('now') "
+                       "WHERE worker_id = 'demo-worker-01'")
+    cursor_sql = ("INSERT INTO task_queue (type, payload, status, attempts, lease_until_utc, "
+                  "reserved_at_utc, locked_by) VALUES ('render', '{}', 'leased', 1, "
+                  "datetime('now', '-1 hour'), datetime('now', '-2 hours'), 'demo-worker-01')")
+    execute(demo_path, cursor_sql)
+    alive = query(demo_path, "SELECT max(id) FROM task_queue")[0][0]
+    stale = [row[0] for row in query(demo_path, STALE_SQL) if row[0] != alive]
+    tab.refresh()
+    wait_idle(qtbot, session)
+    model = tab.in_flight_model
+    records = {model.record(row).id: row for row in range(model.rowCount())}
+    state = [c.title for c in model.columns].index("State")
+    assert model.data(model.index(records[alive], state)) == "expired, worker alive"
+    assert model.data(model.index(records[alive], state),
+                      Qt.ItemDataRole.BackgroundRole) is None
+    assert not tab.renewal_label.isHidden()
+    assert f"Lease expired, worker alive: 1 tasks (IDs {alive}) held by demo-worker-01" in (
+        tab.renewal_label.text())
+    assert f"{len(stale)} of them stale" in tab.summary_label.text()
+
+    qtbot.mouseClick(tab.preview_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, session)
+    assert sorted(tab.preview_ids) == sorted([*stale, alive])
+    assert tab.preview_ids[alive] == "leave alone (worker alive)"
+    assert "1 tasks with an expired lease are left alone" in tab.result_label.text()
+    qtbot.mouseClick(tab.requeue_button, Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, session)
+    assert f"Requeue {len(stale)} stale tasks" in presenter_of(session).questions[-1].text
+    assert statuses(demo_path)[alive][:3] == ("leased", 1, "demo-worker-01")
+    assert all(statuses(demo_path)[task][0] in ("queued", "failed") for task in stale)
