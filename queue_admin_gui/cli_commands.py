@@ -81,7 +81,8 @@ def verify(context: Context) -> CommandResult:
     """Check a backup file: exit 1 when it is not usable, 2 when PATH does not exist."""
     path = require_existing_file(context.args.path, "Verification", QueueBackupError)
     with context.slow_operation() as progress:
-        report = check_backup_file(path, progress=progress, cancelled=context.interrupt)
+        report = check_backup_file(path, progress=progress, cancelled=context.interrupt,
+                                   live_path=context.db_path)
     data = {"path": path, "problems": report.problems, "notes": report.notes,
             "manifest": report.manifest}
     notes = [f"  note: {note}" for note in report.notes]
