@@ -35,7 +35,10 @@ from .messages import Messages
 _BACKGROUND_PROPERTY = "queueAdminBackground"
 _COLUMNS = ("Time", "Action", "Parameters", "Result", "Duration")
 _RESULT_COLOURS = {RESULT_FAILED: QColor("#b02a37"), RESULT_CANCELLED: QColor("#8a5300")}
+#: Entries of earlier sessions shown at start (read from the end of the audit file).
 _HISTORY_ROWS = 200
+#: Most rows the dock holds; the oldest row goes when a new one would exceed it.
+_MAX_ROWS = 1000
 #: Widest the Action and Result columns grow, in characters: a long action or error message
 #: is cut (its tooltip holds the whole text) so Result and Duration stay in view.
 _CAPPED_COLUMNS = {1: 42, 3: 42}
@@ -88,8 +91,9 @@ class ActivityLogDock(QDockWidget):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         for column in _CAPPED_COLUMNS:
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
-        self.table.setToolTip(f"Every admin action of this and earlier sessions; also kept "
-                              f"in {self.log.path}.")
+        self.table.setToolTip(f"Every admin action of this and earlier sessions (the newest "
+                              f"{_HISTORY_ROWS} at start); all are kept in {self.log.path}, "
+                              f"rotated by size.")
         self.setWidget(self.table)
         runner.job_finished.connect(self._on_job_finished)
         self._load_history()
@@ -101,6 +105,16 @@ class ActivityLogDock(QDockWidget):
 
     def add_entry(self, entry: ActivityEntry, *, persist: bool = True) -> None:
         """Show ``entry`` and, unless told not to, append it to the audit file."""
+        self._show(entry)
+        self._fit_capped_columns()
+        self.table.scrollToBottom()
+        if persist:
+            self._persist(entry)
+
+    def _show(self, entry: ActivityEntry) -> None:
+        if len(self._entries) >= _MAX_ROWS:
+            self.table.removeRow(0)
+            del self._entries[0]
         self._entries.append(entry)
         row = self.table.rowCount()
         self.table.insertRow(row)
@@ -119,10 +133,6 @@ class ActivityLogDock(QDockWidget):
             if colour is not None and column == 3:
                 item.setForeground(QBrush(colour))
             self.table.setItem(row, column, item)
-        self._fit_capped_columns()
-        self.table.scrollToBottom()
-        if persist:
-            self._persist(entry)
 
     def _fit_capped_columns(self) -> None:
         character = self.table.fontMetrics().averageCharWidth()
@@ -147,7 +157,9 @@ class ActivityLogDock(QDockWidget):
         except QueueAdminError:
             history = []
         for entry in history:
-            self.add_entry(entry, persist=False)
+            self._show(entry)
+        self._fit_capped_columns()
+        self.table.scrollToBottom()
 
     def _on_job_finished(self, job: Job) -> None:
         if is_background(job):

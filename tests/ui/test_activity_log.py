@@ -103,3 +103,51 @@ def test_result_and_duration_stay_in_view_with_long_actions(qtbot, session, acti
         assert header.sectionPosition(column) + header.sectionSize(column) <= viewport
         assert header.sectionSize(column) >= 40
     assert dock.table.item(0, 3).toolTip().endswith("letters and digits.")
+
+
+def write_big_log(path, lines: int) -> None:
+    """``lines`` realistic entries (about 200 bytes each), written in large chunks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    template = ActivityEntry.now("Backup", parameters={"name": "nightly", "keep": 14},
+                                 message="Backup written and verified: queue_backup.db",
+                                 duration_seconds=12.5, database="C:/Data/queue.db")
+    text = template.to_json()
+    head, tail = text.split('"action": "Backup"')
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        for start in range(0, lines, 50_000):
+            handle.write("".join(f'{head}"action": "Backup {number}"{tail}\n'
+                                 for number in range(start, min(lines, start + 50_000))))
+
+
+def test_a_million_line_log_starts_the_window_with_its_newest_entries(qtbot, settings):
+    from queue_admin_gui.app import create_window, parse_arguments
+    from queue_admin_gui.ui.messages import RecordingPresenter
+
+    log = ActivityLog()
+    write_big_log(log.path, 1_000_000)
+    window = create_window(parse_arguments([]), settings=settings,
+                           presenter=RecordingPresenter())
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        dock = window.activity_dock
+        actions = [entry.action for entry in dock.entries]
+        assert actions == [f"Backup {n}" for n in range(999_800, 1_000_000)]
+        assert dock.table.item(dock.table.rowCount() - 1, 1).text() == "Backup 999999"
+    finally:
+        window.health_timer.stop()
+        assert window.session.runner.shutdown(30_000)
+
+
+def test_the_dock_holds_a_bounded_number_of_rows(qtbot, session, activity_log, monkeypatch):
+    from queue_admin_gui.ui import activity_log as dock_module
+
+    monkeypatch.setattr(dock_module, "_MAX_ROWS", 30)
+    dock = ActivityLogDock(session.runner, session.messages, activity_log)
+    qtbot.addWidget(dock)
+    for number in range(dock_module._MAX_ROWS + 5):
+        dock.add_entry(ActivityEntry.now(f"action {number}"), persist=False)
+    assert dock.table.rowCount() == dock_module._MAX_ROWS
+    assert dock.entries[0].action == "action 5"
+    assert dock.table.item(0, 1).text() == "action 5"
+    assert dock.table.item(dock.table.rowCount() - 1, 1).text() == f"action {len(dock.entries) + 4}"
