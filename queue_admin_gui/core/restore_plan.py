@@ -124,8 +124,8 @@ class RestoreComparison:
         if self.in_flight_in_backup:
             count = len(self.in_flight_in_backup)
             sentences.append(f"{_tasks(count)} {'was' if count == 1 else 'were'} in flight "
-                             "when the backup was taken; their workers are gone, so requeue "
-                             "them after the restore.")
+                             "when the backup was taken; after the restore, those whose "
+                             "workers no longer report can be requeued.")
         return sentences
 
 

@@ -58,6 +58,7 @@ class RestoreState:
     outcome: Any = None
     checked: dict[Path, bool] = field(default_factory=dict)
     lock_wait_seconds: float = 30.0
+    accepted_workers: frozenset[str] = frozenset()
 
 
 def text_label(text: str = "", style: str = "") -> QLabel:

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QWizard
 
 from ..core.errors import drive_label, format_bytes
 from ..core.restore import TargetState
+from ..core.restore_execute import safety_folder
 from ..core.restore_plan import Preflight, preflight
 from ..session import Session
 from .restore_pages import PROBLEM_STYLE, JobPage, RestoreState, text_label
@@ -29,12 +30,18 @@ class PreparePage(JobPage):
         self.safety_check = QCheckBox("Take a &safety backup of the current database first")
         self.safety_check.setChecked(True)
         self.safety_check.toggled.connect(self._on_safety_toggled)
-        self.safety_label = text_label(f"Saved in: {state.backup_dir}")
+        self.safety_label = text_label(f"Saved in: {safety_folder(state.backup_dir)}")
+        self.workers_check = QCheckBox("Restore &while these workers keep running")
+        self.workers_check.setToolTip("They would keep working on tasks the restore puts "
+                                      "back, and may run them twice.")
+        self.workers_check.hide()
+        self.workers_check.toggled.connect(self._on_workers_toggled)
         self.recheck_button = QPushButton("Check &again")
         self.recheck_button.setAutoDefault(False)
         self.recheck_button.clicked.connect(self._run_preflight)
         for widget in (self.stage_label, self.bar, self.live_label, self.workers_label,
-                       self.lock_label, self.space_label, self.safety_check, self.safety_label):
+                       self.workers_check, self.lock_label, self.space_label,
+                       self.safety_check, self.safety_label):
             self.layout_.addWidget(widget)
         row = QHBoxLayout()
         row.addStretch(1)
@@ -50,7 +57,8 @@ class PreparePage(JobPage):
         self.safety_check.blockSignals(True)
         self.safety_check.setChecked(True)
         self.safety_check.blockSignals(False)
-        self.safety_label.setText(f"Saved in: {self.state.backup_dir}")
+        self.safety_label.setText(f"Saved in: {safety_folder(self.state.backup_dir)}")
+        self._set_workers_accepted(False)
         self._run_preflight()
         self.safety_check.setFocus()
 
@@ -67,7 +75,12 @@ class PreparePage(JobPage):
         result = self.state.preflight
         return (not self.busy and result is not None
                 and result.space_problem(self._safety_possible() and self.state.safety_backup)
-                is None)
+                is None and self._workers_settled(result))
+
+    def _workers_settled(self, result: Preflight) -> bool:
+        """No worker runs, or the admin accepted every one that does, by name."""
+        running = {worker.worker_id for worker in result.active_workers}
+        return running <= self.state.accepted_workers
 
     def _safety_possible(self) -> bool:
         result = self.state.preflight
@@ -91,16 +104,19 @@ class PreparePage(JobPage):
         text, style = texts[live.state]
         self.live_label.setText(f"{text} ({live.path})")
         self.live_label.setStyleSheet(style)
+        self._set_workers_accepted(self._workers_settled(result) and bool(
+            result.active_workers))
         if result.active_workers:
-            names = ", ".join(f"{w.worker_id} ({int(w.heartbeat_age_seconds)} s ago)"
-                              for w in result.active_workers)
-            self.workers_label.setText(f"Workers active in the last minute: {names}. Stop them "
-                                       "before restoring: they would keep working on tasks "
-                                       "the restore puts back.")
+            self.workers_label.setText(
+                f"Workers active in the last minute: {_worker_names(result)}. Stop them "
+                "before restoring: they would keep working on tasks the restore puts back "
+                "and may run them twice. The restore is refused while they run, unless you "
+                "confirm below.")
             self.workers_label.setStyleSheet(PROBLEM_STYLE)
         else:
             self.workers_label.setText("No worker has reported in the last minute.")
             self.workers_label.setStyleSheet("")
+        self.workers_check.setVisible(bool(result.active_workers))
         if result.blocked:
             self.lock_label.setText(f"Right now {result.blocked_reason}; the restore will wait "
                                     f"up to {int(self.state.lock_wait_seconds)} seconds for it "
@@ -133,6 +149,30 @@ class PreparePage(JobPage):
             self.space_label.setStyleSheet("")
         self.completeChanged.emit()
 
+    def _on_workers_toggled(self, checked: bool) -> None:
+        result = self.state.preflight
+        if not checked or result is None:
+            self._set_workers_accepted(False)
+            return
+        names = _worker_names(result)
+        accepted = self.session.messages.confirm(
+            "Restore while workers are running?",
+            f"These workers sent a heartbeat in the last minute: {names}. They will keep "
+            "working during and after the restore, on tasks the restore puts back, and may "
+            "run some of them twice. Stopping them first is safer.",
+            confirm_label="Restore while they run", destructive=True)
+        self.state.accepted_workers = (frozenset(w.worker_id for w in result.active_workers)
+                                       if accepted else frozenset())
+        self._set_workers_accepted(accepted)
+
+    def _set_workers_accepted(self, accepted: bool) -> None:
+        if not accepted:
+            self.state.accepted_workers = frozenset()
+        self.workers_check.blockSignals(True)
+        self.workers_check.setChecked(accepted)
+        self.workers_check.blockSignals(False)
+        self.completeChanged.emit()
+
     def _on_safety_toggled(self, checked: bool) -> None:
         if not checked and not self.session.messages.confirm(
                 "Restore without a safety backup?",
@@ -144,7 +184,12 @@ class PreparePage(JobPage):
             self.safety_check.blockSignals(False)
             checked = True
         self.state.safety_backup = checked
-        self.safety_label.setText(f"Saved in: {self.state.backup_dir}" if checked
-                                  else "No safety backup will be taken.")
+        self.safety_label.setText(f"Saved in: {safety_folder(self.state.backup_dir)}"
+                                  if checked else "No safety backup will be taken.")
         self._show_space()
 
+
+def _worker_names(result: Preflight) -> str:
+    """The running workers, each with how long ago it last reported."""
+    return ", ".join(f"{worker.worker_id} ({int(worker.heartbeat_age_seconds)} s ago)"
+                     for worker in result.active_workers)

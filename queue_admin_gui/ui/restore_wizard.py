@@ -21,12 +21,11 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.backup import QueueBackup
-from ..core.database import BUSY_TIMEOUT_MS
-from ..core.errors import ErrorKind, QueueAdminError, QueueBackupError
+from ..core.errors import QueueAdminError
 from ..core.leases import LeaseManager, RequeueResult
-from ..core.restore import STAGE_WRITE, RestoreResult
-from ..core.restore_plan import RestoredCheck, check_restored
-from ..core.write_access import blocked_sentence, probe_write_access, wait_for_write_access
+from ..core.restore import STAGE_WRITE
+from ..core.restore_execute import STAGE_CHECK_RESTORED, STAGE_WAITING, RestoreReport
+from ..core.restore_plan import RestoredCheck, TaskRef
 from ..session import TOPIC_BACKUPS, TOPIC_DATABASE, TOPIC_LEASES, Session
 from .restore_pages import (
     GOOD_STYLE,
@@ -41,15 +40,13 @@ from .restore_pages import (
 from .restore_prepare_page import PreparePage
 
 PAGE_CHOOSE, PAGE_CHECK, PAGE_PREPARE, PAGE_RESTORE, PAGE_DONE = range(5)
-STAGE_WAITING = "Waiting for another program to let go of the database"
-STAGE_CHECK_RESTORED = "Checking the restored database"
 
 
 @dataclass
 class RestoreOutcome:
     """What the restore job did and what the restored database looks like."""
 
-    result: RestoreResult
+    result: RestoreReport
     check: RestoredCheck
 
 
@@ -81,24 +78,14 @@ class RestorePage(JobPage):
         live, folder, backup = state.live_path, state.backup_dir, state.backup_path
         assert live is not None and backup is not None
         safety, wait = state.safety_backup, float(state.lock_wait_seconds)
+        accepted = state.accepted_workers
 
         def restore(progress: Any, cancelled: Any) -> RestoreOutcome:
-            if probe_write_access(live) is not None:
-                def tick(remaining: float) -> None:
-                    progress(int((wait - remaining) * 1000), int(wait * 1000), STAGE_WAITING)
-
-                if not wait_for_write_access(live, wait, tick, cancelled):
-                    raise QueueBackupError(blocked_sentence(live, wait), ErrorKind.LOCKED)
-            try:
-                result = QueueBackup(live, folder).restore_backup(
-                    backup, safety_backup=safety, progress=progress, cancelled=cancelled)
-            except QueueAdminError as error:
-                if error.kind is not ErrorKind.LOCKED:
-                    raise
-                raise QueueBackupError(blocked_sentence(live, wait + BUSY_TIMEOUT_MS / 1000),
-                                       ErrorKind.LOCKED) from error
-            progress(0, 0, STAGE_CHECK_RESTORED)
-            return RestoreOutcome(result, check_restored(live))
+            result = QueueBackup(live, folder).restore_backup(
+                backup, safety_backup=safety, progress=progress, cancelled=cancelled,
+                accepted_workers=accepted, lock_wait_seconds=wait)
+            assert isinstance(result, RestoreReport) and result.check is not None
+            return RestoreOutcome(result, result.check)
 
         self.run_job(f"Restore {live.name} from {backup.name}", restore, self._on_restored,
                      writes=True)
@@ -214,14 +201,26 @@ class DonePage(JobPage):
         self.moved_label.setText("The damaged files were moved aside, not deleted: "
                                  + ", ".join(str(path) for path in result.moved_aside))
         self.tasks.clear()
-        for task in check.in_flight:
+        orphaned, held = self._split_in_flight()
+        for task in orphaned:
             self.tasks.addItem(f"Task {task.id} ({task.type}, {task.status} by "
                                f"{task.locked_by or 'an unknown worker'})")
-        count = len(check.in_flight)
-        self.in_flight_label.setText(
-            f"{count} task{' was' if count == 1 else 's were'} in flight when the backup was "
-            "taken; their workers are gone, so requeue them to run again." if count
-            else "No task was in flight in the backup; nothing needs requeueing.")
+        count = len(orphaned)
+        sentences = []
+        if count:
+            sentences.append(
+                f"{count} task{' was' if count == 1 else 's were'} in flight when the backup "
+                "was taken, held by workers that had not reported for a minute before the "
+                "restore; requeue them to run again.")
+        if held:
+            sentences.append(
+                f"{len(held)} more in-flight task{'' if len(held) == 1 else 's'} belong to "
+                "workers that were still running before the restore "
+                f"({', '.join(sorted({t.locked_by or '' for t in held}))}); they are left "
+                "alone: a running worker may still finish them.")
+        self.in_flight_label.setText(" ".join(sentences) if sentences else
+                                     "No task was in flight in the backup; nothing needs "
+                                     "requeueing.")
         self.tasks.setVisible(bool(count))
         self.requeue_button.setVisible(bool(count))
         self.requeue_button.setEnabled(bool(count))
@@ -239,9 +238,22 @@ class DonePage(JobPage):
         """Finish once nothing runs."""
         return not self.busy
 
+    def _split_in_flight(self) -> tuple[list[TaskRef], list[TaskRef]]:
+        """In-flight tasks of the backup: those of silent workers, and those of running ones.
+
+        A worker counts as running when the prepare page saw its heartbeat within the last
+        minute, just before the restore; its tasks are never offered for requeueing.
+        """
+        preflight = self.state.preflight
+        running = ({worker.worker_id for worker in preflight.active_workers}
+                   if preflight is not None else set())
+        tasks = self.state.outcome.check.in_flight
+        return ([task for task in tasks if task.locked_by not in running],
+                [task for task in tasks if task.locked_by in running])
+
     def _on_requeue(self) -> None:
         live = self.state.live_path
-        ids = [task.id for task in self.state.outcome.check.in_flight]
+        ids = [task.id for task in self._split_in_flight()[0]]
         assert live is not None
         self.requeue_button.setEnabled(False)
         self.run_job("Requeue tasks in flight in the backup",

@@ -41,6 +41,41 @@ connection.close()
 """
 
 
+_HEARTBEAT = r"""
+import os, sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+worker = sys.argv[2]
+announced = False
+while not os.path.exists(sys.argv[3]):
+    connection.execute(
+        "INSERT INTO workers (worker_id, capabilities, heartbeat_utc) "
+        "VALUES (?, '{}', datetime('now')) "
+        "ON CONFLICT(worker_id) DO UPDATE SET heartbeat_utc = datetime('now')", (worker,))
+    if not announced:
+        print("ready", flush=True)
+        announced = True
+    time.sleep(0.2)
+connection.close()
+"""
+
+
+@contextlib.contextmanager
+def worker_heartbeating(db_path: Path, worker_id: str,
+                        stop_file: Path) -> Iterator[subprocess.Popen[str]]:
+    """A worker process that reports a heartbeat every 200 ms until the context ends."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HEARTBEAT, str(db_path), worker_id, str(stop_file)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready"
+        yield process
+    finally:
+        stop_file.touch()
+        process.communicate(timeout=30)
+
+
 @contextlib.contextmanager
 def tab_session(db_path: Path | None, *, answer: bool = True,
                 is_queue: bool | None = True) -> Iterator[Session]:

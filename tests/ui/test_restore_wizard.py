@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _tab_fixtures import lock_held
-from PySide6.QtCore import Qt
+from _tab_fixtures import lock_held, worker_heartbeating
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QWizard
 
 from queue_admin_gui.core.backup import QueueBackup
@@ -120,6 +120,11 @@ def click_next(qtbot, wizard: RestoreWizard, expected_page: int) -> None:
     qtbot.waitUntil(lambda: button.isVisible() and button.isEnabled(), timeout=TIMEOUT_MS)
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: wizard.currentId() == expected_page, timeout=TIMEOUT_MS)
+
+
+def click_box(qtbot, box) -> None:
+    """Click a check box on its indicator, where a user clicks."""
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
 
 
 def restore_through(qtbot, wizard: RestoreWizard) -> None:
@@ -381,3 +386,58 @@ def test_every_step_works_from_the_keyboard(qtbot, session: Session, live: Path,
     assert dict(rows(live))[27] == "queued"
     qtbot.keyClick(wizard.focusWidget() or wizard, Qt.Key.Key_Return)
     assert wizard.result() == QWizard.DialogCode.Accepted
+
+
+def test_running_workers_need_a_separate_confirmation_naming_them(
+        qtbot, session: Session, live: Path, backup: Path, tmp_path: Path) -> None:
+    add_tasks(live, 6)
+    before = rows(live)
+    with worker_heartbeating(live, "worker-7", tmp_path / "stop"):
+        wizard = open_wizard(qtbot, session)
+        click_next(qtbot, wizard, PAGE_CHECK)
+        click_next(qtbot, wizard, PAGE_PREPARE)
+        page = wizard.prepare_page
+        qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)
+        assert "worker-7" in page.workers_label.text()
+        assert page.workers_check.isVisible() and not page.workers_check.isChecked()
+        assert not wizard.button(NEXT).isEnabled()
+        assert rows(live) == before
+
+        recorder = presenter(session)
+        recorder.answer = False
+        click_box(qtbot, page.workers_check)
+        assert "worker-7" in recorder.questions[-1].text
+        assert not page.workers_check.isChecked()
+        assert not wizard.button(NEXT).isEnabled()
+
+        recorder.answer = True
+        click_box(qtbot, page.workers_check)
+        assert page.workers_check.isChecked()
+        click_next(qtbot, wizard, PAGE_RESTORE)
+        qtbot.waitUntil(lambda: wizard.currentId() == PAGE_DONE, timeout=TIMEOUT_MS)
+        qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)
+        assert rows(live) == rows(backup)
+        # worker-7 is alive: its three in-flight tasks are not offered for requeueing and
+        # nothing claims its worker is gone.
+        done = wizard.done_page
+        assert done.tasks.count() == 0 and not done.requeue_button.isVisible()
+        assert "gone" not in done.in_flight_label.text()
+        assert "worker-7" in done.in_flight_label.text()
+
+
+def test_a_worker_starting_after_the_prepare_page_refuses_the_restore(
+        qtbot, session: Session, live: Path, backup: Path, tmp_path: Path) -> None:
+    add_tasks(live, 6)
+    before = rows(live)
+    wizard = open_wizard(qtbot, session)
+    click_next(qtbot, wizard, PAGE_CHECK)
+    click_next(qtbot, wizard, PAGE_PREPARE)
+    qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)
+    assert not wizard.prepare_page.workers_check.isVisible()
+    with worker_heartbeating(live, "worker-late", tmp_path / "stop"):
+        click_next(qtbot, wizard, PAGE_RESTORE)
+        qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)
+    assert wizard.currentId() == PAGE_RESTORE
+    text = wizard.restore_page.result_label.text()
+    assert "worker-late" in text and "refused" in text
+    assert rows(live)[: len(before)] == before
