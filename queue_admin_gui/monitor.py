@@ -1,26 +1,32 @@
-"""The sampler: a read-only statistics job every few seconds, kept in bounded ring buffers.
+"""The sampler: a read-only sample every second or so, kept in bounded ring buffers.
 
-:class:`Sampler` runs :func:`~queue_admin_gui.core.sampling.read_sample` as a *read* job on
-the session's :class:`~queue_admin_gui.jobs.JobRunner`, so it runs beside backups and
-checkpoints and never on the GUI thread. Each sample opens the file, reads and closes it: the
-monitor never holds a read transaction that would itself pin the WAL. A locked, missing or
-replaced file becomes a gap in the history and a status sentence, and sampling carries on.
-Both plot widgets share one sampler; the window creates it and calls :meth:`Sampler.start`.
+:class:`Sampler` runs :func:`~queue_admin_gui.core.sampling.read_sample` on one long-lived
+worker: a :class:`SampleWorker` moved to one QThread for the sampler's whole life. A timer in
+the GUI thread asks the worker for a sample through a queued signal; the worker opens the
+file read-only, reads and closes it inside its thread and answers with another signal. No
+object is made per sample beyond the sample itself, so a window left open for weeks keeps a
+flat memory line (a thread and a Job per sample cost 12 KB each and never went away). The
+monitor never holds a read transaction that would itself pin the WAL, and it runs beside
+backups and checkpoints, never on the GUI thread. A locked, missing or replaced file becomes a
+gap in the history and a status sentence, and sampling carries on. Both plot widgets, the
+status bar and the tabs share one sampler; the window creates it, calls :meth:`Sampler.start`
+and, before it goes away, :meth:`Sampler.stop`, which ends the worker thread cleanly.
 """
 
 from __future__ import annotations
 
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal
 
 from .core.errors import QueueAdminError
-from .core.progress import CancelCheck, ProgressCallback
 from .core.sampling import (
     CheckpointOutcome,
     Sample,
@@ -31,14 +37,48 @@ from .core.sampling import (
     read_sample,
     replaced_file_error,
 )
-from .jobs import Job
+from .jobs import track_thread
 from .session import Session
-from .ui.activity_log import mark_background
 
 #: Task counts scan an index, so they are taken only this often.
 TASK_COUNT_INTERVAL_SECONDS = 10.0
 #: Checkpoint outcomes kept for the diagnosis (only the recent ones matter).
 CHECKPOINTS_KEPT = 50
+#: How long :meth:`Sampler.stop` waits for the sample in flight (a read waits 250 ms at most).
+STOP_WAIT_MS = 30_000
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """One sample asked of the worker: which file, stamped when, with task counts or not."""
+
+    path: Path
+    moment: float
+    with_task_counts: bool
+
+
+class SampleWorker(QObject):
+    """Lives in the sampler's thread and takes one sample per request.
+
+    Each request opens its own read-only sqlite3 connection in this thread and closes it
+    before answering, so nothing stays open between samples (a deleted or replaced file is
+    seen at once, and Windows can rename the file between two samples).
+    """
+
+    taken = Signal(object, object)
+    failed = Signal(object, object, str)
+
+    def take(self, request: SampleRequest) -> None:
+        """Read one sample; the answer is :attr:`taken` or :attr:`failed`, never an exception."""
+        try:
+            sample = read_sample(request.path, request.moment,
+                                 with_task_counts=request.with_task_counts)
+        except Exception as error:  # a known error becomes a gap; a bug is also reported
+            details = "" if isinstance(error, QueueAdminError) and error.is_environment \
+                else "".join(traceback.format_exception(error))
+            self.failed.emit(request, error, details)
+        else:
+            self.taken.emit(request, sample)
 
 
 class Sampler(QObject):
@@ -46,16 +86,18 @@ class Sampler(QObject):
 
     ``clock`` returns wall-clock epoch seconds; tests pass a fake one and call :meth:`tick`.
     Signals: ``sampled(Sample)`` after each good sample, ``gap(str)`` with the reason when a
-    sample could not be taken, ``status_changed(str)`` when the sentence to show changes
-    ("" when sampling works), ``checkpoint_recorded(CheckpointOutcome)``, and ``cleared``
-    when another database was opened and the history started afresh.
+    sample could not be taken, ``handled()`` after either, ``status_changed(str)`` when the
+    sentence to show changes ("" when sampling works), ``checkpoint_recorded(CheckpointOutcome)``,
+    and ``cleared`` when another database was opened and the history started afresh.
     """
 
     sampled = Signal(object)
     gap = Signal(str)
+    handled = Signal()
     status_changed = Signal(str)
     checkpoint_recorded = Signal(object)
     cleared = Signal()
+    _requested = Signal(object)
 
     def __init__(self, session: Session, *, clock: Callable[[], float] = time.time,
                  capacity: int | None = None, parent: QObject | None = None) -> None:
@@ -70,17 +112,30 @@ class Sampler(QObject):
         self.status = ""
         self.skipped_ticks = 0
         self.last_sample: Sample | None = None
-        self.job: Job | None = None
+        #: When the latest attempt failed (epoch seconds); None again once a sample succeeds.
+        self.last_failure_at: float | None = None
+        self.samples_taken = 0
         self._identity: tuple[int, int] | None = None
         self._last_task_counts_at: float | None = None
         self._reported_bug = False
         self._in_flight = False
+        self._thread = track_thread(QThread())
+        self._thread.setObjectName("sampler")
+        self._worker = SampleWorker()
+        self._worker.moveToThread(self._thread)
+        queued = Qt.ConnectionType.QueuedConnection
+        self._requested.connect(self._worker.take, queued)
+        self._worker.taken.connect(self._on_taken, queued)
+        self._worker.failed.connect(self._on_failed, queued)
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.tick)
         self._apply_interval(interval)
         session.config_changed.connect(self._on_config_changed)
         session.database_changed.connect(self._on_database_changed)
         session.checkpoint_done.connect(self._on_checkpoint_done)
+        application = QCoreApplication.instance()
+        if application is not None:
+            application.aboutToQuit.connect(self.stop)
 
     # -- control ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -89,8 +144,20 @@ class Sampler(QObject):
         self.tick()
 
     def stop(self) -> None:
-        """Stop the timer; a sample job already running finishes on its own."""
+        """Stop the timer and end the worker thread after the sample in flight (waits for it).
+
+        The window calls this before it goes away: a running QThread is never dropped. A
+        later :meth:`tick` or :meth:`start` starts the thread again.
+        """
         self._timer.stop()
+        if self._thread.isRunning():
+            self._thread.quit()
+            self._thread.wait(STOP_WAIT_MS)
+
+    @property
+    def thread_running(self) -> bool:
+        """True while the worker thread runs (between the first tick and :meth:`stop`)."""
+        return self._thread.isRunning()
 
     @property
     def is_running(self) -> bool:
@@ -103,8 +170,13 @@ class Sampler(QObject):
         return self._timer.interval()
 
     @property
+    def stale(self) -> bool:
+        """True when the latest attempt failed: :attr:`last_sample` is no longer current."""
+        return self.last_failure_at is not None
+
+    @property
     def busy(self) -> bool:
-        """True while a sample job is in flight."""
+        """True while a sample is in flight."""
         return self._in_flight
 
     def diagnosis(self, window_seconds: float = 300.0) -> str | None:
@@ -113,36 +185,35 @@ class Sampler(QObject):
                                     window_seconds)
 
     # -- the tick --------------------------------------------------------------------------
-    def tick(self) -> Job | None:
-        """Start one sample job now, unless one still runs or no database is open."""
+    def tick(self) -> SampleRequest | None:
+        """Ask the worker for one sample now, unless one is in flight or no database is open."""
         db_path = self.session.db_path
         if db_path is None:
             return None
         if self.busy:
             self.skipped_ticks += 1
             return None
+        if not self._thread.isRunning():
+            self._thread.start()
         moment = self.clock()
         with_counts = self.session.is_queue is not False and (
             self._last_task_counts_at is None
             or moment - self._last_task_counts_at >= TASK_COUNT_INTERVAL_SECONDS)
-        path = Path(db_path)
-
-        def take(progress: ProgressCallback, cancelled: CancelCheck) -> Sample:
-            return read_sample(path, moment, with_task_counts=with_counts)
-
-        self.job = self.session.run(
-            "Sample database statistics", take,
-            on_done=lambda sample: self._on_sample(path, sample),
-            on_error=lambda error: self._on_sample_failed(path, moment, error),
-            report_errors=False,
-        )
+        request = SampleRequest(Path(db_path), moment, with_counts)
         self._in_flight = True
-        self.job.finished.connect(self._on_job_finished)
-        mark_background(self.job)
-        return self.job
+        self._requested.emit(request)
+        return request
 
-    def _on_job_finished(self) -> None:
+    def _on_taken(self, request: SampleRequest, sample: Sample) -> None:
         self._in_flight = False
+        self.samples_taken += 1
+        self._on_sample(request.path, sample)
+        self.handled.emit()
+
+    def _on_failed(self, request: SampleRequest, error: BaseException, details: str) -> None:
+        self._in_flight = False
+        self._on_sample_failed(request.path, request.moment, error, details)
+        self.handled.emit()
 
     def _on_sample(self, path: Path, sample: Sample) -> None:
         if path != self.session.db_path:
@@ -157,10 +228,12 @@ class Sampler(QObject):
             self.tasks.append_counts(sample.time, sample.task_counts)
             self._last_task_counts_at = sample.time
         self.last_sample = sample
+        self.last_failure_at = None
         self._set_status("")
         self.sampled.emit(sample)
 
-    def _on_sample_failed(self, path: Path, moment: float, error: BaseException) -> None:
+    def _on_sample_failed(self, path: Path, moment: float, error: BaseException,
+                          details: str) -> None:
         if path != self.session.db_path:
             return
         if isinstance(error, QueueAdminError) and error.is_environment:
@@ -170,11 +243,11 @@ class Sampler(QObject):
                       "the plot shows a gap and sampling carries on.")
             if not self._reported_bug:
                 self._reported_bug = True
-                self.session.messages.report_error(error, self.job.error_details
-                                                   if self.job is not None else "")
+                self.session.messages.report_error(error, details)
         self._record_gap(moment, reason)
 
     def _record_gap(self, moment: float, reason: str) -> None:
+        self.last_failure_at = moment
         self.history.append_gap(moment)
         stamp = datetime.fromtimestamp(moment).strftime("%H:%M:%S")
         self._set_status(f"No sample at {stamp} (the plot shows a gap): {reason}")
@@ -187,7 +260,7 @@ class Sampler(QObject):
 
     # -- session events --------------------------------------------------------------------
     def _apply_interval(self, seconds: float) -> None:
-        self._timer.setInterval(max(50, int(round(seconds * 1000))))
+        self._timer.setInterval(max(1, int(round(seconds * 1000))))
 
     def _on_config_changed(self, config: Any) -> None:
         self._apply_interval(float(config.sample_interval_seconds))
@@ -197,6 +270,7 @@ class Sampler(QObject):
         self.tasks.clear()
         self.checkpoints.clear()
         self.last_sample = None
+        self.last_failure_at = None
         self._identity = None
         self._last_task_counts_at = None
         self._set_status("")

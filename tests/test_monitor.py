@@ -17,7 +17,6 @@ from queue_admin_gui.core.maintenance import QueueMaintenance
 from queue_admin_gui.jobs import JobRunner
 from queue_admin_gui.monitor import TASK_COUNT_INTERVAL_SECONDS, Sampler
 from queue_admin_gui.session import Session
-from queue_admin_gui.ui.activity_log import is_background
 from queue_admin_gui.ui.messages import Messages, RecordingPresenter
 
 
@@ -35,16 +34,16 @@ def session(qtbot, queue_db: Path, tmp_path: Path):
 
 @pytest.fixture
 def sampler(session: Session, clock):
-    return Sampler(session, clock=clock, capacity=100)
+    sampler = Sampler(session, clock=clock, capacity=100)
+    yield sampler
+    sampler.stop()
 
 
 def sample_now(qtbot, sampler: Sampler) -> None:
-    """One tick, waited for until its job has finished and been handled."""
-    job = sampler.tick()
-    assert job is not None
-    with qtbot.waitSignal(job.finished, timeout=30_000):
-        pass
-    qtbot.waitUntil(lambda: not sampler.busy, timeout=30_000)
+    """One tick, waited for until its sample (or gap) has been handled."""
+    with qtbot.waitSignal(sampler.handled, timeout=30_000):
+        assert sampler.tick() is not None
+    assert not sampler.busy
 
 
 def write_rows(path: Path, rows: int) -> None:
@@ -69,8 +68,33 @@ def test_a_tick_records_a_sample_stamped_by_the_clock(qtbot, sampler, clock, que
     assert sampler.history.row(0)[0] == clock.now
     assert sampler.history.column("page_count")[0] == sample.page_count
     assert sampler.tasks.column("queued").tolist() == [25]
-    assert is_background(sampler.job)
     assert sampler.status == ""
+
+
+def test_every_sample_is_read_on_one_worker_thread_without_jobs(qtbot, session, sampler,
+                                                                monkeypatch):
+    import threading
+
+    from queue_admin_gui import monitor
+
+    threads = []
+    real_read = monitor.read_sample
+
+    def recording_read(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return real_read(*args, **kwargs)
+
+    monkeypatch.setattr(monitor, "read_sample", recording_read)
+    jobs = []
+    session.runner.job_started.connect(jobs.append)
+    for _ in range(5):
+        sample_now(qtbot, sampler)
+    assert len(set(threads)) == 1 and threads[0] != threading.get_ident()
+    assert jobs == [] and len(sampler.history) == 5
+    sampler.stop()
+    assert not sampler.thread_running
+    sample_now(qtbot, sampler)  # a later tick starts the worker again
+    assert len(sampler.history) == 6
 
 
 def test_task_counts_only_every_ten_seconds(qtbot, sampler, clock):
@@ -84,12 +108,10 @@ def test_task_counts_only_every_ten_seconds(qtbot, sampler, clock):
 
 
 def test_a_tick_is_skipped_while_the_previous_sample_runs(qtbot, sampler):
-    first = sampler.tick()
-    assert first is not None and sampler.busy
-    assert sampler.tick() is None
-    assert sampler.skipped_ticks == 1
-    with qtbot.waitSignal(first.finished, timeout=30_000):
-        pass
+    with qtbot.waitSignal(sampler.handled, timeout=30_000):
+        assert sampler.tick() is not None and sampler.busy
+        assert sampler.tick() is None
+        assert sampler.skipped_ticks == 1
     assert not sampler.busy
     sample_now(qtbot, sampler)
     assert len(sampler.history) == 2

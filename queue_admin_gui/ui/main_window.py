@@ -1,8 +1,10 @@
 """The main window: a start page or the maintenance tabs, the status bar and the activity log.
 
 The window owns no database connection. Opening a file is a read job (it checks that the
-file is SQLite and whether it is a queue); the status bar's health is a read job repeated
-every few seconds; each tab runs its own jobs through the shared :class:`Session`. While a
+file is SQLite and whether it is a queue); the sampler's reading every second gives the
+status bar its sizes and the health badge its WAL and free-page grades, and a slower health
+read adds what a sample does not measure (stale leases, backups, free space); each tab runs
+its own jobs through the shared :class:`Session`. While a
 write job runs, the other write actions are disabled with a tooltip naming the job, and
 closing the window asks first, then cancels and waits for the worker threads.
 """
@@ -27,6 +29,8 @@ from PySide6.QtWidgets import (
 from ..core.activity import ActivityLog
 from ..core.database import check_queue_schema, closing_connection, open_read_only
 from ..core.health import HealthSnapshot, assess_health, measure_health
+from ..core.readings import measurements_with_sample
+from ..core.sampling import Sample
 from ..jobs import Job
 from ..monitor import Sampler
 from ..session import Session
@@ -40,8 +44,9 @@ from .status_bar import DatabaseStatusBar
 from .wal_plot import WalPlotWidget
 from .window_menus import WindowActions, build_menus
 
-#: How often the status bar's health is measured.
-HEALTH_INTERVAL_MS = 5000
+#: How often the health facts a sample does not measure (stale leases, backups, free space)
+#: are read; WAL size and free pages follow every sample.
+HEALTH_INTERVAL_MS = 30_000
 MAX_RECENT_FILES = 8
 DEFAULT_SIZE = (1200, 800)
 #: Default height of the activity log dock: a few lines, the tabs keep the room.
@@ -90,6 +95,8 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.demo_workers: object | None = None
         self.health: HealthSnapshot | None = None
+        #: The last slower health read, which the samples are graded together with.
+        self.health_read: HealthSnapshot | None = None
         self._health_job: Job | None = None
         self._open_job: Job | None = None
         self.settings_dialog: SettingsDialog | None = None
@@ -135,6 +142,8 @@ class MainWindow(QMainWindow):
         session.config_changed.connect(self._on_config_changed)
         session.backup_done.connect(self._on_backup_done)
         session.changed.connect(self._on_topic_changed)
+        self.sampler.sampled.connect(self._on_sampled)
+        self.sampler.gap.connect(self._on_sample_gap)
         self._update_recent_files()
         self._restore_layout()
         self._on_database_changed(session.db_path)
@@ -159,6 +168,9 @@ class MainWindow(QMainWindow):
             plot_area = getattr(self.tab_widgets[key], "plot_area", None)
             if plot_area is not None:
                 plot_area.addWidget(plot)
+            attach = getattr(self.tab_widgets[key], "attach_sampler", None)
+            if callable(attach):
+                attach(self.sampler)
 
     def add_tab(self, key: str, widget: QWidget, title: str, icon_name: str = "") -> int:
         """Add a tab (the live monitor adds its own); returns its index."""
@@ -287,9 +299,29 @@ class MainWindow(QMainWindow):
     def _on_health_measured(self, snapshot: HealthSnapshot) -> None:
         if Path(snapshot.stats.get("path", "")) != self.session.db_path:
             return
-        self.health = snapshot
-        self.status.show_stats(snapshot.stats, snapshot.report,
-                               snapshot.measured.last_backup_at, snapshot.measured.has_backups)
+        self.health_read = snapshot
+        self._show_health()
+
+    def _show_health(self) -> None:
+        """Grade the last health read together with the latest sample, and show it."""
+        read = self.health_read
+        if read is None:
+            return
+        measured = read.measured
+        sample = self.sampler.last_sample
+        if sample is not None and not self.sampler.stale:
+            measured = measurements_with_sample(measured, sample)
+        self.health = HealthSnapshot(read.stats, measured,
+                                     assess_health(self.session.config, measured))
+        self.status.show_health(self.health.report, measured.last_backup_at,
+                                measured.has_backups)
+
+    def _on_sampled(self, sample: Sample) -> None:
+        self.status.show_sample(sample)
+        self._show_health()
+
+    def _on_sample_gap(self, reason: str) -> None:
+        self.status.show_sample_stale(self.sampler.last_sample, reason)
 
     def _on_health_failed(self, error: BaseException) -> None:
         self.status.show_unreadable(str(error))
@@ -309,14 +341,12 @@ class MainWindow(QMainWindow):
             self.health_timer.stop()
             return
         self.health = None
+        self.health_read = None
         self.refresh_health()
         self.health_timer.start()
 
     def _on_config_changed(self, config: object) -> None:
-        if self.health is not None:
-            report = assess_health(self.session.config, self.health.measured)
-            self.health = HealthSnapshot(self.health.stats, self.health.measured, report)
-            self._on_health_measured(self.health)
+        self._show_health()
         self.refresh_health()
 
     def _on_backup_done(self, _result: object) -> None:

@@ -1,7 +1,9 @@
 """The window's status bar: which file, how big, how old the last backup, and is it healthy.
 
-:class:`DatabaseStatusBar` shows what the periodic stats job measured; it never reads the
-database itself. The health badge says OK, Warning or Critical in words and colour, and its
+:class:`DatabaseStatusBar` shows the sampler's latest reading (sizes, with the time it was
+read) and the health graded from it; it never reads the database itself. When a reading
+fails, the last good figures stay, greyed and stamped with their time, never shown as current.
+The health badge says OK, Warning or Critical in words and colour, and its
 tooltip lists the reasons, so a glance at the bottom of the window answers "is it fine?".
 """
 
@@ -16,6 +18,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QStatusBar, QWidget
 
 from ..core.errors import format_bytes
 from ..core.health import HealthLevel, HealthReport
+from ..core.readings import reading_time
+from ..core.sampling import Sample
 from .icons import icon
 
 _BADGE_STYLES = {
@@ -26,6 +30,8 @@ _BADGE_STYLES = {
 _BADGE_ICONS = {HealthLevel.OK: "ok", HealthLevel.WARNING: "warning",
                 HealthLevel.CRITICAL: "critical"}
 _UNKNOWN = "\u2013"
+#: Colour of a figure that could not be read again: it is what was seen last, not now.
+STALE_COLOUR = "#8c8c8c"
 
 
 def describe_backup_age(last_backup_at: datetime | None, has_backups: bool | None,
@@ -117,6 +123,8 @@ class DatabaseStatusBar(QStatusBar):
             self.path_label.setToolTip(f"The database being administered: {path}")
         self.size_label.setText(f"DB: {_UNKNOWN}")
         self.wal_label.setText(f"WAL: {_UNKNOWN}")
+        self.size_label.setStyleSheet("")
+        self.wal_label.setStyleSheet("")
         self.backup_label.setText(f"Last backup: {_UNKNOWN}")
         self.badge.show_unknown()
 
@@ -125,6 +133,41 @@ class DatabaseStatusBar(QStatusBar):
         """Show what the stats job measured and the health it implies."""
         self.size_label.setText(f"DB: {format_bytes(stats.get('db_size_bytes', 0))}")
         self.wal_label.setText(f"WAL: {format_bytes(stats.get('wal_size_bytes', 0))}")
+        self.backup_label.setText(
+            f"Last backup: {describe_backup_age(last_backup_at, has_backups)}")
+        self.badge.show_report(report)
+
+    def show_sample(self, sample: Sample) -> None:
+        """Show the sizes of the latest reading and when it was read."""
+        stamp = reading_time(sample.time)
+        self.size_label.setText(f"DB: {format_bytes(sample.db_bytes)}")
+        self.wal_label.setText(f"WAL: {format_bytes(sample.wal_bytes)} ({stamp})")
+        for label, what in ((self.size_label, "database file"), (self.wal_label, "-wal file")):
+            label.setStyleSheet("")
+            label.setToolTip(f"Size of the {what}, read at {stamp} (read every few seconds).")
+
+    def show_sample_stale(self, last: Sample | None, reason: str) -> None:
+        """The latest reading failed: grey the last good figures and say when they were read."""
+        if last is None:
+            self.size_label.setText(f"DB: {_UNKNOWN}")
+            self.wal_label.setText(f"WAL: {_UNKNOWN}")
+        else:
+            stamp = reading_time(last.time)
+            self.size_label.setText(f"DB: {format_bytes(last.db_bytes)}")
+            self.wal_label.setText(f"WAL: {format_bytes(last.wal_bytes)} (at {stamp}, "
+                                   "not current)")
+        for label in (self.size_label, self.wal_label):
+            label.setStyleSheet(f"color: {STALE_COLOUR};")
+            label.setToolTip(f"Could not read the database again: {reason}")
+
+    @property
+    def sizes_stale(self) -> bool:
+        """True while the sizes shown are greyed as not current."""
+        return STALE_COLOUR in self.wal_label.styleSheet()
+
+    def show_health(self, report: HealthReport, last_backup_at: datetime | None,
+                    has_backups: bool | None) -> None:
+        """Show the health graded from the latest reading and the last backup's age."""
         self.backup_label.setText(
             f"Last backup: {describe_backup_age(last_backup_at, has_backups)}")
         self.badge.show_report(report)

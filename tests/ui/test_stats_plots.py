@@ -15,7 +15,9 @@ from queue_admin_gui.ui.stats_plots import StatsPlotsWidget
 @pytest.fixture
 def sampler(session, demo_db: Path, clock):
     session.set_database(demo_db, True)
-    return Sampler(session, clock=clock, capacity=500)
+    sampler = Sampler(session, clock=clock, capacity=500)
+    yield sampler
+    sampler.stop()
 
 
 @pytest.fixture

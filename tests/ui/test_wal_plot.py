@@ -24,7 +24,9 @@ from queue_admin_gui.ui.wal_plot import WalPlotWidget
 @pytest.fixture
 def sampler(session, queue_db: Path, clock):
     session.set_database(queue_db, True)
-    return Sampler(session, clock=clock, capacity=500)
+    sampler = Sampler(session, clock=clock, capacity=500)
+    yield sampler
+    sampler.stop()
 
 
 @pytest.fixture
@@ -38,8 +40,7 @@ def plot(qtbot, session, sampler):
 
 
 def sample_now(qtbot, sampler: Sampler) -> None:
-    job = sampler.tick()
-    assert job is not None
+    assert sampler.tick() is not None
     qtbot.waitUntil(lambda: not sampler.busy, timeout=30_000)
 
 
@@ -201,7 +202,6 @@ def test_banner_offers_truncate_when_demo_workers_grow_the_wal(qtbot, session, t
     assert any("TRUNCATE checkpoint done" in text for text in presenter.texts(Level.INFO))
     qtbot.waitUntil(lambda: not plot.banner_shown, timeout=30_000)
     sampler.stop()
-    qtbot.waitUntil(lambda: not sampler.busy, timeout=30_000)
     bystander.close()
 
 
