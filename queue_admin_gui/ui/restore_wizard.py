@@ -163,6 +163,7 @@ class DonePage(JobPage):
                          "Shows how the restored database looks and what to do next.")
         self.integrity_label = text_label()
         self.moved_label = text_label()
+        self.counters_label = text_label()
         self.in_flight_label = text_label()
         self.tasks = QListWidget()
         self.tasks.setMaximumHeight(120)
@@ -174,8 +175,8 @@ class DonePage(JobPage):
         self.undo_button.setAutoDefault(False)
         self.undo_button.setToolTip("Restore the safety backup through the same steps.")
         self.undo_button.clicked.connect(self._on_undo)
-        for widget in (self.integrity_label, self.moved_label, self.in_flight_label,
-                       self.tasks):
+        for widget in (self.integrity_label, self.moved_label, self.counters_label,
+                       self.in_flight_label, self.tasks):
             self.layout_.addWidget(widget)
         self.layout_.addLayout(_row(self.requeue_button))
         self.layout_.addWidget(self.safety_label)
@@ -200,6 +201,11 @@ class DonePage(JobPage):
         self.moved_label.setVisible(bool(result.moved_aside))
         self.moved_label.setText("The damaged files were moved aside, not deleted: "
                                  + ", ".join(str(path) for path in result.moved_aside))
+        kept = result.counters_kept.get("task_queue")
+        self.counters_label.setVisible(kept is not None)
+        self.counters_label.setText(
+            f"New tasks get ids above {kept}, the highest the live database had handed out, "
+            "so no task id is used twice." if kept is not None else "")
         self.tasks.clear()
         orphaned, held = self._split_in_flight()
         for task in orphaned:

@@ -307,3 +307,60 @@ def test_restore_leaves_no_large_wal_behind(engine: QueueBackup, live: Path,
     finally:
         worker.close()
     assert state(live) == NEW
+
+
+def _insert(path: Path, table: str) -> int:
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        if table == "task_queue":
+            cursor = connection.execute(
+                "INSERT INTO task_queue(type, payload) VALUES ('after', '{}')")
+        else:
+            cursor = connection.execute(
+                "INSERT INTO task_logs(task_id, level, message) VALUES (1, 'info', 'after')")
+        return int(cursor.lastrowid)
+    finally:
+        connection.close()
+
+
+def test_no_task_or_log_id_is_handed_out_twice_after_a_restore(
+        engine: QueueBackup, live: Path) -> None:
+    older = engine.create_backup("older")
+    for _ in range(30):
+        _insert(live, "task_queue")
+        _insert(live, "task_logs")
+    highest_task, highest_log = 1230, 30
+    result = engine.restore_backup(older)
+    assert state(live)[0] == 1200
+    assert result.counters_kept == {"task_queue": highest_task, "task_logs": highest_log}
+    assert _insert(live, "task_queue") == highest_task + 1
+    assert _insert(live, "task_logs") == highest_log + 1
+    # The backup file itself was never changed to carry the counters.
+    assert QueueBackup(live, engine.backup_dir).verify_backup(older) is True
+    connection = sqlite3.connect(older)
+    try:
+        assert connection.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'task_queue'").fetchone()[0] == 1200
+    finally:
+        connection.close()
+
+
+def test_safety_backups_are_kept_apart_with_their_own_retention(
+        engine: QueueBackup, live: Path, new_backup: Path) -> None:
+    from queue_admin_gui.core.health import latest_backup_time
+    from queue_admin_gui.core.restore_execute import SAFETY_KEEP_COUNT, safety_folder
+
+    regular = engine.list_backups()
+    assert [info.path for info in regular] == [new_backup]
+    made_at = latest_backup_time(engine.backup_dir)[0]
+    safeties = [engine.restore_backup(new_backup).safety_backup
+                for _ in range(SAFETY_KEEP_COUNT + 1)]
+    assert all(path is not None and path.parent == safety_folder(engine.backup_dir)
+               for path in safeties)
+    # They count neither as regular backups nor toward "keep newest N" nor backup age.
+    assert [info.path for info in engine.list_backups()] == [new_backup]
+    assert engine.prune_backups(1) == []
+    assert latest_backup_time(engine.backup_dir)[0] == made_at
+    kept = sorted(safety_folder(engine.backup_dir).glob("queue_backup_*.db"))
+    assert len(kept) == SAFETY_KEEP_COUNT
+    assert safeties[0] not in kept and safeties[-1] in kept

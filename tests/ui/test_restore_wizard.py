@@ -148,6 +148,8 @@ def test_happy_path_puts_the_backup_back_and_keeps_a_safety_backup(
     restore_through(qtbot, wizard)
 
     assert rows(live) == backed_up
+    highest = max(task_id for task_id, _ in before)
+    assert wizard.done_page.counters_label.text().startswith(f"New tasks get ids above {highest},")
     safety = wizard.state.outcome.result.safety_backup
     assert safety is not None and safety.exists()
     assert rows(safety) == before
