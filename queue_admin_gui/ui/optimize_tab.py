@@ -7,8 +7,10 @@ how much; the integrity checks list SQLite's own findings.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -42,6 +44,25 @@ from .widgets import (
 
 ALL_TABLES = "All tables"
 NO_PROBLEMS = "No problems found"
+#: What the progress strip says while SQLite rebuilds the file: one long step with no count.
+VACUUM_STAGE = "Rebuilding the database file (VACUUM)..."
+#: How often the elapsed time beside the VACUUM stage is brought up to date.
+ELAPSED_TICK_MS = 1000
+
+
+def vacuum_stage_text(stage: str) -> str:
+    """The stage as the strip shows it; the engine's VACUUM step gets its own sentence."""
+    if "VACUUM" in stage:
+        return VACUUM_STAGE
+    return stage.rstrip(".") + "..." if stage else ""
+
+
+def format_elapsed(seconds: float) -> str:
+    """``"8 s"`` or ``"2 min 05 s"``: how long an operation has been running."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    return f"{whole // 60} min {whole % 60:02d} s"
 
 
 def read_optimize_state(maintenance: QueueMaintenance) -> dict[str, Any]:
@@ -88,6 +109,11 @@ class OptimizeTab(MaintenanceTab):
         self.findings.setMinimumHeight(90)
         self.findings.setMaximumHeight(240)
         self.integrity_label = QLabel("Not checked yet from this window.")
+        self._vacuum_stage = ""
+        self._vacuum_started: float | None = None
+        self._elapsed_timer = QTimer(self)
+        self._elapsed_timer.setInterval(ELAPSED_TICK_MS)
+        self._elapsed_timer.timeout.connect(self._show_vacuum_elapsed)
         self._build_layout()
         self.add_action(self.refresh_button, "Read the page usage again.")
         self.add_action(self.analyze_button,
@@ -248,10 +274,38 @@ class OptimizeTab(MaintenanceTab):
             return
 
         def vacuum(progress: ProgressCallback, cancelled: CancelCheck) -> dict[str, Any]:
-            return QueueMaintenance(path).vacuum(progress, cancelled)
+            # SQLite rebuilds the file in one call that reports nothing until it ends, so a
+            # count ("1 / 3") would sit still for minutes: every stage shows a busy bar.
+            def busy(done: int, total: int, stage: str) -> None:
+                progress(0, 0, vacuum_stage_text(stage))
 
-        self.run_job("VACUUM", vacuum, writes=True, on_done=self._on_vacuumed,
-                     on_error=self._on_vacuum_failed)
+            return QueueMaintenance(path).vacuum(busy, cancelled)
+
+        job = self.run_job("VACUUM", vacuum, writes=True, on_done=self._on_vacuumed,
+                           on_error=self._on_vacuum_failed)
+        self._vacuum_stage, self._vacuum_started = "", None
+        job.progress.connect(self._on_vacuum_progress)
+        job.finished.connect(self._elapsed_timer.stop)
+        if job.started_at is None:  # waiting behind another write job
+            job.started.connect(self._on_vacuum_started)
+        else:
+            self._on_vacuum_started()
+
+    def _on_vacuum_started(self) -> None:
+        self._vacuum_started = time.monotonic()
+        self._elapsed_timer.start()
+
+    def _on_vacuum_progress(self, _done: int, _total: int, stage: str) -> None:
+        self._vacuum_stage = stage
+        self._show_vacuum_elapsed()
+
+    def _show_vacuum_elapsed(self) -> None:
+        """Put the time since VACUUM started beside its stage, so a long rebuild looks alive."""
+        panel = self.progress_panel
+        if self._vacuum_started is None or not panel.cancel_button.isEnabled():
+            return  # not started yet, or cancelling: the strip says so itself
+        elapsed = format_elapsed(time.monotonic() - self._vacuum_started)
+        panel.stage_label.setText(f"{self._vacuum_stage or 'Starting...'} {elapsed} elapsed")
 
     def _on_vacuumed(self, result: dict[str, Any]) -> None:
         text = (f"VACUUM freed {format_bytes(result['freed_bytes'])} in "
@@ -272,9 +326,9 @@ class OptimizeTab(MaintenanceTab):
             return
         name = "Quick check" if quick else "Integrity check"
 
-        def check(progress: ProgressCallback, cancelled: CancelCheck) -> list[str]:
+        def check(progress: ProgressCallback, cancelled: CancelCheck) -> IntegrityResult:
             progress(0, 0, f"{name}: reading every page")
-            return QueueMaintenance(path).integrity_check(quick=quick, cancelled=cancelled)
+            return QueueMaintenance(path).check_integrity(quick=quick, cancelled=cancelled)
 
         self.findings.clear()
         self.integrity_label.setText(f"{name} running...")
@@ -286,9 +340,9 @@ class OptimizeTab(MaintenanceTab):
         self._check_job.cancelled.connect(
             lambda: self.integrity_label.setText(f"{name} was cancelled."))
 
-    def _show_findings(self, name: str, findings: list[str]) -> None:
+    def _show_findings(self, name: str, result: IntegrityResult) -> None:
         self.findings.clear()
-        if findings == ["ok"]:
+        if result.ok:
             item = QListWidgetItem(f"\u2714 {NO_PROBLEMS}")
             item.setForeground(QBrush(QColor(GOOD_COLOUR)))
             font = item.font()
@@ -298,11 +352,11 @@ class OptimizeTab(MaintenanceTab):
             set_status(self.integrity_label, f"{name}: {NO_PROBLEMS.lower()}.", GOOD_COLOUR)
             self.session.messages.info(f"{name} of the database: {NO_PROBLEMS.lower()}.")
             return
-        for finding in findings:
+        for finding in result.problems:
             item = QListWidgetItem(finding)
             item.setForeground(QBrush(QColor(BAD_COLOUR)))
             self.findings.addItem(item)
-        text = (f"{name} found {len(findings)} problems: the file is damaged; restore it "
+        text = (f"{name} found {result.count_text()}: the file is damaged; restore it "
                 "from a backup.")
         set_status(self.integrity_label, text, BAD_COLOUR, bold=True)
         self.session.messages.warning(text)

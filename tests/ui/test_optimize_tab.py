@@ -132,3 +132,33 @@ def test_integrity_check_lists_problems_of_a_damaged_file(qtbot, tab, session, d
     assert findings and NO_PROBLEMS not in findings[0]
     assert "problems" in tab.integrity_label.text()
     assert presenter_of(session).texts(Level.WARNING)
+
+
+def test_a_long_vacuum_shows_a_busy_bar_its_stage_and_the_time_elapsed(
+        qtbot, fragmented_path, tab, session):
+    panel = tab.progress_panel
+    shown: list[tuple[int, str]] = []
+    with lock_held(fragmented_path, "write"):  # VACUUM waits on the lock inside its long step
+        qtbot.mouseClick(tab.vacuum_button, Qt.MouseButton.LeftButton)
+        job = panel.job
+        job.progress.connect(lambda *_: shown.append((panel.bar.maximum(),
+                                                      panel.bar.format())))
+        qtbot.waitUntil(lambda: "1 s elapsed" in panel.stage_label.text(), timeout=10_000)
+        assert not panel.isHidden()  # the strip is up (the tab itself is never shown here)
+        assert panel.bar.maximum() == 0  # busy, never a count standing still
+        assert panel.stage_label.text() == "Rebuilding the database file (VACUUM)... 1 s elapsed"
+        qtbot.waitUntil(lambda: "2 s elapsed" in panel.stage_label.text(), timeout=10_000)
+    wait_idle(qtbot, session)
+    assert shown and all(maximum == 0 for maximum, _format in shown)
+    assert not any(" / " in text for _maximum, text in shown)
+    assert not tab._elapsed_timer.isActive()
+
+
+def test_elapsed_time_reads_in_seconds_then_minutes():
+    from queue_admin_gui.ui.optimize_tab import format_elapsed, vacuum_stage_text
+
+    assert format_elapsed(8.9) == "8 s"
+    assert format_elapsed(125) == "2 min 05 s"
+    assert vacuum_stage_text("Rebuilding the database (VACUUM)") == \
+        "Rebuilding the database file (VACUUM)..."
+    assert vacuum_stage_text("Checkpointing the WAL") == "Checkpointing the WAL..."
