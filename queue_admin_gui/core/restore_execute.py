@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backup import QueueBackup
+from .backup_paths import refuse_live_side_paths
 from .database import BUSY_TIMEOUT_MS, closing_connection, connect, require_existing_file
 from .errors import (
     ErrorKind,
@@ -119,12 +120,13 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
     if target.exists() and os.path.samefile(target, backup_path):
         raise QueueBackupError(f"{action} refused: the backup and the database are the same "
                                "file; choose another backup.", ErrorKind.INVALID)
-    _refuse_side_paths(backup_path, target, action)
+    refuse_live_side_paths(backup_path, target, action)
     _remove_stale_staging(target.parent)
     staging_dir = _make_staging_dir(target, action)
     try:
         staged = _stage(backup_path, staging_dir, action, progress, cancelled)
-        verdict = check_backup_file(staged, progress, cancelled, **_live_schema(target))
+        verdict = check_backup_file(staged, progress, cancelled,
+                                    live_path=target if target.exists() else None)
         if not verdict.ok:
             raise QueueBackupError(f"{action} refused: the backup failed verification: "
                                    f"{verdict.problems[0]}", verdict.kind)
@@ -285,29 +287,6 @@ def _wait_for_lock(target: Path, wait_seconds: float, progress: ProgressCallback
 
     if not wait_for_write_access(target, wait_seconds, tick, cancelled):
         raise QueueBackupError(blocked_sentence(target, wait_seconds), ErrorKind.LOCKED)
-
-
-def _live_schema(target: Path) -> dict[str, object]:
-    """The keyword that lets verification compare the backup's schema with the live one's."""
-    try:
-        from .verify import check_backup_file as check
-        if "live_path" in check.__code__.co_varnames:
-            return {"live_path": target if target.exists() else None}
-    except AttributeError:  # pragma: no cover - a wrapped function
-        pass
-    return {}
-
-
-def _refuse_side_paths(backup_path: Path, target: Path, action: str) -> None:
-    """A backup path that is the live database's -wal, -shm or -journal is refused unread."""
-    for suffix in ("-wal", "-shm", "-journal"):
-        side = target.with_name(target.name + suffix)
-        same = side.exists() and os.path.samefile(side, backup_path)
-        if same or os.path.normcase(str(side.absolute())) == os.path.normcase(
-                str(backup_path.absolute())):
-            raise QueueBackupError(
-                f"{action} refused: '{backup_path.name}' is the live database's {suffix} file, "
-                "not a backup; choose a backup file.", ErrorKind.INVALID)
 
 
 def _make_staging_dir(target: Path, action: str) -> Path:

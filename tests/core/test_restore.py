@@ -364,3 +364,19 @@ def test_safety_backups_are_kept_apart_with_their_own_retention(
     kept = sorted(safety_folder(engine.backup_dir).glob("queue_backup_*.db"))
     assert len(kept) == SAFETY_KEEP_COUNT
     assert safeties[0] not in kept and safeties[-1] in kept
+
+
+@pytest.mark.parametrize("suffix", ["-wal", "-shm", "-journal"])
+def test_a_backup_named_like_a_live_side_file_is_refused_unopened(
+        engine: QueueBackup, live: Path, new_backup: Path, suffix: str) -> None:
+    side = live.with_name(live.name + suffix)
+    existed = side.exists()
+    before = side.read_bytes() if existed else None
+    if not existed:
+        side.write_bytes(new_backup.read_bytes())
+        before = side.read_bytes()
+    with pytest.raises(QueueBackupError, match=f"{suffix} file of the live database") as caught:
+        engine.restore_backup(side)
+    assert caught.value.kind is ErrorKind.INVALID
+    assert side.read_bytes() == before
+    assert state(live) == OLD
