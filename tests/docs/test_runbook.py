@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 import shlex
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,8 @@ RUNBOOK = DOCS / "QUEUE_MAINTENANCE_RUNBOOK.md"
 DB_EXAMPLE = r"C:\Data\PrismQ\queue\queue.db"
 BACKUP_DIR_EXAMPLE = r"D:\Backups\PrismQ"
 EXE_EXAMPLE = r"C:\PrismQ\QueueAdmin\Scripts\queue-admin-cli.exe"
-BACKUP_FILE = re.compile(r"D:\\Backups\\PrismQ\\queue_backup_([A-Za-z_-]+?)_\d{8}_\d{6}\.db")
+BACKUP_FILE = re.compile(
+    r"D:\\Backups\\PrismQ\\(?:(pre-restore)\\)?queue_backup_([A-Za-z_-]+?)_\d{8}_\d{6}\.db")
 COMMAND = re.compile(r"queue-admin-cli(?:\.exe)?(?P<args>(?: [^\s\"`|]+)+)")
 
 
@@ -45,8 +47,8 @@ def test_runbook_names_the_documented_operations() -> None:
         assert f" {operation}" in commands, operation
 
 
-def _newest_backup(backup_dir: Path, label: str) -> str:
-    matches = sorted(backup_dir.glob(f"queue_backup_{label}_*.db"),
+def _newest_backup(backup_dir: Path, label: str, folder: str | None = None) -> str:
+    matches = sorted((backup_dir / (folder or "")).glob(f"queue_backup_{label}_*.db"),
                      key=lambda path: path.stat().st_mtime_ns)
     assert matches, f"the runbook uses a '{label}' backup before any was made"
     return str(matches[-1])
@@ -54,7 +56,8 @@ def _newest_backup(backup_dir: Path, label: str) -> str:
 
 def _substitute(command: str, db_path: Path, backup_dir: Path) -> list[str]:
     command = BACKUP_FILE.sub(
-        lambda match: _newest_backup(backup_dir, match.group(1)).replace("\\", "/"), command)
+        lambda match: _newest_backup(backup_dir, match.group(2), match.group(1)).replace(
+            "\\", "/"), command)
     command = command.replace(DB_EXAMPLE, db_path.as_posix())
     command = command.replace(BACKUP_DIR_EXAMPLE, backup_dir.as_posix())
     arguments = shlex.split(command)
@@ -66,6 +69,13 @@ def test_every_runbook_command_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     db_path = tmp_path / "queue.db"
     backup_dir = tmp_path / "backups"
     create_demo_queue(db_path, tasks=300, seed=3)
+    # The runbook's first step of a restore is to stop the workers: the demo's last
+    # heartbeats are an hour old, as after stopping them.
+    connection = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        connection.execute("UPDATE workers SET heartbeat_utc = datetime('now', '-1 hour')")
+    finally:
+        connection.close()
     monkeypatch.setenv("QUEUE_ADMIN_BACKUP_DIR", str(backup_dir))
 
     commands = runbook_commands(RUNBOOK.read_text(encoding="utf-8"))
@@ -74,4 +84,4 @@ def test_every_runbook_command_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         out, err = io.StringIO(), io.StringIO()
         code = main(_substitute(command, db_path, backup_dir), out=out, err=err)
         assert code == 0, f"{command!r} exited {code}: {err.getvalue()}{out.getvalue()}"
-    assert any(backup_dir.glob("queue_backup_pre_restore_*.db"))
+    assert any(backup_dir.glob("pre-restore/queue_backup_pre_restore_*.db"))
