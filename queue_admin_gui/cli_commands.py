@@ -24,6 +24,7 @@ from .core.errors import (
     QueueMaintenanceError,
     format_bytes,
 )
+from .core.file_access import file_problem
 from .core.leases import LeaseManager
 from .core.maintenance import QueueMaintenance
 from .core.restore_execute import ALL_WORKERS
@@ -33,14 +34,19 @@ if TYPE_CHECKING:
     from .cli import Context
 
 def _database(context: Context, action: str) -> Path:
-    """The database path, refused with a sentence naming where it came from when missing."""
+    """The database path, refused with a sentence naming where it came from and what is wrong.
+
+    A folder, a file this account may not read and a missing file each say so.
+    """
     path = context.db_path
-    if not path.is_file():
+    problem = file_problem(path)
+    if problem is not None:
+        kind, what, advice = problem
+        if kind is ErrorKind.NOT_FOUND:
+            advice = "pass --db PATH or set PRISMQ_QUEUE_DB_PATH"
         raise QueueMaintenanceError(
-            f"{action} failed: the database '{path}' (from {context.db_source}) was not "
-            "found; pass --db PATH or set PRISMQ_QUEUE_DB_PATH.",
-            ErrorKind.NOT_FOUND,
-        )
+            f"{action} failed: the database '{path}' (from {context.db_source}) {what}; "
+            f"{advice}.", kind)
     return path
 
 
