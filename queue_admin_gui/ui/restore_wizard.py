@@ -128,10 +128,13 @@ class RestorePage(JobPage):
         self.result_label.setStyleSheet(PROBLEM_STYLE)
 
     def on_job_cancelled(self) -> None:
-        """Say that nothing changed."""
+        """Say that nothing changed, and where a safety backup already taken was kept."""
         self.countdown_label.hide()
         self.stage_label.clear()
+        error = self.job.error if self.job is not None else None
         text = "Restore cancelled; the live database was not changed."
+        if error is not None and "kept" in str(error):
+            text = str(error)
         self.result_label.setText(text)
         self.session.messages.info(text)
 

@@ -199,11 +199,17 @@ def test_cancel_in_the_middle_of_writing_leaves_the_old_database(
         if stage == WRITE:
             writes.append(done)
 
-    with pytest.raises(OperationCancelled):
+    with pytest.raises(OperationCancelled) as caught:
         engine.restore_backup(new_backup, progress=progress, cancelled=lambda: len(writes) >= 5)
     assert len(writes) == 5
     assert state(live) == OLD
     assert journal_mode(live) == "wal"
+    # The safety backup taken before the cancel is kept, and the sentence says where.
+    kept = list((engine.backup_dir / "pre-restore").glob("queue_backup_pre_restore_*.db"))
+    assert len(kept) == 1 and state(kept[0]) == OLD
+    assert f"the safety backup it had taken was kept: {kept[0]}" in str(caught.value)
+    assert "was not changed" in str(caught.value)
+    assert not list(live.parent.glob(".queue-admin-restore-*"))
 
 
 def test_a_locked_database_is_waited_for_then_reported(
