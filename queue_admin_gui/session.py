@@ -14,6 +14,9 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from .core.config import MaintenanceConfig
+from .core.maintenance import QueueMaintenance
+from .core.progress import CancelCheck, ProgressCallback
+from .core.readings import CheckpointSummary
 from .jobs import Job, JobFunction, JobRunner
 from .ui.messages import Messages
 
@@ -25,12 +28,19 @@ TOPIC_STATS = "stats"
 
 
 class Session(QObject):
-    """Shared state of one window."""
+    """Shared state of one window.
+
+    ``checkpoint_done(result)`` and ``checkpoint_failed(mode, error)`` fire for every
+    checkpoint, whichever button started it, because every one runs through
+    :meth:`run_checkpoint`: the "Last checkpoint" panel, the plot's markers and the health
+    follow each run.
+    """
 
     database_changed = Signal(object)
     config_changed = Signal(object)
     changed = Signal(str)
     checkpoint_done = Signal(object)
+    checkpoint_failed = Signal(str, object)
     backup_done = Signal(object)
 
     def __init__(self, runner: JobRunner, messages: Messages, config: MaintenanceConfig,
@@ -80,3 +90,34 @@ class Session(QObject):
             )
         return self.runner.run(job, on_done=on_done, on_error=on_error,
                                on_cancelled=on_cancelled)
+
+    def run_checkpoint(self, mode: str, *, origin: str = "",
+                       on_done: Callable[[Any], None] | None = None) -> Job | None:
+        """Run a checkpoint in ``mode`` as a write job; None when no database is open.
+
+        A run that could not copy every frame succeeds with a note saying what was left (the
+        activity log shows it); every outcome reaches ``checkpoint_done`` or
+        ``checkpoint_failed``, then ``on_done`` for the caller's own message.
+        """
+        path = self.db_path
+        if path is None:
+            return None
+
+        def checkpoint(progress: ProgressCallback, cancelled: CancelCheck) -> Any:
+            progress(0, 0, f"Checkpoint {mode}: waiting for the WAL")
+            return QueueMaintenance(path).checkpoint(mode)
+
+        parameters = {"mode": mode, **({"from": origin} if origin else {})}
+        job = self.run(f"Checkpoint {mode}", checkpoint, writes=True, parameters=parameters,
+                       on_error=lambda error: self.checkpoint_failed.emit(mode, error))
+        job.succeeded.connect(lambda result: self._on_checkpoint_succeeded(job, result))
+        if on_done is not None:
+            job.succeeded.connect(on_done)
+        return job
+
+    def _on_checkpoint_succeeded(self, job: Job, result: Any) -> None:
+        summary = CheckpointSummary.of(result)
+        if not summary.finished:
+            job.note = summary.sentence()
+        self.checkpoint_done.emit(result)
+        self.notify(TOPIC_STATS)

@@ -3,6 +3,11 @@
 Refreshed on demand and every :data:`REFRESH_INTERVAL_MS` while the tab is visible; a tick
 is skipped while the previous read still runs, and a failed timed refresh is shown in the tab
 rather than in a message box every few seconds. Live plots go into :attr:`StatsTab.plot_area`.
+
+In the window the sizes, page counts and task counts follow the sampler's readings (the same
+ones the status bar and the WAL tab show), and the tab says when its figures were read. When
+they cannot be read again (the file was deleted, or is locked), the last good figures stay
+greyed with the time they were read: they are never shown as current.
 """
 
 from __future__ import annotations
@@ -23,7 +28,11 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.maintenance import QueueMaintenance
+from ..core.readings import fragmentation_percent, reading_time
+from ..core.sampling import Sample
+from ..monitor import Sampler
 from ..session import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS, Session
+from .status_bar import STALE_COLOUR
 from .widgets import (
     BAD_COLOUR,
     WARN_COLOUR,
@@ -42,6 +51,10 @@ from .widgets import (
 )
 
 REFRESH_INTERVAL_MS = 10_000
+#: The figures of the two grids, greyed together when they cannot be read again.
+FILE_KEYS = ("db_size", "wal_size", "shm_size", "total_size")
+PAGE_KEYS = ("page_size", "journal_mode", "page_count", "auto_vacuum", "freelist",
+             "sqlite_version", "fragmentation")
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,10 @@ class StatsTab(MaintenanceTab):
         super().__init__(session, parent)
         self.stats: dict[str, Any] | None = None
         self.skipped_ticks = 0
+        self.sampler: Sampler | None = None
+        #: When the figures shown were read (epoch seconds), and whether they are current.
+        self.read_at: float | None = None
+        self.stale = False
         self.files_grid = KeyValueGrid()
         self.files_grid.add_row("db_size", "Database file")
         self.files_grid.add_row("wal_size", "WAL file (-wal)")
@@ -138,6 +155,12 @@ class StatsTab(MaintenanceTab):
         layout.addWidget(plot, 1)
         self.error_label.hide()
 
+    def attach_sampler(self, sampler: Sampler) -> None:
+        """Follow ``sampler``'s readings for sizes, pages and task counts from now on."""
+        self.sampler = sampler
+        sampler.sampled.connect(self._on_sample)
+        sampler.gap.connect(self._on_failed)
+
     def refresh(self) -> None:
         """Read the statistics now; a failure is told to the user."""
         self._load(report_errors=True)
@@ -166,41 +189,72 @@ class StatsTab(MaintenanceTab):
         super().hideEvent(event)
         self.refresh_timer.stop()
 
-    def _on_failed(self, error: BaseException) -> None:
+    def _on_failed(self, error: BaseException | str) -> None:
+        """The figures could not be read again: grey them and keep the time they were read."""
         set_status(self.error_label, f"Could not refresh: {error}", BAD_COLOUR)
         self.error_label.show()
+        self.stale = True
+        for grid, keys in ((self.files_grid, FILE_KEYS), (self.pages_grid, PAGE_KEYS)):
+            for key in keys:
+                grid.set_value(key, grid.value(key), STALE_COLOUR)
+        self.tasks_view.setEnabled(False)
+        when = reading_time(self.read_at) if self.read_at is not None else "never"
+        set_status(self.updated_label, f"Not current: these figures were last read at {when}; "
+                   "they could not be read again.", STALE_COLOUR)
 
-    def _on_stats(self, stats: dict[str, Any]) -> None:
-        self.stats = stats
+    def _mark_current(self, moment: float) -> None:
+        self.read_at = moment
+        self.stale = False
         self.error_label.hide()
+        self.tasks_view.setEnabled(True)
+        source = ("read every few seconds" if self.sampler is not None else
+                  f"refreshes every {self.refresh_timer.interval() // 1000} s while this tab "
+                  "is shown")
+        set_status(self.updated_label, f"Read at {reading_time(moment)}; {source}.")
+
+    def _show_sizes(self, db_bytes: int, wal_bytes: int, shm_bytes: int, page_count: int,
+                    freelist: int, page_size: int, percent: float) -> None:
         config = self.session.config
-        self.path_label.setText(str(stats["path"]))
-        wal_mb = stats["wal_size_bytes"] / (1024 * 1024)
+        wal_mb = wal_bytes / (1024 * 1024)
         wal_colour = (BAD_COLOUR if wal_mb >= config.wal_size_threshold_mb else
                       WARN_COLOUR if wal_mb >= config.wal_size_warning_mb else None)
-        self.files_grid.set_value("db_size", format_bytes(stats["db_size_bytes"]))
-        self.files_grid.set_value("wal_size", format_bytes(stats["wal_size_bytes"]), wal_colour)
-        self.files_grid.set_value("shm_size", format_bytes(stats["shm_size_bytes"]))
-        self.files_grid.set_value("total_size", format_bytes(
-            stats["db_size_bytes"] + stats["wal_size_bytes"]))
-        page_size = int(stats["page_size"])
+        self.files_grid.set_value("db_size", format_bytes(db_bytes))
+        self.files_grid.set_value("wal_size", format_bytes(wal_bytes), wal_colour)
+        self.files_grid.set_value("shm_size", format_bytes(shm_bytes))
+        self.files_grid.set_value("total_size", format_bytes(db_bytes + wal_bytes))
         self.pages_grid.set_value("page_size", format_bytes(page_size))
-        self.pages_grid.set_value("page_count", format_count(stats["page_count"]))
+        self.pages_grid.set_value("page_count", format_count(page_count))
         self.pages_grid.set_value(
-            "freelist", f"{format_count(stats['freelist_count'])} "
-                        f"({format_bytes(stats['freelist_count'] * page_size)})")
-        percent = float(stats["fragmentation_percent"])
+            "freelist", f"{format_count(freelist)} ({format_bytes(freelist * page_size)})")
         fragmentation_colour = (
             BAD_COLOUR if percent >= config.fragmentation_critical_percent else
             WARN_COLOUR if percent >= config.fragmentation_warning_percent else None)
         self.pages_grid.set_value("fragmentation", f"{percent:.1f} %", fragmentation_colour)
+
+    def _on_sample(self, sample: Sample) -> None:
+        self._show_sizes(sample.db_bytes, sample.wal_bytes, sample.shm_bytes,
+                         sample.page_count, sample.freelist_count, sample.page_size,
+                         fragmentation_percent(sample))
+        if sample.task_counts is not None:
+            problems = (self.stats or {}).get("schema_problems") or []
+            self._show_task_counts(sample.task_counts, problems)
+        self._mark_current(sample.time)
+
+    def _on_stats(self, stats: dict[str, Any]) -> None:
+        self.stats = stats
+        self.path_label.setText(str(stats["path"]))
+        sample = self.sampler.last_sample if self.sampler is not None else None
+        if sample is None or (self.sampler is not None and self.sampler.stale):
+            # no reading from the sampler yet: this read is the latest one
+            self._show_sizes(stats["db_size_bytes"], stats["wal_size_bytes"],
+                             stats["shm_size_bytes"], stats["page_count"],
+                             stats["freelist_count"], int(stats["page_size"]),
+                             float(stats["fragmentation_percent"]))
+            self._mark_current(time.time())
         self.pages_grid.set_value("journal_mode", str(stats["journal_mode"]).upper())
         self.pages_grid.set_value("auto_vacuum", str(stats["auto_vacuum"]))
         self.pages_grid.set_value("sqlite_version", str(stats["sqlite_version"]))
         self._show_task_counts(stats.get("task_counts"), stats.get("schema_problems") or [])
-        self.updated_label.setText(
-            f"Updated at {time.strftime('%H:%M:%S')}; refreshes every "
-            f"{self.refresh_timer.interval() // 1000} s while this tab is shown.")
 
     def _show_task_counts(self, counts: dict[str, int] | None, problems: list[str]) -> None:
         if counts is None:

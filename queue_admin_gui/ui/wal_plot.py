@@ -28,11 +28,13 @@ from PySide6.QtWidgets import (
 from ..core.errors import format_bytes
 from ..core.maintenance import QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
+from ..core.readings import reading_time
 from ..core.sampling import MEGABYTE, CheckpointOutcome, export_csv, wal_level
 from ..jobs import Job
 from ..monitor import Sampler
-from ..session import TOPIC_STATS, Session
+from ..session import Session
 from .live_plot import LivePlotWidget, finite_range, make_time_plot
+from .status_bar import STALE_COLOUR
 
 #: Markers kept on the plot at most (older ones are dropped first).
 MAX_MARKERS = 200
@@ -114,6 +116,7 @@ class WalPlotWidget(LivePlotWidget):
         sampler.checkpoint_recorded.connect(self._on_checkpoint_recorded)
         sampler.sampled.connect(self._on_sampled)
         sampler.status_changed.connect(self._on_sampler_status)
+        sampler.gap.connect(lambda _reason: self._update_summary())
         sampler.cleared.connect(self._on_cleared)
         self._update_summary()
 
@@ -143,15 +146,11 @@ class WalPlotWidget(LivePlotWidget):
         if path is None or (self.checkpoint_job is not None
                             and not self.checkpoint_job.is_finished):
             return None
-
-        def checkpoint(progress: ProgressCallback, cancelled: CancelCheck) -> dict[str, Any]:
-            return QueueMaintenance(path).checkpoint(QueueMaintenance.CHECKPOINT_TRUNCATE)
-
-        self.checkpoint_job = self.session.run(
-            "Checkpoint TRUNCATE", checkpoint, writes=True,
-            parameters={"mode": "TRUNCATE", "from": "WAL banner"},
-            on_done=self._on_truncate_done,
-        )
+        self.checkpoint_job = self.session.run_checkpoint(
+            QueueMaintenance.CHECKPOINT_TRUNCATE, origin="WAL banner",
+            on_done=self._on_truncate_done)
+        if self.checkpoint_job is None:
+            return None
         self.checkpoint_job.finished.connect(self._update_truncate_button)
         self._update_truncate_button()
         return self.checkpoint_job
@@ -209,7 +208,8 @@ class WalPlotWidget(LivePlotWidget):
             return
         limit = config.wal_size_threshold_mb if level == "critical" else config.wal_size_warning_mb
         self._show_banner(
-            f"The WAL is {format_bytes(sample.wal_bytes)}, above the {level} level of {limit} MB:"
+            f"The WAL is {format_bytes(sample.wal_bytes)} (read {reading_time(sample.time)}), "
+            f"above the {level} level of {limit} MB:"
             " a TRUNCATE checkpoint copies it into the database and shrinks it to zero.", level)
 
     def _show_banner(self, text: str, level: str) -> None:
@@ -235,11 +235,18 @@ class WalPlotWidget(LivePlotWidget):
     def _update_summary(self) -> None:
         config = self.session.config
         sample = self.sampler.last_sample
-        current = "WAL: no sample yet" if sample is None else (
-            f"WAL {format_bytes(sample.wal_bytes)}, database {format_bytes(sample.db_bytes)}")
+        stale = self.sampler.stale
+        if sample is None:
+            current = "WAL: no sample yet"
+        else:
+            when = reading_time(sample.time)
+            current = (f"WAL {format_bytes(sample.wal_bytes)}, database "
+                       f"{format_bytes(sample.db_bytes)} "
+                       + (f"(at {when}, not current)" if stale else f"(read {when})"))
         self.summary_label.setText(
             f"{current} \u00b7 warning at {config.wal_size_warning_mb} MB, critical at "
             f"{config.wal_size_threshold_mb} MB")
+        self.summary_label.setStyleSheet(f"color: {STALE_COLOUR};" if stale else "")
 
     # -- slots -----------------------------------------------------------------------------
     def _apply_thresholds(self) -> None:
@@ -275,8 +282,6 @@ class WalPlotWidget(LivePlotWidget):
         self.add_marker(self.sampler.clock(), "backup", backup=True)
 
     def _on_truncate_done(self, result: dict[str, Any]) -> None:
-        self.session.checkpoint_done.emit(result)
-        self.session.notify(TOPIC_STATS)
         before, after = result.get("wal_bytes_before", 0), result.get("wal_bytes_after", 0)
         if int(result.get("busy", 0)) == 0:
             self.session.messages.info(

@@ -4,10 +4,15 @@ Writers append to the ``-wal`` file; a checkpoint copies those pages into the da
 the log can start over. A reader that stays open keeps the log from being reset: the tab
 says so in plain words after a checkpoint that could not finish or left frames behind.
 The live WAL plot of the monitor goes into :attr:`WalTab.plot_area`.
+
+In the window the sizes come from the sampler's latest reading (the same one the status bar
+and the banner show), stamped with the time it was read and greyed when it could not be read
+again. The "Last checkpoint" panel shows every checkpoint run, whichever button started it.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -20,9 +25,12 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.maintenance import QueueMaintenance
-from ..core.progress import CancelCheck, ProgressCallback
+from ..core.readings import CheckpointSummary, reading_time
+from ..core.sampling import Sample
 from ..jobs import Job
+from ..monitor import Sampler
 from ..session import TOPIC_DATABASE, TOPIC_STATS, Session
+from .status_bar import STALE_COLOUR
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,
@@ -55,24 +63,11 @@ MODE_EXPLANATIONS = {
 
 def checkpoint_sentence(result: dict[str, Any]) -> tuple[str, str]:
     """A plain sentence about a checkpoint result, and the colour to show it in."""
-    log, done, busy = result["log_frames"], result["checkpointed_frames"], result["busy"]
-    mode = result["mode"]
-    if log < 0:
-        return ("The database is not in WAL mode, so there was nothing to checkpoint.",
-                WARN_COLOUR)
-    if busy:
-        return (f"The {mode} checkpoint could not finish: another connection (a long-running "
-                f"reader or a writer) is holding the WAL; {format_count(done)} of "
-                f"{format_count(log)} frames were copied. Close long-running readers or "
-                "retry later.", BAD_COLOUR)
-    if done < log:
-        return (f"{format_count(log - done)} of {format_count(log)} frames were left in the "
-                "WAL because a reader is still using them; it cannot be reset until that "
-                "reader finishes. Retry later, or use RESTART/TRUNCATE to wait for it.",
-                WARN_COLOUR)
-    tail = ("; the -wal file is now empty." if mode == "TRUNCATE" and
-            result["wal_bytes_after"] == 0 else ".")
-    return f"All {format_count(log)} frames were copied into the database{tail}", GOOD_COLOUR
+    summary = CheckpointSummary.of(result)
+    sentence = summary.sentence(result.get("wal_bytes_after"))
+    if summary.finished:
+        return sentence, GOOD_COLOUR
+    return sentence, BAD_COLOUR if summary.busy else WARN_COLOUR
 
 
 class WalTab(MaintenanceTab):
@@ -83,8 +78,12 @@ class WalTab(MaintenanceTab):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
         self.last_result: dict[str, Any] | None = None
+        self.last_failure: str | None = None
+        self.sampler: Sampler | None = None
         self.wal_grid = KeyValueGrid()
         self.wal_grid.add_row("wal_size", "WAL file (-wal)")
+        self.wal_grid.add_row("read_at", "Read at",
+                              "When the sizes above were read; they are read every second.")
         self.wal_grid.add_row("journal_mode", "Journal mode")
         self.wal_grid.add_row("db_size", "Database file")
         self.wal_grid.add_row(
@@ -100,6 +99,7 @@ class WalTab(MaintenanceTab):
             button.clicked.connect(lambda _checked=False, m=mode: self.run_checkpoint(m))
             self.checkpoint_buttons[mode] = button
         self.result_grid = KeyValueGrid()
+        self.result_grid.add_row("ran_at", "Ran at")
         self.result_grid.add_row("mode", "Mode")
         self.result_grid.add_row("busy", "Finished")
         self.result_grid.add_row("log_frames", "Frames in WAL")
@@ -117,6 +117,17 @@ class WalTab(MaintenanceTab):
                             + MODE_EXPLANATIONS[mode], writes=True)
         self.refresh_button.clicked.connect(self.refresh)
         session.config_changed.connect(lambda _config: self.refresh())
+        session.checkpoint_done.connect(self.show_checkpoint)
+        session.checkpoint_failed.connect(self.show_checkpoint_failure)
+
+    def attach_sampler(self, sampler: Sampler) -> None:
+        """Take the WAL and database sizes from ``sampler``'s readings from now on."""
+        self.sampler = sampler
+        sampler.sampled.connect(self._on_sample)
+        sampler.gap.connect(self._on_sample_gap)
+        sampler.cleared.connect(lambda: self.wal_grid.set_value("read_at", "\u2013"))
+        if sampler.last_sample is not None:
+            self._on_sample(sampler.last_sample)
 
     def _build_layout(self, plot: QWidget) -> None:
         wal_box = group_box("Write-ahead log")
@@ -164,16 +175,41 @@ class WalTab(MaintenanceTab):
                 include_task_counts=False),
             self._on_stats)
 
-    def _on_stats(self, stats: dict[str, Any]) -> None:
+    def _wal_colour(self, wal_bytes: int) -> str | None:
         config = self.session.config
-        wal_mb = stats["wal_size_bytes"] / MEGABYTE
-        colour = None
+        wal_mb = wal_bytes / MEGABYTE
         if wal_mb >= config.wal_size_threshold_mb:
-            colour = BAD_COLOUR
-        elif wal_mb >= config.wal_size_warning_mb:
-            colour = WARN_COLOUR
-        self.wal_grid.set_value("wal_size", format_bytes(stats["wal_size_bytes"]), colour)
-        self.wal_grid.set_value("db_size", format_bytes(stats["db_size_bytes"]))
+            return BAD_COLOUR
+        if wal_mb >= config.wal_size_warning_mb:
+            return WARN_COLOUR
+        return None
+
+    def _show_sizes(self, wal_bytes: int, db_bytes: int, moment: float) -> None:
+        self.wal_grid.set_value("wal_size", format_bytes(wal_bytes), self._wal_colour(wal_bytes))
+        self.wal_grid.set_value("db_size", format_bytes(db_bytes))
+        self.wal_grid.set_value("read_at", reading_time(moment))
+
+    def _on_sample(self, sample: Sample) -> None:
+        self._show_sizes(sample.wal_bytes, sample.db_bytes, sample.time)
+
+    def _on_sample_gap(self, reason: str) -> None:
+        """The latest reading failed: grey the sizes, keep their time, say why."""
+        last = self.sampler.last_sample if self.sampler is not None else None
+        for key in ("wal_size", "db_size"):
+            self.wal_grid.set_value(key, self.wal_grid.value(key), STALE_COLOUR)
+        when = reading_time(last.time) if last is not None else "never"
+        self.wal_grid.set_value("read_at", f"{when} (not current)", STALE_COLOUR)
+        set_status(self.wal_sentence, f"Could not read the WAL again: {reason}", WARN_COLOUR)
+
+    def _on_stats(self, stats: dict[str, Any]) -> None:
+        sample = self.sampler.last_sample if self.sampler is not None else None
+        if sample is None or (self.sampler is not None and self.sampler.stale):
+            # no reading from the sampler yet: this read is the latest one
+            self._show_sizes(stats["wal_size_bytes"], stats["db_size_bytes"], time.time())
+            wal_bytes = int(stats["wal_size_bytes"])
+        else:
+            wal_bytes = sample.wal_bytes
+        colour = self._wal_colour(wal_bytes)
         self.wal_grid.set_value("journal_mode", str(stats["journal_mode"]).upper())
         pages = int(stats["wal_autocheckpoint"])
         self.wal_grid.set_value(
@@ -189,38 +225,48 @@ class WalTab(MaintenanceTab):
                        WARN_COLOUR)
         elif colour is not None:
             set_status(self.wal_sentence,
-                       f"The WAL is large ({format_bytes(stats['wal_size_bytes'])}); run a "
+                       f"The WAL is large ({format_bytes(wal_bytes)}); run a "
                        "TRUNCATE checkpoint to get the space back.", colour)
         else:
             self.wal_sentence.clear()
 
-    def run_checkpoint(self, mode: str) -> None:
-        """Start a checkpoint in ``mode`` as a write job."""
-        path = self.session.db_path
-        if path is None:
-            return
-
-        def checkpoint(progress: ProgressCallback, cancelled: CancelCheck) -> dict[str, Any]:
-            progress(0, 0, f"Checkpoint {mode}: waiting for the WAL")
-            return QueueMaintenance(path).checkpoint(mode)
-
-        job = self.run_job(f"Checkpoint {mode}", checkpoint, writes=True,
-                           parameters={"mode": mode}, on_done=self._on_checkpoint_done)
-        job.succeeded.connect(lambda result: self._note_incomplete(job, result))
-
-    @staticmethod
-    def _note_incomplete(job: Job, result: dict[str, Any]) -> None:
-        """Have the activity log say when a checkpoint ran but left the WAL as it was."""
-        sentence, colour = checkpoint_sentence(result)
-        if colour != GOOD_COLOUR:
-            job.note = sentence
+    def run_checkpoint(self, mode: str) -> Job | None:
+        """Start a checkpoint in ``mode`` as a write job (through the session, like every one)."""
+        job = self.session.run_checkpoint(mode, origin="WAL tab",
+                                          on_done=self._on_checkpoint_done)
+        if job is not None:
+            self.progress_panel.track(job)
+        return job
 
     def _on_checkpoint_done(self, result: dict[str, Any]) -> None:
-        self.last_result = result
+        sentence, colour = checkpoint_sentence(result)
+        if colour == GOOD_COLOUR:
+            self.session.messages.info(f"Checkpoint {result['mode']}: {sentence}")
+        else:
+            self.session.messages.warning(sentence)
+
+    def show_checkpoint_failure(self, mode: str, error: BaseException) -> None:
+        """A checkpoint run raised an error: the panel says so (the old result is cleared)."""
+        self.last_result = None
+        self.last_failure = str(error)
         grid = self.result_grid
-        grid.set_value("mode", result["mode"])
-        grid.set_value("busy", "no: busy" if result["busy"] else "yes",
-                       BAD_COLOUR if result["busy"] else None)
+        grid.clear_values()
+        grid.set_value("ran_at", reading_time(time.time()))
+        grid.set_value("mode", mode)
+        grid.set_value("busy", "no: it failed", BAD_COLOUR)
+        set_status(self.result_label, f"The {mode} checkpoint failed: {error}", BAD_COLOUR)
+
+    def show_checkpoint(self, result: dict[str, Any]) -> None:
+        """Show a finished checkpoint run in the "Last checkpoint" panel."""
+        self.last_result = result
+        self.last_failure = None
+        summary = CheckpointSummary.of(result)
+        grid = self.result_grid
+        grid.set_value("ran_at", reading_time(time.time()))
+        grid.set_value("mode", summary.mode)
+        grid.set_value("busy", summary.finished_text(),
+                       None if summary.finished else
+                       BAD_COLOUR if summary.busy else WARN_COLOUR)
         grid.set_value("log_frames", format_count(max(result["log_frames"], 0)))
         grid.set_value("checkpointed_frames",
                        format_count(max(result["checkpointed_frames"], 0)))
@@ -229,9 +275,3 @@ class WalTab(MaintenanceTab):
         grid.set_value("seconds", f"{result['seconds']:.2f} s")
         sentence, colour = checkpoint_sentence(result)
         set_status(self.result_label, sentence, colour)
-        if colour == GOOD_COLOUR:
-            self.session.messages.info(f"Checkpoint {result['mode']}: {sentence}")
-        else:
-            self.session.messages.warning(sentence)
-        self.session.checkpoint_done.emit(result)
-        self.session.notify(TOPIC_STATS)
