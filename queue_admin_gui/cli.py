@@ -349,7 +349,19 @@ def _is_logged(args: argparse.Namespace) -> bool:
 
 
 def _record_activity(context: Context, outcome: str, message: str, started: float) -> None:
-    """Add the run to the activity log the window shows; a log failure is only a warning."""
+    """Add the run to the activity log the window shows; a log failure is only a warning.
+
+    Whatever goes wrong here (even a bug or a second Ctrl+C) never replaces the command's
+    own report: scripts get exactly one JSON object for every outcome.
+    """
+    try:
+        _append_activity(context, outcome, message, started)
+    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - the report comes first
+        context.err.write(f"{PROG}: warning: the activity log was not updated "
+                          f"({type(error).__name__}: {error}).\n")
+
+
+def _append_activity(context: Context, outcome: str, message: str, started: float) -> None:
     args = context.args
     if not _is_logged(args):
         return
@@ -357,7 +369,7 @@ def _record_activity(context: Context, outcome: str, message: str, started: floa
                   if key not in ("command", "db", "json", "debug") and value not in (None, False)}
     try:
         database: Path | None = context.db_path
-    except QueueAdminError:
+    except Exception:  # noqa: BLE001 - the entry is still worth writing without it
         database = None
     entry = ActivityEntry.now(f"cli {args.command}", parameters=parameters, result=outcome,
                               message=message, duration_seconds=time.monotonic() - started,

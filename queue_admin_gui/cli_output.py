@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ EXIT_USAGE = 2
 #: Error kinds that mean the command was used wrongly or pointed at an unusable file.
 USAGE_KINDS = frozenset({
     ErrorKind.NOT_FOUND, ErrorKind.NOT_A_DATABASE, ErrorKind.NOT_A_QUEUE, ErrorKind.INVALID,
+    ErrorKind.NAME_TOO_LONG, ErrorKind.NOT_A_FOLDER,
 })
 
 #: How many list items human output shows before summarising the rest.
@@ -96,7 +98,13 @@ def to_jsonable(value: Any) -> Any:
         return {str(key): to_jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [to_jsonable(item) for item in value]
-    return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or infinity
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return str(value)
 
 
 def label(key: str) -> str:
@@ -149,7 +157,7 @@ def emit(result: CommandResult, as_json: bool, out: TextIO, err: TextIO) -> int:
         if problem is not None:
             payload["ok"] = False
             payload.update(error=str(problem), kind=problem.kind.value)
-        out.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        out.write(json_line(payload))
     else:
         out.write(render_human(result))
     if problem is not None:
@@ -157,11 +165,19 @@ def emit(result: CommandResult, as_json: bool, out: TextIO, err: TextIO) -> int:
     return result.exit_code
 
 
-def emit_error(message: str, kind: str, as_json: bool, out: TextIO, err: TextIO) -> None:
-    """One line on stderr; with --json, also ``{"ok": false, "error", "kind"}`` on stdout."""
+def json_line(payload: dict[str, Any]) -> str:
+    """``payload`` as one line of strict JSON (no NaN), whatever values it holds."""
+    return json.dumps(to_jsonable(payload), ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def emit_error(message: str, kind: str, as_json: bool, out: TextIO, err: TextIO,
+               data: dict[str, Any] | None = None) -> None:
+    """One line on stderr; with --json, also ``{"ok": false, "error", "kind"}`` on stdout.
+
+    ``data`` adds fields a script needs to know what was done before the failure.
+    """
     if as_json:
-        out.write(json.dumps({"ok": False, "error": message, "kind": kind},
-                             ensure_ascii=False) + "\n")
+        out.write(json_line({**(data or {}), "ok": False, "error": message, "kind": kind}))
     err.write(f"{PROG}: error: {message}\n")
 
 

@@ -121,6 +121,9 @@ class QueueBackup:
         self.db = db
         self.db_path = database_path_of(db)
         folder = Path(backup_dir) if backup_dir is not None else _default_backup_dir(self.db_path)
+        if folder.exists() and not folder.is_dir():
+            raise QueueBackupError(f"Using '{folder}' as the backup folder failed: it is a "
+                                   "file, not a folder; choose a folder.", ErrorKind.NOT_A_FOLDER)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +31,7 @@ from .errors import (
     NotAQueueDatabaseError,
     QueueAdminError,
     QueueDatabaseError,
+    classify_os_error,
     translate_error,
 )
 from .schema import (
@@ -100,13 +102,26 @@ def _describe(path: Path) -> str:
 
 def require_existing_file(path: str | Path, action: str,
                           error_class: type[QueueAdminError] = QueueDatabaseError) -> Path:
-    """Return ``path`` as a Path, or raise a NOT_FOUND error naming it."""
+    """Return ``path`` as a Path, or raise an error naming it and the real cause.
+
+    NOT_FOUND only when nothing is there; a folder in its place is INVALID, a file where
+    a folder of the path should be is NOT_A_FOLDER, an over-long name NAME_TOO_LONG.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise error_class(
-            f"{action} failed: {_describe(path)} not found; check the path or choose another file.",
-            ErrorKind.NOT_FOUND,
-        )
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        if isinstance(error, FileNotFoundError) and classify_os_error(error) is ErrorKind.NOT_FOUND:
+            raise error_class(
+                f"{action} failed: {_describe(path)} not found; check the path or choose "
+                "another file.", ErrorKind.NOT_FOUND) from error
+        raise translate_error(error, action, error_class) from error
+    if stat.S_ISDIR(mode):
+        raise error_class(f"{action} failed: {_describe(path)} is a folder, not a file; "
+                          "choose a file.", ErrorKind.INVALID)
+    if not stat.S_ISREG(mode):
+        raise error_class(f"{action} failed: {_describe(path)} is not a regular file (a "
+                          "device or a pipe); choose a file.", ErrorKind.INVALID)
     return path
 
 
@@ -143,14 +158,14 @@ def connect(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
             isolation_level=None, check_same_thread=False,
         )
     except sqlite3.Error as error:
-        raise translate_error(error, action, QueueDatabaseError) from error
+        raise translate_error(error, action, QueueDatabaseError, path=path) from error
     try:
         connection.row_factory = sqlite3.Row
         apply_connection_pragmas(connection, busy_timeout_ms)
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as error:
         connection.close()
-        raise translate_error(error, action, QueueDatabaseError) from error
+        raise translate_error(error, action, QueueDatabaseError, path=path) from error
     return connection
 
 
@@ -172,7 +187,7 @@ def open_read_only(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
         return _open_guarded(path, busy_timeout_ms, trusted_schema=False, immutable=immutable)
     except sqlite3.Error as error:
         if not _only_json_is_unsafe(error):
-            raise translate_error(error, action, error_class) from error
+            raise translate_error(error, action, error_class, path=path) from error
     # SQLite before 3.45 does not mark the JSON functions innocuous, so with trusted_schema
     # off it refuses the queue's own generated columns (json_extract). Those functions are
     # harmless; the file is then opened with an authorizer that refuses every function able
@@ -180,7 +195,7 @@ def open_read_only(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     try:
         return _open_guarded(path, busy_timeout_ms, trusted_schema=True, immutable=immutable)
     except sqlite3.Error as error:
-        raise translate_error(error, action, error_class) from error
+        raise translate_error(error, action, error_class, path=path) from error
 
 
 #: Functions an untrusted schema must never reach (the authorizer refuses them).

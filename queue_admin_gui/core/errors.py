@@ -9,10 +9,13 @@ are raised, by :func:`translate_error`.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
+import os
 import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 
 
@@ -29,6 +32,9 @@ class ErrorKind(enum.Enum):
     READ_ONLY = "read_only"
     IO = "io"
     INVALID = "invalid"
+    NAME_TOO_LONG = "name_too_long"
+    NOT_A_FOLDER = "not_a_folder"
+    ALREADY_EXISTS = "already_exists"
     WORKERS_ACTIVE = "workers_active"
     CANCELLED = "cancelled"
     BUG = "bug"
@@ -115,6 +121,24 @@ _ERRNO_KINDS = {
     errno.EACCES: ErrorKind.PERMISSION,
     errno.EPERM: ErrorKind.PERMISSION,
     errno.EROFS: ErrorKind.READ_ONLY,
+    errno.ENAMETOOLONG: ErrorKind.NAME_TOO_LONG,
+    errno.ENOTDIR: ErrorKind.NOT_A_FOLDER,
+    errno.EEXIST: ErrorKind.ALREADY_EXISTS,
+    errno.EISDIR: ErrorKind.INVALID,
+}
+
+#: Windows errors Python reports under a misleading errno (206 becomes ENOENT).
+_WINERROR_KINDS = {
+    32: ErrorKind.LOCKED, 33: ErrorKind.LOCKED,  # sharing / lock violation
+    39: ErrorKind.DISK_FULL, 112: ErrorKind.DISK_FULL,
+    206: ErrorKind.NAME_TOO_LONG,  # ERROR_FILENAME_EXCED_RANGE
+    267: ErrorKind.NOT_A_FOLDER,  # ERROR_DIRECTORY
+    80: ErrorKind.ALREADY_EXISTS, 183: ErrorKind.ALREADY_EXISTS,
+}
+
+#: Advice that depends on the exact OS error, not only on its kind.
+_ERRNO_ADVICE = {
+    errno.EISDIR: "it is a folder, not a file; choose a file",
 }
 
 _ADVICE = {
@@ -128,6 +152,11 @@ _ADVICE = {
     "who may write there",
     ErrorKind.READ_ONLY: "the file or folder is read-only; choose a writable location",
     ErrorKind.IO: "a disk or network error occurred; check the drive and retry",
+    ErrorKind.NAME_TOO_LONG: "a name in the path is longer than the file system allows "
+    "(255 bytes or characters per name); choose a shorter name or folder",
+    ErrorKind.NOT_A_FOLDER: "a part of the path that must be a folder is a file; check the path",
+    ErrorKind.ALREADY_EXISTS: "a file or folder of that name already exists; choose another "
+    "name or move it away",
     ErrorKind.CANCELLED: "it was cancelled",
 }
 
@@ -161,15 +190,15 @@ def classify_sqlite_error(error: sqlite3.Error) -> ErrorKind:
 
 def classify_os_error(error: OSError) -> ErrorKind:
     """Sort an ``OSError`` into an :class:`ErrorKind` by its errno (or Windows error)."""
+    winerror = getattr(error, "winerror", None)
+    if winerror in _WINERROR_KINDS:
+        return _WINERROR_KINDS[winerror]
+    if error.errno == errno.ENAMETOOLONG:
+        return ErrorKind.NAME_TOO_LONG
     if isinstance(error, FileNotFoundError):
         return ErrorKind.NOT_FOUND
     if isinstance(error, PermissionError):
         return ErrorKind.PERMISSION
-    winerror = getattr(error, "winerror", None)
-    if winerror in (32, 33):  # ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION
-        return ErrorKind.LOCKED
-    if winerror in (39, 112):  # ERROR_HANDLE_DISK_FULL, ERROR_DISK_FULL
-        return ErrorKind.DISK_FULL
     return _ERRNO_KINDS.get(error.errno or 0, ErrorKind.IO)
 
 
@@ -177,24 +206,33 @@ def translate_error(
     error: BaseException,
     action: str,
     error_class: type[QueueAdminError] = QueueAdminError,
+    *,
+    path: Path | None = None,
 ) -> QueueAdminError:
     """Turn a low-level exception into an engine error with one actionable sentence.
 
     ``action`` names what was being done, e.g. ``"Backup of queue.db"``; the
     message reads "<action> failed: <what happened and what to do>.".
+    ``path`` is the database SQLite was opening: when SQLite cannot open a file that does
+    exist, the real cause is found from the file and its folder (see
+    :func:`explain_cannot_open`) instead of calling it missing.
     A :class:`QueueAdminError` is returned unchanged.
     """
     if isinstance(error, QueueAdminError):
         return error
+    advice: str | None = None
     if isinstance(error, sqlite3.Error):
         kind = classify_sqlite_error(error)
+        if kind is ErrorKind.NOT_FOUND and path is not None:
+            kind, advice = explain_cannot_open(Path(path)) or (kind, None)
     elif isinstance(error, OSError):
         kind = classify_os_error(error)
+        advice = _ERRNO_ADVICE.get(error.errno or 0)
     else:
         kind = ErrorKind.BUG
     if kind is ErrorKind.CANCELLED:
         return OperationCancelled(f"{action} was cancelled; nothing was changed.")
-    advice = _ADVICE.get(kind)
+    advice = advice or _ADVICE.get(kind)
     if advice is None:
         message = f"{action} failed unexpectedly ({type(error).__name__}: {error})."
     else:
@@ -202,6 +240,49 @@ def translate_error(
     result = error_class(message, kind)
     result.__cause__ = error
     return result
+
+
+def explain_cannot_open(path: Path) -> tuple[ErrorKind, str] | None:
+    """Why SQLite could not open ``path`` although it exists; None when it does not exist.
+
+    The case that misleads most: a WAL database whose ``-shm`` file is missing, in a folder
+    nobody may write to (read-only media, a read-only share). Even a read-only connection
+    needs the -shm, and SQLite cannot create it there.
+    """
+    if not path.exists():
+        return None
+    if path.is_dir():
+        return ErrorKind.INVALID, "it is a folder, not a database file; choose the file"
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except OSError as error:
+        return classify_os_error(error), f"the file exists but cannot be read ({error.strerror})"
+    shm = path.with_name(path.name + "-shm")
+    is_wal = len(header) == 20 and header[18] == 2 and header[19] == 2
+    if is_wal and not shm.exists() and not folder_accepts_files(path.parent):
+        return ErrorKind.READ_ONLY, (
+            "it cannot be opened, not even read-only, because it is in WAL mode, its -shm "
+            f"file is missing and the folder '{path.parent}' is read-only, so SQLite cannot "
+            "create the -shm it needs; copy the database (with its -wal, if any) to a "
+            "writable folder and open the copy")
+    return ErrorKind.IO, "the file exists but SQLite could not open it; check the file"
+
+
+def folder_accepts_files(folder: Path) -> bool:
+    """True when a new file can be created in ``folder`` now (tried, then removed at once).
+
+    Permissions alone do not tell: an administrator passes them, and read-only media or
+    an immutable folder still refuse.
+    """
+    try:
+        descriptor, probe = tempfile.mkstemp(prefix=".queue-admin-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(descriptor)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return True
 
 
 def format_bytes(size: float) -> str:

@@ -16,7 +16,6 @@ import os
 import re
 import sqlite3
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +24,11 @@ from typing import Any
 
 from .bounded_json import UnreadableJson, read_json_object
 from .errors import ErrorKind, QueueBackupError, classify_os_error, translate_error
+from .file_names import (  # noqa: F401 - re-exported: backup labels were checked here before
+    MAX_LABEL_SIZE,
+    MAX_NAME_LENGTH,
+    sanitize_backup_name,
+)
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 
 BACKUP_PREFIX = "queue_backup_"
@@ -33,17 +37,11 @@ PARTIAL_SUFFIX = ".partial"
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT_VERSION = 1
 STAMP_FORMAT = "%Y%m%d_%H%M%S"
-MAX_NAME_LENGTH = 64
 CHUNK_BYTES = 1024 * 1024
 STAGE_CHECKSUM = "Computing the checksum"
 
 _NAME_RE = re.compile(
     r"^queue_backup_(?:(?P<name>.+)_)?(?P<stamp>\d{8}_\d{6})(?:_(?P<seq>\d+))?\.db$"
-)
-_UNSAFE_CHARS = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
-_WINDOWS_RESERVED = frozenset(
-    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
-    | {f"COM{n}" for n in range(10)} | {f"LPT{n}" for n in range(10)}
 )
 _RENAME_RETRY_SECONDS = 2.0
 #: Times outside these years are refused: they cannot be a backup's, and the extremes of
@@ -57,42 +55,6 @@ def manifest_path_for(backup_path: str | Path) -> Path:
     path = Path(backup_path)
     stem = path.name[: -len(BACKUP_SUFFIX)] if path.name.endswith(BACKUP_SUFFIX) else path.name
     return path.with_name(stem + MANIFEST_SUFFIX)
-
-
-def sanitize_backup_name(name: str | None) -> str | None:
-    r"""Check a user-chosen backup label and return it stripped, or ``None`` when there is none.
-
-    The label becomes part of a file name on Windows, so it is refused rather than silently
-    changed when it could not be one: a clear error beats a backup saved under a name the
-    admin did not type. Refused: path separators, ``..``, the characters ``<>:"/\\|?*``,
-    control characters, Windows reserved device names (CON, NUL, COM1, ...), names ending
-    in a dot or space, and names longer than 64 characters. Surrounding whitespace is
-    dropped, and a blank label means "no label".
-    """
-    if name is None:
-        return None
-    label = unicodedata.normalize("NFC", name).strip()
-    if not label:
-        return None
-    reason = None
-    if _UNSAFE_CHARS.search(label):
-        reason = ('it contains a character that file names cannot hold '
-                  '(<>:"/\\|?* or a control character)')
-    elif ".." in label:
-        reason = "it contains '..'"
-    elif label.split(".")[0].upper().rstrip() in _WINDOWS_RESERVED:
-        reason = "it is a name Windows reserves for devices"
-    elif label.endswith("."):
-        reason = "it ends with a dot"
-    elif len(label) > MAX_NAME_LENGTH:
-        reason = f"it is longer than {MAX_NAME_LENGTH} characters"
-    if reason is not None:
-        raise QueueBackupError(
-            f"The backup name {name!r} cannot be used because {reason}; "
-            "choose a short name of letters, digits, '-' or '_'.",
-            ErrorKind.INVALID,
-        )
-    return label
 
 
 def backup_file_name(label: str | None, when: datetime, sequence: int = 1) -> str:

@@ -40,7 +40,7 @@ def make_manifest(**changes: object) -> BackupManifest:
 
 @pytest.mark.parametrize("name", [
     "../evil", "a/b", "a\\b", "CON", "nul", "com1", "LPT9.txt", "what?", "x*y", 'q"', "a:b",
-    "tab\there", "bell\x07", "trailing.", "x" * 65, "<tag>", "pipe|d",
+    "tab\there", "bell\x07", "trailing.", "<tag>", "pipe|d",
 ])
 def test_unusable_names_are_refused_with_a_sentence(name: str) -> None:
     with pytest.raises(QueueBackupError) as caught:
@@ -48,6 +48,13 @@ def test_unusable_names_are_refused_with_a_sentence(name: str) -> None:
     assert caught.value.kind is ErrorKind.INVALID
     assert "cannot be used because" in str(caught.value)
     assert str(caught.value).endswith(".")
+
+
+def test_a_name_too_long_says_so() -> None:
+    with pytest.raises(QueueBackupError) as caught:
+        sanitize_backup_name("x" * 65)
+    assert caught.value.kind is ErrorKind.NAME_TOO_LONG
+    assert "longer than 64 characters" in str(caught.value)
 
 
 @pytest.mark.parametrize(("name", "expected"), [
