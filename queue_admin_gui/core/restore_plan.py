@@ -163,18 +163,20 @@ class Preflight:
         return self.blocked_reason is not None
 
     def space_needs(self, safety_backup: bool = True) -> list[SpaceNeed]:
-        """Room needed per drive for the backup's pages and the safety backup.
+        """Room needed per drive for the staged copy, the backup's pages and the safety backup.
 
-        The backup's pages go to the live drive and the safety backup to the backup folder;
-        on one drive both add up.
+        The restore first copies the backup beside the live database to check it, then
+        writes its pages into the live database's WAL: twice the backup's size on the live
+        drive. The safety backup goes to the backup folder; on one drive all add up.
         """
         if self.live_folder is None or self.backup_dir is None:
             return []
         safety = self.safety_size if safety_backup else 0
         live_free = self.free_bytes.get("live", 0)
+        on_live = 2 * self.backup_size
         if self.same_drive:
-            return [SpaceNeed(self.live_folder, self.backup_size + safety, live_free)]
-        needs = [SpaceNeed(self.live_folder, self.backup_size, live_free)]
+            return [SpaceNeed(self.live_folder, on_live + safety, live_free)]
+        needs = [SpaceNeed(self.live_folder, on_live, live_free)]
         if safety:
             needs.append(SpaceNeed(self.backup_dir, safety, self.free_bytes.get("backup", 0)))
         return needs

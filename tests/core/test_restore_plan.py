@@ -203,8 +203,8 @@ def test_preflight_lists_active_workers_and_space(backed_up: tuple[Path, Path],
     assert result.backup_size == backup.stat().st_size
     assert result.safety_size >= live.stat().st_size
     needs = result.space_needs(safety_backup=True)
-    assert needs[0].needed_bytes == result.backup_size + result.safety_size
-    assert result.space_needs(safety_backup=False)[0].needed_bytes == result.backup_size
+    assert needs[0].needed_bytes == 2 * result.backup_size + result.safety_size
+    assert result.space_needs(safety_backup=False)[0].needed_bytes == 2 * result.backup_size
     assert result.space_problem() is None
 
 
