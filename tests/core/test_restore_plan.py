@@ -214,7 +214,7 @@ def test_space_problem_names_the_drive_and_the_numbers(tmp_path: Path) -> None:
                        backup_dir=tmp_path, free_bytes={"live": 2 * 1024**3})
     assert result.space_problem() == (
         f"Restore refused: not enough free space on {drive_label(tmp_path)}: "
-        "need 4.0 GB, 2.0 GB free; free some space first.")
+        "need 7.0 GB, 2.0 GB free; free some space first.")
 
 
 def test_preflight_on_missing_and_corrupt_live(backed_up: tuple[Path, Path],
