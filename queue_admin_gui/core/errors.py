@@ -18,6 +18,8 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+from .disk import volume_label
+
 
 class ErrorKind(enum.Enum):
     """What went wrong, coarsely: the UI and the CLI choose wording and exit codes by it."""
@@ -297,14 +299,16 @@ def format_bytes(size: float) -> str:
 
 
 def drive_label(path: Path) -> str:
-    """Name the drive or share of ``path`` as an admin says it: ``D:``, a UNC share, ``/``."""
-    anchor = Path(path).anchor
-    return anchor.rstrip("\\/") or anchor or str(path)
+    """Name the volume of ``path`` as an admin says it: ``D:``, a UNC share, a mount point."""
+    return volume_label(path)
 
 
 def require_free_space(folder: Path, needed_bytes: int, action: str,
                        error_class: type[QueueAdminError] = QueueAdminError) -> int:
-    """Raise a DISK_FULL error naming the drive when ``folder`` has less than ``needed_bytes``.
+    """Raise a DISK_FULL error naming the volume when ``folder`` has less than ``needed_bytes``.
+
+    The volume is the one that holds ``folder`` (its mount point or drive), and the figure
+    is ``needed_bytes`` as given, so it matches what the confirmation before quoted.
 
     Returns the free bytes found, so callers can report them.
     """
@@ -314,7 +318,7 @@ def require_free_space(folder: Path, needed_bytes: int, action: str,
         raise translate_error(error, action, error_class) from error
     if free < needed_bytes:
         raise error_class(
-            f"{action} refused: not enough free space on {drive_label(folder)}: "
+            f"{action} refused: not enough free space on {volume_label(folder)}: "
             f"need {format_bytes(needed_bytes)}, {format_bytes(free)} free; "
             "free some space or choose another folder.",
             ErrorKind.DISK_FULL,

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.disk import vacuum_space_by_volume
 from ..core.maintenance import QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
 from ..jobs import Job
@@ -67,11 +68,18 @@ def format_elapsed(seconds: float) -> str:
 
 def read_optimize_state(maintenance: QueueMaintenance) -> dict[str, Any]:
     """Page usage, the file's tables and the space VACUUM needs (runs in a job)."""
+    needed = maintenance.vacuum_space_needed()
     return {
         "stats": maintenance.get_database_stats(include_task_counts=False),
         "tables": maintenance.table_names(),
-        "vacuum_needed": maintenance.vacuum_space_needed(),
+        "vacuum_needed": needed,
+        "vacuum_space": vacuum_space_by_volume(maintenance.db_path, needed),
     }
+
+
+def describe_vacuum_space(space: list[tuple[str, int]]) -> str:
+    """``"279.0 MB on D:"`` or ``"139.5 MB on D: and 139.5 MB on C:"``: the figures checked."""
+    return " and ".join(f"{format_bytes(size)} on {volume}" for volume, size in space)
 
 
 class OptimizeTab(MaintenanceTab):
@@ -215,7 +223,7 @@ class OptimizeTab(MaintenanceTab):
         elif percent >= config.fragmentation_warning_percent:
             colour = WARN_COLOUR
         self.space_grid.set_value("fragmentation", f"{percent:.1f} %", colour)
-        self.space_grid.set_value("vacuum_needed", format_bytes(state["vacuum_needed"]))
+        self.space_grid.set_value("vacuum_needed", describe_vacuum_space(state["vacuum_space"]))
         chosen = self.table_combo.currentText()
         self.table_combo.clear()
         self.table_combo.addItems([ALL_TABLES, *state["tables"]])
@@ -262,12 +270,12 @@ class OptimizeTab(MaintenanceTab):
         if path is None:
             return
         if self.state is not None:
-            needed = f"about {format_bytes(self.state['vacuum_needed'])}"
+            needed = describe_vacuum_space(self.state["vacuum_space"])
             size = f" ({format_bytes(self.state['stats']['db_size_bytes'])})"
         else:
             needed, size = "about twice the size of the database", ""
         text = (f"VACUUM rebuilds {path.name}{size}. Every writer, workers included, waits "
-                f"for its whole duration, and it needs {needed} of free disk space. "
+                f"for its whole duration, and it needs free disk space: {needed}. "
                 "Run it now?")
         if not self.session.messages.confirm("VACUUM the database", text,
                                              confirm_label="Run VACUUM", destructive=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -164,10 +165,29 @@ def test_format_bytes_reads_like_explorer(size: int, text: str) -> None:
     assert format_bytes(size) == text
 
 
-def test_drive_label_names_the_root(tmp_path: Path) -> None:
-    expected = tmp_path.anchor.rstrip("\\/") or tmp_path.anchor
-    assert drive_label(tmp_path / "sub dir" / "x.db") == expected
-    assert drive_label(Path("relative.db")) == "relative.db"
+def test_drive_label_names_the_volume_that_holds_the_path(tmp_path: Path, monkeypatch) -> None:
+    mounted = tmp_path / "mnt" / "backups"
+    mounted.mkdir(parents=True)
+    real_ismount = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount",
+                        lambda path: Path(path) == mounted.resolve() or real_ismount(path))
+    assert drive_label(mounted / "sub dir" / "x.db") == str(mounted.resolve())
+    assert drive_label(tmp_path / "elsewhere") != str(mounted.resolve())
+
+
+def test_a_free_space_refusal_names_the_mount_of_the_folder_not_the_root(
+        tmp_path: Path, monkeypatch) -> None:
+    mounted = tmp_path / "mnt" / "backups"
+    mounted.mkdir(parents=True)
+    real_ismount = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount",
+                        lambda path: Path(path) == mounted.resolve() or real_ismount(path))
+    free = shutil.disk_usage(mounted).free
+    needed = free + 279 * 1024 * 1024
+    with pytest.raises(QueueBackupError) as caught:
+        require_free_space(mounted, needed, "Backup", QueueBackupError)
+    assert f"not enough free space on {mounted.resolve()}: need {format_bytes(needed)}" in \
+        str(caught.value)
 
 
 def test_require_free_space_passes_then_refuses_with_both_figures(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 
 from queue_admin_gui.core.database import file_size
 from queue_admin_gui.core.demo import create_demo_queue
+from queue_admin_gui.core.errors import format_bytes
 from queue_admin_gui.ui.messages import Level
 from queue_admin_gui.ui.optimize_tab import NO_PROBLEMS, OptimizeTab
 
@@ -81,7 +82,7 @@ def test_fragmentation_shown_and_vacuum_shrinks_the_file(qtbot, fragmented_path,
     click(qtbot, session, tab.vacuum_button)
     question = presenter_of(session).questions[-1]
     assert "waits for its whole duration" in question.text
-    assert f"needs about {needed} of free disk space" in question.text
+    assert f"it needs free disk space: {needed}. " in question.text
     assert file_size(fragmented_path) < before
     assert query(fragmented_path, "PRAGMA freelist_count")[0][0] == 0
     assert tab.vacuum_label.text().startswith("VACUUM freed")
@@ -162,3 +163,26 @@ def test_elapsed_time_reads_in_seconds_then_minutes():
     assert vacuum_stage_text("Rebuilding the database (VACUUM)") == \
         "Rebuilding the database file (VACUUM)..."
     assert vacuum_stage_text("Checkpointing the WAL") == "Checkpointing the WAL..."
+
+
+def test_vacuum_refusal_asks_for_the_figure_and_volume_the_question_quoted(
+        qtbot, fragmented_path, session, monkeypatch):
+    from collections import namedtuple
+
+    from queue_admin_gui.core import disk, errors, maintenance
+    from queue_admin_gui.core.disk import volume_label
+
+    # the temporary folder on another volume, and no room anywhere
+    monkeypatch.setattr(disk, "same_drive", lambda first, second: False)
+    monkeypatch.setattr(maintenance, "same_drive", lambda first, second: False)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(errors.shutil, "disk_usage", lambda folder: usage(10, 9, 1))
+    tab = open_tab(qtbot, session, OptimizeTab)
+    half = tab.state["vacuum_needed"] // 2
+    volume = volume_label(fragmented_path.parent)
+    click(qtbot, session, tab.vacuum_button)
+    [question] = presenter_of(session).questions
+    [refusal] = presenter_of(session).texts(Level.ERROR)
+    quoted = f"{format_bytes(half)} on {volume}"
+    assert quoted in question.text
+    assert f"not enough free space on {volume}: need {format_bytes(half)}" in refusal
