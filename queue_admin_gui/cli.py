@@ -336,9 +336,11 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None,
         emit_error(message, ErrorKind.BUG.value, args.json, out, err)
         return EXIT_FAILED
     if result.problem is None:
-        _record_activity(context, RESULT_SUCCEEDED, result.headline, started)
+        _record_activity(context, result.shortfall or RESULT_SUCCEEDED, result.headline,
+                         started)
     else:
-        _record_activity(context, RESULT_FAILED, str(result.problem), started)
+        _record_activity(context, result.shortfall or RESULT_FAILED, str(result.problem),
+                         started)
     return emit(result, args.json, out, err)
 
 

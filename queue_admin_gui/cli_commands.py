@@ -198,10 +198,10 @@ def checkpoint(context: Context) -> CommandResult:
     """Checkpoint the WAL; exit 1 when readers or writers kept it from finishing."""
     path = _database(context, "Checkpoint")
     mode = (context.args.mode or context.config.checkpoint_mode).upper()
-    result = QueueMaintenance(path).checkpoint(mode)
-    keys = ["mode", "busy", "log_frames", "checkpointed_frames", "wal_bytes_before",
-            "wal_bytes_after", "seconds"]
-    data = {key: result[key] for key in keys}
+    result = QueueMaintenance(path).run_checkpoint(mode)
+    keys = ["mode", "finished", "busy", "log_frames", "checkpointed_frames",
+            "wal_bytes_before", "wal_bytes_after", "seconds"]
+    data = {key: getattr(result, key) for key in keys}
     problem = None
     # PASSIVE never waits: meeting another checkpoint (a worker's automatic one) is not a
     # failure, as docs/cli.md promises; only the waiting modes fail when kept from finishing.
@@ -252,17 +252,20 @@ def integrity(context: Context) -> CommandResult:
     """Run SQLite's integrity check; exit 1 when it reports problems."""
     path = _database(context, "Integrity check")
     with context.interrupt:
-        found = QueueMaintenance(path).integrity_check(quick=context.args.quick,
+        found = QueueMaintenance(path).check_integrity(quick=context.args.quick,
                                                        cancelled=context.interrupt)
-    problems = [] if found == ["ok"] else found
-    data = {"path": path, "quick": context.args.quick, "problems": problems}
-    if not problems:
-        return CommandResult("Integrity check passed.", data, ["path"])
+    problems = found.problems
+    name = "Quick check" if found.quick else "Integrity check"
+    data = {"path": path, "quick": found.quick, "problem_count": found.problem_count,
+            "problems": problems}
+    if found.ok:
+        return CommandResult(f"{name} passed: no problems found.", data, ["path"])
     problem = QueueMaintenanceError(
-        f"The integrity check of '{path}' found {len(problems)} problem(s), first: "
+        f"The {name.lower()} of '{path}' found {found.count_text()}, first: "
         f"{problems[0].rstrip('.')}; restore from a backup.", ErrorKind.CORRUPT)
-    return CommandResult("Integrity check FAILED:", data, ["path"],
-                         [f"  - {item}" for item in problems], problem)
+    return CommandResult(f"{name} FAILED: found {found.count_text()}:", data,
+                         ["path", "problem_count"], [f"  - {item}" for item in problems],
+                         problem, shortfall=found.shortfall)
 
 
 def leases(context: Context) -> CommandResult:

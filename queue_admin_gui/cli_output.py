@@ -37,7 +37,8 @@ MAX_LISTED = 20
 _LABELS = {
     "path": "Path", "size_bytes": "Size", "page_count": "Pages", "seconds": "Time",
     "sha256": "SHA-256", "task_counts": "Tasks", "restarts": "Restarts", "pruned": "Pruned",
-    "problems": "Problems", "deleted": "Deleted", "restored_from": "Restored from",
+    "problems": "Problems", "problem_count": "Problems found", "finished": "Finished",
+    "deleted": "Deleted", "restored_from": "Restored from",
     "target": "Database", "safety_backup": "Safety backup", "moved_aside": "Moved aside",
     "mode": "Mode", "busy": "Busy", "log_frames": "WAL frames",
     "checkpointed_frames": "Checkpointed", "wal_bytes_before": "WAL before",
@@ -70,6 +71,9 @@ class CommandResult:
     lines: list[str] = field(default_factory=list)
     problem: QueueAdminError | None = None
     failure_exit: int | None = None
+    #: Set when the command ran but fell short ("did not finish", "found 3 problems"): the
+    #: activity log records this instead of "succeeded".
+    shortfall: str | None = None
 
     @property
     def exit_code(self) -> int:

@@ -37,6 +37,22 @@ STALE_LOCK_SECONDS = 60.0
 RESULT_SUCCEEDED = "succeeded"
 RESULT_FAILED = "failed"
 RESULT_CANCELLED = "cancelled"
+#: An operation that ran to its end without doing all it was asked (a checkpoint that left
+#: frames behind). A check that found problems records "found N problems" instead.
+RESULT_DID_NOT_FINISH = "did not finish"
+
+
+def result_of_completed(value: object, note: str = "") -> str:
+    """The result word for an operation that returned: never "succeeded" when it fell short.
+
+    A result object says so with a ``shortfall`` text ("did not finish", "found 3
+    problems"); otherwise a ``note`` from whoever handled the result (set only when the
+    operation did not do all it was asked) means it did not finish.
+    """
+    shortfall = getattr(value, "shortfall", None)
+    if isinstance(shortfall, str) and shortfall:
+        return shortfall
+    return RESULT_DID_NOT_FINISH if note else RESULT_SUCCEEDED
 
 
 def default_activity_path() -> Path:

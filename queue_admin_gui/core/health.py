@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import MaintenanceConfig
+from .database import file_size, wal_path
 from .disk import free_bytes, nearest_existing_folder
-from .errors import drive_label, format_bytes
+from .errors import ErrorKind, QueueAdminError, drive_label, format_bytes
 from .leases import LeaseManager
 from .manifest import is_backup_file_name, parse_backup_name
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
@@ -53,6 +54,8 @@ class HealthMeasurements:
     """What the health check looks at; None means "not measured" and is not judged."""
 
     wal_size_bytes: int | None = None
+    #: What SQLite said when a read met a damaged page; None when nothing was found.
+    damage: str | None = None
     fragmentation_percent: float | None = None
     #: Abandoned tasks: lease overdue by the timeout and worker silent that long or unknown.
     stale_leases: int | None = None
@@ -69,7 +72,8 @@ class HealthMeasurements:
     backup_drive: str = ""
 
     @classmethod
-    def from_stats(cls, stats: dict[str, Any], *, stale_leases: int | None = None,
+    def from_stats(cls, stats: dict[str, Any], *, damage: str | None = None,
+                   stale_leases: int | None = None,
                    expired_live_leases: int | None = None,
                    last_backup_at: datetime | None = None,
                    has_backups: bool | None = None,
@@ -84,6 +88,7 @@ class HealthMeasurements:
             database_bytes = int(stats["db_size_bytes"]) + int(stats.get("wal_size_bytes") or 0)
         return cls(
             wal_size_bytes=stats.get("wal_size_bytes"),
+            damage=damage,
             fragmentation_percent=stats.get("fragmentation_percent"),
             stale_leases=stale_leases,
             expired_live_leases=expired_live_leases,
@@ -150,6 +155,13 @@ def assess_health(config: MaintenanceConfig, measured: HealthMeasurements,
                   now: datetime | None = None) -> HealthReport:
     """Grade each measurement against the config's warning and critical levels."""
     candidates: list[HealthFinding | None] = []
+    if measured.damage:
+        # First among the critical findings: nothing else on the badge matters until the
+        # file is sound, and the other measurements of a damaged file are not to be trusted.
+        candidates.append(HealthFinding(HealthLevel.CRITICAL, (
+            f"The database is damaged ({measured.damage}); stop the workers, then restore it "
+            "from a backup. The Optimization tab's integrity check lists what is damaged."),
+            f"database damaged: {measured.damage}"))
     if measured.wal_size_bytes is not None:
         size = format_bytes(measured.wal_size_bytes)
         candidates.append(_threshold_finding(
@@ -281,25 +293,63 @@ def latest_backup_time(backup_dir: str | Path) -> tuple[datetime | None, bool]:
     return newest, bool(names)
 
 
+#: Error kinds that mean the file itself is damaged (SQLITE_CORRUPT, SQLITE_NOTADB).
+_DAMAGE_KINDS = frozenset({ErrorKind.CORRUPT, ErrorKind.NOT_A_DATABASE})
+
+
+def damage_of(error: QueueAdminError) -> str | None:
+    """SQLite's own words when ``error`` says the file is damaged, else None."""
+    if error.kind not in _DAMAGE_KINDS:
+        return None
+    cause = error.__cause__
+    return str(cause) if cause is not None else error.message
+
+
 def measure_health(db_path: str | Path, config: MaintenanceConfig,
                    progress: ProgressCallback | None = None,
                    cancelled: CancelCheck | None = None) -> HealthSnapshot:
-    """Read the statistics, stale leases and newest backup, and grade them (read-only)."""
+    """Read the statistics, stale leases and newest backup, and grade them (read-only).
+
+    Damage is found by catching SQLITE_CORRUPT / SQLITE_NOTADB from the reads made here
+    anyway (the header and schema for the statistics; the in-flight tasks, their lease
+    columns and the workers for the lease counts), not by a check of every page: that
+    would read the whole file every few seconds. So a damaged page no read touches shows
+    only in the integrity check, while damage in the pages the badge reports on is never
+    shown as stale leases or as a healthy queue.
+    """
     action = "Reading the database health"
     report(progress, 0, 3, "Reading statistics")
-    stats = database_stats(db_path, include_task_counts=False)
+    damage = None
+    try:
+        stats = database_stats(db_path, include_task_counts=False)
+    except QueueAdminError as error:
+        damage = damage_of(error)
+        if damage is None:
+            raise
+        stats = _unreadable_stats(Path(db_path))
     raise_if_cancelled(cancelled, action)
     stale = expired_live = None
     if stats.get("is_queue"):
         report(progress, 1, 3, "Looking for stale leases")
-        counts = LeaseManager(db_path).lease_counts(config.stale_lease_timeout_seconds)
-        stale, expired_live = counts.stale, counts.expired_worker_alive
+        try:
+            counts = LeaseManager(db_path).lease_counts(config.stale_lease_timeout_seconds)
+            stale, expired_live = counts.stale, counts.expired_worker_alive
+        except QueueAdminError as error:
+            damage = damage_of(error)
+            if damage is None:
+                raise
     raise_if_cancelled(cancelled, action)
     report(progress, 2, 3, "Looking at the backup folder")
     last_backup_at, has_backups = latest_backup_time(config.backup_dir)
     measured = HealthMeasurements.from_stats(
-        stats, stale_leases=stale, expired_live_leases=expired_live,
+        stats, damage=damage, stale_leases=stale, expired_live_leases=expired_live,
         last_backup_at=last_backup_at, has_backups=has_backups,
         database_free=free_space(Path(db_path).parent), backup_free=free_space(config.backup_dir))
     report(progress, 3, 3, "Done")
     return HealthSnapshot(stats, measured, assess_health(config, measured))
+
+
+def _unreadable_stats(path: Path) -> dict[str, Any]:
+    """What is known of a file SQLite cannot read: its path and sizes on disk."""
+    return {"path": str(path), "db_size_bytes": file_size(path),
+            "wal_size_bytes": file_size(wal_path(path)), "is_queue": False}

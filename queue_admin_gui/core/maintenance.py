@@ -10,10 +10,12 @@ then reported as "the database is locked by another program; close it or retry".
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,83 @@ _CHECKPOINT_SQL = {
 }
 
 
+#: What the activity log records for an operation that ran but did not do all it was asked.
+DID_NOT_FINISH = "did not finish"
+
+
+@dataclass(frozen=True)
+class CheckpointResult:
+    """What a checkpoint did, and whether it finished.
+
+    ``busy``, ``log`` and ``checkpointed`` are SQLite's own answer to the checkpoint
+    statement; ``log_frames`` and ``checkpointed_frames`` count the WAL frames before a
+    TRUNCATE emptied it (the same values for the other modes).
+    """
+
+    mode: str
+    busy: int
+    log: int
+    checkpointed: int
+    log_frames: int
+    checkpointed_frames: int
+    wal_bytes_before: int
+    wal_bytes_after: int
+    seconds: float
+
+    @property
+    def finished(self) -> bool:
+        """True only when nothing kept the checkpoint from copying every WAL frame."""
+        return self.busy == 0 and self.log == self.checkpointed
+
+    @property
+    def shortfall(self) -> str | None:
+        """``"did not finish"`` when the checkpoint ran but left frames behind, else None."""
+        return None if self.finished else DID_NOT_FINISH
+
+    def as_dict(self) -> dict[str, Any]:
+        """The dict :meth:`QueueMaintenance.checkpoint` has always returned."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class IntegrityResult:
+    """What SQLite's integrity or quick check found; ``problems`` is empty when clean.
+
+    ``limit`` is how many problems the check stops at: ``problem_count`` equal to it means
+    "at least that many".
+    """
+
+    quick: bool
+    problems: list[str]
+    limit: int
+
+    @property
+    def ok(self) -> bool:
+        """True when the check found nothing wrong."""
+        return not self.problems
+
+    @property
+    def problem_count(self) -> int:
+        """How many problems the check reported (it stops at ``limit``)."""
+        return len(self.problems)
+
+    def count_text(self) -> str:
+        """"1 problem", "3 problems", "at least 100 problems"."""
+        count = self.problem_count
+        noun = "problem" if count == 1 else "problems"
+        return f"at least {count} {noun}" if count >= self.limit else f"{count} {noun}"
+
+    @property
+    def shortfall(self) -> str | None:
+        """``"found N problems"`` when the check found any, else None (for the activity log)."""
+        return None if self.ok else f"found {self.count_text()}"
+
+    @property
+    def lines(self) -> list[str]:
+        """``["ok"]`` when clean, else the problems: what :meth:`integrity_check` returns."""
+        return list(self.problems) if self.problems else ["ok"]
+
+
 class QueueMaintenance:
     """Checkpoint, VACUUM, ANALYZE, integrity check and statistics for one database file."""
 
@@ -76,7 +155,12 @@ class QueueMaintenance:
 
         ``busy`` is 1 when readers or writers kept the checkpoint from finishing (the frames
         left are ``log_frames - checkpointed_frames``); ``-1`` frames mean no WAL is in use.
+        The dict form of :meth:`run_checkpoint`, kept for scripts written against it.
         """
+        return self.run_checkpoint(mode).as_dict()
+
+    def run_checkpoint(self, mode: str = "PASSIVE") -> CheckpointResult:
+        """Checkpoint in ``mode``; the result's ``finished`` says whether every frame was copied."""
         normalised = str(mode).strip().upper()
         if normalised not in _CHECKPOINT_SQL:
             raise QueueMaintenanceError(
@@ -96,17 +180,11 @@ class QueueMaintenance:
             busy, log, done = connection.execute(_CHECKPOINT_SQL[normalised]).fetchone()
         if not (busy == 0 and log == 0 and frames > 0):
             frames, checkpointed = log, done
-        return {
-            "mode": normalised,
-            "busy": int(busy),
-            "log": int(log),
-            "checkpointed": int(done),
-            "log_frames": int(frames),
-            "checkpointed_frames": int(checkpointed),
-            "wal_bytes_before": wal_before,
-            "wal_bytes_after": file_size(wal_path(self.db_path)),
-            "seconds": time.perf_counter() - started,
-        }
+        return CheckpointResult(
+            mode=normalised, busy=int(busy), log=int(log), checkpointed=int(done),
+            log_frames=int(frames), checkpointed_frames=int(checkpointed),
+            wal_bytes_before=wal_before, wal_bytes_after=file_size(wal_path(self.db_path)),
+            seconds=time.perf_counter() - started)
 
     def vacuum_space_needed(self) -> int:
         """Free bytes VACUUM needs: a temporary copy plus the rewritten pages (about 2x)."""
@@ -203,9 +281,20 @@ class QueueMaintenance:
 
         Runs read-only. A file too damaged to open yields one problem sentence instead.
         """
+        return self.check_integrity(quick, cancelled, max_errors).lines
+
+    def check_integrity(self, quick: bool = False, cancelled: CancelCheck | None = None,
+                        max_errors: int = 100) -> IntegrityResult:
+        """The integrity (or quick) check as a typed result with the number of problems."""
+        limit = max(1, int(max_errors))
+        problems = [line for line in self._integrity_lines(quick, cancelled, limit)
+                    if line != "ok"]
+        return IntegrityResult(bool(quick), problems, limit)
+
+    def _integrity_lines(self, quick: bool, cancelled: CancelCheck | None,
+                         limit: int) -> list[str]:
         action = f"Integrity check of '{self.db_path}'"
         pragma = "quick_check" if quick else "integrity_check"
-        limit = max(1, int(max_errors))
         try:
             connection = open_read_only(self.db_path, busy_timeout_ms=self.busy_timeout_ms,
                                         error_class=QueueMaintenanceError)

@@ -27,6 +27,7 @@ from ..core.activity import (
     RESULT_SUCCEEDED,
     ActivityEntry,
     ActivityLog,
+    result_of_completed,
 )
 from ..core.errors import QueueAdminError
 from ..jobs import Job, JobRunner, JobState
@@ -34,7 +35,10 @@ from .messages import Messages
 
 _BACKGROUND_PROPERTY = "queueAdminBackground"
 _COLUMNS = ("Time", "Action", "Parameters", "Result", "Duration")
-_RESULT_COLOURS = {RESULT_FAILED: QColor("#b02a37"), RESULT_CANCELLED: QColor("#8a5300")}
+_RESULT_COLOURS = {RESULT_FAILED: QColor("#b02a37"), RESULT_CANCELLED: QColor("#8a5300"),
+                   RESULT_SUCCEEDED: None}
+#: Any other result ("did not finish", "found 3 problems") ran but fell short.
+_SHORTFALL_COLOUR = QColor("#b02a37")
 #: Entries of earlier sessions shown at start (read from the end of the audit file).
 _HISTORY_ROWS = 200
 #: Most rows the dock holds; the oldest row goes when a new one would exceed it.
@@ -61,6 +65,7 @@ def entry_for_job(job: Job, database: Path | None) -> ActivityEntry:
               }.get(job.state, RESULT_FAILED)
     if result == RESULT_SUCCEEDED:
         message = job.note
+        result = result_of_completed(job.result, job.note)
     else:
         message = str(job.error) if job.error is not None else ""
     return ActivityEntry.now(job.title, parameters=job.parameters, result=result,
@@ -129,7 +134,7 @@ class ActivityLogDock(QDockWidget):
         for column, text in enumerate(cells):
             item = QTableWidgetItem(text)
             item.setToolTip(text)
-            colour = _RESULT_COLOURS.get(entry.result)
+            colour = _RESULT_COLOURS.get(entry.result, _SHORTFALL_COLOUR)
             if colour is not None and column == 3:
                 item.setForeground(QBrush(colour))
             self.table.setItem(row, column, item)

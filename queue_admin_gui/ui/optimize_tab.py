@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.disk import vacuum_space_by_volume
-from ..core.maintenance import QueueMaintenance
+from ..core.maintenance import IntegrityResult, QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
 from ..jobs import Job
 from ..session import TOPIC_DATABASE, TOPIC_STATS, Session

@@ -208,7 +208,8 @@ def test_analyze_unknown_table_is_bad_usage(cli: CliRunner, demo_db: Path) -> No
 def test_integrity_clean_and_damaged(cli: CliRunner, demo_db: Path, tmp_path: Path) -> None:
     run = cli("--db", demo_db, "--json", "integrity")
     assert run.code == 0
-    assert run.data == {"ok": True, "path": str(demo_db), "quick": False, "problems": []}
+    assert run.data == {"ok": True, "path": str(demo_db), "quick": False, "problem_count": 0,
+                        "problems": []}
     damaged = tmp_path / "damaged.db"
     with closing_connection(sqlite3.connect(damaged)) as connection:
         connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")

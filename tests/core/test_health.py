@@ -163,3 +163,49 @@ def test_the_stale_lease_count_leaves_out_tasks_of_live_workers(queue_db, tmp_pa
     (renewal,) = [f for f in snapshot.report.findings if "still heartbeat" in f.reason]
     assert renewal.level is HealthLevel.WARNING
     assert renewal.short == "2 expired leases, workers alive"
+
+
+def damage_task_pages(path):
+    """A queue whose task rows sit on garbage pages; its header and schema still read fine."""
+    import sqlite3
+
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.executemany(
+            "INSERT INTO task_queue (type, payload, status, lease_until_utc, locked_by) "
+            "VALUES ('render', ?, 'leased', datetime('now', '-1 hour'), 'gone')",
+            [('{"pad": "' + "x" * 600 + '"}',) for _ in range(60)])
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = [row[0] for row in connection.execute(
+        "SELECT pageno FROM dbstat WHERE name = 'task_queue' AND pagetype = 'leaf'")]
+    page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    connection.close()
+    assert len(pages) > 5
+    with open(path, "r+b") as file:
+        for page in pages:
+            file.seek((page - 1) * page_size)
+            file.write(b"\xff" * page_size)
+
+
+def test_a_damaged_database_is_the_worst_finding_not_stale_leases(queue_db, tmp_path):
+    from queue_admin_gui.core.health import measure_health
+
+    damage_task_pages(queue_db)
+    config = MaintenanceConfig(backup_dir=tmp_path, stale_leases_warning=1,
+                               stale_leases_critical=5, stale_lease_timeout_seconds=0)
+    snapshot = measure_health(queue_db, config)
+    assert snapshot.measured.damage is not None
+    assert "malformed" in snapshot.measured.damage
+    assert snapshot.measured.stale_leases is None  # not judged from a damaged file
+    assert snapshot.report.level is HealthLevel.CRITICAL
+    assert snapshot.report.findings[0].short.startswith("database damaged: ")
+    assert snapshot.report.headline().startswith("Critical: database damaged: ")
+    assert not any("stale" in finding.short for finding in snapshot.report.findings)
+
+
+def test_damage_comes_before_every_other_critical_finding():
+    report = assess_health(MaintenanceConfig(), HealthMeasurements(
+        damage="database disk image is malformed", has_backups=False, stale_leases=70,
+        wal_size_bytes=500 * MB), now=NOW)
+    assert report.findings[0].short == "database damaged: database disk image is malformed"
+    assert "restore it from a backup" in report.reasons[0]

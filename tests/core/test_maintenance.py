@@ -140,6 +140,30 @@ def test_a_reader_keeps_frames_in_the_wal(queue_db: Path, mode: str, busy: int) 
     assert file_size(wal_path(queue_db)) == 0
 
 
+@pytest.mark.parametrize(("mode", "busy"), [("PASSIVE", 0), ("FULL", 1)])
+def test_a_checkpoint_kept_from_copying_every_frame_did_not_finish(
+        queue_db: Path, mode: str, busy: int) -> None:
+    maintenance = QueueMaintenance(queue_db, busy_timeout_ms=SHORT_BUSY_MS)
+    with wal_with_frames(queue_db) as keeper, \
+            other_program(HOLD_READ_SNAPSHOT, queue_db, "reading"):
+        insert_tasks(keeper, 50)
+        result = maintenance.run_checkpoint(mode)
+    assert (result.mode, result.busy) == (mode, busy)
+    assert result.log != result.checkpointed
+    assert not result.finished and result.shortfall == "did not finish"
+    done = maintenance.run_checkpoint("TRUNCATE")
+    assert done.finished and done.shortfall is None
+    assert done.as_dict() == {**done.as_dict(), "mode": "TRUNCATE", "busy": 0}
+
+
+def test_checkpoint_keeps_returning_the_dict_scripts_read(queue_db: Path) -> None:
+    with wal_with_frames(queue_db):
+        result = QueueMaintenance(queue_db).checkpoint("passive")
+    assert isinstance(result, dict)
+    assert {"busy", "log", "checkpointed", "mode", "log_frames", "checkpointed_frames",
+            "wal_bytes_before", "wal_bytes_after", "seconds"} <= set(result)
+
+
 def test_an_invalid_checkpoint_mode_is_refused_in_one_sentence(queue_db: Path) -> None:
     with pytest.raises(QueueMaintenanceError) as caught:
         QueueMaintenance(queue_db).checkpoint("NOW")
@@ -303,6 +327,21 @@ def test_integrity_check_reports_a_damaged_file(plain_sqlite: Path) -> None:
     assert problems and problems != ["ok"]
     assert len(maintenance.integrity_check(max_errors=1)) == 1
     assert maintenance.integrity_check(quick=True) != ["ok"]
+
+
+def test_quick_check_says_how_many_problems_it_found(plain_sqlite: Path) -> None:
+    assert QueueMaintenance(plain_sqlite).check_integrity(quick=True).problem_count == 0
+    _damage_index(plain_sqlite)
+    maintenance = QueueMaintenance(plain_sqlite)
+    found = maintenance.check_integrity(quick=True)
+    assert not found.ok and found.quick
+    assert found.problem_count == len(found.problems) > 0
+    assert found.problems == maintenance.integrity_check(quick=True)
+    assert found.shortfall == f"found {found.count_text()}"
+    assert found.count_text() == (f"{found.problem_count} problem"
+                                  + ("" if found.problem_count == 1 else "s"))
+    capped = maintenance.check_integrity(max_errors=1)
+    assert capped.problem_count == 1 and capped.count_text() == "at least 1 problem"
 
 
 def test_integrity_check_of_a_file_damaged_at_its_schema(plain_sqlite: Path) -> None:

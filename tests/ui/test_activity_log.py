@@ -151,3 +151,50 @@ def test_the_dock_holds_a_bounded_number_of_rows(qtbot, session, activity_log, m
     assert dock.entries[0].action == "action 5"
     assert dock.table.item(0, 1).text() == "action 5"
     assert dock.table.item(dock.table.rowCount() - 1, 1).text() == f"action {len(dock.entries) + 4}"
+
+
+def test_an_operation_that_fell_short_is_not_logged_as_succeeded(qtbot, session, activity_log,
+                                                                 tmp_path):
+    """A check that found problems says how many; a checkpoint left short 'did not finish'."""
+    import sqlite3
+
+    from queue_admin_gui.core.maintenance import QueueMaintenance
+
+    damaged = tmp_path / "damaged.db"
+    connection = sqlite3.connect(damaged)
+    connection.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    connection.executemany("INSERT INTO notes (body) VALUES (?)",
+                           [(f"note {n}" * 20,) for n in range(2000)])
+    connection.execute("CREATE INDEX ix_notes_body ON notes(body)")
+    connection.commit()
+    root = connection.execute("SELECT rootpage FROM sqlite_master "
+                              "WHERE name = 'ix_notes_body'").fetchone()[0]
+    connection.close()
+    with open(damaged, "r+b") as handle:
+        handle.seek((root - 1) * 4096 + 2048)
+        handle.write(b"\x07" * 2048)
+    dock = ActivityLogDock(session.runner, session.messages, activity_log)
+    qtbot.addWidget(dock)
+
+    check = run_and_wait(qtbot, session, "Quick check", lambda p, c: QueueMaintenance(
+        damaged).check_integrity(quick=True), parameters={"quick": True})
+    count = check.result.problem_count
+    assert count > 0
+
+    def checkpoint_left_short(progress, cancelled):
+        return {"busy": 1}
+
+    noted = session.run("Checkpoint FULL", checkpoint_left_short, report_errors=False)
+    noted.succeeded.connect(lambda _result: setattr(
+        noted, "note", "The FULL checkpoint could not finish: a reader holds the WAL."))
+    with qtbot.waitSignal(session.runner.job_finished, timeout=30_000):
+        pass
+
+    problems = "problem" if count == 1 else "problems"
+    assert dock.table.item(0, 3).text() == f"found {count} {problems}"
+    assert dock.table.item(1, 3).text() == ("did not finish: The FULL checkpoint could not "
+                                            "finish: a reader holds the WAL.")
+    assert [entry.result for entry in activity_log.read()] == [
+        f"found {count} {problems}", "did not finish"]
+    assert all(dock.table.item(row, 3).foreground().color().name() == "#b02a37"
+               for row in (0, 1))
