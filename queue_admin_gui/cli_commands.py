@@ -210,8 +210,12 @@ def checkpoint(context: Context) -> CommandResult:
             f"Checkpoint ({mode}) could not finish: other connections were reading or writing "
             f"({data['log_frames'] - data['checkpointed_frames']} WAL frames left); retry "
             "later or use PASSIVE.", ErrorKind.LOCKED)
-    return CommandResult(f"Checkpoint ({mode}) {'incomplete' if problem else 'done'}.", data,
-                         keys, problem=problem)
+    headline = f"Checkpoint ({mode}) done."
+    if not result.finished:
+        headline = (f"Checkpoint ({mode}) did not finish: "
+                    f"{max(0, result.log_frames - max(0, result.checkpointed_frames))} WAL "
+                    "frames left.")
+    return CommandResult(headline, data, keys, problem=problem, shortfall=result.shortfall)
 
 
 def vacuum(context: Context) -> CommandResult:
