@@ -25,7 +25,7 @@ from ..core.errors import QueueAdminError
 from ..core.leases import LeaseManager, RequeueResult
 from ..core.restore import STAGE_WRITE
 from ..core.restore_execute import STAGE_CHECK_RESTORED, STAGE_WAITING, RestoreReport
-from ..core.restore_plan import RestoredCheck, TaskRef
+from ..core.restore_plan import ACTIVE_WORKER_SECONDS, RestoredCheck, TaskRef
 from ..session import TOPIC_BACKUPS, TOPIC_DATABASE, TOPIC_LEASES, Session
 from .restore_pages import (
     GOOD_STYLE,
@@ -266,7 +266,8 @@ class DonePage(JobPage):
         assert live is not None
         self.requeue_button.setEnabled(False)
         self.run_job("Requeue tasks in flight in the backup",
-                     lambda progress, cancelled: LeaseManager(live).requeue_tasks(ids),
+                     lambda progress, cancelled: LeaseManager(live).requeue_tasks(
+                         ids, spare_workers_seen_within=ACTIVE_WORKER_SECONDS),
                      self._on_requeued, writes=True)
 
     def _on_requeued(self, result: RequeueResult) -> None:
