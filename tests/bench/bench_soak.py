@@ -3,7 +3,9 @@
 Run: ``python -m tests.bench.bench_soak [--samples N] [--interval-ms MS] [--warmup N]``.
 It opens the real :class:`MainWindow` offscreen on a demo queue while :class:`DemoWorkers`
 write to it, shows the WAL tab (so its plot redraws), sets the sample interval to a few
-milliseconds and lets the event loop run until ``--samples`` samples were taken. After the
+milliseconds and lets the event loop run until ``--samples`` samples were taken. Each sample
+is stamped one simulated second after the one before, so 12,000 samples are 3.3 hours on
+the plot's time axis and its 5-minute window is full after the warm-up. After the
 warm-up it records, every 1,000 samples, the resident memory and the live objects: Python
 QObject wrappers, QThreads, Jobs, and the C++ children of the window and the session. It
 prints a table and the growth per 1,000 samples (a least-squares slope over the records).
@@ -21,6 +23,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 
@@ -51,6 +54,13 @@ def live_objects(window: object) -> dict[str, int]:
         "window children": window_children,
         "session children": session_children,
     }
+
+
+def wrapper_types() -> Counter[str]:
+    """Live QObject wrappers by class name, to name whatever grows."""
+    from PySide6.QtCore import QObject
+
+    return Counter(type(item).__name__ for item in gc.get_objects() if isinstance(item, QObject))
 
 
 def slope(points: list[tuple[float, float]]) -> float:
@@ -99,6 +109,8 @@ def run(samples: int, interval_ms: float, warmup: int, folder: Path) -> dict[str
         workers.start()
         window.show_tab("wal")
         sampler = window.sampler
+        first = time.time()
+        sampler.clock = lambda: first + sampler.samples_taken  # one simulated second each
         session.set_config(dataclasses.replace(session.config,
                                                sample_interval_seconds=interval_ms / 1000))
         next_record = warmup
@@ -108,12 +120,15 @@ def run(samples: int, interval_ms: float, warmup: int, folder: Path) -> dict[str
                 for _ in range(3):
                     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
                 gc.collect()
+                if not records:
+                    types_before = wrapper_types()
                 records.append({"samples": float(sampler.samples_taken),
                                 "seconds": time.monotonic() - started,
                                 "rss_mb": rss_bytes() / 2**20, **live_objects(window)})
                 next_record += 1000
             time.sleep(0.0005)  # a benchmark, not a test: leave the cores to the workers
         gaps = int(sum(1 for value in sampler.history.column("wal_bytes") if value != value))
+        grown_types = dict(wrapper_types() - types_before)
     finally:
         workers.stop(30)
         window.sampler.stop()
@@ -122,7 +137,7 @@ def run(samples: int, interval_ms: float, warmup: int, folder: Path) -> dict[str
         collector.stop()
     keys = [key for key in records[0] if key not in ("samples", "seconds")]
     slopes = {key: slope([(r["samples"] / 1000, r[key]) for r in records]) for key in keys}
-    return {"records": records, "slopes": slopes, "gaps": gaps,
+    return {"records": records, "slopes": slopes, "gaps": gaps, "grown types": grown_types,
             "wall_seconds": time.monotonic() - started, "demo": workers.stats}
 
 
@@ -165,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     print("growth per 1,000 samples after warm-up:")
     for key, value in result["slopes"].items():
         print(f"  {key}: {value:+.2f}")
+    print(f"QObject wrappers that grew after warm-up, by class: {result['grown types']}")
     return 0
 
 
