@@ -34,6 +34,7 @@ from .errors import (
     QueueBackupError,
     translate_error,
 )
+from .file_names import aside_name
 from .manifest import retry_on_windows_lock
 from .progress import CancelCheck, ProgressCallback, interruptible, is_cancelled, report
 from .verify import VerifyReport, check_backup_file, open_backup_file
@@ -148,7 +149,8 @@ def inspect_target(path: str | Path, *, check: bool = True,
 def move_aside(path: str | Path, when: str | None = None) -> list[Path]:
     """Rename a damaged database and its -wal/-journal/-shm out of the way; never delete them.
 
-    ``queue.db`` becomes ``queue.db.corrupt-<YYYYMMDD_HHMMSS>`` and its side files
+    ``queue.db`` becomes ``queue.db.corrupt-<YYYYMMDD_HHMMSS>`` (shortened when a long name
+    would not fit the file system's limit) and its side files
     ``queue.db.corrupt-<stamp>-wal`` and so on, so SQLite still pairs them if someone opens
     the set-aside copy to rescue data. Side files are moved even when the database itself
     is gone, so a stale -wal can never be applied to a restored file. If one rename fails
@@ -156,11 +158,11 @@ def move_aside(path: str | Path, when: str | None = None) -> list[Path]:
     """
     path = Path(path)
     stamp = when or time.strftime("%Y%m%d_%H%M%S")
-    base = f"{path.name}.corrupt-{stamp}"
+    first = base = aside_name(path.name, f"corrupt-{stamp}")
     sequence = 1
     while any((path.with_name(base + suffix)).exists() for suffix in ("", *SIDE_FILE_SUFFIXES)):
         sequence += 1
-        base = f"{path.name}.corrupt-{stamp}_{sequence}"
+        base = f"{first}_{sequence}"
     moved: list[tuple[Path, Path]] = []
     try:
         for suffix in ("", *SIDE_FILE_SUFFIXES):

@@ -386,3 +386,20 @@ def test_a_backup_named_like_a_live_side_file_is_refused_unopened(
     assert caught.value.kind is ErrorKind.INVALID
     assert side.read_bytes() == before
     assert state(live) == OLD
+
+
+def test_a_damaged_database_with_a_name_at_the_limit_is_moved_aside(tmp_path: Path) -> None:
+    folder = tmp_path / "long"
+    folder.mkdir()
+    path = folder / ("q" * 240 + ".db")  # 243 bytes: ".corrupt-<stamp>" would not fit
+    path.write_bytes(b"not a database at all" * 300)
+    Path(f"{path}-wal").write_bytes(b"leftover wal")
+    moved = move_aside(path)
+    assert not path.exists() and not Path(f"{path}-wal").exists()
+    assert len(moved) == 2 and all(len(p.name.encode()) <= 255 for p in moved)
+    assert moved[0].read_bytes() == b"not a database at all" * 300
+    assert moved[1].name == moved[0].name + "-wal"
+    # A second damaged file at the same second gets its own name.
+    path.write_bytes(b"again")
+    again = move_aside(path, when=moved[0].name.rsplit("corrupt-", 1)[-1][:15])
+    assert again[0] != moved[0] and again[0].read_bytes() == b"again"
