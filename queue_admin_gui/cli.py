@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from . import __version__
+from .cli_check import CHECK_HELP, add_check_arguments, command_name, main_check
 from .cli_output import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -182,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --requeue: show what would happen, change nothing")
 
     command("stats", "Sizes, pages, WAL, fragmentation and task counts.")
+    add_check_arguments(command("check", CHECK_HELP))
 
     demo = command("demo", "Create a demo queue and optionally run simulated workers on it.")
     demo.add_argument("--tasks", type=_count, default=2000, metavar="N")
@@ -302,6 +304,8 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None,
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     argv = list(sys.argv[1:] if argv is None else argv)
+    if command_name(argv) == "check":  # monitoring-plugin exit codes for every outcome
+        return main_check(argv, out, err)
     as_json = _wants_json(argv)
     try:
         args = build_parser().parse_args(argv)

@@ -47,6 +47,14 @@ class HealthFinding:
     reason: str
     #: A few words for the badge: "WAL 120 MB", "20 stale leases".
     short: str = ""
+    #: Which measurement it is (one of :data:`FINDING_KINDS`), the same whatever its value,
+    #: so alerts can tell a new problem from a known one that changed a little.
+    kind: str = ""
+
+
+#: The kinds of finding :func:`assess_health` makes.
+FINDING_KINDS = ("damage", "wal", "free_pages", "stale_leases", "expired_leases", "backup",
+                 "disk_database", "disk_backup")
 
 
 @dataclass(frozen=True)
@@ -161,7 +169,7 @@ def assess_health(config: MaintenanceConfig, measured: HealthMeasurements,
         candidates.append(HealthFinding(HealthLevel.CRITICAL, (
             f"The database is damaged ({measured.damage}); stop the workers, then restore it "
             "from a backup. The Optimization tab's integrity check lists what is damaged."),
-            f"database damaged: {measured.damage}"))
+            f"database damaged: {measured.damage}", "damage"))
     if measured.wal_size_bytes is not None:
         size = format_bytes(measured.wal_size_bytes)
         candidates.append(_threshold_finding(
@@ -169,7 +177,7 @@ def assess_health(config: MaintenanceConfig, measured: HealthMeasurements,
             config.wal_size_threshold_mb,
             lambda limit: (f"The WAL file is {size} (limit {limit:g} MB); run a TRUNCATE "
                            "checkpoint on the WAL/Checkpoint tab."),
-            f"WAL {size}"))
+            f"WAL {size}", "wal"))
     if measured.fragmentation_percent is not None:
         free = f"{measured.fragmentation_percent:.0f} %"
         candidates.append(_threshold_finding(
@@ -177,21 +185,21 @@ def assess_health(config: MaintenanceConfig, measured: HealthMeasurements,
             config.fragmentation_critical_percent,
             lambda limit: (f"{free} of the database pages are free (limit {limit:g} %); run "
                            "VACUUM on the Optimization tab in a quiet hour."),
-            f"{free} free pages"))
+            f"{free} free pages", "free_pages"))
     if measured.stale_leases is not None:
         stale = measured.stale_leases
         candidates.append(_threshold_finding(
             stale, config.stale_leases_warning, config.stale_leases_critical,
             lambda _limit: (f"{stale} tasks are abandoned: their lease expired and their worker "
                             "has gone silent; requeue them on the Leases tab."),
-            f"{stale} stale leases"))
+            f"{stale} stale leases", "stale_leases"))
     if measured.expired_live_leases:
         alive = measured.expired_live_leases
         candidates.append(HealthFinding(HealthLevel.WARNING, (
             f"{alive} tasks' leases expired while their workers still heartbeat: those "
             "workers do not renew their leases; look into them (the tasks are not "
             "requeued while their workers are alive)."),
-            f"{alive} expired leases, workers alive"))
+            f"{alive} expired leases, workers alive", "expired_leases"))
     candidates.append(_backup_finding(config, measured, now))
     findings = [finding for finding in candidates if finding is not None]
     findings.extend(_disk_findings(measured))
@@ -201,20 +209,22 @@ def assess_health(config: MaintenanceConfig, measured: HealthMeasurements,
 
 
 def _threshold_finding(value: float, warning: float, critical: float,
-                       reason: Callable[[float], str], short: str) -> HealthFinding | None:
+                       reason: Callable[[float], str], short: str,
+                       kind: str) -> HealthFinding | None:
     """A finding when ``value`` reaches a level; ``reason`` gets the limit it crossed."""
     level = _grade(value, warning, critical)
     if not level:
         return None
     limit = critical if level is HealthLevel.CRITICAL else warning
-    return HealthFinding(level, reason(limit), short)
+    return HealthFinding(level, reason(limit), short, kind)
 
 
 def _backup_finding(config: MaintenanceConfig, measured: HealthMeasurements,
                     now: datetime | None) -> HealthFinding | None:
     if measured.has_backups is False:
         return HealthFinding(HealthLevel.CRITICAL, (
-            "There is no backup in the backup folder; back up now (Ctrl+B)."), "no backup")
+            "There is no backup in the backup folder; back up now (Ctrl+B)."), "no backup",
+            "backup")
     age = backup_age_hours(measured.last_backup_at, now)
     if age is None:
         return None
@@ -222,7 +232,7 @@ def _backup_finding(config: MaintenanceConfig, measured: HealthMeasurements,
         age, config.backup_age_warning_hours, config.backup_age_critical_hours,
         lambda limit: (f"The last backup is {age:.0f} hours old (limit {limit:g} h); back up "
                        "now (Ctrl+B)."),
-        f"last backup {age:.0f} h old")
+        f"last backup {age:.0f} h old", "backup")
 
 
 def _disk_findings(measured: HealthMeasurements) -> list[HealthFinding]:
@@ -237,7 +247,7 @@ def _disk_findings(measured: HealthMeasurements) -> list[HealthFinding]:
         findings.append(HealthFinding(level, (
             f"Only {format_bytes(free)} free on {measured.database_drive or 'the database drive'}"
             f", less than twice the database ({format_bytes(size)}): VACUUM would be refused; "
-            "free some space on that drive."), f"{format_bytes(free)} free"))
+            "free some space on that drive."), f"{format_bytes(free)} free", "disk_database"))
     free = measured.backup_free_bytes
     same_drive = measured.backup_drive and measured.backup_drive == measured.database_drive
     if free is not None and free < size and not same_drive:
@@ -245,7 +255,7 @@ def _disk_findings(measured: HealthMeasurements) -> list[HealthFinding]:
             f"Only {format_bytes(free)} free on {measured.backup_drive or 'the backup drive'}, "
             f"less than one copy of the database ({format_bytes(size)}): the next backup will "
             "fail; free space or choose another backup folder."),
-            f"{format_bytes(free)} free for backups"))
+            f"{format_bytes(free)} free for backups", "disk_backup"))
     return findings
 
 

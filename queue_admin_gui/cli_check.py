@@ -1,0 +1,140 @@
+"""``queue-admin-cli check``: the queue's health for monitoring systems.
+
+Unlike the other commands, ``check`` speaks the monitoring-plugins convention for every
+outcome, a bad command line and a bug included: exit 0 OK, 1 WARNING, 2 CRITICAL,
+3 UNKNOWN, and always one status line first (``--json``: one object with the same). It
+never writes: not to the database, not to the activity log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from .cli_output import json_line
+from .core.check import QUICK_CHECK_SECONDS, STATE_UNKNOWN, CheckResult, run_check, unknown
+from .core.config import SETTING_RANGES, MaintenanceConfig, checked_value
+from .core.errors import ConfigError, ErrorKind, QueueAdminError
+
+CHECK_HELP = ("Grade the queue's health for a monitoring system (exit 0 OK, 1 WARNING, "
+              "2 CRITICAL, 3 UNKNOWN); never writes.")
+
+#: (option, setting it overrides, help) of each threshold option.
+THRESHOLD_OPTIONS = (
+    ("--wal-warning-mb", "wal_size_warning_mb", "WAL size for WARNING, in MB"),
+    ("--wal-critical-mb", "wal_size_threshold_mb", "WAL size for CRITICAL, in MB"),
+    ("--stale-warning", "stale_leases_warning", "abandoned tasks for WARNING"),
+    ("--stale-critical", "stale_leases_critical", "abandoned tasks for CRITICAL"),
+    ("--backup-warning-hours", "backup_age_warning_hours", "backup age for WARNING, in hours"),
+    ("--backup-critical-hours", "backup_age_critical_hours",
+     "backup age for CRITICAL, in hours"),
+    ("--free-pages-warning", "fragmentation_warning_percent", "free pages for WARNING, in %"),
+    ("--free-pages-critical", "fragmentation_critical_percent",
+     "free pages for CRITICAL, in %"),
+    ("--lease-timeout", "stale_lease_timeout_seconds",
+     "seconds a lease must be overdue (and its worker silent) to count as abandoned"),
+)
+
+
+def _setting_value(option: str, name: str) -> Callable[[str], object]:
+    """An argument type accepting exactly what the setting ``name`` accepts."""
+    def parse(text: str) -> object:
+        try:
+            return checked_value(name, text, option)
+        except ConfigError as error:
+            raise argparse.ArgumentTypeError(str(error).rstrip(".")) from error
+    return parse
+
+
+def _budget(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be 0 to 3600 seconds, not {text}")
+    return value
+
+
+def add_check_arguments(parser: argparse.ArgumentParser) -> None:
+    """The threshold options (defaults from the settings), the backup folder and the budget."""
+    parser.add_argument("--dir", type=Path,
+                        help="backup folder whose newest backup is graded (default: settings)")
+    for option, name, text in THRESHOLD_OPTIONS:
+        low, high = SETTING_RANGES[name]
+        parser.add_argument(option, dest=name, type=_setting_value(option, name),
+                            metavar="N", help=f"{text} (default: settings; {low:g} to {high:g})")
+    parser.add_argument("--quick-check-seconds", type=_budget, default=QUICK_CHECK_SECONDS,
+                        metavar="S", help="time budget of SQLite's quick check for damage "
+                                          f"(default {QUICK_CHECK_SECONDS:g}; 0 skips it)")
+
+
+def command_name(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv``, skipping the global options (and --db's value)."""
+    skip_next = False
+    for word in argv:
+        if skip_next:
+            skip_next = False
+        elif word == "--db":
+            skip_next = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def main_check(argv: list[str], out: TextIO, err: TextIO) -> int:
+    """Run ``check`` and print its verdict; every failure becomes UNKNOWN (exit 3)."""
+    from .cli import Context, UsageError, build_parser
+
+    as_json = "--json" in argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as error:
+        return _emit(unknown(f"bad usage: {error}", ErrorKind.INVALID.value), as_json, out)
+    except SystemExit as done:  # --help
+        return int(done.code or 0)
+    try:
+        context = Context(args, err)
+        config = thresholds(context.config, args)
+        result = run_check(context.db_path, config,
+                           quick_check_seconds=args.quick_check_seconds)
+    except QueueAdminError as error:
+        result = unknown(str(error), error.kind.value)
+    except KeyboardInterrupt:
+        result = unknown("the check was cancelled (Ctrl+C) before it finished",
+                         ErrorKind.CANCELLED.value)
+    except Exception as error:  # noqa: BLE001 - a bug still owes the monitor a status line
+        if debug:
+            traceback.print_exc(file=err)
+        result = unknown(f"the check failed unexpectedly ({type(error).__name__}: {error})"
+                         + ("" if debug else "; run with --debug for the traceback"),
+                         ErrorKind.BUG.value)
+    return _emit(result, as_json, out)
+
+
+def thresholds(config: MaintenanceConfig, args: argparse.Namespace) -> MaintenanceConfig:
+    """The settings with the command line's thresholds and backup folder put over them.
+
+    Raises :class:`ConfigError` when a warning level ends up above its critical level.
+    """
+    overrides: dict[str, object] = {
+        name: getattr(args, name) for _option, name, _text in THRESHOLD_OPTIONS
+        if getattr(args, name, None) is not None}
+    if getattr(args, "dir", None) is not None:
+        overrides["backup_dir"] = Path(args.dir)
+    chosen = dataclasses.replace(config, **overrides)
+    chosen.validate()
+    return chosen
+
+
+def _emit(result: CheckResult, as_json: bool, out: TextIO) -> int:
+    out.write(json_line(result.as_dict()) if as_json else result.text())
+    return result.state if result.state in (0, 1, 2) else STATE_UNKNOWN
+
+
+__all__ = ["CHECK_HELP", "add_check_arguments", "command_name", "main_check", "thresholds"]

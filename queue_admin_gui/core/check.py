@@ -1,0 +1,327 @@
+"""The monitoring check: the health badge's verdict in the form monitoring systems read.
+
+Nagios, Icinga, Zabbix, PRTG and Checkmk all understand the monitoring-plugins convention:
+exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, one status line, then ``|`` and performance
+data. :func:`run_check` grades the queue with :func:`~.health.assess_health`, the same
+grading as the window's badge, so a monitor and the window never disagree.
+
+Everything is read through read-only connections: the check never changes the database or
+its WAL. Damage is looked for twice: by the health read (which meets damage in the pages it
+reads anyway) and by SQLite's ``quick_check`` on a time budget, stopped when the budget runs
+out; a check that ran out says so and is not taken as "no damage".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .config import MaintenanceConfig
+from .database import closing_connection, has_sqlite_header, open_read_only, task_counts
+from .errors import (
+    ErrorKind,
+    QueueAdminError,
+    QueueMaintenanceError,
+    format_bytes,
+    translate_error,
+)
+from .file_access import file_problem
+from .health import (
+    HealthLevel,
+    HealthReport,
+    HealthSnapshot,
+    assess_health,
+    backup_age_hours,
+    damage_of,
+    measure_health,
+)
+
+STATE_OK = 0
+STATE_WARNING = 1
+STATE_CRITICAL = 2
+STATE_UNKNOWN = 3
+STATE_NAMES = {STATE_OK: "OK", STATE_WARNING: "WARNING", STATE_CRITICAL: "CRITICAL",
+               STATE_UNKNOWN: "UNKNOWN"}
+#: How long the quick check may read pages before it is stopped (0 skips it).
+QUICK_CHECK_SECONDS = 10.0
+#: SQLite virtual-machine steps between two looks at the clock during the quick check.
+_CLOCK_STEPS = 1000
+_MB = 1024 * 1024
+_PLAIN_LABEL = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class PerfDatum:
+    """One performance value: ``'label'=value[UOM];[warn];[crit];[min];[max]``.
+
+    ``warn`` and ``crit`` are plugin ranges: ``"50"`` alerts above 50, ``"100:"`` below 100.
+    A value of None is written ``U`` (could not be measured).
+    """
+
+    label: str
+    value: float | None
+    uom: str = ""
+    warn: str = ""
+    crit: str = ""
+    minimum: str = ""
+    maximum: str = ""
+
+    def render(self) -> str:
+        """The datum as monitoring plugins write it (trailing empty fields left off)."""
+        name = self.label if _PLAIN_LABEL.fullmatch(self.label) else (
+            "'" + self.label.replace("=", "").replace("'", "''") + "'")
+        value = "U" if self.value is None else f"{_number(self.value)}{self.uom}"
+        fields = [value, self.warn, self.crit, self.minimum, self.maximum]
+        while len(fields) > 1 and not fields[-1]:
+            fields.pop()
+        return f"{name}=" + ";".join(fields)
+
+
+@dataclass(frozen=True)
+class QuickCheck:
+    """What the bounded ``quick_check`` found: damage, or how far it got."""
+
+    finished: bool
+    seconds: float
+    budget_seconds: float
+    damage: str | None = None
+
+    def sentence(self) -> str:
+        """One line for the long output."""
+        if self.damage:
+            return f"Quick check found damage: {self.damage}."
+        if self.finished:
+            return f"Quick check passed in {self.seconds:.1f} s: no damage found."
+        return (f"Quick check stopped at its {self.budget_seconds:g} s budget with no damage "
+                "in the pages it read; run 'queue-admin-cli integrity' in a quiet hour for "
+                "the full check.")
+
+
+@dataclass
+class CheckResult:
+    """The verdict: state, the words after ``QUEUE <STATE> -``, performance data, details."""
+
+    state: int
+    summary: str
+    perfdata: list[PerfDatum] = field(default_factory=list)
+    report: HealthReport | None = None
+    details: list[str] = field(default_factory=list)
+    quick_check: QuickCheck | None = None
+    measurements: dict[str, Any] = field(default_factory=dict)
+    error_kind: str | None = None
+
+    @property
+    def state_name(self) -> str:
+        """OK, WARNING, CRITICAL or UNKNOWN."""
+        return STATE_NAMES[self.state]
+
+    def status_line(self) -> str:
+        """The first line a monitor shows, with the performance data after ``|``."""
+        line = f"QUEUE {self.state_name} - {self.summary}"
+        if self.perfdata:
+            line += " | " + " ".join(datum.render() for datum in self.perfdata)
+        return line
+
+    def text(self) -> str:
+        """The status line, then one line per finding and the quick check's outcome."""
+        return "\n".join([self.status_line(), *self.details]) + "\n"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The same verdict as one JSON-ready object."""
+        findings = [] if self.report is None else [
+            {"level": STATE_NAMES[int(finding.level)], "kind": finding.kind,
+             "short": finding.short, "reason": finding.reason}
+            for finding in self.report.findings]
+        data: dict[str, Any] = {
+            "ok": self.state == STATE_OK, "state": self.state_name, "exit_code": self.state,
+            "status_line": self.status_line(), "summary": self.summary, "findings": findings,
+            "perfdata": [dataclasses.asdict(datum) for datum in self.perfdata],
+            "measurements": self.measurements,
+            "quick_check": None if self.quick_check is None
+            else dataclasses.asdict(self.quick_check),
+        }
+        if self.error_kind is not None:
+            data.update(error=self.summary, kind=self.error_kind)
+        return data
+
+
+def unknown(message: str, kind: str = ErrorKind.INVALID.value) -> CheckResult:
+    """The verdict when the database cannot be judged at all (exit 3)."""
+    return CheckResult(STATE_UNKNOWN, message.rstrip("."), error_kind=kind)
+
+
+def run_check(db_path: str | Path, config: MaintenanceConfig, *,
+              quick_check_seconds: float = QUICK_CHECK_SECONDS,
+              now: datetime | None = None) -> CheckResult:
+    """Grade the queue at ``db_path`` as the health badge does, reading only.
+
+    UNKNOWN when the file is missing, unreadable, not SQLite or not a queue; CRITICAL for
+    damage found by the health read or the quick check; otherwise the badge's level.
+    """
+    path = Path(db_path)
+    problem = file_problem(path)
+    if problem is not None:
+        kind, what, advice = problem
+        return unknown(f"the database '{path}' {what}; {advice}", kind.value)
+    if not has_sqlite_header(path):
+        return unknown(f"'{path}' is not an SQLite database (it has no SQLite header); check "
+                       "the path", ErrorKind.NOT_A_DATABASE.value)
+    try:
+        snapshot = measure_health(path, config)
+    except QueueAdminError as error:
+        return unknown(str(error), error.kind.value)
+    try:
+        counts, quick = _read_counts_and_check(path, bool(snapshot.stats.get("is_queue")),
+                                               quick_check_seconds)
+    except QueueAdminError as error:
+        return unknown(str(error), error.kind.value)
+    measured = snapshot.measured
+    if quick is not None and quick.damage and not measured.damage:
+        measured = dataclasses.replace(measured, damage=quick.damage)
+    report = assess_health(config, measured, now)
+    if not measured.damage and not snapshot.stats.get("is_queue"):
+        problems = "; ".join(snapshot.stats.get("schema_problems") or []) or "no queue tables"
+        return unknown(f"'{path}' is an SQLite database but not a PrismQ queue ({problems})",
+                       ErrorKind.NOT_A_QUEUE.value)
+    result = CheckResult(int(report.level), _summary(report, snapshot, now), report=report,
+                         quick_check=quick)
+    result.perfdata = _perfdata(config, snapshot, counts, now)
+    result.details = [f"{STATE_NAMES[int(f.level)]}: {f.reason}" for f in report.findings]
+    if quick is not None:
+        result.details.append(quick.sentence())
+    result.measurements = _measurements(snapshot, counts, measured.damage, now)
+    return result
+
+
+def _read_counts_and_check(path: Path, is_queue: bool, budget: float
+                           ) -> tuple[dict[str, int] | None, QuickCheck | None]:
+    """Task counts by status and the bounded quick check, on one read-only connection."""
+    counts: dict[str, int] | None = None
+    started = time.monotonic()
+    try:
+        connection = open_read_only(path, error_class=QueueMaintenanceError)
+    except QueueAdminError as error:
+        damage = damage_of(error)
+        if damage is None:
+            raise
+        return None, QuickCheck(True, 0.0, budget, damage)
+    with closing_connection(connection):
+        if is_queue:
+            try:
+                counts = task_counts(connection)
+            except sqlite3.DatabaseError:
+                counts = None  # the quick check below says what is wrong
+        if budget <= 0:
+            return counts, None
+        return counts, _quick_check(connection, budget, started)
+
+
+def _quick_check(connection: sqlite3.Connection, budget: float, started: float) -> QuickCheck:
+    deadline = time.monotonic() + budget
+    connection.set_progress_handler(lambda: time.monotonic() > deadline, _CLOCK_STEPS)
+    try:
+        rows = [str(row[0]) for row in connection.execute("PRAGMA quick_check(5)")]
+    except sqlite3.Error as error:
+        translated = translate_error(error, "The quick check", QueueMaintenanceError)
+        translated.__cause__ = error  # damage_of quotes SQLite's own words
+        if translated.kind is ErrorKind.CANCELLED:  # the budget ran out
+            return QuickCheck(False, time.monotonic() - started, budget)
+        damage = damage_of(translated)
+        if damage is None:
+            raise translated from error
+        return QuickCheck(True, time.monotonic() - started, budget, damage)
+    finally:
+        connection.set_progress_handler(None, 0)
+    damage = None if rows == ["ok"] else "; ".join(rows)
+    return QuickCheck(True, time.monotonic() - started, budget, damage)
+
+
+def _summary(report: HealthReport, snapshot: HealthSnapshot, now: datetime | None) -> str:
+    """The worst finding first, then the others; or what was measured when all is well."""
+    if report.findings:
+        return "; ".join(finding.short or finding.reason for finding in report.findings)
+    measured = snapshot.measured
+    parts = ["every measurement is within its thresholds"]
+    seen = []
+    if measured.wal_size_bytes is not None:
+        seen.append(f"WAL {format_bytes(measured.wal_size_bytes)}")
+    if measured.stale_leases is not None:
+        seen.append(f"{measured.stale_leases} stale leases")
+    age = backup_age_hours(measured.last_backup_at, now)
+    if age is not None:
+        seen.append(f"last backup {age:.0f} h old")
+    if measured.fragmentation_percent is not None:
+        seen.append(f"{measured.fragmentation_percent:.0f} % free pages")
+    if seen:
+        parts.append("(" + ", ".join(seen) + ")")
+    return " ".join(parts)
+
+
+def _perfdata(config: MaintenanceConfig, snapshot: HealthSnapshot,
+              counts: dict[str, int] | None, now: datetime | None) -> list[PerfDatum]:
+    measured = snapshot.measured
+    age = backup_age_hours(measured.last_backup_at, now)
+    data = [
+        PerfDatum("wal_bytes", measured.wal_size_bytes, "B",
+                  _number(config.wal_size_warning_mb * _MB),
+                  _number(config.wal_size_threshold_mb * _MB), "0"),
+        PerfDatum("stale_leases", measured.stale_leases, "",
+                  _number(config.stale_leases_warning), _number(config.stale_leases_critical),
+                  "0"),
+        PerfDatum("expired_live_leases", measured.expired_live_leases, "", "0", "", "0"),
+        PerfDatum("backup_age_s", None if age is None else round(age * 3600), "s",
+                  _number(config.backup_age_warning_hours * 3600),
+                  _number(config.backup_age_critical_hours * 3600), "0"),
+        PerfDatum("free_pages_percent",
+                  None if measured.fragmentation_percent is None
+                  else round(measured.fragmentation_percent, 2), "%",
+                  _number(config.fragmentation_warning_percent),
+                  _number(config.fragmentation_critical_percent), "0", "100"),
+    ]
+    size = measured.database_bytes
+    if measured.database_free_bytes is not None and size:
+        # The badge warns below twice the database and is critical below one copy.
+        data.append(PerfDatum("db_drive_free_bytes", measured.database_free_bytes, "B",
+                              f"{2 * size}:", f"{size}:", "0"))
+    for status, count in (counts or {}).items():
+        data.append(PerfDatum(f"tasks_{status}", count, "", "", "", "0"))
+    return data
+
+
+def _measurements(snapshot: HealthSnapshot, counts: dict[str, int] | None,
+                  damage: str | None, now: datetime | None) -> dict[str, Any]:
+    measured = snapshot.measured
+    last = measured.last_backup_at
+    age = backup_age_hours(last, now)
+    return {
+        "database": snapshot.stats.get("path"),
+        "wal_bytes": measured.wal_size_bytes,
+        "database_bytes": measured.database_bytes,
+        "free_pages_percent": measured.fragmentation_percent,
+        "stale_leases": measured.stale_leases,
+        "expired_live_leases": measured.expired_live_leases,
+        "has_backups": measured.has_backups,
+        "last_backup_at": None if last is None else last.astimezone(timezone.utc).isoformat(),
+        "backup_age_s": None if age is None else round(age * 3600),
+        "database_drive_free_bytes": measured.database_free_bytes,
+        "backup_drive_free_bytes": measured.backup_free_bytes,
+        "damage": damage,
+        "task_counts": counts,
+    }
+
+
+def _number(value: float) -> str:
+    """A number as perfdata writes it: no exponent, no needless decimals."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+__all__ = ["CheckResult", "HealthLevel", "PerfDatum", "QUICK_CHECK_SECONDS", "QuickCheck",
+           "STATE_NAMES", "run_check", "unknown"]
