@@ -3,6 +3,8 @@
 ``queue-admin --db PATH`` opens that file; ``queue-admin --demo`` opens the demo queue (made
 in the user data folder if needed) with simulated workers running while the window is open;
 without arguments the last database is reopened, else the start page is shown.
+``queue-admin --smoke-test`` checks that the program starts, loads every tab and quits by
+itself (see :mod:`queue_admin_gui.smoke`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .core.errors import ConfigError, QueueAdminError
 from .gc_guard import MainThreadGarbageCollector
 from .jobs import JobRunner
 from .session import Session
+from .smoke import SmokeTest
 from .ui.icons import app_icon
 from .ui.main_window import MainWindow
 from .ui.messages import Messages, Presenter
@@ -63,7 +66,13 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     which.add_argument("--demo", action="store_true",
                        help="open the demo queue and run simulated workers on it")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return parser.parse_args(list(argv))
+    parser.add_argument("--smoke-test", nargs="?", const="-", metavar="REPORT",
+                        help="open the queue (--db, else the demo), load every tab, write "
+                             "the tab titles to stdout or REPORT and quit: 0 when all loaded")
+    arguments = parser.parse_args(list(argv))
+    if arguments.smoke_test is not None and arguments.db is None:
+        arguments.demo = True
+    return arguments
 
 
 def make_settings() -> QSettings:
@@ -154,11 +163,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             QMessageBox.information(None, APPLICATION_NAME, str(error))
         return error.exit_code
     collector = MainThreadGarbageCollector(parent=application)
-    window = create_window(arguments)
+    smoke = SmokeTest(arguments.smoke_test) if arguments.smoke_test is not None else None
+    if smoke is None:
+        window = create_window(arguments)
+    else:
+        window = create_window(arguments, settings=smoke.settings, presenter=smoke.presenter)
+        smoke.start(window)
     install_crash_reporter(window.session.messages)
     window.show()
     try:
-        return application.exec()
+        code = application.exec()
+        return code if smoke is None or smoke.exit_code is None else smoke.exit_code
     finally:
         collector.stop()
 

@@ -1,0 +1,8 @@
+"""Frozen entry point of ``queue-admin``: the same ``main`` as the installed GUI script."""
+
+import sys
+
+from queue_admin_gui.app import main
+
+if __name__ == "__main__":
+    sys.exit(main())
