@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -224,7 +225,12 @@ def _read_counts_and_check(path: Path, is_queue: bool, budget: float
 
 def _quick_check(connection: sqlite3.Connection, budget: float, started: float) -> QuickCheck:
     deadline = time.monotonic() + budget
+    # The handler stops the row checks; the timer's interrupt also stops SQLite's page walk,
+    # which calls no progress handler before SQLite 3.44.
     connection.set_progress_handler(lambda: time.monotonic() > deadline, _CLOCK_STEPS)
+    alarm = threading.Timer(budget, connection.interrupt)
+    alarm.daemon = True
+    alarm.start()
     try:
         rows = [str(row[0]) for row in connection.execute("PRAGMA quick_check(5)")]
     except sqlite3.Error as error:
@@ -237,6 +243,8 @@ def _quick_check(connection: sqlite3.Connection, budget: float, started: float) 
             raise translated from error
         return QuickCheck(True, time.monotonic() - started, budget, damage)
     finally:
+        alarm.cancel()
+        alarm.join()
         connection.set_progress_handler(None, 0)
     damage = None if rows == ["ok"] else "; ".join(rows)
     return QuickCheck(True, time.monotonic() - started, budget, damage)
