@@ -27,23 +27,26 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal
 
 from .core.errors import QueueAdminError
+from .core.holders import HolderLookup, find_holders
 from .core.sampling import (
     CheckpointOutcome,
     Sample,
     SampleHistory,
     TaskCountHistory,
-    diagnose_long_reader,
     history_capacity,
     read_sample,
     replaced_file_error,
 )
-from .jobs import track_thread
+from .core.starvation import Starvation, diagnose_starvation, starvation_advice
+from .jobs import Job, track_thread
 from .session import Session
 
 #: Task counts scan an index, so they are taken only this often.
 TASK_COUNT_INTERVAL_SECONDS = 10.0
 #: Checkpoint outcomes kept for the diagnosis (only the recent ones matter).
 CHECKPOINTS_KEPT = 50
+#: While a reader pins the WAL, the programs holding the database are looked up this often.
+HOLDERS_INTERVAL_MS = 30_000
 #: How long :meth:`Sampler.stop` waits for the sample in flight (a read waits 250 ms at most).
 STOP_WAIT_MS = 30_000
 
@@ -97,6 +100,10 @@ class Sampler(QObject):
     status_changed = Signal(str)
     checkpoint_recorded = Signal(object)
     cleared = Signal()
+    #: A :class:`Starvation` when a reader starts pinning the WAL, None when it lets go.
+    starvation_changed = Signal(object)
+    #: The programs holding the database were looked up (a HolderLookup).
+    holders_found = Signal(object)
     _requested = Signal(object)
 
     def __init__(self, session: Session, *, clock: Callable[[], float] = time.time,
@@ -115,6 +122,16 @@ class Sampler(QObject):
         #: When the latest attempt failed (epoch seconds); None again once a sample succeeds.
         self.last_failure_at: float | None = None
         self.samples_taken = 0
+        #: The latest diagnosis: evidence that a reader pins the WAL, or None.
+        self.starvation: Starvation | None = None
+        #: Who had the database open at the last lookup made while the WAL was pinned.
+        self.holders: HolderLookup | None = None
+        #: Called with each lookup job as it starts (the window keeps them out of its log).
+        self.job_hook: Callable[[Job], object] | None = None
+        self.holders_job: Job | None = None
+        self._holders_timer = QTimer(self)
+        self._holders_timer.setInterval(HOLDERS_INTERVAL_MS)
+        self._holders_timer.timeout.connect(self.look_up_holders)
         self._identity: tuple[int, int] | None = None
         self._last_task_counts_at: float | None = None
         self._reported_bug = False
@@ -150,6 +167,7 @@ class Sampler(QObject):
         later :meth:`tick` or :meth:`start` starts the thread again.
         """
         self._timer.stop()
+        self._holders_timer.stop()
         if self._thread.isRunning():
             self._thread.quit()
             self._thread.wait(STOP_WAIT_MS)
@@ -181,8 +199,52 @@ class Sampler(QObject):
 
     def diagnosis(self, window_seconds: float = 300.0) -> str | None:
         """The long-reader sentence when the recent history shows one, else None."""
-        return diagnose_long_reader(self.history, list(self.checkpoints), self.clock(),
+        found = diagnose_starvation(self.history, list(self.checkpoints), self.clock(),
                                     window_seconds)
+        return None if found is None else starvation_advice(found)
+
+    def advice(self) -> str | None:
+        """The one piece of advice every view shows while a reader pins the WAL, else None."""
+        if self.starvation is None:
+            return None
+        return starvation_advice(self.starvation, self.holders)
+
+    def look_up_holders(self) -> Job | None:
+        """Find the programs holding the database in a read job (not on the GUI thread)."""
+        path = self.session.db_path
+        if path is None or (self.holders_job is not None and not self.holders_job.is_finished):
+            return None
+        job = self.session.run(
+            "Find programs holding the database",
+            lambda progress, cancelled: find_holders(path),
+            parameters={"database": str(path)}, report_errors=False,
+            on_done=lambda lookup: self._on_holders_found(path, lookup))
+        self.holders_job = job
+        if self.job_hook is not None:
+            self.job_hook(job)
+        return job
+
+    def _on_holders_found(self, path: Path, lookup: HolderLookup) -> None:
+        if path != self.session.db_path or self.starvation is None:
+            return
+        self.holders = lookup
+        self.holders_found.emit(lookup)
+
+    def _diagnose(self) -> None:
+        """Diagnose after every reading; tell listeners when starvation starts or ends."""
+        found = diagnose_starvation(self.history, list(self.checkpoints), self.clock())
+        was = self.starvation
+        self.starvation = found
+        if found is not None and was is None:
+            self.holders = None
+            self.look_up_holders()
+            self._holders_timer.start()
+        elif found is None and was is not None:
+            self._holders_timer.stop()
+            self.holders = None
+        if (found is None) != (was is None) or (
+                found is not None and was is not None and found.evidence != was.evidence):
+            self.starvation_changed.emit(found)
 
     # -- the tick --------------------------------------------------------------------------
     def tick(self) -> SampleRequest | None:
@@ -230,6 +292,7 @@ class Sampler(QObject):
         self.last_sample = sample
         self.last_failure_at = None
         self._set_status("")
+        self._diagnose()
         self.sampled.emit(sample)
 
     def _on_sample_failed(self, path: Path, moment: float, error: BaseException,
@@ -274,6 +337,11 @@ class Sampler(QObject):
         self._identity = None
         self._last_task_counts_at = None
         self._set_status("")
+        self._holders_timer.stop()
+        self.holders = None
+        if self.starvation is not None:
+            self.starvation = None
+            self.starvation_changed.emit(None)
         self.cleared.emit()
         if db_path is not None and self.is_running:
             self.tick()
@@ -283,6 +351,7 @@ class Sampler(QObject):
             return
         outcome = CheckpointOutcome.from_result(result, self.clock())
         self.checkpoints.append(outcome)
+        self._diagnose()
         self.checkpoint_recorded.emit(outcome)
         if self.is_running:
             self.tick()

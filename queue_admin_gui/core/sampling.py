@@ -9,7 +9,8 @@ the WAL from being reset.
 
 Samples go into :class:`SampleHistory` and :class:`TaskCountHistory`, fixed-size numpy ring
 buffers: a day at one sample per second takes a few MB however long the window stays open.
-:func:`diagnose_long_reader` reads that history to say when a long reader pins the WAL.
+:mod:`~queue_admin_gui.core.starvation` reads that history to say when a long reader pins
+the WAL.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .database import (
     task_counts,
     wal_path,
 )
-from .errors import ErrorKind, QueueDatabaseError, format_bytes, translate_error
+from .errors import ErrorKind, QueueDatabaseError, translate_error
 from .schema import KNOWN_STATUSES
 
 MEGABYTE = 1024 * 1024
@@ -367,45 +368,3 @@ class CheckpointOutcome:
         """True when the checkpoint could not copy every frame back into the database."""
         return self.log_frames > 0 and (self.checkpointed_frames < self.log_frames
                                         or (self.busy != 0 and self.mode != "PASSIVE"))
-
-
-def diagnose_long_reader(history: SampleHistory, checkpoints: Sequence[CheckpointOutcome],
-                         now: float, window_seconds: float = 300.0) -> str | None:
-    """A plain sentence when a long reader keeps the WAL from being reset; None otherwise.
-
-    Two kinds of evidence count, each only while the WAL file grew within the window: the
-    last two checkpoints run from the tool both left frames behind; or the ``-shm`` header
-    shows that, since checkpoints last moved, they stayed stuck at the same frame while
-    writers added more than an autocheckpoint's worth of frames after it.
-    """
-    rows = history.since(now - window_seconds, ("wal_bytes", "wal_frames", "backfilled_frames"))
-    rows = rows[~np.isnan(rows[:, 0])]
-    if len(rows) < 2 or rows[-1, 0] <= rows[0, 0]:
-        return None
-    wal_now = format_bytes(rows[-1, 0])
-    recent = [c for c in checkpoints if c.time >= now - window_seconds][-2:]
-    if len(recent) == 2 and all(c.left_frames_behind for c in recent):
-        last = recent[-1]
-        evidence = (f"the last {last.mode} checkpoint copied only {last.checkpointed_frames} "
-                    f"of {last.log_frames} frames")
-        return _long_reader_sentence(wal_now, evidence)
-    frames = rows[~np.isnan(rows[:, 1]) & ~np.isnan(rows[:, 2])]
-    if len(frames) >= 2:
-        stuck_at = frames[-1, 2]
-        moved = np.nonzero(frames[:, 2] != stuck_at)[0]
-        stuck = frames[moved[-1] + 1:] if len(moved) else frames
-        added = stuck[-1, 1] - stuck[0, 1]
-        behind = stuck[-1, 1] - stuck_at
-        if len(stuck) >= 2 and stuck_at > 0 and added > AUTOCHECKPOINT_FRAMES \
-                and behind > AUTOCHECKPOINT_FRAMES:
-            evidence = (f"checkpoints stay stuck at frame {int(stuck_at)} while "
-                        f"{int(behind)} newer frames wait")
-            return _long_reader_sentence(wal_now, evidence)
-    return None
-
-
-def _long_reader_sentence(wal_now: str, evidence: str) -> str:
-    return (f"A long-running reader is keeping the WAL from being reset ({evidence}, and the "
-            f"WAL has grown to {wal_now}): find the program holding a read transaction open "
-            "(a stuck worker, a report or a database browser window), close it or end its "
-            "transaction, then run a TRUNCATE checkpoint.")

@@ -14,15 +14,12 @@ from queue_admin_gui.core.database import connect, file_size, wal_path
 from queue_admin_gui.core.errors import ErrorKind, QueueDatabaseError
 from queue_admin_gui.core.maintenance import QueueMaintenance
 from queue_admin_gui.core.sampling import (
-    AUTOCHECKPOINT_FRAMES,
     MEGABYTE,
     SAMPLE_COLUMNS,
-    CheckpointOutcome,
     RingBuffer,
     Sample,
     SampleHistory,
     TaskCountHistory,
-    diagnose_long_reader,
     export_csv,
     history_capacity,
     read_sample,
@@ -198,106 +195,6 @@ def test_failed_export_leaves_no_file(tmp_path: Path):
     with pytest.raises(QueueDatabaseError):
         export_csv(tmp_path / "no such folder" / "x.csv", history)
     assert not (tmp_path / "no such folder").exists()
-
-
-# -- diagnosis --------------------------------------------------------------------------------
-def _outcome(moment: float, log: int, done: int, mode: str = "PASSIVE") -> CheckpointOutcome:
-    return CheckpointOutcome.from_result(
-        {"mode": mode, "busy": 0, "log": log, "checkpointed": done}, moment)
-
-
-def test_two_checkpoints_leaving_frames_while_the_wal_grows_mean_a_long_reader():
-    history = SampleHistory(100)
-    for n in range(5):
-        history.append_sample(_sample(1000.0 + n, (n + 1) * MEGABYTE))
-    checkpoints = [_outcome(1001, 300, 40), _outcome(1003, 700, 40)]
-    text = diagnose_long_reader(history, checkpoints, now=1004)
-    assert text is not None
-    assert "long-running reader is keeping the WAL from being reset" in text
-    assert "40 of 700 frames" in text and "5.0 MB" in text
-    assert "close it or end its transaction" in text
-
-
-def test_no_diagnosis_without_growth_or_with_a_single_checkpoint():
-    steady = SampleHistory(100)
-    for n in range(5):
-        steady.append_sample(_sample(1000.0 + n, MEGABYTE))
-    checkpoints = [_outcome(1001, 300, 40), _outcome(1003, 700, 40)]
-    assert diagnose_long_reader(steady, checkpoints, now=1004) is None
-    growing = SampleHistory(100)
-    for n in range(5):
-        growing.append_sample(_sample(1000.0 + n, (n + 1) * MEGABYTE))
-    assert diagnose_long_reader(growing, checkpoints[-1:], now=1004) is None
-    complete = [_outcome(1001, 300, 300), _outcome(1003, 700, 40)]
-    assert diagnose_long_reader(growing, complete, now=1004) is None
-
-
-def test_backfill_stuck_in_the_shm_header_means_a_long_reader():
-    history = SampleHistory(100)
-    history.append_sample(_sample(1000.0, MEGABYTE, frames=60, backfilled=0))
-    for n, frames in enumerate((900, 1800, 2700), start=1):
-        history.append_sample(_sample(1000.0 + n, frames * FRAME_BYTES, frames, 60))
-    text = diagnose_long_reader(history, [], now=1004)
-    assert text is not None and "stuck at frame 60" in text
-    normal = SampleHistory(100)
-    for n, (frames, done) in enumerate(((900, 0), (1200, 1200), (300, 0), (1100, 1100))):
-        normal.append_sample(_sample(1000.0 + n, (n + 1) * MEGABYTE, frames, done))
-    assert diagnose_long_reader(normal, [], now=1004) is None
-    assert AUTOCHECKPOINT_FRAMES == 1000
-
-
-def test_real_reader_makes_real_checkpoints_leave_frames_behind(queue_db: Path):
-    """A reader in another process holds a snapshot while this process writes and checkpoints."""
-    writer = connect(queue_db)
-    reader = start_reader(queue_db)
-    try:
-        fill(writer, 30)
-        reader.stdin.write("begin\n")
-        reader.stdin.flush()
-        assert reader.stdout.readline().strip() == "reading"
-        history, checkpoints = SampleHistory(100), []
-        maintenance = QueueMaintenance(queue_db)
-        for n in range(3):
-            fill(writer, 400)
-            history.append_sample(read_sample(queue_db, 1000.0 + n))
-            checkpoints.append(CheckpointOutcome.from_result(
-                maintenance.checkpoint("PASSIVE"), 1000.0 + n))
-        assert all(c.left_frames_behind for c in checkpoints)
-        text = diagnose_long_reader(history, checkpoints, now=1003)
-        assert text is not None and "long-running reader" in text
-    finally:
-        stop_reader(reader)
-        writer.close()
-    assert reader.returncode == 0
-    # once the reader is gone the WAL can be reset
-    assert QueueMaintenance(queue_db).checkpoint("TRUNCATE")["busy"] == 0
-    assert file_size(wal_path(queue_db)) == 0
-
-
-READER_SCRIPT = """
-import sqlite3, sys
-connection = sqlite3.connect(sys.argv[1], isolation_level=None)
-sys.stdin.readline()
-connection.execute("BEGIN")
-connection.execute("SELECT count(*) FROM task_queue").fetchone()
-print("reading", flush=True)
-sys.stdin.read()
-connection.execute("COMMIT")
-connection.close()
-"""
-
-
-def start_reader(path: Path) -> subprocess.Popen:
-    """A process that opens a read transaction on ``begin`` and ends it when stdin closes."""
-    return subprocess.Popen([sys.executable, "-c", READER_SCRIPT, str(path)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-
-def stop_reader(reader: subprocess.Popen) -> None:
-    """End the reader's transaction and wait for it to exit."""
-    reader.stdin.close()
-    reader.wait(30)
-    reader.stdout.close()
 
 
 def test_core_sampling_does_not_import_qt():
