@@ -119,6 +119,35 @@ WHERE """ + REQUEUE_GUARD + """
 RETURNING id, status
 """
 
+#: The in-flight tasks as the Leases tab lists them: one row per task, the lease end as
+#: seconds since 1970 (NULL when the stored text is not a time), judged as :data:`ABANDONED`.
+SELECT_IN_FLIGHT_COLUMNS = f"""
+SELECT task_queue.id, task_queue.type, task_queue.status, task_queue.locked_by,
+       (julianday(task_queue.lease_until_utc) - 2440587.5) * 86400.0 AS lease_until_epoch,
+       task_queue.lease_until_utc, task_queue.attempts, task_queue.max_attempts,
+       (julianday(:now) - julianday({LEASE_END})) * 86400.0 AS overdue,
+       COALESCE({LEASE_OVERDUE}, 0) AS lease_overdue,
+       COALESCE(datetime(workers.heartbeat_utc) >= :cutoff, 0) AS worker_alive,
+       workers.worker_id IS NOT NULL AS worker_known,
+       (julianday(:now) - julianday(workers.heartbeat_utc)) * 86400.0 AS heartbeat_age
+FROM task_queue
+LEFT JOIN workers ON workers.worker_id = task_queue.locked_by
+WHERE {IN_FLIGHT}
+ORDER BY overdue DESC, task_queue.id"""  # noqa: S608 - constants only
+
+#: What a stale-lease requeue would do to each overdue task, by id: 1 back to the queue,
+#: 2 to the dead letters (no attempts left), 3 left alone (its worker still heartbeats).
+SELECT_REQUEUE_PLAN = f"""
+SELECT task_queue.id,
+       CASE WHEN NOT ({ABANDONED}) THEN 3
+            WHEN task_queue.attempts + 1 >= task_queue.max_attempts THEN 2
+            ELSE 1 END AS action
+FROM task_queue
+WHERE {IN_FLIGHT} AND (({ABANDONED}) OR ({EXPIRED_WORKER_ALIVE}))
+ORDER BY task_queue.id"""  # noqa: S608 - constants only
+
+COUNT_DEAD = "SELECT count(*) FROM task_queue WHERE status IN ('failed', 'dead_letter')"
+
 SELECT_WORKERS = """
 SELECT w.worker_id, w.capabilities, w.heartbeat_utc,
        (julianday('now') - julianday(w.heartbeat_utc)) * 86400.0 AS age,

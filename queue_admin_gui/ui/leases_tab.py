@@ -6,14 +6,17 @@ ones (lease overdue and worker silent or unknown), lists apart the tasks whose l
 while their worker still heartbeats (a lease-renewal problem, never requeued from here),
 previews exactly which tasks a requeue would touch, and requeues them after asking. Workers
 are listed with their heartbeat age; dead tasks can be retried.
+
+A queue whose workers died may hold a hundred thousand in-flight tasks: the lists are read in
+a job into a few arrays (:mod:`..core.lease_table`), shown through models that hand the view
+rows as it scrolls, and sentences about them name counts and id ranges, never every id.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -25,10 +28,35 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.leases import DeadTask, LeasedTask, LeaseManager, RequeueResult, WorkerInfo
+from ..core.lease_table import (
+    DEAD_LETTER,
+    LEAVE_ALONE,
+    REQUEUE,
+    DeadTaskTable,
+    LeaseTable,
+    RequeuePlan,
+    plan_requeue,
+)
+from ..core.leases import LeaseManager, RequeueResult, WorkerInfo
 from ..core.progress import CancelCheck, ProgressCallback
+from ..core.readings import reading_time
 from ..session import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS, Session
-from .lease_rows import ids_sentence, in_flight_columns, utc_text
+from .lease_model import (
+    DEAD_TASK_LIMIT,
+    LeaseSnapshot,
+    PreviewActions,
+    TaskListModel,
+    read_lease_snapshot,
+)
+from .lease_rows import (
+    dead_columns,
+    ids_sentence,
+    ids_summary,
+    in_flight_columns,
+    is_stale,
+    renewal_sentence,
+)
+from .table_model import make_list_view
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,
@@ -44,27 +72,8 @@ from .widgets import (
     status_label,
 )
 
-#: Dead tasks listed at most (the newest first).
-DEAD_TASK_LIMIT = 500
 #: The timeout spin box waits this long after the last change before reloading.
 TIMEOUT_SETTLE_MS = 400
-
-
-@dataclass
-class LeaseSnapshot:
-    """Everything the tab shows, read in one job."""
-
-    in_flight: list[LeasedTask]
-    workers: list[WorkerInfo]
-    dead: list[DeadTask]
-    timeout_seconds: int
-
-
-def read_lease_snapshot(db_path: Path, timeout_seconds: int) -> LeaseSnapshot:
-    """In-flight tasks, workers and dead tasks of a queue file (runs in a job)."""
-    manager = LeaseManager(db_path)
-    return LeaseSnapshot(manager.in_flight_tasks(timeout_seconds), manager.list_workers(),
-                         manager.dead_tasks(DEAD_TASK_LIMIT), timeout_seconds)
 
 
 class LeasesTab(MaintenanceTab):
@@ -74,7 +83,8 @@ class LeasesTab(MaintenanceTab):
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
-        self.preview_ids: dict[int, str] = {}
+        #: What the last preview said a requeue would do, by task id.
+        self.preview_ids = PreviewActions()
         self.timeout_spin = QSpinBox()
         self.timeout_spin.setRange(0, 7 * 86400)
         self.timeout_spin.setSingleStep(60)
@@ -87,9 +97,10 @@ class LeasesTab(MaintenanceTab):
         self.preview_button = QPushButton("Preview")
         self.requeue_button = QPushButton("Requeue stale...")
         self.retry_button = QPushButton("Retry selected...")
-        self.in_flight_model: RecordTableModel[LeasedTask] = RecordTableModel(
-            in_flight_columns(lambda t: self.preview_ids.get(t.id, "")),
-            highlight=lambda t: t.stale)
+        self.in_flight_model = TaskListModel(
+            in_flight_columns(lambda task_id: self.preview_ids.text_of(task_id),
+                              lambda task_ids: self.preview_ids.keys_for(task_ids)),
+            highlight=is_stale, parent=self)
         self.workers_model: RecordTableModel[WorkerInfo] = RecordTableModel([
             Column("Worker", lambda w: w.worker_id),
             Column("Last heartbeat", lambda w: f"{format_age(w.heartbeat_age_seconds)} ago",
@@ -97,16 +108,12 @@ class LeasesTab(MaintenanceTab):
             Column("Tasks held", lambda w: str(w.leased_tasks), numeric=True),
             Column("Capabilities", lambda w: w.capabilities),
         ], highlight=self._worker_silent)
-        self.dead_model: RecordTableModel[DeadTask] = RecordTableModel([
-            Column("ID", lambda t: str(t.id), numeric=True),
-            Column("Type", lambda t: t.type),
-            Column("Attempts", lambda t: f"{t.attempts} of {t.max_attempts}", numeric=True),
-            Column("Finished", lambda t: utc_text(t.finished_at_utc or t.updated_at_utc)),
-            Column("Last error", lambda t: t.error_message or "\u2013"),
-        ])
-        self.in_flight_view = make_table(self.in_flight_model)
+        self.dead_model = TaskListModel(dead_columns(), parent=self)
+        self.in_flight_view = make_list_view(self.in_flight_model)
         self.workers_view = make_table(self.workers_model)
-        self.dead_view = make_table(self.dead_model, multi_select=True)
+        self.dead_view = make_list_view(self.dead_model)
+        self.read_label = QLabel()
+        self.read_label.setToolTip("When the lists below were read from the database.")
         self.summary_label = status_label()
         self.renewal_label = status_label()
         self.renewal_label.hide()
@@ -145,6 +152,7 @@ class LeasesTab(MaintenanceTab):
         controls.addWidget(self.timeout_spin)
         controls.addWidget(QLabel("ago"))
         controls.addStretch(1)
+        controls.addWidget(self.read_label)
         for button in (self.refresh_button, self.preview_button, self.requeue_button):
             controls.addWidget(button)
         box = QVBoxLayout(in_flight)
@@ -207,17 +215,19 @@ class LeasesTab(MaintenanceTab):
             return
         timeout = self.timeout_seconds
         self.run_load("Load leases",
-                      lambda progress, cancelled: read_lease_snapshot(path, timeout),
+                      lambda progress, cancelled: read_lease_snapshot(path, timeout, cancelled),
                       self._on_loaded)
 
     def _on_loaded(self, snapshot: LeaseSnapshot) -> None:
         if snapshot.timeout_seconds != self.timeout_seconds:
-            self.preview_ids = {}
-        self.in_flight_model.set_records(snapshot.in_flight)
+            self.preview_ids = PreviewActions()
+        table = snapshot.in_flight
+        self.in_flight_model.set_data(table, len(table))
         self.workers_model.set_records(snapshot.workers)
-        self.dead_model.set_records(snapshot.dead)
-        stale = sum(1 for task in snapshot.in_flight if task.stale)
-        in_flight = len(snapshot.in_flight)
+        self.dead_model.set_data(snapshot.dead, len(snapshot.dead))
+        self.read_label.setText(f"Read {reading_time(snapshot.read_at)}")
+        stale = int(np.count_nonzero(table.stale))
+        in_flight = len(table)
         if stale:
             set_status(self.summary_label,
                        f"{in_flight:,} tasks in flight, {stale:,} of them stale: their "
@@ -226,30 +236,26 @@ class LeasesTab(MaintenanceTab):
         else:
             set_status(self.summary_label,
                        f"{in_flight:,} tasks in flight, none stale.", GOOD_COLOUR)
-        self._show_renewal_problems(snapshot.in_flight)
+        self._show_renewal_problems(table)
         self._update_retry_label()
 
-    def _show_renewal_problems(self, tasks: list[LeasedTask]) -> None:
+    def _show_renewal_problems(self, table: LeaseTable | None) -> None:
         """List apart the expired leases of live workers: look at the worker, do not requeue."""
-        renewal = [task for task in tasks if task.expired_worker_alive]
-        self.renewal_label.setVisible(bool(renewal))
-        if not renewal:
+        sentence = renewal_sentence(table) if table is not None else None
+        self.renewal_label.setVisible(sentence is not None)
+        if sentence is None:
             self.renewal_label.clear()
             return
-        workers = sorted({task.locked_by or "?" for task in renewal})
-        set_status(self.renewal_label,
-                   f"Lease expired, worker alive: {len(renewal):,} tasks (IDs "
-                   f"{ids_sentence([task.id for task in renewal])}) held by "
-                   f"{', '.join(workers)}. Those workers still heartbeat but do not renew "
-                   "their leases; look into them. These tasks are not requeued.", WARN_COLOUR)
+        set_status(self.renewal_label, sentence[0], WARN_COLOUR)
+        self.renewal_label.setToolTip(sentence[1])
 
     def _show_not_a_queue(self) -> None:
-        self.preview_ids = {}
-        self.in_flight_model.set_records([])
+        self.preview_ids = PreviewActions()
+        self.in_flight_model.set_data(None, 0)
         self.workers_model.set_records([])
-        self.dead_model.set_records([])
+        self.dead_model.set_data(None, 0)
         self.result_label.clear()
-        self._show_renewal_problems([])
+        self._show_renewal_problems(None)
         set_status(self.summary_label,
                    "This file is not a PrismQ queue database, so it has no tasks, leases or "
                    "workers; open the queue file to manage leases.")
@@ -259,7 +265,7 @@ class LeasesTab(MaintenanceTab):
         return worker.heartbeat_age_seconds > self.timeout_seconds
 
     def _on_timeout_changed(self, _value: int) -> None:
-        self.preview_ids = {}
+        self.preview_ids = PreviewActions()
         self.result_label.clear()
         if self.session.db_path is not None:
             self._settle_timer.start()
@@ -270,14 +276,14 @@ class LeasesTab(MaintenanceTab):
             self.timeout_spin.setValue(int(timeout))
 
     # -- preview and requeue --------------------------------------------------------------
-    def _dry_run_job(self, on_done: Callable[[RequeueResult], None]) -> None:
+    def _dry_run_job(self, on_done: Callable[[RequeuePlan], None]) -> None:
         path = self.session.db_path
         if path is None:
             return
         timeout = self.timeout_seconds
 
-        def dry_run(progress: ProgressCallback, cancelled: CancelCheck) -> RequeueResult:
-            return LeaseManager(path).requeue_stale_leases(timeout, dry_run=True)
+        def dry_run(progress: ProgressCallback, cancelled: CancelCheck) -> RequeuePlan:
+            return plan_requeue(path, timeout)
 
         self.run_job("Preview requeue", dry_run, parameters={"timeout_seconds": timeout},
                      on_done=on_done)
@@ -285,39 +291,40 @@ class LeasesTab(MaintenanceTab):
     def _on_preview_clicked(self) -> None:
         self._dry_run_job(self._show_preview)
 
-    def _show_preview(self, preview: RequeueResult) -> None:
-        self.preview_ids = {task_id: "requeue" for task_id in preview.requeued_ids}
-        self.preview_ids.update({task_id: "dead letters" for task_id in
-                                 preview.dead_lettered_ids})
-        self.preview_ids.update({task_id: "leave alone (worker alive)" for task_id in
-                                 preview.expired_worker_alive_ids})
-        self.in_flight_model.set_records(self.in_flight_model.records)
-        spared = len(preview.expired_worker_alive_ids)
+    def _show_preview(self, plan: RequeuePlan) -> None:
+        self.preview_ids = PreviewActions(plan)
+        self.in_flight_model.refresh_cells()
+        touched = plan.touched_ids
+        requeued, dead, spared = (plan.count(REQUEUE), plan.count(DEAD_LETTER),
+                                  plan.count(LEAVE_ALONE))
         left_alone = (f" {spared:,} tasks with an expired lease are left alone: their worker "
                       "still heartbeats." if spared else "")
-        if not preview.task_ids:
+        self.result_label.setToolTip(
+            f"Preview: {ids_summary(touched)}; {requeued:,} back to the queue, {dead:,} to "
+            f"the dead letters; {spared:,} of live workers left alone.")
+        if not touched.size:
             set_status(self.result_label, "Preview: no stale leases; a requeue would change "
                        "nothing." + left_alone, GOOD_COLOUR)
             return
         set_status(self.result_label,
-                   f"Preview: a requeue would touch {preview.stale:,} tasks (IDs "
-                   f"{ids_sentence(preview.task_ids)}): {preview.requeued:,} back to the "
-                   f"queue, {preview.dead_lettered:,} to the dead letters (no attempts left)."
-                   + left_alone)
-        self.result_label.setToolTip(", ".join(str(i) for i in preview.task_ids))
+                   f"Preview: a requeue would touch {touched.size:,} tasks (IDs "
+                   f"{ids_sentence(touched)}): {requeued:,} back to the queue, {dead:,} to "
+                   "the dead letters (no attempts left)." + left_alone)
 
     def _on_requeue_clicked(self) -> None:
         self._dry_run_job(self._confirm_requeue)
 
-    def _confirm_requeue(self, preview: RequeueResult) -> None:
-        self._show_preview(preview)
-        if not preview.task_ids:
+    def _confirm_requeue(self, plan: RequeuePlan) -> None:
+        self._show_preview(plan)
+        touched = plan.touched_ids
+        if not touched.size:
             self.session.messages.info("No stale leases to requeue; nothing was changed.")
             return
         timeout = self.timeout_seconds
-        text = (f"Requeue {preview.stale:,} stale tasks (IDs {ids_sentence(preview.task_ids)})?"
-                f" {preview.requeued:,} go back to the queue and {preview.dead_lettered:,} to "
-                "the dead letters. A task whose worker finishes it meanwhile is left alone.")
+        text = (f"Requeue {touched.size:,} stale tasks (IDs {ids_sentence(touched)})?"
+                f" {plan.count(REQUEUE):,} go back to the queue and "
+                f"{plan.count(DEAD_LETTER):,} to the dead letters. A task whose worker "
+                "finishes it meanwhile is left alone.")
         if not self.session.messages.confirm("Requeue stale tasks", text,
                                              confirm_label="Requeue", destructive=True):
             return
@@ -332,7 +339,7 @@ class LeasesTab(MaintenanceTab):
                      parameters={"timeout_seconds": timeout}, on_done=self._on_requeued)
 
     def _on_requeued(self, result: RequeueResult) -> None:
-        self.preview_ids = {}
+        self.preview_ids = PreviewActions()
         if result.stale:
             text = (f"Requeued {result.requeued:,} stale tasks and moved "
                     f"{result.dead_lettered:,} to the dead letters.")
@@ -347,12 +354,19 @@ class LeasesTab(MaintenanceTab):
     def selected_dead_ids(self) -> list[int]:
         """IDs of the dead tasks selected in the table."""
         rows = {index.row() for index in self.dead_view.selectionModel().selectedRows()}
-        return sorted(self.dead_model.record(row).id for row in rows)
+        table = self.dead_model.data_object
+        return sorted(table.rows[self.dead_model.data_row(row)][0] for row in rows)
 
     def _update_retry_label(self) -> None:
-        total = len(self.dead_model.records)
+        table = self.dead_model.data_object
+        shown = len(table) if isinstance(table, DeadTaskTable) else 0
         selected = len(self.selected_dead_ids())
-        self.dead_label.setText(f"{total:,} dead tasks shown, {selected:,} selected.")
+        if isinstance(table, DeadTaskTable) and table.truncated:
+            self.dead_label.setText(
+                f"The newest {shown:,} of {table.total:,} dead tasks are shown (the list stops "
+                f"at {DEAD_TASK_LIMIT:,}), {selected:,} selected.")
+        else:
+            self.dead_label.setText(f"{shown:,} dead tasks shown, {selected:,} selected.")
         self.update_actions()
 
     def _on_retry_clicked(self) -> None:

@@ -1,0 +1,267 @@
+"""A table model for long lists: rows stay in the owner's compact data, shown as scrolled to.
+
+A list of 100,000 leases must not freeze the window when it arrives, when it is sorted or
+when the tab comes back to the front. :class:`ListModel` keeps no object per row: it holds
+one data object (arrays or a list of tuples, owned by whoever filled it) and a numpy order
+of its rows. Its columns say how to write one cell and, for sorting, how to make the keys of
+every row at once. The view is told about rows in batches as it scrolls (``canFetchMore`` /
+``fetchMore``), so only the rows someone looks at are ever turned into text. New data
+replaces the old one in one reset; nothing of the previous list is kept.
+
+:func:`make_list_view` makes the matching view: sortable by a click on a column title, rows
+selectable and copied as tab-separated text with Ctrl+C or the context menu's "Copy".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QAction, QBrush, QColor, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+
+from .widgets import STALE_BACKGROUND
+
+Index = QModelIndex | QPersistentModelIndex
+#: Rows handed to the view at a time as it scrolls.
+FETCH_BATCH = 500
+#: Rows the view looks at when it sizes a column to its contents.
+SIZE_SAMPLE_ROWS = 60
+
+
+@dataclass(frozen=True)
+class ListColumn:
+    """One column: its title, the text of a row, and the sort keys of all rows.
+
+    ``text(data, row)`` and ``keys(data)`` receive the model's data object and rows in the
+    data's own order. Without ``keys`` the column sorts by its text.
+    """
+
+    title: str
+    text: Callable[[Any, int], str]
+    keys: Callable[[Any], np.ndarray] | None = None
+    numeric: bool = False
+    tooltip: str = ""
+
+
+class ListModel(QAbstractTableModel):
+    """A read-only, sortable table over one compact data object, fetched as it is shown."""
+
+    def __init__(self, columns: Sequence[ListColumn],
+                 highlight: Callable[[Any, int], bool] | None = None,
+                 parent: QWidget | None = None, batch: int = FETCH_BATCH) -> None:
+        super().__init__(parent)
+        self.columns = list(columns)
+        self.data_object: Any = None
+        self._highlight = highlight
+        self._batch = max(1, batch)
+        self._order = np.zeros(0, dtype=np.int64)
+        self._shown = 0
+        self._sort: tuple[int, Qt.SortOrder] = (-1, Qt.SortOrder.AscendingOrder)
+
+    # -- contents ---------------------------------------------------------------------------
+    def set_data(self, data_object: Any, size: int) -> None:
+        """Show ``size`` rows of ``data_object`` in place of the previous data, sorted as now."""
+        self.beginResetModel()
+        self.data_object = data_object if size else None
+        self._order = self._sorted_order(size)
+        self._shown = min(self._batch, size)
+        self.endResetModel()
+
+    def total_rows(self) -> int:
+        """Rows in the data, fetched by the view or not yet."""
+        return int(self._order.size)
+
+    def data_row(self, row: int) -> int:
+        """The data's own row shown at view row ``row``."""
+        return int(self._order[row])
+
+    def view_row(self, data_row: int) -> int:
+        """The view row that shows the data's row ``data_row``, fetching up to it; -1 if none."""
+        found = np.flatnonzero(self._order == data_row)
+        if not found.size:
+            return -1
+        row = int(found[0])
+        if row >= self._shown:
+            self._show_up_to(row + 1)
+        return row
+
+    def refresh_cells(self) -> None:
+        """Tell the view every shown cell may read differently (the data changed in place)."""
+        if self._shown:
+            self.dataChanged.emit(self.index(0, 0),
+                                  self.index(self._shown - 1, len(self.columns) - 1))
+
+    def row_texts(self, row: int) -> list[str]:
+        """The texts of one view row, column by column."""
+        data_row = self.data_row(row)
+        return [column.text(self.data_object, data_row) for column in self.columns]
+
+    # -- Qt model ---------------------------------------------------------------------------
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+        """Rows handed to the view so far (a flat table has no children)."""
+        return 0 if parent.isValid() else self._shown
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+        """Number of columns."""
+        return 0 if parent.isValid() else len(self.columns)
+
+    def canFetchMore(self, parent: Index) -> bool:  # noqa: N802
+        """True while rows remain that the view has not been given."""
+        return not parent.isValid() and self._shown < self._order.size
+
+    def fetchMore(self, parent: Index) -> None:  # noqa: N802
+        """Hand the view the next batch of rows."""
+        if not parent.isValid():
+            self._show_up_to(self._shown + self._batch)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Column titles and their tooltips."""
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
+            return None
+        column = self.columns[section]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return column.title
+        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip:
+            return column.tooltip
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(_alignment(column.numeric))
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Text, alignment and highlight of one cell."""
+        if not index.isValid() or index.row() >= self._shown:
+            return None
+        column = self.columns[index.column()]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return column.text(self.data_object, self.data_row(index.row()))
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(_alignment(column.numeric))
+        if role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
+            if self._highlight is None or not self._highlight(self.data_object,
+                                                              self.data_row(index.row())):
+                return None
+            if role == Qt.ItemDataRole.BackgroundRole:
+                return QBrush(STALE_BACKGROUND)
+            return QBrush(QColor("black"))
+        return None
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Order the rows by a column (-1: the data's own order); the view starts at the top."""
+        self._sort = (column, order)
+        self.beginResetModel()
+        self._order = self._sorted_order(self._order.size)
+        self._shown = min(self._batch, int(self._order.size))
+        self.endResetModel()
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _show_up_to(self, count: int) -> None:
+        count = min(count, int(self._order.size))
+        if count > self._shown:
+            self.beginInsertRows(QModelIndex(), self._shown, count - 1)
+            self._shown = count
+            self.endInsertRows()
+
+    def _sorted_order(self, size: int) -> np.ndarray:
+        column, order = self._sort
+        if not size or not 0 <= column < len(self.columns):
+            return np.arange(size, dtype=np.int64)
+        spec = self.columns[column]
+        if spec.keys is not None:
+            keys = np.asarray(spec.keys(self.data_object))
+        else:
+            keys = np.array([spec.text(self.data_object, row) for row in range(size)])
+        if order == Qt.SortOrder.DescendingOrder and keys.dtype.kind in "biuf":
+            # Negated keys keep equal rows in the data's order and empty (NaN) rows last.
+            wide = np.float64 if keys.dtype.kind == "f" else np.int64
+            return np.argsort(np.negative(keys.astype(wide)), kind="stable").astype(np.int64)
+        ascending = np.argsort(keys, kind="stable").astype(np.int64)
+        if order == Qt.SortOrder.DescendingOrder:
+            return ascending[::-1].copy()
+        return ascending
+
+
+def _alignment(numeric: bool) -> Qt.AlignmentFlag:
+    horizontal = Qt.AlignmentFlag.AlignRight if numeric else Qt.AlignmentFlag.AlignLeft
+    return horizontal | Qt.AlignmentFlag.AlignVCenter
+
+
+def category_keys(codes: np.ndarray, values: Sequence[str | None]) -> np.ndarray:
+    """Sort keys of a coded text column: each code's place among its values in text order."""
+    places = sorted(range(len(values)), key=lambda code: values[code] or "")
+    rank = np.empty(max(1, len(values)), dtype=np.int64)
+    rank[places] = np.arange(len(places))
+    return rank[codes] if codes.size else codes
+
+
+def selected_text(view: QTableView) -> str:
+    """The selected rows as tab-separated lines under a line of column titles; "" if none."""
+    model = view.model()
+    rows = sorted({index.row() for index in view.selectionModel().selectedRows()})
+    if not rows:
+        return ""
+    titles = [str(model.headerData(c, Qt.Orientation.Horizontal) or "")
+              for c in range(model.columnCount())]
+    if isinstance(model, ListModel):
+        lines = [model.row_texts(row) for row in rows]
+    else:
+        lines = [[str(model.index(row, c).data() or "") for c in range(model.columnCount())]
+                 for row in rows]
+    return "\n".join("\t".join(cells) for cells in [titles, *lines]) + "\n"
+
+
+def copy_selection(view: QTableView) -> str:
+    """Put the selected rows on the clipboard; returns what was copied."""
+    text = selected_text(view)
+    if text:
+        QGuiApplication.clipboard().setText(text)
+    return text
+
+
+def make_list_view(model: ListModel, *, multi_select: bool = True) -> QTableView:
+    """A read-only view of a :class:`ListModel`: sortable, copyable, sized from a sample.
+
+    Columns are sized to the first rows once, not to every row at every refresh: sizing to
+    the contents of a long list reads each cell of it and froze the window.
+    """
+    view = QTableView()
+    view.setModel(model)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection if multi_select
+                          else QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setAlternatingRowColors(True)
+    view.setWordWrap(False)
+    vertical = view.verticalHeader()
+    vertical.setVisible(False)
+    vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    vertical.setDefaultSectionSize(view.fontMetrics().height() + 8)
+    header = view.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setResizeContentsPrecision(SIZE_SAMPLE_ROWS)
+    vertical.setResizeContentsPrecision(SIZE_SAMPLE_ROWS)
+    header.setStretchLastSection(True)
+    header.setHighlightSections(False)
+    header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+    view.setSortingEnabled(True)
+    copy = QAction("Copy", view)
+    copy.setShortcut(QKeySequence.StandardKey.Copy)
+    copy.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+    copy.setToolTip("Copy the selected rows as tab-separated text.")
+    copy.triggered.connect(lambda: copy_selection(view))
+    view.addAction(copy)
+    view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+    model.modelReset.connect(lambda: _size_columns_once(view))
+    return view
+
+
+def _size_columns_once(view: QTableView) -> None:
+    """Fit the columns to the first rows the first time there are rows, then leave them."""
+    if view.property("columnsSized") or not view.model().rowCount():
+        return
+    view.setProperty("columnsSized", True)
+    view.resizeColumnsToContents()
