@@ -20,9 +20,10 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from . import __version__
-from .core.activity import RESULT_FAILED, ActivityEntry
+from .core.activity import RESULT_FAILED, ActivityEntry, ActivityLog
 from .core.config import APP_AUTHOR, LoadedSettings, MaintenanceConfig, load_settings
 from .core.errors import ConfigError, QueueAdminError
+from .core.event_log import SystemLogSink, setting_switch
 from .gc_guard import MainThreadGarbageCollector
 from .jobs import JobRunner
 from .session import Session
@@ -108,7 +109,9 @@ def create_window(arguments: argparse.Namespace, *, settings: QSettings | None =
     loaded = load_config()
     session = Session(runner, messages, loaded.config)
     runner.setParent(session)
-    window = MainWindow(session, settings)
+    # Maintenance outcomes also reach the Event Log (syslog elsewhere) while the setting is on.
+    activity_log = ActivityLog(sink=SystemLogSink(enabled=setting_switch(lambda: session.config)))
+    window = MainWindow(session, settings, activity_log)
     session.setParent(window)
     # once the event loop runs, so the message box has the window behind it
     QTimer.singleShot(0, window, lambda: report_refused_settings(window, loaded))

@@ -42,6 +42,7 @@ from .core.activity import (
 from .core.config import SETTING_RANGES, MaintenanceConfig, config_file_path
 from .core.database import ENV_DB_PATH, default_db_path
 from .core.errors import ErrorKind, QueueAdminError
+from .core.event_log import SystemLogSink, setting_switch
 
 CHECKPOINT_CHOICES = ("passive", "full", "restart", "truncate")
 
@@ -381,7 +382,8 @@ def _append_activity(context: Context, outcome: str, message: str, started: floa
                               message=message, duration_seconds=time.monotonic() - started,
                               database=database)
     try:
-        ActivityLog().append(entry)
+        ActivityLog(sink=SystemLogSink(enabled=setting_switch(lambda: context.config))
+                    ).append(entry)
     except QueueAdminError as error:
         context.err.write(f"{PROG}: warning: {error}\n")
 

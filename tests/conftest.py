@@ -26,6 +26,14 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def no_system_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep test runs out of this machine's Event Log or syslog (tests inject a recorder)."""
+    from queue_admin_gui.core import event_log
+
+    monkeypatch.setattr(event_log, "default_writer", lambda: None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def garbage_collected_in_gui_thread():
     """Collect garbage only in the main thread, as the application does (see gc_guard)."""

@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -146,10 +146,13 @@ class ActivityLog:
     """
 
     def __init__(self, path: str | Path | None = None, *, max_bytes: int = MAX_LOG_BYTES,
-                 keep_files: int = KEEP_LOG_FILES) -> None:
+                 keep_files: int = KEEP_LOG_FILES,
+                 sink: Callable[[ActivityEntry], None] | None = None) -> None:
         self.path = Path(path) if path is not None else default_activity_path()
         self.max_bytes = max_bytes
         self.keep_files = keep_files
+        #: Also told of each entry once it is on disk (the Event Log, see ``event_log``).
+        self.sink = sink
 
     @property
     def files(self) -> list[Path]:
@@ -171,6 +174,9 @@ class ActivityLog:
                                   QueueAdminError) from error
         if size >= self.max_bytes:
             self.rotate()
+        if self.sink is not None:
+            with contextlib.suppress(Exception):  # the line on disk is the record that counts
+                self.sink(entry)
 
     def rotate(self) -> bool:
         """Move the full file aside now; False when it was skipped (busy, or not full).

@@ -42,6 +42,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "QUEUE_ADMIN_VACUUM_THRESHOLD_MB": "vacuum_threshold_mb",
     "QUEUE_ADMIN_ANALYZE_INTERVAL_HOURS": "analyze_interval_hours",
     "QUEUE_ADMIN_STALE_LEASE_TIMEOUT": "stale_lease_timeout_seconds",
+    "QUEUE_ADMIN_EVENT_LOG": "event_log_enabled",
     ENV_DB_PATH: "db_path",
 }
 
@@ -115,6 +116,10 @@ class MaintenanceConfig:
     backup_age_warning_hours: float = 24.0
     backup_age_critical_hours: float = 72.0
     sample_interval_seconds: float = 1.0
+    #: Closing the window leaves the monitor running in the tray (quit from the tray menu).
+    keep_running_in_tray: bool = False
+    #: Maintenance outcomes also go to the Windows Event Log (syslog elsewhere).
+    event_log_enabled: bool = True
 
     @classmethod
     def from_env(cls) -> MaintenanceConfig:
@@ -313,6 +318,8 @@ def checked_value(name: str, raw: object, source: str) -> Any:
     Numbers may be written as text ("12"); each must lie in the setting's range.
     """
     kind = _FIELD_KINDS[name]
+    if kind == "bool":
+        return _checked_switch(raw, source)
     if kind == "path":
         if not isinstance(raw, str) or not raw or "\x00" in raw:
             raise ConfigError(f"{source} must be a folder or file path in quotes; "
@@ -345,6 +352,20 @@ def checked_value(name: str, raw: object, source: str) -> Any:
     return value
 
 
+#: How a switch may be written in the file, the environment or a dialog.
+_SWITCH_WORDS = {"true": True, "yes": True, "on": True, "1": True,
+                 "false": False, "no": False, "off": False, "0": False}
+
+
+def _checked_switch(raw: object, source: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    word = raw.strip().lower() if isinstance(raw, str) else None
+    if word not in _SWITCH_WORDS:
+        raise ConfigError(f"{source} must be true or false; got {raw!r}.")
+    return _SWITCH_WORDS[word]
+
+
 def _env_sets(name: str) -> bool:
     """True when an environment variable overrides setting ``name`` right now."""
     return any(target == name and os.environ.get(variable, "").strip()
@@ -357,6 +378,8 @@ def _field_kinds() -> dict[str, str]:
         annotation = str(item.type)
         if "Path" in annotation:
             kinds[item.name] = "path"
+        elif annotation == "bool":
+            kinds[item.name] = "bool"
         elif annotation == "str":
             kinds[item.name] = "str"
         elif annotation == "int":

@@ -57,6 +57,7 @@ def test_every_environment_variable_overrides_its_setting(
         "QUEUE_ADMIN_VACUUM_THRESHOLD_MB": "42",
         "QUEUE_ADMIN_ANALYZE_INTERVAL_HOURS": " 6 ",
         "QUEUE_ADMIN_STALE_LEASE_TIMEOUT": "90",
+        "QUEUE_ADMIN_EVENT_LOG": "Off",
         "PRISMQ_QUEUE_DB_PATH": str(tmp_path / "q dir" / "queue.db"),
     }
     assert set(values) == set(ENV_OVERRIDES)
@@ -70,6 +71,7 @@ def test_every_environment_variable_overrides_its_setting(
     assert config.vacuum_threshold_mb == 42
     assert config.analyze_interval_hours == 6
     assert config.stale_lease_timeout_seconds == 90
+    assert config.event_log_enabled is False
     assert config.db_path == tmp_path / "q dir" / "queue.db"
 
 
@@ -232,3 +234,31 @@ def test_saving_a_loaded_config_keeps_environment_values_out_of_the_file(tmp_pat
     assert reloaded.backup_dir == tmp_path / "file backups"
     assert reloaded.stale_lease_timeout_seconds == 900
     assert reloaded.checkpoint_mode == "RESTART"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (True, True), (False, False), ("yes", True), (" ON ", True), ("0", False), ("false", False)])
+def test_switches_accept_true_and_false_in_their_spellings(raw: object, expected: bool) -> None:
+    config = MaintenanceConfig(keep_running_in_tray=raw, event_log_enabled=raw)  # type: ignore[arg-type]
+    config.validate()
+    assert config.keep_running_in_tray is expected and config.event_log_enabled is expected
+
+
+@pytest.mark.parametrize("raw", [2, "maybe", 1.0, None])
+def test_a_switch_refuses_anything_else(raw: object, tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f"keep_running_in_tray = {'2' if raw == 2 else repr(str(raw))}\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="keep_running_in_tray .* must be true or false"):
+        MaintenanceConfig.load(path)
+
+
+def test_switches_default_to_tray_off_and_event_log_on_and_survive_saving(tmp_path: Path) -> None:
+    config = MaintenanceConfig()
+    assert config.keep_running_in_tray is False and config.event_log_enabled is True
+    config.keep_running_in_tray = True
+    config.event_log_enabled = False
+    saved = config.save(tmp_path / "config.toml")
+    assert "keep_running_in_tray = true" in saved.read_text(encoding="utf-8")
+    loaded = MaintenanceConfig.load(saved)
+    assert loaded.keep_running_in_tray is True and loaded.event_log_enabled is False
