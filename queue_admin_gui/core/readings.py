@@ -108,12 +108,15 @@ class CheckpointSummary:
         if self.busy:
             return (f"The {self.mode} checkpoint could not finish: another connection (a "
                     "long-running reader or a writer) is holding the WAL; "
-                    f"{done:,} of {log:,} frames were copied. Close long-running readers or "
-                    "retry later.")
+                    f"{done:,} of {log:,} frames were copied. Close the program holding a "
+                    "read transaction open (the WAL tab names the programs with the database "
+                    "open), then run a TRUNCATE checkpoint.")
         if self.frames_left:
             return (f"{self.frames_left:,} of {log:,} frames were left in the WAL because a "
-                    "reader is still using them; it cannot be reset until that reader "
-                    "finishes. Retry later, or use RESTART/TRUNCATE to wait for it.")
+                    "reader is still using them; no checkpoint can reset it until that reader "
+                    "ends. Close the program holding a read transaction open (the WAL tab "
+                    "names the programs with the database open), then run a TRUNCATE "
+                    "checkpoint.")
         tail = ("; the -wal file is now empty." if self.mode == "TRUNCATE"
                 and wal_bytes_after == 0 else ".")
         return f"All {log:,} frames were copied into the database{tail}"

@@ -31,6 +31,7 @@ from ..core.database import check_queue_schema, closing_connection, open_read_on
 from ..core.health import HealthSnapshot, assess_health, measure_health
 from ..core.readings import measurements_with_sample
 from ..core.sampling import Sample
+from ..core.starvation import report_with_starvation
 from ..jobs import Job
 from ..monitor import Sampler
 from ..session import Session
@@ -115,6 +116,7 @@ class MainWindow(QMainWindow):
         for key, module, class_name, title, icon_name in TAB_SPECS:
             self.add_tab(key, self._make_tab(module, class_name, title), title, icon_name)
         self.sampler = Sampler(session, parent=self)
+        self.sampler.job_hook = mark_background
         self._add_live_plots()
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.start_page)
@@ -144,6 +146,8 @@ class MainWindow(QMainWindow):
         session.changed.connect(self._on_topic_changed)
         self.sampler.sampled.connect(self._on_sampled)
         self.sampler.gap.connect(self._on_sample_gap)
+        self.sampler.starvation_changed.connect(lambda _found: self._show_health())
+        self.sampler.holders_found.connect(lambda _lookup: self._show_health())
         self._update_recent_files()
         self._restore_layout()
         self._on_database_changed(session.db_path)
@@ -311,8 +315,9 @@ class MainWindow(QMainWindow):
         sample = self.sampler.last_sample
         if sample is not None and not self.sampler.stale:
             measured = measurements_with_sample(measured, sample)
-        self.health = HealthSnapshot(read.stats, measured,
-                                     assess_health(self.session.config, measured))
+        report = report_with_starvation(assess_health(self.session.config, measured),
+                                        self.sampler.advice())
+        self.health = HealthSnapshot(read.stats, measured, report)
         self.status.show_health(self.health.report, measured.last_backup_at,
                                 measured.has_backups)
 

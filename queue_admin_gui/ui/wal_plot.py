@@ -118,6 +118,8 @@ class WalPlotWidget(LivePlotWidget):
         sampler.status_changed.connect(self._on_sampler_status)
         sampler.gap.connect(lambda _reason: self._update_summary())
         sampler.cleared.connect(self._on_cleared)
+        sampler.starvation_changed.connect(lambda _found: self._update_banner())
+        sampler.holders_found.connect(lambda _lookup: self._update_banner())
         self._update_summary()
 
     # -- public ----------------------------------------------------------------------------
@@ -197,9 +199,9 @@ class WalPlotWidget(LivePlotWidget):
     def _update_banner(self) -> None:
         config = self.session.config
         sample = self.sampler.last_sample
-        diagnosis = self.sampler.diagnosis()
-        if diagnosis is not None:
-            self._show_banner(diagnosis, "critical")
+        advice = self.sampler.advice()
+        if advice is not None:
+            self._show_banner(advice, "critical")
             return
         level = "ok" if sample is None else wal_level(
             sample.wal_bytes, config.wal_size_warning_mb, config.wal_size_threshold_mb)

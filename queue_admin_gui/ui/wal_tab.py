@@ -47,6 +47,8 @@ from .widgets import (
 )
 
 MEGABYTE = 1024 * 1024
+#: How the starvation advice opens (so the tab can tell it from its other sentences).
+STARVATION_OPENING = "A long-running reader"
 
 #: One plain line per checkpoint mode, shown beside its button.
 MODE_EXPLANATIONS = {
@@ -126,6 +128,8 @@ class WalTab(MaintenanceTab):
         sampler.sampled.connect(self._on_sample)
         sampler.gap.connect(self._on_sample_gap)
         sampler.cleared.connect(lambda: self.wal_grid.set_value("read_at", "\u2013"))
+        sampler.starvation_changed.connect(lambda _found: self._show_advice())
+        sampler.holders_found.connect(lambda _lookup: self._show_advice())
         if sampler.last_sample is not None:
             self._on_sample(sampler.last_sample)
 
@@ -191,6 +195,18 @@ class WalTab(MaintenanceTab):
 
     def _on_sample(self, sample: Sample) -> None:
         self._show_sizes(sample.wal_bytes, sample.db_bytes, sample.time)
+        self._show_advice()
+
+    def _starvation_advice(self) -> str | None:
+        return self.sampler.advice() if self.sampler is not None else None
+
+    def _show_advice(self) -> None:
+        """While a reader pins the WAL, the tab gives the same advice as the banner."""
+        advice = self._starvation_advice()
+        if advice is not None:
+            set_status(self.wal_sentence, advice, BAD_COLOUR)
+        elif self.wal_sentence.text().startswith(STARVATION_OPENING):
+            self.wal_sentence.clear()
 
     def _on_sample_gap(self, reason: str) -> None:
         """The latest reading failed: grey the sizes, keep their time, say why."""
@@ -210,6 +226,7 @@ class WalTab(MaintenanceTab):
         else:
             wal_bytes = sample.wal_bytes
         colour = self._wal_colour(wal_bytes)
+        advice = self._starvation_advice()
         self.wal_grid.set_value("journal_mode", str(stats["journal_mode"]).upper())
         pages = int(stats["wal_autocheckpoint"])
         self.wal_grid.set_value(
@@ -223,6 +240,8 @@ class WalTab(MaintenanceTab):
             set_status(self.wal_sentence, "This database does not use a WAL (journal mode "
                        f"{str(stats['journal_mode']).upper()}); checkpoints do nothing here.",
                        WARN_COLOUR)
+        elif advice is not None:
+            set_status(self.wal_sentence, advice, BAD_COLOUR)
         elif colour is not None:
             set_status(self.wal_sentence,
                        f"The WAL is large ({format_bytes(wal_bytes)}); run a "

@@ -1,0 +1,98 @@
+"""A reader pinning the WAL, diagnosed in the real window within a few samples and named."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from queue_admin_gui.core.starvation import STUCK_SAMPLES
+
+READER = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN")
+connection.execute("SELECT count(*) FROM task_queue").fetchone()
+print("reading", flush=True)
+sys.stdin.read()
+connection.execute("COMMIT")
+connection.close()
+"""
+
+WRITER = """
+import sqlite3, sys
+from queue_admin_gui.core.schema import WRITER_PRAGMAS
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+for name, value in WRITER_PRAGMAS:
+    connection.execute(f"PRAGMA {name}={value}")
+for line in sys.stdin:
+    connection.execute("BEGIN IMMEDIATE")
+    connection.executemany("INSERT INTO task_queue (type, payload) VALUES ('render', ?)",
+                           [('{"blob": "' + "x" * 3500 + '"}',) for _ in range(int(line))])
+    connection.execute("COMMIT")
+    print("written", flush=True)
+"""
+
+
+def write(writer: subprocess.Popen, rows: int) -> None:
+    writer.stdin.write(f"{rows}\n")
+    writer.stdin.flush()
+    assert writer.stdout.readline().strip() == "written"
+
+
+def sample_shown(qtbot, window) -> None:
+    with qtbot.waitSignal(window.sampler.handled, timeout=30_000):
+        window.sampler.tick()
+
+
+def test_banner_tooltip_and_wal_tab_name_the_reader_within_a_few_samples(
+        qtbot, window, demo_db: Path, open_db, tmp_path: Path):
+    open_db(demo_db)
+    window.sampler.stop()  # ticks by hand, one per write
+    window.show_tab("wal")
+    qtbot.waitUntil(lambda: window.health_read is not None, timeout=30_000)
+    (tmp_path / "nightly_report.py").write_text(READER)
+    (tmp_path / "worker.py").write_text(WRITER)
+    writer = subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), str(demo_db)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    reader = subprocess.Popen([sys.executable, str(tmp_path / "nightly_report.py"),
+                               str(demo_db)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    plot = window.wal_plot
+    wal_tab = window.tab_widgets["wal"]
+    try:
+        assert reader.stdout.readline().strip() == "reading"
+        samples = 0
+        while window.sampler.starvation is None and samples < STUCK_SAMPLES + 3:
+            write(writer, 600)
+            sample_shown(qtbot, window)
+            samples += 1
+        assert window.sampler.starvation is not None
+        assert samples <= STUCK_SAMPLES + 2
+        assert plot.banner_shown
+        assert "long-running reader is keeping the WAL from being reset" in \
+            plot.banner_label.text()
+        qtbot.waitUntil(lambda: f"PID {reader.pid}" in plot.banner_label.text(),
+                        timeout=30_000)
+        advice = plot.banner_label.text()
+        assert "nightly_report.py" in advice and f"PID {writer.pid}" in advice
+        # one piece of advice everywhere: the health tooltip and the WAL tab say the same
+        qtbot.waitUntil(lambda: advice in window.status.badge.toolTip(), timeout=10_000)
+        assert "run a TRUNCATE checkpoint on the WAL/Checkpoint tab" not in \
+            window.status.badge.toolTip()
+        assert wal_tab.wal_sentence.text() == advice
+        assert window.sampler.holders_job is not None
+    finally:
+        for process in (reader, writer):
+            process.stdin.close()
+            process.wait(30)
+            process.stdout.close()
+    assert reader.returncode == 0 and writer.returncode == 0
+    # the reader is gone: a TRUNCATE works, and the diagnosis ends everywhere
+    job = plot.run_truncate_checkpoint()
+    qtbot.waitUntil(lambda: job.is_finished and not window.session.runner.write_busy,
+                    timeout=60_000)
+    sample_shown(qtbot, window)
+    assert window.sampler.starvation is None
+    assert not wal_tab.wal_sentence.text().startswith("A long-running reader")
+    assert "long-running reader" not in window.status.badge.toolTip()
