@@ -1,4 +1,4 @@
-"""How the Backups tab shows one backup: its name, task counts and verification state."""
+"""How the Backups tab lists backups: names, task counts and verification state, as a model."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from ..core.backup import BackupInfo
 from ..core.errors import format_bytes
 from ..core.manifest import parse_backup_name
-from .widgets import Column
+from .table_model import ListColumn, ListModel
 
 _STATUS_ORDER = ("queued", "leased", "processing", "completed", "failed", "dead_letter")
 
@@ -59,20 +61,81 @@ def verification_text(info: BackupInfo, known: Verification | None) -> str:
     return f"\u2714 Checked when made ({when})"
 
 
-def backup_columns(verified: Callable[[BackupInfo], str]) -> list[Column[BackupInfo]]:
+@dataclasses.dataclass(eq=False)
+class BackupListing:
+    """The backups of a folder, newest first, with the texts that do not change worked out.
+
+    Made in the listing job, so a folder of thousands of backups costs the window nothing
+    but the rows on screen; the "Verified" text depends on this window's checks and is
+    written when a row is shown.
+    """
+
+    records: list[BackupInfo]
+    names: list[str]
+    created: list[str]
+    tasks: list[str]
+    created_keys: np.ndarray
+    size_keys: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def index_of(self, path: Path) -> int:
+        """The row of the backup at ``path``; -1 when it is not listed."""
+        for row, info in enumerate(self.records):
+            if info.path == path:
+                return row
+        return -1
+
+
+def backup_listing(backups: list[BackupInfo]) -> BackupListing:
+    """The listing of ``backups`` (newest first), its fixed texts written once."""
+    return BackupListing(
+        records=backups, names=[backup_label(info.path) for info in backups],
+        created=[info.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+                 for info in backups],
+        tasks=[describe_task_counts(info.task_counts) for info in backups],
+        created_keys=np.array([info.created_at.timestamp() for info in backups],
+                              dtype=np.float64),
+        size_keys=np.array([info.size_bytes for info in backups], dtype=np.int64))
+
+
+def backup_columns(verified: Callable[[BackupInfo], str]) -> list[ListColumn]:
     """The table's columns; ``verified`` gives the text of the "Verified" cell."""
     return [
-        Column("Name", lambda info: backup_label(info.path),
-               tooltip="The name given when the backup was made."),
-        Column("Created", lambda info: info.created_at.astimezone().strftime(
-            "%Y-%m-%d %H:%M:%S"), sort_key=lambda info: info.created_at,
-            tooltip="When the snapshot was taken (local time)."),
-        Column("Size", lambda info: format_bytes(info.size_bytes), numeric=True,
-               sort_key=lambda info: info.size_bytes),
-        Column("Tasks", lambda info: describe_task_counts(info.task_counts),
-               tooltip="Tasks by status in the backup, from its manifest."),
-        Column("Verified", verified,
-               tooltip="Whether the backup was checked: integrity, queue schema and the "
-               "manifest checksum."),
-        Column("File", lambda info: info.path.name),
+        ListColumn("Name", lambda listing, row: listing.names[row],
+                   tooltip="The name given when the backup was made."),
+        ListColumn("Created", lambda listing, row: listing.created[row],
+                   lambda listing: listing.created_keys,
+                   tooltip="When the snapshot was taken (local time)."),
+        ListColumn("Size", lambda listing, row: format_bytes(listing.records[row].size_bytes),
+                   lambda listing: listing.size_keys, numeric=True),
+        ListColumn("Tasks", lambda listing, row: listing.tasks[row],
+                   tooltip="Tasks by status in the backup, from its manifest."),
+        ListColumn("Verified", lambda listing, row: verified(listing.records[row]),
+                   tooltip="Whether the backup was checked: integrity, queue schema and the "
+                   "manifest checksum."),
+        ListColumn("File", lambda listing, row: listing.records[row].path.name),
     ]
+
+
+class BackupListModel(ListModel):
+    """The backups of the folder as a sortable list (newest first until sorted otherwise)."""
+
+    @property
+    def records(self) -> list[BackupInfo]:
+        """Every listed backup, newest first."""
+        listing = self.data_object
+        return list(listing.records) if isinstance(listing, BackupListing) else []
+
+    def record(self, row: int) -> BackupInfo:
+        """The backup shown at view row ``row``."""
+        return self.data_object.records[self.data_row(row)]
+
+    def view_row_of(self, path: Path) -> int:
+        """The view row showing the backup at ``path`` (fetched if needed); -1 when none."""
+        listing = self.data_object
+        if not isinstance(listing, BackupListing):
+            return -1
+        row = listing.index_of(path)
+        return self.view_row(row) if row >= 0 else -1

@@ -31,15 +31,22 @@ from ..core.backup import BackupInfo, BackupResult, QueueBackup, VerifyReport
 from ..core.errors import QueueAdminError, format_bytes
 from ..core.retention import plan_prune
 from ..session import TOPIC_BACKUPS, Session
-from .backup_rows import Verification, backup_columns, describe_task_counts, verification_text
+from .backup_rows import (
+    BackupListing,
+    BackupListModel,
+    Verification,
+    backup_columns,
+    backup_listing,
+    describe_task_counts,
+    verification_text,
+)
 from .icons import icon
+from .table_model import make_list_view
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,
     MaintenanceTab,
-    RecordTableModel,
     explanation,
-    make_table,
     set_status,
     status_label,
 )
@@ -59,9 +66,10 @@ class BackupsTab(MaintenanceTab):
         self.choose_folder: Callable[[QWidget, str], str] = _ask_for_folder
         #: Shows a folder in the file manager (replaceable in tests).
         self.show_folder: Callable[[Path], object] = _open_in_file_manager
-        self.model: RecordTableModel[BackupInfo] = RecordTableModel(
-            backup_columns(self._verified_text), highlight=self._is_damaged, parent=self)
-        self.table = make_table(self.model)
+        self.model = BackupListModel(
+            backup_columns(self._verified_text),
+            highlight=lambda listing, row: self._is_damaged(listing.records[row]), parent=self)
+        self.table = make_list_view(self.model, multi_select=False)
         self.table.setToolTip("Backups in the folder, newest first. Select one to verify, "
                               "restore or delete it.")
         self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
@@ -168,11 +176,11 @@ class BackupsTab(MaintenanceTab):
 
     def select_backup(self, path: Path) -> bool:
         """Select the row of ``path``; False when it is not listed."""
-        for row, info in enumerate(self.model.records):
-            if info.path == path:
-                self.table.selectRow(row)
-                return True
-        return False
+        row = self.model.view_row_of(path)
+        if row < 0:
+            return False
+        self.table.selectRow(row)
+        return True
 
     def update_actions(self) -> None:
         """Enable actions as the base does; row actions also need a selection."""
@@ -207,8 +215,8 @@ class BackupsTab(MaintenanceTab):
         if self.session.db_path is None:
             return
         db_path, folder = self.session.db_path, self.backup_dir
-        self.run_load("List backups", lambda progress, cancelled: QueueBackup(db_path, folder)
-                      .list_backups(), self._on_listed)
+        self.run_load("List backups", lambda progress, cancelled: backup_listing(
+            QueueBackup(db_path, folder).list_backups()), self._on_listed)
 
     def back_up_now(self) -> None:
         """Start a backup with the optional name typed in the name box."""
@@ -321,13 +329,13 @@ class BackupsTab(MaintenanceTab):
     def _on_selection_changed(self, *_args: object) -> None:
         self.update_actions()
 
-    def _on_listed(self, backups: list[BackupInfo]) -> None:
+    def _on_listed(self, listing: BackupListing) -> None:
         selected = self.selected_backup()
         wanted = self._select_after_load or (selected.path if selected else None)
         self._select_after_load = None
-        self.model.set_records(backups)
+        self.model.set_data(listing, len(listing))
         if wanted is None or not self.select_backup(wanted):
-            if backups:
+            if len(listing):
                 self.table.selectRow(0)
         self.update_actions()
 
@@ -358,7 +366,7 @@ class BackupsTab(MaintenanceTab):
             # Each engine finding already ends with what to do ("use another backup").
             self.session.messages.error(
                 f"The backup {report.path.name} failed verification: {problem}")
-        self.model.set_records(self.model.records)
+        self.model.refresh_cells()
         self.select_backup(report.path)
 
     def _on_deleted(self, paths: list[Path]) -> None:
