@@ -14,6 +14,8 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from .core.config import MaintenanceConfig
+from .core.errors import QueueAdminError
+from .core.holders import name_holders
 from .core.maintenance import QueueMaintenance
 from .core.progress import CancelCheck, ProgressCallback
 from .core.readings import CheckpointSummary
@@ -83,7 +85,8 @@ class Session(QObject):
 
         ``title`` names the action for the activity log ("Back up", "Checkpoint TRUNCATE").
         """
-        job = Job(title, func, writes=writes, parameters=parameters, parent=self)
+        job = Job(title, _naming_holders(func, self.db_path), writes=writes,
+                  parameters=parameters, parent=self)
         if report_errors:
             job.failed.connect(
                 lambda error: self.messages.report_error(error, job.error_details)
@@ -121,3 +124,20 @@ class Session(QObject):
             job.note = summary.sentence()
         self.checkpoint_done.emit(result)
         self.notify(TOPIC_STATS)
+
+
+def _naming_holders(func: JobFunction, db_path: Path | None) -> JobFunction:
+    """``func``, whose "database is locked" errors name the programs holding the database.
+
+    The lookup runs in the job's worker thread, after the failure, so it costs nothing else.
+    """
+    if db_path is None:
+        return func
+
+    def run(progress: ProgressCallback, cancelled: CancelCheck) -> Any:
+        try:
+            return func(progress, cancelled)
+        except QueueAdminError as error:
+            raise name_holders(error, db_path) from error.__cause__
+
+    return run

@@ -31,6 +31,7 @@ from typing import Any
 import psutil
 
 from .database import shm_path, wal_path
+from .errors import ErrorKind, QueueAdminError
 
 #: Restart Manager limits and codes (RestartManager.h / winerror.h).
 CCH_RM_SESSION_KEY = 32
@@ -321,3 +322,23 @@ def windows_holders(files: Sequence[Path],
         program, command = describe_process(pid)
         holders.append(FileHolder(pid, program or app_name, command))
     return HolderLookup(tuple(holders), 0, "", "Restart Manager")
+
+
+def mentions_holders(text: str) -> bool:
+    """True when ``text`` already carries a lookup's sentence (so it is not added twice)."""
+    return any(opening in text for opening in (
+        "Programs with the database open:", "No other program has the database open",
+        "Could not tell which programs have the database open"))
+
+
+def name_holders(error: QueueAdminError, db_path: str | Path) -> QueueAdminError:
+    """A "database is locked" error with the programs holding ``db_path`` added to its sentence.
+
+    Other errors are returned unchanged. The lookup runs where this is called: call it on a
+    worker thread (a job), never on the GUI thread.
+    """
+    if error.kind is not ErrorKind.LOCKED or mentions_holders(error.message):
+        return error
+    error.message = f"{error.message.rstrip()} {find_holders(db_path).sentence()}"
+    error.args = (error.message,)
+    return error

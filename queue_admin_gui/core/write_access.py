@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .database import closing_connection, connect
 from .errors import ErrorKind, QueueAdminError, translate_error
+from .holders import HolderLookup, find_holders
 from .progress import CancelCheck, raise_if_cancelled
 
 #: How long one probe waits for the lock before calling the file blocked.
@@ -66,9 +67,14 @@ def wait_for_write_access(live_path: str | Path, timeout_seconds: float,
             return False
 
 
-def blocked_sentence(live_path: str | Path, waited_seconds: float) -> str:
-    """The one sentence that says a restore did not start because the file stayed locked."""
+def blocked_sentence(live_path: str | Path, waited_seconds: float,
+                     holders: HolderLookup | None = None) -> str:
+    """What says a restore did not start because the file stayed locked, and who holds it.
+
+    ``holders`` is looked up here when not given (so call this on a worker thread).
+    """
+    lookup = holders if holders is not None else find_holders(live_path)
     return (f"Restore not started: another program kept a write lock or a long transaction "
             f"on '{Path(live_path).name}' for {int(round(waited_seconds))} seconds "
             "(a worker, a script or a database browser); nothing was changed. Close that "
-            "program or stop the workers, then try again.")
+            f"program or stop the workers, then try again. {lookup.sentence()}")

@@ -276,7 +276,7 @@ def test_blocked_sentence_says_what_happened_and_what_to_do(tmp_path: Path) -> N
     text = blocked_sentence(tmp_path / "queue.db", 29.6)
     assert "'queue.db' for 30 seconds" in text
     assert "nothing was changed" in text
-    assert text.endswith("then try again.")
+    assert "then try again. No other program has the database open" in text
 
 
 def test_check_restored_lists_in_flight_tasks(backed_up: tuple[Path, Path]) -> None:
