@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QWizard
 
 from ..core.errors import drive_label, format_bytes
+from ..core.holders import HolderLookup, find_holders
 from ..core.restore import TargetState
 from ..core.restore_execute import safety_folder
 from ..core.restore_plan import Preflight, preflight
@@ -26,6 +27,8 @@ class PreparePage(JobPage):
         self.live_label = text_label()
         self.workers_label = text_label()
         self.lock_label = text_label()
+        #: Which programs have the live database, its -wal or its -shm open.
+        self.holders_label = text_label("Looking up which programs have the database open...")
         self.space_label = text_label()
         self.safety_check = QCheckBox("Take a &safety backup of the current database first")
         self.safety_check.setChecked(True)
@@ -40,7 +43,8 @@ class PreparePage(JobPage):
         self.recheck_button.setAutoDefault(False)
         self.recheck_button.clicked.connect(self._run_preflight)
         for widget in (self.stage_label, self.bar, self.live_label, self.workers_label,
-                       self.workers_check, self.lock_label, self.space_label,
+                       self.workers_check, self.lock_label, self.holders_label,
+                       self.space_label,
                        self.safety_check, self.safety_label):
             self.layout_.addWidget(widget)
         row = QHBoxLayout()
@@ -65,10 +69,28 @@ class PreparePage(JobPage):
     def _run_preflight(self) -> None:
         live, folder, backup = self.state.live_path, self.state.backup_dir, self.state.backup_path
         assert live is not None
+        self._look_up_holders()
         self.run_job("Prepare the restore",
                      lambda progress, cancelled: preflight(live, folder, backup, progress,
                                                            cancelled),
                      self._on_prepared)
+
+    def _look_up_holders(self) -> None:
+        """Name the programs holding the live database, in a read job beside the preflight."""
+        live = self.state.live_path
+        assert live is not None
+        self.holders_label.setText("Looking up which programs have the database open...")
+        self.holders_label.setStyleSheet("")
+        self.holders_job = self.session.run(
+            "Find programs holding the database", lambda progress, cancelled:
+            find_holders(live), parameters={"database": str(live)}, report_errors=False,
+            on_done=self._on_holders_found,
+            on_error=lambda error: self.holders_label.setText(
+                f"Could not tell which programs have the database open: {error}"))
+
+    def _on_holders_found(self, lookup: HolderLookup) -> None:
+        self.holders_label.setText(lookup.sentence())
+        self.holders_label.setStyleSheet(PROBLEM_STYLE if lookup.holders else "")
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt override
         """Ready once checked and the disks have room."""

@@ -264,6 +264,9 @@ def test_a_blocking_writer_gets_a_countdown_then_a_clear_sentence(
     click_next(qtbot, wizard, PAGE_PREPARE)
     qtbot.waitUntil(lambda: wizard.state.preflight is not None, timeout=TIMEOUT_MS)
     assert "another program holds a write lock" in wizard.prepare_page.lock_label.text()
+    holders = wizard.prepare_page.holders_label
+    qtbot.waitUntil(lambda: f"PID {holder.pid}" in holders.text(), timeout=TIMEOUT_MS)
+    assert holders.text().startswith("Programs with the database open:")
     countdown: list[str] = []
     wizard.restore_page.countdown_label.setText = countdown.append  # type: ignore[method-assign]
     click_next(qtbot, wizard, PAGE_RESTORE)
@@ -273,7 +276,7 @@ def test_a_blocking_writer_gets_a_countdown_then_a_clear_sentence(
                                                                               "let go...")
     sentence = wizard.restore_page.result_label.text()
     assert sentence.startswith("Restore not started: another program kept a write lock")
-    assert "nothing was changed" in sentence
+    assert "nothing was changed" in sentence and f"PID {holder.pid}" in sentence
     assert any("Restore not started" in text for text in presenter(session).texts(Level.ERROR))
     assert wizard.currentId() == PAGE_RESTORE
     assert wizard.button(QWizard.WizardButton.BackButton).isVisible()
