@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QMenu, QMessageBox, QToolBar
 
 from .. import __version__
 from .icons import icon
+from .schedule_dialog import ScheduleDialog
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -42,6 +43,11 @@ class WindowActions:
         self.restore = self._action("Restore...", "restore", "Restore the database from a "
                                     "backup with the guided wizard.", QKeySequence("Ctrl+R"),
                                     window.open_restore)
+        self.schedule = self._action("Schedule...", "settings", "Set up the nightly backup, "
+                                     "checkpoints, lease recovery and the WAL archiver as "
+                                     "scheduled tasks, and see how each last ran.", None,
+                                     self.open_schedule)
+        self.schedule_dialog: ScheduleDialog | None = None
         self.refresh = self._action("Refresh", "refresh", "Read the tab in front and the "
                                     "health again.", QKeySequence.StandardKey.Refresh,
                                     window.refresh_all)
@@ -74,7 +80,7 @@ class WindowActions:
     def all_actions(self) -> list[QAction]:
         """Every action of the window, for checks that each has a tooltip."""
         return [self.open, self.open_demo, self.settings, self.quit, self.backup,
-                self.restore, self.refresh, self.about, self.activity]
+                self.restore, self.schedule, self.refresh, self.about, self.activity]
 
     def set_recent_files(self, paths: list[Path]) -> None:
         """Fill the "Open recent" menu."""
@@ -96,6 +102,7 @@ class WindowActions:
         for action, reason in (
             (self.backup, no_database or (busy_reason if busy else None)),
             (self.restore, no_database or (busy_reason if busy else None)),
+            (self.schedule, no_database),
             (self.refresh, no_database),
             (self.open, busy_reason if busy else None),
             (self.open_demo, busy_reason if busy else None),
@@ -106,6 +113,14 @@ class WindowActions:
     def _on_backup(self) -> None:
         self.window.show_tab("backups")
         self.window.backups_tab.back_up_now()
+
+    def open_schedule(self) -> ScheduleDialog:
+        """Show the Schedule dialog for the open database."""
+        dialog = ScheduleDialog(self.window.session, self.window.activity_dock.log,
+                                parent=self.window)
+        self.schedule_dialog = dialog
+        dialog.open()
+        return dialog
 
     def _on_about(self) -> None:
         QMessageBox.about(self.window, "About Queue Admin",
@@ -129,6 +144,7 @@ def build_menus(window: MainWindow, actions: WindowActions) -> QToolBar:
     tools.setToolTipsVisible(True)
     tools.addAction(actions.backup)
     tools.addAction(actions.restore)
+    tools.addAction(actions.schedule)
     tools.addSeparator()
     tools.addAction(actions.refresh)
     view = menu_bar.addMenu("&View")
