@@ -31,6 +31,7 @@ from .smoke import SmokeTest
 from .ui.icons import app_icon
 from .ui.main_window import MainWindow
 from .ui.messages import Messages, Presenter
+from .ui.tray import QueueTray
 
 APPLICATION_NAME = "Queue Admin"
 
@@ -113,6 +114,7 @@ def create_window(arguments: argparse.Namespace, *, settings: QSettings | None =
     activity_log = ActivityLog(sink=SystemLogSink(enabled=setting_switch(lambda: session.config)))
     window = MainWindow(session, settings, activity_log)
     session.setParent(window)
+    QueueTray(window)  # a child of the window: the health in the tray, closing to it
     # once the event loop runs, so the message box has the window behind it
     QTimer.singleShot(0, window, lambda: report_refused_settings(window, loaded))
     if arguments.demo:

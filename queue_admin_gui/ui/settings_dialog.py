@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -79,9 +80,22 @@ _NUMBER_GROUPS: dict[str, list[tuple[str, str, str, str]]] = {
 }
 
 
+#: (field, text, tooltip) of each on/off setting.
+_SWITCHES = (
+    ("keep_running_in_tray", "Keep monitoring in the tray when the window is closed",
+     "Closing the window hides it; the tray icon keeps showing the health and notifies "
+     "when it changes. Quit from the tray icon's menu."),
+    ("event_log_enabled", "Report maintenance outcomes to the Windows Event Log",
+     "Backups, restores, checkpoints and the other maintenance runs, from this window and "
+     "from queue-admin-cli, are also written to the Application log under the source "
+     "'Queue Admin' (to syslog on other systems)."),
+)
+
 _FIELD_TYPES = {item.name: str(item.type) for item in dataclasses.fields(MaintenanceConfig)}
 _LABELS = {name: label for rows in _NUMBER_GROUPS.values() for name, label, *_rest in rows}
-_LABELS.update(backup_dir="Backup folder", checkpoint_mode="Checkpoint mode")
+_LABELS.update(backup_dir="Backup folder", checkpoint_mode="Checkpoint mode",
+               keep_running_in_tray="Keep monitoring in the tray",
+               event_log_enabled="Report to the Windows Event Log")
 _FIELD_NAME = re.compile(r"\b(" + "|".join(sorted(_LABELS, key=len, reverse=True)) + r")\b")
 
 
@@ -129,6 +143,13 @@ class SettingsDialog(QDialog):
         self.checkpoint_combo.setCurrentText(config.checkpoint_mode)
         self.checkpoint_combo.setToolTip("Checkpoint mode scheduled maintenance uses.")
         form.addRow("Checkpoint mode", self.checkpoint_combo)
+        self.switches: dict[str, QCheckBox] = {}
+        for name, text, tooltip in _SWITCHES:
+            box = QCheckBox(text, group)
+            box.setChecked(bool(getattr(config, name)))
+            box.setToolTip(tooltip)
+            self.switches[name] = box
+            form.addRow(box)
         return group
 
     def _number_group(self, title: str, rows: list[tuple[str, str, str, str]],
@@ -155,7 +176,8 @@ class SettingsDialog(QDialog):
 
     def edited_config(self) -> MaintenanceConfig:
         """A new config with the dialog's values (not validated)."""
-        values = {name: spin.value() for name, spin in self.inputs.items()}
+        values: dict[str, object] = {name: spin.value() for name, spin in self.inputs.items()}
+        values.update({name: box.isChecked() for name, box in self.switches.items()})
         return dataclasses.replace(
             self.original,
             backup_dir=Path(self.backup_dir_edit.text().strip() or str(self.original.backup_dir)),
