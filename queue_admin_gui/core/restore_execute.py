@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import shutil
 import sqlite3
@@ -42,7 +43,6 @@ from .errors import (
     QueueBackupError,
     translate_error,
 )
-from .leases import LeaseManager
 from .manifest import manifest_path_for
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .restore import (
@@ -54,7 +54,12 @@ from .restore import (
     move_aside,
     write_into,
 )
-from .restore_plan import ACTIVE_WORKER_SECONDS, RestoredCheck, check_restored
+from .restore_plan import (
+    ACTIVE_WORKER_SECONDS,
+    RestoredCheck,
+    check_restored,
+    running_workers,
+)
 from .verify import check_backup_file
 from .write_access import blocked_sentence, probe_write_access, wait_for_write_access
 
@@ -261,18 +266,24 @@ def _refuse_live_workers(target: Path, accepted: Collection[str], action: str) -
     if not target.exists() or set(accepted) >= ALL_WORKERS:
         return
     try:
-        running = LeaseManager(target).active_workers(ACTIVE_WORKER_SECONDS)
-    except QueueAdminError:
-        return
-    unaccepted = [worker.worker_id for worker in running if worker.worker_id not in accepted]
+        running = running_workers(target)
+    except QueueAdminError as error:
+        raise QueueBackupError(f"{action} refused: which workers are running could not be "
+                               f"read ({error.message.rstrip('.')}); nothing was changed.",
+                               error.kind) from error
+    unaccepted = [worker for worker in running if worker.worker_id not in accepted]
     if unaccepted:
-        shown = ", ".join(unaccepted[:5]) + (f" and {len(unaccepted) - 5} more"
-                                             if len(unaccepted) > 5 else "")
+        names = [worker.worker_id + ("" if math.isfinite(worker.heartbeat_age_seconds)
+                                     else " (heartbeat not a readable time)")
+                 for worker in unaccepted]
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more"
+                                        if len(names) > 5 else "")
         raise QueueBackupError(
-            f"{action} refused: {len(unaccepted)} worker(s) still running ({shown}) sent a "
-            f"heartbeat in the last {ACTIVE_WORKER_SECONDS} s; they would keep working on "
-            "tasks the restore puts back and may run them twice. Stop the workers first, or "
-            "confirm that they may keep running.", ErrorKind.WORKERS_ACTIVE)
+            f"{action} refused: {len(unaccepted)} worker(s) may still be running ({shown}): "
+            f"a heartbeat in the last {ACTIVE_WORKER_SECONDS} s, or one that cannot be read "
+            "as a time; they would keep working on tasks the restore puts back and may run "
+            "them twice. Stop the workers first, or confirm that they may keep running "
+            "(--allow-live-workers).", ErrorKind.WORKERS_ACTIVE)
 
 
 def _wait_for_lock(target: Path, wait_seconds: float, progress: ProgressCallback | None,

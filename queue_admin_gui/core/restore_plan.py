@@ -9,6 +9,7 @@ room. These steps only read (the write-lock probe rolls back at once); the resto
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -191,6 +192,26 @@ class Preflight:
         return None
 
 
+def running_workers(live_path: str | Path) -> list[WorkerInfo]:
+    """Workers a restore must treat as running.
+
+    That is a heartbeat in the last minute, or one that cannot be read as a time (then
+    nobody can tell that the worker stopped). A file too damaged to list its workers has
+    none that count (a damaged database is moved aside whole); any other failure to read
+    them (a lock, an I/O error) is raised, so a restore never goes ahead because the check
+    could not be made.
+    """
+    try:
+        workers = LeaseManager(live_path).list_workers()
+    except QueueAdminError as error:
+        if error.kind in (ErrorKind.CORRUPT, ErrorKind.NOT_A_DATABASE, ErrorKind.NOT_A_QUEUE):
+            return []
+        raise
+    return [worker for worker in workers
+            if not math.isfinite(worker.heartbeat_age_seconds)
+            or worker.heartbeat_age_seconds <= ACTIVE_WORKER_SECONDS]
+
+
 def inspect_database(path: str | Path) -> QueueSnapshot:
     """Open a queue file read-only and summarise it; never raises for a bad or missing file."""
     path = Path(path)
@@ -307,11 +328,7 @@ def preflight(live_path: str | Path, backup_dir: str | Path,
         live = QueueSnapshot(live_path, TargetState.HEALTHY)
     result = Preflight(live)
     if result.live.ok:
-        try:
-            result.active_workers = LeaseManager(live_path).active_workers(
-                ACTIVE_WORKER_SECONDS)
-        except QueueAdminError:
-            result.active_workers = []
+        result.active_workers = running_workers(live_path)
     result.blocked_reason = probe_write_access(live_path)
     result.backup_size = file_size(backup_path) if backup_path is not None else 0
     result.safety_size = file_size(live_path) + file_size(wal_path(live_path))
