@@ -37,6 +37,7 @@ from ..monitor import Sampler
 from ..session import Session
 from .activity_log import ActivityLogDock, is_background, mark_background
 from .backups_tab import BackupsTab, open_restore_wizard
+from .help_viewer import install_help
 from .icons import app_icon, icon
 from .settings_dialog import SettingsDialog
 from .start_page import StartPage
@@ -134,6 +135,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.activity_dock], [DOCK_HEIGHT], Qt.Orientation.Vertical)
         self.window_actions = WindowActions(self)
         build_menus(self, self.window_actions)
+        self.help_viewer = install_help(self, self._front_tab_key)
 
         self.health_timer = QTimer(self)
         self.health_timer.setInterval(HEALTH_INTERVAL_MS)
@@ -189,6 +191,13 @@ class MainWindow(QMainWindow):
         tab = self.tab_widgets["backups"]
         assert isinstance(tab, BackupsTab)
         return tab
+
+    def _front_tab_key(self) -> str:
+        """The key of the tab in front ("" while the start page shows)."""
+        if self.stack.currentWidget() is not self.tabs:
+            return ""
+        current = self.tabs.currentWidget()
+        return next((key for key, tab in self.tab_widgets.items() if tab is current), "")
 
     def show_tab(self, key: str) -> None:
         """Bring the tab ``key`` to the front."""
