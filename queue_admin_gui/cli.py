@@ -40,9 +40,10 @@ from .core.activity import (
     ActivityLog,
 )
 from .core.config import SETTING_RANGES, MaintenanceConfig, config_file_path
-from .core.database import ENV_DB_PATH, default_db_path
+from .core.database import ENV_DB_PATH
 from .core.errors import ErrorKind, QueueAdminError
 from .core.event_log import SystemLogSink, setting_switch
+from .core.queue_location import QueueLocation, queue_location
 
 CHECKPOINT_CHOICES = ("passive", "full", "restart", "truncate")
 
@@ -214,29 +215,21 @@ class Context:
             self._config = MaintenanceConfig.load()
         return self._config
 
+    def _location(self) -> QueueLocation:
+        if self.args.db is not None or os.environ.get(ENV_DB_PATH):
+            return queue_location(self.args.db)  # the settings file is not even read
+        return queue_location(None, self.config.db_path,
+                              f"the settings file {config_file_path()}")
+
     @property
     def db_path(self) -> Path:
         """--db, else PRISMQ_QUEUE_DB_PATH, else the settings file, else the platform default."""
-        if self.args.db is not None:
-            chosen = Path(self.args.db)
-        elif os.environ.get(ENV_DB_PATH):
-            chosen = Path(os.environ[ENV_DB_PATH])
-        elif self.config.db_path is not None:
-            chosen = Path(self.config.db_path)
-        else:
-            chosen = default_db_path()
-        return chosen.absolute()
+        return self._location().path
 
     @property
     def db_source(self) -> str:
         """Where :attr:`db_path` came from, for error messages."""
-        if self.args.db is not None:
-            return "--db"
-        if os.environ.get(ENV_DB_PATH):
-            return ENV_DB_PATH
-        if self.config.db_path is not None:
-            return f"the settings file {config_file_path()}"
-        return "the platform default"
+        return self._location().source
 
     def backup_dir(self) -> Path:
         """--dir, else the settings' backup folder."""
