@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import __version__
+from .backup_paths import live_file_conflict
 from .database import (
     BUSY_TIMEOUT_MS,
     QueueDatabase,
@@ -242,10 +243,19 @@ class QueueBackup:
                      trust_checksum: bool = False) -> VerifyReport:
         """Check a backup and list every problem; never raises for a bad file.
 
-        ``trust_checksum`` lets a backup whose SHA-256 matches its manifest get SQLite's
-        quick check instead of the full one (see :func:`check_backup_file`).
+        The full check always runs (``trust_checksum`` is accepted for older callers and
+        changes nothing); the backup's schema is compared with this database's own, and a
+        path that is this database or one of its side files is reported, not opened.
         """
+        backup_path = Path(backup_path)
+        conflict = live_file_conflict(backup_path, self.db_path)
+        if conflict is not None:
+            return VerifyReport(path=backup_path, ok=False, manifest=None,
+                                problems=[f"{conflict[0].upper()}{conflict[1:]}; it is not a "
+                                          "backup and was not opened."],
+                                kind=ErrorKind.INVALID)
         return check_backup_file(backup_path, progress, cancelled,
+                                 live_path=self.db_path if self.db_path.exists() else None,
                                  trust_checksum=trust_checksum)
 
     # -- restoring ------------------------------------------------------------------------

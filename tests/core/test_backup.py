@@ -331,3 +331,17 @@ def test_prune_that_stops_part_way_says_what_it_deleted(engine: QueueBackup) -> 
     assert f"Deleted before stopping: 1 backup(s) ({made[2].name})" in message
     assert "2 backup(s) due for deletion were not deleted" in message
     assert not made[2].exists() and made[1].exists() and made[0].exists()
+
+
+def test_check_backup_reports_the_live_wal_without_opening_it(tmp_path: Path) -> None:
+    from queue_admin_gui.core.database import QueueDatabase
+
+    live = tmp_path / "queue.db"
+    with QueueDatabase(live) as db:
+        db.initialize_schema()
+        db.execute("INSERT INTO task_queue(type, payload) VALUES ('x', '{}')")
+        wal = Path(f"{live}-wal")
+        before = wal.read_bytes()
+        report = QueueBackup(live, tmp_path / "backups").check_backup(wal)
+        assert not report.ok and "-wal file of the live database" in report.problems[0]
+        assert wal.read_bytes() == before
