@@ -203,6 +203,7 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
                 SAFETY_KEEP_COUNT)
     report(progress, 0, 0, STAGE_CHECK_RESTORED)
     outcome.check = check_restored(target)
+    outcome.check.problems += _counter_problems(target, outcome.counters_kept)
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -242,7 +243,9 @@ def _keep_counters(target: Path, source: sqlite3.Connection) -> dict[str, int]:
     try:
         for name, seq in counters.items():
             updated = source.execute(
-                "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq, name))
+                "UPDATE sqlite_sequence SET seq = CASE WHEN typeof(seq) = 'integer' "
+                "AND seq >= :seq THEN seq ELSE :seq END WHERE name = :name",
+                {"seq": seq, "name": name})
             if updated.rowcount == 0 and source.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                     (name,)).fetchone():
@@ -254,6 +257,19 @@ def _keep_counters(target: Path, source: sqlite3.Connection) -> dict[str, int]:
             source.execute("ROLLBACK")
         raise
     return counters
+
+
+def _counter_problems(target: Path, kept: dict[str, int]) -> list[str]:
+    """Sentences for any id counter of the restored database below what was handed out."""
+    if not kept:
+        return []
+    with closing_connection(connect(target)) as live:
+        found = {str(name): seq for name, seq in
+                 live.execute("SELECT name, seq FROM sqlite_sequence")}
+    return [f"the id counter of {name} is {found.get(name)!r}, below the {seq} the database "
+            "had handed out, so ids could be used twice"
+            for name, seq in kept.items()
+            if not isinstance(found.get(name), int) or found[name] < seq]
 
 
 def _has_sequence_table(connection: sqlite3.Connection) -> bool:
