@@ -1,0 +1,225 @@
+"""Starting, ending and pruning generations while the archiver runs.
+
+A generation starts from a snapshot whose state is known exactly: the archiver takes the
+writer lock for a moment (workers wait in their busy handler), reads where the WAL ends,
+begins its own read transaction there, and starts an ordinary verified backup
+(:meth:`QueueBackup.backup`) into the generation's ``snapshot`` folder; it lets go of the
+writer lock once the backup's read transaction has begun, so the backup holds exactly that
+state. Frames committed afterwards are copied while the backup runs; the generation becomes
+restorable when the backup is written and verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from ..backup import QueueBackup
+from ..snapshot import STAGE_COPY
+from .pins import WalPins
+from .store import (
+    CyclePosition,
+    FrameLog,
+    Generation,
+    delete_generation,
+    instant_text,
+    list_generations,
+    new_generation,
+)
+from .walfile import read_committed, read_header
+
+if TYPE_CHECKING:
+    from .archiver import Archiver
+
+#: Pages copied per backup step while the writer lock is held for the first step.
+SNAPSHOT_PAGES_PER_STEP = 256
+SNAPSHOT_RETRY_SECONDS = 30.0
+_BEGIN_WAIT_SECONDS = 120.0
+#: Retention runs when the archiver starts and then every ten minutes.
+RETENTION_EVERY_SECONDS = 600.0
+
+
+class GenerationStarter:
+    """Owns the current generation and its snapshot backup running on a helper thread."""
+
+    def __init__(self, archiver: Archiver, writer: sqlite3.Connection, pins: WalPins) -> None:
+        self.archiver = archiver
+        self.writer = writer
+        self.pins = pins
+        self.generation: Generation | None = None
+        self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._outcome: BaseException | str | None = None
+        self._failed_at = 0.0
+        self._first = True
+        self._pruned_at = -RETENTION_EVERY_SECONDS
+
+    @property
+    def snapshot_running(self) -> bool:
+        """True while the generation's snapshot is being written."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def needs_new_generation(self) -> bool:
+        """True at the start, after a gap, and (after a pause) when a snapshot failed."""
+        if self.archiver._needs_generation_reason is not None:
+            return True
+        if self.generation is None:
+            return time.monotonic() - self._failed_at >= SNAPSHOT_RETRY_SECONDS or self._first
+        return False
+
+    def start(self, previous_log: FrameLog | None) -> None:
+        """End the current generation (if any) and start a new one from a new snapshot."""
+        gap = self.archiver._needs_generation_reason
+        self.archiver._needs_generation_reason = None
+        if previous_log is not None:
+            previous_log.close()
+        if self.generation is not None:
+            self.cancel_snapshot()
+            self.end_generation(gap or "a new generation started")
+        reason = gap or self._start_reason()
+        self._first = False
+        self.generation = None
+        archiver = self.archiver
+        self.writer.execute("PRAGMA busy_timeout=5000")
+        self.writer.execute("BEGIN IMMEDIATE")
+        try:
+            header, _ = read_header(archiver._wal)
+            frame, checksum = 0, (0, 0)
+            if header is not None:
+                checksum = header.checksum
+                while True:
+                    found = read_committed(archiver._wal, header, frame, checksum)
+                    if found.end_frame == frame:
+                        break
+                    frame, checksum = found.end_frame, found.checksum
+            self.pins.release()
+            self.pins.begin_next()
+            self.pins.end_previous()
+            stamp = time.time()
+            start = (CyclePosition(header.checkpoint_sequence, header.salt1, header.salt2, frame)
+                     if header is not None else None)
+            generation = new_generation(archiver.archive_dir, archiver.database, reason, start,
+                                        header.page_size if header else 0, stamp)
+            generation.data["snapshot_at"] = stamp
+            began = self._start_snapshot(generation)
+        finally:
+            self.writer.execute("ROLLBACK")
+        if not began:
+            self._snapshot_failed(generation)
+            return
+        self.generation = generation
+        archiver.begin_cycle(header, frame, checksum, FrameLog(generation))
+        archiver._set(generation=generation.id, snapshot_pending=True,
+                      generations_started=archiver.status().generations_started + 1)
+        archiver._emit("generation", f"Generation {generation.id} started ({reason}); "
+                                     f"taking its snapshot as of {instant_text(stamp)}.")
+
+    def _start_reason(self) -> str:
+        earlier = [g for g in list_generations(self.archiver.archive_dir)
+                   if g.restorable is not None]
+        if not earlier:
+            return "the archive's first generation"
+        last = earlier[-1].restorable
+        assert last is not None
+        return f"the archiver was not running after {instant_text(last[1])}"
+
+    def _start_snapshot(self, generation: Generation) -> bool:
+        """Start the backup and wait until its read transaction has begun."""
+        began = threading.Event()
+        self._cancel.clear()
+        self._outcome = None
+
+        def progress(done: int, total: int, stage: str) -> None:
+            if stage == STAGE_COPY:
+                began.set()
+
+        def run() -> None:
+            try:
+                engine = QueueBackup(self.archiver.database, generation.folder / "snapshot",
+                                     pages_per_step=SNAPSHOT_PAGES_PER_STEP)
+                result = engine.backup(progress=progress, cancelled=self._cancel.is_set)
+                self._outcome = result.path.name
+            except BaseException as error:  # noqa: BLE001 - reported by poll()
+                self._outcome = error
+            finally:
+                began.set()
+
+        self._thread = threading.Thread(target=run, name="archive-snapshot", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + _BEGIN_WAIT_SECONDS
+        while not began.wait(0.05):
+            if time.monotonic() > deadline:
+                self._cancel.set()
+                return False
+        return not isinstance(self._outcome, BaseException)
+
+    def poll(self) -> None:
+        """Record the snapshot once it is written (or the failure when it failed)."""
+        if self._thread is None or self._thread.is_alive() or self.generation is None:
+            return
+        self._thread = None
+        generation = self.generation
+        if isinstance(self._outcome, str):
+            generation.data["snapshot"] = self._outcome
+            generation.save()
+            self.archiver._set(snapshot_pending=False)
+            self.archiver._emit("generation", f"Generation {generation.id} is restorable "
+                                              f"from {instant_text(generation.snapshot_at)}.")
+            return
+        self._snapshot_failed(generation)
+
+    def _snapshot_failed(self, generation: Generation) -> None:
+        error = self._outcome
+        self._failed_at = time.monotonic()
+        if self.archiver._log is not None and self.generation is generation:
+            self.archiver._log.close()
+        self.archiver.begin_cycle(None, 0, (0, 0), None)
+        self.generation = None
+        with contextlib.suppress(OSError):
+            shutil.rmtree(generation.folder)
+        message = (f"The snapshot for a new generation failed ({error}); the archiver tries "
+                   f"again in {SNAPSHOT_RETRY_SECONDS:.0f} s and nothing is archived until then.")
+        self.archiver._set(error=message, snapshot_pending=False, generation=None)
+        self.archiver._emit("error", message)
+
+    def cancel_snapshot(self) -> None:
+        """Stop a running snapshot; its generation is then deleted (it never became usable)."""
+        if self._thread is None:
+            return
+        self._cancel.set()
+        self._thread.join()
+        self._thread = None
+        if self.generation is not None and self.generation.snapshot is None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self.generation.folder)
+            self.generation = None
+
+    def end_generation(self, reason: str) -> None:
+        """Record why and when the current generation ended."""
+        generation = self.generation
+        if generation is None:
+            return
+        generation.data["ended_at"] = time.time()
+        generation.data["end_reason"] = reason
+        with contextlib.suppress(OSError):
+            generation.save()
+
+    def apply_retention(self) -> None:
+        """Delete whole generations whose newest restorable instant is older than the limit."""
+        days = self.archiver.retention_days
+        if days is None or time.monotonic() - self._pruned_at < RETENTION_EVERY_SECONDS:
+            return
+        self._pruned_at = time.monotonic()
+        cutoff = time.time() - days * 86400
+        for generation in list_generations(self.archiver.archive_dir):
+            if self.generation is not None and generation.folder == self.generation.folder:
+                continue
+            span = generation.restorable
+            newest = span[1] if span else float(generation.data.get("started_at") or 0)
+            if newest < cutoff:
+                with contextlib.suppress(OSError):
+                    delete_generation(generation)

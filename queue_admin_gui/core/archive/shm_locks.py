@@ -1,0 +1,130 @@
+"""Seeing, from outside, that another program's checkpoint is waiting on the archiver's readers.
+
+SQLite keeps its WAL locks as byte-range locks on the -shm file, from byte 120 on: 120 is the
+writer lock, 121 the checkpoint lock, 123 + i the read slot i. A FULL, RESTART or TRUNCATE
+checkpoint holds the writer and the checkpoint lock, both exclusively, for as long as it waits
+for readers; a worker's automatic checkpoint (PASSIVE) holds only the checkpoint lock, and a
+writer only the writer lock. While the writer lock is held nobody can append a frame, so the
+archiver can copy to the end of the log and then let the checkpoint finish.
+
+The probe only asks; it never keeps a lock:
+- Linux: ``fcntl(F_GETLK)`` names the other process holding each byte (locks held by this
+  process are not reported, so a checkpoint run in this same process is not seen).
+- Windows: ``LockFileEx`` asks for a shared lock on the byte and fails at once when someone
+  holds it exclusively; a lock it gets is released straight away. A writer that tries the byte
+  at that instant sees SQLite's BUSY, which its busy handler retries.
+- Elsewhere nothing is detected, and the archiver relies on its own resets only.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+WRITE_LOCK_BYTE = 120
+CHECKPOINT_LOCK_BYTE = 121
+_FLOCK = "hhqqi"
+
+
+@dataclass(frozen=True)
+class HeldLock:
+    """Someone else holds a lock byte; ``pid`` is known on Linux only."""
+
+    exclusive: bool
+    pid: int | None
+
+
+def can_probe() -> bool:
+    """True where the lock bytes can be examined (Linux and Windows)."""
+    return sys.platform.startswith("linux") or os.name == "nt"
+
+
+def checkpoint_waiting(shm: Path) -> bool:
+    """True when one other program holds both the writer and the checkpoint lock exclusively.
+
+    That is a FULL, RESTART or TRUNCATE checkpoint in progress: it is waiting for readers or
+    copying pages, and no frame can be appended until it ends.
+    """
+    held = probe_bytes(shm, (WRITE_LOCK_BYTE, CHECKPOINT_LOCK_BYTE))
+    if held is None:
+        return False
+    writer, checkpointer = held
+    if writer is None or checkpointer is None:
+        return False
+    if not (writer.exclusive and checkpointer.exclusive):
+        return False
+    return writer.pid is None or writer.pid == checkpointer.pid
+
+
+def checkpoint_lock_held(shm: Path) -> bool:
+    """True while another program holds the checkpoint lock (any checkpoint running)."""
+    held = probe_bytes(shm, (CHECKPOINT_LOCK_BYTE,))
+    return bool(held and held[0] is not None)
+
+
+def probe_bytes(shm: Path, offsets: tuple[int, ...]) -> list[HeldLock | None] | None:
+    """Who holds each lock byte (None: free); None overall when it cannot be told."""
+    try:
+        if sys.platform.startswith("linux"):
+            return _probe_posix(shm, offsets)
+        if os.name == "nt":
+            return _probe_windows(shm, offsets)
+    except OSError:
+        return None
+    return None
+
+
+def _probe_posix(shm: Path, offsets: tuple[int, ...]) -> list[HeldLock | None]:
+    import fcntl
+
+    found: list[HeldLock | None] = []
+    descriptor = os.open(shm, os.O_RDONLY)
+    try:
+        for offset in offsets:
+            size = struct.calcsize(_FLOCK)
+            query = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
+            query += b"\0" * (32 - size) if size < 32 else b""
+            answer = fcntl.fcntl(descriptor, fcntl.F_GETLK, query)
+            kind, _, _, _, pid = struct.unpack_from(_FLOCK, answer)
+            if kind == fcntl.F_UNLCK:
+                found.append(None)
+            else:
+                found.append(HeldLock(exclusive=kind == fcntl.F_WRLCK, pid=pid))
+    finally:
+        os.close(descriptor)
+    return found
+
+
+def _probe_windows(shm: Path, offsets: tuple[int, ...]) -> list[HeldLock | None]:
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+
+    class Overlapped(ctypes.Structure):
+        _fields_ = [("Internal", ctypes.c_void_p), ("InternalHigh", ctypes.c_void_p),
+                    ("Offset", wintypes.DWORD), ("OffsetHigh", wintypes.DWORD),
+                    ("hEvent", wintypes.HANDLE)]
+
+    kernel32.CreateFileW.restype = wintypes.HANDLE
+    generic_read, share_all, open_existing = 0x80000000, 0x7, 3
+    handle = kernel32.CreateFileW(str(shm), generic_read, share_all, None, open_existing, 0,
+                                  None)
+    if handle in (None, wintypes.HANDLE(-1).value):
+        raise OSError(ctypes.get_last_error(), f"cannot open {shm}")
+    found: list[HeldLock | None] = []
+    try:
+        for offset in offsets:
+            overlapped = Overlapped(Offset=offset)
+            fail_immediately = 0x1
+            if kernel32.LockFileEx(handle, fail_immediately, 0, 1, 0, ctypes.byref(overlapped)):
+                kernel32.UnlockFileEx(handle, 0, 1, 0, ctypes.byref(Overlapped(Offset=offset)))
+                found.append(None)
+            else:
+                found.append(HeldLock(exclusive=True, pid=None))
+    finally:
+        kernel32.CloseHandle(handle)
+    return found
