@@ -2,7 +2,9 @@
 
 ``queue-admin --db PATH`` opens that file; ``queue-admin --demo`` opens the demo queue (made
 in the user data folder if needed) with simulated workers running while the window is open;
-without arguments the last database is reopened, else the start page is shown.
+without arguments the file ``PRISMQ_QUEUE_DB_PATH`` names is opened when it is there (as
+``queue-admin-cli`` does), else the last database, else the queue's usual place when a file
+is there, else the start page is shown (it says where the queue normally lives).
 ``queue-admin --smoke-test`` checks that the program starts, loads every tab and quits by
 itself (see :mod:`queue_admin_gui.smoke`).
 """
@@ -24,6 +26,7 @@ from .core.activity import RESULT_FAILED, ActivityEntry, ActivityLog
 from .core.config import APP_AUTHOR, LoadedSettings, MaintenanceConfig, load_settings
 from .core.errors import ConfigError, QueueAdminError
 from .core.event_log import SystemLogSink, setting_switch
+from .core.queue_location import queue_location
 from .gc_guard import MainThreadGarbageCollector
 from .jobs import JobRunner
 from .session import Session
@@ -117,14 +120,17 @@ def create_window(arguments: argparse.Namespace, *, settings: QSettings | None =
     QueueTray(window)  # a child of the window: the health in the tray, closing to it
     # once the event loop runs, so the message box has the window behind it
     QTimer.singleShot(0, window, lambda: report_refused_settings(window, loaded))
+    location = queue_location(arguments.db, loaded.config.db_path)
+    window.start_page.show_usual_location(location)
+    last = settings.value("last_database", "")
     if arguments.demo:
         window.open_demo()
-    elif arguments.db is not None:
-        window.open_database(arguments.db)
-    else:
-        last = settings.value("last_database", "")
-        if last and Path(str(last)).is_file():
-            window.open_database(Path(str(last)))
+    elif arguments.db is not None or (location.from_environment and location.path.is_file()):
+        window.open_database(location.path)  # as the CLI would, with the same variable
+    elif last and Path(str(last)).is_file():
+        window.open_database(Path(str(last)))
+    elif location.path.is_file():
+        window.open_database(location.path)
     return window
 
 

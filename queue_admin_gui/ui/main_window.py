@@ -142,6 +142,7 @@ class MainWindow(QMainWindow):
         self.health_timer.timeout.connect(self.refresh_health)
         self.start_page.open_requested.connect(self.ask_and_open)
         self.start_page.recent_requested.connect(self.open_database)
+        self.start_page.usual_requested.connect(self.open_database)
         self.start_page.demo_requested.connect(self.open_demo)
         session.runner.write_busy_changed.connect(self._on_write_busy_changed)
         session.database_changed.connect(self._on_database_changed)

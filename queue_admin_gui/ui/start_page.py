@@ -6,6 +6,7 @@ database; choose another file"), so the way forward sits right under the sentenc
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..core.queue_location import QueueLocation, queue_location
 from .icons import app_icon, icon
 
 
@@ -27,6 +29,8 @@ class StartPage(QWidget):
 
     open_requested = Signal()
     recent_requested = Signal(object)
+    #: Asks to open the queue where it normally lives (the path).
+    usual_requested = Signal(object)
     demo_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -55,6 +59,13 @@ class StartPage(QWidget):
         self.demo_button.clicked.connect(self.demo_requested)
         for button in (self.open_button, self.demo_button):
             button.setMinimumHeight(34)
+        self.usual_label = QLabel(self)
+        self.usual_label.setWordWrap(True)
+        self.usual_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.usual_button = QPushButton(icon("open"), "Open it", self)
+        self.usual_button.clicked.connect(self._on_usual_clicked)
+        self.usual_location: QueueLocation | None = None
+        self.show_usual_location(queue_location())
         self.recent_list = QListWidget(self)
         self.recent_list.setToolTip("Double-click (or press Enter on) a file to open it.")
         self.recent_list.itemActivated.connect(self._on_recent_activated)
@@ -74,6 +85,10 @@ class StartPage(QWidget):
         column.addLayout(header)
         column.addWidget(intro)
         column.addWidget(self.problem_label)
+        usual = QHBoxLayout()
+        usual.addWidget(self.usual_label, 1)
+        usual.addWidget(self.usual_button, 0, Qt.AlignmentFlag.AlignVCenter)
+        column.addLayout(usual)
         column.addLayout(buttons)
         column.addSpacing(12)
         column.addWidget(self.recent_label)
@@ -95,6 +110,22 @@ class StartPage(QWidget):
             self.recent_list.addItem(item)
         self.recent_label.setVisible(bool(paths))
         self.recent_list.setVisible(bool(paths))
+
+    def show_usual_location(self, location: QueueLocation) -> None:
+        """Say where the queue normally lives (and from which setting), with a way to open it."""
+        self.usual_location = location
+        exists = location.path.is_file()
+        state = "" if exists else " No file is there now."
+        self.usual_label.setText(
+            f"The queue normally lives at <b>{html.escape(str(location.path))}</b> "
+            f"(from {html.escape(location.source)}).{state}")
+        self.usual_button.setEnabled(exists)
+        self.usual_button.setToolTip(f"Open {location.path}" if exists else
+                                     f"There is no file at {location.path}.")
+
+    def _on_usual_clicked(self) -> None:
+        if self.usual_location is not None:
+            self.usual_requested.emit(self.usual_location.path)
 
     def show_problem(self, text: str | None) -> None:
         """Show why the last file could not be opened (None hides the note)."""
