@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from . import __version__
+from .cli_archive import add_archive_commands, add_restore_point_options
 from .cli_check import CHECK_HELP, add_check_arguments, command_name, main_check
 from .cli_output import (
     EXIT_FAILED,
@@ -50,7 +51,7 @@ CHECKPOINT_CHOICES = ("passive", "full", "restart", "truncate")
 #: Commands whose runs land in the activity log (``leases`` only when it requeues).
 LOGGED_COMMANDS = frozenset({
     "backup", "verify", "prune", "restore", "checkpoint", "vacuum", "analyze", "optimize",
-    "integrity", "leases",
+    "integrity", "leases", "archive",
 })
 
 
@@ -152,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--dir", type=Path, help="backup folder (default: from the settings)")
 
     restore = command("restore", "Replace the database's contents with a backup.")
-    restore.add_argument("path", type=Path, metavar="PATH")
+    restore.add_argument("path", type=Path, metavar="PATH", nargs="?",
+                         help="backup file (or use --at with --archive)")
     restore.add_argument("--yes", action="store_true",
                          help="confirm: the database's current contents will be replaced")
     restore.add_argument("--no-safety-backup", action="store_true",
@@ -163,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
                          help="wait up to this long for another program to release the "
                               "database (default: 0)")
+
+    add_restore_point_options(restore)
+    add_archive_commands(command)
 
     checkpoint = command("checkpoint", "Copy the WAL into the database file.")
     checkpoint.add_argument("--mode", type=str.lower, choices=CHECKPOINT_CHOICES,

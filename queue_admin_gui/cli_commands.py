@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cli_archive import archive, archive_status_command
 from .cli_output import EXIT_FAILED, CommandResult
 from .core.backup import BackupInfo, PruneStopped, QueueBackup
 from .core.database import file_size, require_existing_file
@@ -164,6 +165,13 @@ def restore(context: Context) -> CommandResult:
     is checked, and a failed check exits 1 with the safety backup's path.
     """
     args = context.args
+    if getattr(args, "at", None) is not None:
+        from .cli_archive import restore_at
+
+        return restore_at(context)
+    if args.path is None:
+        raise QueueBackupError("restore needs a backup PATH, or --at TIME with --archive DIR.",
+                               ErrorKind.INVALID)
     target = context.db_path
     if not args.yes:
         raise QueueBackupError(
@@ -358,5 +366,5 @@ COMMANDS: dict[str, Callable[[Context], CommandResult]] = {
     "backup": backup, "verify": verify, "list-backups": list_backups, "prune": prune,
     "restore": restore, "checkpoint": checkpoint, "vacuum": vacuum, "analyze": analyze,
     "optimize": optimize, "integrity": integrity, "leases": leases, "stats": stats,
-    "demo": demo,
+    "demo": demo, "archive": archive, "archive-status": archive_status_command,
 }
