@@ -1,0 +1,118 @@
+"""archive, archive-status and restore --at, run as real processes the way a script runs them."""
+
+from __future__ import annotations
+
+import json
+import selectors
+import signal
+import sqlite3
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from _cli_helpers import cli_command, cli_env
+
+from queue_admin_gui.core.database import QueueDatabase
+
+DEADLINE_SECONDS = 60.0
+
+
+def _insert(db: Path, kind: str, count: int) -> None:
+    connection = sqlite3.connect(db, isolation_level=None, timeout=5)
+    for number in range(count):
+        connection.execute("INSERT INTO task_queue(type, payload) VALUES (?, ?)",
+                           (kind, json.dumps({"n": number})))
+    connection.close()
+
+
+def _types(db: Path) -> dict[str, int]:
+    connection = sqlite3.connect(db)
+    try:
+        return dict(connection.execute(
+            "SELECT type, count(*) FROM task_queue GROUP BY type").fetchall())
+    finally:
+        connection.close()
+
+
+def _line(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    try:
+        assert selector.select(DEADLINE_SECONDS), "the archiver printed nothing"
+        return process.stdout.readline()
+    finally:
+        selector.close()
+
+
+def _wait_until_restorable(process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while "is restorable from" not in _line(process):
+        assert time.monotonic() < deadline and process.poll() is None
+
+
+def _run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cli_command(*argv), capture_output=True, text=True, env=cli_env(),
+                          timeout=DEADLINE_SECONDS, check=False)
+
+
+def test_archive_status_and_restore_at_round_trip(tmp_path: Path) -> None:
+    db, archive = tmp_path / "queue dir" / "queue.db", tmp_path / "archive here"
+    db.parent.mkdir()
+    with QueueDatabase(db) as queue:
+        queue.initialize_schema()
+    process = subprocess.Popen(cli_command("--db", db, "archive", "--dir", archive,
+                                           "--heartbeat", "0.5"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=cli_env())
+    try:
+        _wait_until_restorable(process)
+        _insert(db, "before", 5)
+        while "heartbeat" not in _line(process):  # a heartbeat proves it copied them
+            pass
+        while "heartbeat" not in _line(process):
+            pass
+        instant = datetime.now(timezone.utc)
+        while "heartbeat" not in _line(process):
+            pass
+        _insert(db, "after", 7)
+        second = _run("--db", db, "archive", "--dir", archive)
+        assert second.returncode == 1 and "another archiver" in second.stderr
+        while "heartbeat" not in _line(process):
+            pass
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=DEADLINE_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "The archiver stopped after writing everything it had seen." in out
+
+    status = _run("--db", db, "archive-status", "--dir", archive, "--json")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["ok"] and len(report["generations"]) == 1 and report["gaps"] == []
+    assert report["generations"][0]["transactions"] >= 12
+    assert report["earliest_restorable"] and report["latest_restorable"]
+
+    output = tmp_path / "rebuilt.db"
+    at = instant.astimezone().replace(tzinfo=None).isoformat()  # local time, no offset
+    rebuilt = _run("--db", db, "restore", "--at", at, "--archive", archive, "--output", output,
+                   "--json")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["verified"] is True
+    assert _types(output) == {"before": 5}
+    assert _types(db) == {"before": 5, "after": 7}  # the live database is untouched
+
+    too_early = _run("--db", db, "restore", "--at", "2001-01-01T00:00:00Z", "--archive",
+                     archive, "--output", tmp_path / "early.db", "--json")
+    assert too_early.returncode == 2
+    assert "before the archive starts" in json.loads(too_early.stdout)["error"]
+    assert not (tmp_path / "early.db").exists()
+
+    restored = _run("--db", db, "restore", "--at", instant.isoformat(), "--archive", archive,
+                    "--yes", "--json", "--no-safety-backup")
+    assert restored.returncode == 0, restored.stderr
+    assert _types(db) == {"before": 5}

@@ -1,0 +1,151 @@
+"""The archiver under real worker processes: every rebuilt instant is a state the queue was in.
+
+A worker process commits about 100 transactions per second with the writers' settings
+(autocheckpoints at 1000 pages), an admin's TRUNCATE checkpoint runs from another process,
+and the archiver is killed with SIGKILL and started again. Each rebuilt file must hold
+exactly the transactions committed before the instant (a prefix of the commit order, whole
+transactions), none committed after it, and none committed more than a second before missing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from archive_workload import checkpoint_now, read_commit_log, spawn
+from queue_workload import fill_queue, kill_hard, read_line, wait_ready
+
+from queue_admin_gui.core.archive import ArchiveError, Archiver, archive_status, rebuild_to_time
+from queue_admin_gui.core.errors import ErrorKind
+
+pytestmark = pytest.mark.slow
+TOLERANCE_SECONDS = 1.0
+
+
+def wait_for_commits(log: Path, count: int, timeout: float = 60.0) -> None:
+    """Wait until the committer has logged ``count`` more commits than now."""
+    start = len(read_commit_log(log)) if log.exists() else 0
+    deadline = time.monotonic() + timeout
+    while len(read_commit_log(log)) < start + count:
+        assert time.monotonic() < deadline, "the committer stopped committing"
+        time.sleep(0.05)
+
+
+def assert_exact_state(rebuilt: Path, commits: list[tuple[int, float, float]],
+                       at: float) -> int:
+    """The file holds a prefix of the commits, everything clearly before ``at``, nothing after."""
+    connection = sqlite3.connect(rebuilt)
+    try:
+        rows = connection.execute(
+            "SELECT t.id, t.payload, count(l.log_id) FROM task_queue t LEFT JOIN task_logs l "
+            "ON l.task_id = t.id WHERE t.type = 'timed' GROUP BY t.id ORDER BY t.id").fetchall()
+    finally:
+        connection.close()
+    ids = [row[0] for row in rows]
+    order = [commit[0] for commit in commits]
+    assert ids == order[:len(ids)], "not a prefix of the commit order"
+    assert all(logs == 1 for _, _, logs in rows), "a transaction was split"
+    assert [json.loads(payload)["n"] for _, payload, _ in rows] == list(range(len(ids)))
+    held = set(ids)
+    for task_id, before, after in commits:
+        if before > at:
+            assert task_id not in held, f"task {task_id} was committed after the instant"
+        if after <= at - TOLERANCE_SECONDS:
+            assert task_id in held, f"task {task_id}, committed before the instant, is missing"
+    return len(ids)
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> Path:
+    db = tmp_path / "queue.db"
+    fill_queue(db, 100, "seed")
+    return db
+
+
+def test_rebuilt_instants_are_exact_states_across_resets_truncate_and_a_kill(
+        queue: Path, tmp_path: Path) -> None:
+    folder, stop, log = tmp_path / "archive", tmp_path / "stop", tmp_path / "commits.log"
+    worker = spawn("committer", queue, stop, log, 100)
+    wait_ready(worker)
+    archiver = Archiver(queue, folder)
+    archiver.start()
+    try:
+        wait_for_commits(log, 250)  # several autocheckpoints and archiver resets
+        truncate = checkpoint_now(queue, "TRUNCATE")
+        wait_for_commits(log, 150)
+        second = checkpoint_now(queue, "TRUNCATE")
+        wait_for_commits(log, 100)
+        followed = archiver.status()
+    finally:
+        archiver.stop()
+    # The admin's checkpoints completed: not busy, the WAL emptied.
+    assert truncate["busy"] == 0 and second["busy"] == 0
+    assert truncate["log"] == 0 and second["log"] == 0
+    # Resets were followed without a new snapshot.
+    assert followed.resets_followed >= 3
+    assert followed.generations_started == 1 and followed.last_gap is None
+
+    # The archiver is killed hard and started again while the worker goes on.
+    child = spawn("archiver", queue, folder, 1000)
+    wait_ready(child)
+    wait_for_commits(log, 100)
+    kill_hard(child)
+    wait_for_commits(log, 100)
+    restarted = Archiver(queue, folder)  # the dead process's lock is stale
+    restarted.start()
+    try:
+        wait_for_commits(log, 150)
+    finally:
+        stop.touch()
+        worker.communicate(timeout=60)
+        restarted.stop()
+    assert worker.returncode == 0, "the worker hit an error (a busy error?)"
+
+    status = archive_status(folder)
+    assert len(status.generations) == 3
+    assert [gap.reason for gap in status.gaps][-1].startswith("the archiver was not running")
+    commits = read_commit_log(log)
+    spans = [(g.restorable_from, g.restorable_until) for g in status.generations]
+    instants = []
+    for start, end in spans:
+        assert start is not None and end is not None
+        instants += [start, start + (end - start) * 0.37, start + (end - start) * 0.81, end]
+    held = []
+    for number, at in enumerate(instants):
+        rebuilt = tmp_path / f"at-{number}.db"
+        result = rebuild_to_time(folder, at, rebuilt)
+        assert result.check.ok
+        held.append(assert_exact_state(rebuilt, commits, at))
+    assert held == sorted(held) and held[-1] > held[0]
+
+    gap = status.gaps[-1]
+    with pytest.raises(ArchiveError) as refused:
+        rebuild_to_time(folder, (gap.after + gap.before) / 2, tmp_path / "gap.db")
+    assert refused.value.kind is ErrorKind.INVALID
+    assert "falls in a gap" in str(refused.value)
+    assert "nearest restorable instants" in str(refused.value)
+    assert not (tmp_path / "gap.db").exists()
+
+
+def test_a_second_archiver_on_the_same_folder_is_refused(queue: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "archive"
+    child = spawn("archiver", queue, folder, 1000)
+    wait_ready(child)
+    try:
+        with pytest.raises(ArchiveError) as refused:
+            Archiver(queue, folder).start()
+        assert refused.value.kind is ErrorKind.ALREADY_EXISTS
+        assert "another archiver" in str(refused.value)
+    finally:
+        assert child.stdin is not None
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert read_line(child) == "stopped"
+        child.communicate(timeout=60)
+    again = Archiver(queue, folder)  # once it stopped, the folder is free again
+    again.start()
+    again.stop()
+    assert again.status().error is None
