@@ -52,13 +52,23 @@ def live_file_conflict(backup_path: str | Path, live_path: str | Path) -> str | 
     """
     backup, live = Path(backup_path), Path(live_path)
     for suffix, role in SIDE_FILES:
-        if _same_file(backup, Path(f"{live}{suffix}")):
+        if any(_same_file(backup, Path(f"{name}{suffix}")) for name in _spellings(live)):
             return f"'{backup}' is {role} of the live database '{live}'"
     for suffix, role in SIDE_FILES[1:]:
-        if _same_file(live, Path(f"{backup}{suffix}")):
+        if any(_same_file(live, Path(f"{name}{suffix}")) for name in _spellings(backup)):
             return (f"the live database '{live}' is {role} SQLite would open beside "
                     f"'{backup}'")
     return None
+
+
+def _spellings(path: Path) -> list[Path]:
+    """``path`` as given and with its links resolved: SQLite keeps side files beside the latter.
+
+    A database reached through a symbolic link has its -wal, -shm and -journal beside the
+    file the link points to, not beside the link, so both names are compared.
+    """
+    resolved = Path(os.path.realpath(os.path.abspath(path)))
+    return [path] if resolved == path else [path, resolved]
 
 
 def refuse_live_side_paths(backup_path: str | Path, live_path: str | Path,

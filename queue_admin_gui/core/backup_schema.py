@@ -1,94 +1,234 @@
 """Comparing a backup's schema with the queue schema and the live database's own.
 
-Having the queue's columns is not enough to be restorable: a backup whose ``task_queue``
-is a view, or which carries a trigger that deletes rows on UPDATE, would put that SQL into
-the live queue, where it runs on every change the workers and this tool make. Queue tables
-must be tables, and a trigger or view is accepted only when the queue schema has it or the
-live database already has the same one (same kind, same name, same SQL).
+Having the queue's columns is not enough to be restorable. Every table, index, trigger and
+view of a backup is restored with it, and each changes what the workers' and this tool's
+statements do: a column declared ``UNIQUE ON CONFLICT REPLACE`` deletes other tasks on an
+insert, a key without AUTOINCREMENT hands out ids again, a CHECK can forbid leasing, an
+extra unique index can refuse new tasks, a dropped one lets duplicates in. So each object
+of the backup is accepted only when its definition is the queue schema's or the live
+database's own (real deployments may run an older or newer version of the schema, and a
+backup of them carries that version): same kind, exactly the same name and table, and the
+same SQL once whitespace, comments, keyword case and quoting are set aside (see
+:mod:`.schema_sql`). An index the queue schema has is required, unless the live database
+runs without it too. Names are looked up without regard to case, so that ``Task_Queue``
+is reported as the queue's table under another name rather than as an unknown one.
 """
 
 from __future__ import annotations
 
 import functools
 import sqlite3
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .database import closing_connection, open_read_only
 from .errors import QueueAdminError
 from .schema import QUEUE_TABLES, SCHEMA_SQL
+from .schema_sql import fold_case, is_virtual_table, normalized_sql, sql_tokens, table_parts
 from .untrusted import SchemaObject, read_schema
 
-#: Schema objects that hold SQL run on other statements' behalf.
-SQL_CARRYING_TYPES = ("trigger", "view")
 #: Names listed in one sentence before the rest are counted.
 MAX_LISTED_OBJECTS = 5
+#: Differences named for one object before the rest are counted.
+MAX_LISTED_DIFFERENCES = 4
 _MAX_NAME_CHARS = 60
+_MAX_SQL_CHARS = 160
+#: The statistics table SQLite's ANALYZE creates in builds with STAT4 (ANALYZE adds stat1).
+_STAT4 = SchemaObject("table", "sqlite_stat4", "sqlite_stat4",
+                      "CREATE TABLE sqlite_stat4(tbl,idx,neq,nlt,ndlt,sample)")
+_RESTORED = "so use another backup"
 
 
 @functools.lru_cache(maxsize=1)
 def queue_schema() -> tuple[SchemaObject, ...]:
-    """The objects the queue schema itself creates, as SQLite stores them."""
+    """The objects the queue schema creates, as SQLite stores them, with ANALYZE's tables."""
     connection = sqlite3.connect(":memory:")
     try:
         connection.executescript(SCHEMA_SQL)
-        return tuple(read_schema(connection))
+        connection.execute("ANALYZE")
+        found = read_schema(connection)
     finally:
         connection.close()
+    if all(item.name != _STAT4.name for item in found):
+        found.append(_STAT4)
+    return tuple(found)
 
 
-def _carries_sql(schema: list[SchemaObject] | tuple[SchemaObject, ...]) -> set[tuple]:
-    return {(item.type, item.name.lower(), item.sql) for item in schema
-            if item.type in SQL_CARRYING_TYPES}
-
-
-def live_schema_for(live: Path | None, backup: list[SchemaObject]
-                    ) -> tuple[list[SchemaObject] | None, str | None]:
-    """The live database's schema when the backup has triggers or views to compare with it.
+def read_live_schema(live: Path | None) -> tuple[list[SchemaObject] | None, str | None]:
+    """The live database's schema, read read-only, to compare a backup's with.
 
     Returns the schema (None without a live database, or when it cannot be read) and, when
-    it could not be read, a note saying so. The live file is opened read-only.
+    it could not be read, a note saying the backup was compared with the queue schema only.
     """
-    if live is None or not _carries_sql(backup):
+    if live is None:
         return None, None
     try:
         with closing_connection(open_read_only(live)) as connection:
             return read_schema(connection), None
     except (QueueAdminError, sqlite3.Error, OSError) as error:
         return None, (f"The live database '{live}' could not be read ({error}), so the "
-                      "backup's triggers and views were compared with the queue schema only.")
+                      "backup's schema was compared with the queue schema only.")
+
+
+def _printable(text: str, limit: int) -> str:
+    shown = "".join(char if char.isprintable() else "?" for char in text)
+    return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
 def _shown(item: SchemaObject) -> str:
-    """A schema object's kind and name, printable whatever characters the name holds."""
-    name = "".join(char if char.isprintable() else "?" for char in item.name)
-    if len(name) > _MAX_NAME_CHARS:
-        name = name[:_MAX_NAME_CHARS] + "..."
-    table = "".join(char if char.isprintable() else "?" for char in item.table)
-    on = f" on {table[:_MAX_NAME_CHARS]}" if item.type == "trigger" else ""
+    """A schema object's kind and name (and table), printable whatever characters they hold."""
+    name = _printable(item.name, _MAX_NAME_CHARS)
+    on = (f" on {_printable(item.table, _MAX_NAME_CHARS)}"
+          if item.type in ("trigger", "index") else "")
     return f"{item.type} '{name}'{on}"
 
 
+def _sql(text: str) -> str:
+    return f"`{_printable(text, _MAX_SQL_CHARS)}`"
+
+
+def _listed(items: Sequence[str]) -> str:
+    listed = ", ".join(items[:MAX_LISTED_OBJECTS])
+    more = len(items) - MAX_LISTED_OBJECTS
+    return listed + (f" and {more} more" if more > 0 else "")
+
+
+def _key(item: SchemaObject) -> tuple[str, str, str, str]:
+    return item.type, item.name, item.table, normalized_sql(item.sql)
+
+
+def _by_folded_name(schema: Iterable[SchemaObject]) -> dict[str, SchemaObject]:
+    return {fold_case(item.name): item for item in schema}
+
+
+def _kind(item: SchemaObject) -> str:
+    if item.type == "table" and is_virtual_table(item.sql):
+        tokens = sql_tokens(item.sql)
+        module = tokens[tokens.index("using") + 1] if "using" in tokens[:-1] else "?"
+        return f"a virtual table (using {_printable(module, _MAX_NAME_CHARS)})"
+    return f"a {item.type}"
+
+
+def _table_differences(sql: str | None, reference: str | None) -> list[str]:
+    """Name how one CREATE TABLE differs from another: columns, table constraints, options."""
+    mine, theirs = table_parts(sql), table_parts(reference)
+    if mine is None or theirs is None:
+        return []
+    found = [f"it lacks column {_printable(name, _MAX_NAME_CHARS)}"
+             for name in theirs.columns if name not in mine.columns]
+    found += [f"it has the extra column {_sql(text)}"
+              for name, text in mine.columns.items() if name not in theirs.columns]
+    found += [f"column {_printable(name, _MAX_NAME_CHARS)} is {_sql(text)} instead of "
+              f"{_sql(theirs.columns[name])}"
+              for name, text in mine.columns.items()
+              if name in theirs.columns and text != theirs.columns[name]]
+    if not found and list(mine.columns) != list(theirs.columns):
+        found.append("its columns are in another order")
+    found += [f"it adds the table constraint {_sql(text)}"
+              for text in mine.constraints if text not in theirs.constraints]
+    found += [f"it lacks the table constraint {_sql(text)}"
+              for text in theirs.constraints if text not in mine.constraints]
+    if mine.options != theirs.options:
+        found.append(f"it ends with {_sql(mine.options or 'nothing')} instead of "
+                     f"{_sql(theirs.options or 'nothing')}")
+    return found
+
+
+def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
+    """Phrases naming how ``item`` differs from the object of that name it should equal."""
+    if _kind(item) != _kind(reference):
+        return [f"it is {_kind(item)}, not {_kind(reference)}"]
+    found: list[str] = []
+    if item.name != reference.name:
+        found.append(f"it is named '{_printable(item.name, _MAX_NAME_CHARS)}' where the "
+                     f"schema has '{reference.name}' (letter case differs)")
+    if item.table != reference.table and item.type != "table":
+        found.append(f"it belongs to '{_printable(item.table, _MAX_NAME_CHARS)}' instead "
+                     f"of '{reference.table}'")
+    if normalized_sql(item.sql) != normalized_sql(reference.sql):
+        details = _table_differences(item.sql, reference.sql) if item.type == "table" else []
+        if not details:
+            details = [f"it is {_sql(normalized_sql(item.sql) or 'created by SQLite')} "
+                       f"instead of {_sql(normalized_sql(reference.sql) or 'none')}"]
+        found += details
+    more = len(found) - MAX_LISTED_DIFFERENCES
+    return found[:MAX_LISTED_DIFFERENCES] + ([f"{more} more differences"] if more > 0 else [])
+
+
+def _differing(item: SchemaObject, reference: SchemaObject, whose: str) -> str:
+    """One sentence naming an object of the backup and how it differs from the schema's."""
+    name = _printable(item.name, _MAX_NAME_CHARS)
+    if _kind(item) != _kind(reference):
+        return (f"The file's {name} is {_kind(item)}, not {_kind(reference)} like "
+                f"{whose}; restored, the queue's statements would run against something "
+                f"else, {_RESTORED}.")
+    return (f"The file's {_shown(item)} differs from {whose}: "
+            f"{'; '.join(_differences(item, reference))}; restored, it would change what "
+            f"the workers' and this tool's statements do, {_RESTORED}.")
+
+
+def _missing(backup: Sequence[SchemaObject], live: Sequence[SchemaObject] | None) -> str | None:
+    """A sentence naming the queue schema's indexes the backup lacks (None when none)."""
+    present = {fold_case(item.name) for item in backup}
+    tables = {fold_case(item.name) for item in backup if item.type == "table"}
+    live_names = None if live is None else {item.name for item in live}
+    lacking = [item for item in queue_schema()
+               if item.type == "index" and item.sql is not None
+               and fold_case(item.name) not in present and fold_case(item.table) in tables
+               and (live_names is None or item.name in live_names)]
+    if not lacking:
+        return None
+    unique = [item.name for item in lacking if sql_tokens(item.sql)[1] == "unique"]
+    where = "the queue schema" + (" and the live database" if live is not None else "")
+    loses = (f"; without {', '.join(unique)} duplicate values would be let in" if unique
+             else "")
+    return (f"The file lacks {_listed([_shown(item) for item in lacking])}, which {where} "
+            f"{'have' if live is not None else 'has'}{loses}; restored, the queue would run "
+            f"without {'it' if len(lacking) == 1 else 'them'}, {_RESTORED}.")
+
+
+def _rank(item: SchemaObject) -> int:
+    """Which differences are named first: the queue's tables, other tables, the rest."""
+    if fold_case(item.name) in QUEUE_TABLES:
+        return 0
+    return {"table": 1, "view": 1, "index": 2}.get(item.type, 3)
+
+
 def schema_problems(backup: list[SchemaObject], live: list[SchemaObject] | None) -> list[str]:
-    """Phrases naming what keeps ``backup``'s schema from being the queue's; empty when none.
+    """Sentences naming what keeps ``backup``'s schema from being the queue's; empty when none.
 
     ``live`` is the live database's schema (None when there is none to compare with: then
-    only the queue schema's own triggers and views are accepted).
+    only the queue schema's own objects are accepted).
     """
-    phrases: list[str] = []
-    by_name = {item.name.lower(): item for item in backup}
-    for table in QUEUE_TABLES:
-        found = by_name.get(table)
-        if found is not None and found.type != "table":
-            phrases.append(f"{table} is a {found.type}, not a table")
-    allowed = _carries_sql(queue_schema()) | _carries_sql(live or [])
-    strangers = [item for item in backup if item.type in SQL_CARRYING_TYPES
-                 and (item.type, item.name.lower(), item.sql) not in allowed]
+    queue = queue_schema()
+    accepted = {_key(item) for item in queue} | {_key(item) for item in live or ()}
+    queue_names, live_names = _by_folded_name(queue), _by_folded_name(live or ())
+    differing: list[tuple[int, str]] = []
+    strangers: list[SchemaObject] = []
+    for item in backup:
+        if _key(item) in accepted:
+            continue
+        folded = fold_case(item.name)
+        reference = queue_names.get(folded) or live_names.get(folded)
+        if reference is None:
+            strangers.append(item)
+            continue
+        in_queue, in_live = folded in queue_names, folded in live_names
+        whose = " and ".join(part for part, present in (
+            ("the queue schema's", in_queue), ("the live database's", in_live)) if present)
+        differing.append((_rank(item), _differing(item, reference, whose)))
+    sentences = [sentence for _, sentence in sorted(differing, key=lambda pair: pair[0])]
+    if len(sentences) > MAX_LISTED_OBJECTS:
+        more = len(sentences) - MAX_LISTED_OBJECTS
+        sentences = sentences[:MAX_LISTED_OBJECTS] + [
+            f"{more} more of the file's objects differ from the queue schema's, {_RESTORED}."]
     if strangers:
-        listed = ", ".join(_shown(item) for item in strangers[:MAX_LISTED_OBJECTS])
-        more = len(strangers) - MAX_LISTED_OBJECTS
-        if more > 0:
-            listed += f" and {more} more"
         where = ("in neither the queue schema nor the live database" if live is not None
                  else "not in the queue schema (no live database to compare with)")
-        phrases.append(f"{where}: {listed}")
-    return phrases
+        sentences.append(f"The file has {_listed([_shown(item) for item in strangers])}, "
+                         f"{where}; restoring it would bring that into the live queue, where "
+                         f"it acts on the workers' and this tool's own changes, {_RESTORED}.")
+    lacking = _missing(backup, live)
+    if lacking is not None:
+        sentences.append(lacking)
+    return sentences

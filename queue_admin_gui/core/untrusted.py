@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from .backup_sequence import Counters, read_counters
 from .database import SQLITE_HEADER, check_queue_schema, open_read_only
 from .errors import QueueBackupError
 from .progress import CANCEL_CHECK_STEPS, CancelCheck, is_cancelled, raise_if_cancelled
@@ -121,12 +122,15 @@ class ContentCheck:
     """What SQLite's check of a file found, or the error it met, or that it was stopped.
 
     ``stalled_after`` holds the seconds the check had run when it was stopped for running
-    far longer than the file's size explains (None when it was not).
+    far longer than the file's size explains (None when it was not). ``counters`` are the
+    file's id counters, or ``counters_error`` says why they could not be read.
     """
 
     rows: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     schema: list[SchemaObject] = field(default_factory=list)
+    counters: Counters = field(default_factory=lambda: Counters([]))
+    counters_error: str | None = None
     error: BaseException | None = None
     stalled_after: float | None = None
 
@@ -164,6 +168,12 @@ def _run_check(path: Path, pragma: str, watch: _Watch, result: ContentCheck) -> 
                 result.rows = [str(row[0]) for row in connection.execute(pragma)]
                 result.missing = check_queue_schema(connection)
                 result.schema = read_schema(connection)
+                try:
+                    result.counters = read_counters(connection)
+                except sqlite3.DatabaseError as error:
+                    if watch.stop.is_set():
+                        raise
+                    result.counters_error = str(error)
             finally:
                 watch.attach(None)
     except BaseException as error:  # noqa: BLE001 - handed to the caller's thread as is

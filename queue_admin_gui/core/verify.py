@@ -3,11 +3,12 @@
 A backup is checked as an untrusted file (see :mod:`.untrusted`): opened immutable and
 read-only with ``trusted_schema`` off, then its path (never the live database or one of its
 side files), its header, its manifest (size and SHA-256), SQLite's full ``integrity_check``
-(every index agrees with its table) and the queue schema (queue tables are tables, and no
-trigger or view beyond the queue schema and the live database's own). A backup is called
-verified only when all of these passed. Every problem found becomes one sentence in a
-:class:`VerifyReport`; nothing here raises for a bad file, so the window and the CLI can
-show the whole list.
+(every index agrees with its table), the queue schema (every table, index, trigger and view
+is defined as in the queue schema or the live database, see :mod:`.backup_schema`) and the
+id counters (see :mod:`.backup_sequence`). A backup is called verified only when all of
+these passed, that is when it can be restored into a sound queue. Every problem found
+becomes one sentence in a :class:`VerifyReport`; nothing here raises for a bad file, so
+the window and the CLI can show the whole list.
 
 The SHA-256 and SQLite's check both read the whole file; they run side by side (the check
 on a helper thread with its own connection, the hash on the caller's thread, which alone
@@ -24,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backup_paths import live_file_conflict
-from .backup_schema import live_schema_for, schema_problems
+from .backup_schema import read_live_schema, schema_problems
+from .backup_sequence import counter_problems
 from .errors import (
     ErrorKind,
     OperationCancelled,
@@ -105,10 +107,11 @@ def check_backup_file(path: str | Path, progress: ProgressCallback | None = None
 
     ``live_path`` is the live database the backup is meant for, when known. A backup path
     that is that database or one of its -wal, -shm or -journal files (by name, symbolic
-    link or hard link) is refused before anything opens it. Triggers and views in the
-    backup are accepted only when the queue schema has them or the live database has the
-    same one (same name, same SQL); its schema is read read-only. Without ``live_path``
-    every trigger and view beyond the queue schema is refused.
+    link or hard link) is refused before anything opens it. Each table, index, trigger
+    and view of the backup is accepted only when the queue schema or the live database
+    defines it the same way (same kind, name and table, same normalized SQL); the live
+    schema is read read-only. Without ``live_path`` only the queue schema's own objects are
+    accepted. Its id counters must be whole numbers the tables can go on from.
 
     The full ``integrity_check`` always runs: a file's manifest is as untrusted as the file,
     so a matching SHA-256 proves nothing about where the bytes came from.
@@ -183,18 +186,19 @@ def _report_side_files(path: Path, found: _Findings) -> None:
 
 
 def _compare_schema(content: ContentCheck, live: Path | None, found: _Findings) -> None:
-    """Queue tables must be tables; triggers and views need the queue's or the live's own."""
-    live_schema, unreadable = live_schema_for(live, content.schema)
-    phrases = schema_problems(content.schema, live_schema)
-    if not phrases:
-        return
-    if unreadable:
+    """Each object must be the queue schema's or the live's; each counter must be sound."""
+    live_schema, unreadable = read_live_schema(live) if not content.missing else (None, None)
+    sentences = [] if content.missing else schema_problems(content.schema, live_schema)
+    for sentence in sentences:
+        found.problem(ErrorKind.NOT_A_QUEUE, sentence)
+    if sentences and unreadable:
         found.notes.append(unreadable)
-    shown = "; ".join(phrases)
-    found.problem(ErrorKind.NOT_A_QUEUE,
-                  f"The file's schema is not the queue's ({shown}); restoring it would bring "
-                  "that SQL into the live queue, where it runs on the workers' and the "
-                  "tool's own changes; use another backup.")
+    for sentence in counter_problems(content.counters):
+        found.problem(ErrorKind.CORRUPT, sentence)
+    if content.counters_error is not None:
+        found.problem(ErrorKind.CORRUPT,
+                      f"The file's id counters (sqlite_sequence) cannot be read "
+                      f"({content.counters_error}); use another backup.")
 
 
 def _read_manifest(path: Path, size: int, found: _Findings) -> BackupManifest | None:
@@ -250,6 +254,14 @@ def _record_contents(content: ContentCheck, found: _Findings, action: str,
     if isinstance(translated, OperationCancelled):
         raise translated from error
     kind = translated.kind
+    if kind is ErrorKind.BUG and isinstance(error, sqlite3.Error):
+        # The file is untrusted: SQL in its schema that this SQLite cannot run (an unknown
+        # collation, function or module) is a fault of the file, not of the tool.
+        found.problem(ErrorKind.NOT_A_QUEUE,
+                      f"SQLite cannot check the file, since its schema uses what this SQLite "
+                      f"does not have ({_detail(error)}); it is not a queue the tool can "
+                      "restore, so use another backup.")
+        return
     if kind is ErrorKind.BUG:
         raise translated from error
     if kind is ErrorKind.CORRUPT:

@@ -90,7 +90,6 @@ def test_a_queue_table_that_is_a_view_is_refused(good: Path, queue_db: Path) -> 
     report = check_backup_file(bad, live_path=queue_db)
     assert not report.ok and report.kind is ErrorKind.NOT_A_QUEUE
     assert any("task_queue is a view, not a table" in problem for problem in report.problems)
-    assert any("view 'task_queue'" in problem for problem in report.problems)
 
 
 def test_a_trigger_the_live_database_also_has_is_accepted(good: Path, queue_db: Path) -> None:
