@@ -41,7 +41,7 @@ from .backup_rows import (
     verification_text,
 )
 from .icons import icon
-from .table_model import make_list_view
+from .table_model import keep_place_when_hidden, make_list_view
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,
@@ -56,6 +56,7 @@ class BackupsTab(MaintenanceTab):
     """Backup folder, "Back up now", the list of backups and what can be done with one."""
 
     topics = (TOPIC_BACKUPS,)
+    show_refresh_delay_ms = 100
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
@@ -79,7 +80,7 @@ class BackupsTab(MaintenanceTab):
         layout.addWidget(self._backup_box())
         layout.addWidget(self._list_box(), 1)
         layout.addWidget(self.result_label)
-        layout.addWidget(self.progress_panel)
+        layout.addWidget(keep_place_when_hidden(self.progress_panel))
         self._show_folder()
         session.config_changed.connect(self._on_config_changed)
 

@@ -56,7 +56,7 @@ from .lease_rows import (
     is_stale,
     renewal_sentence,
 )
-from .table_model import make_list_view
+from .table_model import keep_place_when_hidden, make_list_view
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,
@@ -80,6 +80,7 @@ class LeasesTab(MaintenanceTab):
     """In-flight tasks with stale leases marked, requeue with preview, workers, dead tasks."""
 
     topics = (TOPIC_LEASES, TOPIC_DATABASE)
+    show_refresh_delay_ms = 100
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
@@ -198,7 +199,7 @@ class LeasesTab(MaintenanceTab):
         splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.addWidget(splitter, 1)
-        layout.addWidget(self.progress_panel)
+        layout.addWidget(keep_place_when_hidden(self.progress_panel))
 
     @property
     def timeout_seconds(self) -> int:

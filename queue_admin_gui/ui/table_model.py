@@ -29,7 +29,15 @@ Index = QModelIndex | QPersistentModelIndex
 #: Rows handed to the view at a time as it scrolls.
 FETCH_BATCH = 500
 #: Rows the view looks at when it sizes a column to its contents.
-SIZE_SAMPLE_ROWS = 60
+SIZE_SAMPLE_ROWS = 40
+#: The widest a column is made when sized to its contents (pixels).
+MAX_COLUMN_WIDTH = 420
+# Roles as plain numbers: data() runs for every painted cell and role, so it compares ints.
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole.value)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole.value)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole.value)
+_BACKGROUND = int(Qt.ItemDataRole.BackgroundRole.value)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole.value)
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,8 @@ class ListModel(QAbstractTableModel):
         self._order = np.zeros(0, dtype=np.int64)
         self._shown = 0
         self._sort: tuple[int, Qt.SortOrder] = (-1, Qt.SortOrder.AscendingOrder)
+        self._alignments = [int(_alignment(column.numeric).value) for column in self.columns]
+        self._highlight_brushes = (QBrush(STALE_BACKGROUND), QBrush(QColor("black")))
 
     # -- contents ---------------------------------------------------------------------------
     def set_data(self, data_object: Any, size: int) -> None:
@@ -132,22 +142,21 @@ class ListModel(QAbstractTableModel):
             return int(_alignment(column.numeric))
         return None
 
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        """Text, alignment and highlight of one cell."""
-        if not index.isValid() or index.row() >= self._shown:
-            return None
-        column = self.columns[index.column()]
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            return column.text(self.data_object, self.data_row(index.row()))
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return int(_alignment(column.numeric))
-        if role in (Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ForegroundRole):
-            if self._highlight is None or not self._highlight(self.data_object,
-                                                              self.data_row(index.row())):
+    def data(self, index: Index, role: int = _DISPLAY) -> Any:
+        """Text, alignment and highlight of one cell (other roles: None, quickly)."""
+        if role == _DISPLAY or role == _TOOLTIP:
+            row = index.row()
+            if not 0 <= row < self._shown:
                 return None
-            if role == Qt.ItemDataRole.BackgroundRole:
-                return QBrush(STALE_BACKGROUND)
-            return QBrush(QColor("black"))
+            return self.columns[index.column()].text(self.data_object, int(self._order[row]))
+        if role == _ALIGNMENT:
+            return self._alignments[index.column()] if index.isValid() else None
+        if (role == _BACKGROUND or role == _FOREGROUND) and self._highlight is not None:
+            row = index.row()
+            if not 0 <= row < self._shown or not self._highlight(self.data_object,
+                                                                  int(self._order[row])):
+                return None
+            return self._highlight_brushes[0 if role == _BACKGROUND else 1]
         return None
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
@@ -260,8 +269,32 @@ def make_list_view(model: ListModel, *, multi_select: bool = True) -> QTableView
 
 
 def _size_columns_once(view: QTableView) -> None:
-    """Fit the columns to the first rows the first time there are rows, then leave them."""
-    if view.property("columnsSized") or not view.model().rowCount():
+    """Fit the columns to their titles and first rows the first time there are rows.
+
+    Measured here from a few rows' texts rather than by the view, which asks the model for
+    every role of every sampled cell; afterwards the widths are the user's.
+    """
+    model = view.model()
+    if view.property("columnsSized") or not isinstance(model, ListModel) or not model.rowCount():
         return
     view.setProperty("columnsSized", True)
-    view.resizeColumnsToContents()
+    metrics = view.fontMetrics()
+    header = view.horizontalHeader()
+    title_metrics = header.fontMetrics()
+    samples = [model.row_texts(row) for row in range(min(SIZE_SAMPLE_ROWS, model.rowCount()))]
+    for column, spec in enumerate(model.columns):
+        widest = max((metrics.horizontalAdvance(texts[column]) for texts in samples), default=0)
+        title = title_metrics.horizontalAdvance(spec.title) + 28  # room for the sort arrow
+        header.resizeSection(column, min(MAX_COLUMN_WIDTH, max(widest + 16, title)))
+
+
+def keep_place_when_hidden(widget: QWidget) -> QWidget:
+    """Keep ``widget``'s room in the layout while it is hidden, so showing it moves nothing.
+
+    A progress strip that pushes a long list up when it appears makes the list repaint every
+    visible cell while the job that reads the list is busy: it froze the window.
+    """
+    policy = widget.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)
+    widget.setSizePolicy(policy)
+    return widget

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -289,6 +289,9 @@ class MaintenanceTab(QWidget):
     """
 
     topics: tuple[str, ...] = ()
+    #: Coming to the front, read again at once (-1) or this many ms later: a tab of long
+    #: lists is painted first, so its paint does not wait on the job reading them.
+    show_refresh_delay_ms = -1
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -315,7 +318,13 @@ class MaintenanceTab(QWidget):
         read); Refresh still reports it.
         """
         super().showEvent(event)
-        if self.session.db_path is not None and not self.loading:
+        if self.show_refresh_delay_ms < 0:
+            self._refresh_quietly()
+        else:
+            QTimer.singleShot(self.show_refresh_delay_ms, self, self._refresh_quietly)
+
+    def _refresh_quietly(self) -> None:
+        if self.isVisible() and self.session.db_path is not None and not self.loading:
             self._quiet_load = True
             try:
                 self.refresh()
