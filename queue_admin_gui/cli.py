@@ -265,6 +265,9 @@ class CancelOnInterrupt:
 
     def __init__(self) -> None:
         self.requested = threading.Event()
+        #: False for an operation whose last step must never be cut short (a restore):
+        #: further presses then only repeat the request, and the engine stops or finishes.
+        self.hard_stop = True
         self._previous: Any = None
         self._installed = False
 
@@ -286,7 +289,7 @@ class CancelOnInterrupt:
             self._installed = False
 
     def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested.is_set():
+        if self.requested.is_set() and self.hard_stop:
             raise KeyboardInterrupt
         self.requested.set()
 

@@ -178,6 +178,9 @@ def restore(context: Context) -> CommandResult:
             f"Restore refused: it replaces the contents of '{target}' with '{args.path}'; "
             "add --yes to confirm.", ErrorKind.INVALID)
     source = require_existing_file(args.path, "Restore", QueueBackupError)
+    # A second Ctrl+C must not cut the restore between its commit and its report: the
+    # engine stops before its last step or finishes, and then says which.
+    context.interrupt.hard_stop = False
     with context.slow_operation() as progress:
         done = _backups(context).restore_backup(
             source, target, safety_backup=not args.no_safety_backup, progress=progress,

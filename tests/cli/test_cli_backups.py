@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from _cli_helpers import Run
 
 from queue_admin_gui.cli_output import ProgressLine
@@ -247,3 +248,35 @@ def test_restore_onto_a_machine_without_the_database(cli: CliRunner, demo_db: Pa
     assert run.data["target"] == str(fresh)
     assert run.data["safety_backup"] is None  # nothing to keep
     assert _task_total(fresh) == 300
+
+
+def test_a_second_ctrl_c_never_cuts_a_restore_short(cli: CliRunner, demo_db: Path,
+                                                    backup_dir: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl+C pressed twice while the restore writes: it stops cleanly, never half-reported."""
+    import signal
+
+    from queue_admin_gui import cli as cli_module
+
+    path = _backup(cli, demo_db, backup_dir)["path"]
+    _silence_workers(demo_db)
+    with closing_connection(connect(demo_db)) as connection:
+        connection.execute("DELETE FROM task_queue WHERE id > 10")
+    presses: list[str] = []
+    real_enter = cli_module.CancelOnInterrupt.__enter__
+
+    def enter(self):  # type: ignore[no-untyped-def]
+        entered = real_enter(self)
+        handler = signal.getsignal(signal.SIGINT)
+        handler(signal.SIGINT, None)
+        handler(signal.SIGINT, None)  # the second press would raise KeyboardInterrupt
+        presses.append("twice")
+        return entered
+
+    monkeypatch.setattr(cli_module.CancelOnInterrupt, "__enter__", enter)
+    run = cli("--db", demo_db, "--json", "restore", path, "--yes")
+    assert presses == ["twice"]
+    assert run.code == 1
+    assert run.data["kind"] == "cancelled"
+    assert "nothing was changed" in run.data["error"]
+    assert _task_total(demo_db) == 10
