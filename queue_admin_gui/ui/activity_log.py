@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QBrush, QColor, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QDockWidget,
     QHeaderView,
     QTableWidget,
@@ -73,6 +75,32 @@ def entry_for_job(job: Job, database: Path | None) -> ActivityEntry:
                              database=database)
 
 
+class _OrderedItem(QTableWidgetItem):
+    """A cell that sorts by a value of its own (the entry's order, a duration in seconds)."""
+
+    def __init__(self, text: str, key: float) -> None:
+        super().__init__(text)
+        self.setData(Qt.ItemDataRole.UserRole, key)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine, theirs = self.data(Qt.ItemDataRole.UserRole), other.data(Qt.ItemDataRole.UserRole)
+        if isinstance(mine, (int, float)) and isinstance(theirs, (int, float)):
+            return mine < theirs
+        return super().__lt__(other)
+
+
+class _LogTable(QTableWidget):
+    """The log's table: Ctrl+C copies whole selected rows (Qt's own copies one cell)."""
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        """Copy the selected rows on the platform's copy keys; other keys as usual."""
+        if event.matches(QKeySequence.StandardKey.Copy):
+            self.actions()[0].trigger()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
 class ActivityLogDock(QDockWidget):
     """A dock listing admin actions; appends each to the audit file as well."""
 
@@ -84,12 +112,23 @@ class ActivityLogDock(QDockWidget):
         self.messages = messages
         self.database: Path | None = None
         self._write_failed = False
-        self.table = QTableWidget(0, len(_COLUMNS), self)
+        self.table = _LogTable(0, len(_COLUMNS), self)
         self.table.setHorizontalHeaderLabels(_COLUMNS)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setWordWrap(False)
+        # Tab moves on to the next widget instead of walking the cells
+        self.table.setTabKeyNavigation(False)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.copy_action = QAction("Copy", self.table)
+        self.copy_action.setShortcut(QKeySequence.StandardKey.Copy)
+        self.copy_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.copy_action.triggered.connect(self.copy_selection)
+        self.table.addAction(self.copy_action)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self._added = 0
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 6)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
@@ -117,10 +156,13 @@ class ActivityLogDock(QDockWidget):
             self._persist(entry)
 
     def _show(self, entry: ActivityEntry) -> None:
+        sorting = self.table.isSortingEnabled()
+        self.table.setSortingEnabled(False)  # rows go in whole, then the sort applies
         if len(self._entries) >= _MAX_ROWS:
-            self.table.removeRow(0)
+            self.table.removeRow(self._oldest_row())
             del self._entries[0]
         self._entries.append(entry)
+        self._added += 1
         row = self.table.rowCount()
         self.table.insertRow(row)
         local = entry.local_time
@@ -132,12 +174,38 @@ class ActivityLogDock(QDockWidget):
             "" if entry.duration_seconds is None else f"{entry.duration_seconds:.1f} s",
         )
         for column, text in enumerate(cells):
-            item = QTableWidgetItem(text)
+            if column == 0:
+                item: QTableWidgetItem = _OrderedItem(text, self._added)
+            elif column == 4:
+                item = _OrderedItem(text, entry.duration_seconds or 0.0)
+            else:
+                item = QTableWidgetItem(text)
             item.setToolTip(text)
             colour = _RESULT_COLOURS.get(entry.result, _SHORTFALL_COLOUR)
             if colour is not None and column == 3:
                 item.setForeground(QBrush(colour))
             self.table.setItem(row, column, item)
+        self.table.setSortingEnabled(sorting)
+
+    def _oldest_row(self) -> int:
+        """The row of the entry shown longest (wherever the sort has put it)."""
+        orders = [self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)
+                  for row in range(self.table.rowCount())]
+        return orders.index(min(orders))
+
+    def selected_text(self) -> str:
+        """The selected rows as tab-separated lines, in the order shown."""
+        rows = sorted({index.row() for index in self.table.selectedIndexes()})
+        return "\n".join("\t".join(self.table.item(row, column).text()
+                                   for column in range(self.table.columnCount()))
+                         for row in rows)
+
+    def copy_selection(self) -> str:
+        """Put the selected rows on the clipboard (Ctrl+C, or Copy in the context menu)."""
+        text = self.selected_text()
+        if text:
+            QApplication.clipboard().setText(text)
+        return text
 
     def _fit_capped_columns(self) -> None:
         character = self.table.fontMetrics().averageCharWidth()

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QHideEvent, QShowEvent
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QWidget,
+)
 
 from ..monitor import Sampler
 from ..session import Session
@@ -23,6 +31,44 @@ WINDOWS: tuple[tuple[str, int], ...] = (
 )
 #: Redraw at most this often, however fast the sampler runs.
 MIN_REDRAW_MS = 250
+#: Until the chosen window is full, the time axis shows at least this much (seconds).
+MIN_SPAN_SECONDS = 30.0
+#: A plot never gets smaller than this (pixels): its axis labels stay readable at 1024x700.
+PLOT_MIN_HEIGHT = 200
+
+
+def fitted_time_range(first_sample: float | None, start: float, end: float,
+                      minimum: float = MIN_SPAN_SECONDS) -> tuple[float, float]:
+    """The time axis: from the first sample (not the window's left edge) until it is full.
+
+    A window of 5 minutes opened 20 seconds ago shows those 20 seconds (at least ``minimum``),
+    not a line squeezed against the right edge; once there are older samples the whole
+    window ``start``..``end`` shows.
+    """
+    left = start if first_sample is None else max(start, first_sample)
+    return min(left, end - minimum), end
+
+
+def details_above_plot(details: QWidget, plot: QWidget) -> QSplitter:
+    """Figures and buttons above, the plot below, with a handle between them to drag.
+
+    The details scroll when the window is too low for them, and the plot keeps at least
+    :data:`PLOT_MIN_HEIGHT`; on a big screen the plot takes the extra height.
+    """
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+    scroll.setWidget(details)
+    splitter = QSplitter(Qt.Orientation.Vertical)
+    splitter.setObjectName("detailsAbovePlot")
+    splitter.addWidget(scroll)
+    splitter.addWidget(plot)
+    splitter.setChildrenCollapsible(False)
+    splitter.setStretchFactor(0, 0)
+    splitter.setStretchFactor(1, 1)
+    plot.setMinimumHeight(PLOT_MIN_HEIGHT)
+    scroll.setMinimumHeight(80)
+    return splitter
 
 
 def make_time_plot(y_label: str, units: str = "") -> pg.PlotWidget:
@@ -115,6 +161,12 @@ class LivePlotWidget(QWidget):
     def window_start(self) -> float:
         """Left edge of the visible window (epoch seconds)."""
         return self.sampler.clock() - self.window_seconds
+
+    def time_range(self, start: float, end: float) -> tuple[float, float]:
+        """The x range to show: fitted to the samples until the window is full."""
+        history = self.sampler.history
+        first = float(history.row(0)[0]) if len(history) else None
+        return fitted_time_range(first, start, end)
 
     # -- for subclasses --------------------------------------------------------------------
     def data_version(self) -> tuple[int, ...]:

@@ -9,25 +9,45 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..core.schema import DEAD_STATUSES, IN_FLIGHT_STATUSES, STATUS_COMPLETED, STATUS_QUEUED
+from ..core.status_labels import COMPLETED_LABEL, DEAD_LABEL, IN_FLIGHT_LABEL, QUEUED_LABEL
 from ..monitor import Sampler
 from ..session import Session
 from .live_plot import LivePlotWidget, make_time_plot
 
-#: Task curves: label, statuses summed (both spellings of in flight and dead), colour.
+#: Task curves: label, statuses summed (both spellings of in flight and dead), colour, and a
+#: line style, so that curves lying on top of each other (often in flight and dead, both
+#: near zero) can still be told apart: solid, dashed, dotted, dash-dotted, and widths apart.
 TASK_GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    ("queued", (STATUS_QUEUED,), "#1f5fbf"),
-    ("in flight", IN_FLIGHT_STATUSES, "#c98a00"),
-    ("completed", (STATUS_COMPLETED,), "#2e9d52"),
-    ("dead (failed)", DEAD_STATUSES, "#b02a37"),
+    (QUEUED_LABEL, (STATUS_QUEUED,), "#1f5fbf"),
+    (IN_FLIGHT_LABEL, IN_FLIGHT_STATUSES, "#c98a00"),
+    (COMPLETED_LABEL, (STATUS_COMPLETED,), "#2e9d52"),
+    (DEAD_LABEL, DEAD_STATUSES, "#b02a37"),
 )
+TASK_PENS = {
+    QUEUED_LABEL: pg.mkPen("#1f5fbf", width=2),
+    IN_FLIGHT_LABEL: pg.mkPen("#c98a00", width=3, style=Qt.PenStyle.DashLine),
+    COMPLETED_LABEL: pg.mkPen("#2e9d52", width=2, style=Qt.PenStyle.DashDotLine),
+    DEAD_LABEL: pg.mkPen("#b02a37", width=1.5, style=Qt.PenStyle.DotLine),
+}
 
-#: Legends sit in one row at the top left, so they never hide the newest samples.
-LEGEND = {"offset": (60, 2), "labelTextColor": "k", "brush": (255, 255, 255, 210),
-          "pen": "#999999", "colCount": 4}
-PLOT_MIN_HEIGHT = 110
+#: Legends sit above the plot area, in the row a title would use: they never cover a curve.
+LEGEND_COLUMNS = 4
+PLOT_MIN_HEIGHT = 150
+
+
+def legend_above(plot: pg.PlotWidget) -> pg.LegendItem:
+    """A one-row legend placed above the plot's data area instead of on top of it."""
+    item = plot.getPlotItem()
+    legend = pg.LegendItem(colCount=LEGEND_COLUMNS, labelTextColor="k")
+    item.layout.removeItem(item.titleLabel)
+    item.titleLabel.hide()
+    item.layout.addItem(legend, 0, 1)
+    item.legend = legend  # plot(name=...) adds its curves here
+    return legend
 
 
 class StatsPlotsWidget(LivePlotWidget):
@@ -38,18 +58,17 @@ class StatsPlotsWidget(LivePlotWidget):
         super().__init__(session, sampler, parent)
         self.controls.addStretch(1)
         self.pages_plot = make_time_plot("Pages")
-        self.pages_plot.addLegend(**LEGEND)
+        self.pages_legend = legend_above(self.pages_plot)
         self.page_curve = self.pages_plot.plot(pen=pg.mkPen("#1f5fbf", width=2),
                                                connect="finite", name="pages in the file")
         self.freelist_curve = self.pages_plot.plot(pen=pg.mkPen("#c98a00", width=2),
                                                    connect="finite",
                                                    name="free pages (VACUUM would return)")
         self.tasks_plot = make_time_plot("Tasks")
-        self.tasks_plot.addLegend(**LEGEND)
+        self.tasks_legend = legend_above(self.tasks_plot)
         self.task_curves = {
-            label: self.tasks_plot.plot(pen=pg.mkPen(colour, width=2), connect="finite",
-                                        name=label)
-            for label, _statuses, colour in TASK_GROUPS
+            label: self.tasks_plot.plot(pen=TASK_PENS[label], connect="finite", name=label)
+            for label, _statuses, _colour in TASK_GROUPS
         }
         self.tasks_note = QLabel("Task counts are taken every 10 seconds; click a legend "
                                  "entry to hide its curve.")
@@ -77,5 +96,6 @@ class StatsPlotsWidget(LivePlotWidget):
             else:
                 values = np.empty(0)
             self.task_curves[label].setData(rows[:, 0], values, connect="finite")
-        self.pages_plot.setXRange(start, end, padding=0)
-        self.tasks_plot.setXRange(start, end, padding=0)
+        shown = self.time_range(start, end)
+        self.pages_plot.setXRange(*shown, padding=0)
+        self.tasks_plot.setXRange(*shown, padding=0)

@@ -30,8 +30,10 @@ from PySide6.QtWidgets import (
 from ..core.maintenance import QueueMaintenance
 from ..core.readings import fragmentation_percent, reading_time
 from ..core.sampling import Sample
+from ..core.status_labels import task_status_label
 from ..monitor import Sampler
 from ..session import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS, Session
+from .live_plot import details_above_plot
 from .status_bar import STALE_COLOUR
 from .widgets import (
     BAD_COLOUR,
@@ -102,7 +104,7 @@ class StatsTab(MaintenanceTab):
         self.tasks_label = QLabel()
         self.refresh_button = QPushButton("Refresh")
         self.tasks_model: RecordTableModel[StatusCount] = RecordTableModel([
-            Column("Status", lambda row: row.status),
+            Column("Status", lambda row: task_status_label(row.status)),
             Column("Tasks", lambda row: format_count(row.count), numeric=True),
             Column("Share", lambda row: f"{row.share:.1f} %", numeric=True),
         ])
@@ -147,12 +149,16 @@ class StatsTab(MaintenanceTab):
         status_row = QHBoxLayout()
         status_row.addWidget(self.updated_label, 1)
         status_row.addWidget(self.refresh_button)
+        details = QWidget()
+        column = QVBoxLayout(details)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(top)
+        column.addLayout(status_row)
+        column.addWidget(self.error_label)
+        column.addWidget(self.progress_panel)
+        self.splitter = details_above_plot(details, plot)
         layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addLayout(status_row)
-        layout.addWidget(self.error_label)
-        layout.addWidget(self.progress_panel)
-        layout.addWidget(plot, 1)
+        layout.addWidget(self.splitter)
         self.error_label.hide()
 
     def attach_sampler(self, sampler: Sampler) -> None:

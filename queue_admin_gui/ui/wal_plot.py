@@ -33,11 +33,17 @@ from ..core.sampling import MEGABYTE, CheckpointOutcome, export_csv, wal_level
 from ..jobs import Job
 from ..monitor import Sampler
 from ..session import Session
-from .live_plot import LivePlotWidget, finite_range, make_time_plot
+from .live_plot import PLOT_MIN_HEIGHT, LivePlotWidget, finite_range, make_time_plot
 from .status_bar import STALE_COLOUR
 
 #: Markers kept on the plot at most (older ones are dropped first).
 MAX_MARKERS = 200
+#: Heights (share of the plot, from the bottom) of the rows marker labels are put in: a
+#: label whose neighbour is too close goes one row down; with every row taken it is hidden
+#: (the line stays, and its tooltip carries the text).
+LABEL_ROWS = (0.97, 0.86, 0.75, 0.64)
+#: Room a label needs beside the previous one in its row (pixels).
+LABEL_GAP_PX = 110
 WAL_PEN = pg.mkPen("#1f5fbf", width=2)
 WARNING_PEN = pg.mkPen("#c98a00", width=1.5, style=Qt.PenStyle.DashLine)
 CRITICAL_PEN = pg.mkPen("#b02a37", width=1.5, style=Qt.PenStyle.DashLine)
@@ -91,6 +97,7 @@ class WalPlotWidget(LivePlotWidget):
         self.controls.addWidget(self.summary_label)
 
         self.plot = make_time_plot("WAL size (MB)")
+        self.plot.setMinimumHeight(PLOT_MIN_HEIGHT - 40)
         self.curve = self.plot.plot(pen=WAL_PEN, connect="finite", name="WAL size")
         self.warning_line = pg.InfiniteLine(angle=0, pen=WARNING_PEN, movable=False,
                                             label="warning {value:.4g} MB",
@@ -140,6 +147,7 @@ class WalPlotWidget(LivePlotWidget):
         self.markers.append((moment, label, line))
         while len(self.markers) > MAX_MARKERS:
             self._drop_oldest_marker()
+        self.layout_marker_labels()
         return line
 
     def run_truncate_checkpoint(self) -> Job | None:
@@ -179,7 +187,7 @@ class WalPlotWidget(LivePlotWidget):
         rows = self.sampler.history.since(start, ("time", "wal_bytes"))
         megabytes = rows[:, 1] / MEGABYTE
         self.curve.setData(rows[:, 0], megabytes, connect="finite")
-        self.plot.setXRange(start, end, padding=0)
+        self.plot.setXRange(*self.time_range(start, end), padding=0)
         low_high = finite_range(megabytes)
         top = low_high[1] if low_high else 0.0
         config = self.session.config
@@ -190,6 +198,23 @@ class WalPlotWidget(LivePlotWidget):
         oldest = self.sampler.history.row(0)[0] if len(self.sampler.history) else end
         while self.markers and self.markers[0][0] < min(start, oldest):
             self._drop_oldest_marker()
+        self.layout_marker_labels()
+
+    def layout_marker_labels(self) -> None:
+        """Put the labels of markers close together in different rows, never on each other."""
+        (left, right), _ = self.plot.getPlotItem().viewRange()
+        width = max(1.0, self.plot.getPlotItem().getViewBox().width())
+        per_second = width / max(right - left, 1e-9)
+        last_in_row: list[float | None] = [None] * len(LABEL_ROWS)
+        for moment, label, line in self.markers:
+            x = (moment - left) * per_second
+            row = next((index for index, previous in enumerate(last_in_row)
+                        if previous is None or x - previous >= LABEL_GAP_PX), None)
+            line.label.setVisible(row is not None)
+            line.setToolTip(label)
+            if row is not None:
+                line.label.setPosition(LABEL_ROWS[row])
+                last_in_row[row] = x
 
     def _drop_oldest_marker(self) -> None:
         _moment, _label, line = self.markers.popleft()

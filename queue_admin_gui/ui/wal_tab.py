@@ -30,6 +30,7 @@ from ..core.sampling import Sample
 from ..jobs import Job
 from ..monitor import Sampler
 from ..session import TOPIC_DATABASE, TOPIC_STATS, Session
+from .live_plot import details_above_plot
 from .status_bar import STALE_COLOUR
 from .widgets import (
     BAD_COLOUR,
@@ -159,14 +160,18 @@ class WalTab(MaintenanceTab):
         result_layout.addWidget(self.result_grid)
         result_layout.addWidget(self.result_label)
 
+        details = QWidget()
         top = QHBoxLayout()
         top.addWidget(wal_box, 1)
         top.addWidget(result_box, 1)
+        column = QVBoxLayout(details)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(top)
+        column.addWidget(checkpoint_box)
+        column.addWidget(self.progress_panel)
+        self.splitter = details_above_plot(details, plot)
         layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(checkpoint_box)
-        layout.addWidget(self.progress_panel)
-        layout.addWidget(plot, 1)
+        layout.addWidget(self.splitter)
 
     def refresh(self) -> None:
         """Read the WAL size and the journal settings (a read-only job)."""
