@@ -318,6 +318,8 @@ class MaintenanceTab(QWidget):
         read); Refresh still reports it.
         """
         super().showEvent(event)
+        if self.session.db_path is None or self.loading:
+            return
         if self.show_refresh_delay_ms < 0:
             self._refresh_quietly()
         else:
