@@ -187,6 +187,12 @@ def _missing(backup: Sequence[SchemaObject], live: Sequence[SchemaObject] | None
             f"without {'it' if len(lacking) == 1 else 'them'}, {_RESTORED}.")
 
 
+def _implied(item: SchemaObject) -> bool:
+    """An index SQLite made for a table's PRIMARY KEY or UNIQUE: judged with that table."""
+    return (item.type == "index" and item.sql is None
+            and item.name.startswith("sqlite_autoindex_"))
+
+
 def _rank(item: SchemaObject) -> int:
     """Which differences are named first: the queue's tables, other tables, the rest."""
     if fold_case(item.name) in QUEUE_TABLES:
@@ -206,7 +212,7 @@ def schema_problems(backup: list[SchemaObject], live: list[SchemaObject] | None)
     differing: list[tuple[int, str]] = []
     strangers: list[SchemaObject] = []
     for item in backup:
-        if _key(item) in accepted:
+        if _key(item) in accepted or _implied(item):
             continue
         folded = fold_case(item.name)
         reference = queue_names.get(folded) or live_names.get(folded)

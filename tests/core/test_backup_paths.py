@@ -121,3 +121,25 @@ def test_verify_creates_nothing_beside_a_backup_with_a_wal(live: Path, tmp_path:
     assert not report.ok and report.kind is ErrorKind.INVALID
     assert any("-wal' lies beside the backup" in problem for problem in report.problems)
     assert fingerprint(folder) == before  # no -shm created, the -wal untouched
+
+
+def test_the_wal_beside_a_live_database_named_through_a_link_is_refused(
+        live: Path, tmp_path: Path) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    alias = links / "alias.db"
+    try:
+        alias.symlink_to(live)
+    except OSError:
+        pytest.skip("this file system has no symbolic links")
+    before = fingerprint(live.parent)
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = Path(f"{live}{suffix}")  # SQLite keeps them beside the file the link names
+        report = check_backup_file(side, live_path=alias)
+        assert not report.ok and report.kind is ErrorKind.INVALID, suffix
+        assert any(f"the {suffix} file of the live database '{alias}'" in problem
+                   and "not opened" in problem for problem in report.problems)
+        with pytest.raises(QueueBackupError, match=f"the {suffix} file") as caught:
+            refuse_live_side_paths(side, alias, "Restoring")
+        assert caught.value.kind is ErrorKind.INVALID
+    assert fingerprint(live.parent) == before
