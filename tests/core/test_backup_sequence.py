@@ -1,0 +1,123 @@
+"""A backup's id counters must let the restored queue go on handing out fresh ids.
+
+A counter that is text, negative, near the top of the id range, below its table's highest
+id, or kept for a table the file lacks (or one without AUTOINCREMENT) is refused by verify
+and by restore with a sentence naming it; sound counters pass. Also: a schema using SQL
+this SQLite lacks is reported as the file's fault, never as a bug of the tool.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.database import QueueDatabase, closing_connection
+from queue_admin_gui.core.errors import ErrorKind, QueueBackupError
+from queue_admin_gui.core.manifest import BackupManifest, file_sha256, manifest_path_for
+from queue_admin_gui.core.verify import check_backup_file
+
+TASKS = 30
+
+
+@pytest.fixture
+def engine(queue_db: Path, tmp_path: Path) -> QueueBackup:
+    with QueueDatabase(queue_db) as db, db.transaction() as connection:
+        connection.executemany("INSERT INTO task_queue(type, payload) VALUES ('t', ?)",
+                               [(json.dumps({"n": i}),) for i in range(TASKS)])
+    return QueueBackup(queue_db, tmp_path / "backups")
+
+
+@pytest.fixture
+def good(engine: QueueBackup) -> Path:
+    return engine.create_backup("good")
+
+
+def changed(good: Path, label: str, *statements: str, writable: bool = False) -> Path:
+    """A copy of ``good`` changed by ``statements``, with a manifest that matches it."""
+    bad = good.with_name(f"queue_backup_{label}_20200101_000000.db")
+    bad.write_bytes(good.read_bytes())
+    with closing_connection(sqlite3.connect(bad, isolation_level=None)) as connection:
+        if writable:
+            connection.execute("PRAGMA writable_schema = ON")
+        for statement in statements:
+            connection.execute(statement)
+    manifest = BackupManifest.read(manifest_path_for(good))
+    replace(manifest, name=bad.name, sha256=file_sha256(bad),
+            size_bytes=bad.stat().st_size).write(bad)
+    return bad
+
+
+UNSOUND = [
+    ("UPDATE sqlite_sequence SET seq = 'abc' WHERE name = 'task_queue'",
+     "for 'task_queue' is 'abc', not a whole number"),
+    ("UPDATE sqlite_sequence SET seq = 9223372036854775807 WHERE name = 'task_queue'",
+     "is 9223372036854775807, so close to the largest id"),
+    ("UPDATE sqlite_sequence SET seq = 4611686018427387904 WHERE name = 'task_queue'",
+     "is 4611686018427387904, so close to the largest id"),
+    ("UPDATE sqlite_sequence SET seq = -5 WHERE name = 'task_queue'", "is -5, below zero"),
+    ("UPDATE sqlite_sequence SET seq = 3 WHERE name = 'task_queue'",
+     f"is 3, below the highest id in use there ({TASKS})"),
+    ("UPDATE sqlite_sequence SET seq = 12.5 WHERE name = 'task_queue'", "not a whole number"),
+    ("INSERT INTO sqlite_sequence(name, seq) VALUES ('ghosts', 7)",
+     "names 'ghosts', which is not a table of the file"),
+    ("INSERT INTO sqlite_sequence(name, seq) VALUES ('Task_Queue', 70)",
+     "names 'Task_Queue', which is not a table of the file"),
+    ("INSERT INTO sqlite_sequence(name, seq) VALUES ('workers', 7)",
+     "names 'workers', a table that does not use AUTOINCREMENT"),
+]
+
+
+@pytest.mark.parametrize(("statement", "phrase"), UNSOUND,
+                         ids=["text", "top", "2^62", "negative", "below", "real", "ghost",
+                              "case", "workers"])
+def test_an_unsound_counter_is_refused(good: Path, queue_db: Path, statement: str,
+                                       phrase: str) -> None:
+    bad = changed(good, "counter", statement)
+    for live in (queue_db, None):
+        report = check_backup_file(bad, live_path=live)
+        assert not report.ok and report.kind is ErrorKind.CORRUPT, report.problems
+        assert len(report.problems) == 1, report.problems
+        assert "id counter (sqlite_sequence)" in report.problems[0]
+        assert phrase in report.problems[0]
+
+
+def test_sound_counters_pass(good: Path, queue_db: Path) -> None:
+    ahead = changed(good, "ahead",  # ids handed out and deleted: counter above max(id)
+                    "DELETE FROM task_queue WHERE id > 10",
+                    "UPDATE sqlite_sequence SET seq = 4611686018427387903 "
+                    "WHERE name = 'task_queue'")
+    for path in (good, ahead):
+        report = check_backup_file(path, live_path=queue_db)
+        assert report.ok, report.problems
+
+
+def test_a_restore_refuses_a_text_counter_and_keeps_the_live_queue(
+        engine: QueueBackup, good: Path, queue_db: Path) -> None:
+    bad = changed(good, "text", "UPDATE sqlite_sequence SET seq = 'abc' "
+                                "WHERE name = 'task_queue'")
+    with QueueDatabase(queue_db) as db:
+        db.execute("INSERT INTO task_queue(type, payload) VALUES ('late', '{}')")
+    with pytest.raises(QueueBackupError, match="not a whole number") as caught:
+        engine.restore_backup(bad)
+    assert caught.value.kind is ErrorKind.CORRUPT
+    with QueueDatabase(queue_db) as db:
+        assert db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'task_queue'"
+                          ).fetchone()[0] == TASKS + 1
+        assert db.execute("SELECT count(*) FROM task_queue").fetchone()[0] == TASKS + 1
+
+
+def test_a_schema_with_an_unknown_collation_is_the_files_fault(good: Path,
+                                                               queue_db: Path) -> None:
+    bad = changed(good, "collation",
+                  "UPDATE sqlite_master SET sql = replace(sql, 'status TEXT NOT NULL', "
+                  "'status TEXT COLLATE nosuch NOT NULL') WHERE name = 'task_queue'",
+                  writable=True)
+    report = check_backup_file(bad, live_path=queue_db)
+    assert not report.ok and report.kind is ErrorKind.NOT_A_QUEUE
+    assert any("no such collation sequence: nosuch" in problem
+               for problem in report.problems)
