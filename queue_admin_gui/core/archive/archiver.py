@@ -5,7 +5,9 @@ transaction in the log into the current generation's frame log with the instant 
 then ends the previous read transaction (:mod:`.pins`). Because a pass always runs between
 the two, a reset that SQLite makes while the archiver holds the log happens exactly where the
 archive ends; a new cycle is accepted only when its header proves it is the very next one
-(its salt-1 one higher). Anything else is a gap: the generation ends and
+(its salt-1 one higher), or when it follows a checkpoint the archiver let through at the very
+frame where the archive ends (after a TRUNCATE, the next writer may draw new random salts).
+Anything else is a gap: the generation ends and
 a new one starts from a new snapshot.
 
 The log is reset under the archiver's control, so nothing waits on it for long:
@@ -105,6 +107,7 @@ class Archiver:
         self._log: FrameLog | None = None
         self._last_record = 0.0
         self._last_reset_try = 0.0
+        self._reset_at: tuple[tuple[int, int], int] | None = None
 
     # -- the public surface ---------------------------------------------------------------
 
@@ -216,6 +219,7 @@ class Archiver:
                     log: FrameLog | None) -> None:
         """Where copying continues (called when a generation starts)."""
         self._header, self._frame, self._checksum, self._log = header, frame, checksum, log
+        self._reset_at = None
         self._last_record = time.time()
 
     def _copy_pass(self) -> None:
@@ -236,13 +240,16 @@ class Archiver:
             seen = time.time()
             self._store(found.transactions, header, seen)
             self._frame, self._checksum = found.end_frame, found.checksum
+            if found.transactions:
+                self._reset_at = None  # the log went on past the point a reset was allowed
             if found.header is not None and found.header.salts != header.salts:
-                if not found.header.follows(header):
+                allowed = self._reset_at == (header.salts, self._frame)
+                if not (found.header.follows(header) or allowed):
                     self.gap_found(f"the WAL was reset more than once between two looks "
                                    f"(salt-1 went from {header.salt1} to "
                                    f"{found.header.salt1}), so frames may be missing")
                     return
-                self._header, self._frame = found.header, 0
+                self._header, self._frame, self._reset_at = found.header, 0, None
                 self._checksum = found.header.checksum
                 header = found.header
                 self._set_count(resets=1)
@@ -301,6 +308,10 @@ class Archiver:
         if not shm_locks.checkpoint_waiting(self._shm):
             return  # it finished or gave up meanwhile
         self._copy_pass()
+        if self._header is not None:
+            # This checkpoint holds the writer lock, so the log ends here; after a TRUNCATE
+            # the next writer may draw new random salts, so the reset is recognised by place.
+            self._reset_at = (self._header.salts, self._frame)
         pins.release()
         deadline = time.monotonic() + CHECKPOINT_WAIT_SECONDS
         while time.monotonic() < deadline and shm_locks.checkpoint_lock_held(self._shm):

@@ -8,8 +8,10 @@ writer only the writer lock. While the writer lock is held nobody can append a f
 archiver can copy to the end of the log and then let the checkpoint finish.
 
 The probe only asks; it never keeps a lock:
-- Linux: ``fcntl(F_GETLK)`` names the other process holding each byte (locks held by this
-  process are not reported, so a checkpoint run in this same process is not seen).
+- Linux: the kernel's lock table (``/proc/locks``) names the other process holding each
+  byte. The -shm file is never opened for this: closing any descriptor on it would release
+  every POSIX lock this process holds there, SQLite's own included. Locks of this process
+  are left out, so a checkpoint run in this same process is not seen.
 - Windows: ``LockFileEx`` asks for a shared lock on the byte and fails at once when someone
   holds it exclusively; a lock it gets is released straight away. A writer that tries the byte
   at that instant sees SQLite's BUSY, which its busy handler retries.
@@ -19,14 +21,12 @@ The probe only asks; it never keeps a lock:
 from __future__ import annotations
 
 import os
-import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 WRITE_LOCK_BYTE = 120
 CHECKPOINT_LOCK_BYTE = 121
-_FLOCK = "hhqqi"
 
 
 @dataclass(frozen=True)
@@ -78,23 +78,29 @@ def probe_bytes(shm: Path, offsets: tuple[int, ...]) -> list[HeldLock | None] | 
 
 
 def _probe_posix(shm: Path, offsets: tuple[int, ...]) -> list[HeldLock | None]:
-    import fcntl
+    """Read the kernel's lock table instead of asking through a descriptor.
 
-    found: list[HeldLock | None] = []
-    descriptor = os.open(shm, os.O_RDONLY)
-    try:
-        for offset in offsets:
-            size = struct.calcsize(_FLOCK)
-            query = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
-            query += b"\0" * (32 - size) if size < 32 else b""
-            answer = fcntl.fcntl(descriptor, fcntl.F_GETLK, query)
-            kind, _, _, _, pid = struct.unpack_from(_FLOCK, answer)
-            if kind == fcntl.F_UNLCK:
-                found.append(None)
-            else:
-                found.append(HeldLock(exclusive=kind == fcntl.F_WRLCK, pid=pid))
-    finally:
-        os.close(descriptor)
+    Opening and closing a descriptor on the -shm file would drop every POSIX lock this
+    process holds on it (SQLite's read marks included), so the file is never opened here.
+    """
+    info = os.stat(shm)
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    found: list[HeldLock | None] = [None] * len(offsets)
+    with open("/proc/locks", encoding="ascii", errors="replace") as table:
+        for line in table:
+            fields = line.split()
+            if len(fields) < 8 or "->" in fields or fields[5] != device:
+                continue
+            kind, pid_text, start_text, end_text = fields[3], fields[4], fields[6], fields[7]
+            pid = int(pid_text)
+            if pid == os.getpid():
+                continue  # this process's own locks (its own connections)
+            start = int(start_text)
+            end = None if end_text == "EOF" else int(end_text)
+            for index, offset in enumerate(offsets):
+                if start <= offset and (end is None or offset <= end):
+                    found[index] = HeldLock(exclusive=kind == "WRITE",
+                                            pid=pid if pid > 0 else None)
     return found
 
 
