@@ -70,6 +70,9 @@ class TargetState(enum.Enum):
     MISSING = "missing"
     EMPTY = "empty"
     HEALTHY = "healthy"
+    #: Opens and its schema reads, but SQLite's check finds damage: written into in place.
+    DAMAGED = "damaged"
+    #: Cannot be opened or its schema cannot be read: moved aside whole.
     CORRUPT = "corrupt"
     NOT_A_QUEUE = "not_a_queue"
 
@@ -127,11 +130,11 @@ def inspect_target(path: str | Path, *, check: bool = True,
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
             if tables == 0:
                 return TargetInspection(path, TargetState.EMPTY, journal_mode=mode)
-            if check:
-                rows = [str(row[0]) for row in connection.execute("PRAGMA quick_check(20)")]
-                if rows != ["ok"]:
-                    return TargetInspection(path, TargetState.CORRUPT, rows, mode)
             missing = check_queue_schema(connection)
+            if check and not missing:
+                rows = _quick_check(connection, path)
+                if rows != ["ok"]:
+                    return TargetInspection(path, TargetState.DAMAGED, rows, mode)
     except sqlite3.Error as error:
         translated = translate_error(error, f"Checking '{path}'", QueueBackupError)
         if translated.kind in (ErrorKind.CORRUPT, ErrorKind.NOT_A_DATABASE):
@@ -144,6 +147,21 @@ def inspect_target(path: str | Path, *, check: bool = True,
     if missing:
         return TargetInspection(path, TargetState.NOT_A_QUEUE, missing, mode)
     return TargetInspection(path, TargetState.HEALTHY, journal_mode=mode)
+
+
+def _quick_check(connection: sqlite3.Connection, path: Path) -> list[str]:
+    """SQLite's quick check as lines; damage that stops it is one line saying why.
+
+    The schema has already been read, so the file opens: damage found here is damage a
+    restore can write over in place.
+    """
+    try:
+        return [str(row[0]) for row in connection.execute("PRAGMA quick_check(20)")]
+    except sqlite3.Error as error:
+        kind = translate_error(error, f"Checking '{path}'", QueueBackupError).kind
+        if kind not in (ErrorKind.CORRUPT, ErrorKind.NOT_A_DATABASE):
+            raise
+        return [str(error)]
 
 
 def move_aside(path: str | Path, when: str | None = None) -> list[Path]:

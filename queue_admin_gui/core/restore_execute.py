@@ -14,10 +14,14 @@ The order of the steps is what makes the restore unable to lose a committed writ
    AUTOINCREMENT counters read: every write committed before the restore is in the safety
    backup, and the counters copied into the staging file never go below what the live
    database had handed out, so no task id is ever reused.
-4. The restored database is checked (integrity, schema) and the staging folder removed.
+4. The restored database is checked (integrity, schema, counters) and the staging folder
+   removed.
 
-Workers are held off from the first write step until the commit: they see SQLite "busy" and
-retry within their busy timeout. The time is mostly the safety backup's.
+A live database SQLite cannot open is moved aside whole; one that opens but is damaged is
+written over in place (workers may have it open) after an unchecked copy of it is kept; see
+:mod:`.restore_keep`. Workers are held off from the first write step until the commit: they
+see SQLite "busy" and retry within their busy timeout. The time is mostly the safety
+backup's.
 """
 
 from __future__ import annotations
@@ -27,15 +31,15 @@ import hashlib
 import math
 import os
 import shutil
-import sqlite3
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from .backup import QueueBackup
 from .backup_paths import refuse_live_side_paths
-from .database import BUSY_TIMEOUT_MS, closing_connection, connect, require_existing_file
+from .database import require_existing_file
 from .errors import (
     ErrorKind,
     OperationCancelled,
@@ -46,67 +50,41 @@ from .errors import (
 from .manifest import manifest_path_for
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .restore import (
-    DEFAULT_PAGES_PER_STEP,
     LockedHook,
-    RestoreResult,
     TargetState,
     inspect_target,
     move_aside,
     write_into,
 )
+from .restore_keep import (
+    SAFETY_BACKUP_NAME,
+    SAFETY_FOLDER_NAME,
+    LiveStateKeeper,
+    RestoreReport,
+    RestoreRequest,
+    counter_problems,
+    safety_folder,
+)
 from .restore_plan import (
     ACTIVE_WORKER_SECONDS,
-    RestoredCheck,
     check_restored,
     running_workers,
 )
 from .verify import check_backup_file
 from .write_access import blocked_sentence, probe_write_access, wait_for_write_access
 
-#: Sub-folder of the backup folder that holds the safety backups restores take.
-SAFETY_FOLDER_NAME = "pre-restore"
-SAFETY_BACKUP_NAME = "pre_restore"
 #: Safety backups kept in that folder; older ones are pruned after each restore.
 SAFETY_KEEP_COUNT = 5
 STAGE_STAGING = "Copying the backup for checking"
-STAGE_SAFETY = "Taking the safety backup (workers are held off)"
 STAGE_WAITING = "Waiting for another program to let go of the database"
 STAGE_CHECK_RESTORED = "Checking the restored database"
 _STAGING_PREFIX = ".queue-admin-restore-"
 _CHUNK = 1024 * 1024
-#: A staging folder this old belongs to no running restore.
-STALE_STAGING_SECONDS = 6 * 3600
+#: A staging folder this old belongs to no running restore, whatever its name says.
+STALE_STAGING_SECONDS = 24 * 3600
 
 #: The workers a caller accepts as running during the restore; ``ALL_WORKERS`` accepts any.
 ALL_WORKERS = frozenset({"*"})
-
-
-@dataclass
-class RestoreRequest:
-    """What to restore, into which database, and what the caller has agreed to."""
-
-    backup_path: Path
-    target: Path
-    backup_dir: Path
-    safety_backup: bool = True
-    accepted_workers: Collection[str] = ()
-    lock_wait_seconds: float = 0.0
-    busy_timeout_ms: int = BUSY_TIMEOUT_MS
-    pages_per_step: int = DEFAULT_PAGES_PER_STEP
-
-
-@dataclass
-class RestoreReport(RestoreResult):
-    """A restore's result with the check of the restored database and the counters kept."""
-
-    check: RestoredCheck | None = None
-    counters_kept: dict[str, int] = field(default_factory=dict)
-    held_seconds: float = 0.0
-
-
-def safety_folder(backup_dir: str | Path) -> Path:
-    """Where restores keep their safety backups: apart from the regular backups."""
-    return Path(backup_dir) / SAFETY_FOLDER_NAME
 
 
 def execute_restore(request: RestoreRequest, progress: ProgressCallback | None = None,
@@ -145,39 +123,25 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
 def _write(request: RestoreRequest, staged: Path, action: str, started: float,
            progress: ProgressCallback | None, cancelled: CancelCheck | None) -> RestoreReport:
     target = Path(request.target)
-    inspection = inspect_target(target, check=not request.safety_backup, progress=progress,
-                                cancelled=cancelled, busy_timeout_ms=request.busy_timeout_ms)
+    inspection = inspect_target(target, check=False, progress=progress, cancelled=cancelled,
+                                busy_timeout_ms=request.busy_timeout_ms)
     if inspection.state is TargetState.NOT_A_QUEUE:
         raise QueueBackupError(
             f"{action} refused: '{target}' holds an SQLite database that is not a PrismQ "
             f"queue ({'; '.join(inspection.problems)}); choose the queue file.",
             ErrorKind.NOT_A_QUEUE)
-    healthy = inspection.state is TargetState.HEALTHY
-    moved: list[Path] = []
-    if inspection.state in (TargetState.CORRUPT, TargetState.MISSING):
-        moved = move_aside(target)
     outcome = RestoreReport(restored_from=Path(request.backup_path), target=target,
-                            safety_backup=None, seconds=0.0, moved_aside=moved)
-    locked_at: list[float] = []
-    damaged: list[QueueAdminError] = []
-
-    def while_locked(source: sqlite3.Connection) -> None:
-        """Runs once, holding the live write lock: safety backup, then the counters."""
-        locked_at.append(time.monotonic())
-        if request.safety_backup:
-            report(progress, 0, 0, STAGE_SAFETY)
-            safety = QueueBackup(target, safety_folder(request.backup_dir),
-                                 busy_timeout_ms=request.busy_timeout_ms,
-                                 pages_per_step=request.pages_per_step)
-            try:
-                outcome.safety_backup = safety.create_backup(SAFETY_BACKUP_NAME, progress,
-                                                             cancelled)
-            except QueueBackupError as error:
-                if error.kind is ErrorKind.CORRUPT:
-                    damaged.append(error)
-                raise
-            raise_if_cancelled(cancelled, action)
-        outcome.counters_kept = _keep_counters(target, source)
+                            safety_backup=None, seconds=0.0)
+    if inspection.state in (TargetState.CORRUPT, TargetState.MISSING):
+        # SQLite cannot open it, so no worker can be writing to it: set it aside whole.
+        outcome.moved_aside = move_aside(target)
+    keeper = LiveStateKeeper(request, outcome, action, progress, cancelled)
+    hook: LockedHook | None = None
+    if inspection.state in (TargetState.HEALTHY, TargetState.DAMAGED):
+        if inspection.journal_mode == "wal":
+            hook = keeper.while_locked
+        else:
+            hook = keeper.before_write_without_wal()
 
     def write(hook: LockedHook | None) -> None:
         write_into(staged, target, progress, cancelled, pages_per_step=request.pages_per_step,
@@ -185,25 +149,25 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
 
     try:
         try:
-            write(while_locked if healthy else None)
-        except QueueBackupError:
-            if not damaged:
+            write(hook)
+        except QueueBackupError as error:
+            if error.kind not in (ErrorKind.CORRUPT, ErrorKind.NOT_A_DATABASE) or \
+                    outcome.moved_aside or keeper.locked_at is not None:
                 raise
-            # The safety backup found the live file damaged: like any damaged database it
-            # is moved aside whole (with its -wal), and the backup written in its place.
+            # The file opened but SQLite cannot write into it: set it aside whole.
             outcome.moved_aside = move_aside(target)
             write(None)
     except QueueAdminError as error:
         raise _explain_failure(error, action, outcome) from error
-    if locked_at:
-        outcome.held_seconds = time.monotonic() - locked_at[0]
+    if keeper.locked_at is not None:
+        outcome.held_seconds = time.monotonic() - keeper.locked_at
     if outcome.safety_backup is not None:
         with contextlib.suppress(QueueAdminError):
             QueueBackup(target, safety_folder(request.backup_dir)).prune_backups(
                 SAFETY_KEEP_COUNT)
     report(progress, 0, 0, STAGE_CHECK_RESTORED)
     outcome.check = check_restored(target)
-    outcome.check.problems += _counter_problems(target, outcome.counters_kept)
+    outcome.check.problems += counter_problems(target, outcome.counters_kept)
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -214,6 +178,8 @@ def _explain_failure(error: QueueAdminError, action: str,
     kept = []
     if outcome.safety_backup is not None:
         kept.append(f"the safety backup it had taken was kept: {outcome.safety_backup}")
+    if outcome.damaged_copy is not None:
+        kept.append(f"a copy of the damaged database was kept: {outcome.damaged_copy}")
     if outcome.moved_aside:
         kept.append("the damaged database was moved aside, not deleted: "
                     + ", ".join(str(path) for path in outcome.moved_aside))
@@ -223,58 +189,6 @@ def _explain_failure(error: QueueAdminError, action: str,
         head = f"{action} was cancelled; the live database was not changed"
         return OperationCancelled(f"{head}; {'; '.join(kept)}.")
     return QueueBackupError(f"{error.message.rstrip('.')}; {'; '.join(kept)}.", error.kind)
-
-
-def _keep_counters(target: Path, source: sqlite3.Connection) -> dict[str, int]:
-    """Raise the staging copy's AUTOINCREMENT counters to at least the live database's.
-
-    Called while the restore holds the live write lock, so the live counters cannot move.
-    The change goes through the connection the backup API reads from, which carries it into
-    the pages already written.
-    """
-    with closing_connection(connect(target)) as live:
-        if not _has_sequence_table(live):
-            return {}
-        counters = {str(name): int(seq) for name, seq in
-                    live.execute("SELECT name, seq FROM sqlite_sequence")}
-    if not counters or not _has_sequence_table(source):
-        return counters
-    source.execute("BEGIN IMMEDIATE")
-    try:
-        for name, seq in counters.items():
-            updated = source.execute(
-                "UPDATE sqlite_sequence SET seq = CASE WHEN typeof(seq) = 'integer' "
-                "AND seq >= :seq THEN seq ELSE :seq END WHERE name = :name",
-                {"seq": seq, "name": name})
-            if updated.rowcount == 0 and source.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                    (name,)).fetchone():
-                source.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)",
-                               (name, seq))
-        source.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            source.execute("ROLLBACK")
-        raise
-    return counters
-
-
-def _counter_problems(target: Path, kept: dict[str, int]) -> list[str]:
-    """Sentences for any id counter of the restored database below what was handed out."""
-    if not kept:
-        return []
-    with closing_connection(connect(target)) as live:
-        found = {str(name): seq for name, seq in
-                 live.execute("SELECT name, seq FROM sqlite_sequence")}
-    return [f"the id counter of {name} is {found.get(name)!r}, below the {seq} the database "
-            "had handed out, so ids could be used twice"
-            for name, seq in kept.items()
-            if not isinstance(found.get(name), int) or found[name] < seq]
-
-
-def _has_sequence_table(connection: sqlite3.Connection) -> bool:
-    return connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
-                              "AND name = 'sqlite_sequence'").fetchone() is not None
 
 
 def _refuse_live_workers(target: Path, accepted: Collection[str], action: str) -> None:
@@ -351,13 +265,19 @@ def _stage(backup_path: Path, staging_dir: Path, action: str,
 
 
 def _remove_stale_staging(folder: Path) -> None:
-    """Remove staging folders that a restore killed part way left beside the database."""
+    """Remove staging folders that a restore killed part way left beside the database.
+
+    A folder is named after the process that made it; it is removed once that process is
+    gone, or after a day whatever its name says.
+    """
     cutoff = time.time() - STALE_STAGING_SECONDS
     for entry in folder.glob(f"{_STAGING_PREFIX}*"):
-        with contextlib.suppress(OSError):
-            if entry.is_dir() and entry.stat().st_mtime < cutoff:
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(entry.name[len(_STAGING_PREFIX):].split("-", 1)[0])
+            if entry.is_dir() and (not psutil.pid_exists(pid)
+                                   or entry.stat().st_mtime < cutoff):
                 shutil.rmtree(entry)
 
 
-__all__ = ["ALL_WORKERS", "RestoreReport", "RestoreRequest", "execute_restore",
-           "safety_folder"]
+__all__ = ["ALL_WORKERS", "SAFETY_BACKUP_NAME", "SAFETY_FOLDER_NAME", "SAFETY_KEEP_COUNT",
+           "RestoreReport", "RestoreRequest", "execute_restore", "safety_folder"]

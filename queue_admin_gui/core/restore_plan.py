@@ -104,10 +104,15 @@ class RestoreComparison:
             sentences.append(f"The live database {live.problem.removeprefix('the file ')}; "
                              "the backup will be restored to its path and nothing can be lost.")
         elif live.state is TargetState.CORRUPT:
-            sentences.append(f"The live database is damaged ({live.problem}); it will be moved "
-                             "aside with its -wal and -shm files (not deleted) and the backup "
-                             "restored in its place, so changes since the backup cannot be "
-                             "counted.")
+            sentences.append(f"The live database cannot be opened ({live.problem}); it will be "
+                             "moved aside with its -wal and -shm files (not deleted) and the "
+                             "backup restored in its place, so changes since the backup cannot "
+                             "be counted.")
+        elif live.state is TargetState.DAMAGED:
+            sentences.append(f"The live database is damaged ({live.problem}); the backup will "
+                             "be written into it in one transaction, and an unchecked copy of "
+                             "the damaged file kept with the safety backups, so changes since "
+                             "the backup cannot be counted.")
         elif live.state is TargetState.NOT_A_QUEUE:
             sentences.append(f"The live file is not a queue database ({live.problem}); the "
                              "backup will replace its contents.")
@@ -224,8 +229,14 @@ def inspect_database(path: str | Path) -> QueueSnapshot:
             problems = check_queue_schema(connection)
             if problems:
                 return QueueSnapshot(path, TargetState.NOT_A_QUEUE, "; ".join(problems))
-            counts = task_counts(connection)
-            newest = connection.execute(_NEWEST_SQL).fetchone()[0]
+            try:
+                counts = task_counts(connection)
+                newest = connection.execute(_NEWEST_SQL).fetchone()[0]
+            except sqlite3.Error as error:
+                if _kind_of(error) not in (ErrorKind.CORRUPT, ErrorKind.NOT_A_DATABASE):
+                    raise
+                # It opened and its schema reads: a restore writes into it in place.
+                return QueueSnapshot(path, TargetState.DAMAGED, str(error))
     except (sqlite3.Error, OSError, QueueAdminError) as error:
         return _snapshot_of_error(path, error)
     return QueueSnapshot(path, TargetState.HEALTHY, "", counts, newest)

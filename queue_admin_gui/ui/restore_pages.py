@@ -339,7 +339,8 @@ class CheckPage(JobPage):
         statuses = list(KNOWN_STATUSES)
         statuses += [s for s in {**backup.counts, **live.counts} if s not in statuses]
         state_text = {TargetState.MISSING: "missing", TargetState.EMPTY: "empty",
-                      TargetState.CORRUPT: "damaged", TargetState.NOT_A_QUEUE: "not a queue"}
+                      TargetState.CORRUPT: "cannot be opened", TargetState.DAMAGED: "damaged",
+                      TargetState.NOT_A_QUEUE: "not a queue"}
         rows: list[tuple[str, str, str]] = []
         for status in statuses:
             rows.append((status, f"{backup.counts.get(status, 0):,}",

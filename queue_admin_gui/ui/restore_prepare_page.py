@@ -106,7 +106,8 @@ class PreparePage(JobPage):
 
     def _safety_possible(self) -> bool:
         result = self.state.preflight
-        return result is None or result.live.ok
+        return result is None or result.live.state in (TargetState.HEALTHY,
+                                                       TargetState.DAMAGED)
 
     def _on_prepared(self, result: Preflight) -> None:
         self.state.preflight = result
@@ -117,9 +118,14 @@ class PreparePage(JobPage):
                                   "restored to its path.", ""),
             TargetState.EMPTY: ("The live database is an empty file; the backup will be "
                                 "written into it.", ""),
-            TargetState.CORRUPT: (f"The live database is damaged ({live.problem}); it will be "
-                                  "moved aside with its -wal and -shm files (never deleted) "
-                                  "and the backup restored to its path.", PROBLEM_STYLE),
+            TargetState.CORRUPT: (f"The live database cannot be opened ({live.problem}); it "
+                                  "will be moved aside with its -wal and -shm files (never "
+                                  "deleted) and the backup restored to its path.",
+                                  PROBLEM_STYLE),
+            TargetState.DAMAGED: (f"The live database is damaged ({live.problem}); the backup "
+                                  "will be written into it in one transaction, so workers "
+                                  "that have it open go on with the restored queue.",
+                                  PROBLEM_STYLE),
             TargetState.NOT_A_QUEUE: (f"The live file is not a queue database ({live.problem}); "
                                       "the restore will refuse it.", PROBLEM_STYLE),
         }
@@ -150,8 +156,13 @@ class PreparePage(JobPage):
         possible = self._safety_possible()
         self.safety_check.setEnabled(possible)
         if not possible:
-            self.safety_label.setText("No safety backup can be taken of a missing or damaged "
-                                      "database; a damaged file is moved aside instead.")
+            self.safety_label.setText("No safety backup can be taken of a database that is "
+                                      "missing or cannot be opened; such a file is moved "
+                                      "aside instead.")
+        elif result.live.state is TargetState.DAMAGED:
+            self.safety_label.setText("A damaged database cannot pass a backup's check: an "
+                                      "unchecked page copy of it is kept instead, in "
+                                      f"{safety_folder(self.state.backup_dir)}.")
         self._show_space()
 
     def _show_space(self) -> None:

@@ -201,14 +201,25 @@ class DonePage(JobPage):
                                          f"check ({'; '.join(check.problems)}); undo this "
                                          "restore or choose another backup.")
             self.integrity_label.setStyleSheet(PROBLEM_STYLE)
-        self.moved_label.setVisible(bool(result.moved_aside))
-        self.moved_label.setText("The damaged files were moved aside, not deleted: "
-                                 + ", ".join(str(path) for path in result.moved_aside))
+        self.moved_label.setVisible(bool(result.moved_aside) or result.damaged_copy is not None)
+        if result.damaged_copy is not None:
+            self.moved_label.setText("The live database was damaged; the backup was written "
+                                     "into it in place, and an unchecked copy of the damaged "
+                                     f"file was kept: {result.damaged_copy}")
+        else:
+            self.moved_label.setText("The damaged files were moved aside, not deleted: "
+                                     + ", ".join(str(path) for path in result.moved_aside))
         kept = result.counters_kept.get("task_queue")
-        self.counters_label.setVisible(kept is not None)
-        self.counters_label.setText(
-            f"New tasks get ids above {kept}, the highest the live database had handed out, "
-            "so no task id is used twice." if kept is not None else "")
+        self.counters_label.setVisible(kept is not None or bool(result.counters_problem))
+        if result.counters_problem:
+            self.counters_label.setText(result.counters_problem[0].upper()
+                                        + result.counters_problem[1:] + ".")
+            self.counters_label.setStyleSheet(PROBLEM_STYLE)
+        else:
+            self.counters_label.setText(
+                f"New tasks get ids above {kept}, the highest the live database had handed "
+                "out, so no task id is used twice." if kept is not None else "")
+            self.counters_label.setStyleSheet("")
         self.tasks.clear()
         orphaned, held = self._split_in_flight()
         for task in orphaned:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 from pathlib import Path
@@ -117,26 +118,31 @@ def test_restore_into_an_empty_file_leaves_a_wal_queue(
     assert journal_mode(target) == "wal"
 
 
-def test_restore_over_a_corrupt_database_moves_it_aside(
-        engine: QueueBackup, live: Path, new_backup: Path) -> None:
+def _damage_pages(live: Path) -> bytes:
+    """Garble two pages of the task table: the file still opens and its schema reads."""
     data = bytearray(live.read_bytes())
     data[4096 * 3: 4096 * 5] = random.Random(5).randbytes(8192)
     live.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_a_damaged_database_that_opens_is_written_in_place_and_a_copy_kept(
+        engine: QueueBackup, live: Path, new_backup: Path) -> None:
+    data = _damage_pages(live)
     result = engine.restore_backup(new_backup)
-    assert result.safety_backup is None
-    names = sorted(path.name for path in result.moved_aside)
-    assert names[0].startswith("queue.db.corrupt-")
-    assert all(path.exists() for path in result.moved_aside)
-    assert bytes(data) == next(p for p in result.moved_aside if p.name == names[0]).read_bytes()
-    assert not list(engine.backup_dir.glob("*pre_restore*"))  # no half safety backup left
+    assert result.safety_backup is None and result.moved_aside == []
+    copy = result.damaged_copy
+    assert copy is not None and copy.parent == engine.backup_dir / "pre-restore"
+    assert copy.name.startswith("queue_damaged_")
+    assert copy.read_bytes()[4096:] == data[4096:]  # every page but the header's, as it was
+    assert [info.path for info in engine.list_backups()] == [new_backup]
     assert state(live) == NEW
+    assert not list(live.parent.glob("queue.db.corrupt-*"))
 
 
-def test_cancel_after_a_damaged_database_was_moved_aside_says_where_it_went(
+def test_cancel_after_a_damaged_copy_says_where_it_is_and_changes_nothing(
         engine: QueueBackup, live: Path, new_backup: Path) -> None:
-    data = bytearray(live.read_bytes())
-    data[4096 * 3: 4096 * 5] = random.Random(5).randbytes(8192)
-    live.write_bytes(bytes(data))
+    data = _damage_pages(live)
     writing = []
 
     def progress(done: int, total: int, stage: str) -> None:
@@ -145,10 +151,10 @@ def test_cancel_after_a_damaged_database_was_moved_aside_says_where_it_went(
 
     with pytest.raises(OperationCancelled) as caught:
         engine.restore_backup(new_backup, progress=progress, cancelled=lambda: bool(writing))
-    assert "moved aside, not deleted" in str(caught.value)
-    moved = sorted(live.parent.glob("queue.db.corrupt-*"))
-    assert moved and str(moved[0]) in str(caught.value)
-    assert moved[0].read_bytes() == bytes(data)
+    copies = sorted((engine.backup_dir / "pre-restore").glob("queue_damaged_*.db"))
+    assert len(copies) == 1 and str(copies[0]) in str(caught.value)
+    assert "was not changed" in str(caught.value)
+    assert live.read_bytes() == data
 
 
 def test_restore_over_random_bytes_moves_them_aside(
@@ -259,7 +265,8 @@ def test_inspect_target_finds_damage_only_when_asked_to_check(live: Path) -> Non
     live.write_bytes(bytes(data))
     assert inspect_target(live, check=False).state is TargetState.HEALTHY
     checked = inspect_target(live)
-    assert checked.state is TargetState.CORRUPT and checked.problems
+    assert checked.state is TargetState.DAMAGED and checked.problems
+    assert not checked.needs_moving_aside  # it opens: a restore writes into it in place
 
 
 def test_move_aside_renames_the_file_and_its_side_files(tmp_path: Path) -> None:
@@ -403,3 +410,37 @@ def test_a_damaged_database_with_a_name_at_the_limit_is_moved_aside(tmp_path: Pa
     path.write_bytes(b"again")
     again = move_aside(path, when=moved[0].name.rsplit("corrupt-", 1)[-1][:15])
     assert again[0] != moved[0] and again[0].read_bytes() == b"again"
+
+
+def test_a_live_database_outside_wal_mode_is_restored_with_its_safety_backup(
+        engine: QueueBackup, live: Path, new_backup: Path) -> None:
+    connection = sqlite3.connect(live, isolation_level=None)
+    try:
+        assert connection.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
+        connection.execute("INSERT INTO task_queue(type, payload) VALUES ('old', '{}')")
+    finally:
+        connection.close()
+    result = engine.restore_backup(new_backup)
+    assert result.safety_backup is not None and state(result.safety_backup)[0] == 1201
+    assert result.counters_kept == {"task_queue": 1201}
+    assert state(live) == NEW
+    assert _insert(live, "task_queue") == 1202
+
+
+def test_staging_left_by_a_killed_restore_is_removed_by_the_next(
+        engine: QueueBackup, live: Path, new_backup: Path) -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)
+    leftover = live.parent / f".queue-admin-restore-{dead_pid}-1"
+    leftover.mkdir()
+    (leftover / new_backup.name).write_bytes(new_backup.read_bytes())
+    ours = live.parent / f".queue-admin-restore-{os.getpid()}-1"  # a restore still running
+    ours.mkdir()
+    engine.restore_backup(new_backup)
+    assert not leftover.exists()
+    assert ours.exists()
+    assert [p.name for p in live.parent.glob(".queue-admin-restore-*")] == [ours.name]

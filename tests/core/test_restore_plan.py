@@ -167,8 +167,20 @@ def test_corrupt_live_database_is_reported_with_sqlites_reason(
     live, backup = backed_up
     corrupt(live)
     comparison = compare_backup_with_live(backup, live)
-    assert comparison.live.state is TargetState.CORRUPT
+    # It opens and its schema reads, so the restore writes into it in place.
+    assert comparison.live.state is TargetState.DAMAGED
     assert "malformed" in comparison.live.problem
+    assert "written into it in one transaction" in comparison.consequences()[0]
+
+
+def test_a_live_file_that_cannot_be_opened_is_to_be_moved_aside(
+        backed_up: tuple[Path, Path]) -> None:
+    live, backup = backed_up
+    for side in ("-wal", "-shm"):
+        Path(f"{live}{side}").unlink(missing_ok=True)
+    live.write_bytes(b"\xa5" * 20000)
+    comparison = compare_backup_with_live(backup, live)
+    assert comparison.live.state is TargetState.CORRUPT
     assert "moved aside" in comparison.consequences()[0]
 
 
@@ -222,7 +234,7 @@ def test_preflight_on_missing_and_corrupt_live(backed_up: tuple[Path, Path],
     live, backup = backed_up
     corrupt(live)
     damaged = preflight(live, tmp_path / "backups", backup)
-    assert damaged.live.state is TargetState.CORRUPT
+    assert damaged.live.state is TargetState.DAMAGED
     assert damaged.live.problem
     assert not damaged.blocked
     live.unlink()

@@ -124,3 +124,45 @@ def test_workers_see_only_old_or_new_and_are_told_busy_at_most(tmp_path: Path) -
         _, errors = worker.communicate(timeout=60)
     assert worker.returncode == 0, errors
     assert result.held_seconds > 0
+
+
+def _put_index_out_of_step(path: Path) -> None:
+    """Damage only the agreement of one index with its table: the file opens and writes."""
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA writable_schema=ON")
+        connection.execute(
+            "UPDATE sqlite_master SET sql = replace(sql, 'task_queue(type, status)', "
+            "'task_queue(status, type)') WHERE name = 'ix_task_type_status'")
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def test_a_damaged_live_database_with_a_worker_writing_loses_nothing(tmp_path: Path) -> None:
+    """Damaged, but open in a worker: written in place; every commit is kept somewhere."""
+    live, source = tmp_path / "queue.db", tmp_path / "other.db"
+    folder = tmp_path / "backups"
+    fill_queue(live, 2000, "old")
+    fill_queue(source, 300, "new")
+    backup = QueueBackup(source, folder).create_backup("new")
+    _put_index_out_of_step(live)
+    stop, log = tmp_path / "stop", tmp_path / "commits.log"
+    worker = spawn("committer", live, stop, log)
+    try:
+        wait_ready(worker)
+        result = QueueBackup(live, folder, pages_per_step=8).restore_backup(
+            backup, accepted_workers=ALL_WORKERS)
+        _wait_for_commits(log, len(_committed(log)) + 10, worker)
+    finally:
+        stop.touch()
+        _, errors = worker.communicate(timeout=60)
+    assert worker.returncode == 0, errors
+    assert result.moved_aside == [] and result.damaged_copy is not None
+    kept, now = _tokens(result.damaged_copy), _tokens(live)
+    committed = _committed(log)
+    assert [pair for pair in committed
+            if kept.get(pair[0]) != pair[1] and now.get(pair[0]) != pair[1]] == []
+    after = [task_id for task_id, token in committed if now.get(task_id) == token]
+    assert after and min(after) > max(kept)
+    assert not list(tmp_path.glob("queue.db.corrupt-*"))

@@ -202,24 +202,46 @@ def test_a_corrupt_backup_stops_on_the_check_page(qtbot, session: Session, live:
     assert wizard.check_page.table.rowCount() == 0
 
 
-def test_a_corrupt_live_database_is_moved_aside_and_restored(
+def test_a_damaged_live_database_is_restored_in_place_with_a_copy_kept(
         qtbot, session: Session, live: Path, backup: Path) -> None:
     corrupt(live)
     damaged = live.read_bytes()
     wizard = open_wizard(qtbot, session)
     click_next(qtbot, wizard, PAGE_CHECK)
     qtbot.waitUntil(lambda: wizard.check_page.isComplete(), timeout=TIMEOUT_MS)
-    assert "moved aside" in wizard.check_page.consequences_label.text()
+    assert "written into it in one transaction" in wizard.check_page.consequences_label.text()
     click_next(qtbot, wizard, PAGE_PREPARE)
     qtbot.waitUntil(lambda: wizard.state.preflight is not None, timeout=TIMEOUT_MS)
     assert "damaged" in wizard.prepare_page.live_label.text()
-    assert not wizard.prepare_page.safety_check.isEnabled()
+    assert "unchecked page copy" in wizard.prepare_page.safety_label.text()
     click_next(qtbot, wizard, PAGE_RESTORE)
     qtbot.waitUntil(lambda: wizard.currentId() == PAGE_DONE, timeout=TIMEOUT_MS)
 
     assert rows(live) == rows(backup)
+    result = wizard.state.outcome.result
+    assert result.moved_aside == [] and result.damaged_copy is not None
+    assert result.damaged_copy.read_bytes()[4096:] == damaged[4096:]
+    assert str(result.damaged_copy) in wizard.done_page.moved_label.text()
+
+
+def test_a_live_file_that_cannot_be_opened_is_moved_aside_and_restored(
+        qtbot, session: Session, live: Path, backup: Path) -> None:
+    for side in (wal_path(live), shm_path(live)):
+        side.unlink(missing_ok=True)
+    live.write_bytes(b"\xa5" * 20000)
+    wizard = open_wizard(qtbot, session)
+    click_next(qtbot, wizard, PAGE_CHECK)
+    qtbot.waitUntil(lambda: wizard.check_page.isComplete(), timeout=TIMEOUT_MS)
+    assert "moved aside" in wizard.check_page.consequences_label.text()
+    click_next(qtbot, wizard, PAGE_PREPARE)
+    qtbot.waitUntil(lambda: wizard.state.preflight is not None, timeout=TIMEOUT_MS)
+    assert "cannot be opened" in wizard.prepare_page.live_label.text()
+    assert not wizard.prepare_page.safety_check.isEnabled()
+    click_next(qtbot, wizard, PAGE_RESTORE)
+    qtbot.waitUntil(lambda: wizard.currentId() == PAGE_DONE, timeout=TIMEOUT_MS)
+    assert rows(live) == rows(backup)
     moved = wizard.state.outcome.result.moved_aside
-    assert moved and moved[0].read_bytes() == damaged
+    assert moved and moved[0].read_bytes() == b"\xa5" * 20000
     assert "moved aside, not deleted" in wizard.done_page.moved_label.text()
 
 

@@ -1,0 +1,226 @@
+"""What a restore keeps of the live database before it writes over it.
+
+A healthy database gets a verified safety backup; a damaged one that still opens gets an
+unchecked page copy (it could never pass a backup's check, and workers may have it open, so
+it is written over in place rather than renamed). Either way the live AUTOINCREMENT counters
+are read and carried into the staged backup, so no id is handed out twice.
+
+In WAL mode all of this runs inside the restore's first write step, holding the live write
+lock while readers go on. Outside WAL mode that step locks readers out too, so it runs just
+before, while a reserved lock holds writers off, and the first step checks the file's change
+counter: a commit in between stops the restore, rolled back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .backup import QueueBackup
+from .database import BUSY_TIMEOUT_MS, closing_connection, connect
+from .errors import ErrorKind, QueueAdminError, QueueBackupError
+from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from .restore import DEFAULT_PAGES_PER_STEP, LockedHook, RestoreResult
+from .restore_plan import RestoredCheck
+from .snapshot import copy_snapshot
+
+#: Sub-folder of the backup folder that holds the safety backups restores take.
+SAFETY_FOLDER_NAME = "pre-restore"
+SAFETY_BACKUP_NAME = "pre_restore"
+STAGE_SAFETY = "Taking the safety backup (workers are held off)"
+
+
+@dataclass
+class RestoreRequest:
+    """What to restore, into which database, and what the caller has agreed to."""
+
+    backup_path: Path
+    target: Path
+    backup_dir: Path
+    safety_backup: bool = True
+    accepted_workers: Collection[str] = ()
+    lock_wait_seconds: float = 0.0
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    pages_per_step: int = DEFAULT_PAGES_PER_STEP
+
+
+@dataclass
+class RestoreReport(RestoreResult):
+    """A restore's result with the check of the restored database and the counters kept."""
+
+    check: RestoredCheck | None = None
+    counters_kept: dict[str, int] = field(default_factory=dict)
+    held_seconds: float = 0.0
+    damaged_copy: Path | None = None
+    counters_problem: str | None = None
+
+
+def safety_folder(backup_dir: str | Path) -> Path:
+    """Where restores keep their safety backups: apart from the regular backups."""
+    return Path(backup_dir) / SAFETY_FOLDER_NAME
+
+
+class LiveStateKeeper:
+    """What a restore keeps of the live database before writing: safety copy and counters.
+
+    In WAL mode this runs inside the write's first step, holding the live write lock while
+    readers go on. Outside WAL mode that step locks readers out too, so the safety copy is
+    taken first while writers are held by a reserved lock, and the first step then checks
+    the file's change counter: if anything committed in between, the restore stops, rolled
+    back, and says so.
+    """
+
+    def __init__(self, request: RestoreRequest, outcome: RestoreReport, action: str,
+                 progress: ProgressCallback | None, cancelled: CancelCheck | None) -> None:
+        self.request, self.outcome, self.action = request, outcome, action
+        self.progress, self.cancelled = progress, cancelled
+        self.locked_at: float | None = None
+        self.counters: dict[str, int] = {}
+
+    def while_locked(self, source: sqlite3.Connection) -> None:
+        """In the write's first step (WAL mode): keep the live state, then carry counters."""
+        self.locked_at = time.monotonic()
+        self._keep_live_state()
+        self._carry(source)
+
+    def before_write_without_wal(self) -> LockedHook:
+        """Keep the live state now, holding writers off; return the first step's check."""
+        target = Path(self.request.target)
+        with closing_connection(connect(target, busy_timeout_ms=self.request.busy_timeout_ms)
+                                ) as holder:
+            holder.execute("BEGIN IMMEDIATE")
+            try:
+                self.locked_at = time.monotonic()
+                self._keep_live_state()
+                expected = change_counter(target)
+            finally:
+                holder.execute("ROLLBACK")
+
+        def check_unchanged(source: sqlite3.Connection) -> None:
+            if change_counter(target) != expected:
+                raise QueueBackupError(
+                    f"{self.action} stopped: another program wrote to the database between "
+                    "the safety backup and the restore (it is not in WAL mode, so the two "
+                    "cannot share one lock); nothing was changed; stop the workers and "
+                    "retry.", ErrorKind.LOCKED)
+            self._carry(source)
+
+        return check_unchanged
+
+    def _keep_live_state(self) -> None:
+        request, outcome = self.request, self.outcome
+        target = Path(request.target)
+        if request.safety_backup:
+            report(self.progress, 0, 0, STAGE_SAFETY)
+            folder = safety_folder(request.backup_dir)
+            safety = QueueBackup(target, folder, busy_timeout_ms=request.busy_timeout_ms,
+                                 pages_per_step=request.pages_per_step)
+            try:
+                outcome.safety_backup = safety.create_backup(SAFETY_BACKUP_NAME,
+                                                             self.progress, self.cancelled)
+            except QueueBackupError as error:
+                if error.kind is not ErrorKind.CORRUPT:
+                    raise QueueBackupError(
+                        f"{self.action} stopped: the safety backup of the current database "
+                        f"failed ({error.message.rstrip('.')}); the live database was not "
+                        "changed.", error.kind) from error
+                # The live file is damaged (say an index that disagrees with its table) yet
+                # workers may have it open: keep an unchecked page copy and write in place.
+                outcome.damaged_copy = copy_damaged(target, folder, self.action,
+                                                     request, self.progress, self.cancelled)
+            raise_if_cancelled(self.cancelled, self.action)
+        try:
+            self.counters = read_counters(target)
+        except (sqlite3.Error, QueueAdminError) as error:
+            # Only a damaged file gets here; the report says so rather than promise ids.
+            outcome.counters_problem = (f"the id counters of the damaged database could not "
+                                        f"be read ({error}); new tasks may get ids it had "
+                                        "handed out")
+        outcome.counters_kept = dict(self.counters)
+
+    def _carry(self, source: sqlite3.Connection) -> None:
+        carry_counters(source, self.counters)
+
+
+def change_counter(path: Path) -> bytes:
+    """The file change counter in an SQLite header, which every commit outside WAL bumps."""
+    with open(path, "rb") as handle:
+        handle.seek(24)
+        return handle.read(4)
+
+
+def copy_damaged(target: Path, folder: Path, action: str, request: RestoreRequest,
+                  progress: ProgressCallback | None, cancelled: CancelCheck | None) -> Path:
+    """A page-for-page copy of a damaged live database, unchecked, kept beside safety backups.
+
+    It is named ``queue_damaged_<time>.db`` so nothing takes it for a verified backup.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / f"queue_damaged_{time.strftime('%Y%m%d_%H%M%S')}_{time.time_ns()}.db"
+    copy.touch(exist_ok=False)
+    try:
+        copy_snapshot(target, copy, f"{action}: copying the damaged database", progress,
+                      cancelled, request.pages_per_step, request.busy_timeout_ms)
+    except BaseException:
+        copy.unlink(missing_ok=True)
+        raise
+    return copy
+
+
+def read_counters(target: Path) -> dict[str, int]:
+    """The live database's AUTOINCREMENT counters (whole numbers only), by table."""
+    with closing_connection(connect(target)) as live:
+        if not has_sequence_table(live):
+            return {}
+        return {str(name): int(seq) for name, seq in
+                live.execute("SELECT name, seq FROM sqlite_sequence") if isinstance(seq, int)}
+
+
+def carry_counters(source: sqlite3.Connection, counters: dict[str, int]) -> None:
+    """Raise the staged copy's counters to at least the live database's.
+
+    The change goes through the connection the backup API reads from, which carries it
+    into the pages already written. A counter that is not a whole number is replaced.
+    """
+    if not counters or not has_sequence_table(source):
+        return
+    source.execute("BEGIN IMMEDIATE")
+    try:
+        for name, seq in counters.items():
+            updated = source.execute(
+                "UPDATE sqlite_sequence SET seq = CASE WHEN typeof(seq) = 'integer' "
+                "AND seq >= :seq THEN seq ELSE :seq END WHERE name = :name",
+                {"seq": seq, "name": name})
+            if updated.rowcount == 0 and source.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                    (name,)).fetchone():
+                source.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)",
+                               (name, seq))
+        source.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            source.execute("ROLLBACK")
+        raise
+
+
+def counter_problems(target: Path, kept: dict[str, int]) -> list[str]:
+    """Sentences for any id counter of the restored database below what was handed out."""
+    if not kept:
+        return []
+    with closing_connection(connect(target)) as live:
+        found = {str(name): seq for name, seq in
+                 live.execute("SELECT name, seq FROM sqlite_sequence")}
+    return [f"the id counter of {name} is {found.get(name)!r}, below the {seq} the database "
+            "had handed out, so ids could be used twice"
+            for name, seq in kept.items()
+            if not isinstance(found.get(name), int) or found[name] < seq]
+
+
+def has_sequence_table(connection: sqlite3.Connection) -> bool:
+    """True when the database has an AUTOINCREMENT table (and so a sqlite_sequence)."""
+    return connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                              "AND name = 'sqlite_sequence'").fetchone() is not None
