@@ -48,6 +48,8 @@ def add_archive_commands(command: Callable[[str, str], argparse.ArgumentParser])
                          help="delete whole generations older than N days (default: keep all)")
     archive.add_argument("--heartbeat", type=float, default=HEARTBEAT_SECONDS, metavar="S",
                          help=f"seconds between heartbeat lines (default {HEARTBEAT_SECONDS:.0f})")
+    archive.add_argument("--seconds", type=float, metavar="S",
+                         help="stop by itself after S seconds (default: run until stopped)")
     status = command("archive-status", "Generations, gaps and restorable instants of an archive.")
     status.add_argument("--dir", type=Path, required=True, metavar="DIR", help="archive folder")
 
@@ -80,9 +82,11 @@ def archive(context: Context) -> CommandResult:
         archiver.start()
         _print_line(out, f"Archiving '{database}' into '{args.dir}'; Ctrl+C or SIGTERM stops "
                          "it cleanly.")
-        while not stop.wait(max(0.5, float(args.heartbeat))):
+        ends = None if args.seconds is None else time.monotonic() + max(0.0, args.seconds)
+        beat = max(0.5, float(args.heartbeat))
+        while not stop.wait(beat if ends is None else max(0.0, min(beat, ends - time.monotonic()))):
             status = archiver.status()
-            if not status.running:
+            if not status.running or (ends is not None and time.monotonic() >= ends):
                 break
             lag = f"{status.lag_seconds * 1000:.0f} ms" if status.lag_seconds is not None else "-"
             _print_line(out, f"{instant_text(time.time())} heartbeat: generation "
@@ -107,6 +111,7 @@ def archive(context: Context) -> CommandResult:
 def archive_status_command(context: Context) -> CommandResult:
     """Describe the archive folder: generations, gaps, earliest and latest instants, size."""
     folder = Path(context.args.dir)
+    database = context.db_path
     if not folder.is_dir():
         raise ArchiveError(f"Reading the archive failed: '{folder}' is not a folder; check "
                            "--dir.", ErrorKind.NOT_FOUND)
@@ -125,6 +130,12 @@ def archive_status_command(context: Context) -> CommandResult:
              f" to {row['restorable_until'] or '-'}, {row['transactions']} transactions"
              f" ({row['reason']})" for row in data["generations"]]
     lines += [f"  gap from {gap['from']} to {gap['to']}: {gap['reason']}" for gap in data["gaps"]]
+    sources = {str(row.get("database")) for row in data["generations"] if row.get("database")}
+    data["database"] = database
+    data["same_database"] = not sources or sources == {str(database)}
+    if not data["same_database"]:
+        lines.append(f"  note: the archive was made from {', '.join(sorted(sources))}, "
+                     f"not from '{database}'.")
     headline = (f"The archive holds {len(status.generations)} generation(s) and "
                 f"{len(status.gaps)} gap(s).")
     return CommandResult(headline, data, ["archive_dir", "earliest_restorable",
@@ -181,7 +192,7 @@ def _generation_row(generation: Any) -> dict[str, Any]:
             "restorable_until": instant_text(generation.restorable_until)
             if generation.restorable_until else None,
             "transactions": generation.transactions, "size_bytes": generation.size_bytes,
-            "end_reason": generation.end_reason}
+            "end_reason": generation.end_reason, "database": generation.database}
 
 
 def _print_line(stream: Any, text: str) -> None:

@@ -26,13 +26,15 @@ ARGS: dict[str, list[str]] = {
     "list-backups": ["--dir", "{folder}"], "prune": ["--keep", "5", "--dir", "{folder}"],
     "restore": ["{backup}", "--yes"], "checkpoint": [], "vacuum": [], "analyze": [],
     "optimize": [], "integrity": [], "leases": [], "stats": [], "demo": ["--tasks", "20"],
+    "archive": ["--dir", "{folder}/archive", "--seconds", "0.5"],
+    "archive-status": ["--dir", "{folder}"],
 }
 
 #: How each command is refused by the engine: arguments that make it say no.
 REFUSALS: dict[str, list[str]] = {
     "verify": ["{missing}"], "list-backups": ["--dir", "{a_file}"],
     "prune": ["--keep", "1", "--dir", "{a_file}"], "restore": ["{backup}"],
-    "demo": ["--path", "{a_file}"],
+    "demo": ["--path", "{a_file}"], "archive-status": ["--dir", "{a_file}"],
 }
 
 

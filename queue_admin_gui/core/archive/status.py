@@ -23,6 +23,7 @@ class GenerationSummary:
     size_bytes: int
     ended_at: float | None
     end_reason: str | None
+    database: str | None = None
 
 
 @dataclass
@@ -62,7 +63,8 @@ def archive_status(archive: str | Path) -> ArchiveStatus:
             restorable_until=span[1] if span else None,
             transactions=generation.transactions, size_bytes=generation.size_bytes,
             ended_at=generation.data.get("ended_at"),
-            end_reason=generation.data.get("end_reason")))
+            end_reason=generation.data.get("end_reason"),
+            database=generation.data.get("database")))
         status.size_bytes += generation.size_bytes
         if span is not None:
             restorable.append((span, str(generation.data.get("reason") or "")))
