@@ -109,7 +109,8 @@ def step(name: str, action: Callable[[], None], done: Callable[[], bool],
     seconds = time.perf_counter() - started
     settle()
     results.append((name, float(gaps.largest), seconds))
-    print(f"{name:<38} {gaps.largest:>6} ms gap  {seconds:6.2f} s", flush=True)
+    print(f"{name:<38} {gaps.largest:>6} ms gap  {seconds:6.2f} s  RSS {rss_mb():5.0f} MB",
+          flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,16 +159,16 @@ def main(argv: list[str] | None = None) -> int:
         gaps.start()
         results: list[tuple[str, float, float]] = []
 
-        finished: list[object] = []
-        runner.job_finished.connect(finished.append)
+        finished = [0]  # a count: keeping the jobs would keep every list they read
+        runner.job_finished.connect(lambda _job: finished.__setitem__(0, finished[0] + 1))
 
         def idle() -> bool:
             return not runner.busy
 
         def read_again() -> Callable[[], bool]:
             """Done once a job started after now has finished and nothing runs."""
-            count = len(finished)
-            return lambda: len(finished) > count and not runner.busy
+            count = finished[0]
+            return lambda: finished[0] > count and not runner.busy
 
         def front(widget: QWidget) -> Callable[[], None]:
             return lambda: tabs.setCurrentWidget(widget)
