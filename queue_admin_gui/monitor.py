@@ -311,6 +311,11 @@ class Sampler(QObject):
 
     def _record_gap(self, moment: float, reason: str) -> None:
         self.last_failure_at = moment
+        if self.starvation is not None:  # nothing is known of a file that cannot be read
+            self.starvation = None
+            self._holders_timer.stop()
+            self.holders = None
+            self.starvation_changed.emit(None)
         self.history.append_gap(moment)
         stamp = datetime.fromtimestamp(moment).strftime("%H:%M:%S")
         self._set_status(f"No sample at {stamp} (the plot shows a gap): {reason}")

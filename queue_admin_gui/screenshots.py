@@ -3,8 +3,10 @@
 ``python -m queue_admin_gui.screenshots [--out docs/images]`` builds a demo queue in a
 temporary folder, lets the simulated workers run for a moment (so the WAL, the leases and the
 counts are alive), takes two backups, opens the window offscreen at its default size and
-saves the start page and every tab. Nothing outside the temporary folder is touched except
-the output folder.
+saves the start page and every tab; then every tab at 1024x700 and 1920x1080 (in
+``sizes/``), the WAL tab while a report process pins the WAL, and the WAL and Stats tabs after
+the database file was deleted under the window. Nothing outside the temporary folder is
+touched except the output folder.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 
 OUTPUT_DIR = Path("docs") / "images"
 WINDOW_SIZE = (1200, 800)
+#: The smallest and the largest screens the layout is checked at.
+SCREEN_SIZES = ((1024, 700), (1920, 1080))
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -104,6 +108,10 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
                 window.refresh_health()
                 _settle(window)
                 written.append(_grab(window, out_dir / f"tab_{key}.png"))
+            written += _every_size(window, out_dir, "")
+            workers.stop()
+            written += _starving(window, database, out_dir)
+            written += _deleted(window, database, out_dir)
         finally:
             workers.stop()
             session.runner.shutdown()
@@ -111,6 +119,83 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
             if collector is not None:
                 collector.stop()
     return written
+
+
+def _every_size(window: object, out_dir: Path, scene: str,
+                keys: Sequence[str] | None = None) -> list[Path]:
+    """Every tab (or ``keys``) at the smallest and the largest usual screen size."""
+    from .ui.main_window import TAB_SPECS
+
+    written = []
+    (out_dir / "sizes").mkdir(parents=True, exist_ok=True)
+    for width, height in SCREEN_SIZES:
+        window.resize(width, height)  # type: ignore[attr-defined]
+        for key in keys or [spec[0] for spec in TAB_SPECS]:
+            window.show_tab(key)  # type: ignore[attr-defined]
+            _settle(window, 0.3)
+            name = f"{scene}{'_' if scene else ''}tab_{key}_{width}x{height}.png"
+            written.append(_grab(window, out_dir / "sizes" / name))
+    window.resize(*WINDOW_SIZE)  # type: ignore[attr-defined]
+    return written
+
+
+def _starving(window: object, database: Path, out_dir: Path) -> list[Path]:
+    """A report holding a read transaction while a writer goes on: the WAL cannot reset."""
+    import sqlite3
+    import subprocess
+
+    script = database.parent / "nightly_report.py"
+    script.write_text(_READER, encoding="utf-8")
+    reader = subprocess.Popen([sys.executable, str(script), str(database)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    writer = sqlite3.connect(database, isolation_level=None)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+        sampler = window.sampler  # type: ignore[attr-defined]
+        for _round in range(30):
+            writer.execute("BEGIN IMMEDIATE")
+            writer.executemany("INSERT INTO task_queue (type, payload) VALUES ('render', ?)",
+                               [('{"blob": "' + "x" * 3500 + '"}',)] * 400)
+            writer.execute("COMMIT")
+            _run_for(1.1)
+            if sampler.starvation is not None and sampler.holders is not None:
+                break
+        window.show_tab("wal")  # type: ignore[attr-defined]
+        _settle(window)
+        written = [_grab(window, out_dir / "wal_starving.png")]
+        written += _every_size(window, out_dir, "starving", ("wal", "stats"))
+        return written
+    finally:
+        writer.close()
+        assert reader.stdin is not None
+        reader.stdin.close()
+        reader.wait(30)
+        if reader.stdout is not None:
+            reader.stdout.close()
+
+
+def _deleted(window: object, database: Path, out_dir: Path) -> list[Path]:
+    """The database file deleted under the window: figures greyed with the time they were read."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    _run_for(2.5)
+    written = []
+    for key in ("wal", "stats"):
+        window.show_tab(key)  # type: ignore[attr-defined]
+        _settle(window)
+        written.append(_grab(window, out_dir / f"deleted_{key}.png"))
+    return written + _every_size(window, out_dir, "deleted", ("wal", "stats"))
+
+
+_READER = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN")
+connection.execute("SELECT count(*) FROM task_queue").fetchone()
+print("reading", flush=True)
+sys.stdin.read()
+connection.execute("COMMIT")
+"""
 
 
 def _run_for(seconds: float) -> None:

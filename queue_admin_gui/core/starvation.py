@@ -39,7 +39,7 @@ STUCK_SAMPLES = 3
 #: How far back the diagnosis looks (seconds).
 DIAGNOSIS_WINDOW_SECONDS = 300.0
 #: The badge's few words for it.
-STARVATION_SHORT = "WAL pinned by a reader"
+STARVATION_SHORT = "WAL pinned"
 
 
 @dataclass(frozen=True)

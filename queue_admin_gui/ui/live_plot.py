@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -34,7 +34,7 @@ MIN_REDRAW_MS = 250
 #: Until the chosen window is full, the time axis shows at least this much (seconds).
 MIN_SPAN_SECONDS = 30.0
 #: A plot never gets smaller than this (pixels): its axis labels stay readable at 1024x700.
-PLOT_MIN_HEIGHT = 200
+PLOT_MIN_HEIGHT = 180
 
 
 def fitted_time_range(first_sample: float | None, start: float, end: float,
@@ -49,13 +49,26 @@ def fitted_time_range(first_sample: float | None, start: float, end: float,
     return min(left, end - minimum), end
 
 
+class _DetailsScroll(QScrollArea):
+    """A scroll area that asks for the whole height of its contents (Qt's caps it)."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        """The contents' own size hint, so a tall window shows them without scrolling."""
+        inner = self.widget()
+        hint = super().sizeHint()
+        if inner is not None:
+            hint.setHeight(inner.sizeHint().height() + 2 * self.frameWidth())
+        return hint
+
+
 def details_above_plot(details: QWidget, plot: QWidget) -> QSplitter:
     """Figures and buttons above, the plot below, with a handle between them to drag.
 
-    The details scroll when the window is too low for them, and the plot keeps at least
-    :data:`PLOT_MIN_HEIGHT`; on a big screen the plot takes the extra height.
+    The details scroll when the window is too low for them, and the plot keeps the minimum
+    its own widgets need (a banner above it included); on a big screen the plot takes the
+    extra height.
     """
-    scroll = QScrollArea()
+    scroll = _DetailsScroll()
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QScrollArea.Shape.NoFrame)
     scroll.setWidget(details)
@@ -66,7 +79,6 @@ def details_above_plot(details: QWidget, plot: QWidget) -> QSplitter:
     splitter.setChildrenCollapsible(False)
     splitter.setStretchFactor(0, 0)
     splitter.setStretchFactor(1, 1)
-    plot.setMinimumHeight(PLOT_MIN_HEIGHT)
     scroll.setMinimumHeight(80)
     return splitter
 

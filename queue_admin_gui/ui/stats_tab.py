@@ -153,12 +153,13 @@ class StatsTab(MaintenanceTab):
         column = QVBoxLayout(details)
         column.setContentsMargins(0, 0, 0, 0)
         column.addLayout(top)
-        column.addLayout(status_row)
-        column.addWidget(self.error_label)
-        column.addWidget(self.progress_panel)
         self.splitter = details_above_plot(details, plot)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.splitter)
+        # when and whether the figures were read stays in sight, above what may scroll
+        layout.addLayout(status_row)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.progress_panel)
+        layout.addWidget(self.splitter, 1)
         self.error_label.hide()
 
     def attach_sampler(self, sampler: Sampler) -> None:

@@ -55,6 +55,15 @@ BANNER_STYLES = {
 }
 
 
+def breakable(text: str) -> str:
+    """``text`` with a break allowed after each path separator, so a long path wraps.
+
+    A word-wrapped label is at least as wide as its longest word; an unbroken command line
+    would otherwise make the window wider than a 1024-pixel screen.
+    """
+    return text.replace("/", "/\u200b").replace("\\", "\\\u200b")
+
+
 def _threshold_label(colour: str) -> dict[str, Any]:
     """Label options that keep a threshold's text just above its line at the left edge."""
     return {"position": 0.01, "color": colour, "anchors": [(0, 1), (0, 1)]}
@@ -97,7 +106,7 @@ class WalPlotWidget(LivePlotWidget):
         self.controls.addWidget(self.summary_label)
 
         self.plot = make_time_plot("WAL size (MB)")
-        self.plot.setMinimumHeight(PLOT_MIN_HEIGHT - 40)
+        self.plot.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.curve = self.plot.plot(pen=WAL_PEN, connect="finite", name="WAL size")
         self.warning_line = pg.InfiniteLine(angle=0, pen=WARNING_PEN, movable=False,
                                             label="warning {value:.4g} MB",
@@ -240,7 +249,7 @@ class WalPlotWidget(LivePlotWidget):
             " a TRUNCATE checkpoint copies it into the database and shrinks it to zero.", level)
 
     def _show_banner(self, text: str, level: str) -> None:
-        self.banner_label.setText(text)
+        self.banner_label.setText(breakable(text))
         self.banner.setStyleSheet(BANNER_STYLES[level])
         self.banner.show()
         self._update_truncate_button()
@@ -291,7 +300,7 @@ class WalPlotWidget(LivePlotWidget):
         self._update_banner()
 
     def _on_sampler_status(self, text: str) -> None:
-        self.sampler_status_label.setText(text)
+        self.sampler_status_label.setText(breakable(text))
         self.sampler_status_label.setHidden(not text)
 
     def _on_cleared(self) -> None:

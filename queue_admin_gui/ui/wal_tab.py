@@ -32,6 +32,7 @@ from ..monitor import Sampler
 from ..session import TOPIC_DATABASE, TOPIC_STATS, Session
 from .live_plot import details_above_plot
 from .status_bar import STALE_COLOUR
+from .wal_plot import breakable
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,
@@ -209,7 +210,7 @@ class WalTab(MaintenanceTab):
         """While a reader pins the WAL, the tab gives the same advice as the banner."""
         advice = self._starvation_advice()
         if advice is not None:
-            set_status(self.wal_sentence, advice, BAD_COLOUR)
+            set_status(self.wal_sentence, breakable(advice), BAD_COLOUR)
         elif self.wal_sentence.text().startswith(STARVATION_OPENING):
             self.wal_sentence.clear()
 
@@ -220,7 +221,8 @@ class WalTab(MaintenanceTab):
             self.wal_grid.set_value(key, self.wal_grid.value(key), STALE_COLOUR)
         when = reading_time(last.time) if last is not None else "never"
         self.wal_grid.set_value("read_at", f"{when} (not current)", STALE_COLOUR)
-        set_status(self.wal_sentence, f"Could not read the WAL again: {reason}", WARN_COLOUR)
+        set_status(self.wal_sentence, breakable(f"Could not read the WAL again: {reason}"),
+                   WARN_COLOUR)
 
     def _on_stats(self, stats: dict[str, Any]) -> None:
         sample = self.sampler.last_sample if self.sampler is not None else None
@@ -246,7 +248,7 @@ class WalTab(MaintenanceTab):
                        f"{str(stats['journal_mode']).upper()}); checkpoints do nothing here.",
                        WARN_COLOUR)
         elif advice is not None:
-            set_status(self.wal_sentence, advice, BAD_COLOUR)
+            set_status(self.wal_sentence, breakable(advice), BAD_COLOUR)
         elif colour is not None:
             set_status(self.wal_sentence,
                        f"The WAL is large ({format_bytes(wal_bytes)}); run a "

@@ -117,7 +117,7 @@ def test_the_health_tooltip_gives_the_same_advice_instead_of_a_truncate():
     changed = report_with_starvation(report, advice)
     assert changed.summary().count("TRUNCATE checkpoint on the WAL/Checkpoint tab") == 0
     assert advice in changed.reasons and "PID 31 report.exe: report.exe -x" in advice
-    assert changed.level == report.level and "pinned by a reader" in changed.headline()
+    assert changed.level == report.level and "WAL pinned" in changed.headline()
     # a small WAL that is pinned still gets a warning
     small = report_with_starvation(assess_health(config, HealthMeasurements(
         wal_size_bytes=MEGABYTE)), advice)

@@ -94,7 +94,7 @@ def test_in_flight_and_dead_lines_differ_and_legends_sit_above_the_data(qtbot, s
 
 
 @pytest.mark.parametrize(("size", "wal_min", "stats_min"),
-                         [((1024, 700), 150, 140), ((1920, 1080), 400, 230)])
+                         [((1024, 700), 150, 140), ((1920, 1080), 300, 200)])
 def test_plots_stay_readable_at_common_window_sizes(qtbot, window, demo_db, open_db, size,
                                                     wal_min, stats_min):
     open_db(demo_db)
