@@ -96,7 +96,7 @@ class LeaseTable:
         return self.lease_overdue & self.worker_alive
 
     def task(self, row: int) -> LeasedTask:
-        """The task of one row as the rest of the engine knows it."""
+        """The task of one row as the rest of the engine knows it (without its claim time)."""
         overdue = float(self.overdue[row])
         age = float(self.heartbeat_age[row])
         lease_overdue, alive = bool(self.lease_overdue[row]), bool(self.worker_alive[row])
