@@ -63,7 +63,7 @@ from .retention import (
     prune_stopped,
     require_keep_count,
 )
-from .snapshot import backup_failure, copy_snapshot, remove_partial, seal_copy
+from .snapshot import Snapshot, backup_failure, copy_snapshot, remove_partial, seal_copy
 from .verify import VerifyReport, check_backup_file
 
 __all__ = [
@@ -81,6 +81,17 @@ _WRITE_LOCK = threading.RLock()
 #: Leftovers of an interrupted backup (a .partial, a manifest without its backup) older than
 #: this are removed by pruning; younger ones may belong to a backup still running elsewhere.
 LEFTOVER_AGE_SECONDS = 6 * 3600
+
+
+@dataclass
+class PendingBackup:
+    """A snapshot copied into its ``.partial`` file, not yet checked nor named."""
+
+    source: Path
+    final: Path
+    partial: Path
+    snapshot: Snapshot
+    started: float
 
 
 @dataclass
@@ -156,6 +167,18 @@ class QueueBackup:
     def _backup_file(self, source: Path, label: str | None,
                      progress: ProgressCallback | None,
                      cancelled: CancelCheck | None) -> BackupResult:
+        pending = self.begin_backup(source, label, progress, cancelled)
+        return self.finish_backup(pending, progress, cancelled)
+
+    def begin_backup(self, source: Path, label: str | None,
+                     progress: ProgressCallback | None = None,
+                     cancelled: CancelCheck | None = None) -> PendingBackup:
+        """Copy the snapshot into a reserved ``.partial`` file; :meth:`finish_backup` seals it.
+
+        The split lets a restore take the copy while it holds the live write lock and check
+        it afterwards. Until finished, nothing looks like a backup; a failure here removes
+        the partial file.
+        """
         action = f"Backup of '{source}'"
         started = time.monotonic()
         require_existing_file(source, action, QueueBackupError)
@@ -164,11 +187,29 @@ class QueueBackup:
                            int(needed * (1 + SPACE_MARGIN_RATIO)) + SPACE_MARGIN_BYTES,
                            action, QueueBackupError)
         final, partial = self._reserve_name(label, action)
-        renamed = False
-        manifest_file = manifest_path_for(final)
         try:
             snapshot = copy_snapshot(source, partial, action, progress, cancelled,
-                                      self.pages_per_step, self.busy_timeout_ms)
+                                     self.pages_per_step, self.busy_timeout_ms)
+        except BaseException as error:
+            failure = self._failed(error, action, partial, manifest_path_for(final))
+            if failure is error:
+                raise
+            raise failure from error
+        return PendingBackup(source, final, partial, snapshot, started)
+
+    def finish_backup(self, pending: PendingBackup, progress: ProgressCallback | None = None,
+                      cancelled: CancelCheck | None = None, *,
+                      keep_partial_on_failure: bool = False) -> BackupResult:
+        """Check, flush and hash the copy, write its manifest and give it its final name.
+
+        A copy that fails the check raises (kind CORRUPT for damage); its partial file is
+        removed unless ``keep_partial_on_failure`` (the caller then owns it).
+        """
+        source, final, partial, snapshot = (pending.source, pending.final, pending.partial,
+                                            pending.snapshot)
+        action = f"Backup of '{source}'"
+        manifest_file = manifest_path_for(final)
+        try:
             digest = seal_copy(partial, snapshot, action, progress, cancelled)
             size = partial.stat().st_size
             manifest = BackupManifest(
@@ -182,20 +223,32 @@ class QueueBackup:
             report(progress, 1, 1, STAGE_FINISH)
             raise_if_cancelled(cancelled, action)
             retry_on_windows_lock(lambda: os.replace(partial, final))
-            renamed = True
-            fsync_directory(self.backup_dir)
         except BaseException as error:
-            failure = (backup_failure(error, action, partial)
-                       if isinstance(error, sqlite3.Error | OSError) else None)
-            if not renamed:
-                remove_partial(partial, manifest_file)
-            if failure is not None:
-                raise failure from error
-            raise
+            if keep_partial_on_failure:
+                for leftover in (manifest_file, manifest_file.with_name(
+                        manifest_file.name + ".tmp")):
+                    leftover.unlink(missing_ok=True)
+                if isinstance(error, sqlite3.Error | OSError):
+                    raise translate_error(error, action, QueueBackupError) from error
+                raise
+            failure = self._failed(error, action, partial, manifest_file)
+            if failure is error:
+                raise
+            raise failure from error
+        fsync_directory(self.backup_dir)
         return BackupResult(path=final, size_bytes=size, page_count=snapshot.page_count,
-                            seconds=time.monotonic() - started, sha256=digest,
+                            seconds=time.monotonic() - pending.started, sha256=digest,
                             task_counts=snapshot.task_counts, manifest=manifest,
                             restarts=snapshot.restarts)
+
+    @staticmethod
+    def _failed(error: BaseException, action: str, partial: Path,
+                manifest_file: Path) -> BaseException:
+        """Remove what a failed backup wrote and give the error to raise."""
+        failure = (backup_failure(error, action, partial)
+                   if isinstance(error, sqlite3.Error | OSError) else None)
+        remove_partial(partial, manifest_file)
+        return failure if failure is not None else error
 
     def _reserve_name(self, label: str | None, action: str) -> tuple[Path, Path]:
         """Claim a free backup name by creating its ``.partial`` exclusively.

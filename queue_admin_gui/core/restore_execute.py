@@ -157,10 +157,14 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
             # The file opened but SQLite cannot write into it: set it aside whole.
             outcome.moved_aside = move_aside(target)
             write(None)
-    except QueueAdminError as error:
-        raise _explain_failure(error, action, outcome) from error
+    except BaseException as error:
+        keeper.discard()  # nothing changed, so the copy taken under the lock is not needed
+        if isinstance(error, QueueAdminError):
+            raise _explain_failure(error, action, outcome) from error
+        raise
     if keeper.locked_at is not None:
         outcome.held_seconds = time.monotonic() - keeper.locked_at
+    keeper.finish()
     if outcome.safety_backup is not None:
         with contextlib.suppress(QueueAdminError):
             QueueBackup(target, safety_folder(request.backup_dir)).prune_backups(

@@ -14,19 +14,21 @@ counter: a commit in between stops the restore, rolled back.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backup import QueueBackup
+from .backup import PendingBackup, QueueBackup
 from .database import BUSY_TIMEOUT_MS, closing_connection, connect
 from .errors import ErrorKind, QueueAdminError, QueueBackupError
+from .manifest import manifest_path_for
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .restore import DEFAULT_PAGES_PER_STEP, LockedHook, RestoreResult
 from .restore_plan import RestoredCheck
-from .snapshot import copy_snapshot
+from .snapshot import remove_partial
 
 #: Sub-folder of the backup folder that holds the safety backups restores take.
 SAFETY_FOLDER_NAME = "pre-restore"
@@ -56,6 +58,7 @@ class RestoreReport(RestoreResult):
     counters_kept: dict[str, int] = field(default_factory=dict)
     held_seconds: float = 0.0
     damaged_copy: Path | None = None
+    safety_problem: str | None = None
     counters_problem: str | None = None
 
 
@@ -67,11 +70,12 @@ def safety_folder(backup_dir: str | Path) -> Path:
 class LiveStateKeeper:
     """What a restore keeps of the live database before writing: safety copy and counters.
 
-    In WAL mode this runs inside the write's first step, holding the live write lock while
-    readers go on. Outside WAL mode that step locks readers out too, so the safety copy is
-    taken first while writers are held by a reserved lock, and the first step then checks
-    the file's change counter: if anything committed in between, the restore stops, rolled
-    back, and says so.
+    In WAL mode the copy is taken inside the write's first step, holding the live write lock
+    while readers go on; it is checked only after the restore committed (:meth:`finish`), so
+    workers wait for the copy alone. Outside WAL mode that step locks readers out too, so the
+    safety backup is taken whole first while writers are held by a reserved lock, and the
+    first step then checks the file's change counter: if anything committed in between, the
+    restore stops, rolled back, and says so.
     """
 
     def __init__(self, request: RestoreRequest, outcome: RestoreReport, action: str,
@@ -80,9 +84,13 @@ class LiveStateKeeper:
         self.progress, self.cancelled = progress, cancelled
         self.locked_at: float | None = None
         self.counters: dict[str, int] = {}
+        self.safety = QueueBackup(request.target, safety_folder(request.backup_dir),
+                                  busy_timeout_ms=request.busy_timeout_ms,
+                                  pages_per_step=request.pages_per_step)
+        self.pending: PendingBackup | None = None
 
     def while_locked(self, source: sqlite3.Connection) -> None:
-        """In the write's first step (WAL mode): keep the live state, then carry counters."""
+        """In the write's first step (WAL mode): copy the live state, then carry counters."""
         self.locked_at = time.monotonic()
         self._keep_live_state()
         self._carry(source)
@@ -96,6 +104,7 @@ class LiveStateKeeper:
             try:
                 self.locked_at = time.monotonic()
                 self._keep_live_state()
+                self.finish()
                 expected = change_counter(target)
             finally:
                 holder.execute("ROLLBACK")
@@ -111,27 +120,46 @@ class LiveStateKeeper:
 
         return check_unchanged
 
+    def finish(self) -> None:
+        """Check and name the safety copy; a copy that fails its check is kept, unchecked.
+
+        A damaged live file (say an index that disagrees with its table) fails the check:
+        its copy is kept as ``queue_damaged_<time>.db``, never as a backup.
+        """
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        try:
+            self.outcome.safety_backup = self.safety.finish_backup(
+                pending, self.progress, keep_partial_on_failure=True).path
+        except QueueBackupError as error:
+            tag = "damaged" if error.kind is ErrorKind.CORRUPT else "unchecked"
+            kept = pending.partial.with_name(
+                f"queue_{tag}_{time.strftime('%Y%m%d_%H%M%S')}_{time.time_ns()}.db")
+            os.replace(pending.partial, kept)
+            self.outcome.damaged_copy = kept
+            if error.kind is not ErrorKind.CORRUPT:
+                self.outcome.safety_problem = error.message
+
+    def discard(self) -> None:
+        """Remove a safety copy that is not needed: the restore did not change anything."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            remove_partial(pending.partial, manifest_path_for(pending.final))
+
     def _keep_live_state(self) -> None:
         request, outcome = self.request, self.outcome
         target = Path(request.target)
         if request.safety_backup:
             report(self.progress, 0, 0, STAGE_SAFETY)
-            folder = safety_folder(request.backup_dir)
-            safety = QueueBackup(target, folder, busy_timeout_ms=request.busy_timeout_ms,
-                                 pages_per_step=request.pages_per_step)
             try:
-                outcome.safety_backup = safety.create_backup(SAFETY_BACKUP_NAME,
-                                                             self.progress, self.cancelled)
+                self.pending = self.safety.begin_backup(target, SAFETY_BACKUP_NAME,
+                                                        self.progress, self.cancelled)
             except QueueBackupError as error:
-                if error.kind is not ErrorKind.CORRUPT:
-                    raise QueueBackupError(
-                        f"{self.action} stopped: the safety backup of the current database "
-                        f"failed ({error.message.rstrip('.')}); the live database was not "
-                        "changed.", error.kind) from error
-                # The live file is damaged (say an index that disagrees with its table) yet
-                # workers may have it open: keep an unchecked page copy and write in place.
-                outcome.damaged_copy = copy_damaged(target, folder, self.action,
-                                                     request, self.progress, self.cancelled)
+                raise QueueBackupError(
+                    f"{self.action} stopped: the safety backup of the current database "
+                    f"failed ({error.message.rstrip('.')}); the live database was not "
+                    "changed.", error.kind) from error
             raise_if_cancelled(self.cancelled, self.action)
         try:
             self.counters = read_counters(target)
@@ -151,24 +179,6 @@ def change_counter(path: Path) -> bytes:
     with open(path, "rb") as handle:
         handle.seek(24)
         return handle.read(4)
-
-
-def copy_damaged(target: Path, folder: Path, action: str, request: RestoreRequest,
-                  progress: ProgressCallback | None, cancelled: CancelCheck | None) -> Path:
-    """A page-for-page copy of a damaged live database, unchecked, kept beside safety backups.
-
-    It is named ``queue_damaged_<time>.db`` so nothing takes it for a verified backup.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    copy = folder / f"queue_damaged_{time.strftime('%Y%m%d_%H%M%S')}_{time.time_ns()}.db"
-    copy.touch(exist_ok=False)
-    try:
-        copy_snapshot(target, copy, f"{action}: copying the damaged database", progress,
-                      cancelled, request.pages_per_step, request.busy_timeout_ms)
-    except BaseException:
-        copy.unlink(missing_ok=True)
-        raise
-    return copy
 
 
 def read_counters(target: Path) -> dict[str, int]:
