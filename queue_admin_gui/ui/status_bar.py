@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QStatusBar, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QStatusBar, QWidget
 
 from ..core.errors import format_bytes
 from ..core.health import HealthLevel, HealthReport
@@ -59,6 +59,7 @@ class HealthBadge(QWidget):
         super().__init__(parent)
         self.icon_label = QLabel(self)
         self.text_label = QLabel(self)
+        _may_shrink(self.text_label, 120)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 0, 6, 0)
         layout.setSpacing(4)
@@ -98,6 +99,7 @@ class DatabaseStatusBar(QStatusBar):
         super().__init__(parent)
         self.path_label = QLabel("No database open", self)
         self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        _may_shrink(self.path_label, 80)
         self.size_label = QLabel(self)
         self.wal_label = QLabel(self)
         self.backup_label = QLabel(self)
@@ -177,3 +179,14 @@ class DatabaseStatusBar(QStatusBar):
         self.badge.show_unknown()
         self.badge.text_label.setText("Health: cannot read")
         self.badge.setToolTip(reason)
+
+
+def _may_shrink(label: QLabel, minimum: int) -> None:
+    """Let a long text be cut at the window's edge instead of widening the window.
+
+    A status-bar label asks for its whole text's width; a long path or health headline would
+    otherwise keep a 1024-pixel window from fitting its screen. The whole text stays in the
+    tooltip (the badge's tooltip lists every reason).
+    """
+    label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+    label.setMinimumWidth(minimum)  # below its text's width: it keeps the text when it fits
