@@ -44,8 +44,12 @@ def test_status_bar_shows_sizes_and_the_badge_with_reasons(qtbot, tmp_path):
 
 
 def test_long_path_and_headline_never_widen_a_1024_pixel_window(qtbot, tmp_path):
+    from PySide6.QtWidgets import QMainWindow
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
     bar = DatabaseStatusBar()
-    qtbot.addWidget(bar)
+    window.setStatusBar(bar)
     long_path = tmp_path.joinpath(*["a rather long folder name"] * 8, "queue.db")
     bar.show_database(long_path)
     headline = "database damaged: " + "the index ix_task_type_status disagrees " * 4
@@ -53,7 +57,11 @@ def test_long_path_and_headline_never_widen_a_1024_pixel_window(qtbot, tmp_path)
         HealthFinding(HealthLevel.CRITICAL, headline, headline)])
     bar.show_stats({"db_size_bytes": 3 * 1024 * 1024, "wal_size_bytes": 60 * 1024 * 1024},
                    report, None, False)
+    window.resize(1024, 700)
+    window.show()
+    qtbot.waitExposed(window)
     assert bar.path_label.sizeHint().width() + bar.badge.sizeHint().width() > 1024
-    assert bar.minimumSizeHint().width() < 1024
+    assert window.minimumSizeHint().width() < 1024
+    assert window.width() == 1024
     assert bar.path_label.text() == str(long_path)  # the whole text is still there
     assert headline in bar.badge.toolTip()
