@@ -23,7 +23,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QAction, QBrush, QColor, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from .widgets import STALE_BACKGROUND
+from .widgets import STALE_BACKGROUND, cell_alignment, header_data
 
 Index = QModelIndex | QPersistentModelIndex
 #: Rows handed to the view at a time as it scrolls.
@@ -69,7 +69,7 @@ class ListModel(QAbstractTableModel):
         self._order = np.zeros(0, dtype=np.int64)
         self._shown = 0
         self._sort: tuple[int, Qt.SortOrder] = (-1, Qt.SortOrder.AscendingOrder)
-        self._alignments = [int(_alignment(column.numeric).value) for column in self.columns]
+        self._alignments = [int(cell_alignment(column.numeric).value) for column in self.columns]
         self._highlight_brushes = (QBrush(STALE_BACKGROUND), QBrush(QColor("black")))
 
     # -- contents ---------------------------------------------------------------------------
@@ -131,16 +131,7 @@ class ListModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Column titles and their tooltips."""
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
-            return None
-        column = self.columns[section]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return column.title
-        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip:
-            return column.tooltip
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return int(_alignment(column.numeric))
-        return None
+        return header_data(self.columns, section, orientation, role)
 
     def data(self, index: Index, role: int = _DISPLAY) -> Any:
         """Text, alignment and highlight of one cell (other roles: None, quickly)."""
@@ -192,11 +183,6 @@ class ListModel(QAbstractTableModel):
         if order == Qt.SortOrder.DescendingOrder:
             return ascending[::-1].copy()
         return ascending
-
-
-def _alignment(numeric: bool) -> Qt.AlignmentFlag:
-    horizontal = Qt.AlignmentFlag.AlignRight if numeric else Qt.AlignmentFlag.AlignLeft
-    return horizontal | Qt.AlignmentFlag.AlignVCenter
 
 
 def category_keys(codes: np.ndarray, values: Sequence[str | None]) -> np.ndarray:

@@ -210,16 +210,7 @@ class RecordTableModel(QAbstractTableModel, Generic[Row]):
     def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Column titles and their tooltips."""
-        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
-            return None
-        column = self.columns[section]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return column.title
-        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip:
-            return column.tooltip
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return int(_alignment(column.numeric))
-        return None
+        return header_data(self.columns, section, orientation, role)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         """Text, alignment, highlight and sort key of one cell."""
@@ -230,7 +221,7 @@ class RecordTableModel(QAbstractTableModel, Generic[Row]):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             return column.text(record)
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            return int(_alignment(column.numeric))
+            return int(cell_alignment(column.numeric))
         if role == Qt.ItemDataRole.BackgroundRole and self._highlighted(record):
             return QBrush(STALE_BACKGROUND)
         if role == Qt.ItemDataRole.ForegroundRole and self._highlighted(record):
@@ -243,9 +234,28 @@ class RecordTableModel(QAbstractTableModel, Generic[Row]):
         return self._highlight is not None and self._highlight(record)
 
 
-def _alignment(numeric: bool) -> Qt.AlignmentFlag:
+def cell_alignment(numeric: bool) -> Qt.AlignmentFlag:
+    """Numbers right-aligned, text left-aligned, both centred vertically."""
     horizontal = Qt.AlignmentFlag.AlignRight if numeric else Qt.AlignmentFlag.AlignLeft
     return horizontal | Qt.AlignmentFlag.AlignVCenter
+
+
+def header_data(columns: Sequence[Any], section: int, orientation: Qt.Orientation,
+                role: int) -> Any:
+    """A table model's header: each column's title, tooltip and alignment.
+
+    ``columns`` hold ``title``, ``tooltip`` and ``numeric``, as both table models' do.
+    """
+    if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(columns):
+        return None
+    column = columns[section]
+    if role == Qt.ItemDataRole.DisplayRole:
+        return column.title
+    if role == Qt.ItemDataRole.ToolTipRole and column.tooltip:
+        return column.tooltip
+    if role == Qt.ItemDataRole.TextAlignmentRole:
+        return int(cell_alignment(column.numeric))
+    return None
 
 
 def make_table(model: QAbstractTableModel, *, multi_select: bool = False) -> QTableView:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from wal_scripts import READER, WRITER
+
 from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.core.health import HealthMeasurements, assess_health
 from queue_admin_gui.core.holders import FileHolder, HolderLookup, find_holders
@@ -125,31 +127,7 @@ def test_the_health_tooltip_gives_the_same_advice_instead_of_a_truncate():
     assert report_with_starvation(report, None) is report
 
 
-READER = """
-import sqlite3, sys
-connection = sqlite3.connect(sys.argv[1], isolation_level=None)
-connection.execute("BEGIN")
-connection.execute("SELECT count(*) FROM task_queue").fetchone()
-print("reading", flush=True)
-sys.stdin.read()
-connection.execute("COMMIT")
-connection.close()
-"""
 
-WRITER = """
-import sqlite3, sys
-from queue_admin_gui.core.schema import WRITER_PRAGMAS
-connection = sqlite3.connect(sys.argv[1], isolation_level=None)
-for name, value in WRITER_PRAGMAS:
-    connection.execute(f"PRAGMA {name}={value}")
-for line in sys.stdin:
-    connection.execute("BEGIN IMMEDIATE")
-    connection.executemany("INSERT INTO task_queue (type, payload) VALUES ('render', ?)",
-                           [('{"blob": "' + "x" * 3500 + '"}',) for _ in range(int(line))])
-    connection.execute("COMMIT")
-    print("written", flush=True)
-connection.close()
-"""
 
 
 def _write(writer: subprocess.Popen, rows: int) -> None:

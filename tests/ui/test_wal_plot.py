@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from wal_scripts import READER
 
 from queue_admin_gui.core.database import connect, file_size, wal_path
 from queue_admin_gui.core.demo import DemoWorkers, create_demo_queue
@@ -207,16 +208,6 @@ def test_banner_offers_truncate_when_demo_workers_grow_the_wal(qtbot, session, t
     bystander.close()
 
 
-READER = """
-import sqlite3, sys
-connection = sqlite3.connect(sys.argv[1], isolation_level=None)
-connection.execute("BEGIN")
-connection.execute("SELECT count(*) FROM task_queue").fetchone()
-print("reading", flush=True)
-sys.stdin.read()
-connection.execute("COMMIT")
-connection.close()
-"""
 
 
 def test_long_reader_is_named_in_plain_words(qtbot, plot, session, sampler, clock, queue_db,
