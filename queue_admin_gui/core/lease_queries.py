@@ -39,10 +39,8 @@ EXPIRED_WORKER_ALIVE = f"{LEASE_OVERDUE} AND {WORKER_ALIVE}"
 
 CLOCK = "SELECT datetime('now'), datetime('now', :offset)"
 
-_SELECT_LEASED = f"""
-SELECT task_queue.id, task_queue.type, task_queue.status, task_queue.locked_by,
-       task_queue.lease_until_utc, task_queue.reserved_at_utc, task_queue.attempts,
-       task_queue.max_attempts,
+#: How far each in-flight task's lease and worker are gone, and the tasks they are read from.
+_LEASE_STATE = f"""
        (julianday(:now) - julianday({LEASE_END})) * 86400.0 AS overdue,
        COALESCE({LEASE_OVERDUE}, 0) AS lease_overdue,
        COALESCE(datetime(workers.heartbeat_utc) >= :cutoff, 0) AS worker_alive,
@@ -50,7 +48,12 @@ SELECT task_queue.id, task_queue.type, task_queue.status, task_queue.locked_by,
        (julianday(:now) - julianday(workers.heartbeat_utc)) * 86400.0 AS heartbeat_age
 FROM task_queue
 LEFT JOIN workers ON workers.worker_id = task_queue.locked_by
-WHERE {IN_FLIGHT}"""  # noqa: S608 - built from this module's constants only
+WHERE {IN_FLIGHT}"""
+
+_SELECT_LEASED = f"""
+SELECT task_queue.id, task_queue.type, task_queue.status, task_queue.locked_by,
+       task_queue.lease_until_utc, task_queue.reserved_at_utc, task_queue.attempts,
+       task_queue.max_attempts,{_LEASE_STATE}"""  # noqa: S608 - this module's constants only
 
 SELECT_IN_FLIGHT = _SELECT_LEASED + "\nORDER BY overdue DESC, task_queue.id"
 
@@ -124,15 +127,7 @@ RETURNING id, status
 SELECT_IN_FLIGHT_COLUMNS = f"""
 SELECT task_queue.id, task_queue.type, task_queue.status, task_queue.locked_by,
        (julianday(task_queue.lease_until_utc) - 2440587.5) * 86400.0 AS lease_until_epoch,
-       task_queue.lease_until_utc, task_queue.attempts, task_queue.max_attempts,
-       (julianday(:now) - julianday({LEASE_END})) * 86400.0 AS overdue,
-       COALESCE({LEASE_OVERDUE}, 0) AS lease_overdue,
-       COALESCE(datetime(workers.heartbeat_utc) >= :cutoff, 0) AS worker_alive,
-       workers.worker_id IS NOT NULL AS worker_known,
-       (julianday(:now) - julianday(workers.heartbeat_utc)) * 86400.0 AS heartbeat_age
-FROM task_queue
-LEFT JOIN workers ON workers.worker_id = task_queue.locked_by
-WHERE {IN_FLIGHT}
+       task_queue.lease_until_utc, task_queue.attempts, task_queue.max_attempts,{_LEASE_STATE}
 ORDER BY overdue DESC, task_queue.id"""  # noqa: S608 - constants only
 
 #: What a stale-lease requeue would do to each overdue task, by id: 1 back to the queue,
