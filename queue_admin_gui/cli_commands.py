@@ -191,11 +191,12 @@ def restore(context: Context) -> CommandResult:
     data = {"restored_from": done.restored_from, "target": done.target,
             "safety_backup": done.safety_backup, "seconds": done.seconds,
             "moved_aside": done.moved_aside, "damaged_copy": done.damaged_copy,
+            "safety_problem": done.safety_problem,
             "counters_kept": done.counters_kept, "counters_problem": done.counters_problem,
             "workers_held_off_seconds": done.held_seconds,
             "check_problems": check.problems if check is not None else []}
     shown = ["restored_from", "target", "safety_backup", "seconds", "moved_aside",
-             "damaged_copy", "counters_kept", "counters_problem"]
+             "damaged_copy", "safety_problem", "counters_kept", "counters_problem"]
     if check is not None and not check.ok:
         kept = f" The safety backup is {done.safety_backup}." if done.safety_backup else ""
         return CommandResult(

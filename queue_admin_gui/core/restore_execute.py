@@ -94,7 +94,8 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
     Raises :class:`QueueBackupError` (kinds INVALID, CORRUPT, NOT_A_QUEUE, LOCKED,
     WORKERS_ACTIVE, ...) when the restore is refused or fails, and
     :class:`OperationCancelled` on cancel; either way the live database is as it was (a
-    safety backup already taken is kept, and the message says where).
+    safety copy taken under the lock is removed, since nothing changed; one taken before the
+    write, outside WAL mode, is kept, and the message says where).
     """
     backup_path, target = Path(request.backup_path), Path(request.target)
     action = f"Restoring '{target}' from '{backup_path}'"
@@ -190,7 +191,8 @@ def _explain_failure(error: QueueAdminError, action: str,
     if not kept:
         return error
     if isinstance(error, OperationCancelled):
-        head = f"{action} was cancelled; the live database was not changed"
+        head = (f"{action} was cancelled" if outcome.moved_aside
+                else f"{action} was cancelled; the live database was not changed")
         return OperationCancelled(f"{head}; {'; '.join(kept)}.")
     return QueueBackupError(f"{error.message.rstrip('.')}; {'; '.join(kept)}.", error.kind)
 

@@ -136,10 +136,14 @@ class LiveStateKeeper:
             tag = "damaged" if error.kind is ErrorKind.CORRUPT else "unchecked"
             kept = pending.partial.with_name(
                 f"queue_{tag}_{time.strftime('%Y%m%d_%H%M%S')}_{time.time_ns()}.db")
-            os.replace(pending.partial, kept)
+            try:
+                os.replace(pending.partial, kept)
+            except OSError as rename_error:
+                kept = pending.partial
+                self.outcome.safety_problem = f"{error.message} ({rename_error})"
             self.outcome.damaged_copy = kept
             if error.kind is not ErrorKind.CORRUPT:
-                self.outcome.safety_problem = error.message
+                self.outcome.safety_problem = self.outcome.safety_problem or error.message
 
     def discard(self) -> None:
         """Remove a safety copy that is not needed: the restore did not change anything."""

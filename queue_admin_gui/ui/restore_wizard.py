@@ -244,7 +244,11 @@ class DonePage(JobPage):
         self.tasks.setVisible(bool(count))
         self.requeue_button.setVisible(bool(count))
         self.requeue_button.setEnabled(bool(count))
-        if result.safety_backup is not None:
+        if result.safety_problem:
+            self.safety_label.setText(f"The safety copy could not be checked "
+                                      f"({result.safety_problem}); it is kept unchecked: "
+                                      f"{result.damaged_copy}")
+        elif result.safety_backup is not None:
             self.safety_label.setText(f"Safety backup of the database as it was before: "
                                       f"{result.safety_backup}")
         else:
