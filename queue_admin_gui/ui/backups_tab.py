@@ -27,10 +27,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.session import TOPIC_BACKUPS, Session
 from ..core.backup import BackupInfo, BackupResult, QueueBackup, VerifyReport
 from ..core.errors import QueueAdminError, format_bytes
 from ..core.retention import plan_prune
-from ..session import TOPIC_BACKUPS, Session
 from .backup_rows import (
     BackupListing,
     BackupListModel,

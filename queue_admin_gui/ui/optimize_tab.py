@@ -24,11 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.jobs import Job
+from ..app.session import TOPIC_DATABASE, TOPIC_STATS, Session
 from ..core.disk import vacuum_space_by_volume
 from ..core.maintenance import IntegrityResult, QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
-from ..jobs import Job
-from ..session import TOPIC_DATABASE, TOPIC_STATS, Session
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,

@@ -28,10 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.jobs import Job, JobFunction, mark_background
+from ..app.session import Session
 from ..core.errors import format_bytes
-from ..jobs import Job, JobFunction
-from ..session import Session
-from .activity_log import mark_background
 from .job_progress import JobProgressPanel
 
 __all__ = [

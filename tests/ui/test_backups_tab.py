@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
+from queue_admin_gui.app.messages import Level
 from queue_admin_gui.core.config import MaintenanceConfig, config_file_path
 from queue_admin_gui.core.manifest import manifest_path_for
 from queue_admin_gui.ui.backup_rows import describe_task_counts
 from queue_admin_gui.ui.backups_tab import BackupsTab
-from queue_admin_gui.ui.messages import Level
 
 LEFT = Qt.MouseButton.LeftButton
 

@@ -13,14 +13,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from .core.config import MaintenanceConfig
-from .core.errors import QueueAdminError
-from .core.holders import name_holders
-from .core.maintenance import QueueMaintenance
-from .core.progress import CancelCheck, ProgressCallback
-from .core.readings import CheckpointSummary
+from ..core.config import MaintenanceConfig
+from ..core.errors import QueueAdminError
+from ..core.holders import name_holders
+from ..core.maintenance import QueueMaintenance
+from ..core.progress import CancelCheck, ProgressCallback
+from ..core.readings import CheckpointSummary
 from .jobs import Job, JobFunction, JobRunner
-from .ui.messages import Messages
+from .messages import Messages
 
 #: Topics for :attr:`Session.changed`; a tab refreshes on the topics it shows.
 TOPIC_BACKUPS = "backups"
