@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..app.session import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS, Session
+from ..app.operations import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS
+from ..app.session import Session
 from ..core.lease_table import (
     DEAD_LETTER,
     LEAVE_ALONE,

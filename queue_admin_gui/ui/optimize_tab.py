@@ -25,7 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..app.jobs import Job
-from ..app.session import TOPIC_DATABASE, TOPIC_STATS, Session
+from ..app.operations import TOPIC_DATABASE, TOPIC_STATS
+from ..app.session import Session
 from ..core.disk import vacuum_space_by_volume
 from ..core.maintenance import IntegrityResult, QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback

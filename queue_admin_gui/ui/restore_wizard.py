@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
     QWizard,
 )
 
-from ..app.session import TOPIC_BACKUPS, TOPIC_DATABASE, TOPIC_LEASES, Session
+from ..app.operations import TOPIC_BACKUPS, TOPIC_DATABASE, TOPIC_LEASES
+from ..app.session import Session
 from ..core.backup import QueueBackup
 from ..core.errors import QueueAdminError
 from ..core.leases import LeaseManager, RequeueResult

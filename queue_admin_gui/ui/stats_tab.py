@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..app.monitor import Sampler
-from ..app.session import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS, Session
+from ..app.operations import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS
+from ..app.session import Session
 from ..core.maintenance import QueueMaintenance
 from ..core.readings import fragmentation_percent, reading_time
 from ..core.sampling import Sample

@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
 
 from ..app.jobs import Job
 from ..app.monitor import Sampler
-from ..app.session import TOPIC_DATABASE, TOPIC_STATS, Session
+from ..app.operations import TOPIC_DATABASE, TOPIC_STATS
+from ..app.session import Session
 from ..core.maintenance import QueueMaintenance
 from ..core.readings import CheckpointSummary, reading_time
 from ..core.sampling import Sample

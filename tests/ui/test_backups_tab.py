@@ -129,6 +129,18 @@ def test_delete_asks_and_respects_the_answer(qtbot, tab, presenter, backup_dir):
     assert len(presenter.questions) == 2
 
 
+def test_backing_up_and_deleting_each_announce_the_backup_list_once(qtbot, tab, session):
+    topics: list[str] = []
+    session.changed.connect(topics.append)
+    path = click_backup(qtbot, tab, "announced").path
+    assert topics == ["backups"]
+
+    select(qtbot, tab, path)
+    with qtbot.waitSignal(session.runner.job_finished, timeout=30_000):
+        qtbot.mouseClick(tab.delete_button, LEFT)
+    assert topics == ["backups", "backups"]
+
+
 def test_keep_newest_prunes_the_older_backups(qtbot, tab, presenter, backup_dir):
     made = [click_backup(qtbot, tab, f"b{n}").path for n in range(3)]
     tab.keep_spin.setValue(1)
