@@ -2,7 +2,7 @@
 
 import sys
 
-from queue_admin_gui.app import main
+from queue_admin_gui.ui.launch import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -39,7 +39,7 @@ def garbage_collected_in_gui_thread():
     """Collect garbage only in the main thread, as the application does (see gc_guard)."""
     from PySide6.QtWidgets import QApplication
 
-    from queue_admin_gui.gc_guard import MainThreadGarbageCollector
+    from queue_admin_gui.app.gc_guard import MainThreadGarbageCollector
 
     application = QApplication.instance() or QApplication([])
     collector = MainThreadGarbageCollector(parent=application)
@@ -52,7 +52,7 @@ def no_leftover_job_threads(request: pytest.FixtureRequest, garbage_collected_in
     """Fail a test that leaves a job's worker thread running (it would outlive its widgets)."""
     yield
     garbage_collected_in_gui_thread.check()
-    jobs = sys.modules.get("queue_admin_gui.jobs")
+    jobs = sys.modules.get("queue_admin_gui.app.jobs")
     if jobs is None:
         return
     leftover = jobs.running_job_threads()

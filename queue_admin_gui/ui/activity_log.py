@@ -2,8 +2,8 @@
 
 The dock listens to ``JobRunner.job_finished``; each finished job becomes a row (time, action,
 parameters, result, duration) and a line in the JSON-lines audit file. Background reads that
-repeat on a timer (the status bar's health check) are marked with :func:`mark_background`
-and left out, so the log stays a list of what an administrator did.
+repeat on a timer (the status bar's health check) are marked with ``mark_background``
+(``app/jobs.py``) and left out, so the log stays a list of what an administrator did.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.jobs import Job, JobRunner, JobState, is_background
+from ..app.messages import Messages
 from ..core.activity import (
     RESULT_CANCELLED,
     RESULT_FAILED,
@@ -32,10 +34,7 @@ from ..core.activity import (
     result_of_completed,
 )
 from ..core.errors import QueueAdminError
-from ..jobs import Job, JobRunner, JobState
-from .messages import Messages
 
-_BACKGROUND_PROPERTY = "queueAdminBackground"
 _COLUMNS = ("Time", "Action", "Parameters", "Result", "Duration")
 _RESULT_COLOURS = {RESULT_FAILED: QColor("#b02a37"), RESULT_CANCELLED: QColor("#8a5300"),
                    RESULT_SUCCEEDED: None}
@@ -48,17 +47,6 @@ _MAX_ROWS = 1000
 #: Widest the Action and Result columns grow, in characters: a long action or error message
 #: is cut (its tooltip holds the whole text) so Result and Duration stay in view.
 _CAPPED_COLUMNS = {1: 42, 3: 42}
-
-
-def mark_background(job: Job) -> Job:
-    """Keep ``job`` out of the activity log (a periodic read nobody asked for)."""
-    job.setProperty(_BACKGROUND_PROPERTY, True)
-    return job
-
-
-def is_background(job: Job) -> bool:
-    """True for jobs marked with :func:`mark_background`."""
-    return bool(job.property(_BACKGROUND_PROPERTY))
 
 
 def entry_for_job(job: Job, database: Path | None) -> ActivityEntry:
@@ -252,4 +240,4 @@ def _short(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-__all__ = ["ActivityLogDock", "entry_for_job", "is_background", "mark_background"]
+__all__ = ["ActivityLogDock", "entry_for_job"]

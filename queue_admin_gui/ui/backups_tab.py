@@ -27,10 +27,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.operations import (
+    TOPIC_BACKUPS,
+    back_up,
+    delete_backup,
+    prune_backups,
+    verify_backup,
+)
+from ..app.session import Session
 from ..core.backup import BackupInfo, BackupResult, QueueBackup, VerifyReport
 from ..core.errors import QueueAdminError, format_bytes
 from ..core.retention import plan_prune
-from ..session import TOPIC_BACKUPS, Session
 from .backup_rows import (
     BackupListing,
     BackupListModel,
@@ -228,12 +235,8 @@ class BackupsTab(MaintenanceTab):
         name = self.name_edit.text().strip() or None
         db_path, folder = self.session.db_path, self.backup_dir
         self._tell("Backing up...")
-        self.run_job("Back up", lambda progress, cancelled: QueueBackup(db_path, folder)
-                     .backup(name, progress, cancelled), writes=True,
-                     parameters={"name": name, "database": str(db_path),
-                                 "folder": str(folder)},
-                     on_done=self._on_backed_up,
-                     on_error=lambda error: self._tell(str(error), good=False))
+        self.run_operation(back_up(db_path, folder, name), on_success=self._on_backed_up,
+                           on_error=lambda error: self._tell(str(error), good=False))
 
     def verify_selected(self) -> None:
         """Check the selected backup without changing anything."""
@@ -242,9 +245,7 @@ class BackupsTab(MaintenanceTab):
             return
         db_path, folder, path = self.session.db_path, self.backup_dir, info.path
         self._tell(f"Verifying {path.name}...")
-        self.run_job("Verify backup", lambda progress, cancelled: QueueBackup(db_path, folder)
-                     .check_backup(path, progress, cancelled),
-                     parameters={"backup": str(path)}, on_done=self._on_verified)
+        self.run_operation(verify_backup(db_path, folder, path), on_success=self._on_verified)
 
     def delete_selected(self) -> None:
         """Delete the selected backup and its manifest, after asking."""
@@ -259,9 +260,8 @@ class BackupsTab(MaintenanceTab):
         if not confirmed:
             return
         db_path, folder, path = self.session.db_path, self.backup_dir, info.path
-        self.run_job("Delete backup", lambda progress, cancelled: QueueBackup(db_path, folder)
-                     .delete_backup(path), writes=True, parameters={"backup": str(path)},
-                     on_done=lambda _result: self._on_deleted([path]))
+        self.run_operation(delete_backup(db_path, folder, path),
+                           on_success=lambda _result: self._on_deleted([path]))
 
     def prune(self) -> None:
         """Delete all but the newest N backups, after saying which ones would go."""
@@ -282,10 +282,7 @@ class BackupsTab(MaintenanceTab):
         if not confirmed:
             return
         db_path, folder = self.session.db_path, self.backup_dir
-        self.run_job("Prune backups", lambda progress, cancelled: QueueBackup(db_path, folder)
-                     .prune_backups(keep), writes=True,
-                     parameters={"keep": keep, "folder": str(folder)},
-                     on_done=self._on_deleted)
+        self.run_operation(prune_backups(db_path, folder, keep), on_success=self._on_deleted)
 
     def restore_selected(self) -> None:
         """Open the restore wizard for the selected backup."""
@@ -350,7 +347,6 @@ class BackupsTab(MaintenanceTab):
         self.name_edit.clear()
         self.session.messages.info(text)
         self.session.backup_done.emit(result)
-        self.session.notify(TOPIC_BACKUPS)
 
     def _on_verified(self, report: VerifyReport) -> None:
         now = datetime.now(timezone.utc)
@@ -377,7 +373,6 @@ class BackupsTab(MaintenanceTab):
                 else f"Deleted {len(paths)} old backups.")
         self._tell(text, good=True)
         self.session.messages.info(text)
-        self.session.notify(TOPIC_BACKUPS)
 
 
 def open_restore_wizard(session: Session, backup_path: Path | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from ..jobs import Job
+from ..app.jobs import Job
 
 #: Jobs finishing faster than this never show the panel.
 SHOW_DELAY_MS = 300

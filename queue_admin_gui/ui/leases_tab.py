@@ -28,6 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.operations import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS
+from ..app.session import Session
 from ..core.lease_table import (
     DEAD_LETTER,
     LEAVE_ALONE,
@@ -40,7 +42,6 @@ from ..core.lease_table import (
 from ..core.leases import LeaseManager, RequeueResult, WorkerInfo
 from ..core.progress import CancelCheck, ProgressCallback
 from ..core.readings import reading_time
-from ..session import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS, Session
 from .lease_model import (
     DEAD_TASK_LIMIT,
     LeaseSnapshot,

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..monitor import Sampler
-from ..session import Session
+from ..app.monitor import Sampler
+from ..app.session import Session
 
 #: Visible time spans offered to the user: label, seconds.
 WINDOWS: tuple[tuple[str, int], ...] = (

@@ -26,16 +26,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.jobs import Job, is_background, mark_background
+from ..app.monitor import Sampler
+from ..app.session import Session
 from ..core.activity import ActivityLog
 from ..core.database import check_queue_schema, closing_connection, open_read_only
 from ..core.health import HealthSnapshot, assess_health, measure_health
 from ..core.readings import measurements_with_sample
 from ..core.sampling import Sample
 from ..core.starvation import report_with_starvation
-from ..jobs import Job
-from ..monitor import Sampler
-from ..session import Session
-from .activity_log import ActivityLogDock, is_background, mark_background
+from .activity_log import ActivityLogDock
 from .backups_tab import BackupsTab, open_restore_wizard
 from .help_viewer import install_help
 from .icons import app_icon, icon

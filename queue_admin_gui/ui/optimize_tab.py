@@ -24,11 +24,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.jobs import Job
+from ..app.operations import TOPIC_DATABASE, TOPIC_STATS
+from ..app.session import Session
 from ..core.disk import vacuum_space_by_volume
 from ..core.maintenance import IntegrityResult, QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
-from ..jobs import Job
-from ..session import TOPIC_DATABASE, TOPIC_STATS, Session
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,

@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from ..app.jobs import Job
+from ..app.session import Session
 from ..core.backup import QueueBackup
 from ..core.errors import QueueAdminError, format_bytes
 from ..core.manifest import BackupInfo
@@ -36,8 +38,6 @@ from ..core.restore import TargetState
 from ..core.restore_plan import Preflight, RestoreComparison, compare_backup_with_live
 from ..core.schema import KNOWN_STATUSES
 from ..core.verify import VerifyReport
-from ..jobs import Job
-from ..session import Session
 from .backup_rows import backup_label
 
 PROBLEM_STYLE = "color: #b00020; font-weight: bold;"

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QWizard
 
+from ..app.session import Session
 from ..core.errors import drive_label, format_bytes
 from ..core.holders import HolderLookup, find_holders
 from ..core.restore import TargetState
 from ..core.restore_execute import safety_folder
 from ..core.restore_plan import Preflight, preflight
-from ..session import Session
 from .restore_pages import PROBLEM_STYLE, JobPage, RestoreState, text_label
 
 

@@ -20,13 +20,14 @@ from PySide6.QtWidgets import (
     QWizard,
 )
 
+from ..app.operations import TOPIC_BACKUPS, TOPIC_DATABASE, TOPIC_LEASES
+from ..app.session import Session
 from ..core.backup import QueueBackup
 from ..core.errors import QueueAdminError
 from ..core.leases import LeaseManager, RequeueResult
 from ..core.restore import STAGE_WRITE
 from ..core.restore_execute import STAGE_CHECK_RESTORED, STAGE_WAITING, RestoreReport
 from ..core.restore_plan import ACTIVE_WORKER_SECONDS, RestoredCheck, TaskRef
-from ..session import TOPIC_BACKUPS, TOPIC_DATABASE, TOPIC_LEASES, Session
 from .restore_pages import (
     GOOD_STYLE,
     PROBLEM_STYLE,

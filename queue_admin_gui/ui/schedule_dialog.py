@@ -40,6 +40,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.jobs import JobFunction, mark_background
+from ..app.session import Session
 from ..core.activity import ActivityLog
 from ..core.schedule_formats import crontab_text, systemd_text, task_arguments
 from ..core.schedules import (
@@ -56,9 +58,6 @@ from ..core.schedules import (
     windows_command_line,
 )
 from ..core.task_scheduler import CommandRunner, TaskScheduler, TaskState, run_command
-from ..jobs import JobFunction
-from ..session import Session
-from .activity_log import mark_background
 from .icons import icon
 
 COLUMNS = ("Job", "When", "Command", "Task", "Last run", "Result")

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.messages import Messages
 from ..core.config import (
     CHECKPOINT_MODES,
     SETTING_RANGES,
@@ -38,7 +39,6 @@ from ..core.config import (
 )
 from ..core.errors import QueueAdminError
 from .icons import icon
-from .messages import Messages
 
 #: (field, label, tooltip, suffix) of each number setting, by group; the range of each is
 #: the config's own (:data:`SETTING_RANGES`), so the dialog accepts what the file may hold.

@@ -12,10 +12,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from ..app.monitor import Sampler
+from ..app.session import Session
 from ..core.schema import DEAD_STATUSES, IN_FLIGHT_STATUSES, STATUS_COMPLETED, STATUS_QUEUED
 from ..core.status_labels import COMPLETED_LABEL, DEAD_LABEL, IN_FLIGHT_LABEL, QUEUED_LABEL
-from ..monitor import Sampler
-from ..session import Session
 from .live_plot import LivePlotWidget, make_time_plot
 
 #: Task curves: label, statuses summed (both spellings of in flight and dead), colour, and a

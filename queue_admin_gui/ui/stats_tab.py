@@ -27,12 +27,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.monitor import Sampler
+from ..app.operations import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS
+from ..app.session import Session
 from ..core.maintenance import QueueMaintenance
 from ..core.readings import fragmentation_percent, reading_time
 from ..core.sampling import Sample
 from ..core.status_labels import task_status_label
-from ..monitor import Sampler
-from ..session import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS, Session
 from .live_plot import details_above_plot
 from .status_bar import STALE_COLOUR
 from .widgets import (

@@ -21,6 +21,7 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
+from ..app.jobs import Job, is_background, mark_background
 from ..core.alerts import (
     SOURCE_ACTIVITY,
     SOURCE_HEALTH,
@@ -31,8 +32,6 @@ from ..core.alerts import (
     read_activity_conditions,
 )
 from ..core.health import HealthLevel, HealthReport
-from ..jobs import Job
-from .activity_log import is_background, mark_background
 
 if TYPE_CHECKING:
     from .main_window import MainWindow

@@ -25,14 +25,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.jobs import Job
+from ..app.monitor import Sampler
+from ..app.session import Session
 from ..core.errors import format_bytes
 from ..core.maintenance import QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
 from ..core.readings import reading_time
 from ..core.sampling import MEGABYTE, CheckpointOutcome, export_csv, wal_level
-from ..jobs import Job
-from ..monitor import Sampler
-from ..session import Session
 from .live_plot import PLOT_MIN_HEIGHT, LivePlotWidget, finite_range, make_time_plot
 from .status_bar import STALE_COLOUR
 

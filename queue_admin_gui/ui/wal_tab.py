@@ -24,12 +24,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.jobs import Job
+from ..app.monitor import Sampler
+from ..app.operations import TOPIC_DATABASE, TOPIC_STATS
+from ..app.session import Session
 from ..core.maintenance import QueueMaintenance
 from ..core.readings import CheckpointSummary, reading_time
 from ..core.sampling import Sample
-from ..jobs import Job
-from ..monitor import Sampler
-from ..session import TOPIC_DATABASE, TOPIC_STATS, Session
 from .live_plot import details_above_plot
 from .status_bar import STALE_COLOUR
 from .wal_plot import breakable

@@ -28,10 +28,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.jobs import Job, JobFunction, mark_background
+from ..app.operations import Operation
+from ..app.session import Session
 from ..core.errors import format_bytes
-from ..jobs import Job, JobFunction
-from ..session import Session
-from .activity_log import mark_background
 from .job_progress import JobProgressPanel
 
 __all__ = [
@@ -379,6 +379,14 @@ class MaintenanceTab(QWidget):
         job = self.session.run(title, func, writes=writes, parameters=parameters,
                                on_done=on_done, on_error=on_error,
                                report_errors=report_errors)
+        self.progress_panel.track(job)
+        return job
+
+    def run_operation(self, operation: Operation, *,
+                      on_success: Callable[[Any], None] | None = None,
+                      on_error: Callable[[BaseException], None] | None = None) -> Job:
+        """Run ``operation`` through the session (which announces its changes) with progress."""
+        job = self.session.run_operation(operation, on_success=on_success, on_error=on_error)
         self.progress_panel.track(job)
         return job
 

@@ -67,8 +67,8 @@ def measure_window() -> dict[str, float | None]:
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from queue_admin_gui.app import create_window, parse_arguments
-    from queue_admin_gui.ui.messages import RecordingPresenter
+    from queue_admin_gui.app.messages import RecordingPresenter
+    from queue_admin_gui.ui.launch import create_window, parse_arguments
 
     application = QApplication.instance() or QApplication([])
     started = time.perf_counter()

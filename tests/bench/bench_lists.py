@@ -126,12 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication, QTabWidget, QWidget
 
+    from queue_admin_gui.app.jobs import Job, JobRunner
+    from queue_admin_gui.app.messages import Messages, RecordingPresenter
+    from queue_admin_gui.app.session import Session
     from queue_admin_gui.core.config import MaintenanceConfig
-    from queue_admin_gui.jobs import Job, JobRunner
-    from queue_admin_gui.session import Session
     from queue_admin_gui.ui.backups_tab import BackupsTab
     from queue_admin_gui.ui.leases_tab import LeasesTab
-    from queue_admin_gui.ui.messages import Messages, RecordingPresenter
 
     print(f"{platform.platform()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}")

@@ -80,12 +80,12 @@ def memory_after_a_day(path: Path) -> dict[str, float]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
+    from queue_admin_gui.app.jobs import JobRunner
+    from queue_admin_gui.app.messages import Messages, RecordingPresenter
+    from queue_admin_gui.app.monitor import Sampler
+    from queue_admin_gui.app.session import Session
     from queue_admin_gui.core.config import MaintenanceConfig
     from queue_admin_gui.core.sampling import Sample
-    from queue_admin_gui.jobs import JobRunner
-    from queue_admin_gui.monitor import Sampler
-    from queue_admin_gui.session import Session
-    from queue_admin_gui.ui.messages import Messages, RecordingPresenter
     from queue_admin_gui.ui.stats_plots import StatsPlotsWidget
     from queue_admin_gui.ui.wal_plot import WalPlotWidget
 

@@ -41,7 +41,7 @@ def live_objects(window: object) -> dict[str, int]:
     """Counts of what must not grow with the number of samples."""
     from PySide6.QtCore import QObject, QThread
 
-    from queue_admin_gui.jobs import live_job_count
+    from queue_admin_gui.app.jobs import live_job_count
 
     # findChildren makes a wrapper for every child: list them before counting the wrappers
     window_children = len(window.findChildren(QObject))  # type: ignore[attr-defined]
@@ -79,14 +79,14 @@ def run(samples: int, interval_ms: float, warmup: int, folder: Path) -> dict[str
     from PySide6.QtCore import QCoreApplication, QEvent, QSettings
     from PySide6.QtWidgets import QApplication
 
+    from queue_admin_gui.app.gc_guard import MainThreadGarbageCollector
+    from queue_admin_gui.app.jobs import JobRunner
+    from queue_admin_gui.app.messages import Messages, RecordingPresenter
+    from queue_admin_gui.app.session import Session
     from queue_admin_gui.core.activity import ActivityLog
     from queue_admin_gui.core.config import MaintenanceConfig
     from queue_admin_gui.core.demo import DemoWorkers, create_demo_queue
-    from queue_admin_gui.gc_guard import MainThreadGarbageCollector
-    from queue_admin_gui.jobs import JobRunner
-    from queue_admin_gui.session import Session
     from queue_admin_gui.ui.main_window import MainWindow
-    from queue_admin_gui.ui.messages import Messages, RecordingPresenter
 
     app = QApplication.instance() or QApplication([])
     collector = MainThreadGarbageCollector(parent=app)

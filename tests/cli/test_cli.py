@@ -14,7 +14,7 @@ from _cli_helpers import Run
 
 from queue_admin_gui import __version__
 from queue_admin_gui.cli import CancelOnInterrupt
-from queue_admin_gui.cli_commands import COMMANDS
+from queue_admin_gui.cli.commands import COMMANDS
 from queue_admin_gui.core.activity import ActivityLog
 from queue_admin_gui.core.database import closing_connection, connect, task_counts
 from queue_admin_gui.core.demo import is_demo_queue

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from _cli_helpers import Run
 
-from queue_admin_gui.cli_output import ProgressLine
+from queue_admin_gui.cli.output import ProgressLine
 from queue_admin_gui.core.activity import ActivityLog
 from queue_admin_gui.core.database import closing_connection, connect
 

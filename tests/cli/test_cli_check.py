@@ -350,7 +350,7 @@ def test_thresholds_come_from_the_settings(cli, queue_db, recent_backup, tmp_pat
 
 
 def test_an_unexpected_failure_is_unknown(cli, queue_db, monkeypatch):
-    from queue_admin_gui import cli_check
+    from queue_admin_gui.cli import check as cli_check
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from _cli_helpers import Run
 
-from queue_admin_gui import cli, cli_commands
-from queue_admin_gui.cli_commands import COMMANDS
+from queue_admin_gui import cli
+from queue_admin_gui.cli import commands as cli_commands
+from queue_admin_gui.cli.commands import COMMANDS
 
 CliRunner = Callable[..., Run]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from queue_admin_gui.cli import main
-from queue_admin_gui.cli_check import command_name
+from queue_admin_gui.cli.check import command_name
 from queue_admin_gui.core.demo import create_demo_queue
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from queue_admin_gui.app.jobs import JobRunner
+from queue_admin_gui.app.messages import Messages, RecordingPresenter
+from queue_admin_gui.app.session import Session
 from queue_admin_gui.core.config import MaintenanceConfig
-from queue_admin_gui.jobs import JobRunner
-from queue_admin_gui.session import Session
-from queue_admin_gui.ui.messages import Messages, RecordingPresenter
 
 JOB_TIMEOUT_MS = 60_000
 

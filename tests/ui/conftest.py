@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings
 
+from queue_admin_gui.app.jobs import JobRunner
+from queue_admin_gui.app.messages import Messages, RecordingPresenter
+from queue_admin_gui.app.session import Session
 from queue_admin_gui.core.activity import ActivityLog
 from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.core.demo import create_demo_queue
-from queue_admin_gui.jobs import JobRunner
-from queue_admin_gui.session import Session
-from queue_admin_gui.ui.messages import Messages, RecordingPresenter
 
 #: The offscreen platform plugin warns about a feature it lacks whenever a top-level window
 #: is shown; that says nothing about our code, every other Qt warning still fails a test.

@@ -4,10 +4,11 @@ import os
 
 import pytest
 
+from queue_admin_gui.app.jobs import mark_background
+from queue_admin_gui.app.messages import Level
 from queue_admin_gui.core.activity import ActivityEntry, ActivityLog
 from queue_admin_gui.core.errors import OperationCancelled
-from queue_admin_gui.ui.activity_log import ActivityLogDock, mark_background
-from queue_admin_gui.ui.messages import Level
+from queue_admin_gui.ui.activity_log import ActivityLogDock
 
 
 def run_and_wait(qtbot, session, title, func, **kwargs):
@@ -120,8 +121,8 @@ def write_big_log(path, lines: int) -> None:
 
 
 def test_a_million_line_log_starts_the_window_with_its_newest_entries(qtbot, settings):
-    from queue_admin_gui.app import create_window, parse_arguments
-    from queue_admin_gui.ui.messages import RecordingPresenter
+    from queue_admin_gui.app.messages import RecordingPresenter
+    from queue_admin_gui.ui.launch import create_window, parse_arguments
 
     log = ActivityLog()
     write_big_log(log.path, 1_000_000)

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
+from queue_admin_gui.app.messages import Level
 from queue_admin_gui.core.config import MaintenanceConfig, config_file_path
 from queue_admin_gui.core.manifest import manifest_path_for
 from queue_admin_gui.ui.backup_rows import describe_task_counts
 from queue_admin_gui.ui.backups_tab import BackupsTab
-from queue_admin_gui.ui.messages import Level
 
 LEFT = Qt.MouseButton.LeftButton
 
@@ -127,6 +127,18 @@ def test_delete_asks_and_respects_the_answer(qtbot, tab, presenter, backup_dir):
     assert not path.exists() and not manifest_path_for(path).exists()
     qtbot.waitUntil(lambda: tab.model.records == [], timeout=30_000)
     assert len(presenter.questions) == 2
+
+
+def test_backing_up_and_deleting_each_announce_the_backup_list_once(qtbot, tab, session):
+    topics: list[str] = []
+    session.changed.connect(topics.append)
+    path = click_backup(qtbot, tab, "announced").path
+    assert topics == ["backups"]
+
+    select(qtbot, tab, path)
+    with qtbot.waitSignal(session.runner.job_finished, timeout=30_000):
+        qtbot.mouseClick(tab.delete_button, LEFT)
+    assert topics == ["backups", "backups"]
 
 
 def test_keep_newest_prunes_the_older_backups(qtbot, tab, presenter, backup_dir):

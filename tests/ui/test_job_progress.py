@@ -5,8 +5,8 @@ import threading
 import pytest
 from PySide6.QtCore import Qt
 
+from queue_admin_gui.app.jobs import Job, JobRunner
 from queue_admin_gui.core.errors import OperationCancelled
-from queue_admin_gui.jobs import Job, JobRunner
 from queue_admin_gui.ui.job_progress import JobProgressPanel
 
 

@@ -7,10 +7,10 @@ import pytest
 from _tab_fixtures import execute, lock_held, open_tab, presenter_of, query, tab_session, wait_idle
 from PySide6.QtCore import QItemSelectionModel, Qt
 
+from queue_admin_gui.app.messages import Level
+from queue_admin_gui.app.operations import TOPIC_DATABASE
 from queue_admin_gui.core.demo import create_demo_queue
-from queue_admin_gui.session import TOPIC_DATABASE
 from queue_admin_gui.ui.leases_tab import LeasesTab
-from queue_admin_gui.ui.messages import Level
 from queue_admin_gui.ui.widgets import STALE_BACKGROUND
 
 STALE_SQL = ("SELECT id FROM task_queue WHERE status IN ('leased','processing') "

@@ -7,9 +7,9 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
+from queue_admin_gui.app.messages import Level
 from queue_admin_gui.core.health import HealthLevel
 from queue_admin_gui.ui.main_window import TAB_SPECS, MainWindow
-from queue_admin_gui.ui.messages import Level
 
 LEFT = Qt.MouseButton.LeftButton
 

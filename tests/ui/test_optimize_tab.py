@@ -6,10 +6,10 @@ import pytest
 from _tab_fixtures import execute, lock_held, open_tab, presenter_of, query, tab_session, wait_idle
 from PySide6.QtCore import Qt
 
+from queue_admin_gui.app.messages import Level
 from queue_admin_gui.core.database import file_size
 from queue_admin_gui.core.demo import create_demo_queue
 from queue_admin_gui.core.errors import format_bytes
-from queue_admin_gui.ui.messages import Level
 from queue_admin_gui.ui.optimize_tab import NO_PROBLEMS, OptimizeTab
 
 

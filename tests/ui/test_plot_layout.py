@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from queue_admin_gui.app.monitor import Sampler
 from queue_admin_gui.core.status_labels import DEAD_LABEL, IN_FLIGHT_LABEL
-from queue_admin_gui.monitor import Sampler
 from queue_admin_gui.ui.live_plot import MIN_SPAN_SECONDS, fitted_time_range
 from queue_admin_gui.ui.stats_plots import StatsPlotsWidget
 from queue_admin_gui.ui.wal_plot import WalPlotWidget

@@ -12,12 +12,12 @@ from _tab_fixtures import lock_held, worker_heartbeating
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QWizard
 
+from queue_admin_gui.app.jobs import JobRunner
+from queue_admin_gui.app.messages import Level, Messages, RecordingPresenter
+from queue_admin_gui.app.session import Session
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.core.database import shm_path, wal_path
-from queue_admin_gui.jobs import JobRunner
-from queue_admin_gui.session import Session
-from queue_admin_gui.ui.messages import Level, Messages, RecordingPresenter
 from queue_admin_gui.ui.restore_wizard import (
     PAGE_CHECK,
     PAGE_DONE,

@@ -17,9 +17,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMenu
 
+from queue_admin_gui.app.messages import Level
 from queue_admin_gui.core.activity import ActivityLog
 from queue_admin_gui.core.schedules import job_argv
-from queue_admin_gui.ui.messages import Level
 from queue_admin_gui.ui.schedule_dialog import (
     FAILED_COLOR,
     JOB,

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from queue_admin_gui.app.monitor import TASK_COUNT_INTERVAL_SECONDS, Sampler
 from queue_admin_gui.core.database import connect
 from queue_admin_gui.core.status_labels import DEAD_LABEL
-from queue_admin_gui.monitor import TASK_COUNT_INTERVAL_SECONDS, Sampler
 from queue_admin_gui.ui.stats_plots import StatsPlotsWidget
 
 

@@ -181,9 +181,9 @@ def test_the_settings_dialog_shows_and_saves_the_switches(qtbot, session, tmp_pa
 
 def test_the_application_window_has_a_tray_and_reports_to_the_system_log(qtbot, settings,
                                                                          monkeypatch):
-    from queue_admin_gui.app import create_window, parse_arguments
+    from queue_admin_gui.app.messages import RecordingPresenter
     from queue_admin_gui.core import event_log
-    from queue_admin_gui.ui.messages import RecordingPresenter
+    from queue_admin_gui.ui.launch import create_window, parse_arguments
 
     records: list[event_log.SystemLogRecord] = []
 

@@ -7,7 +7,7 @@ import gc
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread
 
-from queue_admin_gui.jobs import live_job_count, running_job_threads
+from queue_admin_gui.app.jobs import live_job_count, running_job_threads
 
 
 def settle() -> None:

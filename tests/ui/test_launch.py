@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
-from queue_admin_gui.app import create_window, parse_arguments
+from queue_admin_gui.app.messages import RecordingPresenter
 from queue_admin_gui.core.demo import demo_queue_path, is_demo_queue
-from queue_admin_gui.ui.messages import RecordingPresenter
+from queue_admin_gui.ui.launch import create_window, parse_arguments
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_demo_reuses_an_existing_demo_queue(qtbot, make_window):
 
 
 def test_a_bad_command_line_is_a_usage_error_not_a_print_and_exit():
-    from queue_admin_gui.app import UsageError
+    from queue_admin_gui.ui.launch import UsageError
 
     with pytest.raises(UsageError) as caught:
         parse_arguments(["--db", "a.db", "--demo"])
@@ -91,8 +91,8 @@ def test_a_bad_command_line_is_a_usage_error_not_a_print_and_exit():
 def test_a_bug_in_a_slot_reaches_the_user_with_its_traceback(qtbot, make_window, monkeypatch):
     from PySide6.QtCore import QTimer
 
-    from queue_admin_gui.app import install_crash_reporter
-    from queue_admin_gui.ui.messages import Level
+    from queue_admin_gui.app.messages import Level
+    from queue_admin_gui.ui.launch import install_crash_reporter
 
     monkeypatch.setattr("sys.excepthook", sys.excepthook)
     window, presenter = make_window()

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from queue_admin_gui.app.jobs import JobRunner
+from queue_admin_gui.app.messages import Messages, RecordingPresenter
+from queue_admin_gui.app.monitor import TASK_COUNT_INTERVAL_SECONDS, Sampler
+from queue_admin_gui.app.session import Session
 from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.core.database import QueueDatabase, connect, file_size, wal_path
 from queue_admin_gui.core.maintenance import QueueMaintenance
-from queue_admin_gui.jobs import JobRunner
-from queue_admin_gui.monitor import TASK_COUNT_INTERVAL_SECONDS, Sampler
-from queue_admin_gui.session import Session
-from queue_admin_gui.ui.messages import Messages, RecordingPresenter
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_every_sample_is_read_on_one_worker_thread_without_jobs(qtbot, session, 
                                                                 monkeypatch):
     import threading
 
-    from queue_admin_gui import monitor
+    from queue_admin_gui.app import monitor
 
     threads = []
     real_read = monitor.read_sample

@@ -26,9 +26,9 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal
 
-from .core.errors import QueueAdminError
-from .core.holders import HolderLookup, find_holders
-from .core.sampling import (
+from ..core.errors import QueueAdminError
+from ..core.holders import HolderLookup, find_holders
+from ..core.sampling import (
     CheckpointOutcome,
     Sample,
     SampleHistory,
@@ -37,7 +37,7 @@ from .core.sampling import (
     read_sample,
     replaced_file_error,
 )
-from .core.starvation import Starvation, diagnose_starvation, starvation_advice
+from ..core.starvation import Starvation, diagnose_starvation, starvation_advice
 from .jobs import Job, track_thread
 from .session import Session
 

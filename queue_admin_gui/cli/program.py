@@ -20,10 +20,22 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from . import __version__
-from .cli_archive import add_archive_commands, add_restore_point_options
-from .cli_check import CHECK_HELP, add_check_arguments, command_name, main_check
-from .cli_output import (
+from .. import __version__
+from ..core.activity import (
+    RESULT_CANCELLED,
+    RESULT_FAILED,
+    RESULT_SUCCEEDED,
+    ActivityEntry,
+    ActivityLog,
+)
+from ..core.config import SETTING_RANGES, MaintenanceConfig, config_file_path
+from ..core.database import ENV_DB_PATH
+from ..core.errors import ErrorKind, QueueAdminError
+from ..core.event_log import SystemLogSink, setting_switch
+from ..core.queue_location import QueueLocation, queue_location
+from .archive import add_archive_commands, add_restore_point_options
+from .check import CHECK_HELP, add_check_arguments, command_name, main_check
+from .output import (
     EXIT_FAILED,
     EXIT_USAGE,
     PROG,
@@ -33,18 +45,6 @@ from .cli_output import (
     emit_error,
     exit_code_for,
 )
-from .core.activity import (
-    RESULT_CANCELLED,
-    RESULT_FAILED,
-    RESULT_SUCCEEDED,
-    ActivityEntry,
-    ActivityLog,
-)
-from .core.config import SETTING_RANGES, MaintenanceConfig, config_file_path
-from .core.database import ENV_DB_PATH
-from .core.errors import ErrorKind, QueueAdminError
-from .core.event_log import SystemLogSink, setting_switch
-from .core.queue_location import QueueLocation, queue_location
 
 CHECKPOINT_CHOICES = ("passive", "full", "restart", "truncate")
 
@@ -301,7 +301,7 @@ def _wants_json(argv: Sequence[str]) -> bool:
 def main(argv: list[str] | None = None, *, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
     """Run one command and return its exit code (the console entry point)."""
-    from .cli_commands import COMMANDS
+    from .commands import COMMANDS
 
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
@@ -395,7 +395,3 @@ def _bug_hint(message: str, debug: bool, err: TextIO) -> str:
         traceback.print_exc(file=err)
         return message
     return message.rstrip(".") + "; run with --debug for the traceback."
-
-
-if __name__ == "__main__":
-    sys.exit(main())

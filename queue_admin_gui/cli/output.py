@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .core.errors import ErrorKind, QueueAdminError, format_bytes
+from ..core.errors import ErrorKind, QueueAdminError, format_bytes
 
 PROG = "queue-admin-cli"
 EXIT_OK = 0

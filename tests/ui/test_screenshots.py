@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from PySide6.QtGui import QImage
 
-from queue_admin_gui.screenshots import SCREEN_SIZES, WINDOW_SIZE, render
 from queue_admin_gui.ui.main_window import TAB_SPECS
+from queue_admin_gui.ui.screenshots import SCREEN_SIZES, WINDOW_SIZE, render
 
 
 @pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints\(\)")

@@ -18,8 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli_output import CommandResult
-from .core.archive import (
+from ..core.archive import (
     ArchiveError,
     ArchiveEvent,
     Archiver,
@@ -28,11 +27,12 @@ from .core.archive import (
     parse_instant,
     rebuild_to_time,
 )
-from .core.errors import ErrorKind
-from .core.manifest import backup_file_name
+from ..core.errors import ErrorKind
+from ..core.manifest import backup_file_name
+from .output import CommandResult
 
 if TYPE_CHECKING:
-    from .cli import Context
+    from .program import Context
 
 HEARTBEAT_SECONDS = 60.0
 
@@ -66,7 +66,7 @@ def add_restore_point_options(restore: argparse.ArgumentParser) -> None:
 
 def archive(context: Context) -> CommandResult:
     """Run the archiver until Ctrl+C or SIGTERM, then stop cleanly (exit 0)."""
-    from .cli_commands import _database
+    from .commands import _database
 
     args = context.args
     database = _database(context, "Archiving")
@@ -145,7 +145,7 @@ def archive_status_command(context: Context) -> CommandResult:
 
 def restore_at(context: Context) -> CommandResult:
     """Rebuild the state at --at into --output; with --yes, restore it through the safe path."""
-    from .cli_commands import restore
+    from .commands import restore
 
     args = context.args
     if args.archive is None:

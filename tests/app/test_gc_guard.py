@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import gc
 
-from queue_admin_gui.gc_guard import MainThreadGarbageCollector
+from queue_admin_gui.app.gc_guard import MainThreadGarbageCollector
 
 
 class _Cycle:

@@ -1,9 +1,10 @@
 """Every message the window gives the user goes through here.
 
 Widgets call :class:`Messages` (``info``, ``warning``, ``error``, ``report_error``,
-``confirm``); a *presenter* shows them. The default presenter uses message boxes; the tests
-install :class:`RecordingPresenter`, which records what the user was told and answers
-confirmations, so no test ever waits on a real modal box.
+``confirm``); a *presenter* shows them. This module holds no widget: the window installs the
+presenter made of message boxes (``ui/message_boxes.py``); the tests install
+:class:`RecordingPresenter`, which records what the user was told and answers confirmations,
+so no test ever waits on a real modal box.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import enum
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from ..core.errors import QueueAdminError
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QWidget
 
 
 class Level(enum.Enum):
@@ -61,35 +65,6 @@ class Presenter:
         raise NotImplementedError
 
 
-class DialogPresenter(Presenter):
-    """Message boxes: errors modal with details to copy, confirmations default to No."""
-
-    def show(self, message: Message, parent: QWidget | None) -> None:
-        """Show a message box suited to the level."""
-        icons = {
-            Level.INFO: QMessageBox.Icon.Information,
-            Level.WARNING: QMessageBox.Icon.Warning,
-            Level.ERROR: QMessageBox.Icon.Warning,
-            Level.BUG: QMessageBox.Icon.Critical,
-        }
-        box = QMessageBox(icons[message.level], message.title or QApplication.applicationName(),
-                          message.text, QMessageBox.StandardButton.Ok, parent)
-        if message.details:
-            box.setDetailedText(message.details)
-        box.exec()
-
-    def ask(self, question: Confirmation, parent: QWidget | None) -> bool:
-        """Ask with a named confirm button and Cancel as the default."""
-        icon = QMessageBox.Icon.Warning if question.destructive else QMessageBox.Icon.Question
-        box = QMessageBox(icon, question.title, question.text, QMessageBox.StandardButton.NoButton,
-                          parent)
-        confirm = box.addButton(question.confirm_label, QMessageBox.ButtonRole.AcceptRole)
-        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(cancel)
-        box.exec()
-        return box.clickedButton() is confirm
-
-
 @dataclass
 class RecordingPresenter(Presenter):
     """For tests: records messages and questions; answers questions with ``answer``."""
@@ -122,10 +97,9 @@ class Messages(QObject):
 
     told = Signal(object)
 
-    def __init__(self, presenter: Presenter | None = None,
-                 parent: QObject | None = None) -> None:
+    def __init__(self, presenter: Presenter, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.presenter = presenter or DialogPresenter()
+        self.presenter = presenter
         self.parent_widget: QWidget | None = None
         self.status_callback: Callable[[str], None] | None = None
         #: False once the window has closed: nothing may pop up any more.

@@ -6,7 +6,7 @@ without arguments the file ``PRISMQ_QUEUE_DB_PATH`` names is opened when it is t
 ``queue-admin-cli`` does), else the last database, else the queue's usual place when a file
 is there, else the start page is shown (it says where the queue normally lives).
 ``queue-admin --smoke-test`` checks that the program starts, loads every tab and quits by
-itself (see :mod:`queue_admin_gui.smoke`).
+itself (see :mod:`queue_admin_gui.ui.smoke`).
 """
 
 from __future__ import annotations
@@ -21,20 +21,21 @@ from types import TracebackType
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from . import __version__
-from .core.activity import RESULT_FAILED, ActivityEntry, ActivityLog
-from .core.config import APP_AUTHOR, LoadedSettings, MaintenanceConfig, load_settings
-from .core.errors import ConfigError, QueueAdminError
-from .core.event_log import SystemLogSink, setting_switch
-from .core.queue_location import queue_location
-from .gc_guard import MainThreadGarbageCollector
-from .jobs import JobRunner
-from .session import Session
+from .. import __version__
+from ..app.gc_guard import MainThreadGarbageCollector
+from ..app.jobs import JobRunner
+from ..app.messages import Messages, Presenter
+from ..app.session import Session
+from ..core.activity import RESULT_FAILED, ActivityEntry, ActivityLog
+from ..core.config import APP_AUTHOR, LoadedSettings, MaintenanceConfig, load_settings
+from ..core.errors import ConfigError, QueueAdminError
+from ..core.event_log import SystemLogSink, setting_switch
+from ..core.queue_location import queue_location
+from .icons import app_icon
+from .main_window import MainWindow
+from .message_boxes import DialogPresenter
 from .smoke import SmokeTest
-from .ui.icons import app_icon
-from .ui.main_window import MainWindow
-from .ui.messages import Messages, Presenter
-from .ui.tray import QueueTray
+from .tray import QueueTray
 
 APPLICATION_NAME = "Queue Admin"
 
@@ -108,7 +109,7 @@ def create_window(arguments: argparse.Namespace, *, settings: QSettings | None =
                   presenter: Presenter | None = None) -> MainWindow:
     """Build the session and the window and start opening what the arguments ask for."""
     settings = settings or make_settings()
-    messages = Messages(presenter)
+    messages = Messages(presenter or DialogPresenter())
     runner = JobRunner()
     loaded = load_config()
     session = Session(runner, messages, loaded.config)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QApplication
 
-from queue_admin_gui.app import create_window, parse_arguments
+from queue_admin_gui.app.messages import Level, RecordingPresenter
 from queue_admin_gui.core.activity import ActivityLog
 from queue_admin_gui.core.config import SETTING_RANGES, MaintenanceConfig, config_file_path
-from queue_admin_gui.ui.messages import Level, RecordingPresenter
+from queue_admin_gui.ui.launch import create_window, parse_arguments
 from queue_admin_gui.ui.settings_dialog import SettingsDialog
 
 #: (id, bytes of config.toml or None for a folder, what the message must name)
@@ -88,7 +88,7 @@ def test_a_good_settings_file_starts_without_a_word(qtbot, start_window) -> None
 
 def test_the_settings_dialog_takes_every_setting_at_both_ends_of_its_range(qtbot) -> None:
     presenter = RecordingPresenter()
-    from queue_admin_gui.ui.messages import Messages
+    from queue_admin_gui.app.messages import Messages
 
     for end in (0, 1):
         values = {name: bounds[end] for name, bounds in SETTING_RANGES.items()}

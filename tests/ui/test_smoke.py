@@ -17,7 +17,7 @@ from queue_admin_gui.ui.main_window import TAB_SPECS
 
 def _smoke(*args: object) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    return subprocess.run([sys.executable, "-m", "queue_admin_gui.app", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "queue_admin_gui.ui.launch", *map(str, args)],
                           capture_output=True, text=True, timeout=300, env=env, check=False)
 
 

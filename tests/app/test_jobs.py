@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
+from queue_admin_gui.app.jobs import Job, JobRunner, JobState
 from queue_admin_gui.core.errors import ErrorKind, OperationCancelled, QueueBackupError
-from queue_admin_gui.jobs import Job, JobRunner, JobState
 
 
 @pytest.fixture
@@ -137,7 +137,7 @@ def test_finished_jobs_are_released(qtbot, runner):
 
     from PySide6.QtCore import QObject, QThread
 
-    from queue_admin_gui.jobs import live_job_count
+    from queue_admin_gui.app.jobs import live_job_count
 
     owner = QObject()
     _settle(qtbot)

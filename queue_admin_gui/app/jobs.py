@@ -30,10 +30,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from .core.errors import OperationCancelled, QueueAdminError
-from .core.progress import CancelCheck, ProgressCallback
+from ..core.errors import OperationCancelled, QueueAdminError
+from ..core.progress import CancelCheck, ProgressCallback
 
 JobFunction = Callable[[ProgressCallback, CancelCheck], Any]
+
+
+#: The dynamic property that marks a background job (see :func:`mark_background`).
+_BACKGROUND_PROPERTY = "queueAdminBackground"
 
 
 class JobState(Enum):
@@ -205,6 +209,17 @@ class Job(QObject):
         """Delete the Qt object at the next event-loop turn (never while its thread runs)."""
         if self._thread is None or not self._thread.isRunning():
             self.deleteLater()
+
+
+def mark_background(job: Job) -> Job:
+    """Keep ``job`` out of the activity log (a periodic read nobody asked for)."""
+    job.setProperty(_BACKGROUND_PROPERTY, True)
+    return job
+
+
+def is_background(job: Job) -> bool:
+    """True for jobs marked with :func:`mark_background`."""
+    return bool(job.property(_BACKGROUND_PROPERTY))
 
 
 class JobRunner(QObject):

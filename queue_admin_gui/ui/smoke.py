@@ -23,8 +23,8 @@ from typing import TextIO
 from PySide6.QtCore import QObject, QSettings, QTemporaryDir, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
-from .ui.main_window import MainWindow
-from .ui.messages import Confirmation, Level, Message, Presenter
+from ..app.messages import Confirmation, Level, Message, Presenter
+from .main_window import MainWindow
 
 #: How long the whole run may take before it counts as hung.
 TIMEOUT_SECONDS = 120.0

@@ -1,7 +1,7 @@
 """The commands of ``queue-admin-cli``: each calls the engine once and describes the result.
 
 Every command takes the :class:`~queue_admin_gui.cli.Context` and returns a
-:class:`~queue_admin_gui.cli_output.CommandResult`; errors are the engine's own
+:class:`~queue_admin_gui.cli.output.CommandResult`; errors are the engine's own
 :class:`QueueAdminError` sentences, which :func:`queue_admin_gui.cli.main` prints.
 """
 
@@ -13,26 +13,26 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cli_archive import archive, archive_status_command
-from .cli_output import EXIT_FAILED, CommandResult
-from .core.backup import BackupInfo, PruneStopped, QueueBackup
-from .core.database import file_size, require_existing_file
-from .core.demo import DemoWorkers, create_demo_queue, demo_queue_path
-from .core.errors import (
+from ..core.backup import BackupInfo, PruneStopped, QueueBackup
+from ..core.database import file_size, require_existing_file
+from ..core.demo import DemoWorkers, create_demo_queue, demo_queue_path
+from ..core.errors import (
     ErrorKind,
     QueueAdminError,
     QueueBackupError,
     QueueMaintenanceError,
     format_bytes,
 )
-from .core.file_access import file_problem
-from .core.leases import LeaseManager
-from .core.maintenance import QueueMaintenance
-from .core.restore_execute import ALL_WORKERS
-from .core.verify import check_backup_file
+from ..core.file_access import file_problem
+from ..core.leases import LeaseManager
+from ..core.maintenance import QueueMaintenance
+from ..core.restore_execute import ALL_WORKERS
+from ..core.verify import check_backup_file
+from .archive import archive, archive_status_command
+from .output import EXIT_FAILED, CommandResult
 
 if TYPE_CHECKING:
-    from .cli import Context
+    from .program import Context
 
 def _database(context: Context, action: str) -> Path:
     """The database path, refused with a sentence naming where it came from and what is wrong.
@@ -166,7 +166,7 @@ def restore(context: Context) -> CommandResult:
     """
     args = context.args
     if getattr(args, "at", None) is not None:
-        from .cli_archive import restore_at
+        from .archive import restore_at
 
         return restore_at(context)
     if args.path is None:

@@ -1,8 +1,8 @@
 """What the window is working on: the database, the config, the job runner and messages.
 
 Every tab receives the one :class:`Session`. A tab never opens the database itself: it asks
-the session to run a core callable as a job, and listens to ``changed`` to refresh when
-another tab altered something it shows.
+the session to run an operation (or a plain core callable) as a job, and listens to
+``changed`` to refresh when another tab altered something it shows.
 """
 
 from __future__ import annotations
@@ -13,20 +13,15 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from .core.config import MaintenanceConfig
-from .core.errors import QueueAdminError
-from .core.holders import name_holders
-from .core.maintenance import QueueMaintenance
-from .core.progress import CancelCheck, ProgressCallback
-from .core.readings import CheckpointSummary
+from ..core.config import MaintenanceConfig
+from ..core.errors import QueueAdminError
+from ..core.holders import name_holders
+from ..core.maintenance import QueueMaintenance
+from ..core.progress import CancelCheck, ProgressCallback
+from ..core.readings import CheckpointSummary
 from .jobs import Job, JobFunction, JobRunner
-from .ui.messages import Messages
-
-#: Topics for :attr:`Session.changed`; a tab refreshes on the topics it shows.
-TOPIC_BACKUPS = "backups"
-TOPIC_DATABASE = "database"
-TOPIC_LEASES = "leases"
-TOPIC_STATS = "stats"
+from .messages import Messages
+from .operations import TOPIC_STATS, Operation
 
 
 class Session(QObject):
@@ -93,6 +88,26 @@ class Session(QObject):
             )
         return self.runner.run(job, on_done=on_done, on_error=on_error,
                                on_cancelled=on_cancelled)
+
+    def run_operation(self, operation: Operation, *,
+                      on_success: Callable[[Any], None] | None = None,
+                      on_error: Callable[[BaseException], None] | None = None,
+                      report_errors: bool = True) -> Job:
+        """Run ``operation`` as a job; once it succeeded, announce each topic it changes.
+
+        ``on_success`` runs first (the caller's own message), then ``changed`` is emitted for
+        every topic in ``operation.changes``; a failed or cancelled run emits none.
+        """
+        job = self.run(operation.title, operation.func, writes=operation.writes,
+                       parameters=dict(operation.parameters), on_done=on_success,
+                       on_error=on_error, report_errors=report_errors)
+        if operation.changes:
+            job.succeeded.connect(lambda _result: self._announce(operation.changes))
+        return job
+
+    def _announce(self, topics: frozenset[str]) -> None:
+        for topic in sorted(topics):
+            self.notify(topic)
 
     def run_checkpoint(self, mode: str, *, origin: str = "",
                        on_done: Callable[[Any], None] | None = None) -> Job | None:

@@ -1,6 +1,6 @@
 """Render the window against a demo queue to PNG files, for the README and the user guide.
 
-``python -m queue_admin_gui.screenshots [--out docs/images]`` builds a demo queue in a
+``python -m queue_admin_gui.ui.screenshots [--out docs/images]`` builds a demo queue in a
 temporary folder, lets the simulated workers run for a moment (so the WAL, the leases and the
 counts are alive), takes two backups, opens the window offscreen at its default size and
 saves the start page and every tab; then every tab at 1024x700 and 1920x1080 (in
@@ -51,15 +51,15 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from .core.activity import ActivityLog
-    from .core.config import MaintenanceConfig
-    from .core.demo import DemoWorkers, create_demo_queue
-    from .gc_guard import MainThreadGarbageCollector
-    from .jobs import JobRunner
-    from .session import Session
-    from .ui.icons import app_icon
-    from .ui.main_window import TAB_SPECS, MainWindow
-    from .ui.messages import Messages, RecordingPresenter
+    from ..app.gc_guard import MainThreadGarbageCollector
+    from ..app.jobs import JobRunner
+    from ..app.messages import Messages, RecordingPresenter
+    from ..app.session import Session
+    from ..core.activity import ActivityLog
+    from ..core.config import MaintenanceConfig
+    from ..core.demo import DemoWorkers, create_demo_queue
+    from .icons import app_icon
+    from .main_window import TAB_SPECS, MainWindow
 
     application = QApplication.instance() or QApplication([sys.argv[0]])
     application.setWindowIcon(app_icon())
@@ -124,7 +124,7 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
 def _every_size(window: object, out_dir: Path, scene: str,
                 keys: Sequence[str] | None = None) -> list[Path]:
     """Every tab (or ``keys``) at the smallest and the largest usual screen size."""
-    from .ui.main_window import TAB_SPECS
+    from .main_window import TAB_SPECS
 
     written = []
     (out_dir / "sizes").mkdir(parents=True, exist_ok=True)
@@ -213,7 +213,7 @@ def _grab(window: object, path: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: render the screenshots to ``--out``."""
-    parser = argparse.ArgumentParser(prog="python -m queue_admin_gui.screenshots",
+    parser = argparse.ArgumentParser(prog="python -m queue_admin_gui.ui.screenshots",
                                      description="Render the window's tabs to PNG files.")
     parser.add_argument("--out", type=Path, default=OUTPUT_DIR,
                         help=f"folder for the PNG files (default {OUTPUT_DIR})")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from queue_admin_gui.app import create_window, parse_arguments
+from queue_admin_gui.app.messages import RecordingPresenter
 from queue_admin_gui.core.queue_location import QueueLocation
-from queue_admin_gui.ui.messages import RecordingPresenter
+from queue_admin_gui.ui.launch import create_window, parse_arguments
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from .cli_output import json_line
-from .core.check import QUICK_CHECK_SECONDS, STATE_UNKNOWN, CheckResult, run_check, unknown
-from .core.config import SETTING_RANGES, MaintenanceConfig, checked_value
-from .core.errors import ConfigError, ErrorKind, QueueAdminError
+from ..core.check import QUICK_CHECK_SECONDS, STATE_UNKNOWN, CheckResult, run_check, unknown
+from ..core.config import SETTING_RANGES, MaintenanceConfig, checked_value
+from ..core.errors import ConfigError, ErrorKind, QueueAdminError
+from .output import json_line
 
 CHECK_HELP = ("Grade the queue's health for a monitoring system (exit 0 OK, 1 WARNING, "
               "2 CRITICAL, 3 UNKNOWN); never writes.")
@@ -88,7 +88,7 @@ def command_name(argv: Sequence[str]) -> str | None:
 
 def main_check(argv: list[str], out: TextIO, err: TextIO) -> int:
     """Run ``check`` and print its verdict; every failure becomes UNKNOWN (exit 3)."""
-    from .cli import Context, UsageError, build_parser
+    from .program import Context, UsageError, build_parser
 
     as_json = "--json" in argv
     debug = "--debug" in argv

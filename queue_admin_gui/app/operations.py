@@ -1,0 +1,75 @@
+"""Operations: one engine call described once, with what it changes.
+
+An :class:`Operation` names its title (the activity log's action), the core callable
+``func(progress, cancelled)``, whether it writes (write jobs run one at a time) and the session
+topics it changes. :meth:`~queue_admin_gui.app.session.Session.run_operation` runs it as a job
+and, once it has succeeded, emits ``changed`` for each of those topics; every view showing one
+of them refreshes from that signal, so no call site notifies by hand. A failed or cancelled
+operation changes nothing the views show and emits nothing.
+
+The functions below build the Backups tab's operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.backup import QueueBackup
+from ..core.progress import CancelCheck, ProgressCallback
+
+#: Topics for ``Session.changed``; a view refreshes on the topics it shows.
+TOPIC_BACKUPS = "backups"
+TOPIC_DATABASE = "database"
+TOPIC_LEASES = "leases"
+TOPIC_STATS = "stats"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One engine call to run as a job, and the topics it changes when it succeeds."""
+
+    title: str
+    func: Callable[[ProgressCallback, CancelCheck], Any]
+    writes: bool = False
+    changes: frozenset[str] = frozenset()
+    #: What the activity log records beside the title.
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+def back_up(db_path: Path, folder: Path, name: str | None) -> Operation:
+    """Take a backup of ``db_path`` into ``folder`` (optionally named)."""
+    return Operation(
+        "Back up",
+        lambda progress, cancelled: QueueBackup(db_path, folder).backup(name, progress,
+                                                                        cancelled),
+        writes=True, changes=frozenset({TOPIC_BACKUPS}),
+        parameters={"name": name, "database": str(db_path), "folder": str(folder)})
+
+
+def verify_backup(db_path: Path, folder: Path, path: Path) -> Operation:
+    """Check one backup file; reads only, so it changes nothing."""
+    return Operation(
+        "Verify backup",
+        lambda progress, cancelled: QueueBackup(db_path, folder).check_backup(path, progress,
+                                                                              cancelled),
+        parameters={"backup": str(path)})
+
+
+def delete_backup(db_path: Path, folder: Path, path: Path) -> Operation:
+    """Delete one backup and its manifest."""
+    return Operation(
+        "Delete backup",
+        lambda progress, cancelled: QueueBackup(db_path, folder).delete_backup(path),
+        writes=True, changes=frozenset({TOPIC_BACKUPS}), parameters={"backup": str(path)})
+
+
+def prune_backups(db_path: Path, folder: Path, keep: int) -> Operation:
+    """Delete all but the newest ``keep`` backups in ``folder``."""
+    return Operation(
+        "Prune backups",
+        lambda progress, cancelled: QueueBackup(db_path, folder).prune_backups(keep),
+        writes=True, changes=frozenset({TOPIC_BACKUPS}),
+        parameters={"keep": keep, "folder": str(folder)})

@@ -1,0 +1,7 @@
+"""``python -m queue_admin_gui.cli``: the same program as ``queue-admin-cli``."""
+
+import sys
+
+from .program import main
+
+sys.exit(main())
