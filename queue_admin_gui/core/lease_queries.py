@@ -5,7 +5,7 @@ Nothing here is assembled from input: values travel as parameters. 'leased' and
 files). Times are UTC text; every comparison goes through SQLite's ``datetime()`` so that
 text written as ``YYYY-MM-DD HH:MM:SS`` or with a 'T' and fractions compares alike.
 
-The rule for an abandoned task (DESIGN.md, data-safety rule 8) is one SQL fragment,
+The rule for an abandoned task (docs/ARCHITECTURE.md, data-safety rule 8) is one SQL fragment,
 :data:`ABANDONED`, used by the listing, the preview and the guarded UPDATE alike. Given
 ``:cutoff`` (now minus the timeout, read once), a task is abandoned when
 

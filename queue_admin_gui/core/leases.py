@@ -3,9 +3,10 @@
 A worker that dies holding a task leaves it in flight ('leased', or 'processing' in older
 code) with a lease that expires; the task starves until it is requeued. A task counts as
 abandoned (stale) only when its lease ran out more than the timeout ago AND its worker has
-been silent for more than the timeout, or is unknown (DESIGN.md, data-safety rule 8). A task
-whose lease ran out while its worker still heartbeats is listed apart as "lease expired,
-worker alive" (a lease-renewal problem) and is never requeued by the stale-lease cleanup.
+been silent for more than the timeout, or is unknown (docs/ARCHITECTURE.md, data-safety
+rule 8). A task whose lease ran out while its worker still heartbeats is listed apart as
+"lease expired, worker alive" (a lease-renewal problem) and is never requeued by the
+stale-lease cleanup.
 
 Requeueing is one guarded UPDATE inside ``BEGIN IMMEDIATE`` (rule 5): its WHERE clause
 re-checks status, lease expiry and the worker's silence, so a task a worker completes

@@ -1,4 +1,4 @@
-"""Requeue racing real worker processes and other cleanups (DESIGN.md, data-safety rule 5).
+"""Requeue racing real worker processes and other cleanups (data-safety rule 5).
 
 Every actor is a separate process on the same file. Each reports what it changed; the test
 then checks the file: a task a worker completed was never requeued, no task was requeued

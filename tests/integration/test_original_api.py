@@ -1,4 +1,4 @@
-"""A script written against the original maintenance API (ORIGINAL_DESIGN.md) keeps working.
+"""A script written against the original maintenance API (docs/ARCHITECTURE.md) keeps working.
 
 Everything here uses only the names and signatures that design promised, imported from
 ``queue_admin_gui.core`` the way deployments' scripts import them.
