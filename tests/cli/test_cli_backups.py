@@ -280,3 +280,45 @@ def test_a_second_ctrl_c_never_cuts_a_restore_short(cli: CliRunner, demo_db: Pat
     assert run.data["kind"] == "cancelled"
     assert "nothing was changed" in run.data["error"]
     assert _task_total(demo_db) == 10
+
+
+_BRIEF_HOLDER = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+connection.execute("BEGIN IMMEDIATE")
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))  # another program's long transaction
+connection.execute("COMMIT")
+"""
+
+
+def test_restore_waits_for_another_programs_lock_like_the_wizard(
+        cli: CliRunner, demo_db: Path, backup_dir: Path) -> None:
+    """The CLI restores through the wizard's path: it waits out a lock, then checks."""
+    import subprocess
+    import sys
+
+    path = _backup(cli, demo_db, backup_dir)["path"]
+    _silence_workers(demo_db)
+    with closing_connection(connect(demo_db)) as connection:
+        connection.execute("DELETE FROM task_queue WHERE id > 10")
+    holder = subprocess.Popen([sys.executable, "-c", _BRIEF_HOLDER, str(demo_db), "30"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        refused = cli("--db", demo_db, "--json", "restore", path, "--yes")
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)
+    assert refused.code == 1 and refused.data["kind"] == "locked"
+    assert _task_total(demo_db) == 10
+    holder = subprocess.Popen([sys.executable, "-c", _BRIEF_HOLDER, str(demo_db), "1.5"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        run = cli("--db", demo_db, "--json", "restore", path, "--yes", "--wait", "60")
+    finally:
+        holder.communicate(timeout=60)
+    assert run.code == 0, run.err
+    assert run.data["check_problems"] == []
+    assert _task_total(demo_db) == 300
