@@ -38,6 +38,7 @@ from .errors import (
     require_free_space,
     translate_error,
 )
+from .files import fsync_directory, retry_on_windows_lock
 from .manifest import (
     BACKUP_SUFFIX,
     MANIFEST_FORMAT_VERSION,
@@ -46,10 +47,8 @@ from .manifest import (
     BackupInfo,
     BackupManifest,
     backup_file_name,
-    fsync_directory,
     is_backup_file_name,
     manifest_path_for,
-    retry_on_windows_lock,
     sanitize_backup_name,
     sqlite_library_version,
     utc_now,

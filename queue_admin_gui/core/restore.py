@@ -35,7 +35,7 @@ from .errors import (
     translate_error,
 )
 from .file_names import aside_name
-from .manifest import retry_on_windows_lock
+from .files import retry_on_windows_lock
 from .progress import CancelCheck, ProgressCallback, interruptible, is_cancelled, report
 from .verify import VerifyReport, check_backup_file, open_backup_file
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .database import check_queue_schema, connect, sqlite_uri, task_counts
 from .errors import ErrorKind, QueueBackupError, QueueDatabaseError, translate_error
-from .manifest import file_sha256, fsync_file, retry_on_windows_lock
+from .files import file_sha256, fsync_file, retry_on_windows_lock
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .untrusted import FULL_CHECK, check_beside, open_backup_file, read_header
 

@@ -35,7 +35,8 @@ from .errors import (
     format_bytes,
     translate_error,
 )
-from .manifest import BackupManifest, file_sha256, manifest_path_for
+from .files import file_sha256
+from .manifest import BackupManifest, manifest_path_for
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .untrusted import (
     FULL_CHECK,

@@ -27,7 +27,7 @@ from pathlib import Path
 from queue_admin_gui.core import snapshot
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.database import file_size
-from queue_admin_gui.core.manifest import file_sha256
+from queue_admin_gui.core.files import file_sha256
 from queue_admin_gui.core.untrusted import FULL_CHECK, QUICK_CHECK, open_backup_file
 
 from .bench_report import machine_info

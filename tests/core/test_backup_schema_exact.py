@@ -21,7 +21,8 @@ from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.database import QueueDatabase, closing_connection
 from queue_admin_gui.core.demo_queue import create_demo_queue
 from queue_admin_gui.core.errors import ErrorKind, QueueBackupError
-from queue_admin_gui.core.manifest import BackupManifest, file_sha256, manifest_path_for
+from queue_admin_gui.core.files import file_sha256
+from queue_admin_gui.core.manifest import BackupManifest, manifest_path_for
 from queue_admin_gui.core.schema import REQUIRED_COLUMNS, SCHEMA_SQL
 from queue_admin_gui.core.verify import VerifyReport, check_backup_file
 

@@ -11,18 +11,17 @@ import pytest
 
 from queue_admin_gui.core.bounded_json import nesting_depth
 from queue_admin_gui.core.errors import ErrorKind, QueueBackupError
+from queue_admin_gui.core.files import file_sha256, write_json_atomically
 from queue_admin_gui.core.manifest import (
     MAX_MANIFEST_BYTES,
     BackupInfo,
     BackupManifest,
     ManifestUnreadable,
     backup_file_name,
-    file_sha256,
     is_backup_file_name,
     manifest_path_for,
     parse_backup_name,
     sanitize_backup_name,
-    write_json_atomically,
 )
 
 

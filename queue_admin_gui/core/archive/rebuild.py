@@ -25,13 +25,11 @@ from pathlib import Path
 from ... import __version__
 from ..database import check_queue_schema, task_counts
 from ..errors import ErrorKind, OperationCancelled
+from ..files import file_sha256, fsync_file, retry_on_windows_lock
 from ..manifest import (
     MANIFEST_FORMAT_VERSION,
     BackupManifest,
-    file_sha256,
-    fsync_file,
     manifest_path_for,
-    retry_on_windows_lock,
     sqlite_library_version,
 )
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import ErrorKind, QueueAdminError
-from ..manifest import write_json_atomically
+from ..files import write_json_atomically
 from .walfile import Transaction
 
 GENERATION_FILE = "generation.json"
