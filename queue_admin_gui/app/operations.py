@@ -7,7 +7,7 @@ and, once it has succeeded, emits ``changed`` for each of those topics; every vi
 of them refreshes from that signal, so no call site notifies by hand. A failed or cancelled
 operation changes nothing the views show and emits nothing.
 
-The functions below build the Backups tab's operations.
+The functions below build the operations the tabs run: backups, leases and maintenance.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.backup import QueueBackup
+from ..core.leases import LeaseManager
+from ..core.maintenance import QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
 
 #: Topics for ``Session.changed``; a view refreshes on the topics it shows.
@@ -73,3 +75,41 @@ def prune_backups(db_path: Path, folder: Path, keep: int) -> Operation:
         lambda progress, cancelled: QueueBackup(db_path, folder).prune_backups(keep),
         writes=True, changes=frozenset({TOPIC_BACKUPS}),
         parameters={"keep": keep, "folder": str(folder)})
+
+
+def requeue_stale_leases(db_path: Path, timeout_seconds: int) -> Operation:
+    """Requeue (or dead-letter) the abandoned tasks: changes the leases and the counts."""
+    return Operation(
+        "Requeue stale leases",
+        lambda progress, cancelled: LeaseManager(db_path).requeue_stale_leases(timeout_seconds),
+        writes=True, changes=frozenset({TOPIC_LEASES, TOPIC_STATS}),
+        parameters={"timeout_seconds": timeout_seconds})
+
+
+def retry_dead_tasks(db_path: Path, task_ids: list[int]) -> Operation:
+    """Send chosen dead tasks back to the queue: changes the leases and the counts."""
+    return Operation(
+        "Retry dead tasks",
+        lambda progress, cancelled: LeaseManager(db_path).retry_dead_tasks(task_ids),
+        writes=True, changes=frozenset({TOPIC_LEASES, TOPIC_STATS}),
+        parameters={"task_ids": task_ids})
+
+
+def analyze(db_path: Path, table: str | None) -> Operation:
+    """Refresh the query planner's statistics (one table, or all): changes the statistics."""
+    return Operation(
+        "ANALYZE", lambda progress, cancelled: QueueMaintenance(db_path).analyze(table),
+        writes=True, changes=frozenset({TOPIC_STATS}), parameters={"table": table or "all"})
+
+
+def pragma_optimize(db_path: Path) -> Operation:
+    """SQLite's own ``PRAGMA optimize``."""
+    return Operation(
+        "PRAGMA optimize", lambda progress, cancelled: QueueMaintenance(db_path).pragma_optimize(),
+        writes=True)
+
+
+def vacuum(db_path: Path, func: Callable[[ProgressCallback, CancelCheck], Any]) -> Operation:
+    """Rebuild the database file; ``func`` runs the VACUUM with the caller's progress wording."""
+    return Operation("VACUUM", func, writes=True, changes=frozenset({TOPIC_STATS}),
+                     parameters={"database": str(db_path)})

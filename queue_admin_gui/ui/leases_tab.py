@@ -28,7 +28,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..app.operations import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS
+from ..app.operations import (
+    TOPIC_DATABASE,
+    TOPIC_LEASES,
+    requeue_stale_leases,
+    retry_dead_tasks,
+)
 from ..app.session import Session
 from ..core.lease_table import (
     DEAD_LETTER,
@@ -39,7 +44,7 @@ from ..core.lease_table import (
     RequeuePlan,
     plan_requeue,
 )
-from ..core.leases import LeaseManager, RequeueResult, WorkerInfo
+from ..core.leases import RequeueResult, WorkerInfo
 from ..core.progress import CancelCheck, ProgressCallback
 from ..core.readings import reading_time
 from .lease_model import (
@@ -334,11 +339,7 @@ class LeasesTab(MaintenanceTab):
         if path is None:
             return
 
-        def requeue(progress: ProgressCallback, cancelled: CancelCheck) -> RequeueResult:
-            return LeaseManager(path).requeue_stale_leases(timeout)
-
-        self.run_job("Requeue stale leases", requeue, writes=True,
-                     parameters={"timeout_seconds": timeout}, on_done=self._on_requeued)
+        self.run_operation(requeue_stale_leases(path, timeout), on_success=self._on_requeued)
 
     def _on_requeued(self, result: RequeueResult) -> None:
         self.preview_ids = PreviewActions()
@@ -349,8 +350,6 @@ class LeasesTab(MaintenanceTab):
             text = "No stale leases were left to requeue; nothing was changed."
         set_status(self.result_label, text, GOOD_COLOUR)
         self.session.messages.info(text)
-        self.session.notify(TOPIC_LEASES)
-        self.session.notify(TOPIC_STATS)
 
     # -- dead tasks -----------------------------------------------------------------------
     def selected_dead_ids(self) -> list[int]:
@@ -383,16 +382,10 @@ class LeasesTab(MaintenanceTab):
                                              confirm_label="Retry", destructive=False):
             return
 
-        def retry(progress: ProgressCallback, cancelled: CancelCheck) -> int:
-            return LeaseManager(path).retry_dead_tasks(ids)
-
-        self.run_job("Retry dead tasks", retry, writes=True, parameters={"task_ids": ids},
-                     on_done=self._on_retried)
+        self.run_operation(retry_dead_tasks(path, ids), on_success=self._on_retried)
 
     def _on_retried(self, count: int) -> None:
         self.session.messages.info(f"{count:,} dead tasks were sent back to the queue.")
-        self.session.notify(TOPIC_LEASES)
-        self.session.notify(TOPIC_STATS)
 
     def update_actions(self) -> None:
         """Enable the actions that can run now; Retry also needs a selection."""

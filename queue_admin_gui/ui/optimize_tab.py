@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..app.jobs import Job
-from ..app.operations import TOPIC_DATABASE, TOPIC_STATS
+from ..app.operations import TOPIC_DATABASE, TOPIC_STATS, analyze, pragma_optimize, vacuum
 from ..app.session import Session
 from ..core.disk import vacuum_space_by_volume
 from ..core.maintenance import IntegrityResult, QueueMaintenance
@@ -239,26 +239,19 @@ class OptimizeTab(MaintenanceTab):
         table = self.table_combo.currentText()
         chosen = None if table == ALL_TABLES else table
 
-        def analyze(progress: ProgressCallback, cancelled: CancelCheck) -> dict[str, Any]:
-            return QueueMaintenance(path).analyze(chosen)
-
-        self.run_job("ANALYZE", analyze, writes=True, parameters={"table": chosen or "all"},
-                     on_done=self._on_analyzed)
+        self.run_operation(analyze(path, chosen), on_success=self._on_analyzed)
 
     def _on_analyzed(self, result: dict[str, Any]) -> None:
         what = f"table {result['table']}" if result.get("table") else "all tables"
         text = f"ANALYZE of {what} finished in {result['seconds']:.2f} s."
         set_status(self.statistics_label, text, GOOD_COLOUR)
         self.session.messages.info(text)
-        self.session.notify(TOPIC_STATS)
 
     def _on_optimize_clicked(self) -> None:
         path = self.session.db_path
         if path is None:
             return
-        self.run_job("PRAGMA optimize",
-                     lambda progress, cancelled: QueueMaintenance(path).pragma_optimize(),
-                     writes=True, on_done=self._on_optimized)
+        self.run_operation(pragma_optimize(path), on_success=self._on_optimized)
 
     def _on_optimized(self, result: dict[str, Any]) -> None:
         text = f"PRAGMA optimize finished in {result['seconds']:.2f} s."
@@ -282,7 +275,7 @@ class OptimizeTab(MaintenanceTab):
                                              confirm_label="Run VACUUM", destructive=True):
             return
 
-        def vacuum(progress: ProgressCallback, cancelled: CancelCheck) -> dict[str, Any]:
+        def rebuild(progress: ProgressCallback, cancelled: CancelCheck) -> dict[str, Any]:
             # SQLite rebuilds the file in one call that reports nothing until it ends, so a
             # count ("1 / 3") would sit still for minutes: every stage shows a busy bar.
             def busy(done: int, total: int, stage: str) -> None:
@@ -290,8 +283,8 @@ class OptimizeTab(MaintenanceTab):
 
             return QueueMaintenance(path).vacuum(busy, cancelled)
 
-        job = self.run_job("VACUUM", vacuum, writes=True, on_done=self._on_vacuumed,
-                           on_error=self._on_vacuum_failed)
+        job = self.run_operation(vacuum(path, rebuild), on_success=self._on_vacuumed,
+                                 on_error=self._on_vacuum_failed)
         self._vacuum_stage, self._vacuum_started = "", None
         job.progress.connect(self._on_vacuum_progress)
         job.finished.connect(self._elapsed_timer.stop)
@@ -322,7 +315,6 @@ class OptimizeTab(MaintenanceTab):
                 f"{format_bytes(result.get('file_size_after', result['size_after']))}.")
         set_status(self.vacuum_label, text, GOOD_COLOUR)
         self.session.messages.info(text)
-        self.session.notify(TOPIC_STATS)
 
     def _on_vacuum_failed(self, error: BaseException) -> None:
         set_status(self.vacuum_label, str(error), BAD_COLOUR)

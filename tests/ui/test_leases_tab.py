@@ -74,8 +74,11 @@ def test_preview_lists_exactly_what_requeue_then_changes(qtbot, tab, session, de
     assert f"would touch {len(stale)} tasks" in tab.result_label.text()
     assert statuses(demo_path) == before, "a preview must not change the file"
 
+    topics: list[str] = []
+    session.changed.connect(topics.append)
     qtbot.mouseClick(tab.requeue_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, session)
+    assert sorted(topics) == ["leases", "stats"]  # announced once each, by the operation
     presenter = presenter_of(session)
     assert f"Requeue {len(stale)} stale tasks" in presenter.questions[-1].text
     after = statuses(demo_path)
@@ -92,8 +95,11 @@ def test_preview_lists_exactly_what_requeue_then_changes(qtbot, tab, session, de
 def test_requeue_answered_no_changes_nothing(qtbot, tab, session, demo_path):
     presenter_of(session).answer = False
     before = statuses(demo_path)
+    topics: list[str] = []
+    session.changed.connect(topics.append)
     qtbot.mouseClick(tab.requeue_button, Qt.MouseButton.LeftButton)
     wait_idle(qtbot, session)
+    assert topics == []
     assert len(presenter_of(session).questions) == 1
     assert statuses(demo_path) == before
     assert presenter_of(session).texts(Level.INFO) == []

@@ -50,7 +50,10 @@ def finding_texts(tab) -> list[str]:
 
 def test_analyze_all_creates_planner_statistics(qtbot, tab, session, demo_path):
     assert not query(demo_path, "SELECT name FROM sqlite_master WHERE name = 'sqlite_stat1'")
+    topics: list[str] = []
+    session.changed.connect(topics.append)
     click(qtbot, session, tab.analyze_button)
+    assert topics == ["stats"]  # announced once, by the operation, not by the tab
     assert query(demo_path, "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'task_queue'")[0][0]
     assert "ANALYZE of all tables finished" in tab.statistics_label.text()
 
@@ -66,7 +69,10 @@ def test_analyze_one_table_from_the_combo(qtbot, tab, session, demo_path):
 
 
 def test_pragma_optimize_runs(qtbot, tab, session):
+    topics: list[str] = []
+    session.changed.connect(topics.append)
     click(qtbot, session, tab.optimize_button)
+    assert topics == []
     assert "PRAGMA optimize finished" in tab.statistics_label.text()
     assert presenter_of(session).texts(Level.ERROR) == []
 
