@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .. import __version__
 from .backup_paths import live_file_conflict
+from .config import MaintenanceConfig
 from .database import (
     BUSY_TIMEOUT_MS,
     QueueDatabase,
@@ -108,15 +109,8 @@ class BackupResult:
 
 
 def _default_backup_dir(db_path: Path) -> Path:
-    """The configured backup folder, or ``backups`` beside the database without a config module."""
-    try:
-        from .config import MaintenanceConfig
-    except ImportError:
-        return db_path.parent / "backups"
-    try:
-        return Path(MaintenanceConfig.load().backup_dir)
-    except (AttributeError, TypeError):
-        return db_path.parent / "backups"
+    """The backup folder the settings name (their default is the per-user data folder)."""
+    return Path(MaintenanceConfig.load().backup_dir)
 
 
 class QueueBackup:

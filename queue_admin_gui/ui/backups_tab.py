@@ -48,6 +48,7 @@ from .backup_rows import (
     verification_text,
 )
 from .icons import icon
+from .restore_wizard import RestoreWizard
 from .table_model import keep_place_when_hidden, make_list_view
 from .widgets import (
     BAD_COLOUR,
@@ -377,13 +378,7 @@ class BackupsTab(MaintenanceTab):
 
 def open_restore_wizard(session: Session, backup_path: Path | None,
                         parent: QWidget | None) -> QWidget | None:
-    """Open the restore wizard (optionally on one backup); None when it cannot be shown."""
-    try:
-        from .restore_wizard import RestoreWizard
-    except ImportError:
-        session.messages.warning("The restore wizard is not available in this installation; "
-                                 "use 'queue-admin-cli restore' instead.")
-        return None
+    """Open the restore wizard (optionally on one backup)."""
     wizard = RestoreWizard(session, backup_path, parent)
     wizard.setModal(True)
     wizard.show()

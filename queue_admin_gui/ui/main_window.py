@@ -11,7 +11,6 @@ closing the window asks first, then cancels and waits for the worker threads.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QFileDialog,
-    QLabel,
     QMainWindow,
     QStackedWidget,
     QTabWidget,
@@ -39,11 +37,15 @@ from .activity_log import ActivityLogDock
 from .backups_tab import BackupsTab, open_restore_wizard
 from .help_viewer import install_help
 from .icons import app_icon, icon
+from .leases_tab import LeasesTab
+from .optimize_tab import OptimizeTab
 from .settings_dialog import SettingsDialog
 from .start_page import StartPage
 from .stats_plots import StatsPlotsWidget
+from .stats_tab import StatsTab
 from .status_bar import DatabaseStatusBar
 from .wal_plot import WalPlotWidget
+from .wal_tab import WalTab
 from .window_menus import WindowActions, build_menus
 
 #: How often the health facts a sample does not measure (stale leases, backups, free space)
@@ -55,12 +57,13 @@ DEFAULT_SIZE = (1200, 800)
 DOCK_HEIGHT = 130
 
 #: (key, module, class, title, icon) of each maintenance tab, in the order shown.
+#: The tabs in order: key, class, title, icon.
 TAB_SPECS = (
-    ("backups", "backups_tab", "BackupsTab", "Backups", "backup"),
-    ("wal", "wal_tab", "WalTab", "WAL / Checkpoint", "checkpoint"),
-    ("optimize", "optimize_tab", "OptimizeTab", "Optimization", "vacuum"),
-    ("leases", "leases_tab", "LeasesTab", "Leases", "requeue"),
-    ("stats", "stats_tab", "StatsTab", "Stats", "analyze"),
+    ("backups", BackupsTab, "Backups", "backup"),
+    ("wal", WalTab, "WAL / Checkpoint", "checkpoint"),
+    ("optimize", OptimizeTab, "Optimization", "vacuum"),
+    ("leases", LeasesTab, "Leases", "requeue"),
+    ("stats", StatsTab, "Stats", "analyze"),
 )
 
 
@@ -116,8 +119,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
         self.tab_widgets: dict[str, QWidget] = {}
-        for key, module, class_name, title, icon_name in TAB_SPECS:
-            self.add_tab(key, self._make_tab(module, class_name, title), title, icon_name)
+        for key, tab_class, title, icon_name in TAB_SPECS:
+            self.add_tab(key, tab_class(session), title, icon_name)
         self.sampler = Sampler(session, parent=self)
         self.sampler.job_hook = mark_background
         self._add_live_plots()
@@ -159,15 +162,6 @@ class MainWindow(QMainWindow):
         self.sampler.start()
 
     # -- tabs -------------------------------------------------------------------------------
-
-    def _make_tab(self, module: str, class_name: str, title: str) -> QWidget:
-        try:
-            tab_class = getattr(importlib.import_module(f"{__package__}.{module}"), class_name)
-        except (ImportError, AttributeError):
-            placeholder = QLabel(f"The {title} tab is not available in this installation.")
-            placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            return placeholder
-        return tab_class(self.session)
 
     def _add_live_plots(self) -> None:
         """Put the monitor's plots into the WAL and Stats tabs, which keep room for them."""

@@ -100,7 +100,7 @@ def test_built_window_starts_offscreen_loads_every_tab_and_exits(bundle: Path,
     assert run.returncode == 0, text + run.stderr
     titles = [line.removeprefix("tab: ") for line in text.splitlines()
               if line.startswith("tab: ")]
-    assert titles == [spec[3] for spec in TAB_SPECS]
+    assert titles == [spec[2] for spec in TAB_SPECS]
     assert text.rstrip().endswith("smoke test passed")
 
 

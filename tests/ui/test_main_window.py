@@ -26,10 +26,10 @@ def test_start_page_until_a_database_is_open(qtbot, window, demo_db, open_db, se
     assert settings.value("last_database") == str(demo_db)
     assert window.recent_files() == [demo_db]
     assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == [
-        spec[3] for spec in TAB_SPECS]
-    for key, _module, class_name, _title, _icon in TAB_SPECS:
+        spec[2] for spec in TAB_SPECS]
+    for key, tab_class, _title, _icon in TAB_SPECS:
         tab = window.tab_widgets[key]
-        assert type(tab).__name__ == class_name
+        assert type(tab) is tab_class
         assert tab.progress_panel is not None
 
 

@@ -26,7 +26,7 @@ def test_smoke_test_opens_the_demo_loads_every_tab_and_exits_0() -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     lines = run.stdout.splitlines()
     assert [line.removeprefix("tab: ") for line in lines if line.startswith("tab: ")] == [
-        spec[3] for spec in TAB_SPECS]
+        spec[2] for spec in TAB_SPECS]
     assert lines[-1] == "smoke test passed"
 
 
