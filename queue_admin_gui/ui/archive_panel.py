@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,13 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from ..core.archive import ArchiveEvent, ArchiverStatus, ArchiveStatus, archive_status, instant_text
+from ..core.archive import ArchiveEvent, ArchiverStatus, ArchiveStatus, archive_status
 from ..core.archive.controller import ArchiveController, archiver_elsewhere, default_archive_dir
 from ..core.errors import format_bytes
 from ..jobs import Job
 from ..session import Session
 from .activity_log import mark_background
-from .widgets import BAD_COLOUR, GOOD_COLOUR, WARN_COLOUR, KeyValueGrid, explanation
+from .widgets import BAD_COLOUR, GOOD_COLOUR, WARN_COLOUR, KeyValueGrid, explanation, format_age
 
 #: How often the archive folder is read again while the panel is shown.
 STATUS_EVERY_MS = 10_000
@@ -63,10 +64,10 @@ class ArchivePanel(QGroupBox):
         self.toggle.toggled.connect(self._on_toggled)
         self.folder_label = QLabel(self)
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.grid = KeyValueGrid(columns=2)
-        for key, caption in (("state", "State"), ("generations", "Generations"),
-                             ("behind", "Behind by"), ("size", "Size"),
-                             ("earliest", "Earliest instant"), ("latest", "Latest instant")):
+        self.grid = KeyValueGrid(columns=3)
+        for key, caption in (("state", "State"), ("behind", "Behind by"),
+                             ("generations", "Generations"), ("earliest", "Earliest instant"),
+                             ("latest", "Latest instant"), ("size", "Size")):
             self.grid.add_row(key, caption)
         self.gap_label = explanation("")
         self.gap_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -177,6 +178,7 @@ class ArchivePanel(QGroupBox):
             self.grid.set_value("earliest", _instant(status.earliest))
             self.grid.set_value("latest", _instant(status.latest))
         self.gap_label.setText(self._gap_text(status, running))
+        self.gap_label.setToolTip(self._gap_reason(status, running))
 
     def _state_text(self, running: ArchiverStatus | None) -> tuple[str, str, str | None]:
         if self.elsewhere is not None:
@@ -194,6 +196,13 @@ class ArchivePanel(QGroupBox):
                     GOOD_COLOUR)
         return ("state", "off", None)
 
+    def _gap_reason(self, status: ArchiveStatus | None, running: ArchiverStatus | None) -> str:
+        if running is not None and running.last_gap:
+            return running.last_gap
+        if status is not None and status.gaps:
+            return f"Why: {status.gaps[-1].reason}."
+        return ""
+
     def _gap_text(self, status: ArchiveStatus | None, running: ArchiverStatus | None) -> str:
         if running is not None and running.last_gap:
             return (f"Last gap at {_instant(running.last_gap_at)}: {running.last_gap}; a new "
@@ -201,7 +210,8 @@ class ArchivePanel(QGroupBox):
         if status is not None and status.gaps:
             gap = status.gaps[-1]
             return (f"Last gap: from {_instant(gap.after)} to {_instant(gap.before)} "
-                    f"({gap.reason}).")
+                    f"({format_age(gap.before - gap.after)} that cannot be restored; "
+                    f"{len(status.gaps)} gap{'' if len(status.gaps) == 1 else 's'} in all).")
         if status is not None and not status.generations:
             return ("The archive is empty. Turn archiving on (or run queue-admin-cli archive) "
                     "to restore the queue to any instant.")
@@ -270,4 +280,7 @@ class ArchivePanel(QGroupBox):
 
 
 def _instant(stamp: float | None) -> str:
-    return "\u2013" if stamp is None else instant_text(stamp)
+    """Local time to the second, as the admin reads the clock ("2024-05-01 10:41:59")."""
+    if stamp is None:
+        return "\u2013"
+    return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")  # noqa: DTZ006

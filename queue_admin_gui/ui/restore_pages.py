@@ -163,8 +163,8 @@ class ChoosePage(JobPage):
 
     def __init__(self, session: Session, state: RestoreState) -> None:
         super().__init__(session, state, "Choose a backup",
-                         "Pick the backup to put back into the live database; the newest "
-                         "backup is at the top.")
+                         "Pick the backup to put back into the live database (the newest is "
+                         "at the top), or an instant from the point-in-time archive.")
         self.backups: list[BackupInfo] = []
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Name", "Made at", "Size", "Tasks", "Verified", "File"])

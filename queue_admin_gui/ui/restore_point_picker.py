@@ -219,7 +219,8 @@ class RestorePointPicker(QGroupBox):
         gaps = len(status.gaps)
         self.summary_label.setText(
             f"The archive can rebuild the queue at any instant from {_short(status.earliest)} "
-            f"to {_short(status.latest)} ({len(status.generations)} generation"
+            f"to {_short(status.latest)}{' outside its gaps (red)' if gaps else ''} "
+            f"({len(status.generations)} generation"
             f"{'' if len(status.generations) == 1 else 's'}, {gaps} gap"
             f"{'' if gaps == 1 else 's'}).")
         self._enable(True)
