@@ -75,6 +75,8 @@ class ArchivePanel(QGroupBox):
         top.addWidget(self.toggle)
         top.addWidget(self.folder_label, 1)
         column = QVBoxLayout(self)
+        column.setSpacing(2)  # compact: the tab still fits a 1024x700 screen
+        column.setContentsMargins(9, 2, 9, 4)
         column.addLayout(top)
         column.addWidget(self.grid)
         column.addWidget(self.gap_label)
