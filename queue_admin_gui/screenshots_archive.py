@@ -64,7 +64,8 @@ def render_archive(out_dir: Path, seconds: float = 4.0) -> list[Path]:
                 panel.toggle.setChecked(True)
                 _wait_until(lambda: panel.archiving and not panel.switching)
                 status = panel.controller.status  # type: ignore[union-attr]
-                _wait_until(lambda s=status: not s().snapshot_pending)  # type: ignore[misc]
+                _wait_until(lambda s=status: s().generation is not None  # type: ignore[misc]
+                            and not s().snapshot_pending)
                 _run_for(seconds / 2)
                 if _turn == 0:
                     panel.toggle.setChecked(False)

@@ -1,11 +1,11 @@
 """The Backups tab's "Point-in-time archive" panel: the archive's state and the archiver toggle.
 
-The archive folder is ``<backup folder>/archive``. Every ten seconds (while the panel is
-shown) a read job describes the folder (:func:`archive_status`); once a second the running
-archiver's own state (in memory, no file or SQL) refreshes the "State" line. Starting and
-stopping the archiver are jobs too: both touch files and stopping waits for its thread. An
-archiver run by another process (``queue-admin-cli archive``) is recognised by the folder's
-lock file; the toggle is then off and disabled.
+The archive folder is the ``archive_dir`` setting, else ``<backup folder>/archive``. Every
+ten seconds (while the panel is shown) a read job describes the folder (:func:`archive_status`);
+once a second the running archiver's own state (in memory, no file or SQL) refreshes the
+"State" line. Starting and stopping the archiver are jobs too: both touch files and stopping
+waits for its thread. An archiver run by another process (``queue-admin-cli archive``) is
+recognised by the folder's lock file; the toggle is then off and disabled.
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from ..core.archive import ArchiveEvent, ArchiverStatus, ArchiveStatus, archive_status
-from ..core.archive.controller import ArchiveController, archiver_elsewhere, default_archive_dir
+from ..core.archive.controller import (
+    ArchiveController,
+    archiver_elsewhere,
+    configured_archive_dir,
+)
 from ..core.errors import format_bytes
 from ..jobs import Job
 from ..session import Session
@@ -94,7 +98,7 @@ class ArchivePanel(QGroupBox):
     @property
     def archive_dir(self) -> Path:
         """The folder the window archives into and reads."""
-        return default_archive_dir(self.session.backup_dir)
+        return configured_archive_dir(self.session.config)
 
     @property
     def archiving(self) -> bool:

@@ -1,12 +1,12 @@
 """The restore wizard's "a point in time" choice: an instant from the archive, rebuilt into a file.
 
-The archive folder (``<backup folder>/archive``) is read on a job; the picker then offers a
-date-time bounded by the earliest and latest restorable instants and a strip showing the
-generations (green) and the gaps between them (red). "Rebuild" runs :func:`rebuild_to_time`
-on a job into a new backup file in the backup folder; the wizard then goes on with that file
-as the chosen backup, so the check, the comparison with the live database and the restore are
-exactly those of any backup. An instant in a gap is refused by the engine, whose sentence
-names the nearest restorable instants.
+The archive folder (the ``archive_dir`` setting, else ``<backup folder>/archive``) is read
+on a job; the picker then offers a date-time bounded by the earliest and latest restorable
+instants and a strip showing the generations (green) and the gaps between them (red).
+"Rebuild" runs :func:`rebuild_to_time` on a job into a new backup file in the backup folder;
+the wizard then goes on with that file as the chosen backup, so the check, the comparison
+with the live database and the restore are exactly those of any backup. An instant in a gap
+is refused by the engine, whose sentence names the nearest restorable instants.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.archive import ArchiveStatus, RebuildResult, archive_status, rebuild_to_time
-from ..core.archive.controller import default_archive_dir
+from ..core.archive.controller import configured_archive_dir
 from ..core.manifest import backup_file_name
 from ..jobs import Job, JobFunction
 from ..session import Session
@@ -158,7 +158,7 @@ class RestorePointPicker(QGroupBox):
     @property
     def archive_dir(self) -> Path:
         """The archive folder read for restorable instants."""
-        return default_archive_dir(self.backup_dir)
+        return configured_archive_dir(self.session.config)
 
     @property
     def reading(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import subprocess
@@ -55,7 +56,9 @@ def panel(qtbot, session, queue_db):
 
 def wait_restorable(qtbot, panel) -> None:
     qtbot.waitUntil(lambda: panel.archiving and not panel.switching, timeout=TIMEOUT_MS)
-    qtbot.waitUntil(lambda: not panel.controller.status().snapshot_pending, timeout=TIMEOUT_MS)
+    # generation is None until the first generation starts (its snapshot is not pending yet)
+    qtbot.waitUntil(lambda: panel.controller.status().generation is not None
+                    and not panel.controller.status().snapshot_pending, timeout=TIMEOUT_MS)
 
 
 def test_toggle_archives_shows_the_state_and_stops(qtbot, panel, session, queue_db,
@@ -133,3 +136,13 @@ def test_an_archiver_in_another_process_disables_the_toggle(qtbot, panel, sessio
     qtbot.waitUntil(lambda: panel.elsewhere is None and not panel.reading, timeout=TIMEOUT_MS)
     assert panel.toggle.isEnabled()
     assert panel.grid.value("state") == "off"
+
+
+def test_the_archive_folder_follows_the_setting(qtbot, panel, session, tmp_path):
+    chosen = tmp_path / "archive share"
+    session.set_config(dataclasses.replace(session.config, archive_dir=chosen))
+    assert panel.archive_dir == chosen
+    assert panel.folder_label.text() == f"Folder: {chosen}"
+    qtbot.waitUntil(lambda: panel.status is not None and panel.status.folder == chosen,
+                    timeout=TIMEOUT_MS)
+    assert panel.grid.value("generations") == "0"

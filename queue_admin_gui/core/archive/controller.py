@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..config import MaintenanceConfig
 from .archiver import ArchiveEvent, Archiver, ArchiverStatus
 from .status import ArchiveStatus
 
@@ -31,6 +32,12 @@ Result = TypeVar("Result")
 def default_archive_dir(backup_dir: Path) -> Path:
     """Where the window archives when no other folder is set: beside the backups."""
     return Path(backup_dir) / ARCHIVE_FOLDER_NAME
+
+
+def configured_archive_dir(config: MaintenanceConfig) -> Path:
+    """The archive folder of the settings: ``archive_dir``, else beside the backups."""
+    chosen = config.archive_dir
+    return Path(chosen) if chosen is not None else default_archive_dir(config.backup_dir)
 
 
 def archiver_elsewhere(status: ArchiveStatus) -> dict[str, Any] | None:
