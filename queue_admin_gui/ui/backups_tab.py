@@ -31,7 +31,6 @@ from ..core.backup import BackupInfo, BackupResult, QueueBackup, VerifyReport
 from ..core.errors import QueueAdminError, format_bytes
 from ..core.retention import plan_prune
 from ..session import TOPIC_BACKUPS, Session
-from .archive_panel import ArchivePanel
 from .backup_rows import (
     BackupListing,
     BackupListModel,
@@ -80,6 +79,8 @@ class BackupsTab(MaintenanceTab):
         layout.addWidget(self._folder_box())
         layout.addWidget(self._backup_box())
         layout.addWidget(self._list_box(), 1)
+        from .archive_panel import ArchivePanel
+
         self.archive_panel = ArchivePanel(session, self)
         layout.addWidget(self.archive_panel)
         layout.addWidget(self.result_label)
