@@ -49,6 +49,9 @@ class Session(QObject):
         self.db_path = db_path
         #: None until the schema was checked; then True for a queue file, False otherwise.
         self.is_queue: bool | None = None
+        #: Runs each checkpoint in its job's thread: ``around_checkpoint(mode, run)``; the
+        #: window's archiver replaces it to step aside (ui/archive_panel.py).
+        self.around_checkpoint: Callable[[str, Callable[[], Any]], Any] = _run_checkpoint
 
     @property
     def backup_dir(self) -> Path:
@@ -123,7 +126,7 @@ class Session(QObject):
 
         def checkpoint(progress: ProgressCallback, cancelled: CancelCheck) -> Any:
             progress(0, 0, f"Checkpoint {mode}: waiting for the WAL")
-            return QueueMaintenance(path).checkpoint(mode)
+            return self.around_checkpoint(mode, lambda: QueueMaintenance(path).checkpoint(mode))
 
         parameters = {"mode": mode, **({"from": origin} if origin else {})}
         job = self.run(f"Checkpoint {mode}", checkpoint, writes=True, parameters=parameters,
@@ -139,6 +142,10 @@ class Session(QObject):
             job.note = summary.sentence()
         self.checkpoint_done.emit(result)
         self.notify(TOPIC_STATS)
+
+
+def _run_checkpoint(_mode: str, run: Callable[[], Any]) -> Any:
+    return run()
 
 
 def _naming_holders(func: JobFunction, db_path: Path | None) -> JobFunction:

@@ -120,6 +120,8 @@ class MaintenanceConfig:
     keep_running_in_tray: bool = False
     #: Maintenance outcomes also go to the Windows Event Log (syslog elsewhere).
     event_log_enabled: bool = True
+    #: The point-in-time archive the window writes and reads; unset: ``<backup_dir>/archive``.
+    archive_dir: Path | None = None
 
     @classmethod
     def from_env(cls) -> MaintenanceConfig:
@@ -234,7 +236,7 @@ class MaintenanceConfig:
         """
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
-            if value is None and item.name == "db_path":
+            if value is None and item.name in ("db_path", "archive_dir"):
                 continue
             raw = str(value) if isinstance(value, Path) else value
             setattr(self, item.name, checked_value(item.name, raw, f"Setting {item.name}"))

@@ -87,6 +87,10 @@ class BackupsTab(MaintenanceTab):
         layout.addWidget(self._folder_box())
         layout.addWidget(self._backup_box())
         layout.addWidget(self._list_box(), 1)
+        from .archive_panel import ArchivePanel
+
+        self.archive_panel = ArchivePanel(session, self)
+        layout.addWidget(self.archive_panel)
         layout.addWidget(self.result_label)
         layout.addWidget(keep_place_when_hidden(self.progress_panel))
         self._show_folder()

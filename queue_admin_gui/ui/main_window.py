@@ -438,6 +438,7 @@ class MainWindow(QMainWindow):
         self.health_timer.stop()
         self.sampler.stop()
         self.closing.emit()
+        self.backups_tab.archive_panel.stop_archiving()  # the runner's shutdown waits for it
         self.session.runner.shutdown()
         self.stop_demo_workers()
         self.save_layout()

@@ -39,6 +39,7 @@ from ..core.restore_plan import Preflight, RestoreComparison, compare_backup_wit
 from ..core.schema import KNOWN_STATUSES
 from ..core.verify import VerifyReport
 from .backup_rows import backup_label
+from .restore_point_picker import RestorePointPicker
 
 PROBLEM_STYLE = "color: #b00020; font-weight: bold;"
 GOOD_STYLE = "color: #1b5e20;"
@@ -162,8 +163,8 @@ class ChoosePage(JobPage):
 
     def __init__(self, session: Session, state: RestoreState) -> None:
         super().__init__(session, state, "Choose a backup",
-                         "Pick the backup to put back into the live database; the newest "
-                         "backup is at the top.")
+                         "Pick the backup to put back into the live database (the newest is "
+                         "at the top), or an instant from the point-in-time archive.")
         self.backups: list[BackupInfo] = []
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Name", "Made at", "Size", "Tasks", "Verified", "File"])
@@ -184,6 +185,10 @@ class ChoosePage(JobPage):
         for widget in (folder, list_label, self.tree):
             self.layout_.addWidget(widget)
         self.layout_.addLayout(row)
+        self.point_picker = RestorePointPicker(session, self.run_job, state.backup_dir,
+                                               state.live_path)
+        self.point_picker.rebuilt.connect(self._on_rebuilt)
+        self.layout_.addWidget(self.point_picker)
         self.layout_.addWidget(self.stage_label)
         self.layout_.addWidget(self.bar)
         if state.live_path is None:
@@ -199,6 +204,7 @@ class ChoosePage(JobPage):
         self.run_job("List backups",
                      lambda progress, cancelled: QueueBackup(live, folder).list_backups(),
                      self._on_listed)
+        self.point_picker.load()
         self.tree.setFocus()
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt override
@@ -265,6 +271,16 @@ class ChoosePage(JobPage):
         self.state.backup_path = path
         self.chosen_label.setText(f"Chosen: {path}")
         self.completeChanged.emit()
+
+    def _on_rebuilt(self, result: Any) -> None:
+        """A file rebuilt to an instant is an ordinary backup: check and restore it as one."""
+        self.choose_path(result.path)
+        self.chosen_label.setText(f"Chosen: the queue as it was at "
+                                  f"{self.point_picker.instant_edit.text()}, rebuilt into "
+                                  f"{result.path}")
+        wizard = self.wizard()
+        if isinstance(wizard, QWizard) and wizard.currentPage() is self:
+            wizard.next()
 
     def _on_other_file(self) -> None:
         name, _ = QFileDialog.getOpenFileName(
