@@ -20,6 +20,8 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from ..app.jobs import Job, mark_background
+from ..app.session import Session
 from ..core.archive import ArchiveEvent, ArchiverStatus, ArchiveStatus, archive_status
 from ..core.archive.controller import (
     ArchiveController,
@@ -27,9 +29,6 @@ from ..core.archive.controller import (
     configured_archive_dir,
 )
 from ..core.errors import format_bytes
-from ..jobs import Job
-from ..session import Session
-from .activity_log import mark_background
 from .widgets import BAD_COLOUR, GOOD_COLOUR, WARN_COLOUR, KeyValueGrid, explanation, format_age
 
 #: How often the archive folder is read again while the panel is shown.

@@ -30,12 +30,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..app.jobs import Job, JobFunction, mark_background
+from ..app.session import Session
 from ..core.archive import ArchiveStatus, RebuildResult, archive_status, rebuild_to_time
 from ..core.archive.controller import configured_archive_dir
 from ..core.manifest import backup_file_name
-from ..jobs import Job, JobFunction
-from ..session import Session
-from .activity_log import mark_background
 
 GENERATION_COLOUR = QColor("#2e7d32")
 GAP_COLOUR = QColor("#c62828")

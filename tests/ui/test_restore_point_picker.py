@@ -11,11 +11,11 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWizard
 
+from queue_admin_gui.app.jobs import JobRunner
+from queue_admin_gui.app.messages import Messages, RecordingPresenter
+from queue_admin_gui.app.session import Session
 from queue_admin_gui.core.archive.controller import ArchiveController, default_archive_dir
 from queue_admin_gui.core.config import MaintenanceConfig
-from queue_admin_gui.jobs import JobRunner
-from queue_admin_gui.session import Session
-from queue_admin_gui.ui.messages import Messages, RecordingPresenter
 from queue_admin_gui.ui.restore_wizard import (
     PAGE_CHECK,
     PAGE_CHOOSE,

@@ -1,6 +1,6 @@
 """Render the point-in-time pieces at 1024x700: the archive panel and the wizard's picker.
 
-``python -m queue_admin_gui.screenshots_archive [--out docs/images]`` builds a demo queue in a
+``python -m queue_admin_gui.ui.screenshots_archive [--out docs/images]`` builds a demo queue in a
 temporary folder, opens the window offscreen, turns "Archive the WAL continuously" on while
 simulated workers run, stops and restarts it once (so the archive shows a gap), and saves the
 Backups tab and the restore wizard's first page. Nothing outside the temporary folder is
@@ -28,15 +28,15 @@ def render_archive(out_dir: Path, seconds: float = 4.0) -> list[Path]:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from .core.activity import ActivityLog
-    from .core.config import MaintenanceConfig
-    from .core.demo import DemoWorkers, create_demo_queue
-    from .gc_guard import MainThreadGarbageCollector
-    from .jobs import JobRunner
-    from .session import Session
-    from .ui.main_window import MainWindow
-    from .ui.messages import Messages, RecordingPresenter
-    from .ui.restore_wizard import RestoreWizard
+    from ..app.gc_guard import MainThreadGarbageCollector
+    from ..app.jobs import JobRunner
+    from ..app.messages import Messages, RecordingPresenter
+    from ..app.session import Session
+    from ..core.activity import ActivityLog
+    from ..core.config import MaintenanceConfig
+    from ..core.demo import DemoWorkers, create_demo_queue
+    from .main_window import MainWindow
+    from .restore_wizard import RestoreWizard
 
     application = QApplication.instance() or QApplication([sys.argv[0]])
     collector = MainThreadGarbageCollector(parent=application) if gc.isenabled() else None
@@ -99,7 +99,7 @@ def render_archive(out_dir: Path, seconds: float = 4.0) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: render the two images to ``--out``."""
-    parser = argparse.ArgumentParser(prog="python -m queue_admin_gui.screenshots_archive",
+    parser = argparse.ArgumentParser(prog="python -m queue_admin_gui.ui.screenshots_archive",
                                      description="Render the archive panel and the wizard's "
                                                  "point-in-time page to PNG files.")
     parser.add_argument("--out", type=Path, default=OUTPUT_DIR,
