@@ -34,12 +34,13 @@ from ..core.activity import (
     result_of_completed,
 )
 from ..core.errors import QueueAdminError
+from .palette import RED, WARN_TEXT
 
 _COLUMNS = ("Time", "Action", "Parameters", "Result", "Duration")
-_RESULT_COLOURS = {RESULT_FAILED: QColor("#b02a37"), RESULT_CANCELLED: QColor("#8a5300"),
+_RESULT_COLOURS = {RESULT_FAILED: QColor(RED), RESULT_CANCELLED: QColor(WARN_TEXT),
                    RESULT_SUCCEEDED: None}
 #: Any other result ("did not finish", "found 3 problems") ran but fell short.
-_SHORTFALL_COLOUR = QColor("#b02a37")
+_SHORTFALL_COLOUR = QColor(RED)
 #: Entries of earlier sessions shown at start (read from the end of the audit file).
 _HISTORY_ROWS = 200
 #: Most rows the dock holds; the oldest row goes when a new one would exceed it.

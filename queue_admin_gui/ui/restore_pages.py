@@ -39,10 +39,11 @@ from ..core.restore_plan import Preflight, RestoreComparison, compare_backup_wit
 from ..core.schema import KNOWN_STATUSES
 from ..core.verify import VerifyReport
 from .backup_rows import backup_label
+from .palette import GOOD_TEXT, RED
 from .restore_point_picker import RestorePointPicker
 
-PROBLEM_STYLE = "color: #b00020; font-weight: bold;"
-GOOD_STYLE = "color: #1b5e20;"
+PROBLEM_STYLE = f"color: {RED}; font-weight: bold;"
+GOOD_STYLE = f"color: {GOOD_TEXT};"
 
 
 @dataclass

@@ -35,10 +35,11 @@ from ..app.session import Session
 from ..core.archive import ArchiveStatus, RebuildResult, archive_status, rebuild_to_time
 from ..core.archive.controller import configured_archive_dir
 from ..core.manifest import backup_file_name
+from .palette import BLUE, GREEN, RED
 
-GENERATION_COLOUR = QColor("#2e7d32")
-GAP_COLOUR = QColor("#c62828")
-INSTANT_COLOUR = QColor("#0d47a1")
+GENERATION_COLOUR = QColor(GREEN)
+GAP_COLOUR = QColor(RED)
+INSTANT_COLOUR = QColor(BLUE)
 #: ``run_job(title, func, on_done)`` of the wizard page: the page shows the progress.
 RunJob = Callable[[str, JobFunction, Callable[[Any], None]], Job]
 

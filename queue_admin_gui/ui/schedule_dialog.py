@@ -59,10 +59,11 @@ from ..core.schedules import (
 )
 from ..core.task_scheduler import CommandRunner, TaskScheduler, TaskState, run_command
 from .icons import icon
+from .palette import RED
 
 COLUMNS = ("Job", "When", "Command", "Task", "Last run", "Result")
 JOB, WHEN, COMMAND, TASK, LAST_RUN, RESULT = range(len(COLUMNS))
-FAILED_COLOR = QColor("#c62828")
+FAILED_COLOR = QColor(RED)
 #: How many of the newest activity entries are searched for the jobs' last runs.
 HISTORY_ENTRIES = 5000
 

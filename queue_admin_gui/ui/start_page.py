@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from ..core.queue_location import QueueLocation, queue_location
 from .icons import app_icon, icon
+from .palette import BAD_BACKGROUND, BAD_TEXT_ON_BACKGROUND, RED
 
 
 class StartPage(QWidget):
@@ -45,7 +46,7 @@ class StartPage(QWidget):
         self.problem_label.setWordWrap(True)
         self.problem_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.problem_label.setStyleSheet(
-            "background:#f8d7da; color:#6b1119; border:1px solid #b02a37; "
+            f"background:{BAD_BACKGROUND}; color:{BAD_TEXT_ON_BACKGROUND}; border:1px solid {RED}; "
             "border-radius:3px; padding:8px;")
         self.problem_label.hide()
         self.open_button = QPushButton(icon("open"), "Open database...", self)

@@ -17,21 +17,22 @@ from ..app.session import Session
 from ..core.schema import DEAD_STATUSES, IN_FLIGHT_STATUSES, STATUS_COMPLETED, STATUS_QUEUED
 from ..core.status_labels import COMPLETED_LABEL, DEAD_LABEL, IN_FLIGHT_LABEL, QUEUED_LABEL
 from .live_plot import LivePlotWidget, make_time_plot
+from .palette import AMBER, BLUE, GREEN, RED
 
 #: Task curves: label, statuses summed (both spellings of in flight and dead), colour, and a
 #: line style, so that curves lying on top of each other (often in flight and dead, both
 #: near zero) can still be told apart: solid, dashed, dotted, dash-dotted, and widths apart.
 TASK_GROUPS: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    (QUEUED_LABEL, (STATUS_QUEUED,), "#1f5fbf"),
-    (IN_FLIGHT_LABEL, IN_FLIGHT_STATUSES, "#c98a00"),
-    (COMPLETED_LABEL, (STATUS_COMPLETED,), "#2e9d52"),
-    (DEAD_LABEL, DEAD_STATUSES, "#b02a37"),
+    (QUEUED_LABEL, (STATUS_QUEUED,), BLUE),
+    (IN_FLIGHT_LABEL, IN_FLIGHT_STATUSES, AMBER),
+    (COMPLETED_LABEL, (STATUS_COMPLETED,), GREEN),
+    (DEAD_LABEL, DEAD_STATUSES, RED),
 )
 TASK_PENS = {
-    QUEUED_LABEL: pg.mkPen("#1f5fbf", width=2),
-    IN_FLIGHT_LABEL: pg.mkPen("#c98a00", width=3, style=Qt.PenStyle.DashLine),
-    COMPLETED_LABEL: pg.mkPen("#2e9d52", width=2, style=Qt.PenStyle.DashDotLine),
-    DEAD_LABEL: pg.mkPen("#b02a37", width=1.5, style=Qt.PenStyle.DotLine),
+    QUEUED_LABEL: pg.mkPen(BLUE, width=2),
+    IN_FLIGHT_LABEL: pg.mkPen(AMBER, width=3, style=Qt.PenStyle.DashLine),
+    COMPLETED_LABEL: pg.mkPen(GREEN, width=2, style=Qt.PenStyle.DashDotLine),
+    DEAD_LABEL: pg.mkPen(RED, width=1.5, style=Qt.PenStyle.DotLine),
 }
 
 #: Legends sit above the plot area, in the row a title would use: they never cover a curve.
@@ -59,9 +60,9 @@ class StatsPlotsWidget(LivePlotWidget):
         self.controls.addStretch(1)
         self.pages_plot = make_time_plot("Pages")
         self.pages_legend = legend_above(self.pages_plot)
-        self.page_curve = self.pages_plot.plot(pen=pg.mkPen("#1f5fbf", width=2),
+        self.page_curve = self.pages_plot.plot(pen=pg.mkPen(BLUE, width=2),
                                                connect="finite", name="pages in the file")
-        self.freelist_curve = self.pages_plot.plot(pen=pg.mkPen("#c98a00", width=2),
+        self.freelist_curve = self.pages_plot.plot(pen=pg.mkPen(AMBER, width=2),
                                                    connect="finite",
                                                    name="free pages (VACUUM would return)")
         self.tasks_plot = make_time_plot("Tasks")

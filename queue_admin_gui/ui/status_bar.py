@@ -21,17 +21,34 @@ from ..core.health import HealthLevel, HealthReport
 from ..core.readings import reading_time
 from ..core.sampling import Sample
 from .icons import icon
+from .palette import (
+    BAD_BACKGROUND,
+    BAD_TEXT_ON_BACKGROUND,
+    GREEN,
+    GREY,
+    OK_BACKGROUND,
+    OK_TEXT_ON_BACKGROUND,
+    RED,
+    WARN_BACKGROUND,
+    WARN_BORDER,
+    WARN_TEXT_ON_BACKGROUND,
+)
+
+
+def _badge_style(background: str, text: str, border: str) -> str:
+    return f"background:{background}; color:{text}; border:1px solid {border};"
+
 
 _BADGE_STYLES = {
-    HealthLevel.OK: "background:#d6f0dd; color:#14532d; border:1px solid #2e9d52;",
-    HealthLevel.WARNING: "background:#ffe8b3; color:#5c3b00; border:1px solid #c77700;",
-    HealthLevel.CRITICAL: "background:#f8d7da; color:#6b1119; border:1px solid #b02a37;",
+    HealthLevel.OK: _badge_style(OK_BACKGROUND, OK_TEXT_ON_BACKGROUND, GREEN),
+    HealthLevel.WARNING: _badge_style(WARN_BACKGROUND, WARN_TEXT_ON_BACKGROUND, WARN_BORDER),
+    HealthLevel.CRITICAL: _badge_style(BAD_BACKGROUND, BAD_TEXT_ON_BACKGROUND, RED),
 }
 _BADGE_ICONS = {HealthLevel.OK: "ok", HealthLevel.WARNING: "warning",
                 HealthLevel.CRITICAL: "critical"}
 _UNKNOWN = "\u2013"
 #: Colour of a figure that could not be read again: it is what was seen last, not now.
-STALE_COLOUR = "#8c8c8c"
+STALE_COLOUR = GREY
 
 
 def describe_backup_age(last_backup_at: datetime | None, has_backups: bool | None,

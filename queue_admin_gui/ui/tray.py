@@ -32,13 +32,14 @@ from ..core.alerts import (
     read_activity_conditions,
 )
 from ..core.health import HealthLevel, HealthReport
+from .palette import GREEN, GREY, RED, WARN_BORDER, WHITE
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
 
 #: The badge's border colours; grey while the health is not known.
-HEALTH_COLOURS = {HealthLevel.OK: "#2e9d52", HealthLevel.WARNING: "#c77700",
-                  HealthLevel.CRITICAL: "#b02a37", None: "#8c8c8c"}
+HEALTH_COLOURS = {HealthLevel.OK: GREEN, HealthLevel.WARNING: WARN_BORDER,
+                  HealthLevel.CRITICAL: RED, None: GREY}
 #: The activity log is read again at most this often (and after every job of the window).
 ACTIVITY_READ_SECONDS = 30.0
 NOTIFICATION_MS = 15_000
@@ -53,7 +54,7 @@ def health_icon(level: HealthLevel | None) -> QIcon:
     pixmap.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setPen(QColor("#ffffff"))
+    painter.setPen(QColor(WHITE))
     painter.setBrush(QColor(HEALTH_COLOURS[level]))
     painter.drawEllipse(2, 2, 28, 28)
     painter.end()

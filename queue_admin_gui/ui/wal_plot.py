@@ -34,6 +34,17 @@ from ..core.progress import CancelCheck, ProgressCallback
 from ..core.readings import reading_time
 from ..core.sampling import MEGABYTE, CheckpointOutcome, export_csv, wal_level
 from .live_plot import PLOT_MIN_HEIGHT, LivePlotWidget, finite_range, make_time_plot
+from .palette import (
+    AMBER,
+    BAD_BACKGROUND,
+    BLUE,
+    GOOD_TEXT,
+    GREEN,
+    PURPLE,
+    RED,
+    WARN_BACKGROUND,
+    WARN_TEXT,
+)
 from .status_bar import STALE_COLOUR
 
 #: Markers kept on the plot at most (older ones are dropped first).
@@ -44,14 +55,14 @@ MAX_MARKERS = 200
 LABEL_ROWS = (0.97, 0.86, 0.75, 0.64)
 #: Room a label needs beside the previous one in its row (pixels).
 LABEL_GAP_PX = 110
-WAL_PEN = pg.mkPen("#1f5fbf", width=2)
-WARNING_PEN = pg.mkPen("#c98a00", width=1.5, style=Qt.PenStyle.DashLine)
-CRITICAL_PEN = pg.mkPen("#b02a37", width=1.5, style=Qt.PenStyle.DashLine)
-CHECKPOINT_PEN = pg.mkPen("#2e9d52", width=1.5, style=Qt.PenStyle.DotLine)
-BACKUP_PEN = pg.mkPen("#6f42c1", width=1.5, style=Qt.PenStyle.DotLine)
+WAL_PEN = pg.mkPen(BLUE, width=2)
+WARNING_PEN = pg.mkPen(AMBER, width=1.5, style=Qt.PenStyle.DashLine)
+CRITICAL_PEN = pg.mkPen(RED, width=1.5, style=Qt.PenStyle.DashLine)
+CHECKPOINT_PEN = pg.mkPen(GREEN, width=1.5, style=Qt.PenStyle.DotLine)
+BACKUP_PEN = pg.mkPen(PURPLE, width=1.5, style=Qt.PenStyle.DotLine)
 BANNER_STYLES = {
-    "warning": "QFrame#walBanner { background:#fff3cd; border:1px solid #c98a00; }",
-    "critical": "QFrame#walBanner { background:#f8d7da; border:1px solid #b02a37; }",
+    "warning": f"QFrame#walBanner {{ background:{WARN_BACKGROUND}; border:1px solid {AMBER}; }}",
+    "critical": f"QFrame#walBanner {{ background:{BAD_BACKGROUND}; border:1px solid {RED}; }}",
 }
 
 
@@ -99,7 +110,7 @@ class WalPlotWidget(LivePlotWidget):
         self.summary_label = QLabel()
         self.sampler_status_label = QLabel()
         self.sampler_status_label.setWordWrap(True)
-        self.sampler_status_label.setStyleSheet("color:#8a5300;")
+        self.sampler_status_label.setStyleSheet(f"color:{WARN_TEXT};")
         self.sampler_status_label.hide()
         self.controls.addWidget(self.export_button)
         self.controls.addStretch(1)
@@ -110,10 +121,10 @@ class WalPlotWidget(LivePlotWidget):
         self.curve = self.plot.plot(pen=WAL_PEN, connect="finite", name="WAL size")
         self.warning_line = pg.InfiniteLine(angle=0, pen=WARNING_PEN, movable=False,
                                             label="warning {value:.4g} MB",
-                                            labelOpts=_threshold_label("#8a5300"))
+                                            labelOpts=_threshold_label(WARN_TEXT))
         self.critical_line = pg.InfiniteLine(angle=0, pen=CRITICAL_PEN, movable=False,
                                              label="critical {value:.4g} MB",
-                                             labelOpts=_threshold_label("#b02a37"))
+                                             labelOpts=_threshold_label(RED))
         self.plot.addItem(self.warning_line, ignoreBounds=True)
         self.plot.addItem(self.critical_line, ignoreBounds=True)
         self.plot.getPlotItem().enableAutoRange(axis="y", enable=False)
@@ -149,7 +160,7 @@ class WalPlotWidget(LivePlotWidget):
         line = pg.InfiniteLine(pos=moment, angle=90, movable=False,
                                pen=BACKUP_PEN if backup else CHECKPOINT_PEN, label=label,
                                labelOpts={"position": 0.9 if backup else 0.97,
-                                          "color": "#6f42c1" if backup else "#1e7b34",
+                                          "color": PURPLE if backup else GOOD_TEXT,
                                           "anchors": [(1, 0), (1, 0)]})
         line.setZValue(-10)  # behind the WAL curve: a label never hides a sample
         self.plot.addItem(line, ignoreBounds=True)

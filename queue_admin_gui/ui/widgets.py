@@ -33,6 +33,7 @@ from ..app.operations import Operation
 from ..app.session import Session
 from ..core.errors import format_bytes
 from .job_progress import JobProgressPanel
+from .palette import BAD_BACKGROUND, GOOD_TEXT, RED, WARN_TEXT
 
 __all__ = [
     "STALE_BACKGROUND", "Column", "KeyValueGrid", "MaintenanceTab", "RecordTableModel",
@@ -41,10 +42,10 @@ __all__ = [
 ]
 
 #: Row colour of a task or worker that needs attention (pale red, readable with black text).
-STALE_BACKGROUND = QColor("#f8d7da")
-GOOD_COLOUR = "#1e7b34"
-BAD_COLOUR = "#b02a37"
-WARN_COLOUR = "#8a5300"
+STALE_BACKGROUND = QColor(BAD_BACKGROUND)
+GOOD_COLOUR = GOOD_TEXT
+BAD_COLOUR = RED
+WARN_COLOUR = WARN_TEXT
 
 Index = QModelIndex | QPersistentModelIndex
 Row = TypeVar("Row")
