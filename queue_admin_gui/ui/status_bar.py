@@ -103,6 +103,15 @@ class HealthBadge(QWidget):
         self.setStyleSheet(f"#healthBadge {{{_BADGE_STYLES[report.level]} border-radius:3px;}}")
         self.setToolTip(report.summary())
 
+    def show_stale(self, reason: str, since: str | None) -> None:
+        """The database could not be read again: the last health is no longer current."""
+        last = self.report
+        self.icon_label.clear()
+        self.text_label.setText("Health: not current" + (f" (read at {since})" if since else ""))
+        self.setStyleSheet(f"color: {GREY};")
+        self.setToolTip(f"Could not read the database again: {reason}"
+                        + (f"\nLast known: {last.summary()}" if last is not None else ""))
+
     @property
     def level(self) -> HealthLevel | None:
         """The level shown, or None before the first measurement."""
@@ -178,6 +187,7 @@ class DatabaseStatusBar(QStatusBar):
         for label in (self.size_label, self.wal_label):
             label.setStyleSheet(f"color: {STALE_COLOUR};")
             label.setToolTip(f"Could not read the database again: {reason}")
+        self.badge.show_stale(reason, reading_time(last.time) if last is not None else None)
 
     @property
     def sizes_stale(self) -> bool:

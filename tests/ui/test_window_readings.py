@@ -86,6 +86,9 @@ def test_a_deleted_database_greys_the_stats_tab_with_its_last_time(qtbot, window
     assert "not found" in stats_tab.error_label.text()
     assert window.status.sizes_stale
     assert f"at {reading_time(good.time)}, not current" in window.status.wal_label.text()
+    badge = window.status.badge
+    assert badge.text_label.text() == f"Health: not current (read at {reading_time(good.time)})"
+    assert "not found" in badge.toolTip()
     wal_tab = window.tab_widgets["wal"]
     assert wal_tab.wal_grid.value("read_at") == f"{reading_time(good.time)} (not current)"
     assert "not current" in window.wal_plot.summary_label.text()
