@@ -33,6 +33,7 @@ from .demo_queue import (
     random_task,
 )
 from .errors import ErrorKind, QueueDatabaseError, classify_sqlite_error
+from .process_writers import write_gate
 
 __all__ = [
     "DEMO_APPLICATION_ID", "MAX_BACKOFF_SECONDS", "DemoInfo", "DemoStats", "DemoWorkers",
@@ -161,8 +162,12 @@ class DemoWorkers:
                            ) -> Iterator[sqlite3.Connection]:
         """A ``BEGIN IMMEDIATE`` transaction that raises _Busy when the lock wait ran out."""
         try:
-            with write_transaction(connection):
+            with write_gate(self.path).writing(self.busy_timeout_ms / 1000), \
+                    write_transaction(connection):
                 yield connection
+        except TimeoutError as error:
+            self._counters.add("busy_retries")
+            raise _Busy from error
         except sqlite3.OperationalError as error:
             if classify_sqlite_error(error) is ErrorKind.LOCKED:
                 self._counters.add("busy_retries")

@@ -3,6 +3,7 @@
 Run from the project root::
 
     python -m tests.bench.bench_archive [--seconds 20] [--rate 100] [--tasks 200000]
+        [--demo-seconds 60]
 
 Two runs of the same worker process (one task and its log row per transaction, ``--rate``
 commits per second, the writers' settings with autocheckpoints at 1000 pages): without the
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from queue_admin_gui.core.archive import Archiver, archive_status, rebuild_to_time
 from queue_admin_gui.core.database import file_size
+from queue_admin_gui.core.demo import DemoWorkers, create_demo_queue
 
 from .bench_report import machine_info
 from .bench_writers import generate_queue
@@ -78,12 +80,39 @@ def load_run(folder: Path, seconds: float, rate: float, archive: bool) -> dict[s
         figures["generations"] = status.generations_started
         figures["archive_mb"] = archive_status(folder / "archive").size_bytes / 1e6
         figures["transactions"] = status.transactions
+        figures["frame_bytes_per_transaction"] = frame_bytes(folder / "archive") / max(
+            1, status.transactions)
     values = latencies(log)
     figures["commits"] = len(values)
     figures["commit_p50_ms"] = statistics.median(values)
     figures["commit_p99_ms"] = percentile(values, 0.99)
     figures["database_mb"] = (file_size(db) + file_size(Path(f"{db}-wal"))) / 1e6
     return figures
+
+
+def frame_bytes(archive: Path) -> int:
+    """Bytes of the archive's frame logs (everything but the snapshots)."""
+    return sum(segment.stat().st_size for segment in archive.glob("*/frames-*.qaf"))
+
+
+def demo_run(folder: Path, seconds: float, tasks: int) -> dict[str, float]:
+    """The demo's queue workload (claims, renewals, completions, arrivals) under the archiver."""
+    db = create_demo_queue(folder / "demo.db", tasks=tasks, seed=11).path
+    workers = DemoWorkers(db, workers=4, arrival_per_second=10, seed=11)
+    archiver = Archiver(db, folder / "demo-archive")
+    workers.start()
+    archiver.start()
+    time.sleep(seconds)
+    workers.stop()
+    archiver.stop()
+    status = archiver.status()
+    frames = frame_bytes(folder / "demo-archive")
+    per_day = frames / seconds * 86400
+    return {"database_mb": (file_size(db) + file_size(Path(f"{db}-wal"))) / 1e6,
+            "transactions": status.transactions,
+            "transactions_per_second": status.transactions / seconds,
+            "frame_bytes_per_transaction": frames / max(1, status.transactions),
+            "frames_mb_per_day": per_day / 1e6}
 
 
 def rebuild_run(folder: Path, tasks: int) -> dict[str, float]:
@@ -120,6 +149,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--tasks", type=int, default=200_000)
+    parser.add_argument("--demo-seconds", type=float, default=60.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temporary:
         root = Path(temporary)
@@ -132,6 +162,10 @@ def main() -> None:
             print(("with the archiver: " if archive else "without the archiver: ")
                   + ", ".join(f"{key} {value:.2f}" for key, value in figures.items()),
                   flush=True)
+        if args.demo_seconds:
+            figures = demo_run(root, args.demo_seconds, 20_000)
+            print("demo workload: " + ", ".join(f"{key} {value:.2f}"
+                                                for key, value in figures.items()), flush=True)
         if args.tasks:
             figures = rebuild_run(root, args.tasks)
             print("rebuild: " + ", ".join(f"{key} {value:.2f}" for key, value in figures.items()))

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from queue_admin_gui.core.archive import archive_status
 from queue_admin_gui.core.archive.controller import (
@@ -14,6 +17,7 @@ from queue_admin_gui.core.archive.controller import (
 )
 from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.core.maintenance import QueueMaintenance
+from queue_admin_gui.core.process_writers import write_gate
 
 
 def wait_restorable(controller: ArchiveController) -> None:
@@ -35,7 +39,7 @@ def test_the_archive_folder_is_the_setting_or_beside_the_backups(tmp_path: Path)
     assert "archive_dir" not in MaintenanceConfig(backup_dir=backups).to_toml()
 
 
-def test_a_truncate_checkpoint_pauses_the_archiver_and_it_goes_on(queue_db: Path) -> None:
+def test_a_truncate_checkpoint_goes_through_and_the_generation_goes_on(queue_db: Path) -> None:
     folder = default_archive_dir(queue_db.parent / "backups")
     controller = ArchiveController(queue_db, folder)
     controller.start()
@@ -48,14 +52,46 @@ def test_a_truncate_checkpoint_pauses_the_archiver_and_it_goes_on(queue_db: Path
         result = controller.checkpoint("TRUNCATE",
                                        lambda: QueueMaintenance(queue_db).checkpoint("TRUNCATE"))
         assert time.monotonic() - started < 4.0
-        assert result["busy"] == 0 and controller.pauses == 1 and controller.running
+        assert result["busy"] == 0 and result["wal_bytes_after"] == 0
+        assert controller.checkpoints_let_through == 1 and controller.running
         assert controller.checkpoint("PASSIVE", lambda: "passive ran beside it") \
             == "passive ran beside it"
-        assert controller.pauses == 1
-        wait_restorable(controller)
+        assert controller.checkpoints_let_through == 1
+        status = controller.status()
+        assert status is not None and status.generations_started == 1
+        assert status.last_gap is None
     finally:
         controller.stop()
     assert not controller.running
     generations = archive_status(folder).generations
-    assert len(generations) == 2
+    assert len(generations) == 1
     assert generations[0].end_reason == "the archiver was stopped"
+
+
+def test_the_gate_holds_in_process_writers_apart_from_the_checkpoint(tmp_path: Path) -> None:
+    gate = write_gate(tmp_path / "queue.db")
+    assert write_gate(tmp_path / "." / "queue.db") is gate
+    writing = threading.Event()
+    finish = threading.Event()
+    order: list[str] = []
+
+    def writer() -> None:
+        with gate.writing():
+            writing.set()
+            finish.wait(10)
+            order.append("writer done")
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert writing.wait(10)
+    threading.Timer(0.2, finish.set).start()
+    with gate.exclusive():
+        order.append("checkpoint")  # only once the writer's transaction ended
+        with pytest.raises(TimeoutError):
+            with gate.writing(timeout=0.05):
+                pass  # pragma: no cover - never entered while the checkpoint runs
+    thread.join(10)
+    assert order == ["writer done", "checkpoint"]
+    with gate.writing(timeout=0.05):
+        order.append("writer again")
+    assert order[-1] == "writer again"

@@ -19,7 +19,10 @@ from archive_workload import checkpoint_now, read_commit_log, spawn
 from queue_workload import fill_queue, kill_hard, read_line, wait_ready
 
 from queue_admin_gui.core.archive import ArchiveError, Archiver, archive_status, rebuild_to_time
+from queue_admin_gui.core.archive.controller import ArchiveController
+from queue_admin_gui.core.demo import DemoWorkers
 from queue_admin_gui.core.errors import ErrorKind
+from queue_admin_gui.core.maintenance import QueueMaintenance
 
 pytestmark = pytest.mark.slow
 TOLERANCE_SECONDS = 1.0
@@ -149,3 +152,67 @@ def test_a_second_archiver_on_the_same_folder_is_refused(queue: Path, tmp_path: 
     again.start()
     again.stop()
     assert again.status().error is None
+
+
+def table_rows(db: Path) -> dict[str, list[tuple]]:
+    """Every row of every table, in rowid order: two files with equal rows hold one state."""
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        tables = [name for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {table: connection.execute(f'SELECT * FROM "{table}" ORDER BY rowid').fetchall()
+                for table in tables}
+    finally:
+        connection.close()
+
+
+def test_the_windows_own_truncates_keep_one_generation_and_lose_nothing(
+        queue: Path, tmp_path: Path) -> None:
+    """The window's TRUNCATE beside its own archiver, with writers in and out of the process."""
+    folder, stop, log = tmp_path / "archive", tmp_path / "stop", tmp_path / "commits.log"
+    worker = spawn("committer", queue, stop, log, 100)
+    wait_ready(worker)
+    inside = DemoWorkers(queue, workers=2, arrival_per_second=20, die_probability=0,
+                         work_seconds=(0.0, 0.02), seed=7)
+    controller = ArchiveController(queue, folder)
+    controller.start()
+    results = []
+    try:
+        inside.start()
+        for _ in range(3):
+            wait_for_commits(log, 80)
+            started = time.monotonic()
+            results.append(controller.checkpoint(
+                "TRUNCATE", lambda: QueueMaintenance(queue).checkpoint("TRUNCATE")))
+            results[-1]["elapsed"] = time.monotonic() - started
+        wait_for_commits(log, 50)
+    finally:
+        inside.stop()
+        stop.touch()
+        worker.communicate(timeout=60)
+        followed = controller.status()
+        controller.stop()
+    assert worker.returncode == 0, "the worker hit an error (a busy error?)"
+    assert inside.stats.errors == 0 and inside.stats.completed > 0
+    assert [result["busy"] for result in results] == [0, 0, 0]
+    assert all(result["wal_bytes_after"] == 0 for result in results)
+    assert controller.checkpoints_let_through == 3
+    assert followed is not None and followed.resets_followed >= 3
+    assert followed.generations_started == 1 and followed.last_gap is None
+
+    status = archive_status(folder)
+    assert len(status.generations) == 1 and not status.gaps
+    generation = status.generations[0]
+    assert generation.restorable_from is not None and generation.restorable_until is not None
+    commits = read_commit_log(log)
+    span = generation.restorable_until - generation.restorable_from
+    for number, share in enumerate((0.3, 0.6, 0.9)):
+        at = generation.restorable_from + span * share
+        rebuilt = tmp_path / f"at-{number}.db"
+        assert rebuild_to_time(folder, at, rebuilt).check.ok
+        assert_exact_state(rebuilt, commits, at)
+    # At its end the archive holds the queue exactly as it is now, the in-process writers'
+    # transactions included.
+    final = tmp_path / "final.db"
+    assert rebuild_to_time(folder, generation.restorable_until, final).check.ok
+    assert table_rows(final) == table_rows(queue)

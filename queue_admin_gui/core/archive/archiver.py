@@ -18,7 +18,9 @@ The log is reset under the archiver's control, so nothing waits on it for long:
 - Another program's FULL, RESTART or TRUNCATE checkpoint is seen on the -shm lock bytes
   (:mod:`.shm_locks`); it holds the writer lock while it waits, so no frame can be added:
   the archiver copies to the end, lets go of its readers so the checkpoint finishes, and
-  begins a new read as soon as the checkpoint lock is free.
+  begins a new read as soon as the checkpoint lock is free. A checkpoint run by the process
+  the archiver runs in (the window's) is let through the same way inside
+  :meth:`Archiver.own_checkpoint`; the log goes on in the same generation either way.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -36,14 +38,16 @@ from ..errors import ErrorKind
 from ..progress import CancelCheck
 from . import shm_locks
 from .generations import GenerationStarter
+from .page_deltas import PageImages, encode_delta_transaction
 from .pins import WalPins, open_connection
 from .store import (
+    KIND_DELTA_TRANSACTION,
     KIND_HEARTBEAT,
-    KIND_TRANSACTION,
+    KIND_RESET,
     ArchiveError,
     FrameLog,
     acquire_lock,
-    encode_transaction,
+    encode_reset,
     refresh_lock,
     release_lock,
 )
@@ -108,6 +112,8 @@ class Archiver:
         self._last_record = 0.0
         self._last_reset_try = 0.0
         self._reset_at: tuple[tuple[int, int], int] | None = None
+        self._own_checkpoints = 0
+        self._images = PageImages()
 
     # -- the public surface ---------------------------------------------------------------
 
@@ -131,6 +137,21 @@ class Archiver:
         if status.running and self._last_pass_at is not None:
             status = replace(status, lag_seconds=max(0.0, time.time() - self._last_pass_at))
         return status
+
+    @contextlib.contextmanager
+    def own_checkpoint(self) -> Iterator[None]:
+        """Around a RESTART or TRUNCATE checkpoint run by this process: let it through.
+
+        The caller holds this process's other writers back (:mod:`..process_writers`), so a
+        write lock held by this process while the flag is up belongs to the checkpoint.
+        """
+        with self._lock:
+            self._own_checkpoints += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._own_checkpoints -= 1
 
     def run(self, cancelled: CancelCheck | None = None) -> None:
         """Archive on this thread until ``cancelled()`` turns true or :meth:`stop` is called."""
@@ -189,19 +210,20 @@ class Archiver:
             if starter.needs_new_generation():
                 starter.start(self._log)
             starter.poll()
-            if shm_locks.checkpoint_waiting(self._shm):
-                self._let_checkpoint_finish(pins)
+            own = self._own_checkpoints > 0
+            if shm_locks.checkpoint_waiting(self._shm, own):
+                self._let_checkpoint_finish(pins, own)
             pins.begin_next()
             self._copy_pass()
             pins.end_previous()
-            if self._frame >= self.reset_frames and not starter.snapshot_running:
+            if self._frame >= self.reset_frames and not (starter.snapshot_running or own):
                 self._reset(pins, writer, checkpointer)
             now = time.time()
             if now - last_refresh > 5.0:
                 refresh_lock(lock)
                 last_refresh = now
             starter.apply_retention()
-            self._stop.wait(self.poll_seconds)
+            self._stop.wait(min(self.poll_seconds, 0.01) if own else self.poll_seconds)
 
     def _finish(self, starter: GenerationStarter) -> None:
         if self._log is not None and starter.generation is not None:
@@ -219,6 +241,7 @@ class Archiver:
                     log: FrameLog | None) -> None:
         """Where copying continues (called when a generation starts)."""
         self._header, self._frame, self._checksum, self._log = header, frame, checksum, log
+        self._images.clear()  # deltas only against images archived in this generation
         self._reset_at = None
         self._last_record = time.time()
 
@@ -249,6 +272,8 @@ class Archiver:
                                    f"(salt-1 went from {header.salt1} to "
                                    f"{found.header.salt1}), so frames may be missing")
                     return
+                if not found.header.follows(header):
+                    self._record_reset(header, found.header)
                 self._header, self._frame, self._reset_at = found.header, 0, None
                 self._checksum = found.header.checksum
                 header = found.header
@@ -268,11 +293,20 @@ class Archiver:
         cycle = (header.checkpoint_sequence, header.salt1, header.salt2)
         written = 0
         for transaction in transactions:
-            payload = encode_transaction(transaction, cycle, header.page_size)
-            written += self._log.append(KIND_TRANSACTION, seen, payload)
+            payload = encode_delta_transaction(transaction, cycle, header.page_size,
+                                               self._images)
+            written += self._log.append(KIND_DELTA_TRANSACTION, seen, payload)
         self._log.flush()
         self._last_record = seen
         self._set_count(transactions=len(transactions), archived=written, seen=seen)
+
+    def _record_reset(self, old: WalHeader, new: WalHeader) -> None:
+        """Note a reset let through at the archive's end whose new salts are not old + 1."""
+        if self._log is None:
+            return
+        self._log.append(KIND_RESET, time.time(),
+                         encode_reset(old.salts, self._frame, new.salts))
+        self._log.flush()
 
     def _passed(self, started: float) -> None:
         self._last_pass_at = started
@@ -302,10 +336,10 @@ class Archiver:
 
     # -- letting the log be reset -----------------------------------------------------------
 
-    def _let_checkpoint_finish(self, pins: WalPins) -> None:
-        """Another program's checkpoint waits on our readers: copy to the end, then let go."""
+    def _let_checkpoint_finish(self, pins: WalPins, own: bool = False) -> None:
+        """A checkpoint waits on our readers: copy to the end, then let go."""
         self._copy_pass()
-        if not shm_locks.checkpoint_waiting(self._shm):
+        if not shm_locks.checkpoint_waiting(self._shm, own):
             return  # it finished or gave up meanwhile
         self._copy_pass()
         if self._header is not None:
@@ -314,7 +348,7 @@ class Archiver:
             self._reset_at = (self._header.salts, self._frame)
         pins.release()
         deadline = time.monotonic() + CHECKPOINT_WAIT_SECONDS
-        while time.monotonic() < deadline and shm_locks.checkpoint_lock_held(self._shm):
+        while time.monotonic() < deadline and shm_locks.checkpoint_lock_held(self._shm, own):
             time.sleep(0.002)
         pins.begin_next()
         pins.end_previous()

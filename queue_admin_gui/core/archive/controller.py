@@ -1,12 +1,13 @@
-"""The archiver a window runs: started, stopped, and paused around the window's own checkpoints.
+"""The archiver a window runs: started, stopped, and told about the window's own checkpoints.
 
 The archiver notices another program's RESTART or TRUNCATE checkpoint on the -shm lock bytes
-and lets it through; a checkpoint run by the same process holds locks the archiver cannot see
-there, so it would wait out its busy timeout on the archiver's read transactions. The window
-therefore runs such a checkpoint through :meth:`ArchiveController.checkpoint`: the archiver
-stops cleanly (everything it saw is written), the checkpoint runs, and a new archiver starts,
-which records a new generation. Every method may be called from any thread except the GUI
-thread: starting and stopping open files and join a thread.
+and lets it through. A checkpoint run by the same process holds locks the archiver leaves out
+of its look by default (they could be its own process's writers), so the window runs such a
+checkpoint through :meth:`ArchiveController.checkpoint`: the process's other writers are held
+back (:mod:`..process_writers`), the archiver is told to count its own process's locks, and
+it lets the checkpoint through at the frame where the archive ends. The reset costs nothing:
+the archive goes on in the same generation, with no new snapshot. Every method may be called
+from any thread except the GUI thread: starting and stopping open files and join a thread.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..config import MaintenanceConfig
+from ..process_writers import write_gate
 from .archiver import ArchiveEvent, Archiver, ArchiverStatus
 from .status import ArchiveStatus
 
@@ -62,13 +64,13 @@ class ArchiveController:
         self._lock = threading.RLock()
         self._archiver: Archiver | None = None
         self._last: Archiver | None = None
-        self._paused = False
-        self.pauses = 0
+        #: RESTART and TRUNCATE checkpoints let through while archiving.
+        self.checkpoints_let_through = 0
 
     @property
     def running(self) -> bool:
-        """True while an archiver runs (or is paused around a checkpoint)."""
-        return self._archiver is not None or self._paused
+        """True while an archiver runs."""
+        return self._archiver is not None
 
     def status(self) -> ArchiverStatus | None:
         """The running (or last) archiver's state; None before the first start."""
@@ -93,23 +95,18 @@ class ArchiveController:
                 archiver.stop()
 
     def checkpoint(self, mode: str, run: Callable[[], Result]) -> Result:
-        """Run ``run`` (a checkpoint in ``mode``) so it never waits on this archiver.
+        """Run ``run`` (a checkpoint in ``mode``) so it never waits out its busy timeout here.
 
-        For RESTART and TRUNCATE the archiver is stopped first and started again after,
-        whatever the checkpoint's outcome; other modes run beside it.
+        For RESTART and TRUNCATE the archiver lets the checkpoint through where the archive
+        ends and goes on in the same generation; other modes run beside it untouched.
         """
         if mode.upper() not in MODES_THAT_WAIT_FOR_READERS:
             return run()
         with self._lock:
-            if self._archiver is None:
+            archiver = self._archiver
+            if archiver is None:
                 return run()
-            self._paused = True
-            try:
-                self.stop()
-                self.pauses += 1
-                return run()
-            finally:
-                try:
-                    self.start()
-                finally:
-                    self._paused = False
+            with write_gate(self.database).exclusive(), archiver.own_checkpoint():
+                result = run()
+            self.checkpoints_let_through += 1
+            return result

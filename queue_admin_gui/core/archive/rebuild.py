@@ -34,11 +34,15 @@ from ..manifest import (
 )
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from ..verify import VerifyReport, check_backup_file, open_backup_file
+from .page_deltas import decode_delta_transaction, xor_pages
 from .store import (
+    KIND_DELTA_TRANSACTION,
+    KIND_RESET,
     KIND_TRANSACTION,
     ArchivedTransaction,
     ArchiveError,
     Generation,
+    decode_reset,
     decode_transaction,
     instant_text,
     iter_records,
@@ -129,9 +133,21 @@ def transactions_until(generation: Generation, at: float) -> Iterator[ArchivedTr
         for kind, stamp, payload in iter_records(segment):
             if stamp > at:
                 return
-            if kind != KIND_TRANSACTION:
+            if kind == KIND_RESET:
+                old_salts, old_frame, new_salts = decode_reset(payload)
+                if expected is None or (expected[1:3], expected[3]) != (old_salts, old_frame):
+                    raise ArchiveError(
+                        f"The archive's generation {generation.id} is damaged: the reset "
+                        f"seen at {instant_text(stamp)} is not where the archive ended; "
+                        "rebuild to an earlier instant or use a backup.", ErrorKind.CORRUPT)
+                expected = (expected[0], new_salts[0], new_salts[1], 0)
                 continue
-            transaction = decode_transaction(stamp, payload)
+            if kind == KIND_DELTA_TRANSACTION:
+                transaction = decode_delta_transaction(stamp, payload)
+            elif kind == KIND_TRANSACTION:
+                transaction = decode_transaction(stamp, payload)
+            else:
+                continue
             here = transaction.position
             same = expected is not None and (here.salt1, here.salt2) == expected[1:3]
             if same and expected is not None:
@@ -231,8 +247,12 @@ def _apply(generation: Generation, moment: float, partial: Path,
                 raise ArchiveError(f"{action} failed: the archive's pages are "
                                    f"{transaction.page_size} bytes but the snapshot's are "
                                    f"{page_size}; the archive is damaged.", ErrorKind.CORRUPT)
-            for number, image in transaction.pages:
+            for index, (number, image) in enumerate(transaction.pages):
                 handle.seek((number - 1) * page_size)
+                if transaction.deltas and transaction.deltas[index]:
+                    earlier = handle.read(page_size).ljust(page_size, b"\0")
+                    image = xor_pages(earlier, image)
+                    handle.seek((number - 1) * page_size)
                 handle.write(image)
             pages = transaction.database_pages
             applied += 1

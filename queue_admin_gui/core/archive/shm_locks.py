@@ -11,10 +11,13 @@ The probe only asks; it never keeps a lock:
 - Linux: the kernel's lock table (``/proc/locks``) names the other process holding each
   byte. The -shm file is never opened for this: closing any descriptor on it would release
   every POSIX lock this process holds there, SQLite's own included. Locks of this process
-  are left out, so a checkpoint run in this same process is not seen.
+  are left out unless asked for (``include_own``): the window asks while it runs a
+  checkpoint of its own beside its own archiver, and then holds its other in-process writers
+  back (:mod:`..process_writers`), so a write lock of its own process is the checkpoint's.
 - Windows: ``LockFileEx`` asks for a shared lock on the byte and fails at once when someone
   holds it exclusively; a lock it gets is released straight away. A writer that tries the byte
-  at that instant sees SQLite's BUSY, which its busy handler retries.
+  at that instant sees SQLite's BUSY, which its busy handler retries. Locks are per handle
+  there, so those of this process are always seen.
 - Elsewhere nothing is detected, and the archiver relies on its own resets only.
 """
 
@@ -42,13 +45,14 @@ def can_probe() -> bool:
     return sys.platform.startswith("linux") or os.name == "nt"
 
 
-def checkpoint_waiting(shm: Path) -> bool:
+def checkpoint_waiting(shm: Path, include_own: bool = False) -> bool:
     """True when one other program holds both the writer and the checkpoint lock exclusively.
 
     That is a FULL, RESTART or TRUNCATE checkpoint in progress: it is waiting for readers or
-    copying pages, and no frame can be appended until it ends.
+    copying pages, and no frame can be appended until it ends. ``include_own`` counts this
+    process's own locks too (Linux; on Windows they always count).
     """
-    held = probe_bytes(shm, (WRITE_LOCK_BYTE, CHECKPOINT_LOCK_BYTE))
+    held = probe_bytes(shm, (WRITE_LOCK_BYTE, CHECKPOINT_LOCK_BYTE), include_own)
     if held is None:
         return False
     writer, checkpointer = held
@@ -59,17 +63,18 @@ def checkpoint_waiting(shm: Path) -> bool:
     return writer.pid is None or writer.pid == checkpointer.pid
 
 
-def checkpoint_lock_held(shm: Path) -> bool:
-    """True while another program holds the checkpoint lock (any checkpoint running)."""
-    held = probe_bytes(shm, (CHECKPOINT_LOCK_BYTE,))
+def checkpoint_lock_held(shm: Path, include_own: bool = False) -> bool:
+    """True while another program (or this one, ``include_own``) holds the checkpoint lock."""
+    held = probe_bytes(shm, (CHECKPOINT_LOCK_BYTE,), include_own)
     return bool(held and held[0] is not None)
 
 
-def probe_bytes(shm: Path, offsets: tuple[int, ...]) -> list[HeldLock | None] | None:
+def probe_bytes(shm: Path, offsets: tuple[int, ...],
+                include_own: bool = False) -> list[HeldLock | None] | None:
     """Who holds each lock byte (None: free); None overall when it cannot be told."""
     try:
         if sys.platform.startswith("linux"):
-            return _probe_posix(shm, offsets)
+            return _probe_posix(shm, offsets, include_own)
         if os.name == "nt":
             return _probe_windows(shm, offsets)
     except OSError:
@@ -77,7 +82,8 @@ def probe_bytes(shm: Path, offsets: tuple[int, ...]) -> list[HeldLock | None] | 
     return None
 
 
-def _probe_posix(shm: Path, offsets: tuple[int, ...]) -> list[HeldLock | None]:
+def _probe_posix(shm: Path, offsets: tuple[int, ...],
+                 include_own: bool = False) -> list[HeldLock | None]:
     """Read the kernel's lock table instead of asking through a descriptor.
 
     Opening and closing a descriptor on the -shm file would drop every POSIX lock this
@@ -93,7 +99,7 @@ def _probe_posix(shm: Path, offsets: tuple[int, ...]) -> list[HeldLock | None]:
                 continue
             kind, pid_text, start_text, end_text = fields[3], fields[4], fields[6], fields[7]
             pid = int(pid_text)
-            if pid == os.getpid():
+            if pid == os.getpid() and not include_own:
                 continue  # this process's own locks (its own connections)
             start = int(start_text)
             end = None if end_text == "EOF" else int(end_text)

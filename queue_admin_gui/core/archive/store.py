@@ -47,11 +47,19 @@ FORMAT_VERSION = 1
 LOCK_STALE_SECONDS = 120.0
 
 KIND_TRANSACTION = b"T"
+#: A transaction whose pages may be stored as deltas (:mod:`.page_deltas`).
+KIND_DELTA_TRANSACTION = b"D"
+TRANSACTION_KINDS = (KIND_TRANSACTION, KIND_DELTA_TRANSACTION)
 KIND_HEARTBEAT = b"H"
+#: A reset let through at the end of the archive whose new cycle has salts of its own (a
+#: writer that never reset the log itself draws random ones after a TRUNCATE).
+KIND_RESET = b"R"
+_KINDS = (*TRANSACTION_KINDS, KIND_HEARTBEAT, KIND_RESET)
 _RECORD = struct.Struct(">3scdII")
 _MAGIC = b"QAR"
 _TXN = struct.Struct(">IIIIIII")
 _PAGE_NUMBER = struct.Struct(">I")
+_RESET = struct.Struct(">IIIII")
 
 
 class ArchiveError(QueueAdminError):
@@ -83,6 +91,8 @@ class ArchivedTransaction:
     database_pages: int
     page_size: int
     pages: list[tuple[int, bytes]]
+    #: For each page, whether it is stored as a delta of the page's earlier image.
+    deltas: tuple[bool, ...] = ()
 
 
 @dataclass
@@ -183,6 +193,18 @@ def decode_transaction(stamp: float, payload: bytes) -> ArchivedTransaction:
                                page_size, images)
 
 
+def encode_reset(old_salts: tuple[int, int], old_frame: int,
+                 new_salts: tuple[int, int]) -> bytes:
+    """A reset record's payload: where the old cycle ended and the new cycle's salts."""
+    return _RESET.pack(old_salts[0], old_salts[1], old_frame, new_salts[0], new_salts[1])
+
+
+def decode_reset(payload: bytes) -> tuple[tuple[int, int], int, tuple[int, int]]:
+    """A reset record's payload back into (old salts, old last frame, new salts)."""
+    old1, old2, frame, new1, new2 = _RESET.unpack(payload)
+    return (old1, old2), frame, (new1, new2)
+
+
 class FrameLog:
     """Appends records to a generation's frame logs, starting a new file past a size."""
 
@@ -234,7 +256,7 @@ def iter_records(segment: Path, with_payload: bool = True
             if len(head) < _RECORD.size:
                 return
             magic, kind, stamp, length, crc = _RECORD.unpack(head)
-            if magic != _MAGIC or kind not in (KIND_TRANSACTION, KIND_HEARTBEAT):
+            if magic != _MAGIC or kind not in _KINDS:
                 return
             if with_payload:
                 payload = handle.read(length)
@@ -264,7 +286,7 @@ def load_generation(folder: Path, *, scan: bool = True) -> Generation | None:
             generation.size_bytes += segment.stat().st_size
             for kind, stamp, _ in iter_records(segment, with_payload=False):
                 generation.covered_until = stamp
-                generation.transactions += kind == KIND_TRANSACTION
+                generation.transactions += kind in TRANSACTION_KINDS
         snapshot = generation.snapshot
         if snapshot is not None:
             for item in snapshot.parent.iterdir():

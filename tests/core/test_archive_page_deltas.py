@@ -1,0 +1,63 @@
+"""Pages archived as deltas of the archive's own earlier image, and whole when not known."""
+
+from __future__ import annotations
+
+import os
+
+from queue_admin_gui.core.archive.page_deltas import (
+    PageImages,
+    decode_delta_transaction,
+    encode_delta_transaction,
+    xor_pages,
+)
+from queue_admin_gui.core.archive.walfile import Frame, Transaction
+
+PAGE = 4096
+
+
+def page(fill: int, changed: bytes = b"") -> bytes:
+    body = bytes([fill]) * PAGE
+    return changed + body[len(changed):]
+
+
+def transaction(*frames: tuple[int, bytes]) -> Transaction:
+    last = len(frames) - 1
+    return Transaction(first_frame=1, frames=[
+        Frame(number, 10 if index == last else 0, image)
+        for index, (number, image) in enumerate(frames)])
+
+
+def test_a_known_page_is_stored_as_a_small_delta_and_comes_back_exactly() -> None:
+    images = PageImages()
+    first = page(7)
+    second = page(7, b"status=done")
+    whole = encode_delta_transaction(transaction((3, first)), (1, 2, 3), PAGE, images)
+    delta = encode_delta_transaction(transaction((3, second)), (1, 2, 3), PAGE, images)
+    assert len(delta) < 100 < len(encode_delta_transaction(
+        transaction((4, os.urandom(PAGE))), (1, 2, 3), PAGE, PageImages()))
+    decoded_whole = decode_delta_transaction(1.0, whole)
+    assert decoded_whole.deltas == (False,) and decoded_whole.pages == [(3, first)]
+    decoded = decode_delta_transaction(2.0, delta)
+    assert decoded.deltas == (True,)
+    assert xor_pages(first, decoded.pages[0][1]) == second
+    assert len(whole) < PAGE  # compressed
+
+
+def test_a_page_twice_in_one_transaction_is_a_delta_of_the_first() -> None:
+    images = PageImages()
+    first, second = page(1), page(1, b"again")
+    decoded = decode_delta_transaction(0.0, encode_delta_transaction(
+        transaction((5, first), (5, second)), (0, 1, 1), PAGE, images))
+    assert decoded.deltas == (False, True)
+    assert xor_pages(decoded.pages[0][1], decoded.pages[1][1]) == second
+
+
+def test_forgotten_pages_are_stored_whole() -> None:
+    images = PageImages(limit_bytes=2 * PAGE)
+    for number in (1, 2, 3):  # page 1 is dropped, least recently used
+        images.encode(number, page(number))
+    assert len(images) == 2
+    assert images.encode(1, page(9))[0] == 0  # whole
+    assert images.encode(3, page(3, b"x"))[0] == 1  # delta
+    images.clear()
+    assert len(images) == 0 and images.encode(3, page(3))[0] == 0
