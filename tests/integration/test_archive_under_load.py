@@ -20,6 +20,7 @@ from queue_workload import fill_queue, kill_hard, read_line, wait_ready
 
 from queue_admin_gui.core.archive import ArchiveError, Archiver, archive_status, rebuild_to_time
 from queue_admin_gui.core.archive.controller import ArchiveController
+from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.demo import DemoWorkers
 from queue_admin_gui.core.errors import ErrorKind
 from queue_admin_gui.core.maintenance import QueueMaintenance
@@ -215,4 +216,108 @@ def test_the_windows_own_truncates_keep_one_generation_and_lose_nothing(
     # transactions included.
     final = tmp_path / "final.db"
     assert rebuild_to_time(folder, generation.restorable_until, final).check.ok
+    assert table_rows(final) == table_rows(queue)
+
+
+def test_generations_continue_each_other_without_a_gap_and_retention_deletes_old_ones(
+        queue: Path, tmp_path: Path) -> None:
+    """Small rotation limits: many generations, overlapping, every instant exact."""
+    folder, stop, log = tmp_path / "archive", tmp_path / "stop", tmp_path / "commits.log"
+    worker = spawn("committer", queue, stop, log, 100)
+    wait_ready(worker)
+    archiver = Archiver(queue, folder, rotate_bytes=120_000)
+    archiver.start()
+    try:
+        deadline = time.monotonic() + 120
+        while len(archive_status(folder).generations) < 4:
+            assert time.monotonic() < deadline, "no new generation was started"
+            time.sleep(0.1)
+        wait_for_commits(log, 50)
+    finally:
+        stop.touch()
+        worker.communicate(timeout=60)
+        archiver.stop()
+    assert worker.returncode == 0
+    assert archiver.status().last_gap is None and archiver.status().error is None
+    status = archive_status(folder)
+    assert not status.gaps
+    generations = status.generations
+    assert len(generations) >= 4
+    for earlier, later in zip(generations, generations[1:], strict=False):
+        assert earlier.end_reason == f"continued by generation {later.id}"
+        assert later.reason == f"continues generation {earlier.id}"
+        assert earlier.restorable_until is not None and later.restorable_from is not None
+        assert later.restorable_from <= earlier.restorable_until  # they overlap
+    commits = read_commit_log(log)
+    held = []
+    for number, generation in enumerate(generations):
+        assert generation.restorable_from is not None
+        assert generation.restorable_until is not None
+        for share in (0.0, 0.5, 1.0):
+            at = generation.restorable_from + (
+                generation.restorable_until - generation.restorable_from) * share
+            rebuilt = tmp_path / f"at-{number}-{share}.db"
+            assert rebuild_to_time(folder, at, rebuilt).check.ok
+            held.append((at, assert_exact_state(rebuilt, commits, at)))
+    counts = [count for _, count in sorted(held)]
+    assert counts == sorted(counts)  # later instants hold more, across the overlaps too
+    final = tmp_path / "final.db"
+    assert status.latest is not None
+    assert rebuild_to_time(folder, status.latest, final).check.ok
+    assert table_rows(final) == table_rows(queue)
+
+    # Retention deletes whole generations older than the limit, never the newest.
+    again = Archiver(queue, folder, retention_days=0.0)
+    again.start()
+    try:
+        deadline = time.monotonic() + 60
+        while again.status().generation is None or again.status().snapshot_pending:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        again.stop()
+    left = archive_status(folder).generations
+    assert len(left) == 1 and left[0].id not in {g.id for g in generations}
+
+
+def test_a_failed_new_snapshot_lets_the_generation_go_on(
+        queue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "archive"
+    archiver = Archiver(queue, folder, rotate_bytes=1)
+    calls = []
+    real_backup = QueueBackup.backup
+
+    def backup_failing_after_the_first(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(28, "No space left on device")
+        return real_backup(self, *args, **kwargs)
+
+    monkeypatch.setattr(QueueBackup, "backup", backup_failing_after_the_first)
+    archiver.start()
+    try:
+        deadline = time.monotonic() + 60
+        while archiver.status().error is None or archiver.status().snapshot_pending:
+            assert time.monotonic() < deadline
+            fill = sqlite3.connect(queue, isolation_level=None, timeout=10)
+            fill.execute("INSERT INTO task_queue (type, payload) VALUES ('timed', '{}')")
+            fill.close()
+            time.sleep(0.05)
+        assert "goes on" in (archiver.status().error or "")
+        before = archiver.status().transactions
+        fill = sqlite3.connect(queue, isolation_level=None, timeout=10)
+        fill.execute("INSERT INTO task_queue (type, payload) VALUES ('after', '{}')")
+        fill.close()
+        deadline = time.monotonic() + 30
+        while archiver.status().transactions <= before:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        archiver.stop()
+    status = archive_status(folder)
+    assert len(status.generations) == 1 and not status.gaps
+    assert status.generations[0].end_reason == "the archiver was stopped"
+    final = tmp_path / "final.db"
+    assert status.latest is not None
+    assert rebuild_to_time(folder, status.latest, final).check.ok
     assert table_rows(final) == table_rows(queue)

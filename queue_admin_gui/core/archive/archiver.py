@@ -37,7 +37,7 @@ from ..database import require_existing_file, shm_path, wal_path
 from ..errors import ErrorKind
 from ..progress import CancelCheck
 from . import shm_locks
-from .generations import GenerationStarter
+from .generations import ROTATE_SECONDS, GenerationStarter
 from .page_deltas import PageImages, encode_delta_transaction
 from .pins import WalPins, open_connection
 from .store import (
@@ -90,6 +90,7 @@ class Archiver:
     def __init__(self, database: str | Path, archive_dir: str | Path, *,
                  retention_days: float | None = None, poll_seconds: float = 0.15,
                  reset_frames: int = 1000, heartbeat_seconds: float = 1.0,
+                 rotate_seconds: float = ROTATE_SECONDS, rotate_bytes: int | None = None,
                  on_event: Callable[[ArchiveEvent], None] | None = None) -> None:
         self.database = Path(database).absolute()
         self.archive_dir = Path(archive_dir)
@@ -97,6 +98,10 @@ class Archiver:
         self.poll_seconds = poll_seconds
         self.reset_frames = reset_frames
         self.heartbeat_seconds = heartbeat_seconds
+        #: A generation is continued by a new one (a new snapshot) after this long, or once
+        #: its frame logs hold ``rotate_bytes`` (None: the database's size, at least 16 MB).
+        self.rotate_seconds = rotate_seconds
+        self.rotate_bytes = rotate_bytes
         self.on_event = on_event
         self._wal = wal_path(self.database)
         self._shm = shm_path(self.database)
@@ -114,6 +119,9 @@ class Archiver:
         self._reset_at: tuple[tuple[int, int], int] | None = None
         self._own_checkpoints = 0
         self._images = PageImages()
+        #: While a new generation's snapshot is written, the generation it continues keeps
+        #: receiving every transaction too (its log and its page images).
+        self.outgoing: tuple[FrameLog, PageImages] | None = None
 
     # -- the public surface ---------------------------------------------------------------
 
@@ -209,6 +217,8 @@ class Archiver:
         while not (self._stop.is_set() or (cancelled is not None and cancelled())):
             if starter.needs_new_generation():
                 starter.start(self._log)
+            elif starter.rotation_due() and not self._own_checkpoints:
+                starter.rotate()
             starter.poll()
             own = self._own_checkpoints > 0
             if shm_locks.checkpoint_waiting(self._shm, own):
@@ -226,6 +236,7 @@ class Archiver:
             self._stop.wait(min(self.poll_seconds, 0.01) if own else self.poll_seconds)
 
     def _finish(self, starter: GenerationStarter) -> None:
+        starter.cancel_snapshot()  # an unfinished new generation goes; the one before stays
         if self._log is not None and starter.generation is not None:
             self._copy_pass()
             self._heartbeat(force=True)
@@ -233,7 +244,6 @@ class Archiver:
             starter.end_generation("the archiver was stopped")
             self._emit("stopped", "The archiver stopped; the archive is complete up to "
                                   "this moment.")
-        starter.cancel_snapshot()
 
     # -- copying --------------------------------------------------------------------------
 
@@ -241,7 +251,7 @@ class Archiver:
                     log: FrameLog | None) -> None:
         """Where copying continues (called when a generation starts)."""
         self._header, self._frame, self._checksum, self._log = header, frame, checksum, log
-        self._images.clear()  # deltas only against images archived in this generation
+        self._images = PageImages()  # deltas only against images archived in this generation
         self._reset_at = None
         self._last_record = time.time()
 
@@ -292,21 +302,25 @@ class Archiver:
             return
         cycle = (header.checkpoint_sequence, header.salt1, header.salt2)
         written = 0
-        for transaction in transactions:
-            payload = encode_delta_transaction(transaction, cycle, header.page_size,
-                                               self._images)
-            written += self._log.append(KIND_DELTA_TRANSACTION, seen, payload)
-        self._log.flush()
+        for log, images in self._logs():
+            for transaction in transactions:
+                payload = encode_delta_transaction(transaction, cycle, header.page_size, images)
+                written += log.append(KIND_DELTA_TRANSACTION, seen, payload)
+            log.flush()
         self._last_record = seen
         self._set_count(transactions=len(transactions), archived=written, seen=seen)
 
     def _record_reset(self, old: WalHeader, new: WalHeader) -> None:
         """Note a reset let through at the archive's end whose new salts are not old + 1."""
+        for log, _ in self._logs():
+            log.append(KIND_RESET, time.time(), encode_reset(old.salts, self._frame, new.salts))
+            log.flush()
+
+    def _logs(self) -> list[tuple[FrameLog, PageImages]]:
+        """The current generation's log, and the outgoing one's while it still runs."""
         if self._log is None:
-            return
-        self._log.append(KIND_RESET, time.time(),
-                         encode_reset(old.salts, self._frame, new.salts))
-        self._log.flush()
+            return []
+        return [(self._log, self._images), *([self.outgoing] if self.outgoing else [])]
 
     def _passed(self, started: float) -> None:
         self._last_pass_at = started
@@ -317,8 +331,9 @@ class Archiver:
             return
         if force or self._last_pass_at - self._last_record >= self.heartbeat_seconds:
             stamp = max(self._last_pass_at, self._last_record)
-            self._log.append(KIND_HEARTBEAT, stamp, b"")
-            self._log.flush(durable=True)
+            for log, _ in self._logs():
+                log.append(KIND_HEARTBEAT, stamp, b"")
+                log.flush(durable=True)
             self._last_record = stamp
 
     def gap_found(self, why: str) -> None:
@@ -328,9 +343,9 @@ class Archiver:
         self._emit("gap", f"Gap in the archive: {why}; a new generation starts from a new "
                           "snapshot.")
         self._needs_generation_reason = f"a gap: {why}"
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        for log, _ in self._logs():
+            log.close()
+        self._log = None
 
     _needs_generation_reason: str | None = None
 

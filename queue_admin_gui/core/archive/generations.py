@@ -7,6 +7,12 @@ begins its own read transaction there, and starts an ordinary verified backup
 writer lock once the backup's read transaction has begun, so the backup holds exactly that
 state. Frames committed afterwards are copied while the backup runs; the generation becomes
 restorable when the backup is written and verified.
+
+A generation that has run for a day, or whose frame logs have grown to the database's size,
+is continued by a new one: the same start, taken at the exact end of what was archived, while
+the outgoing generation keeps receiving every transaction until the new snapshot is written.
+The two overlap, so no instant falls between them; old generations can then be deleted whole
+by retention, and a rebuild never replays more than about one database's worth of frames.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from ..backup import QueueBackup
 from ..snapshot import STAGE_COPY
 from .pins import WalPins
 from .store import (
+    KIND_HEARTBEAT,
     CyclePosition,
     FrameLog,
     Generation,
@@ -41,6 +48,10 @@ SNAPSHOT_RETRY_SECONDS = 30.0
 _BEGIN_WAIT_SECONDS = 120.0
 #: Retention runs when the archiver starts and then every ten minutes.
 RETENTION_EVERY_SECONDS = 600.0
+#: A generation is continued by a new snapshot after a day ...
+ROTATE_SECONDS = 86400.0
+#: ... or once its frame logs hold as much as the database, but never below this.
+MIN_ROTATE_BYTES = 16 * 1024 * 1024
 
 
 class GenerationStarter:
@@ -51,11 +62,14 @@ class GenerationStarter:
         self.writer = writer
         self.pins = pins
         self.generation: Generation | None = None
+        #: The generation being continued while the new one's snapshot is written.
+        self.outgoing: Generation | None = None
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self._outcome: BaseException | str | None = None
         self._failed_at = 0.0
         self._first = True
+        self._snapshot_for: Generation | None = None
         self._pruned_at = -RETENTION_EVERY_SECONDS
 
     @property
@@ -71,21 +85,57 @@ class GenerationStarter:
             return time.monotonic() - self._failed_at >= SNAPSHOT_RETRY_SECONDS or self._first
         return False
 
-    def start(self, previous_log: FrameLog | None) -> None:
-        """End the current generation (if any) and start a new one from a new snapshot."""
-        gap = self.archiver._needs_generation_reason
-        self.archiver._needs_generation_reason = None
+    def rotation_due(self) -> bool:
+        """True when the current, restorable generation is old or large enough to continue."""
+        generation, log = self.generation, self.archiver._log
+        if generation is None or log is None or generation.snapshot is None:
+            return False
+        if self.snapshot_running or self.outgoing is not None:
+            return False
+        if time.monotonic() - self._failed_at < SNAPSHOT_RETRY_SECONDS and self._failed_at:
+            return False
+        started = float(generation.data.get("snapshot_at") or generation.data["started_at"])
+        limit = self.archiver.rotate_bytes
+        if limit is None:
+            try:
+                limit = max(MIN_ROTATE_BYTES, self.archiver.database.stat().st_size)
+            except OSError:
+                limit = MIN_ROTATE_BYTES
+        return (time.time() - started >= self.archiver.rotate_seconds
+                or log.bytes_written >= limit)
+
+    def rotate(self) -> None:
+        """Start a new generation at the archive's exact end; the current one goes on meanwhile."""
+        self.start(None, rotating=True)
+
+    def start(self, previous_log: FrameLog | None, *, rotating: bool = False) -> None:
+        """End the current generation (if any) and start a new one from a new snapshot.
+
+        ``rotating``: the current generation is continued instead (see the module's
+        description); it ends only once the new one is restorable.
+        """
+        archiver = self.archiver
+        gap = archiver._needs_generation_reason
+        archiver._needs_generation_reason = None
         if previous_log is not None:
             previous_log.close()
-        if self.generation is not None:
+        if self.generation is not None and not rotating:
             self.cancel_snapshot()
             self.end_generation(gap or "a new generation started")
-        reason = gap or self._start_reason()
+        reason = gap or ("continues generation "
+                         f"{self.generation.id}" if rotating and self.generation
+                         else self._start_reason())
         self._first = False
-        self.generation = None
-        archiver = self.archiver
         self.writer.execute("PRAGMA busy_timeout=5000")
         self.writer.execute("BEGIN IMMEDIATE")
+        if rotating:
+            archiver._copy_pass()  # nobody can commit now: the archive ends where the WAL does
+            if archiver._log is None:  # a gap was found: the loop starts over instead
+                self.writer.execute("ROLLBACK")
+                return
+            self.outgoing = self.generation
+            archiver.outgoing = (archiver._log, archiver._images)
+        self.generation = None
         try:
             header, _ = read_header(archiver._wal)
             frame, checksum = 0, (0, 0)
@@ -148,6 +198,7 @@ class GenerationStarter:
             finally:
                 began.set()
 
+        self._snapshot_for = generation
         self._thread = threading.Thread(target=run, name="archive-snapshot", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + _BEGIN_WAIT_SECONDS
@@ -163,18 +214,59 @@ class GenerationStarter:
             return
         self._thread = None
         generation = self.generation
+        if generation is not self._snapshot_for:
+            return  # the snapshot of a generation already given up (it never began)
         if isinstance(self._outcome, str):
             generation.data["snapshot"] = self._outcome
             generation.save()
             self.archiver._set(snapshot_pending=False)
             self.archiver._emit("generation", f"Generation {generation.id} is restorable "
                                               f"from {instant_text(generation.snapshot_at)}.")
+            self._hand_over(generation)
             return
         self._snapshot_failed(generation)
+
+    def _hand_over(self, successor: Generation) -> None:
+        """The new generation is restorable: the one it continues ends here."""
+        outgoing, archiver = self.outgoing, self.archiver
+        if outgoing is None or archiver.outgoing is None:
+            return
+        log, _ = archiver.outgoing
+        archiver.outgoing = None
+        self.outgoing = None
+        log.append(KIND_HEARTBEAT, time.time(), b"")  # covered up to the successor's start
+        log.close()
+        outgoing.data["ended_at"] = time.time()
+        outgoing.data["end_reason"] = f"continued by generation {successor.id}"
+        with contextlib.suppress(OSError):
+            outgoing.save()
+
+    def _resume_outgoing(self) -> bool:
+        """A new generation failed or was cancelled while continuing one: that one goes on."""
+        archiver = self.archiver
+        if self.outgoing is None or archiver.outgoing is None:
+            return False
+        archiver._log, archiver._images = archiver.outgoing
+        archiver.outgoing = None
+        self.generation, self.outgoing = self.outgoing, None
+        archiver._set(generation=self.generation.id, snapshot_pending=False)
+        return True
 
     def _snapshot_failed(self, generation: Generation) -> None:
         error = self._outcome
         self._failed_at = time.monotonic()
+        if self.outgoing is not None:
+            if self.archiver._log is not None and self.archiver._log.generation is generation:
+                self.archiver._log.close()
+            with contextlib.suppress(OSError):
+                shutil.rmtree(generation.folder)
+            self._resume_outgoing()
+            message = (f"The snapshot for a new generation failed ({error}); generation "
+                       f"{self.generation.id if self.generation else '?'} goes on, and a new "
+                       f"snapshot is tried again in {SNAPSHOT_RETRY_SECONDS:.0f} s.")
+            self.archiver._set(error=message)
+            self.archiver._emit("error", message)
+            return
         if self.archiver._log is not None and self.generation is generation:
             self.archiver._log.close()
         self.archiver.begin_cycle(None, 0, (0, 0), None)
@@ -193,10 +285,16 @@ class GenerationStarter:
         self._cancel.set()
         self._thread.join()
         self._thread = None
-        if self.generation is not None and self.generation.snapshot is None:
+        generation = self.generation
+        if generation is not None and generation.snapshot is None:
+            log = self.archiver._log
+            if log is not None and log.generation is generation:
+                log.close()
+                self.archiver._log = None
             with contextlib.suppress(OSError):
-                shutil.rmtree(self.generation.folder)
+                shutil.rmtree(generation.folder)
             self.generation = None
+            self._resume_outgoing()
 
     def end_generation(self, reason: str) -> None:
         """Record why and when the current generation ended."""

@@ -214,6 +214,8 @@ class FrameLog:
         self._number = len(existing)
         self._handle: BinaryIO | None = None
         self._written = 0
+        #: Bytes appended through this object (all its segments).
+        self.bytes_written = 0
 
     def append(self, kind: bytes, stamp: float, payload: bytes) -> int:
         """Append one record (buffered; see :meth:`flush`); returns its size in bytes."""
@@ -223,6 +225,7 @@ class FrameLog:
         record = _RECORD.pack(_MAGIC, kind, stamp, len(payload), zlib.crc32(payload)) + payload
         self._handle.write(record)
         self._written += len(record)
+        self.bytes_written += len(record)
         return len(record)
 
     def flush(self, durable: bool = False) -> None:
