@@ -27,6 +27,7 @@ from ..core.archive import (
     parse_instant,
     rebuild_to_time,
 )
+from ..core.config import SETTING_RANGES
 from ..core.errors import ErrorKind
 from ..core.manifest import backup_file_name
 from .output import CommandResult
@@ -37,6 +38,19 @@ if TYPE_CHECKING:
 HEARTBEAT_SECONDS = 60.0
 
 
+def _keep_days(text: str) -> float:
+    """``--keep-days``: the range of the setting it stands in for."""
+    low, high = SETTING_RANGES["archive_retention_days"]
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be a number of days from {low:g} to "
+                                         f"{high:,.0f}, not {text}")
+    return value
+
+
 def add_archive_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
     """The ``archive`` and ``archive-status`` commands."""
     archive = command("archive", "Archive every committed transaction continuously (runs until "
@@ -44,8 +58,9 @@ def add_archive_commands(command: Callable[[str, str], argparse.ArgumentParser])
                                  "instant.")
     archive.add_argument("--dir", type=Path, required=True, metavar="DIR",
                          help="archive folder (local, mapped drive or UNC share)")
-    archive.add_argument("--keep-days", type=float, metavar="N",
-                         help="delete whole generations older than N days (default: keep all)")
+    archive.add_argument("--keep-days", type=_keep_days, metavar="N",
+                         help="delete whole generations older than N days (default: the "
+                              "setting archive_retention_days, 7)")
     archive.add_argument("--heartbeat", type=float, default=HEARTBEAT_SECONDS, metavar="S",
                          help=f"seconds between heartbeat lines (default {HEARTBEAT_SECONDS:.0f})")
     archive.add_argument("--seconds", type=float, metavar="S",
@@ -75,7 +90,9 @@ def archive(context: Context) -> CommandResult:
     def show(event: ArchiveEvent) -> None:
         _print_line(out, f"{instant_text(event.at)} {event.kind}: {event.message}")
 
-    archiver = Archiver(database, args.dir, retention_days=args.keep_days, on_event=show)
+    keep_days = (args.keep_days if args.keep_days is not None
+                 else context.config.archive_retention_days)
+    archiver = Archiver(database, args.dir, retention_days=keep_days, on_event=show)
     stop = threading.Event()
     previous = _catch_stop_signals(stop)
     try:
@@ -102,7 +119,8 @@ def archive(context: Context) -> CommandResult:
     data = {"archive_dir": args.dir, "database": database, "generation": status.generation,
             "generations_started": status.generations_started,
             "transactions": status.transactions, "archived_bytes": status.archived_bytes,
-            "resets_followed": status.resets_followed, "last_gap": status.last_gap}
+            "resets_followed": status.resets_followed, "last_gap": status.last_gap,
+            "keep_days": keep_days}
     return CommandResult("The archiver stopped after writing everything it had seen.", data,
                          ["archive_dir", "generation", "transactions", "resets_followed",
                           "last_gap"])

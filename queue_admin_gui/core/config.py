@@ -43,6 +43,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "QUEUE_ADMIN_ANALYZE_INTERVAL_HOURS": "analyze_interval_hours",
     "QUEUE_ADMIN_STALE_LEASE_TIMEOUT": "stale_lease_timeout_seconds",
     "QUEUE_ADMIN_EVENT_LOG": "event_log_enabled",
+    "QUEUE_ADMIN_ARCHIVE_KEEP_DAYS": "archive_retention_days",
     ENV_DB_PATH: "db_path",
 }
 
@@ -63,6 +64,7 @@ SETTING_RANGES: dict[str, tuple[float, float]] = {
     "backup_age_warning_hours": (0.0, 100_000.0),
     "backup_age_critical_hours": (0.0, 100_000.0),
     "sample_interval_seconds": (0.1, 3600.0),
+    "archive_retention_days": (0.1, 36_500.0),
 }
 
 #: (warning, critical) settings: the warning level must not exceed the critical one.
@@ -122,6 +124,8 @@ class MaintenanceConfig:
     event_log_enabled: bool = True
     #: The point-in-time archive the window writes and reads; unset: ``<backup_dir>/archive``.
     archive_dir: Path | None = None
+    #: Point-in-time archive: generations whose newest instant is older are deleted whole.
+    archive_retention_days: float = 7.0
 
     @classmethod
     def from_env(cls) -> MaintenanceConfig:

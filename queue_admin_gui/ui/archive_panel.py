@@ -133,8 +133,10 @@ class ArchivePanel(QGroupBox):
         database = self.session.db_path
         if database is None or self.archiving or self.switching:
             return None
-        controller = ArchiveController(database, self.archive_dir,
-                                       on_event=self._events.deliver)
+        controller = ArchiveController(
+            database, self.archive_dir,
+            retention_days=self.session.config.archive_retention_days,
+            on_event=self._events.deliver)
         self.controller = controller
         self._switch_job = self.session.run(
             "Start archiving", lambda progress, cancelled: controller.start(),

@@ -50,6 +50,10 @@ _NUMBER_GROUPS: dict[str, list[tuple[str, str, str, str]]] = {
          "newest backup is older than this.", " h"),
         ("backup_age_critical_hours", "Backup age critical", "Health turns to Critical when "
          "the newest backup is older than this.", " h"),
+        ("archive_retention_days", "Keep archive for", "Point-in-time archive: the archiver "
+         "(the window's and queue-admin-cli archive) deletes whole generations whose newest "
+         "instant is older than this; the queue can be restored to any instant within it.",
+         " days"),
     ],
     "WAL and checkpoints": [
         ("wal_size_warning_mb", "WAL warning size", "Health turns to Warning when the -wal "

@@ -116,3 +116,22 @@ def test_archive_status_and_restore_at_round_trip(tmp_path: Path) -> None:
                     "--yes", "--json", "--no-safety-backup")
     assert restored.returncode == 0, restored.stderr
     assert _types(db) == {"before": 5}
+
+
+def test_archive_keeps_the_settings_days_unless_told_and_refuses_a_bad_count(
+        cli, tmp_path: Path, monkeypatch) -> None:
+    db = tmp_path / "queue.db"
+    with QueueDatabase(db) as database:
+        database.initialize_schema()
+    folder = tmp_path / "archive"
+    monkeypatch.setenv("QUEUE_ADMIN_ARCHIVE_KEEP_DAYS", "3")
+    ran = cli("--db", db, "archive", "--dir", folder, "--seconds", "0.5", "--json")
+    assert ran.code == 0, ran.err
+    assert json.loads(ran.out)["keep_days"] == 3.0
+    ran = cli("--db", db, "archive", "--dir", folder, "--seconds", "0.5", "--keep-days", "30",
+              "--json")
+    assert ran.code == 0, ran.err
+    assert json.loads(ran.out)["keep_days"] == 30.0
+    refused = cli("--db", db, "archive", "--dir", folder, "--keep-days", "0")
+    assert refused.code == 2
+    assert "--keep-days: must be a number of days from 0.1 to 36,500, not 0" in refused.err

@@ -58,6 +58,7 @@ def test_every_environment_variable_overrides_its_setting(
         "QUEUE_ADMIN_ANALYZE_INTERVAL_HOURS": " 6 ",
         "QUEUE_ADMIN_STALE_LEASE_TIMEOUT": "90",
         "QUEUE_ADMIN_EVENT_LOG": "Off",
+        "QUEUE_ADMIN_ARCHIVE_KEEP_DAYS": "2.5",
         "PRISMQ_QUEUE_DB_PATH": str(tmp_path / "q dir" / "queue.db"),
     }
     assert set(values) == set(ENV_OVERRIDES)
@@ -72,6 +73,7 @@ def test_every_environment_variable_overrides_its_setting(
     assert config.analyze_interval_hours == 6
     assert config.stale_lease_timeout_seconds == 90
     assert config.event_log_enabled is False
+    assert config.archive_retention_days == 2.5
     assert config.db_path == tmp_path / "q dir" / "queue.db"
 
 
