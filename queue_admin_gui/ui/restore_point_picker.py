@@ -34,6 +34,8 @@ from ..app.jobs import Job, JobFunction, mark_background
 from ..app.session import Session
 from ..core.archive import ArchiveStatus, RebuildResult, archive_status, rebuild_to_time
 from ..core.archive.controller import configured_archive_dir
+from ..core.backup import QueueBackup
+from ..core.errors import QueueAdminError
 from ..core.manifest import backup_file_name
 from .palette import BLUE, GREEN, RED
 
@@ -60,10 +62,13 @@ class ArchiveTimeline(QWidget):
         self.spans: list[tuple[float, float]] = []
         self.gaps: list[tuple[float, float]] = []
         self.instant: float | None = None
-        self.setMinimumHeight(34)
+        #: When each backup in the backup folder was taken (ticks under the strip).
+        self.backups: list[float] = []
+        self.setMinimumHeight(40)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setToolTip("The archive over time: green stretches can be restored to any "
-                        "instant, red ones are gaps; the blue line is the chosen instant.")
+                        "instant, red ones are gaps; the blue line is the chosen instant; "
+                        "the ticks under the strip are the backups taken then.")
 
     def set_status(self, status: ArchiveStatus | None) -> None:
         """Show the generations and gaps of ``status``."""
@@ -71,6 +76,11 @@ class ArchiveTimeline(QWidget):
                       (status.generations if status else [])
                       if g.restorable_from is not None and g.restorable_until is not None]
         self.gaps = [(gap.after, gap.before) for gap in (status.gaps if status else [])]
+        self.update()
+
+    def set_backups(self, stamps: list[float]) -> None:
+        """Mark when the backups of the backup folder were taken."""
+        self.backups = sorted(stamps)
         self.update()
 
     def set_instant(self, stamp: float | None) -> None:
@@ -101,12 +111,17 @@ class ArchiveTimeline(QWidget):
             left, right = x(stretch[0]), x(stretch[1])
             painter.fillRect(QRectF(left, bar.top(), max(2.0, right - left), bar.height()),
                              colour)
+        painter.setPen(QPen(self.palette().text().color(), 1))
+        for stamp in self.backups:
+            if first <= stamp <= last:
+                at = int(x(stamp))
+                painter.drawLine(at, int(bar.bottom()) + 1, at, int(bar.bottom()) + 5)
         if self.instant is not None:
             painter.setPen(QPen(INSTANT_COLOUR, 3))
             at = min(max(x(self.instant), bar.left()), bar.right())
             painter.drawLine(int(at), 0, int(at), int(bar.bottom()) + 2)
         painter.setPen(self.palette().text().color())
-        text = QRectF(bar.left(), bar.bottom() + 2, bar.width(), 16)
+        text = QRectF(bar.left(), bar.bottom() + 6, bar.width(), 16)
         painter.drawText(text, Qt.AlignmentFlag.AlignLeft, _short(first))
         painter.drawText(text, Qt.AlignmentFlag.AlignRight, _short(last))
         painter.end()
@@ -126,6 +141,8 @@ class RestorePointPicker(QGroupBox):
         self.backup_dir = Path(backup_dir)
         self.live_path = live_path
         self.status: ArchiveStatus | None = None
+        #: When the backups of the backup folder were taken (seconds since the epoch).
+        self.backups_taken: list[float] = []
         self._read_job: Job | None = None
         self.summary_label = QLabel("Reading the archive...")
         self.summary_label.setWordWrap(True)
@@ -175,11 +192,26 @@ class RestorePointPicker(QGroupBox):
 
     def load(self) -> Job:
         """Read the archive folder on a job."""
-        folder = self.archive_dir
+        folder, backups, live = self.archive_dir, self.backup_dir, self.live_path
+
+        def read(progress: Any, cancelled: Any) -> tuple[ArchiveStatus, list[float]]:
+            try:
+                taken = [] if live is None else [
+                    info.created_at.timestamp()
+                    for info in QueueBackup(live, backups).list_backups()]
+            except QueueAdminError:
+                taken = []  # the timeline simply shows no backups
+            return archive_status(folder), taken
+
         self._read_job = mark_background(self.session.run(
-            "Read the archive", lambda progress, cancelled: archive_status(folder),
-            on_done=self._on_status, report_errors=False))
+            "Read the archive", read, on_done=self._on_read, report_errors=False))
         return self._read_job
+
+    def _on_read(self, found: tuple[ArchiveStatus, list[float]]) -> None:
+        status, backups = found
+        self.backups_taken = backups
+        self.timeline.set_backups(backups)
+        self._on_status(status)
 
     def rebuild(self) -> Job | None:
         """Rebuild the queue at the chosen instant into a new file (on the page's job)."""

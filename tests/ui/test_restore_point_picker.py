@@ -15,6 +15,7 @@ from queue_admin_gui.app.jobs import JobRunner
 from queue_admin_gui.app.messages import Messages, RecordingPresenter
 from queue_admin_gui.app.session import Session
 from queue_admin_gui.core.archive.controller import ArchiveController, default_archive_dir
+from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.ui.restore_wizard import (
     PAGE_CHECK,
@@ -117,6 +118,7 @@ def test_the_wizard_restores_exactly_the_state_at_the_chosen_instant(
     commit(queue_db, "second", 2)
     second_seen = archived(qtbot, archiver, 2)
     expected = rows(queue_db)
+    taken = QueueBackup(queue_db, session.backup_dir).create_backup()
     instant = later_than(qtbot, second_seen, 0.3)
     later_than(qtbot, instant, 0.3)
     commit(queue_db, "third", 4)
@@ -128,6 +130,9 @@ def test_the_wizard_restores_exactly_the_state_at_the_chosen_instant(
     assert picker.instant_edit.isEnabled()
     assert picker.timeline.spans and not picker.timeline.gaps
     assert "1 generation, 0 gaps" in picker.summary_label.text()
+    backup_at = QueueBackup(queue_db, session.backup_dir).list_backups()[0].created_at
+    assert taken.name == QueueBackup(queue_db, session.backup_dir).list_backups()[0].path.name
+    assert picker.timeline.backups == [backup_at.timestamp()]  # a tick on the timeline
     assert picker.instant_edit.minimumDateTime().toMSecsSinceEpoch() / 1000 <= instant
     picker.set_instant(instant)
     assert abs(picker.chosen_instant() - instant) < 0.002
