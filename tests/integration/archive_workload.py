@@ -52,8 +52,12 @@ def _connect_like_a_worker(db: str) -> sqlite3.Connection:
     return connection
 
 
-def _committer(db: str, stop_file: str, log_file: str, rate: str) -> None:
-    """Commit a task and its log row per transaction at ``rate`` per second; log each."""
+def _committer(db: str, stop_file: str, log_file: str, rate: str, hold: str = "0") -> None:
+    """Commit a task and its log row per transaction at ``rate`` per second; log each.
+
+    ``hold`` seconds: keep the write lock that long after writing, before COMMIT (a worker
+    in the middle of a transaction when a checkpoint comes for the lock).
+    """
     connection = _connect_like_a_worker(db)
     period = 1.0 / float(rate)
     count = 0
@@ -67,6 +71,8 @@ def _committer(db: str, stop_file: str, log_file: str, rate: str) -> None:
             connection.execute(
                 "INSERT INTO task_logs(task_id, level, message) VALUES (?, 'INFO', ?)",
                 (cursor.lastrowid, PAD[:200]))
+            if float(hold):
+                time.sleep(float(hold))
             before = time.time()
             connection.execute("COMMIT")
             after = time.time()

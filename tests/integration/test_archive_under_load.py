@@ -20,6 +20,7 @@ from queue_workload import fill_queue, kill_hard, read_line, wait_ready
 
 from queue_admin_gui.core.archive import ArchiveError, Archiver, archive_status, rebuild_to_time
 from queue_admin_gui.core.archive.controller import ArchiveController
+from queue_admin_gui.core.archive.wal_index import reader_through_open_descriptor
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.demo import DemoWorkers
 from queue_admin_gui.core.errors import ErrorKind
@@ -317,6 +318,52 @@ def test_a_failed_new_snapshot_lets_the_generation_go_on(
     status = archive_status(folder)
     assert len(status.generations) == 1 and not status.gaps
     assert status.generations[0].end_reason == "the archiver was stopped"
+    final = tmp_path / "final.db"
+    assert status.latest is not None
+    assert rebuild_to_time(folder, status.latest, final).check.ok
+    assert table_rows(final) == table_rows(queue)
+
+
+def test_where_lock_owners_are_unknown_a_writer_mid_transaction_is_never_lost(
+        queue: Path, tmp_path: Path) -> None:
+    """Windows' view of the locks (no process ids), with a worker holding the write lock.
+
+    A worker keeps the write lock 0.2 s per transaction while TRUNCATE checkpoints from
+    another program wait for it. Both locks then look held "by the checkpoint"; the WAL
+    index must keep the archiver from letting go while the worker can still commit, or
+    record a gap: never a silently missing transaction.
+    """
+    folder, stop, log = tmp_path / "archive", tmp_path / "stop", tmp_path / "commits.log"
+    worker = spawn("committer", queue, stop, log, 4, 0.2)
+    wait_ready(worker)
+    shm = Path(f"{queue}-shm")
+    archiver = Archiver(queue, folder)
+    archiver.owners_known = False  # as on Windows: both locks held count as the checkpoint's
+    archiver.index_reader = lambda: (reader_through_open_descriptor(shm) or (lambda: None))()
+    archiver.start()
+    results = []
+    try:
+        deadline = time.monotonic() + 60
+        while archiver.status().generation is None or archiver.status().snapshot_pending:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        for _ in range(6):
+            wait_for_commits(log, 2)
+            results.append(checkpoint_now(queue, "TRUNCATE"))
+        wait_for_commits(log, 3)
+    finally:
+        stop.touch()
+        worker.communicate(timeout=60)
+        archiver.stop()
+    assert worker.returncode == 0
+    assert any(result["busy"] == 0 for result in results)
+    commits = read_commit_log(log)
+    status = archive_status(folder)
+    for number, generation in enumerate(status.generations):
+        assert generation.restorable_until is not None
+        rebuilt = tmp_path / f"end-{number}.db"
+        assert rebuild_to_time(folder, generation.restorable_until, rebuilt).check.ok
+        assert_exact_state(rebuilt, commits, generation.restorable_until)
     final = tmp_path / "final.db"
     assert status.latest is not None
     assert rebuild_to_time(folder, status.latest, final).check.ok

@@ -37,6 +37,7 @@ from ..database import require_existing_file, shm_path, wal_path
 from ..errors import ErrorKind
 from ..progress import CancelCheck
 from . import shm_locks
+from .checkpoint_door import let_checkpoint_through
 from .generations import ROTATE_SECONDS, GenerationStarter
 from .page_deltas import PageImages, encode_delta_transaction
 from .pins import WalPins, open_connection
@@ -51,10 +52,8 @@ from .store import (
     refresh_lock,
     release_lock,
 )
+from .wal_index import IndexReader, index_reader
 from .walfile import WalHeader, read_committed, read_header
-
-#: How long the archiver waits for another program's checkpoint to finish once it let go.
-CHECKPOINT_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +117,12 @@ class Archiver:
         self._last_reset_try = 0.0
         self._reset_at: tuple[tuple[int, int], int] | None = None
         self._own_checkpoints = 0
+        #: Whether the lock probe names who holds a lock byte; elsewhere (Windows) the WAL
+        #: index decides when a checkpoint may go through (:mod:`.checkpoint_door`).
+        self.owners_known = shm_locks.owners_known()
+        self.index_reader: IndexReader | None = index_reader(self._shm)
+        #: Where the cycle before the current one ended: (salts, last archived frame).
+        self.previous_cycle_end: tuple[tuple[int, int], int] | None = None
         self._images = PageImages()
         #: While a new generation's snapshot is written, the generation it continues keeps
         #: receiving every transaction too (its log and its page images).
@@ -221,8 +226,8 @@ class Archiver:
                 starter.rotate()
             starter.poll()
             own = self._own_checkpoints > 0
-            if shm_locks.checkpoint_waiting(self._shm, own):
-                self._let_checkpoint_finish(pins, own)
+            if shm_locks.checkpoint_waiting(self._shm, own, self.owners_known):
+                let_checkpoint_through(self, pins, own)
             pins.begin_next()
             self._copy_pass()
             pins.end_previous()
@@ -284,6 +289,7 @@ class Archiver:
                     return
                 if not found.header.follows(header):
                     self._record_reset(header, found.header)
+                self.previous_cycle_end = (header.salts, self._frame)
                 self._header, self._frame, self._reset_at = found.header, 0, None
                 self._checksum = found.header.checksum
                 header = found.header
@@ -350,24 +356,6 @@ class Archiver:
     _needs_generation_reason: str | None = None
 
     # -- letting the log be reset -----------------------------------------------------------
-
-    def _let_checkpoint_finish(self, pins: WalPins, own: bool = False) -> None:
-        """A checkpoint waits on our readers: copy to the end, then let go."""
-        self._copy_pass()
-        if not shm_locks.checkpoint_waiting(self._shm, own):
-            return  # it finished or gave up meanwhile
-        self._copy_pass()
-        if self._header is not None:
-            # This checkpoint holds the writer lock, so the log ends here; after a TRUNCATE
-            # the next writer may draw new random salts, so the reset is recognised by place.
-            self._reset_at = (self._header.salts, self._frame)
-        pins.release()
-        deadline = time.monotonic() + CHECKPOINT_WAIT_SECONDS
-        while time.monotonic() < deadline and shm_locks.checkpoint_lock_held(self._shm, own):
-            time.sleep(0.002)
-        pins.begin_next()
-        pins.end_previous()
-        self._copy_pass()
 
     def _reset(self, pins: WalPins, writer: sqlite3.Connection,
                checkpointer: sqlite3.Connection) -> None:

@@ -45,12 +45,18 @@ def can_probe() -> bool:
     return sys.platform.startswith("linux") or os.name == "nt"
 
 
-def checkpoint_waiting(shm: Path, include_own: bool = False) -> bool:
+def owners_known() -> bool:
+    """True where the probe names the process holding each lock byte (Linux)."""
+    return sys.platform.startswith("linux")
+
+
+def checkpoint_waiting(shm: Path, include_own: bool = False, owners: bool = True) -> bool:
     """True when one other program holds both the writer and the checkpoint lock exclusively.
 
     That is a FULL, RESTART or TRUNCATE checkpoint in progress: it is waiting for readers or
     copying pages, and no frame can be appended until it ends. ``include_own`` counts this
-    process's own locks too (Linux; on Windows they always count).
+    process's own locks too (Linux; on Windows they always count). ``owners`` false: act as
+    where holders are not named (Windows), taking both locks held for one holder.
     """
     held = probe_bytes(shm, (WRITE_LOCK_BYTE, CHECKPOINT_LOCK_BYTE), include_own)
     if held is None:
@@ -60,7 +66,7 @@ def checkpoint_waiting(shm: Path, include_own: bool = False) -> bool:
         return False
     if not (writer.exclusive and checkpointer.exclusive):
         return False
-    return writer.pid is None or writer.pid == checkpointer.pid
+    return not owners or writer.pid is None or writer.pid == checkpointer.pid
 
 
 def checkpoint_lock_held(shm: Path, include_own: bool = False) -> bool:
