@@ -98,15 +98,15 @@ def retry_dead_tasks(db_path: Path, task_ids: list[int]) -> Operation:
 def analyze(db_path: Path, table: str | None) -> Operation:
     """Refresh the query planner's statistics (one table, or all): changes the statistics."""
     return Operation(
-        "ANALYZE", lambda progress, cancelled: QueueMaintenance(db_path).analyze(table),
+        "ANALYZE", lambda progress, cancelled: QueueMaintenance(db_path).run_analyze(table),
         writes=True, changes=frozenset({TOPIC_STATS}), parameters={"table": table or "all"})
 
 
 def pragma_optimize(db_path: Path) -> Operation:
     """SQLite's own ``PRAGMA optimize``."""
     return Operation(
-        "PRAGMA optimize", lambda progress, cancelled: QueueMaintenance(db_path).pragma_optimize(),
-        writes=True)
+        "PRAGMA optimize",
+        lambda progress, cancelled: QueueMaintenance(db_path).run_pragma_optimize(), writes=True)
 
 
 def vacuum(db_path: Path, func: Callable[[ProgressCallback, CancelCheck], Any]) -> Operation:

@@ -126,7 +126,7 @@ class Session(QObject):
 
         def checkpoint(progress: ProgressCallback, cancelled: CancelCheck) -> Any:
             progress(0, 0, f"Checkpoint {mode}: waiting for the WAL")
-            return self.around_checkpoint(mode, lambda: QueueMaintenance(path).checkpoint(mode))
+            return self.around_checkpoint(mode, lambda: QueueMaintenance(path).run_checkpoint(mode))
 
         parameters = {"mode": mode, **({"from": origin} if origin else {})}
         job = self.run(f"Checkpoint {mode}", checkpoint, writes=True, parameters=parameters,

@@ -307,7 +307,7 @@ class MainWindow(QMainWindow):
             report_errors=False))
 
     def _on_health_measured(self, snapshot: HealthSnapshot) -> None:
-        if Path(snapshot.stats.get("path", "")) != self.session.db_path:
+        if Path(snapshot.database_path) != self.session.db_path:
             return
         self.health_read = snapshot
         self._show_health()

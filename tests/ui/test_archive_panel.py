@@ -104,10 +104,10 @@ def test_own_truncate_checkpoint_does_not_wait_on_the_archiver(qtbot, panel, ses
         pass
     result = blocker.args[0]
     assert time.monotonic() - started < 4.0
-    assert result["busy"] == 0
+    assert result.busy == 0
     assert panel.controller.pauses == 1
     qtbot.waitUntil(lambda: panel.archiving, timeout=TIMEOUT_MS)
-    assert result["checkpointed"] == result["log"]
+    assert result.checkpointed == result.log
     assert panel.toggle.isChecked()
 
 
