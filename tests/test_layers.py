@@ -33,3 +33,17 @@ def _sqlite_uses(path: Path) -> list[str]:
 def test_qt_modules_never_run_sql_themselves() -> None:
     offenders = {path.name: uses for path in QT_MODULES if (uses := _sqlite_uses(path))}
     assert not offenders, f"SQL outside the core: {offenders}"
+
+
+def _notify_calls(path: Path) -> list[int]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "notify"]
+
+
+def test_no_widget_announces_changes_by_hand() -> None:
+    """Writes are operations; the session announces what they change, never a widget."""
+    widgets = sorted((PACKAGE / "ui").glob("*.py"))
+    offenders = {path.name: lines for path in widgets if (lines := _notify_calls(path))}
+    assert not offenders, f".notify( called in ui/: {offenders}"

@@ -28,6 +28,7 @@ from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signa
 
 from ..core.errors import QueueAdminError
 from ..core.holders import HolderLookup, find_holders
+from ..core.maintenance_results import CheckpointResult
 from ..core.sampling import (
     CheckpointOutcome,
     Sample,
@@ -352,7 +353,7 @@ class Sampler(QObject):
             self.tick()
 
     def _on_checkpoint_done(self, result: Any) -> None:
-        if not isinstance(result, dict):
+        if not isinstance(result, (CheckpointResult, dict)):
             return
         outcome = CheckpointOutcome.from_result(result, self.clock())
         self.checkpoints.append(outcome)

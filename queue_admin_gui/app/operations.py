@@ -5,9 +5,11 @@ An :class:`Operation` names its title (the activity log's action), the core call
 topics it changes. :meth:`~queue_admin_gui.app.session.Session.run_operation` runs it as a job
 and, once it has succeeded, emits ``changed`` for each of those topics; every view showing one
 of them refreshes from that signal, so no call site notifies by hand. A failed or cancelled
-operation changes nothing the views show and emits nothing.
+operation emits only its ``changes_when_stopped``: the topics it may have changed before it
+stopped (a restore takes its safety backup before it writes, and keeps it when it fails).
 
-The functions below build the operations the tabs run: backups, leases and maintenance.
+The functions below build the operations the tabs and the restore wizard run: backups,
+restores, leases and maintenance.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..core.backup import QueueBackup
 from ..core.leases import LeaseManager
 from ..core.maintenance import QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
+from ..core.restore_plan import ACTIVE_WORKER_SECONDS
 
 #: Topics for ``Session.changed``; a view refreshes on the topics it shows.
 TOPIC_BACKUPS = "backups"
@@ -37,6 +40,8 @@ class Operation:
     func: Callable[[ProgressCallback, CancelCheck], Any]
     writes: bool = False
     changes: frozenset[str] = frozenset()
+    #: Topics a failed or cancelled run may still have changed (announced after it stops).
+    changes_when_stopped: frozenset[str] = frozenset()
     #: What the activity log records beside the title.
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
@@ -77,6 +82,31 @@ def prune_backups(db_path: Path, folder: Path, keep: int) -> Operation:
         parameters={"keep": keep, "folder": str(folder)})
 
 
+def restore_backup(live: Path, folder: Path, backup: Path, *, safety_backup: bool,
+                   accepted_workers: frozenset[str], lock_wait_seconds: float) -> Operation:
+    """Write ``backup`` into the live database (the restore wizard's commit step).
+
+    A restore that went through changes the database and adds its safety backup to the
+    folder; one that failed or was cancelled may still have kept that safety backup.
+    """
+    return Operation(
+        f"Restore {live.name} from {backup.name}",
+        lambda progress, cancelled: QueueBackup(live, folder).restore_backup(
+            backup, safety_backup=safety_backup, progress=progress, cancelled=cancelled,
+            accepted_workers=accepted_workers, lock_wait_seconds=lock_wait_seconds),
+        writes=True, changes=frozenset({TOPIC_BACKUPS, TOPIC_DATABASE}),
+        changes_when_stopped=frozenset({TOPIC_BACKUPS}))
+
+
+def requeue_restored_tasks(live: Path, task_ids: list[int]) -> Operation:
+    """Requeue tasks a restore brought back in flight, sparing workers seen within a minute."""
+    return Operation(
+        "Requeue tasks in flight in the backup",
+        lambda progress, cancelled: LeaseManager(live).requeue_tasks(
+            task_ids, spare_workers_seen_within=ACTIVE_WORKER_SECONDS),
+        writes=True, changes=frozenset({TOPIC_LEASES, TOPIC_DATABASE}))
+
+
 def requeue_stale_leases(db_path: Path, timeout_seconds: int) -> Operation:
     """Requeue (or dead-letter) the abandoned tasks: changes the leases and the counts."""
     return Operation(
@@ -98,15 +128,15 @@ def retry_dead_tasks(db_path: Path, task_ids: list[int]) -> Operation:
 def analyze(db_path: Path, table: str | None) -> Operation:
     """Refresh the query planner's statistics (one table, or all): changes the statistics."""
     return Operation(
-        "ANALYZE", lambda progress, cancelled: QueueMaintenance(db_path).analyze(table),
+        "ANALYZE", lambda progress, cancelled: QueueMaintenance(db_path).run_analyze(table),
         writes=True, changes=frozenset({TOPIC_STATS}), parameters={"table": table or "all"})
 
 
 def pragma_optimize(db_path: Path) -> Operation:
     """SQLite's own ``PRAGMA optimize``."""
     return Operation(
-        "PRAGMA optimize", lambda progress, cancelled: QueueMaintenance(db_path).pragma_optimize(),
-        writes=True)
+        "PRAGMA optimize",
+        lambda progress, cancelled: QueueMaintenance(db_path).run_pragma_optimize(), writes=True)
 
 
 def vacuum(db_path: Path, func: Callable[[ProgressCallback, CancelCheck], Any]) -> Operation:

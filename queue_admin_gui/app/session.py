@@ -95,17 +95,24 @@ class Session(QObject):
     def run_operation(self, operation: Operation, *,
                       on_success: Callable[[Any], None] | None = None,
                       on_error: Callable[[BaseException], None] | None = None,
+                      on_cancelled: Callable[[], None] | None = None,
                       report_errors: bool = True) -> Job:
         """Run ``operation`` as a job; once it succeeded, announce each topic it changes.
 
         ``on_success`` runs first (the caller's own message), then ``changed`` is emitted for
-        every topic in ``operation.changes``; a failed or cancelled run emits none.
+        every topic in ``operation.changes``; a failed or cancelled run emits only those in
+        ``operation.changes_when_stopped``.
         """
         job = self.run(operation.title, operation.func, writes=operation.writes,
                        parameters=dict(operation.parameters), on_done=on_success,
-                       on_error=on_error, report_errors=report_errors)
+                       on_error=on_error, on_cancelled=on_cancelled,
+                       report_errors=report_errors)
         if operation.changes:
             job.succeeded.connect(lambda _result: self._announce(operation.changes))
+        if operation.changes_when_stopped:
+            stopped = operation.changes_when_stopped
+            job.failed.connect(lambda _error: self._announce(stopped))
+            job.cancelled.connect(lambda: self._announce(stopped))
         return job
 
     def _announce(self, topics: frozenset[str]) -> None:
@@ -126,7 +133,7 @@ class Session(QObject):
 
         def checkpoint(progress: ProgressCallback, cancelled: CancelCheck) -> Any:
             progress(0, 0, f"Checkpoint {mode}: waiting for the WAL")
-            return self.around_checkpoint(mode, lambda: QueueMaintenance(path).checkpoint(mode))
+            return self.around_checkpoint(mode, lambda: QueueMaintenance(path).run_checkpoint(mode))
 
         parameters = {"mode": mode, **({"from": origin} if origin else {})}
         job = self.run(f"Checkpoint {mode}", checkpoint, writes=True, parameters=parameters,

@@ -5,15 +5,14 @@ A backup is one consistent snapshot: one read transaction on the source for the 
 It is written as ``<final>.partial`` in rollback-journal mode (one self-contained file),
 flushed, checked, given a manifest, and only then renamed to its final name: a crash or a
 full disk never leaves a file that looks like a backup, and never touches the source.
-Restores go through :mod:`.restore_execute`.
+Restores go through :mod:`.restore_execute`; listing, pruning and deleting the backups of a
+folder through :mod:`.backup_folder`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -21,6 +20,13 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import __version__
+from .backup_folder import (
+    LEFTOVER_AGE_SECONDS,
+    delete_backup_file,
+    list_backups,
+    prune_folder,
+    remove_leftovers,
+)
 from .backup_paths import live_file_conflict
 from .config import MaintenanceConfig
 from .database import (
@@ -34,21 +40,17 @@ from .database import (
 )
 from .errors import (
     ErrorKind,
-    QueueAdminError,
     QueueBackupError,
     require_free_space,
     translate_error,
 )
 from .files import fsync_directory, retry_on_windows_lock
 from .manifest import (
-    BACKUP_SUFFIX,
     MANIFEST_FORMAT_VERSION,
-    MANIFEST_SUFFIX,
     PARTIAL_SUFFIX,
     BackupInfo,
     BackupManifest,
     backup_file_name,
-    is_backup_file_name,
     manifest_path_for,
     sanitize_backup_name,
     sqlite_library_version,
@@ -59,9 +61,6 @@ from .restore import DEFAULT_PAGES_PER_STEP, RestoreResult
 from .retention import (
     PruneResult,
     PruneStopped,
-    plan_prune,
-    prune_stopped,
-    require_keep_count,
 )
 from .snapshot import Snapshot, backup_failure, copy_snapshot, remove_partial, seal_copy
 from .verify import VerifyReport, check_backup_file
@@ -76,11 +75,6 @@ STAGE_FINISH = "Finishing the backup"
 SPACE_MARGIN_RATIO = 0.10
 SPACE_MARGIN_BYTES = 16 * 1024 * 1024
 _MAX_NAME_TRIES = 1000
-#: Deletions in backup folders in this process go one at a time.
-_WRITE_LOCK = threading.RLock()
-#: Leftovers of an interrupted backup (a .partial, a manifest without its backup) older than
-#: this are removed by pruning; younger ones may belong to a backup still running elsewhere.
-LEFTOVER_AGE_SECONDS = 6 * 3600
 
 
 @dataclass
@@ -338,22 +332,7 @@ class QueueBackup:
 
         Partial files of a backup in progress (or of one that crashed) are not listed.
         """
-        infos: list[BackupInfo] = []
-        try:
-            entries = list(self.backup_dir.iterdir())
-        except FileNotFoundError:
-            return []
-        except OSError as error:
-            raise translate_error(error, f"Listing the backups in '{self.backup_dir}'",
-                                  QueueBackupError) from error
-        for entry in entries:
-            if not is_backup_file_name(entry.name) or not entry.is_file():
-                continue
-            with contextlib.suppress(QueueBackupError):
-                infos.append(BackupInfo.from_path(entry))
-        infos.sort(key=lambda info: (info.created_at, info.sequence, info.path.name),
-                   reverse=True)
-        return infos
+        return list_backups(self.backup_dir)
 
     def get_latest_backup(self) -> BackupInfo | None:
         """The newest backup, or None when the folder holds none."""
@@ -375,88 +354,15 @@ class QueueBackup:
         :mod:`.retention`). A failure part way raises :class:`PruneStopped`, which lists
         the backups deleted before it.
         """
-        plan = plan_prune([], require_keep_count(keep_count))
-        deleted: list[Path] = []
-        failed: Path | None = None
-        with _WRITE_LOCK:
-            try:
-                plan = plan_prune(self.list_backups(), keep_count)
-                for info in plan.delete:
-                    failed = info.path
-                    try:
-                        self.delete_backup(info.path)
-                    except QueueAdminError as error:
-                        if error.kind is ErrorKind.NOT_FOUND and not info.path.exists():
-                            continue  # another program deleted it meanwhile
-                        if not info.path.exists():  # the backup went, a side file stayed
-                            deleted.append(info.path)
-                        raise
-                    deleted.append(info.path)
-                failed = None
-                leftovers = self.remove_leftovers()
-            except QueueAdminError as error:
-                if not deleted and failed is None:
-                    raise
-                raise prune_stopped(error, deleted, plan, failed) from error
-        return PruneResult(deleted=deleted, kept=[info.path for info in plan.keep],
-                           skipped=plan.skipped, leftovers=leftovers)
+        return prune_folder(self.backup_dir, keep_count, self.delete_backup)
 
     def remove_leftovers(self, older_than_seconds: float = LEFTOVER_AGE_SECONDS) -> list[Path]:
-        """Delete what interrupted backups left behind; return the paths removed.
-
-        A crash or a full disk can leave a ``.partial`` file, or a manifest whose backup was
-        never renamed into place. Neither looks like a backup (they are never listed), but
-        they take space. Only such files older than ``older_than_seconds`` are removed, so a
-        backup still running in another process keeps its partial file.
-        """
-        removed: list[Path] = []
-        cutoff = time.time() - older_than_seconds
-        try:
-            entries = list(self.backup_dir.iterdir())
-        except FileNotFoundError:
-            return removed
-        except OSError as error:
-            raise translate_error(error, f"Listing the backups in '{self.backup_dir}'",
-                                  QueueBackupError) from error
-        for entry in entries:
-            name = entry.name
-            partial = name.startswith("queue_backup_") and name.endswith(PARTIAL_SUFFIX)
-            orphan = (name.startswith("queue_backup_") and name.endswith(MANIFEST_SUFFIX)
-                      and not entry.with_name(name[: -len(MANIFEST_SUFFIX)]
-                                              + BACKUP_SUFFIX).exists())
-            if not (partial or orphan):
-                continue
-            try:
-                if entry.stat().st_mtime >= cutoff:
-                    continue
-                retry_on_windows_lock(entry.unlink)
-            except FileNotFoundError:
-                continue
-            except OSError as error:
-                raise translate_error(error, f"Removing the leftover '{entry}'",
-                                      QueueBackupError) from error
-            removed.append(entry)
-        return removed
+        """Delete what interrupted backups left behind; see :mod:`.backup_folder`."""
+        return remove_leftovers(self.backup_dir, older_than_seconds)
 
     def delete_backup(self, backup_path: str | Path) -> None:
         """Delete one backup file and its manifest (and any -wal/-shm an older backup had).
 
         Only files named like backups are deleted, never the database itself.
         """
-        path = Path(backup_path)
-        action = f"Deleting the backup '{path}'"
-        if not is_backup_file_name(path.name):
-            raise QueueBackupError(f"{action} refused: only files named queue_backup_*.db are "
-                                   "backups; choose a backup file.", ErrorKind.INVALID)
-        if path.exists() and self.db_path.exists() and path.resolve() == self.db_path.resolve():
-            raise QueueBackupError(f"{action} refused: it is the live database; choose a "
-                                   "backup file.", ErrorKind.INVALID)
-        require_existing_file(path, action, QueueBackupError)
-        with _WRITE_LOCK:
-            try:
-                retry_on_windows_lock(path.unlink)
-                for extra in (manifest_path_for(path), Path(f"{path}-wal"), Path(f"{path}-shm")):
-                    if extra.exists():
-                        retry_on_windows_lock(extra.unlink)
-            except OSError as error:
-                raise translate_error(error, action, QueueBackupError) from error
+        delete_backup_file(Path(backup_path), self.db_path)

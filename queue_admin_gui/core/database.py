@@ -1,5 +1,8 @@
 """Connections to the queue database, the schema check, and ``QueueDatabase``.
 
+(Paths, side files and the checks that a path is a regular SQLite file are in
+:mod:`.db_files`, re-exported here.)
+
 Three ways to open a file:
 
 * :func:`connect` opens an *existing* file for maintenance with the writers' PRAGMAs, without
@@ -18,20 +21,28 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import stat
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from .db_files import (
+    ENV_DB_PATH,
+    SQLITE_HEADER,
+    default_db_path,
+    describe_path,
+    file_size,
+    has_sqlite_header,
+    require_existing_file,
+    shm_path,
+    sqlite_uri,
+    wal_path,
+)
 from .errors import (
-    ErrorKind,
     NotAQueueDatabaseError,
     QueueAdminError,
     QueueDatabaseError,
-    classify_os_error,
     translate_error,
 )
 from .schema import (
@@ -43,86 +54,16 @@ from .schema import (
     WRITER_PRAGMAS,
 )
 
-ENV_DB_PATH = "PRISMQ_QUEUE_DB_PATH"
+#: The file helpers are re-exported: scripts and most of the engine import them from here.
+__all__ = [
+    "BUSY_TIMEOUT_MS", "ENV_DB_PATH", "SQLITE_HEADER", "UNSAFE_FUNCTIONS", "QueueDatabase",
+    "apply_connection_pragmas", "check_queue_schema", "closing_connection", "connect",
+    "database_path_of", "default_db_path", "file_size", "has_sqlite_header", "open_read_only",
+    "require_existing_file", "require_queue_schema", "shm_path", "sqlite_uri", "task_counts",
+    "wal_path", "write_transaction", "writer_lock",
+]
+
 BUSY_TIMEOUT_MS = 5000
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-
-def default_db_path() -> Path:
-    """The queue file PrismQ uses: ``PRISMQ_QUEUE_DB_PATH``, else the platform default."""
-    override = os.environ.get(ENV_DB_PATH)
-    if override:
-        return Path(override)
-    if sys.platform == "win32":
-        return Path(r"C:\Data\PrismQ\queue\queue.db")
-    return Path("/tmp/prismq/queue/queue.db")  # noqa: S108 - the documented PrismQ default
-
-
-def wal_path(db_path: str | Path) -> Path:
-    """The ``-wal`` file beside a database."""
-    return Path(f"{db_path}-wal")
-
-
-def shm_path(db_path: str | Path) -> Path:
-    """The ``-shm`` file beside a database."""
-    return Path(f"{db_path}-shm")
-
-
-def file_size(path: str | Path) -> int:
-    """Size of a file in bytes, 0 when it does not exist (a missing -wal is an empty WAL)."""
-    try:
-        return Path(path).stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def sqlite_uri(path: str | Path, **params: str) -> str:
-    """An SQLite ``file:`` URI for ``path``, correct for drive letters, UNC shares and spaces."""
-    posix = Path(path).absolute().as_posix()
-    if posix.startswith("//"):  # UNC share: keep the authority empty
-        posix = "//" + posix
-    elif not posix.startswith("/"):  # C:/... on Windows
-        posix = "/" + posix
-    query = "&".join(f"{key}={value}" for key, value in params.items())
-    return "file:" + quote(posix, safe="/:") + (f"?{query}" if query else "")
-
-
-def has_sqlite_header(path: str | Path) -> bool:
-    """True when the file starts with the SQLite magic string."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
-    except OSError:
-        return False
-
-
-def _describe(path: Path) -> str:
-    return f"'{path}'"
-
-
-def require_existing_file(path: str | Path, action: str,
-                          error_class: type[QueueAdminError] = QueueDatabaseError) -> Path:
-    """Return ``path`` as a Path, or raise an error naming it and the real cause.
-
-    NOT_FOUND only when nothing is there; a folder in its place is INVALID, a file where
-    a folder of the path should be is NOT_A_FOLDER, an over-long name NAME_TOO_LONG.
-    """
-    path = Path(path)
-    try:
-        mode = path.stat().st_mode
-    except OSError as error:
-        if isinstance(error, FileNotFoundError) and classify_os_error(error) is ErrorKind.NOT_FOUND:
-            raise error_class(
-                f"{action} failed: {_describe(path)} not found; check the path or choose "
-                "another file.", ErrorKind.NOT_FOUND) from error
-        raise translate_error(error, action, error_class) from error
-    if stat.S_ISDIR(mode):
-        raise error_class(f"{action} failed: {_describe(path)} is a folder, not a file; "
-                          "choose a file.", ErrorKind.INVALID)
-    if not stat.S_ISREG(mode):
-        raise error_class(f"{action} failed: {_describe(path)} is not a regular file (a "
-                          "device or a pipe); choose a file.", ErrorKind.INVALID)
-    return path
 
 
 def apply_connection_pragmas(connection: sqlite3.Connection,
@@ -146,7 +87,7 @@ def connect(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     (``isolation_level=None``): transactions are explicit. Rows are ``sqlite3.Row``.
     """
     path = Path(path)
-    action = f"Opening {_describe(path)}"
+    action = f"Opening {describe_path(path)}"
     if not create:
         require_existing_file(path, action)
     else:
@@ -181,7 +122,7 @@ def open_read_only(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     it then takes no locks and creates no -wal or -shm beside it.
     """
     path = Path(path)
-    action = f"Opening {_describe(path)}"
+    action = f"Opening {describe_path(path)}"
     require_existing_file(path, action, error_class)
     try:
         return _open_guarded(path, busy_timeout_ms, trusted_schema=False, immutable=immutable)
@@ -269,7 +210,7 @@ def require_queue_schema(connection: sqlite3.Connection, path: str | Path, actio
     problems = check_queue_schema(connection)
     if problems:
         raise NotAQueueDatabaseError(
-            f"{action} refused: {_describe(Path(path))} is not a PrismQ queue database "
+            f"{action} refused: {describe_path(Path(path))} is not a PrismQ queue database "
             f"({'; '.join(problems)}); only plain SQLite maintenance works on it."
         )
 
@@ -347,7 +288,7 @@ class QueueDatabase:
                 except sqlite3.Error as error:
                     connection.close()
                     raise translate_error(
-                        error, f"Opening {_describe(self.path)}", QueueDatabaseError
+                        error, f"Opening {describe_path(self.path)}", QueueDatabaseError
                     ) from error
                 self._connection = connection
             return self._connection
@@ -359,7 +300,7 @@ class QueueDatabase:
                 self.get_connection().executescript(SCHEMA_SQL)
             except sqlite3.Error as error:
                 raise translate_error(
-                    error, f"Creating the queue schema in {_describe(self.path)}",
+                    error, f"Creating the queue schema in {describe_path(self.path)}",
                     QueueDatabaseError,
                 ) from error
 

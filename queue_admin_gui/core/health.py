@@ -275,6 +275,11 @@ class HealthSnapshot:
     measured: HealthMeasurements
     report: HealthReport
 
+    @property
+    def database_path(self) -> str:
+        """The file that was measured (also known when SQLite could not read it)."""
+        return str(self.stats.get("path", ""))
+
 
 def latest_backup_time(backup_dir: str | Path) -> tuple[datetime | None, bool]:
     """The time of the newest backup in ``backup_dir`` and whether there is any backup.

@@ -10,12 +10,10 @@ then reported as "the database is locked by another program; close it or retry".
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,15 @@ from .errors import (
     translate_error,
 )
 from .leases import LeaseManager
+from .maintenance_results import (
+    DID_NOT_FINISH,
+    AnalyzeResult,
+    CheckpointResult,
+    IntegrityResult,
+    OptimizeResult,
+    PragmaOptimizeResult,
+    VacuumResult,
+)
 from .progress import (
     CancelCheck,
     ProgressCallback,
@@ -45,8 +52,12 @@ from .progress import (
     raise_if_cancelled,
     report,
 )
-from .stats import database_stats
+from .stats import DatabaseStats, read_database_stats
 from .write_session import as_maintenance_error
+
+__all__ = ["DID_NOT_FINISH", "AnalyzeResult", "CheckpointResult", "DatabaseStats",
+           "IntegrityResult", "OptimizeResult", "PragmaOptimizeResult", "QueueMaintenance",
+           "VacuumResult"]
 
 #: The checkpoint statements, one per mode: the mode is looked up, never formatted from input.
 _CHECKPOINT_SQL = {
@@ -55,83 +66,6 @@ _CHECKPOINT_SQL = {
     "RESTART": "PRAGMA wal_checkpoint(RESTART)",
     "TRUNCATE": "PRAGMA wal_checkpoint(TRUNCATE)",
 }
-
-
-#: What the activity log records for an operation that ran but did not do all it was asked.
-DID_NOT_FINISH = "did not finish"
-
-
-@dataclass(frozen=True)
-class CheckpointResult:
-    """What a checkpoint did, and whether it finished.
-
-    ``busy``, ``log`` and ``checkpointed`` are SQLite's own answer to the checkpoint
-    statement; ``log_frames`` and ``checkpointed_frames`` count the WAL frames before a
-    TRUNCATE emptied it (the same values for the other modes).
-    """
-
-    mode: str
-    busy: int
-    log: int
-    checkpointed: int
-    log_frames: int
-    checkpointed_frames: int
-    wal_bytes_before: int
-    wal_bytes_after: int
-    seconds: float
-
-    @property
-    def finished(self) -> bool:
-        """True only when nothing kept the checkpoint from copying every WAL frame."""
-        return self.busy == 0 and self.log == self.checkpointed
-
-    @property
-    def shortfall(self) -> str | None:
-        """``"did not finish"`` when the checkpoint ran but left frames behind, else None."""
-        return None if self.finished else DID_NOT_FINISH
-
-    def as_dict(self) -> dict[str, Any]:
-        """The dict :meth:`QueueMaintenance.checkpoint` has always returned."""
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class IntegrityResult:
-    """What SQLite's integrity or quick check found; ``problems`` is empty when clean.
-
-    ``limit`` is how many problems the check stops at: ``problem_count`` equal to it means
-    "at least that many".
-    """
-
-    quick: bool
-    problems: list[str]
-    limit: int
-
-    @property
-    def ok(self) -> bool:
-        """True when the check found nothing wrong."""
-        return not self.problems
-
-    @property
-    def problem_count(self) -> int:
-        """How many problems the check reported (it stops at ``limit``)."""
-        return len(self.problems)
-
-    def count_text(self) -> str:
-        """"1 problem", "3 problems", "at least 100 problems"."""
-        count = self.problem_count
-        noun = "problem" if count == 1 else "problems"
-        return f"at least {count} {noun}" if count >= self.limit else f"{count} {noun}"
-
-    @property
-    def shortfall(self) -> str | None:
-        """``"found N problems"`` when the check found any, else None (for the activity log)."""
-        return None if self.ok else f"found {self.count_text()}"
-
-    @property
-    def lines(self) -> list[str]:
-        """``["ok"]`` when clean, else the problems: what :meth:`integrity_check` returns."""
-        return list(self.problems) if self.problems else ["ok"]
 
 
 class QueueMaintenance:
@@ -195,7 +129,13 @@ class QueueMaintenance:
         """Rebuild the file without free pages, after checking there is room to do it.
 
         VACUUM blocks writers while it runs and can be cancelled (nothing changes then).
+        The dict form of :meth:`run_vacuum`, kept for scripts written against it.
         """
+        return self.run_vacuum(progress, cancelled).as_dict()
+
+    def run_vacuum(self, progress: ProgressCallback | None = None,
+                   cancelled: CancelCheck | None = None) -> VacuumResult:
+        """VACUUM as a typed result: sizes before and after, and how long it took."""
         action = f"VACUUM of '{self.db_path}'"
         started = time.perf_counter()
         report(progress, 0, 3, "Checking free space")
@@ -211,16 +151,19 @@ class QueueMaintenance:
             connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             size_after = _logical_size(connection)
         report(progress, 3, 3, "Done")
-        return {
-            "size_before": size_before,
-            "size_after": size_after,
-            "freed_bytes": max(0, size_before - size_after),
-            "file_size_after": file_size(self.db_path),
-            "seconds": time.perf_counter() - started,
-        }
+        return VacuumResult(size_before=size_before, size_after=size_after,
+                            file_size_after=file_size(self.db_path),
+                            seconds=time.perf_counter() - started)
 
     def analyze(self, table: str | None = None) -> dict[str, Any]:
-        """Refresh the query planner's statistics, for one table or for the whole file."""
+        """Refresh the query planner's statistics, for one table or for the whole file.
+
+        The dict form of :meth:`run_analyze`, kept for scripts written against it.
+        """
+        return self.run_analyze(table).as_dict()
+
+    def run_analyze(self, table: str | None = None) -> AnalyzeResult:
+        """ANALYZE as a typed result: the table as the file spells it (None: all of them)."""
         action = f"ANALYZE of '{self.db_path}'"
         started = time.perf_counter()
         with self._writer(action) as connection:
@@ -230,7 +173,7 @@ class QueueMaintenance:
             else:
                 analyzed = self._existing_table(connection, table)
                 connection.execute(f'ANALYZE "{_quote_identifier(analyzed)}"')
-        return {"table": analyzed, "seconds": time.perf_counter() - started}
+        return AnalyzeResult(analyzed, time.perf_counter() - started)
 
     def table_names(self) -> list[str]:
         """The file's own tables, sorted: the only names :meth:`analyze` accepts."""
@@ -246,34 +189,44 @@ class QueueMaintenance:
             raise translate_error(error, action, QueueMaintenanceError) from error
 
     def pragma_optimize(self) -> dict[str, Any]:
-        """Let SQLite refresh only the statistics it considers out of date (cheap)."""
+        """Let SQLite refresh only the statistics it considers out of date (cheap).
+
+        The dict form of :meth:`run_pragma_optimize`, kept for scripts written against it.
+        """
+        return self.run_pragma_optimize().as_dict()
+
+    def run_pragma_optimize(self) -> PragmaOptimizeResult:
+        """``PRAGMA optimize`` as a typed result (how long it took)."""
         started = time.perf_counter()
         with self._writer(f"PRAGMA optimize on '{self.db_path}'") as connection:
             connection.execute("PRAGMA optimize").fetchall()
-        return {"seconds": time.perf_counter() - started}
+        return PragmaOptimizeResult(time.perf_counter() - started)
 
     def optimize(self, full: bool = False, progress: ProgressCallback | None = None,
                  cancelled: CancelCheck | None = None) -> dict[str, Any]:
-        """ANALYZE, and VACUUM too when ``full`` (slow, blocks writers); sizes before and after."""
+        """ANALYZE, and VACUUM too when ``full`` (slow, blocks writers); sizes before and after.
+
+        The dict form of :meth:`run_optimize`, kept for scripts written against it.
+        """
+        return self.run_optimize(full, progress, cancelled).as_dict()
+
+    def run_optimize(self, full: bool = False, progress: ProgressCallback | None = None,
+                     cancelled: CancelCheck | None = None) -> OptimizeResult:
+        """ANALYZE (and VACUUM when ``full``) as a typed result with the statistics around it."""
         started = time.perf_counter()
-        stats_before = self.get_database_stats(include_task_counts=False)
+        stats_before = self.read_stats(include_task_counts=False)
         total = 2 if full else 1
         report(progress, 0, total, "Updating statistics (ANALYZE)")
-        self.analyze()
+        self.run_analyze()
         vacuum_result = None
         if full:
             raise_if_cancelled(cancelled, f"VACUUM of '{self.db_path}'")
             report(progress, 1, total, "Rebuilding the database (VACUUM)")
-            vacuum_result = self.vacuum(cancelled=cancelled)
+            vacuum_result = self.run_vacuum(cancelled=cancelled)
         report(progress, total, total, "Done")
-        return {
-            "analyzed": True,
-            "vacuumed": bool(full),
-            "vacuum": vacuum_result,
-            "stats_before": stats_before,
-            "stats_after": self.get_database_stats(include_task_counts=False),
-            "seconds": time.perf_counter() - started,
-        }
+        return OptimizeResult(vacuum=vacuum_result, stats_before=stats_before,
+                              stats_after=self.read_stats(include_task_counts=False),
+                              seconds=time.perf_counter() - started)
 
     def integrity_check(self, quick: bool = False, cancelled: CancelCheck | None = None,
                         max_errors: int = 100) -> list[str]:
@@ -315,8 +268,15 @@ class QueueMaintenance:
             connection.close()
 
     def get_database_stats(self, include_task_counts: bool = True) -> dict[str, Any]:
-        """Sizes, pages, fragmentation, journal settings and task counts, read-only and fast."""
-        return database_stats(self.db_path, include_task_counts, self.busy_timeout_ms)
+        """Sizes, pages, fragmentation, journal settings and task counts, read-only and fast.
+
+        The dict form of :meth:`read_stats`, kept for scripts and the CLI's JSON output.
+        """
+        return self.read_stats(include_task_counts).as_dict()
+
+    def read_stats(self, include_task_counts: bool = True) -> DatabaseStats:
+        """The file's statistics as a typed result (read-only, fast)."""
+        return read_database_stats(self.db_path, include_task_counts, self.busy_timeout_ms)
 
     def cleanup_stale_leases(self, timeout_seconds: int = 300) -> int:
         """Requeue abandoned tasks; how many.

@@ -37,6 +37,7 @@ from .database import (
     wal_path,
 )
 from .errors import ErrorKind, QueueDatabaseError, translate_error
+from .maintenance_results import CheckpointResult
 from .schema import KNOWN_STATUSES
 
 MEGABYTE = 1024 * 1024
@@ -354,13 +355,15 @@ class CheckpointOutcome:
     checkpointed_frames: int
 
     @classmethod
-    def from_result(cls, result: dict[str, Any], moment: float) -> CheckpointOutcome:
-        """Read a ``QueueMaintenance.checkpoint`` result (old key names accepted)."""
+    def from_result(cls, result: CheckpointResult | dict[str, Any],
+                    moment: float) -> CheckpointOutcome:
+        """Read a checkpoint result: the typed one, or its dict (old key names accepted)."""
+        fields = result.as_dict() if isinstance(result, CheckpointResult) else result
         return cls(
-            time=moment, mode=str(result.get("mode", "?")), busy=int(result.get("busy", 0)),
-            log_frames=int(result.get("log_frames", result.get("log", -1))),
-            checkpointed_frames=int(result.get("checkpointed_frames",
-                                               result.get("checkpointed", -1))),
+            time=moment, mode=str(fields.get("mode", "?")), busy=int(fields.get("busy", 0)),
+            log_frames=int(fields.get("log_frames", fields.get("log", -1))),
+            checkpointed_frames=int(fields.get("checkpointed_frames",
+                                               fields.get("checkpointed", -1))),
         )
 
     @property

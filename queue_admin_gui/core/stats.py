@@ -8,6 +8,7 @@ scan), cheap enough to sample once a second beside a running backup.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,58 @@ MEGABYTE = 1024 * 1024
 _AUTO_VACUUM_NAMES = {0: "NONE", 1: "FULL", 2: "INCREMENTAL"}
 
 
+@dataclass(frozen=True)
+class DatabaseStats:
+    """Sizes, page usage, journal settings and (for a queue) task counts of one SQLite file.
+
+    ``is_queue`` and ``schema_problems`` say whether the file is a queue database;
+    ``task_counts`` is None when not asked for or when it is not one.
+    """
+
+    path: str
+    page_size: int
+    page_count: int
+    freelist_count: int
+    fragmentation_percent: float
+    db_size_bytes: int
+    wal_size_bytes: int
+    shm_size_bytes: int
+    total_size_mb: float
+    wal_size_mb: float
+    wal_mode: bool
+    journal_mode: str
+    auto_vacuum: str
+    wal_autocheckpoint: int
+    journal_size_limit: int
+    sqlite_version: str
+    is_queue: bool
+    schema_problems: list[str]
+    task_counts: dict[str, int] | None
+
+    @property
+    def freelist_bytes(self) -> int:
+        """Bytes held by free pages: what VACUUM would give back."""
+        return self.freelist_count * self.page_size
+
+    def as_dict(self) -> dict[str, Any]:
+        """The dict :func:`database_stats` returns, keys in :data:`STATS_KEYS` order."""
+        return {key: getattr(self, key) for key in STATS_KEYS}
+
+
 def database_stats(db_path: str | Path, include_task_counts: bool = True,
                    busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> dict[str, Any]:
     """Sizes, page usage, journal settings and (for a queue) task counts of one SQLite file.
 
-    Works on any SQLite file; ``is_queue`` and ``schema_problems`` say whether it is a queue
-    database, and ``task_counts`` is None when not asked for or when it is not one.
+    The dict form of :func:`read_database_stats`, kept for scripts and the CLI's JSON.
+    """
+    return read_database_stats(db_path, include_task_counts, busy_timeout_ms).as_dict()
+
+
+def read_database_stats(db_path: str | Path, include_task_counts: bool = True,
+                        busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> DatabaseStats:
+    """The statistics of one SQLite file, read through a read-only connection.
+
+    Works on any SQLite file; the result's ``is_queue`` says whether it is a queue database.
     """
     path = Path(db_path)
     action = f"Reading statistics of '{path}'"
@@ -48,7 +95,7 @@ def database_stats(db_path: str | Path, include_task_counts: bool = True,
     db_bytes = file_size(path)
     wal_bytes = file_size(wal_path(path))
     page_count = stats["page_count"]
-    stats.update(
+    return DatabaseStats(
         path=str(path),
         fragmentation_percent=(stats["freelist_count"] / page_count * 100.0
                                if page_count else 0.0),
@@ -61,8 +108,8 @@ def database_stats(db_path: str | Path, include_task_counts: bool = True,
         is_queue=not problems,
         schema_problems=problems,
         task_counts=counts,
+        **stats,
     )
-    return {key: stats[key] for key in STATS_KEYS}
 
 
 #: The keys of :func:`database_stats`, in the order the CLI prints them.

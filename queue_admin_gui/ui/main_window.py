@@ -11,13 +11,11 @@ closing the window asks first, then cancels and waits for the worker threads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QFileDialog,
     QMainWindow,
     QStackedWidget,
     QTabWidget,
@@ -28,13 +26,17 @@ from ..app.jobs import Job, is_background, mark_background
 from ..app.monitor import Sampler
 from ..app.session import Session
 from ..core.activity import ActivityLog
-from ..core.database import check_queue_schema, closing_connection, open_read_only
-from ..core.health import HealthSnapshot, assess_health, measure_health
-from ..core.readings import measurements_with_sample
-from ..core.sampling import Sample
-from ..core.starvation import report_with_starvation
+from ..core.health import HealthSnapshot
 from .activity_log import ActivityLogDock
 from .backups_tab import BackupsTab, open_restore_wizard
+from .database_opener import (
+    OpenedDatabase,
+    ask_for_database_file,
+    inspect_database,
+    recent_files,
+    remember_file,
+)
+from .health_watch import HealthWatch
 from .help_viewer import install_help
 from .icons import app_icon, icon
 from .leases_tab import LeasesTab
@@ -48,10 +50,6 @@ from .wal_plot import WalPlotWidget
 from .wal_tab import WalTab
 from .window_menus import WindowActions, build_menus
 
-#: How often the health facts a sample does not measure (stale leases, backups, free space)
-#: are read; WAL size and free pages follow every sample.
-HEALTH_INTERVAL_MS = 30_000
-MAX_RECENT_FILES = 8
 DEFAULT_SIZE = (1200, 800)
 #: Default height of the activity log dock: a few lines, the tabs keep the room.
 DOCK_HEIGHT = 130
@@ -65,25 +63,6 @@ TAB_SPECS = (
     ("leases", LeasesTab, "Leases", "requeue"),
     ("stats", StatsTab, "Stats", "analyze"),
 )
-
-
-@dataclass(frozen=True)
-class OpenedDatabase:
-    """What the opening check found: the file is SQLite; is it a queue, and if not why."""
-
-    path: Path
-    problems: list[str]
-
-    @property
-    def is_queue(self) -> bool:
-        """True when the queue schema is complete."""
-        return not self.problems
-
-
-def inspect_database(path: Path) -> OpenedDatabase:
-    """Open ``path`` read-only and check the queue schema (run as a job, never in the GUI)."""
-    with closing_connection(open_read_only(path)) as connection:
-        return OpenedDatabase(path, check_queue_schema(connection))
 
 
 class MainWindow(QMainWindow):
@@ -101,15 +80,11 @@ class MainWindow(QMainWindow):
         self.session = session
         self.settings = settings
         self.demo_workers: object | None = None
-        self.health: HealthSnapshot | None = None
-        #: The last slower health read, which the samples are graded together with.
-        self.health_read: HealthSnapshot | None = None
-        self._health_job: Job | None = None
         self._open_job: Job | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.restore_wizard: QWidget | None = None
         #: Asks for a database file; returns "" when cancelled (replaceable in tests).
-        self.choose_database_file = _ask_for_database_file
+        self.choose_database_file = ask_for_database_file
         self.setWindowTitle("Queue Admin")
         self.setWindowIcon(app_icon())
         self.resize(*DEFAULT_SIZE)
@@ -140,22 +115,14 @@ class MainWindow(QMainWindow):
         build_menus(self, self.window_actions)
         self.help_viewer = install_help(self, self._front_tab_key)
 
-        self.health_timer = QTimer(self)
-        self.health_timer.setInterval(HEALTH_INTERVAL_MS)
-        self.health_timer.timeout.connect(self.refresh_health)
+        self.health_watch = HealthWatch(session, self.sampler, self.status, self)
+        self.health_watch.changed.connect(self.health_changed)
         self.start_page.open_requested.connect(self.ask_and_open)
         self.start_page.recent_requested.connect(self.open_database)
         self.start_page.usual_requested.connect(self.open_database)
         self.start_page.demo_requested.connect(self.open_demo)
         session.runner.write_busy_changed.connect(self._on_write_busy_changed)
         session.database_changed.connect(self._on_database_changed)
-        session.config_changed.connect(self._on_config_changed)
-        session.backup_done.connect(self._on_backup_done)
-        session.changed.connect(self._on_topic_changed)
-        self.sampler.sampled.connect(self._on_sampled)
-        self.sampler.gap.connect(self._on_sample_gap)
-        self.sampler.starvation_changed.connect(lambda _found: self._show_health())
-        self.sampler.holders_found.connect(lambda _lookup: self._show_health())
         self._update_recent_files()
         self._restore_layout()
         self._on_database_changed(session.db_path)
@@ -273,70 +240,18 @@ class MainWindow(QMainWindow):
         self.start_page.show_problem(str(error))
 
     def _remember(self, path: Path) -> None:
-        recent = [p for p in self.recent_files() if p != path]
-        recent.insert(0, path)
-        self.settings.setValue("recent_files", [str(p) for p in recent[:MAX_RECENT_FILES]])
-        self.settings.setValue("last_database", str(path))
+        remember_file(self.settings, path)
         self._update_recent_files()
 
     def recent_files(self) -> list[Path]:
         """Recently opened databases, newest first."""
-        value = self.settings.value("recent_files", [])
-        if isinstance(value, str):
-            value = [value]
-        return [Path(item) for item in (value or []) if item]
+        return recent_files(self.settings)
 
     def _update_recent_files(self) -> None:
         recent = self.recent_files()
         self.start_page.set_recent_files(recent)
         if hasattr(self, "window_actions"):
             self.window_actions.set_recent_files(recent)
-
-    # -- health -----------------------------------------------------------------------------
-
-    def refresh_health(self) -> None:
-        """Measure health in a background read job, unless the previous one still runs."""
-        path = self.session.db_path
-        if path is None or (self._health_job is not None and not self._health_job.is_finished):
-            return
-        config = self.session.config
-        self._health_job = mark_background(self.session.run(
-            "Read health", lambda progress, cancelled: measure_health(path, config, progress,
-                                                                      cancelled),
-            on_done=self._on_health_measured, on_error=self._on_health_failed,
-            report_errors=False))
-
-    def _on_health_measured(self, snapshot: HealthSnapshot) -> None:
-        if Path(snapshot.stats.get("path", "")) != self.session.db_path:
-            return
-        self.health_read = snapshot
-        self._show_health()
-
-    def _show_health(self) -> None:
-        """Grade the last health read together with the latest sample, and show it."""
-        read = self.health_read
-        if read is None:
-            return
-        measured = read.measured
-        sample = self.sampler.last_sample
-        if sample is not None and not self.sampler.stale:
-            measured = measurements_with_sample(measured, sample)
-        report = report_with_starvation(assess_health(self.session.config, measured),
-                                        self.sampler.advice())
-        self.health = HealthSnapshot(read.stats, measured, report)
-        self.status.show_health(self.health.report, measured.last_backup_at,
-                                measured.has_backups)
-        self.health_changed.emit(self.health.report)
-
-    def _on_sampled(self, sample: Sample) -> None:
-        self.status.show_sample(sample)
-        self._show_health()
-
-    def _on_sample_gap(self, reason: str) -> None:
-        self.status.show_sample_stale(self.sampler.last_sample, reason)
-
-    def _on_health_failed(self, error: BaseException) -> None:
-        self.status.show_unreadable(str(error))
 
     # -- reactions --------------------------------------------------------------------------
 
@@ -349,23 +264,28 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.tabs if path is not None else self.start_page)
         self.setWindowTitle(f"{path.name} \u2013 Queue Admin" if path else "Queue Admin")
         self.window_actions.update_states()
-        if path is None:
-            self.health_timer.stop()
-            return
-        self.health = None
-        self.health_read = None
-        self.refresh_health()
-        self.health_timer.start()
+        self.health_watch.follow_database(path)
 
-    def _on_config_changed(self, config: object) -> None:
-        self._show_health()
-        self.refresh_health()
+    # -- health (read and graded by the HealthWatch) ----------------------------------------
 
-    def _on_backup_done(self, _result: object) -> None:
-        self.refresh_health()
+    @property
+    def health(self) -> HealthSnapshot | None:
+        """The grade the badge shows, with the measurements behind it."""
+        return self.health_watch.health
 
-    def _on_topic_changed(self, _topic: str) -> None:
-        self.refresh_health()
+    @property
+    def health_read(self) -> HealthSnapshot | None:
+        """The last slower health read, which the samples are graded together with."""
+        return self.health_watch.read
+
+    @property
+    def health_timer(self) -> QTimer:
+        """The timer of the slower health read."""
+        return self.health_watch.timer
+
+    def refresh_health(self) -> None:
+        """Measure health in a background read job, unless the previous one still runs."""
+        self.health_watch.refresh()
 
     def _on_write_busy_changed(self, _busy: bool) -> None:
         self.window_actions.update_states()
@@ -435,7 +355,7 @@ class MainWindow(QMainWindow):
                 return
         self.status.showMessage("Cancelling running jobs and closing...")
         self.session.messages.stop_showing()
-        self.health_timer.stop()
+        self.health_watch.timer.stop()
         self.sampler.stop()
         self.closing.emit()
         self.backups_tab.archive_panel.stop_archiving()  # the runner's shutdown waits for it
@@ -443,13 +363,6 @@ class MainWindow(QMainWindow):
         self.stop_demo_workers()
         self.save_layout()
         event.accept()
-
-
-def _ask_for_database_file(parent: QWidget, start: str) -> str:
-    chosen, _filter = QFileDialog.getOpenFileName(
-        parent, "Open queue database", start,
-        "SQLite databases (*.db *.sqlite *.sqlite3);;All files (*)")
-    return chosen
 
 
 __all__ = ["MainWindow", "OpenedDatabase", "TAB_SPECS", "inspect_database"]

@@ -8,7 +8,7 @@ how much; the integrity checks list SQLite's own findings.
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QBrush, QColor
@@ -28,7 +28,14 @@ from ..app.jobs import Job
 from ..app.operations import TOPIC_DATABASE, TOPIC_STATS, analyze, pragma_optimize, vacuum
 from ..app.session import Session
 from ..core.disk import vacuum_space_by_volume
-from ..core.maintenance import IntegrityResult, QueueMaintenance
+from ..core.maintenance import (
+    AnalyzeResult,
+    DatabaseStats,
+    IntegrityResult,
+    PragmaOptimizeResult,
+    QueueMaintenance,
+    VacuumResult,
+)
 from ..core.progress import CancelCheck, ProgressCallback
 from .widgets import (
     BAD_COLOUR,
@@ -67,15 +74,28 @@ def format_elapsed(seconds: float) -> str:
     return f"{whole // 60} min {whole % 60:02d} s"
 
 
-def read_optimize_state(maintenance: QueueMaintenance) -> dict[str, Any]:
+@dataclass(frozen=True)
+class OptimizeState:
+    """What the tab shows before anything runs: page usage, tables, VACUUM's disk needs.
+
+    ``vacuum_space`` is the free space VACUUM needs per volume, ``(volume, bytes)``.
+    """
+
+    stats: DatabaseStats
+    tables: list[str]
+    vacuum_needed: int
+    vacuum_space: list[tuple[str, int]]
+
+
+def read_optimize_state(maintenance: QueueMaintenance) -> OptimizeState:
     """Page usage, the file's tables and the space VACUUM needs (runs in a job)."""
     needed = maintenance.vacuum_space_needed()
-    return {
-        "stats": maintenance.get_database_stats(include_task_counts=False),
-        "tables": maintenance.table_names(),
-        "vacuum_needed": needed,
-        "vacuum_space": vacuum_space_by_volume(maintenance.db_path, needed),
-    }
+    return OptimizeState(
+        stats=maintenance.read_stats(include_task_counts=False),
+        tables=maintenance.table_names(),
+        vacuum_needed=needed,
+        vacuum_space=vacuum_space_by_volume(maintenance.db_path, needed),
+    )
 
 
 def describe_vacuum_space(space: list[tuple[str, int]]) -> str:
@@ -90,7 +110,7 @@ class OptimizeTab(MaintenanceTab):
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
-        self.state: dict[str, Any] | None = None
+        self.state: OptimizeState | None = None
         self._check_job: Job | None = None
         self.table_combo = QComboBox()
         self.table_combo.addItem(ALL_TABLES)
@@ -207,27 +227,26 @@ class OptimizeTab(MaintenanceTab):
                       lambda progress, cancelled: read_optimize_state(QueueMaintenance(path)),
                       self._on_state)
 
-    def _on_state(self, state: dict[str, Any]) -> None:
+    def _on_state(self, state: OptimizeState) -> None:
         self.state = state
-        stats = state["stats"]
+        stats = state.stats
         config = self.session.config
-        page_size = int(stats["page_size"])
-        self.space_grid.set_value("db_size", format_bytes(stats["db_size_bytes"]))
-        self.space_grid.set_value("page_count", format_count(stats["page_count"]))
+        self.space_grid.set_value("db_size", format_bytes(stats.db_size_bytes))
+        self.space_grid.set_value("page_count", format_count(stats.page_count))
         self.space_grid.set_value(
-            "freelist", f"{format_count(stats['freelist_count'])} "
-                        f"({format_bytes(stats['freelist_count'] * page_size)})")
-        percent = float(stats["fragmentation_percent"])
+            "freelist", f"{format_count(stats.freelist_count)} "
+                        f"({format_bytes(stats.freelist_bytes)})")
+        percent = stats.fragmentation_percent
         colour = None
         if percent >= config.fragmentation_critical_percent:
             colour = BAD_COLOUR
         elif percent >= config.fragmentation_warning_percent:
             colour = WARN_COLOUR
         self.space_grid.set_value("fragmentation", f"{percent:.1f} %", colour)
-        self.space_grid.set_value("vacuum_needed", describe_vacuum_space(state["vacuum_space"]))
+        self.space_grid.set_value("vacuum_needed", describe_vacuum_space(state.vacuum_space))
         chosen = self.table_combo.currentText()
         self.table_combo.clear()
-        self.table_combo.addItems([ALL_TABLES, *state["tables"]])
+        self.table_combo.addItems([ALL_TABLES, *state.tables])
         index = self.table_combo.findText(chosen)
         self.table_combo.setCurrentIndex(max(index, 0))
 
@@ -241,9 +260,9 @@ class OptimizeTab(MaintenanceTab):
 
         self.run_operation(analyze(path, chosen), on_success=self._on_analyzed)
 
-    def _on_analyzed(self, result: dict[str, Any]) -> None:
-        what = f"table {result['table']}" if result.get("table") else "all tables"
-        text = f"ANALYZE of {what} finished in {result['seconds']:.2f} s."
+    def _on_analyzed(self, result: AnalyzeResult) -> None:
+        what = f"table {result.table}" if result.table else "all tables"
+        text = f"ANALYZE of {what} finished in {result.seconds:.2f} s."
         set_status(self.statistics_label, text, GOOD_COLOUR)
         self.session.messages.info(text)
 
@@ -253,8 +272,8 @@ class OptimizeTab(MaintenanceTab):
             return
         self.run_operation(pragma_optimize(path), on_success=self._on_optimized)
 
-    def _on_optimized(self, result: dict[str, Any]) -> None:
-        text = f"PRAGMA optimize finished in {result['seconds']:.2f} s."
+    def _on_optimized(self, result: PragmaOptimizeResult) -> None:
+        text = f"PRAGMA optimize finished in {result.seconds:.2f} s."
         set_status(self.statistics_label, text, GOOD_COLOUR)
         self.session.messages.info(text)
 
@@ -264,8 +283,8 @@ class OptimizeTab(MaintenanceTab):
         if path is None:
             return
         if self.state is not None:
-            needed = describe_vacuum_space(self.state["vacuum_space"])
-            size = f" ({format_bytes(self.state['stats']['db_size_bytes'])})"
+            needed = describe_vacuum_space(self.state.vacuum_space)
+            size = f" ({format_bytes(self.state.stats.db_size_bytes)})"
         else:
             needed, size = "about twice the size of the database", ""
         text = (f"VACUUM rebuilds {path.name}{size}. Every writer, workers included, waits "
@@ -275,13 +294,13 @@ class OptimizeTab(MaintenanceTab):
                                              confirm_label="Run VACUUM", destructive=True):
             return
 
-        def rebuild(progress: ProgressCallback, cancelled: CancelCheck) -> dict[str, Any]:
+        def rebuild(progress: ProgressCallback, cancelled: CancelCheck) -> VacuumResult:
             # SQLite rebuilds the file in one call that reports nothing until it ends, so a
             # count ("1 / 3") would sit still for minutes: every stage shows a busy bar.
             def busy(done: int, total: int, stage: str) -> None:
                 progress(0, 0, vacuum_stage_text(stage))
 
-            return QueueMaintenance(path).vacuum(busy, cancelled)
+            return QueueMaintenance(path).run_vacuum(busy, cancelled)
 
         job = self.run_operation(vacuum(path, rebuild), on_success=self._on_vacuumed,
                                  on_error=self._on_vacuum_failed)
@@ -309,10 +328,10 @@ class OptimizeTab(MaintenanceTab):
         elapsed = format_elapsed(time.monotonic() - self._vacuum_started)
         panel.stage_label.setText(f"{self._vacuum_stage or 'Starting...'} {elapsed} elapsed")
 
-    def _on_vacuumed(self, result: dict[str, Any]) -> None:
-        text = (f"VACUUM freed {format_bytes(result['freed_bytes'])} in "
-                f"{result['seconds']:.1f} s; the file is now "
-                f"{format_bytes(result.get('file_size_after', result['size_after']))}.")
+    def _on_vacuumed(self, result: VacuumResult) -> None:
+        text = (f"VACUUM freed {format_bytes(result.freed_bytes)} in "
+                f"{result.seconds:.1f} s; the file is now "
+                f"{format_bytes(result.file_size_after)}.")
         set_status(self.vacuum_label, text, GOOD_COLOUR)
         self.session.messages.info(text)
 

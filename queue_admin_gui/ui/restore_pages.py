@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..app.jobs import Job
+from ..app.operations import Operation
 from ..app.session import Session
 from ..core.backup import QueueBackup
 from ..core.errors import QueueAdminError, format_bytes
@@ -106,13 +107,26 @@ class JobPage(QWizardPage):
 
     def run_job(self, title: str, func: Callable[..., Any], on_done: Callable[[Any], None],
                 *, writes: bool = False) -> Job:
-        """Run ``func(progress, cancelled)`` as a job; the page follows its progress."""
+        """Run ``func(progress, cancelled)`` as a job (a read); the page follows its progress."""
+        self._show_starting()
+        return self._follow(self.session.run(title, func, writes=writes, on_done=on_done,
+                                             on_error=self.on_job_error,
+                                             on_cancelled=self.on_job_cancelled))
+
+    def run_operation(self, operation: Operation, on_done: Callable[[Any], None]) -> Job:
+        """Run a write as an operation: the session announces what it changed, not the page."""
+        self._show_starting()
+        return self._follow(self.session.run_operation(
+            operation, on_success=on_done, on_error=self.on_job_error,
+            on_cancelled=self.on_job_cancelled))
+
+    def _show_starting(self) -> None:
         self.bar.setRange(0, 0)
         self.bar.show()
         self.stage_label.setStyleSheet("")
         self.stage_label.setText("Starting...")
-        job = self.session.run(title, func, writes=writes, on_done=on_done,
-                               on_error=self.on_job_error, on_cancelled=self.on_job_cancelled)
+
+    def _follow(self, job: Job) -> Job:
         job.progress.connect(self.on_progress)
         job.finished.connect(self._on_job_finished)
         self.job = job

@@ -3,14 +3,14 @@
 Five pages: choose a backup, check it and see what restoring it costs, prepare (workers,
 locks, space, safety backup), restore (a commit page with progress and a countdown while
 another program holds the database), done (integrity, in-flight tasks to requeue, undo).
-Every database step runs as a job; the pages only show what the jobs found.
+Every database step runs as a job, and the two that write (the restore and the requeue) as
+operations, which announce what they changed; the pages only show what the jobs found.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -20,14 +20,13 @@ from PySide6.QtWidgets import (
     QWizard,
 )
 
-from ..app.operations import TOPIC_BACKUPS, TOPIC_DATABASE, TOPIC_LEASES
+from ..app.operations import requeue_restored_tasks, restore_backup
 from ..app.session import Session
-from ..core.backup import QueueBackup
 from ..core.errors import QueueAdminError
-from ..core.leases import LeaseManager, RequeueResult
+from ..core.leases import RequeueResult
 from ..core.restore import STAGE_WRITE
 from ..core.restore_execute import STAGE_CHECK_RESTORED, STAGE_WAITING, RestoreReport
-from ..core.restore_plan import ACTIVE_WORKER_SECONDS, RestoredCheck, TaskRef
+from ..core.restore_plan import RestoredCheck, TaskRef
 from .restore_pages import (
     GOOD_STYLE,
     PROBLEM_STYLE,
@@ -78,18 +77,11 @@ class RestorePage(JobPage):
         self.result_label.setStyleSheet("")
         live, folder, backup = state.live_path, state.backup_dir, state.backup_path
         assert live is not None and backup is not None
-        safety, wait = state.safety_backup, float(state.lock_wait_seconds)
-        accepted = state.accepted_workers
-
-        def restore(progress: Any, cancelled: Any) -> RestoreOutcome:
-            result = QueueBackup(live, folder).restore_backup(
-                backup, safety_backup=safety, progress=progress, cancelled=cancelled,
-                accepted_workers=accepted, lock_wait_seconds=wait)
-            assert isinstance(result, RestoreReport) and result.check is not None
-            return RestoreOutcome(result, result.check)
-
-        self.run_job(f"Restore {live.name} from {backup.name}", restore, self._on_restored,
-                     writes=True)
+        self.run_operation(
+            restore_backup(live, folder, backup, safety_backup=state.safety_backup,
+                           accepted_workers=state.accepted_workers,
+                           lock_wait_seconds=float(state.lock_wait_seconds)),
+            self._on_restored)
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt override
         """Continue only after a restore that went through."""
@@ -139,9 +131,9 @@ class RestorePage(JobPage):
         self.result_label.setText(text)
         self.session.messages.info(text)
 
-    def _on_restored(self, outcome: RestoreOutcome) -> None:
-        self.state.outcome = outcome
-        result = outcome.result
+    def _on_restored(self, result: RestoreReport) -> None:
+        assert isinstance(result, RestoreReport) and result.check is not None
+        self.state.outcome = RestoreOutcome(result, result.check)
         late = " (it had already finished when Cancel was pressed)" if self.cancel_asked else ""
         self.session.messages.info(f"Restored '{result.target}' from '{result.restored_from.name}'"
                                    f" in {result.seconds:.1f} s{late}.")
@@ -149,9 +141,6 @@ class RestorePage(JobPage):
         self.result_label.setStyleSheet(GOOD_STYLE)
 
     def _on_job_finished(self) -> None:
-        self.session.notify(TOPIC_BACKUPS)
-        if self.state.outcome is not None:
-            self.session.notify(TOPIC_DATABASE)
         super()._on_job_finished()
         wizard = self.wizard()
         if self.state.outcome is not None and wizard is not None \
@@ -281,10 +270,7 @@ class DonePage(JobPage):
         ids = [task.id for task in self._split_in_flight()[0]]
         assert live is not None
         self.requeue_button.setEnabled(False)
-        self.run_job("Requeue tasks in flight in the backup",
-                     lambda progress, cancelled: LeaseManager(live).requeue_tasks(
-                         ids, spare_workers_seen_within=ACTIVE_WORKER_SECONDS),
-                     self._on_requeued, writes=True)
+        self.run_operation(requeue_restored_tasks(live, ids), self._on_requeued)
 
     def _on_requeued(self, result: RequeueResult) -> None:
         text = f"Requeued {result.requeued} task{'' if result.requeued == 1 else 's'}"
@@ -297,8 +283,6 @@ class DonePage(JobPage):
         self.tasks.hide()
         self.requeue_button.hide()
         self.session.messages.info(text)
-        self.session.notify(TOPIC_LEASES)
-        self.session.notify(TOPIC_DATABASE)
 
     def on_job_error(self, error: BaseException) -> None:
         """Let the admin try the requeue again."""

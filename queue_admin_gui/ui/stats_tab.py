@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QHideEvent, QShowEvent
@@ -30,7 +29,7 @@ from PySide6.QtWidgets import (
 from ..app.monitor import Sampler
 from ..app.operations import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS
 from ..app.session import Session
-from ..core.maintenance import QueueMaintenance
+from ..core.maintenance import DatabaseStats, QueueMaintenance
 from ..core.readings import fragmentation_percent, reading_time
 from ..core.sampling import Sample
 from ..core.status_labels import task_status_label
@@ -80,7 +79,7 @@ class StatsTab(MaintenanceTab):
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
-        self.stats: dict[str, Any] | None = None
+        self.stats: DatabaseStats | None = None
         self.skipped_ticks = 0
         self.sampler: Sampler | None = None
         #: When the figures shown were read (epoch seconds), and whether they are current.
@@ -178,7 +177,7 @@ class StatsTab(MaintenanceTab):
         if path is None:
             return
         self.run_load("Read statistics",
-                      lambda progress, cancelled: QueueMaintenance(path).get_database_stats(),
+                      lambda progress, cancelled: QueueMaintenance(path).read_stats(),
                       self._on_stats, report_errors=report_errors, on_error=self._on_failed)
 
     def _on_refresh_tick(self) -> None:
@@ -244,25 +243,24 @@ class StatsTab(MaintenanceTab):
                          sample.page_count, sample.freelist_count, sample.page_size,
                          fragmentation_percent(sample))
         if sample.task_counts is not None:
-            problems = (self.stats or {}).get("schema_problems") or []
+            problems = self.stats.schema_problems if self.stats is not None else []
             self._show_task_counts(sample.task_counts, problems)
         self._mark_current(sample.time)
 
-    def _on_stats(self, stats: dict[str, Any]) -> None:
+    def _on_stats(self, stats: DatabaseStats) -> None:
         self.stats = stats
-        self.path_label.setText(str(stats["path"]))
+        self.path_label.setText(stats.path)
         sample = self.sampler.last_sample if self.sampler is not None else None
         if sample is None or (self.sampler is not None and self.sampler.stale):
             # no reading from the sampler yet: this read is the latest one
-            self._show_sizes(stats["db_size_bytes"], stats["wal_size_bytes"],
-                             stats["shm_size_bytes"], stats["page_count"],
-                             stats["freelist_count"], int(stats["page_size"]),
-                             float(stats["fragmentation_percent"]))
+            self._show_sizes(stats.db_size_bytes, stats.wal_size_bytes, stats.shm_size_bytes,
+                             stats.page_count, stats.freelist_count, stats.page_size,
+                             stats.fragmentation_percent)
             self._mark_current(time.time())
-        self.pages_grid.set_value("journal_mode", str(stats["journal_mode"]).upper())
-        self.pages_grid.set_value("auto_vacuum", str(stats["auto_vacuum"]))
-        self.pages_grid.set_value("sqlite_version", str(stats["sqlite_version"]))
-        self._show_task_counts(stats.get("task_counts"), stats.get("schema_problems") or [])
+        self.pages_grid.set_value("journal_mode", stats.journal_mode.upper())
+        self.pages_grid.set_value("auto_vacuum", stats.auto_vacuum)
+        self.pages_grid.set_value("sqlite_version", stats.sqlite_version)
+        self._show_task_counts(stats.task_counts, stats.schema_problems)
 
     def _show_task_counts(self, counts: dict[str, int] | None, problems: list[str]) -> None:
         if counts is None:

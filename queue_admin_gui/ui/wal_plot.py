@@ -29,7 +29,7 @@ from ..app.jobs import Job
 from ..app.monitor import Sampler
 from ..app.session import Session
 from ..core.errors import format_bytes
-from ..core.maintenance import QueueMaintenance
+from ..core.maintenance import CheckpointResult, QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
 from ..core.readings import reading_time
 from ..core.sampling import MEGABYTE, CheckpointOutcome, export_csv, wal_level
@@ -328,9 +328,9 @@ class WalPlotWidget(LivePlotWidget):
     def _on_backup_done(self, _result: object) -> None:
         self.add_marker(self.sampler.clock(), "backup", backup=True)
 
-    def _on_truncate_done(self, result: dict[str, Any]) -> None:
-        before, after = result.get("wal_bytes_before", 0), result.get("wal_bytes_after", 0)
-        if int(result.get("busy", 0)) == 0:
+    def _on_truncate_done(self, result: CheckpointResult) -> None:
+        before, after = result.wal_bytes_before, result.wal_bytes_after
+        if result.busy == 0:
             self.session.messages.info(
                 f"TRUNCATE checkpoint done: the WAL went from {format_bytes(before)} to "
                 f"{format_bytes(after)}.")

@@ -13,7 +13,6 @@ again. The "Last checkpoint" panel shows every checkpoint run, whichever button 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -28,7 +27,7 @@ from ..app.jobs import Job
 from ..app.monitor import Sampler
 from ..app.operations import TOPIC_DATABASE, TOPIC_STATS
 from ..app.session import Session
-from ..core.maintenance import QueueMaintenance
+from ..core.maintenance import CheckpointResult, DatabaseStats, QueueMaintenance
 from ..core.readings import CheckpointSummary, reading_time
 from ..core.sampling import Sample
 from .live_plot import details_above_plot
@@ -66,10 +65,10 @@ MODE_EXPLANATIONS = {
 }
 
 
-def checkpoint_sentence(result: dict[str, Any]) -> tuple[str, str]:
+def checkpoint_sentence(result: CheckpointResult) -> tuple[str, str]:
     """A plain sentence about a checkpoint result, and the colour to show it in."""
     summary = CheckpointSummary.of(result)
-    sentence = summary.sentence(result.get("wal_bytes_after"))
+    sentence = summary.sentence(result.wal_bytes_after)
     if summary.finished:
         return sentence, GOOD_COLOUR
     return sentence, BAD_COLOUR if summary.busy else WARN_COLOUR
@@ -82,7 +81,7 @@ class WalTab(MaintenanceTab):
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
-        self.last_result: dict[str, Any] | None = None
+        self.last_result: CheckpointResult | None = None
         self.last_failure: str | None = None
         self.sampler: Sampler | None = None
         self.wal_grid = KeyValueGrid()
@@ -182,7 +181,7 @@ class WalTab(MaintenanceTab):
             return
         self.run_load(
             "Read WAL size",
-            lambda progress, cancelled: QueueMaintenance(path).get_database_stats(
+            lambda progress, cancelled: QueueMaintenance(path).read_stats(
                 include_task_counts=False),
             self._on_stats)
 
@@ -225,28 +224,28 @@ class WalTab(MaintenanceTab):
         set_status(self.wal_sentence, breakable(f"Could not read the WAL again: {reason}"),
                    WARN_COLOUR)
 
-    def _on_stats(self, stats: dict[str, Any]) -> None:
+    def _on_stats(self, stats: DatabaseStats) -> None:
         sample = self.sampler.last_sample if self.sampler is not None else None
         if sample is None or (self.sampler is not None and self.sampler.stale):
             # no reading from the sampler yet: this read is the latest one
-            self._show_sizes(stats["wal_size_bytes"], stats["db_size_bytes"], time.time())
-            wal_bytes = int(stats["wal_size_bytes"])
+            self._show_sizes(stats.wal_size_bytes, stats.db_size_bytes, time.time())
+            wal_bytes = stats.wal_size_bytes
         else:
             wal_bytes = sample.wal_bytes
         colour = self._wal_colour(wal_bytes)
         advice = self._starvation_advice()
-        self.wal_grid.set_value("journal_mode", str(stats["journal_mode"]).upper())
-        pages = int(stats["wal_autocheckpoint"])
+        self.wal_grid.set_value("journal_mode", stats.journal_mode.upper())
+        pages = stats.wal_autocheckpoint
         self.wal_grid.set_value(
             "wal_autocheckpoint",
-            f"{format_count(pages)} pages ({format_bytes(pages * stats['page_size'])})"
+            f"{format_count(pages)} pages ({format_bytes(pages * stats.page_size)})"
             if pages > 0 else "never (0)")
-        limit = int(stats["journal_size_limit"])
+        limit = stats.journal_size_limit
         self.wal_grid.set_value("journal_size_limit",
                                 format_bytes(limit) if limit >= 0 else "no limit (-1)")
-        if not stats["wal_mode"]:
+        if not stats.wal_mode:
             set_status(self.wal_sentence, "This database does not use a WAL (journal mode "
-                       f"{str(stats['journal_mode']).upper()}); checkpoints do nothing here.",
+                       f"{stats.journal_mode.upper()}); checkpoints do nothing here.",
                        WARN_COLOUR)
         elif advice is not None:
             set_status(self.wal_sentence, breakable(advice), BAD_COLOUR)
@@ -265,10 +264,10 @@ class WalTab(MaintenanceTab):
             self.progress_panel.track(job)
         return job
 
-    def _on_checkpoint_done(self, result: dict[str, Any]) -> None:
+    def _on_checkpoint_done(self, result: CheckpointResult) -> None:
         sentence, colour = checkpoint_sentence(result)
         if colour == GOOD_COLOUR:
-            self.session.messages.info(f"Checkpoint {result['mode']}: {sentence}")
+            self.session.messages.info(f"Checkpoint {result.mode}: {sentence}")
         else:
             self.session.messages.warning(sentence)
 
@@ -283,7 +282,7 @@ class WalTab(MaintenanceTab):
         grid.set_value("busy", "no: it failed", BAD_COLOUR)
         set_status(self.result_label, f"The {mode} checkpoint failed: {error}", BAD_COLOUR)
 
-    def show_checkpoint(self, result: dict[str, Any]) -> None:
+    def show_checkpoint(self, result: CheckpointResult) -> None:
         """Show a finished checkpoint run in the "Last checkpoint" panel."""
         self.last_result = result
         self.last_failure = None
@@ -294,11 +293,11 @@ class WalTab(MaintenanceTab):
         grid.set_value("busy", summary.finished_text(),
                        None if summary.finished else
                        BAD_COLOUR if summary.busy else WARN_COLOUR)
-        grid.set_value("log_frames", format_count(max(result["log_frames"], 0)))
+        grid.set_value("log_frames", format_count(max(result.log_frames, 0)))
         grid.set_value("checkpointed_frames",
-                       format_count(max(result["checkpointed_frames"], 0)))
-        grid.set_value("wal_bytes", f"{format_bytes(result['wal_bytes_before'])} \u2192 "
-                                    f"{format_bytes(result['wal_bytes_after'])}")
-        grid.set_value("seconds", f"{result['seconds']:.2f} s")
+                       format_count(max(result.checkpointed_frames, 0)))
+        grid.set_value("wal_bytes", f"{format_bytes(result.wal_bytes_before)} \u2192 "
+                                    f"{format_bytes(result.wal_bytes_after)}")
+        grid.set_value("seconds", f"{result.seconds:.2f} s")
         sentence, colour = checkpoint_sentence(result)
         set_status(self.result_label, sentence, colour)

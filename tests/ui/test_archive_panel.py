@@ -104,11 +104,11 @@ def test_own_truncate_checkpoint_does_not_wait_on_the_archiver(qtbot, panel, ses
         pass
     result = blocker.args[0]
     assert time.monotonic() - started < 4.0
-    assert result["busy"] == 0 and result["wal_bytes_after"] == 0
+    assert result.busy == 0 and result.wal_bytes_after == 0
     assert panel.controller.checkpoints_let_through == 1
     assert panel.controller.retention_days == session.config.archive_retention_days == 7.0
     assert panel.archiving and panel.toggle.isChecked()
-    assert result["checkpointed"] == result["log"]
+    assert result.checkpointed == result.log
     status = panel.controller.status()
     assert status is not None and status.generations_started == 1  # no new snapshot
 

@@ -184,7 +184,7 @@ def test_vacuum_refusal_asks_for_the_figure_and_volume_the_question_quoted(
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(errors.shutil, "disk_usage", lambda folder: usage(10, 9, 1))
     tab = open_tab(qtbot, session, OptimizeTab)
-    half = tab.state["vacuum_needed"] // 2
+    half = tab.state.vacuum_needed // 2
     volume = volume_label(fragmented_path.parent)
     click(qtbot, session, tab.vacuum_button)
     [question] = presenter_of(session).questions

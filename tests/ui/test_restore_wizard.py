@@ -468,3 +468,63 @@ def test_a_worker_starting_after_the_prepare_page_refuses_the_restore(
     text = wizard.restore_page.result_label.text()
     assert "worker-late" in text and "refused" in text
     assert rows(live)[: len(before)] == before
+
+
+def record_operations(session: Session, monkeypatch) -> list:
+    """The operations the wizard runs through the session, in order."""
+    operations: list = []
+    run_operation = session.run_operation
+
+    def recording(operation, **kwargs):
+        operations.append(operation)
+        return run_operation(operation, **kwargs)
+
+    monkeypatch.setattr(session, "run_operation", recording)
+    return operations
+
+
+def test_a_restore_and_a_requeue_announce_their_topics_through_operations(
+        qtbot, session: Session, live: Path, backup: Path, monkeypatch) -> None:
+    from queue_admin_gui.ui.backups_tab import BackupsTab
+
+    backups_tab = BackupsTab(session)
+    qtbot.addWidget(backups_tab)
+    backups_tab.refresh()
+    qtbot.waitUntil(lambda: backups_tab.select_backup(backup), timeout=TIMEOUT_MS)
+    refreshed: list[bool] = []
+    monkeypatch.setattr(backups_tab, "refresh", lambda: refreshed.append(True))
+    operations = record_operations(session, monkeypatch)
+    wizard = open_wizard(qtbot, session)
+    session.topics.clear()
+
+    restore_through(qtbot, wizard)
+
+    assert [operation.title for operation in operations] == [
+        f"Restore {live.name} from {backup.name}"]
+    assert operations[0].writes
+    assert operations[0].changes == {"backups", "database"}
+    assert session.topics == ["backups", "database"]
+    assert refreshed  # the Backups tab read its folder again, told by the session
+
+    session.topics.clear()
+    qtbot.mouseClick(wizard.done_page.requeue_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)
+    assert operations[1].changes == {"leases", "database"}
+    assert session.topics == ["database", "leases"]
+
+
+def test_a_restore_that_fails_announces_only_the_backups(
+        qtbot, session: Session, live: Path, backup: Path, holder, monkeypatch) -> None:
+    operations = record_operations(session, monkeypatch)
+    wizard = open_wizard(qtbot, session)
+    wizard.state.lock_wait_seconds = 0.5
+    click_next(qtbot, wizard, PAGE_CHECK)
+    click_next(qtbot, wizard, PAGE_PREPARE)
+    qtbot.waitUntil(lambda: wizard.state.preflight is not None, timeout=TIMEOUT_MS)
+    session.topics.clear()
+    click_next(qtbot, wizard, PAGE_RESTORE)
+    qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)
+
+    assert wizard.state.outcome is None
+    assert [operation.changes_when_stopped for operation in operations] == [{"backups"}]
+    assert session.topics == ["backups"]

@@ -199,7 +199,7 @@ def test_banner_offers_truncate_when_demo_workers_grow_the_wal(qtbot, session, t
     job = plot.checkpoint_job
     assert job is not None
     qtbot.waitUntil(lambda: job.is_finished and not session.runner.write_busy, timeout=60_000)
-    assert job.result["mode"] == "TRUNCATE" and job.result["busy"] == 0
+    assert job.result.mode == "TRUNCATE" and job.result.busy == 0
     assert file_size(wal_path(path)) == 0
     assert any(label == "TRUNCATE" for _moment, label, _line in plot.markers)
     assert any("TRUNCATE checkpoint done" in text for text in presenter.texts(Level.INFO))

@@ -79,10 +79,10 @@ def test_truncate_without_reader_empties_the_wal(qtbot, writer, tab, session, de
     before = file_size(wal_path(demo_path))
     assert before > 0
     result = click_checkpoint(qtbot, tab, session, "TRUNCATE")
-    assert result["busy"] == 0 and result["wal_bytes_before"] == before
+    assert result.busy == 0 and result.wal_bytes_before == before
     assert file_size(wal_path(demo_path)) == 0
     assert tab.result_grid.value("busy") == "yes"
-    assert tab.result_grid.value("log_frames") == f"{result['log_frames']:,}"
+    assert tab.result_grid.value("log_frames") == f"{result.log_frames:,}"
     assert "\u2192 0 bytes" in tab.result_grid.value("wal_bytes")
     assert "the -wal file is now empty" in tab.result_label.text()
     qtbot.waitUntil(lambda: tab.wal_grid.value("wal_size") == "0 bytes", timeout=30_000)
@@ -93,12 +93,12 @@ def test_reader_keeps_frames_behind_and_user_is_told(qtbot, writer, tab, session
     with lock_held(demo_path, "read"):
         add_tasks(writer, 100)  # frames newer than the reader's snapshot
         result = click_checkpoint(qtbot, tab, session, "PASSIVE")
-    assert result["busy"] == 0
-    assert 0 < result["checkpointed_frames"] < result["log_frames"]
-    left = result["log_frames"] - result["checkpointed_frames"]
+    assert result.busy == 0
+    assert 0 < result.checkpointed_frames < result.log_frames
+    left = result.log_frames - result.checkpointed_frames
     # not busy, yet not finished: frames were left behind
     assert tab.result_grid.value("busy") == (
-        f"no: {left:,} of {result['log_frames']:,} frames left")
+        f"no: {left:,} of {result.log_frames:,} frames left")
     assert "because a reader is still using them" in tab.result_label.text()
     warnings = presenter_of(session).texts(Level.WARNING)
     assert len(warnings) == 1 and "reader" in warnings[0]
@@ -110,7 +110,7 @@ def test_truncate_with_reader_reports_busy_and_keeps_the_wal(qtbot, writer, tab,
         before = file_size(wal_path(demo_path))
         result = click_checkpoint(qtbot, tab, session, "TRUNCATE")
         assert file_size(wal_path(demo_path)) == before
-    assert result["busy"] == 1
+    assert result.busy == 1
     assert tab.result_grid.value("busy").startswith("no: busy")
     assert "could not finish" in tab.result_label.text()
     assert "could not finish" in presenter_of(session).texts(Level.WARNING)[0]
@@ -190,7 +190,7 @@ def test_a_checkpoint_that_could_not_finish_says_so_in_the_activity_log(
     with lock_held(demo_path, "read"):
         result = click_checkpoint(qtbot, tab, session, "TRUNCATE")
     wait_idle(qtbot, session)
-    assert result["busy"] == 1
+    assert result.busy == 1
     [entry] = [e for e in dock.entries if e.action == "Checkpoint TRUNCATE"]
     assert "could not finish" in entry.message
     assert "could not finish" in dock.table.item(dock.table.rowCount() - 1, 3).text()

@@ -117,7 +117,7 @@ def test_the_panel_shows_a_truncate_from_the_banner_after_a_failed_run(qtbot, wi
             qtbot.mouseClick(window.wal_plot.truncate_button, LEFT)
     finally:
         writer.close()
-    assert blocker.args[0]["busy"] == 0
+    assert blocker.args[0].busy == 0
     assert wal_tab.result_grid.value("mode") == "TRUNCATE"
     assert wal_tab.result_grid.value("busy") == "yes"
     assert "the -wal file is now empty" in wal_tab.result_label.text()
