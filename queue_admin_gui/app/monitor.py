@@ -116,6 +116,7 @@ class Sampler(QObject):
         rows = capacity or history_capacity(interval)
         self.history = SampleHistory(rows)
         self.tasks = TaskCountHistory(max(1, rows // 10))
+        session.histories = (self.history, self.tasks)
         self.checkpoints: deque[CheckpointOutcome] = deque(maxlen=CHECKPOINTS_KEPT)
         self.status = ""
         self.skipped_ticks = 0

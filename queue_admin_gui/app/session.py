@@ -19,6 +19,7 @@ from ..core.holders import name_holders
 from ..core.maintenance import QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
 from ..core.readings import CheckpointSummary
+from ..core.sampling import SampleHistory, TaskCountHistory
 from .jobs import Job, JobFunction, JobRunner
 from .messages import Messages
 from .operations import TOPIC_STATS, Operation
@@ -52,6 +53,9 @@ class Session(QObject):
         #: Runs each checkpoint in its job's thread: ``around_checkpoint(mode, run)``; the
         #: window's archiver replaces it to step aside (ui/archive_panel.py).
         self.around_checkpoint: Callable[[str, Callable[[], Any]], Any] = _run_checkpoint
+        #: The live monitor's ring buffers (WAL samples, task counts) once a sampler runs;
+        #: read on the GUI thread, where they are written (the restore wizard's timeline).
+        self.histories: tuple[SampleHistory, TaskCountHistory] | None = None
 
     @property
     def backup_dir(self) -> Path:

@@ -17,8 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QDateTime, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
+import numpy as np
+from PySide6.QtCore import QDateTime, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import (
     QDateTimeEdit,
     QGroupBox,
@@ -37,11 +38,16 @@ from ..core.archive.controller import configured_archive_dir
 from ..core.backup import QueueBackup
 from ..core.errors import QueueAdminError
 from ..core.manifest import backup_file_name
-from .palette import BLUE, GREEN, RED
+from ..core.schema import STATUS_QUEUED
+from .palette import AMBER, BLUE, GREEN, PURPLE, RED
 
 GENERATION_COLOUR = QColor(GREEN)
 GAP_COLOUR = QColor(RED)
 INSTANT_COLOUR = QColor(BLUE)
+WAL_COLOUR = QColor(AMBER)
+QUEUED_COLOUR = QColor(PURPLE)
+#: Height of the band under the strip where the monitor's history is drawn.
+HISTORY_HEIGHT = 18
 #: ``run_job(title, func, on_done)`` of the wizard page: the page shows the progress.
 RunJob = Callable[[str, JobFunction, Callable[[Any], None]], Job]
 
@@ -64,11 +70,17 @@ class ArchiveTimeline(QWidget):
         self.instant: float | None = None
         #: When each backup in the backup folder was taken (ticks under the strip).
         self.backups: list[float] = []
-        self.setMinimumHeight(40)
+        #: The live monitor's history under the strip: (times, values) of the WAL's size and
+        #: of the queued tasks, each drawn to its own scale.
+        self.wal_history: tuple[np.ndarray, np.ndarray] | None = None
+        self.queued_history: tuple[np.ndarray, np.ndarray] | None = None
+        self.setMinimumHeight(40 + HISTORY_HEIGHT)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setToolTip("The archive over time: green stretches can be restored to any "
                         "instant, red ones are gaps; the blue line is the chosen instant; "
-                        "the ticks under the strip are the backups taken then.")
+                        "the ticks under the strip are the backups taken then. Under them, "
+                        "while this window has been monitoring: the WAL's size (amber) and "
+                        "the queued tasks (purple), each to its own scale.")
 
     def set_status(self, status: ArchiveStatus | None) -> None:
         """Show the generations and gaps of ``status``."""
@@ -76,6 +88,12 @@ class ArchiveTimeline(QWidget):
                       (status.generations if status else [])
                       if g.restorable_from is not None and g.restorable_until is not None]
         self.gaps = [(gap.after, gap.before) for gap in (status.gaps if status else [])]
+        self.update()
+
+    def set_history(self, wal: tuple[np.ndarray, np.ndarray] | None,
+                    queued: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Show the monitor's WAL sizes and queued-task counts under the strip."""
+        self.wal_history, self.queued_history = wal, queued
         self.update()
 
     def set_backups(self, stamps: list[float]) -> None:
@@ -111,6 +129,13 @@ class ArchiveTimeline(QWidget):
             left, right = x(stretch[0]), x(stretch[1])
             painter.fillRect(QRectF(left, bar.top(), max(2.0, right - left), bar.height()),
                              colour)
+        band = QRectF(bar.left(), bar.bottom() + 22, bar.width(), HISTORY_HEIGHT - 4)
+        for history, colour in ((self.wal_history, WAL_COLOUR),
+                                (self.queued_history, QUEUED_COLOUR)):
+            line = _polyline(history, first, last, x, band)
+            if line is not None:
+                painter.setPen(QPen(colour, 1.5))
+                painter.drawPolyline(line)
         painter.setPen(QPen(self.palette().text().color(), 1))
         for stamp in self.backups:
             if first <= stamp <= last:
@@ -125,6 +150,24 @@ class ArchiveTimeline(QWidget):
         painter.drawText(text, Qt.AlignmentFlag.AlignLeft, _short(first))
         painter.drawText(text, Qt.AlignmentFlag.AlignRight, _short(last))
         painter.end()
+
+
+def _polyline(history: tuple[np.ndarray, np.ndarray] | None, first: float, last: float,
+              x: Callable[[float], float], band: QRectF) -> QPolygonF | None:
+    """The points of ``history`` between ``first`` and ``last``, scaled into ``band``."""
+    if history is None:
+        return None
+    times, values = history
+    keep = (times >= first) & (times <= last) & np.isfinite(values)
+    times, values = times[keep], values[keep]
+    if len(times) < 2:
+        return None
+    if len(times) > 2000:  # more points than pixels: every n-th one draws the same line
+        step = len(times) // 2000 + 1
+        times, values = times[::step], values[::step]
+    top = float(values.max()) or 1.0
+    return QPolygonF([QPointF(x(float(t)), band.bottom() - float(v) / top * band.height())
+                      for t, v in zip(times, values, strict=True)])
 
 
 class RestorePointPicker(QGroupBox):
@@ -211,6 +254,12 @@ class RestorePointPicker(QGroupBox):
         status, backups = found
         self.backups_taken = backups
         self.timeline.set_backups(backups)
+        histories = self.session.histories
+        if histories is not None and status.earliest is not None:
+            samples, tasks = histories
+            wal = samples.since(status.earliest, ("time", "wal_bytes"))
+            queued = tasks.since(status.earliest, ("time", STATUS_QUEUED))
+            self.timeline.set_history((wal[:, 0], wal[:, 1]), (queued[:, 0], queued[:, 1]))
         self._on_status(status)
 
     def rebuild(self) -> Job | None:

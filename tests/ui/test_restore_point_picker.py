@@ -9,14 +9,17 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWizard
 
 from queue_admin_gui.app.jobs import JobRunner
 from queue_admin_gui.app.messages import Messages, RecordingPresenter
+from queue_admin_gui.app.monitor import Sampler
 from queue_admin_gui.app.session import Session
 from queue_admin_gui.core.archive.controller import ArchiveController, default_archive_dir
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.config import MaintenanceConfig
+from queue_admin_gui.ui.palette import AMBER
 from queue_admin_gui.ui.restore_wizard import (
     PAGE_CHECK,
     PAGE_CHOOSE,
@@ -186,3 +189,30 @@ def test_an_instant_in_a_gap_is_refused_with_the_nearest_instants(
     text = page.stage_label.text()
     assert "falls in a gap of the archive; the nearest restorable instants are" in text
     assert not list(session.backup_dir.glob("queue_backup_at_*"))
+
+
+def test_the_timeline_shows_the_monitors_wal_and_queue_history(
+        qtbot, session: Session, queue_db: Path, archiver: ArchiveController) -> None:
+    sampler = Sampler(session, capacity=1000)
+    assert session.histories == (sampler.history, sampler.tasks)
+    wait_for(qtbot, lambda: archiver.status().generation is not None
+             and not archiver.status().snapshot_pending)
+    start = time.time()
+    for step in range(20):  # what the monitor recorded while the archive ran
+        moment = start + step * 0.05
+        sampler.history.append((moment, 1000.0 * step, 0, 0, 0, 0, 0, 0))
+        sampler.tasks.append((moment, 40.0 - step, 0, 0, 0, 0, 0))
+    commit(queue_db, "first", 1)
+    archived(qtbot, archiver, 1)
+    later_than(qtbot, start + 1.0, 0.2)
+    wizard = open_wizard(qtbot, session)
+    timeline = wizard.choose_page.point_picker.timeline
+    assert timeline.wal_history is not None and timeline.queued_history is not None
+    times, wal = timeline.wal_history
+    assert list(wal[:20]) == [1000.0 * step for step in range(20)]
+    assert list(timeline.queued_history[1][:20]) == [40.0 - step for step in range(20)]
+    image = timeline.grab().toImage()
+    amber = QColor(AMBER)
+    assert any(image.pixelColor(x, y).name() == amber.name()
+               for x in range(image.width()) for y in range(image.height() - 20,
+                                                             image.height()))
