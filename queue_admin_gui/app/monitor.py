@@ -1,8 +1,8 @@
 """The sampler: a read-only sample every second or so, kept in bounded ring buffers.
 
-:class:`Sampler` runs :func:`~queue_admin_gui.core.sampling.read_sample` on one long-lived
-worker: a :class:`SampleWorker` moved to one QThread for the sampler's whole life. A timer in
-the GUI thread asks the worker for a sample through a queued signal; the worker opens the
+:class:`Sampler` runs :func:`~queue_admin_gui.core.measurements.sampling.read_sample` on one
+long-lived worker: a :class:`SampleWorker` moved to one QThread for the sampler's whole life.
+A timer in the GUI thread asks the worker for a sample through a queued signal; the worker opens the
 file read-only, reads and closes it inside its thread and answers with another signal. No
 object is made per sample beyond the sample itself, so a window left open for weeks keeps a
 flat memory line (a thread and a Job per sample cost 12 KB each and never went away). The
@@ -27,9 +27,9 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal
 
 from ..core.errors import QueueAdminError
-from ..core.holders import HolderLookup, find_holders
 from ..core.maintenance_results import CheckpointResult
-from ..core.sampling import (
+from ..core.measurements.holders import HolderLookup, find_holders
+from ..core.measurements.sampling import (
     CheckpointOutcome,
     Sample,
     SampleHistory,
@@ -38,7 +38,7 @@ from ..core.sampling import (
     read_sample,
     replaced_file_error,
 )
-from ..core.starvation import Starvation, diagnose_starvation, starvation_advice
+from ..core.measurements.starvation import Starvation, diagnose_starvation, starvation_advice
 from .jobs import Job, track_thread
 from .session import Session
 

@@ -23,7 +23,7 @@ from ..core.backup import QueueBackup
 from ..core.leases import LeaseManager
 from ..core.maintenance import QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
-from ..core.restore_plan import ACTIVE_WORKER_SECONDS
+from ..core.restore.plan import ACTIVE_WORKER_SECONDS
 
 #: Topics for ``Session.changed``; a view refreshes on the topics it shows.
 TOPIC_BACKUPS = "backups"

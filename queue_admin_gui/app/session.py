@@ -15,11 +15,11 @@ from PySide6.QtCore import QObject, Signal
 
 from ..core.config import MaintenanceConfig
 from ..core.errors import QueueAdminError
-from ..core.holders import name_holders
 from ..core.maintenance import QueueMaintenance
+from ..core.measurements.holders import name_holders
+from ..core.measurements.readings import CheckpointSummary
+from ..core.measurements.sampling import SampleHistory, TaskCountHistory
 from ..core.progress import CancelCheck, ProgressCallback
-from ..core.readings import CheckpointSummary
-from ..core.sampling import SampleHistory, TaskCountHistory
 from .jobs import Job, JobFunction, JobRunner
 from .messages import Messages
 from .operations import TOPIC_STATS, Operation

@@ -15,9 +15,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ..core.check import QUICK_CHECK_SECONDS, STATE_UNKNOWN, CheckResult, run_check, unknown
 from ..core.config import SETTING_RANGES, MaintenanceConfig, checked_value
 from ..core.errors import ConfigError, ErrorKind, QueueAdminError
+from ..core.measurements.check import (
+    QUICK_CHECK_SECONDS,
+    STATE_UNKNOWN,
+    CheckResult,
+    run_check,
+    unknown,
+)
 from .output import json_line
 
 CHECK_HELP = ("Grade the queue's health for a monitoring system (exit 0 OK, 1 WARNING, "

@@ -26,7 +26,7 @@ from ..core.errors import (
 from ..core.file_access import file_problem
 from ..core.leases import LeaseManager
 from ..core.maintenance import QueueMaintenance
-from ..core.restore_execute import ALL_WORKERS
+from ..core.restore.execute import ALL_WORKERS
 from ..core.verify import check_backup_file
 from .archive import archive, archive_status_command
 from .output import EXIT_FAILED, CommandResult

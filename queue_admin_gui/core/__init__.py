@@ -21,7 +21,7 @@ from .errors import (
 from .leases import DeadTask, LeasedTask, LeaseManager, RequeueResult, WorkerInfo
 from .maintenance import QueueMaintenance
 from .manifest import BackupInfo, BackupManifest
-from .restore import RestoreResult
+from .restore.writing import RestoreResult
 from .verify import VerifyReport
 
 __all__ = [

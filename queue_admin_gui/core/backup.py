@@ -5,7 +5,7 @@ A backup is one consistent snapshot: one read transaction on the source for the 
 It is written as ``<final>.partial`` in rollback-journal mode (one self-contained file),
 flushed, checked, given a manifest, and only then renamed to its final name: a crash or a
 full disk never leaves a file that looks like a backup, and never touches the source.
-Restores go through :mod:`.restore_execute`; listing, pruning and deleting the backups of a
+Restores go through :mod:`.restore.execute`; listing, pruning and deleting the backups of a
 folder through :mod:`.backup_folder`.
 """
 
@@ -57,7 +57,7 @@ from .manifest import (
     utc_now,
 )
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
-from .restore import DEFAULT_PAGES_PER_STEP, RestoreResult
+from .restore.writing import DEFAULT_PAGES_PER_STEP, RestoreResult
 from .retention import (
     PruneResult,
     PruneStopped,
@@ -305,7 +305,7 @@ class QueueBackup:
                        cancelled: CancelCheck | None = None, *,
                        accepted_workers: Collection[str] = (),
                        lock_wait_seconds: float = 0.0) -> RestoreResult:
-        """Replace the database (or ``target``) with a backup, safely; see :mod:`.restore_execute`.
+        """Replace the database (or ``target``) with a backup, safely; see :mod:`.restore.execute`.
 
         The backup is copied aside and verified fully; running workers refuse the restore
         unless named in ``accepted_workers``; then, holding the live write lock, a safety
@@ -314,7 +314,7 @@ class QueueBackup:
         database is moved aside (renamed, never deleted). A failure or cancel leaves the
         database as it was. A database locked by another program raises a LOCKED error.
         """
-        from .restore_execute import RestoreRequest, execute_restore
+        from .restore.execute import RestoreRequest, execute_restore
 
         request = RestoreRequest(
             backup_path=Path(backup_path),

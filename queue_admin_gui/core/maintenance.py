@@ -45,6 +45,7 @@ from .maintenance_results import (
     PragmaOptimizeResult,
     VacuumResult,
 )
+from .measurements.stats import DatabaseStats, read_database_stats
 from .progress import (
     CancelCheck,
     ProgressCallback,
@@ -52,7 +53,6 @@ from .progress import (
     raise_if_cancelled,
     report,
 )
-from .stats import DatabaseStats, read_database_stats
 from .write_session import as_maintenance_error
 
 __all__ = ["DID_NOT_FINISH", "AnalyzeResult", "CheckpointResult", "DatabaseStats",

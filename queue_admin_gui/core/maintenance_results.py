@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .stats import DatabaseStats
+from .measurements.stats import DatabaseStats
 
 #: What the activity log records for an operation that ran but did not do all it was asked.
 DID_NOT_FINISH = "did not finish"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .database import closing_connection, connect
 from .errors import ErrorKind, QueueAdminError, translate_error
-from .holders import HolderLookup, find_holders
+from .measurements.holders import HolderLookup, find_holders
 from .progress import CancelCheck, raise_if_cancelled
 
 #: How long one probe waits for the lock before calling the file blocked.

@@ -15,10 +15,10 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ..app.jobs import Job, mark_background
 from ..app.monitor import Sampler
 from ..app.session import Session
-from ..core.health import HealthSnapshot, assess_health, measure_health
-from ..core.readings import measurements_with_sample
-from ..core.sampling import Sample
-from ..core.starvation import report_with_starvation
+from ..core.measurements.health import HealthSnapshot, assess_health, measure_health
+from ..core.measurements.readings import measurements_with_sample
+from ..core.measurements.sampling import Sample
+from ..core.measurements.starvation import report_with_starvation
 from .status_bar import DatabaseStatusBar
 
 #: How often the health facts a sample does not measure (stale leases, backups, free space)

@@ -45,8 +45,8 @@ from ..core.lease_table import (
     plan_requeue,
 )
 from ..core.leases import RequeueResult, WorkerInfo
+from ..core.measurements.readings import reading_time
 from ..core.progress import CancelCheck, ProgressCallback
-from ..core.readings import reading_time
 from .lease_model import (
     DEAD_TASK_LIMIT,
     LeaseSnapshot,

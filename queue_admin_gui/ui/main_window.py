@@ -26,7 +26,7 @@ from ..app.jobs import Job, is_background, mark_background
 from ..app.monitor import Sampler
 from ..app.session import Session
 from ..core.activity import ActivityLog
-from ..core.health import HealthSnapshot
+from ..core.measurements.health import HealthSnapshot
 from .activity_log import ActivityLogDock
 from .backups_tab import BackupsTab, open_restore_wizard
 from .database_opener import (

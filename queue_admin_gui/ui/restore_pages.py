@@ -35,8 +35,8 @@ from ..app.session import Session
 from ..core.backup import QueueBackup
 from ..core.errors import QueueAdminError, format_bytes
 from ..core.manifest import BackupInfo
-from ..core.restore import TargetState
-from ..core.restore_plan import Preflight, RestoreComparison, compare_backup_with_live
+from ..core.restore.plan import Preflight, RestoreComparison, compare_backup_with_live
+from ..core.restore.writing import TargetState
 from ..core.schema import KNOWN_STATUSES
 from ..core.verify import VerifyReport
 from .backup_rows import backup_label

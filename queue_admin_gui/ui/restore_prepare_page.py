@@ -10,10 +10,10 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QWizard
 
 from ..app.session import Session
 from ..core.errors import drive_label, format_bytes
-from ..core.holders import HolderLookup, find_holders
-from ..core.restore import TargetState
-from ..core.restore_execute import safety_folder
-from ..core.restore_plan import Preflight, preflight
+from ..core.measurements.holders import HolderLookup, find_holders
+from ..core.restore.execute import safety_folder
+from ..core.restore.plan import Preflight, preflight
+from ..core.restore.writing import TargetState
 from .restore_pages import PROBLEM_STYLE, JobPage, RestoreState, text_label
 
 

@@ -24,9 +24,9 @@ from ..app.operations import requeue_restored_tasks, restore_backup
 from ..app.session import Session
 from ..core.errors import QueueAdminError
 from ..core.leases import RequeueResult
-from ..core.restore import STAGE_WRITE
-from ..core.restore_execute import STAGE_CHECK_RESTORED, STAGE_WAITING, RestoreReport
-from ..core.restore_plan import RestoredCheck, TaskRef
+from ..core.restore.execute import STAGE_CHECK_RESTORED, STAGE_WAITING, RestoreReport
+from ..core.restore.plan import RestoredCheck, TaskRef
+from ..core.restore.writing import STAGE_WRITE
 from .restore_pages import (
     GOOD_STYLE,
     PROBLEM_STYLE,

@@ -30,8 +30,8 @@ from ..app.monitor import Sampler
 from ..app.operations import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS
 from ..app.session import Session
 from ..core.maintenance import DatabaseStats, QueueMaintenance
-from ..core.readings import fragmentation_percent, reading_time
-from ..core.sampling import Sample
+from ..core.measurements.readings import fragmentation_percent, reading_time
+from ..core.measurements.sampling import Sample
 from ..core.status_labels import task_status_label
 from .live_plot import details_above_plot
 from .status_bar import STALE_COLOUR

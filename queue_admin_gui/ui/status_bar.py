@@ -17,9 +17,9 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QStatusBar, QWidget
 
 from ..core.errors import format_bytes
-from ..core.health import HealthLevel, HealthReport
-from ..core.readings import reading_time
-from ..core.sampling import Sample
+from ..core.measurements.health import HealthLevel, HealthReport
+from ..core.measurements.readings import reading_time
+from ..core.measurements.sampling import Sample
 from .icons import icon
 from .palette import (
     BAD_BACKGROUND,

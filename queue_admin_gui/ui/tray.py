@@ -22,7 +22,7 @@ from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon
 
 from ..app.jobs import Job, is_background, mark_background
-from ..core.alerts import (
+from ..core.measurements.alerts import (
     SOURCE_ACTIVITY,
     SOURCE_HEALTH,
     Alert,
@@ -31,7 +31,7 @@ from ..core.alerts import (
     health_conditions,
     read_activity_conditions,
 )
-from ..core.health import HealthLevel, HealthReport
+from ..core.measurements.health import HealthLevel, HealthReport
 from .palette import GREEN, GREY, RED, WARN_BORDER, WHITE
 
 if TYPE_CHECKING:

@@ -30,9 +30,9 @@ from ..app.monitor import Sampler
 from ..app.session import Session
 from ..core.errors import format_bytes
 from ..core.maintenance import CheckpointResult, QueueMaintenance
+from ..core.measurements.readings import reading_time
+from ..core.measurements.sampling import MEGABYTE, CheckpointOutcome, export_csv, wal_level
 from ..core.progress import CancelCheck, ProgressCallback
-from ..core.readings import reading_time
-from ..core.sampling import MEGABYTE, CheckpointOutcome, export_csv, wal_level
 from .live_plot import PLOT_MIN_HEIGHT, LivePlotWidget, finite_range, make_time_plot
 from .palette import (
     AMBER,

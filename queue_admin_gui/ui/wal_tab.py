@@ -28,8 +28,8 @@ from ..app.monitor import Sampler
 from ..app.operations import TOPIC_DATABASE, TOPIC_STATS
 from ..app.session import Session
 from ..core.maintenance import CheckpointResult, DatabaseStats, QueueMaintenance
-from ..core.readings import CheckpointSummary, reading_time
-from ..core.sampling import Sample
+from ..core.measurements.readings import CheckpointSummary, reading_time
+from ..core.measurements.sampling import Sample
 from .live_plot import details_above_plot
 from .status_bar import STALE_COLOUR
 from .wal_plot import breakable

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.database import file_size
-from queue_admin_gui.core.restore_execute import ALL_WORKERS
+from queue_admin_gui.core.restore.execute import ALL_WORKERS
 
 from .bench_report import machine_info
 from .bench_writers import generate_queue

@@ -62,7 +62,7 @@ def rss_bytes() -> int | None:
 
 def time_samples(path: Path, samples: int, with_task_counts: bool) -> dict[str, float]:
     """Median and 95th percentile milliseconds of ``read_sample`` on ``path``."""
-    from queue_admin_gui.core.sampling import read_sample
+    from queue_admin_gui.core.measurements.sampling import read_sample
 
     read_sample(path, time.time(), with_task_counts=with_task_counts)  # warm the page cache
     durations = []
@@ -85,7 +85,7 @@ def memory_after_a_day(path: Path) -> dict[str, float]:
     from queue_admin_gui.app.monitor import Sampler
     from queue_admin_gui.app.session import Session
     from queue_admin_gui.core.config import MaintenanceConfig
-    from queue_admin_gui.core.sampling import Sample
+    from queue_admin_gui.core.measurements.sampling import Sample
     from queue_admin_gui.ui.stats_plots import StatsPlotsWidget
     from queue_admin_gui.ui.wal_plot import WalPlotWidget
 

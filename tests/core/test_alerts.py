@@ -6,15 +6,15 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from queue_admin_gui.core.activity import RESULT_FAILED, ActivityEntry
-from queue_admin_gui.core.alerts import (
+from queue_admin_gui.core.config import MaintenanceConfig
+from queue_admin_gui.core.measurements.alerts import (
     SOURCE_ACTIVITY,
     SOURCE_HEALTH,
     AlertTracker,
     activity_conditions,
     health_conditions,
 )
-from queue_admin_gui.core.config import MaintenanceConfig
-from queue_admin_gui.core.health import (
+from queue_admin_gui.core.measurements.health import (
     FINDING_KINDS,
     HealthLevel,
     HealthMeasurements,

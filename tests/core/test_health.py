@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from queue_admin_gui.core.config import MaintenanceConfig
-from queue_admin_gui.core.health import (
+from queue_admin_gui.core.measurements.health import (
     HealthLevel,
     HealthMeasurements,
     assess_health,
@@ -74,7 +74,7 @@ def test_backup_age_hours_handles_naive_times_and_none():
 def test_measure_health_reads_a_real_queue(queue_db, tmp_path):
     import sqlite3
 
-    from queue_admin_gui.core.health import latest_backup_time, measure_health
+    from queue_admin_gui.core.measurements.health import latest_backup_time, measure_health
 
     backups = tmp_path / "backups"
     config = MaintenanceConfig(backup_dir=backups, stale_leases_warning=1,
@@ -130,7 +130,7 @@ def test_free_disk_space_is_graded_against_the_database_size():
 
 
 def test_measure_health_reads_free_space_of_real_folders(queue_db, tmp_path):
-    from queue_admin_gui.core.health import measure_health
+    from queue_admin_gui.core.measurements.health import measure_health
 
     snapshot = measure_health(queue_db, MaintenanceConfig(backup_dir=tmp_path / "not yet"))
     assert snapshot.measured.database_bytes == queue_db.stat().st_size + (
@@ -143,7 +143,7 @@ def test_the_stale_lease_count_leaves_out_tasks_of_live_workers(queue_db, tmp_pa
     """The badge counts abandoned tasks only; overdue leases of live workers are a warning."""
     import sqlite3
 
-    from queue_admin_gui.core.health import measure_health
+    from queue_admin_gui.core.measurements.health import measure_health
 
     connection = sqlite3.connect(queue_db)
     with connection:
@@ -188,7 +188,7 @@ def damage_task_pages(path):
 
 
 def test_a_damaged_database_is_the_worst_finding_not_stale_leases(queue_db, tmp_path):
-    from queue_admin_gui.core.health import measure_health
+    from queue_admin_gui.core.measurements.health import measure_health
 
     damage_task_pages(queue_db)
     config = MaintenanceConfig(backup_dir=tmp_path, stale_leases_warning=1,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core import holders
-from queue_admin_gui.core.holders import (
+from queue_admin_gui.core.measurements import holders
+from queue_admin_gui.core.measurements.holders import (
     ERROR_MORE_DATA,
     RM_PROCESS_INFO,
     FileHolder,

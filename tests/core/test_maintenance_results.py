@@ -19,7 +19,7 @@ from queue_admin_gui.core.maintenance import (
     QueueMaintenance,
     VacuumResult,
 )
-from queue_admin_gui.core.stats import STATS_KEYS, database_stats, read_database_stats
+from queue_admin_gui.core.measurements.stats import STATS_KEYS, database_stats, read_database_stats
 
 #: dict method, typed method, the typed result's class, the dict's keys (as scripts see them)
 PAIRS = [

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from queue_admin_gui.core.health import HealthMeasurements
-from queue_admin_gui.core.readings import CheckpointSummary, measurements_with_sample
-from queue_admin_gui.core.sampling import Sample
+from queue_admin_gui.core.measurements.health import HealthMeasurements
+from queue_admin_gui.core.measurements.readings import CheckpointSummary, measurements_with_sample
+from queue_admin_gui.core.measurements.sampling import Sample
 
 
 def result(busy: int, log: int, done: int, mode: str = "PASSIVE") -> dict:

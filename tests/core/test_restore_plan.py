@@ -13,8 +13,7 @@ import pytest
 
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.errors import OperationCancelled, QueueBackupError, drive_label
-from queue_admin_gui.core.restore import TargetState
-from queue_admin_gui.core.restore_plan import (
+from queue_admin_gui.core.restore.plan import (
     Preflight,
     QueueSnapshot,
     check_restored,
@@ -22,6 +21,7 @@ from queue_admin_gui.core.restore_plan import (
     inspect_database,
     preflight,
 )
+from queue_admin_gui.core.restore.writing import TargetState
 from queue_admin_gui.core.write_access import (
     blocked_sentence,
     probe_write_access,

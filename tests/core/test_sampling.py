@@ -13,7 +13,7 @@ import pytest
 from queue_admin_gui.core.database import connect, file_size, wal_path
 from queue_admin_gui.core.errors import ErrorKind, QueueDatabaseError
 from queue_admin_gui.core.maintenance import QueueMaintenance
-from queue_admin_gui.core.sampling import (
+from queue_admin_gui.core.measurements.sampling import (
     MEGABYTE,
     SAMPLE_COLUMNS,
     RingBuffer,
@@ -198,6 +198,6 @@ def test_failed_export_leaves_no_file(tmp_path: Path):
 
 
 def test_core_sampling_does_not_import_qt():
-    code = ("import sys, queue_admin_gui.core.sampling; "
+    code = ("import sys, queue_admin_gui.core.measurements.sampling; "
             "sys.exit(any(name.startswith('PySide6') for name in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

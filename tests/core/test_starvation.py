@@ -9,9 +9,9 @@ from pathlib import Path
 from wal_scripts import READER, WRITER
 
 from queue_admin_gui.core.config import MaintenanceConfig
-from queue_admin_gui.core.health import HealthMeasurements, assess_health
-from queue_admin_gui.core.holders import FileHolder, HolderLookup, find_holders
-from queue_admin_gui.core.sampling import (
+from queue_admin_gui.core.measurements.health import HealthMeasurements, assess_health
+from queue_admin_gui.core.measurements.holders import FileHolder, HolderLookup, find_holders
+from queue_admin_gui.core.measurements.sampling import (
     AUTOCHECKPOINT_FRAMES,
     MEGABYTE,
     CheckpointOutcome,
@@ -19,7 +19,7 @@ from queue_admin_gui.core.sampling import (
     SampleHistory,
     read_sample,
 )
-from queue_admin_gui.core.starvation import (
+from queue_admin_gui.core.measurements.starvation import (
     STUCK_SAMPLES,
     Starvation,
     diagnose_long_reader,

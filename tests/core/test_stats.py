@@ -12,7 +12,7 @@ import pytest
 from queue_admin_gui.core.database import closing_connection, connect
 from queue_admin_gui.core.errors import ErrorKind, QueueMaintenanceError
 from queue_admin_gui.core.maintenance import QueueMaintenance
-from queue_admin_gui.core.stats import STATS_KEYS, database_stats
+from queue_admin_gui.core.measurements.stats import STATS_KEYS, database_stats
 
 
 def fill_queue(path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from queue_workload import DEADLINE_SECONDS, fill_queue, spawn, wait_ready
 
 from queue_admin_gui.core.backup import STAGE_FINISH, QueueBackup
-from queue_admin_gui.core.restore_execute import ALL_WORKERS, STAGE_STAGING
+from queue_admin_gui.core.restore.execute import ALL_WORKERS, STAGE_STAGING
 from queue_admin_gui.core.verify import STAGE_INTEGRITY
 
 

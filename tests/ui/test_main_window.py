@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from queue_admin_gui.app.messages import Level
-from queue_admin_gui.core.health import HealthLevel
+from queue_admin_gui.core.measurements.health import HealthLevel
 from queue_admin_gui.ui.main_window import TAB_SPECS, MainWindow
 
 LEFT = Qt.MouseButton.LeftButton

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from wal_scripts import READER, WRITER
 
-from queue_admin_gui.core.starvation import STUCK_SAMPLES
+from queue_admin_gui.core.measurements.starvation import STUCK_SAMPLES
 
 
 def write(writer: subprocess.Popen, rows: int) -> None:
@@ -77,7 +77,7 @@ def test_banner_tooltip_and_wal_tab_name_the_reader_within_a_few_samples(
 
 def test_a_file_that_cannot_be_read_is_not_called_starved(qtbot, window, demo_db: Path,
                                                           open_db):
-    from queue_admin_gui.core.starvation import Starvation
+    from queue_admin_gui.core.measurements.starvation import Starvation
 
     open_db(demo_db)
     window.sampler.stop()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from queue_admin_gui.core.health import HealthFinding, HealthLevel, HealthReport
+from queue_admin_gui.core.measurements.health import HealthFinding, HealthLevel, HealthReport
 from queue_admin_gui.ui.status_bar import DatabaseStatusBar, describe_backup_age
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)

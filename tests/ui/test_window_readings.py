@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 
 from queue_admin_gui.core.database import connect
 from queue_admin_gui.core.errors import format_bytes
-from queue_admin_gui.core.readings import reading_time
+from queue_admin_gui.core.measurements.readings import reading_time
 from queue_admin_gui.ui.status_bar import STALE_COLOUR
 
 LEFT = Qt.MouseButton.LeftButton

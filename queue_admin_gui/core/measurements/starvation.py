@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import format_bytes
+from ..errors import format_bytes
 from .health import HealthFinding, HealthLevel, HealthReport
 from .holders import HolderLookup
 from .sampling import AUTOCHECKPOINT_FRAMES, CheckpointOutcome, SampleHistory

@@ -10,9 +10,15 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .database import check_queue_schema, closing_connection, file_size, open_read_only, task_counts
-from .errors import ErrorKind, QueueAdminError, translate_error
-from .restore import TargetState
+from ..database import (
+    check_queue_schema,
+    closing_connection,
+    file_size,
+    open_read_only,
+    task_counts,
+)
+from ..errors import ErrorKind, QueueAdminError, translate_error
+from .writing import TargetState
 
 _NEWEST_SQL = "SELECT datetime(max(julianday(created_at_utc))) FROM task_queue"
 

@@ -15,13 +15,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .config import MaintenanceConfig
-from .database import file_size, wal_path
-from .disk import free_bytes, nearest_existing_folder
-from .errors import ErrorKind, QueueAdminError, drive_label, format_bytes
-from .leases import LeaseManager
-from .manifest import is_backup_file_name, parse_backup_name
-from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from ..config import MaintenanceConfig
+from ..database import file_size, wal_path
+from ..disk import free_bytes, nearest_existing_folder
+from ..errors import ErrorKind, QueueAdminError, drive_label, format_bytes
+from ..leases import LeaseManager
+from ..manifest import is_backup_file_name, parse_backup_name
+from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .stats import database_stats
 
 

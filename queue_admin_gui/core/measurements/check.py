@@ -23,16 +23,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .config import MaintenanceConfig
-from .database import closing_connection, has_sqlite_header, open_read_only, task_counts
-from .errors import (
+from ..config import MaintenanceConfig
+from ..database import closing_connection, has_sqlite_header, open_read_only, task_counts
+from ..errors import (
     ErrorKind,
     QueueAdminError,
     QueueMaintenanceError,
     format_bytes,
     translate_error,
 )
-from .file_access import file_problem
+from ..file_access import file_problem
 from .health import (
     HealthLevel,
     HealthReport,

@@ -21,14 +21,14 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backup import PendingBackup, QueueBackup
-from .database import BUSY_TIMEOUT_MS, closing_connection, connect
-from .errors import ErrorKind, QueueAdminError, QueueBackupError
-from .manifest import manifest_path_for
-from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
-from .restore import DEFAULT_PAGES_PER_STEP, LockedHook, RestoreResult
-from .restore_plan import RestoredCheck
-from .snapshot import remove_partial
+from ..backup import PendingBackup, QueueBackup
+from ..database import BUSY_TIMEOUT_MS, closing_connection, connect
+from ..errors import ErrorKind, QueueAdminError, QueueBackupError
+from ..manifest import manifest_path_for
+from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from ..snapshot import remove_partial
+from .plan import RestoredCheck
+from .writing import DEFAULT_PAGES_PER_STEP, LockedHook, RestoreResult
 
 #: Sub-folder of the backup folder that holds the safety backups restores take.
 SAFETY_FOLDER_NAME = "pre-restore"

@@ -7,7 +7,7 @@ room. These steps only read (the write-lock probe rolls back at once); the resto
 :meth:`queue_admin_gui.core.backup.QueueBackup.restore_backup`.
 
 This module compares the two files and checks the database just restored; summarising one
-file is :mod:`.restore_snapshot`, the live side's preflight :mod:`.restore_preflight`. Their
+file is :mod:`.file_summary`, the live side's preflight :mod:`.preflight`. Their
 names are re-exported here, where the wizard, the CLI and scripts import them.
 """
 
@@ -18,36 +18,36 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .database import (
+from ..database import (
     check_queue_schema,
     closing_connection,
     open_read_only,
     task_counts,
 )
-from .errors import (
+from ..errors import (
     ErrorKind,
     QueueAdminError,
     QueueBackupError,
     translate_error,
 )
-from .progress import CancelCheck, ProgressCallback, interruptible, raise_if_cancelled, report
-from .restore import TargetState
-from .restore_preflight import (
-    ACTIVE_WORKER_SECONDS,
-    Preflight,
-    SpaceNeed,
-    preflight,
-    running_workers,
-)
-from .restore_snapshot import (
+from ..progress import CancelCheck, ProgressCallback, interruptible, raise_if_cancelled, report
+from ..schema import DEAD_STATUSES, IN_FLIGHT_STATUSES, STATUS_COMPLETED, STATUS_QUEUED
+from ..verify import open_backup_file
+from .file_summary import (
     QueueSnapshot,
     TaskRef,
     inspect_database,
     kind_of,
     snapshot_of_error,
 )
-from .schema import DEAD_STATUSES, IN_FLIGHT_STATUSES, STATUS_COMPLETED, STATUS_QUEUED
-from .verify import open_backup_file
+from .preflight import (
+    ACTIVE_WORKER_SECONDS,
+    Preflight,
+    SpaceNeed,
+    preflight,
+    running_workers,
+)
+from .writing import TargetState
 
 #: The preflight and the snapshots are re-exported: the wizard and the CLI import them here.
 __all__ = [

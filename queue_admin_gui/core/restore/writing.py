@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .database import (
+from ..database import (
     BUSY_TIMEOUT_MS,
     check_queue_schema,
     closing_connection,
@@ -27,17 +27,17 @@ from .database import (
     open_read_only,
     shm_path,
 )
-from .errors import (
+from ..errors import (
     ErrorKind,
     OperationCancelled,
     QueueAdminError,
     QueueBackupError,
     translate_error,
 )
-from .file_names import aside_name
-from .files import retry_on_windows_lock
-from .progress import CancelCheck, ProgressCallback, interruptible, is_cancelled, report
-from .verify import VerifyReport, check_backup_file, open_backup_file
+from ..file_names import aside_name
+from ..files import retry_on_windows_lock
+from ..progress import CancelCheck, ProgressCallback, interruptible, is_cancelled, report
+from ..verify import VerifyReport, check_backup_file, open_backup_file
 
 __all__ = [
     "RestoreResult", "TargetInspection", "TargetState", "VerifyReport", "check_backup_file",

@@ -9,8 +9,7 @@ the WAL from being reset.
 
 Samples go into :class:`SampleHistory` and :class:`TaskCountHistory`, fixed-size numpy ring
 buffers: a day at one sample per second takes a few MB however long the window stays open.
-:mod:`~queue_admin_gui.core.starvation` reads that history to say when a long reader pins
-the WAL.
+:mod:`.starvation` reads that history to say when a long reader pins the WAL.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .database import (
+from ..database import (
     closing_connection,
     file_size,
     open_read_only,
@@ -36,9 +35,9 @@ from .database import (
     task_counts,
     wal_path,
 )
-from .errors import ErrorKind, QueueDatabaseError, translate_error
-from .maintenance_results import CheckpointResult
-from .schema import KNOWN_STATUSES
+from ..errors import ErrorKind, QueueDatabaseError, translate_error
+from ..maintenance_results import CheckpointResult
+from ..schema import KNOWN_STATUSES
 
 MEGABYTE = 1024 * 1024
 SECONDS_PER_DAY = 24 * 3600

@@ -10,14 +10,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .database import file_size, wal_path
-from .disk import free_bytes, nearest_existing_folder, same_drive
-from .errors import ErrorKind, QueueAdminError, drive_label, format_bytes
-from .leases import LeaseManager, WorkerInfo
-from .progress import CancelCheck, ProgressCallback
-from .restore import TargetState, inspect_target
-from .restore_snapshot import QueueSnapshot
-from .write_access import PROBE_BUSY_TIMEOUT_MS, probe_write_access
+from ..database import file_size, wal_path
+from ..disk import free_bytes, nearest_existing_folder, same_drive
+from ..errors import ErrorKind, QueueAdminError, drive_label, format_bytes
+from ..leases import LeaseManager, WorkerInfo
+from ..progress import CancelCheck, ProgressCallback
+from ..write_access import PROBE_BUSY_TIMEOUT_MS, probe_write_access
+from .file_summary import QueueSnapshot
+from .writing import TargetState, inspect_target
 
 #: Seconds since the last heartbeat within which a worker counts as running.
 ACTIVE_WORKER_SECONDS = 60

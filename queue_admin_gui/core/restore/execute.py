@@ -19,7 +19,7 @@ The order of the steps is what makes the restore unable to lose a committed writ
 
 A live database SQLite cannot open is moved aside whole; one that opens but is damaged is
 written over in place (workers may have it open) after an unchecked copy of it is kept; see
-:mod:`.restore_keep`. Workers are held off from the first write step until the commit: they
+:mod:`.keep`. Workers are held off from the first write step until the commit: they
 see SQLite "busy" and retry within their busy timeout. The time is mostly the safety
 backup's.
 """
@@ -37,26 +37,21 @@ from pathlib import Path
 
 import psutil
 
-from .backup import QueueBackup
-from .backup_paths import refuse_live_side_paths
-from .database import require_existing_file
-from .errors import (
+from ..backup import QueueBackup
+from ..backup_paths import refuse_live_side_paths
+from ..database import require_existing_file
+from ..errors import (
     ErrorKind,
     OperationCancelled,
     QueueAdminError,
     QueueBackupError,
     translate_error,
 )
-from .manifest import manifest_path_for
-from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
-from .restore import (
-    LockedHook,
-    TargetState,
-    inspect_target,
-    move_aside,
-    write_into,
-)
-from .restore_keep import (
+from ..manifest import manifest_path_for
+from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from ..verify import check_backup_file
+from ..write_access import blocked_sentence, probe_write_access, wait_for_write_access
+from .keep import (
     SAFETY_BACKUP_NAME,
     SAFETY_FOLDER_NAME,
     LiveStateKeeper,
@@ -65,13 +60,18 @@ from .restore_keep import (
     counter_problems,
     safety_folder,
 )
-from .restore_plan import (
+from .plan import (
     ACTIVE_WORKER_SECONDS,
     check_restored,
     running_workers,
 )
-from .verify import check_backup_file
-from .write_access import blocked_sentence, probe_write_access, wait_for_write_access
+from .writing import (
+    LockedHook,
+    TargetState,
+    inspect_target,
+    move_aside,
+    write_into,
+)
 
 #: Safety backups kept in that folder; older ones are pruned after each restore.
 SAFETY_KEEP_COUNT = 5

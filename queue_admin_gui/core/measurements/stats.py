@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .database import (
+from ..database import (
     BUSY_TIMEOUT_MS,
     check_queue_schema,
     closing_connection,
@@ -22,7 +22,7 @@ from .database import (
     task_counts,
     wal_path,
 )
-from .errors import QueueMaintenanceError, translate_error
+from ..errors import QueueMaintenanceError, translate_error
 
 MEGABYTE = 1024 * 1024
 _AUTO_VACUUM_NAMES = {0: "NONE", 1: "FULL", 2: "INCREMENTAL"}

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from .activity import ActivityEntry, ActivityLog
-from .event_log import EventLevel, is_maintenance_action, level_for
+from ..activity import ActivityEntry, ActivityLog
+from ..event_log import EventLevel, is_maintenance_action, level_for
 from .health import HealthLevel, HealthReport
 
 #: Sources of conditions; each update replaces the conditions of its own source only.

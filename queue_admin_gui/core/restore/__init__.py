@@ -1,0 +1,11 @@
+"""Restoring the live queue from a verified backup: plan it, then carry it out on one path.
+
+- :mod:`.plan` says what a restore will cost: the backup against the live file, task by task.
+- :mod:`.preflight` checks what stands in the way: running workers, the write lock, space.
+- :mod:`.file_summary` describes one file (the live database or a backup) for both.
+- :mod:`.execute` is the one path that restores, for the window and the command line alike.
+- :mod:`.keep` takes the safety backup (or a damaged file's copy) and carries the id
+  counters over, under the live write lock.
+- :mod:`.writing` inspects the live file and writes the staged backup into it through
+  SQLite's backup API in one transaction.
+"""
