@@ -38,7 +38,7 @@ from ..errors import ErrorKind
 from ..progress import CancelCheck
 from . import shm_locks
 from .checkpoint_door import let_checkpoint_through
-from .generations import ROTATE_SECONDS, GenerationStarter
+from .generations import GenerationStarter
 from .page_deltas import PageImages, encode_delta_transaction
 from .pins import WalPins, open_connection
 from .store import (
@@ -89,7 +89,7 @@ class Archiver:
     def __init__(self, database: str | Path, archive_dir: str | Path, *,
                  retention_days: float | None = None, poll_seconds: float = 0.15,
                  reset_frames: int = 1000, heartbeat_seconds: float = 1.0,
-                 rotate_seconds: float = ROTATE_SECONDS, rotate_bytes: int | None = None,
+                 rotate_seconds: float | None = None, rotate_bytes: int | None = None,
                  on_event: Callable[[ArchiveEvent], None] | None = None) -> None:
         self.database = Path(database).absolute()
         self.archive_dir = Path(archive_dir)
@@ -97,8 +97,9 @@ class Archiver:
         self.poll_seconds = poll_seconds
         self.reset_frames = reset_frames
         self.heartbeat_seconds = heartbeat_seconds
-        #: A generation is continued by a new one (a new snapshot) after this long, or once
-        #: its frame logs hold ``rotate_bytes`` (None: the database's size, at least 16 MB).
+        #: A generation is continued by a new one (a new snapshot) after ``rotate_seconds``
+        #: (None: the retention period, else a week), or once its frame logs hold
+        #: ``rotate_bytes`` (None: twice the database's size, at least 16 MB).
         self.rotate_seconds = rotate_seconds
         self.rotate_bytes = rotate_bytes
         self.on_event = on_event

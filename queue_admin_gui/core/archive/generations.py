@@ -8,11 +8,13 @@ writer lock once the backup's read transaction has begun, so the backup holds ex
 state. Frames committed afterwards are copied while the backup runs; the generation becomes
 restorable when the backup is written and verified.
 
-A generation that has run for a day, or whose frame logs have grown to the database's size,
-is continued by a new one: the same start, taken at the exact end of what was archived, while
-the outgoing generation keeps receiving every transaction until the new snapshot is written.
-The two overlap, so no instant falls between them; old generations can then be deleted whole
-by retention, and a rebuild never replays more than about one database's worth of frames.
+A generation whose frame logs have grown to twice the database's size, or that is as old as
+the retention period, is continued by a new one: the same start, taken at the exact end of
+what was archived, while the outgoing generation keeps receiving every transaction until the
+new snapshot is written. The two overlap, so no instant falls between them. A rebuild then
+never replays more than about two databases' worth of frames, snapshots add at most half to
+a busy archive's size, and retention, which deletes whole generations, frees a quiet
+archive's old days as well.
 """
 
 from __future__ import annotations
@@ -48,10 +50,12 @@ SNAPSHOT_RETRY_SECONDS = 30.0
 _BEGIN_WAIT_SECONDS = 120.0
 #: Retention runs when the archiver starts and then every ten minutes.
 RETENTION_EVERY_SECONDS = 600.0
-#: A generation is continued by a new snapshot after a day ...
-ROTATE_SECONDS = 86400.0
-#: ... or once its frame logs hold as much as the database, but never below this.
+#: A generation is continued by a new snapshot once its frames hold this many times the
+#: database's size (never below MIN_ROTATE_BYTES) ...
+ROTATE_DATABASE_SIZES = 2
 MIN_ROTATE_BYTES = 16 * 1024 * 1024
+#: ... or once it is as old as the retention period (a week when no retention is set).
+ROTATE_SECONDS = 7 * 86400.0
 
 
 class GenerationStarter:
@@ -98,11 +102,15 @@ class GenerationStarter:
         limit = self.archiver.rotate_bytes
         if limit is None:
             try:
-                limit = max(MIN_ROTATE_BYTES, self.archiver.database.stat().st_size)
+                size = self.archiver.database.stat().st_size
             except OSError:
-                limit = MIN_ROTATE_BYTES
-        return (time.time() - started >= self.archiver.rotate_seconds
-                or log.bytes_written >= limit)
+                size = 0
+            limit = max(MIN_ROTATE_BYTES, ROTATE_DATABASE_SIZES * size)
+        age = self.archiver.rotate_seconds
+        if age is None:
+            days = self.archiver.retention_days
+            age = days * 86400 if days is not None else ROTATE_SECONDS
+        return time.time() - started >= age or log.bytes_written >= limit
 
     def rotate(self) -> None:
         """Start a new generation at the archive's exact end; the current one goes on meanwhile."""

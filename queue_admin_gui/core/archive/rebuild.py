@@ -34,7 +34,7 @@ from ..manifest import (
 )
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from ..verify import VerifyReport, check_backup_file, open_backup_file
-from .page_deltas import decode_delta_transaction, xor_pages
+from .page_deltas import decode_delta_transaction, expand_delta
 from .store import (
     KIND_DELTA_TRANSACTION,
     KIND_RESET,
@@ -251,7 +251,7 @@ def _apply(generation: Generation, moment: float, partial: Path,
                 handle.seek((number - 1) * page_size)
                 if transaction.deltas and transaction.deltas[index]:
                     earlier = handle.read(page_size).ljust(page_size, b"\0")
-                    image = xor_pages(earlier, image)
+                    image = expand_delta(earlier, image)
                     handle.seek((number - 1) * page_size)
                 handle.write(image)
             pages = transaction.database_pages
