@@ -86,7 +86,7 @@ class HealthWatch(QObject):
             measured = measurements_with_sample(measured, sample)
         report = report_with_starvation(assess_health(self.session.config, measured),
                                         self.sampler.advice())
-        self.health = HealthSnapshot(read.stats, measured, report)
+        self.health = HealthSnapshot(read.stats, measured, report, read.database_path)
         self.status.show_health(self.health.report, measured.last_backup_at,
                                 measured.has_backups)
         self.changed.emit(self.health.report)

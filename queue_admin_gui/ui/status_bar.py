@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QStatusBar, QWidget
@@ -155,15 +154,6 @@ class DatabaseStatusBar(QStatusBar):
         self.wal_label.setStyleSheet("")
         self.backup_label.setText(f"Last backup: {_UNKNOWN}")
         self.badge.show_unknown()
-
-    def show_stats(self, stats: dict[str, Any], report: HealthReport,
-                   last_backup_at: datetime | None, has_backups: bool | None) -> None:
-        """Show what the stats job measured and the health it implies."""
-        self.size_label.setText(f"DB: {format_bytes(stats.get('db_size_bytes', 0))}")
-        self.wal_label.setText(f"WAL: {format_bytes(stats.get('wal_size_bytes', 0))}")
-        self.backup_label.setText(
-            f"Last backup: {describe_backup_age(last_backup_at, has_backups)}")
-        self.badge.show_report(report)
 
     def show_sample(self, sample: Sample) -> None:
         """Show the sizes of the latest reading and when it was read."""

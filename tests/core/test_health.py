@@ -88,7 +88,7 @@ def test_measure_health_reads_a_real_queue(queue_db, tmp_path):
     snapshot = measure_health(queue_db, config)
     assert snapshot.measured.stale_leases == 1
     assert snapshot.measured.has_backups is False
-    assert snapshot.stats["is_queue"] is True
+    assert snapshot.stats is not None and snapshot.stats.is_queue is True
     assert snapshot.report.level is HealthLevel.CRITICAL
     assert any("no backup" in reason for reason in snapshot.report.reasons)
     assert any("abandoned" in reason for reason in snapshot.report.reasons)
@@ -134,7 +134,7 @@ def test_measure_health_reads_free_space_of_real_folders(queue_db, tmp_path):
 
     snapshot = measure_health(queue_db, MaintenanceConfig(backup_dir=tmp_path / "not yet"))
     assert snapshot.measured.database_bytes == queue_db.stat().st_size + (
-        snapshot.stats["wal_size_bytes"])
+        snapshot.stats.wal_size_bytes)
     assert snapshot.measured.database_free_bytes > 0
     assert snapshot.measured.backup_free_bytes > 0
 

@@ -3,9 +3,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from queue_admin_gui.core.measurements.health import HealthFinding, HealthLevel, HealthReport
+from queue_admin_gui.core.measurements.readings import reading_time
+from queue_admin_gui.core.measurements.sampling import Sample
 from queue_admin_gui.ui.status_bar import DatabaseStatusBar, describe_backup_age
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+SAMPLE = Sample(time=NOW.timestamp(), db_bytes=3 * 1024 * 1024, wal_bytes=60 * 1024 * 1024,
+                shm_bytes=32768, page_count=768, freelist_count=0, page_size=4096)
 
 
 def test_backup_age_in_words():
@@ -27,10 +31,10 @@ def test_status_bar_shows_sizes_and_the_badge_with_reasons(qtbot, tmp_path):
     report = HealthReport(HealthLevel.WARNING, [
         HealthFinding(HealthLevel.WARNING, "The WAL file is 60.0 MB (limit 50 MB); run a "
                       "TRUNCATE checkpoint on the WAL/Checkpoint tab.", "WAL 60.0 MB")])
-    bar.show_stats({"db_size_bytes": 3 * 1024 * 1024, "wal_size_bytes": 60 * 1024 * 1024},
-                   report, None, False)
+    bar.show_sample(SAMPLE)
+    bar.show_health(report, None, False)
     assert bar.size_label.text() == "DB: 3.0 MB"
-    assert bar.wal_label.text() == "WAL: 60.0 MB"
+    assert bar.wal_label.text() == f"WAL: 60.0 MB ({reading_time(SAMPLE.time)})"
     assert bar.backup_label.text() == "Last backup: none yet"
     assert bar.badge.text_label.text() == "Health: Warning: WAL 60.0 MB"
     assert "TRUNCATE checkpoint" in bar.badge.toolTip()
@@ -55,8 +59,8 @@ def test_long_path_and_headline_never_widen_a_1024_pixel_window(qtbot, tmp_path)
     headline = "database damaged: " + "the index ix_task_type_status disagrees " * 4
     report = HealthReport(HealthLevel.CRITICAL, [
         HealthFinding(HealthLevel.CRITICAL, headline, headline)])
-    bar.show_stats({"db_size_bytes": 3 * 1024 * 1024, "wal_size_bytes": 60 * 1024 * 1024},
-                   report, None, False)
+    bar.show_sample(SAMPLE)
+    bar.show_health(report, None, False)
     window.resize(1024, 700)
     window.show()
     qtbot.waitExposed(window)

@@ -178,7 +178,7 @@ def run_check(db_path: str | Path, config: MaintenanceConfig, *,
     except QueueAdminError as error:
         return unknown(str(error), error.kind.value)
     try:
-        counts, quick = _read_counts_and_check(path, bool(snapshot.stats.get("is_queue")),
+        counts, quick = _read_counts_and_check(path, snapshot.is_queue,
                                                quick_check_seconds)
     except QueueAdminError as error:
         return unknown(str(error), error.kind.value)
@@ -186,8 +186,9 @@ def run_check(db_path: str | Path, config: MaintenanceConfig, *,
     if quick is not None and quick.damage and not measured.damage:
         measured = dataclasses.replace(measured, damage=quick.damage)
     report = assess_health(config, measured, now)
-    if not measured.damage and not snapshot.stats.get("is_queue"):
-        problems = "; ".join(snapshot.stats.get("schema_problems") or []) or "no queue tables"
+    if not measured.damage and not snapshot.is_queue:
+        found = snapshot.stats.schema_problems if snapshot.stats is not None else []
+        problems = "; ".join(found) or "no queue tables"
         return unknown(f"'{path}' is an SQLite database but not a PrismQ queue ({problems})",
                        ErrorKind.NOT_A_QUEUE.value)
     result = CheckResult(int(report.level), _summary(report, snapshot, now), report=report,
@@ -308,7 +309,7 @@ def _measurements(snapshot: HealthSnapshot, counts: dict[str, int] | None,
     last = measured.last_backup_at
     age = backup_age_hours(last, now)
     return {
-        "database": snapshot.stats.get("path"),
+        "database": snapshot.database_path,
         "wal_bytes": measured.wal_size_bytes,
         "database_bytes": measured.database_bytes,
         "free_pages_percent": measured.fragmentation_percent,

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from ..config import MaintenanceConfig
 from ..database import file_size, wal_path
@@ -22,7 +21,7 @@ from ..errors import ErrorKind, QueueAdminError, drive_label, format_bytes
 from ..leases import LeaseManager
 from ..manifest import is_backup_file_name, parse_backup_name
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
-from .stats import database_stats
+from .stats import DatabaseStats, read_database_stats
 
 
 class HealthLevel(enum.IntEnum):
@@ -80,24 +79,31 @@ class HealthMeasurements:
     backup_drive: str = ""
 
     @classmethod
-    def from_stats(cls, stats: dict[str, Any], *, damage: str | None = None,
+    def from_stats(cls, stats: DatabaseStats | None, *, damage: str | None = None,
+                   file_bytes: tuple[int, int] | None = None,
                    stale_leases: int | None = None,
                    expired_live_leases: int | None = None,
                    last_backup_at: datetime | None = None,
                    has_backups: bool | None = None,
                    database_free: tuple[str, int] | None = None,
                    backup_free: tuple[str, int] | None = None) -> HealthMeasurements:
-        """Measurements from a ``database_stats`` dict plus the lease, backup and disk facts.
+        """Measurements from the file's statistics plus the lease, backup and disk facts.
 
-        ``database_free`` and ``backup_free`` are ``(drive, free bytes)`` pairs.
+        ``stats`` is None when SQLite could not read the file; ``file_bytes`` then gives
+        the database's and its WAL's sizes on disk. ``database_free`` and ``backup_free``
+        are ``(drive, free bytes)`` pairs.
         """
-        database_bytes = None
-        if stats.get("db_size_bytes") is not None:
-            database_bytes = int(stats["db_size_bytes"]) + int(stats.get("wal_size_bytes") or 0)
+        database_bytes = wal_bytes = None
+        if stats is not None:
+            wal_bytes = stats.wal_size_bytes
+            database_bytes = stats.db_size_bytes + stats.wal_size_bytes
+        elif file_bytes is not None:
+            wal_bytes = file_bytes[1]
+            database_bytes = file_bytes[0] + file_bytes[1]
         return cls(
-            wal_size_bytes=stats.get("wal_size_bytes"),
+            wal_size_bytes=wal_bytes,
             damage=damage,
-            fragmentation_percent=stats.get("fragmentation_percent"),
+            fragmentation_percent=stats.fragmentation_percent if stats is not None else None,
             stale_leases=stale_leases,
             expired_live_leases=expired_live_leases,
             last_backup_at=last_backup_at,
@@ -269,16 +275,25 @@ def free_space(folder: str | Path) -> tuple[str, int] | None:
 
 @dataclass(frozen=True)
 class HealthSnapshot:
-    """One periodic measurement: the raw statistics, what was judged, and the verdict."""
+    """One periodic measurement: the statistics, what was judged, and the verdict.
 
-    stats: dict[str, Any]
+    ``stats`` is None when SQLite could not read the file (the damage is in ``measured``).
+    """
+
+    stats: DatabaseStats | None
     measured: HealthMeasurements
     report: HealthReport
+    path: str = ""
 
     @property
     def database_path(self) -> str:
         """The file that was measured (also known when SQLite could not read it)."""
-        return str(self.stats.get("path", ""))
+        return self.path or (self.stats.path if self.stats is not None else "")
+
+    @property
+    def is_queue(self) -> bool:
+        """True when the file was read and holds the queue's tables."""
+        return self.stats is not None and self.stats.is_queue
 
 
 def latest_backup_time(backup_dir: str | Path) -> tuple[datetime | None, bool]:
@@ -335,16 +350,17 @@ def measure_health(db_path: str | Path, config: MaintenanceConfig,
     action = "Reading the database health"
     report(progress, 0, 3, "Reading statistics")
     damage = None
+    stats: DatabaseStats | None
     try:
-        stats = database_stats(db_path, include_task_counts=False)
+        stats = read_database_stats(db_path, include_task_counts=False)
     except QueueAdminError as error:
         damage = damage_of(error)
         if damage is None:
             raise
-        stats = _unreadable_stats(Path(db_path))
+        stats = None
     raise_if_cancelled(cancelled, action)
     stale = expired_live = None
-    if stats.get("is_queue"):
+    if stats is not None and stats.is_queue:
         report(progress, 1, 3, "Looking for stale leases")
         try:
             counts = LeaseManager(db_path).lease_counts(config.stale_lease_timeout_seconds)
@@ -356,15 +372,11 @@ def measure_health(db_path: str | Path, config: MaintenanceConfig,
     raise_if_cancelled(cancelled, action)
     report(progress, 2, 3, "Looking at the backup folder")
     last_backup_at, has_backups = latest_backup_time(config.backup_dir)
+    path = Path(db_path)
     measured = HealthMeasurements.from_stats(
-        stats, damage=damage, stale_leases=stale, expired_live_leases=expired_live,
+        stats, damage=damage, file_bytes=(file_size(path), file_size(wal_path(path))),
+        stale_leases=stale, expired_live_leases=expired_live,
         last_backup_at=last_backup_at, has_backups=has_backups,
         database_free=free_space(Path(db_path).parent), backup_free=free_space(config.backup_dir))
     report(progress, 3, 3, "Done")
-    return HealthSnapshot(stats, measured, assess_health(config, measured))
-
-
-def _unreadable_stats(path: Path) -> dict[str, Any]:
-    """What is known of a file SQLite cannot read: its path and sizes on disk."""
-    return {"path": str(path), "db_size_bytes": file_size(path),
-            "wal_size_bytes": file_size(wal_path(path)), "is_queue": False}
+    return HealthSnapshot(stats, measured, assess_health(config, measured), str(path))
