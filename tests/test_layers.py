@@ -47,3 +47,43 @@ def test_no_widget_announces_changes_by_hand() -> None:
     widgets = sorted((PACKAGE / "ui").glob("*.py"))
     offenders = {path.name: lines for path in widgets if (lines := _notify_calls(path))}
     assert not offenders, f".notify( called in ui/: {offenders}"
+
+
+def _import_cycles() -> list[list[str]]:
+    """Groups of modules that import each other at run time (imports for type checkers only
+    are left out), found as the strongly connected components of the import graph."""
+    import grimp
+
+    graph = grimp.build_graph("queue_admin_gui", exclude_type_checking_imports=True)
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        order[module] = low[module] = len(order)
+        stack.append(module)
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported not in order:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in stack:
+                low[module] = min(low[module], order[imported])
+        if low[module] == order[module]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in sorted(graph.modules):
+        if module not in order:
+            visit(module)
+    return cycles
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    assert _import_cycles() == []

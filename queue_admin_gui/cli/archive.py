@@ -30,6 +30,7 @@ from ..core.archive import (
 from ..core.config import SETTING_RANGES
 from ..core.errors import ErrorKind
 from ..core.manifest import backup_file_name
+from .arguments import database_path
 from .output import CommandResult
 
 if TYPE_CHECKING:
@@ -81,10 +82,8 @@ def add_restore_point_options(restore: argparse.ArgumentParser) -> None:
 
 def archive(context: Context) -> CommandResult:
     """Run the archiver until Ctrl+C or SIGTERM, then stop cleanly (exit 0)."""
-    from .commands import _database
-
     args = context.args
-    database = _database(context, "Archiving")
+    database = database_path(context, "Archiving")
     out = context.err if args.json else None
 
     def show(event: ArchiveEvent) -> None:
@@ -161,10 +160,13 @@ def archive_status_command(context: Context) -> CommandResult:
                                           "archiver_running"], lines)
 
 
-def restore_at(context: Context) -> CommandResult:
-    """Rebuild the state at --at into --output; with --yes, restore it through the safe path."""
-    from .commands import restore
+def restore_at(context: Context,
+               restore: Callable[[Context], CommandResult]) -> CommandResult:
+    """Rebuild the state at --at into --output; with --yes, restore it through the safe path.
 
+    ``restore`` is the ``restore`` command, which puts the rebuilt file into the database
+    exactly as it does a backup.
+    """
     args = context.args
     if args.archive is None:
         raise ArchiveError("restore --at needs --archive DIR, the archive folder.",

@@ -13,7 +13,7 @@ import dataclasses
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from ..core.config import SETTING_RANGES, MaintenanceConfig, checked_value
 from ..core.errors import ConfigError, ErrorKind, QueueAdminError
@@ -24,7 +24,7 @@ from ..core.measurements.check import (
     run_check,
     unknown,
 )
-from .output import json_line
+from .output import UsageError, json_line
 
 CHECK_HELP = ("Grade the queue's health for a monitoring system (exit 0 OK, 1 WARNING, "
               "2 CRITICAL, 3 UNKNOWN); never writes.")
@@ -92,20 +92,36 @@ def command_name(argv: Sequence[str]) -> str | None:
     return None
 
 
-def main_check(argv: list[str], out: TextIO, err: TextIO) -> int:
-    """Run ``check`` and print its verdict; every failure becomes UNKNOWN (exit 3)."""
-    from .program import Context, UsageError, build_parser
+class CheckContext(Protocol):
+    """What ``check`` needs of the command line's context."""
 
+    @property
+    def config(self) -> MaintenanceConfig:
+        """The settings in force for this run."""
+
+    @property
+    def db_path(self) -> Path:
+        """The database the command line names."""
+
+
+def main_check(argv: list[str], out: TextIO, err: TextIO,
+               parse: Callable[[list[str]], argparse.Namespace],
+               open_context: Callable[[argparse.Namespace, TextIO], CheckContext]) -> int:
+    """Run ``check`` and print its verdict; every failure becomes UNKNOWN (exit 3).
+
+    ``parse`` reads the command line (raising :class:`UsageError`) and ``open_context``
+    gives the settings and the database it names: those of every other command.
+    """
     as_json = "--json" in argv
     debug = "--debug" in argv
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(argv)
     except UsageError as error:
         return _emit(unknown(f"bad usage: {error}", ErrorKind.INVALID.value), as_json, out)
     except SystemExit as done:  # --help
         return int(done.code or 0)
     try:
-        context = Context(args, err)
+        context = open_context(args, err)
         config = thresholds(context.config, args)
         result = run_check(context.db_path, config,
                            quick_check_seconds=args.quick_check_seconds)

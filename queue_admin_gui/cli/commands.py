@@ -23,33 +23,16 @@ from ..core.errors import (
     QueueMaintenanceError,
     format_bytes,
 )
-from ..core.file_access import file_problem
 from ..core.leases import LeaseManager
 from ..core.maintenance import QueueMaintenance
 from ..core.restore.execute import ALL_WORKERS
 from ..core.verify import check_backup_file
-from .archive import archive, archive_status_command
+from .archive import archive, archive_status_command, restore_at
+from .arguments import database_path
 from .output import EXIT_FAILED, CommandResult
 
 if TYPE_CHECKING:
     from .program import Context
-
-def _database(context: Context, action: str) -> Path:
-    """The database path, refused with a sentence naming where it came from and what is wrong.
-
-    A folder, a file this account may not read and a missing file each say so.
-    """
-    path = context.db_path
-    problem = file_problem(path)
-    if problem is not None:
-        kind, what, advice = problem
-        if kind is ErrorKind.NOT_FOUND:
-            advice = "pass --db PATH or set PRISMQ_QUEUE_DB_PATH"
-        raise QueueMaintenanceError(
-            f"{action} failed: the database '{path}' (from {context.db_source}) {what}; "
-            f"{advice}.", kind)
-    return path
-
 
 def _backups(context: Context) -> QueueBackup:
     return QueueBackup(context.db_path, context.backup_dir())
@@ -58,7 +41,7 @@ def _backups(context: Context) -> QueueBackup:
 def backup(context: Context) -> CommandResult:
     """Write a verified backup; with --keep, prune older backups after it succeeded."""
     args = context.args
-    _database(context, "Backup")
+    database_path(context, "Backup")
     engine = _backups(context)
     with context.slow_operation() as progress:
         made = engine.backup(args.name, progress=progress, cancelled=context.interrupt)
@@ -166,9 +149,7 @@ def restore(context: Context) -> CommandResult:
     """
     args = context.args
     if getattr(args, "at", None) is not None:
-        from .archive import restore_at
-
-        return restore_at(context)
+        return restore_at(context, restore)
     if args.path is None:
         raise QueueBackupError("restore needs a backup PATH, or --at TIME with --archive DIR.",
                                ErrorKind.INVALID)
@@ -209,7 +190,7 @@ def restore(context: Context) -> CommandResult:
 
 def checkpoint(context: Context) -> CommandResult:
     """Checkpoint the WAL; exit 1 when readers or writers kept it from finishing."""
-    path = _database(context, "Checkpoint")
+    path = database_path(context, "Checkpoint")
     mode = (context.args.mode or context.config.checkpoint_mode).upper()
     result = QueueMaintenance(path).run_checkpoint(mode)
     keys = ["mode", "finished", "busy", "log_frames", "checkpointed_frames",
@@ -233,7 +214,7 @@ def checkpoint(context: Context) -> CommandResult:
 
 def vacuum(context: Context) -> CommandResult:
     """Rebuild the file without free pages; sizes before and after."""
-    path = _database(context, "VACUUM")
+    path = database_path(context, "VACUUM")
     with context.slow_operation() as progress:
         result = QueueMaintenance(path).vacuum(progress=progress,
                                                cancelled=context.interrupt)
@@ -243,7 +224,7 @@ def vacuum(context: Context) -> CommandResult:
 
 def analyze(context: Context) -> CommandResult:
     """Refresh planner statistics for the whole file or one table."""
-    path = _database(context, "ANALYZE")
+    path = database_path(context, "ANALYZE")
     size = file_size(path)
     result = QueueMaintenance(path).analyze(context.args.table)
     data = {"table": result.get("table"), "size_before": size,
@@ -253,7 +234,7 @@ def analyze(context: Context) -> CommandResult:
 
 def optimize(context: Context) -> CommandResult:
     """ANALYZE, plus VACUUM with --full; sizes before and after."""
-    path = _database(context, "Optimize")
+    path = database_path(context, "Optimize")
     with context.slow_operation() as progress:
         result = QueueMaintenance(path).optimize(
             context.args.full, progress=progress, cancelled=context.interrupt)
@@ -267,7 +248,7 @@ def optimize(context: Context) -> CommandResult:
 
 def integrity(context: Context) -> CommandResult:
     """Run SQLite's integrity check; exit 1 when it reports problems."""
-    path = _database(context, "Integrity check")
+    path = database_path(context, "Integrity check")
     with context.interrupt:
         found = QueueMaintenance(path).check_integrity(quick=context.args.quick,
                                                        cancelled=context.interrupt)
@@ -288,7 +269,7 @@ def integrity(context: Context) -> CommandResult:
 def leases(context: Context) -> CommandResult:
     """Find stale leases; with --requeue recover them (--dry-run only previews)."""
     args = context.args
-    path = _database(context, "Stale lease check")
+    path = database_path(context, "Stale lease check")
     timeout = args.timeout
     if timeout is None:
         timeout = context.config.stale_lease_timeout_seconds
@@ -325,7 +306,7 @@ def leases(context: Context) -> CommandResult:
 
 def stats(context: Context) -> CommandResult:
     """Stats: sizes, pages, WAL, fragmentation and task counts."""
-    path = _database(context, "Reading statistics")
+    path = database_path(context, "Reading statistics")
     result = QueueMaintenance(path).get_database_stats()
     return CommandResult(f"Statistics of {path}", result,
                          [key for key in result if key not in _STATS_HIDDEN])

@@ -56,6 +56,10 @@ _LABELS = {
 }
 
 
+class UsageError(Exception):
+    """The command line could not be understood (exit 2)."""
+
+
 @dataclass
 class CommandResult:
     """What a command did: the JSON fields, and which of them a person reads, in order.

@@ -41,6 +41,7 @@ from .output import (
     PROG,
     CommandResult,
     ProgressLine,
+    UsageError,
     emit,
     emit_error,
     exit_code_for,
@@ -53,10 +54,6 @@ LOGGED_COMMANDS = frozenset({
     "backup", "verify", "prune", "restore", "checkpoint", "vacuum", "analyze", "optimize",
     "integrity", "leases", "archive",
 })
-
-
-class UsageError(Exception):
-    """The command line could not be understood (exit 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -307,7 +304,8 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None,
     err = err if err is not None else sys.stderr
     argv = list(sys.argv[1:] if argv is None else argv)
     if command_name(argv) == "check":  # monitoring-plugin exit codes for every outcome
-        return main_check(argv, out, err)
+        return main_check(argv, out, err, lambda words: build_parser().parse_args(words),
+                          Context)
     as_json = _wants_json(argv)
     try:
         args = build_parser().parse_args(argv)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core import backup as backup_module
+from queue_admin_gui.core import backup_store as backup_module
 from queue_admin_gui.core.backup import BackupInfo, BackupResult, PruneStopped, QueueBackup
 from queue_admin_gui.core.database import QueueDatabase, task_counts
 from queue_admin_gui.core.errors import ErrorKind, OperationCancelled, QueueBackupError

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import psutil
 
-from ..backup import QueueBackup
 from ..backup_paths import refuse_live_side_paths
+from ..backup_store import BackupStore
 from ..database import require_existing_file
 from ..errors import (
     ErrorKind,
@@ -168,7 +168,7 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
     keeper.finish()
     if outcome.safety_backup is not None:
         with contextlib.suppress(QueueAdminError):
-            QueueBackup(target, safety_folder(request.backup_dir)).prune_backups(
+            BackupStore(target, safety_folder(request.backup_dir)).prune_backups(
                 SAFETY_KEEP_COUNT)
     report(progress, 0, 0, STAGE_CHECK_RESTORED)
     outcome.check = check_restored(target)

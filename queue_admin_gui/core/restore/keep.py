@@ -21,7 +21,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backup import PendingBackup, QueueBackup
+from ..backup_store import BackupStore, PendingBackup
 from ..database import BUSY_TIMEOUT_MS, closing_connection, connect
 from ..errors import ErrorKind, QueueAdminError, QueueBackupError
 from ..manifest import manifest_path_for
@@ -84,7 +84,7 @@ class LiveStateKeeper:
         self.progress, self.cancelled = progress, cancelled
         self.locked_at: float | None = None
         self.counters: dict[str, int] = {}
-        self.safety = QueueBackup(request.target, safety_folder(request.backup_dir),
+        self.safety = BackupStore(request.target, safety_folder(request.backup_dir),
                                   busy_timeout_ms=request.busy_timeout_ms,
                                   pages_per_step=request.pages_per_step)
         self.pending: PendingBackup | None = None
