@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread
+from PySide6.QtCore import QAbstractAnimation, QCoreApplication, QEvent, QObject, QThread
 
 from queue_admin_gui.app.jobs import live_job_count, running_job_threads
 
@@ -18,12 +18,20 @@ def settle() -> None:
     gc.collect()
 
 
+def _lasting(objects: list) -> list:
+    return [item for item in objects if not isinstance(item, QAbstractAnimation)]
+
+
 def live_objects(window) -> dict[str, int]:
-    """QObjects (Python wrappers and the window's and session's C++ children) and threads."""
+    """QObjects (Python wrappers and the window's and session's C++ children) and threads.
+
+    The style's animations (a busy progress bar's, a scroll bar's fade) come and go with
+    what is on screen at that instant, so they are left out of the counts.
+    """
     # findChildren makes a wrapper for every child: list them before counting the wrappers
-    session_children = len(window.session.findChildren(QObject))
-    window_children = len(window.findChildren(QObject))
-    wrappers = [item for item in gc.get_objects() if isinstance(item, QObject)]
+    session_children = len(_lasting(window.session.findChildren(QObject)))
+    window_children = len(_lasting(window.findChildren(QObject)))
+    wrappers = _lasting([item for item in gc.get_objects() if isinstance(item, QObject)])
     return {
         "wrappers": len(wrappers),
         "threads": sum(isinstance(item, QThread) for item in wrappers),
