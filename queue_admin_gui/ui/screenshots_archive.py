@@ -33,6 +33,7 @@ def render_archive(out_dir: Path, seconds: float = 4.0) -> list[Path]:
     from ..app.messages import Messages, RecordingPresenter
     from ..app.session import Session
     from ..core.activity import ActivityLog
+    from ..core.backup import QueueBackup
     from ..core.config import MaintenanceConfig
     from ..core.demo import DemoWorkers, create_demo_queue
     from .main_window import MainWindow
@@ -66,7 +67,10 @@ def render_archive(out_dir: Path, seconds: float = 4.0) -> list[Path]:
                 status = panel.controller.status  # type: ignore[union-attr]
                 _wait_until(lambda s=status: s().generation is not None  # type: ignore[misc]
                             and not s().snapshot_pending)
-                _run_for(seconds / 2)
+                _run_for(seconds / 4)
+                if _turn == 1:  # a backup, so the timeline shows one
+                    QueueBackup(database, session.backup_dir).create_backup()
+                _run_for(seconds / 4)
                 if _turn == 0:
                     panel.toggle.setChecked(False)
                     _wait_until(lambda: not panel.archiving and not panel.switching)
