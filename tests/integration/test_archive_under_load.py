@@ -368,3 +368,39 @@ def test_where_lock_owners_are_unknown_a_writer_mid_transaction_is_never_lost(
     assert status.latest is not None
     assert rebuild_to_time(folder, status.latest, final).check.ok
     assert table_rows(final) == table_rows(queue)
+
+
+def test_an_archiver_started_under_a_long_writer_waits_instead_of_stopping(
+        queue: Path, tmp_path: Path) -> None:
+    """A generation's start needs the write lock for a moment; a writer keeping it longer
+    than the busy timeout must not stop the archiver: it says so and tries again."""
+    folder = tmp_path / "archive"
+    holder = sqlite3.connect(queue, isolation_level=None, timeout=10)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO task_queue (type, payload) VALUES ('held', '{}')")
+    archiver = Archiver(queue, folder)
+    archiver.start()
+    try:
+        deadline = time.monotonic() + 60
+        while "could not take the write lock" not in (archiver.status().error or ""):
+            assert time.monotonic() < deadline, "the archiver never said it was waiting"
+            time.sleep(0.1)
+        assert archiver.status().running
+        holder.execute("COMMIT")
+        while archiver.status().error is not None or archiver.status().snapshot_pending \
+                or archiver.status().generation is None:
+            assert time.monotonic() < deadline, "no generation after the writer let go"
+            time.sleep(0.05)
+        holder.execute("INSERT INTO task_queue (type, payload) VALUES ('after', '{}')")
+        while archiver.status().transactions < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        holder.close()
+        archiver.stop()
+    status = archive_status(folder)
+    assert len(status.generations) == 1 and not status.gaps
+    final = tmp_path / "final.db"
+    assert status.latest is not None
+    assert rebuild_to_time(folder, status.latest, final).check.ok
+    assert table_rows(final) == table_rows(queue)

@@ -134,8 +134,21 @@ class GenerationStarter:
                          f"{self.generation.id}" if rotating and self.generation
                          else self._start_reason())
         self._first = False
-        self.writer.execute("PRAGMA busy_timeout=5000")
-        self.writer.execute("BEGIN IMMEDIATE")
+        if not rotating:
+            # Continuity starts again from the snapshot: let go first, so that a checkpoint
+            # waiting on these readers while holding the write lock can finish.
+            self.pins.release()
+        self.writer.execute(f"PRAGMA busy_timeout={200 if rotating else 5000}")
+        try:
+            self.writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if rotating:
+                return  # a writer or a checkpoint has the lock: continue on a later pass
+            self.generation = None
+            archiver._needs_generation_reason = reason  # try again on the next pass
+            archiver._set(error=f"A new generation could not take the write lock for its "
+                                f"snapshot ({error}); trying again.")
+            return
         if rotating:
             archiver._copy_pass()  # nobody can commit now: the archive ends where the WAL does
             if archiver._log is None:  # a gap was found: the loop starts over instead
@@ -171,7 +184,7 @@ class GenerationStarter:
             return
         self.generation = generation
         archiver.begin_cycle(header, frame, checksum, FrameLog(generation))
-        archiver._set(generation=generation.id, snapshot_pending=True,
+        archiver._set(generation=generation.id, snapshot_pending=True, error=None,
                       generations_started=archiver.status().generations_started + 1)
         archiver._emit("generation", f"Generation {generation.id} started ({reason}); "
                                      f"taking its snapshot as of {instant_text(stamp)}.")
