@@ -114,7 +114,8 @@ def archive(context: Context) -> CommandResult:
         _restore_signals(previous)
     status = archiver.status()
     if status.error and not stop.is_set():
-        raise ArchiveError(f"The archiver stopped: {status.error}")
+        kind = ErrorKind(status.error_kind) if status.error_kind else ErrorKind.IO
+        raise ArchiveError(f"The archiver stopped: {status.error}", kind)
     data = {"archive_dir": args.dir, "database": database, "generation": status.generation,
             "generations_started": status.generations_started,
             "transactions": status.transactions, "archived_bytes": status.archived_bytes,

@@ -114,6 +114,10 @@ class QueueMaintenance:
             busy, log, done = connection.execute(_CHECKPOINT_SQL[normalised]).fetchone()
         if not (busy == 0 and log == 0 and frames > 0):
             frames, checkpointed = log, done
+        else:
+            # The TRUNCATE emptied the WAL, so it copied every frame the PASSIVE pass counted
+            # (that pass may have stopped short at a reader the TRUNCATE then waited out).
+            checkpointed = frames
         return CheckpointResult(
             mode=normalised, busy=int(busy), log=int(log), checkpointed=int(done),
             log_frames=int(frames), checkpointed_frames=int(checkpointed),

@@ -441,3 +441,18 @@ def test_several_threads_may_share_one_maintenance_object(fragmented_queue: Path
     assert set(results) == set(operations)
     assert maintenance.get_database_stats()["freelist_count"] == 0
     assert maintenance.integrity_check() == ["ok"]
+
+
+def test_a_truncate_that_waits_out_a_reader_reports_every_frame_copied(queue_db: Path) -> None:
+    """The PASSIVE pass before a TRUNCATE stops at a reader; the TRUNCATE then waits for the
+    reader to finish and copies the rest, so the frames it reports are all copied."""
+    with wal_with_frames(queue_db) as keeper:
+        reader = sqlite3.connect(queue_db, isolation_level=None, check_same_thread=False)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM task_queue").fetchone()
+        insert_tasks(keeper, 50)  # frames the reader's snapshot does not include
+        threading.Timer(0.3, lambda: reader.execute("COMMIT")).start()
+        result = QueueMaintenance(queue_db, busy_timeout_ms=5000).run_checkpoint("TRUNCATE")
+        reader.close()
+    assert result.finished and result.wal_bytes_after == 0
+    assert result.checkpointed_frames == result.log_frames > 0

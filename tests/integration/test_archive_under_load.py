@@ -18,7 +18,16 @@ import pytest
 from archive_workload import checkpoint_now, read_commit_log, spawn
 from queue_workload import fill_queue, kill_hard, read_line, wait_ready
 
-from queue_admin_gui.core.archive import ArchiveError, Archiver, archive_status, rebuild_to_time
+from queue_admin_gui.core.archive import (
+    ArchiveError,
+    Archiver,
+    archive_status,
+    instant_text,
+    parse_instant,
+    rebuild_to_time,
+    store,
+    walfile,
+)
 from queue_admin_gui.core.archive.controller import ArchiveController
 from queue_admin_gui.core.archive.wal_index import reader_through_open_descriptor
 from queue_admin_gui.core.backup import QueueBackup
@@ -404,3 +413,112 @@ def test_an_archiver_started_under_a_long_writer_waits_instead_of_stopping(
     assert status.latest is not None
     assert rebuild_to_time(folder, status.latest, final).check.ok
     assert table_rows(final) == table_rows(queue)
+
+
+def test_a_transaction_too_large_for_page_by_page_starts_a_new_generation(
+        queue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transaction of more frames than the archive takes at once (a VACUUM of a big queue,
+    here made small) is never left out silently: the archive records a gap and a new snapshot
+    holds it, while it is written across several passes and after it commits."""
+    monkeypatch.setattr(walfile, "MAX_TRANSACTION_BYTES", 256 * 1024)
+    folder = tmp_path / "archive"
+    archiver = Archiver(queue, folder)
+    archiver.start()
+    big = sqlite3.connect(queue, isolation_level=None, timeout=10)
+    try:
+        deadline = time.monotonic() + 60
+        while archiver.status().generation is None or archiver.status().snapshot_pending:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        add = sqlite3.connect(queue, isolation_level=None, timeout=10)
+        add.execute("INSERT INTO task_queue (type, payload) VALUES ('before', '{}')")
+        while archiver.status().transactions < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        big.execute("PRAGMA cache_size=20")  # the pages spill into the WAL as it goes
+        big.execute("BEGIN IMMEDIATE")
+        for _ in range(12):  # about 1 MB over more than a second: several passes see it
+            big.executemany("INSERT INTO task_queue (type, payload) VALUES ('big', ?)",
+                            [(json.dumps({"pad": "b" * 1500}),)] * 50)
+            time.sleep(0.12)
+        big.execute("COMMIT")
+        big_committed = time.time()
+        add.execute("INSERT INTO task_queue (type, payload) VALUES ('after', '{}')")
+        add.close()
+        while archiver.status().generations_started < 2 or archiver.status().snapshot_pending:
+            assert time.monotonic() < deadline, "the big transaction went unnoticed"
+            time.sleep(0.05)
+    finally:
+        big.close()
+        archiver.stop()
+    status = archive_status(folder)
+    assert len(status.generations) == 2 and len(status.gaps) == 1
+    gap = status.gaps[0]
+    assert "a transaction of more than" in gap.reason and "a new snapshot holds it" in gap.reason
+    assert gap.after < big_committed < gap.before  # the big commit falls in the gap
+    kinds = {}
+    for number, generation in enumerate(status.generations):
+        assert generation.restorable_until is not None
+        rebuilt = tmp_path / f"end-{number}.db"
+        assert rebuild_to_time(folder, generation.restorable_until, rebuilt).check.ok
+        connection = sqlite3.connect(rebuilt)
+        kinds[number] = dict(connection.execute(
+            "SELECT type, count(*) FROM task_queue GROUP BY type").fetchall())
+        connection.close()
+    assert kinds[0].get("before") == 1 and "big" not in kinds[0]
+    assert kinds[1].get("big") == 600 and kinds[1].get("after") == 1
+    final = tmp_path / "final.db"
+    assert status.latest is not None
+    assert rebuild_to_time(folder, status.latest, final).check.ok
+    assert table_rows(final) == table_rows(queue)
+
+
+def test_an_archiver_stopped_by_a_full_disk_says_so_and_ends_its_generation_honestly(
+        queue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "archive"
+    archiver = Archiver(queue, folder)
+    archiver.start()
+    deadline = time.monotonic() + 60
+    while archiver.status().generation is None or archiver.status().snapshot_pending:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    real_append = store.FrameLog.append
+
+    def full_disk(self, kind, stamp, payload):
+        if kind != store.KIND_HEARTBEAT:
+            raise OSError(28, "No space left on device")
+        return real_append(self, kind, stamp, payload)
+
+    monkeypatch.setattr(store.FrameLog, "append", full_disk)
+    add = sqlite3.connect(queue, isolation_level=None, timeout=10)
+    add.execute("INSERT INTO task_queue (type, payload) VALUES ('lost', '{}')")
+    add.close()
+    while archiver.status().running:
+        assert time.monotonic() < deadline, "the archiver went on as if it had archived"
+        time.sleep(0.05)
+    archiver.stop()
+    status = archiver.status()
+    assert status.error_kind == "disk_full" and "No space left" in (status.error or "")
+    generation = archive_status(folder).generations[0]
+    assert generation.end_reason.startswith("the archiver stopped on an error")
+
+
+def test_the_first_instant_as_shown_is_accepted_as_typed(queue: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "archive"
+    archiver = Archiver(queue, folder)
+    archiver.start()
+    try:
+        deadline = time.monotonic() + 60
+        while archiver.status().generation is None or archiver.status().snapshot_pending:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        archiver.stop()
+    earliest = archive_status(folder).earliest
+    assert earliest is not None
+    typed = parse_instant(instant_text(earliest))  # what archive-status printed, typed back
+    assert typed.timestamp() <= earliest
+    rebuilt = rebuild_to_time(folder, typed, tmp_path / "first.db")
+    assert rebuilt.check.ok and rebuilt.transactions_applied == 0
+    with pytest.raises(ArchiveError, match="before the archive starts"):
+        rebuild_to_time(folder, earliest - 0.002, tmp_path / "before.db")

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..database import require_existing_file, shm_path, wal_path
-from ..errors import ErrorKind
+from ..errors import ErrorKind, classify_os_error, classify_sqlite_error
 from ..progress import CancelCheck
 from . import shm_locks
 from .checkpoint_door import let_checkpoint_through
@@ -53,7 +53,7 @@ from .store import (
     release_lock,
 )
 from .wal_index import IndexReader, index_reader
-from .walfile import WalHeader, read_committed, read_header
+from .walfile import MAX_TRANSACTION_BYTES, WalHeader, WalRead, read_committed, read_header
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,8 @@ class ArchiverStatus:
     last_gap: str | None
     last_gap_at: float | None
     error: str | None
+    #: The kind (:class:`ErrorKind` value) of the error that stopped the archiver, if any.
+    error_kind: str | None = None
 
 
 class Archiver:
@@ -124,6 +126,8 @@ class Archiver:
         self.index_reader: IndexReader | None = index_reader(self._shm)
         #: Where the cycle before the current one ended: (salts, last archived frame).
         self.previous_cycle_end: tuple[tuple[int, int], int] | None = None
+        #: How far an oversized transaction not yet committed was checked (cycle, from, to).
+        self._scan_hint: tuple[tuple[int, int], int, tuple[int, tuple[int, int]]] | None = None
         self._images = PageImages()
         #: While a new generation's snapshot is written, the generation it continues keeps
         #: receiving every transaction too (its log and its page images).
@@ -134,7 +138,7 @@ class Archiver:
     def start(self) -> None:
         """Run the archiver on its own thread; raises at once when it cannot start."""
         lock = self._prepare()
-        self._thread = threading.Thread(target=self._run_locked, args=(lock, None),
+        self._thread = threading.Thread(target=self._run_in_thread, args=(lock,),
                                         name="wal-archiver", daemon=True)
         self._thread.start()
 
@@ -195,6 +199,13 @@ class Archiver:
                                ErrorKind.INVALID)
         return acquire_lock(self.archive_dir, self.database, time.time())
 
+    def _run_in_thread(self, lock: Path) -> None:
+        """The thread's body: an error ends it quietly, already in :meth:`status`."""
+        with contextlib.suppress(Exception):
+            self._run_locked(lock, None)
+
+    _failure: BaseException | None = None
+
     def _run_locked(self, lock: Path, cancelled: CancelCheck | None) -> None:
         self._set(running=True, error=None)
         pins = WalPins(self.database)
@@ -204,7 +215,13 @@ class Archiver:
         try:
             self._loop(lock, cancelled, pins, writer, checkpointer, starter)
         except Exception as error:
-            self._set(error=str(error))
+            kind = getattr(error, "kind", None)
+            if not isinstance(kind, ErrorKind):
+                kind = (classify_sqlite_error(error) if isinstance(error, sqlite3.Error)
+                        else classify_os_error(error) if isinstance(error, OSError)
+                        else ErrorKind.BUG)
+            self._failure = error
+            self._set(error=str(error), error_kind=kind.value)
             self._emit("error", f"The archiver stopped: {error}")
             raise
         finally:
@@ -243,13 +260,25 @@ class Archiver:
 
     def _finish(self, starter: GenerationStarter) -> None:
         starter.cancel_snapshot()  # an unfinished new generation goes; the one before stays
-        if self._log is not None and starter.generation is not None:
-            self._copy_pass()
-            self._heartbeat(force=True)
+        if self._log is None or starter.generation is None:
+            return
+        if self._failure is None:
+            try:
+                self._copy_pass()
+                self._heartbeat(force=True)
+                self._log.close()
+            except Exception as error:  # noqa: BLE001 - recorded as the generation's end
+                self._failure = error
+            else:
+                starter.end_generation("the archiver was stopped")
+                self._emit("stopped", "The archiver stopped; the archive is complete up to "
+                                      "this moment.")
+                return
+        with contextlib.suppress(Exception):
             self._log.close()
-            starter.end_generation("the archiver was stopped")
-            self._emit("stopped", "The archiver stopped; the archive is complete up to "
-                                  "this moment.")
+        starter.end_generation(f"the archiver stopped on an error: {self._failure}")
+        self._emit("stopped", "The archiver stopped on an error; the archive holds what it "
+                              "had copied until then.")
 
     # -- copying --------------------------------------------------------------------------
 
@@ -275,10 +304,13 @@ class Archiver:
             self._header, self._frame, self._checksum = current, 0, current.checksum
             header = current
         while True:
-            found = read_committed(self._wal, header, self._frame, self._checksum)
+            found = self._read(header)
             seen = time.time()
             self._store(found.transactions, header, seen)
             self._frame, self._checksum = found.end_frame, found.checksum
+            if found.oversized_end is not None:
+                self._oversized(found.oversized_end[0])
+                return
             if found.transactions:
                 self._reset_at = None  # the log went on past the point a reset was allowed
             if found.header is not None and found.header.salts != header.salts:
@@ -297,12 +329,31 @@ class Archiver:
                 self._set_count(resets=1)
                 continue
             if found.transactions and found.end_frame < found.file_size:
-                more = read_committed(self._wal, header, self._frame, self._checksum)
+                more = self._read(header)
                 if more.transactions:
                     self._store(more.transactions, header, time.time())
                     self._frame, self._checksum = more.end_frame, more.checksum
+                if more.oversized_end is not None:
+                    self._oversized(more.oversized_end[0])
+                    return
             break
         self._passed(started)
+
+    def _read(self, header: WalHeader) -> WalRead:
+        """Read on from the archive's end, resuming a check of an oversized transaction."""
+        hint = self._scan_hint
+        resume = hint[2] if hint and hint[:2] == (header.salts, self._frame) else None
+        found = read_committed(self._wal, header, self._frame, self._checksum, resume=resume)
+        self._scan_hint = ((header.salts, found.end_frame, found.scanned)
+                           if found.scanned else None)
+        return found
+
+    def _oversized(self, ends_at: int) -> None:
+        """A transaction too large to archive page by page committed: a snapshot takes it."""
+        self._scan_hint = None
+        self.gap_found(f"a transaction of more than {MAX_TRANSACTION_BYTES // 2 ** 20} MB "
+                       f"(frames {self._frame + 1} to {ends_at}; a VACUUM, for instance) was "
+                       "committed, and a new snapshot holds it instead of its pages")
 
     def _store(self, transactions: list, header: WalHeader, seen: float) -> None:
         if not transactions or self._log is None:

@@ -164,6 +164,9 @@ class GenerationStarter:
                 checksum = header.checksum
                 while True:
                     found = read_committed(archiver._wal, header, frame, checksum)
+                    if found.oversized_end is not None:  # committed: the snapshot holds it
+                        frame, checksum = found.oversized_end
+                        continue
                     if found.end_frame == frame:
                         break
                     frame, checksum = found.end_frame, found.checksum

@@ -50,6 +50,8 @@ from .store import (
 )
 
 STAGE_SNAPSHOT = "Copying the snapshot"
+#: How finely instants are shown (:func:`instant_text`).
+SHOWN_PRECISION_SECONDS = 0.001
 STAGE_APPLY = "Applying archived transactions"
 STAGE_CHECK = "Checking the rebuilt file"
 _ISO_FRACTION = re.compile(r"(\d{2}:\d{2}:\d{2})[.,](\d+)")
@@ -103,7 +105,10 @@ def restorable_spans(archive: Path) -> list[tuple[float, float, Generation]]:
 def choose_generation(archive: Path, at: float) -> Generation:
     """The newest generation covering ``at``, or a refusal naming the nearest instants."""
     spans = restorable_spans(archive)
-    covering = [generation for start, end, generation in spans if start <= at <= end]
+    # Instants are shown to the millisecond, cut short: the first instant of a generation as
+    # shown may lie up to 1 ms before it, and is taken as that first instant.
+    covering = [generation for start, end, generation in spans
+                if start - SHOWN_PRECISION_SECONDS < at <= end]
     if covering:
         return covering[-1]
     when = instant_text(at)

@@ -85,6 +85,11 @@ class WalRead:
     #: The running checksum after ``end_frame``.
     checksum: tuple[int, int] = (0, 0)
     file_size: int = 0
+    #: (frame, checksum) at the commit of a transaction too large to archive page by page
+    #: (:data:`MAX_TRANSACTION_BYTES`), which follows ``transactions``.
+    oversized_end: tuple[int, tuple[int, int]] | None = None
+    #: (frame, checksum) as far as an oversized transaction without its commit yet was checked.
+    scanned: tuple[int, tuple[int, int]] | None = None
 
 
 @lru_cache(maxsize=8)
@@ -167,15 +172,26 @@ def read_header(wal: Path) -> tuple[WalHeader | None, int]:
     return parse_header(raw), size
 
 
+#: A transaction whose frames take more than this is not archived page by page (the archiver
+#: starts a new generation from a snapshot taken after it instead): a VACUUM rewrites the
+#: whole database in one transaction, and a snapshot holds that just as well.
+MAX_TRANSACTION_BYTES = 64 * 1024 * 1024
+
+
 def read_committed(wal: Path, header: WalHeader, after_frame: int,
-                   checksum: tuple[int, int], max_bytes: int = 64 * 1024 * 1024) -> WalRead:
+                   checksum: tuple[int, int], max_bytes: int = 64 * 1024 * 1024, *,
+                   resume: tuple[int, tuple[int, int]] | None = None) -> WalRead:
     """Whole transactions of ``header``'s cycle found after frame ``after_frame``.
 
     ``checksum`` is the running checksum after ``after_frame`` (the header's own checksum
     when it is 0). Reading stops at the first frame that fails its salts or checksum, at the
-    end of the file, or after about ``max_bytes``; frames after the last commit frame are left
-    for the next read. When the file's header is no longer ``header``, nothing is returned
-    and :attr:`WalRead.header` says what it is now.
+    end of the file, or once transactions were found and about ``max_bytes`` read; frames
+    after the last commit frame are left for the next read. A transaction larger than
+    :data:`MAX_TRANSACTION_BYTES` is checked frame by frame but not kept: once its commit
+    frame is there, :attr:`WalRead.oversized_end` says where it ends; until then
+    :attr:`WalRead.scanned` says how far it was checked, which a later read may pass as
+    ``resume`` (with the same ``after_frame``) to go on from there. When the file's header is
+    no longer ``header``, nothing is returned and :attr:`WalRead.header` says what it is now.
     """
     try:
         with open(wal, "rb") as handle:
@@ -183,34 +199,74 @@ def read_committed(wal: Path, header: WalHeader, after_frame: int,
             size = handle.seek(0, 2)
             if current is None or current.salts != header.salts:
                 return WalRead(current, [], after_frame, checksum, size)
-            handle.seek(frame_offset(header, after_frame + 1))
-            data = handle.read(max(0, min(size - handle.tell(), max_bytes)))
+            scan = _Scan(header, after_frame, checksum, size)
+            if resume is not None and resume[0] > after_frame:
+                scan.resume_oversized(*resume)
+            handle.seek(frame_offset(header, scan.frame_number + 1))
+            step = FRAME_HEADER_BYTES + header.page_size
+            chunk = max(1, max_bytes // step) * step
+            read = 0
+            while scan.found.oversized_end is None:
+                data = handle.read(chunk)
+                read += len(data)
+                if not scan.feed(data) or (scan.found.transactions and read >= max_bytes):
+                    break
     except FileNotFoundError:
         return WalRead(None, [], after_frame, checksum, 0)
-    return _committed_in(data, header, after_frame, checksum, size)
+    return scan.finish()
 
 
-def _committed_in(data: bytes, header: WalHeader, after_frame: int,
-                  checksum: tuple[int, int], size: int) -> WalRead:
-    found = WalRead(header, [], after_frame, checksum, size)
-    step = FRAME_HEADER_BYTES + header.page_size
-    pending: list[Frame] = []
-    running = checksum
-    frame_number = after_frame
-    for offset in range(0, len(data) - step + 1, step):
-        page_number, commit_size, salt1, salt2, sum1, sum2 = _FRAME.unpack_from(data, offset)
-        if (salt1, salt2) != header.salts or page_number == 0:
-            break
-        running = wal_checksum(data[offset:offset + 8], header.big_endian, running)
-        running = wal_checksum(data[offset + FRAME_HEADER_BYTES:offset + step],
-                               header.big_endian, running)
-        if running != (sum1, sum2):
-            break
-        frame_number += 1
-        pending.append(Frame(page_number, commit_size,
-                             data[offset + FRAME_HEADER_BYTES:offset + step]))
-        if commit_size:
-            found.transactions.append(Transaction(frame_number - len(pending) + 1, pending))
-            found.end_frame, found.checksum = frame_number, running
-            pending = []
-    return found
+class _Scan:
+    """Frames checked one after another, gathered into whole transactions."""
+
+    def __init__(self, header: WalHeader, after_frame: int, checksum: tuple[int, int],
+                 size: int) -> None:
+        self.header = header
+        self.found = WalRead(header, [], after_frame, checksum, size)
+        self.pending: list[Frame] = []
+        self.pending_bytes = 0
+        self.oversized = False
+        self.running = checksum
+        self.frame_number = after_frame
+
+    def resume_oversized(self, frame: int, running: tuple[int, int]) -> None:
+        """Go on from a frame an earlier read checked inside an oversized transaction."""
+        self.frame_number, self.running, self.oversized = frame, running, True
+
+    def feed(self, data: bytes) -> bool:
+        """Take the frames in ``data``; False once a frame fails or the data runs out."""
+        header = self.header
+        step = FRAME_HEADER_BYTES + header.page_size
+        for offset in range(0, len(data) - step + 1, step):
+            page_number, commit_size, salt1, salt2, sum1, sum2 = _FRAME.unpack_from(
+                data, offset)
+            if (salt1, salt2) != header.salts or page_number == 0:
+                return False
+            running = wal_checksum(data[offset:offset + 8], header.big_endian, self.running)
+            running = wal_checksum(data[offset + FRAME_HEADER_BYTES:offset + step],
+                                   header.big_endian, running)
+            if running != (sum1, sum2):
+                return False
+            self.running = running
+            self.frame_number += 1
+            if not self.oversized:
+                self.pending.append(Frame(page_number, commit_size,
+                                          data[offset + FRAME_HEADER_BYTES:offset + step]))
+                self.pending_bytes += step
+                if self.pending_bytes > MAX_TRANSACTION_BYTES:
+                    self.pending, self.pending_bytes, self.oversized = [], 0, True
+            if commit_size:
+                if self.oversized:
+                    self.found.oversized_end = (self.frame_number, self.running)
+                    return False
+                first = self.frame_number - len(self.pending) + 1
+                self.found.transactions.append(Transaction(first, self.pending))
+                self.found.end_frame, self.found.checksum = self.frame_number, self.running
+                self.pending, self.pending_bytes = [], 0
+        return len(data) >= step and len(data) % step == 0
+
+    def finish(self) -> WalRead:
+        """What was found; where an unfinished oversized transaction was checked up to."""
+        if self.oversized and self.found.oversized_end is None:
+            self.found.scanned = (self.frame_number, self.running)
+        return self.found
