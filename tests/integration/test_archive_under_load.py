@@ -522,3 +522,31 @@ def test_the_first_instant_as_shown_is_accepted_as_typed(queue: Path, tmp_path: 
     assert rebuilt.check.ok and rebuilt.transactions_applied == 0
     with pytest.raises(ArchiveError, match="before the archive starts"):
         rebuild_to_time(folder, earliest - 0.002, tmp_path / "before.db")
+
+
+def test_an_unreadable_wal_index_never_holds_a_checkpoint_back(
+        queue: Path, tmp_path: Path) -> None:
+    """Where lock owners are unknown and the -shm header cannot be read either, the archiver
+    lets a TRUNCATE through as it always did, instead of keeping it waiting until busy."""
+    folder, stop, log = tmp_path / "archive", tmp_path / "stop", tmp_path / "commits.log"
+    worker = spawn("committer", queue, stop, log, 20)
+    wait_ready(worker)
+    archiver = Archiver(queue, folder)
+    archiver.owners_known = False
+    archiver.index_reader = lambda: None
+    archiver.start()
+    try:
+        deadline = time.monotonic() + 60
+        while archiver.status().generation is None or archiver.status().snapshot_pending:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        wait_for_commits(log, 10)
+        result = checkpoint_now(queue, "TRUNCATE")
+        wait_for_commits(log, 10)
+    finally:
+        stop.touch()
+        worker.communicate(timeout=60)
+        archiver.stop()
+    assert worker.returncode == 0
+    assert result["busy"] == 0 and result["seconds"] < 2.0
+    assert archiver.status().resets_followed >= 1
