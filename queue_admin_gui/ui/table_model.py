@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QAction, QBrush, QColor, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+from PySide6.QtWidgets import QHeaderView, QTableView, QWidget
 
+from .tables import read_only_view
 from .widgets import STALE_BACKGROUND, cell_alignment, header_data
 
 Index = QModelIndex | QPersistentModelIndex
@@ -223,18 +224,10 @@ def make_list_view(model: ListModel, *, multi_select: bool = True) -> QTableView
     Columns are sized to the first rows once, not to every row at every refresh: sizing to
     the contents of a long list reads each cell of it and froze the window.
     """
-    view = QTableView()
-    view.setModel(model)
-    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection if multi_select
-                          else QAbstractItemView.SelectionMode.SingleSelection)
-    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    view.setAlternatingRowColors(True)
+    view = read_only_view(model, multi_select=multi_select)
     view.setWordWrap(False)
     vertical = view.verticalHeader()
-    vertical.setVisible(False)
     vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-    vertical.setDefaultSectionSize(view.fontMetrics().height() + 8)
     header = view.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     header.setResizeContentsPrecision(SIZE_SAMPLE_ROWS)

@@ -118,8 +118,8 @@ def header_data(columns: Sequence[Any], section: int, orientation: Qt.Orientatio
     return None
 
 
-def make_table(model: QAbstractTableModel, *, multi_select: bool = False) -> QTableView:
-    """A tidy read-only table view: whole-row selection, columns sized to their text."""
+def read_only_view(model: QAbstractTableModel, *, multi_select: bool) -> QTableView:
+    """A table view no cell of which can be edited: whole rows selected, no row numbers."""
     view = QTableView()
     view.setModel(model)
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -129,6 +129,12 @@ def make_table(model: QAbstractTableModel, *, multi_select: bool = False) -> QTa
     view.setAlternatingRowColors(True)
     view.verticalHeader().setVisible(False)
     view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 8)
+    return view
+
+
+def make_table(model: QAbstractTableModel, *, multi_select: bool = False) -> QTableView:
+    """A tidy read-only table view: whole-row selection, columns sized to their text."""
+    view = read_only_view(model, multi_select=multi_select)
     header = view.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     header.setStretchLastSection(True)
