@@ -48,6 +48,14 @@ def wait_for_commits(log: Path, count: int, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def wait_restorable(archiver: Archiver, timeout: float = 60.0) -> None:
+    """Until the archiver's current generation has its snapshot written (it is restorable)."""
+    deadline = time.monotonic() + timeout
+    while archiver.status().generation is None or archiver.status().snapshot_pending:
+        assert time.monotonic() < deadline, "no generation became restorable"
+        time.sleep(0.05)
+
+
 def assert_exact_state(rebuilt: Path, commits: list[tuple[int, float, float]],
                        at: float) -> int:
     """The file holds a prefix of the commits, everything clearly before ``at``, nothing after."""
@@ -281,9 +289,7 @@ def test_generations_continue_each_other_without_a_gap_and_retention_deletes_old
     again.start()
     try:
         deadline = time.monotonic() + 60
-        while again.status().generation is None or again.status().snapshot_pending:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_restorable(again)
     finally:
         again.stop()
     left = archive_status(folder).generations
@@ -352,10 +358,7 @@ def test_where_lock_owners_are_unknown_a_writer_mid_transaction_is_never_lost(
     archiver.start()
     results = []
     try:
-        deadline = time.monotonic() + 60
-        while archiver.status().generation is None or archiver.status().snapshot_pending:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_restorable(archiver)
         for _ in range(6):
             wait_for_commits(log, 2)
             results.append(checkpoint_now(queue, "TRUNCATE"))
@@ -427,9 +430,7 @@ def test_a_transaction_too_large_for_page_by_page_starts_a_new_generation(
     big = sqlite3.connect(queue, isolation_level=None, timeout=10)
     try:
         deadline = time.monotonic() + 60
-        while archiver.status().generation is None or archiver.status().snapshot_pending:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_restorable(archiver)
         add = sqlite3.connect(queue, isolation_level=None, timeout=10)
         add.execute("INSERT INTO task_queue (type, payload) VALUES ('before', '{}')")
         while archiver.status().transactions < 1:
@@ -479,9 +480,7 @@ def test_an_archiver_stopped_by_a_full_disk_says_so_and_ends_its_generation_hone
     archiver = Archiver(queue, folder)
     archiver.start()
     deadline = time.monotonic() + 60
-    while archiver.status().generation is None or archiver.status().snapshot_pending:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_restorable(archiver)
     real_append = store.FrameLog.append
 
     def full_disk(self, kind, stamp, payload):
@@ -508,10 +507,7 @@ def test_the_first_instant_as_shown_is_accepted_as_typed(queue: Path, tmp_path: 
     archiver = Archiver(queue, folder)
     archiver.start()
     try:
-        deadline = time.monotonic() + 60
-        while archiver.status().generation is None or archiver.status().snapshot_pending:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_restorable(archiver)
     finally:
         archiver.stop()
     earliest = archive_status(folder).earliest
@@ -536,10 +532,7 @@ def test_an_unreadable_wal_index_never_holds_a_checkpoint_back(
     archiver.index_reader = lambda: None
     archiver.start()
     try:
-        deadline = time.monotonic() + 60
-        while archiver.status().generation is None or archiver.status().snapshot_pending:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_restorable(archiver)
         wait_for_commits(log, 10)
         result = checkpoint_now(queue, "TRUNCATE")
         wait_for_commits(log, 10)
