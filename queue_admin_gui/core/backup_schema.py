@@ -55,6 +55,8 @@ MAX_LISTED_OBJECTS = 5
 MAX_LISTED_DIFFERENCES = 4
 _MAX_NAME_CHARS = 60
 _MAX_SQL_CHARS = 160
+#: Tokens shown on each side of where two long definitions part.
+_CONTEXT_TOKENS = 6
 #: The statistics table SQLite's ANALYZE creates in builds with STAT4 (ANALYZE adds stat1).
 _STAT4_SQL = "CREATE TABLE sqlite_stat4(tbl,idx,neq,nlt,ndlt,sample)"
 _RESTORED = "so use another backup"
@@ -185,6 +187,25 @@ def _table_differences(item: SchemaObject, reference: SchemaObject) -> list[str]
     return found
 
 
+def _text_difference(mine: tuple[str, ...], theirs: tuple[str, ...]) -> str:
+    """Name how two normalized definitions differ: whole when short, else where they part."""
+    whole, expected = " ".join(mine), " ".join(theirs)
+    if len(whole) <= _MAX_SQL_CHARS and len(expected) <= _MAX_SQL_CHARS:
+        return (f"it is {_sql(whole or 'created by SQLite')} instead of "
+                f"{_sql(expected or 'none')}")
+    same = 0
+    while same < min(len(mine), len(theirs)) and mine[same] == theirs[same]:
+        same += 1
+    start = max(0, same - _CONTEXT_TOKENS)
+
+    def excerpt(tokens: tuple[str, ...]) -> str:
+        shown = " ".join(tokens[start:same + _CONTEXT_TOKENS]) or "nothing"
+        return ("... " if start else "") + shown + (
+            " ..." if same + _CONTEXT_TOKENS < len(tokens) else "")
+
+    return f"it reads {_sql(excerpt(mine))} where it should read {_sql(excerpt(theirs))}"
+
+
 def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
     """Phrases naming how ``item`` differs from the object of that name it should equal."""
     if _kind(item) != _kind(reference):
@@ -199,8 +220,7 @@ def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
     if _key(item)[3] != _key(reference)[3]:
         details = _table_differences(item, reference) if item.type == "table" else []
         if not details:
-            details = [f"it is {_sql(normalized_sql(item.sql) or 'created by SQLite')} "
-                       f"instead of {_sql(normalized_sql(reference.sql) or 'none')}"]
+            details = [_text_difference(sql_tokens(item.sql), sql_tokens(reference.sql))]
         found += details
     more = len(found) - MAX_LISTED_DIFFERENCES
     return found[:MAX_LISTED_DIFFERENCES] + ([f"{more} more differences"] if more > 0 else [])
