@@ -8,8 +8,10 @@ they are, and a quoted name that is also an SQL keyword keeps its quotes, so tha
 ``"NOT" NULL`` (a type name followed by NULL) never reads as ``NOT NULL``. SQLite itself
 compares names without regard to ASCII case, so names are folded to lower case here.
 
-:func:`table_parts` splits a ``CREATE TABLE`` into its column definitions, its table
-constraints and what follows the closing parenthesis, so a difference can be named.
+:func:`table_items` (and :func:`table_parts`, as text) splits a ``CREATE TABLE`` into its
+column definitions, its table constraints and what follows the closing parenthesis, and
+:func:`column_clauses` splits a column definition into its clauses, so that what SQLite's
+PRAGMAs report can be told from what only the text says, and a difference can be named.
 """
 
 from __future__ import annotations
