@@ -140,6 +140,8 @@ def _column_clauses(definition: Sequence[str]) -> str:
             continue  # reported by foreign_key_list
         if clause[:2] == ("generated", "always"):
             clause = clause[2:]
+        if clause[:1] == ("as",) and clause[-1] in ("stored", "virtual"):
+            clause = clause[:-1]  # reported by table_xinfo's hidden
         kept.append(" ".join(clause))
     return " ".join(kept)
 

@@ -90,6 +90,29 @@ def test_unique_on_the_column_or_after_the_columns_is_one_schema(tmp_path: Path)
             "lacks the table constraint `unique ( tag )`")
 
 
+SAME_MEANING = [
+    ("region TEXT GENERATED ALWAYS AS (json_extract(compatibility, '$.region')) VIRTUAL",
+     "region TEXT AS (json_extract(compatibility, '$.region'))"),
+    ("worker_id TEXT PRIMARY KEY,\n    capabilities TEXT NOT NULL,\n    heartbeat_utc DATETIME "
+     "NOT NULL DEFAULT (datetime('now'))\n",
+     "worker_id TEXT,\n    capabilities TEXT CONSTRAINT caps_given NOT NULL,\n    heartbeat_utc "
+     "DATETIME NOT NULL DEFAULT (datetime('now')),\n    CONSTRAINT worker_key PRIMARY KEY "
+     "(worker_id)\n"),
+    ("FOREIGN KEY (task_id) REFERENCES task_queue(id)",
+     "CONSTRAINT log_task FOREIGN KEY (task_id) REFERENCES task_queue (id) ON DELETE NO ACTION"),
+]
+
+
+@pytest.mark.parametrize(("old", "new"), SAME_MEANING,
+                         ids=["generated-short", "primary-key-after", "named-foreign-key"])
+def test_spellings_sqlite_reads_alike_are_accepted(tmp_path: Path, old: str, new: str) -> None:
+    assert old in SCHEMA_SQL
+    spelled = made(tmp_path, "spelled", SCHEMA_SQL.replace(old, new))
+    for live in (made(tmp_path, "live", SCHEMA_SQL), None):
+        report = check_backup_file(spelled, live_path=live)
+        assert report.ok, report.problems
+
+
 def test_another_layout_of_the_partial_index_is_accepted(tmp_path: Path) -> None:
     spelled = SCHEMA_SQL.replace("WHERE idempotency_key IS NOT NULL",
                                  "where  [IDEMPOTENCY_KEY]IS not -- kept\n NULL")
