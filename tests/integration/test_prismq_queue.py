@@ -33,6 +33,7 @@ from prismq import (
 
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.database import QueueDatabase, closing_connection
+from queue_admin_gui.core.manifest import manifest_path_for
 from queue_admin_gui.core.schema_sql import normalized_sql
 from queue_admin_gui.core.verify import check_backup_file
 
@@ -163,11 +164,12 @@ def test_a_view_added_to_a_prismq_backup_is_still_refused(live: Path, tmp_path: 
     with closing_connection(sqlite3.connect(backup)) as connection:
         connection.execute("CREATE VIEW v_payloads AS SELECT payload FROM task_queue")
         connection.commit()
-    backup.with_name(backup.name + ".manifest.json").unlink(missing_ok=True)
+    manifest_path_for(backup).unlink()
     for argv in (("verify", backup), ("--db", live, "verify", backup)):
         run = cli("--json", *argv)
         assert run.code == 1, run.out
-        assert any("view 'v_payloads'" in problem for problem in run.data["problems"])
+        assert len(run.data["problems"]) == 1, run.data["problems"]
+        assert "view 'v_payloads'" in run.data["problems"][0]
 
 
 @pytest.mark.slow
@@ -257,3 +259,25 @@ def test_leases_and_check_on_a_prismq_queue_with_its_workers(
     assert finisher.stop() == 0
     assert executed_twice([steady, crashing, finisher]) == []
     assert finisher.errors() == [] and steady.errors() == []
+
+
+def test_a_prismq_backup_with_no_room_for_new_ids_is_refused(live: Path, tmp_path: Path) -> None:
+    backup = QueueBackup(live, tmp_path / "backups").create_backup("crafted")
+    with closing_connection(sqlite3.connect(backup)) as connection:
+        connection.execute("INSERT INTO task_queue(id, type, payload) "
+                           "VALUES (9223372036854775807, 'render', '{}')")
+        connection.execute("DELETE FROM sqlite_sequence WHERE name = 'task_queue'")
+        connection.commit()
+    manifest_path_for(backup).unlink()
+    trial = tmp_path / "trial.db"
+    trial.write_bytes(backup.read_bytes())
+    with closing_connection(prismq_connect(trial)) as producer, pytest.raises(
+            sqlite3.OperationalError, match="database or disk is full"):
+        add_prismq_tasks(producer, 1, key_prefix="new")  # what restoring it would leave
+    for argv in (("verify", backup), ("--db", live, "verify", backup)):
+        run = cli("--json", *argv)
+        assert run.code == 1, run.out
+        assert run.data["kind"] == "corrupt"
+        assert len(run.data["problems"]) == 1, run.data["problems"]
+        assert "already holds id 9223372036854775807" in run.data["problems"][0]
+        assert "2^62" in run.data["problems"][0]
