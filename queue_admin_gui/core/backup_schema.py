@@ -8,10 +8,14 @@ extra unique index can refuse new tasks, a dropped one lets duplicates in. So ea
 of the backup is accepted only when its definition is the queue schema's or the live
 database's own (real deployments may run an older or newer version of the schema, and a
 backup of them carries that version): same kind, exactly the same name and table, and the
-same SQL once whitespace, comments, keyword case and quoting are set aside (see
-:mod:`.schema_sql`). An index the queue schema has is required, unless the live database
-runs without it too. Names are looked up without regard to case, so that ``Task_Queue``
-is reported as the queue's table under another name rather than as an unknown one.
+same meaning as SQLite reports it (see :mod:`.schema_meaning`: columns, foreign keys and
+indexes from SQLite's PRAGMAs, so a foreign key written on the column or after the columns
+is one schema; views and triggers by their normalized definition; what no PRAGMA reports,
+such as a CHECK or AUTOINCREMENT, by its normalized text). PrismQ's five observability views
+are part of the queue schema. An index the queue schema has is required, unless the live
+database runs without it too; a view is not required, since the queue runs without it.
+Names are looked up without regard to case, so that ``Task_Queue`` is reported as the
+queue's table under another name rather than as an unknown one.
 """
 
 from __future__ import annotations
@@ -24,7 +28,25 @@ from pathlib import Path
 from .database import closing_connection, open_read_only
 from .errors import QueueAdminError
 from .schema import QUEUE_TABLES, SCHEMA_SQL
-from .schema_sql import fold_case, is_virtual_table, normalized_sql, sql_tokens, table_parts
+from .schema_meaning import (
+    ColumnMeaning,
+    DefinitionMeaning,
+    SchemaMeaning,
+    TableMeaning,
+    column_field_differences,
+    foreign_key_text,
+    implied_index_text,
+    read_meaning,
+)
+from .schema_sql import (
+    TableItems,
+    fold_case,
+    is_virtual_table,
+    name_token,
+    normalized_sql,
+    sql_tokens,
+    table_items,
+)
 from .untrusted import SchemaObject, read_schema
 
 #: Names listed in one sentence before the rest are counted.
@@ -33,9 +55,10 @@ MAX_LISTED_OBJECTS = 5
 MAX_LISTED_DIFFERENCES = 4
 _MAX_NAME_CHARS = 60
 _MAX_SQL_CHARS = 160
+#: Tokens shown on each side of where two long definitions part.
+_CONTEXT_TOKENS = 6
 #: The statistics table SQLite's ANALYZE creates in builds with STAT4 (ANALYZE adds stat1).
-_STAT4 = SchemaObject("table", "sqlite_stat4", "sqlite_stat4",
-                      "CREATE TABLE sqlite_stat4(tbl,idx,neq,nlt,ndlt,sample)")
+_STAT4_SQL = "CREATE TABLE sqlite_stat4(tbl,idx,neq,nlt,ndlt,sample)"
 _RESTORED = "so use another backup"
 
 
@@ -47,10 +70,15 @@ def queue_schema() -> tuple[SchemaObject, ...]:
         connection.executescript(SCHEMA_SQL)
         connection.execute("ANALYZE")
         found = read_schema(connection)
+        if all(item.name != "sqlite_stat4" for item in found):
+            # This SQLite lacks STAT4; read the table's meaning from one of its shape.
+            connection.execute(_STAT4_SQL.replace("sqlite_stat4", "stat4_shape"))
+            meaning = read_meaning(connection, "table", "stat4_shape", "stat4_shape",
+                                   _STAT4_SQL)
+            found.append(SchemaObject("table", "sqlite_stat4", "sqlite_stat4", _STAT4_SQL,
+                                      meaning))
     finally:
         connection.close()
-    if all(item.name != _STAT4.name for item in found):
-        found.append(_STAT4)
     return tuple(found)
 
 
@@ -93,8 +121,9 @@ def _listed(items: Sequence[str]) -> str:
     return listed + (f" and {more} more" if more > 0 else "")
 
 
-def _key(item: SchemaObject) -> tuple[str, str, str, str]:
-    return item.type, item.name, item.table, normalized_sql(item.sql)
+def _key(item: SchemaObject) -> tuple[str, str, str, SchemaMeaning]:
+    meaning = item.meaning or DefinitionMeaning(normalized_sql(item.sql))
+    return item.type, item.name, item.table, meaning
 
 
 def _by_folded_name(schema: Iterable[SchemaObject]) -> dict[str, SchemaObject]:
@@ -109,21 +138,45 @@ def _kind(item: SchemaObject) -> str:
     return f"a {item.type}"
 
 
-def _table_differences(sql: str | None, reference: str | None) -> list[str]:
-    """Name how one CREATE TABLE differs from another: columns, table constraints, options."""
-    mine, theirs = table_parts(sql), table_parts(reference)
-    if mine is None or theirs is None:
+def _table_differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
+    """Name how one table differs from another in meaning: columns, keys, constraints."""
+    mine, theirs = item.meaning, reference.meaning
+    mine_items, their_items = table_items(item.sql), table_items(reference.sql)
+    if (not isinstance(mine, TableMeaning) or not isinstance(theirs, TableMeaning)
+            or mine_items is None or their_items is None):
         return []
+
+    def written(items: TableItems, column: ColumnMeaning) -> str:
+        tokens = items.columns.get(name_token(column.name)) or items.columns.get(column.name)
+        return " ".join(tokens or (column.name,))
+
+    my_columns = {column.name: column for column in mine.columns}
+    their_columns = {column.name: column for column in theirs.columns}
     found = [f"it lacks column {_printable(name, _MAX_NAME_CHARS)}"
-             for name in theirs.columns if name not in mine.columns]
-    found += [f"it has the extra column {_sql(text)}"
-              for name, text in mine.columns.items() if name not in theirs.columns]
-    found += [f"column {_printable(name, _MAX_NAME_CHARS)} is {_sql(text)} instead of "
-              f"{_sql(theirs.columns[name])}"
-              for name, text in mine.columns.items()
-              if name in theirs.columns and text != theirs.columns[name]]
-    if not found and list(mine.columns) != list(theirs.columns):
+             for name in their_columns if name not in my_columns]
+    found += [f"it has the extra column {_sql(written(mine_items, column))}"
+              for name, column in my_columns.items() if name not in their_columns]
+    for name, column in my_columns.items():
+        other = their_columns.get(name)
+        if other is None or other == column:
+            continue
+        shown, expected = written(mine_items, column), written(their_items, other)
+        if shown != expected:
+            found.append(f"column {_printable(name, _MAX_NAME_CHARS)} is {_sql(shown)} "
+                         f"instead of {_sql(expected)}")
+        else:
+            found.append(f"column {_printable(name, _MAX_NAME_CHARS)} differs in its "
+                         f"{', '.join(column_field_differences(column, other))}")
+    if not found and list(my_columns) != list(their_columns):
         found.append("its columns are in another order")
+    found += [f"it adds a foreign key {_sql(foreign_key_text(key))}"
+              for key in mine.foreign_keys if key not in theirs.foreign_keys]
+    found += [f"it lacks the foreign key {_sql(foreign_key_text(key))}"
+              for key in theirs.foreign_keys if key not in mine.foreign_keys]
+    found += [f"it adds the table constraint {_sql(implied_index_text(index))}"
+              for index in mine.implied_indexes if index not in theirs.implied_indexes]
+    found += [f"it lacks the table constraint {_sql(implied_index_text(index))}"
+              for index in theirs.implied_indexes if index not in mine.implied_indexes]
     found += [f"it adds the table constraint {_sql(text)}"
               for text in mine.constraints if text not in theirs.constraints]
     found += [f"it lacks the table constraint {_sql(text)}"
@@ -132,6 +185,25 @@ def _table_differences(sql: str | None, reference: str | None) -> list[str]:
         found.append(f"it ends with {_sql(mine.options or 'nothing')} instead of "
                      f"{_sql(theirs.options or 'nothing')}")
     return found
+
+
+def _text_difference(mine: tuple[str, ...], theirs: tuple[str, ...]) -> str:
+    """Name how two normalized definitions differ: whole when short, else where they part."""
+    whole, expected = " ".join(mine), " ".join(theirs)
+    if len(whole) <= _MAX_SQL_CHARS and len(expected) <= _MAX_SQL_CHARS:
+        return (f"it is {_sql(whole or 'created by SQLite')} instead of "
+                f"{_sql(expected or 'none')}")
+    same = 0
+    while same < min(len(mine), len(theirs)) and mine[same] == theirs[same]:
+        same += 1
+    start = max(0, same - _CONTEXT_TOKENS)
+
+    def excerpt(tokens: tuple[str, ...]) -> str:
+        shown = " ".join(tokens[start:same + _CONTEXT_TOKENS]) or "nothing"
+        return ("... " if start else "") + shown + (
+            " ..." if same + _CONTEXT_TOKENS < len(tokens) else "")
+
+    return f"it reads {_sql(excerpt(mine))} where it should read {_sql(excerpt(theirs))}"
 
 
 def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
@@ -145,11 +217,10 @@ def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
     if item.table != reference.table and item.type != "table":
         found.append(f"it belongs to '{_printable(item.table, _MAX_NAME_CHARS)}' instead "
                      f"of '{reference.table}'")
-    if normalized_sql(item.sql) != normalized_sql(reference.sql):
-        details = _table_differences(item.sql, reference.sql) if item.type == "table" else []
+    if _key(item)[3] != _key(reference)[3]:
+        details = _table_differences(item, reference) if item.type == "table" else []
         if not details:
-            details = [f"it is {_sql(normalized_sql(item.sql) or 'created by SQLite')} "
-                       f"instead of {_sql(normalized_sql(reference.sql) or 'none')}"]
+            details = [_text_difference(sql_tokens(item.sql), sql_tokens(reference.sql))]
         found += details
     more = len(found) - MAX_LISTED_DIFFERENCES
     return found[:MAX_LISTED_DIFFERENCES] + ([f"{more} more differences"] if more > 0 else [])

@@ -6,17 +6,25 @@ table's highest id is not what SQLite itself would have written, and one near th
 the 64-bit range leaves no id to hand out (every insert then fails as "database or disk is
 full"). A counter for a table the file does not have, or for one without AUTOINCREMENT, is
 not something SQLite writes either. Each such counter is named in one sentence.
+
+Room is judged on the highest id of every AUTOINCREMENT table too, whether or not it has
+a counter row: a file whose ``task_queue`` holds id 2^63-1 and no ``sqlite_sequence`` row
+for it has just as little room. "No room" means at or above :data:`MAX_COUNTER` (2^62): a
+real queue never comes near it, and below it more than 4.6 * 10^18 ids remain.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .schema_sql import is_virtual_table, uses_autoincrement
 
-#: Counters at or above this leave too few ids to run a queue with (SQLite stops at 2**63-1).
+#: Counters or ids at or above this leave too few ids to run a queue with (SQLite stops at
+#: 2**63-1; below this bound more than 4.6 * 10**18 remain).
 MAX_COUNTER = 2 ** 62
+#: The largest id SQLite hands out.
+LARGEST_ID = 2 ** 63 - 1
 #: Rows of sqlite_sequence read at most: a real file has one per AUTOINCREMENT table.
 MAX_COUNTERS_READ = 100
 _MAX_SHOWN_CHARS = 40
@@ -39,22 +47,44 @@ class Counter:
 
 @dataclass
 class Counters:
-    """The counters read from a file; ``too_many`` when it had more than could be read."""
+    """The counters read from a file; ``too_many`` when it had more than could be read.
+
+    ``highest_ids`` holds the largest id of each AUTOINCREMENT table of the file that has
+    rows, by table name, whether or not ``sqlite_sequence`` has a row for it.
+    """
 
     rows: list[Counter]
     too_many: bool = False
+    highest_ids: dict[str, int] = field(default_factory=dict)
 
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _highest_ids(connection: sqlite3.Connection,
+                 tables: dict[str, str | None]) -> dict[str, int]:
+    """The largest rowid of each AUTOINCREMENT table that has rows (at most the first 100)."""
+    highest: dict[str, int] = {}
+    for name, sql in tables.items():
+        if len(highest) >= MAX_COUNTERS_READ:
+            break
+        if is_virtual_table(sql) or not uses_autoincrement(sql):
+            continue
+        query = f"SELECT max(rowid) FROM {_quote(name)}"  # noqa: S608 - a quoted name
+        value = connection.execute(query).fetchone()[0]
+        if isinstance(value, int):
+            highest[name] = value
+    return highest
+
+
 def read_counters(connection: sqlite3.Connection) -> Counters:
-    """Read ``sqlite_sequence`` and the highest id of each AUTOINCREMENT table it names."""
-    tables = {str(name): sql for name, sql in connection.execute(
+    """Read ``sqlite_sequence`` and the highest id of each AUTOINCREMENT table."""
+    tables = {str(name): None if sql is None else str(sql) for name, sql in connection.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'table'")}
+    highest_ids = _highest_ids(connection, tables)
     if "sqlite_sequence" not in tables:
-        return Counters([])
+        return Counters([], highest_ids=highest_ids)
     rows = connection.execute("SELECT name, seq FROM sqlite_sequence LIMIT ?",
                               (MAX_COUNTERS_READ + 1,)).fetchall()
     counters: list[Counter] = []
@@ -62,13 +92,10 @@ def read_counters(connection: sqlite3.Connection) -> Counters:
         sql = tables.get(name) if isinstance(name, str) else None
         exists = isinstance(name, str) and name in tables
         autoincrement = (exists and not is_virtual_table(sql) and uses_autoincrement(sql))
-        highest = None
-        if autoincrement:
-            query = f"SELECT max(rowid) FROM {_quote(str(name))}"  # noqa: S608 - quoted name
-            value = connection.execute(query).fetchone()[0]
-            highest = value if isinstance(value, int) else None
+        highest = highest_ids.get(str(name)) if autoincrement else None
         counters.append(Counter(name, seq, exists, autoincrement, highest))
-    return Counters(counters, too_many=len(rows) > MAX_COUNTERS_READ)
+    return Counters(counters, too_many=len(rows) > MAX_COUNTERS_READ,
+                    highest_ids=highest_ids)
 
 
 def _shown(value: object) -> str:
@@ -89,19 +116,42 @@ def _problem(counter: Counter) -> str | None:
     if seq < 0:
         return f"for {_shown(name)} is {seq}, below zero"
     if seq >= MAX_COUNTER:
-        return (f"for {_shown(name)} is {seq}, so close to the largest id SQLite allows that "
-                "the restored queue could accept few or no new rows")
+        return (f"for {_shown(name)} is {seq}, so close to the largest id SQLite allows "
+                f"({LARGEST_ID}) that the restored queue could accept few or no new rows "
+                f"(a queue needs its counters below 2^62 = {MAX_COUNTER})")
     if counter.highest_id is not None and seq < counter.highest_id:
         return (f"for {_shown(name)} is {seq}, below the highest id in use there "
                 f"({counter.highest_id}), which SQLite itself never writes")
     return None
 
 
+def _no_room(table: str, highest: int, counted: bool) -> str:
+    """A sentence saying a table's highest id leaves no room for new rows."""
+    counter = ("" if counted else
+               " (and sqlite_sequence has no counter for it, so nothing else records "
+               "where its ids stand)")
+    return (f"The file's table {_shown(table)} already holds id {highest}{counter}, at or "
+            f"above 2^62 = {MAX_COUNTER} and so close to the largest id SQLite allows "
+            f"({LARGEST_ID}) that the restored queue would have little or no room for new "
+            "rows: once its ids run out every insert fails with \"database or disk is "
+            "full\"; use another backup.")
+
+
 def counter_problems(counters: Counters) -> list[str]:
-    """One sentence per unsound counter of a backup; empty when every counter is sound."""
+    """One sentence per unsound counter, and per table whose ids leave no room for new rows.
+
+    Empty when every counter is sound and every AUTOINCREMENT table's highest id is below
+    :data:`MAX_COUNTER`.
+    """
     sentences = [f"The file's id counter (sqlite_sequence) {problem}; restoring it would "
                  "leave the queue's ids unsound, so use another backup."
                  for problem in map(_problem, counters.rows) if problem is not None]
+    counted = {counter.name for counter in counters.rows}
+    at_the_top = {counter.name for counter in counters.rows
+                  if isinstance(counter.seq, int) and counter.seq >= MAX_COUNTER}
+    sentences += [_no_room(table, highest, table in counted)
+                  for table, highest in counters.highest_ids.items()
+                  if highest >= MAX_COUNTER and table not in at_the_top]
     if counters.too_many:
         sentences.append(f"The file's sqlite_sequence holds more than {MAX_COUNTERS_READ} "
                          "counters, far more than a queue has tables; it was not made by "

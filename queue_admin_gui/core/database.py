@@ -294,7 +294,7 @@ class QueueDatabase:
             return self._connection
 
     def initialize_schema(self) -> None:
-        """Create the queue tables and indexes if they are missing (idempotent)."""
+        """Create the queue tables, indexes and PrismQ's five views where missing (idempotent)."""
         with self._lock:
             try:
                 self.get_connection().executescript(SCHEMA_SQL)

@@ -1,7 +1,10 @@
-"""The PrismQ queue schema, exactly as real deployments have it (see SCHEMA.md).
+"""The PrismQ queue schema, exactly as real deployments have it.
 
-The demo and the tests create queue files with :data:`SCHEMA_SQL`; the schema check uses
-:data:`REQUIRED_COLUMNS` to tell a queue database from any other SQLite file.
+:data:`SCHEMA_SQL` means to SQLite what PrismQ's own ``initialize_schema()`` creates: the
+three tables (``task_logs``' foreign key as a table constraint), their indexes and the five
+observability views. The demo, ``initialize_schema()`` and the tests create queue files with
+it; the schema check uses :data:`REQUIRED_COLUMNS` to tell a queue database from any other
+SQLite file.
 """
 
 from __future__ import annotations
@@ -52,11 +55,12 @@ CREATE TABLE IF NOT EXISTS workers (
 
 CREATE TABLE IF NOT EXISTS task_logs (
     log_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task_id INTEGER NOT NULL REFERENCES task_queue(id),
+    task_id INTEGER NOT NULL,
     at_utc DATETIME NOT NULL DEFAULT (datetime('now')),
     level TEXT NOT NULL,
     message TEXT,
-    details TEXT
+    details TEXT,
+    FOREIGN KEY (task_id) REFERENCES task_queue(id)
 );
 
 CREATE INDEX IF NOT EXISTS ix_task_status_prio_time
@@ -67,7 +71,68 @@ CREATE INDEX IF NOT EXISTS ix_task_format ON task_queue(format);
 CREATE UNIQUE INDEX IF NOT EXISTS uq_task_idempotency
     ON task_queue(idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ix_logs_task ON task_logs(task_id, at_utc);
+
+CREATE VIEW IF NOT EXISTS v_queue_status_summary AS
+SELECT
+    status,
+    COUNT(*) as task_count,
+    ROUND(AVG(attempts), 2) as avg_attempts,
+    MIN(created_at_utc) as oldest_task,
+    MAX(created_at_utc) as newest_task
+FROM task_queue
+GROUP BY status;
+
+CREATE VIEW IF NOT EXISTS v_queue_type_summary AS
+SELECT
+    type,
+    status,
+    COUNT(*) as task_count,
+    ROUND(AVG(priority), 2) as avg_priority
+FROM task_queue
+GROUP BY type, status;
+
+CREATE VIEW IF NOT EXISTS v_worker_status AS
+SELECT
+    w.worker_id,
+    w.capabilities,
+    w.heartbeat_utc,
+    COUNT(t.id) as active_tasks,
+    ROUND((JULIANDAY('now') - JULIANDAY(w.heartbeat_utc)) * 86400) as seconds_since_heartbeat
+FROM workers w
+LEFT JOIN task_queue t ON t.locked_by = w.worker_id AND t.status = 'processing'
+GROUP BY w.worker_id, w.capabilities, w.heartbeat_utc;
+
+CREATE VIEW IF NOT EXISTS v_task_performance AS
+SELECT
+    type,
+    status,
+    COUNT(*) as task_count,
+    ROUND(AVG(JULIANDAY(finished_at_utc) - JULIANDAY(processing_started_utc)) * 86400, 2)
+        as avg_processing_seconds,
+    ROUND(AVG(attempts), 2) as avg_attempts
+FROM task_queue
+WHERE finished_at_utc IS NOT NULL
+GROUP BY type, status;
+
+CREATE VIEW IF NOT EXISTS v_recent_failures AS
+SELECT
+    id,
+    type,
+    status,
+    attempts,
+    error_message,
+    finished_at_utc
+FROM task_queue
+WHERE status IN ('failed', 'dead_letter')
+ORDER BY finished_at_utc DESC
+LIMIT 100;
 """
+
+#: PrismQ's observability views, part of every real queue (and of :data:`SCHEMA_SQL`).
+QUEUE_VIEWS = (
+    "v_queue_status_summary", "v_queue_type_summary", "v_worker_status",
+    "v_task_performance", "v_recent_failures",
+)
 
 #: Columns a file must have, per table, to be treated as a queue database.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {

@@ -8,13 +8,16 @@ they are, and a quoted name that is also an SQL keyword keeps its quotes, so tha
 ``"NOT" NULL`` (a type name followed by NULL) never reads as ``NOT NULL``. SQLite itself
 compares names without regard to ASCII case, so names are folded to lower case here.
 
-:func:`table_parts` splits a ``CREATE TABLE`` into its column definitions, its table
-constraints and what follows the closing parenthesis, so a difference can be named.
+:func:`table_items` (and :func:`table_parts`, as text) splits a ``CREATE TABLE`` into its
+column definitions, its table constraints and what follows the closing parenthesis, and
+:func:`column_clauses` splits a column definition into its clauses, so that what SQLite's
+PRAGMAs report can be told from what only the text says, and a difference can be named.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: SQLite's keywords: a quoted name spelled like one keeps its quotes when normalized.
@@ -47,7 +50,7 @@ def fold_case(text: str) -> str:
     return text.translate(_ASCII_LOWER)
 
 
-def _name_token(name: str) -> str:
+def name_token(name: str) -> str:
     """One spelling for a name however it was quoted: bare when it can be, else in quotes."""
     folded = fold_case(name)
     if _PLAIN_NAME.fullmatch(folded) and folded not in SQL_KEYWORDS:
@@ -78,7 +81,7 @@ def sql_tokens(sql: str | None) -> tuple[str, ...]:
     """The tokens of ``sql`` with comments and whitespace gone, names and keywords folded.
 
     String literals keep their quotes and case; every quoted name is spelled as
-    :func:`_name_token` spells it. None (an automatic index) gives no tokens.
+    :func:`name_token` spells it. None (an automatic index) gives no tokens.
     """
     if not sql:
         return ()
@@ -99,7 +102,7 @@ def sql_tokens(sql: str | None) -> tuple[str, ...]:
             tokens.append("'" + text.replace("'", "''") + "'")
         elif char in _CLOSING:
             text, index = _quoted(sql, index)
-            tokens.append(_name_token(text))
+            tokens.append(name_token(text))
         elif (number := _NUMBER.match(sql, index)) is not None:
             tokens.append(number.group())
             index = number.end()
@@ -119,16 +122,32 @@ def normalized_sql(sql: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class TableParts:
-    """A ``CREATE TABLE`` split up: column definitions by name, table constraints, the rest."""
+class TableItems:
+    """A ``CREATE TABLE`` split into tokens: columns, table constraints, what follows.
 
-    columns: dict[str, str]
-    constraints: tuple[str, ...]
-    options: str
+    ``options`` is what follows the closing parenthesis (``WITHOUT ROWID``, ``STRICT``).
+    """
+
+    columns: dict[str, tuple[str, ...]]
+    constraints: tuple[tuple[str, ...], ...]
+    options: tuple[str, ...]
 
 
-def table_parts(sql: str | None) -> TableParts | None:
-    """Split a ``CREATE TABLE name (...) options``; None when it has no such shape."""
+def group_end(tokens: Sequence[str], opening: int) -> int:
+    """The position just after the parenthesis closing the one at ``opening``."""
+    depth = 0
+    for position in range(opening, len(tokens)):
+        if tokens[position] == "(":
+            depth += 1
+        elif tokens[position] == ")":
+            depth -= 1
+            if depth == 0:
+                return position + 1
+    return len(tokens)
+
+
+def table_items(sql: str | None) -> TableItems | None:
+    """Split a ``CREATE TABLE name (...) options`` into tokens; None when it has no such shape."""
     tokens = sql_tokens(sql)
     try:
         opening = tokens.index("(")
@@ -150,14 +169,129 @@ def table_parts(sql: str | None) -> TableParts | None:
         items[-1].append(part)
     else:
         return None
-    columns: dict[str, str] = {}
-    constraints: list[str] = []
+    columns: dict[str, tuple[str, ...]] = {}
+    constraints: list[tuple[str, ...]] = []
     for item in items:
         if item and item[0] not in _CONSTRAINT_WORDS and item[0] not in columns:
-            columns[item[0]] = " ".join(item)
+            columns[item[0]] = tuple(item)
         else:
-            constraints.append(" ".join(item))
-    return TableParts(columns, tuple(constraints), " ".join(tokens[position + 1:]))
+            constraints.append(tuple(item))
+    return TableItems(columns, tuple(constraints), tokens[position + 1:])
+
+
+@dataclass(frozen=True)
+class TableParts:
+    """A ``CREATE TABLE`` split up: column definitions by name, table constraints, the rest."""
+
+    columns: dict[str, str]
+    constraints: tuple[str, ...]
+    options: str
+
+
+def table_parts(sql: str | None) -> TableParts | None:
+    """Split a ``CREATE TABLE name (...) options`` into text; None when it has no such shape."""
+    items = table_items(sql)
+    if items is None:
+        return None
+    return TableParts({name: " ".join(tokens) for name, tokens in items.columns.items()},
+                      tuple(" ".join(tokens) for tokens in items.constraints),
+                      " ".join(items.options))
+
+
+#: Words that begin a clause of a column definition (everything before the first is its type).
+_COLUMN_CLAUSE_WORDS = frozenset({
+    "constraint", "primary", "not", "null", "unique", "check", "default", "collate",
+    "references", "generated", "as",
+})
+
+
+def _after_conflict(tokens: Sequence[str], position: int) -> int:
+    """Past an ``ON CONFLICT resolution`` at ``position``, if one is there."""
+    if tuple(tokens[position:position + 2]) == ("on", "conflict"):
+        return min(position + 3, len(tokens))
+    return position
+
+
+def _after_term(tokens: Sequence[str], position: int) -> int:
+    """Past one DEFAULT value: a parenthesized expression or an optionally signed literal."""
+    if position < len(tokens) and tokens[position] == "(":
+        return group_end(tokens, position)
+    if position < len(tokens) and tokens[position] in ("+", "-"):
+        position += 1
+    return min(position + 1, len(tokens))
+
+
+def _after_references(tokens: Sequence[str], position: int) -> int:
+    """Past a foreign-key clause: up to the next clause of the column, at the same depth."""
+    position += 1
+    while position < len(tokens):
+        word = tokens[position]
+        if word == "(":
+            position = group_end(tokens, position)
+            continue
+        if word == "set":  # SET NULL, SET DEFAULT: actions, not clauses
+            position += 2
+            continue
+        if word == "not" and tuple(tokens[position:position + 2]) == ("not", "deferrable"):
+            position += 2
+            continue
+        if word in _COLUMN_CLAUSE_WORDS:
+            return position
+        position += 1
+    return position
+
+
+def _clause_end(tokens: Sequence[str], start: int) -> int:
+    """Where the column clause beginning at ``start`` ends."""
+    word = tokens[start]
+    position = start + 1
+    if word in ("constraint", "collate"):
+        return min(position + 1, len(tokens))
+    if word == "not" and position < len(tokens) and tokens[position] == "null":
+        return _after_conflict(tokens, position + 1)
+    if word in ("null", "unique"):
+        return _after_conflict(tokens, position)
+    if word == "primary" and position < len(tokens) and tokens[position] == "key":
+        position += 1
+        if position < len(tokens) and tokens[position] in ("asc", "desc"):
+            position += 1
+        position = _after_conflict(tokens, position)
+        if position < len(tokens) and tokens[position] == "autoincrement":
+            position += 1
+        return position
+    if word == "check" and position < len(tokens) and tokens[position] == "(":
+        return group_end(tokens, position)
+    if word == "default":
+        return _after_term(tokens, position)
+    if word == "references":
+        return _after_references(tokens, start)
+    if word in ("generated", "as"):
+        if word == "generated":
+            position = min(position + 2, len(tokens))  # ALWAYS AS
+        if position < len(tokens) and tokens[position] == "(":
+            position = group_end(tokens, position)
+        if position < len(tokens) and tokens[position] in ("stored", "virtual"):
+            position += 1
+        return position
+    return position
+
+
+def column_clauses(definition: Sequence[str]) -> list[tuple[str, ...]]:
+    """The clauses of a column definition (its tokens), after its name and type, in order.
+
+    A token that begins no clause SQLite knows is a clause of its own, so nothing of the
+    definition is lost.
+    """
+    position = 1
+    while position < len(definition) and definition[position] not in _COLUMN_CLAUSE_WORDS:
+        position = (group_end(definition, position) if definition[position] == "("
+                    else position + 1)
+    clauses: list[tuple[str, ...]] = []
+    while position < len(definition):
+        end = max(_clause_end(definition, position), position + 1)
+        clauses.append(tuple(definition[position:end]))
+        position = end
+    return clauses
 
 
 def uses_autoincrement(sql: str | None) -> bool:

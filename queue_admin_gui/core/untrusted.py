@@ -27,6 +27,7 @@ from .backup_sequence import Counters, read_counters
 from .database import SQLITE_HEADER, check_queue_schema, open_read_only
 from .errors import QueueBackupError
 from .progress import CANCEL_CHECK_STEPS, CancelCheck, is_cancelled, raise_if_cancelled
+from .schema_meaning import SchemaMeaning, read_meaning
 
 HEADER_BYTES = 100
 MAX_LISTED_DAMAGE = 5
@@ -102,19 +103,26 @@ def check_budget_seconds(size_bytes: int) -> float:
 
 @dataclass(frozen=True)
 class SchemaObject:
-    """One row of a file's ``sqlite_master``: what it is, its name, its table and its SQL."""
+    """One row of a file's ``sqlite_master``: what it is, its name, its table and its SQL.
+
+    ``meaning`` is what SQLite made of it (see :mod:`.schema_meaning`); objects are compared
+    by it, so that two spellings of one definition are one object.
+    """
 
     type: str
     name: str
     table: str
     sql: str | None
+    meaning: SchemaMeaning | None = None
 
 
 def read_schema(connection: sqlite3.Connection) -> list[SchemaObject]:
-    """Every table, index, view and trigger a database declares."""
-    return [SchemaObject(str(row[0]), str(row[1]), str(row[2]),
-                         None if row[3] is None else str(row[3]))
+    """Every table, index, view and trigger a database declares, with what each means."""
+    rows = [(str(row[0]), str(row[1]), str(row[2]), None if row[3] is None else str(row[3]))
             for row in connection.execute(_SCHEMA_QUERY)]
+    return [SchemaObject(kind, name, table, sql,
+                         read_meaning(connection, kind, name, table, sql))
+            for kind, name, table, sql in rows]
 
 
 @dataclass

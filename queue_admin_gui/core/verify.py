@@ -4,8 +4,9 @@ A backup is checked as an untrusted file (see :mod:`.untrusted`): opened immutab
 read-only with ``trusted_schema`` off, then its path (never the live database or one of its
 side files), its header, its manifest (size and SHA-256), SQLite's full ``integrity_check``
 (every index agrees with its table), the queue schema (every table, index, trigger and view
-is defined as in the queue schema or the live database, see :mod:`.backup_schema`) and the
-id counters (see :mod:`.backup_sequence`). A backup is called verified only when all of
+means to SQLite what the queue schema's or the live database's does, see
+:mod:`.backup_schema`) and the id counters and the room left in them (see
+:mod:`.backup_sequence`). A backup is called verified only when all of
 these passed, that is when it can be restored into a sound queue. Every problem found
 becomes one sentence in a :class:`VerifyReport`; nothing here raises for a bad file, so
 the window and the CLI can show the whole list.
@@ -110,9 +111,10 @@ def check_backup_file(path: str | Path, progress: ProgressCallback | None = None
     that is that database or one of its -wal, -shm or -journal files (by name, symbolic
     link or hard link) is refused before anything opens it. Each table, index, trigger
     and view of the backup is accepted only when the queue schema or the live database
-    defines it the same way (same kind, name and table, same normalized SQL); the live
-    schema is read read-only. Without ``live_path`` only the queue schema's own objects are
-    accepted. Its id counters must be whole numbers the tables can go on from.
+    defines it the same way (same kind, name and table, same meaning as SQLite reports it);
+    the live schema is read read-only. Without ``live_path`` only the queue schema's own
+    objects are accepted. Its id counters must be whole numbers the tables can go on from,
+    with room left below 2^62.
 
     The full ``integrity_check`` always runs: a file's manifest is as untrusted as the file,
     so a matching SHA-256 proves nothing about where the bytes came from.

@@ -122,3 +122,66 @@ def test_a_schema_with_an_unknown_collation_is_the_files_fault(good: Path,
     assert not report.ok and report.kind is ErrorKind.NOT_A_QUEUE
     assert any("no such collation sequence: nosuch" in problem
                for problem in report.problems)
+
+
+TOP = 2 ** 63 - 1
+NO_ROOM = 2 ** 62
+
+
+def take_one_more_task(path: Path) -> str | None:
+    """Insert one task into a copy of ``path`` as a producer does; the error, or None."""
+    copy = path.with_name(f"copy_of_{path.name}")
+    copy.write_bytes(path.read_bytes())
+    with closing_connection(sqlite3.connect(copy)) as connection:
+        try:
+            connection.execute("INSERT INTO task_queue(type, payload) VALUES ('new', '{}')")
+            connection.commit()
+        except sqlite3.Error as error:
+            return str(error)
+    return None
+
+
+@pytest.mark.parametrize("keep_counter", [False, True], ids=["no-counter-row", "counter-below"])
+def test_a_task_id_at_the_top_leaves_no_room_and_is_refused(
+        good: Path, queue_db: Path, keep_counter: bool) -> None:
+    statements = [f"INSERT INTO task_queue(id, type, payload) VALUES ({TOP}, 't', '{{}}')"]
+    statements.append(f"UPDATE sqlite_sequence SET seq = {TASKS} WHERE name = 'task_queue'"
+                      if keep_counter else
+                      "DELETE FROM sqlite_sequence WHERE name = 'task_queue'")
+    bad = changed(good, "top", *statements)
+    assert take_one_more_task(bad) == "database or disk is full"  # what the reason says
+    for live in (queue_db, None):
+        report = check_backup_file(bad, live_path=live)
+        assert not report.ok and report.kind is ErrorKind.CORRUPT, report.problems
+        room = [problem for problem in report.problems
+                if f"table 'task_queue' already holds id {TOP}" in problem]
+        assert len(room) == 1, report.problems
+        assert f"2^62 = {NO_ROOM}" in room[0] and "database or disk is full" in room[0]
+        assert ("no counter for it" in room[0]) is not keep_counter
+
+
+def test_a_counter_at_the_top_is_named_once(good: Path) -> None:
+    bad = changed(good, "both", f"INSERT INTO task_queue(id, type, payload) "
+                                f"VALUES ({TOP}, 't', '{{}}')")  # SQLite moves seq up too
+    report = check_backup_file(bad)
+    assert not report.ok and len(report.problems) == 1, report.problems
+    assert f"for 'task_queue' is {TOP}, so close to the largest id" in report.problems[0]
+    assert f"2^62 = {NO_ROOM}" in report.problems[0]
+
+
+def test_a_task_log_id_at_the_top_is_refused_too(good: Path) -> None:
+    bad = changed(good, "logs",
+                  f"INSERT INTO task_logs(log_id, task_id, level) VALUES ({NO_ROOM}, 1, 'x')",
+                  "DELETE FROM sqlite_sequence WHERE name = 'task_logs'")
+    report = check_backup_file(bad)
+    assert not report.ok and len(report.problems) == 1, report.problems
+    assert f"table 'task_logs' already holds id {NO_ROOM}" in report.problems[0]
+
+
+def test_ids_just_below_the_bound_leave_room(good: Path, queue_db: Path) -> None:
+    high = changed(good, "high",
+                   f"INSERT INTO task_queue(id, type, payload) VALUES ({NO_ROOM - 1}, 't', '{{}}')",
+                   "DELETE FROM sqlite_sequence WHERE name = 'task_queue'")
+    assert take_one_more_task(high) is None
+    report = check_backup_file(high, live_path=queue_db)
+    assert report.ok, report.problems

@@ -7,8 +7,10 @@ import sqlite3
 import pytest
 
 from queue_admin_gui.core.schema_sql import (
+    column_clauses,
     is_virtual_table,
     normalized_sql,
+    sql_tokens,
     table_parts,
     uses_autoincrement,
 )
@@ -66,3 +68,19 @@ def test_autoincrement_and_virtual_tables_are_told_apart() -> None:
     assert not uses_autoincrement("CREATE TABLE t (a TEXT DEFAULT 'autoincrement')")
     assert is_virtual_table("create  VIRTUAL table task_queue USING fts5(type)")
     assert not is_virtual_table(QUEUE_LIKE)
+
+
+def test_column_clauses_keep_every_token_and_split_where_sqlite_does() -> None:
+    definition = sql_tokens(
+        "x VARCHAR(10) CONSTRAINT c NOT NULL ON CONFLICT FAIL DEFAULT NULL "
+        "REFERENCES t(y) ON DELETE SET NULL ON UPDATE SET DEFAULT NOT DEFERRABLE "
+        "CHECK (x <> 'a') COLLATE nocase GENERATED ALWAYS AS (y || 'z') STORED UNIQUE")
+    clauses = column_clauses(definition)
+    assert clauses == [
+        ("constraint", "c"), ("not", "null", "on", "conflict", "fail"), ("default", "null"),
+        ("references", "t", "(", "y", ")", "on", "delete", "set", "null", "on", "update",
+         "set", "default", "not", "deferrable"),
+        ("check", "(", "x", "<>", "'a'", ")"), ("collate", "nocase"),
+        ("generated", "always", "as", "(", "y", "||", "'z'", ")", "stored"), ("unique",),
+    ]
+    assert sum(len(clause) for clause in clauses) == len(definition) - 5  # name and type
