@@ -44,7 +44,6 @@ ENV_OVERRIDES: dict[str, str] = {
     "QUEUE_ADMIN_STALE_LEASE_TIMEOUT": "stale_lease_timeout_seconds",
     "QUEUE_ADMIN_EVENT_LOG": "event_log_enabled",
     "QUEUE_ADMIN_ARCHIVE_KEEP_DAYS": "archive_retention_days",
-    "QUEUE_ADMIN_ARCHIVE_VALIDATE_MINUTES": "archive_validate_minutes",
     ENV_DB_PATH: "db_path",
 }
 

@@ -462,7 +462,7 @@ class Archiver:
 
     def _validated(self, result: ValidationResult) -> None:
         """A validation on the interval ended: say how (a failure also ends the generation)."""
-        self._emit("validation", result.sentence)
+        self._emit("validation failed" if result.ok is False else "validation", result.sentence)
 
     def _emit(self, kind: str, message: str) -> None:
         if self.on_event is not None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import QueueAdminError
 from .store import (
     LOCK_FILE,
     ArchiveDamage,
@@ -174,3 +175,27 @@ def _uncovered(start: float, end: float, merged: list[tuple[float, float]]
     if cursor < end:
         pieces.append((cursor, end))
     return pieces
+
+
+def archive_findings(archive: str | Path) -> list[str]:
+    """What the monitoring check reports as CRITICAL about an archive: damage, failed validation.
+
+    Every file is checked against its checksums; a folder that does not exist (no archive)
+    or cannot be read gives nothing here (the window and ``archive-status`` say why).
+    """
+    folder = Path(archive)
+    if not folder.is_dir():
+        return []
+    try:
+        status = archive_status(folder)
+    except QueueAdminError:
+        return []
+    findings = [f"the point-in-time archive is damaged: {damage.reason} in '{damage.file}'"
+                for damage in status.damage if damage.kind == "damaged"]
+    last = (status.validation or {}).get("last")
+    if isinstance(last, dict) and last.get("ok") is False:
+        findings.append(f"the point-in-time archive's last validation failed: "
+                        f"{str(last.get('sentence', '')).rstrip('.')}")
+    elif status.validation is not None and "damaged" in status.validation:
+        findings.append(f"the point-in-time archive is damaged: {status.validation['damaged']}")
+    return findings

@@ -96,6 +96,11 @@ class ValidationResult:
         """JSON form (instants as seconds since the epoch)."""
         return asdict(self)
 
+    @property
+    def shortfall(self) -> str | None:
+        """What the activity log records instead of "succeeded" when nothing was compared."""
+        return "did not compare" if self.ok is None else None
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ValidationResult | None:
         """The result a ``validation.json`` holds, or None when it holds none."""
@@ -152,6 +157,18 @@ def validate_archive(database: str | Path, archive: str | Path,
         result.sentence = (f"{result.sentence[:-1]}, but other files of the archive are "
                            f"damaged: {damage[0]}.")
     return _record(archive, result, current if result.ok is False else None, record_activity)
+
+
+def require_valid_archive(database: str | Path, archive: str | Path,
+                          progress: ProgressCallback | None = None,
+                          cancelled: CancelCheck | None = None) -> ValidationResult:
+    """:func:`validate_archive`, raising :class:`ArchiveError` when the validation failed."""
+    result = validate_archive(database, archive, progress, cancelled)
+    if result.ok is False:
+        raise ArchiveError(f"The archive failed its validation: {result.sentence} The instants "
+                           "it cannot prove are shown as a gap and the archiver starts a new "
+                           "snapshot; take a backup now.", ErrorKind.CORRUPT)
+    return result
 
 
 def _current_generation(archive: Path, generations: list[Generation]) -> Generation | None:
