@@ -601,9 +601,9 @@ def check_generation(generation: Generation) -> Generation:
     generation.damage = []
     snapshot = generation.snapshot
     if snapshot is not None:
-        reason = _snapshot_problem(generation, snapshot)
-        if reason is not None:
-            generation.damage.append(ArchiveDamage(snapshot, reason, None,
+        problem = _snapshot_problem(generation, snapshot)
+        if problem is not None:
+            generation.damage.append(ArchiveDamage(problem[0], problem[1], None,
                                                    generation.covered_until))
             return generation
     intact = _IntactEnd(generation.snapshot_at if snapshot is not None else None)
@@ -681,24 +681,24 @@ class _IntactEnd:
         return self.last if self.last_kind == KIND_HEARTBEAT else self.before_last
 
 
-def _snapshot_problem(generation: Generation, snapshot: Path) -> str | None:
-    """Why the snapshot cannot be trusted, or None when it matches every checksum."""
+def _snapshot_problem(generation: Generation, snapshot: Path) -> tuple[Path, str] | None:
+    """The file and why the snapshot cannot be trusted, or None when every checksum matches."""
     if not snapshot.is_file():
-        return "the snapshot is missing"
+        return snapshot, "the snapshot is missing"
     manifest_file = manifest_path_for(snapshot)
     try:
         manifest = BackupManifest.read(manifest_file)
         manifest_digest = hashlib.sha256(manifest_file.read_bytes()).hexdigest()
         digest = file_sha256(snapshot)
     except ManifestUnreadable as error:
-        return f"the snapshot's manifest cannot be used ({error.reason})"
+        return manifest_file, f"the snapshot's manifest cannot be used ({error.reason})"
     except OSError as error:
-        return f"the snapshot cannot be read ({error.strerror or error})"
+        return snapshot, f"the snapshot cannot be read ({error.strerror or error})"
     recorded = generation.data.get("manifest_sha256")
     if recorded is not None and recorded != manifest_digest:
-        return "the snapshot's manifest fails its checksum"
+        return manifest_file, "the snapshot's manifest fails its checksum"
     if digest != manifest.sha256 or digest != generation.data.get("snapshot_sha256", digest):
-        return "the snapshot fails its checksum"
+        return snapshot, "the snapshot fails its checksum"
     return None
 
 
