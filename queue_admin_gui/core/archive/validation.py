@@ -12,7 +12,8 @@ was written is right. It checks every file of the archive against its checksums,
 3. waits until the running archiver has archived the transaction that ends at that frame,
    and rebuilds the archive's current generation up to exactly that transaction;
 4. compares the two files page by page (page 1's fields that differ between a WAL file and
-   a rebuilt backup aside: the file format bytes, the change counter and the version fields).
+   a rebuilt backup aside: the file format bytes, the change counter, the schema cookie and
+   the version fields).
 
 A mismatch, or damage in the current generation, is recorded in ``validation.json`` as a
 failure: the generation is trusted only up to the last instant a validation proved (its
@@ -70,9 +71,10 @@ STAGE_WAIT = "Waiting for the archiver"
 STAGE_REBUILD = "Rebuilding the same commit"
 STAGE_COMPARE = "Comparing every page"
 #: Page 1 bytes that differ between a live WAL file and a rebuilt rollback-journal file of
-#: the same contents: file format versions (18-19), change counter (24-27), version-valid-for
-#: and SQLite version (92-99).
-_HEADER_FIELDS_IGNORED = ((18, 20), (24, 28), (92, 100))
+#: the same contents: file format versions (18-19), change counter (24-27), the schema cookie
+#: (40-43: SQLite's backup gives every copy, the generation's snapshot included, one of its
+#: own) and version-valid-for and SQLite version (92-99).
+_HEADER_FIELDS_IGNORED = ((18, 20), (24, 28), (40, 44), (92, 100))
 _FAILURES_KEPT = 50
 
 
@@ -265,16 +267,12 @@ def _copy_live_state(database: Path, generation: Generation, target: Path
                      for path in generation.folder.glob(f"{SEGMENT_PREFIX}*")}
         finally:
             writer.execute("ROLLBACK")
-        cookie = int(reader.execute("PRAGMA schema_version").fetchone()[0])
         copy = sqlite3.connect(target)
         try:
             reader.backup(copy)
         finally:
             copy.close()
         reader.execute("ROLLBACK")
-        with open(target, "r+b") as handle:  # the backup API gave the copy a cookie of its own
-            handle.seek(40)
-            handle.write(cookie.to_bytes(4, "big"))
     finally:
         reader.close()
         writer.close()
