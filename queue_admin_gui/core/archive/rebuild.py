@@ -191,7 +191,7 @@ def damage_at(generations: list[Generation], at: float) -> ArchiveDamage | None:
             start = damage.lost_after if damage.lost_after is not None else (
                 generation.snapshot_at or float(generation.data.get("started_at") or 0))
             end = damage.lost_until
-            if start < at and (end is None or at <= end or damage.lost_after is None):
+            if start < at and (end is None or at <= end):
                 return damage
     return None
 

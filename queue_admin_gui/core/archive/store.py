@@ -357,17 +357,20 @@ class SegmentRead:
 
 
 def iter_records(segment: Path, with_payload: bool = True, *, version: int = FORMAT_VERSION,
-                 outcome: SegmentRead | None = None) -> Iterator[tuple[bytes, float, bytes]]:
+                 outcome: SegmentRead | None = None, start: int = 0
+                 ) -> Iterator[tuple[bytes, float, bytes]]:
     """The whole records of one frame log, in order; a torn or damaged record ends it.
 
-    ``outcome`` (when given) is filled in with where and why reading stopped. Without
+    ``outcome`` (when given) is filled in with where and why reading stopped (its CRC then
+    covers the bytes from ``start``, a record boundary read before). Without
     ``with_payload`` nothing past the record heads is read or checked.
     """
     read = outcome if outcome is not None else SegmentRead(segment)
+    read.end_offset = start
     magic_expected = _MAGIC if version >= 2 else _MAGIC_V1
     with open(segment, "rb") as handle:
         read.size = handle.seek(0, 2)
-        handle.seek(0)
+        handle.seek(start)
         while True:
             head = handle.read(_RECORD.size)
             if not head:

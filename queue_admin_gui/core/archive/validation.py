@@ -36,8 +36,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..activity import RESULT_FAILED, ActivityEntry, ActivityLog
+from ..config import MaintenanceConfig
 from ..database import sqlite_uri, wal_path
 from ..errors import ErrorKind
+from ..event_log import SystemLogSink, setting_switch
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .rebuild import rebuild_generation
 from .store import (
@@ -145,20 +148,22 @@ def validate_archive(database: str | Path, archive: str | Path,
             "its generation has no snapshot yet); start the archiver and validate again."
             if not damage else f"The archive is damaged: {damage[0]}.", damage=damage)
         return _record(archive, result, None, record_activity)
-    own = [f"{d.reason}: {d.file}" for d in current.damage if d.kind == "damaged"]
+    own = [d for d in current.damage if d.kind == "damaged"]
     if own:
         result = ValidationResult(False, time.time(), f"The archive's current generation is "
-                                  f"damaged: {own[0]}.", current.id, damage=damage)
-        return _record(archive, result, current, record_activity)
+                                  f"damaged: {own[0].reason}: {own[0].file}.", current.id,
+                                  damage=damage)
+        return _record(archive, result, current, record_activity, own[0].lost_after)
     with tempfile.TemporaryDirectory(prefix="queue-admin-validate-") as scratch:
-        result = _compare(database, archive, current, Path(scratch), progress, cancelled,
-                          wait_seconds, action)
+        result, intact_until = _compare(database, archive, current, Path(scratch), progress,
+                                        cancelled, wait_seconds, action)
     result.damage = damage
+    failed = current if result.ok is False else None
     if result.ok and damage:
         result.ok = False
         result.sentence = (f"{result.sentence[:-1]}, but other files of the archive are "
                            f"damaged: {damage[0]}.")
-    return _record(archive, result, current if result.ok is False else None, record_activity)
+    return _record(archive, result, failed, record_activity, intact_until)
 
 
 def require_valid_archive(database: str | Path, archive: str | Path,
@@ -191,8 +196,12 @@ def _current_generation(archive: Path, generations: list[Generation]) -> Generat
 
 def _compare(database: Path, archive: Path, generation: Generation, scratch: Path,
              progress: ProgressCallback | None, cancelled: CancelCheck | None,
-             wait_seconds: float, action: str) -> ValidationResult:
-    """Steps 1 to 4 of the module's description."""
+             wait_seconds: float, action: str) -> tuple[ValidationResult, float | None]:
+    """Steps 1 to 4 of the module's description, and the last intact instant of damage.
+
+    For damage found meanwhile, the generation is trusted up to its last intact instant, not
+    only up to the last validation.
+    """
     report(progress, 0, 0, STAGE_LIVE)
     live = scratch / "live.db"
     cycle, end_frame, sizes = _copy_live_state(database, generation, live)
@@ -201,18 +210,19 @@ def _compare(database: Path, archive: Path, generation: Generation, scratch: Pat
     found = _wait_for_commit(generation, cycle, end_frame, sizes, wait_seconds, cancelled,
                              action)
     if isinstance(found, str):
-        return ValidationResult(None, time.time(), found, generation.id)
+        return ValidationResult(None, time.time(), found, generation.id), None
     count, stamp = found
     if count < 0:
         return ValidationResult(False, time.time(), f"The archive has no transaction ending "
                                 f"at the live file's last commit (frame {end_frame} of the WAL "
-                                "cycle it is in): a commit was missed.", generation.id)
+                                "cycle it is in): a commit was missed.", generation.id), None
     report(progress, 0, 0, STAGE_REBUILD)
     fresh = check_generation(_reloaded(generation))
     if any(d.kind == "damaged" for d in fresh.damage):
         first = next(d for d in fresh.damage if d.kind == "damaged")
         return ValidationResult(False, time.time(), f"The archive's current generation is "
-                                f"damaged: {first.reason}: {first.file}.", generation.id)
+                                f"damaged: {first.reason}: {first.file}.",
+                                generation.id), first.lost_after
     rebuilt = rebuild_generation(fresh, stamp, scratch / "rebuilt.db", None, cancelled,
                                  limit=count)
     report(progress, 0, 0, STAGE_COMPARE)
@@ -223,11 +233,11 @@ def _compare(database: Path, archive: Path, generation: Generation, scratch: Pat
         return ValidationResult(False, time.time(), f"The archive rebuilt at {when} differs "
                                 f"from the live file at the same commit in {len(differing)} of "
                                 f"{pages} pages (pages {shown}).", generation.id, stamp, count,
-                                pages, differing[:100])
+                                pages, differing[:100]), None
     return ValidationResult(True, time.time(), f"The archive rebuilt at {when} is identical to "
                             f"the live file at the same commit ({pages} pages, {count} "
                             "transactions after the snapshot).", generation.id, stamp, count,
-                            pages)
+                            pages), None
 
 
 def _reloaded(generation: Generation) -> Generation:
@@ -308,8 +318,9 @@ def _wait_for_commit(generation: Generation, cycle: tuple[int, int] | None, end_
     start = generation.data.get("start")
     if start and cycle is not None and (start[1], start[2]) == cycle and start[3] == end_frame:
         return 0, float(generation.snapshot_at or 0)
+    finder = _CommitFinder(generation, cycle, end_frame, sizes)
     while True:
-        found = _find_commit(generation, cycle, end_frame, sizes)
+        found = finder.look()
         if found is not None:
             return found
         if time.monotonic() > deadline:
@@ -320,34 +331,51 @@ def _wait_for_commit(generation: Generation, cycle: tuple[int, int] | None, end_
         time.sleep(0.1)
 
 
-def _find_commit(generation: Generation, cycle: tuple[int, int] | None, end_frame: int,
-                 sizes: dict[str, int]) -> tuple[int, float] | None:
-    """Look through the generation's frame logs for the live commit (see _wait_for_commit)."""
-    count, stamp = 0, float(generation.snapshot_at or 0)
-    segments = sorted(generation.folder.glob(f"{SEGMENT_PREFIX}*"))
-    for segment in segments:
-        read = SegmentRead(segment)
-        limit = sizes.get(segment.name, 0)
-        for kind, seen, payload in iter_records(segment, version=generation.format,
-                                                outcome=read):
-            if kind not in TRANSACTION_KINDS:
+class _CommitFinder:
+    """Reads on through a generation's frame logs for the live commit, from where it stopped.
+
+    With a commit in the live WAL's current cycle, the transaction ending at its frame is
+    looked for. With none (the WAL was just reset or truncated), every transaction archived
+    before the write lock was taken is the live state: those in the frame logs' sizes then.
+    """
+
+    def __init__(self, generation: Generation, cycle: tuple[int, int] | None, end_frame: int,
+                 sizes: dict[str, int]) -> None:
+        self.generation = generation
+        self.cycle = cycle if end_frame else None
+        self.end_frame = end_frame
+        self.sizes = sizes
+        self.count, self.stamp = 0, float(generation.snapshot_at or 0)
+        self.offsets: dict[str, int] = {}
+        self.finished: set[str] = set()
+
+    def look(self) -> tuple[int, float] | None:
+        """(transactions, last stamp) once found, -1 transactions if passed, else None."""
+        segments = sorted(self.generation.folder.glob(f"{SEGMENT_PREFIX}*"))
+        for index, segment in enumerate(segments):
+            if segment.name in self.finished:
                 continue
-            if end_frame == 0 or cycle is None:
-                if read.end_offset > limit:
-                    return count, stamp  # everything archived before the lock was taken
-                count, stamp = count + 1, seen
-                continue
-            position, frames = transaction_position(kind, payload)
-            count, stamp = count + 1, seen
-            if (position.salt1, position.salt2) == cycle:
-                last = position.frame + frames - 1
-                if last == end_frame:
-                    return count, stamp
-                if last > end_frame:
-                    return -1, seen
-    if end_frame == 0 or cycle is None:
-        return count, stamp
-    return None
+            read = SegmentRead(segment)
+            limit = self.sizes.get(segment.name, 0)
+            for kind, seen, payload in iter_records(segment, version=self.generation.format,
+                                                    outcome=read,
+                                                    start=self.offsets.get(segment.name, 0)):
+                if kind in TRANSACTION_KINDS:
+                    if self.cycle is None and read.end_offset > limit:
+                        return self.count, self.stamp  # archived after the lock was taken
+                    self.count, self.stamp = self.count + 1, seen
+                    if self.cycle is not None:
+                        position, frames = transaction_position(kind, payload)
+                        last = position.frame + frames - 1
+                        if (position.salt1, position.salt2) == self.cycle:
+                            if last == self.end_frame:
+                                return self.count, self.stamp
+                            if last > self.end_frame:
+                                return -1, seen
+                self.offsets[segment.name] = read.end_offset
+            if index < len(segments) - 1 and read.problem is None:
+                self.finished.add(segment.name)
+        return (self.count, self.stamp) if self.cycle is None else None
 
 
 def compare_pages(live: Path, rebuilt: Path) -> tuple[int, list[int]]:
@@ -379,8 +407,12 @@ def _masked(page: bytes) -> bytes:
 
 
 def _record(archive: Path, result: ValidationResult, failed: Generation | None,
-            record_activity: bool) -> ValidationResult:
-    """Write the outcome to validation.json; a failure cuts its generation (see module)."""
+            record_activity: bool, intact_until: float | None = None) -> ValidationResult:
+    """Write the outcome to validation.json; a failure cuts its generation (see module).
+
+    The generation is trusted up to its last validated instant (its snapshot's when none),
+    or up to ``intact_until`` when the failure is damage its checksums located.
+    """
     record = read_validation(archive) or {}
     if "damaged" in record:
         record = {}
@@ -389,7 +421,8 @@ def _record(archive: Path, result: ValidationResult, failed: Generation | None,
     if result.ok and result.generation is not None and result.instant is not None:
         passed[result.generation] = result.instant
     if failed is not None:
-        trusted = passed.get(failed.id, failed.snapshot_at)
+        trusted = intact_until if intact_until is not None else passed.get(
+            failed.id, failed.snapshot_at)
         failures.append({"generation": failed.id, "trusted_until": trusted,
                          "reason": f"validation failed at {instant_text(result.checked_at)}: "
                                    f"{result.sentence.rstrip('.')}",
@@ -408,10 +441,6 @@ def _record(archive: Path, result: ValidationResult, failed: Generation | None,
 
 def record_failure_activity(result: ValidationResult) -> None:
     """A failed validation in the activity log (and so the Event Log and the tray)."""
-    from ..activity import RESULT_FAILED, ActivityEntry, ActivityLog
-    from ..config import MaintenanceConfig
-    from ..event_log import SystemLogSink, setting_switch
-
     entry = ActivityEntry.now(VALIDATION_ACTION, result=RESULT_FAILED, message=result.sentence,
                               parameters={"generation": result.generation})
     with contextlib.suppress(Exception):
