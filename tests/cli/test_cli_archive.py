@@ -14,6 +14,7 @@ from pathlib import Path
 from _cli_helpers import cli_command, cli_env
 
 from queue_admin_gui.core.archive import Archiver, parse_instant
+from queue_admin_gui.core.config import MaintenanceConfig, config_file_path
 from queue_admin_gui.core.database import QueueDatabase
 
 DEADLINE_SECONDS = 60.0
@@ -196,6 +197,15 @@ def test_archive_status_reports_damage_and_restore_refuses_the_damaged_instants(
                  tmp_path / "intact.db", "--json")
     assert intact.code == 0, intact.err
     assert 0 < intact.data["transactions_applied"] < 30  # the last intact instant
+
+    MaintenanceConfig(backup_dir=tmp_path / "backups", archive_dir=folder).save(
+        config_file_path())
+    checked = cli("--db", db, "check", "--json")
+    assert checked.code == 2 and checked.data["state"] == "CRITICAL"
+    assert "point-in-time archive is damaged" in checked.data["summary"]
+    assert str(segment) in checked.data["measurements"]["archive_problems"][0]
+    assert any(line.startswith("CRITICAL: the point-in-time archive is damaged")
+               for line in cli("--db", db, "check").out.splitlines())
 
 
 def test_restore_at_latest_earliest_and_the_printed_instant_reach_every_transaction(

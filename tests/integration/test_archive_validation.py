@@ -29,6 +29,8 @@ from queue_admin_gui.core.archive.validation import (
     validate_archive,
 )
 from queue_admin_gui.core.config import MaintenanceConfig
+from queue_admin_gui.core.measurements.alerts import activity_conditions
+from queue_admin_gui.core.measurements.health import HealthLevel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -178,6 +180,8 @@ def test_validation_on_its_interval_catches_a_damaged_frame_log(
         archiver.stop()
     entries = [entry for entry in ActivityLog().read() if entry.action == VALIDATION_ACTION]
     assert entries and entries[-1].result == "failed" and segment.name in entries[-1].message
+    alerts = activity_conditions(entries)  # what the tray notifies and the Event Log files
+    assert [condition.level for condition in alerts] == [HealthLevel.CRITICAL]
     status = archive_status(folder)
     assert any(gap.kind == "damaged" and gap.file == str(segment) for gap in status.gaps)
     final = tmp_path / "final.db"
