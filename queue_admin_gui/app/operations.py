@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.archive.validation import VALIDATION_ACTION, require_valid_archive
 from ..core.backup import QueueBackup
 from ..core.leases import LeaseManager
 from ..core.maintenance import QueueMaintenance
@@ -63,6 +64,15 @@ def verify_backup(db_path: Path, folder: Path, path: Path) -> Operation:
         lambda progress, cancelled: QueueBackup(db_path, folder).check_backup(path, progress,
                                                                               cancelled),
         parameters={"backup": str(path)})
+
+
+def validate_archive(db_path: Path, archive_dir: Path) -> Operation:
+    """Rebuild the archive's newest commit and compare it with the live file; reads only."""
+    return Operation(
+        VALIDATION_ACTION,
+        lambda progress, cancelled: require_valid_archive(db_path, archive_dir, progress,
+                                                          cancelled),
+        parameters={"database": str(db_path), "folder": str(archive_dir)})
 
 
 def delete_backup(db_path: Path, folder: Path, path: Path) -> Operation:

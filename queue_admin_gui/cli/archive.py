@@ -1,10 +1,12 @@
 """The point-in-time commands of ``queue-admin-cli``: archive, archive-status, restore --at.
 
 ``archive`` runs the archiver in the foreground until Ctrl+C or SIGTERM, printing a line per
-generation, gap or error and a heartbeat; with ``--json`` those lines go to stderr and stdout
-gets the one JSON result at the end. ``restore --at`` rebuilds the queue as it was at an
-instant into a new file (``--output``) and, with ``--yes``, restores that file through the
-same path as ``restore PATH --yes``.
+generation, gap, validation or error and a heartbeat; with ``--json`` those lines go to stderr
+and stdout gets the one JSON result at the end. ``archive-status`` checks every archive file
+against its checksums (exit 1 when any is damaged), and with ``--validate`` first validates
+the archive against the live database. ``restore --at`` rebuilds the queue as it was at an
+instant (or ``latest``, ``earliest``) into a new file (``--output``) and, with ``--yes``,
+restores that file through the same path as ``restore PATH --yes``.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from ..core.archive import (
     Archiver,
     archive_status,
     instant_text,
-    parse_instant,
     rebuild_to_time,
 )
+from ..core.archive.rebuild import resolve_instant
+from ..core.archive.status import ArchiveStatus
+from ..core.archive.validation import ValidationResult, last_validation, validate_archive
 from ..core.config import SETTING_RANGES
 from ..core.errors import ErrorKind
 from ..core.manifest import backup_file_name
@@ -66,15 +70,20 @@ def add_archive_commands(command: Callable[[str, str], argparse.ArgumentParser])
                          help=f"seconds between heartbeat lines (default {HEARTBEAT_SECONDS:.0f})")
     archive.add_argument("--seconds", type=float, metavar="S",
                          help="stop by itself after S seconds (default: run until stopped)")
-    status = command("archive-status", "Generations, gaps and restorable instants of an archive.")
+    status = command("archive-status", "Generations, gaps and restorable instants of an archive, "
+                                       "every file checked against its checksums.")
     status.add_argument("--dir", type=Path, required=True, metavar="DIR", help="archive folder")
+    status.add_argument("--validate", action="store_true",
+                        help="first rebuild the newest archived commit and compare it page by "
+                             "page with the live database (--db) at the same commit")
 
 
 def add_restore_point_options(restore: argparse.ArgumentParser) -> None:
     """``restore --at TIME --archive DIR [--output FILE]``."""
     restore.add_argument("--at", metavar="TIME",
                          help="rebuild the queue as it was at this ISO 8601 instant (local time "
-                              "unless it has an offset or Z) from --archive")
+                              "unless it has an offset or Z), or at latest or earliest, from "
+                              "--archive")
     restore.add_argument("--archive", type=Path, metavar="DIR", help="archive folder for --at")
     restore.add_argument("--output", type=Path, metavar="FILE",
                          help="with --at: write the rebuilt queue to this new file")
@@ -91,7 +100,9 @@ def archive(context: Context) -> CommandResult:
 
     keep_days = (args.keep_days if args.keep_days is not None
                  else context.config.archive_retention_days)
-    archiver = Archiver(database, args.dir, retention_days=keep_days, on_event=show)
+    minutes = context.config.archive_validate_minutes
+    archiver = Archiver(database, args.dir, retention_days=keep_days, on_event=show,
+                        validate_seconds=minutes * 60 if minutes else None)
     stop = threading.Event()
     previous = _catch_stop_signals(stop)
     try:
@@ -127,38 +138,99 @@ def archive(context: Context) -> CommandResult:
 
 
 def archive_status_command(context: Context) -> CommandResult:
-    """Describe the archive folder: generations, gaps, earliest and latest instants, size."""
-    folder = Path(context.args.dir)
+    """Describe the archive folder: generations, gaps, damage, restorable instants, validation.
+
+    Every file is checked against its checksums; damage found makes the command fail (exit
+    1) after printing the whole description, and so does a failed validation.
+    """
+    args = context.args
+    folder = Path(args.dir)
     database = context.db_path
     if not folder.is_dir():
         raise ArchiveError(f"Reading the archive failed: '{folder}' is not a folder; check "
                            "--dir.", ErrorKind.NOT_FOUND)
+    validated: ValidationResult | None = None
+    if args.validate:
+        if not database.exists():
+            raise ArchiveError(f"Validating the archive needs the live database, and "
+                               f"'{database}' does not exist; give it with --db.",
+                               ErrorKind.NOT_FOUND)
+        with context.slow_operation() as progress:
+            validated = validate_archive(database, folder, progress, context.interrupt,
+                                         record_activity=True)
     status = archive_status(folder)
+    last = validated or last_validation(folder)
     data: dict[str, Any] = {
         "archive_dir": folder,
         "earliest_restorable": instant_text(status.earliest) if status.earliest else None,
         "latest_restorable": instant_text(status.latest) if status.latest else None,
         "size_bytes": status.size_bytes,
         "archiver_running": status.archiver is not None,
+        "checked": status.checked,
         "generations": [_generation_row(g) for g in status.generations],
         "gaps": [{"from": instant_text(g.after), "to": instant_text(g.before),
-                  "reason": g.reason} for g in status.gaps],
+                  "reason": g.reason, "kind": g.kind, "file": g.file} for g in status.gaps],
+        "damage": _damage_rows(status),
+        "last_validation": _validation_row(last),
     }
     lines = [f"  {row['id']}: {row['restorable_from'] or 'not restorable'}"
              f" to {row['restorable_until'] or '-'}, {row['transactions']} transactions"
              f" ({row['reason']})" for row in data["generations"]]
-    lines += [f"  gap from {gap['from']} to {gap['to']}: {gap['reason']}" for gap in data["gaps"]]
+    lines += [f"  gap from {gap['from']} to {gap['to']}: {gap['reason']}"
+              + (f" ({gap['file']})" if gap["file"] else "") for gap in data["gaps"]]
+    lines += [f"  damaged: {row['file']}: {row['reason']}; "
+              + (f"instants after {row['restorable_until']} in its generation are lost"
+                 if row["restorable_until"] else "its whole generation is lost")
+              for row in data["damage"] if row["kind"] == "damaged"]
+    validation = data["last_validation"]
+    if validation is None:
+        lines.append("  last validation: none yet")
+    else:
+        lines.append(f"  last validation at {validation['checked_at']}: {validation['result']}"
+                     f" - {validation['sentence']}")
     sources = {str(row.get("database")) for row in data["generations"] if row.get("database")}
     data["database"] = database
     data["same_database"] = not sources or sources == {str(database)}
     if not data["same_database"]:
         lines.append(f"  note: the archive was made from {', '.join(sorted(sources))}, "
                      f"not from '{database}'.")
+    damaged = [row for row in data["damage"] if row["kind"] == "damaged"]
     headline = (f"The archive holds {len(status.generations)} generation(s) and "
-                f"{len(status.gaps)} gap(s).")
-    return CommandResult(headline, data, ["archive_dir", "earliest_restorable",
-                                          "latest_restorable", "size_bytes",
-                                          "archiver_running"], lines)
+                f"{len(status.gaps)} gap(s); every file was checked against its checksums"
+                + (f" and {len(damaged)} damaged." if damaged else ", none is damaged."))
+    result = CommandResult(headline, data, ["archive_dir", "earliest_restorable",
+                                            "latest_restorable", "size_bytes",
+                                            "archiver_running"], lines)
+    if damaged:
+        result.problem = ArchiveError(
+            f"The archive is damaged: {damaged[0]['reason']} in '{damaged[0]['file']}'; the "
+            "instants it held cannot be restored (see the gaps), and the others are exact. "
+            "Keep the archive running (it starts a new generation) and take a backup.",
+            ErrorKind.CORRUPT)
+    elif validated is not None and validated.ok is not True:
+        result.problem = ArchiveError(
+            f"Validation {'failed' if validated.ok is False else 'could not compare'}: "
+            f"{validated.sentence}", ErrorKind.CORRUPT if validated.ok is False
+            else ErrorKind.IO)
+    return result
+
+
+def _damage_rows(status: ArchiveStatus) -> list[dict[str, Any]]:
+    return [{"file": str(damage.file), "reason": damage.reason, "kind": damage.kind,
+             "restorable_until": instant_text(damage.lost_after)
+             if damage.lost_after is not None else None,
+             "lost_until": instant_text(damage.lost_until)
+             if damage.lost_until is not None else None} for damage in status.damage]
+
+
+def _validation_row(result: ValidationResult | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    word = {True: "passed", False: "failed", None: "not compared"}[result.ok]
+    return {"checked_at": instant_text(result.checked_at), "ok": result.ok, "result": word,
+            "sentence": result.sentence, "generation": result.generation,
+            "instant": instant_text(result.instant) if result.instant is not None else None,
+            "pages": result.pages, "differing_pages": result.differing_pages}
 
 
 def restore_at(context: Context,
@@ -180,7 +252,7 @@ def restore_at(context: Context,
                            f"with the queue as it was at {args.at}; add --yes to confirm, or "
                            "--output FILE to only rebuild it into a new file.",
                            ErrorKind.INVALID)
-    moment = parse_instant(args.at)
+    moment = resolve_instant(args.at, args.archive)
     output = args.output
     if output is None:
         folder = context.backup_dir()

@@ -65,6 +65,7 @@ SETTING_RANGES: dict[str, tuple[float, float]] = {
     "backup_age_critical_hours": (0.0, 100_000.0),
     "sample_interval_seconds": (0.1, 3600.0),
     "archive_retention_days": (0.1, 36_500.0),
+    "archive_validate_minutes": (0.0, 10_080.0),
 }
 
 #: (warning, critical) settings: the warning level must not exceed the critical one.
@@ -126,6 +127,9 @@ class MaintenanceConfig:
     archive_dir: Path | None = None
     #: Point-in-time archive: generations whose newest instant is older are deleted whole.
     archive_retention_days: float = 7.0
+    #: Point-in-time archive: the archiver validates the archive against the live file this
+    #: often (0: only when asked).
+    archive_validate_minutes: float = 10.0
 
     @classmethod
     def from_env(cls) -> MaintenanceConfig:

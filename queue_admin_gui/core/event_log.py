@@ -38,7 +38,7 @@ MAX_EVENT_CHARACTERS = 31_839
 WINDOW_MAINTENANCE_ACTIONS = (
     "Back up", "Verify backup", "Delete backup", "Prune backups", "Restore ", "Checkpoint",
     "VACUUM", "ANALYZE", "PRAGMA optimize", "Integrity check", "Quick check", "Requeue",
-    "Retry dead tasks",
+    "Retry dead tasks", "Validate the archive",
 )
 #: Every logged ``queue-admin-cli`` run is a maintenance run.
 CLI_ACTION_PREFIX = "cli "

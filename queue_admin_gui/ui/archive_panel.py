@@ -6,6 +6,13 @@ once a second the running archiver's own state (in memory, no file or SQL) refre
 "State" line. Starting and stopping the archiver are jobs too: both touch files and stopping
 waits for its thread. An archiver run by another process (``queue-admin-cli archive``) is
 recognised by the folder's lock file; the toggle is then off and disabled.
+
+The 10-second read only looks at the files (a missing or resized one, generation.json);
+validation reads every file against its checksums and compares the newest archived commit
+with the live file. It runs on the archiver's interval (the ``archive_validate_minutes``
+setting) and on demand with "Validate now" (an operation on a worker thread, so a failure
+reaches the activity log, the Event Log and the tray like any failed maintenance run); the
+"Last validation" line shows the newest result, whichever process ran it.
 """
 
 from __future__ import annotations
@@ -18,8 +25,17 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QHideEvent, QShowEvent
-from PySide6.QtWidgets import QCheckBox, QGroupBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from ..app import operations
 from ..app.jobs import Job, mark_background
 from ..app.session import Session
 from ..core.archive import ArchiveEvent, ArchiverStatus, ArchiveStatus, archive_status
@@ -28,6 +44,7 @@ from ..core.archive.controller import (
     archiver_elsewhere,
     configured_archive_dir,
 )
+from ..core.archive.validation import ValidationResult
 from ..core.errors import format_bytes
 from .widgets import BAD_COLOUR, GOOD_COLOUR, WARN_COLOUR, KeyValueGrid, explanation, format_age
 
@@ -59,24 +76,32 @@ class ArchivePanel(QGroupBox):
         self.last_event: ArchiveEvent | None = None
         self._status_job: Job | None = None
         self._switch_job: Job | None = None
+        self._validate_job: Job | None = None
         self._events = _Events(self)
         self._events.event.connect(self._on_archiver_event)
         self.toggle = QCheckBox("Archive the WAL continuously", self)
         self.toggle.setToolTip("Copy every committed transaction into the archive folder as "
                                "it happens, so the queue can be restored to any instant.")
         self.toggle.toggled.connect(self._on_toggled)
+        self.validate_button = QPushButton("Validate now", self)
+        self.validate_button.setToolTip(
+            "Check every archive file against its checksums, rebuild the newest archived "
+            "commit and compare it page by page with the live file at the same commit.")
+        self.validate_button.clicked.connect(self.validate_now)
         self.folder_label = QLabel(self)
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.grid = KeyValueGrid(columns=3)
         for key, caption in (("state", "State"), ("behind", "Behind by"),
                              ("generations", "Generations"), ("earliest", "Earliest instant"),
-                             ("latest", "Latest instant"), ("size", "Size")):
+                             ("latest", "Latest instant"), ("size", "Size"),
+                             ("validation", "Last validation")):
             self.grid.add_row(key, caption)
         self.gap_label = explanation("")
         self.gap_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         top = QHBoxLayout()
         top.addWidget(self.toggle)
         top.addWidget(self.folder_label, 1)
+        top.addWidget(self.validate_button)
         column = QVBoxLayout(self)
         column.setSpacing(2)  # compact: the tab still fits a 1024x700 screen
         column.setContentsMargins(9, 2, 9, 4)
@@ -110,6 +135,17 @@ class ArchivePanel(QGroupBox):
         return self._switch_job is not None and not self._switch_job.is_finished
 
     @property
+    def validating(self) -> bool:
+        """True while a "Validate now" job runs."""
+        return self._validate_job is not None and not self._validate_job.is_finished
+
+    @property
+    def last_validation(self) -> ValidationResult | None:
+        """The newest validation the archive folder records (as last read)."""
+        record = self.status.validation if self.status is not None else None
+        return ValidationResult.from_dict(record) if record else None
+
+    @property
     def reading(self) -> bool:
         """True while the archive folder is being read."""
         return self._status_job is not None and not self._status_job.is_finished
@@ -123,7 +159,7 @@ class ArchivePanel(QGroupBox):
         folder = self.archive_dir
         self._last_read = time.monotonic()
         job = self.session.run("Read the archive", lambda progress, cancelled:
-                               archive_status(folder), on_done=self._on_status,
+                               archive_status(folder, check=False), on_done=self._on_status,
                                report_errors=False)
         self._status_job = mark_background(job)
         return job
@@ -133,10 +169,11 @@ class ArchivePanel(QGroupBox):
         database = self.session.db_path
         if database is None or self.archiving or self.switching:
             return None
+        minutes = self.session.config.archive_validate_minutes
         controller = ArchiveController(
             database, self.archive_dir,
             retention_days=self.session.config.archive_retention_days,
-            on_event=self._events.deliver)
+            on_event=self._events.deliver, validate_seconds=minutes * 60 if minutes else None)
         self.controller = controller
         self._switch_job = self.session.run(
             "Start archiving", lambda progress, cancelled: controller.start(),
@@ -155,6 +192,18 @@ class ArchivePanel(QGroupBox):
             on_done=self._on_switched)
         self._show()
         return self._switch_job
+
+    def validate_now(self) -> Job | None:
+        """Validate the archive against the live file now (a job); None when it cannot."""
+        database = self.session.db_path
+        if database is None or self.validating:
+            return None
+        self._validate_job = self.session.run_operation(
+            operations.validate_archive(database, self.archive_dir),
+            on_success=lambda _result: self._on_validated(),
+            on_error=lambda _error: self._on_validated())
+        self._show()
+        return self._validate_job
 
     def _around_checkpoint(self, mode: str, run: Any) -> Any:
         """Run in the checkpoint job's thread: a RESTART or TRUNCATE pauses our archiver."""
@@ -176,6 +225,10 @@ class ArchivePanel(QGroupBox):
         enabled = self.session.db_path is not None and not self.switching \
             and self.elsewhere is None
         self.toggle.setEnabled(enabled)
+        archived = self.archiving or self.elsewhere is not None
+        self.validate_button.setEnabled(self.session.db_path is not None and archived
+                                        and not self.validating and not self.switching)
+        self.grid.set_value(*self._validation_text())
         self.grid.set_value(*self._state_text(running))
         behind = running.lag_seconds if running is not None and running.running else None
         self.grid.set_value("behind", "\u2013" if behind is None else f"{behind * 1000:.0f} ms")
@@ -203,6 +256,19 @@ class ArchivePanel(QGroupBox):
                     GOOD_COLOUR)
         return ("state", "off", None)
 
+    def _validation_text(self) -> tuple[str, str, str | None]:
+        if self.validating:
+            return ("validation", "validating...", WARN_COLOUR)
+        result = self.last_validation
+        if result is None:
+            return ("validation", "none yet", None)
+        when = _instant(result.checked_at)
+        if result.ok:
+            return ("validation", f"passed at {when}: identical to the live file", GOOD_COLOUR)
+        if result.ok is False:
+            return ("validation", f"FAILED at {when}: {result.sentence}", BAD_COLOUR)
+        return ("validation", f"not compared at {when}: {result.sentence}", WARN_COLOUR)
+
     def _gap_reason(self, status: ArchiveStatus | None, running: ArchiverStatus | None) -> str:
         if running is not None and running.last_gap:
             return running.last_gap
@@ -222,7 +288,10 @@ class ArchivePanel(QGroupBox):
         if status is not None and not status.generations:
             return ("The archive is empty. Turn archiving on (or run queue-admin-cli archive) "
                     "to restore the queue to any instant.")
-        return "No gap: every instant from the earliest to the latest can be restored."
+        if status is not None and status.checked:
+            return "No gap: every instant from the earliest to the latest can be restored."
+        return ("No gap seen; every archive file is read against its checksums at each "
+                "validation.")
 
     # -- slots ------------------------------------------------------------------------------
 
@@ -249,12 +318,16 @@ class ArchivePanel(QGroupBox):
         self.elsewhere = archiver_elsewhere(status)
         self._show()
 
+    def _on_validated(self) -> None:
+        self._show()
+        self.refresh()
+
     def _on_archiver_event(self, event: ArchiveEvent) -> None:
         self.last_event = event
-        if event.kind in ("gap", "error"):
+        if event.kind in ("gap", "error", "validation failed"):
             self.session.messages.warning(event.message)
         self._show()
-        if event.kind == "generation":
+        if event.kind in ("generation", "validation", "validation failed"):
             self.refresh()
 
     def _on_tick(self) -> None:

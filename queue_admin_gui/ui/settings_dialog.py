@@ -54,6 +54,10 @@ _NUMBER_GROUPS: dict[str, list[tuple[str, str, str, str]]] = {
          "(the window's and queue-admin-cli archive) deletes whole generations whose newest "
          "instant is older than this; the queue can be restored to any instant within it.",
          " days"),
+        ("archive_validate_minutes", "Validate archive every", "Point-in-time archive: the "
+         "archiver rebuilds the newest archived commit this often and compares it page by "
+         "page with the live file at the same commit; a difference is reported and a new "
+         "snapshot taken. 0 validates only when asked.", " min"),
     ],
     "WAL and checkpoints": [
         ("wal_size_warning_mb", "WAL warning size", "Health turns to Warning when the -wal "

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from _cli_helpers import cli_command, cli_env
 
+from queue_admin_gui.core.archive import Archiver, parse_instant
+from queue_admin_gui.core.config import MaintenanceConfig, config_file_path
 from queue_admin_gui.core.database import QueueDatabase
 
 DEADLINE_SECONDS = 60.0
@@ -135,3 +137,124 @@ def test_archive_keeps_the_settings_days_unless_told_and_refuses_a_bad_count(
     refused = cli("--db", db, "archive", "--dir", folder, "--keep-days", "0")
     assert refused.code == 2
     assert "--keep-days: must be a number of days from 0.1 to 36,500, not 0" in refused.err
+
+
+def _archive_with_commits(tmp_path: Path) -> tuple[Path, Path]:
+    """A queue and an archive of it holding about 30 transactions seen at several instants."""
+    db, folder = tmp_path / "queue.db", tmp_path / "archive"
+    with QueueDatabase(db) as queue:
+        queue.initialize_schema()
+    archiver = Archiver(db, folder)
+    archiver.start()
+    try:
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while archiver.status().generation is None or archiver.status().snapshot_pending:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        for batch in range(6):
+            _insert(db, f"batch-{batch}", 5)
+            time.sleep(0.2)
+    finally:
+        archiver.stop()
+    return db, folder
+
+
+def test_archive_status_reports_damage_and_restore_refuses_the_damaged_instants(
+        cli, tmp_path: Path) -> None:
+    db, folder = _archive_with_commits(tmp_path)
+    healthy = cli("--db", db, "archive-status", "--dir", folder, "--json")
+    assert healthy.code == 0, healthy.err
+    assert healthy.data["checked"] is True and healthy.data["damage"] == []
+    assert healthy.data["last_validation"] is None
+    latest = healthy.data["latest_restorable"]
+
+    segment = next(folder.glob("gen-*/frames-000001.qaf"))
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0x20
+    segment.write_bytes(bytes(data))
+
+    damaged = cli("--db", db, "archive-status", "--dir", folder, "--json")
+    assert damaged.code == 1
+    report = damaged.data
+    assert report["ok"] is False and report["kind"] == "corrupt"
+    assert [row["file"] for row in report["damage"]] == [str(segment)]
+    assert report["damage"][0]["reason"] and report["damage"][0]["kind"] == "damaged"
+    gap = next(gap for gap in report["gaps"] if gap["kind"] == "damaged")
+    assert gap["file"] == str(segment) and gap["from"] == report["latest_restorable"]
+    assert parse_instant(report["latest_restorable"]) < parse_instant(latest)
+    text = cli("--db", db, "archive-status", "--dir", folder)
+    assert text.code == 1 and f"damaged: {segment}" in text.out
+
+    refused = cli("--db", db, "restore", "--at", latest, "--archive", folder, "--output",
+                  tmp_path / "refused.db", "--json")
+    assert refused.code == 1
+    assert refused.data["kind"] == "corrupt"
+    assert "damaged" in refused.data["error"] and str(segment) in refused.data["error"]
+    assert f"nearest restorable instant is {report['latest_restorable']}" in \
+        refused.data["error"]
+    assert not (tmp_path / "refused.db").exists()
+    intact = cli("--db", db, "restore", "--at", "latest", "--archive", folder, "--output",
+                 tmp_path / "intact.db", "--json")
+    assert intact.code == 0, intact.err
+    assert 0 < intact.data["transactions_applied"] < 30  # the last intact instant
+
+    MaintenanceConfig(backup_dir=tmp_path / "backups", archive_dir=folder).save(
+        config_file_path())
+    checked = cli("--db", db, "check", "--json")
+    assert checked.code == 2 and checked.data["state"] == "CRITICAL"
+    assert "point-in-time archive is damaged" in checked.data["summary"]
+    assert str(segment) in checked.data["measurements"]["archive_problems"][0]
+    assert any(line.startswith("CRITICAL: the point-in-time archive is damaged")
+               for line in cli("--db", db, "check").out.splitlines())
+
+
+def test_restore_at_latest_earliest_and_the_printed_instant_reach_every_transaction(
+        cli, tmp_path: Path) -> None:
+    db, folder = _archive_with_commits(tmp_path)
+    report = cli("--db", db, "archive-status", "--dir", folder, "--json").data
+    archived = report["generations"][0]["transactions"]
+    assert archived == 30
+    latest = cli("--db", db, "restore", "--at", "latest", "--archive", folder, "--output",
+                 tmp_path / "latest.db", "--json")
+    assert latest.code == 0, latest.err
+    assert latest.data["transactions_applied"] == archived
+    assert _types(tmp_path / "latest.db") == _types(db)
+    printed = cli("--db", db, "restore", "--at", report["latest_restorable"], "--archive",
+                  folder, "--output", tmp_path / "printed.db", "--json")
+    assert printed.code == 0 and printed.data["transactions_applied"] == archived
+    earliest = cli("--db", db, "restore", "--at", "earliest", "--archive", folder, "--output",
+                   tmp_path / "earliest.db", "--json")
+    assert earliest.code == 0 and earliest.data["transactions_applied"] == 0
+    for value in ("0001-01-01T00:00:00", "9999-12-31T23:59:59.999999+14:00"):
+        refused = cli("--db", db, "restore", "--at", value, "--archive", folder, "--output",
+                      tmp_path / "never.db", "--json")
+        assert refused.code == 2, refused.out
+        assert refused.data["kind"] == "invalid", refused.data
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_archive_status_validate_compares_with_a_running_archiver_process(
+        cli, tmp_path: Path) -> None:
+    db, archive = tmp_path / "queue.db", tmp_path / "archive"
+    with QueueDatabase(db) as queue:
+        queue.initialize_schema()
+    process = subprocess.Popen(cli_command("--db", db, "archive", "--dir", archive,
+                                           "--heartbeat", "0.5"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=cli_env())
+    try:
+        _wait_until_restorable(process)
+        _insert(db, "validated", 8)
+        validated = cli("--db", db, "archive-status", "--dir", archive, "--validate", "--json")
+        assert validated.code == 0, validated.out
+        last = validated.data["last_validation"]
+        assert last["result"] == "passed" and last["ok"] is True
+        assert "identical to the live file" in last["sentence"] and last["pages"] > 0
+        again = cli("--db", db, "archive-status", "--dir", archive)
+        assert again.code == 0 and "last validation at" in again.out and "passed" in again.out
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=DEADLINE_SECONDS)
+    without = cli("--db", db, "archive-status", "--dir", archive, "--validate", "--json")
+    assert without.code == 1
+    assert without.data["last_validation"]["result"] == "not compared"

@@ -148,3 +148,36 @@ def test_the_archive_folder_follows_the_setting(qtbot, panel, session, tmp_path)
     qtbot.waitUntil(lambda: panel.status is not None and panel.status.folder == chosen,
                     timeout=TIMEOUT_MS)
     assert panel.grid.value("generations") == "0"
+
+
+def test_validate_now_shows_the_result_and_catches_a_damaged_archive(qtbot, panel, session,
+                                                                      queue_db, presenter):
+    assert panel.grid.value("validation") == "none yet"
+    assert not panel.validate_button.isEnabled()  # nothing archives yet: nothing to compare
+    click_toggle(qtbot, panel)
+    wait_restorable(qtbot, panel)
+    add_tasks(queue_db, "validated", 10)
+    qtbot.waitUntil(lambda: panel.controller.status().transactions >= 10, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(panel.validate_button.isEnabled, timeout=TIMEOUT_MS)
+    qtbot.mouseClick(panel.validate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.grid.value("validation").startswith("passed at"),
+                    timeout=TIMEOUT_MS)
+    assert panel.grid.value("validation").endswith("identical to the live file")
+
+    segment = next(panel.archive_dir.glob("gen-*/frames-000001.qaf"))
+    middle = segment.stat().st_size // 2
+    with open(segment, "r+b") as handle:  # one byte flipped in place; the archiver goes on
+        handle.seek(middle)
+        byte = handle.read(1)[0]
+        handle.seek(middle)
+        handle.write(bytes([byte ^ 0x10]))
+    qtbot.waitUntil(panel.validate_button.isEnabled, timeout=TIMEOUT_MS)
+    qtbot.mouseClick(panel.validate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.grid.value("validation").startswith("FAILED at"),
+                    timeout=TIMEOUT_MS)
+    assert segment.name in panel.grid.value("validation")
+    assert any("failed its validation" in text and segment.name in text
+               for text in presenter.texts())
+    # The failure ends the generation: the archiver starts a new one from a new snapshot.
+    qtbot.waitUntil(lambda: panel.controller.status().generations_started >= 2
+                    and not panel.controller.status().snapshot_pending, timeout=TIMEOUT_MS)

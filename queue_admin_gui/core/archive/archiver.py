@@ -52,6 +52,7 @@ from .store import (
     refresh_lock,
     release_lock,
 )
+from .validation import ValidationResult, ValidationSchedule
 from .wal_index import IndexReader, index_reader
 from .walfile import MAX_TRANSACTION_BYTES, WalHeader, WalRead, read_committed, read_header
 
@@ -92,7 +93,8 @@ class Archiver:
                  retention_days: float | None = None, poll_seconds: float = 0.15,
                  reset_frames: int = 1000, heartbeat_seconds: float = 1.0,
                  rotate_seconds: float | None = None, rotate_bytes: int | None = None,
-                 on_event: Callable[[ArchiveEvent], None] | None = None) -> None:
+                 on_event: Callable[[ArchiveEvent], None] | None = None,
+                 validate_seconds: float | None = None) -> None:
         self.database = Path(database).absolute()
         self.archive_dir = Path(archive_dir)
         self.retention_days = retention_days
@@ -132,6 +134,9 @@ class Archiver:
         #: While a new generation's snapshot is written, the generation it continues keeps
         #: receiving every transaction too (its log and its page images).
         self.outgoing: tuple[FrameLog, PageImages] | None = None
+        #: Validation every ``validate_seconds`` (None: only when asked), see :mod:`.validation`.
+        self.validation = ValidationSchedule(self.database, self.archive_dir, validate_seconds,
+                                             on_result=self._validated)
 
     # -- the public surface ---------------------------------------------------------------
 
@@ -225,6 +230,7 @@ class Archiver:
             self._emit("error", f"The archiver stopped: {error}")
             raise
         finally:
+            self.validation.stop()
             with contextlib.suppress(Exception):
                 self._finish(starter)
             pins.close()
@@ -243,6 +249,10 @@ class Archiver:
             elif starter.rotation_due() and not self._own_checkpoints:
                 starter.rotate()
             starter.poll()
+            failed = self.validation.tick(self._status.generation,
+                                          not self._status.snapshot_pending)
+            if failed is not None and self._log is not None:
+                self.gap_found(failed)
             own = self._own_checkpoints > 0
             if shm_locks.checkpoint_waiting(self._shm, own, self.owners_known):
                 let_checkpoint_through(self, pins, own)
@@ -449,6 +459,10 @@ class Archiver:
                 archived_bytes=status.archived_bytes + archived,
                 resets_followed=status.resets_followed + resets,
                 last_seen_commit_at=seen if seen is not None else status.last_seen_commit_at)
+
+    def _validated(self, result: ValidationResult) -> None:
+        """A validation on the interval ended: say how (a failure also ends the generation)."""
+        self._emit("validation failed" if result.ok is False else "validation", result.sentence)
 
     def _emit(self, kind: str, message: str) -> None:
         if self.on_event is not None:

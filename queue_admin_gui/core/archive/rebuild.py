@@ -1,9 +1,12 @@
 """Rebuilding the queue as it was at an instant, into a new file that is an ordinary backup.
 
-The newest generation covering the instant is used: its snapshot is copied, then every
-archived transaction the archiver saw at or before the instant is written over it, page by
-page, in order, each one checked to follow the previous one in the WAL (same cycle and the
-next frame, or frame 1 of the very next cycle). The result is made a self-contained
+Every file of the archive is first checked against its checksums; the newest generation
+whose intact part covers the instant is used: its snapshot is copied (and proven to match its
+checksum on the way), then every archived transaction the archiver saw at or before the
+instant is written over it, page by page, in order, each one checked against its CRC and to
+follow the previous one in the WAL (same cycle and the next frame, or frame 1 of the very
+next cycle). An instant only a damaged file held is refused with the damage and the nearest
+intact instants; a rebuild never stops short of its instant. The result is made a self-contained
 rollback-journal file, given a manifest, and checked like any backup (full integrity check,
 queue schema, checksum): it is then restored through the one restore path, never by hand.
 An instant outside every generation is refused with the nearest instants that can be rebuilt.
@@ -12,9 +15,9 @@ An instant outside every generation is refused with the nearest instants that ca
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
-import shutil
 import struct
 import time
 from collections.abc import Iterator
@@ -37,12 +40,13 @@ from ..verify import VerifyReport, check_backup_file, open_backup_file
 from .page_deltas import decode_delta_transaction, expand_delta
 from .store import (
     KIND_DELTA_TRANSACTION,
-    KIND_RESET,
     KIND_TRANSACTION,
+    ArchiveDamage,
     ArchivedTransaction,
     ArchiveError,
+    ChainCheck,
     Generation,
-    decode_reset,
+    SegmentRead,
     decode_transaction,
     instant_text,
     iter_records,
@@ -51,7 +55,9 @@ from .store import (
 
 STAGE_SNAPSHOT = "Copying the snapshot"
 #: How finely instants are shown (:func:`instant_text`).
-SHOWN_PRECISION_SECONDS = 0.001
+SHOWN_PRECISION_SECONDS = 0.000001
+#: Words ``--at`` takes besides an instant.
+LATEST, EARLIEST = "latest", "earliest"
 STAGE_APPLY = "Applying archived transactions"
 STAGE_CHECK = "Checking the rebuilt file"
 _ISO_FRACTION = re.compile(r"(\d{2}:\d{2}:\d{2})[.,](\d+)")
@@ -76,7 +82,8 @@ class RebuildResult:
 def parse_instant(text: str) -> datetime:
     """An ISO 8601 instant: with an offset or ``Z`` as given, without one in local time.
 
-    Fractions of a second of any length are accepted (rounded down to microseconds).
+    Fractions of a second of any length are accepted (rounded down to microseconds). An
+    instant outside what the system clock can express (the year 1, say) is refused.
     """
     cleaned = text.strip()
     if cleaned.endswith(("Z", "z")):
@@ -87,37 +94,84 @@ def parse_instant(text: str) -> datetime:
         value = datetime.fromisoformat(cleaned)
     except ValueError as error:
         raise ArchiveError(f"The time '{text}' is not an ISO 8601 instant; write it like "
-                           "2024-05-01T10:41:59 (local time) or 2024-05-01T08:41:59Z.",
+                           "2024-05-01T10:41:59 (local time) or 2024-05-01T08:41:59Z, or "
+                           "write latest or earliest.", ErrorKind.INVALID) from error
+    try:
+        value = value.astimezone() if value.tzinfo is None else value
+        value.timestamp()
+    except (OverflowError, ValueError, OSError) as error:
+        raise ArchiveError(f"The time '{text}' is out of the range this computer's clock can "
+                           "express; write an instant within the archive's span.",
                            ErrorKind.INVALID) from error
-    return value.astimezone() if value.tzinfo is None else value
+    return value
 
 
-def restorable_spans(archive: Path) -> list[tuple[float, float, Generation]]:
-    """Every stretch of time that can be rebuilt, oldest first."""
+def resolve_instant(text: str, archive: str | Path) -> datetime:
+    """``latest`` or ``earliest`` (the archive's newest or oldest intact instant), else ISO."""
+    word = text.strip().lower()
+    if word not in (LATEST, EARLIEST):
+        return parse_instant(text)
+    spans = restorable_spans(Path(archive))
+    if not spans:
+        raise ArchiveError(f"The queue cannot be rebuilt as it was at the {word} instant: the "
+                           f"archive '{archive}' holds no restorable generation.",
+                           ErrorKind.NOT_FOUND)
+    stamp = max(end for _, end, _ in spans) if word == LATEST else min(s for s, _, _ in spans)
+    return datetime.fromtimestamp(stamp, tz=timezone.utc)
+
+
+def restorable_spans(archive: Path, *, checked: bool = True
+                     ) -> list[tuple[float, float, Generation]]:
+    """Every stretch of time that can be rebuilt, oldest first.
+
+    ``checked``: every archive file is first checked against its checksums, so damaged
+    stretches are left out (without it, only what can be seen without reading the files).
+    """
+    return spans_of(list_generations(archive, check=checked))
+
+
+def spans_of(generations: list[Generation]) -> list[tuple[float, float, Generation]]:
+    """The restorable (first, last instant, generation) of each generation that has one."""
     spans = []
-    for generation in list_generations(archive):
+    for generation in generations:
         span = generation.restorable
         if span is not None:
             spans.append((span[0], span[1], generation))
     return spans
 
 
+def _covers(start: float, end: float, at: float) -> bool:
+    """True when ``at`` lies in the span, or names one of its ends as printed."""
+    return start <= at <= end or instant_text(at) in (instant_text(start), instant_text(end))
+
+
 def choose_generation(archive: Path, at: float) -> Generation:
-    """The newest generation covering ``at``, or a refusal naming the nearest instants."""
-    spans = restorable_spans(archive)
-    # Instants are shown to the millisecond, cut short: the first instant of a generation as
-    # shown may lie up to 1 ms before it, and is taken as that first instant.
-    covering = [generation for start, end, generation in spans
-                if start - SHOWN_PRECISION_SECONDS < at <= end]
+    """The newest generation covering ``at`` (checked), or a refusal naming the nearest instants.
+
+    An instant that only a damaged part of the archive held is refused (exit 1) with the
+    damage's reason and file; every rebuild that goes ahead uses only checked files.
+    """
+    generations = list_generations(archive, check=True)
+    spans = spans_of(generations)
+    covering = [generation for start, end, generation in spans if _covers(start, end, at)]
     if covering:
         return covering[-1]
     when = instant_text(at)
-    if not spans:
+    if not spans and not any(generation.damage for generation in generations):
         raise ArchiveError(f"The queue cannot be rebuilt as it was at {when}: the archive "
                            f"'{archive}' holds no restorable generation yet.",
                            ErrorKind.NOT_FOUND)
     before = max((end for _, end, _ in spans if end < at), default=None)
     after = min((start for start, _, _ in spans if start > at), default=None)
+    nearest = " and ".join(instant_text(stamp) for stamp in (before, after) if stamp is not None)
+    nearest = (f"the nearest restorable instants are {nearest}" if before and after
+               else f"the nearest restorable instant is {nearest}" if nearest
+               else "no instant of the archive can be restored")
+    damage = damage_at(generations, at)
+    if damage is not None:
+        raise ArchiveError(f"The queue cannot be rebuilt as it was at {when}: the archive is "
+                           f"damaged there ({damage.reason}: '{damage.file}'); {nearest}. "
+                           "Restore one of those instants or a backup.", ErrorKind.CORRUPT)
     if before is None:
         where = f"it is before the archive starts; the earliest restorable instant is " \
                 f"{instant_text(after)}"
@@ -130,44 +184,73 @@ def choose_generation(archive: Path, at: float) -> Generation:
                        ErrorKind.INVALID)
 
 
-def transactions_until(generation: Generation, at: float) -> Iterator[ArchivedTransaction]:
-    """The generation's transactions seen at or before ``at``, each proven to follow the last."""
-    start = generation.data.get("start")
-    expected = tuple(start) if start else None  # (sequence, salt1, salt2, next frame - 1)
+def damage_at(generations: list[Generation], at: float) -> ArchiveDamage | None:
+    """The damage that cost the instant ``at``, if damage cost it."""
+    for generation in reversed(generations):
+        for damage in generation.damage:
+            start = damage.lost_after if damage.lost_after is not None else (
+                generation.snapshot_at or float(generation.data.get("started_at") or 0))
+            end = damage.lost_until
+            if start < at and (end is None or at <= end):
+                return damage
+    return None
+
+
+def transactions_until(generation: Generation, at: float,
+                       limit: int | None = None) -> Iterator[ArchivedTransaction]:
+    """The generation's transactions seen at or before ``at``, each proven to follow the last.
+
+    ``limit``: no more than this many. A record that fails its checksum or breaks the chain
+    before ``at`` raises: a rebuild never stops short of the instant it was asked for.
+    """
+    chain = ChainCheck(generation.data.get("start"))
+    given = 0
     for segment in generation.segments:
-        for kind, stamp, payload in iter_records(segment):
-            if stamp > at:
+        read = SegmentRead(segment)
+        for kind, stamp, payload in iter_records(segment, version=generation.format,
+                                                 outcome=read):
+            if stamp > at or (limit is not None and given >= limit):
                 return
-            if kind == KIND_RESET:
-                old_salts, old_frame, new_salts = decode_reset(payload)
-                if expected is None or (expected[1:3], expected[3]) != (old_salts, old_frame):
-                    raise ArchiveError(
-                        f"The archive's generation {generation.id} is damaged: the reset "
-                        f"seen at {instant_text(stamp)} is not where the archive ended; "
-                        "rebuild to an earlier instant or use a backup.", ErrorKind.CORRUPT)
-                expected = (expected[0], new_salts[0], new_salts[1], 0)
-                continue
+            broken = chain.follow(kind, payload)
+            if broken is not None:
+                raise _damaged(generation, segment, f"{broken}, seen at {instant_text(stamp)}")
             if kind == KIND_DELTA_TRANSACTION:
                 transaction = decode_delta_transaction(stamp, payload)
             elif kind == KIND_TRANSACTION:
                 transaction = decode_transaction(stamp, payload)
             else:
                 continue
-            here = transaction.position
-            same = expected is not None and (here.salt1, here.salt2) == expected[1:3]
-            if same and expected is not None:
-                follows = here.frame == expected[3] + 1
-            else:
-                follows = here.frame == 1 and (
-                    expected is None or here.salt1 == (expected[1] + 1) & 0xFFFFFFFF)
-            if not follows:
-                raise ArchiveError(
-                    f"The archive's generation {generation.id} is damaged: the transaction "
-                    f"seen at {instant_text(stamp)} does not follow the one before it; rebuild "
-                    "to an earlier instant or use a backup.", ErrorKind.CORRUPT)
-            expected = (here.checkpoint_sequence, here.salt1, here.salt2,
-                        here.frame + len(transaction.pages) - 1)
+            given += 1
             yield transaction
+        if read.problem is not None and (generation.covered_until is None
+                                         or at > generation.covered_until):
+            raise _damaged(generation, segment, read.problem)
+        if read.problem is not None:
+            return  # the instant lies before the damage, which the check cut off
+
+
+def _damaged(generation: Generation, segment: Path, reason: str) -> ArchiveError:
+    return ArchiveError(f"The archive's generation {generation.id} is damaged: {reason} in "
+                        f"'{segment}'; rebuild to an earlier instant (archive-status shows "
+                        "which are intact) or use a backup.", ErrorKind.CORRUPT)
+
+
+def _copy_snapshot(generation: Generation, snapshot: Path, target: Path,
+                   cancelled: CancelCheck | None, action: str) -> None:
+    """Copy the snapshot, proving on the way that it is the file its checksums describe."""
+    expected = generation.data.get("snapshot_sha256")
+    if expected is None:
+        expected = BackupManifest.read(manifest_path_for(snapshot)).sha256
+    digest = hashlib.sha256()
+    with open(snapshot, "rb") as source, open(target, "wb") as copy:
+        while chunk := source.read(1024 * 1024):
+            digest.update(chunk)
+            copy.write(chunk)
+            raise_if_cancelled(cancelled, action)
+    if digest.hexdigest() != expected:
+        raise ArchiveError(f"{action} refused: the snapshot '{snapshot}' fails its checksum; "
+                           "rebuild an instant of another generation or use a backup.",
+                           ErrorKind.CORRUPT)
 
 
 def rebuild_to_time(archive: str | Path, at: datetime | float, output: str | Path,
@@ -180,11 +263,28 @@ def rebuild_to_time(archive: str | Path, at: datetime | float, output: str | Pat
     database the file is meant for (its own triggers and views are then accepted by the
     check). A failure or cancel leaves nothing behind.
     """
-    started = time.monotonic()
-    archive, output = Path(archive), Path(output)
+    archive = Path(archive)
     moment = at.timestamp() if isinstance(at, datetime) else float(at)
-    action = f"Rebuilding the queue as it was at {instant_text(moment)}"
     generation = choose_generation(archive, moment)
+    return rebuild_generation(generation, moment, output, progress, cancelled,
+                              live_path=live_path)
+
+
+def rebuild_generation(generation: Generation, moment: float, output: str | Path,
+                       progress: ProgressCallback | None = None,
+                       cancelled: CancelCheck | None = None, *,
+                       live_path: str | Path | None = None,
+                       limit: int | None = None) -> RebuildResult:
+    """Rebuild one generation's state at ``moment`` into ``output`` (see :func:`rebuild_to_time`).
+
+    ``limit``: apply no more than this many of its transactions (an exact commit).
+    """
+    started = time.monotonic()
+    output = Path(output)
+    span = generation.restorable
+    if span is not None:
+        moment = min(max(moment, span[0]), span[1])  # an end as printed names that end
+    action = f"Rebuilding the queue as it was at {instant_text(moment)}"
     snapshot = generation.snapshot
     assert snapshot is not None
     if output.exists() or manifest_path_for(output).exists():
@@ -194,10 +294,9 @@ def rebuild_to_time(archive: str | Path, at: datetime | float, output: str | Pat
     renamed = False
     try:
         report(progress, 0, 1, STAGE_SNAPSHOT)
-        shutil.copyfile(snapshot, partial)
-        raise_if_cancelled(cancelled, action)
+        _copy_snapshot(generation, snapshot, partial, cancelled, action)
         applied, state_seen, page_size, pages = _apply(generation, moment, partial,
-                                                       progress, cancelled, action)
+                                                       progress, cancelled, action, limit)
         report(progress, 0, 1, STAGE_CHECK)
         fsync_file(partial)
         with open_backup_file(partial) as connection:
@@ -238,7 +337,7 @@ def rebuild_to_time(archive: str | Path, at: datetime | float, output: str | Pat
 
 def _apply(generation: Generation, moment: float, partial: Path,
            progress: ProgressCallback | None, cancelled: CancelCheck | None,
-           action: str) -> tuple[int, float, int, int]:
+           action: str, limit: int | None) -> tuple[int, float, int, int]:
     """Write the transactions over the copied snapshot; return what was applied."""
     with open(partial, "r+b") as handle:
         header = handle.read(100)
@@ -247,7 +346,7 @@ def _apply(generation: Generation, moment: float, partial: Path,
         pages = handle.seek(0, 2) // page_size
         applied, state_seen = 0, float(generation.snapshot_at or 0.0)
         total = max(1, generation.transactions)
-        for transaction in transactions_until(generation, moment):
+        for transaction in transactions_until(generation, moment, limit):
             if transaction.page_size != page_size:
                 raise ArchiveError(f"{action} failed: the archive's pages are "
                                    f"{transaction.page_size} bytes but the snapshot's are "

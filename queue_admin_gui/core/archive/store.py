@@ -9,16 +9,26 @@ drive or a UNC share)::
         snapshot/                 the verified backup it starts from (with its manifest)
         frames-000001.qaf         commits after the snapshot, appended as they are seen
 
-A frame log is a sequence of records, each ``QAR`` + kind + stamp (float seconds since the
-epoch, when the archiver saw it) + length + CRC-32 + payload. Kind ``T`` is one committed
-transaction (zlib-compressed: where it sits in the WAL and its page images); kind ``H`` is a
-heartbeat saying that every commit made before its stamp is already archived. A record
-torn by a crash fails its length or CRC and ends the log there.
+A frame log is a sequence of records, each ``QAS`` + kind + stamp (float seconds since the
+epoch, when the archiver saw it, to the microsecond) + length + CRC-32 + payload; the CRC
+covers the record's head and its payload, so a changed stamp or kind is caught like a
+changed page. Kind ``D`` is one committed transaction (where it sits in the WAL and its page
+images, each whole or a delta); kind ``H`` is a heartbeat saying that every commit made
+before its stamp is already archived; kind ``R`` a reset let through at the archive's end.
+
+Every file checks itself: generation.json carries the SHA-256 of its own contents and of the
+snapshot and its manifest; a frame log, once closed, is recorded in generation.json with its
+size and CRC-32. A record that fails its CRC is a torn tail only at the very end of a frame
+log that was never closed (the archiver was killed while writing it); anywhere else it is
+damage, and :func:`check_generation` reports it with the file and the instants it costs.
+Archives written in format 1 (``QAR`` records whose CRC covers the payload only, no
+checksums in generation.json) are still read, with the checks that format allows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -28,12 +38,13 @@ import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import ErrorKind, QueueAdminError
-from ..files import write_json_atomically
+from ..files import file_sha256, write_json_atomically
+from ..manifest import BackupManifest, ManifestUnreadable, manifest_path_for
 from .walfile import Transaction
 
 GENERATION_FILE = "generation.json"
@@ -42,7 +53,11 @@ LOCK_FILE = "archiver.lock"
 SEGMENT_PREFIX = "frames-"
 SEGMENT_SUFFIX = ".qaf"
 SEGMENT_BYTES = 32 * 1024 * 1024
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Formats this version reads: 1 (payload CRCs only) and 2 (everything checksummed).
+READABLE_FORMATS = (1, 2)
+VALIDATION_FILE = "validation.json"
+CHECKSUM_KEY = "checksum"
 #: A lock whose owner has not refreshed it for this long is stale, wherever the owner runs.
 LOCK_STALE_SECONDS = 120.0
 
@@ -56,7 +71,8 @@ KIND_HEARTBEAT = b"H"
 KIND_RESET = b"R"
 _KINDS = (*TRANSACTION_KINDS, KIND_HEARTBEAT, KIND_RESET)
 _RECORD = struct.Struct(">3scdII")
-_MAGIC = b"QAR"
+_MAGIC_V1 = b"QAR"
+_MAGIC = b"QAS"
 _TXN = struct.Struct(">IIIIIII")
 _PAGE_NUMBER = struct.Struct(">I")
 _RESET = struct.Struct(">IIIII")
@@ -95,22 +111,50 @@ class ArchivedTransaction:
     deltas: tuple[bool, ...] = ()
 
 
+@dataclass(frozen=True)
+class ArchiveDamage:
+    """A damaged, missing or untrustworthy archive file and the instants it costs."""
+
+    #: The file (or generation folder) that is damaged.
+    file: Path
+    reason: str
+    #: The last instant still restorable before the damage (None: the whole generation).
+    lost_after: float | None
+    #: The newest instant the damaged part held, when it could be read (None: unknown).
+    lost_until: float | None
+    #: "damaged" (a file fails its checks or is missing) or "validation" (a validation found
+    #: the rebuilt state wrong).
+    kind: str = "damaged"
+
+
 @dataclass
 class Generation:
     """One unbroken stretch of the archive: a snapshot and every commit after it."""
 
     folder: Path
     data: dict[str, Any]
-    #: The newest instant up to which every commit is archived (last record's stamp).
+    #: The newest instant up to which every commit is archived (last intact record's stamp).
     covered_until: float | None = None
     transactions: int = 0
     size_bytes: int = 0
     segments: list[Path] = field(default_factory=list)
+    #: What :func:`check_generation` (or reading generation.json) found wrong.
+    damage: list[ArchiveDamage] = field(default_factory=list)
+    #: True once every file was checked against its checksums (:func:`check_generation`).
+    checked: bool = False
+    #: generation.json is missing, unreadable or fails its checksum: nothing here is used.
+    unusable: bool = False
 
     @property
     def id(self) -> str:
         """The folder name, which sorts by start time."""
         return self.folder.name
+
+    @property
+    def format(self) -> int:
+        """The archive format the generation was written in."""
+        value = self.data.get("format")
+        return value if isinstance(value, int) else FORMAT_VERSION
 
     @property
     def snapshot(self) -> Path | None:
@@ -126,23 +170,53 @@ class Generation:
 
     @property
     def restorable(self) -> tuple[float, float] | None:
-        """The first and last restorable instants, or None (no snapshot yet)."""
+        """The first and last restorable instants, or None (no snapshot yet, or damaged)."""
         start = self.snapshot_at
-        if start is None:
+        if start is None or self.unusable or any(d.lost_after is None for d in self.damage):
             return None
         return start, max(start, self.covered_until or start)
 
     def save(self) -> None:
-        """Write generation.json atomically."""
+        """Write generation.json atomically, with its checksum and its snapshot's."""
+        if self.format >= 2:
+            snapshot = self.snapshot
+            if snapshot is not None and "snapshot_sha256" not in self.data:
+                self._record_snapshot_checksums(snapshot)
+            self.data[CHECKSUM_KEY] = json_checksum(self.data)
         write_json_atomically(self.folder / GENERATION_FILE, self.data)
+
+    def _record_snapshot_checksums(self, snapshot: Path) -> None:
+        """Record the snapshot's SHA-256 (from its verified manifest) and the manifest's."""
+        manifest_file = manifest_path_for(snapshot)
+        with contextlib.suppress(OSError, ValueError):
+            self.data["snapshot_sha256"] = BackupManifest.read(manifest_file).sha256
+            self.data["manifest_sha256"] = hashlib.sha256(manifest_file.read_bytes()).hexdigest()
+
+
+def json_checksum(data: dict[str, Any]) -> str:
+    """SHA-256 of a JSON object's contents (its own checksum field left out)."""
+    body = {key: value for key, value in data.items() if key != CHECKSUM_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def quantized(stamp: float) -> float:
+    """An instant to the microsecond: what :func:`instant_text` prints, typed back, is it."""
+    return round(stamp, 6)
 
 
 def instant_text(stamp: float | None) -> str:
-    """An instant as local ISO 8601 with its offset, to the millisecond."""
+    """An instant as local ISO 8601 with its offset, to the microsecond.
+
+    Never earlier than ``stamp``: typed back, the text names an instant at or after it, so
+    it includes the transaction seen at ``stamp``.
+    """
     if stamp is None:
         return "-"
-    return datetime.fromtimestamp(stamp, tz=timezone.utc).astimezone().isoformat(
-        timespec="milliseconds")
+    moment = datetime.fromtimestamp(quantized(stamp), tz=timezone.utc)
+    if moment.timestamp() < stamp:
+        moment += timedelta(microseconds=1)
+    return moment.astimezone().isoformat(timespec="microseconds")
 
 
 def new_generation(archive: Path, database: Path, reason: str, start: CyclePosition | None,
@@ -205,8 +279,18 @@ def decode_reset(payload: bytes) -> tuple[tuple[int, int], int, tuple[int, int]]
     return (old1, old2), frame, (new1, new2)
 
 
+def encode_record(kind: bytes, stamp: float, payload: bytes) -> bytes:
+    """One frame log record (format 2): head and payload under one CRC-32."""
+    head = _RECORD.pack(_MAGIC, kind, stamp, len(payload), 0)[:-4]
+    return head + struct.pack(">I", zlib.crc32(payload, zlib.crc32(head))) + payload
+
+
 class FrameLog:
-    """Appends records to a generation's frame logs, starting a new file past a size."""
+    """Appends records to a generation's frame logs, starting a new file past a size.
+
+    Closing a file records its size and CRC-32 in generation.json, so that a later cut,
+    change or loss of the file is found.
+    """
 
     def __init__(self, generation: Generation) -> None:
         self.generation = generation
@@ -214,6 +298,7 @@ class FrameLog:
         self._number = len(existing)
         self._handle: BinaryIO | None = None
         self._written = 0
+        self._crc = 0
         #: Bytes appended through this object (all its segments).
         self.bytes_written = 0
 
@@ -222,8 +307,9 @@ class FrameLog:
         if self._handle is None or self._written >= SEGMENT_BYTES:
             self._open_next()
         assert self._handle is not None
-        record = _RECORD.pack(_MAGIC, kind, stamp, len(payload), zlib.crc32(payload)) + payload
+        record = encode_record(kind, quantized(stamp), payload)
         self._handle.write(record)
+        self._crc = zlib.crc32(record, self._crc)
         self._written += len(record)
         self.bytes_written += len(record)
         return len(record)
@@ -236,11 +322,16 @@ class FrameLog:
                 os.fsync(self._handle.fileno())
 
     def close(self) -> None:
-        """Flush to the disk and close the current file."""
+        """Flush to the disk, close the current file and record it as sealed."""
         if self._handle is not None:
             self.flush(durable=True)
+            name = Path(self._handle.name).name
             self._handle.close()
             self._handle = None
+            sealed = self.generation.data.setdefault("segments", {})
+            sealed[name] = {"bytes": self._written, "crc32": self._crc}
+            with contextlib.suppress(OSError):
+                self.generation.save()
 
     def _open_next(self) -> None:
         self.close()
@@ -248,58 +339,375 @@ class FrameLog:
         path = self.generation.folder / f"{SEGMENT_PREFIX}{self._number:06d}{SEGMENT_SUFFIX}"
         self._handle = open(path, "ab")  # noqa: SIM115 - kept open across appends
         self._written = 0
+        self._crc = 0
 
 
-def iter_records(segment: Path, with_payload: bool = True
+@dataclass
+class SegmentRead:
+    """How reading one frame log ended: where whole records stop, and why."""
+
+    path: Path
+    #: Bytes of whole, intact records from the start.
+    end_offset: int = 0
+    #: CRC-32 of those bytes.
+    crc: int = 0
+    #: Why reading stopped before the end of the file (None: it reached the end cleanly).
+    problem: str | None = None
+    size: int = 0
+
+
+def iter_records(segment: Path, with_payload: bool = True, *, version: int = FORMAT_VERSION,
+                 outcome: SegmentRead | None = None, start: int = 0
                  ) -> Iterator[tuple[bytes, float, bytes]]:
-    """The whole records of one frame log, in order; a torn or damaged tail ends it."""
+    """The whole records of one frame log, in order; a torn or damaged record ends it.
+
+    ``outcome`` (when given) is filled in with where and why reading stopped (its CRC then
+    covers the bytes from ``start``, a record boundary read before). Without
+    ``with_payload`` nothing past the record heads is read or checked.
+    """
+    read = outcome if outcome is not None else SegmentRead(segment)
+    read.end_offset = start
+    magic_expected = _MAGIC if version >= 2 else _MAGIC_V1
     with open(segment, "rb") as handle:
+        read.size = handle.seek(0, 2)
+        handle.seek(start)
         while True:
             head = handle.read(_RECORD.size)
+            if not head:
+                return
             if len(head) < _RECORD.size:
+                read.problem = "its last record is cut short"
                 return
             magic, kind, stamp, length, crc = _RECORD.unpack(head)
-            if magic != _MAGIC or kind not in _KINDS:
+            if magic != magic_expected or kind not in _KINDS:
+                read.problem = f"the record at byte {read.end_offset:,} has no valid head"
                 return
             if with_payload:
                 payload = handle.read(length)
-                if len(payload) < length or zlib.crc32(payload) != crc:
+                if len(payload) < length:
+                    read.problem = f"the record at byte {read.end_offset:,} is cut short"
                     return
+                expected = (zlib.crc32(payload, zlib.crc32(head[:-4])) if version >= 2
+                            else zlib.crc32(payload))
+                if expected != crc:
+                    read.problem = f"the record at byte {read.end_offset:,} fails its checksum"
+                    return
+                read.crc = zlib.crc32(payload, zlib.crc32(head, read.crc))
             else:
                 here = handle.tell()
-                if handle.seek(0, 2) < here + length:
+                if read.size < here + length:
+                    read.problem = f"the record at byte {read.end_offset:,} is cut short"
                     return
                 handle.seek(here + length)
                 payload = b""
+            read.end_offset += _RECORD.size + length
             yield kind, stamp, payload
 
 
+def stamps_after(segment: Path, offset: int, version: int) -> list[float]:
+    """Stamps of intact records found past a damaged one (searching for the next head)."""
+    data = segment.read_bytes()
+    magic = _MAGIC if version >= 2 else _MAGIC_V1
+    stamps: list[float] = []
+    position = data.find(magic, offset + 1)
+    while 0 <= position <= len(data) - _RECORD.size:
+        _, kind, stamp, length, crc = _RECORD.unpack_from(data, position)
+        payload = data[position + _RECORD.size:position + _RECORD.size + length]
+        head = data[position:position + _RECORD.size - 4]
+        whole = kind in _KINDS and len(payload) == length and crc == (
+            zlib.crc32(payload, zlib.crc32(head)) if version >= 2 else zlib.crc32(payload))
+        if whole:
+            stamps.append(stamp)
+            position = data.find(magic, position + _RECORD.size + length)
+        else:
+            position = data.find(magic, position + 1)
+    return stamps
+
+
+def transaction_position(kind: bytes, payload: bytes) -> tuple[CyclePosition, int]:
+    """Where a transaction record sits in the WAL and how many frames it has (head only)."""
+    if kind == KIND_TRANSACTION:
+        head = zlib.decompressobj().decompress(payload, _TXN.size)
+    else:
+        head = payload[:_TXN.size]
+    sequence, salt1, salt2, first, count, _, _ = _TXN.unpack(head)
+    return CyclePosition(sequence, salt1, salt2, first), count
+
+
+class ChainCheck:
+    """Proves each transaction follows the one before it in the WAL (resets included)."""
+
+    def __init__(self, start: list[int] | None) -> None:
+        #: (sequence, salt1, salt2, last frame archived) or None before the first header.
+        self.expected: tuple[int, int, int, int] | None = tuple(start) if start else None
+
+    def follow(self, kind: bytes, payload: bytes) -> str | None:
+        """Take one record; the reason it breaks the chain, or None when it follows."""
+        expected = self.expected
+        if kind == KIND_RESET:
+            old_salts, old_frame, new_salts = decode_reset(payload)
+            if expected is None or (expected[1:3], expected[3]) != (old_salts, old_frame):
+                return "a WAL reset is not where the archive ended"
+            self.expected = (expected[0], new_salts[0], new_salts[1], 0)
+            return None
+        if kind not in TRANSACTION_KINDS:
+            return None
+        try:
+            here, count = transaction_position(kind, payload)
+        except (zlib.error, struct.error):
+            return "a transaction record cannot be read"
+        if expected is not None and (here.salt1, here.salt2) == expected[1:3]:
+            follows = here.frame == expected[3] + 1
+        else:
+            follows = here.frame == 1 and (
+                expected is None or here.salt1 == (expected[1] + 1) & 0xFFFFFFFF)
+        if not follows:
+            return "a transaction does not follow the one before it in the WAL"
+        self.expected = (here.checkpoint_sequence, here.salt1, here.salt2,
+                         here.frame + count - 1)
+        return None
+
+
+def _started_at_from_name(folder: Path) -> float:
+    """A generation's start from its folder name (when its generation.json cannot be read)."""
+    with contextlib.suppress(ValueError):
+        moment = datetime.strptime(folder.name[4:4 + 22], "%Y%m%dT%H%M%S%fZ")
+        return moment.replace(tzinfo=timezone.utc).timestamp()
+    return 0.0
+
+
+def _segment_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob(f"{SEGMENT_PREFIX}*{SEGMENT_SUFFIX}"))
+
+
 def load_generation(folder: Path, *, scan: bool = True) -> Generation | None:
-    """A generation folder's description (None when it has no readable generation.json)."""
+    """A generation folder's description; None for a folder holding nothing at all.
+
+    A generation.json that is missing (beside other files), unreadable, of an unknown
+    format or fails its checksum gives a generation marked :attr:`Generation.unusable`,
+    with the reason in its damage, so that it shows as a gap instead of vanishing.
+    """
+    path = folder / GENERATION_FILE
+    reason = None
+    data: Any = None
     try:
-        data = json.loads((folder / GENERATION_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
-        return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if not _segment_files(folder) and not any((folder / SNAPSHOT_FOLDER).glob("*")):
+            return None  # created and never used (the archiver stopped at once)
+        reason = "generation.json is missing"
+    except (OSError, ValueError) as error:
+        reason = f"generation.json cannot be read ({error})"
+    if reason is None:
+        if not isinstance(data, dict):
+            reason = "generation.json is not an object"
+        elif data.get("format") not in READABLE_FORMATS:
+            reason = (f"generation.json is of format {data.get('format')!r}, which this "
+                      "version does not read; use a newer Queue Admin")
+        elif data["format"] >= 2 and data.get(CHECKSUM_KEY) != json_checksum(data):
+            reason = "generation.json fails its checksum"
+    if reason is not None:
+        generation = Generation(folder, {"started_at": _started_at_from_name(folder),
+                                         "reason": "unreadable", "format": FORMAT_VERSION})
+        generation.unusable = True
+        generation.damage.append(ArchiveDamage(path, reason, None, None))
+        generation.segments = _segment_files(folder)
+        return generation
     generation = Generation(folder, data)
-    generation.segments = sorted(folder.glob(f"{SEGMENT_PREFIX}*{SEGMENT_SUFFIX}"))
+    generation.segments = _segment_files(folder)
     if scan:
         for segment in generation.segments:
             generation.size_bytes += segment.stat().st_size
-            for kind, stamp, _ in iter_records(segment, with_payload=False):
+            for kind, stamp, _ in iter_records(segment, with_payload=False,
+                                               version=generation.format):
                 generation.covered_until = stamp
                 generation.transactions += kind in TRANSACTION_KINDS
         snapshot = generation.snapshot
         if snapshot is not None:
-            for item in snapshot.parent.iterdir():
-                with contextlib.suppress(OSError):
-                    generation.size_bytes += item.stat().st_size
+            with contextlib.suppress(OSError):
+                for item in snapshot.parent.iterdir():
+                    with contextlib.suppress(OSError):
+                        generation.size_bytes += item.stat().st_size
+        _check_cheaply(generation)
     return generation
 
 
-def list_generations(archive: Path, *, scan: bool = True) -> list[Generation]:
-    """Every generation in the archive, oldest first."""
+def _check_cheaply(generation: Generation) -> None:
+    """What can be found without reading the files: a missing one, a sealed one resized."""
+    snapshot = generation.snapshot
+    if snapshot is not None and not snapshot.is_file():
+        generation.damage.append(ArchiveDamage(snapshot, "the snapshot is missing", None,
+                                               generation.covered_until))
+        return
+    sealed = generation.data.get("segments") or {}
+    names = {segment.name: segment for segment in generation.segments}
+    for name in _expected_segment_names(generation):
+        path = generation.folder / name
+        info = sealed.get(name)
+        if name not in names:
+            reason = "the frame log is missing"
+        elif isinstance(info, dict) and path.stat().st_size != info.get("bytes"):
+            reason = (f"the frame log is {path.stat().st_size:,} bytes but "
+                      f"{info.get('bytes', 0):,} were written")
+        else:
+            continue
+        before, after = _cut(generation, path)
+        generation.damage.append(ArchiveDamage(path, reason, before, after))
+        if generation.covered_until is not None and before is not None:
+            generation.covered_until = min(generation.covered_until, before)
+        return
+
+
+def _expected_segment_names(generation: Generation) -> list[str]:
+    """Every frame log the generation should have: numbered from 1 with none missing."""
+    names = {segment.name for segment in generation.segments}
+    names |= set(generation.data.get("segments") or {})
+    numbers = []
+    for name in names:
+        with contextlib.suppress(ValueError):
+            numbers.append(int(name[len(SEGMENT_PREFIX):-len(SEGMENT_SUFFIX)]))
+    return [f"{SEGMENT_PREFIX}{number:06d}{SEGMENT_SUFFIX}"
+            for number in range(1, max(numbers, default=0) + 1)]
+
+
+def _cut(generation: Generation, damaged: Path) -> tuple[float | None, float | None]:
+    """(last intact instant before ``damaged``, newest instant known after it), light scan."""
+    before: float | None = generation.snapshot_at
+    after: float | None = None
+    for segment in generation.segments:
+        if segment.name < damaged.name:
+            for _, stamp, _ in iter_records(segment, with_payload=False,
+                                            version=generation.format):
+                before = stamp
+        elif segment.name > damaged.name:
+            for _, stamp, _ in iter_records(segment, with_payload=False,
+                                            version=generation.format):
+                after = stamp
+    ended = generation.data.get("ended_at")
+    if after is None and isinstance(ended, int | float):
+        after = float(ended)
+    return before, after
+
+
+def check_generation(generation: Generation) -> Generation:
+    """Check every file of a generation against its checksums, in place; returns it.
+
+    The snapshot is hashed and compared with its manifest (and, in format 2, with
+    generation.json); every frame log record's CRC and its place in the WAL chain are
+    checked; a closed frame log must have the size and CRC-32 it was closed with. The first
+    damage found ends what can be restored: :attr:`Generation.covered_until` becomes the last
+    intact instant before it, and the damage is recorded with the instants it costs.
+    """
+    if generation.unusable or generation.checked:
+        return generation
+    generation.checked = True
+    generation.damage = []
+    snapshot = generation.snapshot
+    if snapshot is not None:
+        problem = _snapshot_problem(generation, snapshot)
+        if problem is not None:
+            generation.damage.append(ArchiveDamage(problem[0], problem[1], None,
+                                                   generation.covered_until))
+            return generation
+    intact = _IntactEnd(generation.snapshot_at if snapshot is not None else None)
+    chain = ChainCheck(generation.data.get("start"))
+    sealed = generation.data.get("segments") or {}
+    present = {segment.name: segment for segment in generation.segments}
+    expected = _expected_segment_names(generation)
+    stopped = False
+    for index, name in enumerate(expected):
+        path = generation.folder / name
+        if name not in present:
+            generation.damage.append(ArchiveDamage(path, "the frame log is missing",
+                                                   intact.cut(), _cut(generation, path)[1]))
+            stopped = True
+            break
+        read = SegmentRead(path)
+        broken = None
+        for kind, stamp, payload in iter_records(path, version=generation.format,
+                                                 outcome=read):
+            broken = chain.follow(kind, payload)
+            if broken is not None:
+                where = read.end_offset - len(payload) - _RECORD.size
+                broken = f"{broken} (the record at byte {where:,})"
+                break
+            intact.add(kind, stamp)
+        info = sealed.get(name)
+        last = index == len(expected) - 1
+        if broken is None and read.problem is not None:
+            later = stamps_after(path, read.end_offset, generation.format)
+            if isinstance(info, dict) or not last or later:
+                broken = read.problem
+            else:
+                stopped = True  # a tail torn by a crash: the archive ends before it
+        if broken is None and isinstance(info, dict) and (
+                read.size != info.get("bytes") or read.crc != info.get("crc32")):
+            broken = (f"it is {read.size:,} bytes but {info.get('bytes', 0):,} were written"
+                      if read.size != info.get("bytes") else "its checksum does not match")
+        if broken is not None:
+            later = stamps_after(path, read.end_offset, generation.format)
+            until = max([*later, *filter(None, [_cut(generation, path)[1]])], default=None)
+            generation.damage.append(ArchiveDamage(path, broken, intact.cut(), until))
+            stopped = True
+            break
+    covered = intact.cut() if stopped else intact.last
+    generation.covered_until = covered if generation.snapshot is not None else None
+    generation.transactions = intact.transactions
+    return generation
+
+
+class _IntactEnd:
+    """The last instant whose every record was read intact.
+
+    One pass of the archiver stamps all the transactions it copied with one instant, so a
+    record that cannot be read may belong to the same instant as the intact one before it:
+    the state at that instant is then not whole, and the instant before it is the last that
+    is (unless the last intact record is a heartbeat, which is always written last).
+    """
+
+    def __init__(self, start: float | None) -> None:
+        self.last = start
+        self.before_last = start
+        self.last_kind = KIND_HEARTBEAT
+        self.transactions = 0
+
+    def add(self, kind: bytes, stamp: float) -> None:
+        """One more intact record."""
+        if stamp != self.last:
+            self.before_last = self.last
+            self.last = stamp
+        self.last_kind = kind
+        self.transactions += kind in TRANSACTION_KINDS
+
+    def cut(self) -> float | None:
+        """The last whole instant when reading stops at a record that cannot be used."""
+        return self.last if self.last_kind == KIND_HEARTBEAT else self.before_last
+
+
+def _snapshot_problem(generation: Generation, snapshot: Path) -> tuple[Path, str] | None:
+    """The file and why the snapshot cannot be trusted, or None when every checksum matches."""
+    if not snapshot.is_file():
+        return snapshot, "the snapshot is missing"
+    manifest_file = manifest_path_for(snapshot)
+    try:
+        manifest = BackupManifest.read(manifest_file)
+        manifest_digest = hashlib.sha256(manifest_file.read_bytes()).hexdigest()
+        digest = file_sha256(snapshot)
+    except ManifestUnreadable as error:
+        return manifest_file, f"the snapshot's manifest cannot be used ({error.reason})"
+    except OSError as error:
+        return snapshot, f"the snapshot cannot be read ({error.strerror or error})"
+    recorded = generation.data.get("manifest_sha256")
+    if recorded is not None and recorded != manifest_digest:
+        return manifest_file, "the snapshot's manifest fails its checksum"
+    if digest != manifest.sha256 or digest != generation.data.get("snapshot_sha256", digest):
+        return snapshot, "the snapshot fails its checksum"
+    return None
+
+
+def list_generations(archive: Path, *, scan: bool = True, check: bool = False
+                     ) -> list[Generation]:
+    """Every generation in the archive, oldest first (with ``check``: every file checked)."""
     try:
         folders = sorted(p for p in archive.iterdir() if p.is_dir() and p.name.startswith("gen-"))
     except FileNotFoundError:
@@ -307,8 +715,52 @@ def list_generations(archive: Path, *, scan: bool = True) -> list[Generation]:
     except OSError as error:
         raise ArchiveError(f"Reading the archive '{archive}' failed: {error.strerror or error}; "
                            "check the folder and its permissions.") from error
-    found = [load_generation(folder, scan=scan) for folder in folders]
-    return [generation for generation in found if generation is not None]
+    found = [load_generation(folder, scan=scan or check) for folder in folders]
+    generations = [generation for generation in found if generation is not None]
+    if check:
+        for generation in generations:
+            check_generation(generation)
+    apply_validation_failures(archive, generations)
+    return generations
+
+
+def read_validation(archive: Path) -> dict[str, Any] | None:
+    """The validation record of the archive; a damaged one reads as its damage."""
+    path = archive / VALIDATION_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        return {"damaged": f"validation.json cannot be read ({error})"}
+    if not isinstance(data, dict) or data.get(CHECKSUM_KEY) != json_checksum(data):
+        return {"damaged": "validation.json fails its checksum"}
+    return data
+
+
+def write_validation(archive: Path, data: dict[str, Any]) -> None:
+    """Write the validation record atomically, with its checksum."""
+    data = {**data, CHECKSUM_KEY: None}
+    data[CHECKSUM_KEY] = json_checksum(data)
+    write_json_atomically(archive / VALIDATION_FILE, data)
+
+
+def apply_validation_failures(archive: Path, generations: list[Generation]) -> None:
+    """Instants a validation found wrong are not restorable: cut each generation there."""
+    record = read_validation(archive)
+    failures = (record or {}).get("failures") or []
+    by_id = {generation.id: generation for generation in generations}
+    for failure in failures:
+        generation = by_id.get(str(failure.get("generation")))
+        trusted = failure.get("trusted_until")
+        if generation is None or not isinstance(trusted, int | float):
+            continue
+        lost_until = generation.covered_until
+        if generation.covered_until is not None:
+            generation.covered_until = min(generation.covered_until, float(trusted))
+        generation.damage.append(ArchiveDamage(
+            generation.folder, str(failure.get("reason") or "validation failed"),
+            float(trusted), lost_until, "validation"))
 
 
 def delete_generation(generation: Generation) -> None:

@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..archive.controller import configured_archive_dir
+from ..archive.status import archive_findings
 from ..config import MaintenanceConfig
 from ..database import closing_connection, has_sqlite_header, open_read_only, task_counts
 from ..errors import (
@@ -198,6 +200,12 @@ def run_check(db_path: str | Path, config: MaintenanceConfig, *,
     if quick is not None:
         result.details.append(quick.sentence())
     result.measurements = _measurements(snapshot, counts, measured.damage, now)
+    archive = archive_findings(configured_archive_dir(config))
+    if archive:  # a damaged archive, or a failed validation, is CRITICAL
+        result.state = STATE_CRITICAL
+        result.summary = "; ".join([*archive, *([result.summary] if report.findings else [])])
+        result.details += [f"CRITICAL: {finding}" for finding in archive]
+    result.measurements["archive_problems"] = archive
     return result
 
 
