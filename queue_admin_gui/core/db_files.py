@@ -21,6 +21,7 @@ from .errors import (
     classify_os_error,
     translate_error,
 )
+from .file_access import read_file_head
 
 ENV_DB_PATH = "PRISMQ_QUEUE_DB_PATH"
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -68,8 +69,7 @@ def sqlite_uri(path: str | Path, **params: str) -> str:
 def has_sqlite_header(path: str | Path) -> bool:
     """True when the file starts with the SQLite magic string."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+        return read_file_head(path, len(SQLITE_HEADER)) == SQLITE_HEADER
     except OSError:
         return False
 

@@ -19,6 +19,7 @@ from typing import Any
 from .config import user_data_dir
 from .database import SQLITE_HEADER, QueueDatabase, connect, shm_path, wal_path
 from .errors import ErrorKind, QueueDatabaseError, translate_error
+from .file_access import read_file_head
 from .schema import PAGE_SIZE
 
 #: ``PRAGMA application_id`` of a demo queue ("PQDM"); real queues leave it 0.
@@ -49,8 +50,7 @@ def demo_queue_path() -> Path:
 def is_demo_queue(path: str | Path) -> bool:
     """True when ``path`` is an SQLite file carrying the demo marker in its header."""
     try:
-        with open(path, "rb") as handle:
-            header = handle.read(100)
+        header = read_file_head(path, 100)
     except OSError:
         return False
     if not header.startswith(SQLITE_HEADER) or len(header) < _APPLICATION_ID_OFFSET + 4:

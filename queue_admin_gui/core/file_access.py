@@ -4,11 +4,16 @@
 this account may not read each get their own phrase, so ``--db D:/Queues`` says "is a
 folder" and a file without read permission says "permission denied" instead of sending the
 administrator to look for a file that is right there.
+
+Also here: reading the first bytes of a file this process may hold open through SQLite
+without dropping SQLite's locks on it (:func:`read_file_head`), since on Linux and macOS
+closing any descriptor of a file frees every lock the process holds on that file.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import stat
 from pathlib import Path
 
@@ -52,9 +57,68 @@ def file_problem(path: Path) -> tuple[ErrorKind, str, str] | None:
         return ErrorKind.INVALID, "is a folder, not a file", "choose the file inside it"
     if not stat.S_ISREG(mode):
         return ErrorKind.INVALID, "is not a regular file (a device or a pipe)", "choose a file"
+    if descriptor_held(path) is not None:
+        return None  # this process reads it already; opening it again could drop locks
     try:
         with open(path, "rb"):
             pass
     except OSError as error:
         return problem_for_os_error(error)
     return None
+
+
+def descriptor_held(path: str | Path) -> int | None:
+    """A descriptor this process already holds on the file at ``path`` (POSIX), else None.
+
+    It is found by the file's identity (device and inode), so SQLite's own descriptors
+    count. Windows has no such table to read and needs none (see :func:`read_file_head`).
+    """
+    if os.name == "nt":
+        return None
+    try:
+        wanted = os.stat(path)
+    except OSError:
+        return None
+    table = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+    try:
+        names = os.listdir(table)
+    except OSError:
+        return None
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            held = os.fstat(int(name))
+        except OSError:
+            continue
+        if (held.st_dev, held.st_ino) == (wanted.st_dev, wanted.st_ino) and stat.S_ISREG(
+                held.st_mode):
+            return int(name)
+    return None
+
+
+def read_file_head(path: str | Path, size: int) -> bytes:
+    """The first ``size`` bytes of a file, read without dropping SQLite's locks on it.
+
+    On Linux and macOS a byte-range lock belongs to the process and the file, and closing
+    any descriptor of the file releases every lock the process holds on it, including the
+    ones SQLite's connections took through their own descriptors. A plain open and close of
+    the queue file (or its ``-shm``) in a process that also has the queue open would then
+    let another program checkpoint past this process's readers or delete the WAL under it.
+    So when this process already holds the file, the bytes are read through that
+    descriptor and nothing is opened or closed; only a file it does not hold is opened.
+    On Windows locks belong to a handle, and a plain open is harmless.
+    """
+    descriptor = descriptor_held(path)
+    if descriptor is not None:
+        try:
+            before = os.fstat(descriptor)
+            data = os.pread(descriptor, size, 0)
+            after = os.fstat(descriptor)
+        except OSError:
+            data = None
+        else:
+            if (before.st_dev, before.st_ino) == (after.st_dev, after.st_ino):
+                return data
+    with open(path, "rb") as handle:
+        return handle.read(size)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from queue_admin_gui.core.database import has_sqlite_header, wal_path
+from queue_admin_gui.core.demo_queue import is_demo_queue
 from queue_admin_gui.core.errors import ErrorKind
-from queue_admin_gui.core.file_access import file_problem, problem_for_os_error
+from queue_admin_gui.core.file_access import file_problem, problem_for_os_error, read_file_head
 
 
 def test_a_readable_file_has_no_problem(tmp_path: Path) -> None:
@@ -58,3 +63,52 @@ def test_a_real_unreadable_file_says_permission_denied(tmp_path: Path) -> None:
                                           "cannot be read: permission denied")
     finally:
         path.chmod(0o600)
+
+
+def _write_and_close_from_another_process(db: Path) -> None:
+    """Another program commits and closes; the last connection to close removes the WAL."""
+    script = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1])\n"
+        "c.execute(\"INSERT INTO task_queue (type, payload) VALUES ('t', '{}')\")\n"
+        "c.commit(); c.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(db)], check=True, timeout=60)
+
+
+def _open_in_this_process(db: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(db)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("SELECT COUNT(*) FROM task_queue").fetchone()
+    return connection
+
+
+@pytest.mark.skipif(os.name == "nt",
+                    reason="Windows locks belong to a handle; a plain open is harmless")
+def test_a_plain_open_and_close_drops_this_process_locks(queue_db: Path) -> None:
+    """The hazard the careful reads avoid: closing any descriptor frees SQLite's locks."""
+    connection = _open_in_this_process(queue_db)
+    try:
+        _write_and_close_from_another_process(queue_db)
+        assert wal_path(queue_db).exists()  # this process still has the queue open
+        with open(queue_db, "rb") as handle:
+            handle.read(16)
+        _write_and_close_from_another_process(queue_db)
+        assert not wal_path(queue_db).exists()  # the other program thought it was the last
+    finally:
+        connection.close()
+
+
+def test_reading_the_queue_file_keeps_this_process_locks(queue_db: Path) -> None:
+    """Header reads and readability checks leave SQLite's locks on the queue in place."""
+    connection = _open_in_this_process(queue_db)
+    try:
+        assert has_sqlite_header(queue_db)
+        assert not is_demo_queue(queue_db)
+        assert file_problem(queue_db) is None
+        assert read_file_head(queue_db, 16) == b"SQLite format 3\x00"
+        _write_and_close_from_another_process(queue_db)
+        assert wal_path(queue_db).exists()
+        assert connection.execute("SELECT COUNT(*) FROM task_queue").fetchone()[0] == 1
+    finally:
+        connection.close()
