@@ -201,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each command's name and its own parser, as :func:`build_parser` made them."""
+    for action in parser._actions:  # noqa: SLF001 - argparse lists sub-commands nowhere else
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            return dict(action.choices)
+    return {}
+
+
 class Context:
     """The parsed command line plus the settings, loaded only when a command needs them."""
 
