@@ -9,13 +9,20 @@ not named like a backup, nor the live database.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from .database import require_existing_file
-from .errors import ErrorKind, QueueAdminError, QueueBackupError, translate_error
+from .errors import (
+    ErrorKind,
+    QueueAdminError,
+    QueueBackupError,
+    classify_os_error,
+    translate_error,
+)
 from .files import retry_on_windows_lock
 from .manifest import (
     BACKUP_SUFFIX,
@@ -55,6 +62,28 @@ def list_backups(folder: Path) -> list[BackupInfo]:
     infos.sort(key=lambda info: (info.created_at, info.sequence, info.path.name),
                reverse=True)
     return infos
+
+
+def folder_listing_problem(folder: Path) -> tuple[ErrorKind, str] | None:
+    """Why the backup folder cannot be listed (its kind and a short phrase); None when it can.
+
+    A missing folder is no problem: it simply holds no backups yet. A file where the folder
+    should be, a folder this account may not read, or an I/O error is: whether backups are
+    there cannot be told.
+    """
+    try:
+        with os.scandir(folder) as entries:
+            for _entry in entries:
+                pass
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return ErrorKind.INVALID, "it is a file, not a folder"
+    except PermissionError:
+        return ErrorKind.PERMISSION, "this account may not read it (permission denied)"
+    except OSError as error:
+        return classify_os_error(error), f"it cannot be read ({error.strerror or error})"
+    return None
 
 
 def prune_folder(folder: Path, keep_count: int,

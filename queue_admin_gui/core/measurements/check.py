@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..backup_folder import folder_listing_problem
 from ..config import MaintenanceConfig
 from ..database import closing_connection, has_sqlite_header, open_read_only, task_counts
 from ..errors import (
@@ -185,6 +186,10 @@ def run_check(db_path: str | Path, config: MaintenanceConfig, *,
     measured = snapshot.measured
     if quick is not None and quick.damage and not measured.damage:
         measured = dataclasses.replace(measured, damage=quick.damage)
+    folder_problem = folder_listing_problem(Path(config.backup_dir))
+    if folder_problem is not None:  # "no backup" would be a guess: the listing failed
+        measured = dataclasses.replace(measured, has_backups=None, last_backup_at=None)
+        snapshot = dataclasses.replace(snapshot, measured=measured)
     report = assess_health(config, measured, now)
     if not measured.damage and not snapshot.is_queue:
         found = snapshot.stats.schema_problems if snapshot.stats is not None else []
@@ -198,7 +203,26 @@ def run_check(db_path: str | Path, config: MaintenanceConfig, *,
     if quick is not None:
         result.details.append(quick.sentence())
     result.measurements = _measurements(snapshot, counts, measured.damage, now)
+    result.measurements["backup_dir_problem"] = folder_problem and folder_problem[1]
+    if folder_problem is not None:
+        _unknown_backups(result, Path(config.backup_dir), *folder_problem)
     return result
+
+
+def _unknown_backups(result: CheckResult, folder: Path, kind: ErrorKind, problem: str
+                     ) -> None:
+    """UNKNOWN (unless already CRITICAL): the backups cannot be graded without the folder."""
+    sentence = (f"cannot read the backup folder '{folder}': {problem}; whether there is a "
+                "recent backup is unknown, so give this account read access or fix the "
+                "backup_dir setting")
+    findings = result.report.findings if result.report is not None else []
+    if result.state == STATE_CRITICAL:
+        result.summary = f"{result.summary}; {sentence}"
+    else:
+        result.state = STATE_UNKNOWN
+        result.summary = f"{sentence}; {result.summary}" if findings else sentence
+        result.error_kind = kind.value
+    result.details.insert(0, f"UNKNOWN: {sentence[0].upper()}{sentence[1:]}.")
 
 
 def _read_counts_and_check(path: Path, is_queue: bool, budget: float
