@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..backup_folder import folder_listing_problem
+from ..backup_folder import Leftovers, find_leftovers, folder_listing_problem
 from ..config import MaintenanceConfig
 from ..database import closing_connection, has_sqlite_header, open_read_only, task_counts
 from ..errors import (
@@ -206,7 +206,24 @@ def run_check(db_path: str | Path, config: MaintenanceConfig, *,
     result.measurements["backup_dir_problem"] = folder_problem and folder_problem[1]
     if folder_problem is not None:
         _unknown_backups(result, Path(config.backup_dir), *folder_problem)
+    else:
+        _report_leftovers(result, Path(config.backup_dir))
     return result
+
+
+def _report_leftovers(result: CheckResult, folder: Path) -> None:
+    """Name what interrupted runs left in the backup folder (no state change: no risk)."""
+    try:
+        leftovers = find_leftovers(folder)
+    except QueueAdminError:
+        leftovers = Leftovers()
+    result.measurements["leftover_partials"] = [str(path) for path in leftovers.partials]
+    result.measurements["orphan_manifests"] = [str(path) for path in leftovers.orphan_manifests]
+    if leftovers.paths:
+        result.details.append(
+            f"Leftovers in the backup folder: {len(leftovers.partials)} partial file(s) of "
+            f"interrupted backups or restores, {len(leftovers.orphan_manifests)} manifest(s) "
+            "whose backup is gone; the next backup, restore or prune removes them.")
 
 
 def _unknown_backups(result: CheckResult, folder: Path, kind: ErrorKind, problem: str
