@@ -282,14 +282,8 @@ class BackupInfo:
         except OSError as error:
             raise translate_error(error, f"Reading the backup '{path}'", QueueBackupError
                                   ) from error
-        manifest = None
-        problem = None
-        manifest_file = manifest_path_for(path)
-        if os.path.lexists(manifest_file):
-            try:
-                manifest = BackupManifest.read(manifest_file)
-            except ManifestUnreadable as error:
-                problem = error.reason
+        manifest, unreadable = manifest_beside(path)
+        problem = unreadable.reason if unreadable is not None else None
         parsed = parse_backup_name(path.name)
         created = manifest.created_datetime if manifest is not None else None
         if created is None and parsed is not None:
@@ -298,6 +292,25 @@ class BackupInfo:
             created = _modified_time(stat.st_mtime)
         return cls(path=path, size_bytes=stat.st_size, created_at=created, manifest=manifest,
                    sequence=parsed[2] if parsed is not None else 1, manifest_problem=problem)
+
+
+def manifest_beside(backup_path: str | Path
+                    ) -> tuple[BackupManifest | None, ManifestUnreadable | None]:
+    """The manifest beside a backup, told apart from none at all.
+
+    ``(manifest, None)`` when it was read; ``(None, None)`` only when no file of that name
+    exists (a backup made before manifests); ``(None, error)`` when something is there but
+    cannot be used: damaged or hostile content, and also a named pipe, a folder, a device or
+    a dangling link, which are not "no manifest" but an unreadable one (``error.reason``
+    says which).
+    """
+    manifest_file = manifest_path_for(backup_path)
+    if not os.path.lexists(manifest_file):
+        return None, None
+    try:
+        return BackupManifest.read(manifest_file), None
+    except ManifestUnreadable as error:
+        return None, error
 
 
 def _modified_time(mtime: float) -> datetime:
