@@ -26,6 +26,7 @@ from ..core.errors import (
 )
 from ..core.leases import LeaseManager
 from ..core.maintenance import QueueMaintenance
+from ..core.manifest import remove_stale_manifest
 from ..core.restore.execute import ALL_WORKERS
 from ..core.restore.keep import safety_folder
 from ..core.verify import check_backup_file
@@ -187,7 +188,14 @@ def restore(context: Context) -> CommandResult:
     """
     args = context.args
     if getattr(args, "at", None) is not None:
-        return restore_at(context, restore)
+        stale = (remove_stale_manifest(args.output)
+                 if getattr(args, "output", None) is not None else None)
+        result = restore_at(context, restore)
+        result.data["stale_manifest_removed"] = stale
+        if stale is not None:
+            result.lines.append(f"  Replaced the stale manifest {stale.name} (its file was "
+                                "not there).")
+        return result
     if args.path is None:
         raise QueueBackupError("restore needs a backup PATH, or --at TIME with --archive DIR.",
                                ErrorKind.INVALID)

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sqlite3
+import stat
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -311,6 +312,32 @@ def manifest_beside(backup_path: str | Path
         return BackupManifest.read(manifest_file), None
     except ManifestUnreadable as error:
         return None, error
+
+
+def remove_stale_manifest(output: str | Path) -> Path | None:
+    """Delete a manifest left beside a file that is not there; return its path, else None.
+
+    A backup or rebuilt file is written as ``<output>.partial`` and its manifest just before
+    the rename, so a manifest beside a missing ``output`` with no ``.partial`` in progress is
+    what an interrupted run or a deleted file left: stale, and in the way of a new ``output``.
+    Anything else (the file exists, a partial file is there, the manifest is not a regular
+    file) is left alone.
+    """
+    output = Path(output)
+    manifest = manifest_path_for(output)
+    partial = output.with_name(output.name + PARTIAL_SUFFIX)
+    if os.path.lexists(output) or os.path.lexists(partial):
+        return None
+    try:
+        if not stat.S_ISREG(os.lstat(manifest).st_mode):
+            return None
+        manifest.unlink()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise translate_error(error, f"Removing the stale manifest '{manifest}'",
+                              QueueBackupError) from error
+    return manifest
 
 
 def _modified_time(mtime: float) -> datetime:
