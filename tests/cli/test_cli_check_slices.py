@@ -7,6 +7,7 @@ folder, and the report says when the last full pass ended.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -114,3 +115,30 @@ def test_a_state_that_cannot_be_kept_is_said_and_changes_nothing_else(cli, queue
     assert verdict["quick_check"]["note"].startswith(
         "where the damage scan stopped could not be kept in ")
     assert verdict["state"] == "CRITICAL" and verdict["exit_code"] == 2
+
+
+@pytest.mark.parametrize("content", [
+    b"not json", b"[]", b'{"version": 1, "database": 7}',
+    b'{"version": 1, "database": "elsewhere.db", "sliced": true}',
+    b'{"version": 2, "sliced": true}',
+])
+def test_a_state_file_it_cannot_use_starts_afresh(queue_db, content):
+    target = state_file(queue_db)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(content)
+    state = load_state(queue_db)
+    assert state.sliced is False and state.tree is None
+    assert state.database == str(queue_db.absolute())
+
+
+def test_a_state_with_wrong_types_starts_afresh(queue_db):
+    target = state_file(queue_db)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"version": 1, "database": str(queue_db.absolute()),
+                                  "sliced": True, "after_rowid": "12"}), encoding="utf-8")
+    assert load_state(queue_db).sliced is False
+    target.write_text(json.dumps({"version": 1, "database": str(queue_db.absolute()),
+                                  "sliced": True, "after_rowid": 12, "tree": "task_logs"}),
+                      encoding="utf-8")
+    kept = load_state(queue_db)
+    assert kept.sliced is True and kept.tree == "task_logs" and kept.after_rowid == 12
