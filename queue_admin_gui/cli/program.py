@@ -322,6 +322,11 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None,
         return EXIT_USAGE
     except SystemExit as done:  # --help and --version print, then exit 0
         return int(done.code or 0)
+    except Exception as error:  # noqa: BLE001 - a bug in the parser: one line, not a traceback
+        message = _bug_hint(f"reading the command line failed unexpectedly "
+                            f"({type(error).__name__}: {error})", "--debug" in argv, err)
+        emit_error(message, ErrorKind.BUG.value, as_json, out, err)
+        return EXIT_FAILED
     context = Context(args, err)
     run: Callable[[Context], CommandResult] = COMMANDS[args.command]
     started = time.monotonic()

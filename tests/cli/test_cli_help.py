@@ -75,3 +75,18 @@ def test_other_commands_in_a_broken_install_still_fail_loudly():
     run = _with_missing_module("queue_admin_gui.cli.program", "stats")
     assert run.returncode == 1
     assert "ModuleNotFoundError" in run.stderr
+
+
+def test_a_parser_that_breaks_is_one_line_for_other_commands(cli, monkeypatch):
+    from queue_admin_gui.cli import program
+
+    def broken() -> None:
+        raise ValueError("unsupported format character")
+
+    monkeypatch.setattr(program, "build_parser", broken)
+    run = cli("--json", "backup", "--help")
+    assert run.code == 1
+    assert run.data["kind"] == "bug"
+    assert run.data["error"].startswith("reading the command line failed unexpectedly "
+                                        "(ValueError: unsupported format character)")
+    assert "Traceback" not in run.err
