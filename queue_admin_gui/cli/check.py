@@ -66,6 +66,11 @@ def _budget(text: str) -> float:
     return value
 
 
+def _literal(text: str) -> str:
+    """``text`` as argparse help shows it: a ``%`` there starts a placeholder, so double it."""
+    return text.replace("%", "%%")
+
+
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:
     """The threshold options (defaults from the settings), the backup folder and the budget."""
     parser.add_argument("--dir", type=Path,
@@ -73,7 +78,8 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> None:
     for option, name, text in THRESHOLD_OPTIONS:
         low, high = SETTING_RANGES[name]
         parser.add_argument(option, dest=name, type=_setting_value(option, name),
-                            metavar="N", help=f"{text} (default: settings; {low:g} to {high:g})")
+                            metavar="N", help=_literal(
+                                f"{text} (default: settings; {low:g} to {high:g})"))
     parser.add_argument("--quick-check-seconds", type=_budget, default=QUICK_CHECK_SECONDS,
                         metavar="S", help="time budget of SQLite's quick check for damage "
                                           f"(default {QUICK_CHECK_SECONDS:g}; 0 skips it)")
@@ -118,8 +124,10 @@ def main_check(argv: list[str], out: TextIO, err: TextIO,
         args = parse(argv)
     except UsageError as error:
         return _emit(unknown(f"bad usage: {error}", ErrorKind.INVALID.value), as_json, out)
-    except SystemExit as done:  # --help
-        return int(done.code or 0)
+    except SystemExit as done:  # --help and --version print, then exit 0
+        return STATE_UNKNOWN if done.code not in (None, 0) else 0
+    except Exception as error:  # noqa: BLE001 - even a broken parser owes the monitor a verdict
+        return _emit(_bug(error, "reading the command line", debug, err), as_json, out)
     try:
         context = open_context(args, err)
         config = thresholds(context.config, args)
@@ -131,12 +139,20 @@ def main_check(argv: list[str], out: TextIO, err: TextIO,
         result = unknown("the check was cancelled (Ctrl+C) before it finished",
                          ErrorKind.CANCELLED.value)
     except Exception as error:  # noqa: BLE001 - a bug still owes the monitor a status line
-        if debug:
-            traceback.print_exc(file=err)
-        result = unknown(f"the check failed unexpectedly ({type(error).__name__}: {error})"
-                         + ("" if debug else "; run with --debug for the traceback"),
-                         ErrorKind.BUG.value)
-    return _emit(result, as_json, out)
+        result = _bug(error, "the check", debug, err)
+    try:
+        return _emit(result, as_json, out)
+    except Exception:  # noqa: BLE001 - a status line that cannot be written is still UNKNOWN
+        return STATE_UNKNOWN
+
+
+def _bug(error: Exception, doing: str, debug: bool, err: TextIO) -> CheckResult:
+    """UNKNOWN for an unexpected error, with the traceback on request."""
+    if debug:
+        traceback.print_exc(file=err)
+    return unknown(f"{doing} failed unexpectedly ({type(error).__name__}: {error})"
+                   + ("" if debug else "; run with --debug for the traceback"),
+                   ErrorKind.BUG.value)
 
 
 def thresholds(config: MaintenanceConfig, args: argparse.Namespace) -> MaintenanceConfig:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.backup import BackupInfo, PruneStopped, QueueBackup
+from ..core.backup_folder import find_leftovers, remove_leftovers
 from ..core.database import file_size, require_existing_file
 from ..core.demo import DemoWorkers, create_demo_queue, demo_queue_path
 from ..core.errors import (
@@ -25,7 +26,9 @@ from ..core.errors import (
 )
 from ..core.leases import LeaseManager
 from ..core.maintenance import QueueMaintenance
+from ..core.manifest import remove_stale_manifest
 from ..core.restore.execute import ALL_WORKERS
+from ..core.restore.keep import safety_folder
 from ..core.verify import check_backup_file
 from .archive import archive, archive_status_command, restore_at
 from .arguments import database_path
@@ -36,6 +39,35 @@ if TYPE_CHECKING:
 
 def _backups(context: Context) -> QueueBackup:
     return QueueBackup(context.db_path, context.backup_dir())
+
+
+def _clearing_leftovers(command: Callable[[Context], CommandResult]
+                        ) -> Callable[[Context], CommandResult]:
+    """``command``, after removing what interrupted runs left in the backup folder.
+
+    Partial files no running backup writes (in the folder and in its ``pre-restore``
+    sub-folder) and orphan manifests go; the result lists them in ``leftovers_removed``
+    and its headline, which is also the activity log's message, says so.
+    """
+    def run(context: Context) -> CommandResult:
+        removed: list[Path] = []
+        try:
+            folder = context.backup_dir()
+            for where in (folder, safety_folder(folder)):
+                removed += remove_leftovers(where)
+        except QueueAdminError:
+            pass  # an unusable folder is the command's own error to report
+        result = command(context)
+        result.data["leftovers_removed"] = removed
+        if removed:
+            names = ", ".join(path.name for path in removed[:3])
+            more = f" and {len(removed) - 3} more" if len(removed) > 3 else ""
+            result.headline = (f"{result.headline} Removed {len(removed)} leftover file(s) of "
+                               f"interrupted runs ({names}{more}).")
+        return result
+
+    run.__doc__ = command.__doc__
+    return run
 
 
 def backup(context: Context) -> CommandResult:
@@ -103,7 +135,14 @@ def list_backups(context: Context) -> CommandResult:
                 if info.manifest_problem is not None else "")
              for info in found]
     headline = f"{len(rows)} backup(s) in {folder}" + (":" if rows else ".")
-    return CommandResult(headline, {"backup_dir": folder, "backups": rows}, (), lines)
+    leftovers = find_leftovers(folder)
+    lines += [f"  leftover: {path.name} (the partial file of an interrupted backup or restore; "
+              "the next backup, restore or prune removes it)" for path in leftovers.partials]
+    lines += [f"  leftover: {path.name} (a manifest whose backup is gone; the next backup, "
+              "restore or prune removes it)" for path in leftovers.orphan_manifests]
+    return CommandResult(headline, {"backup_dir": folder, "backups": rows,
+                                    "leftover_partials": leftovers.partials,
+                                    "orphan_manifests": leftovers.orphan_manifests}, (), lines)
 
 
 def _manifest_column(info: BackupInfo) -> str:
@@ -149,7 +188,14 @@ def restore(context: Context) -> CommandResult:
     """
     args = context.args
     if getattr(args, "at", None) is not None:
-        return restore_at(context, restore)
+        stale = (remove_stale_manifest(args.output)
+                 if getattr(args, "output", None) is not None else None)
+        result = restore_at(context, restore)
+        result.data["stale_manifest_removed"] = stale
+        if stale is not None:
+            result.lines.append(f"  Replaced the stale manifest {stale.name} (its file was "
+                                "not there).")
+        return result
     if args.path is None:
         raise QueueBackupError("restore needs a backup PATH, or --at TIME with --archive DIR.",
                                ErrorKind.INVALID)
@@ -349,8 +395,9 @@ def _stats_size(stats_result: dict[str, Any]) -> int:
 
 
 COMMANDS: dict[str, Callable[[Context], CommandResult]] = {
-    "backup": backup, "verify": verify, "list-backups": list_backups, "prune": prune,
-    "restore": restore, "checkpoint": checkpoint, "vacuum": vacuum, "analyze": analyze,
+    "backup": _clearing_leftovers(backup), "verify": verify, "list-backups": list_backups,
+    "prune": _clearing_leftovers(prune), "restore": _clearing_leftovers(restore),
+    "checkpoint": checkpoint, "vacuum": vacuum, "analyze": analyze,
     "optimize": optimize, "integrity": integrity, "leases": leases, "stats": stats,
     "demo": demo, "archive": archive, "archive-status": archive_status_command,
 }

@@ -201,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each command's name and its own parser, as :func:`build_parser` made them."""
+    for action in parser._actions:  # noqa: SLF001 - argparse lists sub-commands nowhere else
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            return dict(action.choices)
+    return {}
+
+
 class Context:
     """The parsed command line plus the settings, loaded only when a command needs them."""
 
@@ -314,6 +322,11 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None,
         return EXIT_USAGE
     except SystemExit as done:  # --help and --version print, then exit 0
         return int(done.code or 0)
+    except Exception as error:  # noqa: BLE001 - a bug in the parser: one line, not a traceback
+        message = _bug_hint(f"reading the command line failed unexpectedly "
+                            f"({type(error).__name__}: {error})", "--debug" in argv, err)
+        emit_error(message, ErrorKind.BUG.value, as_json, out, err)
+        return EXIT_FAILED
     context = Context(args, err)
     run: Callable[[Context], CommandResult] = COMMANDS[args.command]
     started = time.monotonic()

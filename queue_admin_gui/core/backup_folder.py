@@ -9,13 +9,24 @@ not named like a backup, nor the live database.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import stat
+import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .database import require_existing_file
-from .errors import ErrorKind, QueueAdminError, QueueBackupError, translate_error
+from .errors import (
+    ErrorKind,
+    QueueAdminError,
+    QueueBackupError,
+    classify_os_error,
+    translate_error,
+)
 from .files import retry_on_windows_lock
 from .manifest import (
     BACKUP_SUFFIX,
@@ -25,13 +36,21 @@ from .manifest import (
     is_backup_file_name,
     manifest_path_for,
 )
+from .partial_claims import is_claimed
 from .retention import PruneResult, plan_prune, prune_stopped, require_keep_count
 
 #: Deletions in backup folders in this process go one at a time.
 FOLDER_LOCK = threading.RLock()
-#: Leftovers of an interrupted backup (a .partial, a manifest without its backup) older than
-#: this are removed by pruning; younger ones may belong to a backup still running elsewhere.
+#: A leftover file written to this recently is left alone, whatever its claim says: it may be
+#: a moment between a backup's steps (or a manifest a prune is about to delete).
+CLAIM_GRACE_SECONDS = 600
+#: Where a partial file's claim cannot be asked, it must be this old to count as a leftover.
 LEFTOVER_AGE_SECONDS = 6 * 3600
+#: The files an interrupted backup can leave: its partial file, SQLite's side files of it,
+#: the manifest and the manifest's temporary file; ``stem`` is the backup's name without .db.
+_LEFTOVER_NAME = re.compile(r"^(?P<stem>queue_backup_.+?)"
+                            r"(?P<ending>\.db\.partial(?:-journal|-wal|-shm)?"
+                            r"|\.manifest\.json(?:\.tmp)?)$")
 
 
 def list_backups(folder: Path) -> list[BackupInfo]:
@@ -55,6 +74,28 @@ def list_backups(folder: Path) -> list[BackupInfo]:
     infos.sort(key=lambda info: (info.created_at, info.sequence, info.path.name),
                reverse=True)
     return infos
+
+
+def folder_listing_problem(folder: Path) -> tuple[ErrorKind, str] | None:
+    """Why the backup folder cannot be listed (its kind and a short phrase); None when it can.
+
+    A missing folder is no problem: it simply holds no backups yet. A file where the folder
+    should be, a folder this account may not read, or an I/O error is: whether backups are
+    there cannot be told.
+    """
+    try:
+        with os.scandir(folder) as entries:
+            for _entry in entries:
+                pass
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return ErrorKind.INVALID, "it is a file, not a folder"
+    except PermissionError:
+        return ErrorKind.PERMISSION, "this account may not read it (permission denied)"
+    except OSError as error:
+        return classify_os_error(error), f"it cannot be read ({error.strerror or error})"
+    return None
 
 
 def prune_folder(folder: Path, keep_count: int,
@@ -92,42 +133,92 @@ def prune_folder(folder: Path, keep_count: int,
                        skipped=plan.skipped, leftovers=leftovers)
 
 
-def remove_leftovers(folder: Path,
-                     older_than_seconds: float = LEFTOVER_AGE_SECONDS) -> list[Path]:
-    """Delete what interrupted backups left behind; return the paths removed.
+@dataclass
+class Leftovers:
+    """What interrupted runs left in a backup folder; nothing in it is a backup."""
 
-    A crash or a full disk can leave a ``.partial`` file, or a manifest whose backup was
-    never renamed into place. Neither looks like a backup (they are never listed), but
-    they take space. Only such files older than ``older_than_seconds`` are removed, so a
-    backup still running in another process keeps its partial file.
+    #: ``.partial`` files (and their ``-journal``/``-wal``/``-shm`` and manifest ``.tmp``
+    #: files) that no running backup is writing.
+    partials: list[Path] = field(default_factory=list)
+    #: Manifests whose backup is gone (a prune or a deletion stopped between the two files).
+    orphan_manifests: list[Path] = field(default_factory=list)
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every leftover, partial files first."""
+        return [*self.partials, *self.orphan_manifests]
+
+
+def find_leftovers(folder: Path, grace_seconds: float = CLAIM_GRACE_SECONDS, *,
+                   deleting: bool = False) -> Leftovers:
+    """The leftovers of interrupted backups, restores and prunes in ``folder`` (reads only).
+
+    A ``.partial`` file is a leftover when no live process holds its claim (see
+    :mod:`.partial_claims`) and it was not written for ``grace_seconds``; where claims
+    cannot be asked (Windows, a file system without locks) it must be
+    :data:`LEFTOVER_AGE_SECONDS` old. On Windows, ``deleting`` lets the deletion ask: a
+    running backup holds its partial file open, so deleting it fails. Only regular files
+    named as this tool names them count.
     """
-    removed: list[Path] = []
-    cutoff = time.time() - older_than_seconds
+    found = Leftovers()
+    deletion_asks = deleting and sys.platform == "win32"
+    now = time.time()
     try:
-        entries = list(folder.iterdir())
-    except FileNotFoundError:
-        return removed
+        entries = sorted(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return found
     except OSError as error:
         raise translate_error(error, f"Listing the backups in '{folder}'",
                               QueueBackupError) from error
-    for entry in entries:
-        name = entry.name
-        partial = name.startswith("queue_backup_") and name.endswith(PARTIAL_SUFFIX)
-        orphan = (name.startswith("queue_backup_") and name.endswith(MANIFEST_SUFFIX)
-                  and not entry.with_name(name[: -len(MANIFEST_SUFFIX)]
-                                          + BACKUP_SUFFIX).exists())
-        if not (partial or orphan):
+    names = {entry.name for entry in entries}
+    for entry in entries:  # sorted: a partial file comes before its side files and manifest
+        match = _LEFTOVER_NAME.match(entry.name)
+        if match is None:
             continue
+        stem = match["stem"]
         try:
-            if entry.stat().st_mtime >= cutoff:
-                continue
-            retry_on_windows_lock(entry.unlink)
-        except FileNotFoundError:
+            status = entry.lstat()
+        except OSError:
             continue
-        except OSError as error:
-            raise translate_error(error, f"Removing the leftover '{entry}'",
-                                  QueueBackupError) from error
-        removed.append(entry)
+        if not stat.S_ISREG(status.st_mode) or now - status.st_mtime < grace_seconds:
+            continue
+        partial = stem + BACKUP_SUFFIX + PARTIAL_SUFFIX
+        if entry.name == partial:
+            claimed = is_claimed(entry)
+            if claimed or (claimed is None and not deletion_asks
+                           and now - status.st_mtime < LEFTOVER_AGE_SECONDS):
+                continue
+            found.partials.append(entry)
+            continue
+        partial_gone = partial not in names or folder / partial in found.partials
+        if match["ending"] == MANIFEST_SUFFIX:
+            if partial_gone and not (folder / (stem + BACKUP_SUFFIX)).exists():
+                found.orphan_manifests.append(entry)
+        elif partial_gone:
+            found.partials.append(entry)  # a side file of a partial that is gone or stale
+    return found
+
+
+def remove_leftovers(folder: Path, grace_seconds: float = CLAIM_GRACE_SECONDS, *,
+                     orphan_manifests: bool = True) -> list[Path]:
+    """Delete the leftovers :func:`find_leftovers` names; return the paths removed.
+
+    A file that cannot be deleted (on Windows: one a running backup still holds open) is
+    left where it is; it is not an error. ``orphan_manifests=False`` leaves those for a
+    prune.
+    """
+    removed: list[Path] = []
+    with FOLDER_LOCK:
+        found = find_leftovers(folder, grace_seconds, deleting=True)
+        doomed = found.paths if orphan_manifests else found.partials
+        for entry in doomed:
+            try:
+                retry_on_windows_lock(entry.unlink)
+            except FileNotFoundError:
+                continue
+            except OSError:  # held open by a running backup (Windows), or not ours to delete
+                continue
+            removed.append(entry)
     return removed
 
 

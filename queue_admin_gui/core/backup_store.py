@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from .. import __version__
 from .backup_folder import (
-    LEFTOVER_AGE_SECONDS,
+    CLAIM_GRACE_SECONDS,
     delete_backup_file,
     list_backups,
     prune_folder,
@@ -55,6 +56,8 @@ from .manifest import (
     sqlite_library_version,
     utc_now,
 )
+from .partial_claims import create_claimed
+from .partial_claims import release as release_claim
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .restore.writing import DEFAULT_PAGES_PER_STEP
 from .retention import (
@@ -208,9 +211,13 @@ class BackupStore:
             manifest.write(final)
             report(progress, 1, 1, STAGE_FINISH)
             raise_if_cancelled(cancelled, action)
+            if sys.platform == "win32":  # an open file cannot be renamed there
+                release_claim(partial)
             retry_on_windows_lock(lambda: os.replace(partial, final))
+            release_claim(partial)  # POSIX: held until the name is final
         except BaseException as error:
             if keep_partial_on_failure:
+                release_claim(partial)  # the caller now owns the file
                 for leftover in (manifest_file, manifest_file.with_name(
                         manifest_file.name + ".tmp")):
                     leftover.unlink(missing_ok=True)
@@ -247,13 +254,13 @@ class BackupStore:
             final = self.backup_dir / backup_file_name(label, when, sequence)
             partial = final.with_name(final.name + PARTIAL_SUFFIX)
             try:
-                with open(partial, "xb"):
-                    pass
+                create_claimed(partial)  # held until the file is renamed or removed
             except FileExistsError:
                 continue
             except OSError as error:
                 raise translate_error(error, action, QueueBackupError) from error
             if final.exists() or manifest_path_for(final).exists():
+                release_claim(partial)
                 partial.unlink()
                 continue
             return final, partial
@@ -330,7 +337,7 @@ class BackupStore:
         """
         return prune_folder(self.backup_dir, keep_count, self.delete_backup)
 
-    def remove_leftovers(self, older_than_seconds: float = LEFTOVER_AGE_SECONDS) -> list[Path]:
+    def remove_leftovers(self, older_than_seconds: float = CLAIM_GRACE_SECONDS) -> list[Path]:
         """Delete what interrupted backups left behind; see :mod:`.backup_folder`."""
         return remove_leftovers(self.backup_dir, older_than_seconds)
 

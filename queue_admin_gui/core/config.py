@@ -87,6 +87,11 @@ def user_log_dir() -> Path:
     return Path(platformdirs.user_log_dir(APP_NAME, APP_AUTHOR))
 
 
+def user_state_dir() -> Path:
+    """Per-user folder for what the tool keeps between runs (where a damage scan stopped)."""
+    return Path(platformdirs.user_state_dir(APP_NAME, APP_AUTHOR))
+
+
 def config_file_path() -> Path:
     """The settings file: ``QUEUE_ADMIN_CONFIG`` if set, else ``config.toml`` in the config dir."""
     override = os.environ.get(ENV_CONFIG_FILE)

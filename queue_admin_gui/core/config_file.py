@@ -76,6 +76,10 @@ def read_settings_file(path: Path) -> dict[str, Any] | None:
         raise ConfigError(
             f"The settings file '{path}' is not valid TOML ({error}); fix or delete it."
         ) from error
+    except RecursionError as error:  # the TOML reader recurses once per level of nesting
+        raise ConfigError(
+            f"The settings file '{path}' nests arrays or tables too deeply to be read (no "
+            "setting nests at all); fix or delete it.") from error
 
 
 def toml_value(value: object) -> str:

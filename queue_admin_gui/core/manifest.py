@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sqlite3
+import stat
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -282,14 +283,8 @@ class BackupInfo:
         except OSError as error:
             raise translate_error(error, f"Reading the backup '{path}'", QueueBackupError
                                   ) from error
-        manifest = None
-        problem = None
-        manifest_file = manifest_path_for(path)
-        if os.path.lexists(manifest_file):
-            try:
-                manifest = BackupManifest.read(manifest_file)
-            except ManifestUnreadable as error:
-                problem = error.reason
+        manifest, unreadable = manifest_beside(path)
+        problem = unreadable.reason if unreadable is not None else None
         parsed = parse_backup_name(path.name)
         created = manifest.created_datetime if manifest is not None else None
         if created is None and parsed is not None:
@@ -298,6 +293,51 @@ class BackupInfo:
             created = _modified_time(stat.st_mtime)
         return cls(path=path, size_bytes=stat.st_size, created_at=created, manifest=manifest,
                    sequence=parsed[2] if parsed is not None else 1, manifest_problem=problem)
+
+
+def manifest_beside(backup_path: str | Path
+                    ) -> tuple[BackupManifest | None, ManifestUnreadable | None]:
+    """The manifest beside a backup, told apart from none at all.
+
+    ``(manifest, None)`` when it was read; ``(None, None)`` only when no file of that name
+    exists (a backup made before manifests); ``(None, error)`` when something is there but
+    cannot be used: damaged or hostile content, and also a named pipe, a folder, a device or
+    a dangling link, which are not "no manifest" but an unreadable one (``error.reason``
+    says which).
+    """
+    manifest_file = manifest_path_for(backup_path)
+    if not os.path.lexists(manifest_file):
+        return None, None
+    try:
+        return BackupManifest.read(manifest_file), None
+    except ManifestUnreadable as error:
+        return None, error
+
+
+def remove_stale_manifest(output: str | Path) -> Path | None:
+    """Delete a manifest left beside a file that is not there; return its path, else None.
+
+    A backup or rebuilt file is written as ``<output>.partial`` and its manifest just before
+    the rename, so a manifest beside a missing ``output`` with no ``.partial`` in progress is
+    what an interrupted run or a deleted file left: stale, and in the way of a new ``output``.
+    Anything else (the file exists, a partial file is there, the manifest is not a regular
+    file) is left alone.
+    """
+    output = Path(output)
+    manifest = manifest_path_for(output)
+    partial = output.with_name(output.name + PARTIAL_SUFFIX)
+    if os.path.lexists(output) or os.path.lexists(partial):
+        return None
+    try:
+        if not stat.S_ISREG(os.lstat(manifest).st_mode):
+            return None
+        manifest.unlink()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise translate_error(error, f"Removing the stale manifest '{manifest}'",
+                              QueueBackupError) from error
+    return manifest
 
 
 def _modified_time(mtime: float) -> datetime:

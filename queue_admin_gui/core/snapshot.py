@@ -18,6 +18,7 @@ from pathlib import Path
 from .database import check_queue_schema, connect, sqlite_uri, task_counts
 from .errors import ErrorKind, QueueBackupError, QueueDatabaseError, translate_error
 from .files import file_sha256, fsync_file, retry_on_windows_lock
+from .partial_claims import release as release_claim
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .untrusted import FULL_CHECK, check_beside, open_backup_file, read_header
 
@@ -154,6 +155,7 @@ def check_copy(partial: Path, snapshot: Snapshot, action: str,
 
 def remove_partial(partial: Path, manifest_file: Path) -> None:
     """Remove everything a failed or cancelled backup wrote, so nothing looks like a backup."""
+    release_claim(partial)
     candidates = [partial, manifest_file, manifest_file.with_name(manifest_file.name + ".tmp")]
     candidates += [Path(f"{partial}{suffix}") for suffix in ("-journal", "-wal", "-shm")]
     for leftover in candidates:

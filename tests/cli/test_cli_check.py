@@ -403,3 +403,54 @@ def test_exit_code_reaches_the_monitor_as_a_process(cli_process, queue_db, tmp_p
     run = cli_process("--db", queue_db, "check", "--dir", tmp_path / "b")
     assert run.code == 1, run.err
     assert run.out.startswith("QUEUE WARNING - last backup 30 h old | ")
+
+
+def _unreadable_folder_is_unknown(cli, queue_db: Path, folder: Path, reason: str) -> None:
+    run = cli("--db", queue_db, "check", "--dir", folder)
+    assert run.code == 3, run.out
+    status = _status(run)
+    assert status.startswith(f"QUEUE UNKNOWN - cannot read the backup folder '{folder}': "
+                             f"{reason}")
+    assert "no backup" not in status and "back up now" not in run.out
+    verdict = cli("--db", queue_db, "check", "--dir", folder, "--json").data
+    assert verdict["exit_code"] == 3
+    assert verdict["measurements"]["backup_dir_problem"].startswith(reason)
+    assert verdict["measurements"]["has_backups"] is None
+    assert verdict["error"] == verdict["summary"] and verdict["kind"]
+
+
+def test_a_file_where_the_backup_folder_should_be_is_unknown(cli, queue_db, tmp_path):
+    folder = tmp_path / "backups"
+    folder.write_bytes(b"not a folder")
+    _unreadable_folder_is_unknown(cli, queue_db, folder, "it is a file, not a folder")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a symbolic link loop needs POSIX links")
+def test_a_backup_folder_that_cannot_be_opened_is_unknown(cli, queue_db, recent_backup,
+                                                          tmp_path):
+    loop = tmp_path / "looping backups"
+    loop.symlink_to(loop)  # even root cannot list it: too many levels of symbolic links
+    _unreadable_folder_is_unknown(cli, queue_db, loop, "it cannot be read (")
+
+
+@pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0,
+                    reason="needs a folder this account cannot read (root reads everything)")
+def test_a_backup_folder_this_account_may_not_read_is_unknown(cli, queue_db, recent_backup):
+    recent_backup.chmod(0)
+    try:
+        _unreadable_folder_is_unknown(cli, queue_db, recent_backup,
+                                      "this account may not read it (permission denied)")
+    finally:
+        recent_backup.chmod(0o755)
+
+
+def test_an_unreadable_backup_folder_does_not_hide_a_critical_finding(cli, queue_db,
+                                                                      tmp_path):
+    folder = tmp_path / "backups"
+    folder.write_bytes(b"not a folder")
+    _add_abandoned_tasks(queue_db, 3)
+    run = cli("--db", queue_db, "check", "--dir", folder, "--stale-warning", "1",
+              "--stale-critical", "2")
+    assert run.code == 2, run.out
+    assert "cannot read the backup folder" in _status(run)
+    assert "UNKNOWN: Cannot read the backup folder" in run.out

@@ -22,7 +22,10 @@ CliRunner = Callable[..., Run]
     (b"wal_size_threshold_mb = nan\n", "wal_size_threshold_mb in '{path}'"),
     (b"stale_lease_timeout_seconds = = 3\n", "is not valid TOML"),
     (None, "is a folder, not a file"),
-], ids=["ansi", "huge-timeout", "huge-retention", "huge-interval", "nan", "toml", "folder"])
+    (b"x = " + b"[" * 50_000 + b"]" * 50_000 + b"\n", "nests arrays or tables too deeply"),
+    (b"x = " + b"{a=" * 50_000 + b"}" * 50_000 + b"\n", "nests arrays or tables too deeply"),
+], ids=["ansi", "huge-timeout", "huge-retention", "huge-interval", "nan", "toml", "folder",
+        "deep-arrays", "deep-tables"])
 def test_an_unusable_settings_file_is_one_sentence_and_exit_2(
         cli: CliRunner, demo_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         content: bytes | None, expected: str) -> None:
@@ -43,6 +46,20 @@ def test_an_unusable_settings_file_is_one_sentence_and_exit_2(
     json_run = cli("--db", demo_db, "--json", "checkpoint")
     assert json_run.code == 2
     assert json_run.data["kind"] == "invalid"
+
+
+def test_a_deeply_nested_settings_file_stops_a_backup_as_a_settings_error(
+        cli: CliRunner, demo_db: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = tmp_path / "config.toml"
+    settings.write_bytes(b"backup_dir = " + b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    monkeypatch.setenv("QUEUE_ADMIN_CONFIG", str(settings))
+    run = cli("--db", demo_db, "--json", "backup")
+    assert run.code == 2, run.out
+    assert run.data["kind"] == "invalid"
+    assert run.data["error"] == (
+        f"The settings file '{settings}' nests arrays or tables too deeply to be read (no "
+        "setting nests at all); fix or delete it.")
 
 
 def test_notepad_unicode_settings_are_used(cli: CliRunner, demo_db: Path, tmp_path: Path,

@@ -19,6 +19,7 @@ from queue_admin_gui.core.manifest import (
     ManifestUnreadable,
     backup_file_name,
     is_backup_file_name,
+    manifest_beside,
     manifest_path_for,
     parse_backup_name,
     sanitize_backup_name,
@@ -306,3 +307,34 @@ def test_a_backup_named_with_an_impossible_year_falls_back_to_its_mtime(
     assert parse_backup_name(name) is None
     assert BackupInfo.from_path(odd).created_at == datetime.fromtimestamp(1_700_000_000,
                                                                           timezone.utc)
+
+
+def test_manifest_beside_tells_none_from_an_unreadable_one(tmp_path: Path) -> None:
+    backup = tmp_path / "queue_backup_20250102_030405.db"
+    backup.write_bytes(b"x")
+    beside = manifest_path_for(backup)
+    assert manifest_beside(backup) == (None, None)  # a backup made before manifests
+
+    beside.mkdir()
+    manifest, problem = manifest_beside(backup)
+    assert manifest is None and problem is not None
+    assert problem.reason == "it is not a regular file"
+    beside.rmdir()
+
+    if os.name != "nt":
+        beside.symlink_to(tmp_path / "nowhere")
+        manifest, problem = manifest_beside(backup)
+        assert manifest is None and problem is not None
+        assert problem.reason.startswith("it cannot be read")
+        beside.unlink()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX only")
+def test_a_pipe_beside_a_backup_is_an_unreadable_manifest_not_none(tmp_path: Path) -> None:
+    backup = tmp_path / "queue_backup_20250102_030405.db"
+    backup.write_bytes(b"x")
+    os.mkfifo(manifest_path_for(backup))
+    manifest, problem = manifest_beside(backup)
+    assert manifest is None and problem is not None
+    assert problem.reason == "it is not a regular file"
+    assert "cannot be used: it is not a regular file" in problem.message

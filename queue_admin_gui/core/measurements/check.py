@@ -25,6 +25,7 @@ from typing import Any
 
 from ..archive.controller import configured_archive_dir
 from ..archive.status import archive_findings
+from ..backup_folder import Leftovers, find_leftovers, folder_listing_problem
 from ..config import MaintenanceConfig
 from ..database import closing_connection, has_sqlite_header, open_read_only, task_counts
 from ..errors import (
@@ -35,6 +36,7 @@ from ..errors import (
     translate_error,
 )
 from ..file_access import file_problem
+from .damage_scan import load_state, save_state, scan_slice
 from .health import (
     HealthLevel,
     HealthReport,
@@ -88,22 +90,51 @@ class PerfDatum:
 
 @dataclass(frozen=True)
 class QuickCheck:
-    """What the bounded ``quick_check`` found: damage, or how far it got."""
+    """What the bounded damage scan found: damage, or how far it got.
+
+    ``mode`` is ``"whole"`` (SQLite's ``quick_check`` of the whole file in one run) or
+    ``"slices"`` (a file too big for one budget, read a slice per run; see
+    :mod:`.damage_scan`). ``finished`` is true when this run ended a full pass.
+    """
 
     finished: bool
     seconds: float
     budget_seconds: float
     damage: str | None = None
+    mode: str = "whole"
+    #: Slices: what this run read, and where the next run starts.
+    read: str = ""
+    next_position: str = ""
+    #: When the last full pass over the file ended (this run's time for a whole check).
+    last_full_pass_ended_at: str | None = None
+    #: A remark: the scan switching to slices, or its state that could not be kept.
+    note: str | None = None
 
     def sentence(self) -> str:
         """One line for the long output."""
+        if self.mode == "slices":
+            text = self._slice_sentence()
+        elif self.damage:
+            text = f"Quick check found damage: {self.damage}."
+        elif self.finished:
+            text = f"Quick check passed in {self.seconds:.1f} s: no damage found."
+        else:
+            text = (f"Quick check stopped at its {self.budget_seconds:g} s budget with no "
+                    "damage in the pages it read; run 'queue-admin-cli integrity' in a quiet "
+                    "hour for the full check.")
+        return text + (f" Note: {self.note}." if self.note else "")
+
+    def _slice_sentence(self) -> str:
         if self.damage:
-            return f"Quick check found damage: {self.damage}."
+            return f"Damage scan (in slices) found damage: {self.damage}."
+        where = f" ({self.read})" if self.read else ""
         if self.finished:
-            return f"Quick check passed in {self.seconds:.1f} s: no damage found."
-        return (f"Quick check stopped at its {self.budget_seconds:g} s budget with no damage "
-                "in the pages it read; run 'queue-admin-cli integrity' in a quiet hour for "
-                "the full check.")
+            return (f"Damage scan (in slices) ended a full pass of the file with no damage; "
+                    f"this run read{where} in {self.seconds:.1f} s.")
+        last = (f"the last full pass ended {self.last_full_pass_ended_at}"
+                if self.last_full_pass_ended_at else "no full pass has ended yet")
+        return (f"Damage scan (in slices) read{where} in {self.seconds:.1f} s with no damage; "
+                f"the next run goes on at {self.next_position}; {last}.")
 
 
 @dataclass
@@ -187,6 +218,10 @@ def run_check(db_path: str | Path, config: MaintenanceConfig, *,
     measured = snapshot.measured
     if quick is not None and quick.damage and not measured.damage:
         measured = dataclasses.replace(measured, damage=quick.damage)
+    folder_problem = folder_listing_problem(Path(config.backup_dir))
+    if folder_problem is not None:  # "no backup" would be a guess: the listing failed
+        measured = dataclasses.replace(measured, has_backups=None, last_backup_at=None)
+        snapshot = dataclasses.replace(snapshot, measured=measured)
     report = assess_health(config, measured, now)
     if not measured.damage and not snapshot.is_queue:
         found = snapshot.stats.schema_problems if snapshot.stats is not None else []
@@ -206,7 +241,43 @@ def run_check(db_path: str | Path, config: MaintenanceConfig, *,
         result.summary = "; ".join([*archive, *([result.summary] if report.findings else [])])
         result.details += [f"CRITICAL: {finding}" for finding in archive]
     result.measurements["archive_problems"] = archive
+    result.measurements["backup_dir_problem"] = folder_problem and folder_problem[1]
+    if folder_problem is not None:
+        _unknown_backups(result, Path(config.backup_dir), *folder_problem)
+    else:
+        _report_leftovers(result, Path(config.backup_dir))
     return result
+
+
+def _report_leftovers(result: CheckResult, folder: Path) -> None:
+    """Name what interrupted runs left in the backup folder (no state change: no risk)."""
+    try:
+        leftovers = find_leftovers(folder)
+    except QueueAdminError:
+        leftovers = Leftovers()
+    result.measurements["leftover_partials"] = [str(path) for path in leftovers.partials]
+    result.measurements["orphan_manifests"] = [str(path) for path in leftovers.orphan_manifests]
+    if leftovers.paths:
+        result.details.append(
+            f"Leftovers in the backup folder: {len(leftovers.partials)} partial file(s) of "
+            f"interrupted backups or restores, {len(leftovers.orphan_manifests)} manifest(s) "
+            "whose backup is gone; the next backup, restore or prune removes them.")
+
+
+def _unknown_backups(result: CheckResult, folder: Path, kind: ErrorKind, problem: str
+                     ) -> None:
+    """UNKNOWN (unless already CRITICAL): the backups cannot be graded without the folder."""
+    sentence = (f"cannot read the backup folder '{folder}': {problem}; whether there is a "
+                "recent backup is unknown, so give this account read access or fix the "
+                "backup_dir setting")
+    findings = result.report.findings if result.report is not None else []
+    if result.state == STATE_CRITICAL:
+        result.summary = f"{result.summary}; {sentence}"
+    else:
+        result.state = STATE_UNKNOWN
+        result.summary = f"{sentence}; {result.summary}" if findings else sentence
+        result.error_kind = kind.value
+    result.details.insert(0, f"UNKNOWN: {sentence[0].upper()}{sentence[1:]}.")
 
 
 def _read_counts_and_check(path: Path, is_queue: bool, budget: float
@@ -229,7 +300,48 @@ def _read_counts_and_check(path: Path, is_queue: bool, budget: float
                 counts = None  # the quick check below says what is wrong
         if budget <= 0:
             return counts, None
-        return counts, _quick_check(connection, budget, started)
+        return counts, _damage_scan(path, connection, budget, started)
+
+
+def _damage_scan(path: Path, connection: sqlite3.Connection, budget: float,
+                 started: float) -> QuickCheck:
+    """The whole quick check, or, for a file it could not finish before, the next slice."""
+    state = load_state(path)
+    if not state.sliced:
+        quick = _quick_check(connection, budget, started)
+        if quick.damage is not None:
+            return quick
+        if quick.finished:
+            return dataclasses.replace(quick, last_full_pass_ended_at=_now_text())
+        state.sliced = True
+        kept = save_state(path, state)
+        return dataclasses.replace(
+            quick, last_full_pass_ended_at=state.last_full_pass_ended_at,
+            note=kept or "the file is too big for one budget, so from the next run the "
+                         "damage scan reads it in slices, going on where the last run stopped")
+    try:
+        outcome = scan_slice(connection, state, budget)
+    except sqlite3.Error as error:
+        translated = translate_error(error, "The damage scan", QueueMaintenanceError)
+        translated.__cause__ = error
+        damage = damage_of(translated)
+        if damage is None:
+            raise translated from error
+        return QuickCheck(False, time.monotonic() - started, budget, damage, mode="slices",
+                          last_full_pass_ended_at=state.last_full_pass_ended_at)
+    if outcome.one_run:
+        state.sliced = False  # the file fits one budget again (after a VACUUM, say)
+    kept = save_state(path, state)
+    if kept is None and outcome.pass_ended and state.skipped:
+        kept = (f"SQLite would not walk {len(state.skipped)} index(es) on their own "
+                f"({', '.join(state.skipped[:3])}); 'queue-admin-cli integrity' checks them")
+    return QuickCheck(outcome.pass_ended, time.monotonic() - started, budget, outcome.damage,
+                      mode="slices", read=outcome.read, next_position=outcome.next_position,
+                      last_full_pass_ended_at=state.last_full_pass_ended_at, note=kept)
+
+
+def _now_text() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _quick_check(connection: sqlite3.Connection, budget: float, started: float) -> QuickCheck:
