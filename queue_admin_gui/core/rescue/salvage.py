@@ -151,6 +151,7 @@ def _salvage_table(source: sqlite3.Connection, target: sqlite3.Connection, table
     keys = ["rowid"] if _rowid_alias(source, table) not in columns else []
     select = (f"SELECT {quoted(keys + columns)} FROM main.\"{table}\""
               " WHERE rowid BETWEEN ? AND ?")
+    single = select.replace("rowid BETWEEN ? AND ?", "rowid = ?")
     insert = (f"INSERT OR IGNORE INTO main.\"{table}\" ({quoted(keys + columns)})"
               f" VALUES ({', '.join('?' * (len(keys) + len(columns)))})")
     key_at = 0 if keys else columns.index(_rowid_alias(source, table) or "")
@@ -165,7 +166,9 @@ def _salvage_table(source: sqlite3.Connection, target: sqlite3.Connection, table
         low, high = pending.pop()
         raise_if_cancelled(cancelled, action)
         try:
-            rows = source.execute(select, (low, high)).fetchall()
+            # One id is looked up by equality: a range scan would step on to the next page.
+            rows = (source.execute(single, (low,)) if low == high
+                    else source.execute(select, (low, high))).fetchall()
         except sqlite3.DatabaseError:
             if low == high:
                 _note_failed(failed, low)
