@@ -144,9 +144,10 @@ class RescueReport:
     def headline(self) -> str:
         """One sentence for the CLI, the window and the activity log."""
         verb = "would put back" if self.dry_run else "put back"
+        logs = "" if self.dry_run else f", {self.logs_put_back} log row(s)"
         text = (f"Rescue from {self.past} {verb} {self.put_back} task(s) "
                 f"({len(self.put_back_removed)} removed, {len(self.put_back_changed)} "
-                f"changed, {self.logs_put_back} log row(s))")
+                f"changed{logs})")
         if self.skipped:
             reasons = ", ".join(f"{count} {reason.replace('_', ' ')}"
                                 for reason, count in sorted(self.skipped_by_reason.items()))

@@ -108,10 +108,9 @@ def _verified_backup(path: Path, live: Path, progress: ProgressCallback | None,
                      cancelled: CancelCheck | None) -> PastState:
     verdict = check_backup_file(path, progress, cancelled, live_path=live)
     if not verdict.ok:
-        kind = verdict.kind if verdict.kind is ErrorKind.NOT_FOUND else ErrorKind.INVALID
         raise RescueError(f"The backup '{path}' cannot be used as the past state: "
                           f"{verdict.problems[0].rstrip('.')}; choose a verified backup "
-                          "(or --damaged for a damaged file).", kind)
+                          "(or --damaged for a damaged file).", verdict.kind or ErrorKind.CORRUPT)
     return PastState(PastSource.BACKUP, path, path)
 
 
