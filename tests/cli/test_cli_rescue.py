@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
+from prismq import prismq_connect
+from rescue_scenario import make_incident, task_rows
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from queue_admin_gui.core.activity import ActivityLog
 
-from test_rescue import incident, task_rows  # noqa: E402,F401 - the fixture is shared
 
-from prismq import prismq_connect  # noqa: E402
-
-from queue_admin_gui.core.activity import ActivityLog  # noqa: E402
+@pytest.fixture
+def incident(tmp_path: Path) -> dict:
+    """See :func:`rescue_scenario.make_incident`."""
+    return make_incident(tmp_path)
 
 
 def test_diff_counts_by_kind_type_and_status_change_and_json_adds_ids(cli, incident) -> None:

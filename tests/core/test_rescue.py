@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
-from prismq import add_prismq_tasks, make_prismq_queue, prismq_connect
+from prismq import add_prismq_tasks, prismq_connect
+from rescue_scenario import ids_of, log_rows, make_incident, sequence, task_rows
 
-from queue_admin_gui.core.backup_store import BackupStore
 from queue_admin_gui.core.errors import ErrorKind
 from queue_admin_gui.core.rescue import (
     RescueError,
@@ -21,84 +20,10 @@ from queue_admin_gui.core.rescue import (
 )
 
 
-def task_rows(path: Path, ids: list[int] | None = None) -> dict[int, tuple]:
-    """Every stored column of every task (or of ``ids``), by id."""
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        columns = [row[1] for row in connection.execute("PRAGMA table_xinfo(task_queue)")
-                   if row[6] == 0]
-        rows = connection.execute(f"SELECT {', '.join(columns)} FROM task_queue").fetchall()
-    finally:
-        connection.close()
-    found = {row[0]: tuple(row) for row in rows}
-    return found if ids is None else {task_id: found[task_id] for task_id in ids
-                                      if task_id in found}
-
-
-def log_rows(path: Path) -> dict[int, tuple]:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return {row[0]: tuple(row) for row in connection.execute("SELECT * FROM task_logs")}
-    finally:
-        connection.close()
-
-
-def sequence(path: Path) -> dict[str, int]:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return dict(connection.execute("SELECT name, seq FROM sqlite_sequence").fetchall())
-    finally:
-        connection.close()
-
-
-def ids_of(path: Path, sql: str, params: tuple = ()) -> list[int]:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return [row[0] for row in connection.execute(sql, params)]
-    finally:
-        connection.close()
-
-
 @pytest.fixture
 def incident(tmp_path: Path) -> dict:
-    """A queue with three types, a backup of it, then a bad script and good work after it.
-
-    After the backup: every queued ``alpha`` task is failed by the script, 20 ``beta`` tasks
-    are deleted with their logs, ``gamma`` tasks are completed by a worker, one ``alpha``
-    task is leased by a worker, and new tasks arrive.
-    """
-    live = make_prismq_queue(tmp_path / "live dir" / "queue.db")
-    connection = prismq_connect(live)
-    add_prismq_tasks(connection, 50, "alpha", key_prefix="a")
-    add_prismq_tasks(connection, 40, "beta", key_prefix="b")
-    add_prismq_tasks(connection, 30, "gamma", key_prefix="g")
-    connection.execute("BEGIN IMMEDIATE")
-    connection.execute("INSERT INTO task_logs (task_id, level, message) SELECT id, 'info',"
-                       " 'enqueued' FROM task_queue WHERE type = 'beta'")
-    connection.commit()
-    backup_dir = tmp_path / "backups"
-    backup = BackupStore(live, backup_dir).backup("before").path
-    before = task_rows(live)
-    beta = ids_of(live, "SELECT id FROM task_queue WHERE type = 'beta' ORDER BY id")[:20]
-    connection.execute("BEGIN IMMEDIATE")
-    leased = connection.execute(
-        "UPDATE task_queue SET status = 'leased', locked_by = 'w1',"
-        " lease_until_utc = datetime('now', '+600 seconds'), reserved_at_utc = datetime('now')"
-        " WHERE id = (SELECT min(id) FROM task_queue WHERE type = 'alpha') RETURNING id"
-    ).fetchone()[0]
-    connection.execute("UPDATE task_queue SET status = 'failed', attempts = attempts + 1,"
-                       " error_message = 'bad deploy', updated_at_utc = datetime('now')"
-                       " WHERE type = 'alpha' AND status = 'queued'")
-    connection.execute(f"DELETE FROM task_logs WHERE task_id IN ({','.join(map(str, beta))})")
-    connection.execute(f"DELETE FROM task_queue WHERE id IN ({','.join(map(str, beta))})")
-    connection.execute("UPDATE task_queue SET status = 'completed',"
-                       " finished_at_utc = datetime('now'), updated_at_utc = datetime('now')"
-                       " WHERE type = 'gamma'")
-    connection.commit()
-    add_prismq_tasks(connection, 15, "gamma", key_prefix="new")
-    connection.close()
-    return {"live": live, "backup": backup, "backup_dir": backup_dir, "before": before,
-            "beta": beta, "leased": leased, "tmp": tmp_path}
+    """See :func:`rescue_scenario.make_incident`."""
+    return make_incident(tmp_path)
 
 
 def test_diff_groups_the_damage_by_type_and_status_change(incident: dict) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from prismq import add_prismq_tasks, make_prismq_queue, prismq_connect
-from test_rescue import task_rows
+from rescue_scenario import task_rows
 
 from queue_admin_gui.core.rescue import (
     RescueError,
