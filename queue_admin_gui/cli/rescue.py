@@ -168,7 +168,8 @@ def rescue_command(context: Context) -> CommandResult:
                                   cancelled=context.interrupt)
     return CommandResult(report.headline, report.as_dict(),
                          ["put_back", "logs_put_back", "outside_selection", "added_since",
-                          "safety_backup", "undo_file"], _skip_lines(report))
+                          "safety_backup", "undo_file"], _skip_lines(report),
+                         shortfall=report.shortfall)
 
 
 def _skip_lines(report: RescueReport) -> list[str]:

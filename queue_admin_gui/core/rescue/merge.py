@@ -141,6 +141,13 @@ class RescueReport:
         return dict(Counter(skip.reason for skip in self.skipped))
 
     @property
+    def shortfall(self) -> str | None:
+        """The activity log's result when tasks were skipped ("skipped 3 of 72"), else None."""
+        if not self.skipped or self.dry_run:
+            return None
+        return f"skipped {len(self.skipped)} of {len(self.skipped) + self.put_back}"
+
+    @property
     def headline(self) -> str:
         """One sentence for the CLI, the window and the activity log."""
         verb = "would put back" if self.dry_run else "put back"
