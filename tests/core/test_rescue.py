@@ -161,3 +161,12 @@ def test_a_backup_that_fails_verification_is_refused(incident: dict) -> None:
         pass
     assert refused.value.kind is not ErrorKind.BUG
     assert "cannot be used as the past state" in str(refused.value)
+
+
+def test_the_newest_five_rescue_safety_backups_are_kept(incident: dict) -> None:
+    from queue_admin_gui.core.rescue.merge import take_safety_backup
+
+    made = [take_safety_backup(incident["live"], incident["backup_dir"], "Rescue", None, None)
+            for _ in range(7)]
+    kept = sorted((incident["backup_dir"] / "pre-rescue").glob("queue_backup_pre_rescue_*.db"))
+    assert kept == sorted(made[-5:])

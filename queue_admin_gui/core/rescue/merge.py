@@ -23,6 +23,7 @@ selection. The undo file holds the live rows as they were just before, for :mod:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -61,6 +62,8 @@ from .undo_file import (
 SAFETY_FOLDER_NAME = "pre-rescue"
 UNDO_FOLDER_NAME = "rescue-undo"
 SAFETY_BACKUP_NAME = "pre_rescue"
+#: Safety backups kept in ``pre-rescue``; older ones are pruned after each rescue or undo.
+SAFETY_KEEP_COUNT = 5
 STAGE_PLAN = "Working out what to put back"
 STAGE_SAFETY = "Taking the safety backup"
 STAGE_WRITE = "Putting the tasks back"
@@ -490,15 +493,18 @@ def _run(connection: sqlite3.Connection, action: str, cancelled: CancelCheck | N
 def take_safety_backup(live: Path, backup_dir: Path, action: str,
                        progress: ProgressCallback | None, cancelled: CancelCheck | None) -> Path:
     """A verified backup of the live queue, in the backup folder's ``pre-rescue``."""
+    store = BackupStore(live, backup_dir / SAFETY_FOLDER_NAME)
     try:
-        return BackupStore(live, backup_dir / SAFETY_FOLDER_NAME).backup(
-            SAFETY_BACKUP_NAME, progress, cancelled).path
+        made = store.backup(SAFETY_BACKUP_NAME, progress, cancelled).path
     except QueueAdminError as error:
         if isinstance(error, OperationCancelled):
             raise
         raise RescueError(f"{action} stopped: the safety backup failed "
                           f"({error.message.rstrip('.')}); nothing was changed.",
                           error.kind) from error
+    with contextlib.suppress(QueueAdminError):
+        store.prune_backups(SAFETY_KEEP_COUNT)
+    return made
 
 
 def _utc_text(moment: datetime) -> str:
