@@ -30,6 +30,7 @@ from queue_admin_gui.core.rescue import (
     diff_queue,
     open_past_state,
     rescue_tasks,
+    undo_rescue,
 )
 from queue_admin_gui.core.restore.execute import ALL_WORKERS
 
@@ -103,8 +104,15 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((f"- {stage}", spent))
         rows.append(("- of which the write transaction (workers wait this long)",
                      report.held_seconds))
-        rows.append(("rescue without the safety backup (the undo file alone)",
-                     _rescue_without_safety(live, backup, backups, report.undo_file)))
+        undo = report.undo_file
+        for name, selection in (
+                ("rescue without the safety backup (the undo file alone)", RescueSelection()),
+                ("rescue of the diff's ids without the safety backup (as the Rescue window "
+                 "does)", RescueSelection(ids=frozenset(diff.ids_of("removed")
+                                                        + diff.ids_of("changed"))))):
+            seconds, held, undo = _rescue_again(live, backup, backups, undo, selection)
+            rows.append((name, seconds))
+            rows.append(("- of which the write transaction", held))
 
         os.sync()
         restore_stages = Stages()
@@ -126,18 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _rescue_without_safety(live: Path, backup: Path, backups: Path,
-                           undo_file: Path | None) -> float:
-    """Undo the measured rescue (the queue is damaged again), then rescue it once more
-    without a safety backup; returns that rescue's seconds."""
-    from queue_admin_gui.core.rescue import undo_rescue
-
+def _rescue_again(live: Path, backup: Path, backups: Path, undo_file: Path | None,
+                  selection: RescueSelection) -> tuple[float, float, Path | None]:
+    """Undo the last rescue (the queue is damaged again), then rescue ``selection`` without
+    a safety backup; its seconds, its write transaction's seconds and its undo file."""
     assert undo_file is not None
     undo_rescue(live, undo_file, backup_dir=backups, safety_backup=False)
     with open_past_state(live, backup=backup) as past:
         started = time.perf_counter()
-        rescue_tasks(live, past, RescueSelection(), backup_dir=backups, safety_backup=False)
-        return time.perf_counter() - started
+        done = rescue_tasks(live, past, selection, backup_dir=backups, safety_backup=False)
+        return time.perf_counter() - started, done.held_seconds, done.undo_file
 
 
 if __name__ == "__main__":

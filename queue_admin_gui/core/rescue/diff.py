@@ -175,8 +175,23 @@ def build_diff_table(connection: sqlite3.Connection, *, with_added: bool = True,
         raise RescueError("The past state has no task ids to compare; it is not a queue.")
     compared = [name for name in columns if name != "id"]
 
-    def restrict(alias: str) -> str:
-        return f"{alias}.id IN (SELECT id FROM {only}) AND" if only else ""
+    def rows_of(table: str, alias: str) -> str:
+        """Every row of ``table``, or only the listed ids (driven from the list)."""
+        if only:
+            return f"{only} AS c CROSS JOIN {table} AS {alias} ON {alias}.id = c.id"
+        return f"{table} AS {alias}"
+
+    def missing_from(first: str, second: str, alias: str) -> str:
+        """Rows of ``first`` whose id ``second`` lacks.
+
+        Over the whole queue this is a set difference of two id lists, which SQLite reads
+        from the smallest index of each table instead of the rows themselves.
+        """
+        if only:
+            return (f"{rows_of(first, alias)} WHERE NOT EXISTS"
+                    f" (SELECT 1 FROM {second} AS o WHERE o.id = {alias}.id)")
+        return (f"{first} AS {alias} WHERE {alias}.id IN"
+                f" (SELECT id FROM {first} EXCEPT SELECT id FROM {second})")
 
     connection.execute("DROP TABLE IF EXISTS temp.rescue_diff")
     connection.execute(
@@ -185,9 +200,8 @@ def build_diff_table(connection: sqlite3.Connection, *, with_added: bool = True,
         " held INTEGER NOT NULL DEFAULT 0, same_task INTEGER NOT NULL DEFAULT 1)")
     connection.execute(
         "INSERT INTO temp.rescue_diff (id, kind, type, status_then)"
-        f" SELECT p.id, '{KIND_REMOVED}', p.type, p.status FROM {PAST}.task_queue AS p"
-        f" WHERE {restrict('p')} NOT EXISTS (SELECT 1 FROM main.task_queue AS l"
-        " WHERE l.id = p.id)")
+        f" SELECT p.id, '{KIND_REMOVED}', p.type, p.status"
+        f" FROM {missing_from(PAST + '.task_queue', 'main.task_queue', 'p')}")
     differs = " OR ".join(f'l."{name}" IS NOT p."{name}"' for name in compared)
     which = " || ".join(f"""CASE WHEN l."{name}" IS NOT p."{name}" THEN '{name},' ELSE '' END"""
                         for name in compared)
@@ -204,15 +218,14 @@ def build_diff_table(connection: sqlite3.Connection, *, with_added: bool = True,
         " columns, held, same_task)"
         f" SELECT l.id, '{KIND_CHANGED}', p.type, p.status, l.status, {changed_at},"
         f" rtrim({which}, ','), {held}, {same}"
-        f" FROM main.task_queue AS l JOIN {PAST}.task_queue AS p ON p.id = l.id"
-        f" WHERE {restrict('l')} ({differs})")
+        f" FROM {rows_of('main.task_queue', 'l')} JOIN {PAST}.task_queue AS p ON p.id = l.id"
+        f" WHERE {differs}")
     if with_added:
         created = '"created_at_utc"' if "created_at_utc" in columns else "NULL"
         connection.execute(
             "INSERT INTO temp.rescue_diff (id, kind, type, status_now, changed_at, held)"
             f" SELECT l.id, '{KIND_ADDED}', l.type, l.status, l.{created}, {held}"
-            " FROM main.task_queue AS l"
-            f" WHERE NOT EXISTS (SELECT 1 FROM {PAST}.task_queue AS p WHERE p.id = l.id)")
+            f" FROM {missing_from('main.task_queue', PAST + '.task_queue', 'l')}")
     return columns
 
 

@@ -362,8 +362,18 @@ def _raise_counters(connection: sqlite3.Connection) -> dict[str, int]:
 
 def _plan(connection: sqlite3.Connection, selection: RescueSelection, *, explain_ids: bool,
           only: str | None = None) -> _Plan:
-    """Diff, select and sort out the skips, all in SQL over ``temp.rescue_diff``."""
-    build_diff_table(connection, with_added=only is None, only=only)
+    """Diff, select and sort out the skips, all in SQL over ``temp.rescue_diff``.
+
+    A selection by ids compares only those tasks; otherwise the whole queue is compared
+    (``only`` narrows it to the planned tasks, under the write lock).
+    """
+    if selection.ids is not None:
+        connection.execute("DROP TABLE IF EXISTS temp.rescue_asked")
+        connection.execute("CREATE TEMP TABLE rescue_asked (id INTEGER PRIMARY KEY)")
+        connection.executemany("INSERT OR IGNORE INTO temp.rescue_asked VALUES (?)",
+                               ((task_id,) for task_id in selection.ids))
+    build_diff_table(connection, with_added=explain_ids,
+                     only=only or ("temp.rescue_asked" if selection.ids is not None else None))
     where, params = _selection_sql(connection, selection)
     connection.execute("DROP TABLE IF EXISTS temp.rescue_pick")
     connection.execute("CREATE TEMP TABLE rescue_pick AS SELECT d.id, d.kind, d.type, d.held,"
@@ -437,10 +447,6 @@ def _selection_sql(connection: sqlite3.Connection,
         clauses.append(f"(d.kind <> '{KIND_CHANGED}' OR"
                        " julianday(d.changed_at) < julianday(:before))")
     if selection.ids is not None:
-        connection.execute("DROP TABLE IF EXISTS temp.rescue_asked")
-        connection.execute("CREATE TEMP TABLE rescue_asked (id INTEGER PRIMARY KEY)")
-        connection.executemany("INSERT OR IGNORE INTO temp.rescue_asked VALUES (?)",
-                               ((task_id,) for task_id in selection.ids))
         clauses.append("d.id IN (SELECT id FROM temp.rescue_asked)")
     return " AND ".join(clauses), params
 
@@ -493,8 +499,8 @@ def _run(connection: sqlite3.Connection, action: str, cancelled: CancelCheck | N
 def take_safety_backup(live: Path, backup_dir: Path, action: str,
                        progress: ProgressCallback | None, cancelled: CancelCheck | None) -> Path:
     """A verified backup of the live queue, in the backup folder's ``pre-rescue``."""
-    store = BackupStore(live, backup_dir / SAFETY_FOLDER_NAME)
     try:
+        store = BackupStore(live, backup_dir / SAFETY_FOLDER_NAME)
         made = store.backup(SAFETY_BACKUP_NAME, progress, cancelled).path
     except QueueAdminError as error:
         if isinstance(error, OperationCancelled):
