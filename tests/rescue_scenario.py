@@ -90,3 +90,58 @@ def make_incident(tmp_path: Path) -> dict:
     connection.close()
     return {"live": live, "backup": backup, "backup_dir": backup_dir, "before": before,
             "beta": beta, "leased": leased, "tmp": tmp_path}
+
+
+PAGE = 4096
+
+
+def varint(data: bytes, at: int) -> tuple[int, int]:
+    """An SQLite varint at ``at``: its value and the offset after it."""
+    value = 0
+    for step in range(9):
+        byte = data[at + step]
+        if step == 8:
+            return (value << 8) | byte, at + 9
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, at + step + 1
+    raise AssertionError("unreachable")
+
+
+def table_leaves(path: Path, table: str) -> dict[int, list[int]]:
+    """Leaf page number -> the rowids it holds, found by walking the table's b-tree."""
+    connection = sqlite3.connect(path)
+    root = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",
+                              (table,)).fetchone()[0]
+    connection.close()
+    data = path.read_bytes()
+    leaves: dict[int, list[int]] = {}
+
+    def walk(number: int) -> None:
+        page = data[(number - 1) * PAGE: number * PAGE]
+        kind, cells = page[0], int.from_bytes(page[3:5], "big")
+        header = 8 if kind == 0x0D else 12
+        pointers = [int.from_bytes(page[header + 2 * n: header + 2 * n + 2], "big")
+                    for n in range(cells)]
+        if kind == 0x0D:
+            rowids = []
+            for pointer in pointers:
+                _, after_size = varint(page, pointer)
+                rowids.append(varint(page, after_size)[0])
+            leaves[number] = rowids
+            return
+        assert kind == 0x05, f"page {number} is not a table b-tree page"
+        for pointer in pointers:
+            walk(int.from_bytes(page[pointer: pointer + 4], "big"))
+        walk(int.from_bytes(page[8:12], "big"))
+
+    walk(root)
+    return leaves
+
+
+def damage_pages(path: Path, pages: list[int]) -> None:
+    """Overwrite whole pages of a closed database file with zeros."""
+    with open(path, "r+b") as handle:
+        for number in pages:
+            handle.seek((number - 1) * PAGE)
+            handle.write(bytes(PAGE))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from prismq import prismq_connect
-from rescue_scenario import make_incident, task_rows
+from rescue_scenario import damage_pages, make_incident, table_leaves, task_rows
 
 from queue_admin_gui.core.activity import ActivityLog
 
@@ -115,3 +116,42 @@ def test_a_rescue_that_cannot_get_the_write_lock_exits_1_with_nothing_changed(
     assert "nothing was changed" in run.data["error"]
     assert task_rows(live) == pre
     assert not list((tmp_path / "folder" / "rescue-undo").glob("*"))
+
+
+def test_diff_and_rescue_from_a_damaged_file(cli, incident, tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.db"
+    shutil.copyfile(incident["backup"], damaged)
+    leaves = table_leaves(damaged, "task_queue")
+    page = sorted(leaves)[1]
+    damage_pages(damaged, [page])
+    lost = len(leaves[page])
+    run = cli("--db", incident["live"], "diff", "--damaged", damaged, "--json")
+    assert run.code == 0, run.err
+    assert run.data["unreadable_ids"] == lost
+    assert run.data["salvage"]["counted_from_index"]["task_queue"] is True
+    missing = [task_id for task_id in incident["beta"] if task_id not in leaves[page]]
+    removed = [task_id for group in run.data["groups"] if group["kind"] == "removed"
+               for task_id in group["ids"]]
+    assert sorted(removed) == missing
+    assert run.data["added"] == 15  # the unreadable ids of live tasks are not "added"
+    done = cli("--db", incident["live"], "rescue", "--damaged", damaged, "--deleted-only",
+               "--yes", "--dir", tmp_path / "folder", "--json")
+    assert done.code == 0, done.err
+    assert sorted(done.data["put_back_removed"]) == missing
+    rows = task_rows(incident["live"])
+    assert all(rows[task_id] == incident["before"][task_id] for task_id in missing)
+
+
+def test_an_undo_file_of_another_database_is_refused(cli, incident, tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    done = cli("--db", incident["live"], "rescue", "--backup", incident["backup"], "--yes",
+               "--dir", folder, "--json")
+    other = tmp_path / "other.db"
+    shutil.copyfile(incident["live"], other)
+    run = cli("--db", other, "rescue", "--undo", done.data["undo_file"], "--yes", "--dir",
+              folder, "--json")
+    assert run.code == 2 and run.data["kind"] == "invalid"
+    assert "belongs to the rescue of" in run.data["error"]
+    not_undo = cli("--db", incident["live"], "rescue", "--undo", incident["backup"], "--yes",
+                   "--dir", folder, "--json")
+    assert not_undo.code == 2 and "is not an undo file" in not_undo.data["error"]

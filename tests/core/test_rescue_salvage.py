@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from prismq import add_prismq_tasks, make_prismq_queue, prismq_connect
-from rescue_scenario import task_rows
+from rescue_scenario import damage_pages, table_leaves, task_rows
 
 from queue_admin_gui.core.rescue import (
     RescueError,
@@ -17,52 +17,6 @@ from queue_admin_gui.core.rescue import (
     rescue_tasks,
     salvage_queue,
 )
-
-PAGE = 4096
-
-
-def varint(data: bytes, at: int) -> tuple[int, int]:
-    """An SQLite varint at ``at``: its value and the offset after it."""
-    value = 0
-    for step in range(9):
-        byte = data[at + step]
-        if step == 8:
-            return (value << 8) | byte, at + 9
-        value = (value << 7) | (byte & 0x7F)
-        if byte < 0x80:
-            return value, at + step + 1
-    raise AssertionError("unreachable")
-
-
-def table_leaves(path: Path, table: str) -> dict[int, list[int]]:
-    """Leaf page number -> the rowids it holds, found by walking the table's b-tree."""
-    connection = sqlite3.connect(path)
-    root = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",
-                              (table,)).fetchone()[0]
-    connection.close()
-    data = path.read_bytes()
-    leaves: dict[int, list[int]] = {}
-
-    def walk(number: int) -> None:
-        page = data[(number - 1) * PAGE: number * PAGE]
-        kind, cells = page[0], int.from_bytes(page[3:5], "big")
-        header = 8 if kind == 0x0D else 12
-        pointers = [int.from_bytes(page[header + 2 * n: header + 2 * n + 2], "big")
-                    for n in range(cells)]
-        if kind == 0x0D:
-            rowids = []
-            for pointer in pointers:
-                _, after_size = varint(page, pointer)
-                rowids.append(varint(page, after_size)[0])
-            leaves[number] = rowids
-            return
-        assert kind == 0x05, f"page {number} is not a table b-tree page"
-        for pointer in pointers:
-            walk(int.from_bytes(page[pointer: pointer + 4], "big"))
-        walk(int.from_bytes(page[8:12], "big"))
-
-    walk(root)
-    return leaves
 
 
 @pytest.fixture
@@ -82,10 +36,7 @@ def damaged_queue(tmp_path: Path) -> tuple[Path, dict[int, tuple], list[int]]:
     chosen = sorted(leaves)[3:len(leaves) - 3:max(1, (len(leaves) - 6) // 4)][:4]
     assert len(chosen) == 4
     lost = sorted(rowid for number in chosen for rowid in leaves[number])
-    with open(path, "r+b") as handle:
-        for number in chosen:
-            handle.seek((number - 1) * PAGE)
-            handle.write(bytes(PAGE))
+    damage_pages(path, chosen)
     return path, original, lost
 
 

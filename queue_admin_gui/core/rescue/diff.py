@@ -149,7 +149,7 @@ def diff_queue(live: str | Path, past: PastState, progress: ProgressCallback | N
             with interruptible(connection, cancelled):
                 connection.execute("BEGIN")
                 try:
-                    build_diff_table(connection)
+                    build_diff_table(connection, unreadable=unreadable_ranges(past))
                     diff = read_diff(connection, live, past.label)
                 finally:
                     connection.execute("ROLLBACK")
@@ -160,11 +160,21 @@ def diff_queue(live: str | Path, past: PastState, progress: ProgressCallback | N
     return replace(diff, unreadable_ids=unreadable, seconds=time.monotonic() - started)
 
 
+def unreadable_ranges(past: PastState) -> list[tuple[int, int]]:
+    """Task id ranges a damaged past state could not give (none for a backup or an instant)."""
+    if past.salvage is None:
+        return []
+    return list(past.salvage.unreadable_ranges.get("task_queue", []))
+
+
 def build_diff_table(connection: sqlite3.Connection, *, with_added: bool = True,
-                     only: str | None = None) -> list[str]:
+                     only: str | None = None,
+                     unreadable: list[tuple[int, int]] | None = None) -> list[str]:
     """Fill ``temp.rescue_diff`` (see the module docstring); return the compared columns.
 
     ``only`` names a table of ids (column ``id``) to compare instead of every task.
+    ``unreadable`` are id ranges the past state could not read (a damaged file): a live task
+    there is not known to be new, so it is not listed as added.
 
     Columns: id, kind, type (the past type, the live one for an added task), status_then,
     status_now, changed_at (UTC text), columns (the changed ones, comma separated), held
@@ -226,6 +236,15 @@ def build_diff_table(connection: sqlite3.Connection, *, with_added: bool = True,
             "INSERT INTO temp.rescue_diff (id, kind, type, status_now, changed_at, held)"
             f" SELECT l.id, '{KIND_ADDED}', l.type, l.status, l.{created}, {held}"
             f" FROM {missing_from('main.task_queue', PAST + '.task_queue', 'l')}")
+        if unreadable:
+            connection.execute("DROP TABLE IF EXISTS temp.rescue_unreadable")
+            connection.execute("CREATE TEMP TABLE rescue_unreadable (first INTEGER, last INTEGER)")
+            connection.executemany("INSERT INTO temp.rescue_unreadable VALUES (?, ?)",
+                                   unreadable)
+            connection.execute(
+                f"DELETE FROM temp.rescue_diff WHERE kind = '{KIND_ADDED}' AND EXISTS (SELECT 1"
+                " FROM temp.rescue_unreadable AS u WHERE rescue_diff.id BETWEEN u.first"
+                " AND u.last)")
     return columns
 
 
@@ -280,4 +299,4 @@ def _groups(rows: Iterable[sqlite3.Row]) -> list[DiffGroup]:
 
 
 __all__ = ["KINDS", "KIND_ADDED", "KIND_CHANGED", "KIND_REMOVED", "DiffGroup", "QueueDiff",
-           "build_diff_table", "diff_queue", "read_diff"]
+           "build_diff_table", "diff_queue", "read_diff", "unreadable_ranges"]

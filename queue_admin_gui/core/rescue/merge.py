@@ -37,7 +37,13 @@ from ..backup_store import BackupStore
 from ..database import closing_connection
 from ..errors import OperationCancelled, QueueAdminError, translate_error
 from ..progress import CancelCheck, ProgressCallback, interruptible, raise_if_cancelled, report
-from .diff import KIND_ADDED, KIND_CHANGED, KIND_REMOVED, build_diff_table
+from .diff import (
+    KIND_ADDED,
+    KIND_CHANGED,
+    KIND_REMOVED,
+    build_diff_table,
+    unreadable_ranges,
+)
 from .past import PastState
 from .sql import (
     PAST,
@@ -75,6 +81,7 @@ SKIP_ADDED = "added_after_past"
 SKIP_UNCHANGED = "unchanged"
 SKIP_NOT_FOUND = "not_found"
 SKIP_OUTSIDE = "outside_selection"
+SKIP_UNREADABLE = "unreadable_in_past"
 
 
 @dataclass(frozen=True)
@@ -217,7 +224,8 @@ def rescue_tasks(live: str | Path, past: PastState, selection: RescueSelection, 
         attach_read_only(connection, past.path, PAST, action)
         guard_untrusted(connection)
         plan = _run(connection, action, cancelled,
-                    lambda: _plan(connection, selection, explain_ids=True), write=False)
+                    lambda: _plan(connection, selection, explain_ids=True,
+                                  unreadable=unreadable_ranges(past)), write=False)
     outcome.skipped = tuple(plan.skipped)
     outcome.outside_selection, outcome.added_since = plan.outside, plan.added
     if dry_run or not (plan.removed or plan.changed):
@@ -361,7 +369,7 @@ def _raise_counters(connection: sqlite3.Connection) -> dict[str, int]:
 
 
 def _plan(connection: sqlite3.Connection, selection: RescueSelection, *, explain_ids: bool,
-          only: str | None = None) -> _Plan:
+          only: str | None = None, unreadable: list[tuple[int, int]] | None = None) -> _Plan:
     """Diff, select and sort out the skips, all in SQL over ``temp.rescue_diff``.
 
     A selection by ids compares only those tasks; otherwise the whole queue is compared
@@ -373,7 +381,8 @@ def _plan(connection: sqlite3.Connection, selection: RescueSelection, *, explain
         connection.executemany("INSERT OR IGNORE INTO temp.rescue_asked VALUES (?)",
                                ((task_id,) for task_id in selection.ids))
     build_diff_table(connection, with_added=explain_ids,
-                     only=only or ("temp.rescue_asked" if selection.ids is not None else None))
+                     only=only or ("temp.rescue_asked" if selection.ids is not None else None),
+                     unreadable=unreadable)
     where, params = _selection_sql(connection, selection)
     connection.execute("DROP TABLE IF EXISTS temp.rescue_pick")
     connection.execute("CREATE TEMP TABLE rescue_pick AS SELECT d.id, d.kind, d.type, d.held,"
@@ -468,6 +477,9 @@ def _explain_asked_ids(connection: sqlite3.Connection) -> list[RescueSkip]:
         elif kind is not None:
             skips.append(RescueSkip(int(task_id), task_type, SKIP_OUTSIDE,
                                     "it is listed but outside the other filters"))
+        elif live_type is not None and past_type is None:
+            skips.append(RescueSkip(int(task_id), task_type, SKIP_UNREADABLE,
+                                    "its row in the damaged past state could not be read"))
         elif live_type is not None or past_type is not None:
             skips.append(RescueSkip(int(task_id), task_type, SKIP_UNCHANGED,
                                     "it is the same as in the past state"))
