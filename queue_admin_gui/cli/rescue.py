@@ -120,7 +120,8 @@ def diff_command(context: Context) -> CommandResult:
                            "counted_from_index": salvage.counted_from_index}
     headline = (f"Since {diff.past}: {diff.removed} task(s) removed, {diff.changed} changed, "
                 f"{diff.added} added.")
-    return CommandResult(headline, data, ["held_now", "unreadable_ids"], _diff_lines(diff))
+    shown = ["held_now"] + (["unreadable_ids"] if salvage is not None else [])
+    return CommandResult(headline, data, shown, _diff_lines(diff))
 
 
 def _diff_lines(diff: QueueDiff) -> list[str]:
