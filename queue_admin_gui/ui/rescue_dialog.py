@@ -47,6 +47,8 @@ class RescueDialog(QDialog):
         self.diff: QueueDiff | None = None
         self.job: Job | None = None
         self.last_report: RescueReport | None = None
+        #: The job of the last rescue that went through (the activity log reads it).
+        self.rescue_job: Job | None = None
         self.setWindowTitle(f"Rescue tasks from {self.backup.name}")
         self.resize(900, 640)
         intro = explanation(
@@ -224,6 +226,7 @@ class RescueDialog(QDialog):
 
     def _on_rescued(self, job: Job, report: RescueReport) -> None:
         self.last_report = report
+        self.rescue_job = job
         if report.skipped:
             job.note = report.headline  # the activity log records the skips and the undo file
         self.report_box.setPlainText(_report_text(report))

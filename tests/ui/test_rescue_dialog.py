@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from rescue_scenario import make_incident, task_rows
 
 from queue_admin_gui.app.messages import Level
+from queue_admin_gui.ui.activity_log import entry_for_job
 from queue_admin_gui.ui.backups_tab import BackupsTab
 
 LEFT = Qt.MouseButton.LeftButton
@@ -85,6 +86,9 @@ def test_the_tree_shows_the_damage_and_a_rescue_puts_back_only_the_ticked_groups
         [(incident["leased"], "held_by_worker")]
     assert f"Skipped task {incident['leased']}" in dialog.report_box.toPlainText()
     assert any("put back 69 task(s)" in text for text in presenter.texts(Level.INFO))
+    entry = entry_for_job(dialog.rescue_job, live)  # what the activity log records
+    assert entry.result == "skipped 1 of 70"
+    assert "put back 69 task(s)" in entry.message and str(report.undo_file) in entry.message
     after = task_rows(live)
     damaged = [task_id for task_id, row in before.items()
                if row[1] in ("alpha", "beta") and task_id != incident["leased"]]
