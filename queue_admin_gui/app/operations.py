@@ -9,7 +9,7 @@ operation emits only its ``changes_when_stopped``: the topics it may have change
 stopped (a restore takes its safety backup before it writes, and keeps it when it fails).
 
 The functions below build the operations the tabs and the restore wizard run: backups,
-restores, leases and maintenance.
+restores, leases and maintenance, and the rescue window's diff and rescue.
 """
 
 from __future__ import annotations
@@ -24,6 +24,14 @@ from ..core.backup import QueueBackup
 from ..core.leases import LeaseManager
 from ..core.maintenance import QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
+from ..core.rescue import (
+    QueueDiff,
+    RescueReport,
+    RescueSelection,
+    diff_queue,
+    open_past_state,
+    rescue_tasks,
+)
 from ..core.restore.plan import ACTIVE_WORKER_SECONDS
 
 #: Topics for ``Session.changed``; a view refreshes on the topics it shows.
@@ -153,3 +161,38 @@ def vacuum(db_path: Path, func: Callable[[ProgressCallback, CancelCheck], Any]) 
     """Rebuild the database file; ``func`` runs the VACUUM with the caller's progress wording."""
     return Operation("VACUUM", func, writes=True, changes=frozenset({TOPIC_STATS}),
                      parameters={"database": str(db_path)})
+
+
+def diff_with_backup(live: Path, backup: Path) -> Operation:
+    """Compare the live queue with a backup (verified first), task by task; reads only."""
+    def run(progress: ProgressCallback, cancelled: CancelCheck) -> QueueDiff:
+        with open_past_state(live, backup=backup, progress=progress,
+                             cancelled=cancelled) as past:
+            return diff_queue(live, past, progress, cancelled)
+
+    return Operation(f"Compare {live.name} with {backup.name}", run,
+                     parameters={"backup": str(backup)})
+
+
+def rescue_from_backup(live: Path, folder: Path, backup: Path, selection: RescueSelection,
+                       *, dry_run: bool) -> Operation:
+    """Put the selected tasks back as they were in ``backup`` (or, dry, say what would be).
+
+    A rescue that went through changes the queue and adds its safety backup and undo file to
+    the backup folder; one that failed may still have kept the safety backup.
+    """
+    def run(progress: ProgressCallback, cancelled: CancelCheck) -> RescueReport:
+        with open_past_state(live, backup=backup, progress=progress,
+                             cancelled=cancelled) as past:
+            return rescue_tasks(live, past, selection, backup_dir=folder, dry_run=dry_run,
+                                progress=progress, cancelled=cancelled)
+
+    if dry_run:
+        return Operation(f"Preview the rescue from {backup.name}", run,
+                         parameters={"backup": str(backup)})
+    return Operation(
+        f"Rescue tasks from {backup.name}", run, writes=True,
+        changes=frozenset({TOPIC_BACKUPS, TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS}),
+        changes_when_stopped=frozenset({TOPIC_BACKUPS}),
+        parameters={"backup": str(backup), "selection": selection.describe(),
+                    "tasks_chosen": len(selection.ids or ())})

@@ -33,6 +33,7 @@ from ..core.verify import check_backup_file
 from .archive import archive, archive_status_command, restore_at
 from .arguments import database_path
 from .output import EXIT_FAILED, CommandResult
+from .rescue import diff_command, rescue_command
 
 if TYPE_CHECKING:
     from .program import Context
@@ -400,4 +401,5 @@ COMMANDS: dict[str, Callable[[Context], CommandResult]] = {
     "checkpoint": checkpoint, "vacuum": vacuum, "analyze": analyze,
     "optimize": optimize, "integrity": integrity, "leases": leases, "stats": stats,
     "demo": demo, "archive": archive, "archive-status": archive_status_command,
+    "diff": diff_command, "rescue": rescue_command,
 }

@@ -46,6 +46,7 @@ from .output import (
     emit_error,
     exit_code_for,
 )
+from .rescue import add_rescue_commands
 
 CHECKPOINT_CHOICES = ("passive", "full", "restart", "truncate")
 
@@ -53,6 +54,7 @@ CHECKPOINT_CHOICES = ("passive", "full", "restart", "truncate")
 LOGGED_COMMANDS = frozenset({
     "backup", "verify", "prune", "restore", "checkpoint", "vacuum", "analyze", "optimize",
     "integrity", "leases", "archive",
+    "rescue",
 })
 
 
@@ -165,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_restore_point_options(restore)
     add_archive_commands(command)
+    add_rescue_commands(command)
 
     checkpoint = command("checkpoint", "Copy the WAL into the database file.")
     checkpoint.add_argument("--mode", type=str.lower, choices=CHECKPOINT_CHOICES,

@@ -48,6 +48,7 @@ from .backup_rows import (
     verification_text,
 )
 from .icons import icon
+from .rescue_dialog import open_rescue_dialog
 from .restore_wizard import RestoreWizard
 from .table_model import keep_place_when_hidden, make_list_view
 from .widgets import (
@@ -70,6 +71,7 @@ class BackupsTab(MaintenanceTab):
         super().__init__(session, parent)
         self.verifications: dict[Path, Verification] = {}
         self.restore_wizard: QWidget | None = None
+        self.rescue_dialog: QWidget | None = None
         self._select_after_load: Path | None = None
         #: Asks for a folder; returns "" when the user cancels (replaceable in tests).
         self.choose_folder: Callable[[QWidget, str], str] = _ask_for_folder
@@ -141,6 +143,7 @@ class BackupsTab(MaintenanceTab):
         box = QGroupBox("Backups", self)
         self.verify_button = QPushButton(icon("verify"), "Verify", box)
         self.restore_button = QPushButton(icon("restore"), "Restore...", box)
+        self.rescue_button = QPushButton(icon("restore"), "Rescue...", box)
         self.delete_button = QPushButton(icon("delete"), "Delete", box)
         self.keep_spin = QSpinBox(box)
         self.keep_spin.setRange(1, 10_000)
@@ -154,6 +157,9 @@ class BackupsTab(MaintenanceTab):
         self.add_action(self.restore_button, "Open the restore wizard for the selected "
                         "backup; it checks everything and asks before changing anything.",
                         writes=True)
+        self.add_action(self.rescue_button, "Compare the queue with the selected backup and "
+                        "put back only the tasks that went wrong since; workers keep "
+                        "running.", writes=True)
         self.add_action(self.delete_button, "Delete the selected backup and its manifest "
                         "(asks first).", writes=True)
         self.add_action(self.prune_button, "Delete every backup except the newest N "
@@ -161,11 +167,13 @@ class BackupsTab(MaintenanceTab):
         self.add_action(self.refresh_button, "Read the backup folder again (F5).")
         self.verify_button.clicked.connect(self.verify_selected)
         self.restore_button.clicked.connect(self.restore_selected)
+        self.rescue_button.clicked.connect(self.rescue_selected)
         self.delete_button.clicked.connect(self.delete_selected)
         self.prune_button.clicked.connect(self.prune)
         self.refresh_button.clicked.connect(self.refresh)
         buttons = QHBoxLayout()
-        for button in (self.verify_button, self.restore_button, self.delete_button):
+        for button in (self.verify_button, self.restore_button, self.rescue_button,
+                       self.delete_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         for widget in (self.keep_spin, self.prune_button, self.refresh_button):
@@ -201,7 +209,8 @@ class BackupsTab(MaintenanceTab):
         if not hasattr(self, "prune_button"):
             return
         selected = self.selected_backup() is not None
-        for button in (self.verify_button, self.restore_button, self.delete_button):
+        for button in (self.verify_button, self.restore_button, self.rescue_button,
+                       self.delete_button):
             if button.isEnabled() and not selected:
                 button.setEnabled(False)
                 button.setToolTip("Select a backup in the table first.")
@@ -294,6 +303,12 @@ class BackupsTab(MaintenanceTab):
         info = self.selected_backup()
         self.restore_wizard = open_restore_wizard(self.session, info.path if info else None,
                                                   self)
+
+    def rescue_selected(self) -> None:
+        """Open the Rescue window on the selected backup."""
+        info = self.selected_backup()
+        if info is not None:
+            self.rescue_dialog = open_rescue_dialog(self.session, info.path, self)
 
     def set_backup_folder(self, folder: Path) -> bool:
         """Use ``folder`` for backups from now on and save the setting; False on failure."""

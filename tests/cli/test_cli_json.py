@@ -29,6 +29,8 @@ ARGS: dict[str, list[str]] = {
     "optimize": [], "integrity": [], "leases": [], "stats": [], "demo": ["--tasks", "20"],
     "archive": ["--dir", "{folder}/archive", "--seconds", "0.5"],
     "archive-status": ["--dir", "{folder}"],
+    "diff": ["--backup", "{backup}"],
+    "rescue": ["--backup", "{backup}", "--yes", "--dir", "{folder}"],
 }
 
 #: How each command is refused by the engine: arguments that make it say no.
