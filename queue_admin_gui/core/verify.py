@@ -37,7 +37,7 @@ from .errors import (
     translate_error,
 )
 from .files import file_sha256
-from .manifest import BackupManifest, manifest_path_for
+from .manifest import BackupManifest, manifest_beside, manifest_path_for
 from .progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .untrusted import (
     FULL_CHECK,
@@ -205,15 +205,13 @@ def _compare_schema(content: ContentCheck, live: Path | None, found: _Findings) 
 
 
 def _read_manifest(path: Path, size: int, found: _Findings) -> BackupManifest | None:
-    manifest_file = manifest_path_for(path)
-    if not manifest_file.is_file():
+    manifest, unreadable = manifest_beside(path)
+    if unreadable is not None:  # a pipe, a folder or damaged content is not "no manifest"
+        found.problem(ErrorKind.CORRUPT, unreadable.message)
+        return None
+    if manifest is None:
         found.notes.append("This backup has no manifest (it was made by an older tool), so "
                            "its checksum cannot be compared.")
-        return None
-    try:
-        manifest = BackupManifest.read(manifest_file)
-    except QueueBackupError as error:
-        found.problem(ErrorKind.CORRUPT, error.message)
         return None
     if manifest.size_bytes != size:
         found.problem(ErrorKind.CORRUPT,

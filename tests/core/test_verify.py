@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import sqlite3
@@ -212,3 +213,14 @@ def test_cancel_while_the_check_runs_beside_the_hash_stops_both(good: Path) -> N
         check_backup_file(good, progress=lambda done, total, stage: seen.append(stage),
                           cancelled=lambda: "Computing the checksum" in seen)
     assert not [thread for thread in threading.enumerate() if thread.name == "queue-admin-check"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX only")
+def test_a_pipe_in_place_of_the_manifest_is_a_problem_not_an_older_backup(good: Path) -> None:
+    odd = good.with_name("queue_backup_pipe_20250102_030405.db")
+    shutil.copyfile(good, odd)
+    os.mkfifo(manifest_path_for(odd))
+    report = check_backup_file(odd)
+    assert not report.ok
+    assert any("not a regular file" in problem for problem in report.problems)
+    assert not any("older tool" in note for note in report.notes)
