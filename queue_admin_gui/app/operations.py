@@ -14,13 +14,17 @@ restores, leases and maintenance, and the rescue window's diff and rescue.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.activity import ActivityEntry, ActivityLog
 from ..core.archive.validation import VALIDATION_ACTION, require_valid_archive
 from ..core.backup import QueueBackup
+from ..core.backup_folder import remove_leftovers
+from ..core.errors import QueueAdminError
 from ..core.leases import LeaseManager
 from ..core.maintenance import QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
@@ -32,6 +36,7 @@ from ..core.rescue import (
     open_past_state,
     rescue_tasks,
 )
+from ..core.restore.keep import safety_folder
 from ..core.restore.plan import ACTIVE_WORKER_SECONDS
 
 #: Topics for ``Session.changed``; a view refreshes on the topics it shows.
@@ -55,12 +60,43 @@ class Operation:
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
+LEFTOVERS_ACTION = "Remove leftovers of interrupted runs"
+
+
+def clear_leftovers(folder: Path, log: ActivityLog | None = None) -> list[Path]:
+    """Remove what interrupted runs left in a backup folder and its safety-backup folder.
+
+    Partial files no running backup writes and orphan manifests go, as the command line
+    does before a backup, a prune or a restore; what was removed is one activity entry.
+    An unusable folder is left for the operation itself to report.
+    """
+    removed: list[Path] = []
+    for where in (folder, safety_folder(folder)):
+        with contextlib.suppress(QueueAdminError):
+            removed += remove_leftovers(where)
+    if removed:
+        names = ", ".join(path.name for path in removed)
+        with contextlib.suppress(QueueAdminError):
+            (log or ActivityLog()).append(ActivityEntry.now(
+                LEFTOVERS_ACTION, parameters={"folder": str(folder)},
+                message=f"Removed {len(removed)} leftover file(s) of interrupted runs: {names}."))
+    return removed
+
+
+def _after_clearing_leftovers(folder: Path, func: Callable[[ProgressCallback, CancelCheck], Any]
+                              ) -> Callable[[ProgressCallback, CancelCheck], Any]:
+    def run(progress: ProgressCallback, cancelled: CancelCheck) -> Any:
+        clear_leftovers(folder)
+        return func(progress, cancelled)
+    return run
+
+
 def back_up(db_path: Path, folder: Path, name: str | None) -> Operation:
     """Take a backup of ``db_path`` into ``folder`` (optionally named)."""
     return Operation(
         "Back up",
-        lambda progress, cancelled: QueueBackup(db_path, folder).backup(name, progress,
-                                                                        cancelled),
+        _after_clearing_leftovers(folder, lambda progress, cancelled: QueueBackup(
+            db_path, folder).backup(name, progress, cancelled)),
         writes=True, changes=frozenset({TOPIC_BACKUPS}),
         parameters={"name": name, "database": str(db_path), "folder": str(folder)})
 
@@ -95,7 +131,8 @@ def prune_backups(db_path: Path, folder: Path, keep: int) -> Operation:
     """Delete all but the newest ``keep`` backups in ``folder``."""
     return Operation(
         "Prune backups",
-        lambda progress, cancelled: QueueBackup(db_path, folder).prune_backups(keep),
+        _after_clearing_leftovers(folder, lambda progress, cancelled: QueueBackup(
+            db_path, folder).prune_backups(keep)),
         writes=True, changes=frozenset({TOPIC_BACKUPS}),
         parameters={"keep": keep, "folder": str(folder)})
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from queue_admin_gui.app.jobs import JobRunner, JobState
 from queue_admin_gui.app.messages import Level, Messages, RecordingPresenter
 from queue_admin_gui.app.operations import (
+    LEFTOVERS_ACTION,
     TOPIC_BACKUPS,
     TOPIC_LEASES,
     TOPIC_STATS,
@@ -15,6 +17,7 @@ from queue_admin_gui.app.operations import (
     verify_backup,
 )
 from queue_admin_gui.app.session import Session
+from queue_admin_gui.core.activity import ActivityLog
 from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.core.errors import QueueBackupError
 
@@ -92,3 +95,19 @@ def test_a_real_backup_announces_the_backup_list_and_a_verify_announces_nothing(
     assert verified.state is JobState.SUCCEEDED, verified.error
     assert verified.result.ok
     assert topics == [TOPIC_BACKUPS]
+
+
+def test_a_window_backup_first_clears_what_a_killed_backup_left(qtbot, session, queue_db):
+    """A partial no running backup holds (older than the grace period) goes, and is logged."""
+    folder = session.backup_dir
+    folder.mkdir(parents=True)
+    leftover = folder / "queue_backup_20250101_000000.db.partial"
+    leftover.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    os.utime(leftover, (1_600_000_000, 1_600_000_000))
+    backed_up = session.run_operation(back_up(queue_db, folder, None))
+    with qtbot.waitSignal(backed_up.finished, timeout=30_000):
+        pass
+    assert backed_up.state is JobState.SUCCEEDED, backed_up.error
+    assert not leftover.exists()
+    entries = [entry for entry in ActivityLog().read(50) if entry.action == LEFTOVERS_ACTION]
+    assert len(entries) == 1 and leftover.name in entries[0].message
