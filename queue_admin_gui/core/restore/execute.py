@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 import shutil
 import time
-from collections.abc import Collection
 from pathlib import Path
 
 import psutil
@@ -51,6 +49,7 @@ from ..manifest import manifest_path_for
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from ..verify import check_backup_file
 from ..write_access import blocked_sentence, probe_write_access, wait_for_write_access
+from .gate import ALL_WORKERS, CommitWatch, WorkerSignals, read_worker_signals
 from .keep import (
     SAFETY_BACKUP_NAME,
     SAFETY_FOLDER_NAME,
@@ -60,11 +59,7 @@ from .keep import (
     counter_problems,
     safety_folder,
 )
-from .plan import (
-    ACTIVE_WORKER_SECONDS,
-    check_restored,
-    running_workers,
-)
+from .plan import check_restored
 from .writing import (
     LockedHook,
     TargetState,
@@ -83,8 +78,6 @@ _CHUNK = 1024 * 1024
 #: A staging folder this old belongs to no running restore, whatever its name says.
 STALE_STAGING_SECONDS = 24 * 3600
 
-#: The workers a caller accepts as running during the restore; ``ALL_WORKERS`` accepts any.
-ALL_WORKERS = frozenset({"*"})
 
 
 def execute_restore(request: RestoreRequest, progress: ProgressCallback | None = None,
@@ -107,6 +100,9 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
     refuse_live_side_paths(backup_path, target, action)
     _remove_stale_staging(target.parent)
     staging_dir = _make_staging_dir(target, action)
+    # Commits by other connections are watched from now on, while the backup is checked.
+    watch = (CommitWatch(target) if target.exists()
+             and not set(request.accepted_workers) >= ALL_WORKERS else None)
     try:
         staged = _stage(backup_path, staging_dir, action, progress, cancelled)
         verdict = check_backup_file(staged, progress, cancelled,
@@ -115,9 +111,13 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
             raise QueueBackupError(f"{action} refused: the backup failed verification: "
                                    f"{verdict.problems[0]}", verdict.kind)
         _wait_for_lock(target, request.lock_wait_seconds, progress, cancelled)
-        _refuse_live_workers(target, request.accepted_workers, action)
+        _refuse_live_workers(request, action, watch, cancelled)
+        if watch is not None:
+            watch.close()
         return _write(request, staged, action, started, progress, cancelled)
     finally:
+        if watch is not None:
+            watch.close()
         shutil.rmtree(staging_dir, ignore_errors=True)
 
 
@@ -136,13 +136,11 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
     if inspection.state in (TargetState.CORRUPT, TargetState.MISSING):
         # SQLite cannot open it, so no worker can be writing to it: set it aside whole.
         outcome.moved_aside = move_aside(target)
-    keeper = LiveStateKeeper(request, outcome, action, progress, cancelled)
+    keeper = LiveStateKeeper(request, outcome, action, progress, cancelled,
+                             wal=inspection.journal_mode == "wal")
     hook: LockedHook | None = None
     if inspection.state in (TargetState.HEALTHY, TargetState.DAMAGED):
-        if inspection.journal_mode == "wal":
-            hook = keeper.while_locked
-        else:
-            hook = keeper.before_write_without_wal()
+        hook = keeper.while_locked
 
     def write(hook: LockedHook | None) -> None:
         write_into(staged, target, progress, cancelled, pages_per_step=request.pages_per_step,
@@ -197,29 +195,35 @@ def _explain_failure(error: QueueAdminError, action: str,
     return QueueBackupError(f"{error.message.rstrip('.')}; {'; '.join(kept)}.", error.kind)
 
 
-def _refuse_live_workers(target: Path, accepted: Collection[str], action: str) -> None:
-    """Refuse while workers heartbeat, unless the caller named each one as accepted."""
-    if not target.exists() or set(accepted) >= ALL_WORKERS:
-        return
+def _refuse_live_workers(request: RestoreRequest, action: str, watch: CommitWatch | None,
+                         cancelled: CancelCheck | None) -> WorkerSignals | None:
+    """Refuse while workers are at work (see :mod:`.gate`), unless the caller accepted them."""
+    target = Path(request.target)
+    if watch is None or not target.exists():
+        return None
     try:
-        running = running_workers(target)
+        signals = read_worker_signals(target, watch=watch, archive_dirs=archive_dirs(request),
+                                      cancelled=cancelled)
     except QueueAdminError as error:
-        raise QueueBackupError(f"{action} refused: which workers are running could not be "
+        if isinstance(error, OperationCancelled):
+            raise
+        raise QueueBackupError(f"{action} refused: whether workers are at work could not be "
                                f"read ({error.message.rstrip('.')}); nothing was changed.",
                                error.kind) from error
-    unaccepted = [worker for worker in running if worker.worker_id not in accepted]
-    if unaccepted:
-        names = [worker.worker_id + ("" if math.isfinite(worker.heartbeat_age_seconds)
-                                     else " (heartbeat not a readable time)")
-                 for worker in unaccepted]
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more"
-                                        if len(names) > 5 else "")
+    if not signals.accepted_by(request.accepted_workers):
         raise QueueBackupError(
-            f"{action} refused: {len(unaccepted)} worker(s) may still be running ({shown}): "
-            f"a heartbeat in the last {ACTIVE_WORKER_SECONDS} s, or one that cannot be read "
-            "as a time; they would keep working on tasks the restore puts back and may run "
-            "them twice. Stop the workers first, or confirm that they may keep running "
-            "(--allow-live-workers).", ErrorKind.WORKERS_ACTIVE)
+            f"{action} refused: workers are at work on the queue: "
+            f"{'; '.join(signals.reasons())}. They would keep working on tasks the restore "
+            "puts back and may run them twice; nothing was changed. Stop them first (the "
+            "restore can go as soon as none of this is seen), or confirm that they may keep "
+            "running (--allow-live-workers).", ErrorKind.WORKERS_ACTIVE)
+    return signals
+
+
+def archive_dirs(request: RestoreRequest) -> list[Path]:
+    """Where the tool's archiver of this database may keep its lock (to recognise it)."""
+    folder = Path(request.backup_dir)
+    return [*map(Path, request.archive_dirs), folder / "archive", folder / "wal-archive"]
 
 
 def _wait_for_lock(target: Path, wait_seconds: float, progress: ProgressCallback | None,
