@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -57,12 +58,14 @@ from .keep import (
     RestoreReport,
     RestoreRequest,
     counter_problems,
+    repair_counters,
     safety_folder,
 )
-from .plan import check_restored
+from .plan import RestoredCheck, check_restored
 from .writing import (
     LockedHook,
     TargetState,
+    holds_queue_tables,
     inspect_target,
     move_aside,
     write_into,
@@ -110,11 +113,15 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
         if not verdict.ok:
             raise QueueBackupError(f"{action} refused: the backup failed verification: "
                                    f"{verdict.problems[0]}", verdict.kind)
+        repaired = repair_counters(staged, action)
         _wait_for_lock(target, request.lock_wait_seconds, progress, cancelled)
-        _refuse_live_workers(request, action, watch, cancelled)
+        signals = _refuse_live_workers(request, action, watch, cancelled)
         if watch is not None:
             watch.close()
-        return _write(request, staged, action, started, progress, cancelled)
+        outcome = _write(request, staged, action, started, progress, cancelled)
+        outcome.counters_repaired = repaired
+        outcome.workers_seen = signals.notes() if signals is not None else []
+        return outcome
     finally:
         if watch is not None:
             watch.close()
@@ -126,15 +133,19 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
     target = Path(request.target)
     inspection = inspect_target(target, check=False, progress=progress, cancelled=cancelled,
                                 busy_timeout_ms=request.busy_timeout_ms)
-    if inspection.state is TargetState.NOT_A_QUEUE:
+    damaged_queue = inspection.state is TargetState.NOT_A_QUEUE and holds_queue_tables(target)
+    if inspection.state is TargetState.NOT_A_QUEUE and not damaged_queue:
         raise QueueBackupError(
             f"{action} refused: '{target}' holds an SQLite database that is not a PrismQ "
-            f"queue ({'; '.join(inspection.problems)}); choose the queue file.",
+            f"queue ({'; '.join(inspection.problems)}) and none of its tables; check that "
+            "--db names the queue file, or move that file aside first.",
             ErrorKind.NOT_A_QUEUE)
     outcome = RestoreReport(restored_from=Path(request.backup_path), target=target,
-                            safety_backup=None, seconds=0.0)
-    if inspection.state in (TargetState.CORRUPT, TargetState.MISSING):
-        # SQLite cannot open it, so no worker can be writing to it: set it aside whole.
+                            safety_backup=None, seconds=0.0,
+                            created=inspection.state is TargetState.MISSING)
+    if inspection.state in (TargetState.CORRUPT, TargetState.MISSING) or damaged_queue:
+        # SQLite cannot open it, or its queue schema is broken, so no worker can work it:
+        # set it aside whole (renamed, never deleted).
         outcome.moved_aside = move_aside(target)
     keeper = LiveStateKeeper(request, outcome, action, progress, cancelled,
                              wal=inspection.journal_mode == "wal")
@@ -161,16 +172,25 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
         if isinstance(error, QueueAdminError):
             raise _explain_failure(error, action, outcome) from error
         raise
+    # The restore has committed: from here on nothing raises, whatever is reported.
     if keeper.locked_at is not None:
         outcome.held_seconds = time.monotonic() - keeper.locked_at
-    keeper.finish()
+    try:
+        keeper.finish()
+    except (QueueAdminError, sqlite3.Error, OSError) as error:
+        outcome.safety_problem = f"the safety copy could not be sealed ({error})"
     if outcome.safety_backup is not None:
-        with contextlib.suppress(QueueAdminError):
+        with contextlib.suppress(QueueAdminError, sqlite3.Error, OSError):
             BackupStore(target, safety_folder(request.backup_dir)).prune_backups(
                 SAFETY_KEEP_COUNT)
     report(progress, 0, 0, STAGE_CHECK_RESTORED)
-    outcome.check = check_restored(target)
-    outcome.check.problems += counter_problems(target, outcome.counters_kept)
+    try:
+        outcome.check = check_restored(target)
+        outcome.check.problems += counter_problems(target, outcome.counters_kept)
+    except (QueueAdminError, sqlite3.Error, OSError) as error:
+        outcome.check = RestoredCheck(target, [
+            f"the backup was restored, but the restored database could not be checked "
+            f"({error}); run the integrity check once other programs let go of it"])
     outcome.seconds = time.monotonic() - started
     return outcome
 

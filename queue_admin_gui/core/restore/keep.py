@@ -24,11 +24,13 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backup_sequence import MAX_COUNTER
 from ..backup_store import BackupStore, PendingBackup
 from ..database import BUSY_TIMEOUT_MS, closing_connection, connect, open_read_only
 from ..errors import ErrorKind, QueueAdminError, QueueBackupError
 from ..manifest import manifest_path_for
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from ..schema_sql import is_virtual_table, uses_autoincrement
 from ..snapshot import remove_partial
 from .plan import RestoredCheck
 from .writing import DEFAULT_PAGES_PER_STEP, RestoreResult
@@ -65,6 +67,12 @@ class RestoreReport(RestoreResult):
     damaged_copy: Path | None = None
     safety_problem: str | None = None
     counters_problem: str | None = None
+    #: Id counters of the backup set right before it was written in, one sentence each.
+    counters_repaired: list[str] = field(default_factory=list)
+    #: Signals of workers seen that did not block the restore (a crashed worker's leases).
+    workers_seen: list[str] = field(default_factory=list)
+    #: True when no database existed at the target: it was created from the backup.
+    created: bool = False
 
 
 def safety_folder(backup_dir: str | Path) -> Path:
@@ -197,6 +205,55 @@ def carry_counters(source: sqlite3.Connection, counters: dict[str, int]) -> None
         with contextlib.suppress(sqlite3.Error):
             source.execute("ROLLBACK")
         raise
+
+
+def repair_counters(staged: Path, action: str) -> list[str]:
+    """Give every AUTOINCREMENT table of the staged backup a counter it can go on from.
+
+    A counter that is missing or below the table's highest id is set to that id (SQLite
+    would otherwise go on from a lower number, or treat the id as free), and said so. A table
+    whose highest id or counter reaches :data:`MAX_COUNTER` (the bound verification holds
+    counters to) is refused: ids cannot be renumbered (other rows refer to them), and every
+    new task would fail with "database or disk is full". Works on the private staging copy.
+    """
+    repaired: list[str] = []
+    with closing_connection(connect(staged)) as copy:
+        if not has_sequence_table(copy):
+            return []
+        tables = [str(name) for name, sql in copy.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            if not is_virtual_table(sql) and uses_autoincrement(sql)]
+        copy.execute("BEGIN IMMEDIATE")
+        try:
+            for table in tables:
+                quoted = '"' + table.replace('"', '""') + '"'
+                query = f"SELECT max(rowid) FROM {quoted}"  # noqa: S608 - quoted name
+                highest = copy.execute(query).fetchone()[0]
+                row = copy.execute("SELECT seq FROM sqlite_sequence WHERE name = ?",
+                                   (table,)).fetchone()
+                seq = row[0] if row is not None else None
+                top = max(v for v in (highest, seq, 0) if isinstance(v, int))
+                if top >= MAX_COUNTER:
+                    raise QueueBackupError(
+                        f"{action} refused: the backup's ids of {table} reach {top}, so "
+                        "close to the largest id SQLite allows that a queue restored from it "
+                        "could take few or no new tasks; nothing was changed; choose another "
+                        "backup.", ErrorKind.CORRUPT)
+                if highest is None or (isinstance(seq, int) and seq >= highest):
+                    continue
+                was = "missing" if row is None else f"{seq!r}"
+                copy.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
+                copy.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)",
+                             (table, highest))
+                repaired.append(f"the backup's id counter of {table} was {was}, below its "
+                                f"highest id {highest}; it was set to {highest} so no id is "
+                                "handed out twice")
+            copy.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                copy.execute("ROLLBACK")
+            raise
+    return repaired
 
 
 def counter_problems(target: Path, kept: dict[str, int]) -> list[str]:

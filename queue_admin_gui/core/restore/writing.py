@@ -149,6 +149,21 @@ def inspect_target(path: str | Path, *, check: bool = True,
     return TargetInspection(path, TargetState.HEALTHY, journal_mode=mode)
 
 
+#: The queue's tables: a file holding any of them is a (damaged) queue, not another database.
+QUEUE_TABLES = ("task_queue", "workers", "task_logs")
+
+
+def holds_queue_tables(path: str | Path) -> bool:
+    """True when ``path`` opens and its schema names at least one of the queue's tables."""
+    try:
+        with closing_connection(open_read_only(Path(path))) as connection:
+            names = {str(row[0]) for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except (QueueAdminError, sqlite3.Error):
+        return False
+    return bool(names & set(QUEUE_TABLES))
+
+
 def _quick_check(connection: sqlite3.Connection, path: Path) -> list[str]:
     """SQLite's quick check as lines; damage that stops it is one line saying why.
 
