@@ -220,7 +220,7 @@ class DonePage(JobPage):
         if count:
             sentences.append(
                 f"{count} task{' was' if count == 1 else 's were'} in flight when the backup "
-                "was taken, held by workers that had not reported for a minute before the "
+                "was taken, held by workers that showed no sign of life before the "
                 "restore; requeue them to run again.")
         if held:
             sentences.append(
@@ -256,11 +256,15 @@ class DonePage(JobPage):
         """In-flight tasks of the backup: those of silent workers, and those of running ones.
 
         A worker counts as running when the prepare page saw its heartbeat within the last
-        minute, just before the restore; its tasks are never offered for requeueing.
+        minute, or a lease of its with a sign of life, just before the restore; its tasks
+        are never offered for requeueing.
         """
         preflight = self.state.preflight
-        running = ({worker.worker_id for worker in preflight.active_workers}
-                   if preflight is not None else set())
+        running: set[str] = set()
+        if preflight is not None:
+            running = {worker.worker_id for worker in preflight.active_workers}
+            if preflight.signals is not None:
+                running |= {lease.worker_id for lease in preflight.signals.live_leases()}
         tasks = self.state.outcome.check.in_flight
         return ([task for task in tasks if task.locked_by not in running],
                 [task for task in tasks if task.locked_by in running])
