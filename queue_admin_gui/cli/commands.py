@@ -167,7 +167,8 @@ def restore(context: Context) -> CommandResult:
             source, target, safety_backup=not args.no_safety_backup, progress=progress,
             cancelled=context.interrupt,
             accepted_workers=ALL_WORKERS if args.allow_live_workers else (),
-            lock_wait_seconds=args.wait)
+            lock_wait_seconds=args.wait,
+            archive_dirs=[context.config.archive_dir] if context.config.archive_dir else [])
     check = done.check
     data = {"restored_from": done.restored_from, "target": done.target,
             "safety_backup": done.safety_backup, "seconds": done.seconds,
