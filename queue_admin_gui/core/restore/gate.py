@@ -100,15 +100,25 @@ class CommitWatch:
 
     def commits(self, minimum_seconds: float = COMMIT_SAMPLE_SECONDS,
                 cancelled: CancelCheck | None = None) -> tuple[bool, float]:
-        """(whether another connection committed, seconds watched), watching ``minimum``."""
+        """(whether another connection committed lately, seconds watched).
+
+        Watches at least ``minimum_seconds`` in all. A change seen after more than
+        :data:`QUIET_SECONDS` of watching may be older than that, so the watch starts afresh
+        from it: only a commit within the last few seconds counts.
+        """
         if self.connection is None or self.first is None:
             return False, 0.0
         while True:
             try:
-                if self._version() != self.first:
-                    return True, time.monotonic() - self.started
+                version = self._version()
             except sqlite3.Error:
                 return False, time.monotonic() - self.started
+            if version != self.first:
+                if time.monotonic() - self.started <= QUIET_SECONDS:
+                    return True, time.monotonic() - self.started
+                # The change may be older than a few seconds: watch afresh for a window.
+                self.first, self.started = version, time.monotonic()
+                continue
             watched = time.monotonic() - self.started
             if watched >= minimum_seconds:
                 return False, watched
