@@ -106,6 +106,8 @@ def test_the_gate_names_prismq_workers_counts_down_and_lets_go_once_they_stop(
                     timeout=TIMEOUT_MS)
     assert completed(live) == 0
     assert completed(wizard.state.outcome.result.safety_backup) == done
+    seen = wizard.done_page.seen_label
+    assert seen.isVisible() and "older heartbeats from old-reporter" in seen.text()
     connection = sqlite3.connect(live)
     names = {row[0] for row in connection.execute(
         "SELECT name FROM sqlite_master WHERE type = 'view'")}
