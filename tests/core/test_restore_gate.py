@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from prismq import make_prismq_queue
 
-from queue_admin_gui.core.measurements.holders import HolderLookup
+from queue_admin_gui.core.measurements.holders import FileHolder, HolderLookup
 from queue_admin_gui.core.restore import gate
 from queue_admin_gui.core.restore.gate import CommitWatch, read_worker_signals
 
@@ -170,3 +170,14 @@ def test_without_a_holder_lookup_every_lease_and_minute_old_heartbeat_counts(
     assert signals.blocking
     assert signals.identities() == {"worker-7", "idle-worker"}
     assert "could not be told" in signals.sentence()
+
+
+@pytest.mark.parametrize(("program", "command", "shown"), [
+    ("python.exe", r'"C:\Program Files\Python312\python.exe" C:\PrismQ\worker.py --queue q.db',
+     "python worker.py --queue q.db (PID 4242)"),
+    ("python3", "/usr/bin/python3 /srv/prismq/worker.py", "python3 worker.py (PID 4242)"),
+    ("", "", "an unknown program (PID 4242)"),
+])
+def test_a_holder_is_named_by_its_program_and_first_arguments(
+        program: str, command: str, shown: str) -> None:
+    assert gate.describe_holder(FileHolder(4242, program, command)) == shown

@@ -262,14 +262,24 @@ class WorkerSignals:
 
 
 def describe_holder(holder: FileHolder) -> str:
-    """"python worker.py (PID 4242)": the command line, shortened, and the process id."""
-    command = holder.command_line or holder.program or "an unknown program"
-    words = command.split()
-    short = " ".join(Path(word).name if index == 0 or "/" in word or "\\" in word else word
-                     for index, word in enumerate(words[:4]))
-    if len(words) > 4:
-        short += " \u2026"
+    """"python worker.py (PID 4242)": the program, its first arguments shortened, the PID."""
+    command = holder.command_line.strip()
+    if command.startswith('"'):
+        closing = command.find('"', 1)
+        executable, rest = (command[1:closing], command[closing + 1:]) if closing > 0 else (
+            command[1:], "")
+    else:
+        executable, _, rest = command.partition(" ")
+    program = holder.program or _base_name(executable) or "an unknown program"
+    program = program.removesuffix(".exe").removesuffix(".EXE")
+    words = [_base_name(word.strip('"')) for word in rest.split()]
+    short = " ".join([program, *words[:3]]) + (" \u2026" if len(words) > 3 else "")
     return f"{short} (PID {holder.pid})"
+
+
+def _base_name(word: str) -> str:
+    """The last part of a path written with either slash; other words unchanged."""
+    return re.split(r"[\\/]", word)[-1] if word else word
 
 
 def describe_heartbeat(worker: WorkerInfo) -> str:
