@@ -226,7 +226,10 @@ class PreparePage(JobPage):
                                   "that have it open go on with the restored queue.",
                                   PROBLEM_STYLE),
             TargetState.NOT_A_QUEUE: (f"The live file is not a queue database ({live.problem}); "
-                                      "the restore will refuse it.", PROBLEM_STYLE),
+                                      "a queue whose schema is broken is moved aside (never "
+                                      "deleted) and the backup restored to its path; a file "
+                                      "with none of the queue's tables is refused.",
+                                      PROBLEM_STYLE),
         }
         text, style = texts[live.state]
         self.live_label.setText(f"{text} ({live.path})")

@@ -6,18 +6,22 @@ The order of the steps is what makes the restore unable to lose a committed writ
    database, and the copy is verified fully (checksum, integrity check, queue schema). The
    user's backup file is only ever read as plain bytes; SQLite never opens it, so nothing
    can create, delete or change a file beside it.
-2. Running workers refuse the restore unless the caller names them as accepted: they would
-   go on working on tasks the restore puts back, and run them twice.
+2. The backup's id counters are made sound (:func:`.keep.repair_counters`), then workers
+   at work refuse the restore unless the caller names them as accepted (:mod:`.gate`: other
+   programs holding the file, commits watched since step 1, leases, fresh heartbeats): they
+   would go on working on tasks the restore puts back, and run them twice.
 3. The staging copy is written into the live database through SQLite's backup API. The first
-   step of that copy takes the live database's write lock and keeps it until the copy
-   commits. Only then, with no writer able to commit, is the safety backup taken and the live
-   AUTOINCREMENT counters read: every write committed before the restore is in the safety
-   backup, and the counters copied into the staging file never go below what the live
-   database had handed out, so no task id is ever reused.
+   step of that copy takes the live database's write lock (outside WAL mode its exclusive
+   lock) and keeps it until the copy commits. Only then, with no writer able to commit, are
+   the safety backup taken and the live AUTOINCREMENT counters read: every write committed
+   before the restore is in the safety backup, and the counters copied into the staging
+   file never go below what the live database had handed out, so no task id is reused.
 4. The restored database is checked (integrity, schema, counters) and the staging folder
-   removed.
+   removed. Once the copy has committed nothing raises: what goes wrong after it is
+   reported in the result, which always says the backup was written in.
 
-A live database SQLite cannot open is moved aside whole; one that opens but is damaged is
+A live database SQLite cannot open, or one whose queue schema is broken, is moved aside
+whole; a missing one is created from the backup; one that opens but is damaged is
 written over in place (workers may have it open) after an unchecked copy of it is kept; see
 :mod:`.keep`. Workers are held off from the first write step until the commit: they
 see SQLite "busy" and retry within their busy timeout. The time is mostly the safety
@@ -82,7 +86,6 @@ _CHUNK = 1024 * 1024
 STALE_STAGING_SECONDS = 24 * 3600
 
 
-
 def execute_restore(request: RestoreRequest, progress: ProgressCallback | None = None,
                     cancelled: CancelCheck | None = None) -> RestoreReport:
     """Restore ``request.backup_path`` into ``request.target``; see the module docstring.
@@ -90,8 +93,7 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
     Raises :class:`QueueBackupError` (kinds INVALID, CORRUPT, NOT_A_QUEUE, LOCKED,
     WORKERS_ACTIVE, ...) when the restore is refused or fails, and
     :class:`OperationCancelled` on cancel; either way the live database is as it was (a
-    safety copy taken under the lock is removed, since nothing changed; one taken before the
-    write, outside WAL mode, is kept, and the message says where).
+    safety copy taken under the lock is removed, since nothing changed).
     """
     backup_path, target = Path(request.backup_path), Path(request.target)
     action = f"Restoring '{target}' from '{backup_path}'"
