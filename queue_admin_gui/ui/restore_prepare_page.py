@@ -99,8 +99,11 @@ class PreparePage(JobPage):
                                                            cancelled),
                      self._on_prepared)
 
-    def _look_up_holders(self) -> None:
-        """Name the programs holding the live database, in a read job beside the preflight."""
+    def _look_up_holders(self, background: bool = False) -> None:
+        """Name the programs holding the live database, in a read job beside the preflight.
+
+        ``background`` keeps the periodic re-checks out of the activity log.
+        """
         live = self.state.live_path
         assert live is not None
         self.holders_label.setText("Looking up which programs have the database open...")
@@ -111,6 +114,8 @@ class PreparePage(JobPage):
             on_done=self._on_holders_found,
             on_error=lambda error: self.holders_label.setText(
                 f"Could not tell which programs have the database open: {error}"))
+        if background:
+            mark_background(self.holders_job)
 
     def _on_holders_found(self, lookup: HolderLookup) -> None:
         self.holders_label.setText(lookup.sentence())
@@ -178,7 +183,7 @@ class PreparePage(JobPage):
             parameters={"database": str(live)}, report_errors=False,
             on_done=self._on_rechecked, on_error=self._on_recheck_failed))
         self._show_countdown()
-        self._look_up_holders()
+        self._look_up_holders(background=True)
 
     def _gate_busy(self) -> bool:
         return self.gate_job is not None and not self.gate_job.is_finished
