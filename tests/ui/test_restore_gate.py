@@ -21,7 +21,13 @@ from queue_admin_gui.app.messages import Messages, RecordingPresenter
 from queue_admin_gui.app.session import Session
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.config import MaintenanceConfig
-from queue_admin_gui.ui.restore_wizard import PAGE_CHECK, PAGE_DONE, PAGE_PREPARE, RestoreWizard
+from queue_admin_gui.ui.restore_wizard import (
+    PAGE_CHECK,
+    PAGE_DONE,
+    PAGE_PREPARE,
+    PAGE_RESTORE,
+    RestoreWizard,
+)
 
 TIMEOUT_MS = 60_000
 #: Well under the minute a heartbeat once held the gate for.
@@ -113,3 +119,33 @@ def test_the_gate_names_prismq_workers_counts_down_and_lets_go_once_they_stop(
         "SELECT name FROM sqlite_master WHERE type = 'view'")}
     connection.close()
     assert names == set(PRISMQ_VIEWS)
+
+
+def test_prismq_workers_starting_after_the_prepare_page_refuse_the_restore(
+        qtbot, session: Session, live: Path, tmp_path: Path) -> None:
+    backup = QueueBackup(live, session.backup_dir).create_backup("before")
+    wizard = RestoreWizard(session, backup)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    click_next(qtbot, wizard, PAGE_CHECK)
+    click_next(qtbot, wizard, PAGE_PREPARE)
+    page = wizard.prepare_page
+    qtbot.waitUntil(lambda: wizard.button(NEXT).isEnabled(), timeout=TIMEOUT_MS)
+    assert page.workers_label.text() == "No worker is at work on the queue."
+    workers = [PrismQWorker(live, f"late-{n}", tmp_path / f"late-{n}.log", work_seconds=0.05)
+               for n in (1, 2)]
+    try:
+        for worker in workers:
+            worker.wait_started()
+        qtbot.mouseClick(wizard.button(NEXT), Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: wizard.currentId() == PAGE_RESTORE and not wizard.busy,
+                        timeout=TIMEOUT_MS)
+    finally:
+        for worker in workers:
+            worker.stop()
+    text = wizard.restore_page.result_label.text()
+    assert "refused: workers are at work on the queue: 2 programs have the file open" in text
+    for worker in workers:
+        assert f"(PID {worker.process.pid})" in text
+    assert wizard.state.outcome is None
+    assert executed_twice(workers) == []
