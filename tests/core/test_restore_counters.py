@@ -10,6 +10,7 @@ import pytest
 from prismq import make_prismq_queue
 
 from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.database import QueueDatabase
 from queue_admin_gui.core.errors import QueueBackupError
 from queue_admin_gui.core.manifest import manifest_path_for
 from queue_admin_gui.core.restore.execute import execute_restore
@@ -91,3 +92,29 @@ def test_a_backup_with_no_room_for_new_ids_is_refused_and_nothing_changes(
         restore(backup, live, tmp_path / "backups")
     assert "refused" in refused.value.message
     assert next_id(live) == 8  # the live queue still takes new tasks, its counter intact
+
+
+def test_counters_of_a_broken_queue_moved_aside_are_carried_over(tmp_path: Path) -> None:
+    live = make_prismq_queue(tmp_path / "queue.db", tasks=400)
+    run_sql(live, "DELETE FROM task_queue WHERE id > 3", "DROP TABLE workers")
+    source = make_prismq_queue(tmp_path / "source.db", tasks=100)
+    backup = QueueBackup(source, tmp_path / "backups").create_backup()
+    result = restore(backup, live, tmp_path / "backups")
+    assert result.moved_aside  # type: ignore[attr-defined]
+    assert result.counters_kept == {"task_queue": 400}  # type: ignore[attr-defined]
+    assert next_id(live) == 401
+
+
+def test_a_file_too_damaged_to_give_its_counters_says_so(tmp_path: Path) -> None:
+    live = tmp_path / "queue.db"
+    live.write_bytes(b"not a database" * 500)
+    source = tmp_path / "source.db"  # the tool's own schema: verified without a live file
+    with QueueDatabase(source) as db:
+        db.initialize_schema()
+        with db.transaction() as connection:
+            connection.executemany("INSERT INTO task_queue (type, payload) VALUES ('r', '{}')",
+                                   [()] * 100)
+    backup = QueueBackup(source, tmp_path / "backups").create_backup()
+    result = restore(backup, live, tmp_path / "backups")
+    assert "could not be read" in (result.counters_problem or "")  # type: ignore[attr-defined]
+    assert next_id(live) == 101

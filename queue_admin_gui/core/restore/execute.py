@@ -61,6 +61,7 @@ from .keep import (
     LiveStateKeeper,
     RestoreReport,
     RestoreRequest,
+    carry_set_aside_counters,
     counter_problems,
     repair_counters,
     safety_folder,
@@ -149,6 +150,8 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
         # SQLite cannot open it, or its queue schema is broken, so no worker can work it:
         # set it aside whole (renamed, never deleted).
         outcome.moved_aside = move_aside(target)
+        if inspection.state is not TargetState.MISSING and outcome.moved_aside:
+            carry_set_aside_counters(outcome.moved_aside[0], staged, outcome)
     keeper = LiveStateKeeper(request, outcome, action, progress, cancelled,
                              wal=inspection.journal_mode == "wal")
     hook: LockedHook | None = None

@@ -167,6 +167,24 @@ class LiveStateKeeper:
         carry_counters(source, self.counters)
 
 
+def carry_set_aside_counters(set_aside: Path, staged: Path, outcome: RestoreReport) -> None:
+    """Carry the counters of a database just moved aside into the staged backup, if they read.
+
+    Nobody can write to the renamed file, so it is read without a lock. A file too damaged to
+    give its counters is reported in ``outcome.counters_problem``.
+    """
+    try:
+        counters = read_counters(set_aside, unlocked=True)
+        with closing_connection(connect(staged)) as copy:
+            carry_counters(copy, counters)
+    except (sqlite3.Error, QueueAdminError) as error:
+        outcome.counters_problem = (f"the id counters of the database moved aside could not "
+                                    f"be read ({error}); new tasks may get ids it had handed "
+                                    "out")
+        return
+    outcome.counters_kept = counters
+
+
 def read_counters(target: Path, *, unlocked: bool = False) -> dict[str, int]:
     """The live database's AUTOINCREMENT counters (whole numbers only), by table.
 
