@@ -238,9 +238,9 @@ def _refuse_live_workers(request: RestoreRequest, action: str, watch: CommitWatc
     if not signals.accepted_by(request.accepted_workers):
         raise QueueBackupError(
             f"{action} refused: workers are at work on the queue: "
-            f"{'; '.join(signals.reasons())}. They would keep working on tasks the restore "
-            "puts back and may run them twice; nothing was changed. Stop them first (the "
-            "restore can go as soon as none of this is seen), or confirm that they may keep "
+            f"{'; '.join(signals.reasons())}; they would keep working on tasks the restore "
+            "puts back and may run them twice, so nothing was changed; stop them first (the "
+            "restore can go as soon as none of this is seen) or confirm that they may keep "
             "running (--allow-live-workers).", ErrorKind.WORKERS_ACTIVE)
     return signals
 
