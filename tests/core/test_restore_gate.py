@@ -129,7 +129,9 @@ def test_a_commit_seen_long_ago_does_not_count(live: Path) -> None:
     assert not committed and watched >= 0.2
 
 
-def test_a_crashed_workers_lease_is_reported_not_waited_for(live: Path) -> None:
+def test_a_crashed_workers_lease_is_reported_not_waited_for(live: Path, monkeypatch) -> None:
+    # Every process looked into, none holding the file (as for an administrator).
+    monkeypatch.setattr(gate, "find_holders", lambda path: HolderLookup())
     lease(live, "worker-7")
     signals = signals_of(live)
     assert not signals.blocking
@@ -181,3 +183,12 @@ def test_without_a_holder_lookup_every_lease_and_minute_old_heartbeat_counts(
 def test_a_holder_is_named_by_its_program_and_first_arguments(
         program: str, command: str, shown: str) -> None:
     assert gate.describe_holder(FileHolder(4242, program, command)) == shown
+
+
+def test_leases_count_while_some_processes_cannot_be_looked_into(
+        live: Path, monkeypatch) -> None:
+    monkeypatch.setattr(gate, "find_holders", lambda path: HolderLookup(hidden_processes=3))
+    lease(live, "worker-7")
+    signals = signals_of(live)
+    assert signals.blocking and signals.identities() == {"worker-7"}
+    assert "3 processes of other users could not be looked into" in signals.sentence()

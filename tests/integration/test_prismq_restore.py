@@ -25,6 +25,7 @@ from prismq import (
 
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.database import QueueDatabase
+from queue_admin_gui.core.measurements.holders import find_holders
 from queue_admin_gui.core.verify import check_backup_file
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -120,6 +121,11 @@ def test_a_crashed_prismq_workers_lease_is_reported_and_does_not_block(tmp_path:
     finally:
         worker.kill()
     code, data, err = run_cli(folder, "restore", backup, "--yes", "--db", live)
+    if find_holders(live).hidden_processes:
+        # Processes of other users could hold the file unseen: the lease must count.
+        assert code == 1 and data["kind"] == "workers_active"
+        assert "1 lease held by engine-crashed until" in data["error"]
+        return
     assert code == 0, err
     seen = " ".join(data["workers_seen"])
     assert "1 lease held by engine-crashed until" in seen and "stopped" in seen

@@ -13,8 +13,9 @@ cannot tell. The gate reads four signals, and names what it saw:
 
 The gate blocks while another program holds the file, while commits arrive, or while a
 heartbeat is that fresh. A lease blocks when its worker still shows a sign of life (a
-heartbeat in the last :data:`ACTIVE_WORKER_SECONDS`), or when nothing can tell (the holder
-lookup could not run). A lease whose worker shows none (no program has the file open,
+heartbeat in the last :data:`ACTIVE_WORKER_SECONDS`), or when nothing can tell: the holder
+lookup could not run, or could not look into some processes (another user's, without
+administrator rights). A lease whose worker shows none (no program has the file open,
 nothing commits, no recent heartbeat: a crashed worker) is reported but does not block: its
 worker cannot run the task again, and after the restore such a task is requeued by the
 ordinary stale-lease rule once the lease has run out. As soon as no signal remains, the
@@ -146,6 +147,8 @@ class WorkerSignals:
     holders: tuple[FileHolder, ...] = ()
     #: Why the holder lookup could not run ("" when it ran).
     holders_unavailable: str = ""
+    #: Processes whose open files could not be looked into (another user's, say).
+    hidden_processes: int = 0
     #: Holders left out: this tool's own archiver.
     archivers: tuple[FileHolder, ...] = ()
     leases: list[LeaseHolding] = field(default_factory=list)
@@ -167,7 +170,7 @@ class WorkerSignals:
 
     def live_leases(self) -> list[LeaseHolding]:
         """Leases whose worker shows a sign of life (or when nothing can tell)."""
-        if self.holders or self.committed or not self.lookup_ran:
+        if self.holders or self.committed or not self.lookup_ran or self.hidden_processes:
             return list(self.leases)
         alive = {worker.worker_id for worker in self.heartbeats}
         return [lease for lease in self.leases if lease.worker_id in alive]
@@ -246,6 +249,10 @@ class WorkerSignals:
             notes.append("the tool's own archiver has the file open ("
                          + ", ".join(describe_holder(h) for h in self.archivers)
                          + "); it works no tasks")
+        if self.hidden_processes and self.leases and not self.holders_unavailable:
+            notes.append(f"{self.hidden_processes} processes of other users could not be "
+                         "looked into (run as administrator to see them), so every unexpired "
+                         "lease counts")
         if self.holders_unavailable:
             notes.append(f"which programs have the file open could not be told "
                          f"({self.holders_unavailable}), so heartbeats of the last "
@@ -345,6 +352,7 @@ def read_worker_signals(live_path: str | Path, *, watch: CommitWatch | None = No
     try:
         lookup = find_holders(path)
         signals.holders_unavailable = lookup.unavailable
+        signals.hidden_processes = lookup.hidden_processes
         archivers = archiver_pids(archive_dirs, path)
         signals.archivers = tuple(h for h in lookup.holders if h.pid in archivers
                                   or _ARCHIVER_COMMAND.search(h.command_line or ""))
