@@ -244,7 +244,8 @@ class WorkerSignals:
         if quiet:
             notes.append("older heartbeats from " + ", ".join(
                 describe_heartbeat(worker) for worker in quiet)
-                + ", but no program has the file open now")
+                + ("" if self.holders or self.committed
+                   else ", but no program has the file open now"))
         if self.archivers:
             notes.append("the tool's own archiver has the file open ("
                          + ", ".join(describe_holder(h) for h in self.archivers)
