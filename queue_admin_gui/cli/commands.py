@@ -214,17 +214,21 @@ def restore(context: Context) -> CommandResult:
             source, target, safety_backup=not args.no_safety_backup, progress=progress,
             cancelled=context.interrupt,
             accepted_workers=ALL_WORKERS if args.allow_live_workers else (),
-            lock_wait_seconds=args.wait)
+            lock_wait_seconds=args.wait,
+            archive_dirs=[context.config.archive_dir] if context.config.archive_dir else [])
     check = done.check
     data = {"restored_from": done.restored_from, "target": done.target,
             "safety_backup": done.safety_backup, "seconds": done.seconds,
             "moved_aside": done.moved_aside, "damaged_copy": done.damaged_copy,
             "safety_problem": done.safety_problem,
             "counters_kept": done.counters_kept, "counters_problem": done.counters_problem,
+            "counters_repaired": done.counters_repaired, "workers_seen": done.workers_seen,
+            "created": done.created,
             "workers_held_off_seconds": done.held_seconds,
             "check_problems": check.problems if check is not None else []}
     shown = ["restored_from", "target", "safety_backup", "seconds", "moved_aside",
-             "damaged_copy", "safety_problem", "counters_kept", "counters_problem"]
+             "damaged_copy", "safety_problem", "counters_kept", "counters_problem",
+             "counters_repaired", "workers_seen"]
     if check is not None and not check.ok:
         kept = f" The safety backup is {done.safety_backup}." if done.safety_backup else ""
         return CommandResult(
@@ -232,7 +236,13 @@ def restore(context: Context) -> CommandResult:
             shown, problem=QueueBackupError(
                 f"The restored database failed its check ({'; '.join(check.problems[:3])})."
                 f"{kept}", ErrorKind.CORRUPT), failure_exit=EXIT_FAILED)
-    return CommandResult("Database restored and checked.", data, shown)
+    summary = "Database restored and checked."
+    if done.created:
+        summary = "The database did not exist; it was created from the backup and checked."
+    elif done.moved_aside:
+        summary += (" The unusable database was kept aside (renamed, not deleted): "
+                    f"{done.moved_aside[0]}.")
+    return CommandResult(summary, data, shown)
 
 
 def checkpoint(context: Context) -> CommandResult:

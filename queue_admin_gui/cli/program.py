@@ -159,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--no-safety-backup", action="store_true",
                          help="skip the backup of the current database taken first")
     restore.add_argument("--allow-live-workers", action="store_true",
-                         help="restore even though workers sent a heartbeat in the last 60 s "
-                              "(they may run restored tasks twice)")
+                         help="restore even though workers are at work: programs holding "
+                              "the file, recent commits, leases, fresh heartbeats (they may "
+                              "run restored tasks twice)")
     restore.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
                          help="wait up to this long for another program to release the "
                               "database (default: 0)")

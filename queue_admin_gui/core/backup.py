@@ -46,21 +46,25 @@ class QueueBackup(BackupStore):
                        safety_backup: bool = True, progress: ProgressCallback | None = None,
                        cancelled: CancelCheck | None = None, *,
                        accepted_workers: Collection[str] = (),
-                       lock_wait_seconds: float = 0.0) -> RestoreResult:
+                       lock_wait_seconds: float = 0.0,
+                       archive_dirs: Collection[Path] = ()) -> RestoreResult:
         """Replace the database (or ``target``) with a backup, safely; see :mod:`.restore.execute`.
 
-        The backup is copied aside and verified fully; running workers refuse the restore
-        unless named in ``accepted_workers``; then, holding the live write lock, a safety
-        backup of a healthy database is taken into the ``pre-restore`` sub-folder (unless
-        ``safety_backup`` is false) and the backup is written in one transaction; a damaged
-        database is moved aside (renamed, never deleted). A failure or cancel leaves the
-        database as it was. A database locked by another program raises a LOCKED error.
+        The backup is copied aside and verified fully; workers at work (:mod:`.restore.gate`)
+        refuse the restore unless named in ``accepted_workers`` (the archiver writing into
+        one of ``archive_dirs``, or ``<backup_dir>/archive``, is not a worker); then,
+        holding the live write lock, a safety backup of a healthy database is taken into the
+        ``pre-restore`` sub-folder (unless ``safety_backup`` is false) and the backup is
+        written in one transaction; a damaged database is moved aside (renamed, never
+        deleted). A failure or cancel leaves the database as it was. A database locked by
+        another program raises a LOCKED error.
         """
         request = RestoreRequest(
             backup_path=Path(backup_path),
             target=Path(target) if target is not None else self.db_path,
             backup_dir=self.backup_dir, safety_backup=safety_backup,
             accepted_workers=accepted_workers, lock_wait_seconds=lock_wait_seconds,
+            archive_dirs=tuple(Path(folder) for folder in archive_dirs),
             busy_timeout_ms=self.busy_timeout_ms, pages_per_step=self.pages_per_step)
         with writer_lock(request.target):
             return execute_restore(request, progress, cancelled)

@@ -161,12 +161,13 @@ class BackupStore:
 
     def begin_backup(self, source: Path, label: str | None,
                      progress: ProgressCallback | None = None,
-                     cancelled: CancelCheck | None = None) -> PendingBackup:
+                     cancelled: CancelCheck | None = None, *,
+                     unlocked: bool = False) -> PendingBackup:
         """Copy the snapshot into a reserved ``.partial`` file; :meth:`finish_backup` seals it.
 
         The split lets a restore take the copy while it holds the live write lock and check
         it afterwards. Until finished, nothing looks like a backup; a failure here removes
-        the partial file.
+        the partial file. ``unlocked``: see :func:`~queue_admin_gui.core.snapshot.copy_snapshot`.
         """
         action = f"Backup of '{source}'"
         started = time.monotonic()
@@ -178,7 +179,8 @@ class BackupStore:
         final, partial = self._reserve_name(label, action)
         try:
             snapshot = copy_snapshot(source, partial, action, progress, cancelled,
-                                     self.pages_per_step, self.busy_timeout_ms)
+                                     self.pages_per_step, self.busy_timeout_ms,
+                                     unlocked=unlocked)
         except BaseException as error:
             failure = self._failed(error, action, partial, manifest_path_for(final))
             if failure is error:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .database import check_queue_schema, connect, sqlite_uri, task_counts
+from .database import check_queue_schema, connect, open_read_only, sqlite_uri, task_counts
 from .errors import ErrorKind, QueueBackupError, QueueDatabaseError, translate_error
 from .files import file_sha256, fsync_file, retry_on_windows_lock
 from .partial_claims import release as release_claim
@@ -39,10 +39,17 @@ class Snapshot:
 
 def copy_snapshot(source_path: Path, partial: Path, action: str,
                    progress: ProgressCallback | None, cancelled: CancelCheck | None,
-                   pages_per_step: int, busy_timeout_ms: int) -> Snapshot:
-    """Copy the source into ``partial`` from one read transaction held for the whole copy."""
+                   pages_per_step: int, busy_timeout_ms: int, *,
+                   unlocked: bool = False) -> Snapshot:
+    """Copy the source into ``partial`` from one read transaction held for the whole copy.
+
+    ``unlocked`` reads the source without taking a lock (SQLite's ``immutable``): only for
+    a caller that itself holds the source's exclusive lock and has written nothing to it
+    yet (a restore outside WAL mode), so the file holds exactly its last commit.
+    """
     try:
-        source = connect(source_path, busy_timeout_ms=busy_timeout_ms)
+        source = (open_read_only(source_path, busy_timeout_ms=busy_timeout_ms, immutable=True)
+                  if unlocked else connect(source_path, busy_timeout_ms=busy_timeout_ms))
     except QueueDatabaseError as error:
         # Callers of the backup API catch QueueBackupError; the sentence stays the same.
         raise QueueBackupError(error.message, error.kind) from error

@@ -1,20 +1,29 @@
 """Page 3 of the restore wizard: what could get in the way, and the safety backup.
 
-Running workers, another program holding the database, free space on the drives, and the
-safety backup of the current database (on by default; turning it off asks twice).
+Workers at work (every signal the restore's gate reads: programs holding the file, commits,
+leases, heartbeats), another program's lock, free space on the drives, and the safety backup
+of the current database (on by default; turning it off asks twice). While workers are at
+work the page says what it is waiting for, checks again every few seconds with a countdown,
+and enables Restore as soon as nothing is seen.
 """
 
 from __future__ import annotations
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QWizard
 
+from ..app.jobs import Job, mark_background
 from ..app.session import Session
 from ..core.errors import drive_label, format_bytes
 from ..core.measurements.holders import HolderLookup, find_holders
 from ..core.restore.execute import safety_folder
+from ..core.restore.gate import WorkerSignals, read_worker_signals
 from ..core.restore.plan import Preflight, preflight
 from ..core.restore.writing import TargetState
 from .restore_pages import PROBLEM_STYLE, JobPage, RestoreState, text_label
+
+#: Seconds between two looks at the workers while they are at work.
+RECHECK_SECONDS = 3
 
 
 class PreparePage(JobPage):
@@ -26,6 +35,9 @@ class PreparePage(JobPage):
                          "the database, free space) and sets up the safety backup.")
         self.live_label = text_label()
         self.workers_label = text_label()
+        #: "Checking again in 2 s...": shown while the page waits for workers to stop.
+        self.countdown_label = text_label()
+        self.countdown_label.hide()
         self.lock_label = text_label()
         #: Which programs have the live database, its -wal or its -shm open.
         self.holders_label = text_label("Looking up which programs have the database open...")
@@ -42,8 +54,14 @@ class PreparePage(JobPage):
         self.recheck_button = QPushButton("Check &again")
         self.recheck_button.setAutoDefault(False)
         self.recheck_button.clicked.connect(self._run_preflight)
+        self.gate_job: Job | None = None
+        self.seconds_to_recheck = 0
+        self.recheck_timer = QTimer(self)
+        self.recheck_timer.setInterval(1000)
+        self.recheck_timer.timeout.connect(self._tick)
         for widget in (self.stage_label, self.bar, self.live_label, self.workers_label,
-                       self.workers_check, self.lock_label, self.holders_label,
+                       self.countdown_label, self.workers_check, self.lock_label,
+                       self.holders_label,
                        self.space_label,
                        self.safety_check, self.safety_label):
             self.layout_.addWidget(widget)
@@ -66,17 +84,26 @@ class PreparePage(JobPage):
         self._run_preflight()
         self.safety_check.setFocus()
 
+    def cleanupPage(self) -> None:  # noqa: N802 - Qt override
+        """Going back stops the re-checks."""
+        self._stop_rechecks()
+        super().cleanupPage()
+
     def _run_preflight(self) -> None:
         live, folder, backup = self.state.live_path, self.state.backup_dir, self.state.backup_path
         assert live is not None
+        self._stop_rechecks()
         self._look_up_holders()
         self.run_job("Prepare the restore",
                      lambda progress, cancelled: preflight(live, folder, backup, progress,
                                                            cancelled),
                      self._on_prepared)
 
-    def _look_up_holders(self) -> None:
-        """Name the programs holding the live database, in a read job beside the preflight."""
+    def _look_up_holders(self, background: bool = False) -> None:
+        """Name the programs holding the live database, in a read job beside the preflight.
+
+        ``background`` keeps the periodic re-checks out of the activity log.
+        """
         live = self.state.live_path
         assert live is not None
         self.holders_label.setText("Looking up which programs have the database open...")
@@ -87,6 +114,8 @@ class PreparePage(JobPage):
             on_done=self._on_holders_found,
             on_error=lambda error: self.holders_label.setText(
                 f"Could not tell which programs have the database open: {error}"))
+        if background:
+            mark_background(self.holders_job)
 
     def _on_holders_found(self, lookup: HolderLookup) -> None:
         self.holders_label.setText(lookup.sentence())
@@ -100,9 +129,84 @@ class PreparePage(JobPage):
                 is None and self._workers_settled(result))
 
     def _workers_settled(self, result: Preflight) -> bool:
-        """No worker runs, or the admin accepted every one that does, by name."""
-        running = {worker.worker_id for worker in result.active_workers}
-        return running <= self.state.accepted_workers
+        """No worker is at work, or the admin accepted every one seen, by name."""
+        return result.signals is None or result.signals.accepted_by(self.state.accepted_workers)
+
+    def _show_workers(self, signals: WorkerSignals | None) -> None:
+        """What the gate sees; while it blocks, what the page waits for and a countdown."""
+        blocking = signals is not None and signals.blocking
+        accepted = signals is not None and signals.accepted_by(self.state.accepted_workers)
+        if signals is None:
+            self.workers_label.setText("No database at that path, so no worker can be at work "
+                                       "on it.")
+        elif blocking:
+            self.workers_label.setText(
+                f"Waiting for the workers to stop: {'; '.join(signals.reasons())}. They would "
+                "keep working on tasks the restore puts back and may run them twice. Restore "
+                "is enabled as soon as none of this is seen, or confirm below that they may "
+                "keep running.")
+        else:
+            self.workers_label.setText(signals.sentence())
+        self.workers_label.setStyleSheet(PROBLEM_STYLE if blocking and not accepted else "")
+        self.workers_check.setVisible(blocking)
+        if blocking and not accepted:
+            if not self.recheck_timer.isActive() and not self._gate_busy():
+                self.seconds_to_recheck = RECHECK_SECONDS
+                self.recheck_timer.start()
+            self._show_countdown()
+        else:
+            self._stop_rechecks()
+
+    def _show_countdown(self) -> None:
+        if self._gate_busy():
+            text = "Checking again now..."
+        else:
+            text = f"Checking again in {self.seconds_to_recheck} s..."
+        self.countdown_label.setText(text)
+        self.countdown_label.show()
+
+    def _tick(self) -> None:
+        """One second of the countdown; at zero, look at the workers again (a read job)."""
+        if self._gate_busy():
+            return
+        self.seconds_to_recheck -= 1
+        if self.seconds_to_recheck > 0:
+            self._show_countdown()
+            return
+        self.recheck_timer.stop()
+        live, folder = self.state.live_path, self.state.backup_dir
+        assert live is not None
+        self.gate_job = mark_background(self.session.run(
+            "Check for workers at work", lambda progress, cancelled: read_worker_signals(
+                live, archive_dirs=[folder / "archive", folder / "wal-archive"],
+                cancelled=cancelled),
+            parameters={"database": str(live)}, report_errors=False,
+            on_done=self._on_rechecked, on_error=self._on_recheck_failed))
+        self._show_countdown()
+        self._look_up_holders(background=True)
+
+    def _gate_busy(self) -> bool:
+        return self.gate_job is not None and not self.gate_job.is_finished
+
+    def _on_rechecked(self, signals: WorkerSignals) -> None:
+        self.gate_job = None
+        result = self.state.preflight
+        if result is None:
+            return
+        result.signals = signals
+        self._show_workers(signals)
+        self.completeChanged.emit()
+
+    def _on_recheck_failed(self, error: BaseException) -> None:
+        self.gate_job = None
+        self.workers_label.setText(f"Whether workers are at work could not be read: {error}")
+        self.workers_label.setStyleSheet(PROBLEM_STYLE)
+        self.seconds_to_recheck = RECHECK_SECONDS
+        self.recheck_timer.start()
+
+    def _stop_rechecks(self) -> None:
+        self.recheck_timer.stop()
+        self.countdown_label.hide()
 
     def _safety_possible(self) -> bool:
         result = self.state.preflight
@@ -127,24 +231,17 @@ class PreparePage(JobPage):
                                   "that have it open go on with the restored queue.",
                                   PROBLEM_STYLE),
             TargetState.NOT_A_QUEUE: (f"The live file is not a queue database ({live.problem}); "
-                                      "the restore will refuse it.", PROBLEM_STYLE),
+                                      "a queue whose schema is broken is moved aside (never "
+                                      "deleted) and the backup restored to its path; a file "
+                                      "with none of the queue's tables is refused.",
+                                      PROBLEM_STYLE),
         }
         text, style = texts[live.state]
         self.live_label.setText(f"{text} ({live.path})")
         self.live_label.setStyleSheet(style)
-        self._set_workers_accepted(self._workers_settled(result) and bool(
-            result.active_workers))
-        if result.active_workers:
-            self.workers_label.setText(
-                f"Workers active in the last minute: {_worker_names(result)}. Stop them "
-                "before restoring: they would keep working on tasks the restore puts back "
-                "and may run them twice. The restore is refused while they run, unless you "
-                "confirm below.")
-            self.workers_label.setStyleSheet(PROBLEM_STYLE)
-        else:
-            self.workers_label.setText("No worker has reported in the last minute.")
-            self.workers_label.setStyleSheet("")
-        self.workers_check.setVisible(bool(result.active_workers))
+        self._set_workers_accepted(bool(self.state.accepted_workers)
+                                   and self._workers_settled(result))
+        self._show_workers(result.signals)
         if result.blocked:
             self.lock_label.setText(f"Right now {result.blocked_reason}; the restore will wait "
                                     f"up to {int(self.state.lock_wait_seconds)} seconds for it "
@@ -186,17 +283,21 @@ class PreparePage(JobPage):
         result = self.state.preflight
         if not checked or result is None:
             self._set_workers_accepted(False)
+            if result is not None:
+                self._show_workers(result.signals)
             return
-        names = _worker_names(result)
+        signals = result.signals
+        seen = "; ".join(signals.reasons()) if signals is not None else ""
         accepted = self.session.messages.confirm(
             "Restore while workers are running?",
-            f"These workers sent a heartbeat in the last minute: {names}. They will keep "
-            "working during and after the restore, on tasks the restore puts back, and may "
-            "run some of them twice. Stopping them first is safer.",
+            f"Workers are at work on the queue: {seen}. They will keep working during and "
+            "after the restore, on tasks the restore puts back, and may run some of them "
+            "twice. Stopping them first is safer.",
             confirm_label="Restore while they run", destructive=True)
-        self.state.accepted_workers = (frozenset(w.worker_id for w in result.active_workers)
-                                       if accepted else frozenset())
+        self.state.accepted_workers = (signals.identities() if accepted and signals is not None
+                                       else frozenset())
         self._set_workers_accepted(accepted)
+        self._show_workers(signals)
 
     def _set_workers_accepted(self, accepted: bool) -> None:
         if not accepted:
@@ -220,9 +321,3 @@ class PreparePage(JobPage):
         self.safety_label.setText(f"Saved in: {safety_folder(self.state.backup_dir)}"
                                   if checked else "No safety backup will be taken.")
         self._show_space()
-
-
-def _worker_names(result: Preflight) -> str:
-    """The running workers, each with how long ago it last reported."""
-    return ", ".join(f"{worker.worker_id} ({int(worker.heartbeat_age_seconds)} s ago)"
-                     for worker in result.active_workers)

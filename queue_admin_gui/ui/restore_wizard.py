@@ -158,6 +158,8 @@ class DonePage(JobPage):
         self.moved_label = text_label()
         self.counters_label = text_label()
         self.in_flight_label = text_label()
+        #: Signs of workers that did not hold the restore (a crashed worker's leases).
+        self.seen_label = text_label()
         self.tasks = QListWidget()
         self.tasks.setMaximumHeight(120)
         self.requeue_button = QPushButton("&Requeue these tasks")
@@ -169,7 +171,7 @@ class DonePage(JobPage):
         self.undo_button.setToolTip("Restore the safety backup through the same steps.")
         self.undo_button.clicked.connect(self._on_undo)
         for widget in (self.integrity_label, self.moved_label, self.counters_label,
-                       self.in_flight_label, self.tasks):
+                       self.seen_label, self.in_flight_label, self.tasks):
             self.layout_.addWidget(widget)
         self.layout_.addLayout(_row(self.requeue_button))
         self.layout_.addWidget(self.safety_label)
@@ -210,6 +212,19 @@ class DonePage(JobPage):
                 f"New tasks get ids above {kept}, the highest the live database had handed "
                 "out, so no task id is used twice." if kept is not None else "")
             self.counters_label.setStyleSheet("")
+        if result.counters_repaired:
+            self.counters_label.setText(" ".join(
+                [self.counters_label.text()] + [sentence[0].upper() + sentence[1:] + "."
+                                                for sentence in result.counters_repaired]
+            ).strip())
+            self.counters_label.setVisible(True)
+        if result.created:
+            self.moved_label.setText("No database existed at that path; it was created from "
+                                     "the backup.")
+            self.moved_label.setVisible(True)
+        self.seen_label.setText("Seen before the restore, without holding it: "
+                                + "; ".join(result.workers_seen) + ".")
+        self.seen_label.setVisible(bool(result.workers_seen))
         self.tasks.clear()
         orphaned, held = self._split_in_flight()
         for task in orphaned:
@@ -220,7 +235,7 @@ class DonePage(JobPage):
         if count:
             sentences.append(
                 f"{count} task{' was' if count == 1 else 's were'} in flight when the backup "
-                "was taken, held by workers that had not reported for a minute before the "
+                "was taken, held by workers that showed no sign of life before the "
                 "restore; requeue them to run again.")
         if held:
             sentences.append(
@@ -256,11 +271,15 @@ class DonePage(JobPage):
         """In-flight tasks of the backup: those of silent workers, and those of running ones.
 
         A worker counts as running when the prepare page saw its heartbeat within the last
-        minute, just before the restore; its tasks are never offered for requeueing.
+        minute, or a lease of its with a sign of life, just before the restore; its tasks
+        are never offered for requeueing.
         """
         preflight = self.state.preflight
-        running = ({worker.worker_id for worker in preflight.active_workers}
-                   if preflight is not None else set())
+        running: set[str] = set()
+        if preflight is not None:
+            running = {worker.worker_id for worker in preflight.active_workers}
+            if preflight.signals is not None:
+                running |= {lease.worker_id for lease in preflight.signals.live_leases()}
         tasks = self.state.outcome.check.in_flight
         return ([task for task in tasks if task.locked_by not in running],
                 [task for task in tasks if task.locked_by in running])

@@ -310,7 +310,9 @@ def test_restore_waits_for_another_programs_lock_like_the_wizard(
     finally:
         holder.kill()
         holder.communicate(timeout=30)
-    assert refused.code == 1 and refused.data["kind"] == "locked"
+    # A program with the file open is a sign of workers at work: refused, naming it.
+    assert refused.code == 1 and refused.data["kind"] == "workers_active"
+    assert f"(PID {holder.pid})" in refused.data["error"]
     assert _task_total(demo_db) == 10
     holder = subprocess.Popen([sys.executable, "-c", _BRIEF_HOLDER, str(demo_db), "1.5"],
                               stdout=subprocess.PIPE, text=True)

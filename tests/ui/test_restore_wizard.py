@@ -127,6 +127,15 @@ def click_box(qtbot, box) -> None:
     qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
 
 
+def accept_programs_holding_the_file(qtbot, wizard: RestoreWizard) -> None:
+    """On the prepare page, confirm that the program seen holding the file may stay."""
+    page = wizard.prepare_page
+    qtbot.waitUntil(lambda: wizard.state.preflight is not None and page.workers_check.isVisible(),
+                    timeout=TIMEOUT_MS)
+    click_box(qtbot, page.workers_check)
+    assert page.workers_check.isChecked()
+
+
 def restore_through(qtbot, wizard: RestoreWizard) -> None:
     """From the first page to the Done page, clicking Next on every page."""
     click_next(qtbot, wizard, PAGE_CHECK)
@@ -270,7 +279,14 @@ def test_a_long_reader_in_wal_mode_does_not_block_the_restore(
     before = rows(live)
     wizard = open_wizard(qtbot, session)
     with lock_held(live, "read") as reader:
-        restore_through(qtbot, wizard)
+        click_next(qtbot, wizard, PAGE_CHECK)
+        click_next(qtbot, wizard, PAGE_PREPARE)
+        qtbot.waitUntil(lambda: f"(PID {reader.pid})"
+                        in wizard.prepare_page.workers_label.text(), timeout=TIMEOUT_MS)
+        accept_programs_holding_the_file(qtbot, wizard)
+        click_next(qtbot, wizard, PAGE_RESTORE)
+        qtbot.waitUntil(lambda: wizard.currentId() == PAGE_DONE and not wizard.busy,
+                        timeout=TIMEOUT_MS)
         assert rows(live) == rows(backup)
         assert reader.poll() is None  # the reader is still in its transaction
     assert rows(wizard.state.outcome.result.safety_backup) == before
@@ -289,6 +305,7 @@ def test_a_blocking_writer_gets_a_countdown_then_a_clear_sentence(
     holders = wizard.prepare_page.holders_label
     qtbot.waitUntil(lambda: f"PID {holder.pid}" in holders.text(), timeout=TIMEOUT_MS)
     assert holders.text().startswith("Programs with the database open:")
+    accept_programs_holding_the_file(qtbot, wizard)
     countdown: list[str] = []
     wizard.restore_page.countdown_label.setText = countdown.append  # type: ignore[method-assign]
     click_next(qtbot, wizard, PAGE_RESTORE)
@@ -313,6 +330,7 @@ def test_cancel_during_the_countdown_changes_nothing(
     wizard.state.lock_wait_seconds = 120
     click_next(qtbot, wizard, PAGE_CHECK)
     click_next(qtbot, wizard, PAGE_PREPARE)
+    accept_programs_holding_the_file(qtbot, wizard)
     click_next(qtbot, wizard, PAGE_RESTORE)
     cancel = wizard.button(QWizard.WizardButton.CancelButton)
     qtbot.waitUntil(lambda: wizard.restore_page.countdown_label.isVisible(), timeout=TIMEOUT_MS)
@@ -520,7 +538,7 @@ def test_a_restore_that_fails_announces_only_the_backups(
     wizard.state.lock_wait_seconds = 0.5
     click_next(qtbot, wizard, PAGE_CHECK)
     click_next(qtbot, wizard, PAGE_PREPARE)
-    qtbot.waitUntil(lambda: wizard.state.preflight is not None, timeout=TIMEOUT_MS)
+    accept_programs_holding_the_file(qtbot, wizard)
     session.topics.clear()
     click_next(qtbot, wizard, PAGE_RESTORE)
     qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)

@@ -1,7 +1,9 @@
 """Restoring the live queue from a verified backup: plan it, then carry it out on one path.
 
 - :mod:`.plan` says what a restore will cost: the backup against the live file, task by task.
-- :mod:`.preflight` checks what stands in the way: running workers, the write lock, space.
+- :mod:`.preflight` checks what stands in the way: workers at work, the write lock, space.
+- :mod:`.gate` tells whether workers are at work from every sign: programs holding the
+  file, commits by other connections, unexpired leases, fresh heartbeats.
 - :mod:`.file_summary` describes one file (the live database or a backup) for both.
 - :mod:`.execute` is the one path that restores, for the window and the command line alike.
 - :mod:`.keep` takes the safety backup (or a damaged file's copy) and carries the id

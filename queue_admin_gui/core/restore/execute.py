@@ -6,18 +6,22 @@ The order of the steps is what makes the restore unable to lose a committed writ
    database, and the copy is verified fully (checksum, integrity check, queue schema). The
    user's backup file is only ever read as plain bytes; SQLite never opens it, so nothing
    can create, delete or change a file beside it.
-2. Running workers refuse the restore unless the caller names them as accepted: they would
-   go on working on tasks the restore puts back, and run them twice.
+2. The backup's id counters are made sound (:func:`.keep.repair_counters`), then workers
+   at work refuse the restore unless the caller names them as accepted (:mod:`.gate`: other
+   programs holding the file, commits watched since step 1, leases, fresh heartbeats): they
+   would go on working on tasks the restore puts back, and run them twice.
 3. The staging copy is written into the live database through SQLite's backup API. The first
-   step of that copy takes the live database's write lock and keeps it until the copy
-   commits. Only then, with no writer able to commit, is the safety backup taken and the live
-   AUTOINCREMENT counters read: every write committed before the restore is in the safety
-   backup, and the counters copied into the staging file never go below what the live
-   database had handed out, so no task id is ever reused.
+   step of that copy takes the live database's write lock (outside WAL mode its exclusive
+   lock) and keeps it until the copy commits. Only then, with no writer able to commit, are
+   the safety backup taken and the live AUTOINCREMENT counters read: every write committed
+   before the restore is in the safety backup, and the counters copied into the staging
+   file never go below what the live database had handed out, so no task id is reused.
 4. The restored database is checked (integrity, schema, counters) and the staging folder
-   removed.
+   removed. Once the copy has committed nothing raises: what goes wrong after it is
+   reported in the result, which always says the backup was written in.
 
-A live database SQLite cannot open is moved aside whole; one that opens but is damaged is
+A live database SQLite cannot open, or one whose queue schema is broken, is moved aside
+whole; a missing one is created from the backup; one that opens but is damaged is
 written over in place (workers may have it open) after an unchecked copy of it is kept; see
 :mod:`.keep`. Workers are held off from the first write step until the commit: they
 see SQLite "busy" and retry within their busy timeout. The time is mostly the safety
@@ -28,11 +32,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 import shutil
+import sqlite3
 import time
-from collections.abc import Collection
 from pathlib import Path
 
 import psutil
@@ -51,23 +54,23 @@ from ..manifest import manifest_path_for
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from ..verify import check_backup_file
 from ..write_access import blocked_sentence, probe_write_access, wait_for_write_access
+from .gate import ALL_WORKERS, CommitWatch, WorkerSignals, read_worker_signals
 from .keep import (
     SAFETY_BACKUP_NAME,
     SAFETY_FOLDER_NAME,
     LiveStateKeeper,
     RestoreReport,
     RestoreRequest,
+    carry_set_aside_counters,
     counter_problems,
+    repair_counters,
     safety_folder,
 )
-from .plan import (
-    ACTIVE_WORKER_SECONDS,
-    check_restored,
-    running_workers,
-)
+from .plan import RestoredCheck, check_restored
 from .writing import (
     LockedHook,
     TargetState,
+    holds_queue_tables,
     inspect_target,
     move_aside,
     write_into,
@@ -83,9 +86,6 @@ _CHUNK = 1024 * 1024
 #: A staging folder this old belongs to no running restore, whatever its name says.
 STALE_STAGING_SECONDS = 24 * 3600
 
-#: The workers a caller accepts as running during the restore; ``ALL_WORKERS`` accepts any.
-ALL_WORKERS = frozenset({"*"})
-
 
 def execute_restore(request: RestoreRequest, progress: ProgressCallback | None = None,
                     cancelled: CancelCheck | None = None) -> RestoreReport:
@@ -94,8 +94,7 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
     Raises :class:`QueueBackupError` (kinds INVALID, CORRUPT, NOT_A_QUEUE, LOCKED,
     WORKERS_ACTIVE, ...) when the restore is refused or fails, and
     :class:`OperationCancelled` on cancel; either way the live database is as it was (a
-    safety copy taken under the lock is removed, since nothing changed; one taken before the
-    write, outside WAL mode, is kept, and the message says where).
+    safety copy taken under the lock is removed, since nothing changed).
     """
     backup_path, target = Path(request.backup_path), Path(request.target)
     action = f"Restoring '{target}' from '{backup_path}'"
@@ -107,6 +106,9 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
     refuse_live_side_paths(backup_path, target, action)
     _remove_stale_staging(target.parent)
     staging_dir = _make_staging_dir(target, action)
+    # Commits by other connections are watched from now on, while the backup is checked.
+    watch = (CommitWatch(target) if target.exists()
+             and not set(request.accepted_workers) >= ALL_WORKERS else None)
     try:
         staged = _stage(backup_path, staging_dir, action, progress, cancelled)
         verdict = check_backup_file(staged, progress, cancelled,
@@ -114,10 +116,18 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
         if not verdict.ok:
             raise QueueBackupError(f"{action} refused: the backup failed verification: "
                                    f"{verdict.problems[0]}", verdict.kind)
+        repaired = repair_counters(staged, action)
         _wait_for_lock(target, request.lock_wait_seconds, progress, cancelled)
-        _refuse_live_workers(target, request.accepted_workers, action)
-        return _write(request, staged, action, started, progress, cancelled)
+        signals = _refuse_live_workers(request, action, watch, cancelled)
+        if watch is not None:
+            watch.close()
+        outcome = _write(request, staged, action, started, progress, cancelled)
+        outcome.counters_repaired = repaired
+        outcome.workers_seen = signals.notes() if signals is not None else []
+        return outcome
     finally:
+        if watch is not None:
+            watch.close()
         shutil.rmtree(staging_dir, ignore_errors=True)
 
 
@@ -126,23 +136,27 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
     target = Path(request.target)
     inspection = inspect_target(target, check=False, progress=progress, cancelled=cancelled,
                                 busy_timeout_ms=request.busy_timeout_ms)
-    if inspection.state is TargetState.NOT_A_QUEUE:
+    damaged_queue = inspection.state is TargetState.NOT_A_QUEUE and holds_queue_tables(target)
+    if inspection.state is TargetState.NOT_A_QUEUE and not damaged_queue:
         raise QueueBackupError(
             f"{action} refused: '{target}' holds an SQLite database that is not a PrismQ "
-            f"queue ({'; '.join(inspection.problems)}); choose the queue file.",
+            f"queue ({'; '.join(inspection.problems)}) and none of its tables; check that "
+            "--db names the queue file, or move that file aside first.",
             ErrorKind.NOT_A_QUEUE)
     outcome = RestoreReport(restored_from=Path(request.backup_path), target=target,
-                            safety_backup=None, seconds=0.0)
-    if inspection.state in (TargetState.CORRUPT, TargetState.MISSING):
-        # SQLite cannot open it, so no worker can be writing to it: set it aside whole.
+                            safety_backup=None, seconds=0.0,
+                            created=inspection.state is TargetState.MISSING)
+    if inspection.state in (TargetState.CORRUPT, TargetState.MISSING) or damaged_queue:
+        # SQLite cannot open it, or its queue schema is broken, so no worker can work it:
+        # set it aside whole (renamed, never deleted).
         outcome.moved_aside = move_aside(target)
-    keeper = LiveStateKeeper(request, outcome, action, progress, cancelled)
+        if inspection.state is not TargetState.MISSING and outcome.moved_aside:
+            carry_set_aside_counters(outcome.moved_aside[0], staged, outcome)
+    keeper = LiveStateKeeper(request, outcome, action, progress, cancelled,
+                             wal=inspection.journal_mode == "wal")
     hook: LockedHook | None = None
     if inspection.state in (TargetState.HEALTHY, TargetState.DAMAGED):
-        if inspection.journal_mode == "wal":
-            hook = keeper.while_locked
-        else:
-            hook = keeper.before_write_without_wal()
+        hook = keeper.while_locked
 
     def write(hook: LockedHook | None) -> None:
         write_into(staged, target, progress, cancelled, pages_per_step=request.pages_per_step,
@@ -163,16 +177,25 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
         if isinstance(error, QueueAdminError):
             raise _explain_failure(error, action, outcome) from error
         raise
+    # The restore has committed: from here on nothing raises, whatever is reported.
     if keeper.locked_at is not None:
         outcome.held_seconds = time.monotonic() - keeper.locked_at
-    keeper.finish()
+    try:
+        keeper.finish()
+    except (QueueAdminError, sqlite3.Error, OSError) as error:
+        outcome.safety_problem = f"the safety copy could not be sealed ({error})"
     if outcome.safety_backup is not None:
-        with contextlib.suppress(QueueAdminError):
+        with contextlib.suppress(QueueAdminError, sqlite3.Error, OSError):
             BackupStore(target, safety_folder(request.backup_dir)).prune_backups(
                 SAFETY_KEEP_COUNT)
     report(progress, 0, 0, STAGE_CHECK_RESTORED)
-    outcome.check = check_restored(target)
-    outcome.check.problems += counter_problems(target, outcome.counters_kept)
+    try:
+        outcome.check = check_restored(target)
+        outcome.check.problems += counter_problems(target, outcome.counters_kept)
+    except (QueueAdminError, sqlite3.Error, OSError) as error:
+        outcome.check = RestoredCheck(target, [
+            f"the backup was restored, but the restored database could not be checked "
+            f"({error}); run the integrity check once other programs let go of it"])
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -197,29 +220,35 @@ def _explain_failure(error: QueueAdminError, action: str,
     return QueueBackupError(f"{error.message.rstrip('.')}; {'; '.join(kept)}.", error.kind)
 
 
-def _refuse_live_workers(target: Path, accepted: Collection[str], action: str) -> None:
-    """Refuse while workers heartbeat, unless the caller named each one as accepted."""
-    if not target.exists() or set(accepted) >= ALL_WORKERS:
-        return
+def _refuse_live_workers(request: RestoreRequest, action: str, watch: CommitWatch | None,
+                         cancelled: CancelCheck | None) -> WorkerSignals | None:
+    """Refuse while workers are at work (see :mod:`.gate`), unless the caller accepted them."""
+    target = Path(request.target)
+    if watch is None or not target.exists():
+        return None
     try:
-        running = running_workers(target)
+        signals = read_worker_signals(target, watch=watch, archive_dirs=archive_dirs(request),
+                                      cancelled=cancelled)
     except QueueAdminError as error:
-        raise QueueBackupError(f"{action} refused: which workers are running could not be "
+        if isinstance(error, OperationCancelled):
+            raise
+        raise QueueBackupError(f"{action} refused: whether workers are at work could not be "
                                f"read ({error.message.rstrip('.')}); nothing was changed.",
                                error.kind) from error
-    unaccepted = [worker for worker in running if worker.worker_id not in accepted]
-    if unaccepted:
-        names = [worker.worker_id + ("" if math.isfinite(worker.heartbeat_age_seconds)
-                                     else " (heartbeat not a readable time)")
-                 for worker in unaccepted]
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more"
-                                        if len(names) > 5 else "")
+    if not signals.accepted_by(request.accepted_workers):
         raise QueueBackupError(
-            f"{action} refused: {len(unaccepted)} worker(s) may still be running ({shown}): "
-            f"a heartbeat in the last {ACTIVE_WORKER_SECONDS} s, or one that cannot be read "
-            "as a time; they would keep working on tasks the restore puts back and may run "
-            "them twice. Stop the workers first, or confirm that they may keep running "
-            "(--allow-live-workers).", ErrorKind.WORKERS_ACTIVE)
+            f"{action} refused: workers are at work on the queue: "
+            f"{'; '.join(signals.reasons())}; they would keep working on tasks the restore "
+            "puts back and may run them twice, so nothing was changed; stop them first (the "
+            "restore can go as soon as none of this is seen) or confirm that they may keep "
+            "running (--allow-live-workers).", ErrorKind.WORKERS_ACTIVE)
+    return signals
+
+
+def archive_dirs(request: RestoreRequest) -> list[Path]:
+    """Where the tool's archiver of this database may keep its lock (to recognise it)."""
+    folder = Path(request.backup_dir)
+    return [*map(Path, request.archive_dirs), folder / "archive", folder / "wal-archive"]
 
 
 def _wait_for_lock(target: Path, wait_seconds: float, progress: ProgressCallback | None,

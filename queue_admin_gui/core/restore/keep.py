@@ -5,10 +5,13 @@ unchecked page copy (it could never pass a backup's check, and workers may have 
 it is written over in place rather than renamed). Either way the live AUTOINCREMENT counters
 are read and carried into the staged backup, so no id is handed out twice.
 
-In WAL mode all of this runs inside the restore's first write step, holding the live write
-lock while readers go on. Outside WAL mode that step locks readers out too, so it runs just
-before, while a reserved lock holds writers off, and the first step checks the file's change
-counter: a commit in between stops the restore, rolled back.
+All of this runs inside the restore's first write step, so no commit can fall between the
+copy and the restore: in WAL mode that step holds the live write lock while readers go on.
+Outside WAL mode it holds the exclusive lock (readers wait too) and has written nothing to
+the file yet, so the copy and the counters are read from the file without a lock of their
+own: the file holds exactly the last commit. The file is only ever opened through SQLite
+while the restore holds its lock (closing a descriptor of one's own would drop the
+process's POSIX locks on it and let other programs write in the middle of the restore).
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backup_sequence import MAX_COUNTER
 from ..backup_store import BackupStore, PendingBackup
-from ..database import BUSY_TIMEOUT_MS, closing_connection, connect
+from ..database import BUSY_TIMEOUT_MS, closing_connection, connect, open_read_only
 from ..errors import ErrorKind, QueueAdminError, QueueBackupError
 from ..manifest import manifest_path_for
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from ..schema_sql import is_virtual_table, uses_autoincrement
 from ..snapshot import remove_partial
 from .plan import RestoredCheck
-from .writing import DEFAULT_PAGES_PER_STEP, LockedHook, RestoreResult
+from .writing import DEFAULT_PAGES_PER_STEP, RestoreResult
 
 #: Sub-folder of the backup folder that holds the safety backups restores take.
 SAFETY_FOLDER_NAME = "pre-restore"
@@ -46,6 +51,8 @@ class RestoreRequest:
     safety_backup: bool = True
     accepted_workers: Collection[str] = ()
     lock_wait_seconds: float = 0.0
+    #: Archive folders whose archiver (the tool's own) is not counted as a worker.
+    archive_dirs: Collection[Path] = ()
     busy_timeout_ms: int = BUSY_TIMEOUT_MS
     pages_per_step: int = DEFAULT_PAGES_PER_STEP
 
@@ -60,6 +67,12 @@ class RestoreReport(RestoreResult):
     damaged_copy: Path | None = None
     safety_problem: str | None = None
     counters_problem: str | None = None
+    #: Id counters of the backup set right before it was written in, one sentence each.
+    counters_repaired: list[str] = field(default_factory=list)
+    #: Signals of workers seen that did not block the restore (a crashed worker's leases).
+    workers_seen: list[str] = field(default_factory=list)
+    #: True when no database existed at the target: it was created from the backup.
+    created: bool = False
 
 
 def safety_folder(backup_dir: str | Path) -> Path:
@@ -70,17 +83,17 @@ def safety_folder(backup_dir: str | Path) -> Path:
 class LiveStateKeeper:
     """What a restore keeps of the live database before writing: safety copy and counters.
 
-    In WAL mode the copy is taken inside the write's first step, holding the live write lock
-    while readers go on; it is checked only after the restore committed (:meth:`finish`), so
-    workers wait for the copy alone. Outside WAL mode that step locks readers out too, so the
-    safety backup is taken whole first while writers are held by a reserved lock, and the
-    first step then checks the file's change counter: if anything committed in between, the
-    restore stops, rolled back, and says so.
+    The copy is taken inside the write's first step, holding the live write lock (in WAL
+    mode readers go on; outside it they wait too); it is checked only after the restore
+    committed (:meth:`finish`), so workers wait for the copy alone.
     """
 
     def __init__(self, request: RestoreRequest, outcome: RestoreReport, action: str,
-                 progress: ProgressCallback | None, cancelled: CancelCheck | None) -> None:
+                 progress: ProgressCallback | None, cancelled: CancelCheck | None, *,
+                 wal: bool = True) -> None:
         self.request, self.outcome, self.action = request, outcome, action
+        #: Outside WAL mode the write's first step holds the exclusive lock: read unlocked.
+        self.unlocked = not wal
         self.progress, self.cancelled = progress, cancelled
         self.locked_at: float | None = None
         self.counters: dict[str, int] = {}
@@ -90,35 +103,10 @@ class LiveStateKeeper:
         self.pending: PendingBackup | None = None
 
     def while_locked(self, source: sqlite3.Connection) -> None:
-        """In the write's first step (WAL mode): copy the live state, then carry counters."""
+        """In the write's first step: copy the live state, then carry the counters over."""
         self.locked_at = time.monotonic()
         self._keep_live_state()
         self._carry(source)
-
-    def before_write_without_wal(self) -> LockedHook:
-        """Keep the live state now, holding writers off; return the first step's check."""
-        target = Path(self.request.target)
-        with closing_connection(connect(target, busy_timeout_ms=self.request.busy_timeout_ms)
-                                ) as holder:
-            holder.execute("BEGIN IMMEDIATE")
-            try:
-                self.locked_at = time.monotonic()
-                self._keep_live_state()
-                self.finish()
-                expected = change_counter(target)
-            finally:
-                holder.execute("ROLLBACK")
-
-        def check_unchanged(source: sqlite3.Connection) -> None:
-            if change_counter(target) != expected:
-                raise QueueBackupError(
-                    f"{self.action} stopped: another program wrote to the database between "
-                    "the safety backup and the restore (it is not in WAL mode, so the two "
-                    "cannot share one lock); nothing was changed; stop the workers and "
-                    "retry.", ErrorKind.LOCKED)
-            self._carry(source)
-
-        return check_unchanged
 
     def finish(self) -> None:
         """Check and name the safety copy; a copy that fails its check is kept, unchecked.
@@ -158,7 +146,8 @@ class LiveStateKeeper:
             report(self.progress, 0, 0, STAGE_SAFETY)
             try:
                 self.pending = self.safety.begin_backup(target, SAFETY_BACKUP_NAME,
-                                                        self.progress, self.cancelled)
+                                                        self.progress, self.cancelled,
+                                                        unlocked=self.unlocked)
             except QueueBackupError as error:
                 raise QueueBackupError(
                     f"{self.action} stopped: the safety backup of the current database "
@@ -166,7 +155,7 @@ class LiveStateKeeper:
                     "changed.", error.kind) from error
             raise_if_cancelled(self.cancelled, self.action)
         try:
-            self.counters = read_counters(target)
+            self.counters = read_counters(target, unlocked=self.unlocked)
         except (sqlite3.Error, QueueAdminError) as error:
             # Only a damaged file gets here; the report says so rather than promise ids.
             outcome.counters_problem = (f"the id counters of the damaged database could not "
@@ -178,16 +167,31 @@ class LiveStateKeeper:
         carry_counters(source, self.counters)
 
 
-def change_counter(path: Path) -> bytes:
-    """The file change counter in an SQLite header, which every commit outside WAL bumps."""
-    with open(path, "rb") as handle:
-        handle.seek(24)
-        return handle.read(4)
+def carry_set_aside_counters(set_aside: Path, staged: Path, outcome: RestoreReport) -> None:
+    """Carry the counters of a database just moved aside into the staged backup, if they read.
+
+    Nobody can write to the renamed file, so it is read without a lock. A file too damaged to
+    give its counters is reported in ``outcome.counters_problem``.
+    """
+    try:
+        counters = read_counters(set_aside, unlocked=True)
+        with closing_connection(connect(staged)) as copy:
+            carry_counters(copy, counters)
+    except (sqlite3.Error, QueueAdminError) as error:
+        outcome.counters_problem = (f"the id counters of the database moved aside could not "
+                                    f"be read ({error}); new tasks may get ids it had handed "
+                                    "out")
+        return
+    outcome.counters_kept = counters
 
 
-def read_counters(target: Path) -> dict[str, int]:
-    """The live database's AUTOINCREMENT counters (whole numbers only), by table."""
-    with closing_connection(connect(target)) as live:
+def read_counters(target: Path, *, unlocked: bool = False) -> dict[str, int]:
+    """The live database's AUTOINCREMENT counters (whole numbers only), by table.
+
+    ``unlocked`` reads without a lock, for a caller holding the exclusive lock itself.
+    """
+    opened = open_read_only(target, immutable=True) if unlocked else connect(target)
+    with closing_connection(opened) as live:
         if not has_sequence_table(live):
             return {}
         return {str(name): int(seq) for name, seq in
@@ -219,6 +223,55 @@ def carry_counters(source: sqlite3.Connection, counters: dict[str, int]) -> None
         with contextlib.suppress(sqlite3.Error):
             source.execute("ROLLBACK")
         raise
+
+
+def repair_counters(staged: Path, action: str) -> list[str]:
+    """Give every AUTOINCREMENT table of the staged backup a counter it can go on from.
+
+    A counter that is missing or below the table's highest id is set to that id (SQLite
+    would otherwise go on from a lower number, or treat the id as free), and said so. A table
+    whose highest id or counter reaches :data:`MAX_COUNTER` (the bound verification holds
+    counters to) is refused: ids cannot be renumbered (other rows refer to them), and every
+    new task would fail with "database or disk is full". Works on the private staging copy.
+    """
+    repaired: list[str] = []
+    with closing_connection(connect(staged)) as copy:
+        if not has_sequence_table(copy):
+            return []
+        tables = [str(name) for name, sql in copy.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            if not is_virtual_table(sql) and uses_autoincrement(sql)]
+        copy.execute("BEGIN IMMEDIATE")
+        try:
+            for table in tables:
+                quoted = '"' + table.replace('"', '""') + '"'
+                query = f"SELECT max(rowid) FROM {quoted}"  # noqa: S608 - quoted name
+                highest = copy.execute(query).fetchone()[0]
+                row = copy.execute("SELECT seq FROM sqlite_sequence WHERE name = ?",
+                                   (table,)).fetchone()
+                seq = row[0] if row is not None else None
+                top = max(v for v in (highest, seq, 0) if isinstance(v, int))
+                if top >= MAX_COUNTER:
+                    raise QueueBackupError(
+                        f"{action} refused: the backup's ids of {table} reach {top}, so "
+                        "close to the largest id SQLite allows that a queue restored from it "
+                        "could take few or no new tasks; nothing was changed; choose another "
+                        "backup.", ErrorKind.CORRUPT)
+                if highest is None or (isinstance(seq, int) and seq >= highest):
+                    continue
+                was = "missing" if row is None else f"{seq!r}"
+                copy.execute("DELETE FROM sqlite_sequence WHERE name = ?", (table,))
+                copy.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)",
+                             (table, highest))
+                repaired.append(f"the backup's id counter of {table} was {was}, below its "
+                                f"highest id {highest}; it was set to {highest} so no id is "
+                                "handed out twice")
+            copy.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                copy.execute("ROLLBACK")
+            raise
+    return repaired
 
 
 def counter_problems(target: Path, kept: dict[str, int]) -> list[str]:

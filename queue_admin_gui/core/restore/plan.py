@@ -97,8 +97,10 @@ class RestoreComparison:
                              "the damaged file kept with the safety backups, so changes since "
                              "the backup cannot be counted.")
         elif live.state is TargetState.NOT_A_QUEUE:
-            sentences.append(f"The live file is not a queue database ({live.problem}); the "
-                             "backup will replace its contents.")
+            sentences.append(f"The live file is not a queue database ({live.problem}); if "
+                             "it holds any of the queue's tables it will be moved aside (not "
+                             "deleted) and the backup restored in its place, otherwise the "
+                             "restore refuses it.")
         else:
             sentences.append(
                 f"{_tasks(self.lost_after_backup)} created after this backup will be lost; "

@@ -1,7 +1,8 @@
 """Before a restore: running workers, another program's write lock and the free space.
 
-The preflight only reads (the write-lock probe rolls back at once). Running workers are
-judged by their heartbeats, so the restore can refuse those the admin did not accept.
+The preflight only reads (the write-lock probe rolls back at once). Whether workers are at
+work is judged from every signal (:mod:`.gate`), exactly as the restore itself judges it, so
+what the wizard shows is what the restore then refuses or lets through.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from ..leases import LeaseManager, WorkerInfo
 from ..progress import CancelCheck, ProgressCallback
 from ..write_access import PROBE_BUSY_TIMEOUT_MS, probe_write_access
 from .file_summary import QueueSnapshot
+from .gate import ACTIVE_WORKER_SECONDS, COMMIT_SAMPLE_SECONDS, WorkerSignals, read_worker_signals
 from .writing import TargetState, inspect_target
-
-#: Seconds since the last heartbeat within which a worker counts as running.
-ACTIVE_WORKER_SECONDS = 60
 
 
 @dataclass
@@ -42,7 +41,10 @@ class Preflight:
     """What stands in the way of a restore right now."""
 
     live: QueueSnapshot
+    #: Workers with a heartbeat in the last minute (their in-flight tasks are spared).
     active_workers: list[WorkerInfo] = field(default_factory=list)
+    #: Every signal of workers at work; blocking ones refuse the restore.
+    signals: WorkerSignals | None = None
     blocked_reason: str | None = None
     backup_size: int = 0
     safety_size: int = 0
@@ -108,7 +110,9 @@ def running_workers(live_path: str | Path) -> list[WorkerInfo]:
 def preflight(live_path: str | Path, backup_dir: str | Path,
               backup_path: str | Path | None = None,
               progress: ProgressCallback | None = None,
-              cancelled: CancelCheck | None = None) -> Preflight:
+              cancelled: CancelCheck | None = None, *,
+              sample_seconds: float = COMMIT_SAMPLE_SECONDS,
+              archive_dirs: list[Path] | None = None) -> Preflight:
     """Check the live database, its workers, its locks and the free space before a restore.
 
     The live file is judged exactly as the restore will judge it (a whole-file quick check),
@@ -126,6 +130,11 @@ def preflight(live_path: str | Path, backup_dir: str | Path,
     result = Preflight(live)
     if result.live.ok:
         result.active_workers = running_workers(live_path)
+    if live_path.exists():
+        folders = archive_dirs if archive_dirs is not None else [
+            backup_dir / "archive", backup_dir / "wal-archive"]
+        result.signals = read_worker_signals(live_path, sample_seconds=sample_seconds,
+                                             archive_dirs=folders, cancelled=cancelled)
     result.blocked_reason = probe_write_access(live_path)
     result.backup_size = file_size(backup_path) if backup_path is not None else 0
     result.safety_size = file_size(live_path) + file_size(wal_path(live_path))

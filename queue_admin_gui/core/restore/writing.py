@@ -149,6 +149,21 @@ def inspect_target(path: str | Path, *, check: bool = True,
     return TargetInspection(path, TargetState.HEALTHY, journal_mode=mode)
 
 
+#: The queue's tables: a file holding any of them is a (damaged) queue, not another database.
+QUEUE_TABLES = ("task_queue", "workers", "task_logs")
+
+
+def holds_queue_tables(path: str | Path) -> bool:
+    """True when ``path`` opens and its schema names at least one of the queue's tables."""
+    try:
+        with closing_connection(open_read_only(Path(path))) as connection:
+            names = {str(row[0]) for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except (QueueAdminError, sqlite3.Error):
+        return False
+    return bool(names & set(QUEUE_TABLES))
+
+
 def _quick_check(connection: sqlite3.Connection, path: Path) -> list[str]:
     """SQLite's quick check as lines; damage that stops it is one line saying why.
 
@@ -305,6 +320,10 @@ def _copy_into(source: sqlite3.Connection, destination: sqlite3.Connection, acti
                                    "restore; choose another backup.", ErrorKind.INVALID)
         # The hook must run between two steps, so the first step never copies everything.
         pages_per_step = min(pages_per_step, source_pages - 1)
+        if target_mode != "wal":
+            # Outside WAL mode the hook reads the file itself: the first step must keep every
+            # page it copied in memory, never spilling one into the file.
+            pages_per_step = min(pages_per_step, _unspilled_pages(destination, target_page))
     waiting_since = time.monotonic()
     pages = 0
     hook_pending = while_locked is not None
@@ -337,6 +356,13 @@ def _copy_into(source: sqlite3.Connection, destination: sqlite3.Connection, acti
         raise QueueBackupError(f"{action} failed: the write lock was never held between two "
                                "steps; nothing was left to guard.", ErrorKind.BUG)
     return pages
+
+
+def _unspilled_pages(connection: sqlite3.Connection, page_size: int) -> int:
+    """Pages a step may change without SQLite spilling any into the file: a quarter of its cache."""
+    cache = int(connection.execute("PRAGMA cache_size").fetchone()[0])
+    pages = cache if cache > 0 else (-cache * 1024) // max(1, page_size)
+    return max(1, pages // 4)
 
 
 def _remove_if_empty(path: Path) -> None:
