@@ -8,6 +8,7 @@ reason, and never delete it.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -116,3 +117,18 @@ def test_a_manifest_of_hundreds_of_megabytes_is_not_read(
     assert run.code == 0, run.err
     row = run.data["backups"][0]
     assert "419,430,400 bytes" in row["manifest_problem"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX only")
+def test_a_backup_whose_manifest_is_a_pipe_is_not_restored_as_an_older_backup(
+        cli: CliRunner, queue_db: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "backups"
+    run = cli("--db", queue_db, "--json", "backup", "--dir", folder, "--name", "piped")
+    assert run.code == 0, run.err
+    backup = Path(run.data["path"])
+    manifest_path_for(backup).unlink()
+    os.mkfifo(manifest_path_for(backup))
+    restored = cli("--db", queue_db, "--json", "restore", str(backup), "--yes",
+                   "--allow-live-workers")
+    assert restored.code == 1, restored.out
+    assert "not a regular file" in restored.err + restored.out

@@ -50,7 +50,7 @@ from ..errors import (
     QueueBackupError,
     translate_error,
 )
-from ..manifest import manifest_path_for
+from ..manifest import manifest_beside, manifest_path_for
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from ..verify import check_backup_file
 from ..write_access import blocked_sentence, probe_write_access, wait_for_write_access
@@ -290,9 +290,11 @@ def _stage(backup_path: Path, staging_dir: Path, action: str,
                 done += len(chunk)
                 report(progress, done, total, STAGE_STAGING)
                 raise_if_cancelled(cancelled, action)
-        manifest = manifest_path_for(backup_path)
-        if manifest.is_file():
-            shutil.copyfile(manifest, manifest_path_for(staged))
+        found, unreadable = manifest_beside(backup_path)
+        if unreadable is not None:  # a pipe or a damaged manifest is not "no manifest"
+            raise QueueBackupError(unreadable.message, ErrorKind.CORRUPT)
+        if found is not None:
+            shutil.copyfile(manifest_path_for(backup_path), manifest_path_for(staged))
     except OSError as error:
         raise translate_error(error, f"{action}: copying the backup for checking",
                               QueueBackupError) from error
