@@ -36,6 +36,7 @@ from .schema_meaning import (
     column_field_differences,
     foreign_key_text,
     implied_index_text,
+    misread_character,
     read_meaning,
 )
 from .schema_sql import (
@@ -206,6 +207,19 @@ def _text_difference(mine: tuple[str, ...], theirs: tuple[str, ...]) -> str:
     return f"it reads {_sql(excerpt(mine))} where it should read {_sql(excerpt(theirs))}"
 
 
+def _misread_text(item: SchemaObject) -> str | None:
+    """Name the character that makes SQLite read ``item``'s SQL otherwise than it looks."""
+    char = misread_character(item.sql)
+    if char is None:
+        return None
+    if char == "\x00":
+        return ("its SQL holds a NUL character, after which SQLite reads nothing, so SQLite "
+                "does not read all that the text says")
+    return (f"its SQL holds the character U+{ord(char):04X}, which looks like a space but "
+            "which SQLite reads as part of a name, so SQLite reads other names than the "
+            "text shows")
+
+
 def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
     """Phrases naming how ``item`` differs from the object of that name it should equal."""
     if _kind(item) != _kind(reference):
@@ -218,7 +232,9 @@ def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
         found.append(f"it belongs to '{_printable(item.table, _MAX_NAME_CHARS)}' instead "
                      f"of '{reference.table}'")
     if _key(item)[3] != _key(reference)[3]:
-        details = _table_differences(item, reference) if item.type == "table" else []
+        misread = _misread_text(item)
+        details = ([misread] if misread is not None
+                   else _table_differences(item, reference) if item.type == "table" else [])
         if not details:
             details = [_text_difference(sql_tokens(item.sql), sql_tokens(reference.sql))]
         found += details

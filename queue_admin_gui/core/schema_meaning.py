@@ -21,6 +21,13 @@ CHECK, a constraint with a conflict clause, a deferrable foreign key, ``WITHOUT 
 SQLite cannot describe (a virtual table, or one whose PRAGMAs fail) is compared by its
 normalized SQL only, so reading by meaning never accepts what the text would refuse for a
 reason SQLite does not report.
+
+Normalizing is sound only where SQLite splits the text as the normalizer does. Two
+characters it does not: a NUL (SQLite reads a schema statement only up to it, so ``--``
+and a NUL hide the rest of a view or of an index's condition from SQLite alone) and a space
+other than an ASCII one (SQLite counts only ASCII spaces as spaces; U+00A0 before ``datetime``
+makes a function name no SQLite has). An object whose SQL holds either is judged by its
+exact text (:class:`ExactText`), which only an identical object matches.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from .schema_sql import (
 )
 
 _NO_ACTION = "NO ACTION"
+#: The only characters SQLite's tokenizer counts as spaces.
+SQLITE_SPACES = frozenset(" \t\n\f\r")
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,26 @@ class DefinitionMeaning:
     sql: str
 
 
-SchemaMeaning = TableMeaning | IndexMeaning | DefinitionMeaning
+@dataclass(frozen=True)
+class ExactText:
+    """An object whose SQL SQLite reads otherwise than it looks: judged by its exact text."""
+
+    sql: str
+
+
+SchemaMeaning = TableMeaning | IndexMeaning | DefinitionMeaning | ExactText
+
+
+def misread_character(sql: str | None) -> str | None:
+    """The first character of ``sql`` that SQLite reads otherwise than it looks, or None.
+
+    That is a NUL (SQLite reads no further) or a space that is not ASCII (to SQLite, part
+    of a name); normalized text would skip both.
+    """
+    for char in sql or "":
+        if char == "\x00" or (char.isspace() and char not in SQLITE_SPACES):
+            return char
+    return None
 
 
 def _text(value: object) -> str:
@@ -232,8 +260,11 @@ def read_meaning(connection: sqlite3.Connection, kind: str, name: str, table: st
     """What SQLite made of one object of ``connection``'s main schema.
 
     Tables and indexes are read through their PRAGMAs; views, triggers, virtual tables and
-    anything whose PRAGMAs fail are described by their normalized SQL.
+    anything whose PRAGMAs fail are described by their normalized SQL; an object whose SQL
+    holds a character SQLite reads otherwise than it looks, by its exact text.
     """
+    if sql is not None and misread_character(sql) is not None:
+        return ExactText(sql)
     try:
         if kind == "table" and not is_virtual_table(sql):
             return _table_meaning(connection, name, sql)

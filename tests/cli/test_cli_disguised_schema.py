@@ -73,7 +73,8 @@ def test_restore_refuses_the_disguised_backup_and_keeps_the_queue(
         cli: CliRunner, disguised: Path, tmp_path: Path) -> None:
     scratch = make_prismq_queue(tmp_path / "scratch" / "queue.db", tasks=2)
     run = cli("--db", scratch, "--json", "restore", disguised, "--yes")
-    assert run.code == 1, run.out
+    assert run.code != 0, run.out
+    assert run.data["ok"] is False and run.data["kind"] == "not_a_queue", run.out
     assert _count(scratch) == 2
     with closing_connection(prismq_connect(scratch)) as producer:
         add_prismq_tasks(producer, 1, key_prefix="after")

@@ -37,6 +37,8 @@ from queue_admin_gui.core.verify import VerifyReport, check_backup_file
 
 TASKS = 12
 NO_BREAK_SPACE = "\u00a0"
+NUL_WHY = "NUL character, after which SQLite reads nothing"
+SPACE_WHY = "U+00A0, which looks like a space but which SQLite reads as part of a name"
 
 
 @pytest.fixture
@@ -78,12 +80,13 @@ def disguised(good: Path, label: str, name: str, old: str, new: str) -> Path:
     return bad
 
 
-def refused_alone_and_against_live(bad: Path, live: Path, name: str) -> None:
+def refused_alone_and_against_live(bad: Path, live: Path, name: str, why: str) -> None:
     for live_path in (None, live):
         report: VerifyReport = check_backup_file(bad, live_path=live_path)
         assert not report.ok, f"verified against {live_path}: {report.notes}"
         assert report.kind is ErrorKind.NOT_A_QUEUE, report.problems
-        assert any(f"'{name}'" in problem for problem in report.problems), report.problems
+        assert any(f"'{name}'" in problem and why in problem
+                   for problem in report.problems), report.problems
 
 
 def test_the_untouched_backup_verifies(good: Path, live: Path) -> None:
@@ -100,7 +103,7 @@ def test_a_nul_that_hides_a_views_where_is_refused(good: Path, live: Path) -> No
                                     "('failed', 'dead_letter')").fetchone()[0]
         listed = connection.execute("SELECT count(*) FROM v_recent_failures").fetchone()[0]
     assert failed == 0 and listed == TASKS  # every task shows as a recent failure
-    refused_alone_and_against_live(bad, live, "v_recent_failures")
+    refused_alone_and_against_live(bad, live, "v_recent_failures", NUL_WHY)
 
 
 def test_a_nul_that_hides_a_partial_indexs_condition_is_refused(good: Path, live: Path) -> None:
@@ -110,7 +113,7 @@ def test_a_nul_that_hides_a_partial_indexs_condition_is_refused(good: Path, live
         partial = connection.execute("SELECT partial FROM pragma_index_list('task_queue') "
                                      "WHERE name = 'uq_task_idempotency'").fetchone()[0]
     assert partial == 0  # SQLite reads a unique index over every row, with no condition
-    refused_alone_and_against_live(bad, live, "uq_task_idempotency")
+    refused_alone_and_against_live(bad, live, "uq_task_idempotency", NUL_WHY)
 
 
 def test_a_no_break_space_before_a_defaults_function_is_refused(good: Path,
@@ -122,7 +125,7 @@ def test_a_no_break_space_before_a_defaults_function_is_refused(good: Path,
     with closing_connection(prismq_connect(trial)) as producer, pytest.raises(
             sqlite3.OperationalError, match="unknown function"):
         add_prismq_tasks(producer, 1, key_prefix="new")  # what restoring it would leave
-    refused_alone_and_against_live(bad, live, "task_queue")
+    refused_alone_and_against_live(bad, live, "task_queue", SPACE_WHY)
 
 
 def test_a_no_break_space_before_a_number_default_is_refused(good: Path, live: Path) -> None:
@@ -136,7 +139,7 @@ def test_a_no_break_space_before_a_number_default_is_refused(good: Path, live: P
             "SELECT typeof(attempts), attempts < max_attempts FROM task_queue "
             "WHERE type = 'new'").fetchone()
     assert (kind, below) == ("text", 0)  # a new task's attempts are text: never below 5
-    refused_alone_and_against_live(bad, live, "task_queue")
+    refused_alone_and_against_live(bad, live, "task_queue", SPACE_WHY)
 
 
 def test_a_no_break_space_that_renames_a_views_column_is_refused(good: Path,
@@ -147,7 +150,7 @@ def test_a_no_break_space_that_renames_a_views_column_is_refused(good: Path,
             sqlite3.OperationalError, match="no such column: task_count"):
         # PrismQ's own metrics query of its queue
         connection.execute("SELECT status, task_count FROM v_queue_status_summary")
-    refused_alone_and_against_live(bad, live, "v_queue_status_summary")
+    refused_alone_and_against_live(bad, live, "v_queue_status_summary", SPACE_WHY)
 
 
 def test_comments_and_spacing_in_a_prismq_view_still_verify(good: Path, live: Path) -> None:
