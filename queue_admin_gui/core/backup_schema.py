@@ -13,7 +13,9 @@ indexes from SQLite's PRAGMAs, so a foreign key written on the column or after t
 is one schema; views and triggers by their normalized definition; what no PRAGMA reports,
 such as a CHECK or AUTOINCREMENT, by its normalized text). PrismQ's five observability views
 are part of the queue schema. An index the queue schema has is required, unless the live
-database runs without it too; a view is not required, since the queue runs without it.
+database runs without it too; ``sqlite_sequence`` is required whenever the file has an
+AUTOINCREMENT table, since no insert into one works without it; a view is not required,
+since the queue runs without it.
 Names are looked up without regard to case, so that ``Task_Queue`` is reported as the
 queue's table under another name rather than as an unknown one.
 """
@@ -47,6 +49,7 @@ from .schema_sql import (
     normalized_sql,
     sql_tokens,
     table_items,
+    uses_autoincrement,
 )
 from .untrusted import SchemaObject, read_schema
 
@@ -61,6 +64,7 @@ _CONTEXT_TOKENS = 6
 #: The statistics table SQLite's ANALYZE creates in builds with STAT4 (ANALYZE adds stat1).
 _STAT4_SQL = "CREATE TABLE sqlite_stat4(tbl,idx,neq,nlt,ndlt,sample)"
 _RESTORED = "so use another backup"
+_SEQUENCE_TABLE = "sqlite_sequence"
 
 
 @functools.lru_cache(maxsize=1)
@@ -274,6 +278,25 @@ def _missing(backup: Sequence[SchemaObject], live: Sequence[SchemaObject] | None
             f"without {'it' if len(lacking) == 1 else 'them'}, {_RESTORED}.")
 
 
+def _lacking_counters(backup: Sequence[SchemaObject]) -> str | None:
+    """A sentence when the backup has AUTOINCREMENT tables but no sqlite_sequence to count in.
+
+    SQLite keeps those tables' counters in ``sqlite_sequence``; without it (its schema row
+    deleted) the file still passes the integrity check, but every insert into them fails.
+    """
+    if any(fold_case(item.name) == _SEQUENCE_TABLE for item in backup):
+        return None
+    counted = [item.name for item in backup if item.type == "table"
+               and not is_virtual_table(item.sql) and uses_autoincrement(item.sql)]
+    if not counted:
+        return None
+    tables = _listed([f"'{_printable(name, _MAX_NAME_CHARS)}'" for name in counted])
+    return (f"The file lacks table '{_SEQUENCE_TABLE}', where SQLite keeps the AUTOINCREMENT "
+            f"counters of {tables}; restored, every insert into "
+            f"{'it' if len(counted) == 1 else 'them'} would fail, so the queue could take no "
+            f"new task, {_RESTORED}.")
+
+
 def _implied(item: SchemaObject) -> bool:
     """An index SQLite made for a table's PRIMARY KEY or UNIQUE: judged with that table."""
     return (item.type == "index" and item.sql is None
@@ -321,7 +344,7 @@ def schema_problems(backup: list[SchemaObject], live: list[SchemaObject] | None)
         sentences.append(f"The file has {_listed([_shown(item) for item in strangers])}, "
                          f"{where}; restoring it would bring that into the live queue, where "
                          f"it acts on the workers' and this tool's own changes, {_RESTORED}.")
-    lacking = _missing(backup, live)
-    if lacking is not None:
-        sentences.append(lacking)
+    for lacking in (_missing(backup, live), _lacking_counters(backup)):
+        if lacking is not None:
+            sentences.append(lacking)
     return sentences
