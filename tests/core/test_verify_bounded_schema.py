@@ -1,0 +1,93 @@
+"""Reading a hostile file's schema stays bounded: a huge definition is not read token by token.
+
+SQLite parses a view of megabytes in a moment, but reading it token by token in Python costs
+seconds per megabyte, more than the file's size explains to the check's budget, and no
+cancel reaches a loop in Python. The file here is a real PrismQ backup whose
+``v_recent_failures`` became a view of about 8 MB (a long ``IN`` list): verify must still
+refuse it by name, and a cancel must stop it within a moment.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prismq import make_prismq_queue
+
+from queue_admin_gui.core import untrusted
+from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.database import closing_connection
+from queue_admin_gui.core.errors import ErrorKind, OperationCancelled
+from queue_admin_gui.core.schema_meaning import SchemaMeaning
+from queue_admin_gui.core.verify import check_backup_file
+
+#: Items of the view's IN list: about 8 MB of SQL.
+HUGE_ITEMS = 4_000_000
+#: Seconds a stop may take: "within a second", with room for a busy machine, and far below
+#: what reading the view token by token takes.
+STOP_ALLOWANCE_SECONDS = 5.0
+
+
+@pytest.fixture
+def huge_view(tmp_path: Path) -> Path:
+    live = make_prismq_queue(tmp_path / "prismq queue" / "queue.db", tasks=3)
+    backup = QueueBackup(live, tmp_path / "backups").create_backup("huge")
+    sql = ("CREATE VIEW v_recent_failures AS SELECT id FROM task_queue WHERE id IN ("
+           + ",".join(["1"] * HUGE_ITEMS) + ")")
+    with closing_connection(sqlite3.connect(backup, isolation_level=None)) as connection:
+        connection.execute("PRAGMA writable_schema = ON")
+        connection.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'v_recent_failures'",
+                           (sql,))
+    for manifest in backup.parent.glob("*.json"):
+        manifest.unlink()
+    return backup
+
+
+class CancelWhileReading:
+    """A ``cancelled`` callback that turns true once the check reads the huge view.
+
+    By then SQLite has parsed the schema and run its integrity check; what is left is this
+    tool's own reading of the view's definition.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reading = threading.Event()
+        self.asked: float | None = None
+        original = untrusted.read_meaning
+
+        def read_meaning(connection: sqlite3.Connection, kind: str, name: str, table: str,
+                         sql: str | None) -> SchemaMeaning:
+            if name == "v_recent_failures":
+                self.reading.set()
+            return original(connection, kind, name, table, sql)
+
+        monkeypatch.setattr(untrusted, "read_meaning", read_meaning)
+
+    def __call__(self) -> bool:
+        if not self.reading.is_set():
+            return False
+        if self.asked is None:
+            self.asked = time.monotonic()
+        return True
+
+
+@pytest.mark.slow
+def test_a_huge_view_is_refused_by_name(huge_view: Path) -> None:
+    report = check_backup_file(huge_view)
+    assert not report.ok and report.kind is ErrorKind.NOT_A_QUEUE, report.problems
+    assert any("view 'v_recent_failures'" in problem for problem in report.problems)
+
+
+@pytest.mark.slow
+def test_cancel_stops_the_check_of_a_huge_view_within_a_moment(
+        huge_view: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cancel = CancelWhileReading(monkeypatch)
+    with pytest.raises(OperationCancelled):
+        check_backup_file(huge_view, cancelled=cancel)
+    assert cancel.asked is not None
+    assert time.monotonic() - cancel.asked < STOP_ALLOWANCE_SECONDS
+    assert not [thread for thread in threading.enumerate()
+                if thread.name == "queue-admin-check"]
