@@ -31,8 +31,10 @@ from .database import closing_connection, open_read_only
 from .errors import QueueAdminError
 from .schema import QUEUE_TABLES, SCHEMA_SQL
 from .schema_meaning import (
+    MAX_READ_SQL_CHARS,
     ColumnMeaning,
     DefinitionMeaning,
+    ExactText,
     SchemaMeaning,
     TableMeaning,
     column_field_differences,
@@ -135,9 +137,14 @@ def _by_folded_name(schema: Iterable[SchemaObject]) -> dict[str, SchemaObject]:
     return {fold_case(item.name): item for item in schema}
 
 
+def _head_tokens(sql: str | None) -> tuple[str, ...]:
+    """The tokens of the start of ``sql``: enough to tell its kind, however long it is."""
+    return sql_tokens((sql or "")[:MAX_READ_SQL_CHARS])
+
+
 def _kind(item: SchemaObject) -> str:
-    if item.type == "table" and is_virtual_table(item.sql):
-        tokens = sql_tokens(item.sql)
+    tokens = _head_tokens(item.sql)
+    if item.type == "table" and tokens[:3] == ("create", "virtual", "table"):
         module = tokens[tokens.index("using") + 1] if "using" in tokens[:-1] else "?"
         return f"a virtual table (using {_printable(module, _MAX_NAME_CHARS)})"
     return f"a {item.type}"
@@ -146,9 +153,10 @@ def _kind(item: SchemaObject) -> str:
 def _table_differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
     """Name how one table differs from another in meaning: columns, keys, constraints."""
     mine, theirs = item.meaning, reference.meaning
+    if not isinstance(mine, TableMeaning) or not isinstance(theirs, TableMeaning):
+        return []
     mine_items, their_items = table_items(item.sql), table_items(reference.sql)
-    if (not isinstance(mine, TableMeaning) or not isinstance(theirs, TableMeaning)
-            or mine_items is None or their_items is None):
+    if mine_items is None or their_items is None:
         return []
 
     def written(items: TableItems, column: ColumnMeaning) -> str:
@@ -211,11 +219,14 @@ def _text_difference(mine: tuple[str, ...], theirs: tuple[str, ...]) -> str:
     return f"it reads {_sql(excerpt(mine))} where it should read {_sql(excerpt(theirs))}"
 
 
-def _misread_text(item: SchemaObject) -> str | None:
-    """Name the character that makes SQLite read ``item``'s SQL otherwise than it looks."""
+def _exact_text_difference(item: SchemaObject) -> str | None:
+    """Why ``item`` was judged by its exact text: a character SQLite misreads, or its length."""
+    if not isinstance(item.meaning, ExactText):
+        return None
     char = misread_character(item.sql)
     if char is None:
-        return None
+        return (f"its SQL is {len(item.sql or '')} characters long, more than the "
+                f"{MAX_READ_SQL_CHARS} read by meaning, and not exactly the schema's")
     if char == "\x00":
         return ("its SQL holds a NUL character, after which SQLite reads nothing, so SQLite "
                 "does not read all that the text says")
@@ -236,8 +247,8 @@ def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
         found.append(f"it belongs to '{_printable(item.table, _MAX_NAME_CHARS)}' instead "
                      f"of '{reference.table}'")
     if _key(item)[3] != _key(reference)[3]:
-        misread = _misread_text(item)
-        details = ([misread] if misread is not None
+        exact = _exact_text_difference(item)
+        details = ([exact] if exact is not None
                    else _table_differences(item, reference) if item.type == "table" else [])
         if not details:
             details = [_text_difference(sql_tokens(item.sql), sql_tokens(reference.sql))]
@@ -278,6 +289,22 @@ def _missing(backup: Sequence[SchemaObject], live: Sequence[SchemaObject] | None
             f"without {'it' if len(lacking) == 1 else 'them'}, {_RESTORED}.")
 
 
+def _autoincrement(table: SchemaObject) -> bool:
+    """True when a table of the file declares an AUTOINCREMENT key.
+
+    Read from its meaning, so that no long definition is read token by token again; one
+    too long to have been read by meaning is judged by its words.
+    """
+    meaning = table.meaning
+    if isinstance(meaning, TableMeaning):
+        return any("autoincrement" in text.split() for text in
+                   [column.clauses for column in meaning.columns] + list(meaning.constraints))
+    sql = table.sql or ""
+    if len(sql) > MAX_READ_SQL_CHARS:
+        return "autoincrement" in fold_case(sql)
+    return not is_virtual_table(sql) and uses_autoincrement(sql)
+
+
 def _lacking_counters(backup: Sequence[SchemaObject]) -> str | None:
     """A sentence when the backup has AUTOINCREMENT tables but no sqlite_sequence to count in.
 
@@ -286,8 +313,7 @@ def _lacking_counters(backup: Sequence[SchemaObject]) -> str | None:
     """
     if any(fold_case(item.name) == _SEQUENCE_TABLE for item in backup):
         return None
-    counted = [item.name for item in backup if item.type == "table"
-               and not is_virtual_table(item.sql) and uses_autoincrement(item.sql)]
+    counted = [item.name for item in backup if item.type == "table" and _autoincrement(item)]
     if not counted:
         return None
     tables = _listed([f"'{_printable(name, _MAX_NAME_CHARS)}'" for name in counted])

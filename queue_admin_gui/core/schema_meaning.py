@@ -27,11 +27,15 @@ characters it does not: a NUL (SQLite reads a schema statement only up to it, so
 and a NUL hide the rest of a view or of an index's condition from SQLite alone) and a space
 other than an ASCII one (SQLite counts only ASCII spaces as spaces; U+00A0 before ``datetime``
 makes a function name no SQLite has). An object whose SQL holds either is judged by its
-exact text (:class:`ExactText`), which only an identical object matches.
+exact text (:class:`ExactText`), which only an identical object matches; so is one whose
+SQL is longer than :data:`MAX_READ_SQL_CHARS` (the queue's longest is under 2,000
+characters), since reading megabytes token by token would take far longer than the file's
+size explains, in a loop no cancel reaches.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +54,10 @@ from .schema_sql import (
 _NO_ACTION = "NO ACTION"
 #: The only characters SQLite's tokenizer counts as spaces.
 SQLITE_SPACES = frozenset(" \t\n\f\r")
+#: Longest definition read by meaning; a longer one is judged by its exact text.
+MAX_READ_SQL_CHARS = 20_000
+#: A NUL, or a character Python counts as a space and SQLite does not.
+_MISREAD = re.compile(r"\x00|[^\S \t\n\f\r]")
 
 
 @dataclass(frozen=True)
@@ -146,10 +154,14 @@ def misread_character(sql: str | None) -> str | None:
     That is a NUL (SQLite reads no further) or a space that is not ASCII (to SQLite, part
     of a name); normalized text would skip both.
     """
-    for char in sql or "":
-        if char == "\x00" or (char.isspace() and char not in SQLITE_SPACES):
-            return char
-    return None
+    found = _MISREAD.search(sql or "")
+    return None if found is None else found.group()
+
+
+def read_exactly(sql: str | None) -> bool:
+    """True when ``sql`` is judged by its exact text: too long, or misread by normalizing."""
+    return sql is not None and (len(sql) > MAX_READ_SQL_CHARS
+                                or misread_character(sql) is not None)
 
 
 def _text(value: object) -> str:
@@ -261,9 +273,10 @@ def read_meaning(connection: sqlite3.Connection, kind: str, name: str, table: st
 
     Tables and indexes are read through their PRAGMAs; views, triggers, virtual tables and
     anything whose PRAGMAs fail are described by their normalized SQL; an object whose SQL
-    holds a character SQLite reads otherwise than it looks, by its exact text.
+    holds a character SQLite reads otherwise than it looks, or that is too long to read
+    token by token, by its exact text.
     """
-    if sql is not None and misread_character(sql) is not None:
+    if sql is not None and read_exactly(sql):
         return ExactText(sql)
     try:
         if kind == "table" and not is_virtual_table(sql):

@@ -32,6 +32,7 @@ from queue_admin_gui.core.database import closing_connection
 from queue_admin_gui.core.errors import ErrorKind
 from queue_admin_gui.core.files import file_sha256
 from queue_admin_gui.core.manifest import BackupManifest, manifest_path_for
+from queue_admin_gui.core.schema_meaning import SQLITE_SPACES, misread_character
 from queue_admin_gui.core.schema_sql import normalized_sql
 from queue_admin_gui.core.verify import VerifyReport, check_backup_file
 
@@ -87,6 +88,13 @@ def refused_alone_and_against_live(bad: Path, live: Path, name: str, why: str) -
         assert report.kind is ErrorKind.NOT_A_QUEUE, report.problems
         assert any(f"'{name}'" in problem and why in problem
                    for problem in report.problems), report.problems
+
+
+def test_every_space_sqlite_does_not_count_is_found() -> None:
+    python_spaces = {chr(code) for code in range(0x110000) if chr(code).isspace()}
+    for char in python_spaces - SQLITE_SPACES | {"\x00"}:
+        assert misread_character(f"SELECT 1 AS a{char}b") == char, hex(ord(char))
+    assert misread_character("SELECT\t1 AS a --\r\n\f'\u00e9t\u00e9'") is None
 
 
 def test_the_untouched_backup_verifies(good: Path, live: Path) -> None:

@@ -78,7 +78,8 @@ class CancelWhileReading:
 def test_a_huge_view_is_refused_by_name(huge_view: Path) -> None:
     report = check_backup_file(huge_view)
     assert not report.ok and report.kind is ErrorKind.NOT_A_QUEUE, report.problems
-    assert any("view 'v_recent_failures'" in problem for problem in report.problems)
+    assert any("view 'v_recent_failures'" in problem and "characters long" in problem
+               for problem in report.problems), report.problems
 
 
 @pytest.mark.slow
