@@ -231,8 +231,8 @@ def _exact_text_difference(item: SchemaObject) -> str | None:
         return ("its SQL holds a NUL character, after which SQLite reads nothing, so SQLite "
                 "does not read all that the text says")
     return (f"its SQL holds the character U+{ord(char):04X}, which looks like a space but "
-            "which SQLite reads as part of a name, so SQLite reads other names than the "
-            "text shows")
+            "which SQLite does not read as one (it reads a non-ASCII one as part of a name), "
+            "so SQLite reads other names than the text shows")
 
 
 def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:

@@ -56,7 +56,7 @@ _NO_ACTION = "NO ACTION"
 SQLITE_SPACES = frozenset(" \t\n\f\r")
 #: Longest definition read by meaning; a longer one is judged by its exact text.
 MAX_READ_SQL_CHARS = 20_000
-#: A NUL, or a character Python counts as a space and SQLite does not.
+#: A NUL, or a character that normalizing would skip as a space and SQLite does not.
 _MISREAD = re.compile(r"\x00|[^\S \t\n\f\r]")
 
 
@@ -140,7 +140,11 @@ class DefinitionMeaning:
 
 @dataclass(frozen=True)
 class ExactText:
-    """An object whose SQL SQLite reads otherwise than it looks: judged by its exact text."""
+    """An object judged by its exact text, which only an identical object matches.
+
+    Its SQL holds a character SQLite reads otherwise than it looks, or is too long to be
+    read token by token.
+    """
 
     sql: str
 

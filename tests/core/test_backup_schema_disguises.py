@@ -39,7 +39,7 @@ from queue_admin_gui.core.verify import VerifyReport, check_backup_file
 TASKS = 12
 NO_BREAK_SPACE = "\u00a0"
 NUL_WHY = "NUL character, after which SQLite reads nothing"
-SPACE_WHY = "U+00A0, which looks like a space but which SQLite reads as part of a name"
+SPACE_WHY = "U+00A0, which looks like a space but which SQLite does not read as one"
 
 
 @pytest.fixture
