@@ -161,6 +161,20 @@ def test_a_no_break_space_that_renames_a_views_column_is_refused(good: Path,
     refused_alone_and_against_live(bad, live, "v_queue_status_summary", SPACE_WHY)
 
 
+def test_a_view_column_renamed_in_capitals_is_refused(good: Path, live: Path) -> None:
+    bad = disguised(good, "capitals", "v_worker_status", "as active_tasks", "as ACTIVE_TASKS")
+    with closing_connection(sqlite3.connect(bad)) as connection:
+        # PrismQ's metrics hand out dict(row) of SELECT * FROM v_worker_status
+        names = [column[0] for column in connection.execute(
+            "SELECT * FROM v_worker_status").description]
+    assert "ACTIVE_TASKS" in names and "active_tasks" not in names
+    for live_path in (None, live):
+        report = check_backup_file(bad, live_path=live_path)
+        assert not report.ok and report.kind is ErrorKind.NOT_A_QUEUE, report.problems
+        assert any("'v_worker_status'" in problem and "ACTIVE_TASKS" in problem
+                   for problem in report.problems), report.problems
+
+
 def test_comments_and_spacing_in_a_prismq_view_still_verify(good: Path, live: Path) -> None:
     original = stored_sql(good, "v_queue_type_summary")
     bad = good.with_name("queue_backup_spacing_20200101_000000.db")
