@@ -37,6 +37,7 @@ from .schema_meaning import (
     ExactText,
     SchemaMeaning,
     TableMeaning,
+    ViewMeaning,
     column_field_differences,
     foreign_key_text,
     implied_index_text,
@@ -235,6 +236,18 @@ def _exact_text_difference(item: SchemaObject) -> str | None:
             "so SQLite reads other names than the text shows")
 
 
+def _view_column_difference(item: SchemaObject, reference: SchemaObject) -> str | None:
+    """Name how a view's columns are named otherwise, when its definition reads the same."""
+    mine, theirs = item.meaning, reference.meaning
+    if (not isinstance(mine, ViewMeaning) or not isinstance(theirs, ViewMeaning)
+            or mine.sql != theirs.sql or mine.columns == theirs.columns):
+        return None
+    shown = ", ".join(_printable(name, _MAX_NAME_CHARS) for name in mine.columns)
+    expected = ", ".join(theirs.columns)
+    return (f"SQLite names its columns {_sql(shown)} instead of {_sql(expected)} (the letter "
+            "case of a column's name counts)")
+
+
 def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
     """Phrases naming how ``item`` differs from the object of that name it should equal."""
     if _kind(item) != _kind(reference):
@@ -247,7 +260,7 @@ def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
         found.append(f"it belongs to '{_printable(item.table, _MAX_NAME_CHARS)}' instead "
                      f"of '{reference.table}'")
     if _key(item)[3] != _key(reference)[3]:
-        exact = _exact_text_difference(item)
+        exact = _exact_text_difference(item) or _view_column_difference(item, reference)
         details = ([exact] if exact is not None
                    else _table_differences(item, reference) if item.type == "table" else [])
         if not details:

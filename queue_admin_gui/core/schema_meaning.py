@@ -12,7 +12,10 @@ of a backup's schema asks SQLite what it made of each object:
   columns, order, collation);
 - an index: ``index_list`` / ``index_xinfo`` (uniqueness, key columns, order, collation),
   with the text of indexed expressions and of a partial index's WHERE condition, normalized;
-- a view or a trigger: its normalized definition (see :mod:`.schema_sql`).
+- a view: its normalized definition (see :mod:`.schema_sql`) and the names of its columns
+  as ``PRAGMA table_xinfo`` reports them, letter case and all (normalizing folds the case of
+  an alias such as ``AS Active_Tasks``, but SQLite names the column so);
+- a trigger: its normalized definition.
 
 What no PRAGMA reports is kept as normalized text, so it still has to match exactly: a
 column's CHECK, COLLATE, AUTOINCREMENT, conflict clause or generating expression, a table's
@@ -139,6 +142,14 @@ class DefinitionMeaning:
 
 
 @dataclass(frozen=True)
+class ViewMeaning:
+    """A view: its normalized definition and its columns' names exactly as SQLite gives them."""
+
+    sql: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ExactText:
     """An object judged by its exact text, which only an identical object matches.
 
@@ -149,7 +160,7 @@ class ExactText:
     sql: str
 
 
-SchemaMeaning = TableMeaning | IndexMeaning | DefinitionMeaning | ExactText
+SchemaMeaning = TableMeaning | IndexMeaning | ViewMeaning | DefinitionMeaning | ExactText
 
 
 def misread_character(sql: str | None) -> str | None:
@@ -271,12 +282,19 @@ def _index_meaning(connection: sqlite3.Connection, name: str, table: str,
     return IndexMeaning(unique[0], keys, expressions, " ".join(tokens[closing:]))
 
 
+def _view_meaning(connection: sqlite3.Connection, name: str, sql: str) -> SchemaMeaning:
+    columns = tuple(str(row[0]) for row in connection.execute(
+        "SELECT name FROM pragma_table_xinfo(?, 'main') ORDER BY cid", (name,)))
+    return ViewMeaning(normalized_sql(sql), columns)
+
+
 def read_meaning(connection: sqlite3.Connection, kind: str, name: str, table: str,
                  sql: str | None) -> SchemaMeaning:
     """What SQLite made of one object of ``connection``'s main schema.
 
-    Tables and indexes are read through their PRAGMAs; views, triggers, virtual tables and
-    anything whose PRAGMAs fail are described by their normalized SQL; an object whose SQL
+    Tables and indexes are read through their PRAGMAs; a view by its normalized SQL and its
+    columns' names; triggers, virtual tables and anything whose PRAGMAs fail (a view SQLite
+    cannot compile, say) are described by their normalized SQL; an object whose SQL
     holds a character SQLite reads otherwise than it looks, or that is too long to read
     token by token, by its exact text.
     """
@@ -287,6 +305,8 @@ def read_meaning(connection: sqlite3.Connection, kind: str, name: str, table: st
             return _table_meaning(connection, name, sql)
         if kind == "index" and sql is not None:
             return _index_meaning(connection, name, table, sql)
+        if kind == "view" and sql is not None:
+            return _view_meaning(connection, name, sql)
     except sqlite3.Error:
         pass
     return DefinitionMeaning(normalized_sql(sql))
