@@ -248,6 +248,21 @@ def _view_column_difference(item: SchemaObject, reference: SchemaObject) -> str 
             "case of a column's name counts)")
 
 
+def _quoted_difference(item: SchemaObject, reference: SchemaObject) -> str | None:
+    """Name how the double-quoted names whose letter case counts differ, if they do."""
+    mine = getattr(item.meaning, "quoted", ())
+    theirs = getattr(reference.meaning, "quoted", ())
+    if mine == theirs:
+        return None
+
+    def shown(names: tuple[str, ...]) -> str:
+        return ", ".join(f'"{_printable(name, _MAX_NAME_CHARS)}"' for name in names) or "none"
+
+    return (f"its double-quoted names whose letter case counts are {_sql(shown(mine))} "
+            f"instead of {_sql(shown(theirs))} (SQLite reads a double-quoted name that names "
+            "no column as a string, letter case and all, and \"true\" as text)")
+
+
 def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
     """Phrases naming how ``item`` differs from the object of that name it should equal."""
     if _kind(item) != _kind(reference):
@@ -264,7 +279,9 @@ def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
         details = ([exact] if exact is not None
                    else _table_differences(item, reference) if item.type == "table" else [])
         if not details:
-            details = [_text_difference(sql_tokens(item.sql), sql_tokens(reference.sql))]
+            mine, theirs = sql_tokens(item.sql), sql_tokens(reference.sql)
+            quoted = _quoted_difference(item, reference) if mine == theirs else None
+            details = [quoted or _text_difference(mine, theirs)]
         found += details
     more = len(found) - MAX_LISTED_DIFFERENCES
     return found[:MAX_LISTED_DIFFERENCES] + ([f"{more} more differences"] if more > 0 else [])

@@ -34,16 +34,23 @@ exact text (:class:`ExactText`), which only an identical object matches; so is o
 SQL is longer than :data:`MAX_READ_SQL_CHARS` (the queue's longest is under 2,000
 characters), since reading megabytes token by token would take far longer than the file's
 size explains, in a loop no cancel reaches.
+
+Normalizing also folds letter case, which SQLite keeps in one place that matters: a
+double-quoted name that names no column is a string to SQLite, case and all (and ``"true"``
+is text where TRUE is 1). Every meaning therefore also carries, in ``quoted``, the
+double-quoted names whose case or quotes may count (:func:`case_kept_names`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .schema_sql import (
+    SQL_KEYWORDS,
     column_clauses,
     fold_case,
     group_end,
@@ -61,6 +68,15 @@ SQLITE_SPACES = frozenset(" \t\n\f\r")
 MAX_READ_SQL_CHARS = 20_000
 #: A NUL, or a character that normalizing would skip as a space and SQLite does not.
 _MISREAD = re.compile(r"\x00|[^\S \t\n\f\r]")
+#: Comments, strings and quoted names, so that a double-quoted name is found only where it
+#: is one (its content, doubled quotes and all, in the group).
+_QUOTED_PIECES = re.compile(
+    r"--[^\n]*|/\*.*?(?:\*/|\Z)|'(?:[^']|'')*(?:'|\Z)|\[[^\]]*(?:\]|\Z)|`(?:[^`]|``)*(?:`|\Z)"
+    r'|"((?:[^"]|"")*)(?:"|\Z)', re.DOTALL)
+_LOWER_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
+_BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+#: Words that are values, not names, where SQLite expects a value.
+_VALUE_WORDS = frozenset({"true", "false"})
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,7 @@ class TableMeaning:
     implied_indexes: tuple[ImpliedIndex, ...]
     constraints: tuple[str, ...]
     options: str
+    quoted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,6 +149,7 @@ class IndexMeaning:
     keys: tuple[IndexKey, ...]
     expressions: str
     where: str
+    quoted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +157,7 @@ class DefinitionMeaning:
     """An object judged by its normalized definition: a view, a trigger, a virtual table."""
 
     sql: str
+    quoted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,6 +166,7 @@ class ViewMeaning:
 
     sql: str
     columns: tuple[str, ...]
+    quoted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,10 +193,38 @@ def misread_character(sql: str | None) -> str | None:
     return None if found is None else found.group()
 
 
+def case_kept_names(sql: str | None) -> tuple[str, ...]:
+    """The double-quoted names of ``sql`` whose letter case or quotes may count, in order.
+
+    SQLite reads a double-quoted name that names no column as a string, letter case and all,
+    and ``"true"`` as that text where a bare TRUE is 1; normalizing would fold the one and
+    unquote the other. A quoted name in lower case other than those two means what it means
+    bare, and is left out.
+    """
+    found: list[str] = []
+    for piece in _QUOTED_PIECES.finditer(sql or ""):
+        content = piece.group(1)
+        if content is None:
+            continue
+        content = content.replace('""', '"')
+        if not _LOWER_NAME.fullmatch(content) or content in _VALUE_WORDS:
+            found.append(content)
+    return tuple(found)
+
+
 def read_exactly(sql: str | None) -> bool:
     """True when ``sql`` is judged by its exact text: too long, or misread by normalizing."""
     return sql is not None and (len(sql) > MAX_READ_SQL_CHARS
                                 or misread_character(sql) is not None)
+
+
+def _default_text(default: object) -> str:
+    """A column's default, normalized; a bare name there is a string, kept in its case."""
+    text = _text(default).strip()
+    if (_BARE_NAME.fullmatch(text) and fold_case(text) not in SQL_KEYWORDS
+            and fold_case(text) not in _VALUE_WORDS):
+        return "'" + text + "'"
+    return normalized_sql(text)
 
 
 def _text(value: object) -> str:
@@ -238,7 +286,7 @@ def _table_meaning(connection: sqlite3.Connection, name: str,
             return DefinitionMeaning(normalized_sql(sql))
         columns.append(ColumnMeaning(
             fold_case(str(column)), normalized_sql(_text(declared)), bool(not_null),
-            normalized_sql(_text(default)), int(primary_key), int(hidden),
+            _default_text(default), int(primary_key), int(hidden),
             _column_clauses(definition)))
     if len(columns) != len(items.columns):
         return DefinitionMeaning(normalized_sql(sql))
@@ -296,10 +344,20 @@ def read_meaning(connection: sqlite3.Connection, kind: str, name: str, table: st
     columns' names; triggers, virtual tables and anything whose PRAGMAs fail (a view SQLite
     cannot compile, say) are described by their normalized SQL; an object whose SQL
     holds a character SQLite reads otherwise than it looks, or that is too long to read
-    token by token, by its exact text.
+    token by token, by its exact text. Each meaning but the last also carries the
+    double-quoted names whose letter case may count.
     """
     if sql is not None and read_exactly(sql):
         return ExactText(sql)
+    meaning = _structured_meaning(connection, kind, name, table, sql)
+    quoted = case_kept_names(sql)
+    if quoted and not isinstance(meaning, ExactText):
+        meaning = dataclasses.replace(meaning, quoted=quoted)
+    return meaning
+
+
+def _structured_meaning(connection: sqlite3.Connection, kind: str, name: str, table: str,
+                        sql: str | None) -> SchemaMeaning:
     try:
         if kind == "table" and not is_virtual_table(sql):
             return _table_meaning(connection, name, sql)
