@@ -48,20 +48,21 @@ def huge_view(tmp_path: Path) -> Path:
 
 
 class CancelWhileReading:
-    """A ``cancelled`` callback that turns true once the check reads the huge view.
+    """A ``cancelled`` callback that turns true once the check reads the view ``view``.
 
     By then SQLite has parsed the schema and run its integrity check; what is left is this
-    tool's own reading of the view's definition.
+    tool's own reading of the definitions.
     """
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch,
+                 view: str = "v_recent_failures") -> None:
         self.reading = threading.Event()
         self.asked: float | None = None
         original = untrusted.read_meaning
 
         def read_meaning(connection: sqlite3.Connection, kind: str, name: str, table: str,
                          sql: str | None) -> SchemaMeaning:
-            if name == "v_recent_failures":
+            if name == view:
                 self.reading.set()
             return original(connection, kind, name, table, sql)
 
@@ -143,6 +144,33 @@ def test_cancel_stops_the_check_of_a_huge_table_within_a_moment(
     for manifest in backup.parent.glob("*.json"):
         manifest.unlink()
     cancel = CancelWhileCounting(monkeypatch)
+    with pytest.raises(OperationCancelled):
+        check_backup_file(backup, cancelled=cancel)
+    assert cancel.asked is not None
+    assert time.monotonic() - cancel.asked < STOP_ALLOWANCE_SECONDS
+
+
+#: Views in a chain, each over the one before it many times: compiling the last one makes
+#: SQLite expand tens of thousands of references before it gives up.
+EXPANDING_VIEWS = [
+    "CREATE VIEW w0 AS SELECT id FROM task_queue",
+    *(f"CREATE VIEW w{level} AS SELECT x0.id FROM "
+      + ", ".join(f"w{level - 1} x{n}" for n in range(60)) for level in (1, 2, 3)),
+    *(f"CREATE VIEW z{n} AS SELECT * FROM w3" for n in range(150)),
+]
+
+
+@pytest.mark.slow
+def test_cancel_stops_the_check_of_many_expanding_views_within_a_moment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    live = make_prismq_queue(tmp_path / "prismq queue" / "queue.db", tasks=3)
+    backup = QueueBackup(live, tmp_path / "backups").create_backup("expanding")
+    with closing_connection(sqlite3.connect(backup, isolation_level=None)) as connection:
+        for statement in EXPANDING_VIEWS:
+            connection.execute(statement)
+    for manifest in backup.parent.glob("*.json"):
+        manifest.unlink()
+    cancel = CancelWhileReading(monkeypatch, "z0")
     with pytest.raises(OperationCancelled):
         check_backup_file(backup, cancelled=cancel)
     assert cancel.asked is not None
