@@ -12,9 +12,12 @@ of a backup's schema asks SQLite what it made of each object:
   columns, order, collation);
 - an index: ``index_list`` / ``index_xinfo`` (uniqueness, key columns, order, collation),
   with the text of indexed expressions and of a partial index's WHERE condition, normalized;
-- a view: its normalized definition (see :mod:`.schema_sql`) and the names of its columns
-  as ``PRAGMA table_xinfo`` reports them, letter case and all (normalizing folds the case of
-  an alias such as ``AS Active_Tasks``, but SQLite names the column so);
+- a view: its normalized definition (see :mod:`.schema_sql`), and for PrismQ's five views
+  the names of its columns as ``PRAGMA table_xinfo`` reports them, letter case and all
+  (normalizing folds the case of an alias such as ``AS Active_Tasks``, but SQLite names the
+  column so, and PrismQ reads them by name). That PRAGMA compiles the view, which a file
+  can make cost a fraction of a second per view (views over views, expanded up to SQLite's
+  limit), so it runs for those five names only;
 - a trigger: its normalized definition.
 
 What no PRAGMA reports is kept as normalized text, so it still has to match exactly: a
@@ -49,6 +52,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .schema import QUEUE_VIEWS
 from .schema_sql import (
     SQL_KEYWORDS,
     column_clauses,
@@ -340,12 +344,12 @@ def read_meaning(connection: sqlite3.Connection, kind: str, name: str, table: st
                  sql: str | None) -> SchemaMeaning:
     """What SQLite made of one object of ``connection``'s main schema.
 
-    Tables and indexes are read through their PRAGMAs; a view by its normalized SQL and its
-    columns' names; triggers, virtual tables and anything whose PRAGMAs fail (a view SQLite
-    cannot compile, say) are described by their normalized SQL; an object whose SQL
-    holds a character SQLite reads otherwise than it looks, or that is too long to read
-    token by token, by its exact text. Each meaning but the last also carries the
-    double-quoted names whose letter case may count.
+    Tables and indexes are read through their PRAGMAs; a view by its normalized SQL (and,
+    for PrismQ's five views, its columns' names); triggers, virtual tables and anything
+    whose PRAGMAs fail (a view SQLite cannot compile, say) are described by their normalized
+    SQL; an object whose SQL holds a character SQLite reads otherwise than it looks, or that
+    is too long to read token by token, by its exact text. Each meaning but the last also
+    carries the double-quoted names whose letter case may count.
     """
     if sql is not None and read_exactly(sql):
         return ExactText(sql)
@@ -363,7 +367,7 @@ def _structured_meaning(connection: sqlite3.Connection, kind: str, name: str, ta
             return _table_meaning(connection, name, sql)
         if kind == "index" and sql is not None:
             return _index_meaning(connection, name, table, sql)
-        if kind == "view" and sql is not None:
+        if kind == "view" and sql is not None and fold_case(name) in QUEUE_VIEWS:
             return _view_meaning(connection, name, sql)
     except sqlite3.Error:
         pass
