@@ -1,10 +1,13 @@
-"""Reading a hostile file's schema stays bounded: a huge definition is not read token by token.
+"""Reading a hostile file's schema stays bounded: no definition costs more than its size.
 
 SQLite parses a view of megabytes in a moment, but reading it token by token in Python costs
 seconds per megabyte, more than the file's size explains to the check's budget, and no
-cancel reaches a loop in Python. The file here is a real PrismQ backup whose
-``v_recent_failures`` became a view of about 8 MB (a long ``IN`` list): verify must still
-refuse it by name, and a cancel must stop it within a moment.
+cancel reaches a loop in Python; compiling a view over views can cost a fraction of a
+second however small the file. The files here are real PrismQ backups with one such shape:
+``v_recent_failures`` turned into a view of about 8 MB (a long ``IN`` list), an extra table
+whose CHECK is megabytes long, or a chain of views over views that SQLite expands tens of
+thousands of times. Verify must still refuse them by name, and a cancel must stop it within
+a moment.
 """
 
 from __future__ import annotations
