@@ -13,7 +13,9 @@ indexes from SQLite's PRAGMAs, so a foreign key written on the column or after t
 is one schema; views and triggers by their normalized definition; what no PRAGMA reports,
 such as a CHECK or AUTOINCREMENT, by its normalized text). PrismQ's five observability views
 are part of the queue schema. An index the queue schema has is required, unless the live
-database runs without it too; a view is not required, since the queue runs without it.
+database runs without it too; ``sqlite_sequence`` is required whenever the file has an
+AUTOINCREMENT table, since no insert into one works without it; a view is not required,
+since the queue runs without it.
 Names are looked up without regard to case, so that ``Task_Queue`` is reported as the
 queue's table under another name rather than as an unknown one.
 """
@@ -29,13 +31,17 @@ from .database import closing_connection, open_read_only
 from .errors import QueueAdminError
 from .schema import QUEUE_TABLES, SCHEMA_SQL
 from .schema_meaning import (
+    MAX_READ_SQL_CHARS,
     ColumnMeaning,
     DefinitionMeaning,
+    ExactText,
     SchemaMeaning,
     TableMeaning,
+    ViewMeaning,
     column_field_differences,
     foreign_key_text,
     implied_index_text,
+    misread_character,
     read_meaning,
 )
 from .schema_sql import (
@@ -46,6 +52,7 @@ from .schema_sql import (
     normalized_sql,
     sql_tokens,
     table_items,
+    uses_autoincrement,
 )
 from .untrusted import SchemaObject, read_schema
 
@@ -60,6 +67,7 @@ _CONTEXT_TOKENS = 6
 #: The statistics table SQLite's ANALYZE creates in builds with STAT4 (ANALYZE adds stat1).
 _STAT4_SQL = "CREATE TABLE sqlite_stat4(tbl,idx,neq,nlt,ndlt,sample)"
 _RESTORED = "so use another backup"
+_SEQUENCE_TABLE = "sqlite_sequence"
 
 
 @functools.lru_cache(maxsize=1)
@@ -130,9 +138,14 @@ def _by_folded_name(schema: Iterable[SchemaObject]) -> dict[str, SchemaObject]:
     return {fold_case(item.name): item for item in schema}
 
 
+def _head_tokens(sql: str | None) -> tuple[str, ...]:
+    """The tokens of the start of ``sql``: enough to tell its kind, however long it is."""
+    return sql_tokens((sql or "")[:MAX_READ_SQL_CHARS])
+
+
 def _kind(item: SchemaObject) -> str:
-    if item.type == "table" and is_virtual_table(item.sql):
-        tokens = sql_tokens(item.sql)
+    tokens = _head_tokens(item.sql)
+    if item.type == "table" and tokens[:3] == ("create", "virtual", "table"):
         module = tokens[tokens.index("using") + 1] if "using" in tokens[:-1] else "?"
         return f"a virtual table (using {_printable(module, _MAX_NAME_CHARS)})"
     return f"a {item.type}"
@@ -141,9 +154,10 @@ def _kind(item: SchemaObject) -> str:
 def _table_differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
     """Name how one table differs from another in meaning: columns, keys, constraints."""
     mine, theirs = item.meaning, reference.meaning
+    if not isinstance(mine, TableMeaning) or not isinstance(theirs, TableMeaning):
+        return []
     mine_items, their_items = table_items(item.sql), table_items(reference.sql)
-    if (not isinstance(mine, TableMeaning) or not isinstance(theirs, TableMeaning)
-            or mine_items is None or their_items is None):
+    if mine_items is None or their_items is None:
         return []
 
     def written(items: TableItems, column: ColumnMeaning) -> str:
@@ -206,6 +220,49 @@ def _text_difference(mine: tuple[str, ...], theirs: tuple[str, ...]) -> str:
     return f"it reads {_sql(excerpt(mine))} where it should read {_sql(excerpt(theirs))}"
 
 
+def _exact_text_difference(item: SchemaObject) -> str | None:
+    """Why ``item`` was judged by its exact text: a character SQLite misreads, or its length."""
+    if not isinstance(item.meaning, ExactText):
+        return None
+    char = misread_character(item.sql)
+    if char is None:
+        return (f"its SQL is {len(item.sql or '')} characters long, more than the "
+                f"{MAX_READ_SQL_CHARS} read by meaning, and not exactly the schema's")
+    if char == "\x00":
+        return ("its SQL holds a NUL character, after which SQLite reads nothing, so SQLite "
+                "does not read all that the text says")
+    return (f"its SQL holds the character U+{ord(char):04X}, which looks like a space but "
+            "which SQLite does not read as one (it reads a non-ASCII one as part of a name), "
+            "so SQLite reads other names than the text shows")
+
+
+def _view_column_difference(item: SchemaObject, reference: SchemaObject) -> str | None:
+    """Name how a view's columns are named otherwise, when its definition reads the same."""
+    mine, theirs = item.meaning, reference.meaning
+    if (not isinstance(mine, ViewMeaning) or not isinstance(theirs, ViewMeaning)
+            or mine.sql != theirs.sql or mine.columns == theirs.columns):
+        return None
+    shown = ", ".join(_printable(name, _MAX_NAME_CHARS) for name in mine.columns)
+    expected = ", ".join(theirs.columns)
+    return (f"SQLite names its columns {_sql(shown)} instead of {_sql(expected)} (the letter "
+            "case of a column's name counts)")
+
+
+def _quoted_difference(item: SchemaObject, reference: SchemaObject) -> str | None:
+    """Name how the double-quoted names whose letter case counts differ, if they do."""
+    mine = getattr(item.meaning, "quoted", ())
+    theirs = getattr(reference.meaning, "quoted", ())
+    if mine == theirs:
+        return None
+
+    def shown(names: tuple[str, ...]) -> str:
+        return ", ".join(f'"{_printable(name, _MAX_NAME_CHARS)}"' for name in names) or "none"
+
+    return (f"its double-quoted names whose letter case counts are {_sql(shown(mine))} "
+            f"instead of {_sql(shown(theirs))} (SQLite reads a double-quoted name that names "
+            "no column as a string, letter case and all, and \"true\" as text)")
+
+
 def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
     """Phrases naming how ``item`` differs from the object of that name it should equal."""
     if _kind(item) != _kind(reference):
@@ -218,9 +275,13 @@ def _differences(item: SchemaObject, reference: SchemaObject) -> list[str]:
         found.append(f"it belongs to '{_printable(item.table, _MAX_NAME_CHARS)}' instead "
                      f"of '{reference.table}'")
     if _key(item)[3] != _key(reference)[3]:
-        details = _table_differences(item, reference) if item.type == "table" else []
+        exact = _exact_text_difference(item) or _view_column_difference(item, reference)
+        details = ([exact] if exact is not None
+                   else _table_differences(item, reference) if item.type == "table" else [])
         if not details:
-            details = [_text_difference(sql_tokens(item.sql), sql_tokens(reference.sql))]
+            mine, theirs = sql_tokens(item.sql), sql_tokens(reference.sql)
+            quoted = _quoted_difference(item, reference) if mine == theirs else None
+            details = [quoted or _text_difference(mine, theirs)]
         found += details
     more = len(found) - MAX_LISTED_DIFFERENCES
     return found[:MAX_LISTED_DIFFERENCES] + ([f"{more} more differences"] if more > 0 else [])
@@ -256,6 +317,40 @@ def _missing(backup: Sequence[SchemaObject], live: Sequence[SchemaObject] | None
     return (f"The file lacks {_listed([_shown(item) for item in lacking])}, which {where} "
             f"{'have' if live is not None else 'has'}{loses}; restored, the queue would run "
             f"without {'it' if len(lacking) == 1 else 'them'}, {_RESTORED}.")
+
+
+def _autoincrement(table: SchemaObject) -> bool:
+    """True when a table of the file declares an AUTOINCREMENT key.
+
+    Read from its meaning, so that no long definition is read token by token again; one
+    too long to have been read by meaning is judged by its words.
+    """
+    meaning = table.meaning
+    if isinstance(meaning, TableMeaning):
+        return any("autoincrement" in text.split() for text in
+                   [column.clauses for column in meaning.columns] + list(meaning.constraints))
+    sql = table.sql or ""
+    if len(sql) > MAX_READ_SQL_CHARS:
+        return "autoincrement" in fold_case(sql)
+    return not is_virtual_table(sql) and uses_autoincrement(sql)
+
+
+def _lacking_counters(backup: Sequence[SchemaObject]) -> str | None:
+    """A sentence when the backup has AUTOINCREMENT tables but no sqlite_sequence to count in.
+
+    SQLite keeps those tables' counters in ``sqlite_sequence``; without it (its schema row
+    deleted) the file still passes the integrity check, but every insert into them fails.
+    """
+    if any(fold_case(item.name) == _SEQUENCE_TABLE for item in backup):
+        return None
+    counted = [item.name for item in backup if item.type == "table" and _autoincrement(item)]
+    if not counted:
+        return None
+    tables = _listed([f"'{_printable(name, _MAX_NAME_CHARS)}'" for name in counted])
+    return (f"The file lacks table '{_SEQUENCE_TABLE}', where SQLite keeps the AUTOINCREMENT "
+            f"counters of {tables}; restored, every insert into "
+            f"{'it' if len(counted) == 1 else 'them'} would fail, so the queue could take no "
+            f"new task, {_RESTORED}.")
 
 
 def _implied(item: SchemaObject) -> bool:
@@ -305,7 +400,7 @@ def schema_problems(backup: list[SchemaObject], live: list[SchemaObject] | None)
         sentences.append(f"The file has {_listed([_shown(item) for item in strangers])}, "
                          f"{where}; restoring it would bring that into the live queue, where "
                          f"it acts on the workers' and this tool's own changes, {_RESTORED}.")
-    lacking = _missing(backup, live)
-    if lacking is not None:
-        sentences.append(lacking)
+    for lacking in (_missing(backup, live), _lacking_counters(backup)):
+        if lacking is not None:
+            sentences.append(lacking)
     return sentences

@@ -12,7 +12,13 @@ of a backup's schema asks SQLite what it made of each object:
   columns, order, collation);
 - an index: ``index_list`` / ``index_xinfo`` (uniqueness, key columns, order, collation),
   with the text of indexed expressions and of a partial index's WHERE condition, normalized;
-- a view or a trigger: its normalized definition (see :mod:`.schema_sql`).
+- a view: its normalized definition (see :mod:`.schema_sql`), and for PrismQ's five views
+  the names of its columns as ``PRAGMA table_xinfo`` reports them, letter case and all
+  (normalizing folds the case of an alias such as ``AS Active_Tasks``, but SQLite names the
+  column so, and PrismQ reads them by name). That PRAGMA compiles the view, which a file
+  can make cost a fraction of a second per view (views over views, expanded up to SQLite's
+  limit), so it runs for those five names only;
+- a trigger: its normalized definition.
 
 What no PRAGMA reports is kept as normalized text, so it still has to match exactly: a
 column's CHECK, COLLATE, AUTOINCREMENT, conflict clause or generating expression, a table's
@@ -21,15 +27,34 @@ CHECK, a constraint with a conflict clause, a deferrable foreign key, ``WITHOUT 
 SQLite cannot describe (a virtual table, or one whose PRAGMAs fail) is compared by its
 normalized SQL only, so reading by meaning never accepts what the text would refuse for a
 reason SQLite does not report.
+
+Normalizing is sound only where SQLite splits the text as the normalizer does. Two
+characters it does not: a NUL (SQLite reads a schema statement only up to it, so ``--``
+and a NUL hide the rest of a view or of an index's condition from SQLite alone) and a space
+other than an ASCII one (SQLite counts only ASCII spaces as spaces; U+00A0 before ``datetime``
+makes a function name no SQLite has). An object whose SQL holds either is judged by its
+exact text (:class:`ExactText`), which only an identical object matches; so is one whose
+SQL is longer than :data:`MAX_READ_SQL_CHARS` (the queue's longest is under 2,000
+characters), since reading megabytes token by token would take far longer than the file's
+size explains, in a loop no cancel reaches.
+
+Normalizing also folds letter case, which SQLite keeps in one place that matters: a
+double-quoted name that names no column is a string to SQLite, case and all (and ``"true"``
+is text where TRUE is 1). Every meaning therefore also carries, in ``quoted``, the
+double-quoted names whose case or quotes may count (:func:`case_kept_names`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .schema import QUEUE_VIEWS
 from .schema_sql import (
+    SQL_KEYWORDS,
     column_clauses,
     fold_case,
     group_end,
@@ -41,6 +66,21 @@ from .schema_sql import (
 )
 
 _NO_ACTION = "NO ACTION"
+#: The only characters SQLite's tokenizer counts as spaces.
+SQLITE_SPACES = frozenset(" \t\n\f\r")
+#: Longest definition read by meaning; a longer one is judged by its exact text.
+MAX_READ_SQL_CHARS = 20_000
+#: A NUL, or a character that normalizing would skip as a space and SQLite does not.
+_MISREAD = re.compile(r"\x00|[^\S \t\n\f\r]")
+#: Comments, strings and quoted names, so that a double-quoted name is found only where it
+#: is one (its content, doubled quotes and all, in the group).
+_QUOTED_PIECES = re.compile(
+    r"--[^\n]*|/\*.*?(?:\*/|\Z)|'(?:[^']|'')*(?:'|\Z)|\[[^\]]*(?:\]|\Z)|`(?:[^`]|``)*(?:`|\Z)"
+    r'|"((?:[^"]|"")*)(?:"|\Z)', re.DOTALL)
+_LOWER_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
+_BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+#: Words that are values, not names, where SQLite expects a value.
+_VALUE_WORDS = frozenset({"true", "false"})
 
 
 @dataclass(frozen=True)
@@ -102,6 +142,7 @@ class TableMeaning:
     implied_indexes: tuple[ImpliedIndex, ...]
     constraints: tuple[str, ...]
     options: str
+    quoted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,6 +153,7 @@ class IndexMeaning:
     keys: tuple[IndexKey, ...]
     expressions: str
     where: str
+    quoted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,9 +161,74 @@ class DefinitionMeaning:
     """An object judged by its normalized definition: a view, a trigger, a virtual table."""
 
     sql: str
+    quoted: tuple[str, ...] = ()
 
 
-SchemaMeaning = TableMeaning | IndexMeaning | DefinitionMeaning
+@dataclass(frozen=True)
+class ViewMeaning:
+    """A view: its normalized definition and its columns' names exactly as SQLite gives them."""
+
+    sql: str
+    columns: tuple[str, ...]
+    quoted: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExactText:
+    """An object judged by its exact text, which only an identical object matches.
+
+    Its SQL holds a character SQLite reads otherwise than it looks, or is too long to be
+    read token by token.
+    """
+
+    sql: str
+
+
+SchemaMeaning = TableMeaning | IndexMeaning | ViewMeaning | DefinitionMeaning | ExactText
+
+
+def misread_character(sql: str | None) -> str | None:
+    """The first character of ``sql`` that SQLite reads otherwise than it looks, or None.
+
+    That is a NUL (SQLite reads no further) or a space that is not ASCII (to SQLite, part
+    of a name); normalized text would skip both.
+    """
+    found = _MISREAD.search(sql or "")
+    return None if found is None else found.group()
+
+
+def case_kept_names(sql: str | None) -> tuple[str, ...]:
+    """The double-quoted names of ``sql`` whose letter case or quotes may count, in order.
+
+    SQLite reads a double-quoted name that names no column as a string, letter case and all,
+    and ``"true"`` as that text where a bare TRUE is 1; normalizing would fold the one and
+    unquote the other. A quoted name in lower case other than those two means what it means
+    bare, and is left out.
+    """
+    found: list[str] = []
+    for piece in _QUOTED_PIECES.finditer(sql or ""):
+        content = piece.group(1)
+        if content is None:
+            continue
+        content = content.replace('""', '"')
+        if not _LOWER_NAME.fullmatch(content) or content in _VALUE_WORDS:
+            found.append(content)
+    return tuple(found)
+
+
+def read_exactly(sql: str | None) -> bool:
+    """True when ``sql`` is judged by its exact text: too long, or misread by normalizing."""
+    return sql is not None and (len(sql) > MAX_READ_SQL_CHARS
+                                or misread_character(sql) is not None)
+
+
+def _default_text(default: object) -> str:
+    """A column's default, normalized; a bare name there is a string, kept in its case."""
+    text = _text(default).strip()
+    if (_BARE_NAME.fullmatch(text) and fold_case(text) not in SQL_KEYWORDS
+            and fold_case(text) not in _VALUE_WORDS):
+        return "'" + text + "'"
+    return normalized_sql(text)
 
 
 def _text(value: object) -> str:
@@ -183,7 +290,7 @@ def _table_meaning(connection: sqlite3.Connection, name: str,
             return DefinitionMeaning(normalized_sql(sql))
         columns.append(ColumnMeaning(
             fold_case(str(column)), normalized_sql(_text(declared)), bool(not_null),
-            normalized_sql(_text(default)), int(primary_key), int(hidden),
+            _default_text(default), int(primary_key), int(hidden),
             _column_clauses(definition)))
     if len(columns) != len(items.columns):
         return DefinitionMeaning(normalized_sql(sql))
@@ -227,18 +334,41 @@ def _index_meaning(connection: sqlite3.Connection, name: str, table: str,
     return IndexMeaning(unique[0], keys, expressions, " ".join(tokens[closing:]))
 
 
+def _view_meaning(connection: sqlite3.Connection, name: str, sql: str) -> SchemaMeaning:
+    columns = tuple(str(row[0]) for row in connection.execute(
+        "SELECT name FROM pragma_table_xinfo(?, 'main') ORDER BY cid", (name,)))
+    return ViewMeaning(normalized_sql(sql), columns)
+
+
 def read_meaning(connection: sqlite3.Connection, kind: str, name: str, table: str,
                  sql: str | None) -> SchemaMeaning:
     """What SQLite made of one object of ``connection``'s main schema.
 
-    Tables and indexes are read through their PRAGMAs; views, triggers, virtual tables and
-    anything whose PRAGMAs fail are described by their normalized SQL.
+    Tables and indexes are read through their PRAGMAs; a view by its normalized SQL (and,
+    for PrismQ's five views, its columns' names); triggers, virtual tables and anything
+    whose PRAGMAs fail (a view SQLite cannot compile, say) are described by their normalized
+    SQL; an object whose SQL holds a character SQLite reads otherwise than it looks, or that
+    is too long to read token by token, by its exact text. Each meaning but the last also
+    carries the double-quoted names whose letter case may count.
     """
+    if sql is not None and read_exactly(sql):
+        return ExactText(sql)
+    meaning = _structured_meaning(connection, kind, name, table, sql)
+    quoted = case_kept_names(sql)
+    if quoted and not isinstance(meaning, ExactText):
+        meaning = dataclasses.replace(meaning, quoted=quoted)
+    return meaning
+
+
+def _structured_meaning(connection: sqlite3.Connection, kind: str, name: str, table: str,
+                        sql: str | None) -> SchemaMeaning:
     try:
         if kind == "table" and not is_virtual_table(sql):
             return _table_meaning(connection, name, sql)
         if kind == "index" and sql is not None:
             return _index_meaning(connection, name, table, sql)
+        if kind == "view" and sql is not None and fold_case(name) in QUEUE_VIEWS:
+            return _view_meaning(connection, name, sql)
     except sqlite3.Error:
         pass
     return DefinitionMeaning(normalized_sql(sql))
