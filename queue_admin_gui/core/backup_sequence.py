@@ -5,7 +5,8 @@ A counter that is text reads as 0 (ids already handed out come again), one below
 table's highest id is not what SQLite itself would have written, and one near the top of
 the 64-bit range leaves no id to hand out (every insert then fails as "database or disk is
 full"). A counter for a table the file does not have, or for one without AUTOINCREMENT, is
-not something SQLite writes either. Each such counter is named in one sentence.
+not something SQLite writes either, and neither is a table holding rows with no counter
+row at all. Each such counter is named in one sentence.
 
 Room is judged on the highest id of every AUTOINCREMENT table too, whether or not it has
 a counter row: a file whose ``task_queue`` holds id 2^63-1 and no ``sqlite_sequence`` row
@@ -27,6 +28,9 @@ MAX_COUNTER = 2 ** 62
 LARGEST_ID = 2 ** 63 - 1
 #: Rows of sqlite_sequence read at most: a real file has one per AUTOINCREMENT table.
 MAX_COUNTERS_READ = 100
+#: Table definitions longer than this are never tokenized (a queue table's is about 2,000
+#: characters; a hostile file's can be megabytes, which would hold a check for seconds).
+MAX_PARSED_SQL_CHARS = 20_000
 _MAX_SHOWN_CHARS = 40
 
 
@@ -56,10 +60,25 @@ class Counters:
     rows: list[Counter]
     too_many: bool = False
     highest_ids: dict[str, int] = field(default_factory=dict)
+    #: False when the file has no sqlite_sequence table at all (judged elsewhere).
+    rows_read: bool = True
 
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _autoincrement(sql: str | None) -> bool:
+    """True when a table's definition uses AUTOINCREMENT (an ordinary table, not virtual).
+
+    The word itself is looked for first, so most definitions are never tokenized; a huge one
+    that names it counts as AUTOINCREMENT without tokenizing, which only adds checks.
+    """
+    if sql is None or "autoincrement" not in sql.lower():
+        return False
+    if len(sql) > MAX_PARSED_SQL_CHARS:
+        return [word.lower() for word in sql.split(None, 2)[1:2]] != ["virtual"]
+    return not is_virtual_table(sql) and uses_autoincrement(sql)
 
 
 def _highest_ids(connection: sqlite3.Connection,
@@ -69,7 +88,7 @@ def _highest_ids(connection: sqlite3.Connection,
     for name, sql in tables.items():
         if len(highest) >= MAX_COUNTERS_READ:
             break
-        if is_virtual_table(sql) or not uses_autoincrement(sql):
+        if not _autoincrement(sql):
             continue
         query = f"SELECT max(rowid) FROM {_quote(name)}"  # noqa: S608 - a quoted name
         value = connection.execute(query).fetchone()[0]
@@ -84,14 +103,14 @@ def read_counters(connection: sqlite3.Connection) -> Counters:
         "SELECT name, sql FROM sqlite_master WHERE type = 'table'")}
     highest_ids = _highest_ids(connection, tables)
     if "sqlite_sequence" not in tables:
-        return Counters([], highest_ids=highest_ids)
+        return Counters([], highest_ids=highest_ids, rows_read=False)
     rows = connection.execute("SELECT name, seq FROM sqlite_sequence LIMIT ?",
                               (MAX_COUNTERS_READ + 1,)).fetchall()
     counters: list[Counter] = []
     for name, seq in rows[:MAX_COUNTERS_READ]:
         sql = tables.get(name) if isinstance(name, str) else None
         exists = isinstance(name, str) and name in tables
-        autoincrement = (exists and not is_virtual_table(sql) and uses_autoincrement(sql))
+        autoincrement = exists and _autoincrement(sql)
         highest = highest_ids.get(str(name)) if autoincrement else None
         counters.append(Counter(name, seq, exists, autoincrement, highest))
     return Counters(counters, too_many=len(rows) > MAX_COUNTERS_READ,
@@ -137,6 +156,14 @@ def _no_room(table: str, highest: int, counted: bool) -> str:
             "full\"; use another backup.")
 
 
+def _uncounted(table: str, highest: int) -> str:
+    """A sentence saying a table holding rows has no counter row, which SQLite never leaves."""
+    return (f"The file's table {_shown(table)} holds rows (up to id {highest}) but "
+            "sqlite_sequence has no counter for it, which SQLite itself never leaves: the "
+            "file was altered, and the ids handed out above its highest row would be handed "
+            "out again after a restore; use another backup.")
+
+
 def counter_problems(counters: Counters) -> list[str]:
     """One sentence per unsound counter, and per table whose ids leave no room for new rows.
 
@@ -152,6 +179,8 @@ def counter_problems(counters: Counters) -> list[str]:
     sentences += [_no_room(table, highest, table in counted)
                   for table, highest in counters.highest_ids.items()
                   if highest >= MAX_COUNTER and table not in at_the_top]
+    sentences += [_uncounted(table, highest) for table, highest in counters.highest_ids.items()
+                  if table not in counted and highest < MAX_COUNTER and counters.rows_read]
     if counters.too_many:
         sentences.append(f"The file's sqlite_sequence holds more than {MAX_COUNTERS_READ} "
                          "counters, far more than a queue has tables; it was not made by "

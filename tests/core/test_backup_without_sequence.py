@@ -76,8 +76,6 @@ def test_a_restore_of_it_leaves_the_queue_as_it_was(without_sequence: Path,
         assert producer.execute("SELECT count(*) FROM task_queue").fetchone()[0] == 3
 
 
-@pytest.mark.xfail(strict=True, reason="counter_problems (backup_sequence) judges only the "
-                   "counter rows present; a table with rows and no counter row passes")
 def test_a_deleted_counter_row_that_hid_handed_out_ids_is_refused(live: Path,
                                                                    tmp_path: Path) -> None:
     with closing_connection(prismq_connect(live)) as connection:

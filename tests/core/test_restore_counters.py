@@ -66,20 +66,15 @@ def test_counters_never_go_below_what_the_live_database_handed_out(
     assert next_id(live) == 501
 
 
-def test_a_missing_counter_is_repaired_and_said(tmp_path: Path) -> None:
+def test_a_missing_counter_is_refused_as_an_altered_file(tmp_path: Path) -> None:
+    """Nothing records which ids above the highest row were handed out: never guessed."""
     backup = crafted_backup(tmp_path, "DELETE FROM sqlite_sequence WHERE name = 'task_queue'",
                             "DELETE FROM task_queue WHERE id > 90")
     live = make_prismq_queue(tmp_path / "queue.db", tasks=5)  # its counter is 5
-    result = restore(backup, live, tmp_path / "backups")
-    repaired = result.counters_repaired  # type: ignore[attr-defined]
-    assert len(repaired) == 1 and "task_queue was missing" in repaired[0]
-    assert "set to 90" in repaired[0]
-    assert next_id(live) == 91
-    # The user's backup file itself is never changed.
-    connection = sqlite3.connect(backup)
-    assert connection.execute("SELECT count(*) FROM sqlite_sequence "
-                              "WHERE name = 'task_queue'").fetchone()[0] == 0
-    connection.close()
+    with pytest.raises(QueueBackupError) as refused:
+        restore(backup, live, tmp_path / "backups")
+    assert "no counter" in refused.value.message
+    assert next_id(live) == 6  # the live queue is as it was
 
 
 def test_a_backup_with_no_room_for_new_ids_is_refused_and_nothing_changes(

@@ -135,8 +135,6 @@ class CancelWhileCounting:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="read_counters (backup_sequence) reads every table's "
-                   "SQL token by token, several times, in a loop no cancel reaches")
 def test_cancel_stops_the_check_of_a_huge_table_within_a_moment(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     live = make_prismq_queue(tmp_path / "prismq queue" / "queue.db", tasks=3)
