@@ -292,7 +292,8 @@ def _stage(backup_path: Path, staging_dir: Path, action: str,
                 raise_if_cancelled(cancelled, action)
         found, unreadable = manifest_beside(backup_path)
         if unreadable is not None:  # a pipe or a damaged manifest is not "no manifest"
-            raise QueueBackupError(unreadable.message, ErrorKind.CORRUPT)
+            raise QueueBackupError(f"{action} refused: the backup failed verification: "
+                                   f"{unreadable.message}", ErrorKind.CORRUPT)
         if found is not None:
             shutil.copyfile(manifest_path_for(backup_path), manifest_path_for(staged))
     except OSError as error:
