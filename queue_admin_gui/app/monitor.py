@@ -28,6 +28,7 @@ from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signa
 
 from ..core.errors import QueueAdminError
 from ..core.maintenance_results import CheckpointResult
+from ..core.measurements.health import damage_of
 from ..core.measurements.holders import HolderLookup, find_holders
 from ..core.measurements.sampling import (
     CheckpointOutcome,
@@ -303,6 +304,9 @@ class Sampler(QObject):
             return
         if isinstance(error, QueueAdminError) and error.is_environment:
             reason = str(error)
+            damage = damage_of(error)
+            if damage is not None:
+                self.session.mark_damaged(damage)
         else:
             reason = (f"Sampling '{path}' failed unexpectedly ({type(error).__name__}); "
                       "the plot shows a gap and sampling carries on.")

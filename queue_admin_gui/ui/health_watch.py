@@ -53,6 +53,7 @@ class HealthWatch(QObject):
         sampler.gap.connect(self._on_sample_gap)
         sampler.starvation_changed.connect(lambda _found: self.show())
         sampler.holders_found.connect(lambda _lookup: self.show())
+        session.damage_found.connect(self.status.badge.show_damaged)
 
     def follow_database(self, path: Path | None) -> None:
         """Forget the old grade and read the new database's health now and every 30 s."""
@@ -96,6 +97,8 @@ class HealthWatch(QObject):
             return
         self.read = snapshot
         self.show()
+        if snapshot.measured.damage:
+            self.session.mark_damaged(snapshot.measured.damage)
 
     def _on_failed(self, error: BaseException) -> None:
         self.status.show_unreadable(str(error))

@@ -26,7 +26,8 @@ from ..app.jobs import Job, is_background, mark_background
 from ..app.monitor import Sampler
 from ..app.session import Session
 from ..core.activity import ActivityLog
-from ..core.measurements.health import HealthSnapshot
+from ..core.errors import ErrorKind, QueueAdminError
+from ..core.measurements.health import HealthSnapshot, damage_of
 from .activity_log import ActivityLogDock
 from .backups_tab import BackupsTab, open_restore_wizard
 from .database_opener import (
@@ -116,6 +117,9 @@ class MainWindow(QMainWindow):
         self.help_viewer = install_help(self, self._front_tab_key)
 
         self.health_watch = HealthWatch(session, self.sampler, self.status, self)
+        optimize_tab = self.tab_widgets["optimize"]
+        if isinstance(optimize_tab, OptimizeTab):
+            optimize_tab.restore_requested.connect(self.open_restore_newest)
         self.health_watch.changed.connect(self.health_changed)
         self.start_page.open_requested.connect(self.ask_and_open)
         self.start_page.recent_requested.connect(self.open_database)
@@ -186,7 +190,7 @@ class MainWindow(QMainWindow):
         self._open_job = self.session.run(
             "Open database", lambda progress, cancelled: inspect_database(path),
             parameters={"database": str(path)}, on_done=self._on_database_inspected,
-            on_error=self._on_open_failed)
+            on_error=lambda error: self._on_open_failed(path, error), report_errors=False)
         self._open_job.setProperty("queueAdminPath", str(path))
         return self._open_job
 
@@ -203,7 +207,9 @@ class MainWindow(QMainWindow):
 
         return self.session.run("Open the demo queue", prepare, writes=True,
                                 parameters={"database": str(path)},
-                                on_done=self._on_demo_ready, on_error=self._on_open_failed)
+                                on_done=self._on_demo_ready,
+                                on_error=lambda error: self._on_open_failed(path, error),
+                                report_errors=False)
 
     def _on_demo_ready(self, opened: OpenedDatabase) -> None:
         self._on_database_inspected(opened)
@@ -236,7 +242,24 @@ class MainWindow(QMainWindow):
                 "checks work, queue actions are off.")
         self.database_opened.emit(opened.path)
 
-    def _on_open_failed(self, error: BaseException) -> None:
+    def _on_open_failed(self, path: Path, error: BaseException) -> None:
+        """Opening ``path`` failed: say why once.
+
+        A damaged queue opens as an incident (to be restored); anything else closes what
+        was open and says why on the start page.
+        """
+        damage = (damage_of(error) if isinstance(error, QueueAdminError)
+                  and error.kind is ErrorKind.CORRUPT else None)
+        if damage is not None:
+            # SQLite's file, damaged where the schema lives: open it to restore it
+            self.session.set_database(path, None)
+            self._remember(path)
+            self.session.mark_damaged(damage)
+            self.database_opened.emit(path)
+            return
+        self.session.messages.report_error(error)
+        if self.session.db_path is not None:
+            self.session.set_database(None)
         self.start_page.show_problem(str(error))
 
     def _remember(self, path: Path) -> None:
@@ -313,6 +336,16 @@ class MainWindow(QMainWindow):
         if dialog.saved_config is not None:
             self.session.set_config(dialog.saved_config)
             self.session.messages.info("Settings saved.")
+
+    def open_restore_newest(self) -> QWidget | None:
+        """Open the restore wizard on the newest backup listed (the damaged file's next step)."""
+        records = self.backups_tab.model.records
+        newest = max(records, key=lambda info: info.created_at) if records else None
+        if newest is not None:
+            self.backups_tab.select_backup(newest.path)
+        self.restore_wizard = open_restore_wizard(self.session,
+                                                  newest.path if newest else None, self)
+        return self.restore_wizard
 
     def open_restore(self) -> QWidget | None:
         """Open the restore wizard for the backup selected on the Backups tab, if any."""

@@ -87,6 +87,8 @@ class HealthBadge(QWidget):
     def show_unknown(self) -> None:
         """No measurement yet (no database, or the first stats job still running)."""
         self.report = None
+        #: SQLite's words while the open file is known to be damaged, else None.
+        self.damage: str | None = None
         self.icon_label.clear()
         self.text_label.setText("Health: not measured yet")
         self.setStyleSheet("")
@@ -95,6 +97,8 @@ class HealthBadge(QWidget):
     def show_report(self, report: HealthReport) -> None:
         """Show the level of ``report``; the tooltip lists its reasons."""
         self.report = report
+        if self.damage is not None:
+            return
         self.icon_label.setPixmap(icon(_BADGE_ICONS[report.level]).pixmap(QSize(16, 16)))
         self.text_label.setText(f"Health: {report.headline()}")
         self.setObjectName("healthBadge")
@@ -102,8 +106,22 @@ class HealthBadge(QWidget):
         self.setStyleSheet(f"#healthBadge {{{_BADGE_STYLES[report.level]} border-radius:3px;}}")
         self.setToolTip(report.summary())
 
+    def show_damaged(self, damage: str) -> None:
+        """The file is damaged: red "Damaged" until another file is opened."""
+        self.damage = damage
+        self.icon_label.setPixmap(icon("critical").pixmap(QSize(16, 16)))
+        self.text_label.setText("Health: Damaged")
+        self.setObjectName("healthBadge")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setStyleSheet(
+            f"#healthBadge {{{_BADGE_STYLES[HealthLevel.CRITICAL]} border-radius:3px;}}")
+        self.setToolTip(f"The database file is damaged ({damage}). Restore it from the newest "
+                        "backup; the Optimization tab lists what is damaged.")
+
     def show_stale(self, reason: str, since: str | None) -> None:
         """The database could not be read again: the last health is no longer current."""
+        if self.damage is not None:
+            return  # a damaged file stays "Damaged", never greyed as merely "not current"
         last = self.report
         self.icon_label.clear()
         self.text_label.setText("Health: not current" + (f" (read at {since})" if since else ""))
@@ -193,6 +211,8 @@ class DatabaseStatusBar(QStatusBar):
 
     def show_unreadable(self, reason: str) -> None:
         """The stats job failed: say so in the badge instead of showing stale numbers."""
+        if self.badge.damage is not None:
+            return
         self.badge.show_unknown()
         self.badge.text_label.setText("Health: cannot read")
         self.badge.setToolTip(reason)

@@ -125,3 +125,14 @@ def test_reset_forgets_without_alerting():
     tracker.reset()
     assert tracker.active == {}
     assert _health(tracker, wal_size_bytes=1 * MB) == []
+
+
+def test_failures_on_another_file_are_not_the_open_files_news(tmp_path):
+    from queue_admin_gui.core.measurements.alerts import activity_conditions
+
+    damaged, healthy = tmp_path / "damaged" / "queue.db", tmp_path / "b" / "queue.db"
+    failed = ActivityEntry.now("Integrity check", result=RESULT_FAILED, database=damaged,
+                               message="the file is damaged")
+    assert [c.key for c in activity_conditions([failed])] == ["activity:Integrity check"]
+    assert activity_conditions([failed], database=healthy) == []
+    assert len(activity_conditions([failed], database=damaged)) == 1
