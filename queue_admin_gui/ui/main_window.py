@@ -27,6 +27,7 @@ from ..app.monitor import Sampler
 from ..app.session import Session
 from ..core.activity import ActivityLog
 from ..core.errors import ErrorKind, QueueAdminError
+from ..core.manifest import is_rebuilt_file_name
 from ..core.measurements.health import HealthSnapshot, damage_of
 from .activity_log import ActivityLogDock
 from .backups_tab import BackupsTab, open_restore_wizard
@@ -339,7 +340,8 @@ class MainWindow(QMainWindow):
 
     def open_restore_newest(self) -> QWidget | None:
         """Open the restore wizard on the newest backup listed (the damaged file's next step)."""
-        records = self.backups_tab.model.records
+        records = [info for info in self.backups_tab.model.records
+                   if not is_rebuilt_file_name(info.path.name)]
         newest = max(records, key=lambda info: info.created_at) if records else None
         if newest is not None:
             self.backups_tab.select_backup(newest.path)

@@ -92,7 +92,8 @@ def test_a_failed_backup_is_a_condition_until_a_later_one_succeeds():
     failed = _entry("cli backup", RESULT_FAILED, "Backup failed: the disk is full.", 3)
     [condition] = activity_conditions([failed], now=NOW)
     assert condition.level is HealthLevel.CRITICAL
-    assert condition.text == "cli backup failed: Backup failed: the disk is full."
+    assert condition.text == ("Backup failed: the disk is full (a scheduled queue-admin-cli "
+                              "run).")
     assert activity_conditions([failed, _entry("cli backup", hours_ago=2)], now=NOW) == []
     assert activity_conditions([failed, _entry("cli vacuum", hours_ago=2)], now=NOW) == [
         condition]
@@ -136,3 +137,11 @@ def test_failures_on_another_file_are_not_the_open_files_news(tmp_path):
     assert [c.key for c in activity_conditions([failed])] == ["activity:Integrity check"]
     assert activity_conditions([failed], database=healthy) == []
     assert len(activity_conditions([failed], database=damaged)) == 1
+
+
+def test_a_checkpoint_that_fell_short_is_said_once():
+    short = _entry("Checkpoint TRUNCATE", "did not finish",
+                   "The TRUNCATE checkpoint could not finish: a reader holds the WAL.", 1)
+    [condition] = activity_conditions([short], now=NOW)
+    assert condition.text == "The TRUNCATE checkpoint could not finish: a reader holds the WAL."
+    assert condition.text.lower().count("finish") == 1

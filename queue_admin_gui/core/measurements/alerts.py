@@ -82,10 +82,26 @@ def activity_conditions(entries: Iterable[ActivityEntry], now: datetime | None =
         if level is EventLevel.INFORMATION:
             continue
         severity = HealthLevel.CRITICAL if level is EventLevel.ERROR else HealthLevel.WARNING
-        sentence = f"{action} {entry.result}" + (f": {entry.message}" if entry.message else ".")
+        sentence = _failure_sentence(action, entry.result, entry.message)
         conditions.append(Condition(f"{SOURCE_ACTIVITY}:{action}", severity, sentence,
                                     f"{action} {entry.result}"))
     return conditions
+
+
+def _failure_sentence(action: str, result: str, message: str) -> str:
+    """What went wrong, said once.
+
+    The tool's own message is already a sentence naming what happened ("The TRUNCATE
+    checkpoint could not finish: ..."); putting "Checkpoint TRUNCATE did not finish:" before
+    it would say it twice. A bare result, or a message in lower case, gets the action's name.
+    """
+    message = message.strip()
+    if message and message[0].isupper():
+        origin = " (a scheduled queue-admin-cli run)" if action.startswith("cli ") else ""
+        return f"{message.rstrip('.')}{origin}."
+    if message:
+        return f"{action} {result}: {message}"
+    return f"{action} {result}."
 
 
 def read_activity_conditions(log: ActivityLog, database: str | Path | None = None
