@@ -8,6 +8,7 @@ passes the warning level, and says when a long reader keeps the WAL from being r
 
 from __future__ import annotations
 
+import html
 from collections import deque
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from ..core.errors import format_bytes
 from ..core.maintenance import CheckpointResult, QueueMaintenance
 from ..core.measurements.readings import reading_time
 from ..core.measurements.sampling import MEGABYTE, CheckpointOutcome, export_csv, wal_level
+from ..core.measurements.wal_pin import WalPinLookup, pin_age_text
 from ..core.progress import CancelCheck, ProgressCallback
 from .live_plot import PLOT_MIN_HEIGHT, LivePlotWidget, finite_range, make_time_plot
 from .palette import (
@@ -89,18 +91,37 @@ class WalPlotWidget(LivePlotWidget):
         self.markers: deque[tuple[float, str, pg.InfiniteLine]] = deque()
         self.checkpoint_job: Job | None = None
         self.export_job: Job | None = None
+        #: The banner's TRUNCATE could not finish: run it again once the reader lets go.
+        self.retry_when_free = False
         self.banner = QFrame()
         self.banner.setObjectName("walBanner")
         self.banner_label = QLabel()
         self.banner_label.setWordWrap(True)
-        self.banner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.banner_label.setTextFormat(Qt.TextFormat.RichText)
+        self.banner_label.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse
+            | Qt.TextInteractionFlag.LinksAccessibleByMouse
+            | Qt.TextInteractionFlag.LinksAccessibleByKeyboard)
+        self.banner_label.linkActivated.connect(self._on_banner_link)
+        #: The whole story behind the banner's two lines, shown by its "Details" link.
+        self.details_label = QLabel()
+        self.details_label.setWordWrap(True)
+        self.details_label.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details_label.hide()
+        self.banner_text = ""
         self.truncate_button = QPushButton("Run TRUNCATE checkpoint")
         self.truncate_button.setToolTip(
             "Copy every WAL frame into the database and shrink the WAL file to zero; writers "
             "wait a moment while it runs.")
         self.truncate_button.clicked.connect(self.run_truncate_checkpoint)
         banner_layout = QHBoxLayout(self.banner)
-        banner_layout.addWidget(self.banner_label, 1)
+        banner_layout.setContentsMargins(8, 4, 8, 4)
+        text_column = QVBoxLayout()
+        text_column.setContentsMargins(0, 0, 0, 0)
+        text_column.addWidget(self.banner_label)
+        text_column.addWidget(self.details_label)
+        banner_layout.addLayout(text_column, 1)
         banner_layout.addWidget(self.truncate_button, 0, Qt.AlignmentFlag.AlignVCenter)
         self.banner.hide()
 
@@ -147,6 +168,7 @@ class WalPlotWidget(LivePlotWidget):
         sampler.cleared.connect(self._on_cleared)
         sampler.starvation_changed.connect(lambda _found: self._update_banner())
         sampler.holders_found.connect(lambda _lookup: self._update_banner())
+        sampler.pin_found.connect(self._on_pin_found)
         self._update_summary()
 
     # -- public ----------------------------------------------------------------------------
@@ -170,15 +192,20 @@ class WalPlotWidget(LivePlotWidget):
         self.layout_marker_labels()
         return line
 
-    def run_truncate_checkpoint(self) -> Job | None:
-        """Run a TRUNCATE checkpoint as a write job; the plot marks it when it is done."""
+    def run_truncate_checkpoint(self, retry: bool = False) -> Job | None:
+        """Run a TRUNCATE checkpoint as a write job; the plot marks it when it is done.
+
+        ``retry``: run again by itself after the reader that kept the last one from
+        finishing let go (the activity log says so).
+        """
         path = self.session.db_path
         if path is None or (self.checkpoint_job is not None
                             and not self.checkpoint_job.is_finished):
             return None
         self.checkpoint_job = self.session.run_checkpoint(
-            QueueMaintenance.CHECKPOINT_TRUNCATE, origin="WAL banner",
-            on_done=self._on_truncate_done)
+            QueueMaintenance.CHECKPOINT_TRUNCATE,
+            origin="WAL banner, run again once the reader let go" if retry else "WAL banner",
+            on_done=lambda result: self._on_truncate_done(result, retry))
         if self.checkpoint_job is None:
             return None
         self.checkpoint_job.finished.connect(self._update_truncate_button)
@@ -245,8 +272,10 @@ class WalPlotWidget(LivePlotWidget):
         config = self.session.config
         sample = self.sampler.last_sample
         advice = self.sampler.advice()
-        if advice is not None:
-            self._show_banner(advice, "critical")
+        size = format_bytes(sample.wal_bytes) if sample is not None else "?"
+        if advice is not None or self.retry_when_free:
+            headline, next_step = self._pin_sentences(size)
+            self._show_banner(headline, next_step, "critical", details=advice or "")
             return
         level = "ok" if sample is None else wal_level(
             sample.wal_bytes, config.wal_size_warning_mb, config.wal_size_threshold_mb)
@@ -255,15 +284,64 @@ class WalPlotWidget(LivePlotWidget):
             return
         limit = config.wal_size_threshold_mb if level == "critical" else config.wal_size_warning_mb
         self._show_banner(
-            f"The WAL is {format_bytes(sample.wal_bytes)} (read {reading_time(sample.time)}), "
-            f"above the {level} level of {limit} MB:"
-            " a TRUNCATE checkpoint copies it into the database and shrinks it to zero.", level)
+            f"The WAL is {size} (read {reading_time(sample.time)}), above the {level} level "
+            f"of {limit} MB.",
+            "A TRUNCATE checkpoint copies it into the database and shrinks it to zero.", level)
 
-    def _show_banner(self, text: str, level: str) -> None:
-        self.banner_label.setText(breakable(text))
+    def _pin_sentences(self, size: str) -> tuple[str, str]:
+        """The banner's two lines while a reader pins the WAL: who, and what to do."""
+        pin = self.sampler.pin
+        culprit = pin.culprit if pin is not None else None
+        then = ("the TRUNCATE checkpoint then runs again by itself" if self.retry_when_free
+                else "then run a TRUNCATE checkpoint")
+        if culprit is not None and pin is not None and pin.exact:
+            age = pin_age_text(culprit.since)
+            headline = (f"The WAL ({size}) is pinned by {culprit.short_name()}"
+                        f"{', reading ' + age if age else ''}: no checkpoint can reset it.")
+            return headline, f"Close that program or end its transaction; {then}."
+        if culprit is not None and pin is not None:
+            ranked = ", ".join(holder.short_name() for holder in pin.holders[:3])
+            headline = (f"A reader pins the WAL ({size}). Likeliest, a ranking (this system "
+                        f"cannot name a lock's owner): {ranked}.")
+            return headline, f"Close the one reading or end its transaction; {then}."
+        if self.retry_when_free and pin is not None and not pin.holders:
+            return ("The reader that pinned the WAL has let go.",
+                    "Running the TRUNCATE checkpoint again by itself...")
+        return (f"A long-running reader is keeping the WAL from being reset (now {size}); "
+                "looking for it...", f"Close it or end its transaction; {then}.")
+
+    def _show_banner(self, headline: str, next_step: str, level: str,
+                     details: str = "") -> None:
+        """Two lines (what, then what to do), with the full story behind "Details"."""
+        self.banner_text = f"{headline} {next_step}"
+        link = " <a href='details'>Details</a>" if details else ""
+        self.banner_label.setText(f"<b>{html.escape(breakable(headline))}</b><br>"
+                                  f"{html.escape(breakable(next_step))}{link}")
+        self.details_label.setText(breakable(details))
+        if not details:
+            self.details_label.hide()
         self.banner.setStyleSheet(BANNER_STYLES[level])
         self.banner.show()
         self._update_truncate_button()
+
+    def _on_banner_link(self, _link: str) -> None:
+        self.details_label.setVisible(self.details_label.isHidden()
+                                      and bool(self.details_label.text()))
+
+    def _on_pin_found(self, lookup: WalPinLookup) -> None:
+        if self.retry_when_free and not lookup.unavailable and not lookup.holders:
+            self._retry_truncate()
+            return
+        self._update_banner()
+
+    def _retry_truncate(self) -> None:
+        """The reader let go: run the TRUNCATE again, once, and say so."""
+        if self.session.runner.write_busy:
+            return  # the next sample tries again
+        self._update_banner()
+        if self.run_truncate_checkpoint(retry=True) is not None:
+            self.retry_when_free = False
+            self.sampler.follow_pin = False
 
     def _update_truncate_button(self, *_args: object) -> None:
         running = self.checkpoint_job is not None and not self.checkpoint_job.is_finished
@@ -317,7 +395,9 @@ class WalPlotWidget(LivePlotWidget):
     def _on_cleared(self) -> None:
         while self.markers:
             self._drop_oldest_marker()
+        self.retry_when_free = False
         self.banner.hide()
+        self.details_label.hide()
         self._update_summary()
 
     def _on_checkpoint_recorded(self, outcome: CheckpointOutcome) -> None:
@@ -328,17 +408,25 @@ class WalPlotWidget(LivePlotWidget):
     def _on_backup_done(self, _result: object) -> None:
         self.add_marker(self.sampler.clock(), "backup", backup=True)
 
-    def _on_truncate_done(self, result: CheckpointResult) -> None:
+    def _on_truncate_done(self, result: CheckpointResult, retry: bool = False) -> None:
         before, after = result.wal_bytes_before, result.wal_bytes_after
         if result.busy == 0:
+            again = " (run again by itself once the reader let go)" if retry else ""
             self.session.messages.info(
-                f"TRUNCATE checkpoint done: the WAL went from {format_bytes(before)} to "
-                f"{format_bytes(after)}.")
-        else:
-            self.session.messages.warning(
-                f"The TRUNCATE checkpoint could not reset the WAL ({format_bytes(after)} "
-                "left) because another connection is still reading; close long-running "
-                "readers and run it again.")
+                f"TRUNCATE checkpoint done{again}: the WAL went from {format_bytes(before)} "
+                f"to {format_bytes(after)}.")
+            self._update_banner()
+            return
+        pin = self.sampler.pin
+        culprit = pin.culprit if pin is not None else None
+        who = (f"{culprit.short_name()} still reads" if culprit is not None
+               else "another connection is still reading")
+        self.retry_when_free = True
+        self.sampler.follow_pin = True
+        self.session.messages.warning(
+            f"The TRUNCATE checkpoint could not reset the WAL ({format_bytes(after)} left): "
+            f"{who}. It runs again by itself once the reader lets go.")
+        self._update_banner()
 
     def _on_export_clicked(self) -> None:
         suggested = Path.home() / f"wal-samples-{datetime.now():%Y%m%d-%H%M%S}.csv"

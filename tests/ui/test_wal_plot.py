@@ -222,9 +222,10 @@ def test_long_reader_is_named_in_plain_words(qtbot, plot, session, sampler, cloc
             sample_now(qtbot, sampler)
             clock.now += 1
         assert plot.banner_shown
-        text = plot.banner_label.text()
+        text = plot.banner_text
         assert "long-running reader is keeping the WAL from being reset" in text
-        assert "close it or end its transaction" in text
+        assert "Close it or end its transaction" in text
+        assert plot.banner_label.text().count("<br>") == 1  # two lines, the rest in Details
     finally:
         reader.stdin.close()
         reader.wait(30)
