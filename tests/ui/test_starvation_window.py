@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-
 from wal_scripts import READER, WRITER
 
 from queue_admin_gui.app.messages import Level
