@@ -30,3 +30,70 @@ WARN_BORDER = "#c77700"
 WARN_TEXT_ON_BACKGROUND = "#5c3b00"
 BAD_BACKGROUND = "#f8d7da"
 BAD_TEXT_ON_BACKGROUND = "#6b1119"
+
+#: The same three states on a dark window (Windows dark mode): dark backgrounds, light text.
+OK_BACKGROUND_DARK = "#12391f"
+OK_TEXT_DARK = "#c9f1d4"
+WARN_BACKGROUND_DARK = "#3d2a00"
+WARN_TEXT_DARK = "#ffdf99"
+BAD_BACKGROUND_DARK = "#45141a"
+BAD_TEXT_DARK = "#ffd1d6"
+
+#: (background, text) of each state, on a light and on a dark window.
+STATUS_COLOURS = {
+    (False, "ok"): (OK_BACKGROUND, OK_TEXT_ON_BACKGROUND),
+    (False, "warning"): (WARN_BACKGROUND, WARN_TEXT_ON_BACKGROUND),
+    (False, "critical"): (BAD_BACKGROUND, BAD_TEXT_ON_BACKGROUND),
+    (True, "ok"): (OK_BACKGROUND_DARK, OK_TEXT_DARK),
+    (True, "warning"): (WARN_BACKGROUND_DARK, WARN_TEXT_DARK),
+    (True, "critical"): (BAD_BACKGROUND_DARK, BAD_TEXT_DARK),
+}
+
+
+def window_is_dark() -> bool:
+    """True when the application's window colour is dark (a dark desktop theme)."""
+    from PySide6.QtGui import QGuiApplication, QPalette
+
+    colour = QGuiApplication.palette().color(QPalette.ColorRole.Window)
+    return colour.lightnessF() < 0.5
+
+
+def paint_status(widget: object, level: str) -> None:
+    """Give ``widget`` (and the labels in it) the background and text colours of ``level``.
+
+    Set through the widget's palette, not a style sheet, so the labels inside take the text
+    colour too and the pair follows the desktop's light or dark theme: the text always
+    stands out from its background by WCAG AA's 4.5:1 at least.
+    """
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QWidget
+
+    assert isinstance(widget, QWidget)
+    background, text = STATUS_COLOURS[(window_is_dark(), level)]
+    if widget.property("statusPainted") == f"{level}:{background}":
+        return  # already in these colours (a repaint asked by its own palette change)
+    widget.setProperty("statusPainted", f"{level}:{background}")
+    palette = QPalette(widget.palette())
+    for role, colour in ((QPalette.ColorRole.Window, background),
+                         (QPalette.ColorRole.Base, background),
+                         (QPalette.ColorRole.WindowText, text),
+                         (QPalette.ColorRole.Text, text),
+                         (QPalette.ColorRole.ButtonText, text)):
+        palette.setColor(role, QColor(colour))
+    widget.setAutoFillBackground(True)
+    widget.setPalette(palette)
+
+
+def contrast_ratio(first: object, second: object) -> float:
+    """WCAG's contrast ratio of two QColors (1 to 21; AA asks 4.5 for normal text)."""
+
+    def luminance(colour: object) -> float:
+        channels = []
+        for value in (colour.redF(), colour.greenF(), colour.blueF()):  # type: ignore[attr-defined]
+            channels.append(value / 12.92 if value <= 0.03928
+                            else ((value + 0.055) / 1.055) ** 2.4)
+        red, green, blue = channels
+        return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)

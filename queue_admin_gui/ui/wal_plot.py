@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -38,14 +38,13 @@ from ..core.progress import CancelCheck, ProgressCallback
 from .live_plot import PLOT_MIN_HEIGHT, LivePlotWidget, finite_range, make_time_plot
 from .palette import (
     AMBER,
-    BAD_BACKGROUND,
     BLUE,
     GOOD_TEXT,
     GREEN,
     PURPLE,
     RED,
-    WARN_BACKGROUND,
     WARN_TEXT,
+    paint_status,
 )
 from .status_bar import STALE_COLOUR
 
@@ -62,10 +61,6 @@ WARNING_PEN = pg.mkPen(AMBER, width=1.5, style=Qt.PenStyle.DashLine)
 CRITICAL_PEN = pg.mkPen(RED, width=1.5, style=Qt.PenStyle.DashLine)
 CHECKPOINT_PEN = pg.mkPen(GREEN, width=1.5, style=Qt.PenStyle.DotLine)
 BACKUP_PEN = pg.mkPen(PURPLE, width=1.5, style=Qt.PenStyle.DotLine)
-BANNER_STYLES = {
-    "warning": f"QFrame#walBanner {{ background:{WARN_BACKGROUND}; border:1px solid {AMBER}; }}",
-    "critical": f"QFrame#walBanner {{ background:{BAD_BACKGROUND}; border:1px solid {RED}; }}",
-}
 
 
 def breakable(text: str) -> str:
@@ -82,6 +77,10 @@ def _threshold_label(colour: str) -> dict[str, Any]:
     return {"position": 0.01, "color": colour, "anchors": [(0, 1), (0, 1)]}
 
 
+#: Events after which the light or dark pair is chosen again.
+_THEME_EVENTS = (QEvent.Type.ApplicationPaletteChange, QEvent.Type.PaletteChange)
+
+
 class WalPlotWidget(LivePlotWidget):
     """WAL size over wall-clock time, thresholds, checkpoint/backup markers and the banner."""
 
@@ -95,6 +94,8 @@ class WalPlotWidget(LivePlotWidget):
         self.retry_when_free = False
         self.banner = QFrame()
         self.banner.setObjectName("walBanner")
+        self.banner.setFrameShape(QFrame.Shape.Box)  # drawn in the text colour of its level
+        self.banner_level = ""
         self.banner_label = QLabel()
         self.banner_label.setWordWrap(True)
         self.banner_label.setTextFormat(Qt.TextFormat.RichText)
@@ -320,9 +321,16 @@ class WalPlotWidget(LivePlotWidget):
         self.details_label.setText(breakable(details))
         if not details:
             self.details_label.hide()
-        self.banner.setStyleSheet(BANNER_STYLES[level])
+        self.banner_level = level
+        paint_status(self.banner, level)
         self.banner.show()
         self._update_truncate_button()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        """The desktop switched between light and dark: repaint the banner in the new pair."""
+        super().changeEvent(event)
+        if event.type() in _THEME_EVENTS and self.banner_level:
+            paint_status(self.banner, self.banner_level)
 
     def _on_banner_link(self, _link: str) -> None:
         self.details_label.setVisible(self.details_label.isHidden()

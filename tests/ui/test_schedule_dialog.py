@@ -68,7 +68,8 @@ def test_lists_the_five_jobs_and_shows_crontab_and_systemd_text_off_windows(
     text = dialog.posix_text.toPlainText()
     assert f"0 2 * * * {shlex.join(PYTHON_CLI)} --db {shlex.quote(str(demo_db))} backup" in text
     config = open_session.config
-    assert f"--keep {config.backup_retention_count}" in text and "[Timer]" in text and "OnCalendar=*:0/15" in text
+    assert f"--keep {config.backup_retention_count}" in text
+    assert "[Timer]" in text and "OnCalendar=*:0/15" in text
     assert _column(dialog, LAST_RUN) == ["never"] * 3 + ["see the task's last result", "never"]
 
     dialog.keep_spin.setValue(3)
