@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QMainWindow,
     QStackedWidget,
@@ -53,6 +53,8 @@ from .wal_tab import WalTab
 from .window_menus import WindowActions, build_menus
 
 DEFAULT_SIZE = (1200, 800)
+#: Room kept for a title bar while the window manager has not said how tall its own is.
+TITLE_BAR_ALLOWANCE = 32
 #: Default height of the activity log dock: a few lines, the tabs keep the room.
 DOCK_HEIGHT = 130
 
@@ -82,6 +84,7 @@ class MainWindow(QMainWindow):
         self.session = session
         self.settings = settings
         self.demo_workers: object | None = None
+        self._fitted_when_shown = False
         self._open_job: Job | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.restore_wizard: QWidget | None = None
@@ -130,6 +133,7 @@ class MainWindow(QMainWindow):
         session.database_changed.connect(self._on_database_changed)
         self._update_recent_files()
         self._restore_layout()
+        self.fit_to_screen()
         self._on_database_changed(session.db_path)
         self.sampler.start()
 
@@ -365,6 +369,33 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        """Shown the first time, fit the screen again now that the frame's size is known."""
+        super().showEvent(event)
+        if not self._fitted_when_shown:
+            self._fitted_when_shown = True
+            QTimer.singleShot(0, self, self.fit_to_screen)
+
+    def fit_to_screen(self) -> None:
+        """Keep the window inside the screen's free area (the taskbar and a title bar apart).
+
+        The default size, or one remembered from a bigger monitor, may not fit a 1024x700
+        screen or one scaled to 150 %: the status bar and the health badge would open below
+        its edge. The window is made no larger than the area and moved into it.
+        """
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        area = screen.availableGeometry()
+        frame_width = max(0, self.frameGeometry().width() - self.width())
+        frame_height = max(TITLE_BAR_ALLOWANCE, self.frameGeometry().height() - self.height())
+        width = min(self.width(), area.width() - frame_width)
+        height = min(self.height(), area.height() - frame_height)
+        self.resize(max(width, 1), max(height, 1))
+        left = min(max(self.x(), area.left()), area.right() + 1 - width - frame_width)
+        top = min(max(self.y(), area.top()), area.bottom() + 1 - height - frame_height)
+        self.move(max(left, area.left()), max(top, area.top()))
 
     def save_layout(self) -> None:
         """Remember window size, position and dock layout for the next start."""

@@ -54,8 +54,9 @@ MAX_MARKERS = 200
 #: label whose neighbour is too close goes one row down; with every row taken it is hidden
 #: (the line stays, and its tooltip carries the text).
 LABEL_ROWS = (0.97, 0.86, 0.75, 0.64)
-#: Room a label needs beside the previous one in its row (pixels).
-LABEL_GAP_PX = 110
+#: Room a label needs beside the previous one in its row at least (pixels); a wider label
+#: ("TRUNCATE (frames left)") needs its own width.
+LABEL_GAP_PX = 70
 WAL_PEN = pg.mkPen(BLUE, width=2)
 WARNING_PEN = pg.mkPen(AMBER, width=1.5, style=Qt.PenStyle.DashLine)
 CRITICAL_PEN = pg.mkPen(RED, width=1.5, style=Qt.PenStyle.DashLine)
@@ -256,8 +257,10 @@ class WalPlotWidget(LivePlotWidget):
         last_in_row: list[float | None] = [None] * len(LABEL_ROWS)
         for moment, label, line in self.markers:
             x = (moment - left) * per_second
+            # a label ends at its line (anchored by its right edge): it needs its own width
+            needed = max(LABEL_GAP_PX, line.label.boundingRect().width() + 8)
             row = next((index for index, previous in enumerate(last_in_row)
-                        if previous is None or x - previous >= LABEL_GAP_PX), None)
+                        if previous is None or x - previous >= needed), None)
             line.label.setVisible(row is not None)
             line.setToolTip(label)
             if row is not None:

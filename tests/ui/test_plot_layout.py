@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QApplication
 
 from queue_admin_gui.app.monitor import Sampler
 from queue_admin_gui.core.status_labels import DEAD_LABEL, IN_FLIGHT_LABEL
@@ -110,3 +111,21 @@ def test_plots_stay_readable_at_common_window_sizes(qtbot, window, demo_db, open
     qtbot.waitUntil(lambda: min(window.stats_plots.pages_plot.height(),
                                 window.stats_plots.tasks_plot.height()) >= stats_min,
                     timeout=5_000)
+
+
+def test_wide_marker_labels_a_second_apart_never_overlap(qtbot, wal_plot, sampler, clock):
+    sample_now(qtbot, sampler)
+    clock.now += 60
+    sample_now(qtbot, sampler)
+    wal_plot.redraw()
+    labels = ["TRUNCATE (frames left)", "RESTART (frames left)", "backup", "FULL (frames left)",
+              "PASSIVE (frames left)", "TRUNCATE"]
+    lines = [wal_plot.add_marker(clock.now - 20 + 2 * step, label, backup=label == "backup")
+             for step, label in enumerate(labels)]
+    wal_plot.redraw()
+    QApplication.processEvents()  # the labels follow their lines in the scene's next pass
+    boxes = [line.label.sceneBoundingRect() for line in lines if line.label.isVisible()]
+    assert len(boxes) >= 3
+    for index, box in enumerate(boxes):
+        for other in boxes[index + 1:]:
+            assert not box.intersects(other)
