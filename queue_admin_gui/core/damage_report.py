@@ -86,6 +86,14 @@ class DamageReport:
         return not self.lines and not self.stopped
 
     @property
+    def shortfall(self) -> str | None:
+        """``"found 62 problems"`` when anything was found, else None (for the activity log)."""
+        if self.ok:
+            return None
+        count = len(self.lines)
+        return f"found {count} problem{'' if count == 1 else 's'}"
+
+    @property
     def pages(self) -> list[int]:
         """Every page named, in order."""
         return sorted({page for obj in self.objects for page in obj.pages})

@@ -287,6 +287,7 @@ class MainWindow(QMainWindow):
         workers = self.demo_workers
         if workers is not None and getattr(workers, "path", None) != path:
             self.stop_demo_workers()
+        self.status.clearMessage()  # a passing message was about the file before
         self.status.show_database(path)
         self.activity_dock.database = path
         self.stack.setCurrentWidget(self.tabs if path is not None else self.start_page)

@@ -39,6 +39,20 @@ WARN_TEXT_DARK = "#ffdf99"
 BAD_BACKGROUND_DARK = "#45141a"
 BAD_TEXT_DARK = "#ffd1d6"
 
+#: A desktop in dark mode (as Windows draws it), for the screenshots and the checks.
+DARK_WINDOW = "#202020"
+DARK_BASE = "#1b1b1b"
+DARK_ALTERNATE = "#262626"
+DARK_BUTTON = "#2d2d2d"
+DARK_WINDOW_TEXT = "#f3f3f3"
+DARK_MUTED_TEXT = "#a9a9a9"
+
+#: Text colours that stand out on a dark window, for the light ones above.
+GOOD_TEXT_ON_DARK = "#6fd08c"
+WARN_TEXT_ON_DARK = "#f2c14e"
+BAD_TEXT_ON_DARK = "#ff8a94"
+GREY_ON_DARK = "#b0b0b0"
+
 #: (background, text) of each state, on a light and on a dark window.
 STATUS_COLOURS = {
     (False, "ok"): (OK_BACKGROUND, OK_TEXT_ON_BACKGROUND),
@@ -97,3 +111,31 @@ def contrast_ratio(first: object, second: object) -> float:
 
     light, dark = sorted((luminance(first), luminance(second)), reverse=True)
     return (light + 0.05) / (dark + 0.05)
+
+
+def dark_desktop_palette() -> object:
+    """A QPalette like Windows' dark mode: dark windows and buttons, light text."""
+    from PySide6.QtGui import QColor, QPalette
+
+    palette = QPalette()
+    roles = QPalette.ColorRole
+    for role, colour in ((roles.Window, DARK_WINDOW), (roles.WindowText, DARK_WINDOW_TEXT),
+                         (roles.Base, DARK_BASE), (roles.AlternateBase, DARK_ALTERNATE),
+                         (roles.Text, DARK_WINDOW_TEXT), (roles.Button, DARK_BUTTON),
+                         (roles.ButtonText, DARK_WINDOW_TEXT),
+                         (roles.ToolTipBase, DARK_BUTTON),
+                         (roles.ToolTipText, DARK_WINDOW_TEXT),
+                         (roles.PlaceholderText, DARK_MUTED_TEXT)):
+        palette.setColor(role, QColor(colour))
+    return palette
+
+
+#: Each text colour of a light window and the one that reads as well on a dark window.
+_ON_DARK = {GOOD_TEXT: GOOD_TEXT_ON_DARK, GREEN: GOOD_TEXT_ON_DARK,
+            WARN_TEXT: WARN_TEXT_ON_DARK, AMBER: WARN_TEXT_ON_DARK,
+            RED: BAD_TEXT_ON_DARK, GREY: GREY_ON_DARK}
+
+
+def readable_text(colour: str) -> str:
+    """``colour`` for text on the window as it is now: its lighter twin on a dark desktop."""
+    return _ON_DARK.get(colour, colour) if window_is_dark() else colour

@@ -4,9 +4,11 @@
 temporary folder, lets the simulated workers run for a moment (so the WAL, the leases and the
 counts are alive), takes two backups, opens the window offscreen at its default size and
 saves the start page and every tab; then every tab at 1024x700 and 1920x1080 (in
-``sizes/``), the WAL tab while a report process pins the WAL, and the WAL and Stats tabs after
-the database file was deleted under the window. Nothing outside the temporary folder is
-touched except the output folder.
+``sizes/``), every tab with a dark desktop palette (in ``dark/``), a damaged copy of the queue
+opened (the Optimization tab listing what is damaged), the WAL tab while a report process pins
+the WAL, and the WAL and Stats tabs after the database file was deleted under the window.
+``--scale 1.5`` renders the same at 150 % into ``scaled-150/``. Nothing outside the
+temporary folder is touched except the output folder.
 """
 
 from __future__ import annotations
@@ -109,7 +111,9 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
                 _settle(window)
                 written.append(_grab(window, out_dir / f"tab_{key}.png"))
             written += _every_size(window, out_dir, "")
+            written += _dark(window, out_dir)
             workers.stop()
+            written += _damaged(window, database, out_dir)
             written += _starving(window, database, out_dir)
             written += _deleted(window, database, out_dir)
         finally:
@@ -136,6 +140,66 @@ def _every_size(window: object, out_dir: Path, scene: str,
             name = f"{scene}{'_' if scene else ''}tab_{key}_{width}x{height}.png"
             written.append(_grab(window, out_dir / "sizes" / name))
     window.resize(*WINDOW_SIZE)  # type: ignore[attr-defined]
+    return written
+
+
+def _dark(window: object, out_dir: Path) -> list[Path]:
+    """Every tab with a dark desktop palette (Windows' dark mode), then the light one again."""
+    from PySide6.QtWidgets import QApplication
+
+    from .main_window import TAB_SPECS
+    from .palette import dark_desktop_palette
+
+    original = QApplication.palette()
+    dark = dark_desktop_palette()
+    (out_dir / "dark").mkdir(parents=True, exist_ok=True)
+    written = []
+    QApplication.setPalette(dark)
+    try:
+        for key, *_rest in TAB_SPECS:
+            window.show_tab(key)  # type: ignore[attr-defined]
+            _settle(window, 0.3)
+            written.append(_grab(window, out_dir / "dark" / f"tab_{key}.png"))
+    finally:
+        QApplication.setPalette(original)
+    return written
+
+
+def _damaged(window: object, database: Path, out_dir: Path) -> list[Path]:
+    """A damaged copy of the queue opened: one message, the red badge, the findings listed."""
+    import shutil
+    import sqlite3
+
+    damaged = database.parent.parent / "damaged" / "queue.db"
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    source = sqlite3.connect(database)
+    try:
+        target = sqlite3.connect(damaged)
+        source.backup(target)
+        target.close()
+        page_size = source.execute("PRAGMA page_size").fetchone()[0]
+        pages = source.execute("PRAGMA page_count").fetchone()[0]
+    finally:
+        source.close()
+    with open(damaged, "r+b") as handle:  # overwrite the middle of three pages
+        for page in (pages // 2, pages // 2 + 1, pages - 3):
+            handle.seek((page - 1) * page_size + 100)
+            handle.write(b"\xa5" * (page_size - 200))
+    session = window.session  # type: ignore[attr-defined]
+    window.open_database(damaged)  # type: ignore[attr-defined]
+    _wait_until(lambda: session.db_path == damaged and session.damage is not None)
+    optimize = window.tab_widgets["optimize"]  # type: ignore[attr-defined]
+    _wait_until(lambda: optimize.findings.count() > 0)
+    written = []
+    for key in ("optimize", "leases"):
+        window.show_tab(key)  # type: ignore[attr-defined]
+        _settle(window)
+        written.append(_grab(window, out_dir / f"damaged_{key}.png"))
+    written += _every_size(window, out_dir, "damaged", ("optimize",))
+    window.open_database(database)  # type: ignore[attr-defined]
+    _wait_until(lambda: session.db_path == database)
+    _settle(window)
+    shutil.rmtree(damaged.parent, ignore_errors=True)
     return written
 
 
@@ -220,10 +284,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0,
                         help="how long the demo workers run first, so the plots have a "
                         "history (default 60)")
+    parser.add_argument("--scale", type=float, default=None,
+                        help="also render every tab at this display scale (1.5 for 150 %%) "
+                        "into <out>/scaled-<percent>")
     arguments = parser.parse_args(argv)
+    if arguments.scale:
+        return _render_scaled(arguments.out, arguments.scale, arguments.seconds)
     for path in render(arguments.out, arguments.seconds):
         print(path)
     return 0
+
+
+def _render_scaled(out_dir: Path, scale: float, seconds: float) -> int:
+    """Render in a process of its own with ``QT_SCALE_FACTOR`` set (it is read at start)."""
+    import subprocess
+
+    folder = out_dir / f"scaled-{round(scale * 100)}"
+    env = {**os.environ, "QT_SCALE_FACTOR": f"{scale:g}"}
+    return subprocess.call([sys.executable, "-m", "queue_admin_gui.ui.screenshots",
+                            "--out", str(folder), "--seconds", f"{seconds:g}"], env=env)
 
 
 if __name__ == "__main__":

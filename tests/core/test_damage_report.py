@@ -36,6 +36,7 @@ def test_a_sound_file_has_no_findings(tmp_path):
     create_demo_queue(tmp_path / "queue.db", tasks=200, seed=1)
     report = read_damage_report(tmp_path / "queue.db")
     assert report.ok and report.objects == [] and report.summary() == "No problems found."
+    assert report.shortfall is None
 
 
 def test_damaged_table_pages_are_named_with_their_table(tmp_path):
@@ -48,6 +49,7 @@ def test_damaged_table_pages_are_named_with_their_table(tmp_path):
     _overwrite(path, leaves, page_size)
     report = read_damage_report(path)
     assert not report.ok
+    assert report.shortfall == f"found {len(report.lines)} problems"
     table = next(obj for obj in report.objects if obj.name == "task_queue")
     assert table.kind == "table"
     assert set(leaves) <= set(table.pages)

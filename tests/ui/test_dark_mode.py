@@ -90,3 +90,15 @@ def test_switching_the_theme_repaints_the_badge(qtbot, window, qapp):
 def test_the_contrast_ratio_is_wcags():
     assert round(contrast_ratio(QColor("#000000"), QColor("#ffffff")), 1) == 21.0
     assert round(contrast_ratio(QColor("#777777"), QColor("#ffffff")), 2) == 4.48
+
+
+def test_result_sentences_stay_readable_on_a_dark_window(qtbot, window, theme):
+    from queue_admin_gui.ui.widgets import BAD_COLOUR, GOOD_COLOUR, WARN_COLOUR, set_status
+
+    label = window.tab_widgets["wal"].result_label
+    background = QApplication.palette().color(QPalette.ColorRole.Window)
+    for colour in (GOOD_COLOUR, WARN_COLOUR, BAD_COLOUR):
+        set_status(label, "All 388 frames were copied into the database.", colour)
+        label.ensurePolished()
+        shown = label.palette().color(label.foregroundRole())
+        assert contrast_ratio(shown, background) >= AA, (theme, colour, shown.name())
