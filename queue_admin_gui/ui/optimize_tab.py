@@ -37,6 +37,7 @@ from ..core.maintenance import (
     VacuumResult,
 )
 from ..core.progress import CancelCheck, ProgressCallback
+from .palette import readable_text
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,
@@ -408,7 +409,7 @@ class OptimizeTab(MaintenanceTab):
         self.findings.clear()
         if report.ok:
             item = QListWidgetItem(f"\u2714 {NO_PROBLEMS}")
-            item.setForeground(QBrush(QColor(GOOD_COLOUR)))
+            item.setForeground(QBrush(QColor(readable_text(GOOD_COLOUR))))
             font = item.font()
             font.setBold(True)
             item.setFont(font)
@@ -418,7 +419,7 @@ class OptimizeTab(MaintenanceTab):
             return
         for damaged in report.objects:
             item = QListWidgetItem(damaged.sentence())
-            item.setForeground(QBrush(QColor(BAD_COLOUR)))
+            item.setForeground(QBrush(QColor(readable_text(BAD_COLOUR))))
             item.setToolTip("\n".join(line for line in report.lines
                                       if _names_object(line, damaged.pages, damaged.name))[:4000])
             self.findings.addItem(item)

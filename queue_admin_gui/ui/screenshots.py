@@ -4,10 +4,10 @@
 temporary folder, lets the simulated workers run for a moment (so the WAL, the leases and the
 counts are alive), takes two backups, opens the window offscreen at its default size and
 saves the start page and every tab; then every tab at 1024x700 and 1920x1080 (in
-``sizes/``), every tab with a dark desktop palette (in ``dark/``), a damaged copy of the queue
-opened (the Optimization tab listing what is damaged), the WAL tab while a report process pins
-the WAL, and the WAL and Stats tabs after the database file was deleted under the window.
-``--scale 1.5`` renders the same at 150 % into ``scaled-150/``. Nothing outside the
+``sizes/``), a damaged copy of the queue opened (the Optimization tab listing what is
+damaged), the WAL tab while a report process pins the WAL, and the WAL and Stats tabs after
+the database file was deleted under the window. ``--dark`` renders with a dark desktop
+palette, ``--scale 1.5`` at 150 % (into ``scaled-150/``). Nothing outside the
 temporary folder is touched except the output folder.
 """
 
@@ -47,8 +47,11 @@ def _settle(window: object, seconds: float = 0.6) -> None:
     _wait_until(lambda: time.monotonic() >= end)
 
 
-def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
-    """Render the start page and every tab to ``out_dir``; returns the files written."""
+def render(out_dir: Path, workers_seconds: float = 4.0, dark: bool = False) -> list[Path]:
+    """Render the start page and every tab to ``out_dir``; returns the files written.
+
+    ``dark``: with a dark desktop palette from the start, as Windows' dark mode starts it.
+    """
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -65,6 +68,10 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
 
     application = QApplication.instance() or QApplication([sys.argv[0]])
     application.setWindowIcon(app_icon())
+    if dark:
+        from .palette import dark_desktop_palette
+
+        application.setPalette(dark_desktop_palette())
     # Unless something already runs collection in this thread (the application, the tests).
     collector = MainThreadGarbageCollector(parent=application) if gc.isenabled() else None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +118,6 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
                 _settle(window)
                 written.append(_grab(window, out_dir / f"tab_{key}.png"))
             written += _every_size(window, out_dir, "")
-            written += _dark(window, out_dir)
             workers.stop()
             written += _damaged(window, database, out_dir)
             written += _starving(window, database, out_dir)
@@ -140,28 +146,6 @@ def _every_size(window: object, out_dir: Path, scene: str,
             name = f"{scene}{'_' if scene else ''}tab_{key}_{width}x{height}.png"
             written.append(_grab(window, out_dir / "sizes" / name))
     window.resize(*WINDOW_SIZE)  # type: ignore[attr-defined]
-    return written
-
-
-def _dark(window: object, out_dir: Path) -> list[Path]:
-    """Every tab with a dark desktop palette (Windows' dark mode), then the light one again."""
-    from PySide6.QtWidgets import QApplication
-
-    from .main_window import TAB_SPECS
-    from .palette import dark_desktop_palette
-
-    original = QApplication.palette()
-    dark = dark_desktop_palette()
-    (out_dir / "dark").mkdir(parents=True, exist_ok=True)
-    written = []
-    QApplication.setPalette(dark)
-    try:
-        for key, *_rest in TAB_SPECS:
-            window.show_tab(key)  # type: ignore[attr-defined]
-            _settle(window, 0.3)
-            written.append(_grab(window, out_dir / "dark" / f"tab_{key}.png"))
-    finally:
-        QApplication.setPalette(original)
     return written
 
 
@@ -284,13 +268,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0,
                         help="how long the demo workers run first, so the plots have a "
                         "history (default 60)")
+    parser.add_argument("--dark", action="store_true",
+                        help="render with a dark desktop palette (Windows' dark mode)")
     parser.add_argument("--scale", type=float, default=None,
                         help="also render every tab at this display scale (1.5 for 150 %%) "
                         "into <out>/scaled-<percent>")
     arguments = parser.parse_args(argv)
     if arguments.scale:
         return _render_scaled(arguments.out, arguments.scale, arguments.seconds)
-    for path in render(arguments.out, arguments.seconds):
+    for path in render(arguments.out, arguments.seconds, arguments.dark):
         print(path)
     return 0
 
