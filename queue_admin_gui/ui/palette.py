@@ -92,7 +92,9 @@ def paint_status(widget: object, level: str) -> None:
                          (QPalette.ColorRole.Base, background),
                          (QPalette.ColorRole.WindowText, text),
                          (QPalette.ColorRole.Text, text),
-                         (QPalette.ColorRole.ButtonText, text)):
+                         (QPalette.ColorRole.ButtonText, text),
+                         (QPalette.ColorRole.Link, text),
+                         (QPalette.ColorRole.LinkVisited, text)):
         palette.setColor(role, QColor(colour))
     widget.setAutoFillBackground(True)
     widget.setPalette(palette)

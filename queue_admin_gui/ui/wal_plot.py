@@ -16,6 +16,7 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -318,21 +319,23 @@ class WalPlotWidget(LivePlotWidget):
                      details: str = "") -> None:
         """Two lines (what, then what to do), with the full story behind "Details"."""
         self.banner_text = f"{headline} {next_step}"
-        link = " <a href='details'>Details</a>" if details else ""
+        self.banner_level = level
+        paint_status(self.banner, level)
+        # the link in the banner's own text colour: a theme's link blue is unreadable on red
+        colour = self.banner.palette().color(QPalette.ColorRole.WindowText).name()
+        link = (f" <a href='details' style='color:{colour}'>Details</a>" if details else "")
         self.banner_label.setText(f"<b>{html.escape(breakable(headline))}</b><br>"
                                   f"{html.escape(breakable(next_step))}{link}")
         self.details_label.setText(breakable(details))
         if not details:
             self.details_label.hide()
-        self.banner_level = level
-        paint_status(self.banner, level)
         self.banner.show()
         self._update_truncate_button()
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
         """The desktop switched between light and dark: repaint the banner in the new pair."""
         super().changeEvent(event)
-        if event.type() in _THEME_EVENTS and self.banner_level:
+        if event.type() in _THEME_EVENTS and self.banner_level and not self.banner.isHidden():
             paint_status(self.banner, self.banner_level)
 
     def _on_banner_link(self, _link: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
@@ -68,6 +70,10 @@ def test_the_wal_banner_is_readable_at_both_levels(qtbot, window, theme):
         for label in (plot.banner_label, plot.details_label):
             text = label.palette().color(label.foregroundRole())
             assert contrast_ratio(text, background) >= AA, (theme, level)
+        link = re.search(r"<a href='details' style='color:(#[0-9a-f]{6})'>",
+                         plot.banner_label.text())  # "Details", in the banner's own colour
+        assert link is not None
+        assert contrast_ratio(QColor(link.group(1)), background) >= AA, (theme, level)
         assert _painted(plot.banner).name() != QApplication.palette().color(
             QPalette.ColorRole.Window).name()
 

@@ -174,3 +174,26 @@ def test_a_read_still_running_for_the_last_file_is_not_shown_for_the_new_one(
     assert window.session.db_path == queue_b
     assert leases.in_flight_model.rowCount() == 0
     assert "0 tasks in flight" in leases.summary_label.text()
+
+
+def test_a_file_whose_schema_is_damaged_opens_as_an_incident_to_restore(
+        qtbot, window, open_db, demo_db, tmp_path, presenter):
+    broken = tmp_path / "broken" / "queue.db"
+    broken.parent.mkdir()
+    shutil.copyfile(demo_db, broken)
+    with open(broken, "r+b") as handle:  # page 1 after its header: the schema is unreadable
+        handle.seek(100)
+        handle.write(b"\xa5" * 3000)
+    open_db(demo_db)
+    open_db(broken)
+    assert window.session.db_path == broken
+    assert window.stack.currentWidget() is window.tabs
+    assert window.status.badge.text_label.text() == "Health: Damaged"
+    [error] = presenter.texts(Level.ERROR)
+    assert str(broken) in error and error.count("malformed") == 1
+    leases = window.tab_widgets["leases"]
+    window.show_tab("leases")
+    idle(qtbot, window)
+    assert leases.in_flight_model.rowCount() == 0
+    assert not leases.requeue_button.isEnabled()
+    assert window.backups_tab.restore_button.toolTip() != "Open a database first."
