@@ -85,9 +85,12 @@ def render(out_dir: Path, workers_seconds: float = 4.0, dark: bool = False) -> l
         settings = QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat)
         settings.setValue("recent_files", [str(database)])
         window = MainWindow(session, settings, ActivityLog(root / "activity.jsonl"))
-        window.resize(*WINDOW_SIZE)
         window.show()
         _settle(window)
+        # the window fits itself to the (offscreen) screen once shown: the pictures keep
+        # their own size, larger than that screen
+        window.resize(*WINDOW_SIZE)
+        _settle(window, 0.1)
         written.append(_grab(window, out_dir / "start_page.png"))
 
         workers = DemoWorkers(database, workers=4, seed=42)
@@ -162,13 +165,15 @@ def _damaged(window: object, database: Path, out_dir: Path) -> list[Path]:
         source.backup(target)
         target.close()
         page_size = source.execute("PRAGMA page_size").fetchone()[0]
-        pages = source.execute("PRAGMA page_count").fetchone()[0]
+        roots = [row[0] for row in source.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name IN "
+            "('task_queue', 'ix_task_status_prio_time')")]
     finally:
         source.close()
-    with open(damaged, "r+b") as handle:  # overwrite the middle of three pages
-        for page in (pages // 2, pages // 2 + 1, pages - 3):
-            handle.seek((page - 1) * page_size + 100)
-            handle.write(b"\xa5" * (page_size - 200))
+    with open(damaged, "r+b") as handle:  # overwrite the task table's and an index's root
+        for page in roots:
+            handle.seek((page - 1) * page_size + 16)
+            handle.write(b"\xa5" * (page_size - 32))
     session = window.session  # type: ignore[attr-defined]
     window.open_database(damaged)  # type: ignore[attr-defined]
     _wait_until(lambda: session.db_path == damaged and session.damage is not None)
