@@ -94,6 +94,8 @@ class WalPlotWidget(LivePlotWidget):
         self.export_job: Job | None = None
         #: The banner's TRUNCATE could not finish: run it again once the reader lets go.
         self.retry_when_free = False
+        #: The program named as still reading when it could not finish, if one was.
+        self.blocking_pid: int | None = None
         self.banner = QFrame()
         self.banner.setObjectName("walBanner")
         self.banner.setFrameShape(QFrame.Shape.Box)  # drawn in the text colour of its level
@@ -343,9 +345,16 @@ class WalPlotWidget(LivePlotWidget):
                                       and bool(self.details_label.text()))
 
     def _on_pin_found(self, lookup: WalPinLookup) -> None:
-        if self.retry_when_free and not lookup.unavailable and not lookup.holders:
-            self._retry_truncate()
-            return
+        """A new look at the lock: once the reader that blocked the TRUNCATE is gone, retry.
+
+        Where the lock names its owner that reader is known; where the holders are only
+        ranked (Windows), the first of the ranking at the failed run is waited for.
+        """
+        if self.retry_when_free and not lookup.unavailable:
+            still = {holder.pid for holder in lookup.holders}
+            if not still or (self.blocking_pid is not None and self.blocking_pid not in still):
+                self._retry_truncate()
+                return
         self._update_banner()
 
     def _retry_truncate(self) -> None:
@@ -435,6 +444,7 @@ class WalPlotWidget(LivePlotWidget):
         culprit = pin.culprit if pin is not None else None
         who = (f"{culprit.short_name()} still reads" if culprit is not None
                else "another connection is still reading")
+        self.blocking_pid = culprit.pid if culprit is not None else None
         self.retry_when_free = True
         self.sampler.follow_pin = True
         self.session.messages.warning(
