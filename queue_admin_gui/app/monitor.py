@@ -15,6 +15,7 @@ and, before it goes away, :meth:`Sampler.stop`, which ends the worker thread cle
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from collections import deque
@@ -24,10 +25,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal
 
 from ..core.errors import QueueAdminError
 from ..core.maintenance_results import CheckpointResult
+from ..core.measurements.health import damage_of
 from ..core.measurements.holders import HolderLookup, find_holders
 from ..core.measurements.sampling import (
     CheckpointOutcome,
@@ -39,6 +42,7 @@ from ..core.measurements.sampling import (
     replaced_file_error,
 )
 from ..core.measurements.starvation import Starvation, diagnose_starvation, starvation_advice
+from ..core.measurements.wal_pin import WalPinLookup, find_wal_pin
 from .jobs import Job, track_thread
 from .session import Session
 
@@ -105,6 +109,8 @@ class Sampler(QObject):
     starvation_changed = Signal(object)
     #: The programs holding the database were looked up (a HolderLookup).
     holders_found = Signal(object)
+    #: The reader pinning the WAL was looked up (a WalPinLookup).
+    pin_found = Signal(object)
     _requested = Signal(object)
 
     def __init__(self, session: Session, *, clock: Callable[[], float] = time.time,
@@ -131,6 +137,11 @@ class Sampler(QObject):
         #: Called with each lookup job as it starts (the window keeps them out of its log).
         self.job_hook: Callable[[Job], object] | None = None
         self.holders_job: Job | None = None
+        #: Who holds a read mark of the WAL, from the last lookup (None until one ran).
+        self.pin: WalPinLookup | None = None
+        self.pin_job: Job | None = None
+        #: True while a view waits for the reader to let go (pins are looked up every sample).
+        self.follow_pin = False
         self._holders_timer = QTimer(self)
         self._holders_timer.setInterval(HOLDERS_INTERVAL_MS)
         self._holders_timer.timeout.connect(self.look_up_holders)
@@ -206,10 +217,40 @@ class Sampler(QObject):
         return None if found is None else starvation_advice(found)
 
     def advice(self) -> str | None:
-        """The one piece of advice every view shows while a reader pins the WAL, else None."""
+        """The one piece of advice every view shows while a reader pins the WAL, else None.
+
+        Programs that have ended since the last lookup are left out: a dead PID is never
+        named as holding the database.
+        """
         if self.starvation is None:
             return None
-        return starvation_advice(self.starvation, self.holders)
+        holders = self.holders
+        if holders is not None:
+            holders = dataclasses.replace(holders, holders=tuple(
+                holder for holder in holders.holders if psutil.pid_exists(holder.pid)))
+        return starvation_advice(self.starvation, holders)
+
+    def look_up_pin(self) -> Job | None:
+        """Find the reader holding the WAL (by its lock where the system tells) in a read job."""
+        path = self.session.db_path
+        if path is None or (self.pin_job is not None and not self.pin_job.is_finished):
+            return None
+        rows = self.history.ordered(("time", "wal_frames"))
+        job = self.session.run(
+            "Find the reader pinning the WAL",
+            lambda progress, cancelled: find_wal_pin(path, history=rows),
+            parameters={"database": str(path)}, report_errors=False,
+            on_done=lambda lookup: self._on_pin_found(path, lookup))
+        self.pin_job = job
+        if self.job_hook is not None:
+            self.job_hook(job)
+        return job
+
+    def _on_pin_found(self, path: Path, lookup: WalPinLookup) -> None:
+        if path != self.session.db_path:
+            return
+        self.pin = lookup.alive()
+        self.pin_found.emit(self.pin)
 
     def look_up_holders(self) -> Job | None:
         """Find the programs holding the database in a read job (not on the GUI thread)."""
@@ -295,6 +336,8 @@ class Sampler(QObject):
         self.last_failure_at = None
         self._set_status("")
         self._diagnose()
+        if self.starvation is not None or self.follow_pin:
+            self.look_up_pin()
         self.sampled.emit(sample)
 
     def _on_sample_failed(self, path: Path, moment: float, error: BaseException,
@@ -303,6 +346,9 @@ class Sampler(QObject):
             return
         if isinstance(error, QueueAdminError) and error.is_environment:
             reason = str(error)
+            damage = damage_of(error)
+            if damage is not None:
+                self.session.mark_damaged(damage)
         else:
             reason = (f"Sampling '{path}' failed unexpectedly ({type(error).__name__}); "
                       "the plot shows a gap and sampling carries on.")
@@ -346,6 +392,8 @@ class Sampler(QObject):
         self._set_status("")
         self._holders_timer.stop()
         self.holders = None
+        self.pin = None
+        self.follow_pin = False
         if self.starvation is not None:
             self.starvation = None
             self.starvation_changed.emit(None)

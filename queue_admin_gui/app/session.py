@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal
 from ..core.config import MaintenanceConfig
 from ..core.errors import QueueAdminError
 from ..core.maintenance import QueueMaintenance
+from ..core.measurements.health import damage_of
 from ..core.measurements.holders import name_holders
 from ..core.measurements.readings import CheckpointSummary
 from ..core.measurements.sampling import SampleHistory, TaskCountHistory
@@ -37,6 +38,8 @@ class Session(QObject):
     database_changed = Signal(object)
     config_changed = Signal(object)
     changed = Signal(str)
+    #: The open file was found damaged (SQLite's words); emitted once per opened database.
+    damage_found = Signal(str)
     checkpoint_done = Signal(object)
     checkpoint_failed = Signal(str, object)
     backup_done = Signal(object)
@@ -56,6 +59,10 @@ class Session(QObject):
         #: The live monitor's ring buffers (WAL samples, task counts) once a sampler runs;
         #: read on the GUI thread, where they are written (the restore wizard's timeline).
         self.histories: tuple[SampleHistory, TaskCountHistory] | None = None
+        #: Counts the databases opened: a job's result belongs to the one open when it began.
+        self.generation = 0
+        #: What SQLite said when a read met a damaged page of the open file, else None.
+        self.damage: str | None = None
 
     @property
     def backup_dir(self) -> Path:
@@ -63,10 +70,37 @@ class Session(QObject):
         return Path(self.config.backup_dir)
 
     def set_database(self, db_path: Path | None, is_queue: bool | None = None) -> None:
-        """Switch to another database file and tell every tab."""
+        """Switch to another database file and tell every tab.
+
+        Everything known about the previous file is forgotten first (its damage, the jobs
+        still reading it: their results are dropped, see :meth:`is_current`), so no screen
+        shows one file's figures under another's name.
+        """
+        self.generation += 1
         self.db_path = db_path
         self.is_queue = is_queue
+        self.damage = None
         self.database_changed.emit(db_path)
+
+    def is_current(self, generation: int) -> bool:
+        """True while the database open at ``generation`` is still the one open."""
+        return generation == self.generation
+
+    def mark_damaged(self, damage: str) -> bool:
+        """Record that the open file is damaged; True the first time for this file.
+
+        The first finding is told in one message (what happened, what to do); later reads
+        failing on the same damage add nothing but their activity-log line.
+        """
+        if self.db_path is None or self.damage is not None:
+            return False
+        self.damage = damage
+        self.messages.error(
+            f"{self.db_path} is damaged ({damage}). Stop the workers, then restore it from the "
+            "newest backup: the Optimization tab lists the damaged tables and pages and "
+            "opens the restore.")
+        self.damage_found.emit(damage)
+        return True
 
     def set_config(self, config: MaintenanceConfig) -> None:
         """Replace the config (after the settings dialog) and tell every tab."""
@@ -89,12 +123,26 @@ class Session(QObject):
         """
         job = Job(title, _naming_holders(func, self.db_path), writes=writes,
                   parameters=parameters, parent=self)
+        generation = self.generation
         if report_errors:
-            job.failed.connect(
-                lambda error: self.messages.report_error(error, job.error_details)
-            )
+            job.failed.connect(lambda error: self._report_failure(generation, error,
+                                                                  job.error_details))
         return self.runner.run(job, on_done=on_done, on_error=on_error,
                                on_cancelled=on_cancelled)
+
+    def _report_failure(self, generation: int, error: BaseException, details: str) -> None:
+        """Tell a job's failure once: a damaged file is one incident, an old file's is none.
+
+        A read of a file the window has since left is history (the activity log keeps it);
+        a failure saying the open file is damaged becomes the one damage message.
+        """
+        if not self.is_current(generation):
+            return
+        damage = damage_of(error) if isinstance(error, QueueAdminError) else None
+        if damage is not None and self.db_path is not None:
+            self.mark_damaged(damage)
+            return
+        self.messages.report_error(error, details)
 
     def run_operation(self, operation: Operation, *,
                       on_success: Callable[[Any], None] | None = None,

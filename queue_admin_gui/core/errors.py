@@ -146,8 +146,7 @@ _ERRNO_ADVICE = {
 _ADVICE = {
     ErrorKind.LOCKED: "the database is locked by another program; close it or retry",
     ErrorKind.DISK_FULL: "the disk is full; free some space or choose another folder",
-    ErrorKind.CORRUPT: "the database file is damaged (database disk image is malformed); "
-    "restore it from a backup",
+    ErrorKind.CORRUPT: "the database file is damaged; restore it from a backup",
     ErrorKind.NOT_FOUND: "the file or folder does not exist or cannot be opened; check the path",
     ErrorKind.NOT_A_DATABASE: "the file is not an SQLite database; choose another file",
     ErrorKind.PERMISSION: "access was denied; check the file's permissions or run as a user "

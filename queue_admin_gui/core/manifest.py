@@ -99,6 +99,17 @@ def is_backup_file_name(file_name: str) -> bool:
     return file_name.startswith(BACKUP_PREFIX) and file_name.endswith(BACKUP_SUFFIX)
 
 
+#: The label of a file rebuilt from the point-in-time archive (``restore --at``): it holds the
+#: queue as it was at an earlier instant, so it is no backup of the queue as it is.
+REBUILT_LABEL = "at"
+
+
+def is_rebuilt_file_name(file_name: str) -> bool:
+    """True for a file rebuilt to an instant from the archive (``queue_backup_at_*.db``)."""
+    parsed = parse_backup_name(file_name)
+    return parsed is not None and parsed[0] == REBUILT_LABEL
+
+
 def utc_now() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(timezone.utc)

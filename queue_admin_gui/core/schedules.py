@@ -24,7 +24,8 @@ from datetime import time as clock_time
 from pathlib import Path, PureWindowsPath
 
 from .activity import RESULT_SUCCEEDED, ActivityEntry
-from .config import user_log_dir
+from .archive.controller import configured_archive_dir, default_archive_dir
+from .config import MaintenanceConfig, user_log_dir
 
 #: The Task Scheduler folder the tasks are created in ("Queue Admin\Nightly backup").
 TASK_FOLDER = "Queue Admin"
@@ -60,23 +61,34 @@ class Trigger:
 class ScheduleSettings:
     """What the jobs work on and how often; the defaults are the runbook's.
 
-    ``archive_dir`` left empty means ``wal-archive`` inside the backup folder.
+    ``keep`` and ``archive_dir`` follow the settings the window uses (see
+    :meth:`from_config`): ``archive_dir`` left empty means the archive folder beside the
+    backups, the one the archive panel and the restore wizard read.
     """
 
     db_path: Path
     backup_dir: Path
-    keep: int = 14
+    keep: int = MaintenanceConfig.backup_retention_count
     backup_at: clock_time = clock_time(2, 0)
     checkpoint_minutes: int = 15
     lease_minutes: int = 60
     lease_timeout_seconds: int = 300
     archive_dir: Path | None = None
+    check_minutes: int = 15
+
+    @classmethod
+    def from_config(cls, db_path: Path, config: MaintenanceConfig) -> ScheduleSettings:
+        """The schedule of the settings: one backup folder, retention and archive folder."""
+        return cls(db_path=Path(db_path), backup_dir=Path(config.backup_dir),
+                   keep=int(config.backup_retention_count),
+                   lease_timeout_seconds=int(config.stale_lease_timeout_seconds),
+                   archive_dir=configured_archive_dir(config))
 
     @property
     def archive_folder(self) -> Path:
-        """Where the WAL archiver writes."""
+        """Where the WAL archiver writes (and the window reads)."""
         return self.archive_dir if self.archive_dir is not None else (
-            self.backup_dir / "wal-archive")
+            default_archive_dir(self.backup_dir))
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,9 @@ class ScheduledJob:
     match: dict[str, object] = field(default_factory=dict)
     #: How long Task Scheduler lets one run last ("PT0S": no limit, for the archiver).
     time_limit: str = "PT2H"
+    #: False for a job whose runs are not in the activity log (``check`` only reads; its
+    #: exit code is what the scheduler and the monitoring record).
+    logged: bool = True
 
     @property
     def task_name(self) -> str:
@@ -110,7 +125,7 @@ class ScheduledJob:
 
 
 def scheduled_jobs(settings: ScheduleSettings) -> list[ScheduledJob]:
-    """The four jobs for ``settings``, in the order the dialog lists them."""
+    """The five jobs for ``settings``, in the order the dialog lists them."""
     db = ["--db", str(settings.db_path)]
     return [
         ScheduledJob(
@@ -133,6 +148,13 @@ def scheduled_jobs(settings: ScheduleSettings) -> list[ScheduledJob]:
             Trigger(TRIGGER_EVERY, minutes=settings.lease_minutes),
             (*db, "leases", "--requeue", "--timeout", str(settings.lease_timeout_seconds)),
             "leases", settings.db_path, {"requeue": True}, time_limit="PT30M"),
+        ScheduledJob(
+            "check", "Health check",
+            "Grade the queue's health (the window's badge, as a monitoring plugin); a "
+            "problem exits non-zero, which Task Scheduler records, with the window closed.",
+            Trigger(TRIGGER_EVERY, minutes=settings.check_minutes),
+            (*db, "check", "--dir", str(settings.backup_dir)), "check", settings.db_path,
+            time_limit="PT10M", logged=False),
         ScheduledJob(
             "archive", "WAL archiver",
             "Archive the WAL continuously for point-in-time recovery, from logon on.",

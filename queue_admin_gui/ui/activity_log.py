@@ -34,7 +34,7 @@ from ..core.activity import (
     result_of_completed,
 )
 from ..core.errors import QueueAdminError
-from .palette import RED, WARN_TEXT
+from .palette import RED, WARN_TEXT, readable_text
 
 _COLUMNS = ("Time", "Action", "Parameters", "Result", "Duration")
 _RESULT_COLOURS = {RESULT_FAILED: QColor(RED), RESULT_CANCELLED: QColor(WARN_TEXT),
@@ -172,7 +172,7 @@ class ActivityLogDock(QDockWidget):
             item.setToolTip(text)
             colour = _RESULT_COLOURS.get(entry.result, _SHORTFALL_COLOUR)
             if colour is not None and column == 3:
-                item.setForeground(QBrush(colour))
+                item.setForeground(QBrush(QColor(readable_text(colour.name()))))
             self.table.setItem(row, column, item)
         self.table.setSortingEnabled(sorting)
 

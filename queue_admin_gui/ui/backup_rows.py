@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core.backup import BackupInfo
 from ..core.errors import format_bytes
-from ..core.manifest import parse_backup_name
+from ..core.manifest import is_rebuilt_file_name, parse_backup_name
 from .table_model import ListColumn, ListModel
 
 _STATUS_ORDER = ("queued", "leased", "processing", "completed", "failed", "dead_letter")
@@ -38,8 +38,14 @@ def describe_task_counts(counts: dict[str, int] | None) -> str:
     return f"{total:,} tasks" + (f": {parts}" if parts else "")
 
 
+#: How the list names a file rebuilt to an instant from the point-in-time archive.
+REBUILT_NAME = "(rebuilt to an instant, not a backup of now)"
+
+
 def backup_label(path: Path) -> str:
-    """The name the admin gave a backup, or "(no name)"."""
+    """The name the admin gave a backup, "(no name)", or what a rebuilt file is."""
+    if is_rebuilt_file_name(path.name):
+        return REBUILT_NAME
     parsed = parse_backup_name(path.name)
     return parsed[0] if parsed is not None and parsed[0] else "(no name)"
 

@@ -240,6 +240,19 @@ class BackupsTab(MaintenanceTab):
         self.run_load("List backups", lambda progress, cancelled: backup_listing(
             QueueBackup(db_path, folder).list_backups()), self._on_listed)
 
+    def clear(self) -> None:
+        """Forget the listing, the checks made and the last result (another file opens)."""
+        self.verifications.clear()
+        self._select_after_load = None
+        self.model.set_data(None, 0)
+        self.result_label.clear()
+        self.update_actions()
+
+    def show_load_failed(self, error: BaseException) -> None:
+        """The folder could not be listed: no rows, the reason in the result line."""
+        self.clear()
+        self._tell(f"The backup folder could not be listed: {error}", good=False)
+
     def back_up_now(self) -> None:
         """Start a backup with the optional name typed in the name box."""
         reason = self.disabled_reason(writes=True, queue_only=False)

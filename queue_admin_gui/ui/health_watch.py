@@ -8,6 +8,7 @@ the badge follows the WAL at once without reading the lease table every second.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -15,7 +16,12 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ..app.jobs import Job, mark_background
 from ..app.monitor import Sampler
 from ..app.session import Session
-from ..core.measurements.health import HealthSnapshot, assess_health, measure_health
+from ..core.measurements.health import (
+    HealthMeasurements,
+    HealthSnapshot,
+    assess_health,
+    measure_health,
+)
 from ..core.measurements.readings import measurements_with_sample
 from ..core.measurements.sampling import Sample
 from ..core.measurements.starvation import report_with_starvation
@@ -53,6 +59,7 @@ class HealthWatch(QObject):
         sampler.gap.connect(self._on_sample_gap)
         sampler.starvation_changed.connect(lambda _found: self.show())
         sampler.holders_found.connect(lambda _lookup: self.show())
+        session.damage_found.connect(self._on_damage_found)
 
     def follow_database(self, path: Path | None) -> None:
         """Forget the old grade and read the new database's health now and every 30 s."""
@@ -84,6 +91,9 @@ class HealthWatch(QObject):
         sample = self.sampler.last_sample
         if sample is not None and not self.sampler.stale:
             measured = measurements_with_sample(measured, sample)
+        if self.session.damage and not measured.damage:
+            # found by another read (a tab, the integrity check): still damaged
+            measured = dataclasses.replace(measured, damage=self.session.damage)
         report = report_with_starvation(assess_health(self.session.config, measured),
                                         self.sampler.advice())
         self.health = HealthSnapshot(read.stats, measured, report, read.database_path)
@@ -96,6 +106,17 @@ class HealthWatch(QObject):
             return
         self.read = snapshot
         self.show()
+        if snapshot.measured.damage:
+            self.session.mark_damaged(snapshot.measured.damage)
+
+    def _on_damage_found(self, damage: str) -> None:
+        """The file was found damaged: the badge turns red at once, the tray hears of it."""
+        self.status.badge.show_damaged(damage)
+        if self.read is not None:
+            self.show()
+            return
+        self.changed.emit(assess_health(self.session.config,
+                                        HealthMeasurements(damage=damage)))
 
     def _on_failed(self, error: BaseException) -> None:
         self.status.show_unreadable(str(error))

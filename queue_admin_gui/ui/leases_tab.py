@@ -92,6 +92,8 @@ class LeasesTab(MaintenanceTab):
         super().__init__(session, parent)
         #: What the last preview said a requeue would do, by task id.
         self.preview_ids = PreviewActions()
+        #: Why the lists could not be read (requeue and retry wait for a good read), or "".
+        self.unreadable = ""
         self.timeout_spin = QSpinBox()
         self.timeout_spin.setRange(0, 7 * 86400)
         self.timeout_spin.setSingleStep(60)
@@ -137,10 +139,11 @@ class LeasesTab(MaintenanceTab):
                         "anything.", queue_only=True)
         self.add_action(self.requeue_button,
                         "Put every stale task back in the queue (or in the dead letters when "
-                        "it has no attempts left).", writes=True, queue_only=True)
+                        "it has no attempts left).", writes=True, queue_only=True,
+                        blocked_by_damage=True)
         self.add_action(self.retry_button,
                         "Send the selected dead tasks back to the queue with attempts reset.",
-                        writes=True, queue_only=True)
+                        writes=True, queue_only=True, blocked_by_damage=True)
         self.refresh_button.clicked.connect(self.refresh)
         self.preview_button.clicked.connect(self._on_preview_clicked)
         self.requeue_button.clicked.connect(self._on_requeue_clicked)
@@ -226,6 +229,7 @@ class LeasesTab(MaintenanceTab):
                       self._on_loaded)
 
     def _on_loaded(self, snapshot: LeaseSnapshot) -> None:
+        self.unreadable = ""
         if snapshot.timeout_seconds != self.timeout_seconds:
             self.preview_ids = PreviewActions()
         table = snapshot.in_flight
@@ -256,17 +260,32 @@ class LeasesTab(MaintenanceTab):
         set_status(self.renewal_label, sentence[0], WARN_COLOUR)
         self.renewal_label.setToolTip(sentence[1])
 
-    def _show_not_a_queue(self) -> None:
+    def clear(self) -> None:
+        """Empty the lists, the preview and the sentences (another file is being opened)."""
+        self.unreadable = ""
         self.preview_ids = PreviewActions()
         self.in_flight_model.set_data(None, 0)
         self.workers_model.set_records([])
         self.dead_model.set_data(None, 0)
         self.result_label.clear()
+        self.read_label.clear()
         self._show_renewal_problems(None)
+        set_status(self.summary_label, "Reading the tasks..." if self.session.db_path else "")
+        self._update_retry_label()
+
+    def show_load_failed(self, error: BaseException) -> None:
+        """The lists could not be read: empty, with the reason in place of the summary."""
+        self.clear()
+        self.unreadable = str(error)
+        set_status(self.summary_label, f"The tasks could not be read: {error}", BAD_COLOUR,
+                   bold=True)
+        self.update_actions()
+
+    def _show_not_a_queue(self) -> None:
+        self.clear()
         set_status(self.summary_label,
                    "This file is not a PrismQ queue database, so it has no tasks, leases or "
                    "workers; open the queue file to manage leases.")
-        self._update_retry_label()
 
     def _worker_silent(self, worker: WorkerInfo) -> bool:
         return worker.heartbeat_age_seconds > self.timeout_seconds
@@ -388,8 +407,17 @@ class LeasesTab(MaintenanceTab):
         self.session.messages.info(f"{count:,} dead tasks were sent back to the queue.")
 
     def update_actions(self) -> None:
-        """Enable the actions that can run now; Retry also needs a selection."""
+        """Enable the actions that can run now.
+
+        Retry also needs a selection; requeue and retry wait for lists that could be read.
+        """
         super().update_actions()
+        if getattr(self, "unreadable", ""):
+            for button in (self.requeue_button, self.retry_button):
+                if button.isEnabled():
+                    button.setEnabled(False)
+                    button.setToolTip("The tasks could not be read; nothing can be requeued "
+                                      "or retried until they can.")
         if self.retry_button.isEnabled() and not self.selected_dead_ids():
             self.retry_button.setEnabled(False)
             self.retry_button.setToolTip("Select one or more dead tasks first.")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QMainWindow,
     QStackedWidget,
@@ -26,7 +26,9 @@ from ..app.jobs import Job, is_background, mark_background
 from ..app.monitor import Sampler
 from ..app.session import Session
 from ..core.activity import ActivityLog
-from ..core.measurements.health import HealthSnapshot
+from ..core.errors import ErrorKind, QueueAdminError
+from ..core.manifest import is_rebuilt_file_name
+from ..core.measurements.health import HealthSnapshot, damage_of
 from .activity_log import ActivityLogDock
 from .backups_tab import BackupsTab, open_restore_wizard
 from .database_opener import (
@@ -51,6 +53,8 @@ from .wal_tab import WalTab
 from .window_menus import WindowActions, build_menus
 
 DEFAULT_SIZE = (1200, 800)
+#: Room kept for a title bar while the window manager has not said how tall its own is.
+TITLE_BAR_ALLOWANCE = 32
 #: Default height of the activity log dock: a few lines, the tabs keep the room.
 DOCK_HEIGHT = 130
 
@@ -80,6 +84,7 @@ class MainWindow(QMainWindow):
         self.session = session
         self.settings = settings
         self.demo_workers: object | None = None
+        self._fitted_when_shown = False
         self._open_job: Job | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.restore_wizard: QWidget | None = None
@@ -116,6 +121,9 @@ class MainWindow(QMainWindow):
         self.help_viewer = install_help(self, self._front_tab_key)
 
         self.health_watch = HealthWatch(session, self.sampler, self.status, self)
+        optimize_tab = self.tab_widgets["optimize"]
+        if isinstance(optimize_tab, OptimizeTab):
+            optimize_tab.restore_requested.connect(self.open_restore_newest)
         self.health_watch.changed.connect(self.health_changed)
         self.start_page.open_requested.connect(self.ask_and_open)
         self.start_page.recent_requested.connect(self.open_database)
@@ -125,6 +133,7 @@ class MainWindow(QMainWindow):
         session.database_changed.connect(self._on_database_changed)
         self._update_recent_files()
         self._restore_layout()
+        self.fit_to_screen()
         self._on_database_changed(session.db_path)
         self.sampler.start()
 
@@ -186,7 +195,7 @@ class MainWindow(QMainWindow):
         self._open_job = self.session.run(
             "Open database", lambda progress, cancelled: inspect_database(path),
             parameters={"database": str(path)}, on_done=self._on_database_inspected,
-            on_error=self._on_open_failed)
+            on_error=lambda error: self._on_open_failed(path, error), report_errors=False)
         self._open_job.setProperty("queueAdminPath", str(path))
         return self._open_job
 
@@ -203,7 +212,9 @@ class MainWindow(QMainWindow):
 
         return self.session.run("Open the demo queue", prepare, writes=True,
                                 parameters={"database": str(path)},
-                                on_done=self._on_demo_ready, on_error=self._on_open_failed)
+                                on_done=self._on_demo_ready,
+                                on_error=lambda error: self._on_open_failed(path, error),
+                                report_errors=False)
 
     def _on_demo_ready(self, opened: OpenedDatabase) -> None:
         self._on_database_inspected(opened)
@@ -236,7 +247,24 @@ class MainWindow(QMainWindow):
                 "checks work, queue actions are off.")
         self.database_opened.emit(opened.path)
 
-    def _on_open_failed(self, error: BaseException) -> None:
+    def _on_open_failed(self, path: Path, error: BaseException) -> None:
+        """Opening ``path`` failed: say why once.
+
+        A damaged queue opens as an incident (to be restored); anything else closes what
+        was open and says why on the start page.
+        """
+        damage = (damage_of(error) if isinstance(error, QueueAdminError)
+                  and error.kind is ErrorKind.CORRUPT else None)
+        if damage is not None:
+            # SQLite's file, damaged where the schema lives: open it to restore it
+            self.session.set_database(path, None)
+            self._remember(path)
+            self.session.mark_damaged(damage)
+            self.database_opened.emit(path)
+            return
+        self.session.messages.report_error(error)
+        if self.session.db_path is not None:
+            self.session.set_database(None)
         self.start_page.show_problem(str(error))
 
     def _remember(self, path: Path) -> None:
@@ -259,6 +287,7 @@ class MainWindow(QMainWindow):
         workers = self.demo_workers
         if workers is not None and getattr(workers, "path", None) != path:
             self.stop_demo_workers()
+        self.status.clearMessage()  # a passing message was about the file before
         self.status.show_database(path)
         self.activity_dock.database = path
         self.stack.setCurrentWidget(self.tabs if path is not None else self.start_page)
@@ -314,6 +343,17 @@ class MainWindow(QMainWindow):
             self.session.set_config(dialog.saved_config)
             self.session.messages.info("Settings saved.")
 
+    def open_restore_newest(self) -> QWidget | None:
+        """Open the restore wizard on the newest backup listed (the damaged file's next step)."""
+        records = [info for info in self.backups_tab.model.records
+                   if not is_rebuilt_file_name(info.path.name)]
+        newest = max(records, key=lambda info: info.created_at) if records else None
+        if newest is not None:
+            self.backups_tab.select_backup(newest.path)
+        self.restore_wizard = open_restore_wizard(self.session,
+                                                  newest.path if newest else None, self)
+        return self.restore_wizard
+
     def open_restore(self) -> QWidget | None:
         """Open the restore wizard for the backup selected on the Backups tab, if any."""
         selected = self.backups_tab.selected_backup()
@@ -330,6 +370,33 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        """Shown the first time, fit the screen again now that the frame's size is known."""
+        super().showEvent(event)
+        if not self._fitted_when_shown:
+            self._fitted_when_shown = True
+            QTimer.singleShot(0, self, self.fit_to_screen)
+
+    def fit_to_screen(self) -> None:
+        """Keep the window inside the screen's free area (the taskbar and a title bar apart).
+
+        The default size, or one remembered from a bigger monitor, may not fit a 1024x700
+        screen or one scaled to 150 %: the status bar and the health badge would open below
+        its edge. The window is made no larger than the area and moved into it.
+        """
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return
+        area = screen.availableGeometry()
+        frame_width = max(0, self.frameGeometry().width() - self.width())
+        frame_height = max(TITLE_BAR_ALLOWANCE, self.frameGeometry().height() - self.height())
+        width = min(self.width(), area.width() - frame_width)
+        height = min(self.height(), area.height() - frame_height)
+        self.resize(max(width, 1), max(height, 1))
+        left = min(max(self.x(), area.left()), area.right() + 1 - width - frame_width)
+        top = min(max(self.y(), area.top()), area.bottom() + 1 - height - frame_height)
+        self.move(max(left, area.left()), max(top, area.top()))
 
     def save_layout(self) -> None:
         """Remember window size, position and dock layout for the next start."""

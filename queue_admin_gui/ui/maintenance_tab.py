@@ -3,6 +3,11 @@
 Every tab runs its work as jobs through the session (never SQL in the GUI thread), shows
 their progress, refreshes when the database or one of its topics changes, and keeps write
 and queue-only actions disabled, with a tooltip saying why, while they cannot run.
+
+One database at a time: when another file is opened (or the open one is closed) every tab
+first empties what it shows (:meth:`MaintenanceTab.clear`), a read that was still running
+for the previous file is dropped when it ends, and a read of the new file that fails leaves
+the tab empty with the reason, never the previous file's rows.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class _Action:
     tooltip: str
     writes: bool
     queue_only: bool
+    blocked_by_damage: bool
 
 
 class MaintenanceTab(QWidget):
@@ -50,12 +56,24 @@ class MaintenanceTab(QWidget):
         self._load_again = False
         self._quiet_load = False
         session.database_changed.connect(self._on_database_changed)
+        session.damage_found.connect(lambda _damage: self.update_actions())
         session.changed.connect(self._on_topic_changed)
         session.runner.write_busy_changed.connect(self._on_write_busy_changed)
 
     def refresh(self) -> None:
         """Reload what the tab shows from the database (as a job)."""
         raise NotImplementedError
+
+    def clear(self) -> None:
+        """Forget everything shown about the database (another file is being opened)."""
+        raise NotImplementedError
+
+    def show_load_failed(self, error: BaseException) -> None:
+        """A read of the open file failed: show nothing of an earlier read.
+
+        Subclasses add the reason where they have room for it.
+        """
+        self.clear()
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
         """Read again when the tab comes to the front, so it never shows figures from earlier.
@@ -82,9 +100,14 @@ class MaintenanceTab(QWidget):
                 self._quiet_load = False
 
     def add_action(self, button: QAbstractButton, tooltip: str, *, writes: bool = False,
-                   queue_only: bool = False) -> QAbstractButton:
-        """Register a button whose enabled state follows the database and the write jobs."""
-        self._actions.append(_Action(button, tooltip, writes, queue_only))
+                   queue_only: bool = False,
+                   blocked_by_damage: bool = False) -> QAbstractButton:
+        """Register a button whose enabled state follows the database and the write jobs.
+
+        ``blocked_by_damage``: the action changes rows in place, which a damaged file must
+        not get before it is restored (requeue, retry, ANALYZE, VACUUM).
+        """
+        self._actions.append(_Action(button, tooltip, writes, queue_only, blocked_by_damage))
         self.update_actions()
         return button
 
@@ -92,6 +115,9 @@ class MaintenanceTab(QWidget):
         """Enable each action that can run now; a disabled one says why in its tooltip."""
         for action in self._actions:
             reason = self.disabled_reason(action.writes, action.queue_only)
+            if reason is None and action.blocked_by_damage and self.session.damage:
+                reason = ("The database file is damaged; restore it from a backup before "
+                          "changing it.")
             action.button.setEnabled(reason is None)
             action.button.setToolTip(reason or action.tooltip)
 
@@ -140,7 +166,20 @@ class MaintenanceTab(QWidget):
         if self.loading:
             self._load_again = True
             return None
-        job = mark_background(self.run_job(title, func, on_done=on_done, on_error=on_error,
+        generation = self.session.generation
+
+        def done(result: Any) -> None:
+            if self.session.is_current(generation):
+                on_done(result)
+
+        def failed(error: BaseException) -> None:
+            if not self.session.is_current(generation):
+                return
+            self.show_load_failed(error)
+            if on_error is not None:
+                on_error(error)
+
+        job = mark_background(self.run_job(title, func, on_done=done, on_error=failed,
                                            report_errors=report_errors
                                            and not self._quiet_load))
         self._load_job = job
@@ -153,8 +192,12 @@ class MaintenanceTab(QWidget):
             self.refresh()
 
     def _on_database_changed(self, _path: object) -> None:
+        self.clear()
         self.update_actions()
         if self.session.db_path is not None:
+            # a read still running for the previous file ends unheard; read the new one now
+            self._load_job = None
+            self._load_again = False
             self.refresh()
 
     def _on_topic_changed(self, topic: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -27,16 +27,17 @@ from PySide6.QtWidgets import (
 from ..app.jobs import Job
 from ..app.operations import TOPIC_DATABASE, TOPIC_STATS, analyze, pragma_optimize, vacuum
 from ..app.session import Session
+from ..core.damage_report import DamageReport, read_damage_report
 from ..core.disk import vacuum_space_by_volume
 from ..core.maintenance import (
     AnalyzeResult,
     DatabaseStats,
-    IntegrityResult,
     PragmaOptimizeResult,
     QueueMaintenance,
     VacuumResult,
 )
 from ..core.progress import CancelCheck, ProgressCallback
+from .palette import readable_text
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,
@@ -107,9 +108,12 @@ class OptimizeTab(MaintenanceTab):
     """ANALYZE (all or one table), PRAGMA optimize, VACUUM, integrity and quick check."""
 
     topics = (TOPIC_STATS, TOPIC_DATABASE)
+    #: The admin asked for the restore wizard on the newest backup (the window opens it).
+    restore_requested = Signal()
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(session, parent)
+        session.damage_found.connect(self._on_damage_found)
         self.state: OptimizeState | None = None
         self._check_job: Job | None = None
         self.table_combo = QComboBox()
@@ -138,6 +142,14 @@ class OptimizeTab(MaintenanceTab):
         self.findings.setMinimumHeight(90)
         self.findings.setMaximumHeight(240)
         self.integrity_label = QLabel("Not checked yet from this window.")
+        self.integrity_label.setWordWrap(True)
+        #: The next step once damage is listed: the restore wizard on the newest backup.
+        self.restore_button = QPushButton("Restore from the newest backup...")
+        self.restore_button.setToolTip(
+            "Open the restore wizard on the newest backup: it checks the backup, says what "
+            "restoring loses, and keeps a copy of the damaged file.")
+        self.restore_button.hide()
+        self.restore_button.clicked.connect(self.restore_requested)
         self._vacuum_stage = ""
         self._vacuum_started: float | None = None
         self._elapsed_timer = QTimer(self)
@@ -147,13 +159,13 @@ class OptimizeTab(MaintenanceTab):
         self.add_action(self.refresh_button, "Read the page usage again.")
         self.add_action(self.analyze_button,
                         "Recompute the statistics the query planner uses to pick indexes.",
-                        writes=True)
+                        writes=True, blocked_by_damage=True)
         self.add_action(self.optimize_button,
                         "Let SQLite refresh only the statistics it finds out of date (fast).",
-                        writes=True)
+                        writes=True, blocked_by_damage=True)
         self.add_action(self.vacuum_button,
                         "Rebuild the file without its free pages; blocks writers while it runs.",
-                        writes=True)
+                        writes=True, blocked_by_damage=True)
         self.add_action(self.integrity_button,
                         "Check every page, row and index (slow on a large file; read-only).")
         self.add_action(self.quick_check_button,
@@ -208,6 +220,10 @@ class OptimizeTab(MaintenanceTab):
         check_row.addWidget(self.integrity_button)
         integrity_layout.addLayout(check_row)
         integrity_layout.addWidget(self.findings)
+        next_step = QHBoxLayout()
+        next_step.addStretch(1)
+        next_step.addWidget(self.restore_button)
+        integrity_layout.addLayout(next_step)
 
         top = QHBoxLayout()
         top.addWidget(planner, 1)
@@ -226,6 +242,25 @@ class OptimizeTab(MaintenanceTab):
         self.run_load("Read page usage",
                       lambda progress, cancelled: read_optimize_state(QueueMaintenance(path)),
                       self._on_state)
+
+    def clear(self) -> None:
+        """Forget the page usage, the table list and every result shown for the last file."""
+        self.state = None
+        self.space_grid.clear_values()
+        self.statistics_label.clear()
+        self.vacuum_label.clear()
+        self.findings.clear()
+        self.restore_button.hide()
+        self.integrity_label.setText("Not checked yet from this window.")
+        self.integrity_label.setStyleSheet("")
+        self.table_combo.clear()
+        self.table_combo.addItem(ALL_TABLES)
+
+    def show_load_failed(self, error: BaseException) -> None:
+        """The page usage could not be read: it stays unknown, the reason shows beneath it."""
+        self.state = None
+        self.space_grid.clear_values()
+        set_status(self.vacuum_label, f"The page usage could not be read: {error}", BAD_COLOUR)
 
     def _on_state(self, state: OptimizeState) -> None:
         self.state = state
@@ -339,32 +374,42 @@ class OptimizeTab(MaintenanceTab):
         set_status(self.vacuum_label, str(error), BAD_COLOUR)
 
     # -- integrity --------------------------------------------------------------------------
-    def run_integrity_check(self, quick: bool) -> None:
+    def run_integrity_check(self, quick: bool) -> Job | None:
         """Start a full or quick integrity check (read-only, cancellable)."""
         path = self.session.db_path
         if path is None or (self._check_job is not None and not self._check_job.is_finished):
-            return
+            return None
         name = "Quick check" if quick else "Integrity check"
 
-        def check(progress: ProgressCallback, cancelled: CancelCheck) -> IntegrityResult:
+        def check(progress: ProgressCallback, cancelled: CancelCheck) -> DamageReport:
             progress(0, 0, f"{name}: reading every page")
-            return QueueMaintenance(path).check_integrity(quick=quick, cancelled=cancelled)
+            return read_damage_report(path, quick=quick, cancelled=cancelled)
 
         self.findings.clear()
+        self.restore_button.hide()
         self.integrity_label.setText(f"{name} running...")
         self.integrity_label.setStyleSheet("")
+        generation = self.session.generation
         self._check_job = self.run_job(
             name, check, parameters={"quick": quick},
-            on_done=lambda findings: self._show_findings(name, findings),
+            on_done=lambda report: self._show_findings(generation, name, report),
             on_error=lambda _error: self.integrity_label.setText(f"{name} failed."))
         self._check_job.cancelled.connect(
             lambda: self.integrity_label.setText(f"{name} was cancelled."))
+        return self._check_job
 
-    def _show_findings(self, name: str, result: IntegrityResult) -> None:
+    def _on_damage_found(self, _damage: str) -> None:
+        """The open file was found damaged: list what is damaged without being asked."""
+        if self._check_job is None or self._check_job.is_finished:
+            self.run_integrity_check(quick=False)
+
+    def _show_findings(self, generation: int, name: str, report: DamageReport) -> None:
+        if not self.session.is_current(generation):
+            return
         self.findings.clear()
-        if result.ok:
+        if report.ok:
             item = QListWidgetItem(f"\u2714 {NO_PROBLEMS}")
-            item.setForeground(QBrush(QColor(GOOD_COLOUR)))
+            item.setForeground(QBrush(QColor(readable_text(GOOD_COLOUR))))
             font = item.font()
             font.setBold(True)
             item.setFont(font)
@@ -372,11 +417,22 @@ class OptimizeTab(MaintenanceTab):
             set_status(self.integrity_label, f"{name}: {NO_PROBLEMS.lower()}.", GOOD_COLOUR)
             self.session.messages.info(f"{name} of the database: {NO_PROBLEMS.lower()}.")
             return
-        for finding in result.problems:
-            item = QListWidgetItem(finding)
-            item.setForeground(QBrush(QColor(BAD_COLOUR)))
+        for damaged in report.objects:
+            item = QListWidgetItem(damaged.sentence())
+            item.setForeground(QBrush(QColor(readable_text(BAD_COLOUR))))
+            item.setToolTip("\n".join(line for line in report.lines
+                                      if _names_object(line, damaged.pages, damaged.name))[:4000])
             self.findings.addItem(item)
-        text = (f"{name} found {result.count_text()}: the file is damaged; restore it "
-                "from a backup.")
-        set_status(self.integrity_label, text, BAD_COLOUR, bold=True)
-        self.session.messages.warning(text)
+        if report.stopped:
+            self.findings.addItem(QListWidgetItem(
+                f"SQLite stopped the check early ({report.stopped}); more may be damaged."))
+        set_status(self.integrity_label, f"{name}: {report.summary()} Restore the file from "
+                   "the newest backup.", BAD_COLOUR, bold=True)
+        self.restore_button.show()
+        self.session.mark_damaged(f"{name.lower()}: {report.summary()}")
+
+
+def _names_object(line: str, pages: tuple[int, ...], name: str) -> bool:
+    """True when SQLite's ``line`` is about one of ``pages`` or names ``name``."""
+    return name in line or any(f"page {page} " in f"{line} " or f"page {page}:" in line
+                               for page in pages)

@@ -18,8 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QDateTime, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen, QPolygonF
+from PySide6.QtCore import QDateTime, QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QPolygonF,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import (
     QDateTimeEdit,
     QGroupBox,
@@ -60,34 +71,87 @@ def _short(stamp: float) -> str:
     return _qt_instant(stamp).toString("yyyy-MM-dd HH:mm:ss")
 
 
+#: Tick spacings the axis chooses from (seconds): the smallest that keeps labels apart.
+TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
+              43200, 86400, 172800, 604800)
+#: Room one tick label needs (pixels).
+TICK_LABEL_PX = 96
+#: The narrowest stretch the wheel zooms in to (seconds).
+MIN_VIEW_SECONDS = 10.0
+#: Each wheel notch shows this share of the stretch shown before (zooming in).
+ZOOM_STEP = 0.8
+
+
+def tick_marks(first: float, last: float, width: float) -> tuple[list[float], str]:
+    """Round instants for an axis from ``first`` to ``last`` over ``width`` pixels.
+
+    Returns the instants and the Qt format their labels use (seconds shown only when the
+    ticks are under a minute apart, the date only when the axis spans days).
+    """
+    length = max(last - first, 1e-3)
+    fits = max(1, int(width // TICK_LABEL_PX))
+    step = next((step for step in TICK_STEPS if length / step <= fits), TICK_STEPS[-1])
+    offset = _qt_instant(first).offsetFromUtc()  # round in local time, as shown
+    start = math.ceil((first + offset) / step) * step - offset
+    ticks = list(np.arange(start, last + 1e-9, step)) if step else []
+    if step >= 86400:
+        fmt = "yyyy-MM-dd"
+    elif length > 86400:
+        fmt = "MM-dd HH:mm"
+    elif step >= 60:
+        fmt = "HH:mm"
+    else:
+        fmt = "HH:mm:ss"
+    return [float(tick) for tick in ticks], fmt
+
+
 class ArchiveTimeline(QWidget):
-    """A strip from the archive's first to its last instant: generations, gaps, the choice."""
+    """The archive over time on a labelled axis: generations, gaps, the chosen instant.
+
+    Point at it to read the time under the pointer; click or drag to choose an instant
+    (:attr:`instant_picked`), turn the wheel to zoom around the pointer, and with the
+    keyboard step the choice by a second (Left/Right) or a minute (Shift+Left/Right).
+    """
+
+    #: The admin chose an instant on the strip (seconds since the epoch).
+    instant_picked = Signal(float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.spans: list[tuple[float, float]] = []
         self.gaps: list[tuple[float, float]] = []
         self.instant: float | None = None
+        #: The instant under the pointer while it hovers, else None.
+        self.hover: float | None = None
+        #: The stretch shown (zoomed with the wheel); None shows the whole archive.
+        self.view: tuple[float, float] | None = None
         #: When each backup in the backup folder was taken (ticks under the strip).
         self.backups: list[float] = []
         #: The live monitor's history under the strip: (times, values) of the WAL's size and
         #: of the queued tasks, each drawn to its own scale.
         self.wal_history: tuple[np.ndarray, np.ndarray] | None = None
         self.queued_history: tuple[np.ndarray, np.ndarray] | None = None
-        self.setMinimumHeight(40 + HISTORY_HEIGHT)
+        self.setMinimumHeight(48 + HISTORY_HEIGHT)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setCursor(Qt.CursorShape.CrossCursor)
         self.setToolTip("The archive over time: green stretches can be restored to any "
                         "instant, red ones are gaps; the blue line is the chosen instant; "
                         "the ticks under the strip are the backups taken then. Under them, "
                         "while this window has been monitoring: the WAL's size (amber) and "
-                        "the queued tasks (purple), each to its own scale.")
+                        "the queued tasks (purple), each to its own scale. Click or drag to "
+                        "choose, turn the wheel to zoom, Left/Right for a second, with Shift "
+                        "for a minute.")
 
+    # -- what it shows ----------------------------------------------------------------------
     def set_status(self, status: ArchiveStatus | None) -> None:
         """Show the generations and gaps of ``status``."""
         self.spans = [(g.restorable_from, g.restorable_until) for g in
                       (status.generations if status else [])
                       if g.restorable_from is not None and g.restorable_until is not None]
         self.gaps = [(gap.after, gap.before) for gap in (status.gaps if status else [])]
+        self.view = None
         self.update()
 
     def set_history(self, wal: tuple[np.ndarray, np.ndarray] | None,
@@ -106,49 +170,175 @@ class ArchiveTimeline(QWidget):
         self.instant = stamp
         self.update()
 
+    @property
+    def extent(self) -> tuple[float, float] | None:
+        """The archive's first and last restorable instants, or None when empty."""
+        if not self.spans:
+            return None
+        return min(start for start, _ in self.spans), max(end for _, end in self.spans)
+
+    def shown_range(self) -> tuple[float, float] | None:
+        """The stretch of time the strip shows now (zoomed, or the whole archive)."""
+        return self.view or self.extent
+
+    def _bar(self) -> QRectF:
+        return QRectF(1, 2, self.width() - 2, 14)
+
+    def x_of(self, stamp: float) -> float:
+        """Where ``stamp`` is on the strip (pixels), for the stretch shown."""
+        shown = self.shown_range()
+        bar = self._bar()
+        if shown is None:
+            return bar.left()
+        first, last = shown
+        return bar.left() + (stamp - first) / max(last - first, 1e-3) * bar.width()
+
+    def instant_at(self, x: float) -> float | None:
+        """The instant under pixel ``x``, kept within the archive; None when it is empty."""
+        shown, extent = self.shown_range(), self.extent
+        if shown is None or extent is None:
+            return None
+        bar = self._bar()
+        first, last = shown
+        stamp = first + (x - bar.left()) / max(bar.width(), 1.0) * (last - first)
+        return min(max(stamp, extent[0]), extent[1])
+
+    def hover_text(self) -> str:
+        """The time under the pointer as it is shown beside it ("" when not hovering)."""
+        if self.hover is None:
+            return ""
+        return _qt_instant(self.hover).toString("yyyy-MM-dd HH:mm:ss")
+
+    # -- pointing at it ---------------------------------------------------------------------
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        """A click chooses the instant under the pointer."""
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._pick(event.position().x())
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        """Hovering shows the time under the pointer; dragging with the button chooses it."""
+        x = event.position().x()
+        self.hover = self.instant_at(x)
+        if event.buttons() & Qt.MouseButton.LeftButton:
+            self._pick(x)
+        self.update()
+        super().mouseMoveEvent(event)
+
+    def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        """The pointer left: no time under it any more."""
+        self.hover = None
+        self.update()
+        super().leaveEvent(event)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
+        """Zoom around the pointer: away from you in, towards you out (to the whole)."""
+        shown, extent = self.shown_range(), self.extent
+        notches = event.angleDelta().y() / 120
+        if shown is None or extent is None or not notches:
+            return
+        anchor = self.instant_at(event.position().x()) or shown[0]
+        self.zoom(ZOOM_STEP ** notches, anchor)
+        event.accept()
+
+    def zoom(self, factor: float, anchor: float) -> None:
+        """Show ``factor`` times the stretch shown now, keeping ``anchor`` where it is."""
+        shown, extent = self.shown_range(), self.extent
+        if shown is None or extent is None:
+            return
+        whole = extent[1] - extent[0]
+        length = min(max((shown[1] - shown[0]) * factor, min(MIN_VIEW_SECONDS, whole)), whole)
+        share = (anchor - shown[0]) / max(shown[1] - shown[0], 1e-3)
+        first = min(max(anchor - share * length, extent[0]), extent[1] - length)
+        self.view = None if length >= whole else (first, first + length)
+        self.update()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        """Left/Right move the choice by a second, with Shift by a minute."""
+        key = event.key()
+        if key not in (Qt.Key.Key_Left, Qt.Key.Key_Right) or self.extent is None:
+            super().keyPressEvent(event)
+            return
+        step = 60.0 if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else 1.0
+        start = self.instant if self.instant is not None else self.extent[1]
+        moved = start + (step if key == Qt.Key.Key_Right else -step)
+        self._choose(min(max(moved, self.extent[0]), self.extent[1]))
+        event.accept()
+
+    def _pick(self, x: float) -> None:
+        stamp = self.instant_at(x)
+        if stamp is not None:
+            self._choose(stamp)
+
+    def _choose(self, stamp: float) -> None:
+        self.set_instant(stamp)
+        shown = self.shown_range()
+        if shown is not None and not shown[0] <= stamp <= shown[1] and self.view is not None:
+            length = self.view[1] - self.view[0]  # keep the choice in sight
+            self.view = (stamp - length / 2, stamp + length / 2)
+        self.instant_picked.emit(stamp)
+
+    # -- drawing ----------------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
-        """Draw the strip, and its first and last instants under it."""
+        """Draw the strip, its labelled axis, the history under it, the choice and hover."""
         painter = QPainter(self)
-        bar = QRectF(1, 2, self.width() - 2, 14)
+        bar = self._bar()
         painter.fillRect(bar, self.palette().alternateBase())
         painter.setPen(self.palette().mid().color())
         painter.drawRect(bar)
-        if not self.spans:
+        shown = self.shown_range()
+        if shown is None:
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No restorable instant")
             painter.end()
             return
-        first = min(start for start, _ in self.spans)
-        last = max(end for _, end in self.spans)
-        length = max(last - first, 1e-3)
-
-        def x(stamp: float) -> float:
-            return bar.left() + (stamp - first) / length * bar.width()
-
+        first, last = shown
+        painter.setClipRect(QRectF(0, 0, self.width(), self.height()))
         for stretch, colour in [(s, GENERATION_COLOUR) for s in self.spans] + \
                 [(g, GAP_COLOUR) for g in self.gaps]:
-            left, right = x(stretch[0]), x(stretch[1])
-            painter.fillRect(QRectF(left, bar.top(), max(2.0, right - left), bar.height()),
-                             colour)
-        band = QRectF(bar.left(), bar.bottom() + 22, bar.width(), HISTORY_HEIGHT - 4)
+            left = max(self.x_of(stretch[0]), bar.left())
+            right = min(self.x_of(stretch[1]), bar.right())
+            if right >= left:
+                painter.fillRect(QRectF(left, bar.top(), max(2.0, right - left), bar.height()),
+                                 colour)
+        text_pen = QPen(self.palette().text().color(), 1)
+        painter.setPen(text_pen)
+        ticks, fmt = tick_marks(first, last, bar.width())
+        for tick in ticks:
+            at = self.x_of(tick)
+            painter.drawLine(int(at), int(bar.bottom()) + 1, int(at), int(bar.bottom()) + 4)
+            label = _qt_instant(tick).toString(fmt)
+            box = QRectF(at - TICK_LABEL_PX / 2, bar.bottom() + 5, TICK_LABEL_PX, 14)
+            box.moveLeft(min(max(box.left(), bar.left()), bar.right() - box.width()))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, label)
+        band = QRectF(bar.left(), bar.bottom() + 24, bar.width(), HISTORY_HEIGHT - 4)
         for history, colour in ((self.wal_history, WAL_COLOUR),
                                 (self.queued_history, QUEUED_COLOUR)):
-            line = _polyline(history, first, last, x, band)
+            line = _polyline(history, first, last, self.x_of, band)
             if line is not None:
                 painter.setPen(QPen(colour, 1.5))
                 painter.drawPolyline(line)
-        painter.setPen(QPen(self.palette().text().color(), 1))
+        painter.setPen(QPen(self.palette().text().color(), 2))
         for stamp in self.backups:
             if first <= stamp <= last:
-                at = int(x(stamp))
-                painter.drawLine(at, int(bar.bottom()) + 1, at, int(bar.bottom()) + 5)
-        if self.instant is not None:
+                at = int(self.x_of(stamp))
+                painter.drawLine(at, int(bar.top()) + 9, at, int(bar.bottom()))
+        if self.hover is not None:
+            painter.setPen(QPen(self.palette().text().color(), 1, Qt.PenStyle.DashLine))
+            at = int(self.x_of(self.hover))
+            painter.drawLine(at, 0, at, int(bar.bottom()) + 2)
+            # the time under the pointer, on a plate over the axis labels it may cover
+            label = self.hover_text()
+            width = self.fontMetrics().horizontalAdvance(label) + 8
+            plate = QRectF(at + 4, bar.bottom() + 4, width, 16)
+            if plate.right() > bar.right():
+                plate.moveRight(at - 4)
+            painter.fillRect(plate, self.palette().toolTipBase())
+            painter.setPen(self.palette().toolTipText().color())
+            painter.drawText(plate, Qt.AlignmentFlag.AlignCenter, label)
+        if self.instant is not None and first <= self.instant <= last:
             painter.setPen(QPen(INSTANT_COLOUR, 3))
-            at = min(max(x(self.instant), bar.left()), bar.right())
-            painter.drawLine(int(at), 0, int(at), int(bar.bottom()) + 2)
-        painter.setPen(self.palette().text().color())
-        text = QRectF(bar.left(), bar.bottom() + 6, bar.width(), 16)
-        painter.drawText(text, Qt.AlignmentFlag.AlignLeft, _short(first))
-        painter.drawText(text, Qt.AlignmentFlag.AlignRight, _short(last))
+            at = int(self.x_of(self.instant))
+            painter.drawLine(at, 0, at, int(bar.bottom()) + 2)
         painter.end()
 
 
@@ -168,6 +358,56 @@ def _polyline(history: tuple[np.ndarray, np.ndarray] | None, first: float, last:
     top = float(values.max()) or 1.0
     return QPolygonF([QPointF(x(float(t)), band.bottom() - float(v) / top * band.height())
                       for t, v in zip(times, values, strict=True)])
+
+
+def parse_instant(text: str, day: datetime | None = None) -> float | None:
+    """A pasted or typed instant, in seconds since the epoch; None when it is not one.
+
+    Accepts ISO 8601 with a space or a ``T`` ("2026-12-07 02:14:12", "...T02:14:12.290Z",
+    with an offset or without, then local time), and a bare time ("02:14:12") on ``day``.
+    """
+    cleaned = " ".join(text.strip().strip("'\"").split())
+    if not cleaned:
+        return None
+    try:
+        moment = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            clock = datetime.strptime(cleaned.split(".")[0], "%H:%M:%S")  # noqa: DTZ007
+        except ValueError:
+            return None
+        base = day or datetime.now()  # noqa: DTZ005 - the admin's local day
+        fraction = float("0." + cleaned.split(".")[1]) if "." in cleaned else 0.0
+        moment = base.replace(hour=clock.hour, minute=clock.minute, second=clock.second,
+                              microsecond=int(round(fraction * 1_000_000)) % 1_000_000,
+                              tzinfo=None)
+    return moment.timestamp()
+
+
+class InstantEdit(QDateTimeEdit):
+    """The date-time box, which also takes a whole pasted timestamp in one piece.
+
+    A QDateTimeEdit pastes into the section under the cursor, so "2026-12-07 02:14:12"
+    pasted there came out garbled; here a paste (or a whole timestamp typed over the
+    selection) that reads as an instant sets it at once.
+    """
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        """Ctrl+V (or the platform's paste key) sets a pasted timestamp whole."""
+        if event.matches(QKeySequence.StandardKey.Paste) and self.paste_instant(
+                QGuiApplication.clipboard().text()):
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def paste_instant(self, text: str) -> bool:
+        """Set the instant ``text`` names; False (nothing changed) when it names none."""
+        day = self.dateTime().toPython()
+        stamp = parse_instant(text, day if isinstance(day, datetime) else None)
+        if stamp is None:
+            return False
+        self.setDateTime(_qt_instant(stamp))
+        return True
 
 
 class RestorePointPicker(QGroupBox):
@@ -190,12 +430,13 @@ class RestorePointPicker(QGroupBox):
         self.summary_label = QLabel("Reading the archive...")
         self.summary_label.setWordWrap(True)
         self.timeline = ArchiveTimeline(self)
-        self.instant_edit = QDateTimeEdit(self)
+        self.instant_edit = InstantEdit(self)
         self.instant_edit.setDisplayFormat("yyyy-MM-dd HH:mm:ss.zzz")
         self.instant_edit.setCalendarPopup(True)
         self.instant_edit.setToolTip("The instant to restore the queue to (local time); "
                                      "every transaction committed at or before it is kept.")
         self.instant_edit.dateTimeChanged.connect(self._on_instant_changed)
+        self.timeline.instant_picked.connect(self.set_instant)
         self.rebuild_button = QPushButton("&Rebuild the queue at this instant", self)
         self.rebuild_button.setAutoDefault(False)
         self.rebuild_button.setToolTip("Rebuild the queue as it was at the instant into a new, "

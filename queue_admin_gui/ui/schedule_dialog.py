@@ -148,25 +148,31 @@ class ScheduleDialog(QDialog):
 
     def _build_form(self) -> QFormLayout:
         form = QFormLayout()
-        config = self.session.config
-        self.backup_dir_edit = QLineEdit(str(self.session.backup_dir))
-        self.keep_spin = _spin(1, 10_000, 14, "")
+        # the same backup folder, retention and archive folder as Settings, the archive
+        # panel and the restore wizard: one source for every setting
+        defaults = ScheduleSettings.from_config(Path(self.session.db_path or ""),
+                                                self.session.config)
+        self.backup_dir_edit = QLineEdit(str(defaults.backup_dir))
+        self.keep_spin = _spin(1, 10_000, defaults.keep, "")
         self.backup_time = QTimeEdit(QTime(2, 0))
         self.backup_time.setDisplayFormat("HH:mm")
-        self.checkpoint_spin = _spin(1, 1440, 15, " min")
-        self.lease_spin = _spin(1, 1440, 60, " min")
-        self.timeout_spin = _spin(0, 10_000_000, int(config.stale_lease_timeout_seconds), " s")
-        self.archive_dir_edit = QLineEdit(str(self.session.backup_dir / "wal-archive"))
+        self.checkpoint_spin = _spin(1, 1440, defaults.checkpoint_minutes, " min")
+        self.lease_spin = _spin(1, 1440, defaults.lease_minutes, " min")
+        self.timeout_spin = _spin(0, 10_000_000, defaults.lease_timeout_seconds, " s")
+        self.check_spin = _spin(1, 1440, defaults.check_minutes, " min")
+        self.archive_dir_edit = QLineEdit(str(defaults.archive_folder))
         form.addRow("Backup folder", self.backup_dir_edit)
         form.addRow("Nightly backup at", self.backup_time)
         form.addRow("Keep the newest", self.keep_spin)
         form.addRow("PASSIVE checkpoint every", self.checkpoint_spin)
         form.addRow("Stale lease recovery every", self.lease_spin)
         form.addRow("Lease timeout", self.timeout_spin)
+        form.addRow("Health check every", self.check_spin)
         form.addRow("WAL archive folder", self.archive_dir_edit)
         for edit in (self.backup_dir_edit, self.archive_dir_edit):
             edit.textChanged.connect(self._fill_table)
-        for spin in (self.keep_spin, self.checkpoint_spin, self.lease_spin, self.timeout_spin):
+        for spin in (self.keep_spin, self.checkpoint_spin, self.lease_spin, self.timeout_spin,
+                     self.check_spin):
             spin.valueChanged.connect(self._fill_table)
         self.backup_time.timeChanged.connect(self._fill_table)
         return form
@@ -183,7 +189,8 @@ class ScheduleDialog(QDialog):
             checkpoint_minutes=self.checkpoint_spin.value(),
             lease_minutes=self.lease_spin.value(),
             lease_timeout_seconds=self.timeout_spin.value(),
-            archive_dir=Path(self.archive_dir_edit.text().strip()))
+            archive_dir=Path(self.archive_dir_edit.text().strip()),
+            check_minutes=self.check_spin.value())
 
     def jobs(self) -> list[ScheduledJob]:
         """The jobs as the form describes them."""
@@ -248,7 +255,8 @@ class ScheduleDialog(QDialog):
                 state.describe() if state is not None else "..."))
             run = self.runs.get(job.key)
             when = QTableWidgetItem(run.describe_time() if run else
-                                    "never" if self.reads_shown else "...")
+                                    "..." if not self.reads_shown else
+                                    "never" if job.logged else "see the task's last result")
             result = QTableWidgetItem(run.result if run else "")
             if run is not None:
                 result.setToolTip(run.message)

@@ -4,9 +4,11 @@
 temporary folder, lets the simulated workers run for a moment (so the WAL, the leases and the
 counts are alive), takes two backups, opens the window offscreen at its default size and
 saves the start page and every tab; then every tab at 1024x700 and 1920x1080 (in
-``sizes/``), the WAL tab while a report process pins the WAL, and the WAL and Stats tabs after
-the database file was deleted under the window. Nothing outside the temporary folder is
-touched except the output folder.
+``sizes/``), a damaged copy of the queue opened (the Optimization tab listing what is
+damaged), the WAL tab while a report process pins the WAL, and the WAL and Stats tabs after
+the database file was deleted under the window. ``--dark`` renders with a dark desktop
+palette, ``--scale 1.5`` at 150 % (into ``scaled-150/``). Nothing outside the
+temporary folder is touched except the output folder.
 """
 
 from __future__ import annotations
@@ -45,8 +47,11 @@ def _settle(window: object, seconds: float = 0.6) -> None:
     _wait_until(lambda: time.monotonic() >= end)
 
 
-def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
-    """Render the start page and every tab to ``out_dir``; returns the files written."""
+def render(out_dir: Path, workers_seconds: float = 4.0, dark: bool = False) -> list[Path]:
+    """Render the start page and every tab to ``out_dir``; returns the files written.
+
+    ``dark``: with a dark desktop palette from the start, as Windows' dark mode starts it.
+    """
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -63,6 +68,10 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
 
     application = QApplication.instance() or QApplication([sys.argv[0]])
     application.setWindowIcon(app_icon())
+    if dark:
+        from .palette import dark_desktop_palette
+
+        application.setPalette(dark_desktop_palette())
     # Unless something already runs collection in this thread (the application, the tests).
     collector = MainThreadGarbageCollector(parent=application) if gc.isenabled() else None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -76,9 +85,12 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
         settings = QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat)
         settings.setValue("recent_files", [str(database)])
         window = MainWindow(session, settings, ActivityLog(root / "activity.jsonl"))
-        window.resize(*WINDOW_SIZE)
         window.show()
         _settle(window)
+        # the window fits itself to the (offscreen) screen once shown: the pictures keep
+        # their own size, larger than that screen
+        window.resize(*WINDOW_SIZE)
+        _settle(window, 0.1)
         written.append(_grab(window, out_dir / "start_page.png"))
 
         workers = DemoWorkers(database, workers=4, seed=42)
@@ -110,6 +122,7 @@ def render(out_dir: Path, workers_seconds: float = 4.0) -> list[Path]:
                 written.append(_grab(window, out_dir / f"tab_{key}.png"))
             written += _every_size(window, out_dir, "")
             workers.stop()
+            written += _damaged(window, database, out_dir)
             written += _starving(window, database, out_dir)
             written += _deleted(window, database, out_dir)
         finally:
@@ -136,6 +149,46 @@ def _every_size(window: object, out_dir: Path, scene: str,
             name = f"{scene}{'_' if scene else ''}tab_{key}_{width}x{height}.png"
             written.append(_grab(window, out_dir / "sizes" / name))
     window.resize(*WINDOW_SIZE)  # type: ignore[attr-defined]
+    return written
+
+
+def _damaged(window: object, database: Path, out_dir: Path) -> list[Path]:
+    """A damaged copy of the queue opened: one message, the red badge, the findings listed."""
+    import shutil
+    import sqlite3
+
+    damaged = database.parent.parent / "damaged" / "queue.db"
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    source = sqlite3.connect(database)
+    try:
+        target = sqlite3.connect(damaged)
+        source.backup(target)
+        target.close()
+        page_size = source.execute("PRAGMA page_size").fetchone()[0]
+        roots = [row[0] for row in source.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name IN "
+            "('task_queue', 'ix_task_status_prio_time')")]
+    finally:
+        source.close()
+    with open(damaged, "r+b") as handle:  # overwrite the task table's and an index's root
+        for page in roots:
+            handle.seek((page - 1) * page_size + 16)
+            handle.write(b"\xa5" * (page_size - 32))
+    session = window.session  # type: ignore[attr-defined]
+    window.open_database(damaged)  # type: ignore[attr-defined]
+    _wait_until(lambda: session.db_path == damaged and session.damage is not None)
+    optimize = window.tab_widgets["optimize"]  # type: ignore[attr-defined]
+    _wait_until(lambda: optimize.findings.count() > 0)
+    written = []
+    for key in ("optimize", "leases"):
+        window.show_tab(key)  # type: ignore[attr-defined]
+        _settle(window)
+        written.append(_grab(window, out_dir / f"damaged_{key}.png"))
+    written += _every_size(window, out_dir, "damaged", ("optimize",))
+    window.open_database(database)  # type: ignore[attr-defined]
+    _wait_until(lambda: session.db_path == database)
+    _settle(window)
+    shutil.rmtree(damaged.parent, ignore_errors=True)
     return written
 
 
@@ -220,10 +273,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0,
                         help="how long the demo workers run first, so the plots have a "
                         "history (default 60)")
+    parser.add_argument("--dark", action="store_true",
+                        help="render with a dark desktop palette (Windows' dark mode)")
+    parser.add_argument("--scale", type=float, default=None,
+                        help="also render every tab at this display scale (1.5 for 150 %%) "
+                        "into <out>/scaled-<percent>")
     arguments = parser.parse_args(argv)
-    for path in render(arguments.out, arguments.seconds):
+    if arguments.scale:
+        return _render_scaled(arguments.out, arguments.scale, arguments.seconds)
+    for path in render(arguments.out, arguments.seconds, arguments.dark):
         print(path)
     return 0
+
+
+def _render_scaled(out_dir: Path, scale: float, seconds: float) -> int:
+    """Render in a process of its own with ``QT_SCALE_FACTOR`` set (it is read at start)."""
+    import subprocess
+
+    folder = out_dir / f"scaled-{round(scale * 100)}"
+    env = {**os.environ, "QT_SCALE_FACTOR": f"{scale:g}"}
+    return subprocess.call([sys.executable, "-m", "queue_admin_gui.ui.screenshots",
+                            "--out", str(folder), "--seconds", f"{seconds:g}"], env=env)
 
 
 if __name__ == "__main__":

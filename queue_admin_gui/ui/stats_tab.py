@@ -172,6 +172,27 @@ class StatsTab(MaintenanceTab):
         """Read the statistics now; a failure is told to the user."""
         self._load(report_errors=True)
 
+    def clear(self) -> None:
+        """Show every figure as unknown, with no path and no error (another file is opening)."""
+        self.stats = None
+        self.read_at = None
+        self.stale = False
+        self.files_grid.clear_values()
+        self.pages_grid.clear_values()
+        path = self.session.db_path
+        self.path_label.setText(str(path) if path is not None else "")
+        self.updated_label.clear()
+        self.error_label.clear()
+        self.error_label.hide()
+        self.tasks_model.set_records([])
+        self.tasks_label.clear()
+        self.tasks_view.setEnabled(True)
+
+    def show_load_failed(self, error: BaseException) -> None:
+        """The statistics could not be read: the figures stay unknown, the reason shows."""
+        self.clear()
+        self._on_failed(error)
+
     def _load(self, report_errors: bool) -> None:
         path = self.session.db_path
         if path is None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QEvent, QSize, Qt
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QStatusBar, QWidget
 
 from ..core.errors import format_bytes
@@ -20,29 +21,11 @@ from ..core.measurements.health import HealthLevel, HealthReport
 from ..core.measurements.readings import reading_time
 from ..core.measurements.sampling import Sample
 from .icons import icon
-from .palette import (
-    BAD_BACKGROUND,
-    BAD_TEXT_ON_BACKGROUND,
-    GREEN,
-    GREY,
-    OK_BACKGROUND,
-    OK_TEXT_ON_BACKGROUND,
-    RED,
-    WARN_BACKGROUND,
-    WARN_BORDER,
-    WARN_TEXT_ON_BACKGROUND,
-)
+from .palette import GREY, paint_status
 
-
-def _badge_style(background: str, text: str, border: str) -> str:
-    return f"background:{background}; color:{text}; border:1px solid {border};"
-
-
-_BADGE_STYLES = {
-    HealthLevel.OK: _badge_style(OK_BACKGROUND, OK_TEXT_ON_BACKGROUND, GREEN),
-    HealthLevel.WARNING: _badge_style(WARN_BACKGROUND, WARN_TEXT_ON_BACKGROUND, WARN_BORDER),
-    HealthLevel.CRITICAL: _badge_style(BAD_BACKGROUND, BAD_TEXT_ON_BACKGROUND, RED),
-}
+#: The palette's state of each health level (background and text, light or dark theme).
+_BADGE_STATES = {HealthLevel.OK: "ok", HealthLevel.WARNING: "warning",
+                 HealthLevel.CRITICAL: "critical"}
 _BADGE_ICONS = {HealthLevel.OK: "ok", HealthLevel.WARNING: "warning",
                 HealthLevel.CRITICAL: "critical"}
 _UNKNOWN = "\u2013"
@@ -68,6 +51,10 @@ def describe_backup_age(last_backup_at: datetime | None, has_backups: bool | Non
     return f"{seconds / 86400:.0f} days ago"
 
 
+#: Events after which the light or dark pair is chosen again.
+_THEME_EVENTS = (QEvent.Type.ApplicationPaletteChange, QEvent.Type.PaletteChange)
+
+
 class HealthBadge(QWidget):
     """A coloured OK / Warning / Critical label whose tooltip gives the reasons."""
 
@@ -87,29 +74,61 @@ class HealthBadge(QWidget):
     def show_unknown(self) -> None:
         """No measurement yet (no database, or the first stats job still running)."""
         self.report = None
+        #: SQLite's words while the open file is known to be damaged, else None.
+        self.damage: str | None = None
         self.icon_label.clear()
         self.text_label.setText("Health: not measured yet")
-        self.setStyleSheet("")
+        self._paint(None)
         self.setToolTip("Health appears once the database statistics have been read.")
 
     def show_report(self, report: HealthReport) -> None:
         """Show the level of ``report``; the tooltip lists its reasons."""
         self.report = report
+        if self.damage is not None:
+            return
         self.icon_label.setPixmap(icon(_BADGE_ICONS[report.level]).pixmap(QSize(16, 16)))
         self.text_label.setText(f"Health: {report.headline()}")
-        self.setObjectName("healthBadge")
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self.setStyleSheet(f"#healthBadge {{{_BADGE_STYLES[report.level]} border-radius:3px;}}")
+        self._paint(report.level)
         self.setToolTip(report.summary())
+
+    def show_damaged(self, damage: str) -> None:
+        """The file is damaged: red "Damaged" until another file is opened."""
+        self.damage = damage
+        self.icon_label.setPixmap(icon("critical").pixmap(QSize(16, 16)))
+        self.text_label.setText("Health: Damaged")
+        self._paint(HealthLevel.CRITICAL)
+        self.setToolTip(f"The database file is damaged ({damage}). Restore it from the newest "
+                        "backup; the Optimization tab lists what is damaged.")
 
     def show_stale(self, reason: str, since: str | None) -> None:
         """The database could not be read again: the last health is no longer current."""
+        if self.damage is not None:
+            return  # a damaged file stays "Damaged", never greyed as merely "not current"
         last = self.report
         self.icon_label.clear()
         self.text_label.setText("Health: not current" + (f" (read at {since})" if since else ""))
-        self.setStyleSheet(f"color: {GREY};")
+        self._paint(None)
+        self.text_label.setStyleSheet(f"color: {GREY};")
         self.setToolTip(f"Could not read the database again: {reason}"
                         + (f"\nLast known: {last.summary()}" if last is not None else ""))
+
+    def _paint(self, level: HealthLevel | None) -> None:
+        """The level's colours from the palette, or the window's own for none."""
+        self._painted = level
+        self.text_label.setStyleSheet("")
+        if level is None:
+            self.setProperty("statusPainted", None)
+            self.setAutoFillBackground(False)
+            self.setPalette(QPalette())
+            return
+        paint_status(self, _BADGE_STATES[level])
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        """The desktop switched between light and dark: repaint in the new theme's pair."""
+        super().changeEvent(event)
+        if event.type() in _THEME_EVENTS and \
+                getattr(self, "_painted", None) is not None:
+            paint_status(self, _BADGE_STATES[self._painted])
 
     @property
     def level(self) -> HealthLevel | None:
@@ -193,6 +212,8 @@ class DatabaseStatusBar(QStatusBar):
 
     def show_unreadable(self, reason: str) -> None:
         """The stats job failed: say so in the badge instead of showing stale numbers."""
+        if self.badge.damage is not None:
+            return
         self.badge.show_unknown()
         self.badge.text_label.setText("Health: cannot read")
         self.badge.setToolTip(reason)

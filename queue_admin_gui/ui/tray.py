@@ -148,6 +148,7 @@ class QueueTray(QObject):
     def _on_database_changed(self, _path: object) -> None:
         self.notifier.reset()
         self._show_unknown()
+        self._activity_read_at = None  # read the new file's failures with its first grade
 
     # -- the activity log -----------------------------------------------------------------
 
@@ -157,9 +158,17 @@ class QueueTray(QObject):
             return None
         self._activity_read_at = self.clock()
         log = self.window.activity_dock.log
+        database = self.session.db_path
+        generation = self.session.generation
+
+        def show(conditions: list[Condition]) -> None:
+            if self.session.is_current(generation):
+                self.notifier.show_activity(conditions)
+
         self._activity_job = mark_background(self.session.run(
-            "Read the activity log", lambda progress, cancelled: read_activity_conditions(log),
-            on_done=self.notifier.show_activity, report_errors=False))
+            "Read the activity log",
+            lambda progress, cancelled: read_activity_conditions(log, database),
+            on_done=show, report_errors=False))
         return self._activity_job
 
     def _on_job_finished(self, job: Job) -> None:

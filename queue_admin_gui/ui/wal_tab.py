@@ -185,6 +185,23 @@ class WalTab(MaintenanceTab):
                 include_task_counts=False),
             self._on_stats)
 
+    def clear(self) -> None:
+        """Forget the sizes, settings and the last checkpoint shown for the previous file."""
+        self.last_result = None
+        self.last_failure = None
+        self.wal_grid.clear_values()
+        self.result_grid.clear_values()
+        self.result_label.setText("No checkpoint run from this window yet.")
+        self.result_label.setStyleSheet("")
+        self.wal_sentence.clear()
+
+    def show_load_failed(self, error: BaseException) -> None:
+        """The settings could not be read: they stay unknown, the reason shows."""
+        for key in ("journal_mode", "wal_autocheckpoint", "journal_size_limit"):
+            self.wal_grid.set_value(key, "\u2013")
+        set_status(self.wal_sentence, breakable(f"Could not read the WAL settings: {error}"),
+                   WARN_COLOUR)
+
     def _wal_colour(self, wal_bytes: int) -> str | None:
         config = self.session.config
         wal_mb = wal_bytes / MEGABYTE

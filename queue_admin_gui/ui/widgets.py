@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from ..core.errors import format_bytes
 from .maintenance_tab import MaintenanceTab
-from .palette import GOOD_TEXT, RED, WARN_TEXT
+from .palette import GOOD_TEXT, RED, WARN_TEXT, readable_text
 from .tables import (
     STALE_BACKGROUND,
     Column,
@@ -84,7 +84,7 @@ def set_status(label: QLabel, text: str, colour: str | None = None, bold: bool =
     """Show ``text`` in ``label``, coloured for good or bad news."""
     style = []
     if colour:
-        style.append(f"color: {colour};")
+        style.append(f"color: {readable_text(colour)};")
     if bold:
         style.append("font-weight: bold;")
     label.setStyleSheet(" ".join(style))
@@ -147,7 +147,7 @@ class KeyValueGrid(QWidget):
         """Show ``text`` as the value of ``key``."""
         label = self._values[key]
         label.setText(text)
-        label.setStyleSheet(f"color: {colour};" if colour else "")
+        label.setStyleSheet(f"color: {readable_text(colour)};" if colour else "")
 
     def value(self, key: str) -> str:
         """The text shown for ``key`` (tests read what the user sees)."""

@@ -92,7 +92,8 @@ def test_a_failed_backup_is_a_condition_until_a_later_one_succeeds():
     failed = _entry("cli backup", RESULT_FAILED, "Backup failed: the disk is full.", 3)
     [condition] = activity_conditions([failed], now=NOW)
     assert condition.level is HealthLevel.CRITICAL
-    assert condition.text == "cli backup failed: Backup failed: the disk is full."
+    assert condition.text == ("Backup failed: the disk is full (a scheduled queue-admin-cli "
+                              "run).")
     assert activity_conditions([failed, _entry("cli backup", hours_ago=2)], now=NOW) == []
     assert activity_conditions([failed, _entry("cli vacuum", hours_ago=2)], now=NOW) == [
         condition]
@@ -125,3 +126,22 @@ def test_reset_forgets_without_alerting():
     tracker.reset()
     assert tracker.active == {}
     assert _health(tracker, wal_size_bytes=1 * MB) == []
+
+
+def test_failures_on_another_file_are_not_the_open_files_news(tmp_path):
+    from queue_admin_gui.core.measurements.alerts import activity_conditions
+
+    damaged, healthy = tmp_path / "damaged" / "queue.db", tmp_path / "b" / "queue.db"
+    failed = ActivityEntry.now("Integrity check", result=RESULT_FAILED, database=damaged,
+                               message="the file is damaged")
+    assert [c.key for c in activity_conditions([failed])] == ["activity:Integrity check"]
+    assert activity_conditions([failed], database=healthy) == []
+    assert len(activity_conditions([failed], database=damaged)) == 1
+
+
+def test_a_checkpoint_that_fell_short_is_said_once():
+    short = _entry("Checkpoint TRUNCATE", "did not finish",
+                   "The TRUNCATE checkpoint could not finish: a reader holds the WAL.", 1)
+    [condition] = activity_conditions([short], now=NOW)
+    assert condition.text == "The TRUNCATE checkpoint could not finish: a reader holds the WAL."
+    assert condition.text.lower().count("finish") == 1

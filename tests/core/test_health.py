@@ -33,9 +33,9 @@ def test_default_thresholds_grade_each_measurement():
         (HealthMeasurements(stale_leases=10), HealthLevel.WARNING, "requeue"),
         (HealthMeasurements(stale_leases=50), HealthLevel.CRITICAL, "requeue"),
         (HealthMeasurements(last_backup_at=NOW - timedelta(hours=30)), HealthLevel.WARNING,
-         "30 hours"),
+         "30 h old (limit 24 h)"),
         (HealthMeasurements(last_backup_at=NOW - timedelta(hours=80)), HealthLevel.CRITICAL,
-         "80 hours"),
+         "80 h old (limit 72 h)"),
         (HealthMeasurements(has_backups=False), HealthLevel.CRITICAL, "no backup"),
     ]
     for measured, level, word in cases:
@@ -209,3 +209,35 @@ def test_damage_comes_before_every_other_critical_finding():
         wal_size_bytes=500 * MB), now=NOW)
     assert report.findings[0].short == "database damaged: database disk image is malformed"
     assert "restore it from a backup" in report.reasons[0]
+
+
+def test_a_backup_limit_under_an_hour_is_said_in_its_own_unit_and_agrees_with_the_grade():
+    config = MaintenanceConfig(backup_age_warning_hours=0.05, backup_age_critical_hours=0.1)
+    report = assess_health(config, HealthMeasurements(
+        last_backup_at=NOW - timedelta(minutes=7), has_backups=True), now=NOW)
+    assert report.level is HealthLevel.CRITICAL
+    [reason] = report.reasons
+    assert reason == "The last backup is 0.12 h (7 min) old (limit 0.1 h); back up now."
+    assert "0 hours" not in reason and "Ctrl" not in reason
+
+
+def test_no_finding_names_a_keyboard_shortcut():
+    report = assess_health(MaintenanceConfig(), HealthMeasurements(
+        has_backups=False, wal_size_bytes=200 * MB, stale_leases=70,
+        fragmentation_percent=40.0), now=NOW)
+    assert report.findings
+    assert not any("Ctrl" in reason for reason in report.reasons)
+
+
+def test_a_file_rebuilt_to_an_instant_is_not_the_last_backup(tmp_path):
+    from datetime import datetime
+
+    from queue_admin_gui.core.manifest import backup_file_name
+    from queue_admin_gui.core.measurements.health import latest_backup_time
+
+    older = datetime(2026, 1, 1, 3, 0, 0)  # noqa: DTZ001 - backup names use local time
+    (tmp_path / backup_file_name(None, older)).write_bytes(b"x")
+    (tmp_path / backup_file_name("at", datetime(2026, 1, 2, 3, 0, 0))).write_bytes(b"x")  # noqa: DTZ001
+    newest, has_backups = latest_backup_time(tmp_path)
+    assert has_backups
+    assert newest == older.astimezone().astimezone(newest.tzinfo)

@@ -43,19 +43,21 @@ def _jobs(settings: ScheduleSettings) -> dict:
     return {job.key: job for job in scheduled_jobs(settings)}
 
 
-def test_the_four_jobs_carry_the_runbook_defaults(settings: ScheduleSettings) -> None:
+def test_the_five_jobs_carry_the_runbook_defaults(settings: ScheduleSettings) -> None:
     jobs = _jobs(settings)
-    assert list(jobs) == ["backup", "checkpoint", "leases", "archive"]
+    assert list(jobs) == ["backup", "checkpoint", "leases", "check", "archive"]
     db = ["--db", str(settings.db_path)]
     assert jobs["backup"].arguments == (*db, "backup", "--dir", str(settings.backup_dir),
-                                        "--name", "nightly", "--keep", "14")
+                                        "--name", "nightly", "--keep", "10")
     assert jobs["backup"].trigger == Trigger("daily", at=time(2, 0))
     assert jobs["checkpoint"].arguments == (*db, "checkpoint", "--mode", "passive")
     assert jobs["checkpoint"].trigger.describe() == "every 15 minutes"
     assert jobs["leases"].arguments == (*db, "leases", "--requeue", "--timeout", "300")
     assert jobs["leases"].trigger.describe() == "every hour"
+    assert jobs["check"].arguments == (*db, "check", "--dir", str(settings.backup_dir))
+    assert jobs["check"].trigger.describe() == "every 15 minutes"
     assert jobs["archive"].arguments == (
-        *db, "archive", "--dir", str(settings.backup_dir / "wal-archive"))
+        *db, "archive", "--dir", str(settings.backup_dir / "archive"))
     assert jobs["archive"].trigger.kind == "logon"
     assert jobs["archive"].time_limit == "PT0S"
     assert jobs["backup"].task_name == "Queue Admin\\Nightly backup"
@@ -185,3 +187,19 @@ def test_a_run_on_another_database_or_a_manual_backup_is_not_the_job(
                                            database=tmp_path / "other.db"), job)
     assert not is_run_of(ActivityEntry.now("Back up", parameters=nightly,
                                            database=settings.db_path), job)
+
+
+def test_the_schedule_reads_the_settings_the_window_reads(tmp_path: Path) -> None:
+    from queue_admin_gui.core.archive.controller import configured_archive_dir
+    from queue_admin_gui.core.config import MaintenanceConfig
+
+    config = MaintenanceConfig(backup_dir=tmp_path / "b", backup_retention_count=7,
+                               stale_lease_timeout_seconds=600)
+    settings = ScheduleSettings.from_config(tmp_path / "q.db", config)
+    jobs = _jobs(settings)
+    assert jobs["backup"].arguments[-2:] == ("--keep", "7")
+    assert jobs["archive"].arguments[-1] == str(configured_archive_dir(config))
+    assert jobs["leases"].arguments[-1] == "600"
+    chosen = MaintenanceConfig(backup_dir=tmp_path / "b", archive_dir=tmp_path / "elsewhere")
+    assert ScheduleSettings.from_config(tmp_path / "q.db", chosen).archive_folder == \
+        tmp_path / "elsewhere"

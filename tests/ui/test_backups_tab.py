@@ -316,3 +316,14 @@ def test_a_backup_with_an_unreadable_manifest_is_listed_as_such_and_never_pruned
         qtbot.mouseClick(tab.prune_button, LEFT)
     assert "Delete 1 backups" in presenter.questions[-1].text
     assert backup_files(backup_dir) == sorted([made[1], made[2]])
+
+
+def test_a_file_rebuilt_to_an_instant_is_listed_as_such():
+    from datetime import datetime
+
+    from queue_admin_gui.core.manifest import backup_file_name
+    from queue_admin_gui.ui.backup_rows import REBUILT_NAME, backup_label
+
+    when = datetime(2026, 1, 2, 3, 4, 5)  # noqa: DTZ001 - backup names use local time
+    assert backup_label(Path(backup_file_name("at", when))) == REBUILT_NAME
+    assert backup_label(Path(backup_file_name("nightly", when))) == "nightly"

@@ -137,8 +137,11 @@ def test_integrity_check_lists_problems_of_a_damaged_file(qtbot, tab, session, d
     click(qtbot, session, tab.integrity_button)
     findings = finding_texts(tab)
     assert findings and NO_PROBLEMS not in findings[0]
-    assert "problems" in tab.integrity_label.text()
-    assert presenter_of(session).texts(Level.WARNING)
+    assert any(text.startswith("ix_task_type_status (index): page ") for text in findings)
+    assert "Damage found in" in tab.integrity_label.text()
+    assert not tab.restore_button.isHidden()
+    [told] = presenter_of(session).texts(Level.ERROR)  # one message, the damage
+    assert "is damaged" in told and session.damage is not None
 
 
 def test_a_long_vacuum_shows_a_busy_bar_its_stage_and_the_time_elapsed(

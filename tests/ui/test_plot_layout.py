@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtWidgets import QApplication
 
 from queue_admin_gui.app.monitor import Sampler
 from queue_admin_gui.core.status_labels import DEAD_LABEL, IN_FLIGHT_LABEL
@@ -110,3 +111,40 @@ def test_plots_stay_readable_at_common_window_sizes(qtbot, window, demo_db, open
     qtbot.waitUntil(lambda: min(window.stats_plots.pages_plot.height(),
                                 window.stats_plots.tasks_plot.height()) >= stats_min,
                     timeout=5_000)
+
+
+def test_wide_marker_labels_a_second_apart_never_overlap(qtbot, wal_plot, sampler, clock):
+    sample_now(qtbot, sampler)
+    clock.now += 60
+    sample_now(qtbot, sampler)
+    wal_plot.redraw()
+    labels = ["TRUNCATE (frames left)", "RESTART (frames left)", "backup", "FULL (frames left)",
+              "PASSIVE (frames left)", "TRUNCATE"]
+    lines = [wal_plot.add_marker(clock.now - 20 + 2 * step, label, backup=label == "backup")
+             for step, label in enumerate(labels)]
+    wal_plot.redraw()
+    QApplication.processEvents()  # the labels follow their lines in the scene's next pass
+    boxes = [line.label.sceneBoundingRect() for line in lines if line.label.isVisible()]
+    assert len(boxes) >= 3
+    for index, box in enumerate(boxes):
+        for other in boxes[index + 1:]:
+            assert not box.intersects(other)
+
+
+def test_with_the_banner_up_the_wal_plot_keeps_its_height_at_1024x700(qtbot, window, demo_db,
+                                                                       open_db):
+    from queue_admin_gui.ui.live_plot import PLOT_MIN_HEIGHT
+
+    open_db(demo_db)
+    window.resize(1024, 700)
+    window.show_tab("wal")
+    plot = window.wal_plot
+    plot._show_banner("The WAL (812.4 MB) is pinned by PID 48213 python nightly_report.py, "
+                      "reading for 14 min (since 02:14:12): no checkpoint can reset it.",
+                      "Close that program or end its transaction; the TRUNCATE checkpoint "
+                      "then runs again by itself.", "critical", details="evidence " * 80)
+    qtbot.waitUntil(lambda: plot.plot.height() >= PLOT_MIN_HEIGHT, timeout=5_000)
+    line = plot.banner_label.fontMetrics().lineSpacing()
+    assert plot.banner_label.height() <= 3 * line + 8  # two lines (three where it wraps)
+    assert plot.banner_label.isVisible() and plot.truncate_button.isVisible()
+    assert plot.details_label.isHidden()  # the long story waits behind "Details"

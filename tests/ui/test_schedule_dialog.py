@@ -56,19 +56,21 @@ def _column(dialog: ScheduleDialog, column: int) -> list[str]:
     return [dialog.table.item(row, column).text() for row in range(dialog.table.rowCount())]
 
 
-def test_lists_the_four_jobs_and_shows_crontab_and_systemd_text_off_windows(
+def test_lists_the_five_jobs_and_shows_crontab_and_systemd_text_off_windows(
         qtbot, open_session, demo_db, tmp_path):
     dialog = _make(qtbot, open_session, on_windows=False, log_dir=tmp_path / "logs")
     assert _column(dialog, JOB) == ["Nightly backup", "Checkpoint", "Stale lease recovery",
-                                    "WAL archiver"]
+                                    "Health check", "WAL archiver"]
     assert _column(dialog, WHEN) == ["daily at 02:00", "every 15 minutes", "every hour",
-                                     "at logon, kept running"]
+                                     "every 15 minutes", "at logon, kept running"]
     assert dialog.table.isColumnHidden(TASK)
     assert not dialog.create_button.isVisible() and dialog.copy_button.isVisible()
     text = dialog.posix_text.toPlainText()
     assert f"0 2 * * * {shlex.join(PYTHON_CLI)} --db {shlex.quote(str(demo_db))} backup" in text
-    assert "--keep 14" in text and "[Timer]" in text and "OnCalendar=*:0/15" in text
-    assert _column(dialog, LAST_RUN) == ["never"] * 4
+    config = open_session.config
+    assert f"--keep {config.backup_retention_count}" in text
+    assert "[Timer]" in text and "OnCalendar=*:0/15" in text
+    assert _column(dialog, LAST_RUN) == ["never"] * 3 + ["see the task's last result", "never"]
 
     dialog.keep_spin.setValue(3)
     dialog.backup_time.setTime(dialog.backup_time.time().fromString("23:15", "HH:mm"))
@@ -94,16 +96,16 @@ def test_on_windows_creates_shows_and_removes_the_tasks(qtbot, open_session, pre
     fake = FakeSchtasks()
     dialog = _make(qtbot, open_session, on_windows=True, runner=fake,
                    log_dir=tmp_path / "logs")
-    assert _column(dialog, TASK) == ["not set up"] * 4
-    dialog.table.item(3, JOB).setCheckState(Qt.CheckState.Unchecked)  # not the archiver
+    assert _column(dialog, TASK) == ["not set up"] * 5
+    dialog.table.item(4, JOB).setCheckState(Qt.CheckState.Unchecked)  # not the archiver
 
     qtbot.mouseClick(dialog.create_button, LEFT)
     qtbot.waitUntil(lambda: _column(dialog, TASK)[0].startswith("set up"), timeout=10_000)
-    assert _column(dialog, TASK)[3] == "not set up"
+    assert _column(dialog, TASK)[4] == "not set up"
     creates = [call for call in fake.calls if call[1] == "/Create"]
     assert [call[-2] for call in creates] == [
         "Queue Admin\\Nightly backup", "Queue Admin\\Checkpoint",
-        "Queue Admin\\Stale lease recovery"]
+        "Queue Admin\\Stale lease recovery", "Queue Admin\\Health check"]
     assert all(call[0].endswith("schtasks.exe") and call[-1] == "/F" for call in creates)
     assert any("Created in Task Scheduler" in text for text in presenter.texts(Level.INFO))
 
@@ -126,7 +128,7 @@ def test_shows_each_jobs_last_run_and_a_failed_backup_in_red(qtbot, open_session
     qtbot.mouseClick(dialog.refresh_button, LEFT)
     qtbot.waitUntil(lambda: dialog.reads_shown == 2, timeout=10_000)
     assert _column(dialog, RESULT)[:2] == ["succeeded", "succeeded"]
-    assert _column(dialog, LAST_RUN)[2:] == ["never", "never"]
+    assert _column(dialog, LAST_RUN)[2:] == ["never", "see the task's last result", "never"]
     assert dialog.table.item(0, RESULT).foreground().color() != FAILED_COLOR
 
     backup_dir.mkdir(parents=True, exist_ok=True)
@@ -156,5 +158,17 @@ def test_the_tools_menu_opens_the_dialog(qtbot, window, demo_db, open_db):
     dialog = window.window_actions.schedule_dialog
     qtbot.waitUntil(lambda: dialog.isVisible(), timeout=5_000)
     qtbot.waitUntil(lambda: dialog.reads_shown == 1, timeout=10_000)
-    assert _column(dialog, LAST_RUN) == ["never"] * 4
+    assert _column(dialog, LAST_RUN) == ["never"] * 3 + ["see the task's last result", "never"]
     dialog.close()
+
+
+def test_the_schedule_writes_where_the_window_reads(qtbot, open_session, tmp_path):
+    from queue_admin_gui.core.archive.controller import configured_archive_dir
+
+    dialog = _make(qtbot, open_session, on_windows=False, log_dir=tmp_path / "logs")
+    config = open_session.config
+    assert dialog.keep_spin.value() == config.backup_retention_count
+    assert dialog.archive_dir_edit.text() == str(configured_archive_dir(config))
+    jobs = {job.key: job for job in dialog.jobs()}
+    assert jobs["archive"].arguments[-1] == str(configured_archive_dir(config))
+    assert jobs["check"].trigger.describe() == "every 15 minutes"

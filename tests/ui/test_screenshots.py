@@ -12,7 +12,8 @@ def test_render_writes_one_picture_per_tab_at_the_default_size(qtbot, tmp_path):
     written = render(tmp_path / "images", workers_seconds=0.2)
     top = sorted(path.name for path in written if path.parent.name == "images")
     assert top == sorted(["start_page.png", "wal_starving.png", "deleted_wal.png",
-                          "deleted_stats.png"] + [f"tab_{spec[0]}.png" for spec in TAB_SPECS])
+                          "deleted_stats.png", "damaged_optimize.png", "damaged_leases.png"]
+                         + [f"tab_{spec[0]}.png" for spec in TAB_SPECS])
     for path in written:
         image = QImage(str(path))
         if path.parent.name == "images":
@@ -27,3 +28,4 @@ def test_render_writes_one_picture_per_tab_at_the_default_size(qtbot, tmp_path):
             assert f"tab_{spec[0]}_{width}x{height}.png" in sized
         for scene in ("starving", "deleted"):
             assert f"{scene}_tab_wal_{width}x{height}.png" in sized
+        assert f"damaged_tab_optimize_{width}x{height}.png" in sized

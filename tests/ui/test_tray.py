@@ -100,8 +100,8 @@ def test_a_failed_scheduled_run_in_the_activity_log_notifies(qtbot, window, tray
                                  message="Backup failed: the disk is full; free space on D:."))
     with qtbot.waitSignal(tray.notifier.notification, timeout=30_000) as fired:
         tray.read_activity()
-    assert fired.args[0].message == ("cli backup failed: Backup failed: the disk is full; "
-                                     "free space on D:.")
+    assert fired.args[0].message == ("Backup failed: the disk is full; free space on D: "
+                                     "(a scheduled queue-admin-cli run).")
     job = tray.read_activity()
     with qtbot.assertNotEmitted(tray.notifier.notification, wait=200):
         qtbot.waitUntil(lambda: job.is_finished, timeout=30_000)

@@ -222,9 +222,10 @@ def test_long_reader_is_named_in_plain_words(qtbot, plot, session, sampler, cloc
             sample_now(qtbot, sampler)
             clock.now += 1
         assert plot.banner_shown
-        text = plot.banner_label.text()
+        text = plot.banner_text
         assert "long-running reader is keeping the WAL from being reset" in text
-        assert "close it or end its transaction" in text
+        assert "Close it or end its transaction" in text
+        assert plot.banner_label.text().count("<br>") == 1  # two lines, the rest in Details
     finally:
         reader.stdin.close()
         reader.wait(30)
@@ -235,3 +236,24 @@ def test_long_reader_is_named_in_plain_words(qtbot, plot, session, sampler, cloc
     assert file_size(wal_path(queue_db)) == 0
     sample_now(qtbot, sampler)
     assert not plot.banner_shown
+
+
+def test_where_holders_are_only_ranked_the_truncate_retries_once_the_first_is_gone(
+        qtbot, plot, session, sampler):
+    from queue_admin_gui.core.measurements.wal_pin import (
+        METHOD_RANKING,
+        WalPinHolder,
+        WalPinLookup,
+    )
+
+    report, worker = WalPinHolder(4242, "report.exe"), WalPinHolder(5151, "worker.exe")
+    sampler.pin = WalPinLookup(METHOD_RANKING, (report, worker))
+    plot.retry_when_free, plot.blocking_pid = True, report.pid
+    plot._update_banner()
+    assert "a ranking" in plot.banner_text and "PID 4242 report.exe" in plot.banner_text
+    sampler.pin_found.emit(WalPinLookup(METHOD_RANKING, (report, worker)))
+    assert plot.checkpoint_job is None  # the report still has the file open: keep waiting
+    with qtbot.waitSignal(session.checkpoint_done, timeout=30_000):
+        sampler.pin_found.emit(WalPinLookup(METHOD_RANKING, (worker,)))
+    assert not plot.retry_when_free
+    qtbot.waitUntil(lambda: plot.checkpoint_job.is_finished, timeout=30_000)

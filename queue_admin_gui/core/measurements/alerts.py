@@ -9,9 +9,11 @@ alert (conditions that are gone). Plain Python: the tray shows what it decides.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from ..activity import ActivityEntry, ActivityLog
 from ..event_log import EventLevel, is_maintenance_action, level_for
@@ -55,18 +57,22 @@ def health_conditions(report: HealthReport) -> list[Condition]:
             for finding in report.findings]
 
 
-def activity_conditions(entries: Iterable[ActivityEntry], now: datetime | None = None
-                        ) -> list[Condition]:
+def activity_conditions(entries: Iterable[ActivityEntry], now: datetime | None = None,
+                        database: str | Path | None = None) -> list[Condition]:
     """A condition for each maintenance action whose newest run (of the last day) failed.
 
     A later successful run of the same action clears it: a backup that failed at 02:00
-    and succeeded at 03:00 is no longer news.
+    and succeeded at 03:00 is no longer news. With ``database``, runs recorded against
+    another file are left out (a failure on a file the window has left is not this one's).
     """
     now = now or datetime.now(timezone.utc)
+    wanted = _same_file_key(database) if database is not None else None
     newest: dict[str, ActivityEntry] = {}
     for entry in entries:
         when = _entry_time(entry)
         if when is None or now - when > FAILURE_HORIZON:
+            continue
+        if wanted is not None and entry.database and _same_file_key(entry.database) != wanted:
             continue
         if is_maintenance_action(entry.action):
             newest[entry.action] = entry  # entries come oldest first
@@ -76,15 +82,40 @@ def activity_conditions(entries: Iterable[ActivityEntry], now: datetime | None =
         if level is EventLevel.INFORMATION:
             continue
         severity = HealthLevel.CRITICAL if level is EventLevel.ERROR else HealthLevel.WARNING
-        sentence = f"{action} {entry.result}" + (f": {entry.message}" if entry.message else ".")
+        sentence = _failure_sentence(action, entry.result, entry.message)
         conditions.append(Condition(f"{SOURCE_ACTIVITY}:{action}", severity, sentence,
                                     f"{action} {entry.result}"))
     return conditions
 
 
-def read_activity_conditions(log: ActivityLog) -> list[Condition]:
-    """The failure conditions in the newest entries of ``log`` (run off the GUI thread)."""
-    return activity_conditions(log.read(limit=ACTIVITY_ENTRIES_READ))
+def _failure_sentence(action: str, result: str, message: str) -> str:
+    """What went wrong, said once.
+
+    The tool's own message is already a sentence naming what happened ("The TRUNCATE
+    checkpoint could not finish: ..."); putting "Checkpoint TRUNCATE did not finish:" before
+    it would say it twice. A bare result, or a message in lower case, gets the action's name.
+    """
+    message = message.strip()
+    if message and message[0].isupper():
+        origin = " (a scheduled queue-admin-cli run)" if action.startswith("cli ") else ""
+        return f"{message.rstrip('.')}{origin}."
+    if message:
+        return f"{action} {result}: {message}"
+    return f"{action} {result}."
+
+
+def read_activity_conditions(log: ActivityLog, database: str | Path | None = None
+                             ) -> list[Condition]:
+    """The failure conditions in the newest entries of ``log`` (run off the GUI thread).
+
+    ``database``: only the runs recorded against that file (and those naming no file).
+    """
+    return activity_conditions(log.read(limit=ACTIVITY_ENTRIES_READ), database=database)
+
+
+def _same_file_key(path: str | Path) -> str:
+    """A comparable form of a path (case-folded where the file system ignores case)."""
+    return os.path.normcase(os.path.abspath(str(path)))
 
 
 def _entry_time(entry: ActivityEntry) -> datetime | None:

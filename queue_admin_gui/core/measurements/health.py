@@ -19,7 +19,7 @@ from ..database import file_size, wal_path
 from ..disk import free_bytes, nearest_existing_folder
 from ..errors import ErrorKind, QueueAdminError, drive_label, format_bytes
 from ..leases import LeaseManager
-from ..manifest import is_backup_file_name, parse_backup_name
+from ..manifest import is_backup_file_name, is_rebuilt_file_name, parse_backup_name
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .stats import DatabaseStats, read_database_stats
 
@@ -229,16 +229,34 @@ def _backup_finding(config: MaintenanceConfig, measured: HealthMeasurements,
                     now: datetime | None) -> HealthFinding | None:
     if measured.has_backups is False:
         return HealthFinding(HealthLevel.CRITICAL, (
-            "There is no backup in the backup folder; back up now (Ctrl+B)."), "no backup",
+            "There is no backup in the backup folder; back up now."), "no backup",
             "backup")
     age = backup_age_hours(measured.last_backup_at, now)
     if age is None:
         return None
+    warning, critical = config.backup_age_warning_hours, config.backup_age_critical_hours
     return _threshold_finding(
-        age, config.backup_age_warning_hours, config.backup_age_critical_hours,
-        lambda limit: (f"The last backup is {age:.0f} hours old (limit {limit:g} h); back up "
-                       "now (Ctrl+B)."),
-        f"last backup {age:.0f} h old", "backup")
+        age, warning, critical,
+        lambda limit: (f"The last backup is {hours_text(age, limit)} old (limit {limit:g} h); "
+                       "back up now."),
+        f"last backup {hours_text(age, min(warning, critical))} old", "backup")
+
+
+def hours_text(hours: float, limit: float) -> str:
+    """``hours`` in hours, as precise as ``limit`` is written, so the two compare as graded.
+
+    A limit of 0.1 h shows an age of 0.12 h as "0.12 h (7 min)", never "0 hours" beside a
+    Critical; rounding to the limit's own decimals keeps an age at or past the limit at or
+    past it in the sentence too. Under an hour the minutes follow in brackets.
+    """
+    written = f"{limit:g}"
+    decimals = len(written.split(".")[1]) if "." in written and "e" not in written else 0
+    if 0 < limit < 1:
+        decimals = max(decimals, 1) + 1
+    text = f"{hours:.{decimals}f} h"
+    if 0 < hours < 1 and decimals:
+        text += f" ({hours * 60:.0f} min)"
+    return text
 
 
 def _disk_findings(measured: HealthMeasurements) -> list[HealthFinding]:
@@ -301,11 +319,14 @@ def latest_backup_time(backup_dir: str | Path) -> tuple[datetime | None, bool]:
 
     Reads only the folder listing (times come from the file names, else the modification
     time), so it is cheap enough to run every few seconds; a missing folder has no backups.
+    A file rebuilt to an earlier instant from the archive is not a backup of the queue as it
+    is, however recently it was written, and is left out.
     """
     folder = Path(backup_dir)
     try:
         names = [entry.name for entry in os.scandir(folder)
-                 if entry.is_file() and is_backup_file_name(entry.name)]
+                 if entry.is_file() and is_backup_file_name(entry.name)
+                 and not is_rebuilt_file_name(entry.name)]
     except OSError:
         return None, False
     newest: datetime | None = None
