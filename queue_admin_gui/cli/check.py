@@ -3,7 +3,9 @@
 Unlike the other commands, ``check`` speaks the monitoring-plugins convention for every
 outcome, a bad command line and a bug included: exit 0 OK, 1 WARNING, 2 CRITICAL,
 3 UNKNOWN, and always one status line first (``--json``: one object with the same). It
-never writes: not to the database, not to the activity log.
+never writes to the database; with ``--log`` (the scheduled health check) a verdict other
+than OK is also one entry of the activity log, and so reaches the Event Log with the window
+closed.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from ..core.activity import ActivityEntry, ActivityLog
 from ..core.config import SETTING_RANGES, MaintenanceConfig, checked_value
 from ..core.errors import ConfigError, ErrorKind, QueueAdminError
+from ..core.event_log import SystemLogSink, setting_switch
 from ..core.measurements.check import (
     QUICK_CHECK_SECONDS,
+    STATE_CRITICAL,
+    STATE_OK,
     STATE_UNKNOWN,
+    STATE_WARNING,
     CheckResult,
     run_check,
     unknown,
@@ -83,6 +90,9 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick-check-seconds", type=_budget, default=QUICK_CHECK_SECONDS,
                         metavar="S", help="time budget of SQLite's quick check for damage "
                                           f"(default {QUICK_CHECK_SECONDS:g}; 0 skips it)")
+    parser.add_argument("--log", action="store_true",
+                        help="also record a verdict other than OK in the activity log, which "
+                             "the Event Log receives (for the scheduled health check)")
 
 
 def command_name(argv: Sequence[str]) -> str | None:
@@ -140,10 +150,30 @@ def main_check(argv: list[str], out: TextIO, err: TextIO,
                          ErrorKind.CANCELLED.value)
     except Exception as error:  # noqa: BLE001 - a bug still owes the monitor a status line
         result = _bug(error, "the check", debug, err)
+    if getattr(args, "log", False) and result.state != STATE_OK:
+        _log_verdict(result, args, err)
     try:
         return _emit(result, as_json, out)
     except Exception:  # noqa: BLE001 - a status line that cannot be written is still UNKNOWN
         return STATE_UNKNOWN
+
+
+#: The activity log's result word for each verdict; the Event Log's level follows from it
+#: (an error for CRITICAL, a warning for WARNING and UNKNOWN).
+LOGGED_RESULTS = {STATE_WARNING: "warning", STATE_CRITICAL: "found critical problems",
+                  STATE_UNKNOWN: "unknown"}
+
+
+def _log_verdict(result: CheckResult, args: argparse.Namespace, err: TextIO) -> None:
+    """Record a WARNING, CRITICAL or UNKNOWN verdict; a log that cannot be written is a note."""
+    try:
+        database = getattr(args, "db", None)
+        entry = ActivityEntry.now("cli check", result=LOGGED_RESULTS.get(result.state, "unknown"),
+                                  message=result.status_line(), database=database)
+        ActivityLog(sink=SystemLogSink(enabled=setting_switch(MaintenanceConfig.load))
+                    ).append(entry)
+    except Exception as error:  # noqa: BLE001 - the monitor's verdict comes first
+        err.write(f"queue-admin-cli check: warning: the activity log was not updated ({error})\n")
 
 
 def _bug(error: Exception, doing: str, debug: bool, err: TextIO) -> CheckResult:

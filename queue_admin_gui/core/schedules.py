@@ -151,9 +151,10 @@ def scheduled_jobs(settings: ScheduleSettings) -> list[ScheduledJob]:
         ScheduledJob(
             "check", "Health check",
             "Grade the queue's health (the window's badge, as a monitoring plugin); a "
-            "problem exits non-zero, which Task Scheduler records, with the window closed.",
+            "problem exits non-zero and reaches the Event Log, with the window closed.",
             Trigger(TRIGGER_EVERY, minutes=settings.check_minutes),
-            (*db, "check", "--dir", str(settings.backup_dir)), "check", settings.db_path,
+            (*db, "check", "--dir", str(settings.backup_dir), "--log"), "check",
+            settings.db_path,
             time_limit="PT10M", logged=False),
         ScheduledJob(
             "archive", "WAL archiver",

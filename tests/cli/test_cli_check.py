@@ -454,3 +454,27 @@ def test_an_unreadable_backup_folder_does_not_hide_a_critical_finding(cli, queue
     assert run.code == 2, run.out
     assert "cannot read the backup folder" in _status(run)
     assert "UNKNOWN: Cannot read the backup folder" in run.out
+
+
+def test_a_logged_check_records_a_problem_for_the_event_log(cli, queue_db, tmp_path):
+    """The scheduled health check (--log) leaves a CRITICAL verdict in the activity log."""
+    from queue_admin_gui.core.activity import ActivityLog
+    from queue_admin_gui.core.event_log import EventLevel, level_for
+
+    quiet = cli("--db", queue_db, "check", "--dir", tmp_path / "none")
+    assert quiet.code == 2
+    assert ActivityLog().read(10) == []  # without --log, check writes nothing
+    logged = cli("--db", queue_db, "check", "--dir", tmp_path / "none", "--log")
+    assert logged.code == 2
+    entries = ActivityLog().read(10)
+    assert [entry.action for entry in entries] == ["cli check"]
+    assert entries[0].message == _status(logged)
+    assert level_for(entries[0]) is EventLevel.ERROR
+
+
+def test_a_logged_check_that_is_ok_adds_nothing(cli, queue_db, recent_backup):
+    from queue_admin_gui.core.activity import ActivityLog
+
+    run = cli("--db", queue_db, "check", "--dir", recent_backup, "--log")
+    assert run.code == 0, run.out
+    assert ActivityLog().read(10) == []

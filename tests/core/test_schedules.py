@@ -54,7 +54,7 @@ def test_the_five_jobs_carry_the_runbook_defaults(settings: ScheduleSettings) ->
     assert jobs["checkpoint"].trigger.describe() == "every 15 minutes"
     assert jobs["leases"].arguments == (*db, "leases", "--requeue", "--timeout", "300")
     assert jobs["leases"].trigger.describe() == "every hour"
-    assert jobs["check"].arguments == (*db, "check", "--dir", str(settings.backup_dir))
+    assert jobs["check"].arguments == (*db, "check", "--dir", str(settings.backup_dir), "--log")
     assert jobs["check"].trigger.describe() == "every 15 minutes"
     assert jobs["archive"].arguments == (
         *db, "archive", "--dir", str(settings.backup_dir / "archive"))
