@@ -24,6 +24,8 @@ class GenerationSummary:
     ended_at: float | None
     end_reason: str | None
     database: str | None = None
+    #: Wall-clock steps the archiver saw while writing it: {"at": stamp, "seconds": moved}.
+    clock_steps: list[dict[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -64,7 +66,8 @@ def archive_status(archive: str | Path) -> ArchiveStatus:
             transactions=generation.transactions, size_bytes=generation.size_bytes,
             ended_at=generation.data.get("ended_at"),
             end_reason=generation.data.get("end_reason"),
-            database=generation.data.get("database")))
+            database=generation.data.get("database"),
+            clock_steps=list(generation.data.get("clock_steps") or [])))
         status.size_bytes += generation.size_bytes
         if span is not None:
             restorable.append((span, str(generation.data.get("reason") or "")))
