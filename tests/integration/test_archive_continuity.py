@@ -99,6 +99,14 @@ def test_a_checkpoint_storm_from_two_programs_loses_no_commit_silently(
     assert table_rows(final) == table_rows(queue)
 
 
+def truncate_into(queue: Path, outcome: list[tuple]) -> None:
+    """Run a TRUNCATE checkpoint that waits up to 10 s for the write lock; keep its result."""
+    connection = sqlite3.connect(queue, isolation_level=None, timeout=10)
+    connection.execute("PRAGMA busy_timeout=10000")
+    outcome.append(connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+    connection.close()
+
+
 def test_a_commit_while_a_checkpoint_of_the_same_process_waits_is_archived_or_a_gap(
         prismq_queue: Path, tmp_path: Path) -> None:
     """One process (as the window during a restore) holds the write lock in a transaction
@@ -122,15 +130,7 @@ def test_a_commit_while_a_checkpoint_of_the_same_process_waits_is_archived_or_a_
                            "WHERE id <= ?", (json.dumps({"round": round_number}),
                                              500 * (round_number + 1)))
             outcome: list[tuple] = []
-
-            def truncate() -> None:
-                connection = sqlite3.connect(queue, isolation_level=None, timeout=10)
-                connection.execute("PRAGMA busy_timeout=10000")
-                outcome.append(connection.execute(
-                    "PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
-                connection.close()
-
-            checkpoint = threading.Thread(target=truncate)
+            checkpoint = threading.Thread(target=truncate_into, args=(queue, outcome))
             checkpoint.start()
             time.sleep(0.6)  # the archiver sees both locks held by this process meanwhile
             writer.execute("COMMIT")
