@@ -71,7 +71,7 @@ PROOF_SECONDS = 5.0
 #: How often the loop looks for a waiting checkpoint between passes: normally, and for a
 #: while (STORM_SECONDS) after one was let through.
 PROBE_SECONDS = 0.02
-STORM_PROBE_SECONDS = 0.002
+STORM_PROBE_SECONDS = 0.001
 STORM_SECONDS = 10.0
 
 
@@ -162,6 +162,7 @@ class Archiver:
         self._held_since: float | None = None
         #: When a checkpoint was last let through (the loop looks for the next one sooner).
         self.checkpoint_seen_at = -1e9
+        self._checkpoint_seen = False
         self._identity: tuple[int, int] | None = None
         #: Where the cycle before the current one ended: (salts, last archived frame).
         self.previous_cycle_end: tuple[tuple[int, int], int] | None = None
@@ -301,7 +302,8 @@ class Archiver:
                 starter.rotate()
             starter.poll()
             own = self._own_checkpoints > 0
-            if shm_locks.checkpoint_waiting(self._shm, own, self.owners_known):
+            if self._checkpoint_seen or shm_locks.checkpoint_waiting(self._shm, own,
+                                                                     self.owners_known):
                 let_checkpoint_through(self, pins, own)
             pins.begin_next()
             self._copy_pass()
@@ -323,6 +325,7 @@ class Archiver:
         archiver's readers, so it is looked for often: every :data:`STORM_PROBE_SECONDS`
         while checkpoints came recently, else every :data:`PROBE_SECONDS`.
         """
+        self._checkpoint_seen = False
         if own:
             self._stop.wait(min(self.poll_seconds, 0.01))
             return
@@ -338,6 +341,7 @@ class Archiver:
                      else PROBE_SECONDS if self.owners_known else deadline - now)
             self._stop.wait(min(deadline - now, probe))
             if shm_locks.checkpoint_waiting(self._shm, False, self.owners_known):
+                self._checkpoint_seen = True
                 return
 
     def _replaced(self) -> bool:

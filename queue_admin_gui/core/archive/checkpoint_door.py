@@ -43,10 +43,10 @@ _WATCH_SECONDS = 0.001
 def let_checkpoint_through(archiver: Archiver, pins: WalPins, own: bool = False) -> None:
     """A checkpoint waits on the archiver's readers: copy to the end, then let it finish."""
     shm, owners = archiver._shm, archiver.owners_known
-    archiver._copy_pass()
+    archiver._copy()  # quick: the proof is made once the archiver holds the log again
     if not shm_locks.checkpoint_waiting(shm, own, owners):
         return  # it finished or gave up meanwhile
-    archiver._copy_pass()
+    archiver._copy()
     reader = None if owners else archiver.index_reader
     if reader is not None and not _settled(archiver, reader):
         return  # the log still grows: a writer holds the lock; look again on the next pass
