@@ -323,7 +323,8 @@ class Archiver:
 
         A FULL, RESTART or TRUNCATE checkpoint holds the writers back while it waits for the
         archiver's readers, so it is looked for often: every :data:`STORM_PROBE_SECONDS`
-        while checkpoints came recently, else every :data:`PROBE_SECONDS`.
+        while checkpoints came recently (five times that where a look takes the lock byte
+        for a moment), else every :data:`PROBE_SECONDS`.
         """
         self._checkpoint_seen = False
         if own:
@@ -337,7 +338,7 @@ class Archiver:
             storm = now - self.checkpoint_seen_at < STORM_SECONDS
             # Where holders are not named (Windows) a probe briefly takes the byte itself,
             # so it looks between passes only while checkpoints keep coming.
-            probe = (STORM_PROBE_SECONDS if storm
+            probe = (STORM_PROBE_SECONDS * (1 if self.owners_known else 5) if storm
                      else PROBE_SECONDS if self.owners_known else deadline - now)
             self._stop.wait(min(deadline - now, probe))
             if shm_locks.checkpoint_waiting(self._shm, False, self.owners_known):

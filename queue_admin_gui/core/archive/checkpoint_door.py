@@ -56,19 +56,22 @@ def let_checkpoint_through(archiver: Archiver, pins: WalPins, own: bool = False)
         # writer may draw new random salts, so the reset is recognised by place.
         archiver._reset_at = (header.salts, archiver._frame)
     archiver.checkpoint_seen_at = time.monotonic()
+    counter = archiver.counter_reader if archiver._counted_from is not None else None
+    before = counter() if counter is not None else None
+    last_change = before.change if before is not None else None
     pins.release()
     seen_beyond = 0
-    counter = archiver.counter_reader if archiver._counted_from is not None else None
-    last_change = None
     deadline = time.monotonic() + CHECKPOINT_WAIT_SECONDS
     while time.monotonic() < deadline and shm_locks.checkpoint_lock_held(shm, own):
         if counter is not None:
             index = counter()
-            if index is not None and index.change != last_change:
+            if index is not None and last_change is not None and index.change != last_change:
+                # A writer committed, so the checkpoint let through has ended: copy while
+                # the frames are there and take hold again before the next one resets them.
+                archiver._copy()
+                break
+            if index is not None:
                 last_change = index.change
-                archiver._copy()  # a commit appeared: copy it while its frames are there
-                if archiver._log is None:
-                    break
             time.sleep(_WATCH_SECONDS)
         elif reader is not None and header is not None:
             index = reader()
