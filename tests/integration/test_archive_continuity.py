@@ -27,6 +27,7 @@ from test_archive_under_load import (
 )
 
 from queue_admin_gui.core.archive import Archiver, archive_status, rebuild_to_time
+from queue_admin_gui.core.archive.pins import WalPins
 from queue_admin_gui.core.archive.wal_index import live_index_reader
 from tests.prismq import PrismQWorker, make_prismq_queue
 
@@ -222,3 +223,71 @@ def test_the_commit_counter_can_be_read_beside_live_connections(tmp_path: Path) 
     assert after_commits.change - first.change == 2
     assert after_resets.change == after_commits.change
     assert after_resets.max_frame == 0 and after_resets.salts != after_commits.salts
+
+
+def test_cycles_that_come_and_go_unseen_end_the_generation_with_the_commits_counted(
+        prismq_queue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The archiver is held between two looks while nothing pins the WAL: three commits, two
+    TRUNCATE resets. It sees only the last cycle; the counter says three commits were made
+    and one archived, so the generation ends with a gap naming the two it never saw."""
+    queue = prismq_queue
+    folder = tmp_path / "archive"
+    archiver = Archiver(queue, folder)
+    held, holding = threading.Event(), threading.Event()
+    real_copy = Archiver._copy
+    real_begin, real_end = WalPins.begin_next, WalPins.end_previous
+
+    def copy_unless_held(self: Archiver) -> None:
+        if held.is_set():
+            holding.set()
+            while held.is_set():
+                time.sleep(0.01)
+        real_copy(self)
+
+    monkeypatch.setattr(Archiver, "_copy", copy_unless_held)
+    archiver.start()
+    try:
+        wait_restorable(archiver)
+        run = sqlite3.connect(queue, isolation_level=None, timeout=10)
+        run.execute("INSERT INTO task_queue (type, payload) VALUES ('seen', '{}')")
+        deadline = time.monotonic() + 30
+        while archiver.status().transactions < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        # From the next look on, nothing pins the log, and that look waits.
+        monkeypatch.setattr(WalPins, "begin_next", WalPins.release)
+        monkeypatch.setattr(WalPins, "end_previous", lambda self: None)
+        held.set()
+        assert holding.wait(30)
+        for kind in ("lost-1", "lost-2", "kept"):
+            run.execute("INSERT INTO task_queue (type, payload) VALUES (?, '{}')", (kind,))
+            if kind != "kept":
+                assert run.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+        run.close()
+        monkeypatch.setattr(WalPins, "begin_next", real_begin)
+        monkeypatch.setattr(WalPins, "end_previous", real_end)
+        held.clear()
+        while archiver.status().last_gap is None:
+            assert time.monotonic() < deadline, "the unseen cycles went unnoticed"
+            time.sleep(0.02)
+        while archiver.status().generations_started < 2 or archiver.status().snapshot_pending:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        held.clear()
+        archiver.stop()
+    status = archive_status(folder)
+    assert len(status.gaps) == 1
+    assert "2 committed transaction(s) never reached the archive" in status.gaps[0].reason
+    first = status.generations[0]
+    assert first.restorable_until is not None
+    ended = tmp_path / "first-end.db"
+    assert rebuild_to_time(folder, first.restorable_until, ended, live_path=queue).check.ok
+    connection = sqlite3.connect(ended)
+    kinds = {kind for (kind,) in connection.execute("SELECT DISTINCT type FROM task_queue")}
+    connection.close()
+    assert "seen" in kinds and not kinds & {"lost-1", "lost-2", "kept"}
+    final = tmp_path / "final.db"
+    assert status.latest is not None
+    assert rebuild_to_time(folder, status.latest, final, live_path=queue).check.ok
+    assert table_rows(final) == table_rows(queue)
