@@ -291,3 +291,54 @@ def test_cycles_that_come_and_go_unseen_end_the_generation_with_the_commits_coun
     assert status.latest is not None
     assert rebuild_to_time(folder, status.latest, final, live_path=queue).check.ok
     assert table_rows(final) == table_rows(queue)
+
+
+def test_a_database_overwritten_in_place_by_another_program_ends_the_generation(
+        prismq_queue: Path, tmp_path: Path) -> None:
+    """Another program copies a backup over the queue file in place (the way a copy command
+    restores a file on Windows, where the name cannot be taken while it is open): no WAL
+    frame explains the new header, so the archive records a gap and starts again from it."""
+    queue = prismq_queue
+    folder = tmp_path / "archive"
+    other = make_prismq_queue(tmp_path / "other" / "queue.db", tasks=11)
+    child = spawn("archiver", queue, folder, 1000)
+    wait_ready(child)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(g.restorable_from for g in archive_status(folder).generations):
+            assert time.monotonic() < deadline, "the archiver never became restorable"
+            time.sleep(0.05)
+        add = sqlite3.connect(queue, isolation_level=None, timeout=10)
+        add.execute("INSERT INTO task_queue (type, payload) VALUES ('before', '{}')")
+        assert add.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+        add.close()
+        while archive_status(folder).generations[0].transactions < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with open(queue, "r+b") as handle:  # in place: the same file, other contents
+            handle.write(other.read_bytes())
+            handle.truncate()
+        while not (len(archive_status(folder).generations) == 2
+                   and archive_status(folder).generations[1].restorable_from):
+            assert time.monotonic() < deadline, "the overwrite went unnoticed"
+            time.sleep(0.05)
+        add = sqlite3.connect(queue, isolation_level=None, timeout=10)
+        add.execute("INSERT INTO task_queue (type, payload) VALUES ('after', '{}')")
+        add.close()
+        time.sleep(0.5)
+    finally:
+        assert child.stdin is not None
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert read_line(child) == "stopped"
+        child.communicate(timeout=60)
+    status = archive_status(folder)
+    assert len(status.gaps) == 1
+    assert "changed outside its WAL" in status.gaps[0].reason
+    final = tmp_path / "final.db"
+    assert status.latest is not None
+    assert rebuild_to_time(folder, status.latest, final, live_path=queue).check.ok
+    assert table_rows(final) == table_rows(queue)
+    connection = sqlite3.connect(final)
+    assert connection.execute("SELECT count(*) FROM task_queue").fetchone()[0] == 12
+    connection.close()

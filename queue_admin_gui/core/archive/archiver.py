@@ -39,6 +39,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -63,11 +64,20 @@ from .store import (
     refresh_lock,
     release_lock,
 )
-from .wal_index import IndexHeader, IndexReader, index_reader, live_index_reader
+from .wal_index import (
+    IndexHeader,
+    IndexReader,
+    file_head_reader,
+    index_reader,
+    live_index_reader,
+)
 from .walfile import MAX_TRANSACTION_BYTES, WalHeader, WalRead, read_committed, read_header
 
 #: A new WAL cycle not proven to follow the archive within this long ends the generation.
 PROOF_SECONDS = 5.0
+#: The database header (page 1's first bytes) and how many archived versions are remembered.
+DATABASE_HEAD_BYTES = 100
+KNOWN_HEADS = 4096
 #: How often the loop looks for a waiting checkpoint between passes: normally, and for a
 #: while (STORM_SECONDS) after one was let through.
 PROBE_SECONDS = 0.02
@@ -164,6 +174,10 @@ class Archiver:
         self.checkpoint_seen_at = -1e9
         self._checkpoint_seen = False
         self._identity: tuple[int, int] | None = None
+        #: The database file's first 100 bytes as every page 1 archived (or in the log when
+        #: the generation began) has them: a checkpoint only ever writes one of these there.
+        self._head_reader = file_head_reader(self.database)
+        self._known_heads: OrderedDict[bytes, None] = OrderedDict()
         #: Where the cycle before the current one ended: (salts, last archived frame).
         self.previous_cycle_end: tuple[tuple[int, int], int] | None = None
         #: How far an oversized transaction not yet committed was checked (cycle, from, to).
@@ -409,6 +423,23 @@ class Archiver:
         self._held, self._held_since = [], None
         self._last_record = self.stamps.now()
 
+    def remember_head(self, page: bytes) -> None:
+        """A page 1 image the database file may hold after a checkpoint (bounded memory)."""
+        head = bytes(page[:DATABASE_HEAD_BYTES])
+        self._known_heads.pop(head, None)
+        self._known_heads[head] = None
+        while len(self._known_heads) > KNOWN_HEADS:
+            self._known_heads.popitem(last=False)
+
+    def database_head(self) -> bytes | None:
+        """The database file's first 100 bytes as the file holds them now (None: unknown)."""
+        if self._head_reader is None:
+            return None
+        try:
+            return self._head_reader()
+        except OSError:
+            return None
+
     def read_counter(self, frame: int, salts: tuple[int, int] | None) -> int | None:
         """The index's commit counter when it agrees that the log ends at ``frame``.
 
@@ -502,6 +533,10 @@ class Archiver:
             return
         cycle = (header.checkpoint_sequence, header.salt1, header.salt2)
         written = 0
+        for transaction in transactions:
+            for frame in transaction.frames:
+                if frame.page_number == 1:
+                    self.remember_head(frame.page)
         for log, images in self._logs():
             for transaction in transactions:
                 payload = encode_delta_transaction(transaction, cycle, header.page_size, images)
@@ -539,6 +574,7 @@ class Archiver:
                 made = (after.change - self._counted_from) & 0xFFFFFFFF
                 if made == self._archived_since:
                     self._release_held()
+                    self._check_database_head()
                     return
                 if made > self._archived_since:
                     missing = made - self._archived_since
@@ -552,6 +588,19 @@ class Archiver:
                 final or time.monotonic() - self._held_since > PROOF_SECONDS):
             self.gap_found("a new WAL cycle could not be proven to follow the archive (the "
                            "WAL never stood still long enough to count its commits)")
+
+    def _check_database_head(self) -> None:
+        """Every commit is archived: the file's header must be one the log put there.
+
+        Anything else was written past the WAL: the file was overwritten in place (a backup
+        copied over it by another program, say), which no archived frame explains.
+        """
+        head = self.database_head()
+        if head is None or not self._known_heads or len(head) < DATABASE_HEAD_BYTES:
+            return
+        if head not in self._known_heads:
+            self.gap_found("the database file was changed outside its WAL (overwritten in "
+                           "place, e.g. a backup copied over it by another program)")
 
     def _in_step(self, index: IndexHeader) -> bool:
         """True when the index says the log ends exactly where the archive does."""

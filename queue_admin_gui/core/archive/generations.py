@@ -207,6 +207,9 @@ class GenerationStarter:
         try:
             header, _ = read_header(archiver._wal)
             frame, checksum = 0, (0, 0)
+            # What the database file's header may be once checkpoints run: as it is now, or
+            # as any page 1 still in the log has it.
+            heads = [archiver.database_head()]
             if header is not None:
                 checksum = header.checksum
                 while True:
@@ -216,6 +219,8 @@ class GenerationStarter:
                         continue
                     if found.end_frame == frame:
                         break
+                    heads += [item.page for transaction in found.transactions
+                              for item in transaction.frames if item.page_number == 1]
                     frame, checksum = found.end_frame, found.checksum
             counted = archiver.read_counter(frame, header.salts if header else None)
             self.pins.release()
@@ -235,6 +240,9 @@ class GenerationStarter:
             return
         self.generation = generation
         archiver.begin_cycle(header, frame, checksum, FrameLog(generation), counted)
+        for head in heads:
+            if head:
+                archiver.remember_head(head)
         archiver._set(generation=generation.id, snapshot_pending=True, error=None,
                       generations_started=archiver.status().generations_started + 1)
         archiver._emit("generation", f"Generation {generation.id} started ({reason}); "
