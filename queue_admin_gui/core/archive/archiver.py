@@ -80,7 +80,7 @@ DATABASE_HEAD_BYTES = 100
 KNOWN_HEADS = 4096
 #: How often the loop looks for a waiting checkpoint between passes: normally, and for a
 #: while (STORM_SECONDS) after one was let through.
-PROBE_SECONDS = 0.02
+PROBE_SECONDS = 0.05
 STORM_PROBE_SECONDS = 0.001
 STORM_SECONDS = 10.0
 
