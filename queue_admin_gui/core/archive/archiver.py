@@ -388,10 +388,13 @@ class Archiver:
         if self._failure is None:
             try:
                 self._copy_pass()
-                if self._held:
+                if self._held_since is not None:
                     self._prove(final=True)
-                if self._log is None:
-                    return  # continuity could not be proven at the end: ended with a gap
+                if self._log is None:  # continuity could not be proven at the end
+                    starter.end_generation(f"a gap: {self.status().last_gap}")
+                    self._emit("stopped", "The archiver stopped; the archive is complete up "
+                                          "to the gap it recorded.")
+                    return
                 self._heartbeat(force=True)
                 self._log.close()
             except Exception as error:  # noqa: BLE001 - recorded as the generation's end
