@@ -559,21 +559,25 @@ class Archiver:
     def _prove(self, final: bool = False) -> None:
         """Check the commit counter against what was archived; keep what is proven.
 
-        Conclusive only when the index did not move across a whole look at the log and says
-        the log ends where the archive does (or the log was reset and is empty). More
+        Conclusive only when the index, read after a look at the log, says the log ends where
+        the archive does (or, not having moved across the look, that it was reset). More
         commits than archived is a gap; a held cycle unproven after :data:`PROOF_SECONDS`
         (the log never stood still long enough) is one too.
         """
         reader = self.counter_reader
         if reader is None or self._counted_from is None:
             return
-        for _ in range(3 if final else 1):
+        for _ in range(3 if final or self._held_since is not None else 1):
             before = reader()
             self._copy()
             after = reader()
             if self._log is None:
                 return
-            if before is not None and before == after and self._in_step(after):
+            # Where the log ends as the archive does, every commit counted is in the archive
+            # or gone for good. An empty log (just reset) proves that only if nothing moved
+            # while the archive read on: the old cycle's tail may still be in the file.
+            if after is not None and self._in_step(after) and (
+                    after.max_frame > 0 or before == after):
                 made = (after.change - self._counted_from) & 0xFFFFFFFF
                 if made == self._archived_since:
                     self._release_held()
