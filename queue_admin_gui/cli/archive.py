@@ -131,7 +131,7 @@ def archive(context: Context) -> CommandResult:
             "generations_started": status.generations_started,
             "transactions": status.transactions, "archived_bytes": status.archived_bytes,
             "resets_followed": status.resets_followed, "last_gap": status.last_gap,
-            "keep_days": keep_days}
+            "clock_steps": status.clock_steps, "keep_days": keep_days}
     return CommandResult("The archiver stopped after writing everything it had seen.", data,
                          ["archive_dir", "generation", "transactions", "resets_followed",
                           "last_gap"])
@@ -188,6 +188,12 @@ def archive_status_command(context: Context) -> CommandResult:
     else:
         lines.append(f"  last validation at {validation['checked_at']}: {validation['result']}"
                      f" - {validation['sentence']}")
+    data["clock_steps"] = [{"generation": g.id, "at": instant_text(step["at"]),
+                            "seconds": step["seconds"]}
+                           for g in status.generations for step in g.clock_steps]
+    lines += [f"  clock stepped {'back' if step['seconds'] < 0 else 'forward'} by "
+              f"{abs(step['seconds']):.1f} s at {step['at']} (generation {step['generation']}; "
+              "instants stay in order)" for step in data["clock_steps"]]
     sources = {str(row.get("database")) for row in data["generations"] if row.get("database")}
     data["database"] = database
     data["same_database"] = not sources or sources == {str(database)}

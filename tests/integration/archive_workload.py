@@ -88,6 +88,38 @@ def _committer(db: str, stop_file: str, log_file: str, rate: str, hold: str = "0
     connection.close()
 
 
+def _timed_writer(db: str, stop_file: str, log_file: str, rate: str = "0") -> None:
+    """Commit a task and its log row per transaction, ``rate`` per second (0: as fast as the
+    lock allows); log each as ``<id> <before BEGIN IMMEDIATE> <after COMMIT>``, so the wait
+    for the lock counts."""
+    connection = _connect_like_a_worker(db)
+    count = 0
+    period = 1.0 / float(rate) if float(rate) else 0.0
+    next_at = time.monotonic()
+    with open(log_file, "a", encoding="utf-8") as log:
+        while not os.path.exists(stop_file):
+            if period:
+                next_at += period
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            began = time.time()
+            _begin_immediate(connection)
+            cursor = connection.execute(
+                "INSERT INTO task_queue(type, payload) VALUES ('timed', ?)",
+                (json.dumps({"n": count, "pad": PAD[:200]}),))
+            connection.execute(
+                "INSERT INTO task_logs(task_id, level, message) VALUES (?, 'INFO', 'x')",
+                (cursor.lastrowid,))
+            connection.execute("COMMIT")
+            log.write(f"{cursor.lastrowid} {began:.6f} {time.time():.6f}\n")
+            count += 1
+            if count == 1:
+                log.flush()
+                print("ready", flush=True)
+    connection.close()
+
+
 def _checkpoint(db: str, mode: str) -> None:
     """Run one checkpoint as an admin's tool would; print busy, log, checkpointed, seconds."""
     connection = sqlite3.connect(db, isolation_level=None, timeout=5)
@@ -97,6 +129,28 @@ def _checkpoint(db: str, mode: str) -> None:
     print(json.dumps({"busy": busy, "log": log, "checkpointed": done,
                       "seconds": time.monotonic() - started}), flush=True)
     connection.close()
+
+
+def _storm(db: str, stop_file: str, seed: str) -> None:
+    """Checkpoint as another program would, over and over: TRUNCATE, RESTART or FULL every
+    5-50 ms until ``stop_file`` exists; print how many ran and how many were busy."""
+    import random
+
+    chooser = random.Random(int(seed))
+    connection = sqlite3.connect(db, isolation_level=None, timeout=5)
+    connection.execute("PRAGMA busy_timeout=5000")
+    done = busy = 0
+    print("ready", flush=True)
+    while not os.path.exists(stop_file):
+        mode = chooser.choice(("TRUNCATE", "RESTART", "FULL"))
+        try:
+            busy += connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()[0]
+        except sqlite3.OperationalError:
+            busy += 1
+        done += 1
+        time.sleep(chooser.uniform(0.005, 0.05))
+    connection.close()
+    print(json.dumps({"checkpoints": done, "busy": busy}), flush=True)
 
 
 def _archiver(db: str, folder: str, reset_frames: str) -> None:
@@ -120,5 +174,6 @@ def checkpoint_now(db: Path, mode: str = "TRUNCATE") -> dict:
 
 
 if __name__ == "__main__":
-    roles = {"committer": _committer, "checkpoint": _checkpoint, "archiver": _archiver}
+    roles = {"committer": _committer, "checkpoint": _checkpoint, "archiver": _archiver,
+             "storm": _storm, "timed_writer": _timed_writer}
     roles[sys.argv[1]](*sys.argv[2:])

@@ -10,6 +10,16 @@ frame where the archive ends (after a TRUNCATE, the next writer may draw new ran
 Anything else is a gap: the generation ends and
 a new one starts from a new snapshot.
 
+Continuity is proven, not assumed, wherever the WAL index can be read (Linux, Windows): its
+counter moves by one for every transaction committed to the log, in any cycle, so the archive
+holds every commit exactly when the transactions it archived since the generation began equal
+how far the counter moved. The archiver checks that after every pass, whenever the archive
+and the index agree on where the log ends. Transactions of a new cycle are held back, not
+written, until that check passes; if it fails (a cycle came and went unseen, a commit was
+reset away before it could be copied), the generation ends with a gap saying how many
+commits are missing and a new snapshot starts at once. A database file replaced under the
+archiver (another file now has its name) ends the generation the same way.
+
 The log is reset under the archiver's control, so nothing waits on it for long:
 - Its own resets, once the log holds ``reset_frames`` frames: it takes the writer lock for a
   moment (workers wait in their busy handler, they never see an error), copies to the end,
@@ -29,6 +39,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,7 +49,8 @@ from ..errors import ErrorKind, classify_os_error, classify_sqlite_error
 from ..progress import CancelCheck
 from . import shm_locks
 from .checkpoint_door import let_checkpoint_through
-from .generations import GenerationStarter
+from .clock import StampClock
+from .generations import GenerationStarter, file_identity
 from .page_deltas import PageImages, encode_delta_transaction
 from .pins import WalPins, open_connection
 from .store import (
@@ -53,15 +65,32 @@ from .store import (
     release_lock,
 )
 from .validation import ValidationResult, ValidationSchedule
-from .wal_index import IndexReader, index_reader
+from .wal_index import (
+    IndexHeader,
+    IndexReader,
+    file_head_reader,
+    index_reader,
+    live_index_reader,
+)
 from .walfile import MAX_TRANSACTION_BYTES, WalHeader, WalRead, read_committed, read_header
+
+#: A new WAL cycle not proven to follow the archive within this long ends the generation.
+PROOF_SECONDS = 5.0
+#: The database header (page 1's first bytes) and how many archived versions are remembered.
+DATABASE_HEAD_BYTES = 100
+KNOWN_HEADS = 4096
+#: How often the loop looks for a waiting checkpoint between passes: normally, and for a
+#: while (STORM_SECONDS) after one was let through.
+PROBE_SECONDS = 0.05
+STORM_PROBE_SECONDS = 0.001
+STORM_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
 class ArchiveEvent:
     """Something the archiver did that a person should see: a generation, a gap, an error."""
 
-    kind: str  # "generation", "gap", "error", "stopped"
+    kind: str  # "generation", "gap", "error", "stopped", "clock"
     message: str
     at: float
 
@@ -84,6 +113,9 @@ class ArchiverStatus:
     error: str | None
     #: The kind (:class:`ErrorKind` value) of the error that stopped the archiver, if any.
     error_kind: str | None = None
+    #: Wall-clock steps seen (:mod:`.clock`), and the last one: (stamp, seconds moved).
+    clock_steps: int = 0
+    last_clock_step: tuple[float, float] | None = None
 
 
 class Archiver:
@@ -94,7 +126,8 @@ class Archiver:
                  reset_frames: int = 1000, heartbeat_seconds: float = 1.0,
                  rotate_seconds: float | None = None, rotate_bytes: int | None = None,
                  on_event: Callable[[ArchiveEvent], None] | None = None,
-                 validate_seconds: float | None = None) -> None:
+                 validate_seconds: float | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.database = Path(database).absolute()
         self.archive_dir = Path(archive_dir)
         self.retention_days = retention_days
@@ -107,6 +140,8 @@ class Archiver:
         self.rotate_seconds = rotate_seconds
         self.rotate_bytes = rotate_bytes
         self.on_event = on_event
+        #: Every stamp the archive records comes from here (ordered across clock steps).
+        self.stamps = StampClock(clock)
         self._wal = wal_path(self.database)
         self._shm = shm_path(self.database)
         self._stop = threading.Event()
@@ -126,6 +161,25 @@ class Archiver:
         #: index decides when a checkpoint may go through (:mod:`.checkpoint_door`).
         self.owners_known = shm_locks.owners_known()
         self.index_reader: IndexReader | None = index_reader(self._shm)
+        #: Reads the WAL index's commit counter, which proves continuity; None where it cannot
+        #: be read (the archiver then relies on its read marks alone).
+        self.counter_reader: IndexReader | None = live_index_reader(self._shm)
+        #: The counter's value where the current stream was known complete, and the
+        #: transactions archived (or held back) since.
+        self._counted_from: int | None = None
+        self._archived_since = 0
+        #: Records of a new cycle held back until continuity is proven: (log, kind, stamp,
+        #: payload), with when the holding began.
+        self._held: list[tuple[FrameLog, bytes, float, bytes]] = []
+        self._held_since: float | None = None
+        #: When a checkpoint was last let through (the loop looks for the next one sooner).
+        self.checkpoint_seen_at = -1e9
+        self._checkpoint_seen = False
+        self._identity: tuple[int, int] | None = None
+        #: The database file's first 100 bytes as every page 1 archived (or in the log when
+        #: the generation began) has them: a checkpoint only ever writes one of these there.
+        self._head_reader = file_head_reader(self.database)
+        self._known_heads: OrderedDict[bytes, None] = OrderedDict()
         #: Where the cycle before the current one ended: (salts, last archived frame).
         self.previous_cycle_end: tuple[tuple[int, int], int] | None = None
         #: How far an oversized transaction not yet committed was checked (cycle, from, to).
@@ -158,7 +212,7 @@ class Archiver:
         with self._lock:
             status = self._status
         if status.running and self._last_pass_at is not None:
-            status = replace(status, lag_seconds=max(0.0, time.time() - self._last_pass_at))
+            status = replace(status, lag_seconds=max(0.0, self.stamps.now() - self._last_pass_at))
         return status
 
     @contextlib.contextmanager
@@ -213,12 +267,23 @@ class Archiver:
 
     def _run_locked(self, lock: Path, cancelled: CancelCheck | None) -> None:
         self._set(running=True, error=None)
+        self.stamps.keep_after(GenerationStarter.newest_instant(self.archive_dir))
+        self._identity = file_identity(self.database)
         pins = WalPins(self.database)
         writer = open_connection(self.database, 5000)
         checkpointer = open_connection(self.database, 1000)
         starter = GenerationStarter(self, writer, pins)
         try:
-            self._loop(lock, cancelled, pins, writer, checkpointer, starter)
+            while self._loop(lock, cancelled, pins, writer, checkpointer, starter):
+                # The file was replaced: the connections still read the old one.
+                pins.close()
+                writer.close()
+                checkpointer.close()
+                self._identity = file_identity(self.database)
+                pins = WalPins(self.database)
+                writer = open_connection(self.database, 5000)
+                checkpointer = open_connection(self.database, 1000)
+                starter.reconnect(writer, pins)
         except Exception as error:
             kind = getattr(error, "kind", None)
             if not isinstance(kind, ErrorKind):
@@ -241,9 +306,16 @@ class Archiver:
 
     def _loop(self, lock: Path, cancelled: CancelCheck | None, pins: WalPins,
               writer: sqlite3.Connection, checkpointer: sqlite3.Connection,
-              starter: GenerationStarter) -> None:
+              starter: GenerationStarter) -> bool:
+        """Archive until stopped (False), or until the file was replaced (True: reconnect)."""
         last_refresh = 0.0
         while not (self._stop.is_set() or (cancelled is not None and cancelled())):
+            self._note_clock_steps(starter)
+            if self._replaced():
+                if self._log is not None:
+                    self.gap_found("the database file was replaced (another file now has its "
+                                   "name, e.g. restored or copied over by another program)")
+                return True
             if starter.needs_new_generation():
                 starter.start(self._log)
             elif starter.rotation_due() and not self._own_checkpoints:
@@ -254,19 +326,70 @@ class Archiver:
             if failed is not None and self._log is not None:
                 self.gap_found(failed)
             own = self._own_checkpoints > 0
-            if shm_locks.checkpoint_waiting(self._shm, own, self.owners_known):
+            if self._checkpoint_seen or shm_locks.checkpoint_waiting(self._shm, own,
+                                                                     self.owners_known):
                 let_checkpoint_through(self, pins, own)
             pins.begin_next()
             self._copy_pass()
             pins.end_previous()
             if self._frame >= self.reset_frames and not (starter.snapshot_running or own):
                 self._reset(pins, writer, checkpointer)
-            now = time.time()
+            now = time.monotonic()
             if now - last_refresh > 5.0:
                 refresh_lock(lock)
                 last_refresh = now
             starter.apply_retention()
-            self._stop.wait(min(self.poll_seconds, 0.01) if own else self.poll_seconds)
+            self._wait_for_next_pass(own)
+        return False
+
+    def _wait_for_next_pass(self, own: bool) -> None:
+        """Sleep until the next pass, waking at once for a checkpoint that waits on us.
+
+        A FULL, RESTART or TRUNCATE checkpoint holds the writers back while it waits for the
+        archiver's readers, so it is looked for often: every :data:`STORM_PROBE_SECONDS`
+        while checkpoints came recently (five times that where a look takes the lock byte
+        for a moment), else every :data:`PROBE_SECONDS`.
+        """
+        self._checkpoint_seen = False
+        if own:
+            self._stop.wait(min(self.poll_seconds, 0.01))
+            return
+        deadline = time.monotonic() + self.poll_seconds
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            storm = now - self.checkpoint_seen_at < STORM_SECONDS
+            # Where holders are not named (Windows) a probe briefly takes the byte itself,
+            # so it looks between passes only while checkpoints keep coming.
+            probe = (STORM_PROBE_SECONDS * (1 if self.owners_known else 5) if storm
+                     else PROBE_SECONDS if self.owners_known else deadline - now)
+            self._stop.wait(min(deadline - now, probe))
+            if shm_locks.checkpoint_waiting(self._shm, False, self.owners_known):
+                self._checkpoint_seen = True
+                return
+
+    def _replaced(self) -> bool:
+        """True when another file now has the database's name."""
+        now = file_identity(self.database)
+        return None not in (now, self._identity) and now != self._identity
+
+    def _note_clock_steps(self, starter: GenerationStarter) -> None:
+        """Record wall-clock steps in the generation and the status; say so once."""
+        steps = self.stamps.take_steps()
+        if not steps:
+            return
+        starter.record_clock_steps(steps)
+        last = steps[-1]
+        with self._lock:
+            self._status = replace(self._status,
+                                   clock_steps=self._status.clock_steps + len(steps),
+                                   last_clock_step=(last.at, last.seconds))
+        for step in steps:
+            direction = "back" if step.seconds < 0 else "forward"
+            self._emit("clock", f"The system clock was stepped {direction} by "
+                                f"{abs(step.seconds):.1f} s; the archive keeps its instants in "
+                                "order (see archive-status).")
 
     def _finish(self, starter: GenerationStarter) -> None:
         starter.cancel_snapshot()  # an unfinished new generation goes; the one before stays
@@ -275,6 +398,13 @@ class Archiver:
         if self._failure is None:
             try:
                 self._copy_pass()
+                if self._held_since is not None:
+                    self._prove(final=True)
+                if self._log is None:  # continuity could not be proven at the end
+                    starter.end_generation(f"a gap: {self.status().last_gap}")
+                    self._emit("stopped", "The archiver stopped; the archive is complete up "
+                                          "to the gap it recorded.")
+                    return
                 self._heartbeat(force=True)
                 self._log.close()
             except Exception as error:  # noqa: BLE001 - recorded as the generation's end
@@ -293,18 +423,59 @@ class Archiver:
     # -- copying --------------------------------------------------------------------------
 
     def begin_cycle(self, header: WalHeader | None, frame: int, checksum: tuple[int, int],
-                    log: FrameLog | None) -> None:
-        """Where copying continues (called when a generation starts)."""
+                    log: FrameLog | None, counted_from: int | None = None) -> None:
+        """Where copying continues (called when a generation starts).
+
+        ``counted_from``: the WAL index's commit counter read while the write lock was held
+        with the log ending at ``frame`` (None: it could not be read).
+        """
         self._header, self._frame, self._checksum, self._log = header, frame, checksum, log
         self._images = PageImages()  # deltas only against images archived in this generation
         self._reset_at = None
-        self._last_record = time.time()
+        self._counted_from, self._archived_since = counted_from, 0
+        self._held, self._held_since = [], None
+        self._last_record = self.stamps.now()
+
+    def remember_head(self, page: bytes) -> None:
+        """A page 1 image the database file may hold after a checkpoint (bounded memory)."""
+        head = bytes(page[:DATABASE_HEAD_BYTES])
+        self._known_heads.pop(head, None)
+        self._known_heads[head] = None
+        while len(self._known_heads) > KNOWN_HEADS:
+            self._known_heads.popitem(last=False)
+
+    def database_head(self) -> bytes | None:
+        """The database file's first 100 bytes as the file holds them now (None: unknown)."""
+        if self._head_reader is None:
+            return None
+        try:
+            return self._head_reader()
+        except OSError:
+            return None
+
+    def read_counter(self, frame: int, salts: tuple[int, int] | None) -> int | None:
+        """The index's commit counter when it agrees that the log ends at ``frame``.
+
+        Called while the write lock is held, so nothing can commit meanwhile.
+        """
+        index = self.counter_reader() if self.counter_reader is not None else None
+        if index is None:
+            return None
+        if index.max_frame == frame and (frame == 0 or index.salts == salts):
+            return index.change
+        return None
 
     def _copy_pass(self) -> None:
+        """Copy every whole transaction now in the log, then check continuity."""
+        self._copy()
+        if self._log is not None and self._counted_from is not None:
+            self._prove()
+
+    def _copy(self) -> None:
         """Copy every whole transaction now in the log; follow or refuse a reset."""
         if self._log is None:
             return
-        started = time.time()
+        started = self.stamps.now()
         header = self._header
         if header is None:
             current, _ = read_header(self._wal)
@@ -315,7 +486,7 @@ class Archiver:
             header = current
         while True:
             found = self._read(header)
-            seen = time.time()
+            seen = self.stamps.now()
             self._store(found.transactions, header, seen)
             self._frame, self._checksum = found.end_frame, found.checksum
             if found.oversized_end is not None:
@@ -325,6 +496,11 @@ class Archiver:
                 self._reset_at = None  # the log went on past the point a reset was allowed
             if found.header is not None and found.header.salts != header.salts:
                 allowed = self._reset_at == (header.salts, self._frame)
+                if self._counted_from is not None:
+                    # Proven or refused by the commit counter before anything of it is kept.
+                    allowed = True
+                    if self._held_since is None:
+                        self._held_since = time.monotonic()
                 if not (found.header.follows(header) or allowed):
                     self.gap_found(f"the WAL was reset more than once between two looks "
                                    f"(salt-1 went from {header.salt1} to "
@@ -341,7 +517,7 @@ class Archiver:
             if found.transactions and found.end_frame < found.file_size:
                 more = self._read(header)
                 if more.transactions:
-                    self._store(more.transactions, header, time.time())
+                    self._store(more.transactions, header, self.stamps.now())
                     self._frame, self._checksum = more.end_frame, more.checksum
                 if more.oversized_end is not None:
                     self._oversized(more.oversized_end[0])
@@ -370,18 +546,103 @@ class Archiver:
             return
         cycle = (header.checkpoint_sequence, header.salt1, header.salt2)
         written = 0
+        for transaction in transactions:
+            for frame in transaction.frames:
+                if frame.page_number == 1:
+                    self.remember_head(frame.page)
         for log, images in self._logs():
             for transaction in transactions:
                 payload = encode_delta_transaction(transaction, cycle, header.page_size, images)
-                written += log.append(KIND_DELTA_TRANSACTION, seen, payload)
+                written += self._append(log, KIND_DELTA_TRANSACTION, seen, payload)
             log.flush()
+        self._archived_since += len(transactions)
         self._last_record = seen
         self._set_count(transactions=len(transactions), archived=written, seen=seen)
 
+    def _append(self, log: FrameLog, kind: bytes, stamp: float, payload: bytes) -> int:
+        """Append a record, or hold it back while the cycle it belongs to is unproven."""
+        if self._held_since is None:
+            return log.append(kind, stamp, payload)
+        self._held.append((log, kind, stamp, payload))
+        return 0
+
+    def _prove(self, final: bool = False) -> None:
+        """Check the commit counter against what was archived; keep what is proven.
+
+        Conclusive only when the index, read after a look at the log, says the log ends where
+        the archive does (or, not having moved across the look, that it was reset). More
+        commits than archived is a gap; a held cycle unproven after :data:`PROOF_SECONDS`
+        (the log never stood still long enough) is one too.
+        """
+        reader = self.counter_reader
+        if reader is None or self._counted_from is None:
+            return
+        for _ in range(3 if final or self._held_since is not None else 1):
+            before = reader()
+            self._copy()
+            after = reader()
+            if self._log is None:
+                return
+            # Where the log ends as the archive does, every commit counted is in the archive
+            # or gone for good. An empty log (just reset) proves that only if nothing moved
+            # while the archive read on: the old cycle's tail may still be in the file.
+            if after is not None and self._in_step(after) and (
+                    after.max_frame > 0 or before == after):
+                made = (after.change - self._counted_from) & 0xFFFFFFFF
+                if made == self._archived_since:
+                    self._release_held()
+                    self._check_database_head()
+                    return
+                if made > self._archived_since:
+                    missing = made - self._archived_since
+                    self.gap_found(f"{missing} committed transaction(s) never reached the "
+                                   "archive (the WAL was reset before they could be copied, "
+                                   "e.g. by checkpoints from other programs)")
+                    return
+            if final:
+                time.sleep(0.05)
+        if self._held_since is not None and (
+                final or time.monotonic() - self._held_since > PROOF_SECONDS):
+            self.gap_found("a new WAL cycle could not be proven to follow the archive (the "
+                           "WAL never stood still long enough to count its commits)")
+
+    def _check_database_head(self) -> None:
+        """Every commit is archived: the file's header must be one the log put there.
+
+        Anything else was written past the WAL: the file was overwritten in place (a backup
+        copied over it by another program, say), which no archived frame explains.
+        """
+        head = self.database_head()
+        if head is None or not self._known_heads or len(head) < DATABASE_HEAD_BYTES:
+            return
+        if head not in self._known_heads:
+            self.gap_found("the database file was changed outside its WAL (overwritten in "
+                           "place, e.g. a backup copied over it by another program)")
+
+    def _in_step(self, index: IndexHeader) -> bool:
+        """True when the index says the log ends exactly where the archive does."""
+        if index.max_frame == 0:
+            return True
+        header = self._header
+        return header is not None and index.salts == header.salts \
+            and index.max_frame == self._frame
+
+    def _release_held(self) -> None:
+        """Continuity is proven: write what was held back."""
+        held, self._held, self._held_since = self._held, [], None
+        logs = []
+        for log, kind, stamp, payload in held:
+            log.append(kind, stamp, payload)
+            if log not in logs:
+                logs.append(log)
+        for log in logs:
+            log.flush()
+
     def _record_reset(self, old: WalHeader, new: WalHeader) -> None:
         """Note a reset let through at the archive's end whose new salts are not old + 1."""
+        stamp = self.stamps.now()
         for log, _ in self._logs():
-            log.append(KIND_RESET, time.time(), encode_reset(old.salts, self._frame, new.salts))
+            self._append(log, KIND_RESET, stamp, encode_reset(old.salts, self._frame, new.salts))
             log.flush()
 
     def _logs(self) -> list[tuple[FrameLog, PageImages]]:
@@ -395,7 +656,7 @@ class Archiver:
         self._heartbeat()
 
     def _heartbeat(self, force: bool = False) -> None:
-        if self._log is None or self._last_pass_at is None:
+        if self._log is None or self._last_pass_at is None or self._held_since is not None:
             return
         if force or self._last_pass_at - self._last_record >= self.heartbeat_seconds:
             stamp = max(self._last_pass_at, self._last_record)
@@ -406,7 +667,8 @@ class Archiver:
 
     def gap_found(self, why: str) -> None:
         """Continuity is lost: end this generation; the loop starts a new one."""
-        at = time.time()
+        at = self.stamps.now()
+        self._held, self._held_since, self._counted_from = [], None, None
         self._set(last_gap=why, last_gap_at=at)
         self._emit("gap", f"Gap in the archive: {why}; a new generation starts from a new "
                           "snapshot.")

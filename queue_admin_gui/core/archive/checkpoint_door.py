@@ -12,6 +12,13 @@ index (:mod:`.wal_index`) is used: the archiver lets go only once the log has st
 growing with everything archived, watches the index while it is let go, takes hold again
 when a transaction appears, and records a gap when one appeared that the reset took away
 before it could be copied. Nothing is lost silently; at worst a new generation starts.
+
+Wherever the WAL index can be read (Linux too, through the descriptor SQLite holds open), the
+archiver also follows the log while it is let go: a transaction committed meanwhile (by a
+writer that held the write lock, not the checkpoint, which the lock table cannot tell apart
+when both belong to one process) is copied as soon as it appears, while its frames are still
+there, and the commit counter (:meth:`Archiver._prove`) decides afterwards whether anything
+went by unseen; if it did, the generation ends with a gap.
 """
 
 from __future__ import annotations
@@ -36,10 +43,10 @@ _WATCH_SECONDS = 0.001
 def let_checkpoint_through(archiver: Archiver, pins: WalPins, own: bool = False) -> None:
     """A checkpoint waits on the archiver's readers: copy to the end, then let it finish."""
     shm, owners = archiver._shm, archiver.owners_known
-    archiver._copy_pass()
+    archiver._copy()  # quick: the proof is made once the archiver holds the log again
     if not shm_locks.checkpoint_waiting(shm, own, owners):
         return  # it finished or gave up meanwhile
-    archiver._copy_pass()
+    archiver._copy()
     reader = None if owners else archiver.index_reader
     if reader is not None and not _settled(archiver, reader):
         return  # the log still grows: a writer holds the lock; look again on the next pass
@@ -48,11 +55,25 @@ def let_checkpoint_through(archiver: Archiver, pins: WalPins, own: bool = False)
         # The write lock is the checkpoint's, so the log ends here; after a TRUNCATE the next
         # writer may draw new random salts, so the reset is recognised by place.
         archiver._reset_at = (header.salts, archiver._frame)
+    archiver.checkpoint_seen_at = time.monotonic()
+    counter = archiver.counter_reader if archiver._counted_from is not None else None
+    before = counter() if counter is not None else None
+    last_change = before.change if before is not None else None
     pins.release()
     seen_beyond = 0
     deadline = time.monotonic() + CHECKPOINT_WAIT_SECONDS
     while time.monotonic() < deadline and shm_locks.checkpoint_lock_held(shm, own):
-        if reader is not None and header is not None:
+        if counter is not None:
+            index = counter()
+            if index is not None and last_change is not None and index.change != last_change:
+                # A writer committed, so the checkpoint let through has ended: copy while
+                # the frames are there and take hold again before the next one resets them.
+                archiver._copy()
+                break
+            if index is not None:
+                last_change = index.change
+            time.sleep(_WATCH_SECONDS)
+        elif reader is not None and header is not None:
             index = reader()
             if index is not None and index.salts == header.salts \
                     and index.max_frame > archiver._frame:
@@ -66,7 +87,8 @@ def let_checkpoint_through(archiver: Archiver, pins: WalPins, own: bool = False)
     pins.begin_next()
     pins.end_previous()
     archiver._copy_pass()
-    if header is not None and seen_beyond and _missed(archiver, header.salts, seen_beyond):
+    if counter is None and header is not None and seen_beyond \
+            and _missed(archiver, header.salts, seen_beyond):
         archiver.gap_found(f"a transaction was committed while a checkpoint held the WAL "
                            f"and the WAL was reset before frame {seen_beyond} could be "
                            "archived")

@@ -20,14 +20,17 @@ archive's old days as well.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sqlite3
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..backup import QueueBackup
 from ..snapshot import STAGE_COPY
+from .clock import ClockStep
 from .pins import WalPins
 from .store import (
     KIND_HEARTBEAT,
@@ -37,6 +40,7 @@ from .store import (
     delete_generation,
     instant_text,
     list_generations,
+    load_generation,
     new_generation,
 )
 from .walfile import read_committed, read_header
@@ -58,6 +62,18 @@ MIN_ROTATE_BYTES = 16 * 1024 * 1024
 ROTATE_SECONDS = 7 * 86400.0
 
 
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """Which file has this name (device and file number), or None when it cannot be told.
+
+    Windows gives a file number on NTFS and ReFS; where it is 0 nothing can be compared.
+    """
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if info.st_ino else None
+
+
 class GenerationStarter:
     """Owns the current generation and its snapshot backup running on a helper thread."""
 
@@ -75,6 +91,35 @@ class GenerationStarter:
         self._first = True
         self._snapshot_for: Generation | None = None
         self._pruned_at = -RETENTION_EVERY_SECONDS
+
+    @staticmethod
+    def newest_instant(archive: Path) -> float:
+        """The newest instant the archive already holds (0 when empty): stamps go on after it."""
+        try:
+            folders = list_generations(archive, scan=False)
+        except OSError:
+            return 0.0
+        if not folders:
+            return 0.0
+        newest = load_generation(folders[-1].folder) or folders[-1]
+        data = newest.data
+        return max(float(value) for value in (
+            newest.covered_until or 0, data.get("started_at") or 0,
+            data.get("snapshot_at") or 0, data.get("ended_at") or 0))
+
+    def reconnect(self, writer: sqlite3.Connection, pins: WalPins) -> None:
+        """Use new connections (the database file was replaced under the old ones)."""
+        self.writer, self.pins = writer, pins
+
+    def record_clock_steps(self, steps: list[ClockStep]) -> None:
+        """Keep wall-clock steps in the current generation's description."""
+        generation = self.generation or self.outgoing
+        if generation is None:
+            return
+        recorded = generation.data.setdefault("clock_steps", [])
+        recorded.extend(step.to_dict() for step in steps)
+        with contextlib.suppress(OSError):
+            generation.save()
 
     @property
     def snapshot_running(self) -> bool:
@@ -110,7 +155,7 @@ class GenerationStarter:
         if age is None:
             days = self.archiver.retention_days
             age = days * 86400 if days is not None else ROTATE_SECONDS
-        return time.time() - started >= age or log.bytes_written >= limit
+        return self.archiver.stamps.now() - started >= age or log.bytes_written >= limit
 
     def rotate(self) -> None:
         """Start a new generation at the archive's exact end; the current one goes on meanwhile."""
@@ -151,6 +196,8 @@ class GenerationStarter:
             return
         if rotating:
             archiver._copy_pass()  # nobody can commit now: the archive ends where the WAL does
+            if archiver._log is not None and archiver._held:
+                archiver._prove(final=True)  # the log stands still: held records are decided
             if archiver._log is None:  # a gap was found: the loop starts over instead
                 self.writer.execute("ROLLBACK")
                 return
@@ -160,6 +207,9 @@ class GenerationStarter:
         try:
             header, _ = read_header(archiver._wal)
             frame, checksum = 0, (0, 0)
+            # What the database file's header may be once checkpoints run: as it is now, or
+            # as any page 1 still in the log has it.
+            heads = [archiver.database_head()]
             if header is not None:
                 checksum = header.checksum
                 while True:
@@ -169,11 +219,14 @@ class GenerationStarter:
                         continue
                     if found.end_frame == frame:
                         break
+                    heads += [item.page for transaction in found.transactions
+                              for item in transaction.frames if item.page_number == 1]
                     frame, checksum = found.end_frame, found.checksum
+            counted = archiver.read_counter(frame, header.salts if header else None)
             self.pins.release()
             self.pins.begin_next()
             self.pins.end_previous()
-            stamp = time.time()
+            stamp = archiver.stamps.now()
             start = (CyclePosition(header.checkpoint_sequence, header.salt1, header.salt2, frame)
                      if header is not None else None)
             generation = new_generation(archiver.archive_dir, archiver.database, reason, start,
@@ -186,7 +239,10 @@ class GenerationStarter:
             self._snapshot_failed(generation)
             return
         self.generation = generation
-        archiver.begin_cycle(header, frame, checksum, FrameLog(generation))
+        archiver.begin_cycle(header, frame, checksum, FrameLog(generation), counted)
+        for head in heads:
+            if head:
+                archiver.remember_head(head)
         archiver._set(generation=generation.id, snapshot_pending=True, error=None,
                       generations_started=archiver.status().generations_started + 1)
         archiver._emit("generation", f"Generation {generation.id} started ({reason}); "
@@ -255,12 +311,17 @@ class GenerationStarter:
         outgoing, archiver = self.outgoing, self.archiver
         if outgoing is None or archiver.outgoing is None:
             return
+        if archiver._held:
+            archiver._prove(final=True)  # the outgoing log must not end past unproven records
+            if archiver._log is None:
+                return
         log, _ = archiver.outgoing
         archiver.outgoing = None
         self.outgoing = None
-        log.append(KIND_HEARTBEAT, time.time(), b"")  # covered up to the successor's start
+        ended = archiver.stamps.now()
+        log.append(KIND_HEARTBEAT, ended, b"")  # covered up to the successor's start
         log.close()
-        outgoing.data["ended_at"] = time.time()
+        outgoing.data["ended_at"] = ended
         outgoing.data["end_reason"] = f"continued by generation {successor.id}"
         with contextlib.suppress(OSError):
             outgoing.save()
@@ -325,7 +386,7 @@ class GenerationStarter:
         generation = self.generation
         if generation is None:
             return
-        generation.data["ended_at"] = time.time()
+        generation.data["ended_at"] = self.archiver.stamps.now()
         generation.data["end_reason"] = reason
         with contextlib.suppress(OSError):
             generation.save()

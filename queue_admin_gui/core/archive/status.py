@@ -41,6 +41,8 @@ class GenerationSummary:
     database: str | None = None
     #: What is wrong with its files (empty when nothing was found).
     damage: list[str] = field(default_factory=list)
+    #: Wall-clock steps the archiver saw while writing it: {"at": stamp, "seconds": moved}.
+    clock_steps: list[dict[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -96,7 +98,8 @@ def archive_status(archive: str | Path, *, check: bool = True) -> ArchiveStatus:
             ended_at=generation.data.get("ended_at"),
             end_reason=generation.data.get("end_reason"),
             database=generation.data.get("database"),
-            damage=[f"{damage.reason}: {damage.file}" for damage in generation.damage]))
+            damage=[f"{damage.reason}: {damage.file}" for damage in generation.damage],
+            clock_steps=list(generation.data.get("clock_steps") or [])))
         status.size_bytes += generation.size_bytes
         status.damage.extend(generation.damage)
     spans = [(g.restorable[0], g.restorable[1], g) for g in generations if g.restorable]

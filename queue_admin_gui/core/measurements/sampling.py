@@ -19,6 +19,7 @@ import math
 import os
 import sqlite3
 import struct
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -86,19 +87,46 @@ def file_identity(path: str | Path) -> FileIdentity | None:
     return (int(status.st_dev), int(status.st_ino))
 
 
+def _read_shm_head(shm_file: Path) -> bytes | None:
+    """The first 100 bytes of the ``-shm`` file, read without touching anyone's locks.
+
+    Where locks belong to a process (Linux, macOS), closing any descriptor of a file drops
+    every lock the process holds on it: SQLite's write lock and read marks of every other
+    connection of this process (a restore in the middle of writing, a reader) would be gone,
+    and another program could then write or reset the WAL under them. So the file is never
+    opened there: on Linux the descriptor SQLite keeps open in this process is read through
+    (the caller keeps a connection open meanwhile); elsewhere nothing is read. Windows locks
+    belong to handles, so the file is opened and read there.
+    """
+    if os.name == "nt":
+        with open(shm_file, "rb") as handle:
+            return handle.read(100)
+    if not sys.platform.startswith("linux"):
+        return None
+    target = os.path.realpath(shm_file)
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == target:
+                return os.pread(int(name), 100, 0)
+        except OSError:
+            continue
+    return None
+
+
 def read_wal_index(shm_file: str | Path) -> tuple[int, int] | None:
     """Frames in the WAL and frames already checkpointed, from the ``-shm`` header; or None.
 
     Only the first 100 bytes are read (the two header copies and the backfill count), never
-    the lock bytes after them. A header that is not initialised, of an unknown version, or
-    caught half-written (the two copies differ) gives None: that sample then lacks frames.
+    the lock bytes after them, and never by opening the file where that would drop this
+    process's locks (:func:`_read_shm_head`). A header that is not initialised, of an unknown
+    version, or caught half-written (the two copies differ) gives None: that sample then
+    lacks frames.
     """
     try:
-        with open(shm_file, "rb") as handle:
-            head = handle.read(100)
+        head = _read_shm_head(Path(shm_file))
     except OSError:
         return None
-    if len(head) < 100 or head[:48] != head[48:96]:
+    if head is None or len(head) < 100 or head[:48] != head[48:96]:
         return None
     version, _unused, _change, initialised = struct.unpack_from("=IIIB", head, 0)
     if version != 3007000 or not initialised:
@@ -129,10 +157,10 @@ def read_sample(db_path: str | Path, at: float, *, with_task_counts: bool = Fals
                 counts = _task_counts_if_queue(connection)
         except sqlite3.Error as error:
             raise translate_error(error, action, QueueDatabaseError) from error
-    wal_bytes = file_size(wal_path(path))
-    frames: tuple[int, int] | None = (0, 0)
-    if wal_bytes > 0:
-        frames = read_wal_index(shm_path(path))
+        wal_bytes = file_size(wal_path(path))
+        frames: tuple[int, int] | None = (0, 0)
+        if wal_bytes > 0:  # while the connection keeps SQLite's -shm descriptor open
+            frames = read_wal_index(shm_path(path))
     return Sample(
         time=at, db_bytes=file_size(path), wal_bytes=wal_bytes,
         shm_bytes=file_size(shm_path(path)), page_count=page_count, freelist_count=freelist,
