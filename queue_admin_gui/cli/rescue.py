@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 #: Largest --ids file read (a list of a million ids is about 8 MB).
 MAX_IDS_FILE_BYTES = 64 * 1024 * 1024
+#: The largest id SQLite can give a row.
+MAX_TASK_ID = 2**63 - 1
 
 
 def add_rescue_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -229,6 +231,10 @@ def read_ids_file(path: Path) -> frozenset[int]:
             if not re.fullmatch(r"[0-9]+", token):
                 raise RescueError(f"Line {number} of the ids file '{path}' holds '{token[:40]}', "
                                   "not a task id; write one whole number per line.",
+                                  ErrorKind.INVALID)
+            if int(token) > MAX_TASK_ID:
+                raise RescueError(f"Line {number} of the ids file '{path}' holds '{token[:40]}', "
+                                  "larger than any task id can be; write one task id per line.",
                                   ErrorKind.INVALID)
             ids.add(int(token))
     return frozenset(ids)
