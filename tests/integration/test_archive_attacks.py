@@ -1,0 +1,150 @@
+"""An archive attacked from outside: a frame log that cannot be opened, metadata rolled back.
+
+One real archive is made (a committer process, two generations, small frame logs); each test
+damages a copy and checks what ``archive-status`` and the rebuild claim: the damage is a gap
+with its reason and file, and every rebuild that still succeeds equals the pristine one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from archive_workload import read_commit_log, spawn
+from queue_workload import fill_queue, wait_ready
+
+from queue_admin_gui.core.archive import (
+    ArchiveError,
+    Archiver,
+    archive_status,
+    rebuild_to_time,
+    store,
+)
+from queue_admin_gui.core.archive.store import json_checksum, list_generations
+from queue_admin_gui.core.errors import ErrorKind
+
+pytestmark = pytest.mark.slow
+DEADLINE = 60.0
+
+
+def _wait(condition, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _rows(db: Path) -> dict[str, list[tuple]]:
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        tables = [name for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {table: connection.execute(f'SELECT * FROM "{table}" ORDER BY rowid').fetchall()
+                for table in tables}
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[float, dict]]:
+    """The archive and the state each probed instant rebuilds to (checked on the commit log)."""
+    root = tmp_path_factory.mktemp("attacked")
+    db, folder, stop, log = (root / "queue.db", root / "archive", root / "stop",
+                             root / "commits.log")
+    fill_queue(db, 30, "seed")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "SEGMENT_BYTES", 6_000)
+        worker = spawn("committer", db, stop, log, 100)
+        wait_ready(worker)
+        try:
+            for _ in range(2):
+                archiver = Archiver(db, folder)
+                archiver.start()
+                try:
+                    _wait(lambda running=archiver: running.status().generation is not None
+                          and not running.status().snapshot_pending, "a restorable generation")
+                    seen = len(read_commit_log(log))
+                    _wait(lambda before=seen: len(read_commit_log(log)) >= before + 80,
+                          "commits")
+                finally:
+                    archiver.stop()
+        finally:
+            stop.touch()
+            worker.communicate(timeout=DEADLINE)
+    commits = read_commit_log(log)
+    expected = {}
+    for number, summary in enumerate(archive_status(folder).generations):
+        start, end = summary.restorable_from, summary.restorable_until
+        assert start is not None and end is not None
+        for share in (0.0, 0.5, 1.0):
+            at = start + (end - start) * share
+            rebuilt = root / f"expected-{number}-{share}.db"
+            rebuild_to_time(folder, at, rebuilt)
+            rows = _rows(rebuilt)
+            timed = [row[0] for row in rows["task_queue"] if row[1] == "timed"]
+            assert timed == [commit[0] for commit in commits[:len(timed)]]
+            assert not any(before > at and task in set(timed) for task, before, _ in commits)
+            expected[at] = rows
+    return folder, expected
+
+
+def _every_rebuild_exact_or_refused(folder: Path, expected: dict[float, dict],
+                                    tmp_path: Path) -> int:
+    """Rebuild every probed instant; return how many were refused (as damage or a gap)."""
+    status = archive_status(folder)
+    spans = [(g.restorable_from, g.restorable_until) for g in status.generations
+             if g.restorable_from is not None and g.restorable_until is not None]
+    refused = 0
+    for number, (at, rows) in enumerate(sorted(expected.items())):
+        offered = any(start <= at <= end for start, end in spans)
+        try:
+            rebuild_to_time(folder, at, tmp_path / f"at-{number}.db")
+        except ArchiveError as error:
+            assert not offered, f"offered but refused: {error}"
+            assert error.kind in (ErrorKind.CORRUPT, ErrorKind.INVALID)
+            refused += 1
+            continue
+        assert offered
+        assert _rows(tmp_path / f"at-{number}.db") == rows
+    return refused
+
+
+def test_a_frame_log_that_cannot_be_opened_is_a_gap_not_a_crash(pristine, tmp_path: Path
+                                                                ) -> None:
+    """A directory where a frame log should be stands in for a file nobody may open (an
+    antivirus lock, a permission changed on a share)."""
+    source, expected = pristine
+    folder = tmp_path / "archive"
+    shutil.copytree(source, folder)
+    target = list_generations(folder)[0].segments[3]
+    target.unlink()
+    target.mkdir()
+    status = archive_status(folder)
+    assert [str(item.file) for item in status.damage] == [str(target)]
+    assert any(gap.kind == "damaged" and gap.file == str(target) for gap in status.gaps)
+    assert _every_rebuild_exact_or_refused(folder, expected, tmp_path) >= 1
+
+
+def test_generation_json_rolled_back_to_its_first_version_is_reported(pristine, tmp_path: Path
+                                                                      ) -> None:
+    """An older copy of generation.json (a restore of the metadata from a file backup, a
+    sync tool): written before the snapshot was recorded, it names no snapshot."""
+    source, expected = pristine
+    folder = tmp_path / "archive"
+    shutil.copytree(source, folder)
+    newest = list_generations(folder)[-1]
+    first = {key: value for key, value in newest.data.items()
+             if key not in ("segments", "snapshot_sha256", "manifest_sha256", "checksum")}
+    first.update(snapshot=None, snapshot_at=None, ended_at=None, end_reason=None)
+    first["checksum"] = json_checksum(first)
+    target = newest.folder / store.GENERATION_FILE
+    target.write_text(json.dumps(first), encoding="utf-8")
+    status = archive_status(folder)
+    assert [str(item.file) for item in status.damage] == [str(target)], \
+        "a generation's transactions vanished without a word"
+    assert any(gap.kind == "damaged" and gap.file == str(target) for gap in status.gaps)
+    assert _every_rebuild_exact_or_refused(folder, expected, tmp_path) >= 1
