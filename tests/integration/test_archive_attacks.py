@@ -8,13 +8,16 @@ with its reason and file, and every rebuild that still succeeds equals the prist
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from archive_workload import read_commit_log, spawn
+from archive_workload import checkpoint_now, read_commit_log, spawn
 from queue_workload import fill_queue, wait_ready
 
 from queue_admin_gui.core.archive import (
@@ -24,7 +27,9 @@ from queue_admin_gui.core.archive import (
     rebuild_to_time,
     store,
 )
+from queue_admin_gui.core.archive.rebuild import resolve_instant
 from queue_admin_gui.core.archive.store import json_checksum, list_generations
+from queue_admin_gui.core.archive.validation import validate_archive
 from queue_admin_gui.core.errors import ErrorKind
 
 pytestmark = pytest.mark.slow
@@ -148,3 +153,80 @@ def test_generation_json_rolled_back_to_its_first_version_is_reported(pristine, 
         "a generation's transactions vanished without a word"
     assert any(gap.kind == "damaged" and gap.file == str(target) for gap in status.gaps)
     assert _every_rebuild_exact_or_refused(folder, expected, tmp_path) >= 1
+
+
+def _tamper_behind_sqlite(db: Path) -> None:
+    """Change the header's application id in another process (a change no WAL frame shows)."""
+    code = ("import sys\nwith open(sys.argv[1], 'r+b') as f:\n"
+            "    f.seek(68)\n    f.write((4242).to_bytes(4, 'big'))")
+    subprocess.run([sys.executable, "-c", code, str(db)], check=True, timeout=DEADLINE)
+
+
+@pytest.mark.parametrize("damage", ["deleted", "one byte flipped"])
+def test_a_lost_validation_record_does_not_make_failed_instants_restorable(
+        tmp_path: Path, damage: str) -> None:
+    """A validation found the archive wrong after a change it never saw; validation.json is
+    the only record of how far the generation can be trusted."""
+    db, folder, stop, log = (tmp_path / "queue.db", tmp_path / "archive", tmp_path / "stop",
+                             tmp_path / "commits.log")
+    fill_queue(db, 30, "seed")
+    worker = spawn("committer", db, stop, log, 100)
+    wait_ready(worker)
+    archiver = Archiver(db, folder)
+    archiver.start()
+    try:
+        _wait(lambda: archiver.status().generation is not None
+              and not archiver.status().snapshot_pending, "a restorable generation")
+        _wait(lambda: len(read_commit_log(log)) >= 40, "commits")
+        assert validate_archive(db, folder).ok is True
+        stop.touch()
+        worker.communicate(timeout=DEADLINE)
+        assert checkpoint_now(db, "TRUNCATE")["busy"] == 0
+        _tamper_behind_sqlite(db)
+        assert validate_archive(db, folder).ok is False
+        _wait(lambda: archiver.status().generations_started >= 2
+              and not archiver.status().snapshot_pending, "a new generation")
+    finally:
+        stop.touch()
+        if worker.poll() is None:
+            worker.communicate(timeout=DEADLINE)
+        archiver.stop()
+    trusted = archive_status(folder).generations[0].restorable_until
+    record = folder / store.VALIDATION_FILE
+    if damage == "deleted":
+        record.unlink()
+    else:
+        data = bytearray(record.read_bytes())
+        data[len(data) // 2] ^= 0x21
+        record.write_bytes(bytes(data))
+    status = archive_status(folder)
+    first = status.generations[0]
+    assert first.restorable_until is None or trusted is None or \
+        first.restorable_until <= trusted, "instants a validation found wrong are offered again"
+    assert any(str(item.file) == str(record) for item in status.damage)
+    if first.restorable_until is not None:
+        rebuilt = rebuild_to_time(folder, first.restorable_until, tmp_path / "end.db")
+        connection = sqlite3.connect(rebuilt.path)
+        try:
+            assert connection.execute("PRAGMA application_id").fetchone()[0] == 0
+        finally:
+            connection.close()
+
+
+def test_restore_at_earliest_is_accepted_whatever_the_snapshot_instant(
+        pristine, tmp_path: Path) -> None:
+    """A snapshot instant whose fraction rounds down to the microsecond (about every other
+    generation): ``earliest`` must name an instant the archive accepts."""
+    source, expected = pristine
+    folder = tmp_path / "archive"
+    shutil.copytree(source, folder)
+    first = list_generations(folder)[0]
+    data = dict(first.data)
+    data["snapshot_at"] = math.floor(float(data["snapshot_at"]) * 1e6) / 1e6 + 4e-7
+    data["checksum"] = json_checksum(data)
+    (first.folder / store.GENERATION_FILE).write_text(json.dumps(data), encoding="utf-8")
+    assert not archive_status(folder).damage
+    at = resolve_instant("earliest", folder)
+    rebuilt = rebuild_to_time(folder, at, tmp_path / "earliest.db")
+    assert rebuilt.transactions_applied == 0
+    assert _rows(tmp_path / "earliest.db") == expected[min(expected)]
