@@ -35,6 +35,7 @@ import shutil
 import socket
 import struct
 import sys
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from typing import Any, BinaryIO
 
 from ..errors import ErrorKind, QueueAdminError
 from ..files import file_sha256, write_json_atomically
-from ..manifest import BackupManifest, ManifestUnreadable, manifest_path_for
+from ..manifest import BACKUP_SUFFIX, BackupManifest, ManifestUnreadable, manifest_path_for
 from .walfile import Transaction
 
 GENERATION_FILE = "generation.json"
@@ -354,6 +355,8 @@ class SegmentRead:
     #: Why reading stopped before the end of the file (None: it reached the end cleanly).
     problem: str | None = None
     size: int = 0
+    #: The file could not be opened or read at all (never a tail torn by a crash).
+    unreadable: bool = False
 
 
 def iter_records(segment: Path, with_payload: bool = True, *, version: int = FORMAT_VERSION,
@@ -367,10 +370,20 @@ def iter_records(segment: Path, with_payload: bool = True, *, version: int = FOR
     """
     read = outcome if outcome is not None else SegmentRead(segment)
     read.end_offset = start
+    try:
+        yield from _records(segment, with_payload, version, read)
+    except OSError as error:
+        read.problem = f"the frame log cannot be read ({error.strerror or error})"
+        read.unreadable = True
+
+
+def _records(segment: Path, with_payload: bool, version: int, read: SegmentRead
+             ) -> Iterator[tuple[bytes, float, bytes]]:
+    """The body of :func:`iter_records` (an OSError is the caller's to report)."""
     magic_expected = _MAGIC if version >= 2 else _MAGIC_V1
     with open(segment, "rb") as handle:
         read.size = handle.seek(0, 2)
-        handle.seek(start)
+        handle.seek(read.end_offset)
         while True:
             head = handle.read(_RECORD.size)
             if not head:
@@ -406,7 +419,10 @@ def iter_records(segment: Path, with_payload: bool = True, *, version: int = FOR
 
 def stamps_after(segment: Path, offset: int, version: int) -> list[float]:
     """Stamps of intact records found past a damaged one (searching for the next head)."""
-    data = segment.read_bytes()
+    try:
+        data = segment.read_bytes()
+    except OSError:
+        return []
     magic = _MAGIC if version >= 2 else _MAGIC_V1
     stamps: list[float] = []
     position = data.find(magic, offset + 1)
@@ -534,6 +550,10 @@ def load_generation(folder: Path, *, scan: bool = True) -> Generation | None:
 
 def _check_cheaply(generation: Generation) -> None:
     """What can be found without reading the files: a missing one, a sealed one resized."""
+    unrecorded = _unrecorded_snapshot(generation)
+    if unrecorded is not None:
+        generation.damage.append(unrecorded)
+        return
     snapshot = generation.snapshot
     if snapshot is not None and not snapshot.is_file():
         generation.damage.append(ArchiveDamage(snapshot, "the snapshot is missing", None,
@@ -556,6 +576,43 @@ def _check_cheaply(generation: Generation) -> None:
         if generation.covered_until is not None and before is not None:
             generation.covered_until = min(generation.covered_until, before)
         return
+
+
+def _unrecorded_snapshot(generation: Generation) -> ArchiveDamage | None:
+    """A generation.json older than its files: it names no snapshot, but a finished one is there.
+
+    The archiver records the snapshot in generation.json as soon as the backup (with its
+    manifest) is written, so a finished snapshot that generation.json does not name means
+    the file was replaced by an older copy of itself; the generation's transactions cannot
+    be trusted to it. The newest generation of a running archiver is left alone (it may be
+    between writing the backup and recording it).
+    """
+    if generation.format < 2 or generation.snapshot is not None:
+        return None
+    finished = sorted(backup for backup in (generation.folder / SNAPSHOT_FOLDER).glob(
+        f"*{BACKUP_SUFFIX}") if manifest_path_for(backup).is_file())
+    if not finished or _being_written(generation):
+        return None
+    return ArchiveDamage(
+        generation.folder / GENERATION_FILE,
+        f"generation.json names no snapshot, but the generation holds the finished snapshot "
+        f"'{finished[0].name}' and {len(generation.segments)} frame log(s): generation.json "
+        "is older than its files (an older copy of it was put back, or the archiver stopped "
+        "before it recorded the snapshot)", None, generation.covered_until)
+
+
+def _being_written(generation: Generation) -> bool:
+    """True for the newest generation of an archive whose archiver is running now."""
+    archive = generation.folder.parent
+    lock = read_lock(archive)
+    if lock is None:
+        return False
+    try:
+        modified = (archive / LOCK_FILE).stat().st_mtime
+        newest = max(p.name for p in archive.iterdir() if p.name.startswith("gen-"))
+    except (OSError, ValueError):
+        return False
+    return newest == generation.folder.name and not lock_is_stale(lock, modified, time.time())
 
 
 def _expected_segment_names(generation: Generation) -> list[str]:
@@ -602,6 +659,10 @@ def check_generation(generation: Generation) -> Generation:
         return generation
     generation.checked = True
     generation.damage = []
+    unrecorded = _unrecorded_snapshot(generation)
+    if unrecorded is not None:
+        generation.damage.append(unrecorded)
+        return generation
     snapshot = generation.snapshot
     if snapshot is not None:
         problem = _snapshot_problem(generation, snapshot)
@@ -636,7 +697,7 @@ def check_generation(generation: Generation) -> Generation:
         last = index == len(expected) - 1
         if broken is None and read.problem is not None:
             later = stamps_after(path, read.end_offset, generation.format)
-            if isinstance(info, dict) or not last or later:
+            if isinstance(info, dict) or not last or later or read.unreadable:
                 broken = read.problem
             else:
                 stopped = True  # a tail torn by a crash: the archive ends before it
@@ -761,6 +822,42 @@ def apply_validation_failures(archive: Path, generations: list[Generation]) -> N
         generation.damage.append(ArchiveDamage(
             generation.folder, str(failure.get("reason") or "validation failed"),
             float(trusted), lost_until, "validation"))
+    located = {str(failure.get("generation")) for failure in failures
+               if isinstance(failure.get("trusted_until"), int | float)}
+    for generation in generations:
+        if generation.id not in located and _ended_on_failed_validation(generation):
+            _trust_only_the_snapshot(archive, generation, record)
+
+
+#: How the end of a generation that a failed validation ended begins (see the archiver).
+FAILED_VALIDATION_END = "a gap: validation failed"
+
+
+def _ended_on_failed_validation(generation: Generation) -> bool:
+    return str(generation.data.get("end_reason") or "").startswith(FAILED_VALIDATION_END)
+
+
+def _trust_only_the_snapshot(archive: Path, generation: Generation,
+                             record: dict[str, Any] | None) -> None:
+    """A validation failed this generation, but validation.json no longer says from where.
+
+    Only validation.json records the last instant a validation proved; without it nothing
+    after the snapshot can be trusted, so the generation is cut at its snapshot and the
+    damaged (or missing) record is reported as the reason.
+    """
+    snapshot_at = generation.snapshot_at
+    if snapshot_at is None:
+        return
+    why = ("validation.json is missing" if record is None
+           else str(record.get("damaged") or "validation.json no longer records that failure"))
+    lost_until = generation.covered_until
+    if generation.covered_until is not None:
+        generation.covered_until = min(generation.covered_until, snapshot_at)
+    generation.damage.append(ArchiveDamage(
+        archive / VALIDATION_FILE,
+        f"a validation failed generation {generation.id}, but {why}: the last instant it "
+        "proved is lost, so only the generation's snapshot is trusted", snapshot_at,
+        lost_until))
 
 
 def delete_generation(generation: Generation) -> None:
