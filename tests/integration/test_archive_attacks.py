@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from archive_workload import checkpoint_now, read_commit_log, spawn
-from queue_workload import fill_queue, wait_ready
+from queue_workload import fill_queue, kill_hard, wait_ready
 
 from queue_admin_gui.core.archive import (
     ArchiveError,
@@ -230,3 +230,28 @@ def test_restore_at_earliest_is_accepted_whatever_the_snapshot_instant(
     rebuilt = rebuild_to_time(folder, at, tmp_path / "earliest.db")
     assert rebuilt.transactions_applied == 0
     assert _rows(tmp_path / "earliest.db") == expected[min(expected)]
+
+
+def test_losing_the_newest_frame_log_of_a_killed_archiver_is_a_gap(tmp_path: Path) -> None:
+    """After a kill -9 the newest frame log was never closed, so no size or CRC of it is
+    recorded; losing it must still be seen, not shrink the archive without a word."""
+    db, folder, stop, log = (tmp_path / "queue.db", tmp_path / "archive", tmp_path / "stop",
+                             tmp_path / "commits.log")
+    fill_queue(db, 20, "seed")
+    worker = spawn("committer", db, stop, log, 100)
+    wait_ready(worker)
+    child = spawn("archiver", db, folder, 1000)
+    wait_ready(child)
+    try:
+        _wait(lambda: archive_status(folder).latest is not None
+              and archive_status(folder).generations[0].transactions >= 30, "archived commits")
+        kill_hard(child)
+    finally:
+        stop.touch()
+        worker.communicate(timeout=DEADLINE)
+    newest = list_generations(folder)[-1].segments[-1]
+    newest.unlink()
+    status = archive_status(folder)
+    assert [str(item.file) for item in status.damage] == [str(newest)], \
+        "archived transactions vanished without a word"
+    assert any(gap.kind == "damaged" and gap.file == str(newest) for gap in status.gaps)
