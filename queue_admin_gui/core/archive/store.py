@@ -17,8 +17,8 @@ images, each whole or a delta); kind ``H`` is a heartbeat saying that every comm
 before its stamp is already archived; kind ``R`` a reset let through at the archive's end.
 
 Every file checks itself: generation.json carries the SHA-256 of its own contents and of the
-snapshot and its manifest; a frame log, once closed, is recorded in generation.json with its
-size and CRC-32. A record that fails its CRC is a torn tail only at the very end of a frame
+snapshot and its manifest; a frame log is named in generation.json when it is opened and, once
+closed, recorded there with its size and CRC-32. A record that fails its CRC is a torn tail only at the very end of a frame
 log that was never closed (the archiver was killed while writing it); anywhere else it is
 damage, and :func:`check_generation` reports it with the file and the instants it costs.
 Archives written in format 1 (``QAR`` records whose CRC covers the payload only, no
@@ -59,6 +59,8 @@ FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
 VALIDATION_FILE = "validation.json"
 CHECKSUM_KEY = "checksum"
+#: generation.json names the frame log being written, so that losing it is seen.
+OPEN_SEGMENT_KEY = "open_segment"
 #: A lock whose owner has not refreshed it for this long is stale, wherever the owner runs.
 LOCK_STALE_SECONDS = 120.0
 
@@ -341,6 +343,10 @@ class FrameLog:
         self._handle = open(path, "ab")  # noqa: SIM115 - kept open across appends
         self._written = 0
         self._crc = 0
+        # Named before its first record: losing the newest frame log is then seen too.
+        self.generation.data[OPEN_SEGMENT_KEY] = path.name
+        with contextlib.suppress(OSError):
+            self.generation.save()
 
 
 @dataclass
@@ -619,6 +625,9 @@ def _expected_segment_names(generation: Generation) -> list[str]:
     """Every frame log the generation should have: numbered from 1 with none missing."""
     names = {segment.name for segment in generation.segments}
     names |= set(generation.data.get("segments") or {})
+    opened = generation.data.get(OPEN_SEGMENT_KEY)
+    if isinstance(opened, str):
+        names.add(opened)
     numbers = []
     for name in names:
         with contextlib.suppress(ValueError):
