@@ -78,3 +78,22 @@ def test_undo_skips_a_task_whose_pre_rescue_idempotency_key_another_task_took(
         [(3, "idempotency_conflict")]
     rows = task_rows(live, [3, 4])
     assert rows[4][5] == "failed" and rows[3][KEY] == "a-3"
+
+
+def test_a_second_undo_says_the_tasks_already_are_as_before(tmp_path: Path) -> None:
+    live, backup, backup_dir = _queue_with_backup(tmp_path)
+    connection = prismq_connect(live)
+    connection.execute("UPDATE task_queue SET status = 'failed' WHERE id = 4")
+    connection.execute("DELETE FROM task_queue WHERE id = 5")
+    connection.commit()
+    connection.close()
+    with open_past_state(live, backup=backup) as past:
+        report = rescue_tasks(live, past, RescueSelection(), backup_dir=backup_dir,
+                              safety_backup=False)
+    assert report.undo_file is not None
+    first = undo_rescue(live, report.undo_file, backup_dir=backup_dir, safety_backup=False)
+    assert (list(first.rows_put_back), list(first.removed_again)) == ([4], [5])
+    again = undo_rescue(live, report.undo_file, backup_dir=backup_dir, safety_backup=False)
+    assert again.rows_put_back == () and again.removed_again == ()
+    assert [(skip.task_id, skip.reason) for skip in again.skipped] == \
+        [(4, "already_as_before"), (5, "already_as_before")]
