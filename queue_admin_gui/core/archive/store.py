@@ -18,9 +18,10 @@ before its stamp is already archived; kind ``R`` a reset let through at the arch
 
 Every file checks itself: generation.json carries the SHA-256 of its own contents and of the
 snapshot and its manifest; a frame log is named in generation.json when it is opened and, once
-closed, recorded there with its size and CRC-32. A record that fails its CRC is a torn tail only at the very end of a frame
-log that was never closed (the archiver was killed while writing it); anywhere else it is
-damage, and :func:`check_generation` reports it with the file and the instants it costs.
+closed, recorded there with its size and CRC-32. A record that fails its CRC is a torn tail
+only at the very end of a frame log that was never closed (the archiver was killed while
+writing it); anywhere else it is damage, and :func:`check_generation` reports it with the
+file and the instants it costs.
 Archives written in format 1 (``QAR`` records whose CRC covers the payload only, no
 checksums in generation.json) are still read, with the checks that format allows.
 """
