@@ -399,12 +399,13 @@ def _plan(connection: sqlite3.Connection, selection: RescueSelection, *, explain
                            f"lease until {lease or 'unknown'})")
                 for task_id, kind, status, lease, locked in held]
     reused = connection.execute(
-        "SELECT k.id, k.type, l.created_at_utc FROM temp.rescue_pick AS k JOIN"
+        "SELECT k.id, k.type, l.created_at_utc, l.type FROM temp.rescue_pick AS k JOIN"
         f" main.task_queue AS l ON l.id = k.id WHERE k.kind = '{KIND_CHANGED}'"
         " AND NOT k.held AND NOT k.same_task ORDER BY k.id").fetchall()
     skipped += [RescueSkip(int(task_id), str(kind), SKIP_ID_REUSED,
-                           f"its id now belongs to another task (created {created})")
-                for task_id, kind, created in reused]
+                           f"its id now belongs to another task (type {live_type}, created "
+                           f"{created})")
+                for task_id, kind, created, live_type in reused]
     taken = {skip.task_id for skip in skipped}
     conflicts = connection.execute(
         f"SELECT k.id, k.type, p.idempotency_key, o.id FROM temp.rescue_pick AS k JOIN"
