@@ -232,9 +232,9 @@ def test_restore_at_earliest_is_accepted_whatever_the_snapshot_instant(
     assert _rows(tmp_path / "earliest.db") == expected[min(expected)]
 
 
-def test_losing_the_newest_frame_log_of_a_killed_archiver_is_a_gap(tmp_path: Path) -> None:
-    """After a kill -9 the newest frame log was never closed, so no size or CRC of it is
-    recorded; losing it must still be seen, not shrink the archive without a word."""
+def _archive_of_a_killed_archiver(tmp_path: Path) -> Path:
+    """An archive whose archiver process was killed while a committer wrote: its newest frame
+    log was never closed."""
     db, folder, stop, log = (tmp_path / "queue.db", tmp_path / "archive", tmp_path / "stop",
                              tmp_path / "commits.log")
     fill_queue(db, 20, "seed")
@@ -249,9 +249,37 @@ def test_losing_the_newest_frame_log_of_a_killed_archiver_is_a_gap(tmp_path: Pat
     finally:
         stop.touch()
         worker.communicate(timeout=DEADLINE)
+    assert not archive_status(folder).damage
+    return folder
+
+
+def test_losing_the_newest_frame_log_of_a_killed_archiver_is_a_gap(tmp_path: Path) -> None:
+    """After a kill -9 the newest frame log was never closed, so no size or CRC of it is
+    recorded; losing it must still be seen, not shrink the archive without a word."""
+    folder = _archive_of_a_killed_archiver(tmp_path)
     newest = list_generations(folder)[-1].segments[-1]
     newest.unlink()
     status = archive_status(folder)
     assert [str(item.file) for item in status.damage] == [str(newest)], \
         "archived transactions vanished without a word"
     assert any(gap.kind == "damaged" and gap.file == str(newest) for gap in status.gaps)
+
+
+def test_a_flipped_byte_in_the_last_record_of_a_killed_archiver_is_damage(tmp_path: Path
+                                                                          ) -> None:
+    """A kill leaves at most a record cut short at the end; a whole record that fails its
+    checksum there is damage, not a torn tail to drop without a word."""
+    folder = _archive_of_a_killed_archiver(tmp_path)
+    newest = list_generations(folder)[-1].segments[-1]
+    read = store.SegmentRead(newest)
+    starts, start = [], 0
+    for _ in store.iter_records(newest, outcome=read):
+        starts.append(start)
+        start = read.end_offset
+    assert read.problem is None and starts
+    data = bytearray(newest.read_bytes())
+    data[starts[-1] + 6] ^= 0x10  # the last record's stamp, which its CRC covers
+    newest.write_bytes(bytes(data))
+    status = archive_status(folder)
+    assert [str(item.file) for item in status.damage] == [str(newest)], \
+        "a damaged record was dropped as if a crash had torn it"
