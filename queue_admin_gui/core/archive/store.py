@@ -18,10 +18,10 @@ before its stamp is already archived; kind ``R`` a reset let through at the arch
 
 Every file checks itself: generation.json carries the SHA-256 of its own contents and of the
 snapshot and its manifest; a frame log is named in generation.json when it is opened and, once
-closed, recorded there with its size and CRC-32. A record that fails its CRC is a torn tail
-only at the very end of a frame log that was never closed (the archiver was killed while
-writing it); anywhere else it is damage, and :func:`check_generation` reports it with the
-file and the instants it costs.
+closed, recorded there with its size and CRC-32. A record cut short (or an end filled with
+zeros) is a torn tail only at the very end of a frame log that was never closed (the archiver
+was killed while writing it); anywhere else, and a whole record that fails its CRC anywhere,
+is damage, and :func:`check_generation` reports it with the file and the instants it costs.
 Archives written in format 1 (``QAR`` records whose CRC covers the payload only, no
 checksums in generation.json) are still read, with the checks that format allows.
 """
@@ -364,6 +364,8 @@ class SegmentRead:
     size: int = 0
     #: The file could not be opened or read at all (never a tail torn by a crash).
     unreadable: bool = False
+    #: Reading stopped at a record that runs past the end of the file (what a crash leaves).
+    cut_short: bool = False
 
 
 def iter_records(segment: Path, with_payload: bool = True, *, version: int = FORMAT_VERSION,
@@ -397,6 +399,7 @@ def _records(segment: Path, with_payload: bool, version: int, read: SegmentRead
                 return
             if len(head) < _RECORD.size:
                 read.problem = "its last record is cut short"
+                read.cut_short = True
                 return
             magic, kind, stamp, length, crc = _RECORD.unpack(head)
             if magic != magic_expected or kind not in _KINDS:
@@ -406,6 +409,7 @@ def _records(segment: Path, with_payload: bool, version: int, read: SegmentRead
                 payload = handle.read(length)
                 if len(payload) < length:
                     read.problem = f"the record at byte {read.end_offset:,} is cut short"
+                    read.cut_short = True
                     return
                 expected = (zlib.crc32(payload, zlib.crc32(head[:-4])) if version >= 2
                             else zlib.crc32(payload))
@@ -417,6 +421,7 @@ def _records(segment: Path, with_payload: bool, version: int, read: SegmentRead
                 here = handle.tell()
                 if read.size < here + length:
                     read.problem = f"the record at byte {read.end_offset:,} is cut short"
+                    read.cut_short = True
                     return
                 handle.seek(here + length)
                 payload = b""
@@ -707,7 +712,7 @@ def check_generation(generation: Generation) -> Generation:
         last = index == len(expected) - 1
         if broken is None and read.problem is not None:
             later = stamps_after(path, read.end_offset, generation.format)
-            if isinstance(info, dict) or not last or later or read.unreadable:
+            if isinstance(info, dict) or not last or later or not _torn_by_a_crash(read):
                 broken = read.problem
             else:
                 stopped = True  # a tail torn by a crash: the archive ends before it
@@ -725,6 +730,25 @@ def check_generation(generation: Generation) -> Generation:
     generation.covered_until = covered if generation.snapshot is not None else None
     generation.transactions = intact.transactions
     return generation
+
+
+def _torn_by_a_crash(read: SegmentRead) -> bool:
+    """True when what ends a never-closed frame log is what a crash leaves there.
+
+    A killed archiver leaves its last record cut short; a power cut may leave the file's
+    end filled with zeros. A whole record that fails its checksum is damage.
+    """
+    if read.unreadable:
+        return False
+    if read.cut_short:
+        return True
+    try:
+        with open(read.path, "rb") as handle:
+            handle.seek(read.end_offset)
+            tail = handle.read()
+    except OSError:
+        return False
+    return not tail.strip(b"\0")
 
 
 class _IntactEnd:
