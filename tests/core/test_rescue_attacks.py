@@ -7,6 +7,7 @@ row it can and reports the rest.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 from prismq import add_prismq_tasks, make_prismq_queue, prismq_connect
@@ -97,3 +98,22 @@ def test_a_second_undo_says_the_tasks_already_are_as_before(tmp_path: Path) -> N
     assert again.rows_put_back == () and again.removed_again == ()
     assert [(skip.task_id, skip.reason) for skip in again.skipped] == \
         [(4, "already_as_before"), (5, "already_as_before")]
+
+
+def test_the_time_window_compares_with_the_fraction_of_a_second_given(tmp_path: Path) -> None:
+    """A task changed at 10:00:05 (the queue's times are to the second) is before
+    10:00:05.5: outside ``changed_after`` that instant, inside ``changed_before`` it."""
+    live, backup, backup_dir = _queue_with_backup(tmp_path)
+    connection = prismq_connect(live)
+    connection.execute("UPDATE task_queue SET status = 'failed',"
+                       " updated_at_utc = '2026-01-01 10:00:05' WHERE id = 3")
+    connection.commit()
+    connection.close()
+    bound = datetime(2026, 1, 1, 10, 0, 5, 500_000, tzinfo=timezone.utc)
+    with open_past_state(live, backup=backup) as past:
+        after = rescue_tasks(live, past, RescueSelection(changed_after=bound),
+                             backup_dir=backup_dir, dry_run=True)
+        before = rescue_tasks(live, past, RescueSelection(changed_before=bound),
+                              backup_dir=backup_dir, dry_run=True)
+    assert after.put_back_changed == ()
+    assert before.put_back_changed == (3,)
