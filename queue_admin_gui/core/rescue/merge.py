@@ -449,11 +449,11 @@ def _selection_sql(connection: sqlite3.Connection,
         clauses.append(f"(d.kind <> '{KIND_CHANGED}' OR d.status_now IN"
                        " (SELECT value FROM json_each(:status_now)))")
     if selection.changed_after is not None:
-        params["after"] = _utc_text(selection.changed_after)
+        params["after"] = _utc_bound(selection.changed_after)
         clauses.append(f"(d.kind <> '{KIND_CHANGED}' OR"
                        " julianday(d.changed_at) >= julianday(:after))")
     if selection.changed_before is not None:
-        params["before"] = _utc_text(selection.changed_before)
+        params["before"] = _utc_bound(selection.changed_before)
         clauses.append(f"(d.kind <> '{KIND_CHANGED}' OR"
                        " julianday(d.changed_at) < julianday(:before))")
     if selection.ids is not None:
@@ -524,6 +524,13 @@ def take_safety_backup(live: Path, backup_dir: Path, action: str,
     with contextlib.suppress(QueueAdminError):
         store.prune_backups(SAFETY_KEEP_COUNT)
     return made
+
+
+def _utc_bound(moment: datetime) -> str:
+    """An instant as SQLite's julianday() reads it, to the microsecond (a window's bound)."""
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _utc_text(moment: datetime) -> str:
