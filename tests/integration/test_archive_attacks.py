@@ -283,3 +283,33 @@ def test_a_flipped_byte_in_the_last_record_of_a_killed_archiver_is_damage(tmp_pa
     status = archive_status(folder)
     assert [str(item.file) for item in status.damage] == [str(newest)], \
         "a damaged record was dropped as if a crash had torn it"
+
+
+def test_a_deleted_generation_between_two_others_is_damage_not_a_time_without_archiving(
+        tmp_path: Path) -> None:
+    db, folder, stop, log = (tmp_path / "queue.db", tmp_path / "archive", tmp_path / "stop",
+                             tmp_path / "commits.log")
+    fill_queue(db, 20, "seed")
+    worker = spawn("committer", db, stop, log, 100)
+    wait_ready(worker)
+    try:
+        for _ in range(3):  # stopped and started again: three generations
+            archiver = Archiver(db, folder)
+            archiver.start()
+            try:
+                _wait(lambda running=archiver: running.status().generation is not None
+                      and not running.status().snapshot_pending, "a restorable generation")
+                seen = len(read_commit_log(log))
+                _wait(lambda before=seen: len(read_commit_log(log)) >= before + 30, "commits")
+            finally:
+                archiver.stop()
+    finally:
+        stop.touch()
+        worker.communicate(timeout=DEADLINE)
+    middle = list_generations(folder)[1].folder
+    shutil.rmtree(middle)
+    status = archive_status(folder)
+    assert [str(item.file) for item in status.damage] == [str(middle)], \
+        "a generation vanished and the gap says nothing was archived"
+    assert [gap.kind for gap in status.gaps] == ["damaged"]
+    assert status.gaps[0].file == str(middle)
