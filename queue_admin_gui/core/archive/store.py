@@ -62,6 +62,8 @@ VALIDATION_FILE = "validation.json"
 CHECKSUM_KEY = "checksum"
 #: generation.json names the frame log being written, so that losing it is seen.
 OPEN_SEGMENT_KEY = "open_segment"
+#: generation.json names the generation it follows, so that losing that one is seen.
+PREVIOUS_GENERATION_KEY = "previous_generation"
 #: A lock whose owner has not refreshed it for this long is stale, wherever the owner runs.
 LOCK_STALE_SECONDS = 120.0
 
@@ -892,6 +894,29 @@ def _trust_only_the_snapshot(archive: Path, generation: Generation,
         f"a validation failed generation {generation.id}, but {why}: the last instant it "
         "proved is lost, so only the generation's snapshot is trusted", snapshot_at,
         lost_until))
+
+
+def missing_generations(archive: Path, generations: list[Generation]) -> list[ArchiveDamage]:
+    """Generations that others follow but that are gone, with the instants they held.
+
+    Retention deletes the oldest generations first, so only a generation newer than the
+    oldest one left can be missing by damage (a folder deleted, a copy that left it out).
+    """
+    if not generations:
+        return []
+    present = {generation.id for generation in generations}
+    oldest = generations[0].id
+    found = []
+    for index, generation in enumerate(generations):
+        previous = generation.data.get(PREVIOUS_GENERATION_KEY)
+        if not isinstance(previous, str) or previous in present or previous <= oldest:
+            continue
+        before = [g.restorable[1] for g in generations[:index] if g.restorable is not None]
+        found.append(ArchiveDamage(
+            archive / previous, f"generation {previous} is missing (generation "
+            f"{generation.id} follows it)", max(before) if before else None,
+            generation.snapshot_at))
+    return found
 
 
 def delete_generation(generation: Generation) -> None:
