@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.archive import parse_instant
+from ..core.archive.rebuild import resolve_instant
 from ..core.errors import ErrorKind
 from ..core.rescue import (
     QueueDiff,
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
 #: Largest --ids file read (a list of a million ids is about 8 MB).
 MAX_IDS_FILE_BYTES = 64 * 1024 * 1024
+#: The largest id SQLite can give a row.
+MAX_TASK_ID = 2**63 - 1
 
 
 def add_rescue_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -78,8 +81,9 @@ def _add_past_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backup", type=Path, metavar="FILE",
                         help="the past state is this backup (verified first)")
     parser.add_argument("--at", metavar="TIME",
-                        help="the past state is the queue at this ISO 8601 instant, rebuilt "
-                             "from --archive (local time unless it has an offset or Z)")
+                        help="the past state is the queue at this ISO 8601 instant (or "
+                             "latest, earliest), rebuilt from --archive (local time unless it "
+                             "has an offset or Z)")
     parser.add_argument("--archive", type=Path, metavar="DIR", help="archive folder for --at")
     parser.add_argument("--damaged", type=Path, metavar="FILE",
                         help="the past state is the readable rows of this damaged queue file")
@@ -101,7 +105,7 @@ def _past_arguments(context: Context, command: str) -> dict[str, Any]:
         raise RescueError(f"{command} --archive needs --at TIME, the instant to compare with.",
                           ErrorKind.INVALID)
     return {"backup": args.backup, "damaged": args.damaged, "archive": args.archive,
-            "at": parse_instant(args.at) if args.at is not None else None}
+            "at": resolve_instant(args.at, args.archive) if args.at is not None else None}
 
 
 def diff_command(context: Context) -> CommandResult:
@@ -229,6 +233,10 @@ def read_ids_file(path: Path) -> frozenset[int]:
             if not re.fullmatch(r"[0-9]+", token):
                 raise RescueError(f"Line {number} of the ids file '{path}' holds '{token[:40]}', "
                                   "not a task id; write one whole number per line.",
+                                  ErrorKind.INVALID)
+            if int(token) > MAX_TASK_ID:
+                raise RescueError(f"Line {number} of the ids file '{path}' holds '{token[:40]}', "
+                                  "larger than any task id can be; write one task id per line.",
                                   ErrorKind.INVALID)
             ids.add(int(token))
     return frozenset(ids)

@@ -34,6 +34,7 @@ from .clock import ClockStep
 from .pins import WalPins
 from .store import (
     KIND_HEARTBEAT,
+    PREVIOUS_GENERATION_KEY,
     CyclePosition,
     FrameLog,
     Generation,
@@ -178,6 +179,8 @@ class GenerationStarter:
         reason = gap or ("continues generation "
                          f"{self.generation.id}" if rotating and self.generation
                          else self._start_reason())
+        previous = (self.generation.id if self.generation is not None
+                    else self._newest_generation_id())
         self._first = False
         if not rotating:
             # Continuity starts again from the snapshot: let go first, so that a checkpoint
@@ -232,6 +235,8 @@ class GenerationStarter:
             generation = new_generation(archiver.archive_dir, archiver.database, reason, start,
                                         header.page_size if header else 0, stamp)
             generation.data["snapshot_at"] = stamp
+            if previous is not None:
+                generation.data[PREVIOUS_GENERATION_KEY] = previous
             began = self._start_snapshot(generation)
         finally:
             self.writer.execute("ROLLBACK")
@@ -247,6 +252,11 @@ class GenerationStarter:
                       generations_started=archiver.status().generations_started + 1)
         archiver._emit("generation", f"Generation {generation.id} started ({reason}); "
                                      f"taking its snapshot as of {instant_text(stamp)}.")
+
+    def _newest_generation_id(self) -> str | None:
+        """The newest generation already in the archive (the one a new generation follows)."""
+        found = list_generations(self.archiver.archive_dir, scan=False)
+        return found[-1].id if found else None
 
     def _start_reason(self) -> str:
         earlier = [g for g in list_generations(self.archiver.archive_dir)

@@ -22,7 +22,7 @@ import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from ... import __version__
@@ -117,7 +117,10 @@ def resolve_instant(text: str, archive: str | Path) -> datetime:
                            f"archive '{archive}' holds no restorable generation.",
                            ErrorKind.NOT_FOUND)
     stamp = max(end for _, end, _ in spans) if word == LATEST else min(s for s, _, _ in spans)
-    return datetime.fromtimestamp(stamp, tz=timezone.utc)
+    moment = datetime.fromtimestamp(stamp, tz=timezone.utc)
+    if moment.timestamp() < stamp:  # rounded down to the microsecond: before the span
+        moment += timedelta(microseconds=1)
+    return moment
 
 
 def restorable_spans(archive: Path, *, checked: bool = True

@@ -20,6 +20,7 @@ from .store import (
     Generation,
     list_generations,
     lock_is_stale,
+    missing_generations,
     read_lock,
     read_validation,
 )
@@ -109,6 +110,10 @@ def archive_status(archive: str | Path, *, check: bool = True) -> ArchiveStatus:
         status.latest = merged[-1][1]
     losses = [_loss(generation, damage) for generation in generations
               for damage in generation.damage]
+    for damage in missing_generations(folder, generations):
+        status.damage.append(damage)
+        start = damage.lost_after if damage.lost_after is not None else status.earliest or 0.0
+        losses.append((start, max(start, damage.lost_until or start), damage))
     for (_, previous_end), (next_start, _) in zip(merged, merged[1:], strict=False):
         inside = [loss for loss in losses if loss[0] < next_start and loss[1] > previous_end]
         if inside:

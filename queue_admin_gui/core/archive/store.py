@@ -17,10 +17,11 @@ images, each whole or a delta); kind ``H`` is a heartbeat saying that every comm
 before its stamp is already archived; kind ``R`` a reset let through at the archive's end.
 
 Every file checks itself: generation.json carries the SHA-256 of its own contents and of the
-snapshot and its manifest; a frame log, once closed, is recorded in generation.json with its
-size and CRC-32. A record that fails its CRC is a torn tail only at the very end of a frame
-log that was never closed (the archiver was killed while writing it); anywhere else it is
-damage, and :func:`check_generation` reports it with the file and the instants it costs.
+snapshot and its manifest; a frame log is named in generation.json when it is opened and, once
+closed, recorded there with its size and CRC-32. A record cut short (or an end filled with
+zeros) is a torn tail only at the very end of a frame log that was never closed (the archiver
+was killed while writing it); anywhere else, and a whole record that fails its CRC anywhere,
+is damage, and :func:`check_generation` reports it with the file and the instants it costs.
 Archives written in format 1 (``QAR`` records whose CRC covers the payload only, no
 checksums in generation.json) are still read, with the checks that format allows.
 """
@@ -35,6 +36,7 @@ import shutil
 import socket
 import struct
 import sys
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,7 +46,7 @@ from typing import Any, BinaryIO
 
 from ..errors import ErrorKind, QueueAdminError
 from ..files import file_sha256, write_json_atomically
-from ..manifest import BackupManifest, ManifestUnreadable, manifest_path_for
+from ..manifest import BACKUP_SUFFIX, BackupManifest, ManifestUnreadable, manifest_path_for
 from .walfile import Transaction
 
 GENERATION_FILE = "generation.json"
@@ -58,6 +60,10 @@ FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
 VALIDATION_FILE = "validation.json"
 CHECKSUM_KEY = "checksum"
+#: generation.json names the frame log being written, so that losing it is seen.
+OPEN_SEGMENT_KEY = "open_segment"
+#: generation.json names the generation it follows, so that losing that one is seen.
+PREVIOUS_GENERATION_KEY = "previous_generation"
 #: A lock whose owner has not refreshed it for this long is stale, wherever the owner runs.
 LOCK_STALE_SECONDS = 120.0
 
@@ -340,6 +346,10 @@ class FrameLog:
         self._handle = open(path, "ab")  # noqa: SIM115 - kept open across appends
         self._written = 0
         self._crc = 0
+        # Named before its first record: losing the newest frame log is then seen too.
+        self.generation.data[OPEN_SEGMENT_KEY] = path.name
+        with contextlib.suppress(OSError):
+            self.generation.save()
 
 
 @dataclass
@@ -354,6 +364,10 @@ class SegmentRead:
     #: Why reading stopped before the end of the file (None: it reached the end cleanly).
     problem: str | None = None
     size: int = 0
+    #: The file could not be opened or read at all (never a tail torn by a crash).
+    unreadable: bool = False
+    #: Reading stopped at a record that runs past the end of the file (what a crash leaves).
+    cut_short: bool = False
 
 
 def iter_records(segment: Path, with_payload: bool = True, *, version: int = FORMAT_VERSION,
@@ -367,16 +381,27 @@ def iter_records(segment: Path, with_payload: bool = True, *, version: int = FOR
     """
     read = outcome if outcome is not None else SegmentRead(segment)
     read.end_offset = start
+    try:
+        yield from _records(segment, with_payload, version, read)
+    except OSError as error:
+        read.problem = f"the frame log cannot be read ({error.strerror or error})"
+        read.unreadable = True
+
+
+def _records(segment: Path, with_payload: bool, version: int, read: SegmentRead
+             ) -> Iterator[tuple[bytes, float, bytes]]:
+    """The body of :func:`iter_records` (an OSError is the caller's to report)."""
     magic_expected = _MAGIC if version >= 2 else _MAGIC_V1
     with open(segment, "rb") as handle:
         read.size = handle.seek(0, 2)
-        handle.seek(start)
+        handle.seek(read.end_offset)
         while True:
             head = handle.read(_RECORD.size)
             if not head:
                 return
             if len(head) < _RECORD.size:
                 read.problem = "its last record is cut short"
+                read.cut_short = True
                 return
             magic, kind, stamp, length, crc = _RECORD.unpack(head)
             if magic != magic_expected or kind not in _KINDS:
@@ -386,6 +411,7 @@ def iter_records(segment: Path, with_payload: bool = True, *, version: int = FOR
                 payload = handle.read(length)
                 if len(payload) < length:
                     read.problem = f"the record at byte {read.end_offset:,} is cut short"
+                    read.cut_short = True
                     return
                 expected = (zlib.crc32(payload, zlib.crc32(head[:-4])) if version >= 2
                             else zlib.crc32(payload))
@@ -397,6 +423,7 @@ def iter_records(segment: Path, with_payload: bool = True, *, version: int = FOR
                 here = handle.tell()
                 if read.size < here + length:
                     read.problem = f"the record at byte {read.end_offset:,} is cut short"
+                    read.cut_short = True
                     return
                 handle.seek(here + length)
                 payload = b""
@@ -406,7 +433,10 @@ def iter_records(segment: Path, with_payload: bool = True, *, version: int = FOR
 
 def stamps_after(segment: Path, offset: int, version: int) -> list[float]:
     """Stamps of intact records found past a damaged one (searching for the next head)."""
-    data = segment.read_bytes()
+    try:
+        data = segment.read_bytes()
+    except OSError:
+        return []
     magic = _MAGIC if version >= 2 else _MAGIC_V1
     stamps: list[float] = []
     position = data.find(magic, offset + 1)
@@ -534,6 +564,10 @@ def load_generation(folder: Path, *, scan: bool = True) -> Generation | None:
 
 def _check_cheaply(generation: Generation) -> None:
     """What can be found without reading the files: a missing one, a sealed one resized."""
+    unrecorded = _unrecorded_snapshot(generation)
+    if unrecorded is not None:
+        generation.damage.append(unrecorded)
+        return
     snapshot = generation.snapshot
     if snapshot is not None and not snapshot.is_file():
         generation.damage.append(ArchiveDamage(snapshot, "the snapshot is missing", None,
@@ -558,10 +592,50 @@ def _check_cheaply(generation: Generation) -> None:
         return
 
 
+def _unrecorded_snapshot(generation: Generation) -> ArchiveDamage | None:
+    """A generation.json older than its files: it names no snapshot, but a finished one is there.
+
+    The archiver records the snapshot in generation.json as soon as the backup (with its
+    manifest) is written, so a finished snapshot that generation.json does not name means
+    the file was replaced by an older copy of itself; the generation's transactions cannot
+    be trusted to it. The newest generation of a running archiver is left alone (it may be
+    between writing the backup and recording it).
+    """
+    if generation.format < 2 or generation.snapshot is not None:
+        return None
+    finished = sorted(backup for backup in (generation.folder / SNAPSHOT_FOLDER).glob(
+        f"*{BACKUP_SUFFIX}") if manifest_path_for(backup).is_file())
+    if not finished or _being_written(generation):
+        return None
+    return ArchiveDamage(
+        generation.folder / GENERATION_FILE,
+        f"generation.json names no snapshot, but the generation holds the finished snapshot "
+        f"'{finished[0].name}' and {len(generation.segments)} frame log(s): generation.json "
+        "is older than its files (an older copy of it was put back, or the archiver stopped "
+        "before it recorded the snapshot)", None, generation.covered_until)
+
+
+def _being_written(generation: Generation) -> bool:
+    """True for the newest generation of an archive whose archiver is running now."""
+    archive = generation.folder.parent
+    lock = read_lock(archive)
+    if lock is None:
+        return False
+    try:
+        modified = (archive / LOCK_FILE).stat().st_mtime
+        newest = max(p.name for p in archive.iterdir() if p.name.startswith("gen-"))
+    except (OSError, ValueError):
+        return False
+    return newest == generation.folder.name and not lock_is_stale(lock, modified, time.time())
+
+
 def _expected_segment_names(generation: Generation) -> list[str]:
     """Every frame log the generation should have: numbered from 1 with none missing."""
     names = {segment.name for segment in generation.segments}
     names |= set(generation.data.get("segments") or {})
+    opened = generation.data.get(OPEN_SEGMENT_KEY)
+    if isinstance(opened, str):
+        names.add(opened)
     numbers = []
     for name in names:
         with contextlib.suppress(ValueError):
@@ -602,6 +676,10 @@ def check_generation(generation: Generation) -> Generation:
         return generation
     generation.checked = True
     generation.damage = []
+    unrecorded = _unrecorded_snapshot(generation)
+    if unrecorded is not None:
+        generation.damage.append(unrecorded)
+        return generation
     snapshot = generation.snapshot
     if snapshot is not None:
         problem = _snapshot_problem(generation, snapshot)
@@ -636,7 +714,7 @@ def check_generation(generation: Generation) -> Generation:
         last = index == len(expected) - 1
         if broken is None and read.problem is not None:
             later = stamps_after(path, read.end_offset, generation.format)
-            if isinstance(info, dict) or not last or later:
+            if isinstance(info, dict) or not last or later or not _torn_by_a_crash(read):
                 broken = read.problem
             else:
                 stopped = True  # a tail torn by a crash: the archive ends before it
@@ -654,6 +732,25 @@ def check_generation(generation: Generation) -> Generation:
     generation.covered_until = covered if generation.snapshot is not None else None
     generation.transactions = intact.transactions
     return generation
+
+
+def _torn_by_a_crash(read: SegmentRead) -> bool:
+    """True when what ends a never-closed frame log is what a crash leaves there.
+
+    A killed archiver leaves its last record cut short; a power cut may leave the file's
+    end filled with zeros. A whole record that fails its checksum is damage.
+    """
+    if read.unreadable:
+        return False
+    if read.cut_short:
+        return True
+    try:
+        with open(read.path, "rb") as handle:
+            handle.seek(read.end_offset)
+            tail = handle.read()
+    except OSError:
+        return False
+    return not tail.strip(b"\0")
 
 
 class _IntactEnd:
@@ -761,6 +858,65 @@ def apply_validation_failures(archive: Path, generations: list[Generation]) -> N
         generation.damage.append(ArchiveDamage(
             generation.folder, str(failure.get("reason") or "validation failed"),
             float(trusted), lost_until, "validation"))
+    located = {str(failure.get("generation")) for failure in failures
+               if isinstance(failure.get("trusted_until"), int | float)}
+    for generation in generations:
+        if generation.id not in located and _ended_on_failed_validation(generation):
+            _trust_only_the_snapshot(archive, generation, record)
+
+
+#: How the end of a generation that a failed validation ended begins (see the archiver).
+FAILED_VALIDATION_END = "a gap: validation failed"
+
+
+def _ended_on_failed_validation(generation: Generation) -> bool:
+    return str(generation.data.get("end_reason") or "").startswith(FAILED_VALIDATION_END)
+
+
+def _trust_only_the_snapshot(archive: Path, generation: Generation,
+                             record: dict[str, Any] | None) -> None:
+    """A validation failed this generation, but validation.json no longer says from where.
+
+    Only validation.json records the last instant a validation proved; without it nothing
+    after the snapshot can be trusted, so the generation is cut at its snapshot and the
+    damaged (or missing) record is reported as the reason.
+    """
+    snapshot_at = generation.snapshot_at
+    if snapshot_at is None:
+        return
+    why = ("validation.json is missing" if record is None
+           else str(record.get("damaged") or "validation.json no longer records that failure"))
+    lost_until = generation.covered_until
+    if generation.covered_until is not None:
+        generation.covered_until = min(generation.covered_until, snapshot_at)
+    generation.damage.append(ArchiveDamage(
+        archive / VALIDATION_FILE,
+        f"a validation failed generation {generation.id}, but {why}: the last instant it "
+        "proved is lost, so only the generation's snapshot is trusted", snapshot_at,
+        lost_until))
+
+
+def missing_generations(archive: Path, generations: list[Generation]) -> list[ArchiveDamage]:
+    """Generations that others follow but that are gone, with the instants they held.
+
+    Retention deletes the oldest generations first, so only a generation newer than the
+    oldest one left can be missing by damage (a folder deleted, a copy that left it out).
+    """
+    if not generations:
+        return []
+    present = {generation.id for generation in generations}
+    oldest = generations[0].id
+    found = []
+    for index, generation in enumerate(generations):
+        previous = generation.data.get(PREVIOUS_GENERATION_KEY)
+        if not isinstance(previous, str) or previous in present or previous <= oldest:
+            continue
+        before = [g.restorable[1] for g in generations[:index] if g.restorable is not None]
+        found.append(ArchiveDamage(
+            archive / previous, f"generation {previous} is missing (generation "
+            f"{generation.id} follows it)", max(before) if before else None,
+            generation.snapshot_at))
+    return found
 
 
 def delete_generation(generation: Generation) -> None:

@@ -178,7 +178,8 @@ def build_diff_table(connection: sqlite3.Connection, *, with_added: bool = True,
 
     Columns: id, kind, type (the past type, the live one for an added task), status_then,
     status_now, changed_at (UTC text), columns (the changed ones, comma separated), held
-    (a worker holds it now), same_task (the live row is the same task: same creation time).
+    (a worker holds it now), same_task (the live row is the same task: same creation
+    time and type; a task never changes its type).
     """
     columns = shared_columns(connection, "task_queue")
     if "id" not in columns:
@@ -221,8 +222,9 @@ def build_diff_table(connection: sqlite3.Connection, *, with_added: bool = True,
         f'SELECT l."{name}" AS v' for name in times) + "))") if times else "NULL"
     held = (f"(l.status IN {HELD_STATUSES!r} AND coalesce("
             "julianday(l.lease_until_utc) > julianday('now'), 1))")
-    same = ('(l."created_at_utc" IS p."created_at_utc")' if "created_at_utc" in columns
-            else "1")
+    identity = [f'l."{name}" IS p."{name}"' for name in ("created_at_utc", "type")
+                if name in columns]
+    same = "(" + " AND ".join(identity) + ")" if identity else "1"
     connection.execute(
         "INSERT INTO temp.rescue_diff (id, kind, type, status_then, status_now, changed_at,"
         " columns, held, same_task)"

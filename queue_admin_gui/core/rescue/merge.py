@@ -399,12 +399,13 @@ def _plan(connection: sqlite3.Connection, selection: RescueSelection, *, explain
                            f"lease until {lease or 'unknown'})")
                 for task_id, kind, status, lease, locked in held]
     reused = connection.execute(
-        "SELECT k.id, k.type, l.created_at_utc FROM temp.rescue_pick AS k JOIN"
+        "SELECT k.id, k.type, l.created_at_utc, l.type FROM temp.rescue_pick AS k JOIN"
         f" main.task_queue AS l ON l.id = k.id WHERE k.kind = '{KIND_CHANGED}'"
         " AND NOT k.held AND NOT k.same_task ORDER BY k.id").fetchall()
     skipped += [RescueSkip(int(task_id), str(kind), SKIP_ID_REUSED,
-                           f"its id now belongs to another task (created {created})")
-                for task_id, kind, created in reused]
+                           f"its id now belongs to another task (type {live_type}, created "
+                           f"{created})")
+                for task_id, kind, created, live_type in reused]
     taken = {skip.task_id for skip in skipped}
     conflicts = connection.execute(
         f"SELECT k.id, k.type, p.idempotency_key, o.id FROM temp.rescue_pick AS k JOIN"
@@ -448,11 +449,11 @@ def _selection_sql(connection: sqlite3.Connection,
         clauses.append(f"(d.kind <> '{KIND_CHANGED}' OR d.status_now IN"
                        " (SELECT value FROM json_each(:status_now)))")
     if selection.changed_after is not None:
-        params["after"] = _utc_text(selection.changed_after)
+        params["after"] = _utc_bound(selection.changed_after)
         clauses.append(f"(d.kind <> '{KIND_CHANGED}' OR"
                        " julianday(d.changed_at) >= julianday(:after))")
     if selection.changed_before is not None:
-        params["before"] = _utc_text(selection.changed_before)
+        params["before"] = _utc_bound(selection.changed_before)
         clauses.append(f"(d.kind <> '{KIND_CHANGED}' OR"
                        " julianday(d.changed_at) < julianday(:before))")
     if selection.ids is not None:
@@ -523,6 +524,13 @@ def take_safety_backup(live: Path, backup_dir: Path, action: str,
     with contextlib.suppress(QueueAdminError):
         store.prune_backups(SAFETY_KEEP_COUNT)
     return made
+
+
+def _utc_bound(moment: datetime) -> str:
+    """An instant as SQLite's julianday() reads it, to the microsecond (a window's bound)."""
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _utc_text(moment: datetime) -> str:

@@ -7,7 +7,8 @@ transaction, after a safety backup:
   pre-rescue row back and a removed one is deleted again, together with the task_logs rows
   the rescue had inserted;
 - if it changed after the rescue (a worker ran it, a script edited it), if a worker holds it,
-  or if a removed one has log rows written after the rescue, it is left alone and reported.
+  if its pre-rescue idempotency key now belongs to another live task, or if a removed one has
+  log rows written after the rescue, it is left alone and reported.
 
 Id counters are never lowered: ids the rescue used are not handed out again.
 """
@@ -45,6 +46,8 @@ STAGE_UNDO = "Putting the pre-rescue rows back"
 SKIP_CHANGED_SINCE = "changed_since_rescue"
 SKIP_NEWER_LOGS = "has_newer_logs"
 SKIP_HELD = "held_by_worker"
+SKIP_CONFLICT = "idempotency_conflict"
+SKIP_AS_BEFORE = "already_as_before"
 
 
 @dataclass
@@ -176,25 +179,41 @@ def _plan(connection: sqlite3.Connection) -> dict[str, Any]:
     newer_logs = ("EXISTS (SELECT 1 FROM main.task_logs AS m WHERE m.task_id = r.id AND"
                   f" m.log_id NOT IN (SELECT log_id FROM {UNDO_SCHEMA}.inserted_logs))"
                   if has_table(connection, "main", "task_logs") else "0")
+    key_taken = (f"(r.kind = 'changed' AND EXISTS (SELECT 1 FROM {UNDO_SCHEMA}.before_tasks"
+                 " AS b JOIN main.task_queue AS o ON o.idempotency_key = b.idempotency_key"
+                 " WHERE b.id = r.id AND b.idempotency_key IS NOT NULL AND o.id <> r.id))"
+                 if "idempotency_key" in columns else "0")
+    as_before = " AND ".join(f'l."{name}" IS b."{name}"' for name in columns)
     connection.execute("DROP TABLE IF EXISTS temp.undo_go")
     connection.execute(
         "CREATE TEMP TABLE undo_go AS SELECT r.id AS id, r.kind AS kind, a.type AS type,"
         f" l.id IS NOT NULL AS present, coalesce({same}, 0) AS same, coalesce({held}, 0)"
-        f" AS held, {newer_logs} AS newer_logs"
+        f" AS held, {newer_logs} AS newer_logs, {key_taken} AS key_taken,"
+        f" CASE WHEN r.kind = 'changed' THEN coalesce({as_before}, 0) ELSE l.id IS NULL END"
+        " AS as_before"
         f" FROM {UNDO_SCHEMA}.rescued AS r JOIN {UNDO_SCHEMA}.after_tasks AS a ON a.id = r.id"
-        " LEFT JOIN main.task_queue AS l ON l.id = r.id")
+        " LEFT JOIN main.task_queue AS l ON l.id = r.id"
+        f" LEFT JOIN {UNDO_SCHEMA}.before_tasks AS b ON b.id = r.id")
     skipped, changed, removed = [], [], []
-    for task_id, kind, task_type, present, is_same, is_held, has_newer in connection.execute(
-            "SELECT id, kind, type, present, same, held, newer_logs FROM temp.undo_go"
-            " ORDER BY id"):
+    for task_id, kind, task_type, present, is_same, is_held, has_newer, taken, before in \
+            connection.execute("SELECT id, kind, type, present, same, held, newer_logs,"
+                               " key_taken, as_before FROM temp.undo_go ORDER BY id"):
         task_type = str(task_type)
-        if not is_same:
+        if not is_same and before:
+            detail = ("it already holds its pre-rescue row" if kind == "changed"
+                      else "it is no longer in the queue, as before the rescue")
+            skipped.append(RescueSkip(int(task_id), task_type, SKIP_AS_BEFORE, detail))
+        elif not is_same:
             detail = ("it changed after the rescue" if present
                       else "it was deleted after the rescue")
             skipped.append(RescueSkip(int(task_id), task_type, SKIP_CHANGED_SINCE, detail))
         elif is_held:
             skipped.append(RescueSkip(int(task_id), task_type, SKIP_HELD,
                                       "a worker holds it now"))
+        elif taken:
+            skipped.append(RescueSkip(int(task_id), task_type, SKIP_CONFLICT,
+                                      "its pre-rescue idempotency key is taken by another "
+                                      "live task now"))
         elif kind == "removed" and has_newer:
             skipped.append(RescueSkip(int(task_id), task_type, SKIP_NEWER_LOGS,
                                       "it has log rows written after the rescue"))

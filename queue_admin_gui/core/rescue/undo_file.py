@@ -40,7 +40,8 @@ class RescueSkip:
     task_id: int
     type: str
     #: A short code: held_by_worker, idempotency_conflict, id_reused, added_after_past,
-    #: unchanged, not_found, unreadable_in_past, changed_since_rescue, has_newer_logs.
+    #: unchanged, not_found, unreadable_in_past, changed_since_rescue, has_newer_logs
+    #: (and idempotency_conflict for an undo too).
     reason: str
     #: One sentence for a person.
     detail: str
