@@ -277,7 +277,7 @@ class DonePage(JobPage):
 
         A worker counts as running when the prepare page saw its heartbeat within the last
         minute, or a lease of its with a sign of life, just before the restore; its tasks
-        are never offered for requeueing.
+        are never offered for requeueing. Tasks kept from after the backup were not in it.
         """
         preflight = self.state.preflight
         running: set[str] = set()
@@ -285,7 +285,9 @@ class DonePage(JobPage):
             running = {worker.worker_id for worker in preflight.active_workers}
             if preflight.signals is not None:
                 running |= {lease.worker_id for lease in preflight.signals.live_leases()}
-        tasks = self.state.outcome.check.in_flight
+        carried = self.state.outcome.result.carried
+        tasks = [task for task in self.state.outcome.check.in_flight
+                 if carried is None or task.id <= carried.above_id]  # not in the backup
         return ([task for task in tasks if task.locked_by not in running],
                 [task for task in tasks if task.locked_by in running])
 

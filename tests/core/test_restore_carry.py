@@ -19,6 +19,7 @@ from prismq import PrismQWorker, add_prismq_tasks, executed_twice, make_prismq_q
 
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.database import closing_connection
+from queue_admin_gui.core.errors import QueueBackupError
 from queue_admin_gui.core.restore.carry import NewerTasks, count_newer_tasks
 from queue_admin_gui.core.restore.execute import ALL_WORKERS
 
@@ -245,3 +246,21 @@ def test_newer_tasks_are_kept_outside_wal_mode(tmp_path: Path) -> None:
     assert done.carried is not None and (done.carried.tasks, done.carried.logs) == (NEW_TASKS, 2)
     assert tasks(live, f"id > {OLD_TASKS}") == newer_rows
     assert rows(live, "PRAGMA journal_mode") == [("delete",)]
+
+
+def test_a_carry_that_fails_leaves_the_live_database_as_it_was(
+        incident: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The carry is part of the restore's transaction: when it fails, nothing is written."""
+    live, folder, backup = incident
+    before, before_logs = tasks(live), logs(live)
+
+    def refuse(*_args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr("queue_admin_gui.core.restore.carry._carry_logs", refuse)
+    with pytest.raises(QueueBackupError) as raised:
+        QueueBackup(live, folder).restore_backup(backup, keep_newer_tasks=True)
+    assert "could not be carried" in raised.value.message
+    assert "nothing was changed" in raised.value.message
+    assert tasks(live) == before and logs(live) == before_logs
+    assert not list((folder / "pre-restore").glob("*.db"))  # the unneeded safety copy is gone

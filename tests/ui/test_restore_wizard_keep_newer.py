@@ -57,7 +57,8 @@ def test_ticking_keep_newer_tasks_carries_them_into_the_restored_queue(
     backed_up = rows(backup)
     highest = max(task_id for task_id, _ in backed_up)
     run_sql(live, "UPDATE task_queue SET status = 'failed' WHERE id <= 10")  # the bad deploy
-    add_tasks(live, 7)
+    add_tasks(live, 6)
+    add_tasks(live, 1, "leased", "worker-9")  # in flight now, not in the backup
     run_sql(live, f"UPDATE task_queue SET status = 'completed' WHERE id = {highest + 2}")
     run_sql(live, "INSERT INTO task_logs(task_id, level, message) VALUES "
                   f"({highest + 1}, 'INFO', 'started'), ({highest + 2}, 'INFO', 'done')")
@@ -93,6 +94,10 @@ def test_ticking_keep_newer_tasks_carries_them_into_the_restored_queue(
     assert carried.isVisible()
     assert carried.text().startswith(f"7 tasks created after the backup (ids above {highest}) "
                                      "were kept with their ids and 2 log rows")
+    # Only the backup's in-flight tasks are offered for requeueing, not the kept one.
+    done = wizard.done_page
+    assert [done.tasks.item(n).text() for n in range(done.tasks.count())] == [
+        f"Task {task_id} (render, leased by worker-7)" for task_id in (26, 27, 28)]
     qtbot.mouseClick(wizard.button(QWizard.WizardButton.FinishButton), LEFT)
 
 

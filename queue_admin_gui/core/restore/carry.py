@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..database import closing_connection, open_read_only
-from ..errors import ErrorKind, QueueAdminError, QueueBackupError, translate_error
+from ..errors import QueueAdminError, QueueBackupError, translate_error
 from ..verify import open_backup_file
 
 TASKS = "task_queue"
@@ -251,9 +251,11 @@ def _has_table(connection: sqlite3.Connection, table: str) -> bool:
                               (table,)).fetchone() is not None
 
 
-def _unreadable(action: str, error: BaseException) -> QueueBackupError:
-    cause = error.message.rstrip(".") if isinstance(error, QueueAdminError) else str(error)
-    kind = error.kind if isinstance(error, QueueAdminError) else ErrorKind.CORRUPT
+def _unreadable(action: str, error: QueueAdminError | sqlite3.Error) -> QueueBackupError:
+    if isinstance(error, QueueAdminError):
+        cause, kind = error.message.rstrip("."), error.kind
+    else:
+        cause, kind = str(error), translate_error(error, action, QueueBackupError).kind
     return QueueBackupError(
         f"{action} refused: the tasks created after the backup could not be carried from the "
         f"live database into the restored one ({cause}); nothing was changed; restore "
