@@ -63,6 +63,8 @@ class RestoreChoices(QWidget):
 
     #: The "keep newer tasks" box was ticked or cleared.
     changed = Signal()
+    #: The Rescue window closed after putting tasks back: the comparison is out of date.
+    rescued = Signal()
 
     def __init__(self, session: Session, consequences: QLabel,
                  parent: QWidget | None = None) -> None:
@@ -128,9 +130,15 @@ class RestoreChoices(QWidget):
         """Open the Rescue window on the same past state as the wizard's."""
         if self.past is None or self.session.db_path is None:
             return None
-        self.rescue_dialog = open_rescue_dialog(self.session, self.past, self.window(),
-                                                past_label=self.past_label)
-        return self.rescue_dialog
+        dialog = open_rescue_dialog(self.session, self.past, self.window(),
+                                    past_label=self.past_label)
+        dialog.finished.connect(lambda _code: self._on_rescue_closed(dialog))
+        self.rescue_dialog = dialog
+        return dialog
+
+    def _on_rescue_closed(self, dialog: RescueDialog) -> None:
+        if dialog.rescue_job is not None:
+            self.rescued.emit()
 
     def _on_toggled(self, _checked: bool) -> None:
         self._write_consequences()

@@ -332,6 +332,7 @@ class CheckPage(JobPage):
         self.consequences_label = text_label(style="font-weight: bold;")
         self.choices = RestoreChoices(session, self.consequences_label)
         self.choices.changed.connect(self._on_choice_changed)
+        self.choices.rescued.connect(self.initializePage)  # compare again after a rescue
         for widget in (self.stage_label, self.bar, self.verdict_label, self.table,
                        self.consequences_label, self.choices):
             self.layout_.addWidget(widget)

@@ -137,6 +137,7 @@ def test_damaged_tasks_only_opens_the_rescue_on_the_wizards_backup(
     click_next(qtbot, wizard, PAGE_CHECK)
     page = wizard.check_page
     qtbot.waitUntil(page.isComplete, timeout=TIMEOUT_MS)
+    assert "2 tasks deleted after this backup will come back." in page.consequences_label.text()
     button = page.choices.rescue_button
     assert button.isVisible() and button.text() == "Put back the &damaged tasks only..."
 
@@ -162,3 +163,9 @@ def test_damaged_tasks_only_opens_the_rescue_on_the_wizards_backup(
     assert sorted(set(now) - set(backed_up)) == added
     dialog.close()
     assert wizard.currentId() == PAGE_CHECK  # the wizard is still there behind it
+    # ... and compares again: the backup's tasks are back, only the newer ones differ.
+    qtbot.waitUntil(lambda: page.isComplete() and "will come back" not in
+                    page.consequences_label.text(), timeout=TIMEOUT_MS)
+    assert page.consequences_label.text().startswith(
+        "5 tasks created after this backup will be lost; 0 tasks completed")
+    assert page.choices.keep_box.text() == "&Keep the 5 tasks created after this point"
