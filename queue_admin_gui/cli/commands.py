@@ -215,7 +215,8 @@ def restore(context: Context) -> CommandResult:
             cancelled=context.interrupt,
             accepted_workers=ALL_WORKERS if args.allow_live_workers else (),
             lock_wait_seconds=args.wait,
-            archive_dirs=[context.config.archive_dir] if context.config.archive_dir else [])
+            archive_dirs=[context.config.archive_dir] if context.config.archive_dir else [],
+            keep_newer_tasks=args.keep_newer_tasks)
     check = done.check
     data = {"restored_from": done.restored_from, "target": done.target,
             "safety_backup": done.safety_backup, "seconds": done.seconds,
@@ -229,6 +230,9 @@ def restore(context: Context) -> CommandResult:
     shown = ["restored_from", "target", "safety_backup", "seconds", "moved_aside",
              "damaged_copy", "safety_problem", "counters_kept", "counters_problem",
              "counters_repaired", "workers_seen"]
+    if args.keep_newer_tasks:
+        data.update(carried_tasks(done))
+        shown += ["carried_tasks", "carried_logs", "not_carried", "carry_problem"]
     if check is not None and not check.ok:
         kept = f" The safety backup is {done.safety_backup}." if done.safety_backup else ""
         return CommandResult(
@@ -243,6 +247,18 @@ def restore(context: Context) -> CommandResult:
         summary += (" The unusable database was kept aside (renamed, not deleted): "
                     f"{done.moved_aside[0]}.")
     return CommandResult(summary, data, shown)
+
+
+def carried_tasks(done: Any) -> dict[str, Any]:
+    """The JSON fields of ``restore --keep-newer-tasks``: what was carried, what was not."""
+    carried = done.carried
+    return {"carried_tasks": carried.tasks if carried else 0,
+            "carried_above_id": carried.above_id if carried else None,
+            "carried_task_ids": carried.task_ids if carried else [],
+            "carried_logs": carried.logs if carried else 0,
+            "carry_conflicts": [c.as_dict() for c in carried.conflicts] if carried else [],
+            "not_carried": [c.sentence() for c in carried.conflicts] if carried else [],
+            "carry_problem": done.carry_problem}
 
 
 def checkpoint(context: Context) -> CommandResult:

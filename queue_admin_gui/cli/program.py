@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
                          help="wait up to this long for another program to release the "
                               "database (default: 0)")
+    restore.add_argument("--keep-newer-tasks", action="store_true",
+                         help="keep the tasks created after the backup (ids above its "
+                              "highest), with their logs, in the restored queue")
 
     add_restore_point_options(restore)
     add_archive_commands(command)

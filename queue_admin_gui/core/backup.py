@@ -47,7 +47,8 @@ class QueueBackup(BackupStore):
                        cancelled: CancelCheck | None = None, *,
                        accepted_workers: Collection[str] = (),
                        lock_wait_seconds: float = 0.0,
-                       archive_dirs: Collection[Path] = ()) -> RestoreResult:
+                       archive_dirs: Collection[Path] = (),
+                       keep_newer_tasks: bool = False) -> RestoreResult:
         """Replace the database (or ``target``) with a backup, safely; see :mod:`.restore.execute`.
 
         The backup is copied aside and verified fully; workers at work (:mod:`.restore.gate`)
@@ -57,7 +58,8 @@ class QueueBackup(BackupStore):
         ``pre-restore`` sub-folder (unless ``safety_backup`` is false) and the backup is
         written in one transaction; a damaged database is moved aside (renamed, never
         deleted). A failure or cancel leaves the database as it was. A database locked by
-        another program raises a LOCKED error.
+        another program raises a LOCKED error. ``keep_newer_tasks`` carries the tasks
+        created after the backup into the restored queue (:mod:`.restore.carry`).
         """
         request = RestoreRequest(
             backup_path=Path(backup_path),
@@ -65,6 +67,7 @@ class QueueBackup(BackupStore):
             backup_dir=self.backup_dir, safety_backup=safety_backup,
             accepted_workers=accepted_workers, lock_wait_seconds=lock_wait_seconds,
             archive_dirs=tuple(Path(folder) for folder in archive_dirs),
-            busy_timeout_ms=self.busy_timeout_ms, pages_per_step=self.pages_per_step)
+            busy_timeout_ms=self.busy_timeout_ms, pages_per_step=self.pages_per_step,
+            keep_newer_tasks=keep_newer_tasks)
         with writer_lock(request.target):
             return execute_restore(request, progress, cancelled)

@@ -40,7 +40,8 @@ _GROUP_ROLE = Qt.ItemDataRole.UserRole
 class RescueDialog(QDialog):
     """Diff tree with check boxes, a preview, and Rescue; one job at a time."""
 
-    def __init__(self, session: Session, backup: Path, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, backup: Path, parent: QWidget | None = None, *,
+                 past_label: str = "") -> None:
         super().__init__(parent)
         self.session = session
         self.backup = Path(backup)
@@ -49,7 +50,9 @@ class RescueDialog(QDialog):
         self.last_report: RescueReport | None = None
         #: The job of the last rescue that went through (the activity log reads it).
         self.rescue_job: Job | None = None
-        self.setWindowTitle(f"Rescue tasks from {self.backup.name}")
+        #: What the past state is, for the title: the backup's name unless told otherwise.
+        self.past_label = past_label or self.backup.name
+        self.setWindowTitle(f"Rescue tasks from {self.past_label}")
         self.resize(900, 640)
         intro = explanation(
             "Compares the live queue with this backup, task by task. Tick the groups to put "
@@ -268,9 +271,10 @@ def _report_text(report: RescueReport) -> str:
     return "\n".join(lines)
 
 
-def open_rescue_dialog(session: Session, backup: Path, parent: QWidget | None) -> RescueDialog:
-    """Open the Rescue window on one backup."""
-    dialog = RescueDialog(session, backup, parent)
+def open_rescue_dialog(session: Session, backup: Path, parent: QWidget | None, *,
+                       past_label: str = "") -> RescueDialog:
+    """Open the Rescue window on one backup (or a file an instant was rebuilt into)."""
+    dialog = RescueDialog(session, backup, parent, past_label=past_label)
     dialog.setModal(True)
     dialog.show()
     return dialog

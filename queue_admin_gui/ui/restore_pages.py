@@ -35,12 +35,14 @@ from ..app.session import Session
 from ..core.backup import QueueBackup
 from ..core.errors import QueueAdminError, format_bytes
 from ..core.manifest import BackupInfo
+from ..core.restore.carry import NewerTasks
 from ..core.restore.plan import Preflight, RestoreComparison, compare_backup_with_live
 from ..core.restore.writing import TargetState
 from ..core.schema import KNOWN_STATUSES
 from ..core.verify import VerifyReport
 from .backup_rows import backup_label
 from .palette import GOOD_TEXT, RED
+from .restore_choices import RestoreChoices, newer_tasks
 from .restore_point_picker import RestorePointPicker
 
 PROBLEM_STYLE = f"color: {RED}; font-weight: bold;"
@@ -62,6 +64,11 @@ class RestoreState:
     checked: dict[Path, bool] = field(default_factory=dict)
     lock_wait_seconds: float = 30.0
     accepted_workers: frozenset[str] = frozenset()
+    #: What the chosen past state is, in words (a backup's name, or an instant).
+    past_label: str = ""
+    #: The live tasks created after the past state, and whether the restore keeps them.
+    newer_tasks: NewerTasks | None = None
+    keep_newer_tasks: bool = False
 
 
 def text_label(text: str = "", style: str = "") -> QLabel:
@@ -238,6 +245,7 @@ class ChoosePage(JobPage):
         self.tree.setCurrentItem(item)
         self.chosen_label.setText(f"Chosen: {path}")
         self.chosen_label.setStyleSheet("")
+        self.state.past_label = path.name
         self.completeChanged.emit()
 
     def _item_for(self, path: Path) -> QTreeWidgetItem | None:
@@ -284,6 +292,7 @@ class ChoosePage(JobPage):
             return
         path = Path(item.data(0, Qt.ItemDataRole.UserRole))
         self.state.backup_path = path
+        self.state.past_label = path.name
         self.chosen_label.setText(f"Chosen: {path}")
         self.completeChanged.emit()
 
@@ -293,6 +302,7 @@ class ChoosePage(JobPage):
         self.chosen_label.setText(f"Chosen: the queue as it was at "
                                   f"{self.point_picker.instant_edit.text()}, rebuilt into "
                                   f"{result.path}")
+        self.state.past_label = f"the queue at {self.point_picker.instant_edit.text()}"
         wizard = self.wizard()
         if isinstance(wizard, QWizard) and wizard.currentPage() is self:
             wizard.next()
@@ -320,13 +330,18 @@ class CheckPage(JobPage):
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.table.hide()
         self.consequences_label = text_label(style="font-weight: bold;")
+        self.choices = RestoreChoices(session, self.consequences_label)
+        self.choices.changed.connect(self._on_choice_changed)
+        self.choices.rescued.connect(self.initializePage)  # compare again after a rescue
         for widget in (self.stage_label, self.bar, self.verdict_label, self.table,
-                       self.consequences_label):
+                       self.consequences_label, self.choices):
             self.layout_.addWidget(widget)
 
     def initializePage(self) -> None:  # noqa: N802 - Qt override
         """Run the check and the comparison on a job."""
-        self.state.report = self.state.comparison = None
+        self.state.report = self.state.comparison = self.state.newer_tasks = None
+        self.state.keep_newer_tasks = False
+        self.choices.reset()
         self.verdict_label.clear()
         self.consequences_label.clear()
         self.table.setRowCount(0)
@@ -335,11 +350,12 @@ class CheckPage(JobPage):
         folder = self.state.backup_dir
         assert backup is not None and live is not None
 
-        def check(progress: Any, cancelled: Any) -> tuple[VerifyReport, Any]:
+        def check(progress: Any, cancelled: Any) -> tuple[VerifyReport, Any, Any]:
             report = QueueBackup(live, folder).check_backup(backup, progress, cancelled)
             if not report.ok:
-                return report, None
-            return report, compare_backup_with_live(backup, live, progress, cancelled)
+                return report, None, None
+            comparison = compare_backup_with_live(backup, live, progress, cancelled)
+            return report, comparison, newer_tasks(backup, live, comparison)
 
         self.run_job(f"Check backup {backup.name}", check, self._on_checked)
 
@@ -349,8 +365,9 @@ class CheckPage(JobPage):
         return (not self.busy and report is not None and report.ok
                 and self.state.comparison is not None)
 
-    def _on_checked(self, result: tuple[VerifyReport, RestoreComparison | None]) -> None:
-        report, comparison = result
+    def _on_checked(self, result: tuple[VerifyReport, RestoreComparison | None,
+                                        NewerTasks | None]) -> None:
+        report, comparison, self.state.newer_tasks = result
         self.state.report, self.state.comparison = report, comparison
         self.state.checked[report.path] = report.ok
         if not report.ok:
@@ -364,6 +381,12 @@ class CheckPage(JobPage):
         assert comparison is not None
         self._fill_table(comparison)
         self.consequences_label.setText("\n".join(comparison.consequences()))
+        assert self.state.backup_path is not None
+        self.choices.show_for(comparison, self.state.newer_tasks, self.state.backup_path,
+                              self.state.past_label)
+
+    def _on_choice_changed(self) -> None:
+        self.state.keep_newer_tasks = self.choices.keep_newer
 
     def _fill_table(self, comparison: RestoreComparison) -> None:
         backup, live = comparison.backup, comparison.live

@@ -27,6 +27,7 @@ from ..core.leases import RequeueResult
 from ..core.restore.execute import STAGE_CHECK_RESTORED, STAGE_WAITING, RestoreReport
 from ..core.restore.plan import RestoredCheck, TaskRef
 from ..core.restore.writing import STAGE_WRITE
+from .restore_choices import show_carried
 from .restore_pages import (
     GOOD_STYLE,
     PROBLEM_STYLE,
@@ -80,7 +81,8 @@ class RestorePage(JobPage):
         self.run_operation(
             restore_backup(live, folder, backup, safety_backup=state.safety_backup,
                            accepted_workers=state.accepted_workers,
-                           lock_wait_seconds=float(state.lock_wait_seconds)),
+                           lock_wait_seconds=float(state.lock_wait_seconds),
+                           keep_newer_tasks=state.keep_newer_tasks),
             self._on_restored)
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt override
@@ -160,6 +162,8 @@ class DonePage(JobPage):
         self.in_flight_label = text_label()
         #: Signs of workers that did not hold the restore (a crashed worker's leases).
         self.seen_label = text_label()
+        #: The tasks created after the backup that the restore kept.
+        self.carried_label = text_label()
         self.tasks = QListWidget()
         self.tasks.setMaximumHeight(120)
         self.requeue_button = QPushButton("&Requeue these tasks")
@@ -170,8 +174,8 @@ class DonePage(JobPage):
         self.undo_button.setAutoDefault(False)
         self.undo_button.setToolTip("Restore the safety backup through the same steps.")
         self.undo_button.clicked.connect(self._on_undo)
-        for widget in (self.integrity_label, self.moved_label, self.counters_label,
-                       self.seen_label, self.in_flight_label, self.tasks):
+        for widget in (self.integrity_label, self.carried_label, self.moved_label,
+                       self.counters_label, self.seen_label, self.in_flight_label, self.tasks):
             self.layout_.addWidget(widget)
         self.layout_.addLayout(_row(self.requeue_button))
         self.layout_.addWidget(self.safety_label)
@@ -222,6 +226,7 @@ class DonePage(JobPage):
             self.moved_label.setText("No database existed at that path; it was created from "
                                      "the backup.")
             self.moved_label.setVisible(True)
+        show_carried(self.carried_label, result)
         self.seen_label.setText("Seen before the restore, without holding it: "
                                 + "; ".join(result.workers_seen) + ".")
         self.seen_label.setVisible(bool(result.workers_seen))
@@ -272,7 +277,7 @@ class DonePage(JobPage):
 
         A worker counts as running when the prepare page saw its heartbeat within the last
         minute, or a lease of its with a sign of life, just before the restore; its tasks
-        are never offered for requeueing.
+        are never offered for requeueing. Tasks kept from after the backup were not in it.
         """
         preflight = self.state.preflight
         running: set[str] = set()
@@ -280,7 +285,9 @@ class DonePage(JobPage):
             running = {worker.worker_id for worker in preflight.active_workers}
             if preflight.signals is not None:
                 running |= {lease.worker_id for lease in preflight.signals.live_leases()}
-        tasks = self.state.outcome.check.in_flight
+        carried = self.state.outcome.result.carried
+        tasks = [task for task in self.state.outcome.check.in_flight
+                 if carried is None or task.id <= carried.above_id]  # not in the backup
         return ([task for task in tasks if task.locked_by not in running],
                 [task for task in tasks if task.locked_by in running])
 

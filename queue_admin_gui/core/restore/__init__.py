@@ -8,6 +8,8 @@
 - :mod:`.execute` is the one path that restores, for the window and the command line alike.
 - :mod:`.keep` takes the safety backup (or a damaged file's copy) and carries the id
   counters over, under the live write lock.
+- :mod:`.carry` keeps the tasks created after the backup (ids above its counter) in the
+  restored queue, inside the restore's one transaction, when the request asks for it.
 - :mod:`.writing` inspects the live file and writes the staged backup into it through
   SQLite's backup API in one transaction.
 """

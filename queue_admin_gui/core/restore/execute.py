@@ -178,6 +178,10 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
             raise _explain_failure(error, action, outcome) from error
         raise
     # The restore has committed: from here on nothing raises, whatever is reported.
+    if request.keep_newer_tasks and outcome.carried is None and not outcome.created:
+        outcome.carry_problem = ("the live database could not be opened, so no task created "
+                                 "after the backup could be kept; salvage them from the file "
+                                 "moved aside")
     if keeper.locked_at is not None:
         outcome.held_seconds = time.monotonic() - keeper.locked_at
     try:

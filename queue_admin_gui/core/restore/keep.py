@@ -32,6 +32,7 @@ from ..manifest import manifest_path_for
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from ..schema_sql import is_virtual_table, uses_autoincrement
 from ..snapshot import remove_partial
+from .carry import CarryResult, carry_newer_tasks
 from .plan import RestoredCheck
 from .writing import DEFAULT_PAGES_PER_STEP, RestoreResult
 
@@ -55,6 +56,8 @@ class RestoreRequest:
     archive_dirs: Collection[Path] = ()
     busy_timeout_ms: int = BUSY_TIMEOUT_MS
     pages_per_step: int = DEFAULT_PAGES_PER_STEP
+    #: Carry the live tasks created after the backup into the restored queue (:mod:`.carry`).
+    keep_newer_tasks: bool = False
 
 
 @dataclass
@@ -73,6 +76,10 @@ class RestoreReport(RestoreResult):
     workers_seen: list[str] = field(default_factory=list)
     #: True when no database existed at the target: it was created from the backup.
     created: bool = False
+    #: The tasks created after the backup kept in the restored queue (``keep_newer_tasks``).
+    carried: CarryResult | None = None
+    #: Why newer tasks were asked to be kept but could not be (the live file was unusable).
+    carry_problem: str | None = None
 
 
 def safety_folder(backup_dir: str | Path) -> Path:
@@ -164,6 +171,9 @@ class LiveStateKeeper:
         outcome.counters_kept = dict(self.counters)
 
     def _carry(self, source: sqlite3.Connection) -> None:
+        if self.request.keep_newer_tasks:
+            self.outcome.carried = carry_newer_tasks(source, Path(self.request.target),
+                                                     self.action, unlocked=self.unlocked)
         carry_counters(source, self.counters)
 
 
