@@ -90,7 +90,7 @@ class ArchivePanel(QGroupBox):
         self.validate_button.clicked.connect(self.validate_now)
         self.folder_label = QLabel(self)
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.grid = KeyValueGrid(columns=3)
+        self.grid = KeyValueGrid(columns=4)  # two rows: the tab fits a 1024x700 screen
         for key, caption in (("state", "State"), ("behind", "Behind by"),
                              ("generations", "Generations"), ("earliest", "Earliest instant"),
                              ("latest", "Latest instant"), ("size", "Size"),

@@ -81,6 +81,9 @@ class BackupsTab(MaintenanceTab):
             backup_columns(self._verified_text),
             highlight=lambda listing, row: self._is_damaged(listing.records[row]), parent=self)
         self.table = make_list_view(self.model, multi_select=False)
+        # a header and one row at the least, so the tab still fits a 1024x700 screen
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height()
+                                    + 2 * self.table.verticalHeader().defaultSectionSize())
         self.table.setToolTip("Backups in the folder, newest first. Select one to verify, "
                               "restore or delete it.")
         self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
