@@ -54,8 +54,6 @@ def open_damaged_with_a_backup(qtbot, window, open_db, demo_db: Path) -> Path:
     return demo_db
 
 
-@pytest.mark.xfail(strict=True, reason="after a restore that passed the integrity check the "
-                   "badge stays red 'Damaged' and the Optimization tab keeps the old findings")
 def test_a_damaged_file_restored_from_the_window_is_no_longer_called_damaged(
         qtbot, window, open_db, demo_db: Path) -> None:
     """Incident 4: after the restore the file passes the integrity check; so must the screen."""
