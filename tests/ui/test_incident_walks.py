@@ -83,8 +83,6 @@ def test_a_damaged_file_restored_from_the_window_is_no_longer_called_damaged(
     assert "Damage found" not in optimize.integrity_label.text()
 
 
-@pytest.mark.xfail(strict=True, reason="the prepare page pastes SQLite's whole integrity report "
-                   "into its sentence")
 def test_the_prepare_page_says_the_damage_in_one_sentence_not_sqlites_whole_report(
         qtbot, window, open_db, demo_db: Path) -> None:
     """Incident 4: the prepare page pasted all of SQLite's findings (20 lines) into a sentence."""
