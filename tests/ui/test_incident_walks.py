@@ -139,8 +139,6 @@ def test_a_queue_never_backed_up_does_not_show_another_files_backup_as_its_own(
     assert window.status.backup_label.text() == "Last backup: none yet"
 
 
-@pytest.mark.xfail(strict=True, reason="the wizard offers another database's archive as the open "
-                   "file's without saying whose it is")
 def test_an_archive_made_from_another_database_says_whose_it_is(
         qtbot, queue_db: Path, tmp_path: Path) -> None:
     """Incident 4: the damaged copy's wizard offered the live queue's archive as its own."""
