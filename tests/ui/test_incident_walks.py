@@ -6,7 +6,10 @@ what the screen says against what is true of the file.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -173,3 +176,34 @@ def test_an_archive_made_from_another_database_says_whose_it_is(
     wizard.reject()
     assert runner.shutdown(JOB_MS)
     assert str(queue_db) in summary, summary
+
+
+@pytest.mark.xfail(strict=True, reason="the archive panel calls another database's archiver "
+                   "'archived by another process' for the open file")
+def test_the_archive_panel_does_not_call_another_databases_archiver_this_ones(
+        qtbot, window, open_db, demo_db: Path, tmp_path: Path) -> None:
+    """Incident 6: queue B, never archived, read "archived by another process" (queue A's)."""
+    queue_b = tmp_path / "queue b" / "queue.db"
+    with QueueDatabase(queue_b) as db:
+        db.initialize_schema()
+    panel = window.backups_tab.archive_panel
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).resolve().parents[2]), environment.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "queue_admin_gui.cli", "--db", str(demo_db), "archive",
+         "--dir", str(panel.archive_dir), "--heartbeat", "0.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("Archiving ")
+        open_db(queue_b)
+        window.show_tab("backups")
+        panel.refresh()
+        qtbot.waitUntil(lambda: panel.elsewhere is not None, timeout=JOB_MS)
+        state = panel.grid.value("state")
+    finally:
+        process.terminate()
+        process.communicate(timeout=60)
+    assert str(demo_db) in state, state
+    assert not state.startswith("archived by another process"), state
