@@ -178,8 +178,6 @@ def test_an_archive_made_from_another_database_says_whose_it_is(
     assert str(queue_db) in summary, summary
 
 
-@pytest.mark.xfail(strict=True, reason="the archive panel calls another database's archiver "
-                   "'archived by another process' for the open file")
 def test_the_archive_panel_does_not_call_another_databases_archiver_this_ones(
         qtbot, window, open_db, demo_db: Path, tmp_path: Path) -> None:
     """Incident 6: queue B, never archived, read "archived by another process" (queue A's)."""
