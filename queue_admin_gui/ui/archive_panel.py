@@ -242,8 +242,14 @@ class ArchivePanel(QGroupBox):
 
     def _state_text(self, running: ArchiverStatus | None) -> tuple[str, str, str | None]:
         if self.elsewhere is not None:
-            return ("state", f"archived by another process (PID {self.elsewhere.get('pid', '?')}"
-                             f" on {self.elsewhere.get('host', '?')})", GOOD_COLOUR)
+            process = (f"PID {self.elsewhere.get('pid', '?')} on "
+                       f"{self.elsewhere.get('host', '?')}")
+            source = self.elsewhere.get("database")
+            if source and self.session.db_path is not None \
+                    and Path(source).resolve() != Path(self.session.db_path).resolve():
+                return ("state", f"not this file: another process ({process}) archives "
+                                 f"{source} into this folder", WARN_COLOUR)
+            return ("state", f"archived by another process ({process})", GOOD_COLOUR)
         if self.switching and self._switch_job is not None:
             starting = self._switch_job.title.startswith("Start")
             return ("state", "starting..." if starting else "stopping...", WARN_COLOUR)

@@ -544,8 +544,20 @@ class RestorePointPicker(QGroupBox):
             f"to {_short(status.latest)}{' outside its gaps (red)' if gaps else ''} "
             f"({len(status.generations)} generation"
             f"{'' if len(status.generations) == 1 else 's'}, {gaps} gap"
-            f"{'' if gaps == 1 else 's'}).")
+            f"{'' if gaps == 1 else 's'}).{self._made_from_another_database(status)}")
         self._enable(True)
+
+    def _made_from_another_database(self, status: ArchiveStatus) -> str:
+        """A sentence naming the database the archive was made from, when it is not this one."""
+        if self.live_path is None:
+            return ""
+        live = Path(self.live_path).resolve()
+        sources = sorted({generation.database for generation in status.generations
+                          if generation.database and Path(generation.database).resolve() != live})
+        if not sources:
+            return ""
+        return (f" It was made from {', '.join(sources)}, not from this file: an instant "
+                "rebuilt from it is that database's queue.")
 
     def _on_instant_changed(self, value: QDateTime) -> None:
         self.timeline.set_instant(value.toMSecsSinceEpoch() / 1000)

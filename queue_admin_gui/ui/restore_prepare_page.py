@@ -22,6 +22,22 @@ from ..core.restore.plan import Preflight, preflight
 from ..core.restore.writing import TargetState
 from .restore_pages import PROBLEM_STYLE, JobPage, RestoreState, text_label
 
+
+def damage_in_brief(problem: str) -> str:
+    """SQLite's damage report as one clause: its first finding and how many more follow.
+
+    An integrity check answers with a heading and up to a screenful of lines; the page says
+    the first and counts the rest (the Optimization tab lists them all).
+    """
+    findings = [line.strip() for line in problem.splitlines()
+                if line.strip() and not line.strip().startswith("***")]
+    if not findings:
+        return problem.strip()
+    more = len(findings) - 1
+    if not more:
+        return findings[0]
+    return f"{findings[0]}, and {more} more finding{'s' if more > 1 else ''}"
+
 #: Seconds between two looks at the workers while they are at work.
 RECHECK_SECONDS = 3
 
@@ -216,17 +232,18 @@ class PreparePage(JobPage):
     def _on_prepared(self, result: Preflight) -> None:
         self.state.preflight = result
         live = result.live
+        problem = damage_in_brief(live.problem or "")
         texts = {
             TargetState.HEALTHY: ("The live database is healthy.", ""),
             TargetState.MISSING: ("The live database does not exist; the backup will be "
                                   "restored to its path.", ""),
             TargetState.EMPTY: ("The live database is an empty file; the backup will be "
                                 "written into it.", ""),
-            TargetState.CORRUPT: (f"The live database cannot be opened ({live.problem}); it "
+            TargetState.CORRUPT: (f"The live database cannot be opened ({problem}); it "
                                   "will be moved aside with its -wal and -shm files (never "
                                   "deleted) and the backup restored to its path.",
                                   PROBLEM_STYLE),
-            TargetState.DAMAGED: (f"The live database is damaged ({live.problem}); the backup "
+            TargetState.DAMAGED: (f"The live database is damaged ({problem}); the backup "
                                   "will be written into it in one transaction, so workers "
                                   "that have it open go on with the restored queue.",
                                   PROBLEM_STYLE),

@@ -141,6 +141,19 @@ class RestorePage(JobPage):
                                    f" in {result.seconds:.1f} s{late}.")
         self.result_label.setText(f"Restore finished{late}.")
         self.result_label.setStyleSheet(GOOD_STYLE)
+        self._read_again_if_no_longer_damaged(result)
+
+    def _read_again_if_no_longer_damaged(self, result: RestoreReport) -> None:
+        """The open file was damaged and now passes the checks: every screen reads it anew.
+
+        The badge, the integrity findings and the tray showed the damage; the file is opened
+        again as it is now, so none of them goes on calling a healthy file damaged.
+        """
+        session = self.session
+        if (result.check is not None and result.check.ok and session.damage is not None
+                and session.db_path is not None
+                and Path(result.target).resolve() == Path(session.db_path).resolve()):
+            session.set_database(session.db_path, True)
 
     def _on_job_finished(self) -> None:
         super()._on_job_finished()
