@@ -241,3 +241,28 @@ def test_a_file_rebuilt_to_an_instant_is_not_the_last_backup(tmp_path):
     newest, has_backups = latest_backup_time(tmp_path)
     assert has_backups
     assert newest == older.astimezone().astimezone(newest.tzinfo)
+
+
+def test_a_shared_backup_folder_counts_only_this_databases_backups(tmp_path) -> None:
+    """Queue B, never backed up, does not take queue A's backup in the same folder as its own."""
+    from queue_admin_gui.core.backup import QueueBackup
+    from queue_admin_gui.core.database import QueueDatabase
+    from queue_admin_gui.core.manifest import manifest_path_for
+    from queue_admin_gui.core.measurements.health import latest_backup_time
+
+    queues = {}
+    for name in ("a", "b"):
+        queues[name] = tmp_path / name / "queue.db"
+        with QueueDatabase(queues[name]) as db:
+            db.initialize_schema()
+    folder = tmp_path / "shared"
+    of_a = QueueBackup(queues["a"], folder).create_backup("a")
+    assert latest_backup_time(folder, queues["b"]) == (None, False)
+    assert latest_backup_time(folder, queues["a"])[0] is not None
+    assert latest_backup_time(folder)[1]  # without a database, any backup counts
+    of_b = QueueBackup(queues["b"], folder).create_backup("b")
+    assert latest_backup_time(folder, queues["b"])[0] is not None
+    newest_a, _ = latest_backup_time(folder, queues["a"])
+    manifest_path_for(of_a).unlink()  # an older tool's backup: whose it is, nobody knows
+    assert latest_backup_time(folder, queues["a"])[0] == newest_a
+    assert of_b.exists()

@@ -127,8 +127,6 @@ def test_a_whole_timestamp_typed_over_the_instant_is_taken_as_typed(qtbot) -> No
     assert edit.dateTime().toPython() == datetime(2026, 12, 7, 5, 0, 24)
 
 
-@pytest.mark.xfail(strict=True, reason="the newest file in the shared backup folder counts as "
-                   "the open database's last backup, whichever database it was taken of")
 def test_a_queue_never_backed_up_does_not_show_another_files_backup_as_its_own(
         qtbot, window, open_db, demo_db: Path, tmp_path: Path) -> None:
     """Incident 6: queue B, never backed up, showed "Last backup: 1 min ago" and Health OK."""

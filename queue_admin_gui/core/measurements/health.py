@@ -19,7 +19,12 @@ from ..database import file_size, wal_path
 from ..disk import free_bytes, nearest_existing_folder
 from ..errors import ErrorKind, QueueAdminError, drive_label, format_bytes
 from ..leases import LeaseManager
-from ..manifest import is_backup_file_name, is_rebuilt_file_name, parse_backup_name
+from ..manifest import (
+    is_backup_file_name,
+    is_rebuilt_file_name,
+    manifest_beside,
+    parse_backup_name,
+)
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .stats import DatabaseStats, read_database_stats
 
@@ -314,13 +319,17 @@ class HealthSnapshot:
         return self.stats is not None and self.stats.is_queue
 
 
-def latest_backup_time(backup_dir: str | Path) -> tuple[datetime | None, bool]:
+def latest_backup_time(backup_dir: str | Path, db_path: str | Path | None = None
+                       ) -> tuple[datetime | None, bool]:
     """The time of the newest backup in ``backup_dir`` and whether there is any backup.
 
-    Reads only the folder listing (times come from the file names, else the modification
-    time), so it is cheap enough to run every few seconds; a missing folder has no backups.
-    A file rebuilt to an earlier instant from the archive is not a backup of the queue as it
-    is, however recently it was written, and is left out.
+    Reads the folder listing (times come from the file names, else the modification time),
+    so it is cheap enough to run every few seconds; a missing folder has no backups. A file
+    rebuilt to an earlier instant from the archive is not a backup of the queue as it is,
+    however recently it was written, and is left out. With ``db_path``, a backup whose
+    manifest names another database is not this one's (a folder can be shared by several
+    queues): manifests are read newest first until one belongs to ``db_path``, so usually
+    only one is read. A backup without a readable manifest (an older tool's) counts.
     """
     folder = Path(backup_dir)
     try:
@@ -329,19 +338,39 @@ def latest_backup_time(backup_dir: str | Path) -> tuple[datetime | None, bool]:
                  and not is_rebuilt_file_name(entry.name)]
     except OSError:
         return None, False
-    newest: datetime | None = None
+    dated: list[tuple[datetime, str]] = []
     for name in names:
         parsed = parse_backup_name(name)
         if parsed is not None:
-            when = parsed[1]
-        else:
-            try:
-                when = datetime.fromtimestamp((folder / name).stat().st_mtime, timezone.utc)
-            except OSError:
-                continue
-        if newest is None or when > newest:
-            newest = when
-    return newest, bool(names)
+            dated.append((parsed[1], name))
+            continue
+        try:
+            dated.append((datetime.fromtimestamp((folder / name).stat().st_mtime,
+                                                 timezone.utc), name))
+        except OSError:
+            continue
+    dated.sort(reverse=True)
+    for when, name in dated:
+        if db_path is None or _taken_of(folder / name, Path(db_path)):
+            return when, True
+    return None, bool(dated) and db_path is None
+
+
+def _taken_of(backup: Path, db_path: Path) -> bool:
+    """False only when the backup's manifest names a database other than ``db_path``."""
+    manifest, unreadable = manifest_beside(backup)
+    if manifest is None or unreadable is not None or not manifest.source_path:
+        return True
+    return _same_file(Path(manifest.source_path), db_path)
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        if one.exists() and other.exists():
+            return os.path.samefile(one, other)
+    except OSError:
+        pass
+    return os.path.normcase(os.path.abspath(one)) == os.path.normcase(os.path.abspath(other))
 
 
 #: Error kinds that mean the file itself is damaged (SQLITE_CORRUPT, SQLITE_NOTADB).
@@ -392,7 +421,7 @@ def measure_health(db_path: str | Path, config: MaintenanceConfig,
                 raise
     raise_if_cancelled(cancelled, action)
     report(progress, 2, 3, "Looking at the backup folder")
-    last_backup_at, has_backups = latest_backup_time(config.backup_dir)
+    last_backup_at, has_backups = latest_backup_time(config.backup_dir, db_path)
     path = Path(db_path)
     measured = HealthMeasurements.from_stats(
         stats, damage=damage, file_bytes=(file_size(path), file_size(wal_path(path))),
