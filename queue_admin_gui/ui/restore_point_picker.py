@@ -21,6 +21,7 @@ import numpy as np
 from PySide6.QtCore import QDateTime, QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
+    QFocusEvent,
     QGuiApplication,
     QKeyEvent,
     QKeySequence,
@@ -385,20 +386,69 @@ def parse_instant(text: str, day: datetime | None = None) -> float | None:
 
 
 class InstantEdit(QDateTimeEdit):
-    """The date-time box, which also takes a whole pasted timestamp in one piece.
+    """The date-time box, which also takes a whole timestamp, pasted or typed, in one piece.
 
-    A QDateTimeEdit pastes into the section under the cursor, so "2026-12-07 02:14:12"
-    pasted there came out garbled; here a paste (or a whole timestamp typed over the
-    selection) that reads as an instant sets it at once.
+    A QDateTimeEdit types and pastes into the section under the cursor, so "2026-12-07
+    02:14:12" pasted or typed over the whole text came out garbled. Here a paste that reads
+    as an instant sets it at once; typing a digit over the whole (selected) text starts a
+    free-form entry shown as typed, read when it ends (Enter, Tab or leaving the box) and
+    dropped, leaving the instant as it was, when it names none (or on Escape).
     """
 
+    _ENDING_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Tab, Qt.Key.Key_Backtab)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        #: What has been typed over the whole text so far; None while not typing freely.
+        self.typed: str | None = None
+
+    def event(self, event: QEvent) -> bool:
+        """End a free-form entry before Tab moves the focus on (Qt handles Tab here)."""
+        if isinstance(event, QKeyEvent) and event.type() == QEvent.Type.KeyPress and \
+                self.typed is not None and event.key() in self._ENDING_KEYS:
+            self.finish_typing()
+        return super().event(event)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
-        """Ctrl+V (or the platform's paste key) sets a pasted timestamp whole."""
+        """Ctrl+V sets a pasted timestamp whole; digits over the whole text type one freely."""
         if event.matches(QKeySequence.StandardKey.Paste) and self.paste_instant(
                 QGuiApplication.clipboard().text()):
             event.accept()
             return
+        text = event.text()
+        line = self.lineEdit()
+        if self.typed is None and text.isdigit() and line.hasSelectedText() \
+                and line.selectedText() == line.text():
+            self.typed = ""
+        if self.typed is not None:
+            if event.key() == Qt.Key.Key_Escape:
+                self.typed = None
+                line.setText(self.textFromDateTime(self.dateTime()))
+            elif event.key() == Qt.Key.Key_Backspace:
+                self.typed = self.typed[:-1]
+                line.setText(self.typed)
+            elif text and text.isprintable():
+                self.typed += text
+                line.setText(self.typed)
+            else:
+                self.finish_typing()
+                super().keyPressEvent(event)
+            event.accept()
+            return
         super().keyPressEvent(event)
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802 - Qt override
+        """Leaving the box ends a free-form entry."""
+        self.finish_typing()
+        super().focusOutEvent(event)
+
+    def finish_typing(self) -> None:
+        """Read a free-form entry: set the instant it names, or keep the one before."""
+        if self.typed is None:
+            return
+        typed, self.typed = self.typed, None
+        self.paste_instant(typed)
+        self.lineEdit().setText(self.textFromDateTime(self.dateTime()))
 
     def paste_instant(self, text: str) -> bool:
         """Set the instant ``text`` names; False (nothing changed) when it names none."""
