@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from ..core.config import SETTING_RANGES, MaintenanceConfig, checked_value
 from ..core.errors import ConfigError, ErrorKind, QueueAdminError
 from ..core.measurements.check import (
     QUICK_CHECK_SECONDS,
@@ -24,6 +23,7 @@ from ..core.measurements.check import (
     run_check,
     unknown,
 )
+from ..core.settings.config import SETTING_RANGES, MaintenanceConfig, checked_value
 from .output import UsageError, json_line
 
 CHECK_HELP = ("Grade the queue's health for a monitoring system (exit 0 OK, 1 WARNING, "

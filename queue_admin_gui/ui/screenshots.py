@@ -61,8 +61,9 @@ def render(out_dir: Path, workers_seconds: float = 4.0, dark: bool = False) -> l
     from ..app.messages import Messages, RecordingPresenter
     from ..app.session import Session
     from ..core.activity import ActivityLog
-    from ..core.config import MaintenanceConfig
-    from ..core.demo import DemoWorkers, create_demo_queue
+    from ..core.demo.queue_file import create_demo_queue
+    from ..core.demo.workers import DemoWorkers
+    from ..core.settings.config import MaintenanceConfig
     from .icons import app_icon
     from .main_window import TAB_SPECS, MainWindow
 

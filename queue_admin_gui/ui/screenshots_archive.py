@@ -34,8 +34,9 @@ def render_archive(out_dir: Path, seconds: float = 4.0) -> list[Path]:
     from ..app.session import Session
     from ..core.activity import ActivityLog
     from ..core.backup import QueueBackup
-    from ..core.config import MaintenanceConfig
-    from ..core.demo import DemoWorkers, create_demo_queue
+    from ..core.demo.queue_file import create_demo_queue
+    from ..core.demo.workers import DemoWorkers
+    from ..core.settings.config import MaintenanceConfig
     from .main_window import MainWindow
     from .restore_wizard import RestoreWizard
 

@@ -31,13 +31,13 @@ from PySide6.QtWidgets import (
 )
 
 from ..app.messages import Messages
-from ..core.config import (
+from ..core.errors import QueueAdminError
+from ..core.settings.config import (
     CHECKPOINT_MODES,
     SETTING_RANGES,
     MaintenanceConfig,
     config_file_path,
 )
-from ..core.errors import QueueAdminError
 from .icons import icon
 
 #: (field, label, tooltip, suffix) of each number setting, by group; the range of each is

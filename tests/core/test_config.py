@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core.config import (
+from queue_admin_gui.core.errors import ConfigError, ErrorKind
+from queue_admin_gui.core.settings.config import (
     ENV_OVERRIDES,
     MaintenanceConfig,
     config_file_path,
     user_data_dir,
     user_log_dir,
 )
-from queue_admin_gui.core.errors import ConfigError, ErrorKind
 
 
 def test_defaults_follow_the_original_design(isolated_dirs: Path,

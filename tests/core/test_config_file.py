@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core.config import (
+from queue_admin_gui.core.errors import ConfigError, ErrorKind
+from queue_admin_gui.core.settings.config import (
     LEVEL_PAIRS,
     SETTING_RANGES,
     MaintenanceConfig,
     load_settings,
 )
-from queue_admin_gui.core.errors import ConfigError, ErrorKind
 
 TEXT = 'backup_dir = "D:/Sicherungen/Bäckerei"\nbackup_retention_count = 4\n'
 

@@ -27,7 +27,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..backup import QueueBackup
-from ..snapshot import STAGE_COPY
+from ..backups.snapshot import STAGE_COPY
 from .pins import WalPins
 from .store import (
     KIND_HEARTBEAT,

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from ..db_files import shm_path
+from ..files.db_files import shm_path
 from .holders import describe_process, find_holders
 
 #: The read-mark bytes whose shared holders pin the WAL (read marks 0 to 4).

@@ -23,10 +23,12 @@ It never reaches into the restore or the archive's internals.
 """
 
 from .diff import DiffGroup, QueueDiff, diff_queue
-from .merge import RescueReport, RescueSelection, RescueSkip, rescue_tasks
-from .past import PastSource, PastState, RescueError, open_past_state
+from .merge import RescueReport, RescueSelection, rescue_tasks
+from .past import PastSource, PastState, open_past_state
 from .salvage import SalvageReport, salvage_queue
+from .sql import RescueError
 from .undo import UndoReport, undo_rescue
+from .undo_file import RescueSkip
 
 __all__ = [
     "DiffGroup", "PastSource", "PastState", "QueueDiff", "RescueError", "RescueReport",

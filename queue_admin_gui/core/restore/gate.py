@@ -37,7 +37,7 @@ from pathlib import Path
 
 from ..database import closing_connection, open_read_only
 from ..errors import ErrorKind, QueueAdminError, translate_error
-from ..leases import LeaseManager, WorkerInfo
+from ..leases.manager import LeaseManager, WorkerInfo
 from ..measurements.holders import FileHolder, find_holders
 from ..progress import CancelCheck, raise_if_cancelled
 

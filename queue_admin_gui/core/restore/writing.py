@@ -25,7 +25,6 @@ from ..database import (
     closing_connection,
     connect,
     open_read_only,
-    shm_path,
 )
 from ..errors import (
     ErrorKind,
@@ -34,14 +33,19 @@ from ..errors import (
     QueueBackupError,
     translate_error,
 )
-from ..file_names import aside_name
-from ..files import retry_on_windows_lock
+from ..files.db_files import shm_path
+from ..files.durable import retry_on_windows_lock
+from ..files.file_names import aside_name
 from ..progress import CancelCheck, ProgressCallback, interruptible, is_cancelled, report
-from ..verify import VerifyReport, check_backup_file, open_backup_file
+from ..trust.untrusted import open_backup_file
 
 __all__ = [
-    "RestoreResult", "TargetInspection", "TargetState", "VerifyReport", "check_backup_file",
-    "inspect_target", "move_aside", "open_backup_file", "write_into",
+    "RestoreResult",
+    "TargetInspection",
+    "TargetState",
+    "inspect_target",
+    "move_aside",
+    "write_into",
 ]
 
 STAGE_INSPECT = "Checking the current database"
