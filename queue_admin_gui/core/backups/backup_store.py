@@ -27,7 +27,6 @@ from ..files.db_files import file_size, require_existing_file, wal_path
 from ..files.durable import fsync_directory, retry_on_windows_lock
 from ..files.file_names import sanitize_backup_name
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
-from ..restore.writing import DEFAULT_PAGES_PER_STEP
 from ..settings.config import MaintenanceConfig
 from .backup_folder import (
     CLAIM_GRACE_SECONDS,
@@ -56,6 +55,8 @@ from .verify import VerifyReport, check_backup_file
 __all__ = ["BackupResult", "BackupStore", "PendingBackup"]
 
 STAGE_FINISH = "Finishing the backup"
+#: Pages copied between two progress reports (and cancel checks) by a backup or a restore.
+DEFAULT_PAGES_PER_STEP = 1024
 #: Free space wanted beyond the database and its WAL: 10 % and 16 MB of margin.
 SPACE_MARGIN_RATIO = 0.10
 SPACE_MARGIN_BYTES = 16 * 1024 * 1024

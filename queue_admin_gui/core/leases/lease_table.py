@@ -33,7 +33,7 @@ from .lease_queries import (
     SELECT_IN_FLIGHT_COLUMNS,
     SELECT_REQUEUE_PLAN,
 )
-from .manager import DeadTask, LeasedTask, _check_timeout, _offset
+from .manager import DeadTask, LeasedTask, checked_timeout, timeout_modifier
 
 #: What a stale-lease requeue would do to a task (codes of :attr:`RequeuePlan.actions`).
 REQUEUE, DEAD_LETTER, LEAVE_ALONE = 1, 2, 3
@@ -172,7 +172,7 @@ def read_lease_lists(db_path: Path, timeout_seconds: int, dead_limit: int,
                      cancelled: Callable[[], bool] = lambda: False,
                      busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> LeaseLists:
     """In-flight tasks judged against the timeout, and the newest ``dead_limit`` dead tasks."""
-    offset = _offset(_check_timeout(timeout_seconds))
+    offset = timeout_modifier(checked_timeout(timeout_seconds))
 
     def read(connection: sqlite3.Connection, now: str, cutoff: str) -> LeaseLists:
         rows = connection.execute(SELECT_IN_FLIGHT_COLUMNS, {"now": now, "cutoff": cutoff})
@@ -190,7 +190,7 @@ def read_lease_lists(db_path: Path, timeout_seconds: int, dead_limit: int,
 def plan_requeue(db_path: Path, timeout_seconds: int,
                  busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> RequeuePlan:
     """What a stale-lease requeue would do now to each overdue task; nothing is changed."""
-    timeout = _check_timeout(timeout_seconds)
+    timeout = checked_timeout(timeout_seconds)
 
     def read(connection: sqlite3.Connection, now: str, cutoff: str) -> RequeuePlan:
         ids, actions = array("q"), array("b")
@@ -200,7 +200,7 @@ def plan_requeue(db_path: Path, timeout_seconds: int,
         return RequeuePlan(np.frombuffer(ids, dtype=np.int64).copy(),
                            np.frombuffer(actions, dtype=np.int8).copy(), timeout)
 
-    return _in_read_transaction(db_path, _offset(timeout), "Previewing a requeue", read,
+    return _in_read_transaction(db_path, timeout_modifier(timeout), "Previewing a requeue", read,
                                 busy_timeout_ms)
 
 

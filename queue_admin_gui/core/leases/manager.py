@@ -189,7 +189,7 @@ class LeaseManager:
 
     def lease_counts(self, timeout_seconds: int = 300) -> LeaseCounts:
         """The numbers behind :meth:`in_flight_tasks`, counted in one cheap pass."""
-        offset = _offset(_check_timeout(timeout_seconds))
+        offset = timeout_modifier(checked_timeout(timeout_seconds))
         (row,) = self._read(COUNT_LEASES, {"offset": offset}, "Counting stale leases",
                             with_clock=True)
         return LeaseCounts(int(row[0]), int(row[1]), int(row[2]))
@@ -201,7 +201,7 @@ class LeaseManager:
         Tasks of workers that still heartbeat are left alone and listed in
         ``expired_worker_alive_ids``.
         """
-        timeout = _check_timeout(timeout_seconds)
+        timeout = checked_timeout(timeout_seconds)
         if dry_run:
             stale = self.find_stale_leases(timeout)
             preview = _preview([task.id for task in stale],
@@ -209,7 +209,7 @@ class LeaseManager:
             preview.expired_worker_alive_ids = [
                 task.id for task in self.find_expired_live_leases(timeout)]
             return preview
-        return self._requeue(_offset(timeout), None, None, "Requeueing stale leases")
+        return self._requeue(timeout_modifier(timeout), None, None, "Requeueing stale leases")
 
     def requeue_tasks(self, task_ids: list[int], *,
                       spare_workers_seen_within: int | None = None) -> RequeueResult:
@@ -223,7 +223,7 @@ class LeaseManager:
             return RequeueResult()
         spare = None
         if spare_workers_seen_within is not None:
-            spare = _offset(_check_timeout(spare_workers_seen_within))
+            spare = timeout_modifier(checked_timeout(spare_workers_seen_within))
         return self._requeue(None, json.dumps(ids), spare, "Requeueing the chosen tasks")
 
     def task_workers(self, task_ids: list[int], timeout_seconds: int = 300) -> TaskWorkers:
@@ -295,7 +295,7 @@ class LeaseManager:
     def _leased(self, sql: str, timeout_seconds: int, action: str,
                 extra: dict[str, object] | None = None) -> list[LeasedTask]:
         """In-flight tasks chosen by ``sql``, judged against one reading of the clock."""
-        offset = _offset(_check_timeout(timeout_seconds))
+        offset = timeout_modifier(checked_timeout(timeout_seconds))
         rows = self._read(sql, {"offset": offset, **(extra or {})}, action, with_clock=True)
         return [_leased_task(row) for row in rows]
 
@@ -327,7 +327,8 @@ class LeaseManager:
         return WriteSession(self.db_path, action, self.busy_timeout_ms)
 
 
-def _check_timeout(timeout_seconds: int) -> int:
+def checked_timeout(timeout_seconds: int) -> int:
+    """The stale lease timeout as whole seconds >= 0, or QueueMaintenanceError (INVALID)."""
     try:
         timeout = int(timeout_seconds)
     except (TypeError, ValueError):
@@ -351,7 +352,8 @@ def _check_ids(task_ids: list[int]) -> list[int]:
         ) from error
 
 
-def _offset(timeout: int) -> str:
+def timeout_modifier(timeout: int) -> str:
+    """The SQLite date modifier that goes ``timeout`` seconds back: "-300 seconds"."""
     return f"-{timeout} seconds"
 
 

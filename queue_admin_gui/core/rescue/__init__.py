@@ -16,8 +16,8 @@ as they were", beside running workers:
 - :mod:`.salvage` reads every row still readable from a damaged queue file into a fresh one.
 
 It may use the queue file helpers (:mod:`..database`), the backup check
-(:func:`..verify.check_backup_file`), the backup store for the safety backup
-(:class:`..backup_store.BackupStore`), the archive's public functions
+(:func:`..backups.verify.check_backup_file`), the backup store for the safety backup
+(:class:`..backups.backup_store.BackupStore`), the archive's public functions
 (:func:`..archive.rebuild_to_time`, :func:`..archive.parse_instant`), errors and progress.
 It never reaches into the restore or the archive's internals.
 """

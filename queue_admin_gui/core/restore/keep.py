@@ -24,7 +24,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backups.backup_store import BackupStore, PendingBackup
+from ..backups.backup_store import DEFAULT_PAGES_PER_STEP, BackupStore, PendingBackup
 from ..backups.manifest import manifest_path_for
 from ..backups.snapshot import remove_partial
 from ..database import BUSY_TIMEOUT_MS, closing_connection, connect, open_read_only
@@ -33,7 +33,7 @@ from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from ..trust.backup_sequence import MAX_COUNTER
 from ..trust.schema_sql import is_virtual_table, uses_autoincrement
 from .plan import RestoredCheck
-from .writing import DEFAULT_PAGES_PER_STEP, RestoreResult
+from .writing import RestoreResult
 
 #: Sub-folder of the backup folder that holds the safety backups restores take.
 SAFETY_FOLDER_NAME = "pre-restore"

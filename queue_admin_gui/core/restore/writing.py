@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backups.backup_store import DEFAULT_PAGES_PER_STEP
 from ..database import (
     BUSY_TIMEOUT_MS,
     check_queue_schema,
@@ -50,7 +51,6 @@ __all__ = [
 
 STAGE_INSPECT = "Checking the current database"
 STAGE_WRITE = "Writing the backup into the database"
-DEFAULT_PAGES_PER_STEP = 1024
 SIDE_FILE_SUFFIXES = ("-wal", "-journal", "-shm")
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 #: Called once while a restore holds the live write lock, with the source connection.
