@@ -33,7 +33,7 @@ from ..core.archive.status import ArchiveStatus
 from ..core.archive.validation import ValidationResult, last_validation, validate_archive
 from ..core.backups.manifest import backup_file_name
 from ..core.errors import ErrorKind
-from ..core.settings.config import SETTING_RANGES
+from ..core.settings.catalog import SETTING_RANGES
 from .arguments import database_path
 from .output import CommandResult
 

@@ -23,7 +23,8 @@ from ..core.measurements.check import (
     run_check,
     unknown,
 )
-from ..core.settings.config import SETTING_RANGES, MaintenanceConfig, checked_value
+from ..core.settings.catalog import SETTING_RANGES
+from ..core.settings.config import MaintenanceConfig, checked_value
 from .output import UsageError, json_line
 
 CHECK_HELP = ("Grade the queue's health for a monitoring system (exit 0 OK, 1 WARNING, "

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import QueueAdminError, translate_error
-from .settings.config import user_log_dir
+from .settings.folders import user_log_dir
 
 ACTIVITY_FILE_NAME = "activity.jsonl"
 #: Size at which ``activity.jsonl`` is moved aside to ``activity.jsonl.1``.

@@ -12,7 +12,8 @@ from PySide6.QtCore import Qt, QTimer
 
 from queue_admin_gui.app.messages import Level
 from queue_admin_gui.core.backups.manifest import manifest_path_for
-from queue_admin_gui.core.settings.config import MaintenanceConfig, config_file_path
+from queue_admin_gui.core.settings.config import MaintenanceConfig
+from queue_admin_gui.core.settings.folders import config_file_path
 from queue_admin_gui.ui.backup_rows import describe_task_counts
 from queue_admin_gui.ui.backups_tab import BackupsTab
 

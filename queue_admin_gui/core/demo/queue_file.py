@@ -21,7 +21,7 @@ from ..errors import ErrorKind, QueueDatabaseError, translate_error
 from ..files.db_files import SQLITE_HEADER, shm_path, wal_path
 from ..files.file_access import read_file_head
 from ..schema import PAGE_SIZE
-from ..settings.config import user_data_dir
+from ..settings.folders import user_data_dir
 
 #: ``PRAGMA application_id`` of a demo queue ("PQDM"); real queues leave it 0.
 DEMO_APPLICATION_ID = 0x5051444D

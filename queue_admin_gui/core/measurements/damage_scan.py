@@ -29,7 +29,7 @@ from typing import Any
 
 from ..files.bounded_json import UnreadableJson, read_json_object
 from ..files.durable import write_json_atomically
-from ..settings.config import user_state_dir
+from ..settings.folders import user_state_dir
 
 #: Rows of a table read by one statement; the clock is looked at between batches.
 BATCH_ROWS = 5000

@@ -25,7 +25,8 @@ from pathlib import Path, PureWindowsPath
 
 from ..activity import RESULT_SUCCEEDED, ActivityEntry
 from ..archive.controller import configured_archive_dir, default_archive_dir
-from ..settings.config import MaintenanceConfig, user_log_dir
+from ..settings.config import MaintenanceConfig
+from ..settings.folders import user_log_dir
 
 #: The Task Scheduler folder the tasks are created in ("Queue Admin\Nightly backup").
 TASK_FOLDER = "Queue Admin"
