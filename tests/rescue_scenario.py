@@ -10,7 +10,7 @@ from pathlib import Path
 
 from prismq import add_prismq_tasks, make_prismq_queue, prismq_connect
 
-from queue_admin_gui.core.backup_store import BackupStore
+from queue_admin_gui.core.backups.backup_store import BackupStore
 
 
 def task_rows(path: Path, ids: list[int] | None = None) -> dict[int, tuple]:

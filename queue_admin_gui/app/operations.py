@@ -23,9 +23,9 @@ from typing import Any
 from ..core.activity import ActivityEntry, ActivityLog
 from ..core.archive.validation import VALIDATION_ACTION, require_valid_archive
 from ..core.backup import QueueBackup
-from ..core.backup_folder import remove_leftovers
+from ..core.backups.backup_folder import remove_leftovers
 from ..core.errors import QueueAdminError
-from ..core.leases import LeaseManager
+from ..core.leases.manager import LeaseManager
 from ..core.maintenance import QueueMaintenance
 from ..core.progress import CancelCheck, ProgressCallback
 from ..core.rescue import (
@@ -36,8 +36,8 @@ from ..core.rescue import (
     open_past_state,
     rescue_tasks,
 )
+from ..core.restore.gate import ACTIVE_WORKER_SECONDS
 from ..core.restore.keep import safety_folder
-from ..core.restore.plan import ACTIVE_WORKER_SECONDS
 
 #: Topics for ``Session.changed``; a view refreshes on the topics it shows.
 TOPIC_BACKUPS = "backups"

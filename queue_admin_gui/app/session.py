@@ -13,7 +13,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from ..core.config import MaintenanceConfig
 from ..core.errors import QueueAdminError
 from ..core.maintenance import QueueMaintenance
 from ..core.measurements.health import damage_of
@@ -21,6 +20,7 @@ from ..core.measurements.holders import name_holders
 from ..core.measurements.readings import CheckpointSummary
 from ..core.measurements.sampling import SampleHistory, TaskCountHistory
 from ..core.progress import CancelCheck, ProgressCallback
+from ..core.settings.config import MaintenanceConfig
 from .jobs import Job, JobFunction, JobRunner
 from .messages import Messages
 from .operations import TOPIC_STATS, Operation

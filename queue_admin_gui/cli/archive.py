@@ -31,9 +31,9 @@ from ..core.archive import (
 from ..core.archive.rebuild import resolve_instant
 from ..core.archive.status import ArchiveStatus
 from ..core.archive.validation import ValidationResult, last_validation, validate_archive
-from ..core.config import SETTING_RANGES
+from ..core.backups.manifest import backup_file_name
 from ..core.errors import ErrorKind
-from ..core.manifest import backup_file_name
+from ..core.settings.catalog import SETTING_RANGES
 from .arguments import database_path
 from .output import CommandResult
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.errors import ErrorKind, QueueMaintenanceError
-from ..core.file_access import file_problem
+from ..core.files.file_access import file_problem
 
 if TYPE_CHECKING:
     from .program import Context

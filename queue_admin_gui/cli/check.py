@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from ..core.activity import ActivityEntry, ActivityLog
-from ..core.config import SETTING_RANGES, MaintenanceConfig, checked_value
 from ..core.errors import ConfigError, ErrorKind, QueueAdminError
 from ..core.event_log import SystemLogSink, setting_switch
 from ..core.measurements.check import (
@@ -31,6 +30,8 @@ from ..core.measurements.check import (
     run_check,
     unknown,
 )
+from ..core.settings.catalog import SETTING_RANGES
+from ..core.settings.config import MaintenanceConfig, checked_value
 from .output import UsageError, json_line
 
 CHECK_HELP = ("Grade the queue's health for a monitoring system (exit 0 OK, 1 WARNING, "

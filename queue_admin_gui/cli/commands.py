@@ -13,10 +13,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.backup import BackupInfo, PruneStopped, QueueBackup
-from ..core.backup_folder import find_leftovers, remove_leftovers
-from ..core.database import file_size, require_existing_file
-from ..core.demo import DemoWorkers, create_demo_queue, demo_queue_path
+from ..core.backup import QueueBackup
+from ..core.backups.backup_folder import find_leftovers, remove_leftovers
+from ..core.backups.manifest import BackupInfo, remove_stale_manifest
+from ..core.backups.retention import PruneStopped
+from ..core.backups.verify import check_backup_file
+from ..core.demo.queue_file import create_demo_queue, demo_queue_path
+from ..core.demo.workers import DemoWorkers
 from ..core.errors import (
     ErrorKind,
     QueueAdminError,
@@ -24,12 +27,11 @@ from ..core.errors import (
     QueueMaintenanceError,
     format_bytes,
 )
-from ..core.leases import LeaseManager
+from ..core.files.db_files import file_size, require_existing_file
+from ..core.leases.manager import LeaseManager
 from ..core.maintenance import QueueMaintenance
-from ..core.manifest import remove_stale_manifest
-from ..core.restore.execute import ALL_WORKERS
+from ..core.restore.gate import ALL_WORKERS
 from ..core.restore.keep import safety_folder
-from ..core.verify import check_backup_file
 from .archive import archive, archive_status_command, restore_at
 from .arguments import database_path
 from .output import EXIT_FAILED, CommandResult

@@ -28,11 +28,13 @@ from ..core.activity import (
     ActivityEntry,
     ActivityLog,
 )
-from ..core.config import SETTING_RANGES, MaintenanceConfig, config_file_path
-from ..core.database import ENV_DB_PATH
 from ..core.errors import ErrorKind, QueueAdminError
 from ..core.event_log import SystemLogSink, setting_switch
-from ..core.queue_location import QueueLocation, queue_location
+from ..core.files.db_files import ENV_DB_PATH
+from ..core.settings.catalog import SETTING_RANGES
+from ..core.settings.config import MaintenanceConfig
+from ..core.settings.folders import config_file_path
+from ..core.settings.queue_location import QueueLocation, queue_location
 from .archive import add_archive_commands, add_restore_point_options
 from .check import CHECK_HELP, add_check_arguments, command_name, main_check
 from .output import (

@@ -5,8 +5,10 @@ Scripts written against the original maintenance API import from here:
 ``QueueBackupError`` and ``QueueMaintenanceError`` keep the original signatures.
 """
 
-from .backup import BackupResult, QueueBackup
-from .config import MaintenanceConfig
+from .backup import QueueBackup
+from .backups.backup_store import BackupResult
+from .backups.manifest import BackupInfo, BackupManifest
+from .backups.verify import VerifyReport
 from .database import QueueDatabase, check_queue_schema, connect, open_read_only
 from .errors import (
     ConfigError,
@@ -18,11 +20,10 @@ from .errors import (
     QueueDatabaseError,
     QueueMaintenanceError,
 )
-from .leases import DeadTask, LeasedTask, LeaseManager, RequeueResult, WorkerInfo
+from .leases.manager import DeadTask, LeasedTask, LeaseManager, RequeueResult, WorkerInfo
 from .maintenance import QueueMaintenance
-from .manifest import BackupInfo, BackupManifest
 from .restore.writing import RestoreResult
-from .verify import VerifyReport
+from .settings.config import MaintenanceConfig
 
 __all__ = [
     "BackupInfo",

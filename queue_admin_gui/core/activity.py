@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .config import user_log_dir
 from .errors import QueueAdminError, translate_error
+from .settings.folders import user_log_dir
 
 ACTIVITY_FILE_NAME = "activity.jsonl"
 #: Size at which ``activity.jsonl`` is moved aside to ``activity.jsonl.1``.

@@ -3,7 +3,7 @@
 Taking, checking, listing and pruning backups is :class:`~.backup_store.BackupStore`; the
 restore is :func:`~.restore.execute.execute_restore`, which takes its safety backup with a
 ``BackupStore``. This module joins the two under the name and signatures existing scripts
-know, and re-exports the result types they import from here.
+know; the result types are imported from the modules that define them.
 """
 
 from __future__ import annotations
@@ -11,28 +11,14 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from .backup_store import (
-    STAGE_FINISH,
-    BackupInfo,
-    BackupManifest,
-    BackupResult,
-    BackupStore,
-    PendingBackup,
-    PruneResult,
-    PruneStopped,
-    VerifyReport,
-    manifest_path_for,
-)
+from .backups.backup_store import BackupStore
 from .database import writer_lock
 from .progress import CancelCheck, ProgressCallback
-from .restore.execute import RestoreRequest, execute_restore
+from .restore.execute import execute_restore
+from .restore.keep import RestoreRequest
 from .restore.writing import RestoreResult
 
-__all__ = [
-    "STAGE_FINISH", "BackupInfo", "BackupManifest", "BackupResult", "BackupStore",
-    "PendingBackup", "PruneResult", "PruneStopped", "QueueBackup", "RestoreResult",
-    "VerifyReport", "manifest_path_for",
-]
+__all__ = ["QueueBackup"]
 
 
 class QueueBackup(BackupStore):

@@ -1,7 +1,7 @@
 """Connections to the queue database, the schema check, and ``QueueDatabase``.
 
 (Paths, side files and the checks that a path is a regular SQLite file are in
-:mod:`.db_files`, re-exported here.)
+:mod:`.files.db_files`.)
 
 Three ways to open a file:
 
@@ -27,23 +27,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .db_files import (
-    ENV_DB_PATH,
-    SQLITE_HEADER,
-    default_db_path,
-    describe_path,
-    file_size,
-    has_sqlite_header,
-    require_existing_file,
-    shm_path,
-    sqlite_uri,
-    wal_path,
-)
 from .errors import (
     NotAQueueDatabaseError,
     QueueAdminError,
     QueueDatabaseError,
     translate_error,
+)
+from .files.db_files import (
+    default_db_path,
+    describe_path,
+    file_size,
+    require_existing_file,
+    sqlite_uri,
 )
 from .schema import (
     KNOWN_STATUSES,
@@ -54,13 +49,20 @@ from .schema import (
     WRITER_PRAGMAS,
 )
 
-#: The file helpers are re-exported: scripts and most of the engine import them from here.
 __all__ = [
-    "BUSY_TIMEOUT_MS", "ENV_DB_PATH", "SQLITE_HEADER", "UNSAFE_FUNCTIONS", "QueueDatabase",
-    "apply_connection_pragmas", "check_queue_schema", "closing_connection", "connect",
-    "database_path_of", "default_db_path", "file_size", "has_sqlite_header", "open_read_only",
-    "require_existing_file", "require_queue_schema", "shm_path", "sqlite_uri", "task_counts",
-    "wal_path", "write_transaction", "writer_lock",
+    "BUSY_TIMEOUT_MS",
+    "UNSAFE_FUNCTIONS",
+    "QueueDatabase",
+    "apply_connection_pragmas",
+    "check_queue_schema",
+    "closing_connection",
+    "connect",
+    "database_path_of",
+    "open_read_only",
+    "require_queue_schema",
+    "task_counts",
+    "write_transaction",
+    "writer_lock",
 ]
 
 BUSY_TIMEOUT_MS = 5000

@@ -18,7 +18,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from .disk import volume_label
+from .files.disk import volume_label
 
 
 class ErrorKind(enum.Enum):

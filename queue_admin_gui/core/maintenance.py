@@ -22,12 +22,9 @@ from .database import (
     QueueDatabase,
     connect,
     database_path_of,
-    file_size,
     open_read_only,
-    wal_path,
     writer_lock,
 )
-from .disk import same_drive
 from .errors import (
     ErrorKind,
     QueueAdminError,
@@ -35,9 +32,10 @@ from .errors import (
     require_free_space,
     translate_error,
 )
-from .leases import LeaseManager
+from .files.db_files import file_size, wal_path
+from .files.disk import same_drive
+from .leases.manager import LeaseManager
 from .maintenance_results import (
-    DID_NOT_FINISH,
     AnalyzeResult,
     CheckpointResult,
     IntegrityResult,
@@ -55,9 +53,7 @@ from .progress import (
 )
 from .write_session import as_maintenance_error
 
-__all__ = ["DID_NOT_FINISH", "AnalyzeResult", "CheckpointResult", "DatabaseStats",
-           "IntegrityResult", "OptimizeResult", "PragmaOptimizeResult", "QueueMaintenance",
-           "VacuumResult"]
+__all__ = ["QueueMaintenance"]
 
 #: The checkpoint statements, one per mode: the mode is looked up, never formatted from input.
 _CHECKPOINT_SQL = {

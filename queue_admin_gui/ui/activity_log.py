@@ -44,7 +44,7 @@ _SHORTFALL_COLOUR = QColor(RED)
 #: Entries of earlier sessions shown at start (read from the end of the audit file).
 _HISTORY_ROWS = 200
 #: Most rows the dock holds; the oldest row goes when a new one would exceed it.
-_MAX_ROWS = 1000
+MAX_ROWS = 1000
 #: Widest the Action and Result columns grow, in characters: a long action or error message
 #: is cut (its tooltip holds the whole text) so Result and Duration stay in view.
 _CAPPED_COLUMNS = {1: 42, 3: 42}
@@ -147,7 +147,7 @@ class ActivityLogDock(QDockWidget):
     def _show(self, entry: ActivityEntry) -> None:
         sorting = self.table.isSortingEnabled()
         self.table.setSortingEnabled(False)  # rows go in whole, then the sort applies
-        if len(self._entries) >= _MAX_ROWS:
+        if len(self._entries) >= MAX_ROWS:
             self.table.removeRow(self._oldest_row())
             del self._entries[0]
         self._entries.append(entry)

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.backup import BackupInfo
+from ..core.backups.manifest import BackupInfo, is_rebuilt_file_name, parse_backup_name
 from ..core.errors import format_bytes
-from ..core.manifest import is_rebuilt_file_name, parse_backup_name
 from .table_model import ListColumn, ListModel
 
 _STATUS_ORDER = ("queued", "leased", "processing", "completed", "failed", "dead_letter")

@@ -35,9 +35,12 @@ from ..app.operations import (
     verify_backup,
 )
 from ..app.session import Session
-from ..core.backup import BackupInfo, BackupResult, QueueBackup, VerifyReport
+from ..core.backup import QueueBackup
+from ..core.backups.backup_store import BackupResult
+from ..core.backups.manifest import BackupInfo
+from ..core.backups.retention import plan_prune
+from ..core.backups.verify import VerifyReport
 from ..core.errors import QueueAdminError, format_bytes
-from ..core.retention import plan_prune
 from .backup_rows import (
     BackupListing,
     BackupListModel,
@@ -48,17 +51,11 @@ from .backup_rows import (
     verification_text,
 )
 from .icons import icon
+from .maintenance_tab import MaintenanceTab
 from .rescue_dialog import open_rescue_dialog
 from .restore_wizard import RestoreWizard
 from .table_model import keep_place_when_hidden, make_list_view
-from .widgets import (
-    BAD_COLOUR,
-    GOOD_COLOUR,
-    MaintenanceTab,
-    explanation,
-    set_status,
-    status_label,
-)
+from .widgets import BAD_COLOUR, GOOD_COLOUR, explanation, set_status, status_label
 
 
 class BackupsTab(MaintenanceTab):

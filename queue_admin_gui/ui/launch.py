@@ -27,10 +27,11 @@ from ..app.jobs import JobRunner
 from ..app.messages import Messages, Presenter
 from ..app.session import Session
 from ..core.activity import RESULT_FAILED, ActivityEntry, ActivityLog
-from ..core.config import APP_AUTHOR, LoadedSettings, MaintenanceConfig, load_settings
 from ..core.errors import ConfigError, QueueAdminError
 from ..core.event_log import SystemLogSink, setting_switch
-from ..core.queue_location import queue_location
+from ..core.settings.config import LoadedSettings, MaintenanceConfig, load_settings
+from ..core.settings.folders import APP_AUTHOR
+from ..core.settings.queue_location import queue_location
 from .icons import app_icon
 from .main_window import MainWindow
 from .message_boxes import DialogPresenter

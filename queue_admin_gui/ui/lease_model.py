@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.lease_table import (
+from ..core.leases.lease_table import (
     DEAD_LETTER,
     LEAVE_ALONE,
     REQUEUE,
@@ -17,7 +17,7 @@ from ..core.lease_table import (
     RequeuePlan,
     read_lease_lists,
 )
-from ..core.leases import LeaseManager, WorkerInfo
+from ..core.leases.manager import LeaseManager, WorkerInfo
 from ..core.progress import CancelCheck
 from .table_model import ListModel
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..core.lease_table import DeadTaskTable, LeaseTable
+from ..core.leases.lease_table import DeadTaskTable, LeaseTable
 from .table_model import ListColumn, category_keys
 from .widgets import format_age
 

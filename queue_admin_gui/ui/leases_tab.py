@@ -35,7 +35,7 @@ from ..app.operations import (
     retry_dead_tasks,
 )
 from ..app.session import Session
-from ..core.lease_table import (
+from ..core.leases.lease_table import (
     DEAD_LETTER,
     LEAVE_ALONE,
     REQUEUE,
@@ -44,7 +44,7 @@ from ..core.lease_table import (
     RequeuePlan,
     plan_requeue,
 )
-from ..core.leases import RequeueResult, WorkerInfo
+from ..core.leases.manager import RequeueResult, WorkerInfo
 from ..core.measurements.readings import reading_time
 from ..core.progress import CancelCheck, ProgressCallback
 from .lease_model import (
@@ -62,18 +62,16 @@ from .lease_rows import (
     is_stale,
     renewal_sentence,
 )
+from .maintenance_tab import MaintenanceTab
 from .table_model import keep_place_when_hidden, make_list_view
+from .tables import Column, RecordTableModel, make_table
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,
     WARN_COLOUR,
-    Column,
-    MaintenanceTab,
-    RecordTableModel,
     explanation,
     format_age,
     group_box,
-    make_table,
     set_status,
     status_label,
 )

@@ -26,8 +26,8 @@ from ..app.jobs import Job, is_background, mark_background
 from ..app.monitor import Sampler
 from ..app.session import Session
 from ..core.activity import ActivityLog
+from ..core.backups.manifest import is_rebuilt_file_name
 from ..core.errors import ErrorKind, QueueAdminError
-from ..core.manifest import is_rebuilt_file_name
 from ..core.measurements.health import HealthSnapshot, damage_of
 from .activity_log import ActivityLogDock
 from .backups_tab import BackupsTab, open_restore_wizard
@@ -201,7 +201,7 @@ class MainWindow(QMainWindow):
 
     def open_demo(self) -> Job:
         """Create (or reuse) the demo queue, open it and run the simulated workers."""
-        from ..core.demo import create_demo_queue, demo_queue_path, is_demo_queue
+        from ..core.demo.queue_file import create_demo_queue, demo_queue_path, is_demo_queue
 
         path = demo_queue_path()
 
@@ -222,7 +222,7 @@ class MainWindow(QMainWindow):
 
     def start_demo_workers(self, path: Path) -> None:
         """Run the simulated workers on ``path`` until the window closes."""
-        from ..core.demo import DemoWorkers
+        from ..core.demo.workers import DemoWorkers
 
         self.stop_demo_workers()
         workers = DemoWorkers(path)
@@ -432,4 +432,4 @@ class MainWindow(QMainWindow):
         event.accept()
 
 
-__all__ = ["MainWindow", "OpenedDatabase", "TAB_SPECS", "inspect_database"]
+__all__ = ["MainWindow", "TAB_SPECS"]

@@ -27,25 +27,21 @@ from PySide6.QtWidgets import (
 from ..app.jobs import Job
 from ..app.operations import TOPIC_DATABASE, TOPIC_STATS, analyze, pragma_optimize, vacuum
 from ..app.session import Session
-from ..core.damage_report import DamageReport, read_damage_report
-from ..core.disk import vacuum_space_by_volume
-from ..core.maintenance import (
-    AnalyzeResult,
-    DatabaseStats,
-    PragmaOptimizeResult,
-    QueueMaintenance,
-    VacuumResult,
-)
+from ..core.errors import format_bytes
+from ..core.files.disk import vacuum_space_by_volume
+from ..core.maintenance import QueueMaintenance
+from ..core.maintenance_results import AnalyzeResult, PragmaOptimizeResult, VacuumResult
+from ..core.measurements.damage_report import DamageReport, read_damage_report
+from ..core.measurements.stats import DatabaseStats
 from ..core.progress import CancelCheck, ProgressCallback
+from .maintenance_tab import MaintenanceTab
 from .palette import readable_text
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,
     WARN_COLOUR,
     KeyValueGrid,
-    MaintenanceTab,
     explanation,
-    format_bytes,
     format_count,
     group_box,
     set_status,

@@ -33,13 +33,14 @@ from ..app.jobs import Job
 from ..app.operations import Operation
 from ..app.session import Session
 from ..core.backup import QueueBackup
+from ..core.backups.manifest import BackupInfo
+from ..core.backups.verify import VerifyReport
 from ..core.errors import QueueAdminError, format_bytes
-from ..core.manifest import BackupInfo
 from ..core.restore.carry import NewerTasks
-from ..core.restore.plan import Preflight, RestoreComparison, compare_backup_with_live
+from ..core.restore.plan import RestoreComparison, compare_backup_with_live
+from ..core.restore.preflight import Preflight
 from ..core.restore.writing import TargetState
 from ..core.schema import KNOWN_STATUSES
-from ..core.verify import VerifyReport
 from .backup_rows import backup_label
 from .palette import GOOD_TEXT, RED
 from .restore_choices import RestoreChoices, newer_tasks

@@ -48,8 +48,8 @@ from ..app.session import Session
 from ..core.archive import ArchiveStatus, RebuildResult, archive_status, rebuild_to_time
 from ..core.archive.controller import configured_archive_dir
 from ..core.backup import QueueBackup
+from ..core.backups.manifest import backup_file_name
 from ..core.errors import QueueAdminError
-from ..core.manifest import backup_file_name
 from ..core.schema import STATUS_QUEUED
 from .palette import AMBER, BLUE, GREEN, PURPLE, RED
 

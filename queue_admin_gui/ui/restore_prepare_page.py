@@ -16,9 +16,9 @@ from ..app.jobs import Job, mark_background
 from ..app.session import Session
 from ..core.errors import drive_label, format_bytes
 from ..core.measurements.holders import HolderLookup, find_holders
-from ..core.restore.execute import safety_folder
 from ..core.restore.gate import WorkerSignals, read_worker_signals
-from ..core.restore.plan import Preflight, preflight
+from ..core.restore.keep import safety_folder
+from ..core.restore.preflight import Preflight, preflight
 from ..core.restore.writing import TargetState
 from .restore_pages import PROBLEM_STYLE, JobPage, RestoreState, text_label
 

@@ -23,9 +23,11 @@ from PySide6.QtWidgets import (
 from ..app.operations import requeue_restored_tasks, restore_backup
 from ..app.session import Session
 from ..core.errors import QueueAdminError
-from ..core.leases import RequeueResult
-from ..core.restore.execute import STAGE_CHECK_RESTORED, STAGE_WAITING, RestoreReport
-from ..core.restore.plan import RestoredCheck, TaskRef
+from ..core.leases.manager import RequeueResult
+from ..core.restore.execute import STAGE_CHECK_RESTORED, STAGE_WAITING
+from ..core.restore.file_summary import TaskRef
+from ..core.restore.keep import RestoreReport
+from ..core.restore.plan import RestoredCheck
 from ..core.restore.writing import STAGE_WRITE
 from .restore_choices import show_carried
 from .restore_pages import (

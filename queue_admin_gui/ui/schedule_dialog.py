@@ -43,8 +43,7 @@ from PySide6.QtWidgets import (
 from ..app.jobs import JobFunction, mark_background
 from ..app.session import Session
 from ..core.activity import ActivityLog
-from ..core.schedule_formats import crontab_text, systemd_text, task_arguments
-from ..core.schedules import (
+from ..core.schedules.jobs import (
     LastRun,
     ScheduledJob,
     ScheduleSettings,
@@ -57,7 +56,8 @@ from ..core.schedules import (
     scheduled_jobs,
     windows_command_line,
 )
-from ..core.task_scheduler import CommandRunner, TaskScheduler, TaskState, run_command
+from ..core.schedules.schedule_formats import crontab_text, systemd_text, task_arguments
+from ..core.schedules.task_scheduler import CommandRunner, TaskScheduler, TaskState, run_command
 from .icons import icon
 from .palette import RED
 

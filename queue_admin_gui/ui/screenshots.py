@@ -28,7 +28,7 @@ WINDOW_SIZE = (1200, 800)
 SCREEN_SIZES = ((1024, 700), (1920, 1080))
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     """Process Qt events until ``condition()`` holds; raise TimeoutError past ``timeout``."""
     from PySide6.QtCore import QCoreApplication, QEventLoop
 
@@ -40,11 +40,11 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.01)
 
 
-def _settle(window: object, seconds: float = 0.6) -> None:
+def settle(window: object, seconds: float = 0.6) -> None:
     """Let queued jobs finish and the widgets repaint."""
-    _wait_until(lambda: not window.session.runner.busy)  # type: ignore[attr-defined]
+    wait_until(lambda: not window.session.runner.busy)  # type: ignore[attr-defined]
     end = time.monotonic() + seconds
-    _wait_until(lambda: time.monotonic() >= end)
+    wait_until(lambda: time.monotonic() >= end)
 
 
 def render(out_dir: Path, workers_seconds: float = 4.0, dark: bool = False) -> list[Path]:
@@ -61,8 +61,9 @@ def render(out_dir: Path, workers_seconds: float = 4.0, dark: bool = False) -> l
     from ..app.messages import Messages, RecordingPresenter
     from ..app.session import Session
     from ..core.activity import ActivityLog
-    from ..core.config import MaintenanceConfig
-    from ..core.demo import DemoWorkers, create_demo_queue
+    from ..core.demo.queue_file import create_demo_queue
+    from ..core.demo.workers import DemoWorkers
+    from ..core.settings.config import MaintenanceConfig
     from .icons import app_icon
     from .main_window import TAB_SPECS, MainWindow
 
@@ -86,29 +87,29 @@ def render(out_dir: Path, workers_seconds: float = 4.0, dark: bool = False) -> l
         settings.setValue("recent_files", [str(database)])
         window = MainWindow(session, settings, ActivityLog(root / "activity.jsonl"))
         window.show()
-        _settle(window)
+        settle(window)
         # the window fits itself to the (offscreen) screen once shown: the pictures keep
         # their own size, larger than that screen
         window.resize(*WINDOW_SIZE)
-        _settle(window, 0.1)
-        written.append(_grab(window, out_dir / "start_page.png"))
+        settle(window, 0.1)
+        written.append(grab(window, out_dir / "start_page.png"))
 
         workers = DemoWorkers(database, workers=4, seed=42)
         workers.start()
         try:
-            _wait_until(lambda: workers.stats.completed > 20 or not workers.is_running)
+            wait_until(lambda: workers.stats.completed > 20 or not workers.is_running)
             window.open_database(database)
-            _wait_until(lambda: session.db_path == database)
+            wait_until(lambda: session.db_path == database)
             tab = window.backups_tab
             for name in ("nightly", "before-upgrade"):
-                _settle(window, 0.1)
+                settle(window, 0.1)
                 tab.name_edit.setText(name)
                 tab.back_up_now()
-                _settle(window, 0.1)
-            _run_for(workers_seconds / 2)
+                settle(window, 0.1)
+            run_for(workers_seconds / 2)
             window.tab_widgets["wal"].run_checkpoint("PASSIVE")
-            _settle(window, 0.1)
-            _run_for(workers_seconds / 2)
+            settle(window, 0.1)
+            run_for(workers_seconds / 2)
             for key, *_rest in TAB_SPECS:
                 window.show_tab(key)
                 tab = window.tab_widgets[key]
@@ -118,8 +119,8 @@ def render(out_dir: Path, workers_seconds: float = 4.0, dark: bool = False) -> l
                 if key == "optimize":
                     tab.run_integrity_check(quick=True)
                 window.refresh_health()
-                _settle(window)
-                written.append(_grab(window, out_dir / f"tab_{key}.png"))
+                settle(window)
+                written.append(grab(window, out_dir / f"tab_{key}.png"))
             written += _every_size(window, out_dir, "")
             workers.stop()
             written += _damaged(window, database, out_dir)
@@ -145,9 +146,9 @@ def _every_size(window: object, out_dir: Path, scene: str,
         window.resize(width, height)  # type: ignore[attr-defined]
         for key in keys or [spec[0] for spec in TAB_SPECS]:
             window.show_tab(key)  # type: ignore[attr-defined]
-            _settle(window, 0.3)
+            settle(window, 0.3)
             name = f"{scene}{'_' if scene else ''}tab_{key}_{width}x{height}.png"
-            written.append(_grab(window, out_dir / "sizes" / name))
+            written.append(grab(window, out_dir / "sizes" / name))
     window.resize(*WINDOW_SIZE)  # type: ignore[attr-defined]
     return written
 
@@ -176,18 +177,18 @@ def _damaged(window: object, database: Path, out_dir: Path) -> list[Path]:
             handle.write(b"\xa5" * (page_size - 32))
     session = window.session  # type: ignore[attr-defined]
     window.open_database(damaged)  # type: ignore[attr-defined]
-    _wait_until(lambda: session.db_path == damaged and session.damage is not None)
+    wait_until(lambda: session.db_path == damaged and session.damage is not None)
     optimize = window.tab_widgets["optimize"]  # type: ignore[attr-defined]
-    _wait_until(lambda: optimize.findings.count() > 0)
+    wait_until(lambda: optimize.findings.count() > 0)
     written = []
     for key in ("optimize", "leases"):
         window.show_tab(key)  # type: ignore[attr-defined]
-        _settle(window)
-        written.append(_grab(window, out_dir / f"damaged_{key}.png"))
+        settle(window)
+        written.append(grab(window, out_dir / f"damaged_{key}.png"))
     written += _every_size(window, out_dir, "damaged", ("optimize",))
     window.open_database(database)  # type: ignore[attr-defined]
-    _wait_until(lambda: session.db_path == database)
-    _settle(window)
+    wait_until(lambda: session.db_path == database)
+    settle(window)
     shutil.rmtree(damaged.parent, ignore_errors=True)
     return written
 
@@ -210,12 +211,12 @@ def _starving(window: object, database: Path, out_dir: Path) -> list[Path]:
             writer.executemany("INSERT INTO task_queue (type, payload) VALUES ('render', ?)",
                                [('{"blob": "' + "x" * 3500 + '"}',)] * 400)
             writer.execute("COMMIT")
-            _run_for(1.1)
+            run_for(1.1)
             if sampler.starvation is not None and sampler.holders is not None:
                 break
         window.show_tab("wal")  # type: ignore[attr-defined]
-        _settle(window)
-        written = [_grab(window, out_dir / "wal_starving.png")]
+        settle(window)
+        written = [grab(window, out_dir / "wal_starving.png")]
         written += _every_size(window, out_dir, "starving", ("wal", "stats"))
         return written
     finally:
@@ -231,12 +232,12 @@ def _deleted(window: object, database: Path, out_dir: Path) -> list[Path]:
     """The database file deleted under the window: figures greyed with the time they were read."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
-    _run_for(2.5)
+    run_for(2.5)
     written = []
     for key in ("wal", "stats"):
         window.show_tab(key)  # type: ignore[attr-defined]
-        _settle(window)
-        written.append(_grab(window, out_dir / f"deleted_{key}.png"))
+        settle(window)
+        written.append(grab(window, out_dir / f"deleted_{key}.png"))
     return written + _every_size(window, out_dir, "deleted", ("wal", "stats"))
 
 
@@ -251,13 +252,14 @@ connection.execute("COMMIT")
 """
 
 
-def _run_for(seconds: float) -> None:
+def run_for(seconds: float) -> None:
     """Keep the event loop (and so the sampler) running for ``seconds``."""
     end = time.monotonic() + seconds
-    _wait_until(lambda: time.monotonic() >= end, timeout=seconds + 60)
+    wait_until(lambda: time.monotonic() >= end, timeout=seconds + 60)
 
 
-def _grab(window: object, path: Path) -> Path:
+def grab(window: object, path: Path) -> Path:
+    """Save a picture of ``window`` as PNG at ``path`` and return the path."""
     pixmap = window.grab()  # type: ignore[attr-defined]
     if not pixmap.save(str(path), "PNG"):
         raise OSError(f"could not write {path}")

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .screenshots import OUTPUT_DIR, _grab, _run_for, _settle, _wait_until
+from .screenshots import OUTPUT_DIR, grab, run_for, settle, wait_until
 
 SIZE = (1024, 700)
 
@@ -34,8 +34,9 @@ def render_archive(out_dir: Path, seconds: float = 4.0) -> list[Path]:
     from ..app.session import Session
     from ..core.activity import ActivityLog
     from ..core.backup import QueueBackup
-    from ..core.config import MaintenanceConfig
-    from ..core.demo import DemoWorkers, create_demo_queue
+    from ..core.demo.queue_file import create_demo_queue
+    from ..core.demo.workers import DemoWorkers
+    from ..core.settings.config import MaintenanceConfig
     from .main_window import MainWindow
     from .restore_wizard import RestoreWizard
 
@@ -57,43 +58,43 @@ def render_archive(out_dir: Path, seconds: float = 4.0) -> list[Path]:
         workers.start()
         try:
             window.open_database(database)
-            _wait_until(lambda: session.db_path == database)
+            wait_until(lambda: session.db_path == database)
             window.show_tab("backups")
-            _settle(window)
+            settle(window)
             panel = window.backups_tab.archive_panel
             for _turn in range(2):
                 panel.toggle.setChecked(True)
-                _wait_until(lambda: panel.archiving and not panel.switching)
+                wait_until(lambda: panel.archiving and not panel.switching)
                 status = panel.controller.status  # type: ignore[union-attr]
-                _wait_until(lambda s=status: s().generation is not None  # type: ignore[misc]
+                wait_until(lambda s=status: s().generation is not None  # type: ignore[misc]
                             and not s().snapshot_pending)
-                _run_for(seconds / 4)
+                run_for(seconds / 4)
                 if _turn == 1:  # a backup, so the timeline shows one
                     QueueBackup(database, session.backup_dir).create_backup()
-                _run_for(seconds / 4)
+                run_for(seconds / 4)
                 if _turn == 0:
                     panel.toggle.setChecked(False)
-                    _wait_until(lambda: not panel.archiving and not panel.switching)
-                    _run_for(1.5)
+                    wait_until(lambda: not panel.archiving and not panel.switching)
+                    run_for(1.5)
             panel.refresh()
-            _settle(window, 1.2)
-            written.append(_grab(window, out_dir / "archive_panel_1024x700.png"))
+            settle(window, 1.2)
+            written.append(grab(window, out_dir / "archive_panel_1024x700.png"))
             wizard = RestoreWizard(session, None, window)
             wizard.resize(*SIZE)
             wizard.show()
             picker = wizard.choose_page.point_picker
-            _wait_until(lambda: picker.status is not None and not wizard.busy)
+            wait_until(lambda: picker.status is not None and not wizard.busy)
             if picker.status is not None and picker.status.gaps:
                 gap = picker.status.gaps[0]
                 picker.set_instant(gap.after - 0.5)
-            _settle(window, 0.5)
-            written.append(_grab(wizard, out_dir / "restore_point_in_time_1024x700.png"))
+            settle(window, 0.5)
+            written.append(grab(wizard, out_dir / "restore_point_in_time_1024x700.png"))
             wizard.close()
         finally:
             workers.stop()
             job = window.backups_tab.archive_panel.stop_archiving()
             if job is not None:
-                _wait_until(lambda: job.is_finished)
+                wait_until(lambda: job.is_finished)
             session.runner.shutdown()
             window.close()
             if collector is not None:

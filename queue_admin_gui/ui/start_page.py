@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.queue_location import QueueLocation, queue_location
+from ..core.settings.queue_location import QueueLocation, queue_location
 from .icons import app_icon, icon
 from .palette import BAD_BACKGROUND, BAD_TEXT_ON_BACKGROUND, RED
 

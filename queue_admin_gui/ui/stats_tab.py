@@ -29,24 +29,23 @@ from PySide6.QtWidgets import (
 from ..app.monitor import Sampler
 from ..app.operations import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS
 from ..app.session import Session
-from ..core.maintenance import DatabaseStats, QueueMaintenance
+from ..core.errors import format_bytes
+from ..core.maintenance import QueueMaintenance
 from ..core.measurements.readings import fragmentation_percent, reading_time
 from ..core.measurements.sampling import Sample
+from ..core.measurements.stats import DatabaseStats
 from ..core.status_labels import task_status_label
 from .live_plot import details_above_plot
+from .maintenance_tab import MaintenanceTab
 from .status_bar import STALE_COLOUR
+from .tables import Column, RecordTableModel, make_table
 from .widgets import (
     BAD_COLOUR,
     WARN_COLOUR,
-    Column,
     KeyValueGrid,
-    MaintenanceTab,
-    RecordTableModel,
     explanation,
-    format_bytes,
     format_count,
     group_box,
-    make_table,
     plot_frame,
     set_status,
     status_label,

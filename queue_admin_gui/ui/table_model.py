@@ -23,8 +23,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QAction, QBrush, QColor, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QHeaderView, QTableView, QWidget
 
-from .tables import read_only_view
-from .widgets import STALE_BACKGROUND, cell_alignment, header_data
+from .tables import STALE_BACKGROUND, cell_alignment, header_data, read_only_view
 
 Index = QModelIndex | QPersistentModelIndex
 #: Rows handed to the view at a time as it scrolls.

@@ -31,7 +31,8 @@ from ..app.jobs import Job
 from ..app.monitor import Sampler
 from ..app.session import Session
 from ..core.errors import format_bytes
-from ..core.maintenance import CheckpointResult, QueueMaintenance
+from ..core.maintenance import QueueMaintenance
+from ..core.maintenance_results import CheckpointResult
 from ..core.measurements.readings import reading_time
 from ..core.measurements.sampling import MEGABYTE, CheckpointOutcome, export_csv, wal_level
 from ..core.measurements.wal_pin import WalPinLookup, pin_age_text

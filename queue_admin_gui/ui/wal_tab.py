@@ -27,10 +27,14 @@ from ..app.jobs import Job
 from ..app.monitor import Sampler
 from ..app.operations import TOPIC_DATABASE, TOPIC_STATS
 from ..app.session import Session
-from ..core.maintenance import CheckpointResult, DatabaseStats, QueueMaintenance
+from ..core.errors import format_bytes
+from ..core.maintenance import QueueMaintenance
+from ..core.maintenance_results import CheckpointResult
 from ..core.measurements.readings import CheckpointSummary, reading_time
 from ..core.measurements.sampling import Sample
+from ..core.measurements.stats import DatabaseStats
 from .live_plot import details_above_plot
+from .maintenance_tab import MaintenanceTab
 from .status_bar import STALE_COLOUR
 from .wal_plot import breakable
 from .widgets import (
@@ -38,9 +42,7 @@ from .widgets import (
     GOOD_COLOUR,
     WARN_COLOUR,
     KeyValueGrid,
-    MaintenanceTab,
     explanation,
-    format_bytes,
     format_count,
     group_box,
     plot_frame,

@@ -1,8 +1,7 @@
 """Small building blocks shared by the maintenance tabs: display helpers and a key/value grid.
 
 Number, size and age formatting, status labels, group boxes and the key/value grid live here.
-The tabs' base class is :mod:`.maintenance_tab` and the record tables :mod:`.tables`; both are
-re-exported here, where the tabs import them from.
+The tabs' base class is :mod:`.maintenance_tab` and the record tables :mod:`.tables`.
 """
 
 from __future__ import annotations
@@ -20,22 +19,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.errors import format_bytes
-from .maintenance_tab import MaintenanceTab
 from .palette import GOOD_TEXT, RED, WARN_TEXT, readable_text
-from .tables import (
-    STALE_BACKGROUND,
-    Column,
-    RecordTableModel,
-    cell_alignment,
-    header_data,
-    make_table,
-)
 
 __all__ = [
-    "STALE_BACKGROUND", "Column", "KeyValueGrid", "MaintenanceTab", "RecordTableModel",
-    "explanation", "format_age", "format_bytes", "format_count", "group_box", "make_table",
-    "plot_frame", "set_status", "status_label", "cell_alignment", "header_data",
+    "KeyValueGrid",
+    "explanation",
+    "format_age",
+    "format_count",
+    "group_box",
+    "plot_frame",
+    "set_status",
+    "status_label",
 ]
 
 GOOD_COLOUR = GOOD_TEXT

@@ -18,8 +18,8 @@ from queue_admin_gui.app.operations import (
 )
 from queue_admin_gui.app.session import Session
 from queue_admin_gui.core.activity import ActivityLog
-from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.core.errors import QueueBackupError
+from queue_admin_gui.core.settings.config import MaintenanceConfig
 
 
 @pytest.fixture

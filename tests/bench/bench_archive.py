@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 
 from queue_admin_gui.core.archive import Archiver, archive_status, rebuild_to_time
-from queue_admin_gui.core.database import file_size
-from queue_admin_gui.core.demo import DemoWorkers, create_demo_queue
+from queue_admin_gui.core.demo.queue_file import create_demo_queue
+from queue_admin_gui.core.demo.workers import DemoWorkers
+from queue_admin_gui.core.files.db_files import file_size
 
 from .bench_report import machine_info
 from .bench_writers import generate_queue

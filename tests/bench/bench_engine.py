@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from queue_admin_gui.core.backup import QueueBackup
-from queue_admin_gui.core.database import connect, file_size, wal_path
-from queue_admin_gui.core.leases import LeaseManager
+from queue_admin_gui.core.database import connect
+from queue_admin_gui.core.files.db_files import file_size, wal_path
+from queue_admin_gui.core.leases.manager import LeaseManager
 from queue_admin_gui.core.maintenance import QueueMaintenance
 
 from .bench_report import (

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     from queue_admin_gui.app.jobs import Job, JobRunner
     from queue_admin_gui.app.messages import Messages, RecordingPresenter
     from queue_admin_gui.app.session import Session
-    from queue_admin_gui.core.config import MaintenanceConfig
+    from queue_admin_gui.core.settings.config import MaintenanceConfig
     from queue_admin_gui.ui.backups_tab import BackupsTab
     from queue_admin_gui.ui.leases_tab import LeasesTab
 

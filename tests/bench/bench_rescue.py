@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from queue_admin_gui.core.backup import QueueBackup
-from queue_admin_gui.core.database import file_size
+from queue_admin_gui.core.files.db_files import file_size
 from queue_admin_gui.core.rescue import (
     RescueSelection,
     diff_queue,
@@ -32,7 +32,7 @@ from queue_admin_gui.core.rescue import (
     rescue_tasks,
     undo_rescue,
 )
-from queue_admin_gui.core.restore.execute import ALL_WORKERS
+from queue_admin_gui.core.restore.gate import ALL_WORKERS
 
 from .bench_report import machine_info
 from .bench_restore import Stages, fresh_copy

@@ -27,8 +27,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from queue_admin_gui.core.backup import QueueBackup
-from queue_admin_gui.core.database import file_size
-from queue_admin_gui.core.restore.execute import ALL_WORKERS
+from queue_admin_gui.core.files.db_files import file_size
+from queue_admin_gui.core.restore.gate import ALL_WORKERS
 
 from .bench_report import machine_info
 from .bench_writers import generate_queue

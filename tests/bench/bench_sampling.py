@@ -84,8 +84,8 @@ def memory_after_a_day(path: Path) -> dict[str, float]:
     from queue_admin_gui.app.messages import Messages, RecordingPresenter
     from queue_admin_gui.app.monitor import Sampler
     from queue_admin_gui.app.session import Session
-    from queue_admin_gui.core.config import MaintenanceConfig
     from queue_admin_gui.core.measurements.sampling import Sample
+    from queue_admin_gui.core.settings.config import MaintenanceConfig
     from queue_admin_gui.ui.stats_plots import StatsPlotsWidget
     from queue_admin_gui.ui.wal_plot import WalPlotWidget
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     path = options.path or Path(tempfile.gettempdir()) / f"bench-sampling-{options.rows}.db"
-    from queue_admin_gui.core.database import file_size
+    from queue_admin_gui.core.files.db_files import file_size
 
     if not path.exists():
         print(f"building {path} with {options.rows} rows ...", flush=True)

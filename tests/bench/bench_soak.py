@@ -84,8 +84,9 @@ def run(samples: int, interval_ms: float, warmup: int, folder: Path) -> dict[str
     from queue_admin_gui.app.messages import Messages, RecordingPresenter
     from queue_admin_gui.app.session import Session
     from queue_admin_gui.core.activity import ActivityLog
-    from queue_admin_gui.core.config import MaintenanceConfig
-    from queue_admin_gui.core.demo import DemoWorkers, create_demo_queue
+    from queue_admin_gui.core.demo.queue_file import create_demo_queue
+    from queue_admin_gui.core.demo.workers import DemoWorkers
+    from queue_admin_gui.core.settings.config import MaintenanceConfig
     from queue_admin_gui.ui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])

@@ -24,11 +24,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from queue_admin_gui.core import snapshot
 from queue_admin_gui.core.backup import QueueBackup
-from queue_admin_gui.core.database import file_size
-from queue_admin_gui.core.files import file_sha256
-from queue_admin_gui.core.untrusted import FULL_CHECK, QUICK_CHECK, open_backup_file
+from queue_admin_gui.core.backups import snapshot
+from queue_admin_gui.core.files.db_files import file_size
+from queue_admin_gui.core.files.durable import file_sha256
+from queue_admin_gui.core.trust.untrusted import FULL_CHECK, QUICK_CHECK, open_backup_file
 
 from .bench_report import machine_info
 

@@ -10,7 +10,7 @@ import pytest
 from _cli_helpers import Run, cli_command, cli_env
 
 from queue_admin_gui.cli import main
-from queue_admin_gui.core.demo import create_demo_queue
+from queue_admin_gui.core.demo.queue_file import create_demo_queue
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from queue_admin_gui.cli import CancelOnInterrupt
 from queue_admin_gui.cli.commands import COMMANDS
 from queue_admin_gui.core.activity import ActivityLog
 from queue_admin_gui.core.database import closing_connection, connect, task_counts
-from queue_admin_gui.core.demo import is_demo_queue
+from queue_admin_gui.core.demo.queue_file import is_demo_queue
 
 CliRunner = Callable[..., Run]
 

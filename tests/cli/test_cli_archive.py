@@ -14,8 +14,9 @@ from pathlib import Path
 from _cli_helpers import cli_command, cli_env
 
 from queue_admin_gui.core.archive import Archiver, parse_instant
-from queue_admin_gui.core.config import MaintenanceConfig, config_file_path
 from queue_admin_gui.core.database import QueueDatabase
+from queue_admin_gui.core.settings.config import MaintenanceConfig
+from queue_admin_gui.core.settings.folders import config_file_path
 
 DEADLINE_SECONDS = 60.0
 

@@ -202,7 +202,7 @@ def test_free_disk_space_is_graded(cli, queue_db, recent_backup, monkeypatch, fr
         f"{int(size * free_copies)}B;{2 * size}:;{size}:;0")
 
 
-def _damage_leaf_pages(db: Path, table: str, rows: int = 200) -> None:
+def damage_leaf_pages(db: Path, table: str, rows: int = 200) -> None:
     """Fill ``table`` over many pages, then overwrite a few of its leaf pages with junk."""
     connection = sqlite3.connect(db)
     with connection:
@@ -228,7 +228,7 @@ def _damage_leaf_pages(db: Path, table: str, rows: int = 200) -> None:
 
 
 def test_damage_the_health_read_meets_is_critical(cli, queue_db, recent_backup):
-    _damage_leaf_pages(queue_db, "task_queue")
+    damage_leaf_pages(queue_db, "task_queue")
     run = cli("--db", queue_db, "check", "--dir", recent_backup, "--quick-check-seconds", "0")
     assert run.code == 2, run.out
     assert _status(run).startswith("QUEUE CRITICAL - database damaged: ")
@@ -237,7 +237,7 @@ def test_damage_the_health_read_meets_is_critical(cli, queue_db, recent_backup):
 
 def test_damage_only_the_quick_check_finds_is_critical(cli, queue_db, recent_backup):
     """Log pages: no health read touches them, the bounded quick check does."""
-    _damage_leaf_pages(queue_db, "task_logs")
+    damage_leaf_pages(queue_db, "task_logs")
     run = cli("--db", queue_db, "check", "--dir", recent_backup, "--quick-check-seconds", "0")
     assert run.code == 0, "without the quick check this damage goes unseen"
     run = cli("--db", queue_db, "check", "--dir", recent_backup)

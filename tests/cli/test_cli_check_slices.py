@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from test_cli_check import _damage_leaf_pages
+from test_cli_check import damage_leaf_pages
 
 from queue_admin_gui.core.measurements.damage_scan import load_state, save_state, state_file
 
@@ -81,7 +81,7 @@ def test_a_file_too_big_for_one_budget_is_covered_over_several_runs(cli, queue_d
 
 
 def test_a_slice_finds_damage_and_stays_on_it(cli, queue_db, tmp_path):
-    _damage_leaf_pages(queue_db, "task_logs")
+    damage_leaf_pages(queue_db, "task_logs")
     _sliced(queue_db)
     backups = tmp_path / "backups"
     for _ in range(2):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from _cli_helpers import Run
 
-from queue_admin_gui.core.manifest import manifest_path_for
+from queue_admin_gui.core.backups.manifest import manifest_path_for
 
 CliRunner = Callable[..., Run]
 

@@ -21,16 +21,16 @@ from _cli_helpers import cli_env
 
 from queue_admin_gui.core.activity import ActivityLog
 from queue_admin_gui.core.backup import QueueBackup
-from queue_admin_gui.core.backup_folder import CLAIM_GRACE_SECONDS, find_leftovers
-from queue_admin_gui.core.manifest import manifest_path_for
-from queue_admin_gui.core.verify import check_backup_file
+from queue_admin_gui.core.backups.backup_folder import CLAIM_GRACE_SECONDS, find_leftovers
+from queue_admin_gui.core.backups.manifest import manifest_path_for
+from queue_admin_gui.core.backups.verify import check_backup_file
 
 #: A backup stopped between its copy and its seal, as a restore holds its safety backup
 #: while it writes: it prints the partial file's path, then waits for a line on stdin.
 HELD_BACKUP = """
 import sys
 from pathlib import Path
-from queue_admin_gui.core.backup_store import BackupStore
+from queue_admin_gui.core.backups.backup_store import BackupStore
 store = BackupStore(Path(sys.argv[1]), Path(sys.argv[2]))
 pending = store.begin_backup(Path(sys.argv[1]), "held")
 print(pending.partial, flush=True)

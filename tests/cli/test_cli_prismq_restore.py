@@ -28,7 +28,7 @@ from prismq import (
 )
 
 from queue_admin_gui.core.database import closing_connection
-from queue_admin_gui.core.schema_sql import normalized_sql
+from queue_admin_gui.core.trust.schema_sql import normalized_sql
 
 CliRunner = Callable[..., Run]
 TASKS = 120

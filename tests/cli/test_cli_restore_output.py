@@ -13,8 +13,8 @@ from pathlib import Path
 
 from _cli_helpers import cli_command, cli_env
 
+from queue_admin_gui.core.backups.manifest import manifest_path_for, remove_stale_manifest
 from queue_admin_gui.core.database import QueueDatabase
-from queue_admin_gui.core.manifest import manifest_path_for, remove_stale_manifest
 
 DEADLINE_SECONDS = 60.0
 

@@ -12,7 +12,7 @@ from queue_admin_gui.core.activity import (
     ActivityLog,
     default_activity_path,
 )
-from queue_admin_gui.core.config import user_log_dir
+from queue_admin_gui.core.settings.folders import user_log_dir
 
 
 def test_default_path_is_in_the_user_log_folder():

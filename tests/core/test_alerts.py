@@ -6,7 +6,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from queue_admin_gui.core.activity import RESULT_FAILED, ActivityEntry
-from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.core.measurements.alerts import (
     SOURCE_ACTIVITY,
     SOURCE_HEALTH,
@@ -20,6 +19,7 @@ from queue_admin_gui.core.measurements.health import (
     HealthMeasurements,
     assess_health,
 )
+from queue_admin_gui.core.settings.config import MaintenanceConfig
 
 MB = 1024 * 1024
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)

@@ -15,9 +15,9 @@ from queue_admin_gui.core.archive.controller import (
     configured_archive_dir,
     default_archive_dir,
 )
-from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.core.maintenance import QueueMaintenance
 from queue_admin_gui.core.process_writers import write_gate
+from queue_admin_gui.core.settings.config import MaintenanceConfig
 
 
 def wait_restorable(controller: ArchiveController) -> None:

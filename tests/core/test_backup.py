@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core import backup_store as backup_module
-from queue_admin_gui.core.backup import BackupInfo, BackupResult, PruneStopped, QueueBackup
+from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.backups import backup_store as backup_module
+from queue_admin_gui.core.backups.backup_store import BackupResult
+from queue_admin_gui.core.backups.manifest import BackupInfo, manifest_path_for
+from queue_admin_gui.core.backups.retention import PruneStopped
 from queue_admin_gui.core.database import QueueDatabase, task_counts
 from queue_admin_gui.core.errors import ErrorKind, OperationCancelled, QueueBackupError
-from queue_admin_gui.core.manifest import manifest_path_for
 
 
 def add_tasks(path: Path, count: int, status: str = "queued") -> None:
@@ -51,7 +53,7 @@ def test_default_folder_exists(queue: Path) -> None:
     engine = QueueBackup(queue)
     assert engine.backup_dir.is_dir()
     try:
-        from queue_admin_gui.core.config import MaintenanceConfig
+        from queue_admin_gui.core.settings.config import MaintenanceConfig
     except ImportError:
         assert engine.backup_dir == queue.parent / "backups"
     else:

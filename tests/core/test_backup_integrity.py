@@ -17,10 +17,10 @@ import pytest
 
 from queue_admin_gui.cli import main
 from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.backups.manifest import BackupManifest, manifest_path_for
 from queue_admin_gui.core.database import QueueDatabase, closing_connection, open_read_only
 from queue_admin_gui.core.errors import ErrorKind, QueueBackupError
-from queue_admin_gui.core.files import file_sha256
-from queue_admin_gui.core.manifest import BackupManifest, manifest_path_for
+from queue_admin_gui.core.files.durable import file_sha256
 
 
 def put_index_out_of_step(path: Path) -> None:

@@ -19,10 +19,11 @@ import pytest
 
 from queue_admin_gui.cli import main
 from queue_admin_gui.core.backup import QueueBackup
-from queue_admin_gui.core.backup_paths import refuse_live_side_paths
+from queue_admin_gui.core.backups.backup_paths import refuse_live_side_paths
+from queue_admin_gui.core.backups.verify import check_backup_file
 from queue_admin_gui.core.database import QueueDatabase, closing_connection
 from queue_admin_gui.core.errors import ErrorKind, QueueBackupError
-from queue_admin_gui.core.verify import check_backup_file, read_header
+from queue_admin_gui.core.trust.untrusted import read_header
 
 SUFFIXES = ["", "-wal", "-shm", "-journal"]
 

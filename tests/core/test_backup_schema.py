@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.backups.manifest import BackupManifest, manifest_path_for
+from queue_admin_gui.core.backups.verify import check_backup_file
 from queue_admin_gui.core.database import QueueDatabase, closing_connection
 from queue_admin_gui.core.errors import ErrorKind, QueueBackupError
-from queue_admin_gui.core.files import file_sha256
-from queue_admin_gui.core.manifest import BackupManifest, manifest_path_for
+from queue_admin_gui.core.files.durable import file_sha256
 from queue_admin_gui.core.schema import SCHEMA_SQL
-from queue_admin_gui.core.verify import check_backup_file
 
 #: Deletes every other row of the queue whenever a task is updated (a requeue, say).
 WIPING_TRIGGER = """CREATE TRIGGER tidy_up AFTER UPDATE ON task_queue

@@ -31,13 +31,13 @@ import pytest
 from prismq import add_prismq_tasks, make_prismq_queue, prismq_connect
 
 from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.backups.manifest import BackupManifest, manifest_path_for
+from queue_admin_gui.core.backups.verify import VerifyReport, check_backup_file
 from queue_admin_gui.core.database import closing_connection
 from queue_admin_gui.core.errors import ErrorKind
-from queue_admin_gui.core.files import file_sha256
-from queue_admin_gui.core.manifest import BackupManifest, manifest_path_for
-from queue_admin_gui.core.schema_meaning import SQLITE_SPACES, misread_character
-from queue_admin_gui.core.schema_sql import normalized_sql
-from queue_admin_gui.core.verify import VerifyReport, check_backup_file
+from queue_admin_gui.core.files.durable import file_sha256
+from queue_admin_gui.core.trust.schema_meaning import SQLITE_SPACES, misread_character
+from queue_admin_gui.core.trust.schema_sql import normalized_sql
 
 TASKS = 12
 NO_BREAK_SPACE = "\u00a0"

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.backups.manifest import BackupManifest, manifest_path_for
+from queue_admin_gui.core.backups.verify import VerifyReport, check_backup_file
 from queue_admin_gui.core.database import QueueDatabase, closing_connection
-from queue_admin_gui.core.demo_queue import create_demo_queue
+from queue_admin_gui.core.demo.queue_file import create_demo_queue
 from queue_admin_gui.core.errors import ErrorKind, QueueBackupError
-from queue_admin_gui.core.files import file_sha256
-from queue_admin_gui.core.manifest import BackupManifest, manifest_path_for
+from queue_admin_gui.core.files.durable import file_sha256
 from queue_admin_gui.core.schema import REQUIRED_COLUMNS, SCHEMA_SQL
-from queue_admin_gui.core.verify import VerifyReport, check_backup_file
 
 TABLE_SQL, _, REST_SQL = SCHEMA_SQL.partition("CREATE TABLE IF NOT EXISTS workers")
 INDEX_SQL = "CREATE INDEX" + SCHEMA_SQL.partition("CREATE INDEX")[2]

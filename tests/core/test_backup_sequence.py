@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.backups.manifest import BackupManifest, manifest_path_for
+from queue_admin_gui.core.backups.verify import check_backup_file
 from queue_admin_gui.core.database import QueueDatabase, closing_connection
 from queue_admin_gui.core.errors import ErrorKind, QueueBackupError
-from queue_admin_gui.core.files import file_sha256
-from queue_admin_gui.core.manifest import BackupManifest, manifest_path_for
-from queue_admin_gui.core.verify import check_backup_file
+from queue_admin_gui.core.files.durable import file_sha256
 
 TASKS = 30
 

@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core.config import (
-    ENV_OVERRIDES,
-    MaintenanceConfig,
-    config_file_path,
-    user_data_dir,
-    user_log_dir,
-)
 from queue_admin_gui.core.errors import ConfigError, ErrorKind
+from queue_admin_gui.core.settings.catalog import ENV_OVERRIDES
+from queue_admin_gui.core.settings.config import MaintenanceConfig
+from queue_admin_gui.core.settings.folders import config_file_path, user_data_dir, user_log_dir
 
 
 def test_defaults_follow_the_original_design(isolated_dirs: Path,

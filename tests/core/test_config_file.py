@@ -7,13 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core.config import (
-    LEVEL_PAIRS,
-    SETTING_RANGES,
-    MaintenanceConfig,
-    load_settings,
-)
 from queue_admin_gui.core.errors import ConfigError, ErrorKind
+from queue_admin_gui.core.settings.catalog import LEVEL_PAIRS, SETTING_RANGES
+from queue_admin_gui.core.settings.config import MaintenanceConfig, load_settings
 
 TEXT = 'backup_dir = "D:/Sicherungen/Bäckerei"\nbackup_retention_count = 4\n'
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from queue_admin_gui.core.damage_report import (
+from queue_admin_gui.core.demo.queue_file import create_demo_queue
+from queue_admin_gui.core.measurements.damage_report import (
     DamagedObject,
     group_findings,
     page_owners,
     read_damage_report,
 )
-from queue_admin_gui.core.demo import create_demo_queue
 
 
 def _root(path: Path, name: str) -> tuple[int, int]:

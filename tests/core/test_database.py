@@ -17,16 +17,9 @@ from queue_admin_gui.core.database import (
     closing_connection,
     connect,
     database_path_of,
-    default_db_path,
-    file_size,
-    has_sqlite_header,
     open_read_only,
-    require_existing_file,
     require_queue_schema,
-    shm_path,
-    sqlite_uri,
     task_counts,
-    wal_path,
     write_transaction,
     writer_lock,
 )
@@ -35,6 +28,15 @@ from queue_admin_gui.core.errors import (
     NotAQueueDatabaseError,
     QueueBackupError,
     QueueDatabaseError,
+)
+from queue_admin_gui.core.files.db_files import (
+    default_db_path,
+    file_size,
+    has_sqlite_header,
+    require_existing_file,
+    shm_path,
+    sqlite_uri,
+    wal_path,
 )
 from queue_admin_gui.core.schema import (
     KNOWN_STATUSES,
@@ -297,7 +299,7 @@ def test_the_core_never_imports_qt() -> None:
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert {"queue_admin_gui.core.maintenance", "queue_admin_gui.core.leases",
-            "queue_admin_gui.core.config", "queue_admin_gui.core.measurements.stats"
+    assert {"queue_admin_gui.core.maintenance", "queue_admin_gui.core.leases.manager",
+            "queue_admin_gui.core.settings.config", "queue_admin_gui.core.measurements.stats"
             } <= set(report["modules"])
     assert report["qt"] == []

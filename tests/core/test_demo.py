@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from queue_admin_gui.core.database import QueueDatabase, closing_connection, connect
-from queue_admin_gui.core.demo import (
+from queue_admin_gui.core.demo.queue_file import create_demo_queue
+from queue_admin_gui.core.demo.workers import (
     MAX_BACKOFF_SECONDS,
     DemoStats,
     DemoWorkers,
     backoff_seconds,
-    create_demo_queue,
     run_demo,
 )
 

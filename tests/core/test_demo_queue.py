@@ -15,7 +15,7 @@ from queue_admin_gui.core.database import (
     connect,
     task_counts,
 )
-from queue_admin_gui.core.demo_queue import (
+from queue_admin_gui.core.demo.queue_file import (
     DEMO_APPLICATION_ID,
     create_demo_queue,
     demo_queue_path,

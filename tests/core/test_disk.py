@@ -3,7 +3,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from queue_admin_gui.core.disk import free_bytes, nearest_existing_folder, same_drive
+from queue_admin_gui.core.files.disk import free_bytes, nearest_existing_folder, same_drive
 
 
 def test_a_folder_not_made_yet_is_measured_at_its_nearest_parent(tmp_path: Path) -> None:

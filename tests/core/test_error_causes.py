@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from queue_admin_gui.core.backup import QueueBackup
-from queue_admin_gui.core.database import open_read_only, require_existing_file
+from queue_admin_gui.core.database import open_read_only
 from queue_admin_gui.core.errors import (
     ErrorKind,
     QueueAdminError,
@@ -20,7 +20,8 @@ from queue_admin_gui.core.errors import (
     folder_accepts_files,
     translate_error,
 )
-from queue_admin_gui.core.file_names import (
+from queue_admin_gui.core.files.db_files import require_existing_file
+from queue_admin_gui.core.files.file_names import (
     MAX_LABEL_SIZE,
     NAME_LIMIT,
     aside_name,

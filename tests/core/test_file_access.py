@@ -11,10 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core.database import has_sqlite_header, wal_path
-from queue_admin_gui.core.demo_queue import is_demo_queue
+from queue_admin_gui.core.demo.queue_file import is_demo_queue
 from queue_admin_gui.core.errors import ErrorKind
-from queue_admin_gui.core.file_access import file_problem, problem_for_os_error, read_file_head
+from queue_admin_gui.core.files.db_files import has_sqlite_header, wal_path
+from queue_admin_gui.core.files.file_access import (
+    file_problem,
+    problem_for_os_error,
+    read_file_head,
+)
 
 
 def test_a_readable_file_has_no_problem(tmp_path: Path) -> None:

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.core.measurements.health import (
     HealthLevel,
     HealthMeasurements,
     assess_health,
     backup_age_hours,
 )
+from queue_admin_gui.core.settings.config import MaintenanceConfig
 
 MB = 1024 * 1024
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -232,7 +232,7 @@ def test_no_finding_names_a_keyboard_shortcut():
 def test_a_file_rebuilt_to_an_instant_is_not_the_last_backup(tmp_path):
     from datetime import datetime
 
-    from queue_admin_gui.core.manifest import backup_file_name
+    from queue_admin_gui.core.backups.manifest import backup_file_name
     from queue_admin_gui.core.measurements.health import latest_backup_time
 
     older = datetime(2026, 1, 1, 3, 0, 0)  # noqa: DTZ001 - backup names use local time
@@ -246,8 +246,8 @@ def test_a_file_rebuilt_to_an_instant_is_not_the_last_backup(tmp_path):
 def test_a_shared_backup_folder_counts_only_this_databases_backups(tmp_path) -> None:
     """Queue B, never backed up, does not take queue A's backup in the same folder as its own."""
     from queue_admin_gui.core.backup import QueueBackup
+    from queue_admin_gui.core.backups.manifest import manifest_path_for
     from queue_admin_gui.core.database import QueueDatabase
-    from queue_admin_gui.core.manifest import manifest_path_for
     from queue_admin_gui.core.measurements.health import latest_backup_time
 
     queues = {}

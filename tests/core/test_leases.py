@@ -18,7 +18,7 @@ from queue_admin_gui.core.errors import (
     NotAQueueDatabaseError,
     QueueMaintenanceError,
 )
-from queue_admin_gui.core.leases import LeaseManager, RequeueResult
+from queue_admin_gui.core.leases.manager import LeaseManager, RequeueResult
 
 
 def add_task(path: Path, status: str = "leased", lease_offset: str | None = "-600 seconds",

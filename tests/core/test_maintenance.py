@@ -13,19 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core.database import (
-    QueueDatabase,
-    closing_connection,
-    connect,
-    file_size,
-    wal_path,
-)
+from queue_admin_gui.core.database import QueueDatabase, closing_connection, connect
 from queue_admin_gui.core.errors import (
     ErrorKind,
     NotAQueueDatabaseError,
     OperationCancelled,
     QueueMaintenanceError,
 )
+from queue_admin_gui.core.files.db_files import file_size, wal_path
 from queue_admin_gui.core.maintenance import QueueMaintenance
 
 SHORT_BUSY_MS = 200

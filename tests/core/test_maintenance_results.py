@@ -10,16 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core.maintenance import (
+from queue_admin_gui.core.maintenance import QueueMaintenance
+from queue_admin_gui.core.maintenance_results import (
     AnalyzeResult,
     CheckpointResult,
-    DatabaseStats,
     OptimizeResult,
     PragmaOptimizeResult,
-    QueueMaintenance,
     VacuumResult,
 )
-from queue_admin_gui.core.measurements.stats import STATS_KEYS, database_stats, read_database_stats
+from queue_admin_gui.core.measurements.stats import (
+    STATS_KEYS,
+    DatabaseStats,
+    database_stats,
+    read_database_stats,
+)
 
 #: dict method, typed method, the typed result's class, the dict's keys (as scripts see them)
 PAIRS = [

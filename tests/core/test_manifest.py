@@ -9,10 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core.bounded_json import nesting_depth
-from queue_admin_gui.core.errors import ErrorKind, QueueBackupError
-from queue_admin_gui.core.files import file_sha256, write_json_atomically
-from queue_admin_gui.core.manifest import (
+from queue_admin_gui.core.backups.manifest import (
     MAX_MANIFEST_BYTES,
     BackupInfo,
     BackupManifest,
@@ -22,8 +19,11 @@ from queue_admin_gui.core.manifest import (
     manifest_beside,
     manifest_path_for,
     parse_backup_name,
-    sanitize_backup_name,
 )
+from queue_admin_gui.core.errors import ErrorKind, QueueBackupError
+from queue_admin_gui.core.files.bounded_json import nesting_depth
+from queue_admin_gui.core.files.durable import file_sha256, write_json_atomically
+from queue_admin_gui.core.files.file_names import sanitize_backup_name
 
 
 def make_manifest(**changes: object) -> BackupManifest:

@@ -13,7 +13,7 @@ from pathlib import Path
 from prismq import add_prismq_tasks, make_prismq_queue, prismq_connect
 from rescue_scenario import task_rows
 
-from queue_admin_gui.core.backup_store import BackupStore
+from queue_admin_gui.core.backups.backup_store import BackupStore
 from queue_admin_gui.core.rescue import (
     RescueSelection,
     open_past_state,

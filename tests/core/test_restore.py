@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from test_verify import BAD_KINDS, make_bad
 
-from queue_admin_gui.core.backup import QueueBackup, RestoreResult
-from queue_admin_gui.core.database import QueueDatabase, file_size, wal_path
+from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.database import QueueDatabase
 from queue_admin_gui.core.errors import ErrorKind, OperationCancelled, QueueBackupError
+from queue_admin_gui.core.files.db_files import file_size, wal_path
 from queue_admin_gui.core.restore.writing import (
+    RestoreResult,
     TargetState,
     inspect_target,
     move_aside,
@@ -359,7 +361,8 @@ def test_no_task_or_log_id_is_handed_out_twice_after_a_restore(
 def test_safety_backups_are_kept_apart_with_their_own_retention(
         engine: QueueBackup, live: Path, new_backup: Path) -> None:
     from queue_admin_gui.core.measurements.health import latest_backup_time
-    from queue_admin_gui.core.restore.execute import SAFETY_KEEP_COUNT, safety_folder
+    from queue_admin_gui.core.restore.execute import SAFETY_KEEP_COUNT
+    from queue_admin_gui.core.restore.keep import safety_folder
 
     regular = engine.list_backups()
     assert [info.path for info in regular] == [new_backup]

@@ -10,9 +10,9 @@ import pytest
 from prismq import make_prismq_queue
 
 from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.backups.manifest import manifest_path_for
 from queue_admin_gui.core.database import QueueDatabase
 from queue_admin_gui.core.errors import QueueBackupError
-from queue_admin_gui.core.manifest import manifest_path_for
 from queue_admin_gui.core.restore.execute import execute_restore
 from queue_admin_gui.core.restore.keep import RestoreRequest
 

@@ -13,20 +13,15 @@ import pytest
 
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.errors import OperationCancelled, QueueBackupError, drive_label
-from queue_admin_gui.core.restore.plan import (
-    Preflight,
-    QueueSnapshot,
-    check_restored,
-    compare_backup_with_live,
-    inspect_database,
-    preflight,
-)
-from queue_admin_gui.core.restore.writing import TargetState
-from queue_admin_gui.core.write_access import (
+from queue_admin_gui.core.restore.file_summary import QueueSnapshot, inspect_database
+from queue_admin_gui.core.restore.plan import check_restored, compare_backup_with_live
+from queue_admin_gui.core.restore.preflight import Preflight, preflight
+from queue_admin_gui.core.restore.write_access import (
     blocked_sentence,
     probe_write_access,
     wait_for_write_access,
 )
+from queue_admin_gui.core.restore.writing import TargetState
 
 _HOLDER = r"""
 import sqlite3, sys

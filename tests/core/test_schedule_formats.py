@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from schedule_helpers import split_windows_command_line
 
-from queue_admin_gui.core.schedule_formats import (
+from queue_admin_gui.core.schedules.jobs import ScheduleSettings, job_argv, scheduled_jobs
+from queue_admin_gui.core.schedules.schedule_formats import (
     crontab_line,
     crontab_text,
     systemd_text,
@@ -18,7 +19,6 @@ from queue_admin_gui.core.schedule_formats import (
     task_arguments,
     task_xml,
 )
-from queue_admin_gui.core.schedules import ScheduleSettings, job_argv, scheduled_jobs
 
 NS = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
 BUNDLE_CLI = [r"C:\Program Files\Queue Admin\queue-admin-cli.exe"]

@@ -16,9 +16,8 @@ import pytest
 from schedule_helpers import cli_command_names
 
 from queue_admin_gui.core.activity import ActivityEntry, ActivityLog
-from queue_admin_gui.core.demo import create_demo_queue
-from queue_admin_gui.core.schedule_formats import crontab_line
-from queue_admin_gui.core.schedules import (
+from queue_admin_gui.core.demo.queue_file import create_demo_queue
+from queue_admin_gui.core.schedules.jobs import (
     ScheduleSettings,
     Trigger,
     cli_launcher,
@@ -28,6 +27,7 @@ from queue_admin_gui.core.schedules import (
     refuse_unquotable,
     scheduled_jobs,
 )
+from queue_admin_gui.core.schedules.schedule_formats import crontab_line
 
 PYTHON_CLI = [sys.executable, "-m", "queue_admin_gui.cli"]
 
@@ -191,7 +191,7 @@ def test_a_run_on_another_database_or_a_manual_backup_is_not_the_job(
 
 def test_the_schedule_reads_the_settings_the_window_reads(tmp_path: Path) -> None:
     from queue_admin_gui.core.archive.controller import configured_archive_dir
-    from queue_admin_gui.core.config import MaintenanceConfig
+    from queue_admin_gui.core.settings.config import MaintenanceConfig
 
     config = MaintenanceConfig(backup_dir=tmp_path / "b", backup_retention_count=7,
                                stale_lease_timeout_seconds=600)

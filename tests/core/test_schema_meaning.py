@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from queue_admin_gui.core.backups.verify import VerifyReport, check_backup_file
 from queue_admin_gui.core.database import closing_connection
 from queue_admin_gui.core.errors import ErrorKind
 from queue_admin_gui.core.schema import QUEUE_VIEWS, SCHEMA_SQL
-from queue_admin_gui.core.schema_meaning import TableMeaning, read_meaning
-from queue_admin_gui.core.verify import VerifyReport, check_backup_file
+from queue_admin_gui.core.trust.schema_meaning import TableMeaning, read_meaning
 
 TABLE_FK = "    details TEXT,\n    FOREIGN KEY (task_id) REFERENCES task_queue(id)\n);"
 COLUMN_FK_SCHEMA = (SCHEMA_SQL.replace(TABLE_FK, "    details TEXT\n);")

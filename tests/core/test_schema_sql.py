@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from queue_admin_gui.core.schema_sql import (
+from queue_admin_gui.core.trust.schema_sql import (
     column_clauses,
     is_virtual_table,
     normalized_sql,

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from wal_scripts import READER, WRITER
 
-from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.core.measurements.health import HealthMeasurements, assess_health
 from queue_admin_gui.core.measurements.holders import FileHolder, HolderLookup, find_holders
 from queue_admin_gui.core.measurements.sampling import (
@@ -27,6 +26,7 @@ from queue_admin_gui.core.measurements.starvation import (
     report_with_starvation,
     starvation_advice,
 )
+from queue_admin_gui.core.settings.config import MaintenanceConfig
 
 FRAME_BYTES = 4096 + 24
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core.schedules import ScheduleSettings, scheduled_jobs
-from queue_admin_gui.core.task_scheduler import (
+from queue_admin_gui.core.schedules.jobs import ScheduleSettings, scheduled_jobs
+from queue_admin_gui.core.schedules.task_scheduler import (
     CommandOutcome,
     TaskScheduler,
     TaskSchedulerError,

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.backups.manifest import BackupManifest, manifest_path_for
+from queue_admin_gui.core.backups.verify import check_backup_file
 from queue_admin_gui.core.database import QueueDatabase
 from queue_admin_gui.core.errors import ErrorKind, OperationCancelled, QueueBackupError
-from queue_admin_gui.core.files import file_sha256
-from queue_admin_gui.core.manifest import BackupManifest, manifest_path_for
-from queue_admin_gui.core.verify import check_backup_file, open_backup_file, read_header
+from queue_admin_gui.core.files.durable import file_sha256
+from queue_admin_gui.core.trust.untrusted import open_backup_file, read_header
 
 BAD_KINDS = ["empty", "random", "truncated", "damaged page", "damaged page, no manifest",
              "other schema", "bytes changed", "manifest unreadable"]

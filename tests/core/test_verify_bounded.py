@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from crafted_files import stalling_file
 
-from queue_admin_gui.core import untrusted
+from queue_admin_gui.core.backups.verify import STAGE_INTEGRITY, check_backup_file
 from queue_admin_gui.core.errors import ErrorKind, OperationCancelled
-from queue_admin_gui.core.verify import STAGE_INTEGRITY, check_backup_file
+from queue_admin_gui.core.trust import untrusted
 
 #: Seconds a stop may take to be honoured: "within a second", with room for a busy machine
 #: and still far below the ~20 s the progress handler alone would need on this file.

@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 from prismq import make_prismq_queue
 
-from queue_admin_gui.core import backup_sequence, untrusted
 from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.backups.verify import check_backup_file
 from queue_admin_gui.core.database import closing_connection
 from queue_admin_gui.core.errors import ErrorKind, OperationCancelled
-from queue_admin_gui.core.schema_meaning import SchemaMeaning
-from queue_admin_gui.core.verify import check_backup_file
+from queue_admin_gui.core.trust import backup_sequence, untrusted
+from queue_admin_gui.core.trust.schema_meaning import SchemaMeaning
 
 #: Items of the view's IN list: about 8 MB of SQL.
 HUGE_ITEMS = 4_000_000

@@ -77,7 +77,7 @@ def test_the_lock_names_the_one_reader_and_its_snapshot(queue, tmp_path):
         assert culprit.short_name().endswith(" nightly_report.py")
         assert culprit.read_mark is not None and culprit.read_mark < 20
         # the same answer when the lock is asked through F_GETLK (what macOS does)
-        asked = wal_pin._fcntl_holders(Path(f"{path}-shm"))
+        asked = wal_pin.fcntl_holders(Path(f"{path}-shm"))
         assert {pid for pid, _slot in asked} == {reader.pid}
     finally:
         stop(reader)
@@ -125,7 +125,7 @@ def test_the_ranking_lists_the_programs_with_the_shm_open_but_not_this_one(queue
     reader = start_reader(path, tmp_path / "report.py")
     try:
         writer.execute("INSERT INTO task_queue (type, payload) VALUES ('a', '{}')")
-        ranked = wal_pin._ranking(path, {os.getpid()}, None, None)
+        ranked = wal_pin.ranked_holders(path, {os.getpid()}, None, None)
         assert ranked.method == METHOD_RANKING and not ranked.exact
         assert [holder.pid for holder in ranked.holders] == [reader.pid]
     finally:

@@ -17,7 +17,7 @@ import pytest
 
 from queue_admin_gui.cli import main
 from queue_admin_gui.cli.check import command_name
-from queue_admin_gui.core.demo import create_demo_queue
+from queue_admin_gui.core.demo.queue_file import create_demo_queue
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 RUNBOOK = DOCS / "QUEUE_MAINTENANCE_RUNBOOK.md"

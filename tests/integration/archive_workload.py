@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
 
-from queue_workload import REPO_ROOT, _begin_immediate, read_line  # noqa: E402
+from queue_workload import REPO_ROOT, begin_immediate, read_line  # noqa: E402
 
 PAD = "z" * 1500
 
@@ -64,7 +64,7 @@ def _committer(db: str, stop_file: str, log_file: str, rate: str, hold: str = "0
     next_at = time.monotonic()
     with open(log_file, "a", encoding="utf-8") as log:
         while not os.path.exists(stop_file):
-            _begin_immediate(connection)
+            begin_immediate(connection)
             cursor = connection.execute(
                 "INSERT INTO task_queue(type, payload) VALUES ('timed', ?)",
                 (json.dumps({"n": count, "pad": PAD}),))
@@ -104,7 +104,7 @@ def _timed_writer(db: str, stop_file: str, log_file: str, rate: str = "0") -> No
                 if delay > 0:
                     time.sleep(delay)
             began = time.time()
-            _begin_immediate(connection)
+            begin_immediate(connection)
             cursor = connection.execute(
                 "INSERT INTO task_queue(type, payload) VALUES ('timed', ?)",
                 (json.dumps({"n": count, "pad": PAD[:200]}),))

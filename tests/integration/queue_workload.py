@@ -121,7 +121,7 @@ def _pause_at(stage: str, step: int):  # type: ignore[no-untyped-def]
     return progress
 
 
-def _begin_immediate(connection: sqlite3.Connection) -> None:
+def begin_immediate(connection: sqlite3.Connection) -> None:
     """BEGIN IMMEDIATE, retried as real workers do when SQLite answers BUSY at once.
 
     SQLite may return SQLITE_BUSY without calling the busy handler (several processes
@@ -144,7 +144,7 @@ def _writer(db: str, stop_file: str) -> None:
     connection.execute("PRAGMA busy_timeout=30000")
     announced = False
     while not os.path.exists(stop_file):
-        _begin_immediate(connection)
+        begin_immediate(connection)
         connection.executemany(
             "INSERT INTO task_queue(type, payload) VALUES ('written', ?)",
             [(json.dumps({"format": "mkv", "pid": os.getpid()}),)] * 5)
@@ -171,7 +171,7 @@ def _committer(db: str, stop_file: str, log_file: str) -> None:
         count = 0
         while not os.path.exists(stop_file):
             token = f"{os.getpid()}-{count}"
-            _begin_immediate(connection)
+            begin_immediate(connection)
             cursor = connection.execute(
                 "INSERT INTO task_queue(type, payload) VALUES ('committed', ?)",
                 (json.dumps({"token": token}),))

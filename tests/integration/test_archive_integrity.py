@@ -31,9 +31,9 @@ from queue_admin_gui.core.archive import (
     store,
 )
 from queue_admin_gui.core.archive.store import list_generations
+from queue_admin_gui.core.backups.manifest import manifest_path_for
 from queue_admin_gui.core.errors import ErrorKind
-from queue_admin_gui.core.files import write_json_atomically
-from queue_admin_gui.core.manifest import manifest_path_for
+from queue_admin_gui.core.files.durable import write_json_atomically
 
 pytestmark = pytest.mark.slow
 DEADLINE = 60.0

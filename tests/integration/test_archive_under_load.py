@@ -31,7 +31,7 @@ from queue_admin_gui.core.archive import (
 from queue_admin_gui.core.archive.controller import ArchiveController
 from queue_admin_gui.core.archive.wal_index import reader_through_open_descriptor
 from queue_admin_gui.core.backup import QueueBackup
-from queue_admin_gui.core.demo import DemoWorkers
+from queue_admin_gui.core.demo.workers import DemoWorkers
 from queue_admin_gui.core.errors import ErrorKind
 from queue_admin_gui.core.maintenance import QueueMaintenance
 

@@ -28,9 +28,9 @@ from queue_admin_gui.core.archive.validation import (
     last_validation,
     validate_archive,
 )
-from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.core.measurements.alerts import activity_conditions
 from queue_admin_gui.core.measurements.health import HealthLevel
+from queue_admin_gui.core.settings.config import MaintenanceConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ from queue_workload import (
 
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.database import task_counts
-from queue_admin_gui.core.restore.execute import ALL_WORKERS
+from queue_admin_gui.core.restore.gate import ALL_WORKERS
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from queue_admin_gui.core.database import closing_connection, connect
-from queue_admin_gui.core.leases import LeaseManager
+from queue_admin_gui.core.leases.manager import LeaseManager
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_SECONDS = 120
@@ -60,7 +60,7 @@ print(json.dumps({"completed": completed, "renewed": renewed}), flush=True)
 # flight any more (or a deadline passes), and prints every id it requeued or dead-lettered.
 CLEANUP = r"""
 import json, sys, time
-from queue_admin_gui.core.leases import LeaseManager
+from queue_admin_gui.core.leases.manager import LeaseManager
 path, timeout, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 manager = LeaseManager(path, busy_timeout_ms=30000)
 print("ready", flush=True)

@@ -32,10 +32,10 @@ from prismq import (
 )
 
 from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.backups.manifest import manifest_path_for
+from queue_admin_gui.core.backups.verify import check_backup_file
 from queue_admin_gui.core.database import QueueDatabase, closing_connection
-from queue_admin_gui.core.manifest import manifest_path_for
-from queue_admin_gui.core.schema_sql import normalized_sql
-from queue_admin_gui.core.verify import check_backup_file
+from queue_admin_gui.core.trust.schema_sql import normalized_sql
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 60.0

@@ -15,9 +15,11 @@ from pathlib import Path
 
 from queue_workload import DEADLINE_SECONDS, fill_queue, spawn, wait_ready
 
-from queue_admin_gui.core.backup import STAGE_FINISH, QueueBackup
-from queue_admin_gui.core.restore.execute import ALL_WORKERS, STAGE_STAGING
-from queue_admin_gui.core.verify import STAGE_INTEGRITY
+from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.backups.backup_store import STAGE_FINISH
+from queue_admin_gui.core.backups.verify import STAGE_INTEGRITY
+from queue_admin_gui.core.restore.execute import STAGE_STAGING
+from queue_admin_gui.core.restore.gate import ALL_WORKERS
 
 
 def _tokens(path: Path) -> dict[int, str]:

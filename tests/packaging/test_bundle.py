@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from queue_admin_gui.core.activity import ActivityLog
-from queue_admin_gui.core.schedules import (
+from queue_admin_gui.core.schedules.jobs import (
     ScheduleSettings,
     cli_launcher,
     job_argv,

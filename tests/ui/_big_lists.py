@@ -13,8 +13,8 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from queue_admin_gui.core.backups.manifest import manifest_path_for
 from queue_admin_gui.core.database import QueueDatabase
-from queue_admin_gui.core.manifest import manifest_path_for
 
 LIVE_WORKER = "worker-live"
 SILENT_WORKERS = tuple(f"worker-{n:02d}" for n in range(8))

@@ -17,7 +17,7 @@ from typing import Any
 from queue_admin_gui.app.jobs import JobRunner
 from queue_admin_gui.app.messages import Messages, RecordingPresenter
 from queue_admin_gui.app.session import Session
-from queue_admin_gui.core.config import MaintenanceConfig
+from queue_admin_gui.core.settings.config import MaintenanceConfig
 
 JOB_TIMEOUT_MS = 60_000
 

@@ -11,8 +11,8 @@ from queue_admin_gui.app.jobs import JobRunner
 from queue_admin_gui.app.messages import Messages, RecordingPresenter
 from queue_admin_gui.app.session import Session
 from queue_admin_gui.core.activity import ActivityLog
-from queue_admin_gui.core.config import MaintenanceConfig
-from queue_admin_gui.core.demo import create_demo_queue
+from queue_admin_gui.core.demo.queue_file import create_demo_queue
+from queue_admin_gui.core.settings.config import MaintenanceConfig
 
 #: The offscreen platform plugin warns about a feature it lacks whenever a top-level window
 #: is shown; that says nothing about our code, every other Qt warning still fails a test.

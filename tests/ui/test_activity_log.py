@@ -143,12 +143,12 @@ def test_a_million_line_log_starts_the_window_with_its_newest_entries(qtbot, set
 def test_the_dock_holds_a_bounded_number_of_rows(qtbot, session, activity_log, monkeypatch):
     from queue_admin_gui.ui import activity_log as dock_module
 
-    monkeypatch.setattr(dock_module, "_MAX_ROWS", 30)
+    monkeypatch.setattr(dock_module, "MAX_ROWS", 30)
     dock = ActivityLogDock(session.runner, session.messages, activity_log)
     qtbot.addWidget(dock)
-    for number in range(dock_module._MAX_ROWS + 5):
+    for number in range(dock_module.MAX_ROWS + 5):
         dock.add_entry(ActivityEntry.now(f"action {number}"), persist=False)
-    assert dock.table.rowCount() == dock_module._MAX_ROWS
+    assert dock.table.rowCount() == dock_module.MAX_ROWS
     assert dock.entries[0].action == "action 5"
     assert dock.table.item(0, 1).text() == "action 5"
     assert dock.table.item(dock.table.rowCount() - 1, 1).text() == f"action {len(dock.entries) + 4}"

@@ -11,8 +11,9 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 
 from queue_admin_gui.app.messages import Level
-from queue_admin_gui.core.config import MaintenanceConfig, config_file_path
-from queue_admin_gui.core.manifest import manifest_path_for
+from queue_admin_gui.core.backups.manifest import manifest_path_for
+from queue_admin_gui.core.settings.config import MaintenanceConfig
+from queue_admin_gui.core.settings.folders import config_file_path
 from queue_admin_gui.ui.backup_rows import describe_task_counts
 from queue_admin_gui.ui.backups_tab import BackupsTab
 
@@ -283,7 +284,7 @@ def test_restore_opens_the_wizard_on_the_selected_backup(qtbot, tab):
 def test_verified_column_tells_checked_when_made_from_checked_now(tmp_path):
     from datetime import datetime, timezone
 
-    from queue_admin_gui.core.manifest import BackupInfo
+    from queue_admin_gui.core.backups.manifest import BackupInfo
     from queue_admin_gui.ui.backup_rows import Verification, verification_text
 
     made = datetime(2026, 11, 29, 2, 0, tzinfo=timezone.utc)
@@ -321,7 +322,7 @@ def test_a_backup_with_an_unreadable_manifest_is_listed_as_such_and_never_pruned
 def test_a_file_rebuilt_to_an_instant_is_listed_as_such():
     from datetime import datetime
 
-    from queue_admin_gui.core.manifest import backup_file_name
+    from queue_admin_gui.core.backups.manifest import backup_file_name
     from queue_admin_gui.ui.backup_rows import REBUILT_NAME, backup_label
 
     when = datetime(2026, 1, 2, 3, 4, 5)  # noqa: DTZ001 - backup names use local time

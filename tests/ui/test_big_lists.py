@@ -197,7 +197,7 @@ def backup_folder_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_3000_backups_are_listed_sorted_and_copied(qtbot, tmp_path, backup_folder_template,
                                                    big_queue):
-    from queue_admin_gui.core.config import MaintenanceConfig
+    from queue_admin_gui.core.settings.config import MaintenanceConfig
 
     folder = tmp_path / "backups"
     shutil.copytree(backup_folder_template, folder)

@@ -20,7 +20,7 @@ from queue_admin_gui.app.jobs import JobRunner
 from queue_admin_gui.app.messages import Messages, RecordingPresenter
 from queue_admin_gui.app.session import Session
 from queue_admin_gui.core.activity import ActivityLog
-from queue_admin_gui.core.config import MaintenanceConfig
+from queue_admin_gui.core.settings.config import MaintenanceConfig
 from queue_admin_gui.ui.main_window import MainWindow
 root = Path(sys.argv[1])
 session = Session(JobRunner(), Messages(RecordingPresenter()),

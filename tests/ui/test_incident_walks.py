@@ -23,8 +23,8 @@ from queue_admin_gui.app.messages import Messages, RecordingPresenter
 from queue_admin_gui.app.session import Session
 from queue_admin_gui.core.archive.controller import ArchiveController, default_archive_dir
 from queue_admin_gui.core.backup import QueueBackup
-from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.core.database import QueueDatabase
+from queue_admin_gui.core.settings.config import MaintenanceConfig
 from queue_admin_gui.ui.restore_point_picker import InstantEdit
 from queue_admin_gui.ui.restore_wizard import (
     PAGE_DONE,

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from queue_admin_gui.app.messages import RecordingPresenter
-from queue_admin_gui.core.demo import demo_queue_path, is_demo_queue
+from queue_admin_gui.core.demo.queue_file import demo_queue_path, is_demo_queue
 from queue_admin_gui.ui.launch import create_window, parse_arguments
 
 
@@ -64,7 +64,7 @@ def test_demo_creates_the_queue_runs_workers_and_stops_them_on_close(qtbot, make
 
 
 def test_demo_reuses_an_existing_demo_queue(qtbot, make_window):
-    from queue_admin_gui.core.demo import create_demo_queue
+    from queue_admin_gui.core.demo.queue_file import create_demo_queue
 
     path = demo_queue_path()
     create_demo_queue(path, tasks=50, seed=1)

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from queue_admin_gui.app.messages import RecordingPresenter
-from queue_admin_gui.core.queue_location import QueueLocation
+from queue_admin_gui.core.settings.queue_location import QueueLocation
 from queue_admin_gui.ui.launch import create_window, parse_arguments
 
 

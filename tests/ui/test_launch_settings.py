@@ -10,7 +10,9 @@ from PySide6.QtWidgets import QApplication
 
 from queue_admin_gui.app.messages import Level, RecordingPresenter
 from queue_admin_gui.core.activity import ActivityLog
-from queue_admin_gui.core.config import SETTING_RANGES, MaintenanceConfig, config_file_path
+from queue_admin_gui.core.settings.catalog import SETTING_RANGES
+from queue_admin_gui.core.settings.config import MaintenanceConfig
+from queue_admin_gui.core.settings.folders import config_file_path
 from queue_admin_gui.ui.launch import create_window, parse_arguments
 from queue_admin_gui.ui.settings_dialog import SettingsDialog
 

@@ -10,7 +10,7 @@ from _tab_fixtures import lock_held
 from queue_admin_gui.app.messages import Level
 from queue_admin_gui.core.database import connect
 from queue_admin_gui.core.errors import QueueDatabaseError, translate_error
-from queue_admin_gui.core.write_access import blocked_sentence
+from queue_admin_gui.core.restore.write_access import blocked_sentence
 
 
 def take_write_lock(path: Path) -> None:

@@ -216,7 +216,7 @@ def test_opening_another_database_stops_the_demo_workers(qtbot, window, demo_db,
 
 
 def test_live_plots_sit_in_their_tabs_and_receive_samples(qtbot, window, demo_db, open_db):
-    from queue_admin_gui.core.database import wal_path
+    from queue_admin_gui.core.files.db_files import wal_path
 
     assert window.wal_plot.parent() is not None
     assert window.tab_widgets["wal"].isAncestorOf(window.wal_plot)

@@ -7,9 +7,9 @@ from _tab_fixtures import execute, lock_held, open_tab, presenter_of, query, tab
 from PySide6.QtCore import Qt
 
 from queue_admin_gui.app.messages import Level
-from queue_admin_gui.core.database import file_size
-from queue_admin_gui.core.demo import create_demo_queue
+from queue_admin_gui.core.demo.queue_file import create_demo_queue
 from queue_admin_gui.core.errors import format_bytes
+from queue_admin_gui.core.files.db_files import file_size
 from queue_admin_gui.ui.optimize_tab import NO_PROBLEMS, OptimizeTab
 
 
@@ -178,8 +178,9 @@ def test_vacuum_refusal_asks_for_the_figure_and_volume_the_question_quoted(
         qtbot, fragmented_path, session, monkeypatch):
     from collections import namedtuple
 
-    from queue_admin_gui.core import disk, errors, maintenance
-    from queue_admin_gui.core.disk import volume_label
+    from queue_admin_gui.core import errors, maintenance
+    from queue_admin_gui.core.files.disk import volume_label
+    from queue_admin_gui.core.files.durable import disk
 
     # the temporary folder on another volume, and no room anywhere
     monkeypatch.setattr(disk, "same_drive", lambda first, second: False)

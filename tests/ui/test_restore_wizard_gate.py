@@ -20,7 +20,7 @@ from queue_admin_gui.app.jobs import JobRunner
 from queue_admin_gui.app.messages import Messages, RecordingPresenter
 from queue_admin_gui.app.session import Session
 from queue_admin_gui.core.backup import QueueBackup
-from queue_admin_gui.core.config import MaintenanceConfig
+from queue_admin_gui.core.settings.config import MaintenanceConfig
 from queue_admin_gui.ui.restore_wizard import (
     PAGE_CHECK,
     PAGE_DONE,

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QMenu
 
 from queue_admin_gui.app.messages import Level
 from queue_admin_gui.core.activity import ActivityLog
-from queue_admin_gui.core.schedules import job_argv
+from queue_admin_gui.core.schedules.jobs import job_argv
 from queue_admin_gui.ui.schedule_dialog import (
     FAILED_COLOR,
     JOB,

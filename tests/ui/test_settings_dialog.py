@@ -3,7 +3,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QDialog, QDialogButtonBox
 
 from queue_admin_gui.app.messages import Level
-from queue_admin_gui.core.config import MaintenanceConfig
+from queue_admin_gui.core.settings.config import MaintenanceConfig
 from queue_admin_gui.ui.settings_dialog import SettingsDialog
 
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from queue_admin_gui.core.demo import create_demo_queue
+from queue_admin_gui.core.demo.queue_file import create_demo_queue
 from queue_admin_gui.ui.main_window import TAB_SPECS
 
 

@@ -6,9 +6,9 @@ import pytest
 from _tab_fixtures import execute, lock_held, open_tab, presenter_of, query, tab_session, wait_idle
 from PySide6.QtCore import Qt
 
-from queue_admin_gui.core.database import file_size, shm_path, wal_path
-from queue_admin_gui.core.demo import create_demo_queue
+from queue_admin_gui.core.demo.queue_file import create_demo_queue
 from queue_admin_gui.core.errors import format_bytes
+from queue_admin_gui.core.files.db_files import file_size, shm_path, wal_path
 from queue_admin_gui.ui.stats_tab import StatsTab
 
 

@@ -10,8 +10,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication
 
 from queue_admin_gui.core.activity import RESULT_FAILED, ActivityEntry
-from queue_admin_gui.core.config import MaintenanceConfig
 from queue_admin_gui.core.measurements.health import HealthLevel, HealthMeasurements, assess_health
+from queue_admin_gui.core.settings.config import MaintenanceConfig
 from queue_admin_gui.ui.tray import HEALTH_COLOURS, HealthNotifier, QueueTray, health_icon
 
 MB = 1024 * 1024

@@ -8,14 +8,11 @@ import pytest
 from _tab_fixtures import open_tab, tab_session, wait_idle
 from PySide6.QtCore import Qt
 
-from queue_admin_gui.core.demo import create_demo_queue
+from queue_admin_gui.core.demo.queue_file import create_demo_queue
 from queue_admin_gui.core.errors import format_bytes
-from queue_admin_gui.core.maintenance import (
-    AnalyzeResult,
-    CheckpointResult,
-    DatabaseStats,
-    QueueMaintenance,
-)
+from queue_admin_gui.core.maintenance import QueueMaintenance
+from queue_admin_gui.core.maintenance_results import AnalyzeResult, CheckpointResult
+from queue_admin_gui.core.measurements.stats import DatabaseStats
 from queue_admin_gui.ui.optimize_tab import OptimizeState, OptimizeTab
 from queue_admin_gui.ui.stats_tab import StatsTab
 from queue_admin_gui.ui.wal_tab import WalTab

@@ -16,8 +16,10 @@ from wal_scripts import READER
 
 from queue_admin_gui.app.messages import Level
 from queue_admin_gui.app.monitor import Sampler
-from queue_admin_gui.core.database import connect, file_size, wal_path
-from queue_admin_gui.core.demo import DemoWorkers, create_demo_queue
+from queue_admin_gui.core.database import connect
+from queue_admin_gui.core.demo.queue_file import create_demo_queue
+from queue_admin_gui.core.demo.workers import DemoWorkers
+from queue_admin_gui.core.files.db_files import file_size, wal_path
 from queue_admin_gui.core.measurements.sampling import MEGABYTE
 from queue_admin_gui.ui.wal_plot import WalPlotWidget
 

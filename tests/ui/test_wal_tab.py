@@ -11,9 +11,10 @@ from PySide6.QtWidgets import QLabel, QTabWidget
 
 from queue_admin_gui.app.messages import Level
 from queue_admin_gui.core.activity import ActivityLog
-from queue_admin_gui.core.database import connect, file_size, wal_path
-from queue_admin_gui.core.demo import create_demo_queue
+from queue_admin_gui.core.database import connect
+from queue_admin_gui.core.demo.queue_file import create_demo_queue
 from queue_admin_gui.core.errors import format_bytes
+from queue_admin_gui.core.files.db_files import file_size, wal_path
 from queue_admin_gui.ui.activity_log import ActivityLogDock
 from queue_admin_gui.ui.wal_tab import WalTab
 

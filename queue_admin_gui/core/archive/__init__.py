@@ -4,6 +4,11 @@
 archive folder; :func:`archive_status` describes an archive; :func:`rebuild_to_time` makes
 an ordinary verified backup of the queue as it was at an instant, which the normal restore
 path (:meth:`QueueBackup.restore_backup`) then restores.
+
+It may use ``backups`` (its snapshots are backups; a rebuild is verified like one),
+``trust``, ``settings``, ``files`` and the loose core modules (the activity and event logs,
+the window's own writers); never ``restore``, ``rescue`` or ``measurements``, which build on
+it.
 """
 
 from .archiver import ArchiveEvent, Archiver, ArchiverStatus

@@ -44,8 +44,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..database import require_existing_file, shm_path, wal_path
 from ..errors import ErrorKind, classify_os_error, classify_sqlite_error
+from ..files.db_files import require_existing_file, shm_path, wal_path
 from ..progress import CancelCheck
 from . import shm_locks
 from .checkpoint_door import let_checkpoint_through

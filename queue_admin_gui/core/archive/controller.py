@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..config import MaintenanceConfig
 from ..process_writers import write_gate
+from ..settings.config import MaintenanceConfig
 from .archiver import ArchiveEvent, Archiver, ArchiverStatus
 from .status import ArchiveStatus
 

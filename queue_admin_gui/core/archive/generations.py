@@ -3,7 +3,7 @@
 A generation starts from a snapshot whose state is known exactly: the archiver takes the
 writer lock for a moment (workers wait in their busy handler), reads where the WAL ends,
 begins its own read transaction there, and starts an ordinary verified backup
-(:meth:`QueueBackup.backup`) into the generation's ``snapshot`` folder; it lets go of the
+(:meth:`BackupStore.backup`) into the generation's ``snapshot`` folder; it lets go of the
 writer lock once the backup's read transaction has begun, so the backup holds exactly that
 state. Frames committed afterwards are copied while the backup runs; the generation becomes
 restorable when the backup is written and verified.
@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..backup import QueueBackup
-from ..snapshot import STAGE_COPY
+from ..backups.backup_store import BackupStore
+from ..backups.snapshot import STAGE_COPY
 from .clock import ClockStep
 from .pins import WalPins
 from .store import (
@@ -279,7 +279,7 @@ class GenerationStarter:
 
         def run() -> None:
             try:
-                engine = QueueBackup(self.archiver.database, generation.folder / "snapshot",
+                engine = BackupStore(self.archiver.database, generation.folder / "snapshot",
                                      pages_per_step=SNAPSHOT_PAGES_PER_STEP)
                 result = engine.backup(progress=progress, cancelled=self._cancel.is_set)
                 self._outcome = result.path.name

@@ -14,7 +14,7 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
-from ..database import sqlite_uri
+from ..files.db_files import sqlite_uri
 
 
 def open_connection(database: Path, busy_timeout_ms: int) -> sqlite3.Connection:

@@ -26,17 +26,18 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from ... import __version__
-from ..database import check_queue_schema, task_counts
-from ..errors import ErrorKind, OperationCancelled
-from ..files import file_sha256, fsync_file, retry_on_windows_lock
-from ..manifest import (
+from ..backups.manifest import (
     MANIFEST_FORMAT_VERSION,
     BackupManifest,
     manifest_path_for,
     sqlite_library_version,
 )
+from ..backups.verify import VerifyReport, check_backup_file
+from ..database import check_queue_schema, task_counts
+from ..errors import ErrorKind, OperationCancelled
+from ..files.durable import file_sha256, fsync_file, retry_on_windows_lock
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
-from ..verify import VerifyReport, check_backup_file, open_backup_file
+from ..trust.untrusted import open_backup_file
 from .page_deltas import decode_delta_transaction, expand_delta
 from .store import (
     KIND_DELTA_TRANSACTION,

@@ -44,9 +44,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..backups.manifest import (
+    BACKUP_SUFFIX,
+    BackupManifest,
+    ManifestUnreadable,
+    manifest_path_for,
+)
 from ..errors import ErrorKind, QueueAdminError
-from ..files import file_sha256, write_json_atomically
-from ..manifest import BACKUP_SUFFIX, BackupManifest, ManifestUnreadable, manifest_path_for
+from ..files.durable import file_sha256, write_json_atomically
 from .walfile import Transaction
 
 GENERATION_FILE = "generation.json"

@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from ..activity import RESULT_FAILED, ActivityEntry, ActivityLog
-from ..config import MaintenanceConfig
-from ..database import sqlite_uri, wal_path
 from ..errors import ErrorKind
 from ..event_log import SystemLogSink, setting_switch
+from ..files.db_files import sqlite_uri, wal_path
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from ..settings.config import MaintenanceConfig
 from .rebuild import rebuild_generation
 from .store import (
     LOCK_FILE,

@@ -7,4 +7,9 @@
 - :mod:`.starvation` diagnoses a WAL that checkpoints cannot reset; :mod:`.holders` names the
   programs that have the queue file open.
 - :mod:`.alerts` turns a change of grade into one notification.
+- :mod:`.damage_report` groups SQLite's integrity findings by the table, index and pages
+  they hit.
+
+It may use ``archive`` (its status), ``backups`` (the newest backup), ``leases``,
+``settings``, ``files`` and the loose core modules; ``restore`` and ``rescue`` build on it.
 """

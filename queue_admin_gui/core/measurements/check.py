@@ -25,9 +25,8 @@ from typing import Any
 
 from ..archive.controller import configured_archive_dir
 from ..archive.status import archive_findings
-from ..backup_folder import Leftovers, find_leftovers, folder_listing_problem
-from ..config import MaintenanceConfig
-from ..database import closing_connection, has_sqlite_header, open_read_only, task_counts
+from ..backups.backup_folder import Leftovers, find_leftovers, folder_listing_problem
+from ..database import closing_connection, open_read_only, task_counts
 from ..errors import (
     ErrorKind,
     QueueAdminError,
@@ -35,10 +34,11 @@ from ..errors import (
     format_bytes,
     translate_error,
 )
-from ..file_access import file_problem
+from ..files.db_files import has_sqlite_header
+from ..files.file_access import file_problem
+from ..settings.config import MaintenanceConfig
 from .damage_scan import load_state, save_state, scan_slice
 from .health import (
-    HealthLevel,
     HealthReport,
     HealthSnapshot,
     assess_health,
@@ -452,5 +452,12 @@ def _number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-__all__ = ["CheckResult", "HealthLevel", "PerfDatum", "QUICK_CHECK_SECONDS", "QuickCheck",
-           "STATE_NAMES", "run_check", "unknown"]
+__all__ = [
+    "CheckResult",
+    "PerfDatum",
+    "QUICK_CHECK_SECONDS",
+    "QuickCheck",
+    "STATE_NAMES",
+    "run_check",
+    "unknown",
+]

@@ -27,9 +27,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..bounded_json import UnreadableJson, read_json_object
-from ..config import user_state_dir
-from ..files import write_json_atomically
+from ..files.bounded_json import UnreadableJson, read_json_object
+from ..files.durable import write_json_atomically
+from ..settings.folders import user_state_dir
 
 #: Rows of a table read by one statement; the clock is looked at between batches.
 BATCH_ROWS = 5000

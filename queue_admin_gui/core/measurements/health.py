@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..config import MaintenanceConfig
-from ..database import file_size, wal_path
-from ..disk import free_bytes, nearest_existing_folder
-from ..errors import ErrorKind, QueueAdminError, drive_label, format_bytes
-from ..leases import LeaseManager
-from ..manifest import (
+from ..backups.manifest import (
     is_backup_file_name,
     is_rebuilt_file_name,
     manifest_beside,
     parse_backup_name,
 )
+from ..errors import ErrorKind, QueueAdminError, drive_label, format_bytes
+from ..files.db_files import file_size, wal_path
+from ..files.disk import free_bytes, nearest_existing_folder
+from ..leases.manager import LeaseManager
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from ..settings.config import MaintenanceConfig
 from .stats import DatabaseStats, read_database_stats
 
 

@@ -30,8 +30,8 @@ from typing import Any
 
 import psutil
 
-from ..database import shm_path, wal_path
 from ..errors import ErrorKind, QueueAdminError
+from ..files.db_files import shm_path, wal_path
 
 #: Restart Manager limits and codes (RestartManager.h / winerror.h).
 CCH_RM_SESSION_KEY = 32

@@ -28,15 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from ..database import (
-    closing_connection,
-    file_size,
-    open_read_only,
-    shm_path,
-    task_counts,
-    wal_path,
-)
+from ..database import closing_connection, open_read_only, task_counts
 from ..errors import ErrorKind, QueueDatabaseError, translate_error
+from ..files.db_files import file_size, shm_path, wal_path
 from ..maintenance_results import CheckpointResult
 from ..schema import KNOWN_STATUSES
 

@@ -16,13 +16,11 @@ from ..database import (
     BUSY_TIMEOUT_MS,
     check_queue_schema,
     closing_connection,
-    file_size,
     open_read_only,
-    shm_path,
     task_counts,
-    wal_path,
 )
 from ..errors import QueueMaintenanceError, translate_error
+from ..files.db_files import file_size, shm_path, wal_path
 
 MEGABYTE = 1024 * 1024
 _AUTO_VACUUM_NAMES = {0: "NONE", 1: "FULL", 2: "INCREMENTAL"}

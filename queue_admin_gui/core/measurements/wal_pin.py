@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from ..db_files import shm_path
+from ..files.db_files import shm_path
 from .holders import describe_process, find_holders
 
 #: The read-mark bytes whose shared holders pin the WAL (read marks 0 to 4).
@@ -124,12 +124,12 @@ def find_wal_pin(db_path: str | Path, *, exclude_pids: Sequence[int] = (),
         return WalPinLookup(METHOD_LOCK)
     excluded = {os.getpid(), *exclude_pids}
     if os.name == "nt":
-        return _ranking(Path(db_path), excluded, history, now)
+        return ranked_holders(Path(db_path), excluded, history, now)
     try:
         if sys.platform.startswith("linux") and Path("/proc/locks").exists():
             held = _linux_holders(shm)
         else:
-            held = _fcntl_holders(shm)
+            held = fcntl_holders(shm)
     except OSError as error:
         return WalPinLookup(METHOD_LOCK, unavailable=f"the -shm file cannot be read ({error})")
     marks = read_marks(shm)
@@ -212,7 +212,7 @@ def _linux_holders(shm: Path) -> set[tuple[int, int]]:
     return found
 
 
-def _fcntl_holders(shm: Path) -> set[tuple[int, int]]:
+def fcntl_holders(shm: Path) -> set[tuple[int, int]]:
     """(pid, read mark) of one holder of each pinning byte, asked with ``F_GETLK``."""
     import fcntl
 
@@ -268,7 +268,7 @@ def pinned_since(read_mark: int | None, history: np.ndarray | None) -> float | N
     return float(rows[first_after, 0])
 
 
-def _ranking(db_path: Path, excluded: set[int], history: np.ndarray | None,
+def ranked_holders(db_path: Path, excluded: set[int], history: np.ndarray | None,
              now: float | None) -> WalPinLookup:
     """The processes with the -shm open, likeliest first (Windows cannot name the owner)."""
     lookup = find_holders(db_path)

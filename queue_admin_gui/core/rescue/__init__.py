@@ -16,17 +16,19 @@ as they were", beside running workers:
 - :mod:`.salvage` reads every row still readable from a damaged queue file into a fresh one.
 
 It may use the queue file helpers (:mod:`..database`), the backup check
-(:func:`..verify.check_backup_file`), the backup store for the safety backup
-(:class:`..backup_store.BackupStore`), the archive's public functions
+(:func:`..backups.verify.check_backup_file`), the backup store for the safety backup
+(:class:`..backups.backup_store.BackupStore`), the archive's public functions
 (:func:`..archive.rebuild_to_time`, :func:`..archive.parse_instant`), errors and progress.
 It never reaches into the restore or the archive's internals.
 """
 
 from .diff import DiffGroup, QueueDiff, diff_queue
-from .merge import RescueReport, RescueSelection, RescueSkip, rescue_tasks
-from .past import PastSource, PastState, RescueError, open_past_state
+from .merge import RescueReport, RescueSelection, rescue_tasks
+from .past import PastSource, PastState, open_past_state
 from .salvage import SalvageReport, salvage_queue
+from .sql import RescueError
 from .undo import UndoReport, undo_rescue
+from .undo_file import RescueSkip
 
 __all__ = [
     "DiffGroup", "PastSource", "PastState", "QueueDiff", "RescueError", "RescueReport",

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..backup_store import BackupStore
+from ..backups.backup_store import BackupStore
 from ..database import closing_connection
 from ..errors import OperationCancelled, QueueAdminError, translate_error
 from ..progress import CancelCheck, ProgressCallback, interruptible, raise_if_cancelled, report
@@ -540,5 +540,11 @@ def _utc_text(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-__all__ = ["SAFETY_FOLDER_NAME", "UNDO_FOLDER_NAME", "RescueReport", "RescueSelection",
-           "RescueSkip", "rescue_tasks", "take_safety_backup"]
+__all__ = [
+    "SAFETY_FOLDER_NAME",
+    "UNDO_FOLDER_NAME",
+    "RescueReport",
+    "RescueSelection",
+    "rescue_tasks",
+    "take_safety_backup",
+]

@@ -25,9 +25,9 @@ from pathlib import Path
 import psutil
 
 from ..archive import instant_text, rebuild_to_time
+from ..backups.verify import check_backup_file
 from ..errors import ErrorKind, translate_error
 from ..progress import CancelCheck, ProgressCallback
-from ..verify import check_backup_file
 from .salvage import SalvageReport, salvage_queue
 from .sql import RescueError
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ..database import UNSAFE_FUNCTIONS, connect, require_queue_schema, sqlite_uri
+from ..database import UNSAFE_FUNCTIONS, connect, require_queue_schema
 from ..errors import ErrorKind, QueueAdminError, translate_error
+from ..files.db_files import sqlite_uri
 
 #: The schema name a past state is attached under.
 PAST = "past"

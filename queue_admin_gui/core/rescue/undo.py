@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..database import closing_connection, require_existing_file
+from ..database import closing_connection
 from ..errors import ErrorKind, OperationCancelled, translate_error
+from ..files.db_files import require_existing_file
 from ..progress import CancelCheck, ProgressCallback, interruptible, raise_if_cancelled, report
 from .merge import take_safety_backup
 from .sql import (

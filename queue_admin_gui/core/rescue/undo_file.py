@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..database import closing_connection
 from ..errors import translate_error
-from ..files import fsync_file, retry_on_windows_lock
+from ..files.durable import fsync_file, retry_on_windows_lock
 from .sql import RescueError
 
 UNDO_SCHEMA = "undo"

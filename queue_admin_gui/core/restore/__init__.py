@@ -12,4 +12,9 @@
   restored queue, inside the restore's one transaction, when the request asks for it.
 - :mod:`.writing` inspects the live file and writes the staged backup into it through
   SQLite's backup API in one transaction.
+- :mod:`.write_access` probes whether the live write lock can be had, and waits for it.
+
+It may use ``measurements`` (who holds the file), ``archive`` (its lock, to tell the tool's
+own archiver from a worker), ``backups``, ``trust``, ``leases``, ``settings``, ``files`` and
+the loose core modules; only ``rescue`` and the ``QueueBackup`` facade build on it.
 """

@@ -38,7 +38,7 @@ from typing import Any
 
 from ..database import closing_connection, open_read_only
 from ..errors import QueueAdminError, QueueBackupError, translate_error
-from ..verify import open_backup_file
+from ..trust.untrusted import open_backup_file
 
 TASKS = "task_queue"
 LOGS = "task_logs"

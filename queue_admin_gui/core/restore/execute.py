@@ -40,9 +40,10 @@ from pathlib import Path
 
 import psutil
 
-from ..backup_paths import refuse_live_side_paths
-from ..backup_store import BackupStore
-from ..database import require_existing_file
+from ..backups.backup_paths import refuse_live_side_paths
+from ..backups.backup_store import BackupStore
+from ..backups.manifest import manifest_beside, manifest_path_for
+from ..backups.verify import check_backup_file
 from ..errors import (
     ErrorKind,
     OperationCancelled,
@@ -50,14 +51,10 @@ from ..errors import (
     QueueBackupError,
     translate_error,
 )
-from ..manifest import manifest_beside, manifest_path_for
+from ..files.db_files import require_existing_file
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
-from ..verify import check_backup_file
-from ..write_access import blocked_sentence, probe_write_access, wait_for_write_access
 from .gate import ALL_WORKERS, CommitWatch, WorkerSignals, read_worker_signals
 from .keep import (
-    SAFETY_BACKUP_NAME,
-    SAFETY_FOLDER_NAME,
     LiveStateKeeper,
     RestoreReport,
     RestoreRequest,
@@ -67,6 +64,7 @@ from .keep import (
     safety_folder,
 )
 from .plan import RestoredCheck, check_restored
+from .write_access import blocked_sentence, probe_write_access, wait_for_write_access
 from .writing import (
     LockedHook,
     TargetState,
@@ -321,5 +319,4 @@ def _remove_stale_staging(folder: Path) -> None:
                 shutil.rmtree(entry)
 
 
-__all__ = ["ALL_WORKERS", "SAFETY_BACKUP_NAME", "SAFETY_FOLDER_NAME", "SAFETY_KEEP_COUNT",
-           "RestoreReport", "RestoreRequest", "execute_restore", "safety_folder"]
+__all__ = ["SAFETY_KEEP_COUNT", "execute_restore"]

@@ -10,14 +10,9 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..database import (
-    check_queue_schema,
-    closing_connection,
-    file_size,
-    open_read_only,
-    task_counts,
-)
+from ..database import check_queue_schema, closing_connection, open_read_only, task_counts
 from ..errors import ErrorKind, QueueAdminError, translate_error
+from ..files.db_files import file_size
 from .writing import TargetState
 
 _NEWEST_SQL = "SELECT datetime(max(julianday(created_at_utc))) FROM task_queue"

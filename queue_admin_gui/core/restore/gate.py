@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..archive.store import read_lock
 from ..database import closing_connection, open_read_only
 from ..errors import ErrorKind, QueueAdminError, translate_error
-from ..leases import LeaseManager, WorkerInfo
+from ..leases.manager import LeaseManager, WorkerInfo
 from ..measurements.holders import FileHolder, find_holders
 from ..progress import CancelCheck, raise_if_cancelled
 
@@ -312,8 +313,6 @@ def local_clock(utc_text: str | None) -> str:
 
 def archiver_pids(archive_dirs: Collection[Path], db_path: Path) -> set[int]:
     """Process ids of the tool's archivers of ``db_path`` on this machine, from their locks."""
-    from ..archive.store import read_lock  # the archive package imports the restore's engine
-
     found: set[int] = set()
     for folder in archive_dirs:
         data = read_lock(Path(folder))

@@ -24,17 +24,17 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backup_sequence import MAX_COUNTER
-from ..backup_store import BackupStore, PendingBackup
+from ..backups.backup_store import DEFAULT_PAGES_PER_STEP, BackupStore, PendingBackup
+from ..backups.manifest import manifest_path_for
+from ..backups.snapshot import remove_partial
 from ..database import BUSY_TIMEOUT_MS, closing_connection, connect, open_read_only
 from ..errors import ErrorKind, QueueAdminError, QueueBackupError
-from ..manifest import manifest_path_for
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
-from ..schema_sql import is_virtual_table, uses_autoincrement
-from ..snapshot import remove_partial
+from ..trust.backup_sequence import MAX_COUNTER
+from ..trust.schema_sql import is_virtual_table, uses_autoincrement
 from .carry import CarryResult, carry_newer_tasks
 from .plan import RestoredCheck
-from .writing import DEFAULT_PAGES_PER_STEP, RestoreResult
+from .writing import RestoreResult
 
 #: Sub-folder of the backup folder that holds the safety backups restores take.
 SAFETY_FOLDER_NAME = "pre-restore"

@@ -7,8 +7,8 @@ room. These steps only read (the write-lock probe rolls back at once); the resto
 :meth:`queue_admin_gui.core.backup.QueueBackup.restore_backup`.
 
 This module compares the two files and checks the database just restored; summarising one
-file is :mod:`.file_summary`, the live side's preflight :mod:`.preflight`. Their
-names are re-exported here, where the wizard, the CLI and scripts import them.
+file is :mod:`.file_summary`, the live side's preflight :mod:`.preflight`. Callers
+import their names from those modules.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ..errors import (
 )
 from ..progress import CancelCheck, ProgressCallback, interruptible, raise_if_cancelled, report
 from ..schema import DEAD_STATUSES, IN_FLIGHT_STATUSES, STATUS_COMPLETED, STATUS_QUEUED
-from ..verify import open_backup_file
+from ..trust.untrusted import open_backup_file
 from .file_summary import (
     QueueSnapshot,
     TaskRef,
@@ -40,21 +40,9 @@ from .file_summary import (
     kind_of,
     snapshot_of_error,
 )
-from .preflight import (
-    ACTIVE_WORKER_SECONDS,
-    Preflight,
-    SpaceNeed,
-    preflight,
-    running_workers,
-)
 from .writing import TargetState
 
-#: The preflight and the snapshots are re-exported: the wizard and the CLI import them here.
-__all__ = [
-    "ACTIVE_WORKER_SECONDS", "Preflight", "QueueSnapshot", "RestoreComparison", "RestoredCheck",
-    "SpaceNeed", "TaskRef", "check_restored", "compare_backup_with_live", "inspect_database",
-    "preflight", "running_workers",
-]
+__all__ = ["RestoreComparison", "RestoredCheck", "check_restored", "compare_backup_with_live"]
 
 #: Rows between two progress reports (and cancellation checks) while comparing.
 _COMPARE_STEP = 5000

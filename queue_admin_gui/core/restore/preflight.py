@@ -11,14 +11,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..database import file_size, wal_path
-from ..disk import free_bytes, nearest_existing_folder, same_drive
 from ..errors import ErrorKind, QueueAdminError, drive_label, format_bytes
-from ..leases import LeaseManager, WorkerInfo
+from ..files.db_files import file_size, wal_path
+from ..files.disk import free_bytes, nearest_existing_folder, same_drive
+from ..leases.manager import LeaseManager, WorkerInfo
 from ..progress import CancelCheck, ProgressCallback
-from ..write_access import PROBE_BUSY_TIMEOUT_MS, probe_write_access
 from .file_summary import QueueSnapshot
 from .gate import ACTIVE_WORKER_SECONDS, COMMIT_SAMPLE_SECONDS, WorkerSignals, read_worker_signals
+from .write_access import PROBE_BUSY_TIMEOUT_MS, probe_write_access
 from .writing import TargetState, inspect_target
 
 

@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backups.backup_store import DEFAULT_PAGES_PER_STEP
 from ..database import (
     BUSY_TIMEOUT_MS,
     check_queue_schema,
     closing_connection,
     connect,
     open_read_only,
-    shm_path,
 )
 from ..errors import (
     ErrorKind,
@@ -34,19 +34,23 @@ from ..errors import (
     QueueBackupError,
     translate_error,
 )
-from ..file_names import aside_name
-from ..files import retry_on_windows_lock
+from ..files.db_files import shm_path
+from ..files.durable import retry_on_windows_lock
+from ..files.file_names import aside_name
 from ..progress import CancelCheck, ProgressCallback, interruptible, is_cancelled, report
-from ..verify import VerifyReport, check_backup_file, open_backup_file
+from ..trust.untrusted import open_backup_file
 
 __all__ = [
-    "RestoreResult", "TargetInspection", "TargetState", "VerifyReport", "check_backup_file",
-    "inspect_target", "move_aside", "open_backup_file", "write_into",
+    "RestoreResult",
+    "TargetInspection",
+    "TargetState",
+    "inspect_target",
+    "move_aside",
+    "write_into",
 ]
 
 STAGE_INSPECT = "Checking the current database"
 STAGE_WRITE = "Writing the backup into the database"
-DEFAULT_PAGES_PER_STEP = 1024
 SIDE_FILE_SUFFIXES = ("-wal", "-journal", "-shm")
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 #: Called once while a restore holds the live write lock, with the source connection.
