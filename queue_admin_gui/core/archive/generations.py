@@ -43,6 +43,7 @@ from .store import (
     list_generations,
     load_generation,
     new_generation,
+    note_failed_validation,
 )
 from .walfile import read_committed, read_header
 
@@ -333,6 +334,7 @@ class GenerationStarter:
         log.close()
         outgoing.data["ended_at"] = ended
         outgoing.data["end_reason"] = f"continued by generation {successor.id}"
+        note_failed_validation(archiver.archive_dir, outgoing)
         with contextlib.suppress(OSError):
             outgoing.save()
 
@@ -398,6 +400,7 @@ class GenerationStarter:
             return
         generation.data["ended_at"] = self.archiver.stamps.now()
         generation.data["end_reason"] = reason
+        note_failed_validation(self.archiver.archive_dir, generation)
         with contextlib.suppress(OSError):
             generation.save()
 

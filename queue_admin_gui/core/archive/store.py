@@ -872,10 +872,25 @@ def apply_validation_failures(archive: Path, generations: list[Generation]) -> N
 
 #: How the end of a generation that a failed validation ended begins (see the archiver).
 FAILED_VALIDATION_END = "a gap: validation failed"
+#: Set in an ended generation's generation.json when a validation later failed it.
+VALIDATION_FAILED_KEY = "validation_failed"
+
+
+def note_failed_validation(archive: Path, generation: Generation) -> None:
+    """Before an ending generation is saved: keep in it whether a validation failed it.
+
+    Called with its end (whatever the reason), so that a later loss of validation.json can
+    never widen what the generation offers (see :func:`apply_validation_failures`).
+    """
+    record = read_validation(archive) or {}
+    if any(str(failure.get("generation")) == generation.id
+           for failure in record.get("failures") or []):
+        generation.data[VALIDATION_FAILED_KEY] = True
 
 
 def _ended_on_failed_validation(generation: Generation) -> bool:
-    return str(generation.data.get("end_reason") or "").startswith(FAILED_VALIDATION_END)
+    return (str(generation.data.get("end_reason") or "").startswith(FAILED_VALIDATION_END)
+            or generation.data.get(VALIDATION_FAILED_KEY) is True)
 
 
 def _trust_only_the_snapshot(archive: Path, generation: Generation,

@@ -47,6 +47,7 @@ from .store import (
     LOCK_FILE,
     SEGMENT_PREFIX,
     TRANSACTION_KINDS,
+    VALIDATION_FAILED_KEY,
     ArchiveError,
     Generation,
     SegmentRead,
@@ -54,6 +55,7 @@ from .store import (
     instant_text,
     iter_records,
     list_generations,
+    load_generation,
     lock_is_stale,
     read_lock,
     read_validation,
@@ -427,6 +429,8 @@ def _record(archive: Path, result: ValidationResult, failed: Generation | None,
                          "reason": f"validation failed at {instant_text(result.checked_at)}: "
                                    f"{result.sentence.rstrip('.')}",
                          "checked_at": result.checked_at, "handled": False})
+    if failed is not None:
+        _mark_closed_generation(failed)
     present = {path.name for path in archive.glob("gen-*")}
     record = {"last": result.as_dict(),
               "passed": {key: value for key, value in passed.items() if key in present},
@@ -437,6 +441,23 @@ def _record(archive: Path, result: ValidationResult, failed: Generation | None,
     if record_activity and result.ok is False:
         record_failure_activity(result)
     return result
+
+
+def _mark_closed_generation(failed: Generation) -> None:
+    """Note a failed validation in an ended generation's own (checksummed) generation.json.
+
+    validation.json says how far the generation was proven; losing it must never widen what
+    is offered, so the generation itself keeps the fact that a validation failed it (see
+    :func:`~.store.apply_validation_failures`). A generation still being written is ended by
+    its archiver with a reason that says the same.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        closed = load_generation(failed.folder, scan=False)
+        if closed is None or closed.data.get("ended_at") is None:
+            return
+        if not closed.data.get(VALIDATION_FAILED_KEY):
+            closed.data[VALIDATION_FAILED_KEY] = True
+            closed.save()
 
 
 def record_failure_activity(result: ValidationResult) -> None:
