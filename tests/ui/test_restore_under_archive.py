@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QWizard
 
 from queue_admin_gui.app.jobs import JobRunner
@@ -201,6 +201,14 @@ def restore_the_first_instant(qtbot, wizard: RestoreWizard, queue: Path, instant
     try:
         for page in (PAGE_PREPARE, PAGE_RESTORE):
             button = wizard.button(QWizard.WizardButton.NextButton)
+            if page == PAGE_RESTORE:
+                # the storm, the pinning reader and the checkpointing programs are programs
+                # at work on the file: the admin confirms the restore may go beside them
+                prepare = wizard.prepare_page
+                qtbot.waitUntil(lambda: wizard.state.preflight is not None, timeout=TIMEOUT_MS)
+                if prepare.workers_check.isVisible() and not prepare.workers_check.isChecked():
+                    qtbot.mouseClick(prepare.workers_check, LEFT,
+                                     pos=QPoint(8, prepare.workers_check.height() // 2))
             qtbot.waitUntil(lambda b=button: b.isVisible() and b.isEnabled(),
                             timeout=TIMEOUT_MS)
             qtbot.mouseClick(button, LEFT)
