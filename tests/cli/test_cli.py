@@ -161,6 +161,7 @@ def test_checkpoint_mode_defaults_to_the_settings(cli: CliRunner, demo_db: Path,
     assert "TRUNCATE" in run.out
 
 
+@pytest.mark.usefixtures("short_lock_wait")
 def test_checkpoint_kept_busy_by_a_reader_exits_1(cli: CliRunner, demo_db: Path) -> None:
     with closing_connection(connect(demo_db)) as writer, \
             closing_connection(connect(demo_db)) as reader:

@@ -137,10 +137,12 @@ def test_systemd_units_have_a_timer_per_timed_job_and_a_service_for_the_archiver
     assert set(units) == {"queue-admin-backup.service", "queue-admin-backup.timer",
                           "queue-admin-checkpoint.service", "queue-admin-checkpoint.timer",
                           "queue-admin-leases.service", "queue-admin-leases.timer",
+                          "queue-admin-check.service", "queue-admin-check.timer",
                           "queue-admin-archive.service"}
     assert "OnCalendar=*-*-* 02:00:00" in units["queue-admin-backup.timer"]
     assert "OnCalendar=*:0/15" in units["queue-admin-checkpoint.timer"]
     assert "OnCalendar=*-*-* 00/1:00:00" in units["queue-admin-leases.timer"]
+    assert "OnCalendar=*:0/15" in units["queue-admin-check.timer"]
     assert "WantedBy=default.target" in units["queue-admin-archive.service"]
     exec_start = next(line for line in units["queue-admin-backup.service"].splitlines()
                       if line.startswith("ExecStart="))

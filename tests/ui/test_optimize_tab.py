@@ -105,6 +105,7 @@ def test_vacuum_answered_no_changes_nothing(qtbot, fragmented_path, tab, session
     assert query(fragmented_path, "PRAGMA freelist_count")[0][0] == free_pages
 
 
+@pytest.mark.usefixtures("short_lock_wait")
 def test_vacuum_on_locked_database_tells_user(qtbot, fragmented_path, tab, session):
     before = file_size(fragmented_path)
     with lock_held(fragmented_path, "write"):
