@@ -30,7 +30,7 @@ from queue_admin_gui.core.archive import (
 )
 from queue_admin_gui.core.archive.controller import ArchiveController
 from queue_admin_gui.core.archive.wal_index import reader_through_open_descriptor
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.backups.backup_store import BackupStore
 from queue_admin_gui.core.demo.workers import DemoWorkers
 from queue_admin_gui.core.errors import ErrorKind
 from queue_admin_gui.core.maintenance import QueueMaintenance
@@ -301,7 +301,7 @@ def test_a_failed_new_snapshot_lets_the_generation_go_on(
     folder = tmp_path / "archive"
     archiver = Archiver(queue, folder, rotate_bytes=1)
     calls = []
-    real_backup = QueueBackup.backup
+    real_backup = BackupStore.backup
 
     def backup_failing_after_the_first(self, *args, **kwargs):
         calls.append(1)
@@ -309,7 +309,7 @@ def test_a_failed_new_snapshot_lets_the_generation_go_on(
             raise OSError(28, "No space left on device")
         return real_backup(self, *args, **kwargs)
 
-    monkeypatch.setattr(QueueBackup, "backup", backup_failing_after_the_first)
+    monkeypatch.setattr(BackupStore, "backup", backup_failing_after_the_first)
     archiver.start()
     try:
         deadline = time.monotonic() + 60
