@@ -307,6 +307,7 @@ def test_demo_default_path_is_in_the_user_data_folder(cli: CliRunner,
     assert Path(run.data["path"]).is_relative_to(isolated_dirs)
 
 
+@pytest.mark.slow
 def test_demo_runs_workers_for_a_while(cli: CliRunner, tmp_path: Path) -> None:
     target = tmp_path / "demo.db"
     run = cli("--json", "demo", "--tasks", "200", "--workers", "2", "--seconds", "1",

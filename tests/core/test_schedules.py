@@ -113,6 +113,7 @@ def test_a_percent_sign_is_refused_with_a_sentence() -> None:
     refuse_unquotable([r"D:\Back ups\PrismQ"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["backup", "checkpoint", "leases", "check"])
 def test_each_generated_argv_runs_the_real_cli(key: str, settings: ScheduleSettings,
                                                tmp_path: Path) -> None:
@@ -159,6 +160,7 @@ def test_the_generated_archive_argv_starts_an_archiver_that_stops_cleanly(
     assert "archiver stopped" in out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="crontab lines are for POSIX shells")
 def test_the_crontab_command_runs_through_sh_and_appends_to_its_log(
         settings: ScheduleSettings, tmp_path: Path) -> None:
@@ -176,6 +178,7 @@ def test_the_crontab_command_runs_through_sh_and_appends_to_its_log(
     assert shlex.split(command)[:len(PYTHON_CLI)] == PYTHON_CLI
 
 
+@pytest.mark.slow
 def test_last_runs_come_from_the_activity_log_the_cli_writes(settings: ScheduleSettings,
                                                              tmp_path: Path) -> None:
     jobs = scheduled_jobs(settings)

@@ -145,6 +145,7 @@ def test_integrity_check_lists_problems_of_a_damaged_file(qtbot, tab, session, d
     assert "is damaged" in told and session.damage is not None
 
 
+@pytest.mark.slow
 def test_a_long_vacuum_shows_a_busy_bar_its_stage_and_the_time_elapsed(
         qtbot, fragmented_path, tab, session):
     panel = tab.progress_panel
