@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sqlite3
 import threading
@@ -15,6 +16,7 @@ from _cli_helpers import Run
 from queue_admin_gui import __version__
 from queue_admin_gui.cli import CancelOnInterrupt
 from queue_admin_gui.cli.commands import COMMANDS
+from queue_admin_gui.cli.declared import DECLARED
 from queue_admin_gui.core.activity import ActivityLog
 from queue_admin_gui.core.database import closing_connection, connect, task_counts
 from queue_admin_gui.core.demo.queue_file import is_demo_queue
@@ -327,7 +329,7 @@ def test_a_bug_is_one_line_with_the_debug_hint(cli: CliRunner, demo_db: Path,
     def broken(context: object) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setitem(COMMANDS, "stats", broken)
+    monkeypatch.setitem(DECLARED, "stats", dataclasses.replace(DECLARED["stats"], run=broken))
     run = cli("--db", demo_db, "--json", "stats")
     assert run.code == 1
     assert run.data["kind"] == "bug"
