@@ -11,6 +11,11 @@ import pytest
 from queue_admin_gui.core.database import QueueDatabase
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+#: Processes the tests start (``python -m queue_admin_gui.cli`` from a temporary folder) run
+#: the code under test, not whichever copy of the package is installed.
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(SOURCE_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +29,20 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if variable.startswith("QUEUE_ADMIN_"):
             monkeypatch.delenv(variable)
     return home
+
+
+#: What a lock-refusal test waits for another program's lock, instead of the 5 s the tool
+#: waits in use: long enough for a real busy wait, short enough for a fast run.
+SHORT_LOCK_WAIT_MS = 300
+
+
+@pytest.fixture
+def short_lock_wait(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Cap every connection's busy timeout, here and in CLI processes started from here."""
+    from queue_admin_gui.core.database import ENV_LOCK_WAIT_CAP_MS
+
+    monkeypatch.setenv(ENV_LOCK_WAIT_CAP_MS, str(SHORT_LOCK_WAIT_MS))
+    return SHORT_LOCK_WAIT_MS
 
 
 @pytest.fixture(autouse=True)

@@ -91,6 +91,7 @@ def _private_reaches(path: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_no_module_imports_or_reads_another_modules_private_names() -> None:
     """A name starting with ``_`` belongs to its module: others get a public name or method.
 

@@ -35,6 +35,7 @@ from ..core.backups.manifest import backup_file_name
 from ..core.errors import ErrorKind
 from ..core.settings.catalog import SETTING_RANGES
 from .arguments import database_path
+from .declared import command
 from .output import CommandResult
 
 if TYPE_CHECKING:
@@ -56,24 +57,21 @@ def _keep_days(text: str) -> float:
     return value
 
 
-def add_archive_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    """The ``archive`` and ``archive-status`` commands."""
-    archive = command("archive", "Archive every committed transaction continuously (runs until "
-                                 "Ctrl+C or SIGTERM), so the queue can be restored to any "
-                                 "instant.")
-    archive.add_argument("--dir", type=Path, required=True, metavar="DIR",
-                         help="archive folder (local, mapped drive or UNC share)")
-    archive.add_argument("--keep-days", type=_keep_days, metavar="N",
-                         help="delete whole generations older than N days (default: the "
-                              "setting archive_retention_days, 7)")
-    archive.add_argument("--heartbeat", type=float, default=HEARTBEAT_SECONDS, metavar="S",
-                         help=f"seconds between heartbeat lines (default {HEARTBEAT_SECONDS:.0f})")
-    archive.add_argument("--seconds", type=float, metavar="S",
-                         help="stop by itself after S seconds (default: run until stopped)")
-    status = command("archive-status", "Generations, gaps and restorable instants of an archive, "
-                                       "every file checked against its checksums.")
-    status.add_argument("--dir", type=Path, required=True, metavar="DIR", help="archive folder")
-    status.add_argument("--validate", action="store_true",
+def _archive_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", type=Path, required=True, metavar="DIR",
+                        help="archive folder (local, mapped drive or UNC share)")
+    parser.add_argument("--keep-days", type=_keep_days, metavar="N",
+                        help="delete whole generations older than N days (default: the "
+                             "setting archive_retention_days, 7)")
+    parser.add_argument("--heartbeat", type=float, default=HEARTBEAT_SECONDS, metavar="S",
+                        help=f"seconds between heartbeat lines (default {HEARTBEAT_SECONDS:.0f})")
+    parser.add_argument("--seconds", type=float, metavar="S",
+                        help="stop by itself after S seconds (default: run until stopped)")
+
+
+def _archive_status_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", type=Path, required=True, metavar="DIR", help="archive folder")
+    parser.add_argument("--validate", action="store_true",
                         help="first rebuild the newest archived commit and compare it page by "
                              "page with the live database (--db) at the same commit")
 
@@ -89,6 +87,9 @@ def add_restore_point_options(restore: argparse.ArgumentParser) -> None:
                          help="with --at: write the rebuilt queue to this new file")
 
 
+@command("archive", "Archive every committed transaction continuously (runs until Ctrl+C or "
+         "SIGTERM), so the queue can be restored to any instant.", options=_archive_options,
+         logged=True)
 def archive(context: Context) -> CommandResult:
     """Run the archiver until Ctrl+C or SIGTERM, then stop cleanly (exit 0)."""
     args = context.args
@@ -137,6 +138,8 @@ def archive(context: Context) -> CommandResult:
                           "last_gap"])
 
 
+@command("archive-status", "Generations, gaps and restorable instants of an archive, every "
+         "file checked against its checksums.", options=_archive_status_options)
 def archive_status_command(context: Context) -> CommandResult:
     """Describe the archive folder: generations, gaps, damage, restorable instants, validation.
 

@@ -32,6 +32,7 @@ from ..core.measurements.check import (
 )
 from ..core.settings.catalog import SETTING_RANGES
 from ..core.settings.config import MaintenanceConfig, checked_value
+from .declared import command
 from .output import UsageError, json_line
 
 CHECK_HELP = ("Grade the queue's health for a monitoring system (exit 0 OK, 1 WARNING, "
@@ -121,6 +122,7 @@ class CheckContext(Protocol):
         """The database the command line names."""
 
 
+@command("check", CHECK_HELP, options=add_check_arguments, own_entry=True)
 def main_check(argv: list[str], out: TextIO, err: TextIO,
                parse: Callable[[list[str]], argparse.Namespace],
                open_context: Callable[[argparse.Namespace, TextIO], CheckContext]) -> int:

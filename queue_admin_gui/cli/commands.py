@@ -7,6 +7,7 @@ Every command takes the :class:`~queue_admin_gui.cli.Context` and returns a
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -32,19 +33,28 @@ from ..core.leases.manager import LeaseManager
 from ..core.maintenance import QueueMaintenance
 from ..core.restore.gate import ALL_WORKERS
 from ..core.restore.keep import safety_folder
-from .archive import archive, archive_status_command, restore_at
-from .arguments import database_path
+from . import rescue  # noqa: F401 - declares diff and rescue
+from .archive import add_restore_point_options, restore_at
+from .arguments import (
+    count_argument,
+    database_path,
+    keep_count_argument,
+    lease_timeout_argument,
+    seconds_argument,
+)
+from .declared import DECLARED, command
 from .output import EXIT_FAILED, CommandResult
-from .rescue import diff_command, rescue_command
 
 if TYPE_CHECKING:
     from .program import Context
+
+CHECKPOINT_CHOICES = ("passive", "full", "restart", "truncate")
 
 def _backups(context: Context) -> QueueBackup:
     return QueueBackup(context.db_path, context.backup_dir())
 
 
-def _clearing_leftovers(command: Callable[[Context], CommandResult]
+def clearing_leftovers(command: Callable[[Context], CommandResult]
                         ) -> Callable[[Context], CommandResult]:
     """``command``, after removing what interrupted runs left in the backup folder.
 
@@ -73,6 +83,16 @@ def _clearing_leftovers(command: Callable[[Context], CommandResult]
     return run
 
 
+def _backup_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", type=Path, help="backup folder (default: from the settings)")
+    parser.add_argument("--name", help="label put into the backup's file name")
+    parser.add_argument("--keep", type=keep_count_argument, metavar="K",
+                        help="after a successful backup, keep only the newest K backups")
+
+
+@command("backup", "Write a consistent, verified backup of the database.",
+         options=_backup_options, logged=True)
+@clearing_leftovers
 def backup(context: Context) -> CommandResult:
     """Write a verified backup; with --keep, prune older backups after it succeeded."""
     args = context.args
@@ -102,6 +122,12 @@ def backup(context: Context) -> CommandResult:
                          _skipped_lines(pruned.skipped))
 
 
+def _verify_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, metavar="PATH")
+
+
+@command("verify", "Check that a backup file is intact and usable for restore.",
+         options=_verify_options, logged=True)
 def verify(context: Context) -> CommandResult:
     """Check a backup file: exit 1 when it is not usable, 2 when PATH does not exist."""
     path = require_existing_file(context.args.path, "Verification", QueueBackupError)
@@ -124,6 +150,12 @@ def verify(context: Context) -> CommandResult:
                          failure_exit=EXIT_FAILED)
 
 
+def _folder_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", type=Path, help="backup folder (default: from the settings)")
+
+
+@command("list-backups", "List the backups in the backup folder, newest first.",
+         options=_folder_option)
 def list_backups(context: Context) -> CommandResult:
     """List the backups in the folder, newest first."""
     folder = context.backup_dir()
@@ -163,6 +195,13 @@ def _skipped_lines(skipped: list[BackupInfo]) -> list[str]:
             for info in skipped]
 
 
+def _prune_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep", type=keep_count_argument, metavar="K", required=True)
+    _folder_option(parser)
+
+
+@command("prune", "Delete all but the newest K backups.", options=_prune_options, logged=True)
+@clearing_leftovers
 def prune(context: Context) -> CommandResult:
     """Delete all but the newest K backups; a stop part way says what was deleted (exit 1)."""
     keep = context.args.keep
@@ -183,6 +222,29 @@ def prune(context: Context) -> CommandResult:
                          + skipped, data, ["deleted"], _skipped_lines(done.skipped))
 
 
+def _restore_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, metavar="PATH", nargs="?",
+                        help="backup file (or use --at with --archive)")
+    parser.add_argument("--yes", action="store_true",
+                        help="confirm: the database's current contents will be replaced")
+    parser.add_argument("--no-safety-backup", action="store_true",
+                        help="skip the backup of the current database taken first")
+    parser.add_argument("--allow-live-workers", action="store_true",
+                        help="restore even though workers are at work: programs holding "
+                             "the file, recent commits, leases, fresh heartbeats (they may "
+                             "run restored tasks twice)")
+    parser.add_argument("--wait", type=seconds_argument, default=0.0, metavar="SECONDS",
+                        help="wait up to this long for another program to release the "
+                             "database (default: 0)")
+    parser.add_argument("--keep-newer-tasks", action="store_true",
+                        help="keep the tasks created after the backup (ids above its "
+                             "highest), with their logs, in the restored queue")
+    add_restore_point_options(parser)
+
+
+@command("restore", "Replace the database's contents with a backup.",
+         options=_restore_options, logged=True)
+@clearing_leftovers
 def restore(context: Context) -> CommandResult:
     """Restore a backup into the database; refused (exit 2) without --yes.
 
@@ -263,6 +325,13 @@ def carried_tasks(done: Any) -> dict[str, Any]:
             "carry_problem": done.carry_problem}
 
 
+def _checkpoint_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", type=str.lower, choices=CHECKPOINT_CHOICES,
+                        help="checkpoint mode (default: from the settings, else passive)")
+
+
+@command("checkpoint", "Copy the WAL into the database file.", options=_checkpoint_options,
+         logged=True)
 def checkpoint(context: Context) -> CommandResult:
     """Checkpoint the WAL; exit 1 when readers or writers kept it from finishing."""
     path = database_path(context, "Checkpoint")
@@ -287,6 +356,8 @@ def checkpoint(context: Context) -> CommandResult:
     return CommandResult(headline, data, keys, problem=problem, shortfall=result.shortfall)
 
 
+@command("vacuum", "Rebuild the database file without free pages (blocks writers).",
+         logged=True)
 def vacuum(context: Context) -> CommandResult:
     """Rebuild the file without free pages; sizes before and after."""
     path = database_path(context, "VACUUM")
@@ -297,6 +368,12 @@ def vacuum(context: Context) -> CommandResult:
     return CommandResult("VACUUM done.", {key: result[key] for key in keys}, keys)
 
 
+def _analyze_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--table", metavar="T", help="only this table")
+
+
+@command("analyze", "Refresh the query planner's statistics.", options=_analyze_options,
+         logged=True)
 def analyze(context: Context) -> CommandResult:
     """Refresh planner statistics for the whole file or one table."""
     path = database_path(context, "ANALYZE")
@@ -307,6 +384,12 @@ def analyze(context: Context) -> CommandResult:
     return CommandResult("ANALYZE done.", data, ["table", "seconds"])
 
 
+def _optimize_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--full", action="store_true", help="also VACUUM (blocks writers)")
+
+
+@command("optimize", "ANALYZE, and with --full also VACUUM.", options=_optimize_options,
+         logged=True)
 def optimize(context: Context) -> CommandResult:
     """ANALYZE, plus VACUUM with --full; sizes before and after."""
     path = database_path(context, "Optimize")
@@ -321,6 +404,12 @@ def optimize(context: Context) -> CommandResult:
                          ["analyzed", "vacuumed", "size_before", "size_after", "seconds"])
 
 
+def _integrity_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="faster, fewer checks")
+
+
+@command("integrity", "Run SQLite's integrity check on the database.",
+         options=_integrity_options, logged=True)
 def integrity(context: Context) -> CommandResult:
     """Run SQLite's integrity check; exit 1 when it reports problems."""
     path = database_path(context, "Integrity check")
@@ -341,6 +430,21 @@ def integrity(context: Context) -> CommandResult:
                          problem, shortfall=found.shortfall)
 
 
+def _leases_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=lease_timeout_argument, metavar="S",
+                        help="seconds a lease must be expired to count as stale "
+                             "(default: from the settings)")
+    parser.add_argument("--requeue", action="store_true", help="requeue the stale tasks")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="with --requeue: show what would happen, change nothing")
+
+
+def _requeues(args: argparse.Namespace) -> bool:
+    return bool(args.requeue and not args.dry_run)
+
+
+@command("leases", "Find tasks whose worker lease expired, and requeue them.",
+         options=_leases_options, logged=True, logged_when=_requeues)
 def leases(context: Context) -> CommandResult:
     """Find stale leases; with --requeue recover them (--dry-run only previews)."""
     args = context.args
@@ -379,6 +483,7 @@ def leases(context: Context) -> CommandResult:
                                           "expired_worker_alive_ids"], lines)
 
 
+@command("stats", "Sizes, pages, WAL, fragmentation and task counts.")
 def stats(context: Context) -> CommandResult:
     """Stats: sizes, pages, WAL, fragmentation and task counts."""
     path = database_path(context, "Reading statistics")
@@ -387,6 +492,19 @@ def stats(context: Context) -> CommandResult:
                          [key for key in result if key not in _STATS_HIDDEN])
 
 
+def _demo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tasks", type=count_argument, default=2000, metavar="N")
+    parser.add_argument("--workers", type=count_argument, default=4, metavar="K")
+    parser.add_argument("--seconds", type=seconds_argument, default=0.0, metavar="S",
+                        help="run the workers for S seconds (default 0: only create the queue)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the file even when it is not a demo queue")
+    parser.add_argument("--path", type=Path, metavar="P",
+                        help="demo file (default: --db if given, else the user data folder)")
+
+
+@command("demo", "Create a demo queue and optionally run simulated workers on it.",
+         options=_demo_options)
 def demo(context: Context) -> CommandResult:
     """Create a demo queue, then optionally run simulated workers on it for a while."""
     args = context.args
@@ -423,11 +541,6 @@ def _stats_size(stats_result: dict[str, Any]) -> int:
     return int(stats_result.get("db_size_bytes", 0)) + int(stats_result.get("wal_size_bytes", 0))
 
 
+#: Each declared command's handler by name (``check`` has its own entry point).
 COMMANDS: dict[str, Callable[[Context], CommandResult]] = {
-    "backup": _clearing_leftovers(backup), "verify": verify, "list-backups": list_backups,
-    "prune": _clearing_leftovers(prune), "restore": _clearing_leftovers(restore),
-    "checkpoint": checkpoint, "vacuum": vacuum, "analyze": analyze,
-    "optimize": optimize, "integrity": integrity, "leases": leases, "stats": stats,
-    "demo": demo, "archive": archive, "archive-status": archive_status_command,
-    "diff": diff_command, "rescue": rescue_command,
-}
+    name: declared.run for name, declared in DECLARED.items() if declared.run is not None}

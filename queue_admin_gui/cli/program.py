@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -31,33 +31,22 @@ from ..core.activity import (
 from ..core.errors import ErrorKind, QueueAdminError
 from ..core.event_log import SystemLogSink, setting_switch
 from ..core.files.db_files import ENV_DB_PATH
-from ..core.settings.catalog import SETTING_RANGES
 from ..core.settings.config import MaintenanceConfig
 from ..core.settings.folders import config_file_path
 from ..core.settings.queue_location import QueueLocation, queue_location
-from .archive import add_archive_commands, add_restore_point_options
-from .check import CHECK_HELP, add_check_arguments, command_name, main_check
+from . import commands  # noqa: F401 - declares every command
+from .check import command_name, main_check
+from .declared import DECLARED
 from .output import (
     EXIT_FAILED,
     EXIT_USAGE,
     PROG,
-    CommandResult,
     ProgressLine,
     UsageError,
     emit,
     emit_error,
     exit_code_for,
 )
-from .rescue import add_rescue_commands
-
-CHECKPOINT_CHOICES = ("passive", "full", "restart", "truncate")
-
-#: Commands whose runs land in the activity log (``leases`` only when it requeues).
-LOGGED_COMMANDS = frozenset({
-    "backup", "verify", "prune", "restore", "checkpoint", "vacuum", "analyze", "optimize",
-    "integrity", "leases", "archive",
-    "rescue",
-})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,41 +55,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # type: ignore[override]
         """Raise instead of printing and exiting, so --json can report the mistake too."""
         raise UsageError(f"{message}; run '{self.prog} --help' for usage.")
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
-
-
-def _within_setting_range(name: str) -> Callable[[str], int]:
-    """An argument type for a number that stands in for a setting: same kind, same range."""
-    low, high = SETTING_RANGES[name]
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            raise argparse.ArgumentTypeError(
-                f"must be a whole number from {int(low):,} to {int(high):,}, not {text}")
-        return value
-
-    return parse
-
-
-_keep_count = _within_setting_range("backup_retention_count")
-_lease_timeout = _within_setting_range("stale_lease_timeout_seconds")
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
-    return value
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -129,84 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
                "2 bad usage or an unusable file.")
     _add_global_options(parser, defaults=True)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                     parser_class=_Parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                       parser_class=_Parser)
 
-    def command(name: str, text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=text, description=text)
+    for declared in DECLARED.values():
+        sub = subparsers.add_parser(declared.name, help=declared.help,
+                                  description=declared.help)
         _add_global_options(sub, defaults=False)
-        return sub
-
-    backup = command("backup", "Write a consistent, verified backup of the database.")
-    backup.add_argument("--dir", type=Path, help="backup folder (default: from the settings)")
-    backup.add_argument("--name", help="label put into the backup's file name")
-    backup.add_argument("--keep", type=_keep_count, metavar="K",
-                        help="after a successful backup, keep only the newest K backups")
-
-    verify = command("verify", "Check that a backup file is intact and usable for restore.")
-    verify.add_argument("path", type=Path, metavar="PATH")
-
-    listing = command("list-backups", "List the backups in the backup folder, newest first.")
-    listing.add_argument("--dir", type=Path, help="backup folder (default: from the settings)")
-
-    prune = command("prune", "Delete all but the newest K backups.")
-    prune.add_argument("--keep", type=_keep_count, metavar="K", required=True)
-    prune.add_argument("--dir", type=Path, help="backup folder (default: from the settings)")
-
-    restore = command("restore", "Replace the database's contents with a backup.")
-    restore.add_argument("path", type=Path, metavar="PATH", nargs="?",
-                         help="backup file (or use --at with --archive)")
-    restore.add_argument("--yes", action="store_true",
-                         help="confirm: the database's current contents will be replaced")
-    restore.add_argument("--no-safety-backup", action="store_true",
-                         help="skip the backup of the current database taken first")
-    restore.add_argument("--allow-live-workers", action="store_true",
-                         help="restore even though workers are at work: programs holding "
-                              "the file, recent commits, leases, fresh heartbeats (they may "
-                              "run restored tasks twice)")
-    restore.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
-                         help="wait up to this long for another program to release the "
-                              "database (default: 0)")
-    restore.add_argument("--keep-newer-tasks", action="store_true",
-                         help="keep the tasks created after the backup (ids above its "
-                              "highest), with their logs, in the restored queue")
-
-    add_restore_point_options(restore)
-    add_archive_commands(command)
-    add_rescue_commands(command)
-
-    checkpoint = command("checkpoint", "Copy the WAL into the database file.")
-    checkpoint.add_argument("--mode", type=str.lower, choices=CHECKPOINT_CHOICES,
-                            help="checkpoint mode (default: from the settings, else passive)")
-
-    command("vacuum", "Rebuild the database file without free pages (blocks writers).")
-    analyze = command("analyze", "Refresh the query planner's statistics.")
-    analyze.add_argument("--table", metavar="T", help="only this table")
-    optimize = command("optimize", "ANALYZE, and with --full also VACUUM.")
-    optimize.add_argument("--full", action="store_true", help="also VACUUM (blocks writers)")
-    integrity = command("integrity", "Run SQLite's integrity check on the database.")
-    integrity.add_argument("--quick", action="store_true", help="faster, fewer checks")
-
-    leases = command("leases", "Find tasks whose worker lease expired, and requeue them.")
-    leases.add_argument("--timeout", type=_lease_timeout, metavar="S",
-                        help="seconds a lease must be expired to count as stale "
-                             "(default: from the settings)")
-    leases.add_argument("--requeue", action="store_true", help="requeue the stale tasks")
-    leases.add_argument("--dry-run", action="store_true",
-                        help="with --requeue: show what would happen, change nothing")
-
-    command("stats", "Sizes, pages, WAL, fragmentation and task counts.")
-    add_check_arguments(command("check", CHECK_HELP))
-
-    demo = command("demo", "Create a demo queue and optionally run simulated workers on it.")
-    demo.add_argument("--tasks", type=_count, default=2000, metavar="N")
-    demo.add_argument("--workers", type=_count, default=4, metavar="K")
-    demo.add_argument("--seconds", type=_seconds, default=0.0, metavar="S",
-                      help="run the workers for S seconds (default 0: only create the queue)")
-    demo.add_argument("--force", action="store_true",
-                      help="replace the file even when it is not a demo queue")
-    demo.add_argument("--path", type=Path, metavar="P",
-                      help="demo file (default: --db if given, else the user data folder)")
+        declared.options(sub)
     return parser
 
 
@@ -315,8 +199,6 @@ def _wants_json(argv: Sequence[str]) -> bool:
 def main(argv: list[str] | None = None, *, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
     """Run one command and return its exit code (the console entry point)."""
-    from .commands import COMMANDS
-
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -337,7 +219,8 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None,
         emit_error(message, ErrorKind.BUG.value, as_json, out, err)
         return EXIT_FAILED
     context = Context(args, err)
-    run: Callable[[Context], CommandResult] = COMMANDS[args.command]
+    run = DECLARED[args.command].run
+    assert run is not None  # a command with its own entry point returned above
     started = time.monotonic()
     try:
         result = run(context)
@@ -371,9 +254,7 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None,
 
 
 def _is_logged(args: argparse.Namespace) -> bool:
-    if args.command == "leases":
-        return bool(args.requeue and not args.dry_run)
-    return args.command in LOGGED_COMMANDS
+    return DECLARED[args.command].is_logged(args)
 
 
 def _record_activity(context: Context, outcome: str, message: str, started: float) -> None:

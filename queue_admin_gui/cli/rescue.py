@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import re
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,7 @@ from ..core.rescue import (
     undo_rescue,
 )
 from .arguments import database_path
+from .declared import command
 from .output import MAX_LISTED, CommandResult
 
 if TYPE_CHECKING:
@@ -42,36 +42,34 @@ MAX_IDS_FILE_BYTES = 64 * 1024 * 1024
 MAX_TASK_ID = 2**63 - 1
 
 
-def add_rescue_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    """The ``diff`` and ``rescue`` commands."""
-    diff = command("diff", "Compare the queue with a past state, task by task: removed, "
-                           "changed and added since, by type and status change.")
-    _add_past_options(diff)
-    rescue = command("rescue", "Put chosen tasks back as they were in a past state, while "
-                               "workers keep running; everything else is left as it is.")
-    _add_past_options(rescue)
-    rescue.add_argument("--type", action="append", default=[], metavar="TYPE",
+def _diff_options(parser: argparse.ArgumentParser) -> None:
+    _add_past_options(parser)
+
+
+def _rescue_options(parser: argparse.ArgumentParser) -> None:
+    _add_past_options(parser)
+    parser.add_argument("--type", action="append", default=[], metavar="TYPE",
                         help="only tasks of this type (repeat for more types)")
-    kinds = rescue.add_mutually_exclusive_group()
+    kinds = parser.add_mutually_exclusive_group()
     kinds.add_argument("--deleted-only", action="store_true",
                        help="only tasks removed since the past state")
     kinds.add_argument("--changed-only", action="store_true",
                        help="only tasks changed since the past state")
-    rescue.add_argument("--status-now", action="append", default=[], metavar="STATUS",
+    parser.add_argument("--status-now", action="append", default=[], metavar="STATUS",
                         help="only changed tasks whose status is now STATUS (repeatable)")
-    rescue.add_argument("--changed-after", metavar="TIME",
+    parser.add_argument("--changed-after", metavar="TIME",
                         help="only changed tasks whose last change is at or after TIME")
-    rescue.add_argument("--changed-before", metavar="TIME",
+    parser.add_argument("--changed-before", metavar="TIME",
                         help="only changed tasks whose last change is before TIME")
-    rescue.add_argument("--ids", type=Path, metavar="FILE",
+    parser.add_argument("--ids", type=Path, metavar="FILE",
                         help="only these task ids (a file of ids, one per line)")
-    rescue.add_argument("--undo", type=Path, metavar="FILE",
+    parser.add_argument("--undo", type=Path, metavar="FILE",
                         help="put back the live rows an earlier rescue replaced, from the undo "
                              "file it reported")
-    rescue.add_argument("--dir", type=Path, metavar="DIR",
+    parser.add_argument("--dir", type=Path, metavar="DIR",
                         help="backup folder for the safety backup and the undo file "
                              "(default: from the settings)")
-    mode = rescue.add_mutually_exclusive_group(required=True)
+    mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--dry-run", action="store_true",
                       help="show what would be put back and skipped; change nothing")
     mode.add_argument("--yes", action="store_true", help="confirm: put the tasks back")
@@ -108,6 +106,8 @@ def _past_arguments(context: Context, command: str) -> dict[str, Any]:
             "at": resolve_instant(args.at, args.archive) if args.at is not None else None}
 
 
+@command("diff", "Compare the queue with a past state, task by task: removed, changed and "
+         "added since, by type and status change.", options=_diff_options)
 def diff_command(context: Context) -> CommandResult:
     """Compare the live queue with the past state; --json adds the ids of every group."""
     live = database_path(context, "Diff")
@@ -151,6 +151,8 @@ def _diff_lines(diff: QueueDiff) -> list[str]:
     return lines
 
 
+@command("rescue", "Put chosen tasks back as they were in a past state, while workers keep "
+         "running; everything else is left as it is.", options=_rescue_options, logged=True)
 def rescue_command(context: Context) -> CommandResult:
     """Put the selected tasks back (--yes) or say what would happen (--dry-run)."""
     args = context.args

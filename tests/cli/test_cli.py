@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sqlite3
 import threading
@@ -15,6 +16,7 @@ from _cli_helpers import Run
 from queue_admin_gui import __version__
 from queue_admin_gui.cli import CancelOnInterrupt
 from queue_admin_gui.cli.commands import COMMANDS
+from queue_admin_gui.cli.declared import DECLARED
 from queue_admin_gui.core.activity import ActivityLog
 from queue_admin_gui.core.database import closing_connection, connect, task_counts
 from queue_admin_gui.core.demo.queue_file import is_demo_queue
@@ -161,6 +163,7 @@ def test_checkpoint_mode_defaults_to_the_settings(cli: CliRunner, demo_db: Path,
     assert "TRUNCATE" in run.out
 
 
+@pytest.mark.usefixtures("short_lock_wait")
 def test_checkpoint_kept_busy_by_a_reader_exits_1(cli: CliRunner, demo_db: Path) -> None:
     with closing_connection(connect(demo_db)) as writer, \
             closing_connection(connect(demo_db)) as reader:
@@ -306,6 +309,7 @@ def test_demo_default_path_is_in_the_user_data_folder(cli: CliRunner,
     assert Path(run.data["path"]).is_relative_to(isolated_dirs)
 
 
+@pytest.mark.slow
 def test_demo_runs_workers_for_a_while(cli: CliRunner, tmp_path: Path) -> None:
     target = tmp_path / "demo.db"
     run = cli("--json", "demo", "--tasks", "200", "--workers", "2", "--seconds", "1",
@@ -325,7 +329,7 @@ def test_a_bug_is_one_line_with_the_debug_hint(cli: CliRunner, demo_db: Path,
     def broken(context: object) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setitem(COMMANDS, "stats", broken)
+    monkeypatch.setitem(DECLARED, "stats", dataclasses.replace(DECLARED["stats"], run=broken))
     run = cli("--db", demo_db, "--json", "stats")
     assert run.code == 1
     assert run.data["kind"] == "bug"

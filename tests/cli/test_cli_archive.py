@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from _cli_helpers import cli_command, cli_env
 
 from queue_admin_gui.core.archive import Archiver, parse_instant
@@ -60,6 +61,7 @@ def _run(*argv: str | Path) -> subprocess.CompletedProcess[str]:
                           timeout=DEADLINE_SECONDS, check=False)
 
 
+@pytest.mark.slow
 def test_archive_status_and_restore_at_round_trip(tmp_path: Path) -> None:
     db, archive = tmp_path / "queue dir" / "queue.db", tmp_path / "archive here"
     db.parent.mkdir()
@@ -121,6 +123,7 @@ def test_archive_status_and_restore_at_round_trip(tmp_path: Path) -> None:
     assert _types(db) == {"before": 5}
 
 
+@pytest.mark.slow
 def test_archive_keeps_the_settings_days_unless_told_and_refuses_a_bad_count(
         cli, tmp_path: Path, monkeypatch) -> None:
     db = tmp_path / "queue.db"
@@ -160,6 +163,7 @@ def _archive_with_commits(tmp_path: Path) -> tuple[Path, Path]:
     return db, folder
 
 
+@pytest.mark.slow
 def test_archive_status_reports_damage_and_restore_refuses_the_damaged_instants(
         cli, tmp_path: Path) -> None:
     db, folder = _archive_with_commits(tmp_path)
@@ -209,6 +213,7 @@ def test_archive_status_reports_damage_and_restore_refuses_the_damaged_instants(
                for line in cli("--db", db, "check").out.splitlines())
 
 
+@pytest.mark.slow
 def test_restore_at_latest_earliest_and_the_printed_instant_reach_every_transaction(
         cli, tmp_path: Path) -> None:
     db, folder = _archive_with_commits(tmp_path)
@@ -234,6 +239,7 @@ def test_restore_at_latest_earliest_and_the_printed_instant_reach_every_transact
     assert not (tmp_path / "never.db").exists()
 
 
+@pytest.mark.slow
 def test_archive_status_validate_compares_with_a_running_archiver_process(
         cli, tmp_path: Path) -> None:
     db, archive = tmp_path / "queue.db", tmp_path / "archive"

@@ -153,6 +153,7 @@ def _silence_workers(db: Path) -> None:
         connection.execute("UPDATE workers SET heartbeat_utc = datetime('now', '-1 hour')")
 
 
+@pytest.mark.slow
 def test_restore_is_refused_while_workers_heartbeat(cli: CliRunner, demo_db: Path,
                                                     backup_dir: Path) -> None:
     path = _backup(cli, demo_db, backup_dir)["path"]
@@ -173,6 +174,7 @@ def test_restore_is_refused_while_workers_heartbeat(cli: CliRunner, demo_db: Pat
     assert _task_total(demo_db) == 300
 
 
+@pytest.mark.slow
 def test_restore_with_yes_brings_the_backup_back(cli: CliRunner, demo_db: Path,
                                                  backup_dir: Path) -> None:
     path = _backup(cli, demo_db, backup_dir)["path"]
@@ -191,6 +193,7 @@ def test_restore_with_yes_brings_the_backup_back(cli: CliRunner, demo_db: Path,
     assert _task_total(safety) == 10  # the state just before the restore was kept
 
 
+@pytest.mark.slow
 def test_restore_without_safety_backup(cli: CliRunner, demo_db: Path,
                                        backup_dir: Path) -> None:
     path = _backup(cli, demo_db, backup_dir)["path"]
@@ -292,6 +295,7 @@ connection.execute("COMMIT")
 """
 
 
+@pytest.mark.slow
 def test_restore_waits_for_another_programs_lock_like_the_wizard(
         cli: CliRunner, demo_db: Path, backup_dir: Path) -> None:
     """The CLI restores through the wizard's path: it waits out a lock, then checks."""

@@ -74,6 +74,7 @@ def _argv(command: str, places: dict[str, str], extra: list[str],
     return ["--db", db or places["db"], "--json", command, *filled]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", sorted(ARGS))
 def test_success_is_one_object(cli: CliRunner, places: dict[str, str], command: str,
                                tmp_path: Path) -> None:
@@ -83,6 +84,7 @@ def test_success_is_one_object(cli: CliRunner, places: dict[str, str], command: 
     assert run.code in (0, 1), run.err  # 1: the command ran and found a problem
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", sorted(ARGS))
 def test_refusal_is_one_object(cli: CliRunner, places: dict[str, str], command: str) -> None:
     if command in REFUSALS:
@@ -111,6 +113,7 @@ def _break_everything(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> 
     monkeypatch.setattr(cli_commands, "create_demo_queue", fail)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", sorted(ARGS))
 def test_unexpected_failure_is_one_object(cli: CliRunner, places: dict[str, str],
                                           command: str,
@@ -123,6 +126,7 @@ def test_unexpected_failure_is_one_object(cli: CliRunner, places: dict[str, str]
     assert "a bug in the tool" in data["error"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", sorted(ARGS))
 def test_ctrl_c_is_one_object(cli: CliRunner, places: dict[str, str], command: str,
                               monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,6 +62,8 @@ def test_missing_database_is_exit_2(cli_process: ProcessRunner, tmp_path: Path) 
     assert run.err.startswith("queue-admin-cli: error: ") and "missing.db" in run.err
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("short_lock_wait")
 def test_locked_database_is_exit_1_with_a_clear_sentence(cli_process: ProcessRunner,
                                                          demo_db: Path,
                                                          backup_dir: Path) -> None:

@@ -99,6 +99,7 @@ def test_a_backup_folder_that_is_a_file_is_bad_usage(cli, incident, tmp_path: Pa
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("short_lock_wait")
 def test_a_rescue_that_cannot_get_the_write_lock_exits_1_with_nothing_changed(
         cli, incident, tmp_path: Path) -> None:
     live = incident["live"]

@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from _cli_helpers import cli_command, cli_env
 
 from queue_admin_gui.core.backups.manifest import manifest_path_for, remove_stale_manifest
@@ -61,6 +62,7 @@ def _archived_queue(tmp_path: Path) -> tuple[Path, Path, str]:
     return db, archive, instant
 
 
+@pytest.mark.slow
 def test_a_leftover_manifest_alone_does_not_block_the_output(tmp_path: Path) -> None:
     db, archive, instant = _archived_queue(tmp_path)
     output = tmp_path / "rebuilt.db"

@@ -5,6 +5,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from queue_admin_gui.core import activity
 from queue_admin_gui.core.activity import (
     RESULT_FAILED,
@@ -61,6 +63,7 @@ def _write_entries(path: Path, count: int, start: int = 0) -> None:
                           for number in range(start, start + count))
 
 
+@pytest.mark.slow
 def test_the_newest_entries_are_read_from_the_end_without_reading_the_file(
         tmp_path: Path, monkeypatch) -> None:
     log = ActivityLog(tmp_path / "activity.jsonl")

@@ -89,6 +89,7 @@ def test_workers_claim_complete_fail_and_die(demo_path: Path, running: list[Demo
     assert _scalar(demo_path, "PRAGMA integrity_check") == "ok"
 
 
+@pytest.mark.slow
 def test_dead_worker_leases_expire_into_stale_leases(demo_path: Path,
                                                      running: list[DemoWorkers]) -> None:
     demo = _start(running, demo_path, workers=2, die_probability=1.0, lease_seconds=1,

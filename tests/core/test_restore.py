@@ -76,6 +76,7 @@ OLD = (1200, ["old"], "ok")
 NEW = (800, ["new"], "ok")
 
 
+@pytest.mark.slow
 def test_restore_replaces_the_live_database_after_a_safety_backup(
         engine: QueueBackup, live: Path, new_backup: Path) -> None:
     stages: list[str] = []
@@ -92,6 +93,7 @@ def test_restore_replaces_the_live_database_after_a_safety_backup(
     assert stages.index("Checking integrity") < stages.index("Copying pages") < stages.index(WRITE)
 
 
+@pytest.mark.slow
 def test_restore_without_safety_backup_checks_the_target_instead(
         engine: QueueBackup, live: Path, new_backup: Path) -> None:
     result = engine.restore_backup(new_backup, safety_backup=False)
@@ -110,6 +112,7 @@ def test_restore_into_a_missing_target_creates_it_in_wal_mode(
     assert journal_mode(target) == "wal"
 
 
+@pytest.mark.slow
 def test_restore_into_an_empty_file_leaves_a_wal_queue(
         engine: QueueBackup, new_backup: Path, tmp_path: Path) -> None:
     target = tmp_path / "empty.db"
@@ -128,6 +131,7 @@ def _damage_pages(live: Path) -> bytes:
     return bytes(data)
 
 
+@pytest.mark.slow
 def test_a_damaged_database_that_opens_is_written_in_place_and_a_copy_kept(
         engine: QueueBackup, live: Path, new_backup: Path) -> None:
     data = _damage_pages(live)
@@ -142,6 +146,7 @@ def test_a_damaged_database_that_opens_is_written_in_place_and_a_copy_kept(
     assert not list(live.parent.glob("queue.db.corrupt-*"))
 
 
+@pytest.mark.slow
 def test_cancel_over_a_damaged_database_changes_nothing_and_keeps_no_copy(
         engine: QueueBackup, live: Path, new_backup: Path) -> None:
     data = _damage_pages(live)
@@ -180,6 +185,7 @@ def test_restore_refuses_every_bad_backup_and_changes_nothing(
     assert sorted(p.name for p in engine.backup_dir.iterdir()) == before  # no safety backup
 
 
+@pytest.mark.slow
 def test_restore_refuses_a_target_that_is_not_a_queue(
         engine: QueueBackup, new_backup: Path, tmp_path: Path) -> None:
     other = tmp_path / "accounts.db"
@@ -199,6 +205,7 @@ def test_restore_refuses_a_backup_onto_itself(engine: QueueBackup, new_backup: P
         engine.restore_backup(new_backup, target=new_backup)
 
 
+@pytest.mark.slow
 def test_cancel_in_the_middle_of_writing_leaves_the_old_database(
         engine: QueueBackup, live: Path, new_backup: Path) -> None:
     writes: list[int] = []
@@ -218,6 +225,7 @@ def test_cancel_in_the_middle_of_writing_leaves_the_old_database(
     assert not list(live.parent.glob(".queue-admin-restore-*"))
 
 
+@pytest.mark.slow
 def test_a_locked_database_is_waited_for_then_reported(
         engine: QueueBackup, live: Path, new_backup: Path) -> None:
     holder = sqlite3.connect(live, isolation_level=None)
@@ -308,6 +316,7 @@ def test_write_into_a_new_file_cancelled_leaves_no_file(new_backup: Path,
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("cancelled")) == []
 
 
+@pytest.mark.slow
 def test_restore_leaves_no_large_wal_behind(engine: QueueBackup, live: Path,
                                             new_backup: Path) -> None:
     # An idle worker stays connected, as in production, so no last close resets the WAL.
@@ -336,6 +345,7 @@ def _insert(path: Path, table: str) -> int:
         connection.close()
 
 
+@pytest.mark.slow
 def test_no_task_or_log_id_is_handed_out_twice_after_a_restore(
         engine: QueueBackup, live: Path) -> None:
     older = engine.create_backup("older")
@@ -358,6 +368,7 @@ def test_no_task_or_log_id_is_handed_out_twice_after_a_restore(
         connection.close()
 
 
+@pytest.mark.slow
 def test_safety_backups_are_kept_apart_with_their_own_retention(
         engine: QueueBackup, live: Path, new_backup: Path) -> None:
     from queue_admin_gui.core.measurements.health import latest_backup_time
@@ -413,6 +424,7 @@ def test_a_damaged_database_with_a_name_at_the_limit_is_moved_aside(tmp_path: Pa
     assert again[0] != moved[0] and again[0].read_bytes() == b"again"
 
 
+@pytest.mark.slow
 def test_a_live_database_outside_wal_mode_is_restored_with_its_safety_backup(
         engine: QueueBackup, live: Path, new_backup: Path) -> None:
     connection = sqlite3.connect(live, isolation_level=None)
@@ -428,6 +440,7 @@ def test_a_live_database_outside_wal_mode_is_restored_with_its_safety_backup(
     assert _insert(live, "task_queue") == 1202
 
 
+@pytest.mark.slow
 def test_staging_left_by_a_killed_restore_is_removed_by_the_next(
         engine: QueueBackup, live: Path, new_backup: Path) -> None:
     import subprocess

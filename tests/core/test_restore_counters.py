@@ -54,6 +54,7 @@ def restore(backup: Path, live: Path, folder: Path) -> object:
     return execute_restore(RestoreRequest(backup_path=backup, target=live, backup_dir=folder))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("journal", ["wal", "delete"])
 def test_counters_never_go_below_what_the_live_database_handed_out(
         tmp_path: Path, journal: str) -> None:
@@ -89,6 +90,7 @@ def test_a_backup_with_no_room_for_new_ids_is_refused_and_nothing_changes(
     assert next_id(live) == 8  # the live queue still takes new tasks, its counter intact
 
 
+@pytest.mark.slow
 def test_counters_of_a_broken_queue_moved_aside_are_carried_over(tmp_path: Path) -> None:
     live = make_prismq_queue(tmp_path / "queue.db", tasks=400)
     run_sql(live, "DELETE FROM task_queue WHERE id > 3", "DROP TABLE workers")

@@ -197,6 +197,7 @@ def test_inspect_database_tells_empty_and_foreign_files(tmp_path: Path) -> None:
     assert "task_queue" in snapshot.problem
 
 
+@pytest.mark.slow
 def test_preflight_lists_active_workers_and_space(backed_up: tuple[Path, Path],
                                                   tmp_path: Path) -> None:
     live, backup = backed_up
@@ -224,6 +225,7 @@ def test_space_problem_names_the_drive_and_the_numbers(tmp_path: Path) -> None:
         "need 7.0 GB, 2.0 GB free; free some space first.")
 
 
+@pytest.mark.slow
 def test_preflight_on_missing_and_corrupt_live(backed_up: tuple[Path, Path],
                                                tmp_path: Path) -> None:
     live, backup = backed_up
@@ -239,6 +241,7 @@ def test_preflight_on_missing_and_corrupt_live(backed_up: tuple[Path, Path],
     assert not missing.blocked
 
 
+@pytest.mark.slow
 def test_another_programs_write_lock_is_seen_and_waited_for(
         backed_up: tuple[Path, Path], tmp_path: Path, write_lock_holder) -> None:
     live, backup = backed_up

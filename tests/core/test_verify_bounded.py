@@ -56,6 +56,7 @@ class StopAfter:
         return True
 
 
+@pytest.mark.slow
 def test_a_check_far_longer_than_the_size_explains_is_stopped(
         stalling: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(untrusted, "CHECK_FLOOR_SECONDS", 1.0)

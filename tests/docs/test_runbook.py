@@ -67,6 +67,7 @@ def _substitute(command: str, db_path: Path, backup_dir: Path) -> list[str]:
     return arguments[1:]
 
 
+@pytest.mark.slow
 def test_every_runbook_command_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db_path = tmp_path / "queue.db"
     backup_dir = tmp_path / "backups"

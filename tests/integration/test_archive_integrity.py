@@ -213,6 +213,7 @@ DAMAGE: dict[str, Callable[[Path], Path]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_damage_is_a_gap_and_every_rebuild_is_exact_or_refused(
         pristine: Pristine, tmp_path: Path, damage: str) -> None:
@@ -294,6 +295,7 @@ def test_an_archive_of_the_previous_format_is_still_read(pristine: Pristine,
         assert table_rows(tmp_path / f"old-{number}.db") == expected
 
 
+@pytest.mark.slow
 def test_after_a_kill_the_last_instant_as_printed_rebuilds_every_archived_transaction(
         tmp_path: Path) -> None:
     db, folder, stop, log = (tmp_path / "queue.db", tmp_path / "archive", tmp_path / "stop",

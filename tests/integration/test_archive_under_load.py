@@ -30,7 +30,7 @@ from queue_admin_gui.core.archive import (
 )
 from queue_admin_gui.core.archive.controller import ArchiveController
 from queue_admin_gui.core.archive.wal_index import reader_through_open_descriptor
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core.backups.backup_store import BackupStore
 from queue_admin_gui.core.demo.workers import DemoWorkers
 from queue_admin_gui.core.errors import ErrorKind
 from queue_admin_gui.core.maintenance import QueueMaintenance
@@ -87,6 +87,7 @@ def queue(tmp_path: Path) -> Path:
     return db
 
 
+@pytest.mark.slow
 def test_rebuilt_instants_are_exact_states_across_resets_truncate_and_a_kill(
         queue: Path, tmp_path: Path) -> None:
     folder, stop, log = tmp_path / "archive", tmp_path / "stop", tmp_path / "commits.log"
@@ -185,6 +186,7 @@ def table_rows(db: Path) -> dict[str, list[tuple]]:
         connection.close()
 
 
+@pytest.mark.slow
 def test_the_windows_own_truncates_keep_one_generation_and_lose_nothing(
         queue: Path, tmp_path: Path) -> None:
     """The window's TRUNCATE beside its own archiver, with writers in and out of the process."""
@@ -237,6 +239,7 @@ def test_the_windows_own_truncates_keep_one_generation_and_lose_nothing(
     assert table_rows(final) == table_rows(queue)
 
 
+@pytest.mark.slow
 def test_generations_continue_each_other_without_a_gap_and_retention_deletes_old_ones(
         queue: Path, tmp_path: Path) -> None:
     """Small rotation limits: many generations, overlapping, every instant exact."""
@@ -296,12 +299,13 @@ def test_generations_continue_each_other_without_a_gap_and_retention_deletes_old
     assert len(left) == 1 and left[0].id not in {g.id for g in generations}
 
 
+@pytest.mark.slow
 def test_a_failed_new_snapshot_lets_the_generation_go_on(
         queue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "archive"
     archiver = Archiver(queue, folder, rotate_bytes=1)
     calls = []
-    real_backup = QueueBackup.backup
+    real_backup = BackupStore.backup
 
     def backup_failing_after_the_first(self, *args, **kwargs):
         calls.append(1)
@@ -309,7 +313,7 @@ def test_a_failed_new_snapshot_lets_the_generation_go_on(
             raise OSError(28, "No space left on device")
         return real_backup(self, *args, **kwargs)
 
-    monkeypatch.setattr(QueueBackup, "backup", backup_failing_after_the_first)
+    monkeypatch.setattr(BackupStore, "backup", backup_failing_after_the_first)
     archiver.start()
     try:
         deadline = time.monotonic() + 60
@@ -339,6 +343,7 @@ def test_a_failed_new_snapshot_lets_the_generation_go_on(
     assert table_rows(final) == table_rows(queue)
 
 
+@pytest.mark.slow
 def test_where_lock_owners_are_unknown_a_writer_mid_transaction_is_never_lost(
         queue: Path, tmp_path: Path) -> None:
     """Windows' view of the locks (no process ids), with a worker holding the write lock.
@@ -382,6 +387,7 @@ def test_where_lock_owners_are_unknown_a_writer_mid_transaction_is_never_lost(
     assert table_rows(final) == table_rows(queue)
 
 
+@pytest.mark.slow
 def test_an_archiver_started_under_a_long_writer_waits_instead_of_stopping(
         queue: Path, tmp_path: Path) -> None:
     """A generation's start needs the write lock for a moment; a writer keeping it longer
@@ -418,6 +424,7 @@ def test_an_archiver_started_under_a_long_writer_waits_instead_of_stopping(
     assert table_rows(final) == table_rows(queue)
 
 
+@pytest.mark.slow
 def test_a_transaction_too_large_for_page_by_page_starts_a_new_generation(
         queue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A transaction of more frames than the archive takes at once (a VACUUM of a big queue,
@@ -520,6 +527,7 @@ def test_the_first_instant_as_shown_is_accepted_as_typed(queue: Path, tmp_path: 
         rebuild_to_time(folder, earliest - 0.002, tmp_path / "before.db")
 
 
+@pytest.mark.slow
 def test_an_unreadable_wal_index_never_holds_a_checkpoint_back(
         queue: Path, tmp_path: Path) -> None:
     """Where lock owners are unknown and the -shm header cannot be read either, the archiver

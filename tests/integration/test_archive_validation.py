@@ -90,6 +90,7 @@ def queue(tmp_path: Path) -> Path:
     return db
 
 
+@pytest.mark.slow
 def test_validation_passes_under_a_worker_and_catches_a_change_the_archive_never_saw(
         queue: Path, tmp_path: Path) -> None:
     folder, stop, log = tmp_path / "archive", tmp_path / "stop", tmp_path / "commits.log"
@@ -146,6 +147,7 @@ def test_validation_passes_under_a_worker_and_catches_a_change_the_archive_never
     assert check(queue, config)["measurements"]["archive_problems"] == []
 
 
+@pytest.mark.slow
 def test_validation_on_its_interval_catches_a_damaged_frame_log(
         queue: Path, tmp_path: Path) -> None:
     folder, stop, log = tmp_path / "archive", tmp_path / "stop", tmp_path / "commits.log"

@@ -33,6 +33,7 @@ def _count(path: Path) -> int:
         connection.close()
 
 
+@pytest.mark.slow
 def test_backup_while_three_writers_write_is_the_state_at_its_start(tmp_path: Path) -> None:
     db = tmp_path / "live queue.db"
     fill_queue(db, 3000, "seed")

@@ -35,6 +35,7 @@ def live(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("stage", "step"), [
     (COPY, 1), (COPY, 40), (COPY, 90), ("Checking the copy", 1),
     ("Computing the checksum", 1), ("Finishing the backup", 1),
@@ -59,6 +60,7 @@ def test_backup_killed_leaves_no_backup_and_an_untouched_source(
     assert [info.path for info in engine.list_backups()] == [made.path]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("stage", "step"), [
     (COPY, 5), (WRITE, 1), (WRITE, 30), (WRITE, 60),
 ])
@@ -88,6 +90,7 @@ def test_restore_killed_leaves_the_live_database_wholly_old(
     assert integrity(live) == ["ok"]
 
 
+@pytest.mark.slow
 def test_restore_completed_before_the_kill_is_wholly_new(live: Path, tmp_path: Path) -> None:
     folder = tmp_path / "backups"
     source = tmp_path / "new.db"

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from queue_admin_gui.core.database import closing_connection, connect
 from queue_admin_gui.core.leases.manager import LeaseManager
 
@@ -169,6 +171,7 @@ def final_state(path: Path) -> tuple[dict[int, tuple[str, int]], dict[int, int]]
     return tasks, logs
 
 
+@pytest.mark.slow
 def test_workers_completing_while_cleanups_requeue(queue_db: Path) -> None:
     workers = ["worker-a", "worker-b", "worker-c"]
     actors = [start(WORKER, queue_db, worker, seed) for seed, worker in enumerate(workers)]
@@ -201,6 +204,7 @@ def test_workers_completing_while_cleanups_requeue(queue_db: Path) -> None:
     assert renewed <= set(completed) | set(recovered)
 
 
+@pytest.mark.slow
 def test_cleanups_racing_each_other_requeue_each_task_once(queue_db: Path) -> None:
     workers = ["gone-1", "gone-2"]
     started_with = add_leased_tasks(queue_db, workers, 1000,
@@ -229,6 +233,7 @@ def held_by(path: Path) -> dict[str, int]:
             "SELECT locked_by, id FROM task_queue")}
 
 
+@pytest.mark.slow
 def test_a_heartbeating_worker_keeps_its_expired_lease_while_a_silent_one_loses_it(
         queue_db: Path) -> None:
     """Rule 8 against real processes: expired leases everywhere, only silence decides."""

@@ -77,6 +77,7 @@ def test_backup_script(db: QueueDatabase, tmp_path: Path) -> None:
         backup.verify_backup(tmp_path / "missing.db")
 
 
+@pytest.mark.slow
 def test_backup_accepts_a_plain_path_and_restores(db: QueueDatabase, tmp_path: Path) -> None:
     backup = QueueBackup(db.path, backup_dir=tmp_path / "backups")
     saved = backup.create_backup()

@@ -136,6 +136,7 @@ def test_the_tools_own_queue_is_the_queue_prismq_makes(live: Path, tmp_path: Pat
     assert report.ok, report.problems
 
 
+@pytest.mark.slow
 def test_a_backup_of_a_prismq_queue_keeps_its_views_and_verifies_alone(
         live: Path, tmp_path: Path) -> None:
     folder = tmp_path / "backups"

@@ -67,6 +67,7 @@ def wait_until(condition: Any, what: str) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_prismq_workers_refuse_the_cli_restore_and_it_goes_once_they_stop(
         tmp_path: Path) -> None:
     live, folder = tmp_path / "queue.db", tmp_path / "backups"
@@ -106,6 +107,7 @@ def test_prismq_workers_refuse_the_cli_restore_and_it_goes_once_they_stop(
                     "SELECT count(*) FROM task_queue WHERE status = 'completed'") == completed
 
 
+@pytest.mark.slow
 def test_a_crashed_prismq_workers_lease_is_reported_and_does_not_block(tmp_path: Path) -> None:
     """kill -9 leaves an unexpired lease that no program holds: named, not waited for."""
     live, folder = tmp_path / "queue.db", tmp_path / "backups"
@@ -131,6 +133,7 @@ def test_a_crashed_prismq_workers_lease_is_reported_and_does_not_block(tmp_path:
     assert read_one(live, "SELECT count(*) FROM task_queue WHERE status = 'leased'") == 0
 
 
+@pytest.mark.slow
 def test_a_heartbeat_older_than_a_few_seconds_does_not_hold_the_restore(
         tmp_path: Path) -> None:
     """A worker that reported 20 s ago and has let go of the file: no minute-long wait."""
@@ -195,6 +198,7 @@ def keys_in(path: Path) -> dict[int, str]:
         connection.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bigger", ["backup", "live"])
 def test_restore_in_rollback_journal_mode_with_a_writer_loses_no_commit(
         tmp_path: Path, bigger: str) -> None:
@@ -286,6 +290,7 @@ def test_restore_into_a_missing_database_creates_it(
     assert read_one(live, "PRAGMA journal_mode") == "wal"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spoil", [_garbage, _truncated, _schema_broken])
 def test_restore_into_a_damaged_database_keeps_it_aside(
         tmp_path: Path, queue_backup: tuple[Path, list[str]], spoil: Any) -> None:
@@ -303,6 +308,7 @@ def test_restore_into_a_damaged_database_keeps_it_aside(
     assert views(live) == expected_views
 
 
+@pytest.mark.slow
 def test_restore_refuses_a_database_that_is_no_queue_at_all(
         tmp_path: Path, queue_backup: tuple[Path, list[str]]) -> None:
     backup, _ = queue_backup

@@ -112,6 +112,7 @@ def run_cli(*argv: object) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
+@pytest.mark.slow
 def test_rescue_from_an_instant_puts_back_only_the_damage_while_workers_run(
         tmp_path: Path) -> None:
     live = make_prismq_queue(tmp_path / "queue" / "queue.db")

@@ -120,6 +120,7 @@ def write_big_log(path, lines: int) -> None:
                                  for number in range(start, min(lines, start + 50_000))))
 
 
+@pytest.mark.slow
 def test_a_million_line_log_starts_the_window_with_its_newest_entries(qtbot, settings):
     from queue_admin_gui.app.messages import RecordingPresenter
     from queue_admin_gui.ui.launch import create_window, parse_arguments

@@ -150,6 +150,7 @@ def test_the_archive_folder_follows_the_setting(qtbot, panel, session, tmp_path)
     assert panel.grid.value("generations") == "0"
 
 
+@pytest.mark.slow
 def test_validate_now_shows_the_result_and_catches_a_damaged_archive(qtbot, panel, session,
                                                                       queue_db, presenter):
     assert panel.grid.value("validation") == "none yet"

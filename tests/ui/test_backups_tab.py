@@ -197,6 +197,7 @@ def rollback_db(demo_db):
     return demo_db
 
 
+@pytest.mark.usefixtures("short_lock_wait")
 def test_locked_database_the_user_is_told_and_nothing_changes(qtbot, session, rollback_db,
                                                              presenter, backup_dir):
     tab = BackupsTab(session)

@@ -78,6 +78,7 @@ def focus(qtbot, view) -> None:
     qtbot.waitUntil(view.hasFocus, timeout=10_000)
 
 
+@pytest.mark.slow
 def test_100000_leases_are_listed_a_batch_at_a_time_with_a_summary(qtbot, tab):
     model = tab.in_flight_model
     assert model.total_rows() == LEASES
@@ -101,6 +102,7 @@ def test_the_dead_task_list_says_when_it_is_cut(tab):
             in tab.dead_label.text())
 
 
+@pytest.mark.slow
 def test_refresh_shows_what_changed(qtbot, tab, session, big_queue):
     import sqlite3
 
@@ -116,6 +118,7 @@ def test_refresh_shows_what_changed(qtbot, tab, session, big_queue):
     assert "99,000 tasks in flight, 97,000 of them stale" in tab.summary_label.text()
 
 
+@pytest.mark.slow
 def test_preview_summarises_and_requeue_touches_exactly_the_abandoned_tasks(
         qtbot, tab, session, big_queue):
     qtbot.mouseClick(tab.preview_button, LEFT)
@@ -169,6 +172,7 @@ def test_sorting_by_a_column_title_and_copying_the_selection(qtbot, tab):
     assert QGuiApplication.clipboard().text().splitlines()[1].startswith(str(second[0]))
 
 
+@pytest.mark.slow
 def test_memory_after_ten_refreshes_stays_near_memory_after_one(qtbot, tab, session):
     tracemalloc.start()
     try:
@@ -195,6 +199,7 @@ def backup_folder_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_3000_backups_are_listed_sorted_and_copied(qtbot, tmp_path, backup_folder_template,
                                                    big_queue):
     from queue_admin_gui.core.settings.config import MaintenanceConfig

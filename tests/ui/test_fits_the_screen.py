@@ -73,6 +73,7 @@ def inside(inner: list[int], outer: list[int]) -> bool:
     return x >= ox and y >= oy and x + w <= ox + ow and y + h <= oy + oh
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("width", "height", "scale"), [(1024, 700, None),
                                                          (1920, 1080, "1.5")])
 def test_the_first_window_fits_the_screen_with_its_badge_in_sight(tmp_path, width, height,
@@ -84,6 +85,7 @@ def test_the_first_window_fits_the_screen_with_its_badge_in_sight(tmp_path, widt
     assert 0 < badge_x <= client_width and 0 < badge_y <= client_height, shown
 
 
+@pytest.mark.slow
 def test_a_size_remembered_from_a_bigger_monitor_is_fitted_too(tmp_path):
     shown = open_window(tmp_path, 1024, 700, None, remembered=True)
     assert inside(shown["frame"], shown["area"]), shown

@@ -52,6 +52,7 @@ def start_window(qtbot, settings):
         assert window.session.runner.shutdown(30_000)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("content", "named"), [item[1:] for item in MALFORMED],
                          ids=[item[0] for item in MALFORMED])
 def test_a_malformed_settings_file_starts_on_defaults_and_says_so_once(

@@ -105,6 +105,7 @@ def test_requeue_answered_no_changes_nothing(qtbot, tab, session, demo_path):
     assert presenter_of(session).texts(Level.INFO) == []
 
 
+@pytest.mark.usefixtures("short_lock_wait")
 def test_requeue_on_locked_database_tells_user_and_changes_nothing(qtbot, tab, session,
                                                                    demo_path):
     before = statuses(demo_path)

@@ -4,6 +4,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
@@ -215,6 +216,7 @@ def test_opening_another_database_stops_the_demo_workers(qtbot, window, demo_db,
     assert not workers.is_running
 
 
+@pytest.mark.slow
 def test_live_plots_sit_in_their_tabs_and_receive_samples(qtbot, window, demo_db, open_db):
     from queue_admin_gui.core.files.db_files import wal_path
 

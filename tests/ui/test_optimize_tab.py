@@ -105,6 +105,7 @@ def test_vacuum_answered_no_changes_nothing(qtbot, fragmented_path, tab, session
     assert query(fragmented_path, "PRAGMA freelist_count")[0][0] == free_pages
 
 
+@pytest.mark.usefixtures("short_lock_wait")
 def test_vacuum_on_locked_database_tells_user(qtbot, fragmented_path, tab, session):
     before = file_size(fragmented_path)
     with lock_held(fragmented_path, "write"):
@@ -144,6 +145,7 @@ def test_integrity_check_lists_problems_of_a_damaged_file(qtbot, tab, session, d
     assert "is damaged" in told and session.damage is not None
 
 
+@pytest.mark.slow
 def test_a_long_vacuum_shows_a_busy_bar_its_stage_and_the_time_elapsed(
         qtbot, fragmented_path, tab, session):
     panel = tab.progress_panel

@@ -112,6 +112,7 @@ def click_next(qtbot, wizard: RestoreWizard, expected: int) -> None:
     wait_for(qtbot, lambda: wizard.currentId() == expected)
 
 
+@pytest.mark.slow
 def test_the_wizard_restores_exactly_the_state_at_the_chosen_instant(
         qtbot, session: Session, queue_db: Path, archiver: ArchiveController) -> None:
     wait_for(qtbot, lambda: archiver.status().generation is not None
@@ -160,6 +161,7 @@ def test_the_wizard_restores_exactly_the_state_at_the_chosen_instant(
     assert "third" not in {kind for _, kind, _ in rows(queue_db)}
 
 
+@pytest.mark.slow
 def test_an_instant_in_a_gap_is_refused_with_the_nearest_instants(
         qtbot, session: Session, queue_db: Path, archiver: ArchiveController) -> None:
     wait_for(qtbot, lambda: not archiver.status().snapshot_pending
@@ -191,6 +193,7 @@ def test_an_instant_in_a_gap_is_refused_with_the_nearest_instants(
     assert not list(session.backup_dir.glob("queue_backup_at_*"))
 
 
+@pytest.mark.slow
 def test_the_timeline_shows_the_monitors_wal_and_queue_history(
         qtbot, session: Session, queue_db: Path, archiver: ArchiveController) -> None:
     sampler = Sampler(session, capacity=1000)

@@ -145,6 +145,7 @@ def restore_through(qtbot, wizard: RestoreWizard) -> None:
     qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)
 
 
+@pytest.mark.slow
 def test_happy_path_puts_the_backup_back_and_keeps_a_safety_backup(
         qtbot, session: Session, live: Path, backup: Path) -> None:
     backed_up = rows(backup)
@@ -211,6 +212,7 @@ def test_a_corrupt_backup_stops_on_the_check_page(qtbot, session: Session, live:
     assert wizard.check_page.table.rowCount() == 0
 
 
+@pytest.mark.slow
 def test_a_damaged_live_database_is_restored_in_place_with_a_copy_kept(
         qtbot, session: Session, live: Path, backup: Path) -> None:
     corrupt(live)
@@ -273,6 +275,7 @@ def test_a_missing_live_database_is_restored_to_its_path(
     assert not wizard.done_page.undo_button.isEnabled()
 
 
+@pytest.mark.slow
 def test_a_long_reader_in_wal_mode_does_not_block_the_restore(
         qtbot, session: Session, live: Path, backup: Path) -> None:
     add_tasks(live, 30)
@@ -293,6 +296,7 @@ def test_a_long_reader_in_wal_mode_does_not_block_the_restore(
     assert not any("locked" in text for text in presenter(session).texts())
 
 
+@pytest.mark.slow
 def test_a_blocking_writer_gets_a_countdown_then_a_clear_sentence(
         qtbot, session: Session, live: Path, backup: Path, holder) -> None:
     before = rows(live)
@@ -323,6 +327,7 @@ def test_a_blocking_writer_gets_a_countdown_then_a_clear_sentence(
     assert [info.path for info in QueueBackup(live, session.backup_dir).list_backups()] == [backup]
 
 
+@pytest.mark.slow
 def test_cancel_during_the_countdown_changes_nothing(
         qtbot, session: Session, live: Path, backup: Path, holder) -> None:
     before = rows(live)
@@ -344,6 +349,7 @@ def test_cancel_during_the_countdown_changes_nothing(
     assert rows(live) == before
 
 
+@pytest.mark.slow
 def test_in_flight_tasks_are_requeued_in_one_click(qtbot, session: Session, live: Path,
                                                    backup: Path) -> None:
     wizard = open_wizard(qtbot, session)
@@ -360,6 +366,7 @@ def test_in_flight_tasks_are_requeued_in_one_click(qtbot, session: Session, live
     assert "leases" in session.topics
 
 
+@pytest.mark.slow
 def test_undo_restores_the_state_before_the_restore(qtbot, session: Session, live: Path,
                                                     backup: Path) -> None:
     add_tasks(live, 7)
@@ -387,6 +394,7 @@ def test_undo_restores_the_state_before_the_restore(qtbot, session: Session, liv
     assert rows(second_safety) == rows(backup)
 
 
+@pytest.mark.slow
 def test_turning_off_the_safety_backup_asks_and_a_refusal_keeps_it(
         qtbot, session: Session, live: Path, backup: Path) -> None:
     wizard = open_wizard(qtbot, session)
@@ -404,6 +412,7 @@ def test_turning_off_the_safety_backup_asks_and_a_refusal_keeps_it(
     qtbot.waitUntil(lambda: not wizard.busy, timeout=TIMEOUT_MS)
 
 
+@pytest.mark.slow
 def test_every_step_works_from_the_keyboard(qtbot, session: Session, live: Path,
                                             backup: Path) -> None:
     wizard = open_wizard(qtbot, session)
@@ -433,6 +442,7 @@ def test_every_step_works_from_the_keyboard(qtbot, session: Session, live: Path,
     assert wizard.result() == QWizard.DialogCode.Accepted
 
 
+@pytest.mark.slow
 def test_running_workers_need_a_separate_confirmation_naming_them(
         qtbot, session: Session, live: Path, backup: Path, tmp_path: Path) -> None:
     add_tasks(live, 6)
@@ -470,6 +480,7 @@ def test_running_workers_need_a_separate_confirmation_naming_them(
         assert "worker-7" in done.in_flight_label.text()
 
 
+@pytest.mark.slow
 def test_a_worker_starting_after_the_prepare_page_refuses_the_restore(
         qtbot, session: Session, live: Path, backup: Path, tmp_path: Path) -> None:
     add_tasks(live, 6)
@@ -501,6 +512,7 @@ def record_operations(session: Session, monkeypatch) -> list:
     return operations
 
 
+@pytest.mark.slow
 def test_a_restore_and_a_requeue_announce_their_topics_through_operations(
         qtbot, session: Session, live: Path, backup: Path, monkeypatch) -> None:
     from queue_admin_gui.ui.backups_tab import BackupsTab
@@ -531,6 +543,7 @@ def test_a_restore_and_a_requeue_announce_their_topics_through_operations(
     assert session.topics == ["database", "leases"]
 
 
+@pytest.mark.slow
 def test_a_restore_that_fails_announces_only_the_backups(
         qtbot, session: Session, live: Path, backup: Path, holder, monkeypatch) -> None:
     operations = record_operations(session, monkeypatch)

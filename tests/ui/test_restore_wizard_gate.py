@@ -65,6 +65,7 @@ def click_next(qtbot, wizard: RestoreWizard, expected_page: int) -> None:
     qtbot.waitUntil(lambda: wizard.currentId() == expected_page, timeout=TIMEOUT_MS)
 
 
+@pytest.mark.slow
 def test_the_gate_names_prismq_workers_counts_down_and_lets_go_once_they_stop(
         qtbot, session: Session, live: Path, tmp_path: Path) -> None:
     backup = QueueBackup(live, session.backup_dir).create_backup("before")
@@ -121,6 +122,7 @@ def test_the_gate_names_prismq_workers_counts_down_and_lets_go_once_they_stop(
     assert names == set(PRISMQ_VIEWS)
 
 
+@pytest.mark.slow
 def test_prismq_workers_starting_after_the_prepare_page_refuse_the_restore(
         qtbot, session: Session, live: Path, tmp_path: Path) -> None:
     backup = QueueBackup(live, session.backup_dir).create_backup("before")

@@ -117,6 +117,7 @@ def test_on_windows_creates_shows_and_removes_the_tasks(qtbot, open_session, pre
     assert fake.tasks == {}
 
 
+@pytest.mark.slow
 def test_shows_each_jobs_last_run_and_a_failed_backup_in_red(qtbot, open_session, demo_db,
                                                              backup_dir, tmp_path):
     dialog = _make(qtbot, open_session, on_windows=False, log_dir=tmp_path / "logs")

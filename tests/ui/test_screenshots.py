@@ -7,6 +7,7 @@ from queue_admin_gui.ui.main_window import TAB_SPECS
 from queue_admin_gui.ui.screenshots import SCREEN_SIZES, WINDOW_SIZE, render
 
 
+@pytest.mark.slow
 @pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints\(\)")
 def test_render_writes_one_picture_per_tab_at_the_default_size(qtbot, tmp_path):
     written = render(tmp_path / "images", workers_seconds=0.2)

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from queue_admin_gui.core.demo.queue_file import create_demo_queue
 from queue_admin_gui.ui.main_window import TAB_SPECS
 
@@ -21,6 +23,7 @@ def _smoke(*args: object) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300, env=env, check=False)
 
 
+@pytest.mark.slow
 def test_smoke_test_opens_the_demo_loads_every_tab_and_exits_0() -> None:
     run = _smoke("--smoke-test")
     assert run.returncode == 0, run.stdout + run.stderr
@@ -30,6 +33,7 @@ def test_smoke_test_opens_the_demo_loads_every_tab_and_exits_0() -> None:
     assert lines[-1] == "smoke test passed"
 
 
+@pytest.mark.slow
 def test_smoke_test_writes_its_report_to_a_file(tmp_path: Path) -> None:
     db = tmp_path / "queue dir" / "queue.db"
     create_demo_queue(db, tasks=100, seed=1)
@@ -40,6 +44,7 @@ def test_smoke_test_writes_its_report_to_a_file(tmp_path: Path) -> None:
     assert report.read_text(encoding="utf-8").endswith("smoke test passed\n")
 
 
+@pytest.mark.slow
 def test_smoke_test_fails_with_the_reason_when_the_queue_cannot_be_opened(
         tmp_path: Path) -> None:
     run = _smoke("--db", tmp_path / "missing.db", "--smoke-test")

@@ -26,6 +26,7 @@ def sample_shown(qtbot, window) -> None:
         window.sampler.tick()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name == "nt", reason="Windows ranks the holders (tested in core)")
 def test_the_reader_pinning_the_wal_is_named_and_the_truncate_retries_once_it_is_gone(
         qtbot, window, demo_db: Path, open_db, tmp_path: Path, presenter):

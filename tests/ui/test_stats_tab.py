@@ -66,6 +66,7 @@ def test_timer_refreshes_only_while_shown(qtbot, tab, session, demo_path):
     wait_idle(qtbot, session)
 
 
+@pytest.mark.usefixtures("short_lock_wait")
 def test_tick_skipped_while_previous_read_runs_and_failure_shown_in_tab(qtbot, tab, session,
                                                                         demo_path):
     started = []

@@ -105,6 +105,7 @@ def test_reader_keeps_frames_behind_and_user_is_told(qtbot, writer, tab, session
     assert len(warnings) == 1 and "reader" in warnings[0]
 
 
+@pytest.mark.usefixtures("short_lock_wait")
 def test_truncate_with_reader_reports_busy_and_keeps_the_wal(qtbot, writer, tab, session,
                                                                demo_path):
     with lock_held(demo_path, "read"):
@@ -117,6 +118,7 @@ def test_truncate_with_reader_reports_busy_and_keeps_the_wal(qtbot, writer, tab,
     assert "could not finish" in presenter_of(session).texts(Level.WARNING)[0]
 
 
+@pytest.mark.usefixtures("short_lock_wait")
 def test_locked_database_checkpoint_tells_user_and_changes_nothing(qtbot, writer, tab,
                                                                   session, demo_path):
     count = query(demo_path, "SELECT count(*) FROM task_queue")[0][0]
@@ -183,6 +185,7 @@ def test_coming_back_to_the_tab_of_a_vanished_file_pops_no_box(qtbot, session, d
     assert "not found" in error
 
 
+@pytest.mark.usefixtures("short_lock_wait")
 def test_a_checkpoint_that_could_not_finish_says_so_in_the_activity_log(
         qtbot, writer, tab, session, demo_path, tmp_path):
     dock = ActivityLogDock(session.runner, session.messages,

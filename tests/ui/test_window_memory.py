@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 
+import pytest
 from PySide6.QtCore import QAbstractAnimation, QCoreApplication, QEvent, QObject, QThread
 
 from queue_admin_gui.app.jobs import live_job_count, running_job_threads
@@ -42,6 +43,7 @@ def live_objects(window) -> dict[str, int]:
     }
 
 
+@pytest.mark.slow
 def test_hundreds_of_samples_leave_no_objects_behind(qtbot, window, demo_db, open_db):
     session = window.session
     session.set_config(dataclasses.replace(session.config, sample_interval_seconds=0.005))

@@ -7,6 +7,7 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pytest
 from _tab_fixtures import lock_held
 from PySide6.QtCore import Qt
 
@@ -94,6 +95,7 @@ def test_a_deleted_database_greys_the_stats_tab_with_its_last_time(qtbot, window
     assert "not current" in window.wal_plot.summary_label.text()
 
 
+@pytest.mark.usefixtures("short_lock_wait")
 def test_the_panel_shows_a_truncate_from_the_banner_after_a_failed_run(qtbot, window, demo_db,
                                                                         open_db):
     session = window.session
