@@ -30,7 +30,7 @@ from ..core.manifest import remove_stale_manifest
 from ..core.restore.execute import ALL_WORKERS
 from ..core.restore.keep import safety_folder
 from ..core.verify import check_backup_file
-from .archive import archive, archive_status_command, restore_at
+from .archive import archive, archive_compact_command, archive_status_command, restore_at
 from .arguments import database_path
 from .output import EXIT_FAILED, CommandResult
 from .rescue import diff_command, rescue_command
@@ -401,5 +401,6 @@ COMMANDS: dict[str, Callable[[Context], CommandResult]] = {
     "checkpoint": checkpoint, "vacuum": vacuum, "analyze": analyze,
     "optimize": optimize, "integrity": integrity, "leases": leases, "stats": stats,
     "demo": demo, "archive": archive, "archive-status": archive_status_command,
+    "archive-compact": archive_compact_command,
     "diff": diff_command, "rescue": rescue_command,
 }

@@ -249,15 +249,18 @@ def compact_archive(archive: str | Path, progress: ProgressCallback | None = Non
     """Carry every restorable generation's image on to the end of its intact records.
 
     Every archive file is checked against its checksums first; a generation that is damaged
-    or has no snapshot yet is skipped with the reason. Safe beside a running archiver: only
+    (or failed a validation) or has no snapshot yet is skipped with the reason: its image, if
+    any, stays as it was, and a rebuild uses it only within the intact stretch. Safe beside a running archiver: only
     whole records that pass their CRC and follow the chain are used.
     """
     results = []
     for generation in list_generations(Path(archive), check=True):
+        if generation.damage:
+            results.append(CompactResult(generation.id, "skipped", reason="it is damaged"))
+            continue
         if generation.restorable is None:
-            results.append(CompactResult(generation.id, "skipped", reason=(
-                "it has no snapshot yet" if generation.snapshot is None and not generation.damage
-                else "it is damaged" if generation.damage else "nothing in it can be rebuilt")))
+            results.append(CompactResult(generation.id, "skipped",
+                                         reason="it has no snapshot yet"))
             continue
         results.append(compact_generation(generation, progress, cancelled))
     return results
