@@ -37,6 +37,7 @@ import os
 import socket
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ IMAGE_RECORD = "image.json"
 IMAGE_LOCK = "image.lock"
 IMAGE_FORMAT = 1
 STAGE_COMPACT = "Compacting the archive"
-_COPY_CHUNK = 1024 * 1024
+_COPY_CHUNK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -198,13 +199,23 @@ def image_for(generation: Generation, moment: float,
 
 def copy_verified(source: Path, target: Path, expected: str, cancelled: CancelCheck | None,
                   action: str) -> bool:
-    """Copy ``source`` to ``target``, hashing on the way; True when the SHA-256 is ``expected``."""
+    """Copy ``source`` to ``target``, hashing on the way; True when the SHA-256 is ``expected``.
+
+    Each chunk is hashed on a helper thread while it is written (hashlib and file writes
+    both release the GIL), so the hash costs little beyond the copy.
+    """
     digest = hashlib.sha256()
-    with open(source, "rb") as reading, open(target, "wb") as copy:
+    with (ThreadPoolExecutor(1, thread_name_prefix="queue-admin-hash") as hasher,
+          open(source, "rb") as reading, open(target, "wb") as copy):
+        hashed = None
         while chunk := reading.read(_COPY_CHUNK):
-            digest.update(chunk)
+            if hashed is not None:
+                hashed.result()
+            hashed = hasher.submit(digest.update, chunk)
             copy.write(chunk)
             raise_if_cancelled(cancelled, action)
+        if hashed is not None:
+            hashed.result()
     return digest.hexdigest() == expected
 
 
@@ -250,8 +261,8 @@ def compact_archive(archive: str | Path, progress: ProgressCallback | None = Non
 
     Every archive file is checked against its checksums first; a generation that is damaged
     (or failed a validation) or has no snapshot yet is skipped with the reason: its image, if
-    any, stays as it was, and a rebuild uses it only within the intact stretch. Safe beside a running archiver: only
-    whole records that pass their CRC and follow the chain are used.
+    any, stays as it was, and a rebuild uses it only within the intact stretch. Safe beside
+    a running archiver: only whole records that pass their CRC and follow the chain are used.
     """
     results = []
     for generation in list_generations(Path(archive), check=True):
@@ -317,8 +328,10 @@ def compact_generation(generation: Generation, progress: ProgressCallback | None
 
 
 def _at_end(generation: Generation, image: ReplayImage) -> bool:
-    """True when no intact record lies after the image (nothing to add)."""
-    if not generation.segments or generation.segments[-1].name != image.segment:
+    """True when no record lies after the image (nothing to add)."""
+    if not generation.segments:
+        return image.segment == "" and image.offset == 0
+    if generation.segments[-1].name != image.segment:
         return False
     with contextlib.suppress(OSError):
         return generation.segments[-1].stat().st_size == image.offset

@@ -15,7 +15,6 @@ An instant outside every generation is refused with the nearest instants that ca
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import struct
@@ -35,7 +34,7 @@ from ..manifest import (
     manifest_path_for,
     sqlite_library_version,
 )
-from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from ..progress import CancelCheck, ProgressCallback, report
 from ..verify import VerifyReport, check_backup_file, open_backup_file
 from .images import ReplayImage, copy_verified, image_for
 from .page_deltas import decode_delta_transaction
@@ -251,13 +250,7 @@ def _copy_snapshot(generation: Generation, snapshot: Path, target: Path,
     expected = generation.data.get("snapshot_sha256")
     if expected is None:
         expected = BackupManifest.read(manifest_path_for(snapshot)).sha256
-    digest = hashlib.sha256()
-    with open(snapshot, "rb") as source, open(target, "wb") as copy:
-        while chunk := source.read(1024 * 1024):
-            digest.update(chunk)
-            copy.write(chunk)
-            raise_if_cancelled(cancelled, action)
-    if digest.hexdigest() != expected:
+    if not copy_verified(snapshot, target, expected, cancelled, action):
         raise ArchiveError(f"{action} refused: the snapshot '{snapshot}' fails its checksum; "
                            "rebuild an instant of another generation or use a backup.",
                            ErrorKind.CORRUPT)
