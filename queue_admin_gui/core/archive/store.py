@@ -368,6 +368,42 @@ def iter_records(segment: Path, with_payload: bool = True, *, version: int = FOR
     read = outcome if outcome is not None else SegmentRead(segment)
     read.end_offset = start
     magic_expected = _MAGIC if version >= 2 else _MAGIC_V1
+    if not with_payload:
+        yield from _record_heads(segment, magic_expected, read, start)
+        return
+    with open(segment, "rb") as handle:
+        handle.seek(start)
+        data = memoryview(handle.read())  # a frame log is at most a few tens of MB
+    read.size = start + len(data)
+    head_size = _RECORD.size
+    position = 0
+    while position < len(data):
+        if len(data) - position < head_size:
+            read.problem = "its last record is cut short"
+            return
+        magic, kind, stamp, length, crc = _RECORD.unpack_from(data, position)
+        if magic != magic_expected or kind not in _KINDS:
+            read.problem = f"the record at byte {read.end_offset:,} has no valid head"
+            return
+        end = position + head_size + length
+        if end > len(data):
+            read.problem = f"the record at byte {read.end_offset:,} is cut short"
+            return
+        payload = bytes(data[position + head_size:end])
+        expected = (zlib.crc32(payload, zlib.crc32(data[position:position + head_size - 4]))
+                    if version >= 2 else zlib.crc32(payload))
+        if expected != crc:
+            read.problem = f"the record at byte {read.end_offset:,} fails its checksum"
+            return
+        read.crc = zlib.crc32(data[position:end], read.crc)
+        read.end_offset += end - position
+        position = end
+        yield kind, stamp, payload
+
+
+def _record_heads(segment: Path, magic_expected: bytes, read: SegmentRead,
+                  start: int) -> Iterator[tuple[bytes, float, bytes]]:
+    """The records' heads only (payloads skipped unread, so unchecked), as :func:`iter_records`."""
     with open(segment, "rb") as handle:
         read.size = handle.seek(0, 2)
         handle.seek(start)
@@ -378,30 +414,17 @@ def iter_records(segment: Path, with_payload: bool = True, *, version: int = FOR
             if len(head) < _RECORD.size:
                 read.problem = "its last record is cut short"
                 return
-            magic, kind, stamp, length, crc = _RECORD.unpack(head)
+            magic, kind, stamp, length, _ = _RECORD.unpack(head)
             if magic != magic_expected or kind not in _KINDS:
                 read.problem = f"the record at byte {read.end_offset:,} has no valid head"
                 return
-            if with_payload:
-                payload = handle.read(length)
-                if len(payload) < length:
-                    read.problem = f"the record at byte {read.end_offset:,} is cut short"
-                    return
-                expected = (zlib.crc32(payload, zlib.crc32(head[:-4])) if version >= 2
-                            else zlib.crc32(payload))
-                if expected != crc:
-                    read.problem = f"the record at byte {read.end_offset:,} fails its checksum"
-                    return
-                read.crc = zlib.crc32(payload, zlib.crc32(head, read.crc))
-            else:
-                here = handle.tell()
-                if read.size < here + length:
-                    read.problem = f"the record at byte {read.end_offset:,} is cut short"
-                    return
-                handle.seek(here + length)
-                payload = b""
+            here = handle.tell()
+            if read.size < here + length:
+                read.problem = f"the record at byte {read.end_offset:,} is cut short"
+                return
+            handle.seek(here + length)
             read.end_offset += _RECORD.size + length
-            yield kind, stamp, payload
+            yield kind, stamp, b""
 
 
 def stamps_after(segment: Path, offset: int, version: int) -> list[float]:
