@@ -23,6 +23,7 @@ import contextlib
 import os
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,8 +202,9 @@ def seal_copy(partial: Path, snapshot: Snapshot, action: str,
 
     SQLite's full ``integrity_check`` (every index agrees with its table) either already
     runs on the copied snapshot beside the copy (:attr:`Snapshot.source_check`), or runs
-    now on the closed copy on a helper thread; meanwhile this thread computes the SHA-256,
-    the one ``fsync`` and the task counts (hashlib and SQLite both release the GIL). All
+    now on the closed copy on a helper thread; meanwhile this thread computes the SHA-256
+    and the task counts while one more thread makes the one ``fsync`` (hashlib, SQLite and
+    the flush all release the GIL). All
     are done before the caller renames. A snapshot that fails the check means the source is
     damaged, which raises a CORRUPT error advising REINDEX or a restore, so no damaged copy
     is ever called verified.
@@ -215,9 +217,12 @@ def seal_copy(partial: Path, snapshot: Snapshot, action: str,
         raise
 
     def hash_flush_and_count() -> str:
-        digest = file_sha256(partial, progress, cancelled, action)
-        fsync_file(partial)
-        snapshot.task_counts = _counts_in(partial)
+        # The flush waits on the disk, the hash and the counts on the CPU: side by side.
+        with ThreadPoolExecutor(1, thread_name_prefix="queue-admin-flush") as flusher:
+            flushed = flusher.submit(fsync_file, partial)
+            digest = file_sha256(partial, progress, cancelled, action)
+            snapshot.task_counts = _counts_in(partial)
+            flushed.result()
         return digest
 
     if snapshot.source_check is not None:
