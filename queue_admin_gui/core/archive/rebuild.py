@@ -121,7 +121,9 @@ def resolve_instant(text: str, archive: str | Path) -> datetime:
                            f"archive '{archive}' holds no restorable generation.",
                            ErrorKind.NOT_FOUND)
     stamp = max(end for _, end, _ in spans) if word == LATEST else min(s for s, _, _ in spans)
-    return datetime.fromtimestamp(stamp, tz=timezone.utc)
+    # As printed (never earlier than the stamp): a plain conversion could round the earliest
+    # instant down to the microsecond before the archive starts.
+    return parse_instant(instant_text(stamp))
 
 
 def restorable_spans(archive: Path, *, checked: bool = True
