@@ -11,8 +11,10 @@ rebuild something else.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,13 @@ from test_archive_integrity import (
     wait_restorable,
 )
 
-from queue_admin_gui.core.archive import Archiver, archive_status, rebuild_to_time, store
+from queue_admin_gui.core.archive import (
+    Archiver,
+    archive_status,
+    images,
+    rebuild_to_time,
+    store,
+)
 from queue_admin_gui.core.archive.images import (
     IMAGE_FILE,
     IMAGE_LOCK,
@@ -209,3 +217,7 @@ def test_a_second_compaction_is_refused_while_one_writes(made: Made, tmp_path: P
         compact_archive(folder)
     assert refused.value.kind is ErrorKind.ALREADY_EXISTS
     assert "another compaction" in str(refused.value)
+    long_ago = time.time() - images.LOCK_STALE_SECONDS - 60
+    os.utime(generation.folder / IMAGE_LOCK, (long_ago, long_ago))  # its computer died
+    assert [r.outcome for r in compact_archive(folder)] == ["started"]
+    assert not (generation.folder / IMAGE_LOCK).exists()

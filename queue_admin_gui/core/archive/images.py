@@ -43,7 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ErrorKind
-from ..files import file_sha256, fsync_directory, fsync_file, write_json_atomically
+from ..files import (
+    file_sha256,
+    fsync_directory,
+    fsync_file,
+    retry_on_windows_lock,
+    write_json_atomically,
+)
 from ..manifest import BackupManifest, manifest_path_for
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from .page_deltas import decode_delta_transaction
@@ -52,6 +58,7 @@ from .store import (
     CHECKSUM_KEY,
     KIND_DELTA_TRANSACTION,
     KIND_TRANSACTION,
+    REPLAY_IMAGE_FILES,
     ArchiveError,
     ChainCheck,
     Generation,
@@ -63,11 +70,12 @@ from .store import (
     process_alive,
 )
 
-IMAGE_FILE = "image.db"
-IMAGE_RECORD = "image.json"
+IMAGE_FILE, IMAGE_RECORD = REPLAY_IMAGE_FILES
 IMAGE_LOCK = "image.lock"
 IMAGE_FORMAT = 1
 STAGE_COMPACT = "Compacting the archive"
+#: A compaction lock this old is left by a process that died on another computer.
+LOCK_STALE_SECONDS = 6 * 3600.0
 _COPY_CHUNK = 4 * 1024 * 1024
 
 
@@ -223,7 +231,11 @@ def copy_verified(source: Path, target: Path, expected: str, cancelled: CancelCh
 
 
 class _ImageLock:
-    """image.lock, created exclusively; a lock left by a process gone from this host is taken."""
+    """image.lock, created exclusively, so two compactions never write one image.
+
+    A lock whose process is gone from this host, or older than :data:`LOCK_STALE_SECONDS`
+    (its process ran on another computer), is taken over.
+    """
 
     def __init__(self, folder: Path, action: str) -> None:
         self.path = folder / IMAGE_LOCK
@@ -239,8 +251,13 @@ class _ImageLock:
                 owner = json.loads(self.path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 owner = {}
-            gone = (isinstance(owner, dict) and owner.get("host") == socket.gethostname()
-                    and isinstance(owner.get("pid"), int) and not process_alive(owner["pid"]))
+            try:
+                age = time.time() - self.path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            gone = age > LOCK_STALE_SECONDS or (
+                isinstance(owner, dict) and owner.get("host") == socket.gethostname()
+                and isinstance(owner.get("pid"), int) and not process_alive(owner["pid"]))
             if not gone:
                 raise ArchiveError(f"{action} refused: another compaction is writing "
                                    f"'{folder}' (its lock is '{self.path}'); wait for it to "
@@ -299,7 +316,7 @@ def compact_generation(generation: Generation, progress: ProgressCallback | None
                                  image_bytes=image.size_bytes,
                                  seconds=time.monotonic() - started)
         outcome = "extended" if image is not None else "started"
-        record.unlink(missing_ok=True)
+        retry_on_windows_lock(lambda: record.unlink(missing_ok=True))
         fsync_directory(generation.folder)
         if image is None:
             if not copy_verified(snapshot, target, expected_snapshot, cancelled, action):
@@ -313,10 +330,8 @@ def compact_generation(generation: Generation, progress: ProgressCallback | None
             state = _Position.of(generation, image)
         before = state.transactions
         with open(target, "r+b") as handle:
-            applied = apply_transactions(handle, state.page_size, state.follow(), progress,
-                                         cancelled, action, STAGE_COMPACT)
-        if applied.page_count is not None:
-            state.database_pages = applied.page_count
+            apply_transactions(handle, state.page_size, state.follow(), progress, cancelled,
+                               action, STAGE_COMPACT)
         fsync_file(target)
         _write_record(generation, state, target, cancelled, action)
         return CompactResult(generation.id, outcome, state.transactions,

@@ -57,6 +57,8 @@ FORMAT_VERSION = 2
 #: Formats this version reads: 1 (payload CRCs only) and 2 (everything checksummed).
 READABLE_FORMATS = (1, 2)
 VALIDATION_FILE = "validation.json"
+#: The replay image compaction keeps in a generation's folder, counted in its size.
+REPLAY_IMAGE_FILES = ("image.db", "image.json")
 CHECKSUM_KEY = "checksum"
 #: A lock whose owner has not refreshed it for this long is stale, wherever the owner runs.
 LOCK_STALE_SECONDS = 120.0
@@ -551,6 +553,9 @@ def load_generation(folder: Path, *, scan: bool = True) -> Generation | None:
                 for item in snapshot.parent.iterdir():
                     with contextlib.suppress(OSError):
                         generation.size_bytes += item.stat().st_size
+        for name in REPLAY_IMAGE_FILES:  # compaction's replay image (see images.py)
+            with contextlib.suppress(OSError):
+                generation.size_bytes += (folder / name).stat().st_size
         _check_cheaply(generation)
     return generation
 
