@@ -3,10 +3,10 @@
 Run from the project root::
 
     python -m tests.bench.bench_rebuild [--tasks 200000] [--transactions 100000]
-        [--rounds 3] [--dir PATH]
+        [--rate 300] [--rounds 3] [--dir PATH]
 
 A queue of ``--tasks`` tasks is generated (as ``bench_engine`` does) and archived by the real
-archiver while a writer process commits ``--transactions`` transactions as fast as it can,
+archiver while a writer process commits ``--transactions`` transactions, ``--rate`` a second,
 each one a worker's step on a random task (claim, complete, or a new task enqueued), so the
 pages touched are spread over the whole table and its indexes: a long archive's replay in a
 few minutes. Then, in one run, alternating so drift hits all alike:
@@ -44,13 +44,17 @@ from .bench_report import machine_info
 from .bench_writers import generate_queue
 
 
-def write_transactions(db: str, count: int, tasks: int, seed: int) -> None:
-    """Commit ``count`` small transactions as a worker would, on random tasks."""
+def write_transactions(db: str, count: int, tasks: int, seed: int, rate: float) -> None:
+    """Commit ``count`` small transactions as a worker would, on random tasks, ``rate`` a second."""
     rng = random.Random(seed)
+    started = time.monotonic()
     connection = sqlite3.connect(db, isolation_level=None, timeout=30)
     for pragma in ("synchronous=NORMAL", "busy_timeout=30000", "wal_autocheckpoint=1000"):
         connection.execute(f"PRAGMA {pragma}")
     for number in range(count):
+        ahead = started + number / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
         step = number % 3
         if step == 0:
             connection.execute(
@@ -65,7 +69,8 @@ def write_transactions(db: str, count: int, tasks: int, seed: int) -> None:
     connection.close()
 
 
-def make_archive(folder: Path, tasks: int, transactions: int) -> tuple[Path, Path]:
+def make_archive(folder: Path, tasks: int, transactions: int,
+                 rate: float) -> tuple[Path, Path]:
     """The queue and its archive holding ``transactions`` transactions after the snapshot."""
     db, archive = folder / "queue.db", folder / "archive"
     started = time.monotonic()
@@ -79,13 +84,19 @@ def make_archive(folder: Path, tasks: int, transactions: int) -> tuple[Path, Pat
             time.sleep(0.2)
         started = time.monotonic()
         writer = multiprocessing.get_context("spawn").Process(
-            target=write_transactions, args=(str(db), transactions, tasks, 3))
+            target=write_transactions, args=(str(db), transactions, tasks, 3, rate))
         writer.start()
         writer.join()
         if writer.exitcode != 0:
             raise SystemExit("the writer failed")
+        deadline = time.monotonic() + 600
         while archiver.status().transactions < transactions:
-            time.sleep(0.2)
+            if len(archive_status(archive, check=False).generations) > 1:
+                raise SystemExit("the archiver recorded a gap (it fell behind the writer); "
+                                 "lower --rate")
+            if time.monotonic() > deadline:
+                raise SystemExit("the archiver did not catch up within 10 minutes")
+            time.sleep(0.5)
         print(f"archived {archiver.status().transactions} transactions in "
               f"{time.monotonic() - started:.0f} s", flush=True)
     finally:
@@ -106,12 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=200_000)
     parser.add_argument("--transactions", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=300.0,
+                        help="commits a second (the archiver must keep up)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-rebuild-", dir=args.dir))
     try:
-        db, archive = make_archive(work, args.tasks, args.transactions)
+        db, archive = make_archive(work, args.tasks, args.transactions, args.rate)
         plain = work / "plain-archive"
         shutil.copytree(archive, plain)
         latest = archive_status(archive).latest
