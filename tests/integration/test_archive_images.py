@@ -219,5 +219,6 @@ def test_a_second_compaction_is_refused_while_one_writes(made: Made, tmp_path: P
     assert "another compaction" in str(refused.value)
     long_ago = time.time() - images.LOCK_STALE_SECONDS - 60
     os.utime(generation.folder / IMAGE_LOCK, (long_ago, long_ago))  # its computer died
-    assert [r.outcome for r in compact_archive(folder)] == ["started"]
+    [taken_over] = compact_archive(folder)  # the fixture's image is carried on, not refused
+    assert taken_over.outcome in ("extended", "up to date")
     assert not (generation.folder / IMAGE_LOCK).exists()
