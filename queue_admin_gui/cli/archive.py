@@ -1,4 +1,4 @@
-"""The point-in-time commands of ``queue-admin-cli``: archive, archive-status, restore --at.
+"""The point-in-time commands of ``queue-admin-cli``: archive, its status and compaction.
 
 ``archive`` runs the archiver in the foreground until Ctrl+C or SIGTERM, printing a line per
 generation, gap, validation or error and a heartbeat; with ``--json`` those lines go to stderr
@@ -6,7 +6,9 @@ and stdout gets the one JSON result at the end. ``archive-status`` checks every 
 against its checksums (exit 1 when any is damaged), and with ``--validate`` first validates
 the archive against the live database. ``restore --at`` rebuilds the queue as it was at an
 instant (or ``latest``, ``earliest``) into a new file (``--output``) and, with ``--yes``,
-restores that file through the same path as ``restore PATH --yes``.
+restores that file through the same path as ``restore PATH --yes``. ``archive-compact``
+carries each generation's replay image on, so that rebuilding a recent instant replays only
+the transactions archived since (see :mod:`..core.archive.images`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..core.archive import (
     instant_text,
     rebuild_to_time,
 )
+from ..core.archive.images import compact_archive
 from ..core.archive.rebuild import resolve_instant
 from ..core.archive.status import ArchiveStatus
 from ..core.archive.validation import ValidationResult, last_validation, validate_archive
@@ -221,6 +224,45 @@ def archive_status_command(context: Context) -> CommandResult:
             f"Validation {'failed' if validated.ok is False else 'could not compare'}: "
             f"{validated.sentence}", ErrorKind.CORRUPT if validated.ok is False
             else ErrorKind.IO)
+    return result
+
+
+def _archive_compact_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", type=Path, required=True, metavar="DIR", help="archive folder")
+
+
+@command("archive-compact", "Carry each generation's replay image on to its newest archived "
+         "transaction, so a rebuild replays only what came after.",
+         options=_archive_compact_options, logged=True)
+def archive_compact_command(context: Context) -> CommandResult:
+    """Carry every restorable generation's replay image on; a skipped generation is named.
+
+    Exit 1 when a generation could not be compacted because it is damaged (the damage is
+    the archive's, shown by archive-status); a generation without a snapshot yet is no
+    failure.
+    """
+    folder = Path(context.args.dir)
+    if not folder.is_dir():
+        raise ArchiveError(f"Compacting the archive failed: '{folder}' is not a folder; check "
+                           "--dir.", ErrorKind.NOT_FOUND)
+    with context.slow_operation() as progress:
+        results = compact_archive(folder, progress, context.interrupt)
+    rows = [{"generation": r.generation, "outcome": r.outcome, "transactions": r.transactions,
+             "transactions_added": r.transactions_added, "image_bytes": r.image_bytes,
+             "seconds": round(r.seconds, 3), "reason": r.reason} for r in results]
+    lines = [f"  {row['generation']}: {row['outcome']}"
+             + (f", {row['transactions']} transactions in the image "
+                f"({row['transactions_added']} added)" if row["outcome"] != "skipped" else "")
+             + (f" ({row['reason']})" if row["reason"] else "") for row in rows]
+    damaged = [r for r in results if r.reason == "it is damaged"]
+    result = CommandResult(f"Compacted {sum(r.outcome != 'skipped' for r in results)} of "
+                           f"{len(results)} generation(s).", {"archive_dir": folder,
+                                                              "generations": rows},
+                           ["archive_dir"], lines)
+    if damaged:
+        result.problem = ArchiveError(
+            f"The archive's generation {damaged[0].generation} is damaged, so its image was "
+            "not carried on; run archive-status to see the damage.", ErrorKind.CORRUPT)
     return result
 
 

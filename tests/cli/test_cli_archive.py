@@ -265,3 +265,29 @@ def test_archive_status_validate_compares_with_a_running_archiver_process(
     without = cli("--db", db, "archive-status", "--dir", archive, "--validate", "--json")
     assert without.code == 1
     assert without.data["last_validation"]["result"] == "not compared"
+
+
+def test_archive_compact_carries_the_image_on_and_restore_at_uses_it_exactly(
+        cli, tmp_path: Path) -> None:
+    db, folder = _archive_with_commits(tmp_path)
+    first = cli("--db", db, "archive-compact", "--dir", folder, "--json")
+    assert first.code == 0, first.err
+    [row] = first.data["generations"]
+    assert row["outcome"] == "started" and row["transactions"] == 30
+    again = cli("--db", db, "archive-compact", "--dir", folder)
+    assert again.code == 0 and "up to date" in again.out
+    rebuilt = cli("--db", db, "restore", "--at", "latest", "--archive", folder, "--output",
+                  tmp_path / "latest.db", "--json")
+    assert rebuilt.code == 0, rebuilt.err
+    assert rebuilt.data["transactions_applied"] == 30
+    assert _types(tmp_path / "latest.db") == _types(db)
+
+    segment = next(folder.glob("gen-*/frames-000001.qaf"))
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0x20
+    segment.write_bytes(bytes(data))
+    damaged = cli("--db", db, "archive-compact", "--dir", folder, "--json")
+    assert damaged.code == 1 and damaged.data["kind"] == "corrupt"
+    assert "archive-status" in damaged.data["error"]
+    missing = cli("--db", db, "archive-compact", "--dir", tmp_path / "nowhere", "--json")
+    assert missing.code == 2 and missing.data["kind"] == "not_found"

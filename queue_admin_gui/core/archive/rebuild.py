@@ -15,7 +15,6 @@ An instant outside every generation is refused with the nearest instants that ca
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import struct
@@ -36,9 +35,11 @@ from ..backups.verify import VerifyReport, check_backup_file
 from ..database import check_queue_schema, task_counts
 from ..errors import ErrorKind, OperationCancelled
 from ..files.durable import file_sha256, fsync_file, retry_on_windows_lock
-from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from ..progress import CancelCheck, ProgressCallback, report
 from ..trust.untrusted import open_backup_file
-from .page_deltas import decode_delta_transaction, expand_delta
+from .images import ReplayImage, copy_verified, image_for
+from .page_deltas import decode_delta_transaction
+from .replay import apply_transactions, page_size_of
 from .store import (
     KIND_DELTA_TRANSACTION,
     KIND_TRANSACTION,
@@ -59,7 +60,6 @@ STAGE_SNAPSHOT = "Copying the snapshot"
 SHOWN_PRECISION_SECONDS = 0.000001
 #: Words ``--at`` takes besides an instant.
 LATEST, EARLIEST = "latest", "earliest"
-STAGE_APPLY = "Applying archived transactions"
 STAGE_CHECK = "Checking the rebuilt file"
 _ISO_FRACTION = re.compile(r"(\d{2}:\d{2}:\d{2})[.,](\d+)")
 
@@ -78,6 +78,10 @@ class RebuildResult:
     seconds: float
     manifest: BackupManifest
     check: VerifyReport
+    #: Transactions taken from the generation's replay image (None: replayed from the snapshot).
+    from_image: int | None = None
+    #: Why the generation's replay image could not be used, when it has one that failed.
+    image_problem: str | None = None
 
 
 def parse_instant(text: str) -> datetime:
@@ -200,19 +204,24 @@ def damage_at(generations: list[Generation], at: float) -> ArchiveDamage | None:
     return None
 
 
-def transactions_until(generation: Generation, at: float,
-                       limit: int | None = None) -> Iterator[ArchivedTransaction]:
+def transactions_until(generation: Generation, at: float, limit: int | None = None, *,
+                       after: ReplayImage | None = None) -> Iterator[ArchivedTransaction]:
     """The generation's transactions seen at or before ``at``, each proven to follow the last.
 
-    ``limit``: no more than this many. A record that fails its checksum or breaks the chain
-    before ``at`` raises: a rebuild never stops short of the instant it was asked for.
+    ``limit``: no more than this many. ``after``: only those after what the image holds
+    (the first must follow the WAL position it recorded). A record that fails its checksum
+    or breaks the chain before ``at`` raises: a rebuild never stops short of the instant it
+    was asked for.
     """
-    chain = ChainCheck(generation.data.get("start"))
+    chain = ChainCheck(after.chain if after is not None else generation.data.get("start"))
     given = 0
     for segment in generation.segments:
+        if after is not None and segment.name < after.segment:
+            continue
         read = SegmentRead(segment)
+        start = after.offset if after is not None and segment.name == after.segment else 0
         for kind, stamp, payload in iter_records(segment, version=generation.format,
-                                                 outcome=read):
+                                                 outcome=read, start=start):
             if stamp > at or (limit is not None and given >= limit):
                 return
             broken = chain.follow(kind, payload)
@@ -245,13 +254,7 @@ def _copy_snapshot(generation: Generation, snapshot: Path, target: Path,
     expected = generation.data.get("snapshot_sha256")
     if expected is None:
         expected = BackupManifest.read(manifest_path_for(snapshot)).sha256
-    digest = hashlib.sha256()
-    with open(snapshot, "rb") as source, open(target, "wb") as copy:
-        while chunk := source.read(1024 * 1024):
-            digest.update(chunk)
-            copy.write(chunk)
-            raise_if_cancelled(cancelled, action)
-    if digest.hexdigest() != expected:
+    if not copy_verified(snapshot, target, expected, cancelled, action):
         raise ArchiveError(f"{action} refused: the snapshot '{snapshot}' fails its checksum; "
                            "rebuild an instant of another generation or use a backup.",
                            ErrorKind.CORRUPT)
@@ -298,9 +301,15 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
     renamed = False
     try:
         report(progress, 0, 1, STAGE_SNAPSHOT)
-        _copy_snapshot(generation, snapshot, partial, cancelled, action)
+        image, image_problem = image_for(generation, moment, limit)
+        if image is not None and not copy_verified(image.path, partial, image.sha256,
+                                                   cancelled, action):
+            image, image_problem = None, "image.db fails its checksum"
+        if image is None:
+            _copy_snapshot(generation, snapshot, partial, cancelled, action)
         applied, state_seen, page_size, pages = _apply(generation, moment, partial,
-                                                       progress, cancelled, action, limit)
+                                                       progress, cancelled, action, limit,
+                                                       image)
         report(progress, 0, 1, STAGE_CHECK)
         fsync_file(partial)
         with open_backup_file(partial) as connection:
@@ -336,38 +345,33 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
         state_seen_at=datetime.fromtimestamp(state_seen, tz=timezone.utc),
         generation=generation.id, transactions_applied=applied,
         size_bytes=output.stat().st_size, seconds=time.monotonic() - started,
-        manifest=manifest, check=check)
+        manifest=manifest, check=check,
+        from_image=image.transactions if image is not None else None,
+        image_problem=image_problem)
 
 
 def _apply(generation: Generation, moment: float, partial: Path,
            progress: ProgressCallback | None, cancelled: CancelCheck | None,
-           action: str, limit: int | None) -> tuple[int, float, int, int]:
-    """Write the transactions over the copied snapshot; return what was applied."""
+           action: str, limit: int | None,
+           image: ReplayImage | None) -> tuple[int, float, int, int]:
+    """Write the transactions over the copied snapshot (or image); return what was applied."""
+    page_size = page_size_of(partial)
     with open(partial, "r+b") as handle:
-        header = handle.read(100)
-        page_size = struct.unpack(">H", header[16:18])[0]
-        page_size = 65536 if page_size == 1 else page_size
-        pages = handle.seek(0, 2) // page_size
-        applied, state_seen = 0, float(generation.snapshot_at or 0.0)
-        total = max(1, generation.transactions)
-        for transaction in transactions_until(generation, moment, limit):
-            if transaction.page_size != page_size:
-                raise ArchiveError(f"{action} failed: the archive's pages are "
-                                   f"{transaction.page_size} bytes but the snapshot's are "
-                                   f"{page_size}; the archive is damaged.", ErrorKind.CORRUPT)
-            for index, (number, image) in enumerate(transaction.pages):
-                handle.seek((number - 1) * page_size)
-                if transaction.deltas and transaction.deltas[index]:
-                    earlier = handle.read(page_size).ljust(page_size, b"\0")
-                    image = expand_delta(earlier, image)
-                    handle.seek((number - 1) * page_size)
-                handle.write(image)
-            pages = transaction.database_pages
-            applied += 1
-            state_seen = transaction.stamp
-            if applied % 256 == 0:
-                report(progress, applied, total, STAGE_APPLY)
-                raise_if_cancelled(cancelled, action)
+        if image is not None:
+            if image.page_size != page_size:
+                raise ArchiveError(f"{action} failed: the replay image's pages are not "
+                                   f"{image.page_size} bytes; the archive is damaged.",
+                                   ErrorKind.CORRUPT)
+            done, state_seen, pages = image.transactions, image.state_seen, image.database_pages
+            limit = None if limit is None else limit - done
+        else:
+            done, state_seen = 0, float(generation.snapshot_at or 0.0)
+            pages = handle.seek(0, 2) // page_size
+        applied = apply_transactions(
+            handle, page_size, transactions_until(generation, moment, limit, after=image),
+            progress, cancelled, action, total=max(1, generation.transactions - done))
+        if applied.page_count is not None and applied.state_seen is not None:
+            pages, state_seen = applied.page_count, applied.state_seen
         handle.truncate(pages * page_size)
         handle.seek(0)
         first = bytearray(handle.read(100))
@@ -376,4 +380,4 @@ def _apply(generation: Generation, moment: float, partial: Path,
         first[92:96] = first[24:28]  # the in-header size is valid for this change counter
         handle.seek(0)
         handle.write(first)
-    return applied, state_seen, page_size, pages
+    return done + applied.transactions, state_seen, page_size, pages

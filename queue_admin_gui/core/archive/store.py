@@ -64,6 +64,8 @@ FORMAT_VERSION = 2
 #: Formats this version reads: 1 (payload CRCs only) and 2 (everything checksummed).
 READABLE_FORMATS = (1, 2)
 VALIDATION_FILE = "validation.json"
+#: The replay image compaction keeps in a generation's folder, counted in its size.
+REPLAY_IMAGE_FILES = ("image.db", "image.json")
 CHECKSUM_KEY = "checksum"
 #: generation.json names the frame log being written, so that losing it is seen.
 OPEN_SEGMENT_KEY = "open_segment"
@@ -395,8 +397,52 @@ def iter_records(segment: Path, with_payload: bool = True, *, version: int = FOR
 
 def _records(segment: Path, with_payload: bool, version: int, read: SegmentRead
              ) -> Iterator[tuple[bytes, float, bytes]]:
-    """The body of :func:`iter_records` (an OSError is the caller's to report)."""
+    """The body of :func:`iter_records` (an OSError is the caller's to report).
+
+    With payloads the frame log is read in one piece (it is at most a few tens of MB) and
+    each record's CRCs are computed over it; without, the heads are read and the payloads
+    skipped unread.
+    """
     magic_expected = _MAGIC if version >= 2 else _MAGIC_V1
+    if not with_payload:
+        yield from _record_heads(segment, magic_expected, read)
+        return
+    start = read.end_offset
+    with open(segment, "rb") as handle:
+        handle.seek(start)
+        data = memoryview(handle.read())
+    read.size = start + len(data)
+    head_size = _RECORD.size
+    position = 0
+    while position < len(data):
+        if len(data) - position < head_size:
+            read.problem = "its last record is cut short"
+            read.cut_short = True
+            return
+        magic, kind, stamp, length, crc = _RECORD.unpack_from(data, position)
+        if magic != magic_expected or kind not in _KINDS:
+            read.problem = f"the record at byte {read.end_offset:,} has no valid head"
+            return
+        end = position + head_size + length
+        if end > len(data):
+            read.problem = f"the record at byte {read.end_offset:,} is cut short"
+            read.cut_short = True
+            return
+        payload = bytes(data[position + head_size:end])
+        expected = (zlib.crc32(payload, zlib.crc32(data[position:position + head_size - 4]))
+                    if version >= 2 else zlib.crc32(payload))
+        if expected != crc:
+            read.problem = f"the record at byte {read.end_offset:,} fails its checksum"
+            return
+        read.crc = zlib.crc32(data[position:end], read.crc)
+        read.end_offset += end - position
+        position = end
+        yield kind, stamp, payload
+
+
+def _record_heads(segment: Path, magic_expected: bytes, read: SegmentRead
+                  ) -> Iterator[tuple[bytes, float, bytes]]:
+    """The records' heads only (payloads skipped unread, so unchecked), as :func:`iter_records`."""
     with open(segment, "rb") as handle:
         read.size = handle.seek(0, 2)
         handle.seek(read.end_offset)
@@ -408,32 +454,18 @@ def _records(segment: Path, with_payload: bool, version: int, read: SegmentRead
                 read.problem = "its last record is cut short"
                 read.cut_short = True
                 return
-            magic, kind, stamp, length, crc = _RECORD.unpack(head)
+            magic, kind, stamp, length, _ = _RECORD.unpack(head)
             if magic != magic_expected or kind not in _KINDS:
                 read.problem = f"the record at byte {read.end_offset:,} has no valid head"
                 return
-            if with_payload:
-                payload = handle.read(length)
-                if len(payload) < length:
-                    read.problem = f"the record at byte {read.end_offset:,} is cut short"
-                    read.cut_short = True
-                    return
-                expected = (zlib.crc32(payload, zlib.crc32(head[:-4])) if version >= 2
-                            else zlib.crc32(payload))
-                if expected != crc:
-                    read.problem = f"the record at byte {read.end_offset:,} fails its checksum"
-                    return
-                read.crc = zlib.crc32(payload, zlib.crc32(head, read.crc))
-            else:
-                here = handle.tell()
-                if read.size < here + length:
-                    read.problem = f"the record at byte {read.end_offset:,} is cut short"
-                    read.cut_short = True
-                    return
-                handle.seek(here + length)
-                payload = b""
+            here = handle.tell()
+            if read.size < here + length:
+                read.problem = f"the record at byte {read.end_offset:,} is cut short"
+                read.cut_short = True
+                return
+            handle.seek(here + length)
             read.end_offset += _RECORD.size + length
-            yield kind, stamp, payload
+            yield kind, stamp, b""
 
 
 def stamps_after(segment: Path, offset: int, version: int) -> list[float]:
@@ -563,6 +595,9 @@ def load_generation(folder: Path, *, scan: bool = True) -> Generation | None:
                 for item in snapshot.parent.iterdir():
                     with contextlib.suppress(OSError):
                         generation.size_bytes += item.stat().st_size
+        for name in REPLAY_IMAGE_FILES:  # compaction's replay image (see images.py)
+            with contextlib.suppress(OSError):
+                generation.size_bytes += (folder / name).stat().st_size
         _check_cheaply(generation)
     return generation
 

@@ -140,18 +140,21 @@ class BackupStore:
     def _backup_file(self, source: Path, label: str | None,
                      progress: ProgressCallback | None,
                      cancelled: CancelCheck | None) -> BackupResult:
-        pending = self.begin_backup(source, label, progress, cancelled)
+        pending = self.begin_backup(source, label, progress, cancelled, check_source=True)
         return self.finish_backup(pending, progress, cancelled)
 
     def begin_backup(self, source: Path, label: str | None,
                      progress: ProgressCallback | None = None,
                      cancelled: CancelCheck | None = None, *,
-                     unlocked: bool = False) -> PendingBackup:
+                     unlocked: bool = False, check_source: bool = False) -> PendingBackup:
         """Copy the snapshot into a reserved ``.partial`` file; :meth:`finish_backup` seals it.
 
         The split lets a restore take the copy while it holds the live write lock and check
         it afterwards. Until finished, nothing looks like a backup; a failure here removes
         the partial file. ``unlocked``: see :func:`~.snapshot.copy_snapshot`.
+        ``check_source``: SQLite's full check runs on the copied snapshot
+        beside the copy, on a connection of its own (:func:`.snapshot.copy_snapshot`);
+        :meth:`finish_backup` must then follow at once, as it waits for that check.
         """
         action = f"Backup of '{source}'"
         started = time.monotonic()
@@ -164,7 +167,7 @@ class BackupStore:
         try:
             snapshot = copy_snapshot(source, partial, action, progress, cancelled,
                                      self.pages_per_step, self.busy_timeout_ms,
-                                     unlocked=unlocked)
+                                     unlocked=unlocked, check_source=check_source)
         except BaseException as error:
             failure = self._failed(error, action, partial, manifest_path_for(final))
             if failure is error:

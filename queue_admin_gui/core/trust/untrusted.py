@@ -189,6 +189,58 @@ def _run_check(path: Path, pragma: str, watch: _Watch, result: ContentCheck) -> 
         result.error = error
 
 
+class CheckInBackground:
+    """SQLite's ``pragma`` on a connection the caller opened, run on a helper thread.
+
+    The caller keeps the connection (and the read transaction it holds) and closes it after
+    :meth:`wait` or :meth:`stop`; meanwhile the caller's thread is free for other work.
+    Only the check's rows (or its error) are gathered.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, pragma: str) -> None:
+        if pragma not in (QUICK_CHECK, FULL_CHECK):
+            raise ValueError(f"unknown check {pragma!r}")
+        self._watch = _Watch()
+        self.result = ContentCheck()
+        self._helper = threading.Thread(target=self._run, args=(connection, pragma),
+                                        name="queue-admin-check", daemon=True)
+        self._helper.start()
+
+    def _run(self, connection: sqlite3.Connection, pragma: str) -> None:
+        self._watch.attach(connection)
+        try:
+            connection.set_progress_handler(lambda: 1 if self._watch.stop.is_set() else 0,
+                                            CANCEL_CHECK_STEPS)
+            if not self._watch.stop.is_set():
+                self.result.rows = [str(row[0]) for row in connection.execute(pragma)]
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread as is
+            self.result.error = error
+        finally:
+            self._watch.attach(None)
+            with contextlib.suppress(sqlite3.Error):
+                connection.set_progress_handler(None, 0)
+
+    def wait(self, cancelled: CancelCheck | None, action: str) -> ContentCheck:
+        """The check's outcome once it ended; a cancel stops it and raises."""
+        try:
+            while self._helper.is_alive():
+                self._helper.join(_POLL_SECONDS)
+                if is_cancelled(cancelled):
+                    self._watch.halt()
+                    _finish(self._helper, self._watch)
+                    raise_if_cancelled(lambda: True, action)
+        except BaseException:
+            self.stop()
+            raise
+        return self.result
+
+    def stop(self) -> None:
+        """Stop the check (if it still runs) and wait until its thread has ended."""
+        if self._helper.is_alive():
+            self._watch.halt()
+        _finish(self._helper, self._watch)
+
+
 def _finish(helper: threading.Thread, watch: _Watch) -> None:
     """Wait for the helper, interrupting its statement again at every poll once stopped."""
     while helper.is_alive():
