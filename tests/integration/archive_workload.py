@@ -34,6 +34,18 @@ def spawn(role: str, *args: object) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
 
 
+def table_rows(db: Path) -> dict[str, list[tuple]]:
+    """Every row of every table, in rowid order: two files with equal rows hold one state."""
+    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        tables = [name for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {table: connection.execute(f'SELECT * FROM "{table}" ORDER BY rowid').fetchall()
+                for table in tables}
+    finally:
+        connection.close()
+
+
 def read_commit_log(path: Path) -> list[tuple[int, float, float]]:
     """The committer's log: (task id, before COMMIT, after COMMIT), in commit order."""
     rows = []

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from archive_workload import checkpoint_now, read_commit_log, spawn
+from archive_workload import checkpoint_now, read_commit_log, spawn, table_rows
 from queue_workload import fill_queue, kill_hard, wait_ready
 
 from queue_admin_gui.core.archive import (
@@ -42,16 +42,6 @@ def _wait(condition, what: str) -> None:
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
 
-
-def _rows(db: Path) -> dict[str, list[tuple]]:
-    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        tables = [name for (name,) in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        return {table: connection.execute(f'SELECT * FROM "{table}" ORDER BY rowid').fetchall()
-                for table in tables}
-    finally:
-        connection.close()
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +79,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[float
             at = start + (end - start) * share
             rebuilt = root / f"expected-{number}-{share}.db"
             rebuild_to_time(folder, at, rebuilt)
-            rows = _rows(rebuilt)
+            rows = table_rows(rebuilt)
             timed = [row[0] for row in rows["task_queue"] if row[1] == "timed"]
             assert timed == [commit[0] for commit in commits[:len(timed)]]
             assert not any(before > at and task in set(timed) for task, before, _ in commits)
@@ -114,7 +104,7 @@ def _every_rebuild_exact_or_refused(folder: Path, expected: dict[float, dict],
             refused += 1
             continue
         assert offered
-        assert _rows(tmp_path / f"at-{number}.db") == rows
+        assert table_rows(tmp_path / f"at-{number}.db") == rows
     return refused
 
 
@@ -229,7 +219,7 @@ def test_restore_at_earliest_is_accepted_whatever_the_snapshot_instant(
     at = resolve_instant("earliest", folder)
     rebuilt = rebuild_to_time(folder, at, tmp_path / "earliest.db")
     assert rebuilt.transactions_applied == 0
-    assert _rows(tmp_path / "earliest.db") == expected[min(expected)]
+    assert table_rows(tmp_path / "earliest.db") == expected[min(expected)]
 
 
 def _archive_of_a_killed_archiver(tmp_path: Path) -> Path:

@@ -17,11 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from archive_workload import read_commit_log, spawn
+from archive_workload import read_commit_log, spawn, table_rows
 from queue_workload import read_line, wait_ready
 from test_archive_under_load import (
     assert_exact_state,
-    table_rows,
     wait_for_commits,
     wait_restorable,
 )

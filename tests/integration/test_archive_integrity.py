@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from archive_workload import read_commit_log, spawn
+from archive_workload import read_commit_log, spawn, table_rows
 from queue_workload import fill_queue, kill_hard, wait_ready
 
 from queue_admin_gui.core.archive import (
@@ -54,17 +54,6 @@ def wait_restorable(archiver: Archiver) -> None:
         assert time.monotonic() < deadline, "no generation became restorable"
         time.sleep(0.05)
 
-
-def table_rows(db: Path) -> dict[str, list[tuple]]:
-    """Every row of every table: two files with equal rows hold one state."""
-    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        tables = [name for (name,) in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        return {table: connection.execute(f'SELECT * FROM "{table}" ORDER BY rowid').fetchall()
-                for table in tables}
-    finally:
-        connection.close()
 
 
 def timed_ids(db: Path) -> list[int]:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from archive_workload import checkpoint_now, read_commit_log, spawn
+from archive_workload import checkpoint_now, read_commit_log, spawn, table_rows
 from queue_workload import fill_queue, kill_hard, read_line, wait_ready
 
 from queue_admin_gui.core.archive import (
@@ -173,17 +173,6 @@ def test_a_second_archiver_on_the_same_folder_is_refused(queue: Path, tmp_path: 
     again.stop()
     assert again.status().error is None
 
-
-def table_rows(db: Path) -> dict[str, list[tuple]]:
-    """Every row of every table, in rowid order: two files with equal rows hold one state."""
-    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        tables = [name for (name,) in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        return {table: connection.execute(f'SELECT * FROM "{table}" ORDER BY rowid').fetchall()
-                for table in tables}
-    finally:
-        connection.close()
 
 
 @pytest.mark.slow

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from archive_workload import checkpoint_now, read_commit_log, spawn
+from archive_workload import checkpoint_now, read_commit_log, spawn, table_rows
 from queue_workload import fill_queue, wait_ready
 
 from queue_admin_gui.core.activity import ActivityLog
@@ -54,16 +53,6 @@ def restorable(archiver: Archiver) -> bool:
     status = archiver.status()
     return status.generation is not None and not status.snapshot_pending
 
-
-def table_rows(db: Path) -> dict[str, list[tuple]]:
-    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        tables = [name for (name,) in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        return {table: connection.execute(f'SELECT * FROM "{table}" ORDER BY rowid').fetchall()
-                for table in tables}
-    finally:
-        connection.close()
 
 
 def in_another_process(*argv: str | Path, env: dict[str, str] | None = None
