@@ -181,8 +181,8 @@ def test_vacuum_refusal_asks_for_the_figure_and_volume_the_question_quoted(
     from collections import namedtuple
 
     from queue_admin_gui.core import errors, maintenance
-    from queue_admin_gui.core.files.disk import volume_label
     from queue_admin_gui.core.files import disk
+    from queue_admin_gui.core.files.disk import volume_label
 
     # the temporary folder on another volume, and no room anywhere
     monkeypatch.setattr(disk, "same_drive", lambda first, second: False)
