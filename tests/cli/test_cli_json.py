@@ -16,6 +16,7 @@ import pytest
 from _cli_helpers import Run
 
 from queue_admin_gui import cli
+from queue_admin_gui.cli import archive as cli_archive
 from queue_admin_gui.cli import commands as cli_commands
 from queue_admin_gui.cli.commands import COMMANDS
 
@@ -28,7 +29,7 @@ ARGS: dict[str, list[str]] = {
     "restore": ["{backup}", "--yes"], "checkpoint": [], "vacuum": [], "analyze": [],
     "optimize": [], "integrity": [], "leases": [], "stats": [], "demo": ["--tasks", "20"],
     "archive": ["--dir", "{folder}/archive", "--seconds", "0.5"],
-    "archive-status": ["--dir", "{folder}"],
+    "archive-status": ["--dir", "{folder}"], "archive-compact": ["--dir", "{folder}"],
     "diff": ["--backup", "{backup}"],
     "rescue": ["--backup", "{backup}", "--yes", "--dir", "{folder}"],
 }
@@ -38,6 +39,7 @@ REFUSALS: dict[str, list[str]] = {
     "verify": ["{missing}"], "list-backups": ["--dir", "{a_file}"],
     "prune": ["--keep", "1", "--dir", "{a_file}"], "restore": ["{backup}"],
     "demo": ["--path", "{a_file}"], "archive-status": ["--dir", "{a_file}"],
+    "archive-compact": ["--dir", "{a_file}"],
 }
 
 
@@ -111,6 +113,7 @@ def _break_everything(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> 
     monkeypatch.setattr(cli.Context, "db_path", property(fail))
     monkeypatch.setattr(cli_commands, "check_backup_file", fail)
     monkeypatch.setattr(cli_commands, "create_demo_queue", fail)
+    monkeypatch.setattr(cli_archive, "compact_archive", fail)
 
 
 @pytest.mark.slow

@@ -56,7 +56,7 @@ def tasks_seen(connection: Any) -> int:
 def test_a_commit_between_the_beginnings_is_never_checked_as_the_copied_state(
         filled_db: Path) -> None:
     copying = CommitsOnBegin(connect(filled_db), filled_db, times=2)
-    check = snapshot._begin_pinned(copying, filled_db, 5000)  # type: ignore[arg-type]
+    check = snapshot.begin_pinned(copying, filled_db, 5000)  # type: ignore[arg-type]
     try:
         assert check is not None and copying.times == 0  # two tries were refused
         assert tasks_seen(copying) == tasks_seen(check.connection) == 302
@@ -71,7 +71,7 @@ def test_without_a_quiet_moment_the_copy_begins_alone(filled_db: Path,
     monkeypatch.setattr(snapshot, "PIN_TRIES", 3)
     copying = CommitsOnBegin(connect(filled_db), filled_db, times=10)
     try:
-        assert snapshot._begin_pinned(copying, filled_db, 5000) is None  # type: ignore[arg-type]
+        assert snapshot.begin_pinned(copying, filled_db, 5000) is None  # type: ignore[arg-type]
         assert copying.in_transaction
     finally:
         copying.connection.close()

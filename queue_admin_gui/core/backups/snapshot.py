@@ -91,7 +91,7 @@ class Snapshot:
     source_check: SourceCheck | None = None
 
 
-def _begin_pinned(source: sqlite3.Connection, source_path: Path,
+def begin_pinned(source: sqlite3.Connection, source_path: Path,
                   busy_timeout_ms: int) -> SourceCheck | None:
     """Begin the copy's read transaction, with a checker pinned to its snapshot when possible.
 
@@ -148,7 +148,7 @@ def copy_snapshot(source_path: Path, partial: Path, action: str,
     source_check = None
     try:
         if check_source:
-            source_check = _begin_pinned(source, source_path, busy_timeout_ms)
+            source_check = begin_pinned(source, source_path, busy_timeout_ms)
         else:
             source.execute("BEGIN")
             source.execute(_FIRST_READ).fetchone()
