@@ -53,6 +53,7 @@ from ..errors import (
 )
 from ..files.db_files import require_existing_file
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from ..trust.check_seal import record_full_check, trusted_check
 from .gate import ALL_WORKERS, CommitWatch, WorkerSignals, read_worker_signals
 from .keep import (
     LiveStateKeeper,
@@ -63,6 +64,7 @@ from .keep import (
     repair_counters,
     safety_folder,
 )
+from .page_proof import prove_pages_equal
 from .plan import RestoredCheck, check_restored
 from .write_access import blocked_sentence, probe_write_access, wait_for_write_access
 from .writing import (
@@ -79,6 +81,10 @@ SAFETY_KEEP_COUNT = 5
 STAGE_STAGING = "Copying the backup for checking"
 STAGE_WAITING = "Waiting for another program to let go of the database"
 STAGE_CHECK_RESTORED = "Checking the restored database"
+#: The report's words for a backup checked in full by this restore.
+CHECKED_NOW = "checked fully now"
+#: The report's words for a result proven equal to the checked backup.
+PROVEN_EQUAL = "every page equal to the checked backup's"
 _STAGING_PREFIX = ".queue-admin-restore-"
 _CHUNK = 1024 * 1024
 #: A staging folder this old belongs to no running restore, whatever its name says.
@@ -108,12 +114,17 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
     watch = (CommitWatch(target) if target.exists()
              and not set(request.accepted_workers) >= ALL_WORKERS else None)
     try:
-        staged = _stage(backup_path, staging_dir, action, progress, cancelled)
+        staged, digest = _stage(backup_path, staging_dir, action, progress, cancelled)
+        size = staged.stat().st_size
+        earlier = trusted_check(digest, size)
         verdict = check_backup_file(staged, progress, cancelled,
-                                    live_path=target if target.exists() else None)
+                                    live_path=target if target.exists() else None,
+                                    earlier_check=earlier)
         if not verdict.ok:
             raise QueueBackupError(f"{action} refused: the backup failed verification: "
                                    f"{verdict.problems[0]}", verdict.kind)
+        if earlier is None:
+            record_full_check(digest, size)
         repaired = repair_counters(staged, action)
         _wait_for_lock(target, request.lock_wait_seconds, progress, cancelled)
         signals = _refuse_live_workers(request, action, watch, cancelled)
@@ -121,6 +132,7 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
             watch.close()
         outcome = _write(request, staged, action, started, progress, cancelled)
         outcome.counters_repaired = repaired
+        outcome.source_check = earlier.describe() if earlier is not None else CHECKED_NOW
         outcome.workers_seen = signals.notes() if signals is not None else []
         return outcome
     finally:
@@ -191,8 +203,11 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
             BackupStore(target, safety_folder(request.backup_dir)).prune_backups(
                 SAFETY_KEEP_COUNT)
     report(progress, 0, 0, STAGE_CHECK_RESTORED)
+    unproven = prove_pages_equal(staged, target, progress, cancelled=None)
+    outcome.result_check = (PROVEN_EQUAL if unproven is None
+                            else f"SQLite's integrity check ({unproven})")
     try:
-        outcome.check = check_restored(target)
+        outcome.check = check_restored(target, integrity=unproven is not None)
         outcome.check.problems += counter_problems(target, outcome.counters_kept)
     except (QueueAdminError, sqlite3.Error, OSError) as error:
         outcome.check = RestoredCheck(target, [
@@ -278,8 +293,12 @@ def _make_staging_dir(target: Path, action: str) -> Path:
 
 
 def _stage(backup_path: Path, staging_dir: Path, action: str,
-           progress: ProgressCallback | None, cancelled: CancelCheck | None) -> Path:
-    """Copy the backup and its manifest into the staging folder as plain bytes."""
+           progress: ProgressCallback | None, cancelled: CancelCheck | None
+           ) -> tuple[Path, str]:
+    """Copy the backup and its manifest into the staging folder as plain bytes.
+
+    Returns the staged copy and the SHA-256 of the bytes written into it.
+    """
     staged = staging_dir / backup_path.name
     total = backup_path.stat().st_size
     done = 0
@@ -301,7 +320,7 @@ def _stage(backup_path: Path, staging_dir: Path, action: str,
     except OSError as error:
         raise translate_error(error, f"{action}: copying the backup for checking",
                               QueueBackupError) from error
-    return staged
+    return staged, digest.hexdigest()
 
 
 def _remove_stale_staging(folder: Path) -> None:

@@ -40,6 +40,8 @@ from .writing import RestoreResult
 SAFETY_FOLDER_NAME = "pre-restore"
 SAFETY_BACKUP_NAME = "pre_restore"
 STAGE_SAFETY = "Taking the safety backup (workers are held off)"
+#: How the report says when the safety copy's full check ran.
+SAFETY_CHECKED_AFTER = "checked fully after the write, once workers were no longer held off"
 
 
 @dataclass
@@ -80,6 +82,12 @@ class RestoreReport(RestoreResult):
     carried: CarryResult | None = None
     #: Why newer tasks were asked to be kept but could not be (the live file was unusable).
     carry_problem: str | None = None
+    #: How the backup was checked: "checked fully now", or the sealed earlier full check.
+    source_check: str = ""
+    #: How the result was checked: proven page for page, or SQLite's integrity check.
+    result_check: str = ""
+    #: When the safety copy was checked: "after the write" (workers were no longer held off).
+    safety_checked: str = ""
 
 
 def safety_folder(backup_dir: str | Path) -> Path:
@@ -127,6 +135,7 @@ class LiveStateKeeper:
         try:
             self.outcome.safety_backup = self.safety.finish_backup(
                 pending, self.progress, keep_partial_on_failure=True).path
+            self.outcome.safety_checked = SAFETY_CHECKED_AFTER
         except QueueBackupError as error:
             tag = "damaged" if error.kind is ErrorKind.CORRUPT else "unchecked"
             kept = pending.partial.with_name(
