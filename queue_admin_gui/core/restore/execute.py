@@ -81,6 +81,7 @@ SAFETY_KEEP_COUNT = 5
 STAGE_STAGING = "Copying the backup for checking"
 STAGE_WAITING = "Waiting for another program to let go of the database"
 STAGE_CHECK_RESTORED = "Checking the restored database"
+STAGE_SAFETY_CHECK = "Waiting for the safety copy's check"
 #: The report's words for a backup checked in full by this restore.
 CHECKED_NOW = "checked fully now"
 #: The report's words for a result proven equal to the checked backup.
@@ -194,14 +195,6 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
                                  "moved aside")
     if keeper.locked_at is not None:
         outcome.held_seconds = time.monotonic() - keeper.locked_at
-    try:
-        keeper.finish()
-    except (QueueAdminError, sqlite3.Error, OSError) as error:
-        outcome.safety_problem = f"the safety copy could not be sealed ({error})"
-    if outcome.safety_backup is not None:
-        with contextlib.suppress(QueueAdminError, sqlite3.Error, OSError):
-            BackupStore(target, safety_folder(request.backup_dir)).prune_backups(
-                SAFETY_KEEP_COUNT)
     report(progress, 0, 0, STAGE_CHECK_RESTORED)
     unproven = prove_pages_equal(staged, target, progress, cancelled=None)
     outcome.result_check = (PROVEN_EQUAL if unproven is None
@@ -213,6 +206,15 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
         outcome.check = RestoredCheck(target, [
             f"the backup was restored, but the restored database could not be checked "
             f"({error}); run the integrity check once other programs let go of it"])
+    report(progress, 0, 0, STAGE_SAFETY_CHECK)
+    try:
+        keeper.finish()  # the safety copy's check ran beside the write and the proof
+    except (QueueAdminError, sqlite3.Error, OSError) as error:
+        outcome.safety_problem = f"the safety copy could not be sealed ({error})"
+    if outcome.safety_backup is not None:
+        with contextlib.suppress(QueueAdminError, sqlite3.Error, OSError):
+            BackupStore(target, safety_folder(request.backup_dir)).prune_backups(
+                SAFETY_KEEP_COUNT)
     outcome.seconds = time.monotonic() - started
     return outcome
 

@@ -10,10 +10,11 @@ Only the file itself is compared, so the proof is tried only once the restore's 
 has emptied the live WAL (otherwise the newest pages are not in the file yet). Page 1's
 header fields SQLite itself rewrites on every commit or backup (file format versions for
 WAL, the change counter, the schema cookie, the version-valid-for number and the SQLite
-version that wrote it) are left out; everything else, page 1's schema included, must match. Any difference, a
-page count that differs, or a file or WAL that changes meanwhile (a worker committing)
-means no proof: the caller then runs the full integrity check instead. A difference never
-passes for equality, so the proof cannot claim a result it did not see.
+version that wrote it) are left out; everything else, page 1's schema included, must
+match. Any difference, a page count that differs, or a file or WAL that changes meanwhile
+(a worker committing) means no proof: the caller then runs the full integrity check
+instead. A difference never passes for equality, so the proof cannot claim a result it did
+not see.
 """
 
 from __future__ import annotations
