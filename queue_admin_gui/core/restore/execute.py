@@ -195,6 +195,7 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
                                  "moved aside")
     if keeper.locked_at is not None:
         outcome.held_seconds = time.monotonic() - keeper.locked_at
+    keeper.start_check()
     report(progress, 0, 0, STAGE_CHECK_RESTORED)
     unproven = prove_pages_equal(staged, target, progress, cancelled=None)
     outcome.result_check = (PROVEN_EQUAL if unproven is None
@@ -208,7 +209,7 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
             f"({error}); run the integrity check once other programs let go of it"])
     report(progress, 0, 0, STAGE_SAFETY_CHECK)
     try:
-        keeper.finish()  # the safety copy's check ran beside the write and the proof
+        keeper.finish()  # the safety copy's check ran beside the proof
     except (QueueAdminError, sqlite3.Error, OSError) as error:
         outcome.safety_problem = f"the safety copy could not be sealed ({error})"
     if outcome.safety_backup is not None:

@@ -42,8 +42,8 @@ SAFETY_FOLDER_NAME = "pre-restore"
 SAFETY_BACKUP_NAME = "pre_restore"
 STAGE_SAFETY = "Taking the safety backup (workers are held off)"
 #: How the report says when the safety copy's full check ran.
-SAFETY_CHECKED_AFTER = ("checked fully on its own copy beside the write, holding no lock, "
-                        "so workers were held off only for the copy and the write")
+SAFETY_CHECKED_AFTER = ("checked fully after the write, once workers were no longer held "
+                        "off")
 
 
 @dataclass
@@ -101,11 +101,10 @@ class LiveStateKeeper:
     """What a restore keeps of the live database before writing: safety copy and counters.
 
     The copy is taken inside the write's first step, holding the live write lock (in WAL
-    mode readers go on; outside it they wait too). Its full check then runs on a thread of
-    its own beside the rest of the write, on the closed copy, holding no lock of the live
-    database: workers wait for the copy and the write alone, and the check uses the second
-    core. :meth:`finish` waits for it after the commit; :meth:`discard` waits for it and
-    removes the copy when the restore changed nothing.
+    mode readers go on; outside it they wait too). Its full check runs after the commit
+    (:meth:`start_check`, on a thread of its own beside the check of the result), so
+    workers wait for the copy and the write alone. :meth:`finish` waits for the check;
+    :meth:`discard` removes the copy when the restore changed nothing.
     """
 
     def __init__(self, request: RestoreRequest, outcome: RestoreReport, action: str,
@@ -129,7 +128,15 @@ class LiveStateKeeper:
         self.locked_at = time.monotonic()
         self._keep_live_state()
         self._carry(source)
-        if self.pending is not None:
+
+    def start_check(self) -> None:
+        """After the commit: start the safety copy's full check on a thread of its own.
+
+        Workers are no longer held off; the check runs beside the check of the result and
+        :meth:`finish` waits for it. (Run beside the write instead, it slowed the write, and
+        so the time workers are held off, on a machine of two cores.)
+        """
+        if self.pending is not None and self._checker is None:
             self._checker = threading.Thread(target=self._check_in_background,
                                              name="queue-admin-safety-check", daemon=True)
             self._checker.start()
