@@ -36,6 +36,7 @@ import os
 import shutil
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -81,7 +82,7 @@ SAFETY_KEEP_COUNT = 5
 STAGE_STAGING = "Copying the backup for checking"
 STAGE_WAITING = "Waiting for another program to let go of the database"
 STAGE_CHECK_RESTORED = "Checking the restored database"
-STAGE_SAFETY_CHECK = "Waiting for the safety copy's check"
+STAGE_SAFETY_CHECK = "Checking the safety copy (workers are no longer held off)"
 #: The report's words for a backup checked in full by this restore.
 CHECKED_NOW = "checked fully now"
 #: The report's words for a result proven equal to the checked backup.
@@ -195,11 +196,22 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
                                  "moved aside")
     if keeper.locked_at is not None:
         outcome.held_seconds = time.monotonic() - keeper.locked_at
-    keeper.start_check()
-    report(progress, 0, 0, STAGE_CHECK_RESTORED)
-    unproven = prove_pages_equal(staged, target, progress, cancelled=None)
+    # The result's proof reads the files on a thread of its own while the safety copy is
+    # checked on this one (which alone reports progress); workers are no longer held off.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-admin-proof") as pool:
+        proof = pool.submit(prove_pages_equal, staged, target)
+        report(progress, 0, 0, STAGE_SAFETY_CHECK)
+        try:
+            keeper.finish()
+        except (QueueAdminError, sqlite3.Error, OSError) as error:
+            outcome.safety_problem = f"the safety copy could not be sealed ({error})"
+        try:
+            unproven = proof.result()
+        except Exception as error:  # noqa: BLE001 - no proof then; the full check runs
+            unproven = f"the pages could not be compared ({error})"
     outcome.result_check = (PROVEN_EQUAL if unproven is None
                             else f"SQLite's integrity check ({unproven})")
+    report(progress, 0, 0, STAGE_CHECK_RESTORED)
     try:
         outcome.check = check_restored(target, integrity=unproven is not None)
         outcome.check.problems += counter_problems(target, outcome.counters_kept)
@@ -207,11 +219,6 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
         outcome.check = RestoredCheck(target, [
             f"the backup was restored, but the restored database could not be checked "
             f"({error}); run the integrity check once other programs let go of it"])
-    report(progress, 0, 0, STAGE_SAFETY_CHECK)
-    try:
-        keeper.finish()  # the safety copy's check ran beside the proof
-    except (QueueAdminError, sqlite3.Error, OSError) as error:
-        outcome.safety_problem = f"the safety copy could not be sealed ({error})"
     if outcome.safety_backup is not None:
         with contextlib.suppress(QueueAdminError, sqlite3.Error, OSError):
             BackupStore(target, safety_folder(request.backup_dir)).prune_backups(

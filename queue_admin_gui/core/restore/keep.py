@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -42,8 +41,7 @@ SAFETY_FOLDER_NAME = "pre-restore"
 SAFETY_BACKUP_NAME = "pre_restore"
 STAGE_SAFETY = "Taking the safety backup (workers are held off)"
 #: How the report says when the safety copy's full check ran.
-SAFETY_CHECKED_AFTER = ("checked fully after the write, once workers were no longer held "
-                        "off")
+SAFETY_CHECKED_AFTER = "checked fully after the write, once workers were no longer held off"
 
 
 @dataclass
@@ -101,10 +99,9 @@ class LiveStateKeeper:
     """What a restore keeps of the live database before writing: safety copy and counters.
 
     The copy is taken inside the write's first step, holding the live write lock (in WAL
-    mode readers go on; outside it they wait too). Its full check runs after the commit
-    (:meth:`start_check`, on a thread of its own beside the check of the result), so
-    workers wait for the copy and the write alone. :meth:`finish` waits for the check;
-    :meth:`discard` removes the copy when the restore changed nothing.
+    mode readers go on; outside it they wait too); it is checked only after the restore
+    committed (:meth:`finish`, beside the proof of the result), so workers wait for the
+    copy alone.
     """
 
     def __init__(self, request: RestoreRequest, outcome: RestoreReport, action: str,
@@ -120,8 +117,6 @@ class LiveStateKeeper:
                                   busy_timeout_ms=request.busy_timeout_ms,
                                   pages_per_step=request.pages_per_step)
         self.pending: PendingBackup | None = None
-        self._checker: threading.Thread | None = None
-        self._checker_error: BaseException | None = None
 
     def while_locked(self, source: sqlite3.Connection) -> None:
         """In the write's first step: copy the live state, then carry the counters over."""
@@ -129,50 +124,18 @@ class LiveStateKeeper:
         self._keep_live_state()
         self._carry(source)
 
-    def start_check(self) -> None:
-        """After the commit: start the safety copy's full check on a thread of its own.
-
-        Workers are no longer held off; the check runs beside the check of the result and
-        :meth:`finish` waits for it. (Run beside the write instead, it slowed the write, and
-        so the time workers are held off, on a machine of two cores.)
-        """
-        if self.pending is not None and self._checker is None:
-            self._checker = threading.Thread(target=self._check_in_background,
-                                             name="queue-admin-safety-check", daemon=True)
-            self._checker.start()
-
     def finish(self) -> None:
-        """Wait for the safety copy's check (or run it); raise what it could not report.
+        """Check and name the safety copy; a copy that fails its check is kept, unchecked.
 
-        A copy that passes is named as a backup. A damaged live file (say an index that
-        disagrees with its table) fails the check: its copy is kept as
-        ``queue_damaged_<time>.db``, never as a backup.
+        A damaged live file (say an index that disagrees with its table) fails the check:
+        its copy is kept as ``queue_damaged_<time>.db``, never as a backup.
         """
-        if self._checker is None:
-            self._check(self.progress)
-        self._join()
-        error, self._checker_error = self._checker_error, None
-        if error is not None:
-            raise error
-
-    def _join(self) -> None:
-        if self._checker is not None:
-            self._checker.join()
-            self._checker = None
-
-    def _check_in_background(self) -> None:
-        try:
-            self._check(None)  # progress is the caller's thread's alone
-        except BaseException as error:  # noqa: BLE001 - handed to finish() on the caller's thread
-            self._checker_error = error
-
-    def _check(self, progress: ProgressCallback | None) -> None:
         pending, self.pending = self.pending, None
         if pending is None:
             return
         try:
             self.outcome.safety_backup = self.safety.finish_backup(
-                pending, progress, keep_partial_on_failure=True).path
+                pending, self.progress, keep_partial_on_failure=True).path
             self.outcome.safety_checked = SAFETY_CHECKED_AFTER
         except QueueBackupError as error:
             tag = "damaged" if error.kind is ErrorKind.CORRUPT else "unchecked"
@@ -189,18 +152,9 @@ class LiveStateKeeper:
 
     def discard(self) -> None:
         """Remove a safety copy that is not needed: the restore did not change anything."""
-        self._join()
-        self._checker_error = None
         pending, self.pending = self.pending, None
         if pending is not None:
             remove_partial(pending.partial, manifest_path_for(pending.final))
-        outcome = self.outcome
-        checked = [path for path in (outcome.safety_backup, outcome.damaged_copy)
-                   if path is not None]
-        for path in checked:
-            remove_partial(path, manifest_path_for(path))
-        outcome.safety_backup = outcome.damaged_copy = outcome.safety_problem = None
-        outcome.safety_checked = ""
 
     def _keep_live_state(self) -> None:
         request, outcome = self.request, self.outcome
