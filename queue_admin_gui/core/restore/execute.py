@@ -3,9 +3,11 @@
 The order of the steps is what makes the restore unable to lose a committed write:
 
 1. The backup (and its manifest) is copied into a private staging folder beside the live
-   database, and the copy is verified fully (checksum, integrity check, queue schema). The
-   user's backup file is only ever read as plain bytes; SQLite never opens it, so nothing
-   can create, delete or change a file beside it.
+   database, hashed on the way, and the copy is verified fully (checksum, integrity check,
+   queue schema). The user's backup file is only ever read as plain bytes; SQLite never
+   opens it, so nothing can create, delete or change a file beside it. When this tool
+   sealed a full check of exactly these bytes (:mod:`..trust.check_seal`), the integrity
+   check is not run again; every other check is.
 2. The backup's id counters are made sound (:func:`.keep.repair_counters`), then workers
    at work refuse the restore unless the caller names them as accepted (:mod:`.gate`: other
    programs holding the file, commits watched since step 1, leases, fresh heartbeats): they
@@ -16,16 +18,19 @@ The order of the steps is what makes the restore unable to lose a committed writ
    the safety backup taken and the live AUTOINCREMENT counters read: every write committed
    before the restore is in the safety backup, and the counters copied into the staging
    file never go below what the live database had handed out, so no task id is reused.
-4. The restored database is checked (integrity, schema, counters) and the staging folder
-   removed. Once the copy has committed nothing raises: what goes wrong after it is
-   reported in the result, which always says the backup was written in.
+4. The safety copy is checked in full, while the restored file is compared page by page
+   with the staging copy (:mod:`.page_proof`); only when that comparison cannot be made
+   does SQLite's integrity check of the result run. Its schema and counters are checked
+   either way, and the staging folder removed. Once the copy has committed nothing raises:
+   what goes wrong after it is reported in the result, which always says the backup was
+   written in.
 
 A live database SQLite cannot open, or one whose queue schema is broken, is moved aside
 whole; a missing one is created from the backup; one that opens but is damaged is
 written over in place (workers may have it open) after an unchecked copy of it is kept; see
 :mod:`.keep`. Workers are held off from the first write step until the commit: they
-see SQLite "busy" and retry within their busy timeout. The time is mostly the safety
-backup's.
+see SQLite "busy" and retry within their busy timeout: the safety copy's pages and the
+write, nothing more.
 """
 
 from __future__ import annotations
