@@ -290,10 +290,13 @@ def restore(context: Context) -> CommandResult:
             "counters_repaired": done.counters_repaired, "workers_seen": done.workers_seen,
             "created": done.created,
             "workers_held_off_seconds": done.held_seconds,
+            "backup_check": done.source_check, "result_check": done.result_check,
+            "safety_check": done.safety_checked,
             "check_problems": check.problems if check is not None else []}
     shown = ["restored_from", "target", "safety_backup", "seconds", "moved_aside",
              "damaged_copy", "safety_problem", "counters_kept", "counters_problem",
-             "counters_repaired", "workers_seen"]
+             "counters_repaired", "workers_seen", "backup_check", "result_check",
+             "safety_check", "workers_held_off_seconds"]
     if args.keep_newer_tasks:
         data.update(carried_tasks(done))
         shown += ["carried_tasks", "carried_logs", "not_carried", "carry_problem"]

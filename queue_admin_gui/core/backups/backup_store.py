@@ -28,6 +28,7 @@ from ..files.durable import fsync_directory, retry_on_windows_lock
 from ..files.file_names import sanitize_backup_name
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from ..settings.config import MaintenanceConfig
+from ..trust.check_seal import record_full_check
 from .backup_folder import (
     CLAIM_GRACE_SECONDS,
     delete_backup_file,
@@ -198,6 +199,7 @@ class BackupStore:
                 tool_version=__version__,
             )
             manifest.write(final)
+            record_full_check(digest, size)  # the full check just passed on these bytes
             report(progress, 1, 1, STAGE_FINISH)
             raise_if_cancelled(cancelled, action)
             if sys.platform == "win32":  # an open file cannot be renamed there

@@ -37,8 +37,10 @@ from ..files.durable import file_sha256
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from ..trust.backup_schema import read_live_schema, schema_problems
 from ..trust.backup_sequence import counter_problems
+from ..trust.check_seal import CheckSeal
 from ..trust.untrusted import (
     FULL_CHECK,
+    SEALED_FULL_CHECK,
     ContentCheck,
     check_beside,
     check_budget_seconds,
@@ -95,7 +97,8 @@ class _Findings:
 def check_backup_file(path: str | Path, progress: ProgressCallback | None = None,
                       cancelled: CancelCheck | None = None, *,
                       live_path: str | Path | None = None,
-                      trust_checksum: bool = False) -> VerifyReport:
+                      trust_checksum: bool = False,
+                      earlier_check: CheckSeal | None = None) -> VerifyReport:
     """Check a backup file and list every problem; never raises for a bad file.
 
     Raises only :class:`OperationCancelled` when ``cancelled()`` turns true. A missing
@@ -112,7 +115,11 @@ def check_backup_file(path: str | Path, progress: ProgressCallback | None = None
 
     The full ``integrity_check`` always runs: a file's manifest is as untrusted as the file,
     so a matching SHA-256 proves nothing about where the bytes came from.
-    ``trust_checksum`` is accepted for older callers and changes nothing.
+    ``trust_checksum`` is accepted for older callers and changes nothing. The one
+    exception is ``earlier_check``: a sealed record (its MAC verified with this user's key,
+    :mod:`..trust.check_seal`) that this tool's full check passed on bytes whose SHA-256 the
+    caller has just computed from the file itself and found equal to the record's. Then the
+    page check is not repeated; everything else is.
     """
     del trust_checksum  # kept in the signature only; see above
     path = Path(path)
@@ -155,11 +162,16 @@ def check_backup_file(path: str | Path, progress: ProgressCallback | None = None
     report(progress, 0, 0, STAGE_INTEGRITY)
     action = f"Verifying '{path}'"
 
+    if earlier_check is not None and earlier_check.size != size:
+        earlier_check = None
+
     def hashing() -> None:
         if hash_it and manifest is not None:
-            _compare_digest(path, manifest, found, progress, cancelled)
+            _compare_digest(path, manifest, found, progress, cancelled,
+                            known=earlier_check.sha256 if earlier_check else None)
 
-    _, content = check_beside(path, FULL_CHECK, hashing, cancelled, action,
+    pragma = FULL_CHECK if earlier_check is None else SEALED_FULL_CHECK
+    _, content = check_beside(path, pragma, hashing, cancelled, action,
                               budget_seconds=check_budget_seconds(size))
     _record_contents(content, found, action, size)
     if content.error is None and content.stalled_after is None:
@@ -215,8 +227,9 @@ def _read_manifest(path: Path, size: int, found: _Findings) -> BackupManifest | 
 
 
 def _compare_digest(path: Path, manifest: BackupManifest, found: _Findings,
-                    progress: ProgressCallback | None, cancelled: CancelCheck | None) -> None:
-    digest = file_sha256(path, progress, cancelled, f"Verifying '{path}'")
+                    progress: ProgressCallback | None, cancelled: CancelCheck | None,
+                    known: str | None = None) -> None:
+    digest = known or file_sha256(path, progress, cancelled, f"Verifying '{path}'")
     if digest != manifest.sha256:
         found.problem(ErrorKind.CORRUPT,
                       "The file's bytes no longer match its manifest (SHA-256 differs); it "

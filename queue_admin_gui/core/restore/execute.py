@@ -3,9 +3,11 @@
 The order of the steps is what makes the restore unable to lose a committed write:
 
 1. The backup (and its manifest) is copied into a private staging folder beside the live
-   database, and the copy is verified fully (checksum, integrity check, queue schema). The
-   user's backup file is only ever read as plain bytes; SQLite never opens it, so nothing
-   can create, delete or change a file beside it.
+   database, hashed on the way, and the copy is verified fully (checksum, integrity check,
+   queue schema). The user's backup file is only ever read as plain bytes; SQLite never
+   opens it, so nothing can create, delete or change a file beside it. When this tool
+   sealed a full check of exactly these bytes (:mod:`..trust.check_seal`), the integrity
+   check is not run again; every other check is.
 2. The backup's id counters are made sound (:func:`.keep.repair_counters`), then workers
    at work refuse the restore unless the caller names them as accepted (:mod:`.gate`: other
    programs holding the file, commits watched since step 1, leases, fresh heartbeats): they
@@ -16,16 +18,19 @@ The order of the steps is what makes the restore unable to lose a committed writ
    the safety backup taken and the live AUTOINCREMENT counters read: every write committed
    before the restore is in the safety backup, and the counters copied into the staging
    file never go below what the live database had handed out, so no task id is reused.
-4. The restored database is checked (integrity, schema, counters) and the staging folder
-   removed. Once the copy has committed nothing raises: what goes wrong after it is
-   reported in the result, which always says the backup was written in.
+4. The safety copy is checked in full, while the restored file is compared page by page
+   with the staging copy (:mod:`.page_proof`); only when that comparison cannot be made
+   does SQLite's integrity check of the result run. Its schema and counters are checked
+   either way, and the staging folder removed. Once the copy has committed nothing raises:
+   what goes wrong after it is reported in the result, which always says the backup was
+   written in.
 
 A live database SQLite cannot open, or one whose queue schema is broken, is moved aside
 whole; a missing one is created from the backup; one that opens but is damaged is
 written over in place (workers may have it open) after an unchecked copy of it is kept; see
 :mod:`.keep`. Workers are held off from the first write step until the commit: they
-see SQLite "busy" and retry within their busy timeout. The time is mostly the safety
-backup's.
+see SQLite "busy" and retry within their busy timeout: the safety copy's pages and the
+write, nothing more.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import os
 import shutil
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -53,6 +59,7 @@ from ..errors import (
 )
 from ..files.db_files import require_existing_file
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from ..trust.check_seal import record_full_check, trusted_check
 from .gate import ALL_WORKERS, CommitWatch, WorkerSignals, read_worker_signals
 from .keep import (
     LiveStateKeeper,
@@ -63,6 +70,7 @@ from .keep import (
     repair_counters,
     safety_folder,
 )
+from .page_proof import prove_pages_equal
 from .plan import RestoredCheck, check_restored
 from .write_access import blocked_sentence, probe_write_access, wait_for_write_access
 from .writing import (
@@ -79,6 +87,11 @@ SAFETY_KEEP_COUNT = 5
 STAGE_STAGING = "Copying the backup for checking"
 STAGE_WAITING = "Waiting for another program to let go of the database"
 STAGE_CHECK_RESTORED = "Checking the restored database"
+STAGE_SAFETY_CHECK = "Checking the safety copy (workers are no longer held off)"
+#: The report's words for a backup checked in full by this restore.
+CHECKED_NOW = "checked fully now"
+#: The report's words for a result proven equal to the checked backup.
+PROVEN_EQUAL = "every page equal to the checked backup's"
 _STAGING_PREFIX = ".queue-admin-restore-"
 _CHUNK = 1024 * 1024
 #: A staging folder this old belongs to no running restore, whatever its name says.
@@ -108,12 +121,17 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
     watch = (CommitWatch(target) if target.exists()
              and not set(request.accepted_workers) >= ALL_WORKERS else None)
     try:
-        staged = _stage(backup_path, staging_dir, action, progress, cancelled)
+        staged, digest = _stage(backup_path, staging_dir, action, progress, cancelled)
+        size = staged.stat().st_size
+        earlier = trusted_check(digest, size)
         verdict = check_backup_file(staged, progress, cancelled,
-                                    live_path=target if target.exists() else None)
+                                    live_path=target if target.exists() else None,
+                                    earlier_check=earlier)
         if not verdict.ok:
             raise QueueBackupError(f"{action} refused: the backup failed verification: "
                                    f"{verdict.problems[0]}", verdict.kind)
+        if earlier is None:
+            record_full_check(digest, size)
         repaired = repair_counters(staged, action)
         _wait_for_lock(target, request.lock_wait_seconds, progress, cancelled)
         signals = _refuse_live_workers(request, action, watch, cancelled)
@@ -121,6 +139,7 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
             watch.close()
         outcome = _write(request, staged, action, started, progress, cancelled)
         outcome.counters_repaired = repaired
+        outcome.source_check = earlier.describe() if earlier is not None else CHECKED_NOW
         outcome.workers_seen = signals.notes() if signals is not None else []
         return outcome
     finally:
@@ -182,22 +201,33 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
                                  "moved aside")
     if keeper.locked_at is not None:
         outcome.held_seconds = time.monotonic() - keeper.locked_at
-    try:
-        keeper.finish()
-    except (QueueAdminError, sqlite3.Error, OSError) as error:
-        outcome.safety_problem = f"the safety copy could not be sealed ({error})"
-    if outcome.safety_backup is not None:
-        with contextlib.suppress(QueueAdminError, sqlite3.Error, OSError):
-            BackupStore(target, safety_folder(request.backup_dir)).prune_backups(
-                SAFETY_KEEP_COUNT)
+    # The result's proof reads the files on a thread of its own while the safety copy is
+    # checked on this one (which alone reports progress); workers are no longer held off.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-admin-proof") as pool:
+        proof = pool.submit(prove_pages_equal, staged, target)
+        report(progress, 0, 0, STAGE_SAFETY_CHECK)
+        try:
+            keeper.finish()
+        except (QueueAdminError, sqlite3.Error, OSError) as error:
+            outcome.safety_problem = f"the safety copy could not be sealed ({error})"
+        try:
+            unproven = proof.result()
+        except Exception as error:  # noqa: BLE001 - no proof then; the full check runs
+            unproven = f"the pages could not be compared ({error})"
+    outcome.result_check = (PROVEN_EQUAL if unproven is None
+                            else f"SQLite's integrity check ({unproven})")
     report(progress, 0, 0, STAGE_CHECK_RESTORED)
     try:
-        outcome.check = check_restored(target)
+        outcome.check = check_restored(target, integrity=unproven is not None)
         outcome.check.problems += counter_problems(target, outcome.counters_kept)
     except (QueueAdminError, sqlite3.Error, OSError) as error:
         outcome.check = RestoredCheck(target, [
             f"the backup was restored, but the restored database could not be checked "
             f"({error}); run the integrity check once other programs let go of it"])
+    if outcome.safety_backup is not None:
+        with contextlib.suppress(QueueAdminError, sqlite3.Error, OSError):
+            BackupStore(target, safety_folder(request.backup_dir)).prune_backups(
+                SAFETY_KEEP_COUNT)
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -278,8 +308,12 @@ def _make_staging_dir(target: Path, action: str) -> Path:
 
 
 def _stage(backup_path: Path, staging_dir: Path, action: str,
-           progress: ProgressCallback | None, cancelled: CancelCheck | None) -> Path:
-    """Copy the backup and its manifest into the staging folder as plain bytes."""
+           progress: ProgressCallback | None, cancelled: CancelCheck | None
+           ) -> tuple[Path, str]:
+    """Copy the backup and its manifest into the staging folder as plain bytes.
+
+    Returns the staged copy and the SHA-256 of the bytes written into it.
+    """
     staged = staging_dir / backup_path.name
     total = backup_path.stat().st_size
     done = 0
@@ -301,7 +335,7 @@ def _stage(backup_path: Path, staging_dir: Path, action: str,
     except OSError as error:
         raise translate_error(error, f"{action}: copying the backup for checking",
                               QueueBackupError) from error
-    return staged
+    return staged, digest.hexdigest()
 
 
 def _remove_stale_staging(folder: Path) -> None:

@@ -40,6 +40,8 @@ from .writing import RestoreResult
 SAFETY_FOLDER_NAME = "pre-restore"
 SAFETY_BACKUP_NAME = "pre_restore"
 STAGE_SAFETY = "Taking the safety backup (workers are held off)"
+#: How the report says when the safety copy's full check ran.
+SAFETY_CHECKED_AFTER = "checked fully after the write, once workers were no longer held off"
 
 
 @dataclass
@@ -80,6 +82,12 @@ class RestoreReport(RestoreResult):
     carried: CarryResult | None = None
     #: Why newer tasks were asked to be kept but could not be (the live file was unusable).
     carry_problem: str | None = None
+    #: How the backup was checked: "checked fully now", or the sealed earlier full check.
+    source_check: str = ""
+    #: How the result was checked: proven page for page, or SQLite's integrity check.
+    result_check: str = ""
+    #: When the safety copy was checked: "after the write" (workers were no longer held off).
+    safety_checked: str = ""
 
 
 def safety_folder(backup_dir: str | Path) -> Path:
@@ -92,7 +100,8 @@ class LiveStateKeeper:
 
     The copy is taken inside the write's first step, holding the live write lock (in WAL
     mode readers go on; outside it they wait too); it is checked only after the restore
-    committed (:meth:`finish`), so workers wait for the copy alone.
+    committed (:meth:`finish`, beside the proof of the result), so workers wait for the
+    copy alone.
     """
 
     def __init__(self, request: RestoreRequest, outcome: RestoreReport, action: str,
@@ -127,6 +136,7 @@ class LiveStateKeeper:
         try:
             self.outcome.safety_backup = self.safety.finish_backup(
                 pending, self.progress, keep_partial_on_failure=True).path
+            self.outcome.safety_checked = SAFETY_CHECKED_AFTER
         except QueueBackupError as error:
             tag = "damaged" if error.kind is ErrorKind.CORRUPT else "unchecked"
             kept = pending.partial.with_name(

@@ -35,6 +35,9 @@ MAX_LISTED_DAMAGE = 5
 #: The two checks, written out in full (never assembled from input).
 FULL_CHECK = f"PRAGMA integrity_check({MAX_LISTED_DAMAGE})"
 QUICK_CHECK = f"PRAGMA quick_check({MAX_LISTED_DAMAGE})"
+#: No page check now: the caller holds a sealed record (:mod:`.check_seal`) that this tool's
+#: full check of these exact bytes passed; only the schema and counters are read.
+SEALED_FULL_CHECK = "sealed earlier full check"
 #: A check may always take this long, however small the file ...
 CHECK_FLOOR_SECONDS = 15.0
 #: ... plus this much per MB: a full check reads far faster than 0.5 MB/s even off a share.
@@ -174,7 +177,8 @@ def _run_check(path: Path, pragma: str, watch: _Watch, result: ContentCheck) -> 
                                                 CANCEL_CHECK_STEPS)
                 if watch.stop.is_set():
                     return
-                result.rows = [str(row[0]) for row in connection.execute(pragma)]
+                result.rows = (["ok"] if pragma == SEALED_FULL_CHECK
+                               else [str(row[0]) for row in connection.execute(pragma)])
                 result.missing = check_queue_schema(connection)
                 result.schema = read_schema(connection)
                 try:
@@ -252,7 +256,10 @@ def _finish(helper: threading.Thread, watch: _Watch) -> None:
 def check_beside(path: Path, pragma: str, work: Callable[[], _T],
                  cancelled: CancelCheck | None, action: str, *,
                  budget_seconds: float | None = None) -> tuple[_T, ContentCheck]:
-    """Run ``pragma`` (:data:`QUICK_CHECK` or :data:`FULL_CHECK`) on ``path`` while ``work`` runs.
+    """Run ``pragma`` (:data:`QUICK_CHECK`, :data:`FULL_CHECK`) on ``path`` while ``work`` runs.
+
+    :data:`SEALED_FULL_CHECK` runs no page check (the caller proved one passed on these
+    bytes) and reads the rest as the others do.
 
     The check runs on a helper thread with its own connection; ``work`` (hashing, flushing)
     runs on the caller's thread, which alone reports progress and polls ``cancelled``. A
@@ -261,7 +268,7 @@ def check_beside(path: Path, pragma: str, work: Callable[[], _T],
     on the file. When ``budget_seconds`` pass before the check ends, it is stopped and the
     result says so in ``stalled_after``.
     """
-    if pragma not in (QUICK_CHECK, FULL_CHECK):
+    if pragma not in (QUICK_CHECK, FULL_CHECK, SEALED_FULL_CHECK):
         raise ValueError(f"unknown check {pragma!r}")
     watch = _Watch()
     result = ContentCheck()

@@ -1,0 +1,105 @@
+"""Proof that a restored database holds exactly the pages of the checked backup.
+
+After the copy commits, the restored file is compared with the staged copy it was written
+from, page by page, byte for byte (stronger than comparing page hashes, and cheaper). The
+staged copy passed the full check (and was then changed only by SQLite itself: the id
+counters, the tasks carried over), so a restored file whose every page is the same is as
+sound as it; no second integrity check is needed.
+
+Only the file itself is compared, so the proof is tried only once the restore's checkpoint
+has emptied the live WAL (otherwise the newest pages are not in the file yet). Page 1's
+header fields SQLite itself rewrites on every commit or backup (file format versions for
+WAL, the change counter, the schema cookie, the version-valid-for number and the SQLite
+version that wrote it) are left out; everything else, page 1's schema included, must
+match. Any difference, a page count that differs, or a file or WAL that changes meanwhile
+(a worker committing) means no proof: the caller then runs the full integrity check
+instead. A difference never passes for equality, so the proof cannot claim a result it did
+not see.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..files.db_files import wal_path
+from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+
+STAGE_PROOF = "Proving the restored pages equal to the checked backup"
+#: Bytes of page 1 SQLite rewrites by itself: read/write versions, change counter, the
+#: schema cookie (the backup API moves it past the destination's old one, so connections
+#: reread the schema), version-valid-for and the writing library's version number.
+_HEADER_VOLATILE = ((18, 20), (24, 28), (40, 44), (92, 100))
+_HEADER_SIZE = 100
+_CHUNK_PAGES = 256
+
+
+def _page_size(header: bytes) -> int:
+    size = int.from_bytes(header[16:18], "big")
+    return 65536 if size == 1 else size
+
+
+def _masked_first_page(page: bytes) -> bytes:
+    masked = bytearray(page)
+    for start, end in _HEADER_VOLATILE:
+        masked[start:end] = bytes(end - start)
+    return bytes(masked)
+
+
+def _first_difference(before: bytes, after: bytes, page_size: int, offset: int) -> int:
+    """The number of the first page that differs in two chunks read at ``offset``."""
+    for start in range(0, len(before), page_size):
+        if before[start:start + page_size] != after[start:start + page_size]:
+            return (offset + start) // page_size + 1
+    return offset // page_size + 1
+
+
+def _wal_is_empty(target: Path) -> bool:
+    wal = wal_path(target)
+    return not wal.exists() or wal.stat().st_size == 0
+
+
+def prove_pages_equal(source: str | Path, target: str | Path,
+                      progress: ProgressCallback | None = None,
+                      cancelled: CancelCheck | None = None) -> str | None:
+    """None when every page of ``target`` equals the page of ``source``, else why not.
+
+    ``source`` is the staged copy the restore wrote from (closed, its own WAL folded in);
+    ``target`` the restored database. Reads both files as plain bytes.
+    """
+    source, target = Path(source), Path(target)
+    action = f"Proving '{target}' equal to the checked backup"
+    try:
+        if not _wal_is_empty(source):
+            return "the staged copy still has a write-ahead log"
+        if not _wal_is_empty(target):
+            return "the restored database's write-ahead log was not folded into the file"
+        size = source.stat().st_size
+        if target.stat().st_size != size:
+            return "the restored file's size differs from the backup's"
+        with open(source, "rb") as old, open(target, "rb") as new:
+            header = old.read(_HEADER_SIZE)
+            page_size = _page_size(header)
+            if len(header) < _HEADER_SIZE or page_size < 512 or size % page_size:
+                return "the backup's page size cannot be read"
+            old.seek(0)
+            done = 0
+            while done < size:
+                before = old.read(page_size * _CHUNK_PAGES)
+                after = new.read(page_size * _CHUNK_PAGES)
+                if len(before) != len(after) or not before:
+                    return "the files changed while they were compared"
+                if done == 0:
+                    before, after = _masked_first_page(before), _masked_first_page(after)
+                if before != after:
+                    return f"page {_first_difference(before, after, page_size, done)} differs"
+                done += len(before)
+                report(progress, done, size, STAGE_PROOF)
+                raise_if_cancelled(cancelled, action)
+        if target.stat().st_size != size or not _wal_is_empty(target):
+            return "the restored database changed while it was compared"
+    except OSError as error:
+        return f"the files could not be read ({error})"
+    return None
+
+
+__all__ = ["STAGE_PROOF", "prove_pages_equal"]
