@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from test_restore import NEW, make_queue, state
-from test_verify import _index_out_of_step
+from test_verify import index_out_of_step
 
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.backups.manifest import manifest_path_for
@@ -91,7 +91,7 @@ def test_without_a_seal_the_restore_checks_fully_and_seals_it_for_next_time(
 def test_a_forged_seal_with_a_matching_checksum_gets_the_full_check(
         engine: QueueBackup, live: Path, new_backup: Path, seal_folder: Path) -> None:
     """A hostile backup with a matching manifest and a seal record made without the key."""
-    bad = _index_out_of_step(new_backup)
+    bad = index_out_of_step(new_backup)
     assert trusted_check(file_sha256(bad), bad.stat().st_size) is None
     _write_record(seal_folder, bad, "0" * 64)
     assert trusted_check(file_sha256(bad), bad.stat().st_size) is None
@@ -119,7 +119,7 @@ def test_a_file_changed_after_its_check_gets_the_full_check(
     """The seal is for the bytes checked: the same file changed later (manifest and all)."""
     digest, size = file_sha256(new_backup), new_backup.stat().st_size
     assert trusted_check(digest, size) is not None
-    bad = _index_out_of_step(new_backup)
+    bad = index_out_of_step(new_backup)
     os.replace(bad, new_backup)
     os.replace(manifest_path_for(bad), manifest_path_for(new_backup))
     assert trusted_check(file_sha256(new_backup), new_backup.stat().st_size) is None

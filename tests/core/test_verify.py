@@ -165,7 +165,7 @@ def test_verification_reports_progress(good: Path) -> None:
     assert "Computing the checksum" in stages and "Checking integrity" in stages
 
 
-def _index_out_of_step(good: Path) -> Path:
+def index_out_of_step(good: Path) -> Path:
     """A copy of ``good`` whose index no longer agrees with its table, with a fresh manifest.
 
     Its pages are all sound, so only the full integrity_check (which compares every index
@@ -186,7 +186,7 @@ def _index_out_of_step(good: Path) -> Path:
 
 def test_a_matching_checksum_never_replaces_the_full_check(good: Path) -> None:
     """A hostile file can come with a manifest that matches it: the full check always runs."""
-    bad = _index_out_of_step(good)
+    bad = index_out_of_step(good)
     full = check_backup_file(bad)
     assert not full.ok and any("integrity check" in problem for problem in full.problems)
     trusted = check_backup_file(bad, trust_checksum=True)
@@ -196,7 +196,7 @@ def test_a_matching_checksum_never_replaces_the_full_check(good: Path) -> None:
 
 
 def test_without_a_manifest_a_restore_still_gets_the_full_check(good: Path) -> None:
-    bad = _index_out_of_step(good)
+    bad = index_out_of_step(good)
     manifest_path_for(bad).unlink()
     report = check_backup_file(bad, trust_checksum=True)
     assert not report.ok and any("integrity check" in problem for problem in report.problems)
