@@ -1,6 +1,6 @@
 """The words for task statuses, chosen once and used on every screen.
 
-The queue stores six spellings for four states (SCHEMA.md): ``leased`` and the older
+The queue stores six spellings for four states (see `core/schema.py`): ``leased`` and the older
 ``processing`` are both *in flight*; ``failed`` and the older ``dead_letter`` are both *dead*:
 the task ran out of attempts and no worker will take it again. Screens say "dead (out of
 attempts)" for both, never "failed" (which the window also uses for jobs that did not
