@@ -59,6 +59,9 @@ def test_a_commit_between_the_beginnings_is_never_checked_as_the_copied_state(
     check = snapshot.begin_pinned(copying, filled_db, 5000)  # type: ignore[arg-type]
     try:
         assert check is not None and copying.times == 0  # two tries were refused
+        # the checker's connection is busy with its check until it ends; its read
+        # transaction (the pinned snapshot) stays open after it
+        assert check.running.wait(None, "Checking").rows == ["ok"]
         assert tasks_seen(copying) == tasks_seen(check.connection) == 302
     finally:
         if check is not None:
