@@ -205,7 +205,9 @@ def test_the_windows_own_truncates_keep_one_generation_and_lose_nothing(
     assert worker.returncode == 0, "the worker hit an error (a busy error?)"
     assert inside.stats.errors == 0 and inside.stats.completed > 0
     assert [result["busy"] for result in results] == [0, 0, 0]
-    assert all(result["wal_bytes_after"] == 0 for result in results)
+    # SQLite's own report of each TRUNCATE: the WAL was cut to nothing (its size measured
+    # afterwards may already hold the next commit of the writers that keep going)
+    assert all(result["log"] == 0 for result in results)
     assert controller.checkpoints_let_through == 3
     assert followed is not None and followed.resets_followed >= 3
     assert followed.generations_started == 1 and followed.last_gap is None
