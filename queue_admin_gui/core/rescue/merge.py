@@ -223,7 +223,7 @@ def rescue_tasks(live: str | Path, past: PastState, selection: RescueSelection, 
     with closing_connection(open_live(live, action)) as connection:
         attach_read_only(connection, past.path, PAST, action)
         guard_untrusted(connection)
-        plan = _run(connection, action, cancelled,
+        plan = in_one_transaction(connection, action, cancelled,
                     lambda: _plan(connection, selection, explain_ids=True,
                                   unreadable=unreadable_ranges(past)), write=False)
     outcome.skipped = tuple(plan.skipped)
@@ -277,7 +277,7 @@ def _write(live: Path, past: PastState, selection: RescueSelection, plan: _Plan,
                 outcome.held_seconds = time.monotonic() - locked_at
                 outcome.skipped = tuple(plan.skipped + now.skipped + late)
 
-            _run(connection, action, cancelled, work, write=True)
+            in_one_transaction(connection, action, cancelled, work, write=True)
         finally:
             if not committed:
                 remove_partial_undo(undo_path)
@@ -490,7 +490,7 @@ def _explain_asked_ids(connection: sqlite3.Connection) -> list[RescueSkip]:
     return skips
 
 
-def _run(connection: sqlite3.Connection, action: str, cancelled: CancelCheck | None,
+def in_one_transaction(connection: sqlite3.Connection, action: str, cancelled: CancelCheck | None,
          work: Any, *, write: bool) -> Any:
     """Run ``work`` inside one transaction (``BEGIN IMMEDIATE`` to write); roll back on error."""
     try:

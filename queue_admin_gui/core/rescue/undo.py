@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from ..database import closing_connection
-from ..errors import ErrorKind, OperationCancelled, translate_error
+from ..errors import ErrorKind
 from ..files.db_files import require_existing_file
-from ..progress import CancelCheck, ProgressCallback, interruptible, raise_if_cancelled, report
-from .merge import take_safety_backup
+from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from .merge import in_one_transaction, take_safety_backup
 from .sql import (
     HELD_STATUSES,
     RescueError,
@@ -137,22 +137,15 @@ def _in_transaction(live: Path, undo_file: Path, action: str, cancelled: CancelC
         attach_read_only(connection, undo_file, UNDO_SCHEMA, action)
         guard_untrusted(connection)
         _check_undo_file(connection, live, undo_file)
-        try:
-            with interruptible(connection, cancelled):
-                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                try:
-                    plan = _plan(connection)
-                    if write:
-                        plan["logs"] = _apply(connection, plan)
-                        connection.execute("COMMIT")
-                finally:
-                    if connection.in_transaction:
-                        connection.execute("ROLLBACK")
-        except OperationCancelled:
-            raise
-        except sqlite3.Error as error:
-            raise translate_error(error, f"{action} failed; nothing was changed",
-                                  RescueError) from error
+
+        def work() -> dict[str, Any]:
+            plan = _plan(connection)
+            if write:
+                plan["logs"] = _apply(connection, plan)
+                connection.execute("COMMIT")
+            return plan
+
+        plan = in_one_transaction(connection, action, cancelled, work, write=write)
     return plan
 
 
