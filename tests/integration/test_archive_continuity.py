@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -99,6 +100,32 @@ def test_a_checkpoint_storm_from_two_programs_loses_no_commit_silently(
     assert table_rows(final) == table_rows(queue)
 
 
+def archived_transactions(folder: Path) -> int:
+    """Transactions the archive holds, over all its generations."""
+    return sum(generation.transactions for generation in archive_status(folder).generations)
+
+
+def commit_one_and_wait_until_archived(queue: Path, folder: Path) -> None:
+    """One more commit after the event under test, waited for until the archive holds it."""
+    before = archived_transactions(folder)
+    add = sqlite3.connect(queue, isolation_level=None, timeout=10)
+    add.execute("INSERT INTO task_queue (type, payload) VALUES ('after', '{}')")
+    add.close()
+    deadline = time.monotonic() + 60
+    while archived_transactions(folder) <= before:
+        assert time.monotonic() < deadline, "the commit after the event was never archived"
+        time.sleep(0.05)
+
+
+def stop_archiver_child(child: subprocess.Popen[str]) -> None:
+    """Ask the archiver process to stop (a line on its stdin) and wait until it has."""
+    assert child.stdin is not None
+    child.stdin.write("\n")
+    child.stdin.flush()
+    assert read_line(child) == "stopped"
+    child.communicate(timeout=60)
+
+
 def truncate_into(queue: Path, outcome: list[tuple]) -> None:
     """Run a TRUNCATE checkpoint that waits up to 10 s for the write lock; keep its result."""
     connection = sqlite3.connect(queue, isolation_level=None, timeout=10)
@@ -137,16 +164,9 @@ def test_a_commit_while_a_checkpoint_of_the_same_process_waits_is_archived_or_a_
             writer.close()
             checkpoint.join(30)
             assert outcome and outcome[0][0] == 0
-        add = sqlite3.connect(queue, isolation_level=None, timeout=10)
-        add.execute("INSERT INTO task_queue (type, payload) VALUES ('after', '{}')")
-        add.close()
-        time.sleep(0.5)
+        commit_one_and_wait_until_archived(queue, folder)
     finally:
-        assert child.stdin is not None
-        child.stdin.write("\n")
-        child.stdin.flush()
-        assert read_line(child) == "stopped"
-        child.communicate(timeout=60)
+        stop_archiver_child(child)
     status = archive_status(folder)
     final = tmp_path / "final.db"
     assert status.latest is not None
@@ -321,16 +341,9 @@ def test_a_database_overwritten_in_place_by_another_program_ends_the_generation(
                    and archive_status(folder).generations[1].restorable_from):
             assert time.monotonic() < deadline, "the overwrite went unnoticed"
             time.sleep(0.05)
-        add = sqlite3.connect(queue, isolation_level=None, timeout=10)
-        add.execute("INSERT INTO task_queue (type, payload) VALUES ('after', '{}')")
-        add.close()
-        time.sleep(0.5)
+        commit_one_and_wait_until_archived(queue, folder)
     finally:
-        assert child.stdin is not None
-        child.stdin.write("\n")
-        child.stdin.flush()
-        assert read_line(child) == "stopped"
-        child.communicate(timeout=60)
+        stop_archiver_child(child)
     status = archive_status(folder)
     assert len(status.gaps) == 1
     assert "changed outside its WAL" in status.gaps[0].reason
