@@ -231,7 +231,7 @@ def test_a_point_in_time_restore_from_the_wizard_keeps_the_cli_archive_exact(
     commit_batch(queue, "first", 40)
     first_at = settled_instant(folder)
     states.append(("before the restore", first_at, table_rows(queue)))
-    time.sleep(0.3)
+    time.sleep(0.3)  # the two states below lie at instants apart on the clock, not a wait
     commit_batch(queue, "second", 40)
     states.append(("between", settled_instant(folder), table_rows(queue)))
 
