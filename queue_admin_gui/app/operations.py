@@ -215,17 +215,18 @@ def diff_with_backup(live: Path, backup: Path) -> Operation:
 
 
 def rescue_from_backup(live: Path, folder: Path, backup: Path, selection: RescueSelection,
-                       *, dry_run: bool) -> Operation:
+                       *, dry_run: bool, archive: Path | None = None) -> Operation:
     """Put the selected tasks back as they were in ``backup`` (or, dry, say what would be).
 
-    A rescue that went through changes the queue and adds its safety backup and undo file to
-    the backup folder; one that failed may still have kept the safety backup.
+    A rescue that went through changes the queue and adds its safety backup (unless the
+    point-in-time archive in ``archive`` proved it holds the queue as it was) and undo file
+    to the backup folder; one that failed may still have kept the safety backup.
     """
     def run(progress: ProgressCallback, cancelled: CancelCheck) -> RescueReport:
         with open_past_state(live, backup=backup, progress=progress,
                              cancelled=cancelled) as past:
             return rescue_tasks(live, past, selection, backup_dir=folder, dry_run=dry_run,
-                                progress=progress, cancelled=cancelled)
+                                archive_dir=archive, progress=progress, cancelled=cancelled)
 
     if dry_run:
         return Operation(f"Preview the rescue from {backup.name}", run,

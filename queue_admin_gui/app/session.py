@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from ..core.archive.controller import configured_archive_dir
 from ..core.errors import QueueAdminError
 from ..core.maintenance import QueueMaintenance
 from ..core.measurements.health import damage_of
@@ -68,6 +69,11 @@ class Session(QObject):
     def backup_dir(self) -> Path:
         """Where backups of the current database go."""
         return Path(self.config.backup_dir)
+
+    @property
+    def archive_dir(self) -> Path:
+        """The point-in-time archive folder of the settings."""
+        return configured_archive_dir(self.config)
 
     def set_database(self, db_path: Path | None, is_queue: bool | None = None) -> None:
         """Switch to another database file and tell every tab.

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.archive import parse_instant
+from ..core.archive.controller import configured_archive_dir
 from ..core.archive.rebuild import resolve_instant
 from ..core.errors import ErrorKind
 from ..core.rescue import (
@@ -167,12 +168,15 @@ def rescue_command(context: Context) -> CommandResult:
         changed_after=parse_instant(args.changed_after) if args.changed_after else None,
         changed_before=parse_instant(args.changed_before) if args.changed_before else None,
         ids=read_ids_file(args.ids) if args.ids is not None else None)
+    # The archive, when an archiver proves it holds every commit, is the safety copy.
+    archive = (Path(args.archive) if args.archive is not None
+               else configured_archive_dir(context.config))
     with context.slow_operation() as progress:
         with open_past_state(live, progress=progress, cancelled=context.interrupt,
                              **past_options) as past:
             report = rescue_tasks(live, past, selection, backup_dir=context.backup_dir(),
-                                  dry_run=args.dry_run, progress=progress,
-                                  cancelled=context.interrupt)
+                                  dry_run=args.dry_run, archive_dir=archive,
+                                  progress=progress, cancelled=context.interrupt)
     return CommandResult(report.headline, report.as_dict(),
                          ["put_back", "logs_put_back", "outside_selection", "added_since",
                           "safety_backup", "undo_file"], _skip_lines(report),

@@ -162,14 +162,15 @@ class RescueDialog(QDialog):
         count = len(selection.ids or ())
         confirmed = self.session.messages.confirm(
             "Rescue tasks",
-            f"Put {count} task(s) back as they were in {self.backup.name}? A safety backup "
-            "is taken first and an undo file is written; tasks a worker holds now are left "
+            f"Put {count} task(s) back as they were in {self.backup.name}? The queue as it "
+            "is now is kept first (by the point-in-time archive when it is running, else by "
+            "a safety backup) and an undo file is written; tasks a worker holds now are left "
             "alone. Workers can keep running.", confirm_label=f"Rescue {count} task(s)")
         if not confirmed:
             return
         self._tell("Rescuing...")
         operation = rescue_from_backup(live, self.session.backup_dir, self.backup, selection,
-                                       dry_run=False)
+                                       dry_run=False, archive=self.session.archive_dir)
         job = self._run(operation, lambda report: self._on_rescued(job, report))
 
     # -- slots ------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from .clock import StampClock
 from .generations import GenerationStarter, file_identity
 from .page_deltas import PageImages, encode_delta_transaction
 from .pins import WalPins, open_connection
+from .safety_point import ProofDesk
 from .store import (
     KIND_DELTA_TRANSACTION,
     KIND_HEARTBEAT,
@@ -185,6 +186,11 @@ class Archiver:
         #: How far an oversized transaction not yet committed was checked (cycle, from, to).
         self._scan_hint: tuple[tuple[int, int], int, tuple[int, tuple[int, int]]] | None = None
         self._images = PageImages()
+        #: Requests for a proof that the archive holds every commit so far (:mod:`.safety_point`),
+        #: and how many passes have completed (a request is answered after a pass that began
+        #: once it was seen).
+        self.proofs = ProofDesk(self.archive_dir)
+        self.passes = 0
         #: While a new generation's snapshot is written, the generation it continues keeps
         #: receiving every transaction too (its log and its page images).
         self.outgoing: tuple[FrameLog, PageImages] | None = None
@@ -329,9 +335,13 @@ class Archiver:
             if self._checkpoint_seen or shm_locks.checkpoint_waiting(self._shm, own,
                                                                      self.owners_known):
                 let_checkpoint_through(self, pins, own)
+            proofs = self.proofs.pending()
+            passes = self.passes
             pins.begin_next()
             self._copy_pass()
             pins.end_previous()
+            if proofs and self.passes > passes:
+                self._answer_proofs(proofs)
             if self._frame >= self.reset_frames and not (starter.snapshot_running or own):
                 self._reset(pins, writer, checkpointer)
             now = time.monotonic()
@@ -653,7 +663,20 @@ class Archiver:
 
     def _passed(self, started: float) -> None:
         self._last_pass_at = started
+        self.passes += 1
         self._heartbeat()
+
+    def _answer_proofs(self, tokens: list[bytes]) -> None:
+        """Answer requests seen before this pass began: every commit before them is archived."""
+        if self._log is None or self._last_pass_at is None or self._held_since is not None:
+            return
+        stamp = max(self._last_pass_at, self._last_record)
+        for log, _ in self._logs():
+            for token in tokens:
+                log.append(KIND_HEARTBEAT, stamp, token)
+            log.flush(durable=True)
+        self._last_record = stamp
+        self.proofs.answered(tokens)
 
     def _heartbeat(self, force: bool = False) -> None:
         if self._log is None or self._last_pass_at is None or self._held_since is not None:

@@ -5,12 +5,18 @@ A rescue runs in two passes over the same SQL (:func:`.diff.build_diff_table`):
 1. The plan, in a read transaction: the diff, the selection applied, and the skips
    (a task a worker holds now, an id that now belongs to another task, an idempotency key
    another live task has taken). A dry run stops here.
-2. After a safety backup of the live queue (taken with the engine's backup, while workers go
-   on), one ``BEGIN IMMEDIATE`` transaction re-checks exactly the planned tasks against the
+2. One ``BEGIN IMMEDIATE`` transaction re-checks exactly the planned tasks against the
    live rows of that moment, writes the live rows it will replace into the undo file, and
    puts the tasks back: a changed task gets its past row, a removed one is inserted with its
    id and its task_logs rows; the id counters end at or above both files'. Workers wait for
    that one short transaction (their busy timeout covers it) and never see half of it.
+
+Before anything is written the whole queue is kept as it was, one of two ways. When an
+archiver is archiving this queue, the transaction, once it holds the write lock, asks it to
+prove that the archive holds every commit so far (:mod:`..archive.safety_point`): the
+archive's instant is then the safety copy, checked in full after the commit. Otherwise (or
+when no proof comes within two seconds) a safety backup is taken first with the engine's
+backup, while workers go on.
 
 Never touched: a task a worker holds now (``leased``/``processing`` with a lease that has not
 expired, or none that can be read), a task added after the past state, a task outside the
@@ -33,6 +39,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..archive.safety_point import (
+    SafetyPoint,
+    archiving_this,
+    confirm_safety_point,
+    prove_archived,
+)
 from ..backups.backup_store import BackupStore
 from ..database import closing_connection
 from ..errors import OperationCancelled, QueueAdminError, translate_error
@@ -73,6 +85,7 @@ SAFETY_KEEP_COUNT = 5
 STAGE_PLAN = "Working out what to put back"
 STAGE_SAFETY = "Taking the safety backup"
 STAGE_WRITE = "Putting the tasks back"
+STAGE_CONFIRM = "Checking the archive that holds the state before the rescue"
 
 SKIP_HELD = "held_by_worker"
 SKIP_CONFLICT = "idempotency_conflict"
@@ -135,6 +148,9 @@ class RescueReport:
     #: Tasks added after the past state (never touched).
     added_since: int = 0
     safety_backup: Path | None = None
+    #: The archive's instant that holds the queue as it was just before (instead of a
+    #: safety backup), when an archiver proved it had every commit.
+    safety_point: SafetyPoint | None = None
     undo_file: Path | None = None
     counters: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -173,6 +189,8 @@ class RescueReport:
             text += " and skipped none"
         if self.undo_file is not None:
             text += f"; undo file: {self.undo_file}"
+        if self.safety_point is not None and not self.dry_run:
+            text += f"; {self.safety_point.describe()}"
         return text + "."
 
     def as_dict(self) -> dict[str, Any]:
@@ -188,6 +206,7 @@ class RescueReport:
             "skipped_by_reason": self.skipped_by_reason,
             "outside_selection": self.outside_selection, "added_since": self.added_since,
             "safety_backup": None if self.safety_backup is None else str(self.safety_backup),
+            "safety_point": None if self.safety_point is None else self.safety_point.to_dict(),
             "undo_file": None if self.undo_file is None else str(self.undo_file),
             "counters": self.counters, "seconds": round(self.seconds, 3),
             "held_seconds": round(self.held_seconds, 3),
@@ -205,12 +224,15 @@ class _Plan:
 
 def rescue_tasks(live: str | Path, past: PastState, selection: RescueSelection, *,
                  backup_dir: str | Path, dry_run: bool = False, safety_backup: bool = True,
+                 archive_dir: str | Path | None = None,
                  progress: ProgressCallback | None = None,
                  cancelled: CancelCheck | None = None) -> RescueReport:
     """Put the selected tasks back as they were in ``past`` (see the module docstring).
 
     ``backup_dir`` is the backup folder: the safety backup goes to its ``pre-rescue``
-    sub-folder, the undo file to ``rescue-undo``. Raises :class:`RescueError` (or
+    sub-folder, the undo file to ``rescue-undo``. ``archive_dir`` is the point-in-time
+    archive, which serves as the safety copy when an archiver proves it holds every commit
+    of the live queue. Raises :class:`RescueError` (or
     :class:`OperationCancelled`) with the live queue unchanged when the rescue cannot be
     done; skipped tasks are not an error, they are in the report.
     """
@@ -234,21 +256,35 @@ def rescue_tasks(live: str | Path, past: PastState, selection: RescueSelection, 
         outcome.seconds = time.monotonic() - started
         return outcome
     raise_if_cancelled(cancelled, action)
-    if safety_backup:
-        report(progress, 1, 3, STAGE_SAFETY)
-        outcome.safety_backup = take_safety_backup(live, backup_dir, action, progress, cancelled)
-    report(progress, 2, 3, STAGE_WRITE)
-    _write(live, past, selection, plan, outcome, backup_dir / UNDO_FOLDER_NAME, action,
-           cancelled)
-    report(progress, 3, 3, STAGE_WRITE)
+    undo_folder = backup_dir / UNDO_FOLDER_NAME
+    written = False
+    if safety_backup and archive_dir is not None and archiving_this(live, Path(archive_dir)):
+        report(progress, 2, 4, STAGE_WRITE)
+        written = _write(live, past, selection, plan, outcome, undo_folder, action, cancelled,
+                         archive_dir=Path(archive_dir))
+    if not written:
+        if safety_backup:
+            report(progress, 1, 4, STAGE_SAFETY)
+            outcome.safety_backup = take_safety_backup(live, backup_dir, action, progress,
+                                                       cancelled)
+        report(progress, 2, 4, STAGE_WRITE)
+        _write(live, past, selection, plan, outcome, undo_folder, action, cancelled)
+    if outcome.safety_point is not None:
+        report(progress, 3, 4, STAGE_CONFIRM)
+        outcome.safety_point = confirm_safety_point(outcome.safety_point)
+    report(progress, 4, 4, STAGE_WRITE)
     outcome.seconds = time.monotonic() - started
     return outcome
 
 
 def _write(live: Path, past: PastState, selection: RescueSelection, plan: _Plan,
            outcome: RescueReport, undo_folder: Path, action: str,
-           cancelled: CancelCheck | None) -> None:
-    """The one write transaction: re-check the planned tasks, keep the undo, put them back."""
+           cancelled: CancelCheck | None, *, archive_dir: Path | None = None) -> bool:
+    """The one write transaction: re-check the planned tasks, keep the undo, put them back.
+
+    With ``archive_dir``, the archive must first prove (under the write lock) that it holds
+    every commit; without that proof nothing is written and False is returned.
+    """
     undo_path = undo_file_name(undo_folder)
     committed = False
     with closing_connection(open_live(live, action)) as connection:
@@ -260,9 +296,14 @@ def _write(live: Path, past: PastState, selection: RescueSelection, plan: _Plan,
             guard_untrusted(connection)
             candidates = plan.removed + plan.changed
 
-            def work() -> None:
+            def work() -> bool:
                 nonlocal committed
                 locked_at = time.monotonic()
+                if archive_dir is not None:
+                    outcome.safety_point = prove_archived(live, archive_dir,
+                                                          cancelled=cancelled)
+                    if outcome.safety_point is None:
+                        return False
                 connection.execute("DROP TABLE IF EXISTS temp.rescue_candidates")
                 connection.execute("CREATE TEMP TABLE rescue_candidates"
                                    " (id INTEGER PRIMARY KEY)")
@@ -276,8 +317,10 @@ def _write(live: Path, past: PastState, selection: RescueSelection, plan: _Plan,
                 committed = True
                 outcome.held_seconds = time.monotonic() - locked_at
                 outcome.skipped = tuple(plan.skipped + now.skipped + late)
+                return True
 
-            in_one_transaction(connection, action, cancelled, work, write=True)
+            if not in_one_transaction(connection, action, cancelled, work, write=True):
+                return False
         finally:
             if not committed:
                 remove_partial_undo(undo_path)
@@ -288,6 +331,7 @@ def _write(live: Path, past: PastState, selection: RescueSelection, plan: _Plan,
                           f"be named '{undo_path}' ({error}); it is kept as "
                           f"'{undo_path}.partial'.") from error
     outcome.undo_file = undo_path
+    return True
 
 
 def _apply(connection: sqlite3.Connection, task_columns: list[str], outcome: RescueReport,
