@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.archive.controller import configured_archive_dir
 from ..core.backup import QueueBackup
 from ..core.backups.backup_folder import find_leftovers, remove_leftovers
 from ..core.backups.manifest import BackupInfo, remove_stale_manifest
@@ -280,7 +281,8 @@ def restore(context: Context) -> CommandResult:
             accepted_workers=ALL_WORKERS if args.allow_live_workers else (),
             lock_wait_seconds=args.wait,
             archive_dirs=[context.config.archive_dir] if context.config.archive_dir else [],
-            keep_newer_tasks=args.keep_newer_tasks)
+            keep_newer_tasks=args.keep_newer_tasks,
+            archive_safety=configured_archive_dir(context.config))
     check = done.check
     data = {"restored_from": done.restored_from, "target": done.target,
             "safety_backup": done.safety_backup, "seconds": done.seconds,
@@ -292,11 +294,15 @@ def restore(context: Context) -> CommandResult:
             "workers_held_off_seconds": done.held_seconds,
             "backup_check": done.source_check, "result_check": done.result_check,
             "safety_check": done.safety_checked,
+            "safety_point": done.safety_point.to_dict() if done.safety_point else None,
             "check_problems": check.problems if check is not None else []}
     shown = ["restored_from", "target", "safety_backup", "seconds", "moved_aside",
              "damaged_copy", "safety_problem", "counters_kept", "counters_problem",
              "counters_repaired", "workers_seen", "backup_check", "result_check",
              "safety_check", "workers_held_off_seconds"]
+    if done.safety_point is not None:
+        data["safety_copy"] = done.safety_point.describe()
+        shown.insert(shown.index("safety_backup") + 1, "safety_copy")
     if args.keep_newer_tasks:
         data.update(carried_tasks(done))
         shown += ["carried_tasks", "carried_logs", "not_carried", "carry_problem"]

@@ -34,7 +34,8 @@ class QueueBackup(BackupStore):
                        accepted_workers: Collection[str] = (),
                        lock_wait_seconds: float = 0.0,
                        archive_dirs: Collection[Path] = (),
-                       keep_newer_tasks: bool = False) -> RestoreResult:
+                       keep_newer_tasks: bool = False,
+                       archive_safety: str | Path | None = None) -> RestoreResult:
         """Replace the database (or ``target``) with a backup, safely; see :mod:`.restore.execute`.
 
         The backup is copied aside and verified fully; workers at work (:mod:`.restore.gate`)
@@ -45,7 +46,9 @@ class QueueBackup(BackupStore):
         written in one transaction; a damaged database is moved aside (renamed, never
         deleted). A failure or cancel leaves the database as it was. A database locked by
         another program raises a LOCKED error. ``keep_newer_tasks`` carries the tasks
-        created after the backup into the restored queue (:mod:`.restore.carry`).
+        created after the backup into the restored queue (:mod:`.restore.carry`). With
+        ``archive_safety``, the point-in-time archive there is the safety copy when its
+        archiver proves, under the lock, that it holds every commit (:mod:`.archive.safety_point`).
         """
         request = RestoreRequest(
             backup_path=Path(backup_path),
@@ -54,6 +57,7 @@ class QueueBackup(BackupStore):
             accepted_workers=accepted_workers, lock_wait_seconds=lock_wait_seconds,
             archive_dirs=tuple(Path(folder) for folder in archive_dirs),
             busy_timeout_ms=self.busy_timeout_ms, pages_per_step=self.pages_per_step,
-            keep_newer_tasks=keep_newer_tasks)
+            keep_newer_tasks=keep_newer_tasks,
+            archive_safety=Path(archive_safety) if archive_safety is not None else None)
         with writer_lock(request.target):
             return execute_restore(request, progress, cancelled)

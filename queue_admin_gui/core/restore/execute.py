@@ -280,7 +280,9 @@ def _refuse_live_workers(request: RestoreRequest, action: str, watch: CommitWatc
 def archive_dirs(request: RestoreRequest) -> list[Path]:
     """Where the tool's archiver of this database may keep its lock (to recognise it)."""
     folder = Path(request.backup_dir)
-    return [*map(Path, request.archive_dirs), folder / "archive", folder / "wal-archive"]
+    safety = [request.archive_safety] if request.archive_safety is not None else []
+    return [*map(Path, request.archive_dirs), *safety, folder / "archive",
+            folder / "wal-archive"]
 
 
 def _wait_for_lock(target: Path, wait_seconds: float, progress: ProgressCallback | None,

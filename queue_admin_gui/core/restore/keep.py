@@ -1,9 +1,12 @@
 """What a restore keeps of the live database before it writes over it.
 
-A healthy database gets a verified safety backup; a damaged one that still opens gets an
-unchecked page copy (it could never pass a backup's check, and workers may have it open, so
-it is written over in place rather than renamed). Either way the live AUTOINCREMENT counters
-are read and carried into the staged backup, so no id is handed out twice.
+A healthy database gets a verified safety backup, or, when asked and an archiver of this
+database proves under the lock that its point-in-time archive holds every commit
+(:mod:`..archive.safety_point`), the archive's instant is the safety copy and no page is
+copied while workers wait. A damaged one that still opens gets an unchecked page copy (it
+could never pass a backup's check, and workers may have it open, so it is written over in
+place rather than renamed). Either way the live AUTOINCREMENT counters are read and
+carried into the staged backup, so no id is handed out twice.
 
 All of this runs inside the restore's first write step, so no commit can fall between the
 copy and the restore: in WAL mode that step holds the live write lock while readers go on.
@@ -24,6 +27,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..archive.safety_point import SafetyPoint, confirm_safety_point, prove_archived
 from ..backups.backup_store import DEFAULT_PAGES_PER_STEP, BackupStore, PendingBackup
 from ..backups.manifest import manifest_path_for
 from ..backups.snapshot import remove_partial
@@ -40,6 +44,7 @@ from .writing import RestoreResult
 SAFETY_FOLDER_NAME = "pre-restore"
 SAFETY_BACKUP_NAME = "pre_restore"
 STAGE_SAFETY = "Taking the safety backup (workers are held off)"
+STAGE_ARCHIVE_PROOF = "Asking the archiver to prove it holds every commit (workers are held off)"
 #: How the report says when the safety copy's full check ran.
 SAFETY_CHECKED_AFTER = "checked fully after the write, once workers were no longer held off"
 
@@ -60,6 +65,9 @@ class RestoreRequest:
     pages_per_step: int = DEFAULT_PAGES_PER_STEP
     #: Carry the live tasks created after the backup into the restored queue (:mod:`.carry`).
     keep_newer_tasks: bool = False
+    #: A point-in-time archive that may be the safety copy instead of a safety backup, when
+    #: its archiver proves under the lock that it holds every commit (else a backup is taken).
+    archive_safety: Path | None = None
 
 
 @dataclass
@@ -88,6 +96,9 @@ class RestoreReport(RestoreResult):
     result_check: str = ""
     #: When the safety copy was checked: "after the write" (workers were no longer held off).
     safety_checked: str = ""
+    #: The archive's instant that holds the database as it was before, when the archive was
+    #: the safety copy (then :attr:`safety_backup` is None).
+    safety_point: SafetyPoint | None = None
 
 
 def safety_folder(backup_dir: str | Path) -> Path:
@@ -130,6 +141,14 @@ class LiveStateKeeper:
         A damaged live file (say an index that disagrees with its table) fails the check:
         its copy is kept as ``queue_damaged_<time>.db``, never as a backup.
         """
+        point = self.outcome.safety_point
+        if point is not None:
+            self.outcome.safety_point = point = confirm_safety_point(point)
+            self.outcome.safety_checked = SAFETY_CHECKED_AFTER
+            if not point.confirmed:
+                self.outcome.safety_problem = (f"the point-in-time archive that holds the "
+                                               f"database as it was before failed its check "
+                                               f"({point.problem})")
         pending, self.pending = self.pending, None
         if pending is None:
             return
@@ -159,7 +178,11 @@ class LiveStateKeeper:
     def _keep_live_state(self) -> None:
         request, outcome = self.request, self.outcome
         target = Path(request.target)
-        if request.safety_backup:
+        if request.safety_backup and request.archive_safety is not None and not self.unlocked:
+            report(self.progress, 0, 0, STAGE_ARCHIVE_PROOF)
+            outcome.safety_point = prove_archived(target, request.archive_safety,
+                                                  cancelled=self.cancelled)
+        if request.safety_backup and outcome.safety_point is None:
             report(self.progress, 0, 0, STAGE_SAFETY)
             try:
                 self.pending = self.safety.begin_backup(target, SAFETY_BACKUP_NAME,

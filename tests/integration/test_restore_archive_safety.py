@@ -1,0 +1,119 @@
+"""The archive as the restore's safety copy, with the archiver in this process or its own.
+
+A restore of a queue whose archiver proves, under the restore's write lock, that it holds
+every commit takes no safety backup: the instant it names must rebuild to exactly the queue
+as it was before the restore. Where the proof fails (no archiver) the safety backup is taken
+as before.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prismq import add_prismq_tasks, make_prismq_queue, prismq_connect
+from rescue_scenario import log_rows, sequence, task_rows
+from test_archive_under_load import wait_restorable
+from test_prismq_restore import PROJECT_ROOT, run_cli, wait_until
+
+from queue_admin_gui.core.archive import Archiver, archive_status, rebuild_to_time
+from queue_admin_gui.core.backup import QueueBackup
+
+
+def copy_of(path: Path, target: Path) -> Path:
+    """A consistent copy of a queue file, taken with SQLite's backup."""
+    source, copy = sqlite3.connect(path), sqlite3.connect(target)
+    try:
+        source.backup(copy)
+    finally:
+        source.close()
+        copy.close()
+    return target
+
+
+@pytest.fixture
+def changed_queue(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A PrismQ queue, a backup of it, then more work: (live, backup folder, backup)."""
+    live, folder = tmp_path / "queue.db", tmp_path / "backups"
+    make_prismq_queue(live, tasks=300)
+    backup = QueueBackup(live, folder).create_backup("before")
+    connection = prismq_connect(live)
+    add_prismq_tasks(connection, 120, "after", key_prefix="after")
+    with connection:
+        connection.execute("UPDATE task_queue SET status = 'completed' WHERE id <= 40")
+    connection.close()
+    return live, folder, backup
+
+
+def test_the_archive_is_the_restores_safety_copy(changed_queue: tuple[Path, Path, Path],
+                                                 tmp_path: Path) -> None:
+    live, folder, backup = changed_queue
+    archiver = Archiver(live, folder / "archive")
+    archiver.start()
+    try:
+        wait_restorable(archiver)
+        before = copy_of(live, tmp_path / "before.db")
+        result = QueueBackup(live, folder).restore_backup(backup,
+                                                          archive_safety=folder / "archive")
+    finally:
+        archiver.stop()
+    assert result.safety_backup is None
+    assert not (folder / "pre-restore").exists() or not any((folder / "pre-restore").iterdir())
+    point = result.safety_point
+    assert point is not None and point.confirmed is True, point
+    assert result.safety_problem is None and result.check.ok
+    assert task_rows(live) == task_rows(backup) != task_rows(before)
+    rebuilt = tmp_path / "rebuilt.db"
+    assert rebuild_to_time(point.archive, point.at, rebuilt, live_path=live).check.ok
+    assert task_rows(rebuilt) == task_rows(before)
+    assert log_rows(rebuilt) == log_rows(before)
+    assert sequence(rebuilt) == sequence(before)
+
+
+def test_without_a_running_archiver_the_restore_takes_a_safety_backup(
+        changed_queue: tuple[Path, Path, Path]) -> None:
+    live, folder, backup = changed_queue
+    before = task_rows(live)
+    result = QueueBackup(live, folder).restore_backup(backup,
+                                                      archive_safety=folder / "archive")
+    assert result.safety_point is None
+    assert result.safety_backup is not None and task_rows(result.safety_backup) == before
+
+
+@pytest.mark.slow
+def test_cli_restore_beside_an_archiver_process_names_the_instant_that_undoes_it(
+        changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """`queue-admin-cli archive` runs as its own process into the settings' archive folder;
+    `restore --yes` takes no safety backup, says which instant holds the queue as it was,
+    and `restore --at` that instant gives back exactly that queue."""
+    live, folder, backup = changed_queue
+    archive = folder / "archive"
+    env_path = {"PYTHONPATH": str(PROJECT_ROOT), "QUEUE_ADMIN_BACKUP_DIR": str(folder)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "queue_admin_gui.cli", "--db", str(live), "archive", "--dir",
+         str(archive)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**dict(__import__("os").environ), **env_path})
+    try:
+        wait_until(lambda: any(generation.restorable_from is not None
+                               for generation in archive_status(archive).generations),
+                   "the archiver's first snapshot")
+        before = copy_of(live, tmp_path / "before.db")
+        code, report, err = run_cli(folder, "--db", live, "restore", backup, "--yes")
+        assert code == 0, err
+        assert report["safety_backup"] is None
+        point = report["safety_point"]
+        assert point["confirmed"] is True and point["generation"]
+        assert point["at_text"] in report["safety_copy"]
+        assert task_rows(live) == task_rows(backup)
+        rebuilt = tmp_path / "rebuilt.db"
+        code, _, err = run_cli(folder, "--db", live, "restore", "--at", point["at_text"],
+                               "--archive", archive, "--output", rebuilt)
+        assert code == 0, err
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert task_rows(rebuilt) == task_rows(before)
+    assert sequence(rebuilt) == sequence(before)
