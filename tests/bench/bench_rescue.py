@@ -164,7 +164,7 @@ def _rescue_with_archive(live: Path, backup: Path, backups: Path, undo_file: Pat
     assert point is not None and point.confirmed, point
     rows = [(f"rescue of {done.put_back:,} tasks with the archive as the safety copy", total)]
     rows += [(f"- {stage}", spent) for stage, spent in stages.seconds.items() if stage]
-    rows.append(("- of which the write transaction (the archive's proof included)",
+    rows.append(("- of which the write transaction (the archive's proof and check beside it)",
                  done.held_seconds))
     return rows
 

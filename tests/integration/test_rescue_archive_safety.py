@@ -176,20 +176,25 @@ def test_the_safety_instant_is_exact_while_a_worker_keeps_committing(
     assert not set(report.put_back_removed) & set(task_rows(rebuilt))
 
 
-def test_a_damaged_archive_is_reported_not_called_a_safety_copy(
+def test_a_damaged_archive_is_no_safety_copy_and_a_safety_backup_is_taken(
         incident: dict, archiving: Archiver) -> None:
-    """One byte of the generation's snapshot flipped: the report must not claim the archive
-    holds the queue as it was; it names the damage (the undo file still holds every row)."""
+    """One byte of the generation's snapshot flipped: the full check made before the commit
+    finds it, the transaction is rolled back, a safety backup is taken and the rescue goes
+    through once, saying why the archive was not used."""
     snapshot = next((archiving.archive_dir).glob("gen-*/snapshot/*.db"))
     data = bytearray(snapshot.read_bytes())
     data[len(data) // 2] ^= 0x01
     snapshot.write_bytes(bytes(data))
+    before = task_rows(incident["live"])
     with open_past_state(incident["live"], backup=incident["backup"]) as past:
         report = rescue_tasks(incident["live"], past, SELECTION,
                               backup_dir=incident["backup_dir"],
                               archive_dir=archiving.archive_dir)
-    point = report.safety_point
-    assert point is not None and point.confirmed is False
-    assert "snapshot" in (point.problem or "")
-    assert "found a problem" in report.headline
-    assert report.undo_file is not None and report.undo_file.is_file()
+    assert report.safety_point is None
+    assert "snapshot" in (report.archive_problem or "")
+    assert "not used as the safety copy" in report.headline
+    assert report.safety_backup is not None
+    assert task_rows(report.safety_backup) == before
+    assert report.put_back == 49 + 20
+    undo_files = list((incident["backup_dir"] / "rescue-undo").iterdir())
+    assert undo_files == [report.undo_file]  # the rolled-back attempt left nothing behind

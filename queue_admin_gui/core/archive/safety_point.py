@@ -16,8 +16,8 @@ writer is about to change: rebuilding that instant undoes the write.
 
 No archiver, an archiver of another database, one that is busy starting a new generation or
 one of an earlier version: no answer comes, and the caller takes a safety backup as before.
-The generation's files are checked in full after the write (:func:`confirm_safety_point`);
-the report says whether that check found the instant restorable.
+The generation's files are then checked in full (:func:`confirm_safety_point`): only an
+instant that check finds restorable is a safety copy.
 """
 
 from __future__ import annotations
@@ -214,6 +214,7 @@ def _unconfirmed(point: SafetyPoint, problem: str) -> SafetyPoint:
 
 __all__ = [
     "PROOF_FOLDER",
+    "PROOF_WAIT_SECONDS",
     "ProofDesk",
     "SafetyPoint",
     "archiving_this",

@@ -14,9 +14,11 @@ A rescue runs in two passes over the same SQL (:func:`.diff.build_diff_table`):
 Before anything is written the whole queue is kept as it was, one of two ways. When an
 archiver is archiving this queue, the transaction, once it holds the write lock, asks it to
 prove that the archive holds every commit so far (:mod:`..archive.safety_point`): the
-archive's instant is then the safety copy, checked in full after the commit. Otherwise (or
-when no proof comes within two seconds) a safety backup is taken first with the engine's
-backup, while workers go on.
+archive's instant is then the safety copy. Its generation is checked in full on another
+thread while the tasks are put back, and the transaction commits only if that check finds
+the instant restorable. Otherwise (no archiver, no proof within two seconds, a failed check:
+the transaction is rolled back) a safety backup is taken first with the engine's backup,
+while workers go on, and the rescue runs again.
 
 Never touched: a task a worker holds now (``leased``/``processing`` with a lease that has not
 expired, or none that can be read), a task added after the past state, a task outside the
@@ -34,12 +36,14 @@ import json
 import sqlite3
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ..archive.safety_point import (
+    PROOF_WAIT_SECONDS,
     SafetyPoint,
     archiving_this,
     confirm_safety_point,
@@ -85,7 +89,6 @@ SAFETY_KEEP_COUNT = 5
 STAGE_PLAN = "Working out what to put back"
 STAGE_SAFETY = "Taking the safety backup"
 STAGE_WRITE = "Putting the tasks back"
-STAGE_CONFIRM = "Checking the archive that holds the state before the rescue"
 
 SKIP_HELD = "held_by_worker"
 SKIP_CONFLICT = "idempotency_conflict"
@@ -151,6 +154,8 @@ class RescueReport:
     #: The archive's instant that holds the queue as it was just before (instead of a
     #: safety backup), when an archiver proved it had every commit.
     safety_point: SafetyPoint | None = None
+    #: Why the archive, though asked, was not the safety copy (a safety backup was taken).
+    archive_problem: str | None = None
     undo_file: Path | None = None
     counters: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -191,6 +196,9 @@ class RescueReport:
             text += f"; undo file: {self.undo_file}"
         if self.safety_point is not None and not self.dry_run:
             text += f"; {self.safety_point.describe()}"
+        elif self.archive_problem and not self.dry_run:
+            text += (f"; the point-in-time archive was not used as the safety copy: "
+                     f"{self.archive_problem}")
         return text + "."
 
     def as_dict(self) -> dict[str, Any]:
@@ -207,6 +215,7 @@ class RescueReport:
             "outside_selection": self.outside_selection, "added_since": self.added_since,
             "safety_backup": None if self.safety_backup is None else str(self.safety_backup),
             "safety_point": None if self.safety_point is None else self.safety_point.to_dict(),
+            "archive_problem": self.archive_problem,
             "undo_file": None if self.undo_file is None else str(self.undo_file),
             "counters": self.counters, "seconds": round(self.seconds, 3),
             "held_seconds": round(self.held_seconds, 3),
@@ -269,9 +278,6 @@ def rescue_tasks(live: str | Path, past: PastState, selection: RescueSelection, 
                                                        cancelled)
         report(progress, 2, 4, STAGE_WRITE)
         _write(live, past, selection, plan, outcome, undo_folder, action, cancelled)
-    if outcome.safety_point is not None:
-        report(progress, 3, 4, STAGE_CONFIRM)
-        outcome.safety_point = confirm_safety_point(outcome.safety_point)
     report(progress, 4, 4, STAGE_WRITE)
     outcome.seconds = time.monotonic() - started
     return outcome
@@ -299,11 +305,17 @@ def _write(live: Path, past: PastState, selection: RescueSelection, plan: _Plan,
             def work() -> bool:
                 nonlocal committed
                 locked_at = time.monotonic()
+                checking: Future[SafetyPoint] | None = None
                 if archive_dir is not None:
-                    outcome.safety_point = prove_archived(live, archive_dir,
-                                                          cancelled=cancelled)
-                    if outcome.safety_point is None:
+                    point = prove_archived(live, archive_dir, cancelled=cancelled)
+                    if point is None:
+                        outcome.archive_problem = ("its archiver did not prove within "
+                                                   f"{PROOF_WAIT_SECONDS:g} s that it holds "
+                                                   "every commit")
                         return False
+                    # Checked in full on another thread while the tasks are put back; the
+                    # rescue commits only once the archive is known to rebuild that instant.
+                    checking = checker.submit(confirm_safety_point, point)
                 connection.execute("DROP TABLE IF EXISTS temp.rescue_candidates")
                 connection.execute("CREATE TEMP TABLE rescue_candidates"
                                    " (id INTEGER PRIMARY KEY)")
@@ -313,14 +325,22 @@ def _write(live: Path, past: PastState, selection: RescueSelection, plan: _Plan,
                             only="temp.rescue_candidates")
                 late = _vanished(connection, candidates, now)
                 _apply(connection, task_columns, outcome, now)
+                if checking is not None:
+                    point = checking.result()
+                    if not point.confirmed:
+                        outcome.archive_problem = f"it failed its check ({point.problem})"
+                        return False
+                    outcome.safety_point = point
                 connection.execute("COMMIT")
                 committed = True
                 outcome.held_seconds = time.monotonic() - locked_at
                 outcome.skipped = tuple(plan.skipped + now.skipped + late)
                 return True
 
-            if not in_one_transaction(connection, action, cancelled, work, write=True):
-                return False
+            with ThreadPoolExecutor(max_workers=1,
+                                    thread_name_prefix="queue-admin-archive-check") as checker:
+                if not in_one_transaction(connection, action, cancelled, work, write=True):
+                    return False
         finally:
             if not committed:
                 remove_partial_undo(undo_path)
