@@ -203,11 +203,19 @@ def vacuum(db_path: Path, func: Callable[[ProgressCallback, CancelCheck], Any]) 
                      parameters={"database": str(db_path)})
 
 
-def diff_with_backup(live: Path, backup: Path) -> Operation:
-    """Compare the live queue with a backup (verified first), task by task; reads only."""
+def _past_source(backup: Path, damaged: bool) -> dict[str, Path]:
+    """The past state's argument: a backup (verified first) or a damaged file (salvaged)."""
+    return {"damaged": backup} if damaged else {"backup": backup}
+
+
+def diff_with_backup(live: Path, backup: Path, *, damaged: bool = False) -> Operation:
+    """Compare the live queue with a backup (verified first), task by task; reads only.
+
+    With ``damaged``, ``backup`` is a damaged queue file: its readable rows are compared.
+    """
     def run(progress: ProgressCallback, cancelled: CancelCheck) -> QueueDiff:
-        with open_past_state(live, backup=backup, progress=progress,
-                             cancelled=cancelled) as past:
+        with open_past_state(live, progress=progress, cancelled=cancelled,
+                             **_past_source(backup, damaged)) as past:
             return diff_queue(live, past, progress, cancelled)
 
     return Operation(f"Compare {live.name} with {backup.name}", run,
@@ -215,16 +223,18 @@ def diff_with_backup(live: Path, backup: Path) -> Operation:
 
 
 def rescue_from_backup(live: Path, folder: Path, backup: Path, selection: RescueSelection,
-                       *, dry_run: bool, archive: Path | None = None) -> Operation:
+                       *, dry_run: bool, archive: Path | None = None,
+                       damaged: bool = False) -> Operation:
     """Put the selected tasks back as they were in ``backup`` (or, dry, say what would be).
 
     A rescue that went through changes the queue and adds its safety backup (unless the
     point-in-time archive in ``archive`` proved it holds the queue as it was) and undo file
-    to the backup folder; one that failed may still have kept the safety backup.
+    to the backup folder; one that failed may still have kept the safety backup. With
+    ``damaged``, ``backup`` is a damaged queue file whose readable rows are the past state.
     """
     def run(progress: ProgressCallback, cancelled: CancelCheck) -> RescueReport:
-        with open_past_state(live, backup=backup, progress=progress,
-                             cancelled=cancelled) as past:
+        with open_past_state(live, progress=progress, cancelled=cancelled,
+                             **_past_source(backup, damaged)) as past:
             return rescue_tasks(live, past, selection, backup_dir=folder, dry_run=dry_run,
                                 archive_dir=archive, progress=progress, cancelled=cancelled)
 

@@ -1,10 +1,12 @@
-"""The Rescue window: what changed since a backup, and putting chosen tasks back.
+"""The Rescue window: what changed since a past state, and putting chosen tasks back.
 
-Opened from the Backups tab on the selected backup. It compares the live queue with the
-backup (a read job), shows the differences as a tree, type -> status change, with counts and
-check boxes, previews what a rescue of the ticked groups would put back and skip (a dry run),
-and runs the rescue itself as a write operation on a worker thread. Workers keep running
-throughout; tasks created after the backup are shown but can never be ticked.
+Opened from the Backups tab on the selected backup, or from the restore wizard's last page
+on the damaged copy a restore kept (its readable rows are the past state). It compares the
+live queue with that past state (a read job), shows the differences as a tree, type ->
+status change, with counts and check boxes, previews what a rescue of the ticked groups
+would put back and skip (a dry run), and runs the rescue itself as a write operation on a
+worker thread. Workers keep running throughout; tasks created after the past state are
+shown but can never be ticked.
 """
 
 from __future__ import annotations
@@ -32,6 +34,17 @@ from ..core.rescue import DiffGroup, QueueDiff, RescueReport, RescueSelection
 from .icons import icon
 from .widgets import BAD_COLOUR, GOOD_COLOUR, explanation, set_status, status_label
 
+BACKUP_INTRO = (
+    "Compares the live queue with this backup, task by task. Tick the groups to put back as "
+    "they were in the backup: removed tasks return with their ids and logs, changed tasks "
+    "get their backup row. Completed work and new tasks stay; a task a worker holds now is "
+    "never touched. Workers can keep running.")
+DAMAGED_INTRO = (
+    "Compares the live queue with the rows still readable in the damaged file, task by task. "
+    "Tick the groups to take from it: tasks the live queue lacks (created after the backup "
+    "it was restored from) come back with their ids and logs, tasks whose newer state the "
+    "damaged file holds get it back. A task whose row could not be read keeps its live "
+    "state; a task a worker holds now is never touched. Workers can keep running.")
 #: Skipped tasks listed one by one in the report box before the rest are counted.
 LISTED_SKIPS = 50
 _GROUP_ROLE = Qt.ItemDataRole.UserRole
@@ -41,10 +54,12 @@ class RescueDialog(QDialog):
     """Diff tree with check boxes, a preview, and Rescue; one job at a time."""
 
     def __init__(self, session: Session, backup: Path, parent: QWidget | None = None, *,
-                 past_label: str = "") -> None:
+                 past_label: str = "", damaged: bool = False) -> None:
         super().__init__(parent)
         self.session = session
         self.backup = Path(backup)
+        #: The past state is a damaged queue file: its readable rows are compared.
+        self.damaged = damaged
         self.diff: QueueDiff | None = None
         self.job: Job | None = None
         self.last_report: RescueReport | None = None
@@ -54,13 +69,10 @@ class RescueDialog(QDialog):
         self.past_label = past_label or self.backup.name
         self.setWindowTitle(f"Rescue tasks from {self.past_label}")
         self.resize(900, 640)
-        intro = explanation(
-            "Compares the live queue with this backup, task by task. Tick the groups to put "
-            "back as they were in the backup: removed tasks return with their ids and logs, "
-            "changed tasks get their backup row. Completed work and new tasks stay; a task a "
-            "worker holds now is never touched. Workers can keep running.")
+        intro = explanation(DAMAGED_INTRO if damaged else BACKUP_INTRO)
         self.tree = QTreeWidget(self)
-        self.tree.setHeaderLabels(["Change since the backup", "Tasks"])
+        self.tree.setHeaderLabels(["Difference from the damaged file" if damaged
+                                   else "Change since the backup", "Tasks"])
         self.tree.setColumnWidth(0, 520)
         self.tree.itemChanged.connect(self._on_item_changed)
         self.summary_label = QLabel("Comparing...", self)
@@ -140,8 +152,9 @@ class RescueDialog(QDialog):
         if live is None:
             self.summary_label.setText("No database is open.")
             return
-        self.summary_label.setText("Verifying the backup and comparing...")
-        self._run(diff_with_backup(live, self.backup), self._on_diff)
+        self.summary_label.setText("Reading the damaged file and comparing..." if self.damaged
+                                   else "Verifying the backup and comparing...")
+        self._run(diff_with_backup(live, self.backup, damaged=self.damaged), self._on_diff)
 
     def preview(self) -> None:
         """Run the rescue of the ticked groups as a dry run."""
@@ -151,7 +164,7 @@ class RescueDialog(QDialog):
             return
         self._tell("Working out what the rescue would do...")
         self._run(rescue_from_backup(live, self.session.backup_dir, self.backup, selection,
-                                     dry_run=True), self._on_previewed)
+                                     dry_run=True, damaged=self.damaged), self._on_previewed)
 
     def rescue(self) -> None:
         """Ask, then put the ticked tasks back as a write operation."""
@@ -162,7 +175,7 @@ class RescueDialog(QDialog):
         count = len(selection.ids or ())
         confirmed = self.session.messages.confirm(
             "Rescue tasks",
-            f"Put {count} task(s) back as they were in {self.backup.name}? The queue as it "
+            f"Put {count} task(s) back as they were in {self.past_label}? The queue as it "
             "is now is kept first (by the point-in-time archive when it is running, else by "
             "a safety backup) and an undo file is written; tasks a worker holds now are left "
             "alone. Workers can keep running.", confirm_label=f"Rescue {count} task(s)")
@@ -170,7 +183,8 @@ class RescueDialog(QDialog):
             return
         self._tell("Rescuing...")
         operation = rescue_from_backup(live, self.session.backup_dir, self.backup, selection,
-                                       dry_run=False, archive=self.session.archive_dir)
+                                       dry_run=False, archive=self.session.archive_dir,
+                                       damaged=self.damaged)
         job = self._run(operation, lambda report: self._on_rescued(job, report))
 
     # -- slots ------------------------------------------------------------------------------
@@ -201,16 +215,22 @@ class RescueDialog(QDialog):
                 if group.kind == "added":
                     item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsUserCheckable
                                   & ~Qt.ItemFlag.ItemIsEnabled)
-                    item.setToolTip(0, "Created after the backup: a rescue never touches it.")
+                    item.setToolTip(0, "Not in the readable rows of the damaged file: a "
+                                       "rescue never touches it." if self.damaged else
+                                    "Created after the backup: a rescue never touches it.")
                 else:
                     item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                     item.setCheckState(0, Qt.CheckState.Unchecked)
         self.tree.expandAll()
         self.tree.blockSignals(False)
+        head = (f"Against the damaged file: {diff.removed:,} missing here, "
+                f"{diff.changed:,} different, {diff.added:,} only here; "
+                f"{diff.unreadable_ids:,} row(s) of it could not be read" if self.damaged
+                else f"Since the backup: {diff.removed:,} removed, {diff.changed:,} changed, "
+                     f"{diff.added:,} added")
         self.summary_label.setText(
-            f"Since the backup: {diff.removed:,} removed, {diff.changed:,} changed, "
-            f"{diff.added:,} added" + (f"; {diff.held_now:,} held by a worker now"
-                                       if diff.held_now else "") + ". Tick what to put back.")
+            head + (f"; {diff.held_now:,} held by a worker now" if diff.held_now else "")
+            + ". Tick what to put back.")
         self._update_buttons()
 
     def _on_item_changed(self, _item: QTreeWidgetItem, _column: int) -> None:
@@ -273,9 +293,12 @@ def _report_text(report: RescueReport) -> str:
 
 
 def open_rescue_dialog(session: Session, backup: Path, parent: QWidget | None, *,
-                       past_label: str = "") -> RescueDialog:
-    """Open the Rescue window on one backup (or a file an instant was rebuilt into)."""
-    dialog = RescueDialog(session, backup, parent, past_label=past_label)
+                       past_label: str = "", damaged: bool = False) -> RescueDialog:
+    """Open the Rescue window on one backup or a file an instant was rebuilt into.
+
+    With ``damaged``, the file is a damaged queue file and its readable rows are compared.
+    """
+    dialog = RescueDialog(session, backup, parent, past_label=past_label, damaged=damaged)
     dialog.setModal(True)
     dialog.show()
     return dialog

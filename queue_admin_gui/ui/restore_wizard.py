@@ -29,6 +29,7 @@ from ..core.restore.file_summary import TaskRef
 from ..core.restore.keep import RestoreReport
 from ..core.restore.plan import RestoredCheck
 from ..core.restore.writing import STAGE_WRITE
+from .rescue_dialog import RescueDialog, open_rescue_dialog
 from .restore_choices import show_carried
 from .restore_pages import (
     GOOD_STYLE,
@@ -184,6 +185,15 @@ class DonePage(JobPage):
         self.requeue_button = QPushButton("&Requeue these tasks")
         self.requeue_button.setAutoDefault(False)
         self.requeue_button.clicked.connect(self._on_requeue)
+        #: After a restore over a damaged file: take the newer work from the copy it kept.
+        self.salvage_button = QPushButton("Bring back &newer work from the damaged copy...")
+        self.salvage_button.setAutoDefault(False)
+        self.salvage_button.setToolTip(
+            "Compare the restored queue with the rows still readable in the damaged copy and "
+            "put back the tasks it holds a newer state of (tasks created or finished after "
+            "the backup).")
+        self.salvage_button.clicked.connect(self._on_salvage)
+        self.rescue_dialog: RescueDialog | None = None
         self.safety_label = text_label()
         self.undo_button = QPushButton("&Undo this restore")
         self.undo_button.setAutoDefault(False)
@@ -193,6 +203,7 @@ class DonePage(JobPage):
                        self.counters_label, self.seen_label, self.in_flight_label, self.tasks):
             self.layout_.addWidget(widget)
         self.layout_.addLayout(_row(self.requeue_button))
+        self.layout_.addLayout(_row(self.salvage_button))
         self.layout_.addWidget(self.safety_label)
         self.layout_.addLayout(_row(self.undo_button))
         self.layout_.addWidget(self.stage_label)
@@ -220,6 +231,7 @@ class DonePage(JobPage):
         else:
             self.moved_label.setText("The damaged files were moved aside, not deleted: "
                                      + ", ".join(str(path) for path in result.moved_aside))
+        self.salvage_button.setVisible(damaged_copy_of(result) is not None)
         kept = result.counters_kept.get("task_queue")
         self.counters_label.setVisible(kept is not None or bool(result.counters_problem))
         if result.counters_problem:
@@ -330,10 +342,24 @@ class DonePage(JobPage):
         super().on_job_error(error)
         self.requeue_button.setEnabled(True)
 
+    def _on_salvage(self) -> None:
+        copy = damaged_copy_of(self.state.outcome.result)
+        if copy is not None:
+            self.rescue_dialog = open_rescue_dialog(
+                self.session, copy, self.window(), damaged=True,
+                past_label=f"the damaged copy {copy.name}")
+
     def _on_undo(self) -> None:
         wizard = self.wizard()
         if isinstance(wizard, RestoreWizard):
             wizard.undo()
+
+
+def damaged_copy_of(result: RestoreReport) -> Path | None:
+    """The damaged file a restore kept (copied, or moved aside whole), if it still exists."""
+    candidates = [result.damaged_copy, *result.moved_aside[:1]]
+    return next((Path(path) for path in candidates
+                 if path is not None and Path(path).is_file()), None)
 
 
 class RestoreWizard(QWizard):

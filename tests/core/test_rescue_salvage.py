@@ -76,6 +76,8 @@ def test_a_damaged_file_is_a_past_state_for_diff_and_rescue(
     assert task_rows(live) == {task_id: row for task_id, row in original.items()
                                if task_id not in lost}
     assert report.put_back == 3000 - len(lost)
+    assert report.unreadable_in_past == len(lost)
+    assert f"{len(lost)} task row(s) of the damaged file could not be read" in report.headline
     assert not list(tmp_path.joinpath("new").glob(".queue-admin-rescue-*"))
 
 

@@ -30,7 +30,7 @@ from prismq import (
 )
 from rescue_scenario import task_rows
 
-from queue_admin_gui.core.archive import Archiver, archive_status
+from queue_admin_gui.core.archive import Archiver, archive_status, rebuild_to_time
 
 pytestmark = pytest.mark.slow
 
@@ -207,4 +207,10 @@ def test_rescue_from_an_instant_puts_back_only_the_damage_while_workers_run(
     assert executed_twice([worker]) == []
     # the undo put the pre-rescue rows back exactly
     assert after_undo == pre_rescue
-    assert Path(report["safety_backup"]).is_file()
+    # the archive ran, so its proven instant is the safety copy, and it holds the pre-rescue rows
+    assert report["safety_backup"] is None
+    point = report["safety_point"]
+    assert point["confirmed"] is True and point["problem"] is None, point
+    rebuilt = tmp_path / "safety.db"
+    assert rebuild_to_time(Path(point["archive"]), point["at"], rebuilt, live_path=live).check.ok
+    assert rows_of_types(rebuilt, "alpha", "beta") == pre_rescue

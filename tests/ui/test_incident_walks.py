@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QDateTime, Qt
 from PySide6.QtWidgets import QWizard
+from rescue_scenario import damage_pages, table_leaves, task_rows
 from test_one_database_at_a_time import damage_task_pages
 
 from queue_admin_gui.app.jobs import JobRunner
@@ -219,3 +220,56 @@ def test_a_typed_entry_that_names_no_instant_leaves_the_instant_as_it_was(qtbot,
     qtbot.keyClick(edit, ending)
     assert edit.dateTime() == before
     assert edit.lineEdit().text() == "2026-12-07 05:00:26.703"
+
+
+def test_after_restoring_a_damaged_file_the_newer_work_comes_back_from_its_copy(
+        qtbot, window, open_db, demo_db: Path) -> None:
+    """Incident 4, carried on: the restore put the nightly backup in; the Done page offers
+    the work done since, from the damaged copy it kept. Every task whose row the copy still
+    gives gets its newest state; the tasks in the damaged pages keep the backup's."""
+    QueueBackup(demo_db, window.session.backup_dir).create_backup()
+    with sqlite3.connect(demo_db) as connection:
+        connection.executemany("INSERT INTO task_queue (type, payload) VALUES ('late', ?)",
+                               [(f'{{"n": {n}}}',) for n in range(60)])
+        connection.execute("UPDATE task_queue SET status = 'completed' WHERE id % 7 = 0"
+                           " AND status = 'queued'")
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    newest = task_rows(demo_db)
+    leaves = table_leaves(demo_db, "task_queue")
+    damaged_pages = sorted(leaves)[1:3]
+    lost = {rowid for page in damaged_pages for rowid in leaves[page]}
+    damage_pages(demo_db, damaged_pages)
+    open_db(demo_db)
+    optimize = window.tab_widgets["optimize"]
+    window.show_tab("optimize")
+    qtbot.waitUntil(lambda: optimize.restore_button.isVisible(), timeout=JOB_MS)
+    in_backup = task_rows(sorted(window.session.backup_dir.glob("*.db"))[-1])
+
+    qtbot.mouseClick(optimize.restore_button, Qt.MouseButton.LeftButton)
+    wizard = window.restore_wizard
+    qtbot.waitUntil(lambda: not wizard.busy, timeout=JOB_MS)
+    while wizard.currentId() < PAGE_RESTORE:
+        click_next(qtbot, wizard)
+    qtbot.waitUntil(lambda: wizard.currentId() == PAGE_DONE and not wizard.busy,
+                    timeout=JOB_MS)
+    done = wizard.done_page
+    assert done.salvage_button.isVisible()
+    qtbot.mouseClick(done.salvage_button, Qt.MouseButton.LeftButton)
+    dialog = done.rescue_dialog
+    assert dialog is not None and dialog.damaged
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.diff is not None and not dialog.busy, timeout=JOB_MS)
+    assert f"{len(lost)} row(s) of it could not be read" in dialog.summary_label.text()
+    for group in dialog.diff.groups:
+        if group.kind != "added":
+            assert dialog.check_group(group.type, group.kind, group.status_change)
+    qtbot.mouseClick(dialog.rescue_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.last_report is not None and not dialog.last_report.dry_run,
+                    timeout=JOB_MS)
+    expected = {task_id: row for task_id, row in newest.items() if task_id not in lost}
+    expected.update({task_id: in_backup[task_id] for task_id in lost if task_id in in_backup})
+    assert task_rows(demo_db) == expected
+    assert dialog.last_report.unreadable_in_past == len(lost)
+    dialog.close()
+    wizard.reject()

@@ -150,6 +150,9 @@ class RescueReport:
     outside_selection: int = 0
     #: Tasks added after the past state (never touched).
     added_since: int = 0
+    #: Task rows of a damaged past file that could not be read: those tasks keep their
+    #: live state (from the backup restored into it, say).
+    unreadable_in_past: int = 0
     safety_backup: Path | None = None
     #: The archive's instant that holds the queue as it was just before (instead of a
     #: safety backup), when an archiver proved it had every commit.
@@ -192,6 +195,9 @@ class RescueReport:
             text += f" and skipped {len(self.skipped)} ({reasons})"
         else:
             text += " and skipped none"
+        if self.unreadable_in_past:
+            text += (f"; {self.unreadable_in_past} task row(s) of the damaged file could not "
+                     "be read, so those tasks keep their live state")
         if self.undo_file is not None:
             text += f"; undo file: {self.undo_file}"
         if self.safety_point is not None and not self.dry_run:
@@ -213,6 +219,7 @@ class RescueReport:
                          "detail": skip.detail} for skip in self.skipped],
             "skipped_by_reason": self.skipped_by_reason,
             "outside_selection": self.outside_selection, "added_since": self.added_since,
+            "unreadable_in_past": self.unreadable_in_past,
             "safety_backup": None if self.safety_backup is None else str(self.safety_backup),
             "safety_point": None if self.safety_point is None else self.safety_point.to_dict(),
             "archive_problem": self.archive_problem,
@@ -249,7 +256,8 @@ def rescue_tasks(live: str | Path, past: PastState, selection: RescueSelection, 
     started = time.monotonic()
     action = f"Rescuing tasks of '{live}' from {past.label}"
     outcome = RescueReport(live=live, past=past.label, selection=selection.describe(),
-                           dry_run=dry_run)
+                           dry_run=dry_run, unreadable_in_past=(
+                               past.salvage.unreadable_ids if past.salvage is not None else 0))
     report(progress, 0, 3, STAGE_PLAN)
     with closing_connection(open_live(live, action)) as connection:
         attach_read_only(connection, past.path, PAST, action)
