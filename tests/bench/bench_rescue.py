@@ -108,16 +108,16 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("- of which the write transaction (workers wait this long)",
                      report.held_seconds))
         undo = report.undo_file
+        ids = frozenset(diff.ids_of("removed") + diff.ids_of("changed"))
         for name, selection in (
                 ("rescue without the safety backup (the undo file alone)", RescueSelection()),
                 ("rescue of the diff's ids without the safety backup (as the Rescue window "
-                 "does)", RescueSelection(ids=frozenset(diff.ids_of("removed")
-                                                        + diff.ids_of("changed"))))):
+                 "does)", RescueSelection(ids=ids))):
             seconds, held, undo = _rescue_again(live, backup, backups, undo, selection)
             rows.append((name, seconds))
             rows.append(("- of which the write transaction", held))
 
-        rows += _rescue_with_archive(live, backup, backups, undo, folder / "archive")
+        rows += _rescue_with_archive(live, backup, backups, undo, folder / "archive", ids)
 
         os.sync()
         restore_stages = Stages()
@@ -140,32 +140,41 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _rescue_with_archive(live: Path, backup: Path, backups: Path, undo_file: Path | None,
-                         archive: Path) -> list[tuple[str, float]]:
-    """Undo the last rescue, start an archiver and rescue everything with the archive as the
-    safety copy; the rows of its stages."""
+                         archive: Path, ids: frozenset[int]) -> list[tuple[str, float]]:
+    """Undo the last rescue, start an archiver and rescue with the archive as the safety copy:
+    every change, then (undone again) the diff's ids as the Rescue window does; their rows."""
     assert undo_file is not None
     undo_rescue(live, undo_file, backup_dir=backups, safety_backup=False)
     archiver = Archiver(live, archive)
     archiver.start()
+    rows: list[tuple[str, float]] = []
     try:
         while archiver.status().generation is None or archiver.status().snapshot_pending:
             time.sleep(0.05)
-        os.sync()
-        stages = Stages()
-        with open_past_state(live, backup=backup) as past:
-            started = time.perf_counter()
-            done = rescue_tasks(live, past, RescueSelection(), backup_dir=backups,
-                                archive_dir=archive, progress=stages)
-            total = time.perf_counter() - started
-        stages.close()
+        for name, selection in (("every change", RescueSelection()),
+                                ("the diff's ids, as the Rescue window does",
+                                 RescueSelection(ids=ids))):
+            if rows:
+                assert undo_file is not None
+                undo_rescue(live, undo_file, backup_dir=backups, safety_backup=False)
+            os.sync()
+            stages = Stages()
+            with open_past_state(live, backup=backup) as past:
+                started = time.perf_counter()
+                done = rescue_tasks(live, past, selection, backup_dir=backups,
+                                    archive_dir=archive, progress=stages)
+                total = time.perf_counter() - started
+            stages.close()
+            point = done.safety_point
+            assert point is not None and point.confirmed, (point, done.archive_problem)
+            undo_file = done.undo_file
+            rows.append((f"rescue of {done.put_back:,} tasks ({name}), the archive as the "
+                         "safety copy", total))
+            rows += [(f"- {stage}", spent) for stage, spent in stages.seconds.items() if stage]
+            rows.append(("- of which the write transaction (the archive's proof and check "
+                         "beside it)", done.held_seconds))
     finally:
         archiver.stop()
-    point = done.safety_point
-    assert point is not None and point.confirmed, point
-    rows = [(f"rescue of {done.put_back:,} tasks with the archive as the safety copy", total)]
-    rows += [(f"- {stage}", spent) for stage, spent in stages.seconds.items() if stage]
-    rows.append(("- of which the write transaction (the archive's proof and check beside it)",
-                 done.held_seconds))
     return rows
 
 
