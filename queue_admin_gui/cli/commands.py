@@ -295,6 +295,7 @@ def restore(context: Context) -> CommandResult:
             "backup_check": done.source_check, "result_check": done.result_check,
             "safety_check": done.safety_checked,
             "safety_point": done.safety_point.to_dict() if done.safety_point else None,
+            "archive_problem": done.archive_problem,
             "check_problems": check.problems if check is not None else []}
     shown = ["restored_from", "target", "safety_backup", "seconds", "moved_aside",
              "damaged_copy", "safety_problem", "counters_kept", "counters_problem",
@@ -303,6 +304,8 @@ def restore(context: Context) -> CommandResult:
     if done.safety_point is not None:
         data["safety_copy"] = done.safety_point.describe()
         shown.insert(shown.index("safety_backup") + 1, "safety_copy")
+    if done.archive_problem:
+        shown.insert(shown.index("safety_backup") + 1, "archive_problem")
     if args.keep_newer_tasks:
         data.update(carried_tasks(done))
         shown += ["carried_tasks", "carried_logs", "not_carried", "carry_problem"]

@@ -40,6 +40,7 @@ _LABELS = {
     "problems": "Problems", "problem_count": "Problems found", "finished": "Finished",
     "deleted": "Deleted", "restored_from": "Restored from",
     "target": "Database", "safety_backup": "Safety backup", "safety_copy": "Safety copy",
+    "archive_problem": "Archive not used as the safety copy",
     "moved_aside": "Moved aside",
     "mode": "Mode", "busy": "Busy", "log_frames": "WAL frames",
     "checkpointed_frames": "Checkpointed", "wal_bytes_before": "WAL before",

@@ -83,6 +83,35 @@ def test_without_a_running_archiver_the_restore_takes_a_safety_backup(
     assert result.safety_backup is not None and task_rows(result.safety_backup) == before
 
 
+def test_a_damaged_archive_rolls_the_write_back_and_a_safety_backup_is_taken(
+        changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """One byte of the generation's snapshot flipped after the archiver proved itself: the
+    full check beside the write finds it before the commit, the write rolls back, and the
+    restore goes through once more with a safety backup of the queue as it was."""
+    live, folder, backup = changed_queue
+    archive = folder / "archive"
+    archiver = Archiver(live, archive)
+    archiver.start()
+    try:
+        wait_restorable(archiver)
+        snapshot = next(archive.glob("gen-*/snapshot/*.db"))
+        data = bytearray(snapshot.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        snapshot.write_bytes(bytes(data))
+        before = copy_of(live, tmp_path / "before.db")
+        result = QueueBackup(live, folder, pages_per_step=8).restore_backup(
+            backup, archive_safety=archive)
+    finally:
+        archiver.stop()
+    assert result.safety_point is None
+    assert "snapshot" in (result.archive_problem or ""), result.archive_problem
+    assert result.safety_backup is not None and result.safety_problem is None
+    assert task_rows(result.safety_backup) == task_rows(before)
+    assert sequence(result.safety_backup) == sequence(before)
+    assert task_rows(live) == task_rows(backup) and result.check.ok
+    assert result.result_check == "every page equal to the checked backup's"
+
+
 @pytest.mark.slow
 def test_cli_restore_beside_an_archiver_process_names_the_instant_that_undoes_it(
         changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:

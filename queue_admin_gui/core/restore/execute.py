@@ -42,6 +42,7 @@ import shutil
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -62,6 +63,7 @@ from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from ..trust.check_seal import record_full_check, trusted_check
 from .gate import ALL_WORKERS, CommitWatch, WorkerSignals, read_worker_signals
 from .keep import (
+    ArchiveNotConfirmed,
     LiveStateKeeper,
     RestoreReport,
     RestoreRequest,
@@ -74,7 +76,6 @@ from .page_proof import prove_pages_equal
 from .plan import RestoredCheck, check_restored
 from .write_access import blocked_sentence, probe_write_access, wait_for_write_access
 from .writing import (
-    LockedHook,
     TargetState,
     holds_queue_tables,
     inspect_target,
@@ -171,17 +172,26 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
             carry_set_aside_counters(outcome.moved_aside[0], staged, outcome)
     keeper = LiveStateKeeper(request, outcome, action, progress, cancelled,
                              wal=inspection.journal_mode == "wal")
-    hook: LockedHook | None = None
-    if inspection.state in (TargetState.HEALTHY, TargetState.DAMAGED):
-        hook = keeper.while_locked
+    guarded = inspection.state in (TargetState.HEALTHY, TargetState.DAMAGED)
 
-    def write(hook: LockedHook | None) -> None:
+    def write(keeper: LiveStateKeeper | None) -> None:
         write_into(staged, target, progress, cancelled, pages_per_step=request.pages_per_step,
-                   busy_timeout_ms=request.busy_timeout_ms, while_locked=hook)
+                   busy_timeout_ms=request.busy_timeout_ms,
+                   while_locked=None if keeper is None else keeper.while_locked,
+                   before_last_step=None if keeper is None else keeper.before_commit)
 
     try:
         try:
-            write(hook)
+            try:
+                write(keeper if guarded else None)
+            except ArchiveNotConfirmed:
+                # The archive failed its check beside the write, which rolled back: write
+                # again with a safety backup instead (the problem stays in the report).
+                keeper.discard()
+                keeper = LiveStateKeeper(replace(request, archive_safety=None), outcome,
+                                         action, progress, cancelled,
+                                         wal=inspection.journal_mode == "wal")
+                write(keeper)
         except QueueBackupError as error:
             if error.kind not in (ErrorKind.CORRUPT, ErrorKind.NOT_A_DATABASE) or \
                     outcome.moved_aside or keeper.locked_at is not None:

@@ -3,10 +3,13 @@
 A healthy database gets a verified safety backup, or, when asked and an archiver of this
 database proves under the lock that its point-in-time archive holds every commit
 (:mod:`..archive.safety_point`), the archive's instant is the safety copy and no page is
-copied while workers wait. A damaged one that still opens gets an unchecked page copy (it
-could never pass a backup's check, and workers may have it open, so it is written over in
-place rather than renamed). Either way the live AUTOINCREMENT counters are read and
-carried into the staged backup, so no id is handed out twice.
+copied while workers wait; the archive's generation is then checked in full on another
+thread while the backup is written, and the write commits only once that check has passed
+(a failed check rolls the write back: :class:`ArchiveNotConfirmed`). A damaged database
+that still opens gets an unchecked page copy (it could never pass a backup's check, and
+workers may have it open, so it is written over in place rather than renamed). Either way
+the live AUTOINCREMENT counters are read and carried into the staged backup, so no id is
+handed out twice.
 
 All of this runs inside the restore's first write step, so no commit can fall between the
 copy and the restore: in WAL mode that step holds the live write lock while readers go on.
@@ -24,10 +27,17 @@ import os
 import sqlite3
 import time
 from collections.abc import Collection
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..archive.safety_point import SafetyPoint, confirm_safety_point, prove_archived
+from ..archive.safety_point import (
+    PROOF_WAIT_SECONDS,
+    SafetyPoint,
+    archiving_this,
+    confirm_safety_point,
+    prove_archived,
+)
 from ..backups.backup_store import DEFAULT_PAGES_PER_STEP, BackupStore, PendingBackup
 from ..backups.manifest import manifest_path_for
 from ..backups.snapshot import remove_partial
@@ -47,6 +57,12 @@ STAGE_SAFETY = "Taking the safety backup (workers are held off)"
 STAGE_ARCHIVE_PROOF = "Asking the archiver to prove it holds every commit (workers are held off)"
 #: How the report says when the safety copy's full check ran.
 SAFETY_CHECKED_AFTER = "checked fully after the write, once workers were no longer held off"
+#: How the report says the archive standing in as the safety copy was checked.
+ARCHIVE_CHECKED_BESIDE = "its generation checked in full beside the write, before the commit"
+
+
+class ArchiveNotConfirmed(QueueBackupError):
+    """The archive proved it held every commit but failed its full check: nothing committed."""
 
 
 @dataclass
@@ -99,6 +115,9 @@ class RestoreReport(RestoreResult):
     #: The archive's instant that holds the database as it was before, when the archive was
     #: the safety copy (then :attr:`safety_backup` is None).
     safety_point: SafetyPoint | None = None
+    #: Why the archive could not be the safety copy although its archiver was running (a
+    #: safety backup was taken instead), or None.
+    archive_problem: str | None = None
 
 
 def safety_folder(backup_dir: str | Path) -> Path:
@@ -128,6 +147,8 @@ class LiveStateKeeper:
                                   busy_timeout_ms=request.busy_timeout_ms,
                                   pages_per_step=request.pages_per_step)
         self.pending: PendingBackup | None = None
+        #: The archive's full check, running beside the write (see :meth:`before_commit`).
+        self._checking: Future[SafetyPoint] | None = None
 
     def while_locked(self, source: sqlite3.Connection) -> None:
         """In the write's first step: copy the live state, then carry the counters over."""
@@ -135,20 +156,37 @@ class LiveStateKeeper:
         self._keep_live_state()
         self._carry(source)
 
+    def before_commit(self) -> None:
+        """Before the write's last step: wait for the archive's check; raise if it failed.
+
+        Raises :class:`ArchiveNotConfirmed` (the write then rolls back) when the archive does
+        not rebuild the proven instant, so a restore never commits without a safety copy.
+        """
+        checking, self._checking = self._checking, None
+        if checking is None:
+            return
+        try:
+            point = checking.result()
+        except Exception as error:  # noqa: BLE001 - any failure of the check refuses the archive
+            point = None
+            problem = f"its check could not run ({error})"
+        else:
+            problem = point.problem or "it does not cover the instant"
+        if point is None or not point.confirmed:
+            self.outcome.archive_problem = f"it failed its check ({problem})"
+            self.outcome.safety_point = None
+            raise ArchiveNotConfirmed(
+                f"{self.action}: the point-in-time archive failed its check "
+                f"({problem}); nothing was written.", ErrorKind.CORRUPT)
+        self.outcome.safety_point = point
+        self.outcome.safety_checked = ARCHIVE_CHECKED_BESIDE
+
     def finish(self) -> None:
         """Check and name the safety copy; a copy that fails its check is kept, unchecked.
 
         A damaged live file (say an index that disagrees with its table) fails the check:
         its copy is kept as ``queue_damaged_<time>.db``, never as a backup.
         """
-        point = self.outcome.safety_point
-        if point is not None:
-            self.outcome.safety_point = point = confirm_safety_point(point)
-            self.outcome.safety_checked = SAFETY_CHECKED_AFTER
-            if not point.confirmed:
-                self.outcome.safety_problem = (f"the point-in-time archive that holds the "
-                                               f"database as it was before failed its check "
-                                               f"({point.problem})")
         pending, self.pending = self.pending, None
         if pending is None:
             return
@@ -171,6 +209,9 @@ class LiveStateKeeper:
 
     def discard(self) -> None:
         """Remove a safety copy that is not needed: the restore did not change anything."""
+        checking, self._checking = self._checking, None
+        if checking is not None:
+            checking.cancel()
         pending, self.pending = self.pending, None
         if pending is not None:
             remove_partial(pending.partial, manifest_path_for(pending.final))
@@ -178,10 +219,20 @@ class LiveStateKeeper:
     def _keep_live_state(self) -> None:
         request, outcome = self.request, self.outcome
         target = Path(request.target)
-        if request.safety_backup and request.archive_safety is not None and not self.unlocked:
+        if request.safety_backup and request.archive_safety is not None and not self.unlocked \
+                and archiving_this(target, Path(request.archive_safety)):
             report(self.progress, 0, 0, STAGE_ARCHIVE_PROOF)
-            outcome.safety_point = prove_archived(target, request.archive_safety,
-                                                  cancelled=self.cancelled)
+            point = prove_archived(target, request.archive_safety, cancelled=self.cancelled)
+            if point is None:
+                outcome.archive_problem = ("its archiver did not prove within "
+                                           f"{PROOF_WAIT_SECONDS:g} s that it holds every "
+                                           "commit")
+            else:
+                outcome.safety_point = point
+                checker = ThreadPoolExecutor(max_workers=1,
+                                             thread_name_prefix="queue-admin-archive-check")
+                self._checking = checker.submit(confirm_safety_point, point)
+                checker.shutdown(wait=False)  # the thread ends once the check is done
         if request.safety_backup and outcome.safety_point is None:
             report(self.progress, 0, 0, STAGE_SAFETY)
             try:

@@ -225,7 +225,8 @@ def write_into(backup_path: str | Path, target: str | Path,
                cancelled: CancelCheck | None = None, *,
                pages_per_step: int = DEFAULT_PAGES_PER_STEP,
                busy_timeout_ms: int = BUSY_TIMEOUT_MS,
-               while_locked: LockedHook | None = None) -> int:
+               while_locked: LockedHook | None = None,
+               before_last_step: Callable[[], None] | None = None) -> int:
     """Write a backup into ``target`` through SQLite's backup API; returns the pages written.
 
     The destination stays in one write transaction for every step, so other connections
@@ -240,6 +241,9 @@ def write_into(backup_path: str | Path, target: str | Path,
     to the destination while it runs. It gets the connection the copy reads from, opened
     read-write (so ``backup_path`` must then be a private copy): changes made through it
     reach the destination with the rest of the pages.
+
+    ``before_last_step()`` is called once before the step that commits; raising there rolls
+    the whole write back (nothing is changed).
     """
     backup_path, target = Path(backup_path), Path(target)
     action = f"Restoring '{target}' from '{backup_path}'"
@@ -257,7 +261,8 @@ def write_into(backup_path: str | Path, target: str | Path,
             destination = connect(target, busy_timeout_ms=busy_timeout_ms, create=created)
             try:
                 total_pages = _copy_into(source, destination, action, progress, cancelled,
-                                         pages_per_step, busy_timeout_ms, while_locked)
+                                         pages_per_step, busy_timeout_ms, while_locked,
+                                         before_last_step)
                 if fresh:
                     destination.execute("PRAGMA journal_mode=WAL")
                 else:
@@ -306,7 +311,8 @@ def _open_source(path: Path, *, writable: bool) -> Iterator[sqlite3.Connection]:
 def _copy_into(source: sqlite3.Connection, destination: sqlite3.Connection, action: str,
                progress: ProgressCallback | None, cancelled: CancelCheck | None,
                pages_per_step: int, busy_timeout_ms: int,
-               while_locked: LockedHook | None = None) -> int:
+               while_locked: LockedHook | None = None,
+               before_last_step: Callable[[], None] | None = None) -> int:
     source_page = int(source.execute("PRAGMA page_size").fetchone()[0])
     target_page = int(destination.execute("PRAGMA page_size").fetchone()[0])
     target_mode = str(destination.execute("PRAGMA journal_mode").fetchone()[0]).lower()
@@ -331,9 +337,10 @@ def _copy_into(source: sqlite3.Connection, destination: sqlite3.Connection, acti
     waiting_since = time.monotonic()
     pages = 0
     hook_pending = while_locked is not None
+    last_pending = before_last_step is not None
 
     def on_step(status: int, remaining: int, total: int) -> None:
-        nonlocal waiting_since, pages, hook_pending
+        nonlocal waiting_since, pages, hook_pending, last_pending
         if status in _BUSY_CODES:
             if time.monotonic() - waiting_since >= busy_timeout_ms / 1000:
                 raise QueueBackupError(f"{action} failed: the database is locked by another "
@@ -344,6 +351,9 @@ def _copy_into(source: sqlite3.Connection, destination: sqlite3.Connection, acti
         if hook_pending and while_locked is not None and remaining > 0:
             hook_pending = False
             while_locked(source)
+        if last_pending and before_last_step is not None and 0 < remaining <= pages_per_step:
+            last_pending = False
+            before_last_step()
         report(progress, total - remaining, total, STAGE_WRITE)
         if remaining > 0 and is_cancelled(cancelled):
             raise OperationCancelled(f"{action} was cancelled; nothing was changed.")
@@ -353,6 +363,12 @@ def _copy_into(source: sqlite3.Connection, destination: sqlite3.Connection, acti
     try:
         source.execute("SELECT count(*) FROM sqlite_master").fetchone()
         source.backup(destination, pages=max(1, pages_per_step), progress=on_step, sleep=0.05)
+    except BaseException:
+        # Nothing reached the destination: what the hook changed in the staged copy goes too,
+        # so the copy is the backup again for a second attempt.
+        if source.in_transaction:
+            source.execute("ROLLBACK")
+        raise
     finally:
         if source.in_transaction:
             source.execute("COMMIT")
