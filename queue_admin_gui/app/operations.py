@@ -139,19 +139,21 @@ def prune_backups(db_path: Path, folder: Path, keep: int) -> Operation:
 
 def restore_backup(live: Path, folder: Path, backup: Path, *, safety_backup: bool,
                    accepted_workers: frozenset[str], lock_wait_seconds: float,
-                   keep_newer_tasks: bool = False) -> Operation:
+                   keep_newer_tasks: bool = False,
+                   archive_safety: Path | None = None) -> Operation:
     """Write ``backup`` into the live database (the restore wizard's commit step).
 
     A restore that went through changes the database and adds its safety backup to the
     folder; one that failed or was cancelled may still have kept that safety backup.
-    ``keep_newer_tasks`` keeps the tasks created after the backup in the restored queue.
+    ``keep_newer_tasks`` keeps the tasks created after the backup in the restored queue;
+    ``archive_safety`` is the point-in-time archive that may be the safety copy instead.
     """
     return Operation(
         f"Restore {live.name} from {backup.name}",
         lambda progress, cancelled: QueueBackup(live, folder).restore_backup(
             backup, safety_backup=safety_backup, progress=progress, cancelled=cancelled,
             accepted_workers=accepted_workers, lock_wait_seconds=lock_wait_seconds,
-            keep_newer_tasks=keep_newer_tasks),
+            keep_newer_tasks=keep_newer_tasks, archive_safety=archive_safety),
         writes=True, changes=frozenset({TOPIC_BACKUPS, TOPIC_DATABASE}),
         changes_when_stopped=frozenset({TOPIC_BACKUPS}))
 

@@ -44,7 +44,7 @@ from ..core.schema import KNOWN_STATUSES
 from .backup_rows import backup_label
 from .palette import GOOD_TEXT, RED
 from .restore_choices import RestoreChoices, newer_tasks
-from .restore_point_picker import RestorePointPicker
+from .restore_point_picker import RestorePointPicker, instant_label
 
 PROBLEM_STYLE = f"color: {RED}; font-weight: bold;"
 GOOD_STYLE = f"color: {GOOD_TEXT};"
@@ -70,6 +70,9 @@ class RestoreState:
     #: The live tasks created after the past state, and whether the restore keeps them.
     newer_tasks: NewerTasks | None = None
     keep_newer_tasks: bool = False
+    #: The point-in-time archive that is archiving the live database now: the restore asks
+    #: it to stand in for the safety backup (a backup is taken when it cannot).
+    archive_safety: Path | None = None
 
 
 def text_label(text: str = "", style: str = "") -> QLabel:
@@ -300,10 +303,10 @@ class ChoosePage(JobPage):
     def _on_rebuilt(self, result: Any) -> None:
         """A file rebuilt to an instant is an ordinary backup: check and restore it as one."""
         self.choose_path(result.path)
-        self.chosen_label.setText(f"Chosen: the queue as it was at "
-                                  f"{self.point_picker.instant_edit.text()}, rebuilt into "
+        when = instant_label(result.at.timestamp())
+        self.chosen_label.setText(f"Chosen: the queue as it was at {when}, rebuilt into "
                                   f"{result.path}")
-        self.state.past_label = f"the queue at {self.point_picker.instant_edit.text()}"
+        self.state.past_label = f"the queue at {when}"
         wizard = self.wizard()
         if isinstance(wizard, QWizard) and wizard.currentPage() is self:
             wizard.next()

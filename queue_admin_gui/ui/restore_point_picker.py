@@ -68,6 +68,15 @@ def _qt_instant(stamp: float) -> QDateTime:
     return QDateTime.fromMSecsSinceEpoch(int(round(stamp * 1000)))
 
 
+#: How the picker writes an instant: local time to the millisecond.
+INSTANT_FORMAT = "yyyy-MM-dd HH:mm:ss.zzz"
+
+
+def instant_label(stamp: float) -> str:
+    """An instant as the picker's box shows it (local time, to the millisecond)."""
+    return _qt_instant(stamp).toString(INSTANT_FORMAT)
+
+
 def _short(stamp: float) -> str:
     return _qt_instant(stamp).toString("yyyy-MM-dd HH:mm:ss")
 
@@ -481,7 +490,7 @@ class RestorePointPicker(QGroupBox):
         self.summary_label.setWordWrap(True)
         self.timeline = ArchiveTimeline(self)
         self.instant_edit = InstantEdit(self)
-        self.instant_edit.setDisplayFormat("yyyy-MM-dd HH:mm:ss.zzz")
+        self.instant_edit.setDisplayFormat(INSTANT_FORMAT)
         self.instant_edit.setCalendarPopup(True)
         self.instant_edit.setToolTip("The instant to restore the queue to (local time); "
                                      "every transaction committed at or before it is kept.")
@@ -557,8 +566,16 @@ class RestorePointPicker(QGroupBox):
         """Rebuild the queue at the chosen instant into a new file (on the page's job)."""
         if self.status is None or self.status.earliest is None:
             return None
-        stamp, folder, backups, live = (self.chosen_instant(), self.archive_dir,
-                                        self.backup_dir, self.live_path)
+        return self.rebuild_instant(self.chosen_instant(), self.archive_dir)
+
+    def rebuild_instant(self, stamp: float, folder: Path) -> Job:
+        """Rebuild the queue at exactly ``stamp`` from the archive in ``folder``.
+
+        An undo rebuilds the instant a restore named this way, to the microsecond, whether
+        or not the archive has been read yet.
+        """
+        backups, live = self.backup_dir, self.live_path
+        self.set_instant(stamp)
 
         def rebuild(progress: Any, cancelled: Any) -> RebuildResult:
             backups.mkdir(parents=True, exist_ok=True)

@@ -95,7 +95,8 @@ class PreparePage(JobPage):
         self.safety_check.blockSignals(True)
         self.safety_check.setChecked(True)
         self.safety_check.blockSignals(False)
-        self.safety_label.setText(f"Saved in: {safety_folder(self.state.backup_dir)}")
+        self.state.archive_safety = None
+        self.safety_label.setText(self._safety_text())
         self._set_workers_accepted(False)
         self._run_preflight()
         self.safety_check.setFocus()
@@ -107,12 +108,13 @@ class PreparePage(JobPage):
 
     def _run_preflight(self) -> None:
         live, folder, backup = self.state.live_path, self.state.backup_dir, self.state.backup_path
+        archive = self.session.archive_dir
         assert live is not None
         self._stop_rechecks()
         self._look_up_holders()
         self.run_job("Prepare the restore",
                      lambda progress, cancelled: preflight(live, folder, backup, progress,
-                                                           cancelled),
+                                                           cancelled, archive_safety=archive),
                      self._on_prepared)
 
     def _look_up_holders(self, background: bool = False) -> None:
@@ -229,8 +231,20 @@ class PreparePage(JobPage):
         return result is None or result.live.state in (TargetState.HEALTHY,
                                                        TargetState.DAMAGED)
 
+    def _safety_text(self) -> str:
+        """Where the safety copy will be: the running archive, or a backup in its folder."""
+        folder = safety_folder(self.state.backup_dir)
+        if self.state.archive_safety is None:
+            return f"Saved in: {folder}"
+        return (f"The point-in-time archive in {self.state.archive_safety} is following this "
+                "database now, so it is the safety copy: while workers are held off its "
+                "archiver proves that it holds every commit, and it is checked in full before "
+                "the restore commits; Undo rebuilds the queue from it. Nothing is copied while "
+                f"workers wait. If it cannot prove it, a safety backup is saved in: {folder}")
+
     def _on_prepared(self, result: Preflight) -> None:
         self.state.preflight = result
+        self.state.archive_safety = result.archive_safety
         live = result.live
         problem = damage_in_brief(live.problem or "")
         texts = {
@@ -269,6 +283,8 @@ class PreparePage(JobPage):
             self.lock_label.setStyleSheet("")
         possible = self._safety_possible()
         self.safety_check.setEnabled(possible)
+        if self.state.safety_backup:
+            self.safety_label.setText(self._safety_text())
         if not possible:
             self.safety_label.setText("No safety backup can be taken of a database that is "
                                       "missing or cannot be opened; such a file is moved "
@@ -335,6 +351,6 @@ class PreparePage(JobPage):
             self.safety_check.blockSignals(False)
             checked = True
         self.state.safety_backup = checked
-        self.safety_label.setText(f"Saved in: {safety_folder(self.state.backup_dir)}"
-                                  if checked else "No safety backup will be taken.")
+        self.safety_label.setText(self._safety_text() if checked
+                                  else "No safety backup will be taken.")
         self._show_space()

@@ -85,7 +85,8 @@ class RestorePage(JobPage):
             restore_backup(live, folder, backup, safety_backup=state.safety_backup,
                            accepted_workers=state.accepted_workers,
                            lock_wait_seconds=float(state.lock_wait_seconds),
-                           keep_newer_tasks=state.keep_newer_tasks),
+                           keep_newer_tasks=state.keep_newer_tasks,
+                           archive_safety=state.archive_safety),
             self._on_restored)
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt override
@@ -281,17 +282,28 @@ class DonePage(JobPage):
         self.tasks.setVisible(bool(count))
         self.requeue_button.setVisible(bool(count))
         self.requeue_button.setEnabled(bool(count))
+        point = result.safety_point
+        not_used = (f" The point-in-time archive was not used as the safety copy: "
+                    f"{result.archive_problem}." if result.archive_problem else "")
         if result.safety_problem:
             self.safety_label.setText(f"The safety copy could not be checked "
                                       f"({result.safety_problem}); it is kept unchecked: "
                                       f"{result.damaged_copy}")
+        elif point is not None and point.confirmed:
+            self.safety_label.setText(f"Safety copy: {point.describe()}. Undo rebuilds the "
+                                      "queue at that instant and restores it.")
         elif result.safety_backup is not None:
             self.safety_label.setText(f"Safety backup of the database as it was before: "
-                                      f"{result.safety_backup}")
+                                      f"{result.safety_backup}.{not_used}")
         else:
             self.safety_label.setText("No safety backup was taken, so this restore cannot be "
                                       "undone from here.")
-        self.undo_button.setEnabled(result.safety_backup is not None)
+        self.undo_button.setEnabled(result.safety_backup is not None
+                                    or (point is not None and point.confirmed is True))
+        self.undo_button.setToolTip(
+            "Rebuild the queue at the instant the archive holds and restore it through the "
+            "same steps." if result.safety_backup is None
+            else "Restore the safety backup through the same steps.")
         (self.requeue_button if count else self.wizard().button(
             QWizard.WizardButton.FinishButton)).setFocus()
 
@@ -403,14 +415,22 @@ class RestoreWizard(QWizard):
         return any(page.busy for page in self.job_pages)
 
     def undo(self) -> None:
-        """Restore the safety backup just taken, through the same pages and checks."""
+        """Restore the safety copy just kept, through the same pages and checks.
+
+        A safety backup is chosen as the backup to restore; with the archive as the safety
+        copy, the queue is rebuilt at its instant first (the first page goes on by itself).
+        """
         outcome = self.state.outcome
-        if outcome is None or outcome.result.safety_backup is None or self.busy:
+        if outcome is None or self.busy:
             return
-        safety = outcome.result.safety_backup
-        self.restart()
-        self.choose_path(safety)
-        self.next()
+        safety, point = outcome.result.safety_backup, outcome.result.safety_point
+        if safety is not None:
+            self.restart()
+            self.choose_path(safety)
+            self.next()
+        elif point is not None and point.confirmed:
+            self.restart()
+            self.choose_page.point_picker.rebuild_instant(point.at, point.archive)
 
     def reject(self) -> None:
         """Cancel: stop a running job first (the restore only while that changes nothing)."""

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..archive.safety_point import archiving_this
 from ..errors import ErrorKind, QueueAdminError, drive_label, format_bytes
 from ..files.db_files import file_size, wal_path
 from ..files.disk import free_bytes, nearest_existing_folder, same_drive
@@ -52,6 +53,9 @@ class Preflight:
     backup_dir: Path | None = None
     free_bytes: dict[str, int] = field(default_factory=dict)
     same_drive: bool = True
+    #: The point-in-time archive an archiver is archiving this database into right now: it
+    #: can be the safety copy (:mod:`..archive.safety_point`), or None.
+    archive_safety: Path | None = None
 
     @property
     def blocked(self) -> bool:
@@ -112,11 +116,14 @@ def preflight(live_path: str | Path, backup_dir: str | Path,
               progress: ProgressCallback | None = None,
               cancelled: CancelCheck | None = None, *,
               sample_seconds: float = COMMIT_SAMPLE_SECONDS,
-              archive_dirs: list[Path] | None = None) -> Preflight:
+              archive_dirs: list[Path] | None = None,
+              archive_safety: Path | None = None) -> Preflight:
     """Check the live database, its workers, its locks and the free space before a restore.
 
     The live file is judged exactly as the restore will judge it (a whole-file quick check),
     so what this says about moving a damaged file aside is what the restore then does.
+    ``archive_safety``: the archive folder that may stand in for the safety backup; named in
+    the result when an archiver is archiving this healthy database into it now.
     """
     live_path, backup_dir = Path(live_path), Path(backup_dir)
     try:
@@ -133,8 +140,13 @@ def preflight(live_path: str | Path, backup_dir: str | Path,
     if live_path.exists():
         folders = archive_dirs if archive_dirs is not None else [
             backup_dir / "archive", backup_dir / "wal-archive"]
+        if archive_safety is not None:
+            folders = [*folders, Path(archive_safety)]
         result.signals = read_worker_signals(live_path, sample_seconds=sample_seconds,
                                              archive_dirs=folders, cancelled=cancelled)
+    if (archive_safety is not None and result.live.state is TargetState.HEALTHY
+            and archiving_this(live_path, Path(archive_safety))):
+        result.archive_safety = Path(archive_safety)
     result.blocked_reason = probe_write_access(live_path)
     result.backup_size = file_size(backup_path) if backup_path is not None else 0
     result.safety_size = file_size(live_path) + file_size(wal_path(live_path))
