@@ -22,7 +22,13 @@ from rescue_scenario import log_rows, make_incident, sequence, task_rows
 from test_archive_under_load import wait_restorable
 
 from queue_admin_gui.core.archive import Archiver, rebuild_to_time
-from queue_admin_gui.core.archive.safety_point import PROOF_FOLDER, prove_archived
+from queue_admin_gui.core.archive.safety_point import (
+    PROOF_FOLDER,
+    KnownDigest,
+    confirm_safety_point,
+    hash_snapshot_ahead,
+    prove_archived,
+)
 from queue_admin_gui.core.archive.store import LOCK_FILE
 from queue_admin_gui.core.rescue import RescueSelection, open_past_state, rescue_tasks
 
@@ -198,3 +204,32 @@ def test_a_damaged_archive_is_no_safety_copy_and_a_safety_backup_is_taken(
     assert report.put_back == 49 + 20
     undo_files = list((incident["backup_dir"] / "rescue-undo").iterdir())
     assert undo_files == [report.undo_file]  # the rolled-back attempt left nothing behind
+
+
+def test_a_snapshot_hashed_ahead_is_trusted_only_while_it_is_the_same_file(
+        incident: dict, archiving: Archiver) -> None:
+    """The snapshot's digest taken before the lock is reused only for that very file: a byte
+    flipped after it was hashed (its modification time even put back) is found."""
+    live, archive = incident["live"], archiving.archive_dir
+    known = hash_snapshot_ahead(archive)
+    assert known is not None
+    connection = prismq_connect(live)
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        point = prove_archived(live, archive)
+        assert point is not None
+    finally:
+        connection.execute("ROLLBACK")
+        connection.close()
+    assert confirm_safety_point(point, known).confirmed is True
+    # The digest really is reused while the file is unchanged: a wrong one is believed.
+    forged = KnownDigest(known.path, known.identity, "0" * 64)
+    assert confirm_safety_point(point, forged).confirmed is False
+    # A changed file is hashed again, even with its modification time put back.
+    stat = known.path.stat()
+    data = bytearray(known.path.read_bytes())
+    data[len(data) // 3] ^= 0x10
+    known.path.write_bytes(bytes(data))
+    os.utime(known.path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    damaged = confirm_safety_point(point, known)
+    assert damaged.confirmed is False and "snapshot" in (damaged.problem or "")

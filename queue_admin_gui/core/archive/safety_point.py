@@ -17,7 +17,10 @@ writer is about to change: rebuilding that instant undoes the write.
 No archiver, an archiver of another database, one that is busy starting a new generation or
 one of an earlier version: no answer comes, and the caller takes a safety backup as before.
 The generation's files are then checked in full (:func:`confirm_safety_point`): only an
-instant that check finds restorable is a safety copy.
+instant that check finds restorable is a safety copy. The snapshot's SHA-256, the bulk of
+that check, can be computed before the lock is taken (:func:`hash_snapshot_ahead`); under
+the lock it is then reused only if the file is still the very same (size, modification and
+change times, inode), and every frame log is read and checked as always.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..files.durable import file_sha256
 from ..progress import CancelCheck, raise_if_cancelled
 from .store import (
     GENERATION_FILE,
     KIND_HEARTBEAT,
     LOCK_FILE,
     OPEN_SEGMENT_KEY,
+    ArchiveError,
     Generation,
     SegmentRead,
     check_generation,
@@ -195,12 +200,63 @@ class _AnswerReader:
         return None
 
 
-def confirm_safety_point(point: SafetyPoint) -> SafetyPoint:
-    """Check every file of the generation in full: whether the archive rebuilds the instant."""
+@dataclass(frozen=True)
+class KnownDigest:
+    """A snapshot's SHA-256 computed a moment ago, with the file's identity then."""
+
+    path: Path
+    identity: tuple[int, int, int, int]
+    sha256: str
+
+    def still_valid(self, snapshot: Path | None) -> bool:
+        """True when ``snapshot`` is this very file, unchanged since it was hashed."""
+        return snapshot is not None and snapshot == self.path \
+            and _identity(snapshot) == self.identity
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
+
+
+def hash_snapshot_ahead(archive_dir: str | Path | None) -> KnownDigest | None:
+    """Before taking the write lock: hash the snapshot of the archive's newest generation.
+
+    Returns None when there is nothing to hash or the file changed while it was read.
+    """
+    if archive_dir is None:
+        return None
+    try:
+        newest = [g for g in list_generations(Path(archive_dir), scan=False)
+                  if g.snapshot is not None and g.snapshot.is_file()]
+        if not newest:
+            return None
+        snapshot = newest[-1].snapshot
+        assert snapshot is not None
+        before = _identity(snapshot)
+        digest = file_sha256(snapshot)
+    except (OSError, ArchiveError):
+        return None
+    if before is None or _identity(snapshot) != before:
+        return None
+    return KnownDigest(snapshot, before, digest)
+
+
+def confirm_safety_point(point: SafetyPoint, known: KnownDigest | None = None) -> SafetyPoint:
+    """Check every file of the generation in full: whether the archive rebuilds the instant.
+
+    ``known``: the snapshot's digest from :func:`hash_snapshot_ahead`, used when the
+    generation's snapshot is still that very file.
+    """
     generation: Generation | None = load_generation(point.archive / point.generation)
     if generation is None or not (point.archive / point.generation / GENERATION_FILE).is_file():
         return _unconfirmed(point, "its generation is gone from the archive")
-    check_generation(generation)
+    reuse = known.sha256 if known is not None and known.still_valid(generation.snapshot) \
+        else None
+    check_generation(generation, snapshot_sha256=reuse)
     span = generation.restorable
     if span is not None and span[0] <= point.at <= span[1]:
         return SafetyPoint(point.archive, point.generation, point.at, True, None)
@@ -215,9 +271,11 @@ def _unconfirmed(point: SafetyPoint, problem: str) -> SafetyPoint:
 __all__ = [
     "PROOF_FOLDER",
     "PROOF_WAIT_SECONDS",
+    "KnownDigest",
     "ProofDesk",
     "SafetyPoint",
     "archiving_this",
     "confirm_safety_point",
+    "hash_snapshot_ahead",
     "prove_archived",
 ]

@@ -703,8 +703,12 @@ def _cut(generation: Generation, damaged: Path) -> tuple[float | None, float | N
     return before, after
 
 
-def check_generation(generation: Generation) -> Generation:
+def check_generation(generation: Generation, *,
+                     snapshot_sha256: str | None = None) -> Generation:
     """Check every file of a generation against its checksums, in place; returns it.
+
+    ``snapshot_sha256``: the snapshot's digest as the caller computed it moments ago on the
+    same, unchanged file (it is then not hashed again); every other checksum is checked.
 
     The snapshot is hashed and compared with its manifest (and, in format 2, with
     generation.json); every frame log record's CRC and its place in the WAL chain are
@@ -722,7 +726,7 @@ def check_generation(generation: Generation) -> Generation:
         return generation
     snapshot = generation.snapshot
     if snapshot is not None:
-        problem = _snapshot_problem(generation, snapshot)
+        problem = _snapshot_problem(generation, snapshot, snapshot_sha256)
         if problem is not None:
             generation.damage.append(ArchiveDamage(problem[0], problem[1], None,
                                                    generation.covered_until))
@@ -821,7 +825,8 @@ class _IntactEnd:
         return self.last if self.last_kind == KIND_HEARTBEAT else self.before_last
 
 
-def _snapshot_problem(generation: Generation, snapshot: Path) -> tuple[Path, str] | None:
+def _snapshot_problem(generation: Generation, snapshot: Path,
+                      known_digest: str | None = None) -> tuple[Path, str] | None:
     """The file and why the snapshot cannot be trusted, or None when every checksum matches."""
     if not snapshot.is_file():
         return snapshot, "the snapshot is missing"
@@ -829,7 +834,7 @@ def _snapshot_problem(generation: Generation, snapshot: Path) -> tuple[Path, str
     try:
         manifest = BackupManifest.read(manifest_file)
         manifest_digest = hashlib.sha256(manifest_file.read_bytes()).hexdigest()
-        digest = file_sha256(snapshot)
+        digest = known_digest if known_digest is not None else file_sha256(snapshot)
     except ManifestUnreadable as error:
         return manifest_file, f"the snapshot's manifest cannot be used ({error.reason})"
     except OSError as error:

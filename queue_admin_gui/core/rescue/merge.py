@@ -44,9 +44,11 @@ from typing import Any
 
 from ..archive.safety_point import (
     PROOF_WAIT_SECONDS,
+    KnownDigest,
     SafetyPoint,
     archiving_this,
     confirm_safety_point,
+    hash_snapshot_ahead,
     prove_archived,
 )
 from ..backups.backup_store import BackupStore
@@ -276,9 +278,12 @@ def rescue_tasks(live: str | Path, past: PastState, selection: RescueSelection, 
     undo_folder = backup_dir / UNDO_FOLDER_NAME
     written = False
     if safety_backup and archive_dir is not None and archiving_this(live, Path(archive_dir)):
+        # The snapshot's hash, the longest part of the archive's check, is taken before the
+        # lock, so that workers wait for the frame logs' check alone.
+        known = hash_snapshot_ahead(archive_dir)
         report(progress, 2, 4, STAGE_WRITE)
         written = _write(live, past, selection, plan, outcome, undo_folder, action, cancelled,
-                         archive_dir=Path(archive_dir))
+                         archive_dir=Path(archive_dir), known=known)
     if not written:
         if safety_backup:
             report(progress, 1, 4, STAGE_SAFETY)
@@ -293,7 +298,8 @@ def rescue_tasks(live: str | Path, past: PastState, selection: RescueSelection, 
 
 def _write(live: Path, past: PastState, selection: RescueSelection, plan: _Plan,
            outcome: RescueReport, undo_folder: Path, action: str,
-           cancelled: CancelCheck | None, *, archive_dir: Path | None = None) -> bool:
+           cancelled: CancelCheck | None, *, archive_dir: Path | None = None,
+           known: KnownDigest | None = None) -> bool:
     """The one write transaction: re-check the planned tasks, keep the undo, put them back.
 
     With ``archive_dir``, the archive must first prove (under the write lock) that it holds
@@ -323,7 +329,7 @@ def _write(live: Path, past: PastState, selection: RescueSelection, plan: _Plan,
                         return False
                     # Checked in full on another thread while the tasks are put back; the
                     # rescue commits only once the archive is known to rebuild that instant.
-                    checking = checker.submit(confirm_safety_point, point)
+                    checking = checker.submit(confirm_safety_point, point, known)
                 connection.execute("DROP TABLE IF EXISTS temp.rescue_candidates")
                 connection.execute("CREATE TEMP TABLE rescue_candidates"
                                    " (id INTEGER PRIMARY KEY)")
