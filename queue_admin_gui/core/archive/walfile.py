@@ -207,7 +207,9 @@ def read_committed(wal: Path, header: WalHeader, after_frame: int,
             chunk = max(1, max_bytes // step) * step
             read = 0
             while scan.found.oversized_end is None:
-                data = handle.read(chunk)
+                # Never more than the file holds: a read of a whole chunk would allocate
+                # ``max_bytes`` at every look, however few frames were added.
+                data = handle.read(min(chunk, max(step, size - handle.tell())))
                 read += len(data)
                 if not scan.feed(data) or (scan.found.transactions and read >= max_bytes):
                     break
