@@ -159,7 +159,7 @@ def prove_archived(database: str | Path, archive_dir: str | Path | None, *,
     except OSError:
         return None
     try:
-        reader = _AnswerReader(archive_dir)
+        reader = _AnswerReader(archive_dir, database)
         deadline = time.monotonic() + wait_seconds
         while True:
             found = reader.find(token)
@@ -175,16 +175,27 @@ def prove_archived(database: str | Path, archive_dir: str | Path | None, *,
 
 
 class _AnswerReader:
-    """Reads the open frame logs of the newest generations from where it stopped last."""
+    """Reads the open frame logs of the newest generations from where it stopped last.
 
-    def __init__(self, archive_dir: Path) -> None:
+    Only generations made from ``database`` count: an archiver of another queue writing into
+    the same folder may answer a request, but its archive holds nothing of this queue.
+    """
+
+    def __init__(self, archive_dir: Path, database: Path) -> None:
         self.archive_dir = archive_dir
+        self.database = database.resolve()
         self._read_to: dict[Path, int] = {}
 
     def find(self, token: bytes) -> tuple[str, float] | None:
         """(generation id, stamp) of a heartbeat carrying ``token`` in a restorable generation."""
         for generation in list_generations(self.archive_dir, scan=False)[-2:]:
             if generation.unusable or generation.snapshot is None:
+                continue
+            try:
+                made_from = Path(str(generation.data.get("database", ""))).resolve()
+            except OSError:
+                continue
+            if made_from != self.database:
                 continue
             name = generation.data.get(OPEN_SEGMENT_KEY)
             if not isinstance(name, str):
