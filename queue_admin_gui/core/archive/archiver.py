@@ -36,6 +36,7 @@ The log is reset under the archiver's control, so nothing waits on it for long:
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -129,7 +130,10 @@ class Archiver:
                  on_event: Callable[[ArchiveEvent], None] | None = None,
                  validate_seconds: float | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        self.database = Path(database).absolute()
+        # Named as SQLite names it: on POSIX it follows symlinks, so the -wal and -shm files
+        # of a queue opened through a link lie beside the link's target (Windows does not).
+        self.database = Path(database).resolve() if os.name == "posix" \
+            else Path(database).absolute()
         self.archive_dir = Path(archive_dir)
         self.retention_days = retention_days
         self.poll_seconds = poll_seconds
