@@ -41,6 +41,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -138,7 +139,19 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
         signals = _refuse_live_workers(request, action, watch, cancelled)
         if watch is not None:
             watch.close()
-        outcome = _write(request, staged, action, started, progress, cancelled)
+
+        def restage() -> None:
+            """The checked backup's bytes again, for a second attempt of the write."""
+            for leftover in staging_dir.iterdir():
+                leftover.unlink()
+            _, again = _stage(backup_path, staging_dir, action, progress, cancelled)
+            if again != digest:
+                raise QueueBackupError(f"{action} stopped: the backup changed while it was "
+                                       "being restored; nothing was changed.",
+                                       ErrorKind.CORRUPT)
+            repair_counters(staged, action)
+
+        outcome = _write(request, staged, action, started, progress, cancelled, restage)
         outcome.counters_repaired = repaired
         outcome.source_check = earlier.describe() if earlier is not None else CHECKED_NOW
         outcome.workers_seen = signals.notes() if signals is not None else []
@@ -150,7 +163,8 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
 
 
 def _write(request: RestoreRequest, staged: Path, action: str, started: float,
-           progress: ProgressCallback | None, cancelled: CancelCheck | None) -> RestoreReport:
+           progress: ProgressCallback | None, cancelled: CancelCheck | None,
+           restage: Callable[[], None]) -> RestoreReport:
     target = Path(request.target)
     inspection = inspect_target(target, check=False, progress=progress, cancelled=cancelled,
                                 busy_timeout_ms=request.busy_timeout_ms)
@@ -186,8 +200,11 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
                 write(keeper if guarded else None)
             except ArchiveNotConfirmed:
                 # The archive failed its check beside the write, which rolled back: write
-                # again with a safety backup instead (the problem stays in the report).
+                # again with a safety backup instead (the problem stays in the report), from
+                # the backup's own bytes (the first attempt carried counters and tasks into
+                # the staged copy, as they were then).
                 keeper.discard()
+                restage()
                 keeper = LiveStateKeeper(replace(request, archive_safety=None), outcome,
                                          action, progress, cancelled,
                                          wal=inspection.journal_mode == "wal")

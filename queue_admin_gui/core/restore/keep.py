@@ -120,6 +120,22 @@ class RestoreReport(RestoreResult):
     archive_problem: str | None = None
 
 
+def _schema(connection: sqlite3.Connection) -> list[tuple[str, str, str | None]]:
+    """The schema's own objects (SQLite's internal tables aside), in a stable order."""
+    return [tuple(row) for row in connection.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        " ORDER BY type, name")]
+
+
+def _live_schema(target: Path) -> list[tuple[str, str, str | None]] | None:
+    """The live queue's schema, read beside the restore's lock; None when it cannot be read."""
+    try:
+        with closing_connection(open_read_only(target)) as reader:
+            return _schema(reader)
+    except (QueueAdminError, sqlite3.Error):
+        return None
+
+
 def safety_folder(backup_dir: str | Path) -> Path:
     """Where restores keep their safety backups: apart from the regular backups."""
     return Path(backup_dir) / SAFETY_FOLDER_NAME
@@ -153,7 +169,7 @@ class LiveStateKeeper:
     def while_locked(self, source: sqlite3.Connection) -> None:
         """In the write's first step: copy the live state, then carry the counters over."""
         self.locked_at = time.monotonic()
-        self._keep_live_state()
+        self._keep_live_state(source)
         self._carry(source)
 
     def before_commit(self) -> None:
@@ -216,10 +232,19 @@ class LiveStateKeeper:
         if pending is not None:
             remove_partial(pending.partial, manifest_path_for(pending.final))
 
-    def _keep_live_state(self) -> None:
+    def _keep_live_state(self, source: sqlite3.Connection) -> None:
         request, outcome = self.request, self.outcome
         target = Path(request.target)
         if request.safety_backup and request.archive_safety is not None and not self.unlocked \
+                and archiving_this(target, Path(request.archive_safety)):
+            if _schema(source) != _live_schema(target):
+                # An instant is rebuilt only with the schema the live queue has then: once the
+                # backup's schema is in, the live one could not be rebuilt any more.
+                outcome.archive_problem = ("the backup's schema differs from the live "
+                                           "queue's, so the archive could not give the "
+                                           "queue before the restore back")
+        if request.safety_backup and request.archive_safety is not None and not self.unlocked \
+                and outcome.archive_problem is None \
                 and archiving_this(target, Path(request.archive_safety)):
             report(self.progress, 0, 0, STAGE_ARCHIVE_PROOF)
             point = prove_archived(target, request.archive_safety, cancelled=self.cancelled)
