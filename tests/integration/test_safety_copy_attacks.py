@@ -39,7 +39,12 @@ from test_prismq_restore import PROJECT_ROOT, run_cli
 import queue_admin_gui.core.rescue.merge as rescue_merge
 import queue_admin_gui.core.restore.keep as restore_keep
 from queue_admin_gui.core.archive import Archiver, archive_status, rebuild_to_time
-from queue_admin_gui.core.archive.safety_point import PROOF_FOLDER, SafetyPoint, prove_archived
+from queue_admin_gui.core.archive.safety_point import (
+    PROOF_FOLDER,
+    SafetyPoint,
+    confirm_safety_point,
+    prove_archived,
+)
 from queue_admin_gui.core.archive.store import LOCK_FILE
 from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.rescue import RescueSelection, open_past_state, rescue_tasks
@@ -171,6 +176,12 @@ def damage_byte(path: Path, at: int, *, keep_mtime: bool = True) -> None:
         handle.write(bytes([byte[0] ^ 0x04]))
     if keep_mtime:
         os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def more_work(worker: PrismQWorker, tasks: int) -> None:
+    """Until ``worker`` has executed ``tasks`` more tasks than it has now."""
+    target = len(worker.executed()) + tasks
+    wait_for(lambda: len(worker.executed()) >= target, "the worker's progress")
 
 
 @pytest.fixture
@@ -568,3 +579,43 @@ def test_a_cli_archiver_started_through_a_symlink_is_no_false_safety_copy(
                            "--archive", archive, "--output", rebuilt)
     assert code == 0, err
     same_queue(rebuilt, before)
+
+
+# -- proofs asked over and over while generations rotate under a worker ----------------------
+
+@pytest.mark.slow
+def test_every_proven_instant_is_exact_while_generations_rotate_under_a_worker(
+        changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """A new generation every half second (its snapshot taken while the old one goes on) and
+    a worker committing throughout: each proof asked under the write lock, confirmed there,
+    names an instant that rebuilds to the queue read under that lock."""
+    live, folder, _ = changed_queue
+    archive = folder / "archive"
+    proven: list[tuple[SafetyPoint, Path]] = []
+    with archiving(live, archive, rotate_seconds=0.5) as archiver, \
+            working(live, tmp_path / "worker.log") as worker:
+        for attempt in range(8):
+            # Ask right as a rotation begins: the new snapshot is being taken while the
+            # outgoing generation still receives every transaction (and the answer).
+            started = archiver.status().generations_started
+            wait_for(lambda since=started: archiver.status().generations_started > since,
+                     "the next rotation")
+            holder = prismq_connect(live)
+            holder.execute("BEGIN IMMEDIATE")
+            try:
+                point = prove_archived(live, archive)
+                if point is not None:
+                    point = confirm_safety_point(point)
+                    assert point.confirmed is True, point.problem
+                    proven.append((point, copy_of(live, tmp_path / f"lock-{attempt}.db")))
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            more_work(worker, 3)
+    assert worker.errors() == []
+    assert len(proven) >= 6, len(proven)
+    assert len({point.generation for point, _ in proven}) >= 4
+    for number, (point, under_lock) in enumerate(proven):
+        rebuilt = tmp_path / f"rebuilt-{number}.db"
+        assert rebuild_to_time(archive, point.at, rebuilt, live_path=live).check.ok
+        same_queue(rebuilt, under_lock)
