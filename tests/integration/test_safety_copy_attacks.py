@@ -619,3 +619,77 @@ def test_every_proven_instant_is_exact_while_generations_rotate_under_a_worker(
         rebuilt = tmp_path / f"rebuilt-{number}.db"
         assert rebuild_to_time(archive, point.at, rebuilt, live_path=live).check.ok
         same_queue(rebuilt, under_lock)
+
+
+def proven_copy(live: Path, archive: Path, target: Path, wait_seconds: float = 2.0
+                ) -> SafetyPoint | None:
+    """Hold the write lock, ask for a proof and copy the queue; (point or None)."""
+    holder = prismq_connect(live)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        point = prove_archived(live, archive, wait_seconds=wait_seconds)
+        copy_of(live, target)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    return point
+
+
+@pytest.mark.slow
+def test_a_restore_whose_first_step_spills_into_a_just_truncated_wal_is_never_a_wrong_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first step of more pages than the restore's cache holds, into a queue whose WAL
+    another program has just TRUNCATEd: uncommitted frames (a new WAL header, new salts) are
+    in the log when the proof is asked. The archive must not take them for commits: the
+    restore names an exact instant or takes a safety backup, and afterwards the archive
+    rebuilds both the queue before the restore and the queue it restored."""
+    live, folder = tmp_path / "queue.db", tmp_path / "backups"
+    make_prismq_queue(live)
+    connection = prismq_connect(live)
+    with connection:  # about 32 MB: more pages than the restore's 20 MB cache holds
+        connection.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 15000)"
+            " INSERT INTO task_queue (type, payload, idempotency_key) SELECT 'fat',"
+            " json_object('format', 'mp4', 'pad', hex(randomblob(1000))), 'f-' || i FROM n")
+    engine = QueueBackup(live, folder, pages_per_step=100_000)
+    backup = engine.create_backup("before")
+    with connection:
+        connection.execute("UPDATE task_queue SET status = 'completed' WHERE id < 5000")
+    wal_at_proof: list[int] = []
+    real = restore_keep.prove_archived
+
+    def proving(*args: object, **kwargs: object) -> SafetyPoint | None:
+        wal_at_proof.append((tmp_path / "queue.db-wal").stat().st_size)
+        return real(*args, **kwargs)
+
+    with archiving(live, folder / "archive") as archiver:
+        archive = archiver.archive_dir
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        connection.close()
+        before = tmp_path / "before.db"
+        early = proven_copy(live, archive, before)
+        assert early is not None
+        connection = prismq_connect(live)
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        connection.close()
+        assert (tmp_path / "queue.db-wal").stat().st_size == 0
+        with monkeypatch.context() as patch:
+            patch.setattr(restore_keep, "prove_archived", proving)
+            result = engine.restore_backup(backup, archive_safety=archive)
+        after = tmp_path / "after.db"
+        late = proven_copy(live, archive, after, wait_seconds=60)
+    assert wal_at_proof and wal_at_proof[0] > 0  # the first step had spilled frames
+    assert task_rows(live) == task_rows(backup)
+    point = result.safety_point
+    if point is None:
+        assert result.archive_problem and result.safety_backup is not None
+        same_queue(result.safety_backup, before)
+    else:
+        rebuilt = tmp_path / "rebuilt.db"
+        assert rebuild_to_time(archive, point.at, rebuilt, live_path=live).check.ok
+        same_queue(rebuilt, before)
+    assert late is not None
+    for instant, expected in ((early.at, before), (late.at, after)):
+        rebuilt = tmp_path / f"at-{instant}.db"
+        assert rebuild_to_time(archive, instant, rebuilt, live_path=live).check.ok
+        same_queue(rebuilt, expected)
