@@ -693,3 +693,77 @@ def test_a_restore_whose_first_step_spills_into_a_just_truncated_wal_is_never_a_
         rebuilt = tmp_path / f"at-{instant}.db"
         assert rebuild_to_time(archive, instant, rebuilt, live_path=live).check.ok
         same_queue(rebuilt, expected)
+
+
+def test_a_queue_file_replaced_between_the_archivers_look_and_the_request_is_no_safety_copy(
+        changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """Another program puts a newer copy of the queue in its place right after the archiver
+    looked whether the file was replaced, and the restore asks for its proof before the next
+    look: the archive holds the old file, so it must not answer for the new one.
+
+    The archiver reads its wall clock just after that look (deciding on a rotation); the
+    clock given to it does the replacing there, then lets the archiver go on only once the
+    restore's request is waiting."""
+    live, folder, backup = changed_queue
+    archive = folder / "archive"
+    newer = copy_of(live, tmp_path / "newer.db")
+    connection = prismq_connect(newer)
+    add_prismq_tasks(connection, 70, "newer", key_prefix="n")
+    connection.close()
+    armed, replaced = threading.Event(), threading.Event()
+
+    def clock() -> float:
+        if armed.is_set() and threading.current_thread() is not threading.main_thread():
+            armed.clear()
+            os.replace(newer, live)
+            replaced.set()
+            deadline = time.monotonic() + 30
+            while not requests_in(archive) and time.monotonic() < deadline:
+                time.sleep(0.001)
+        return time.time()
+
+    with archiving(live, archive, clock=clock):
+        armed.set()
+        assert replaced.wait(30)
+        before = copy_of(live, tmp_path / "before.db")
+        assert len(task_rows(before)) == 420 + 70
+        result = QueueBackup(live, folder).restore_backup(backup, archive_safety=archive)
+    assert task_rows(live) == task_rows(backup)
+    point = result.safety_point
+    if point is None:
+        assert result.archive_problem and result.safety_backup is not None
+        same_queue(result.safety_backup, before)
+        return
+    rebuilt = tmp_path / "rebuilt.db"
+    assert rebuild_to_time(archive, point.at, rebuilt, live_path=live).check.ok
+    same_queue(rebuilt, before)
+
+
+def test_a_clock_stepped_back_the_moment_the_proof_is_asked_keeps_the_instant_exact(
+        changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """The archiver's wall clock jumps an hour back while the restore waits for the proof:
+    the instant named still rebuilds the queue as it was, and the restore's own commit,
+    archived after it, is not in it."""
+    live, folder, backup = changed_queue
+    archive = folder / "archive"
+    offset = [0.0]
+    with archiving(live, archive, clock=lambda: time.time() + offset[0]) as archiver:
+        before = copy_of(live, tmp_path / "before.db")
+        step = OnRequest(archive, lambda: offset.__setitem__(0, -3600.0))
+        result = QueueBackup(live, folder).restore_backup(backup, archive_safety=archive)
+        step.stop()
+        after = tmp_path / "after.db"
+        late = proven_copy(live, archive, after)
+        steps = archiver.status().clock_steps
+    assert step.error is None and step.done.is_set()
+    assert steps >= 1
+    point = result.safety_point
+    assert point is not None and point.confirmed is True, result.archive_problem
+    rebuilt = tmp_path / "rebuilt.db"
+    assert rebuild_to_time(archive, point.at, rebuilt, live_path=live).check.ok
+    same_queue(rebuilt, before)
+    assert late is not None and late.at > point.at
+    restored = tmp_path / "restored.db"
+    assert rebuild_to_time(archive, late.at, restored, live_path=live).check.ok
+    same_queue(restored, after)
+    assert task_rows(after) == task_rows(backup)
