@@ -864,3 +864,37 @@ def test_after_a_failed_archive_check_a_task_finished_before_the_retry_stays_fin
         pytest.fail("the worker never committed between the two attempts")
     # Nothing wrote after the restore: the live row is the row the restore kept.
     assert task_rows(live)[301] == task_rows(result.safety_backup)[301]
+
+
+@pytest.mark.slow
+def test_cli_rescue_whose_archiver_is_killed_after_answering_names_an_instant_cli_rebuilds(
+        incident: dict) -> None:
+    """`rescue --backup FILE --yes` as its own process beside `archive` as another, into the
+    settings' archive folder (beside the backups); the archiver is SIGKILLed the moment it
+    has answered. The instant the JSON names, typed back into `restore --at`, gives exactly
+    the queue before the rescue, from the crashed archiver's files."""
+    live, tmp, folder = incident["live"], incident["tmp"], incident["backup_dir"]
+    archive = folder / "archive"
+    process = start_cli_archiver(live, archive)
+    try:
+        before = copy_of(live, tmp / "before.db")
+        killer = OnRequest(archive, lambda: os.kill(process.pid, signal.SIGKILL),
+                           after_answer=True)
+        code, report, err = run_cli(folder, "--db", live, "rescue", "--backup",
+                                    incident["backup"], "--type", "alpha", "--type", "beta",
+                                    "--yes", "--dir", folder)
+        wait_for(killer.done.is_set, "the kill")
+        killer.stop()
+        assert process.wait(30) == -signal.SIGKILL
+    finally:
+        end_process(process)
+    assert code == 0, err
+    assert report["put_back"] == 49 + 20 and report["safety_backup"] is None
+    point = report["safety_point"]
+    assert point is not None and point["confirmed"] is True, report["archive_problem"]
+    rebuilt = tmp / "rebuilt.db"
+    code, _, err = run_cli(folder, "--db", live, "restore", "--at", point["at_text"],
+                           "--archive", archive, "--output", rebuilt)
+    assert code == 0, err
+    same_queue(rebuilt, before)
+    assert task_rows(live) != task_rows(before)
