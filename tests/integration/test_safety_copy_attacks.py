@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -898,3 +899,45 @@ def test_cli_rescue_whose_archiver_is_killed_after_answering_names_an_instant_cl
     assert code == 0, err
     same_queue(rebuilt, before)
     assert task_rows(live) != task_rows(before)
+
+
+@pytest.mark.slow
+def test_a_rescue_from_the_archive_with_the_archive_as_its_safety_copy_under_a_worker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One archive is both the past state (an instant before a bad deploy) and the safety
+    copy, while a worker commits: the tasks go back as they were at that instant, and the
+    safety instant is the queue read under the rescue's lock."""
+    live, folder = tmp_path / "queue.db", tmp_path / "backups"
+    make_prismq_queue(live, tasks=0)
+    connection = prismq_connect(live)
+    add_prismq_tasks(connection, 60, "alpha", key_prefix="a")
+    connection.close()
+    under_lock = tmp_path / "under-lock.db"
+    capture_under_lock(monkeypatch, rescue_merge, live, under_lock)
+    with archiving(live, folder / "archive") as archiver, \
+            working(live, tmp_path / "worker.log") as worker:
+        archive = archiver.archive_dir
+        good = proven_copy(live, archive, tmp_path / "good.db")
+        assert good is not None
+        more_work(worker, 5)
+        bad = prismq_connect(live)
+        with bad:
+            bad.execute("UPDATE task_queue SET status = 'failed', error_message = 'bad deploy'"
+                        " WHERE type = 'alpha'")
+        bad.close()
+        more_work(worker, 5)
+        with open_past_state(live, archive=archive,
+                             at=datetime.fromtimestamp(good.at, tz=timezone.utc)) as past:
+            report = rescue_tasks(live, past, RescueSelection(types=frozenset({"alpha"})),
+                                  backup_dir=folder, archive_dir=archive)
+        more_work(worker, 5)
+    assert worker.errors() == []
+    assert report.put_back == 60
+    alpha = sorted(report.put_back_changed)
+    assert task_rows(live, alpha) == task_rows(tmp_path / "good.db", alpha)
+    point = report.safety_point
+    assert point is not None and point.confirmed is True, report.archive_problem
+    rebuilt = tmp_path / "rebuilt.db"
+    assert rebuild_to_time(archive, point.at, rebuilt, live_path=live).check.ok
+    same_queue(rebuilt, under_lock)
+    assert {row[5] for row in task_rows(rebuilt, alpha).values()} == {"failed"}
