@@ -941,3 +941,36 @@ def test_a_rescue_from_the_archive_with_the_archive_as_its_safety_copy_under_a_w
     assert rebuild_to_time(archive, point.at, rebuilt, live_path=live).check.ok
     same_queue(rebuilt, under_lock)
     assert {row[5] for row in task_rows(rebuilt, alpha).values()} == {"failed"}
+
+
+@pytest.mark.slow
+def test_undoing_a_restore_from_its_instant_is_itself_undoable_from_the_next(
+        changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """Restore a backup (instant P1), undo it with `restore --at P1 --yes` (its own safety
+    copy the same archive: instant P2), then rebuild P2: each instant is exactly the queue
+    its write replaced, so a chain of undos never loses a state."""
+    live, folder, backup = changed_queue
+    archive = folder / "archive"
+    process = start_cli_archiver(live, archive)
+    try:
+        before = copy_of(live, tmp_path / "before.db")
+        code, first, err = run_cli(folder, "--db", live, "restore", backup, "--yes")
+        assert code == 0, err
+        restored = copy_of(live, tmp_path / "restored.db")
+        p1 = first["safety_point"]
+        assert p1 is not None and p1["confirmed"] is True, first["archive_problem"]
+        code, undo, err = run_cli(folder, "--db", live, "restore", "--at", p1["at_text"],
+                                  "--archive", archive, "--yes")
+        assert code == 0, err
+        p2 = undo["safety_point"]
+        assert p2 is not None and p2["confirmed"] is True, undo["archive_problem"]
+        assert undo["safety_backup"] is None
+        again = tmp_path / "again.db"
+        code, _, err = run_cli(folder, "--db", live, "restore", "--at", p2["at_text"],
+                               "--archive", archive, "--output", again)
+        assert code == 0, err
+    finally:
+        end_process(process)
+    same_queue(live, before)
+    same_queue(again, restored)
+    assert task_rows(restored) == task_rows(backup) != task_rows(before)
