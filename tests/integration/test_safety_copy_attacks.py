@@ -185,6 +185,34 @@ def more_work(worker: PrismQWorker, tasks: int) -> None:
     wait_for(lambda: len(worker.executed()) >= target, "the worker's progress")
 
 
+@contextlib.contextmanager
+def checkpoint_storm(live: Path, every: float = 0.003) -> Iterator[list[int]]:
+    """Another program's TRUNCATE checkpoints every few ms (the count of those that ran);
+    yields once 50 have run."""
+    stop = threading.Event()
+    done = [0]
+
+    def checkpointing() -> None:
+        connection = sqlite3.connect(live, timeout=0.05)
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(sqlite3.OperationalError):
+                    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                    done[0] += 1
+                stop.wait(every)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=checkpointing, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: done[0] >= 50, "the checkpoints")
+        yield done
+    finally:
+        stop.set()
+        thread.join(10)
+
+
 @pytest.fixture
 def incident(tmp_path: Path) -> dict:
     """The rescue scenario's bad deploy (see :func:`rescue_scenario.make_incident`)."""
@@ -269,34 +297,13 @@ def test_rescue_under_a_worker_and_truncate_checkpoints_names_the_instant_read_u
     live, tmp = incident["live"], incident["tmp"]
     under_lock = tmp / "under-lock.db"
     capture_under_lock(monkeypatch, rescue_merge, live, under_lock)
-    stop = threading.Event()
-    checkpoints = [0]
-
-    def checkpointing() -> None:
-        connection = sqlite3.connect(live, timeout=0.05)
-        try:
-            while not stop.is_set():
-                with contextlib.suppress(sqlite3.OperationalError):
-                    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                    checkpoints[0] += 1
-                stop.wait(0.003)
-        finally:
-            connection.close()
-
     with archiving(live, tmp / "archive") as archiver, \
-            working(live, tmp / "worker.log") as worker:
-        thread = threading.Thread(target=checkpointing, daemon=True)
-        thread.start()
-        try:
-            wait_for(lambda: checkpoints[0] >= 50, "the checkpoints")
-            with open_past_state(live, backup=incident["backup"]) as past:
-                report = rescue_tasks(live, past, SELECTION, backup_dir=incident["backup_dir"],
-                                      archive_dir=archiver.archive_dir)
-            done = len(worker.executed())
-            wait_for(lambda: len(worker.executed()) >= done + 10, "the worker after it")
-        finally:
-            stop.set()
-            thread.join(10)
+            working(live, tmp / "worker.log") as worker, \
+            checkpoint_storm(live):
+        with open_past_state(live, backup=incident["backup"]) as past:
+            report = rescue_tasks(live, past, SELECTION, backup_dir=incident["backup_dir"],
+                                  archive_dir=archiver.archive_dir)
+        more_work(worker, 10)
     assert worker.errors() == []
     assert report.put_back == 49 + 20
     point = report.safety_point
@@ -974,3 +981,27 @@ def test_undoing_a_restore_from_its_instant_is_itself_undoable_from_the_next(
     same_queue(live, before)
     same_queue(again, restored)
     assert task_rows(restored) == task_rows(backup) != task_rows(before)
+
+
+@pytest.mark.slow
+def test_restore_under_a_worker_and_truncate_checkpoints_names_the_instant_read_under_its_lock(
+        changed_queue: tuple[Path, Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    live, folder, backup = changed_queue
+    under_lock = tmp_path / "under-lock.db"
+    capture_under_lock(monkeypatch, restore_keep, live, under_lock)
+    with archiving(live, folder / "archive") as archiver, \
+            working(live, tmp_path / "worker.log") as worker, \
+            checkpoint_storm(live):
+        result = QueueBackup(live, folder).restore_backup(
+            backup, accepted_workers=ALL_WORKERS, archive_safety=archiver.archive_dir)
+        more_work(worker, 10)
+    assert worker.errors() == []
+    point = result.safety_point
+    if point is None:
+        assert result.archive_problem and result.safety_backup is not None
+        return
+    assert point.confirmed is True and result.safety_backup is None
+    rebuilt = tmp_path / "rebuilt.db"
+    assert rebuild_to_time(point.archive, point.at, rebuilt, live_path=live).check.ok
+    same_queue(rebuilt, under_lock)
