@@ -1053,3 +1053,33 @@ def test_a_queue_damaged_through_its_wal_keeps_a_copy_that_can_be_had_back(
     rebuilt = tmp_path / "rebuilt.db"
     rebuild_to_time(point.archive, point.at, rebuilt, live_path=live)
     assert task_rows(rebuilt) == task_rows(before)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "restoring a backup taken before the live queue gained an index (a migration, a DBA's "
+    "index) with the archive as its safety copy: rebuild_to_time's check "
+    "(core/archive/rebuild.py, 'did not pass its check', line ~329) refuses any index, view, "
+    "trigger or column in neither the queue schema nor the live database, and the live "
+    "database no longer has it once restored, so the named instant cannot be rebuilt (with "
+    "or without live_path) and nothing is kept; a safety backup would have been a file "
+    "holding exactly that queue"))
+def test_the_instant_before_a_restore_to_an_older_schema_can_still_be_rebuilt(
+        changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    live, folder, backup = changed_queue
+    archive = folder / "archive"
+    with archiving(live, archive):
+        connection = prismq_connect(live)
+        connection.execute("CREATE INDEX ix_task_key ON task_queue (idempotency_key)")
+        connection.commit()
+        connection.close()
+        before = copy_of(live, tmp_path / "before.db")
+        result = QueueBackup(live, folder).restore_backup(backup, archive_safety=archive)
+    assert task_rows(live) == task_rows(backup)
+    point = result.safety_point
+    if point is None:
+        assert result.safety_backup is not None
+        same_queue(result.safety_backup, before)
+        return
+    rebuilt = tmp_path / "rebuilt.db"
+    rebuild_to_time(point.archive, point.at, rebuilt, live_path=live)
+    same_queue(rebuilt, before)
