@@ -1083,3 +1083,41 @@ def test_the_instant_before_a_restore_to_an_older_schema_can_still_be_rebuilt(
     rebuilt = tmp_path / "rebuilt.db"
     rebuild_to_time(point.archive, point.at, rebuilt, live_path=live)
     same_queue(rebuilt, before)
+
+
+@pytest.mark.slow
+def test_a_restore_killed_while_it_waits_for_the_proof_changes_nothing_and_the_next_one_works(
+        changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """`restore --yes` is SIGKILLed while it holds the write lock waiting for a frozen
+    archiver's answer: nothing of it reaches the queue. Thawed, the archiver then serves the
+    next restore as its safety copy, its leftover request notwithstanding."""
+    live, folder, backup = changed_queue
+    archive = folder / "archive"
+    process = start_cli_archiver(live, archive)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "QUEUE_ADMIN_BACKUP_DIR": str(folder)}
+    try:
+        before = copy_of(live, tmp_path / "before.db")
+        os.kill(process.pid, signal.SIGSTOP)
+        restore = subprocess.Popen(
+            [sys.executable, "-m", "queue_admin_gui.cli", "--json", "--db", str(live),
+             "restore", str(backup), "--yes"], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, env=env)
+        killer = OnRequest(archive, restore.kill)
+        try:
+            assert restore.wait(120) == -signal.SIGKILL
+        finally:
+            killer.stop()
+            end_process(restore)
+        assert killer.done.is_set()
+        assert len(requests_in(archive)) == 1  # the dead restore's request stays behind
+        os.kill(process.pid, signal.SIGCONT)
+        same_queue(live, before)
+        result = QueueBackup(live, folder).restore_backup(backup, archive_safety=archive)
+    finally:
+        end_process(process)
+    point = result.safety_point
+    assert point is not None and point.confirmed is True, result.archive_problem
+    rebuilt = tmp_path / "rebuilt.db"
+    assert rebuild_to_time(point.archive, point.at, rebuilt, live_path=live).check.ok
+    same_queue(rebuilt, before)
+    assert task_rows(live) == task_rows(backup)
