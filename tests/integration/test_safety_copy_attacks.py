@@ -1121,3 +1121,32 @@ def test_a_restore_killed_while_it_waits_for_the_proof_changes_nothing_and_the_n
     assert rebuild_to_time(point.archive, point.at, rebuilt, live_path=live).check.ok
     same_queue(rebuilt, before)
     assert task_rows(live) == task_rows(backup)
+
+
+@pytest.mark.slow
+def test_the_safety_instant_survives_compactions_made_around_it_under_a_worker(
+        changed_queue: tuple[Path, Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`archive-compact` (its own process) carries the replay image on just before the
+    restore, and again once the worker has committed past the safety instant: rebuilding
+    that instant, now between two images, still gives the queue read under the lock."""
+    live, folder, backup = changed_queue
+    archive = folder / "archive"
+    under_lock = tmp_path / "under-lock.db"
+    capture_under_lock(monkeypatch, restore_keep, live, under_lock)
+    with archiving(live, archive) as archiver, \
+            working(live, tmp_path / "worker.log") as worker:
+        code, compacted, err = run_cli(folder, "archive-compact", "--dir", archive)
+        assert code == 0, err
+        assert any(item["outcome"] == "started" for item in compacted["generations"])
+        result = QueueBackup(live, folder).restore_backup(
+            backup, accepted_workers=ALL_WORKERS, archive_safety=archiver.archive_dir)
+        more_work(worker, 30)
+        code, again, err = run_cli(folder, "archive-compact", "--dir", archive)
+        assert code == 0, err
+    assert any(item["outcome"] == "extended" for item in again["generations"]), again
+    point = result.safety_point
+    assert point is not None and point.confirmed is True, result.archive_problem
+    rebuilt = tmp_path / "rebuilt.db"
+    assert rebuild_to_time(archive, point.at, rebuilt, live_path=live).check.ok
+    same_queue(rebuilt, under_lock)
