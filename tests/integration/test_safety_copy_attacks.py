@@ -525,11 +525,6 @@ def test_a_frame_log_damaged_once_the_restore_holds_the_lock_is_found_before_the
     assert task_rows(live) == task_rows(backup) and result.check.ok
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "confirm_safety_point (core/archive/safety_point.py) never compares the generation's "
-    "recorded database with the queue being written: an archiver of ANOTHER queue whose "
-    "folder's lock names this queue answers the proof, its own generation passes the check, "
-    "and the restore commits with no copy of this queue"))
 def test_an_archiver_of_another_queue_answering_for_this_one_is_no_safety_copy(
         changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:
     live, folder, backup = changed_queue
@@ -553,12 +548,6 @@ def test_an_archiver_of_another_queue_answering_for_this_one_is_no_safety_copy(
     same_queue(rebuilt, before)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an archiver started on a symlink to the queue (Archiver: self.database = "
-    "Path(database).absolute(), not resolved; _wal/_shm = '<link>-wal'/'-shm') reads a WAL "
-    "SQLite never writes (SQLite puts it beside the link's target), so it archives no commit "
-    "yet answers every proof; archiving_this() resolves the link and accepts it, and the "
-    "restore commits with an instant missing every commit since the snapshot"))
 @pytest.mark.slow
 def test_a_cli_archiver_started_through_a_symlink_is_no_false_safety_copy(
         changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:
@@ -785,11 +774,6 @@ def damage_snapshot(archive: Path) -> None:
     damage_byte(snapshot, snapshot.stat().st_size // 2, keep_mtime=False)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "keep_newer_tasks after a failed archive check: carry_newer_tasks (core/restore/carry.py "
-    "line ~165) COMMITs the carried tasks into the staged copy, so the ArchiveNotConfirmed "
-    "rollback (core/restore/execute.py line ~187) does not undo them; the retry's carry "
-    "starts above them and reports 0 tasks carried although all 120 are in the queue"))
 def test_after_a_failed_archive_check_the_retry_reports_every_task_it_kept(
         changed_queue: tuple[Path, Path, Path]) -> None:
     live, folder, backup = changed_queue
@@ -829,12 +813,6 @@ print("done", flush=True)
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "keep_newer_tasks after a failed archive check: the staged copy keeps the tasks the "
-    "rolled-back attempt carried (carry_newer_tasks COMMITs into it, core/restore/carry.py "
-    "line ~165); a task another program completed between the rollback and the retry "
-    "(core/restore/execute.py line ~187) is restored as it was before, 'queued' again, so "
-    "the restore silently undoes a commit made before it and the task runs twice"))
 @pytest.mark.slow
 def test_after_a_failed_archive_check_a_task_finished_before_the_retry_stays_finished(
         tmp_path: Path) -> None:
@@ -1027,14 +1005,6 @@ def disagree_index_with_table(live: Path) -> None:
         connection.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a live queue whose index disagrees with its table (quick_check passes, integrity_check "
-    "fails) is restored over with the archive as its safety copy (LiveStateKeeper."
-    "_keep_live_state, core/restore/keep.py, takes the archive for any WAL target; "
-    "confirm_safety_point checks only the archive's checksums), but rebuild_to_time refuses "
-    "that instant (the rebuilt file fails its integrity check) and leaves nothing: the queue "
-    "before the restore can no longer be had, where a safety backup would have kept it as "
-    "queue_damaged_<time>.db"))
 def test_a_queue_damaged_through_its_wal_keeps_a_copy_that_can_be_had_back(
         changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:
     live, folder, backup = changed_queue
@@ -1055,14 +1025,6 @@ def test_a_queue_damaged_through_its_wal_keeps_a_copy_that_can_be_had_back(
     assert task_rows(rebuilt) == task_rows(before)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "restoring a backup taken before the live queue gained an index (a migration, a DBA's "
-    "index) with the archive as its safety copy: rebuild_to_time's check "
-    "(core/archive/rebuild.py, 'did not pass its check', line ~329) refuses any index, view, "
-    "trigger or column in neither the queue schema nor the live database, and the live "
-    "database no longer has it once restored, so the named instant cannot be rebuilt (with "
-    "or without live_path) and nothing is kept; a safety backup would have been a file "
-    "holding exactly that queue"))
 def test_the_instant_before_a_restore_to_an_older_schema_can_still_be_rebuilt(
         changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:
     live, folder, backup = changed_queue
