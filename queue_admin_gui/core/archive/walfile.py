@@ -178,8 +178,13 @@ def read_header(wal: Path) -> tuple[WalHeader | None, int]:
 MAX_TRANSACTION_BYTES = 64 * 1024 * 1024
 
 
+#: How much of the log one read takes in at most (once it found whole transactions): what a
+#: look holds in memory when the archiver is behind, whatever the commit rate.
+READ_BYTES = 8 * 1024 * 1024
+
+
 def read_committed(wal: Path, header: WalHeader, after_frame: int,
-                   checksum: tuple[int, int], max_bytes: int = 64 * 1024 * 1024, *,
+                   checksum: tuple[int, int], max_bytes: int = READ_BYTES, *,
                    resume: tuple[int, tuple[int, int]] | None = None) -> WalRead:
     """Whole transactions of ``header``'s cycle found after frame ``after_frame``.
 
