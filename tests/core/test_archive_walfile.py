@@ -13,7 +13,9 @@ import pytest
 from queue_admin_gui.core.archive import ArchiveError, parse_instant
 from queue_admin_gui.core.archive.walfile import (
     FRAME_HEADER_BYTES,
+    frame_checksum_parts,
     frame_offset,
+    frame_step,
     read_committed,
     read_header,
     wal_checksum,
@@ -28,6 +30,29 @@ def test_the_fast_checksum_is_sqlites(big_endian: bool, size: int) -> None:
     for start in [(0, 0), (0xFFFFFFFF, 0xFFFFFFF0), (12345, 67890)]:
         assert wal_checksum(data, big_endian, start) == wal_checksum_reference(
             data, big_endian, start)
+
+
+@pytest.mark.parametrize("big_endian", [True, False])
+@pytest.mark.parametrize("page_size", [512, 4096])
+def test_the_checksums_of_many_frames_at_once_chain_as_sqlites(big_endian: bool,
+                                                                page_size: int) -> None:
+    """Each frame's part, chained from one frame to the next, gives SQLite's running
+    checksum after every frame (its first 8 header bytes and its page, in order)."""
+    step = FRAME_HEADER_BYTES + page_size
+    data = os.urandom(step * 7 + 100)  # a torn eighth frame is not a frame
+    first, second = frame_checksum_parts(data, page_size, big_endian)
+    assert len(first) == len(second) == 7
+    running = expected = (0x12345678, 0x9ABCDEF0)
+    for index in range(7):
+        frame = data[index * step:(index + 1) * step]
+        expected = wal_checksum_reference(frame[:8], big_endian, expected)
+        expected = wal_checksum_reference(frame[FRAME_HEADER_BYTES:], big_endian, expected)
+        fast = wal_checksum(frame[:8] + frame[FRAME_HEADER_BYTES:], big_endian, running)
+        assert fast == expected
+        na, nb, nc, nd = frame_step(page_size)
+        running = ((na * running[0] + nb * running[1] + int(first[index])) & 0xFFFFFFFF,
+                   (nc * running[0] + nd * running[1] + int(second[index])) & 0xFFFFFFFF)
+        assert running == expected, index
 
 
 def _wal_database(path: Path) -> sqlite3.Connection:
