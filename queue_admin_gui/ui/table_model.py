@@ -1,31 +1,44 @@
-"""A table model for long lists: rows stay in the owner's compact data, shown as scrolled to.
+"""The one table framework of the window: columns, one model, one view, for every list.
+
+Every table of the tabs is a :class:`ListModel` shown by :func:`make_list_view`, so sorting,
+alignment, copying and the highlight of rows that need attention work the same way in all.
 
 A list of 100,000 leases must not freeze the window when it arrives, when it is sorted or
 when the tab comes back to the front. :class:`ListModel` keeps no object per row: it holds
 one data object (arrays or a list of tuples, owned by whoever filled it) and a numpy order
-of its rows. Its columns say how to write one cell and, for sorting, how to make the keys of
-every row at once. The view is told about rows in batches as it scrolls (``canFetchMore`` /
-``fetchMore``), so only the rows someone looks at are ever turned into text. New data
-replaces the old one in one reset; nothing of the previous list is kept.
+of its rows. Its columns (:class:`ListColumn`) say how to write one cell and, for sorting,
+how to make the keys of every row at once. The view is told about rows in batches as it
+scrolls (``canFetchMore`` / ``fetchMore``), so only the rows someone looks at are ever
+turned into text. New data replaces the old one in one reset; nothing of the previous list
+is kept.
+
+A short list of records (workers, task counts by status) is the same model over a Python
+list: :class:`RecordListModel` with columns made by :func:`record_column`, which reads one
+record per cell.
 
 :func:`make_list_view` makes the matching view: sortable by a click on a column title, rows
 selectable and copied as tab-separated text with Ctrl+C or the context menu's "Copy".
+The tab-specific columns live beside their tabs: ``lease_rows`` and ``lease_model`` (the
+Leases tab), ``backup_rows`` (the Backups tab).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QAction, QBrush, QColor, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QHeaderView, QTableView, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from .tables import STALE_BACKGROUND, cell_alignment, header_data, read_only_view
+from .palette import BAD_BACKGROUND
 
+#: Row colour of a task or worker that needs attention (pale red, readable with black text).
+STALE_BACKGROUND = QColor(BAD_BACKGROUND)
 Index = QModelIndex | QPersistentModelIndex
+Record = TypeVar("Record")
 #: Rows handed to the view at a time as it scrolls.
 FETCH_BATCH = 500
 #: Rows the view looks at when it sizes a column to its contents.
@@ -53,6 +66,12 @@ class ListColumn:
     keys: Callable[[Any], np.ndarray] | None = None
     numeric: bool = False
     tooltip: str = ""
+
+
+def cell_alignment(numeric: bool) -> Qt.AlignmentFlag:
+    """Numbers right-aligned, text left-aligned, both centred vertically."""
+    horizontal = Qt.AlignmentFlag.AlignRight if numeric else Qt.AlignmentFlag.AlignLeft
+    return horizontal | Qt.AlignmentFlag.AlignVCenter
 
 
 class ListModel(QAbstractTableModel):
@@ -130,8 +149,17 @@ class ListModel(QAbstractTableModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        """Column titles and their tooltips."""
-        return header_data(self.columns, section, orientation, role)
+        """Column titles, their tooltips and alignment."""
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
+            return None
+        column = self.columns[section]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return column.title
+        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip:
+            return column.tooltip
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(cell_alignment(column.numeric))
+        return None
 
     def data(self, index: Index, role: int = _DISPLAY) -> Any:
         """Text, alignment and highlight of one cell (other roles: None, quickly)."""
@@ -185,6 +213,43 @@ class ListModel(QAbstractTableModel):
         return ascending
 
 
+def record_column(title: str, text: Callable[[Any], str], *, numeric: bool = False,
+                  sort_key: Callable[[Any], Any] | None = None,
+                  tooltip: str = "") -> ListColumn:
+    """A column of a :class:`RecordListModel`: ``text(record)``, sorted by ``sort_key(record)``.
+
+    Without ``sort_key`` the column sorts by its text.
+    """
+    keys = None
+    if sort_key is not None:
+        def keys(records: Sequence[Any]) -> np.ndarray:
+            return np.array([sort_key(record) for record in records])
+    return ListColumn(title, lambda records, row: text(records[row]), keys, numeric, tooltip)
+
+
+class RecordListModel(ListModel, Generic[Record]):
+    """A :class:`ListModel` over a short Python list of records (dataclasses).
+
+    ``highlight(record)`` marks the rows that need attention.
+    """
+
+    def __init__(self, columns: Sequence[ListColumn],
+                 highlight: Callable[[Record], bool] | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(columns, None if highlight is None
+                         else lambda records, row: highlight(records[row]), parent)
+        self.records: list[Record] = []
+
+    def set_records(self, records: Sequence[Record]) -> None:
+        """Replace every row."""
+        self.records = list(records)
+        self.set_data(self.records, len(self.records))
+
+    def record(self, row: int) -> Record:
+        """The record shown at view row ``row``."""
+        return self.records[self.data_row(row)]
+
+
 def category_keys(codes: np.ndarray, values: Sequence[str | None]) -> np.ndarray:
     """Sort keys of a coded text column: each code's place among its values in text order."""
     places = sorted(range(len(values)), key=lambda code: values[code] or "")
@@ -196,16 +261,14 @@ def category_keys(codes: np.ndarray, values: Sequence[str | None]) -> np.ndarray
 def selected_text(view: QTableView) -> str:
     """The selected rows as tab-separated lines under a line of column titles; "" if none."""
     model = view.model()
+    if not isinstance(model, ListModel):
+        return ""
     rows = sorted({index.row() for index in view.selectionModel().selectedRows()})
     if not rows:
         return ""
     titles = [str(model.headerData(c, Qt.Orientation.Horizontal) or "")
               for c in range(model.columnCount())]
-    if isinstance(model, ListModel):
-        lines = [model.row_texts(row) for row in rows]
-    else:
-        lines = [[str(model.index(row, c).data() or "") for c in range(model.columnCount())]
-                 for row in rows]
+    lines = [model.row_texts(row) for row in rows]
     return "\n".join("\t".join(cells) for cells in [titles, *lines]) + "\n"
 
 
@@ -217,24 +280,40 @@ def copy_selection(view: QTableView) -> str:
     return text
 
 
-def make_list_view(model: ListModel, *, multi_select: bool = True) -> QTableView:
-    """A read-only view of a :class:`ListModel`: sortable, copyable, sized from a sample.
+def make_list_view(model: ListModel, *, multi_select: bool = True, sortable: bool = True,
+                   fit_every_row: bool = False) -> QTableView:
+    """A read-only view of a :class:`ListModel`: whole rows selected, copyable, no row numbers.
 
-    Columns are sized to the first rows once, not to every row at every refresh: sizing to
-    the contents of a long list reads each cell of it and froze the window.
+    Sortable by a click on a column title unless ``sortable`` is false. Columns are sized to
+    the first rows once, not to every row at every refresh: sizing to the contents of a long
+    list reads each cell of it and froze the window. A short list (a few records) may ask
+    for ``fit_every_row``: its columns follow their contents at every change.
     """
-    view = read_only_view(model, multi_select=multi_select)
+    view = QTableView()
+    view.setModel(model)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection if multi_select
+                          else QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setAlternatingRowColors(True)
     view.setWordWrap(False)
     vertical = view.verticalHeader()
+    vertical.setVisible(False)
+    vertical.setDefaultSectionSize(view.fontMetrics().height() + 8)
     vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
     header = view.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    header.setResizeContentsPrecision(SIZE_SAMPLE_ROWS)
-    vertical.setResizeContentsPrecision(SIZE_SAMPLE_ROWS)
     header.setStretchLastSection(True)
     header.setHighlightSections(False)
-    header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
-    view.setSortingEnabled(True)
+    if fit_every_row:
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    else:
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setResizeContentsPrecision(SIZE_SAMPLE_ROWS)
+        vertical.setResizeContentsPrecision(SIZE_SAMPLE_ROWS)
+        model.modelReset.connect(lambda: _size_columns_once(view))
+    if sortable:
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        view.setSortingEnabled(True)
     copy = QAction("Copy", view)
     copy.setShortcut(QKeySequence.StandardKey.Copy)
     copy.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -242,7 +321,6 @@ def make_list_view(model: ListModel, *, multi_select: bool = True) -> QTableView
     copy.triggered.connect(lambda: copy_selection(view))
     view.addAction(copy)
     view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-    model.modelReset.connect(lambda: _size_columns_once(view))
     return view
 
 

@@ -11,7 +11,7 @@ from queue_admin_gui.app.messages import Level
 from queue_admin_gui.app.operations import TOPIC_DATABASE
 from queue_admin_gui.core.demo.queue_file import create_demo_queue
 from queue_admin_gui.ui.leases_tab import LeasesTab
-from queue_admin_gui.ui.tables import STALE_BACKGROUND
+from queue_admin_gui.ui.table_model import STALE_BACKGROUND
 
 STALE_SQL = ("SELECT id FROM task_queue WHERE status IN ('leased','processing') "
              "AND datetime(lease_until_utc) < datetime('now', '-300 seconds') ORDER BY id")
