@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from ..app.jobs import Job
 from ..app.operations import Operation
 from ..app.session import Session
-from ..core.backup import QueueBackup
+from ..core.backups.backup_store import BackupStore
 from ..core.backups.manifest import BackupInfo
 from ..core.backups.verify import VerifyReport
 from ..core.errors import QueueAdminError, format_bytes
@@ -225,7 +225,7 @@ class ChoosePage(JobPage):
         if live is None:
             return
         self.run_job("List backups",
-                     lambda progress, cancelled: QueueBackup(live, folder).list_backups(),
+                     lambda progress, cancelled: BackupStore(live, folder).list_backups(),
                      self._on_listed)
         self.point_picker.load()
         self.tree.setFocus()
@@ -352,7 +352,7 @@ class CheckPage(JobPage):
         assert backup is not None and live is not None
 
         def check(progress: Any, cancelled: Any) -> tuple[VerifyReport, Any, Any]:
-            report = QueueBackup(live, folder).check_backup(backup, progress, cancelled)
+            report = BackupStore(live, folder).check_backup(backup, progress, cancelled)
             if not report.ok:
                 return report, None, None
             comparison = compare_backup_with_live(backup, live, progress, cancelled)

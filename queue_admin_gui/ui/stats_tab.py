@@ -30,7 +30,7 @@ from ..app.monitor import Sampler
 from ..app.operations import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS
 from ..app.session import Session
 from ..core.errors import format_bytes
-from ..core.maintenance import QueueMaintenance
+from ..core.maintenance import Maintenance
 from ..core.measurements.readings import fragmentation_percent, reading_time
 from ..core.measurements.sampling import Sample
 from ..core.measurements.stats import DatabaseStats
@@ -199,7 +199,7 @@ class StatsTab(MaintenanceTab):
         if path is None:
             return
         self.run_load("Read statistics",
-                      lambda progress, cancelled: QueueMaintenance(path).read_stats(),
+                      lambda progress, cancelled: Maintenance(path).read_stats(),
                       self._on_stats, report_errors=report_errors, on_error=self._on_failed)
 
     def _on_refresh_tick(self) -> None:

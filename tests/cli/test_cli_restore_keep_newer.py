@@ -9,7 +9,7 @@ from pathlib import Path
 from _cli_helpers import Run
 from prismq import add_prismq_tasks, make_prismq_queue, prismq_connect
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.database import closing_connection
 
 CliRunner = Callable[..., Run]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from prismq import make_prismq_queue
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.backups.manifest import manifest_path_for
 from queue_admin_gui.core.database import QueueDatabase
 from queue_admin_gui.core.errors import QueueBackupError

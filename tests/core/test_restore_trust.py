@@ -18,7 +18,7 @@ import pytest
 from test_restore import NEW, make_queue, state
 from test_verify import index_out_of_step
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.backups.manifest import manifest_path_for
 from queue_admin_gui.core.errors import ErrorKind, QueueBackupError
 from queue_admin_gui.core.files.durable import file_sha256

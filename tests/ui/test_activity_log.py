@@ -160,7 +160,7 @@ def test_an_operation_that_fell_short_is_not_logged_as_succeeded(qtbot, session,
     """A check that found problems says how many; a checkpoint left short 'did not finish'."""
     import sqlite3
 
-    from queue_admin_gui.core.maintenance import QueueMaintenance
+    from queue_admin_gui.core import QueueMaintenance
 
     damaged = tmp_path / "damaged.db"
     connection = sqlite3.connect(damaged)

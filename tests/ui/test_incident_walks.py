@@ -22,8 +22,8 @@ from test_one_database_at_a_time import damage_task_pages
 from queue_admin_gui.app.jobs import JobRunner
 from queue_admin_gui.app.messages import Messages, RecordingPresenter
 from queue_admin_gui.app.session import Session
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.archive.controller import ArchiveController, default_archive_dir
-from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.database import QueueDatabase
 from queue_admin_gui.core.settings.config import MaintenanceConfig
 from queue_admin_gui.ui.restore_point_picker import InstantEdit

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QWizard
 from queue_admin_gui.app.jobs import JobRunner
 from queue_admin_gui.app.messages import Level, Messages, RecordingPresenter
 from queue_admin_gui.app.session import Session
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.files.db_files import shm_path, wal_path
 from queue_admin_gui.core.settings.config import MaintenanceConfig
 from queue_admin_gui.ui.restore_wizard import (
