@@ -23,6 +23,9 @@ from queue_admin_gui.core.restore.writing import (
     write_into,
 )
 
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+pytestmark = pytest.mark.usefixtures("short_commit_watch")
+
 WRITE = "Writing the backup into the database"
 
 

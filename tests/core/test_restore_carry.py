@@ -23,6 +23,9 @@ from queue_admin_gui.core.errors import QueueBackupError
 from queue_admin_gui.core.restore.carry import NewerTasks, count_newer_tasks
 from queue_admin_gui.core.restore.execute import ALL_WORKERS
 
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+pytestmark = pytest.mark.usefixtures("short_commit_watch")
+
 OLD_TASKS = 30
 NEW_TASKS = 20
 WAIT_SECONDS = 60.0

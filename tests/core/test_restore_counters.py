@@ -16,6 +16,9 @@ from queue_admin_gui.core.errors import QueueBackupError
 from queue_admin_gui.core.restore.execute import execute_restore
 from queue_admin_gui.core.restore.keep import RestoreRequest
 
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+pytestmark = pytest.mark.usefixtures("short_commit_watch")
+
 
 def run_sql(path: Path, *statements: str) -> None:
     connection = sqlite3.connect(path)

@@ -28,6 +28,9 @@ from queue_admin_gui.core.restore.page_proof import prove_pages_equal
 from queue_admin_gui.core.trust import check_seal
 from queue_admin_gui.core.trust.check_seal import record_full_check, trusted_check
 
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+pytestmark = pytest.mark.usefixtures("short_commit_watch")
+
 
 @pytest.fixture(autouse=True)
 def seal_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -22,6 +22,9 @@ from test_prismq_restore import PROJECT_ROOT, run_cli, wait_until
 from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.archive import Archiver, archive_status, rebuild_to_time
 
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+pytestmark = pytest.mark.usefixtures("short_commit_watch")
+
 
 def copy_of(path: Path, target: Path) -> Path:
     """A consistent copy of a queue file, taken with SQLite's backup."""

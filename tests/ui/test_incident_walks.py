@@ -34,6 +34,9 @@ from queue_admin_gui.ui.restore_wizard import (
     RestoreWizard,
 )
 
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+pytestmark = pytest.mark.usefixtures("short_commit_watch")
+
 JOB_MS = 60_000
 NEXT = QWizard.WizardButton.NextButton
 FINISH = QWizard.WizardButton.FinishButton
