@@ -27,7 +27,8 @@ from queue_admin_gui.core.archive.controller import ArchiveController
 from queue_admin_gui.ui.restore_wizard import PAGE_CHECK, PAGE_DONE, PAGE_PREPARE, PAGE_RESTORE
 
 # Nothing here tells workers at work: the gate watches for commits a moment, not a second.
-pytestmark = pytest.mark.usefixtures("short_commit_watch")
+# Slow: the instants are real time, a few tenths of a second apart, on a running archiver.
+pytestmark = [pytest.mark.usefixtures("short_commit_watch"), pytest.mark.slow]
 
 
 def checked_at_an_instant(qtbot, session: Session, queue_db: Path,
