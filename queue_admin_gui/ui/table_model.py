@@ -30,7 +30,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QAction, QBrush, QColor, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QBrush, QColor, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from .palette import BAD_BACKGROUND
@@ -58,7 +58,9 @@ class ListColumn:
     """One column: its title, the text of a row, and the sort keys of all rows.
 
     ``text(data, row)`` and ``keys(data)`` receive the model's data object and rows in the
-    data's own order. Without ``keys`` the column sorts by its text.
+    data's own order. Without ``keys`` the column sorts by its text. ``colour(data, row)``,
+    when given, names the text colour of a cell (None: the usual one); a highlighted row's
+    colours win.
     """
 
     title: str
@@ -66,6 +68,7 @@ class ListColumn:
     keys: Callable[[Any], np.ndarray] | None = None
     numeric: bool = False
     tooltip: str = ""
+    colour: Callable[[Any, int], QColor | None] | None = None
 
 
 def cell_alignment(numeric: bool) -> Qt.AlignmentFlag:
@@ -90,6 +93,7 @@ class ListModel(QAbstractTableModel):
         self._sort: tuple[int, Qt.SortOrder] = (-1, Qt.SortOrder.AscendingOrder)
         self._alignments = [int(cell_alignment(column.numeric).value) for column in self.columns]
         self._highlight_brushes = (QBrush(STALE_BACKGROUND), QBrush(QColor("black")))
+        self._coloured = any(column.colour is not None for column in self.columns)
 
     # -- contents ---------------------------------------------------------------------------
     def set_data(self, data_object: Any, size: int) -> None:
@@ -172,10 +176,14 @@ class ListModel(QAbstractTableModel):
             return self._alignments[index.column()] if index.isValid() else None
         if (role == _BACKGROUND or role == _FOREGROUND) and self._highlight is not None:
             row = index.row()
-            if not 0 <= row < self._shown or not self._highlight(self.data_object,
-                                                                  int(self._order[row])):
-                return None
-            return self._highlight_brushes[0 if role == _BACKGROUND else 1]
+            if 0 <= row < self._shown and self._highlight(self.data_object,
+                                                          int(self._order[row])):
+                return self._highlight_brushes[0 if role == _BACKGROUND else 1]
+        if role == _FOREGROUND and self._coloured:
+            row, colour = index.row(), self.columns[index.column()].colour
+            if colour is not None and 0 <= row < self._shown:
+                found = colour(self.data_object, int(self._order[row]))
+                return QBrush(found) if found is not None else None
         return None
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
@@ -214,17 +222,19 @@ class ListModel(QAbstractTableModel):
 
 
 def record_column(title: str, text: Callable[[Any], str], *, numeric: bool = False,
-                  sort_key: Callable[[Any], Any] | None = None,
-                  tooltip: str = "") -> ListColumn:
+                  sort_key: Callable[[Any], Any] | None = None, tooltip: str = "",
+                  colour: Callable[[Any], QColor | None] | None = None) -> ListColumn:
     """A column of a :class:`RecordListModel`: ``text(record)``, sorted by ``sort_key(record)``.
 
-    Without ``sort_key`` the column sorts by its text.
+    Without ``sort_key`` the column sorts by its text; ``colour(record)`` may name the
+    colour of the cell's text.
     """
     keys = None
     if sort_key is not None:
         def keys(records: Sequence[Any]) -> np.ndarray:
             return np.array([sort_key(record) for record in records])
-    return ListColumn(title, lambda records, row: text(records[row]), keys, numeric, tooltip)
+    return ListColumn(title, lambda records, row: text(records[row]), keys, numeric, tooltip,
+                      None if colour is None else lambda records, row: colour(records[row]))
 
 
 class RecordListModel(ListModel, Generic[Record]):
@@ -235,15 +245,46 @@ class RecordListModel(ListModel, Generic[Record]):
 
     def __init__(self, columns: Sequence[ListColumn],
                  highlight: Callable[[Record], bool] | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, batch: int = FETCH_BATCH) -> None:
         super().__init__(columns, None if highlight is None
-                         else lambda records, row: highlight(records[row]), parent)
+                         else lambda records, row: highlight(records[row]), parent, batch)
         self.records: list[Record] = []
 
     def set_records(self, records: Sequence[Record]) -> None:
         """Replace every row."""
         self.records = list(records)
         self.set_data(self.records, len(self.records))
+
+    def append_record(self, record: Record, keep_at_most: int | None = None) -> None:
+        """Add one record after the others, dropping the first ones beyond ``keep_at_most``.
+
+        The view keeps its selection and scroll: the rows that go are removed and the new
+        one inserted, unless the sort puts it elsewhere than last (then the list is reset).
+        """
+        while keep_at_most is not None and self.records and len(self.records) >= keep_at_most:
+            self._drop_first_record()
+        self.records.append(record)
+        self.data_object = self.records
+        size = len(self.records)
+        order = self._sorted_order(size)
+        if (self._shown == size - 1 and order[-1] == size - 1
+                and np.array_equal(order[:-1], self._order)):
+            self.beginInsertRows(QModelIndex(), size - 1, size - 1)
+            self._order, self._shown = order, size
+            self.endInsertRows()
+            return
+        self.beginResetModel()
+        self._order = order
+        self._shown = min(max(self._batch, self._shown + 1), size)
+        self.endResetModel()
+
+    def _drop_first_record(self) -> None:
+        row = self.view_row(0)
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self.records[0]
+        self._order = np.delete(self._order, row) - 1
+        self._shown -= 1
+        self.endRemoveRows()
 
     def record(self, row: int) -> Record:
         """The record shown at view row ``row``."""
@@ -280,8 +321,23 @@ def copy_selection(view: QTableView) -> str:
     return text
 
 
+class ListView(QTableView):
+    """The view of a :class:`ListModel`: the copy keys copy whole selected rows.
+
+    Qt's own view takes the copy keys before any shortcut and copies one cell.
+    """
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        """Copy the selected rows on the platform's copy keys; other keys as usual."""
+        if event.matches(QKeySequence.StandardKey.Copy):
+            copy_selection(self)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
 def make_list_view(model: ListModel, *, multi_select: bool = True, sortable: bool = True,
-                   fit_every_row: bool = False) -> QTableView:
+                   fit_every_row: bool = False) -> ListView:
     """A read-only view of a :class:`ListModel`: whole rows selected, copyable, no row numbers.
 
     Sortable by a click on a column title unless ``sortable`` is false. Columns are sized to
@@ -289,7 +345,7 @@ def make_list_view(model: ListModel, *, multi_select: bool = True, sortable: boo
     list reads each cell of it and froze the window. A short list (a few records) may ask
     for ``fit_every_row``: its columns follow their contents at every change.
     """
-    view = QTableView()
+    view = ListView()
     view.setModel(model)
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection if multi_select
