@@ -79,3 +79,19 @@ def test_tab_leaves_the_activity_log(qtbot, session, activity_log):
     qtbot.waitUntil(dock.table.hasFocus)
     qtbot.keyClick(dock.table, Qt.Key.Key_Tab)
     qtbot.waitUntil(after.hasFocus)
+
+
+def test_a_new_entry_keeps_the_selection_and_the_oldest_goes_beyond_the_limit(
+        qtbot, session, activity_log, monkeypatch):
+    from queue_admin_gui.ui import activity_log as dock_module
+
+    dock, _after = make_dock(qtbot, session, activity_log)
+    dock.table.selectRow(1)
+    dock.add_entry(ActivityEntry.now("Analyze"), persist=False)
+    assert column_texts(dock, 1) == ["Vacuum", "Back up", "Checkpoint TRUNCATE", "Analyze"]
+    assert [index.row() for index in dock.table.selectionModel().selectedRows()] == [1]
+    monkeypatch.setattr(dock_module, "MAX_ROWS", 4)
+    dock.add_entry(ActivityEntry.now("Optimize"), persist=False)
+    assert column_texts(dock, 1) == ["Back up", "Checkpoint TRUNCATE", "Analyze", "Optimize"]
+    assert [index.row() for index in dock.table.selectionModel().selectedRows()] == [0]
+    assert dock.cell_text(0, 1) == "Back up"
