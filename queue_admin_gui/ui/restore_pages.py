@@ -20,8 +20,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -45,6 +43,7 @@ from .backup_rows import backup_label
 from .palette import GOOD_TEXT, RED
 from .restore_choices import RestoreChoices, newer_tasks
 from .restore_point_picker import RestorePointPicker
+from .table_model import RecordListModel, make_list_view, record_column
 
 PROBLEM_STYLE = f"color: {RED}; font-weight: bold;"
 GOOD_STYLE = f"color: {GOOD_TEXT};"
@@ -324,10 +323,14 @@ class CheckPage(JobPage):
                          "Verifies the backup (integrity, queue schema, checksum) and shows "
                          "what restoring it would change, before anything is touched.")
         self.verdict_label = text_label()
-        self.table = QTableWidget(0, 2)
-        self.table.setHorizontalHeaderLabels(["Backup", "Live database"])
+        self.table_model: RecordListModel[tuple[str, str, str]] = RecordListModel([
+            record_column("Tasks", lambda row: row[0]),
+            record_column("Backup", lambda row: row[1], numeric=True),
+            record_column("Live database", lambda row: row[2], numeric=True),
+        ], parent=self)
+        # The rows are read in the order of a task's life, not sorted.
+        self.table = make_list_view(self.table_model, sortable=False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.table.hide()
         self.consequences_label = text_label(style="font-weight: bold;")
@@ -345,7 +348,7 @@ class CheckPage(JobPage):
         self.choices.reset()
         self.verdict_label.clear()
         self.consequences_label.clear()
-        self.table.setRowCount(0)
+        self.table_model.set_records([])
         self.table.hide()
         backup, live = self.state.backup_path, self.state.live_path
         folder = self.state.backup_dir
@@ -404,13 +407,7 @@ class CheckPage(JobPage):
                      f"{live.total:,}" if live.ok else state_text.get(live.state, "-")))
         rows.append(("Newest task (UTC)", backup.newest_created_at or "none",
                      (live.newest_created_at or "none") if live.ok else "-"))
-        self.table.setRowCount(len(rows))
-        self.table.setVerticalHeaderLabels([row[0] for row in rows])
-        for index, (_, left, right) in enumerate(rows):
-            for column, text in enumerate((left, right)):
-                item = QTableWidgetItem(text)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(index, column, item)
+        self.table_model.set_records(rows)
         self.table.setFixedHeight(self.table.verticalHeader().length()
                                   + self.table.horizontalHeader().height() + 4)
         self.table.show()
