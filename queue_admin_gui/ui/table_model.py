@@ -51,6 +51,7 @@ _TOOLTIP = int(Qt.ItemDataRole.ToolTipRole.value)
 _ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole.value)
 _BACKGROUND = int(Qt.ItemDataRole.BackgroundRole.value)
 _FOREGROUND = int(Qt.ItemDataRole.ForegroundRole.value)
+_CHECK_STATE = int(Qt.ItemDataRole.CheckStateRole.value)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,9 @@ class ListColumn:
     ``text(data, row)`` and ``keys(data)`` receive the model's data object and rows in the
     data's own order. Without ``keys`` the column sorts by its text. ``colour(data, row)``,
     when given, names the text colour of a cell (None: the usual one); a highlighted row's
-    colours win.
+    colours win. ``hint(data, row)`` is a cell's tooltip (its text when not given). A
+    column with ``checked(data, row)`` shows a tick box the user may change, which calls
+    ``set_checked(data, row, ticked)``.
     """
 
     title: str
@@ -69,6 +72,9 @@ class ListColumn:
     numeric: bool = False
     tooltip: str = ""
     colour: Callable[[Any, int], QColor | None] | None = None
+    hint: Callable[[Any, int], str] | None = None
+    checked: Callable[[Any, int], bool] | None = None
+    set_checked: Callable[[Any, int, bool], None] | None = None
 
 
 def cell_alignment(numeric: bool) -> Qt.AlignmentFlag:
@@ -166,12 +172,24 @@ class ListModel(QAbstractTableModel):
         return None
 
     def data(self, index: Index, role: int = _DISPLAY) -> Any:
-        """Text, alignment and highlight of one cell (other roles: None, quickly)."""
-        if role == _DISPLAY or role == _TOOLTIP:
+        """Text, alignment, colours and tick of one cell (other roles: None, quickly)."""
+        if role == _DISPLAY:
             row = index.row()
             if not 0 <= row < self._shown:
                 return None
             return self.columns[index.column()].text(self.data_object, int(self._order[row]))
+        if role == _TOOLTIP:
+            row, column = index.row(), self.columns[index.column()]
+            if not 0 <= row < self._shown:
+                return None
+            tip = column.hint if column.hint is not None else column.text
+            return tip(self.data_object, int(self._order[row]))
+        if role == _CHECK_STATE:
+            row, column = index.row(), self.columns[index.column()]
+            if column.checked is None or not 0 <= row < self._shown:
+                return None
+            ticked = column.checked(self.data_object, int(self._order[row]))
+            return Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked
         if role == _ALIGNMENT:
             return self._alignments[index.column()] if index.isValid() else None
         if (role == _BACKGROUND or role == _FOREGROUND) and self._highlight is not None:
@@ -185,6 +203,25 @@ class ListModel(QAbstractTableModel):
                 found = colour(self.data_object, int(self._order[row]))
                 return QBrush(found) if found is not None else None
         return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        """Selectable cells; a tick box where the column has one."""
+        flags = super().flags(index)
+        if index.isValid() and self.columns[index.column()].checked is not None:
+            flags |= Qt.ItemFlag.ItemIsUserCheckable
+        return flags
+
+    def setData(self, index: Index, value: Any,  # noqa: N802 - Qt override
+                role: int = Qt.ItemDataRole.EditRole) -> bool:
+        """Tick or untick a cell of a column with tick boxes; nothing else is editable."""
+        column = self.columns[index.column()] if index.isValid() else None
+        if (int(role) != _CHECK_STATE or column is None or column.set_checked is None
+                or not 0 <= index.row() < self._shown):
+            return False
+        ticked = Qt.CheckState(value) == Qt.CheckState.Checked
+        column.set_checked(self.data_object, int(self._order[index.row()]), ticked)
+        self.dataChanged.emit(index, index, [_CHECK_STATE])
+        return True
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Order the rows by a column (-1: the data's own order); the view starts at the top."""
@@ -223,18 +260,29 @@ class ListModel(QAbstractTableModel):
 
 def record_column(title: str, text: Callable[[Any], str], *, numeric: bool = False,
                   sort_key: Callable[[Any], Any] | None = None, tooltip: str = "",
-                  colour: Callable[[Any], QColor | None] | None = None) -> ListColumn:
+                  colour: Callable[[Any], QColor | None] | None = None,
+                  hint: Callable[[Any], str] | None = None,
+                  checked: Callable[[Any], bool] | None = None,
+                  set_checked: Callable[[Any, bool], None] | None = None) -> ListColumn:
     """A column of a :class:`RecordListModel`: ``text(record)``, sorted by ``sort_key(record)``.
 
     Without ``sort_key`` the column sorts by its text; ``colour(record)`` may name the
-    colour of the cell's text.
+    colour of the cell's text, ``hint(record)`` its tooltip; ``checked(record)`` gives the
+    cell a tick box, ``set_checked(record, ticked)`` hears the user change it.
     """
     keys = None
     if sort_key is not None:
         def keys(records: Sequence[Any]) -> np.ndarray:
             return np.array([sort_key(record) for record in records])
+
+    def per_record(function: Callable[..., Any] | None) -> Callable[..., Any] | None:
+        if function is None:
+            return None
+        return lambda records, row, *rest: function(records[row], *rest)
+
     return ListColumn(title, lambda records, row: text(records[row]), keys, numeric, tooltip,
-                      None if colour is None else lambda records, row: colour(records[row]))
+                      per_record(colour), per_record(hint), per_record(checked),
+                      per_record(set_checked))
 
 
 class RecordListModel(ListModel, Generic[Record]):
