@@ -45,6 +45,22 @@ def short_lock_wait(monkeypatch: pytest.MonkeyPatch) -> int:
     return SHORT_LOCK_WAIT_MS
 
 
+SHORT_COMMIT_WATCH_SECONDS = 0.1
+
+
+@pytest.fixture
+def short_commit_watch(monkeypatch: pytest.MonkeyPatch) -> float:
+    """Cap the restore gate's watch for commits, here and in CLI processes started from here.
+
+    For tests that restore a queue no worker writes to: the gate still watches, for a moment
+    instead of a second. A test about telling workers at work keeps the full watch.
+    """
+    from queue_admin_gui.core.restore.gate import ENV_COMMIT_SAMPLE_CAP
+
+    monkeypatch.setenv(ENV_COMMIT_SAMPLE_CAP, str(SHORT_COMMIT_WATCH_SECONDS))
+    return SHORT_COMMIT_WATCH_SECONDS
+
+
 @pytest.fixture(autouse=True)
 def no_system_log(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep test runs out of this machine's Event Log or syslog (tests inject a recorder)."""

@@ -22,11 +22,11 @@ from typing import Any
 
 from ..core.activity import ActivityEntry, ActivityLog
 from ..core.archive.validation import VALIDATION_ACTION, require_valid_archive
-from ..core.backup import QueueBackup
 from ..core.backups.backup_folder import remove_leftovers
+from ..core.backups.backup_store import BackupStore
 from ..core.errors import QueueAdminError
 from ..core.leases.manager import LeaseManager
-from ..core.maintenance import QueueMaintenance
+from ..core.maintenance import Maintenance
 from ..core.progress import CancelCheck, ProgressCallback
 from ..core.rescue import (
     QueueDiff,
@@ -36,8 +36,9 @@ from ..core.rescue import (
     open_past_state,
     rescue_tasks,
 )
+from ..core.restore.execute import execute_restore
 from ..core.restore.gate import ACTIVE_WORKER_SECONDS
-from ..core.restore.keep import safety_folder
+from ..core.restore.keep import RestoreRequest, safety_folder
 
 #: Topics for ``Session.changed``; a view refreshes on the topics it shows.
 TOPIC_BACKUPS = "backups"
@@ -95,7 +96,7 @@ def back_up(db_path: Path, folder: Path, name: str | None) -> Operation:
     """Take a backup of ``db_path`` into ``folder`` (optionally named)."""
     return Operation(
         "Back up",
-        _after_clearing_leftovers(folder, lambda progress, cancelled: QueueBackup(
+        _after_clearing_leftovers(folder, lambda progress, cancelled: BackupStore(
             db_path, folder).backup(name, progress, cancelled)),
         writes=True, changes=frozenset({TOPIC_BACKUPS}),
         parameters={"name": name, "database": str(db_path), "folder": str(folder)})
@@ -105,7 +106,7 @@ def verify_backup(db_path: Path, folder: Path, path: Path) -> Operation:
     """Check one backup file; reads only, so it changes nothing."""
     return Operation(
         "Verify backup",
-        lambda progress, cancelled: QueueBackup(db_path, folder).check_backup(path, progress,
+        lambda progress, cancelled: BackupStore(db_path, folder).check_backup(path, progress,
                                                                               cancelled),
         parameters={"backup": str(path)})
 
@@ -123,7 +124,7 @@ def delete_backup(db_path: Path, folder: Path, path: Path) -> Operation:
     """Delete one backup and its manifest."""
     return Operation(
         "Delete backup",
-        lambda progress, cancelled: QueueBackup(db_path, folder).delete_backup(path),
+        lambda progress, cancelled: BackupStore(db_path, folder).delete_backup(path),
         writes=True, changes=frozenset({TOPIC_BACKUPS}), parameters={"backup": str(path)})
 
 
@@ -131,8 +132,8 @@ def prune_backups(db_path: Path, folder: Path, keep: int) -> Operation:
     """Delete all but the newest ``keep`` backups in ``folder``."""
     return Operation(
         "Prune backups",
-        _after_clearing_leftovers(folder, lambda progress, cancelled: QueueBackup(
-            db_path, folder).prune_backups(keep)),
+        _after_clearing_leftovers(folder, lambda progress, cancelled: BackupStore(
+            db_path, folder).prune(keep).deleted),
         writes=True, changes=frozenset({TOPIC_BACKUPS}),
         parameters={"keep": keep, "folder": str(folder)})
 
@@ -150,10 +151,11 @@ def restore_backup(live: Path, folder: Path, backup: Path, *, safety_backup: boo
     """
     return Operation(
         f"Restore {live.name} from {backup.name}",
-        lambda progress, cancelled: QueueBackup(live, folder).restore_backup(
-            backup, safety_backup=safety_backup, progress=progress, cancelled=cancelled,
+        lambda progress, cancelled: execute_restore(RestoreRequest(
+            backup, live, folder, safety_backup=safety_backup,
             accepted_workers=accepted_workers, lock_wait_seconds=lock_wait_seconds,
             keep_newer_tasks=keep_newer_tasks, archive_safety=archive_safety),
+            progress, cancelled),
         writes=True, changes=frozenset({TOPIC_BACKUPS, TOPIC_DATABASE}),
         changes_when_stopped=frozenset({TOPIC_BACKUPS}))
 
@@ -188,7 +190,7 @@ def retry_dead_tasks(db_path: Path, task_ids: list[int]) -> Operation:
 def analyze(db_path: Path, table: str | None) -> Operation:
     """Refresh the query planner's statistics (one table, or all): changes the statistics."""
     return Operation(
-        "ANALYZE", lambda progress, cancelled: QueueMaintenance(db_path).run_analyze(table),
+        "ANALYZE", lambda progress, cancelled: Maintenance(db_path).run_analyze(table),
         writes=True, changes=frozenset({TOPIC_STATS}), parameters={"table": table or "all"})
 
 
@@ -196,7 +198,7 @@ def pragma_optimize(db_path: Path) -> Operation:
     """SQLite's own ``PRAGMA optimize``."""
     return Operation(
         "PRAGMA optimize",
-        lambda progress, cancelled: QueueMaintenance(db_path).run_pragma_optimize(), writes=True)
+        lambda progress, cancelled: Maintenance(db_path).run_pragma_optimize(), writes=True)
 
 
 def vacuum(db_path: Path, func: Callable[[ProgressCallback, CancelCheck], Any]) -> Operation:

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Signal
 
 from ..core.archive.controller import configured_archive_dir
 from ..core.errors import QueueAdminError
-from ..core.maintenance import QueueMaintenance
+from ..core.maintenance import Maintenance
 from ..core.measurements.health import damage_of
 from ..core.measurements.holders import name_holders
 from ..core.measurements.readings import CheckpointSummary
@@ -191,7 +191,7 @@ class Session(QObject):
 
         def checkpoint(progress: ProgressCallback, cancelled: CancelCheck) -> Any:
             progress(0, 0, f"Checkpoint {mode}: waiting for the WAL")
-            return self.around_checkpoint(mode, lambda: QueueMaintenance(path).run_checkpoint(mode))
+            return self.around_checkpoint(mode, lambda: Maintenance(path).run_checkpoint(mode))
 
         parameters = {"mode": mode, **({"from": origin} if origin else {})}
         job = self.run(f"Checkpoint {mode}", checkpoint, writes=True, parameters=parameters,

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.archive.controller import configured_archive_dir
-from ..core.backup import QueueBackup
 from ..core.backups.backup_folder import find_leftovers, remove_leftovers
+from ..core.backups.backup_store import BackupStore
 from ..core.backups.manifest import BackupInfo, remove_stale_manifest
 from ..core.backups.retention import PruneStopped
 from ..core.backups.verify import check_backup_file
@@ -31,9 +31,10 @@ from ..core.errors import (
 )
 from ..core.files.db_files import file_size, require_existing_file
 from ..core.leases.manager import LeaseManager
-from ..core.maintenance import QueueMaintenance
+from ..core.maintenance import Maintenance
+from ..core.restore.execute import execute_restore
 from ..core.restore.gate import ALL_WORKERS
-from ..core.restore.keep import safety_folder
+from ..core.restore.keep import RestoreRequest, safety_folder
 from . import rescue  # noqa: F401 - declares diff and rescue
 from .archive import add_restore_point_options, restore_at
 from .arguments import (
@@ -51,8 +52,8 @@ if TYPE_CHECKING:
 
 CHECKPOINT_CHOICES = ("passive", "full", "restart", "truncate")
 
-def _backups(context: Context) -> QueueBackup:
-    return QueueBackup(context.db_path, context.backup_dir())
+def _backups(context: Context) -> BackupStore:
+    return BackupStore(context.db_path, context.backup_dir())
 
 
 def clearing_leftovers(command: Callable[[Context], CommandResult]
@@ -275,14 +276,16 @@ def restore(context: Context) -> CommandResult:
     # engine stops before its last step or finishes, and then says which.
     context.interrupt.hard_stop = False
     with context.slow_operation() as progress:
-        done = _backups(context).restore_backup(
-            source, target, safety_backup=not args.no_safety_backup, progress=progress,
-            cancelled=context.interrupt,
+        done = execute_restore(RestoreRequest(
+            source, target, _backups(context).backup_dir,
+            safety_backup=not args.no_safety_backup,
             accepted_workers=ALL_WORKERS if args.allow_live_workers else (),
             lock_wait_seconds=args.wait,
-            archive_dirs=[context.config.archive_dir] if context.config.archive_dir else [],
+            archive_dirs=(Path(context.config.archive_dir),) if context.config.archive_dir
+            else (),
             keep_newer_tasks=args.keep_newer_tasks,
-            archive_safety=configured_archive_dir(context.config))
+            archive_safety=configured_archive_dir(context.config)), progress,
+            context.interrupt)
     check = done.check
     data = {"restored_from": done.restored_from, "target": done.target,
             "safety_backup": done.safety_backup, "seconds": done.seconds,
@@ -348,14 +351,14 @@ def checkpoint(context: Context) -> CommandResult:
     """Checkpoint the WAL; exit 1 when readers or writers kept it from finishing."""
     path = database_path(context, "Checkpoint")
     mode = (context.args.mode or context.config.checkpoint_mode).upper()
-    result = QueueMaintenance(path).run_checkpoint(mode)
+    result = Maintenance(path).run_checkpoint(mode)
     keys = ["mode", "finished", "busy", "log_frames", "checkpointed_frames",
             "wal_bytes_before", "wal_bytes_after", "seconds"]
     data = {key: getattr(result, key) for key in keys}
     problem = None
     # PASSIVE never waits: meeting another checkpoint (a worker's automatic one) is not a
     # failure, as docs/cli.md promises; only the waiting modes fail when kept from finishing.
-    if data["busy"] and data["mode"] != QueueMaintenance.CHECKPOINT_PASSIVE:
+    if data["busy"] and data["mode"] != Maintenance.CHECKPOINT_PASSIVE:
         problem = QueueMaintenanceError(
             f"Checkpoint ({mode}) could not finish: other connections were reading or writing "
             f"({data['log_frames'] - data['checkpointed_frames']} WAL frames left); retry "
@@ -374,8 +377,7 @@ def vacuum(context: Context) -> CommandResult:
     """Rebuild the file without free pages; sizes before and after."""
     path = database_path(context, "VACUUM")
     with context.slow_operation() as progress:
-        result = QueueMaintenance(path).vacuum(progress=progress,
-                                               cancelled=context.interrupt)
+        result = Maintenance(path).run_vacuum(progress, context.interrupt).as_dict()
     keys = ["size_before", "size_after", "freed_bytes", "seconds"]
     return CommandResult("VACUUM done.", {key: result[key] for key in keys}, keys)
 
@@ -390,7 +392,7 @@ def analyze(context: Context) -> CommandResult:
     """Refresh planner statistics for the whole file or one table."""
     path = database_path(context, "ANALYZE")
     size = file_size(path)
-    result = QueueMaintenance(path).analyze(context.args.table)
+    result = Maintenance(path).run_analyze(context.args.table).as_dict()
     data = {"table": result.get("table"), "size_before": size,
             "size_after": file_size(path), "seconds": result["seconds"]}
     return CommandResult("ANALYZE done.", data, ["table", "seconds"])
@@ -406,8 +408,8 @@ def optimize(context: Context) -> CommandResult:
     """ANALYZE, plus VACUUM with --full; sizes before and after."""
     path = database_path(context, "Optimize")
     with context.slow_operation() as progress:
-        result = QueueMaintenance(path).optimize(
-            context.args.full, progress=progress, cancelled=context.interrupt)
+        result = Maintenance(path).run_optimize(context.args.full, progress,
+                                                context.interrupt).as_dict()
     data = {"analyzed": result["analyzed"], "vacuumed": result["vacuumed"],
             "size_before": _stats_size(result["stats_before"]),
             "size_after": _stats_size(result["stats_after"]), "seconds": result["seconds"],
@@ -426,7 +428,7 @@ def integrity(context: Context) -> CommandResult:
     """Run SQLite's integrity check; exit 1 when it reports problems."""
     path = database_path(context, "Integrity check")
     with context.interrupt:
-        found = QueueMaintenance(path).check_integrity(quick=context.args.quick,
+        found = Maintenance(path).check_integrity(quick=context.args.quick,
                                                        cancelled=context.interrupt)
     problems = found.problems
     name = "Quick check" if found.quick else "Integrity check"
@@ -499,7 +501,7 @@ def leases(context: Context) -> CommandResult:
 def stats(context: Context) -> CommandResult:
     """Stats: sizes, pages, WAL, fragmentation and task counts."""
     path = database_path(context, "Reading statistics")
-    result = QueueMaintenance(path).get_database_stats()
+    result = Maintenance(path).read_stats().as_dict()
     return CommandResult(f"Statistics of {path}", result,
                          [key for key in result if key not in _STATS_HIDDEN])
 

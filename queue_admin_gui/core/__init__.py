@@ -5,10 +5,10 @@ Scripts written against the original maintenance API import from here:
 ``QueueBackupError`` and ``QueueMaintenanceError`` keep the original signatures.
 """
 
-from .backup import QueueBackup
 from .backups.backup_store import BackupResult
 from .backups.manifest import BackupInfo, BackupManifest
 from .backups.verify import VerifyReport
+from .compat import QueueBackup, QueueMaintenance
 from .database import QueueDatabase, check_queue_schema, connect, open_read_only
 from .errors import (
     ConfigError,
@@ -21,7 +21,6 @@ from .errors import (
     QueueMaintenanceError,
 )
 from .leases.manager import DeadTask, LeasedTask, LeaseManager, RequeueResult, WorkerInfo
-from .maintenance import QueueMaintenance
 from .restore.writing import RestoreResult
 from .settings.config import MaintenanceConfig
 

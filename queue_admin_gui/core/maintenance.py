@@ -1,7 +1,9 @@
 """Plain SQLite maintenance of the queue file: checkpoint, VACUUM, ANALYZE, integrity, stats.
 
-These work on any SQLite file; only the lease operations need the queue schema. Each method
-opens its own connection and closes it before returning, so a ``QueueMaintenance`` may be
+These work on any SQLite file and answer with the typed results of
+:mod:`.maintenance_results`; the dict-returning names scripts know are
+:class:`~.compat.QueueMaintenance`'s, on top of :class:`Maintenance`. Each method
+opens its own connection and closes it before returning, so a ``Maintenance`` may be
 used from any thread, and from several at once: writers are serialised per database file by
 the engine's writer lock, and another program's lock is waited on up to the busy timeout,
 then reported as "the database is locked by another program; close it or retry".
@@ -15,7 +17,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from .database import (
     BUSY_TIMEOUT_MS,
@@ -34,7 +35,6 @@ from .errors import (
 )
 from .files.db_files import file_size, wal_path
 from .files.disk import same_drive
-from .leases.manager import LeaseManager
 from .maintenance_results import (
     AnalyzeResult,
     CheckpointResult,
@@ -53,7 +53,7 @@ from .progress import (
 )
 from .write_session import as_maintenance_error
 
-__all__ = ["QueueMaintenance"]
+__all__ = ["Maintenance"]
 
 #: The checkpoint statements, one per mode: the mode is looked up, never formatted from input.
 _CHECKPOINT_SQL = {
@@ -64,7 +64,7 @@ _CHECKPOINT_SQL = {
 }
 
 
-class QueueMaintenance:
+class Maintenance:
     """Checkpoint, VACUUM, ANALYZE, integrity check and statistics for one database file."""
 
     CHECKPOINT_PASSIVE = "PASSIVE"
@@ -79,15 +79,6 @@ class QueueMaintenance:
         self.db = db
         self.db_path = database_path_of(db)
         self.busy_timeout_ms = busy_timeout_ms
-
-    def checkpoint(self, mode: str = "PASSIVE") -> dict[str, Any]:
-        """Copy WAL frames into the database; FULL and stronger modes wait for readers.
-
-        ``busy`` is 1 when readers or writers kept the checkpoint from finishing (the frames
-        left are ``log_frames - checkpointed_frames``); ``-1`` frames mean no WAL is in use.
-        The dict form of :meth:`run_checkpoint`, kept for scripts written against it.
-        """
-        return self.run_checkpoint(mode).as_dict()
 
     def run_checkpoint(self, mode: str = "PASSIVE") -> CheckpointResult:
         """Checkpoint in ``mode``; the result's ``finished`` says whether every frame was copied."""
@@ -124,15 +115,6 @@ class QueueMaintenance:
         """Free bytes VACUUM needs: a temporary copy plus the rewritten pages (about 2x)."""
         return 2 * (file_size(self.db_path) + file_size(wal_path(self.db_path)))
 
-    def vacuum(self, progress: ProgressCallback | None = None,
-               cancelled: CancelCheck | None = None) -> dict[str, Any]:
-        """Rebuild the file without free pages, after checking there is room to do it.
-
-        VACUUM blocks writers while it runs and can be cancelled (nothing changes then).
-        The dict form of :meth:`run_vacuum`, kept for scripts written against it.
-        """
-        return self.run_vacuum(progress, cancelled).as_dict()
-
     def run_vacuum(self, progress: ProgressCallback | None = None,
                    cancelled: CancelCheck | None = None) -> VacuumResult:
         """VACUUM as a typed result: sizes before and after, and how long it took."""
@@ -155,13 +137,6 @@ class QueueMaintenance:
                             file_size_after=file_size(self.db_path),
                             seconds=time.perf_counter() - started)
 
-    def analyze(self, table: str | None = None) -> dict[str, Any]:
-        """Refresh the query planner's statistics, for one table or for the whole file.
-
-        The dict form of :meth:`run_analyze`, kept for scripts written against it.
-        """
-        return self.run_analyze(table).as_dict()
-
     def run_analyze(self, table: str | None = None) -> AnalyzeResult:
         """ANALYZE as a typed result: the table as the file spells it (None: all of them)."""
         action = f"ANALYZE of '{self.db_path}'"
@@ -176,7 +151,7 @@ class QueueMaintenance:
         return AnalyzeResult(analyzed, time.perf_counter() - started)
 
     def table_names(self) -> list[str]:
-        """The file's own tables, sorted: the only names :meth:`analyze` accepts."""
+        """The file's own tables, sorted: the only names :meth:`run_analyze` accepts."""
         action = f"Listing the tables of '{self.db_path}'"
         try:
             connection = open_read_only(self.db_path, busy_timeout_ms=self.busy_timeout_ms,
@@ -188,27 +163,12 @@ class QueueMaintenance:
         except sqlite3.Error as error:
             raise translate_error(error, action, QueueMaintenanceError) from error
 
-    def pragma_optimize(self) -> dict[str, Any]:
-        """Let SQLite refresh only the statistics it considers out of date (cheap).
-
-        The dict form of :meth:`run_pragma_optimize`, kept for scripts written against it.
-        """
-        return self.run_pragma_optimize().as_dict()
-
     def run_pragma_optimize(self) -> PragmaOptimizeResult:
         """``PRAGMA optimize`` as a typed result (how long it took)."""
         started = time.perf_counter()
         with self._writer(f"PRAGMA optimize on '{self.db_path}'") as connection:
             connection.execute("PRAGMA optimize").fetchall()
         return PragmaOptimizeResult(time.perf_counter() - started)
-
-    def optimize(self, full: bool = False, progress: ProgressCallback | None = None,
-                 cancelled: CancelCheck | None = None) -> dict[str, Any]:
-        """ANALYZE, and VACUUM too when ``full`` (slow, blocks writers); sizes before and after.
-
-        The dict form of :meth:`run_optimize`, kept for scripts written against it.
-        """
-        return self.run_optimize(full, progress, cancelled).as_dict()
 
     def run_optimize(self, full: bool = False, progress: ProgressCallback | None = None,
                      cancelled: CancelCheck | None = None) -> OptimizeResult:
@@ -227,14 +187,6 @@ class QueueMaintenance:
         return OptimizeResult(vacuum=vacuum_result, stats_before=stats_before,
                               stats_after=self.read_stats(include_task_counts=False),
                               seconds=time.perf_counter() - started)
-
-    def integrity_check(self, quick: bool = False, cancelled: CancelCheck | None = None,
-                        max_errors: int = 100) -> list[str]:
-        """SQLite's own check of every page and index: ``["ok"]`` when clean, else the problems.
-
-        Runs read-only. A file too damaged to open yields one problem sentence instead.
-        """
-        return self.check_integrity(quick, cancelled, max_errors).lines
 
     def check_integrity(self, quick: bool = False, cancelled: CancelCheck | None = None,
                         max_errors: int = 100) -> IntegrityResult:
@@ -267,27 +219,9 @@ class QueueMaintenance:
         finally:
             connection.close()
 
-    def get_database_stats(self, include_task_counts: bool = True) -> dict[str, Any]:
-        """Sizes, pages, fragmentation, journal settings and task counts, read-only and fast.
-
-        The dict form of :meth:`read_stats`, kept for scripts and the CLI's JSON output.
-        """
-        return self.read_stats(include_task_counts).as_dict()
-
     def read_stats(self, include_task_counts: bool = True) -> DatabaseStats:
         """The file's statistics as a typed result (read-only, fast)."""
         return read_database_stats(self.db_path, include_task_counts, self.busy_timeout_ms)
-
-    def cleanup_stale_leases(self, timeout_seconds: int = 300) -> int:
-        """Requeue abandoned tasks; how many.
-
-        A task is abandoned when its lease expired more than ``timeout_seconds`` ago and its
-        worker has been silent that long too, or is unknown (no ``workers`` row). The tasks
-        of workers that still heartbeat are left alone. The count includes tasks that
-        reached max_attempts and went to the dead letters.
-        """
-        manager = LeaseManager(self.db_path, busy_timeout_ms=self.busy_timeout_ms)
-        return manager.requeue_stale_leases(timeout_seconds).stale
 
     @contextlib.contextmanager
     def _writer(self, action: str) -> Iterator[sqlite3.Connection]:

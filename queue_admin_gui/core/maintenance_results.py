@@ -47,7 +47,7 @@ class CheckpointResult:
         return None if self.finished else DID_NOT_FINISH
 
     def as_dict(self) -> dict[str, Any]:
-        """The dict :meth:`QueueMaintenance.checkpoint` has always returned."""
+        """The dict :meth:`~.compat.QueueMaintenance.checkpoint` has always returned."""
         return dataclasses.asdict(self)
 
 
@@ -106,7 +106,7 @@ class VacuumResult:
         return max(0, self.size_before - self.size_after)
 
     def as_dict(self) -> dict[str, Any]:
-        """The dict :meth:`QueueMaintenance.vacuum` has always returned."""
+        """The dict :meth:`~.compat.QueueMaintenance.vacuum` has always returned."""
         return {
             "size_before": self.size_before,
             "size_after": self.size_after,
@@ -124,7 +124,7 @@ class AnalyzeResult:
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
-        """The dict :meth:`QueueMaintenance.analyze` has always returned."""
+        """The dict :meth:`~.compat.QueueMaintenance.analyze` has always returned."""
         return {"table": self.table, "seconds": self.seconds}
 
 
@@ -135,7 +135,7 @@ class PragmaOptimizeResult:
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
-        """The dict :meth:`QueueMaintenance.pragma_optimize` has always returned."""
+        """The dict :meth:`~.compat.QueueMaintenance.pragma_optimize` has always returned."""
         return {"seconds": self.seconds}
 
 
@@ -159,7 +159,7 @@ class OptimizeResult:
         return self.vacuum is not None
 
     def as_dict(self) -> dict[str, Any]:
-        """The dict :meth:`QueueMaintenance.optimize` has always returned."""
+        """The dict :meth:`~.compat.QueueMaintenance.optimize` has always returned."""
         return {
             "analyzed": self.analyzed,
             "vacuumed": self.vacuumed,

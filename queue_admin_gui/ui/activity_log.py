@@ -9,19 +9,12 @@ repeat on a timer (the status bar's health check) are marked with ``mark_backgro
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QBrush, QColor, QKeyEvent, QKeySequence
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QApplication,
-    QDockWidget,
-    QHeaderView,
-    QTableWidget,
-    QTableWidgetItem,
-    QWidget,
-)
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QDockWidget, QHeaderView, QWidget
 
 from ..app.jobs import Job, JobRunner, JobState, is_background
 from ..app.messages import Messages
@@ -35,8 +28,14 @@ from ..core.activity import (
 )
 from ..core.errors import QueueAdminError
 from .palette import RED, WARN_TEXT, readable_text
+from .table_model import (
+    RecordListModel,
+    copy_selection,
+    make_list_view,
+    record_column,
+    selected_text,
+)
 
-_COLUMNS = ("Time", "Action", "Parameters", "Result", "Duration")
 _RESULT_COLOURS = {RESULT_FAILED: QColor(RED), RESULT_CANCELLED: QColor(WARN_TEXT),
                    RESULT_SUCCEEDED: None}
 #: Any other result ("did not finish", "found 3 problems") ran but fell short.
@@ -48,6 +47,7 @@ MAX_ROWS = 1000
 #: Widest the Action and Result columns grow, in characters: a long action or error message
 #: is cut (its tooltip holds the whole text) so Result and Duration stay in view.
 _CAPPED_COLUMNS = {1: 42, 3: 42}
+_PARAMETERS_COLUMN = 2
 
 
 def entry_for_job(job: Job, database: Path | None) -> ActivityEntry:
@@ -64,30 +64,42 @@ def entry_for_job(job: Job, database: Path | None) -> ActivityEntry:
                              database=database)
 
 
-class _OrderedItem(QTableWidgetItem):
-    """A cell that sorts by a value of its own (the entry's order, a duration in seconds)."""
+@dataclass(frozen=True)
+class LogRow:
+    """One row of the dock: an entry and its place in the order entries were shown."""
 
-    def __init__(self, text: str, key: float) -> None:
-        super().__init__(text)
-        self.setData(Qt.ItemDataRole.UserRole, key)
-
-    def __lt__(self, other: QTableWidgetItem) -> bool:
-        mine, theirs = self.data(Qt.ItemDataRole.UserRole), other.data(Qt.ItemDataRole.UserRole)
-        if isinstance(mine, (int, float)) and isinstance(theirs, (int, float)):
-            return mine < theirs
-        return super().__lt__(other)
+    entry: ActivityEntry
+    order: int
 
 
-class _LogTable(QTableWidget):
-    """The log's table: Ctrl+C copies whole selected rows (Qt's own copies one cell)."""
+def _time_text(row: LogRow) -> str:
+    local = row.entry.local_time
+    return local.strftime("%Y-%m-%d %H:%M:%S") if local else row.entry.time
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
-        """Copy the selected rows on the platform's copy keys; other keys as usual."""
-        if event.matches(QKeySequence.StandardKey.Copy):
-            self.actions()[0].trigger()
-            event.accept()
-            return
-        super().keyPressEvent(event)
+
+def _result_text(row: LogRow) -> str:
+    entry = row.entry
+    return entry.result if not entry.message else f"{entry.result}: {entry.message}"
+
+
+def _result_colour(row: LogRow) -> QColor | None:
+    colour = _RESULT_COLOURS.get(row.entry.result, _SHORTFALL_COLOUR)
+    return QColor(readable_text(colour.name())) if colour is not None else None
+
+
+def _duration_text(row: LogRow) -> str:
+    seconds = row.entry.duration_seconds
+    return "" if seconds is None else f"{seconds:.1f} s"
+
+
+LOG_COLUMNS = [
+    record_column("Time", _time_text, sort_key=lambda row: row.order),
+    record_column("Action", lambda row: row.entry.action),
+    record_column("Parameters", lambda row: _describe_parameters(row.entry.parameters)),
+    record_column("Result", _result_text, colour=_result_colour),
+    record_column("Duration", _duration_text,
+                  sort_key=lambda row: row.entry.duration_seconds or 0.0),
+]
 
 
 class ActivityLogDock(QDockWidget):
@@ -101,27 +113,17 @@ class ActivityLogDock(QDockWidget):
         self.messages = messages
         self.database: Path | None = None
         self._write_failed = False
-        self.table = _LogTable(0, len(_COLUMNS), self)
-        self.table.setHorizontalHeaderLabels(_COLUMNS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setWordWrap(False)
+        self._added = 0
+        self.model: RecordListModel[LogRow] = RecordListModel(LOG_COLUMNS, parent=self,
+                                                              batch=MAX_ROWS)
+        self.table = make_list_view(self.model, fit_every_row=True)
         # Tab moves on to the next widget instead of walking the cells
         self.table.setTabKeyNavigation(False)
-        self.table.setSortingEnabled(True)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.copy_action = QAction("Copy", self.table)
-        self.copy_action.setShortcut(QKeySequence.StandardKey.Copy)
-        self.copy_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
-        self.copy_action.triggered.connect(self.copy_selection)
-        self.table.addAction(self.copy_action)
-        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        self._added = 0
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 6)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(_PARAMETERS_COLUMN, QHeaderView.ResizeMode.Stretch)
         for column in _CAPPED_COLUMNS:
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
         self.table.setToolTip(f"Every admin action of this and earlier sessions (the newest "
@@ -134,7 +136,7 @@ class ActivityLogDock(QDockWidget):
     @property
     def entries(self) -> list[ActivityEntry]:
         """The entries shown, oldest first (for tests and export)."""
-        return list(self._entries)
+        return [row.entry for row in self.model.records]
 
     def add_entry(self, entry: ActivityEntry, *, persist: bool = True) -> None:
         """Show ``entry`` and, unless told not to, append it to the audit file."""
@@ -144,57 +146,21 @@ class ActivityLogDock(QDockWidget):
         if persist:
             self._persist(entry)
 
-    def _show(self, entry: ActivityEntry) -> None:
-        sorting = self.table.isSortingEnabled()
-        self.table.setSortingEnabled(False)  # rows go in whole, then the sort applies
-        if len(self._entries) >= MAX_ROWS:
-            self.table.removeRow(self._oldest_row())
-            del self._entries[0]
-        self._entries.append(entry)
-        self._added += 1
-        row = self.table.rowCount()
-        self.table.insertRow(row)
-        local = entry.local_time
-        cells = (
-            local.strftime("%Y-%m-%d %H:%M:%S") if local else entry.time,
-            entry.action,
-            _describe_parameters(entry.parameters),
-            entry.result if not entry.message else f"{entry.result}: {entry.message}",
-            "" if entry.duration_seconds is None else f"{entry.duration_seconds:.1f} s",
-        )
-        for column, text in enumerate(cells):
-            if column == 0:
-                item: QTableWidgetItem = _OrderedItem(text, self._added)
-            elif column == 4:
-                item = _OrderedItem(text, entry.duration_seconds or 0.0)
-            else:
-                item = QTableWidgetItem(text)
-            item.setToolTip(text)
-            colour = _RESULT_COLOURS.get(entry.result, _SHORTFALL_COLOUR)
-            if colour is not None and column == 3:
-                item.setForeground(QBrush(QColor(readable_text(colour.name()))))
-            self.table.setItem(row, column, item)
-        self.table.setSortingEnabled(sorting)
-
-    def _oldest_row(self) -> int:
-        """The row of the entry shown longest (wherever the sort has put it)."""
-        orders = [self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)
-                  for row in range(self.table.rowCount())]
-        return orders.index(min(orders))
+    def cell_text(self, row: int, column: int) -> str:
+        """The text of one cell as shown (row in the view's order)."""
+        return self.model.row_texts(row)[column]
 
     def selected_text(self) -> str:
-        """The selected rows as tab-separated lines, in the order shown."""
-        rows = sorted({index.row() for index in self.table.selectedIndexes()})
-        return "\n".join("\t".join(self.table.item(row, column).text()
-                                   for column in range(self.table.columnCount()))
-                         for row in rows)
+        """The selected rows as tab-separated lines under the column titles, as shown."""
+        return selected_text(self.table)
 
     def copy_selection(self) -> str:
         """Put the selected rows on the clipboard (Ctrl+C, or Copy in the context menu)."""
-        text = self.selected_text()
-        if text:
-            QApplication.clipboard().setText(text)
-        return text
+        return copy_selection(self.table)
+
+    def _show(self, entry: ActivityEntry) -> None:
+        self._added += 1
+        self.model.append_record(LogRow(entry, self._added), keep_at_most=MAX_ROWS)
 
     def _fit_capped_columns(self) -> None:
         character = self.table.fontMetrics().averageCharWidth()
@@ -213,13 +179,13 @@ class ActivityLogDock(QDockWidget):
                 self.messages.warning(f"{error} The actions stay listed in this window.")
 
     def _load_history(self) -> None:
-        self._entries: list[ActivityEntry] = []
         try:
             history = self.log.read(limit=_HISTORY_ROWS)
         except QueueAdminError:
             history = []
-        for entry in history:
-            self._show(entry)
+        rows = [LogRow(entry, order) for order, entry in enumerate(history, start=1)]
+        self._added = len(rows)
+        self.model.set_records(rows)
         self._fit_capped_columns()
         self.table.scrollToBottom()
 
@@ -241,4 +207,4 @@ def _short(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-__all__ = ["ActivityLogDock", "entry_for_job"]
+__all__ = ["ActivityLogDock", "LogRow", "entry_for_job"]

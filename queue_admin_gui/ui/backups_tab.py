@@ -35,8 +35,7 @@ from ..app.operations import (
     verify_backup,
 )
 from ..app.session import Session
-from ..core.backup import QueueBackup
-from ..core.backups.backup_store import BackupResult
+from ..core.backups.backup_store import BackupResult, BackupStore
 from ..core.backups.manifest import BackupInfo
 from ..core.backups.retention import plan_prune
 from ..core.backups.verify import VerifyReport
@@ -238,7 +237,7 @@ class BackupsTab(MaintenanceTab):
             return
         db_path, folder = self.session.db_path, self.backup_dir
         self.run_load("List backups", lambda progress, cancelled: backup_listing(
-            QueueBackup(db_path, folder).list_backups()), self._on_listed)
+            BackupStore(db_path, folder).list_backups()), self._on_listed)
 
     def clear(self) -> None:
         """Forget the listing, the checks made and the last result (another file opens)."""

@@ -63,8 +63,12 @@ from .lease_rows import (
     renewal_sentence,
 )
 from .maintenance_tab import MaintenanceTab
-from .table_model import keep_place_when_hidden, make_list_view
-from .tables import Column, RecordTableModel, make_table
+from .table_model import (
+    RecordListModel,
+    keep_place_when_hidden,
+    make_list_view,
+    record_column,
+)
 from .widgets import (
     BAD_COLOUR,
     GOOD_COLOUR,
@@ -108,16 +112,19 @@ class LeasesTab(MaintenanceTab):
             in_flight_columns(lambda task_id: self.preview_ids.text_of(task_id),
                               lambda task_ids: self.preview_ids.keys_for(task_ids)),
             highlight=is_stale, parent=self)
-        self.workers_model: RecordTableModel[WorkerInfo] = RecordTableModel([
-            Column("Worker", lambda w: w.worker_id),
-            Column("Last heartbeat", lambda w: f"{format_age(w.heartbeat_age_seconds)} ago",
-                   numeric=True, sort_key=lambda w: w.heartbeat_age_seconds),
-            Column("Tasks held", lambda w: str(w.leased_tasks), numeric=True),
-            Column("Capabilities", lambda w: w.capabilities),
-        ], highlight=self._worker_silent)
+        self.workers_model: RecordListModel[WorkerInfo] = RecordListModel([
+            record_column("Worker", lambda w: w.worker_id),
+            record_column("Last heartbeat",
+                          lambda w: f"{format_age(w.heartbeat_age_seconds)} ago",
+                          numeric=True, sort_key=lambda w: w.heartbeat_age_seconds),
+            record_column("Tasks held", lambda w: str(w.leased_tasks), numeric=True,
+                          sort_key=lambda w: w.leased_tasks),
+            record_column("Capabilities", lambda w: w.capabilities),
+        ], highlight=self._worker_silent, parent=self)
         self.dead_model = TaskListModel(dead_columns(), parent=self)
         self.in_flight_view = make_list_view(self.in_flight_model)
-        self.workers_view = make_table(self.workers_model)
+        self.workers_view = make_list_view(self.workers_model, multi_select=False,
+                                            fit_every_row=True)
         self.dead_view = make_list_view(self.dead_model)
         self.read_label = QLabel()
         self.read_label.setToolTip("When the lists below were read from the database.")

@@ -29,7 +29,7 @@ from ..app.operations import TOPIC_DATABASE, TOPIC_STATS, analyze, pragma_optimi
 from ..app.session import Session
 from ..core.errors import format_bytes
 from ..core.files.disk import vacuum_space_by_volume
-from ..core.maintenance import QueueMaintenance
+from ..core.maintenance import Maintenance
 from ..core.maintenance_results import AnalyzeResult, PragmaOptimizeResult, VacuumResult
 from ..core.measurements.damage_report import DamageReport, read_damage_report
 from ..core.measurements.stats import DatabaseStats
@@ -84,7 +84,7 @@ class OptimizeState:
     vacuum_space: list[tuple[str, int]]
 
 
-def read_optimize_state(maintenance: QueueMaintenance) -> OptimizeState:
+def read_optimize_state(maintenance: Maintenance) -> OptimizeState:
     """Page usage, the file's tables and the space VACUUM needs (runs in a job)."""
     needed = maintenance.vacuum_space_needed()
     return OptimizeState(
@@ -236,7 +236,7 @@ class OptimizeTab(MaintenanceTab):
         if path is None:
             return
         self.run_load("Read page usage",
-                      lambda progress, cancelled: read_optimize_state(QueueMaintenance(path)),
+                      lambda progress, cancelled: read_optimize_state(Maintenance(path)),
                       self._on_state)
 
     def clear(self) -> None:
@@ -331,7 +331,7 @@ class OptimizeTab(MaintenanceTab):
             def busy(done: int, total: int, stage: str) -> None:
                 progress(0, 0, vacuum_stage_text(stage))
 
-            return QueueMaintenance(path).run_vacuum(busy, cancelled)
+            return Maintenance(path).run_vacuum(busy, cancelled)
 
         job = self.run_operation(vacuum(path, rebuild), on_success=self._on_vacuumed,
                                  on_error=self._on_vacuum_failed)

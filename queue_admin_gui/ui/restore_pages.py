@@ -20,8 +20,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -32,7 +30,7 @@ from PySide6.QtWidgets import (
 from ..app.jobs import Job
 from ..app.operations import Operation
 from ..app.session import Session
-from ..core.backup import QueueBackup
+from ..core.backups.backup_store import BackupStore
 from ..core.backups.manifest import BackupInfo
 from ..core.backups.verify import VerifyReport
 from ..core.errors import QueueAdminError, format_bytes
@@ -45,6 +43,7 @@ from .backup_rows import backup_label
 from .palette import GOOD_TEXT, RED
 from .restore_choices import RestoreChoices, newer_tasks
 from .restore_point_picker import RestorePointPicker, instant_label
+from .table_model import RecordListModel, make_list_view, record_column
 
 PROBLEM_STYLE = f"color: {RED}; font-weight: bold;"
 GOOD_STYLE = f"color: {GOOD_TEXT};"
@@ -228,7 +227,7 @@ class ChoosePage(JobPage):
         if live is None:
             return
         self.run_job("List backups",
-                     lambda progress, cancelled: QueueBackup(live, folder).list_backups(),
+                     lambda progress, cancelled: BackupStore(live, folder).list_backups(),
                      self._on_listed)
         self.point_picker.load()
         self.tree.setFocus()
@@ -327,10 +326,14 @@ class CheckPage(JobPage):
                          "Verifies the backup (integrity, queue schema, checksum) and shows "
                          "what restoring it would change, before anything is touched.")
         self.verdict_label = text_label()
-        self.table = QTableWidget(0, 2)
-        self.table.setHorizontalHeaderLabels(["Backup", "Live database"])
+        self.table_model: RecordListModel[tuple[str, str, str]] = RecordListModel([
+            record_column("Tasks", lambda row: row[0]),
+            record_column("Backup", lambda row: row[1], numeric=True),
+            record_column("Live database", lambda row: row[2], numeric=True),
+        ], parent=self)
+        # The rows are read in the order of a task's life, not sorted.
+        self.table = make_list_view(self.table_model, sortable=False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.table.hide()
         self.consequences_label = text_label(style="font-weight: bold;")
@@ -348,14 +351,14 @@ class CheckPage(JobPage):
         self.choices.reset()
         self.verdict_label.clear()
         self.consequences_label.clear()
-        self.table.setRowCount(0)
+        self.table_model.set_records([])
         self.table.hide()
         backup, live = self.state.backup_path, self.state.live_path
         folder = self.state.backup_dir
         assert backup is not None and live is not None
 
         def check(progress: Any, cancelled: Any) -> tuple[VerifyReport, Any, Any]:
-            report = QueueBackup(live, folder).check_backup(backup, progress, cancelled)
+            report = BackupStore(live, folder).check_backup(backup, progress, cancelled)
             if not report.ok:
                 return report, None, None
             comparison = compare_backup_with_live(backup, live, progress, cancelled)
@@ -407,13 +410,7 @@ class CheckPage(JobPage):
                      f"{live.total:,}" if live.ok else state_text.get(live.state, "-")))
         rows.append(("Newest task (UTC)", backup.newest_created_at or "none",
                      (live.newest_created_at or "none") if live.ok else "-"))
-        self.table.setRowCount(len(rows))
-        self.table.setVerticalHeaderLabels([row[0] for row in rows])
-        for index, (_, left, right) in enumerate(rows):
-            for column, text in enumerate((left, right)):
-                item = QTableWidgetItem(text)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(index, column, item)
+        self.table_model.set_records(rows)
         self.table.setFixedHeight(self.table.verticalHeader().length()
                                   + self.table.horizontalHeader().height() + 4)
         self.table.show()

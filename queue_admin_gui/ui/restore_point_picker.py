@@ -47,7 +47,7 @@ from ..app.jobs import Job, JobFunction, mark_background
 from ..app.session import Session
 from ..core.archive import ArchiveStatus, RebuildResult, archive_status, rebuild_to_time
 from ..core.archive.controller import configured_archive_dir
-from ..core.backup import QueueBackup
+from ..core.backups.backup_store import BackupStore
 from ..core.backups.manifest import backup_file_name
 from ..core.errors import QueueAdminError
 from ..core.schema import STATUS_QUEUED
@@ -541,7 +541,7 @@ class RestorePointPicker(QGroupBox):
             try:
                 taken = [] if live is None else [
                     info.created_at.timestamp()
-                    for info in QueueBackup(live, backups).list_backups()]
+                    for info in BackupStore(live, backups).list_backups()]
             except QueueAdminError:
                 taken = []  # the timeline simply shows no backups
             return archive_status(folder), taken

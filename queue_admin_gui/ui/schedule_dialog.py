@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import Qt, QTime
+from PySide6.QtCore import QTime
 from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -33,8 +32,6 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
     QTimeEdit,
     QVBoxLayout,
     QWidget,
@@ -60,6 +57,7 @@ from ..core.schedules.schedule_formats import crontab_text, systemd_text, task_a
 from ..core.schedules.task_scheduler import CommandRunner, TaskScheduler, TaskState, run_command
 from .icons import icon
 from .palette import RED
+from .table_model import ListColumn, RecordListModel, make_list_view, record_column
 
 COLUMNS = ("Job", "When", "Command", "Task", "Last run", "Result")
 JOB, WHEN, COMMAND, TASK, LAST_RUN, RESULT = range(len(COLUMNS))
@@ -95,12 +93,13 @@ class ScheduleDialog(QDialog):
             f"output is appended to a log file in {self.log_dir}, and each run lands in the "
             "activity log, which the last two columns are read from."))
         layout.addLayout(self._build_form())
-        self.table = QTableWidget(0, len(COLUMNS), self)
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.ResizeToContents)
+        #: Keys of the jobs whose tick the user took off (every job starts ticked).
+        self.unticked: set[str] = set()
+        self.jobs_model: RecordListModel[ScheduledJob] = RecordListModel(
+            self._columns(), parent=self)
+        # The jobs keep the runbook's order: the table is read, not sorted.
+        self.table = make_list_view(self.jobs_model, sortable=False, fit_every_row=True)
+        self.table.horizontalHeader().setStretchLastSection(False)
         self.table.horizontalHeader().setSectionResizeMode(COMMAND,
                                                            QHeaderView.ResizeMode.Stretch)
         self.table.setColumnHidden(TASK, not self.on_windows)
@@ -198,10 +197,14 @@ class ScheduleDialog(QDialog):
 
     def checked_jobs(self) -> list[ScheduledJob]:
         """The jobs whose row is ticked."""
-        jobs = self.jobs()
-        return [job for row, job in enumerate(jobs)
-                if (item := self.table.item(row, JOB)) is not None
-                and item.checkState() == Qt.CheckState.Checked]
+        return [job for job in self.jobs() if job.key not in self.unticked]
+
+    def set_ticked(self, job: ScheduledJob, ticked: bool) -> None:
+        """Tick or untick a job's row (what a click on its box does)."""
+        if ticked:
+            self.unticked.discard(job.key)
+        else:
+            self.unticked.add(job.key)
 
     def command_line(self, job: ScheduledJob) -> str:
         """What a run of ``job`` executes, as this system's scheduler is given it."""
@@ -211,23 +214,45 @@ class ScheduleDialog(QDialog):
 
     # -- showing ----------------------------------------------------------------------------
 
+    def _columns(self) -> list[ListColumn]:
+        def failed_colour(job: ScheduledJob) -> QColor | None:
+            run = self.runs.get(job.key)
+            return FAILED_COLOR if run is not None and run.failed else None
+
+        def last_run(job: ScheduledJob) -> str:
+            run = self.runs.get(job.key)
+            if run is not None:
+                return run.describe_time()
+            if not self.reads_shown:
+                return "..."
+            return "never" if job.logged else "see the task's last result"
+
+        def result_hint(job: ScheduledJob) -> str:
+            run = self.runs.get(job.key)
+            return run.message if run is not None else ""
+
+        def task(job: ScheduledJob) -> str:
+            state = self.task_states.get(job.key)
+            return state.describe() if state is not None else "..."
+
+        columns = {
+            JOB: record_column(COLUMNS[JOB], lambda job: job.title,
+                               hint=lambda job: job.description,
+                               checked=lambda job: job.key not in self.unticked,
+                               set_checked=self.set_ticked),
+            WHEN: record_column(COLUMNS[WHEN], lambda job: job.trigger.describe()),
+            COMMAND: record_column(COLUMNS[COMMAND], self.command_line),
+            TASK: record_column(COLUMNS[TASK], task),
+            LAST_RUN: record_column(COLUMNS[LAST_RUN], last_run, colour=failed_colour),
+            RESULT: record_column(COLUMNS[RESULT],
+                                  lambda job: run.result if (run := self.runs.get(job.key))
+                                  else "", colour=failed_colour, hint=result_hint),
+        }
+        return [columns[column] for column in range(len(COLUMNS))]
+
     def _fill_table(self) -> None:
         jobs = self.jobs()
-        unticked = {row for row in range(self.table.rowCount())
-                    if (item := self.table.item(row, JOB)) is not None
-                    and item.checkState() != Qt.CheckState.Checked}
-        self.table.setRowCount(len(jobs))
-        for row, job in enumerate(jobs):
-            title = QTableWidgetItem(job.title)
-            title.setCheckState(Qt.CheckState.Unchecked if row in unticked
-                                else Qt.CheckState.Checked)
-            title.setToolTip(job.description)
-            self.table.setItem(row, JOB, title)
-            self.table.setItem(row, WHEN, QTableWidgetItem(job.trigger.describe()))
-            command = QTableWidgetItem(self.command_line(job))
-            command.setToolTip(command.text())
-            self.table.setItem(row, COMMAND, command)
-        self._show_states()
+        self.jobs_model.set_records(jobs)
         self._check_paths(jobs)
 
     def _check_paths(self, jobs: list[ScheduledJob]) -> None:
@@ -249,22 +274,7 @@ class ScheduleDialog(QDialog):
                 + systemd_text(jobs, self.launcher, self.log_dir))
 
     def _show_states(self) -> None:
-        for row, job in enumerate(self.jobs()):
-            state = self.task_states.get(job.key)
-            self.table.setItem(row, TASK, QTableWidgetItem(
-                state.describe() if state is not None else "..."))
-            run = self.runs.get(job.key)
-            when = QTableWidgetItem(run.describe_time() if run else
-                                    "..." if not self.reads_shown else
-                                    "never" if job.logged else "see the task's last result")
-            result = QTableWidgetItem(run.result if run else "")
-            if run is not None:
-                result.setToolTip(run.message)
-                if run.failed:
-                    for item in (when, result):
-                        item.setForeground(FAILED_COLOR)
-            self.table.setItem(row, LAST_RUN, when)
-            self.table.setItem(row, RESULT, result)
+        self.jobs_model.refresh_cells()
 
     # -- jobs -------------------------------------------------------------------------------
 

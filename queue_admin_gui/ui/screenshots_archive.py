@@ -33,7 +33,7 @@ def render_archive(out_dir: Path, seconds: float = 4.0) -> list[Path]:
     from ..app.messages import Messages, RecordingPresenter
     from ..app.session import Session
     from ..core.activity import ActivityLog
-    from ..core.backup import QueueBackup
+    from ..core.backups.backup_store import BackupStore
     from ..core.demo.queue_file import create_demo_queue
     from ..core.demo.workers import DemoWorkers
     from ..core.settings.config import MaintenanceConfig
@@ -70,7 +70,7 @@ def render_archive(out_dir: Path, seconds: float = 4.0) -> list[Path]:
                             and not s().snapshot_pending)
                 run_for(seconds / 4)
                 if _turn == 1:  # a backup, so the timeline shows one
-                    QueueBackup(database, session.backup_dir).create_backup()
+                    BackupStore(database, session.backup_dir).backup()
                 run_for(seconds / 4)
                 if _turn == 0:
                     panel.toggle.setChecked(False)

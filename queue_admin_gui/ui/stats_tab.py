@@ -30,7 +30,7 @@ from ..app.monitor import Sampler
 from ..app.operations import TOPIC_DATABASE, TOPIC_LEASES, TOPIC_STATS
 from ..app.session import Session
 from ..core.errors import format_bytes
-from ..core.maintenance import QueueMaintenance
+from ..core.maintenance import Maintenance
 from ..core.measurements.readings import fragmentation_percent, reading_time
 from ..core.measurements.sampling import Sample
 from ..core.measurements.stats import DatabaseStats
@@ -38,7 +38,7 @@ from ..core.status_labels import task_status_label
 from .live_plot import details_above_plot
 from .maintenance_tab import MaintenanceTab
 from .status_bar import STALE_COLOUR
-from .tables import Column, RecordTableModel, make_table
+from .table_model import RecordListModel, make_list_view, record_column
 from .widgets import (
     BAD_COLOUR,
     WARN_COLOUR,
@@ -102,12 +102,14 @@ class StatsTab(MaintenanceTab):
         self.error_label = status_label()
         self.tasks_label = QLabel()
         self.refresh_button = QPushButton("Refresh")
-        self.tasks_model: RecordTableModel[StatusCount] = RecordTableModel([
-            Column("Status", lambda row: task_status_label(row.status)),
-            Column("Tasks", lambda row: format_count(row.count), numeric=True),
-            Column("Share", lambda row: f"{row.share:.1f} %", numeric=True),
-        ])
-        self.tasks_view = make_table(self.tasks_model)
+        self.tasks_model: RecordListModel[StatusCount] = RecordListModel([
+            record_column("Status", lambda row: task_status_label(row.status)),
+            record_column("Tasks", lambda row: format_count(row.count), numeric=True),
+            record_column("Share", lambda row: f"{row.share:.1f} %", numeric=True),
+        ], parent=self)
+        # The statuses stay in the queue's order: the table is read, not sorted.
+        self.tasks_view = make_list_view(self.tasks_model, multi_select=False, sortable=False,
+                                         fit_every_row=True)
         header = self.tasks_view.horizontalHeader()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -197,7 +199,7 @@ class StatsTab(MaintenanceTab):
         if path is None:
             return
         self.run_load("Read statistics",
-                      lambda progress, cancelled: QueueMaintenance(path).read_stats(),
+                      lambda progress, cancelled: Maintenance(path).read_stats(),
                       self._on_stats, report_errors=report_errors, on_error=self._on_failed)
 
     def _on_refresh_tick(self) -> None:

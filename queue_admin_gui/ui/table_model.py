@@ -1,31 +1,44 @@
-"""A table model for long lists: rows stay in the owner's compact data, shown as scrolled to.
+"""The one table framework of the window: columns, one model, one view, for every list.
+
+Every table of the tabs is a :class:`ListModel` shown by :func:`make_list_view`, so sorting,
+alignment, copying and the highlight of rows that need attention work the same way in all.
 
 A list of 100,000 leases must not freeze the window when it arrives, when it is sorted or
 when the tab comes back to the front. :class:`ListModel` keeps no object per row: it holds
 one data object (arrays or a list of tuples, owned by whoever filled it) and a numpy order
-of its rows. Its columns say how to write one cell and, for sorting, how to make the keys of
-every row at once. The view is told about rows in batches as it scrolls (``canFetchMore`` /
-``fetchMore``), so only the rows someone looks at are ever turned into text. New data
-replaces the old one in one reset; nothing of the previous list is kept.
+of its rows. Its columns (:class:`ListColumn`) say how to write one cell and, for sorting,
+how to make the keys of every row at once. The view is told about rows in batches as it
+scrolls (``canFetchMore`` / ``fetchMore``), so only the rows someone looks at are ever
+turned into text. New data replaces the old one in one reset; nothing of the previous list
+is kept.
+
+A short list of records (workers, task counts by status) is the same model over a Python
+list: :class:`RecordListModel` with columns made by :func:`record_column`, which reads one
+record per cell.
 
 :func:`make_list_view` makes the matching view: sortable by a click on a column title, rows
 selectable and copied as tab-separated text with Ctrl+C or the context menu's "Copy".
+The tab-specific columns live beside their tabs: ``lease_rows`` and ``lease_model`` (the
+Leases tab), ``backup_rows`` (the Backups tab).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QAction, QBrush, QColor, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QHeaderView, QTableView, QWidget
+from PySide6.QtGui import QAction, QBrush, QColor, QGuiApplication, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from .tables import STALE_BACKGROUND, cell_alignment, header_data, read_only_view
+from .palette import BAD_BACKGROUND
 
+#: Row colour of a task or worker that needs attention (pale red, readable with black text).
+STALE_BACKGROUND = QColor(BAD_BACKGROUND)
 Index = QModelIndex | QPersistentModelIndex
+Record = TypeVar("Record")
 #: Rows handed to the view at a time as it scrolls.
 FETCH_BATCH = 500
 #: Rows the view looks at when it sizes a column to its contents.
@@ -38,6 +51,7 @@ _TOOLTIP = int(Qt.ItemDataRole.ToolTipRole.value)
 _ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole.value)
 _BACKGROUND = int(Qt.ItemDataRole.BackgroundRole.value)
 _FOREGROUND = int(Qt.ItemDataRole.ForegroundRole.value)
+_CHECK_STATE = int(Qt.ItemDataRole.CheckStateRole.value)
 
 
 @dataclass(frozen=True)
@@ -45,7 +59,11 @@ class ListColumn:
     """One column: its title, the text of a row, and the sort keys of all rows.
 
     ``text(data, row)`` and ``keys(data)`` receive the model's data object and rows in the
-    data's own order. Without ``keys`` the column sorts by its text.
+    data's own order. Without ``keys`` the column sorts by its text. ``colour(data, row)``,
+    when given, names the text colour of a cell (None: the usual one); a highlighted row's
+    colours win. ``hint(data, row)`` is a cell's tooltip (its text when not given). A
+    column with ``checked(data, row)`` shows a tick box the user may change, which calls
+    ``set_checked(data, row, ticked)``.
     """
 
     title: str
@@ -53,6 +71,16 @@ class ListColumn:
     keys: Callable[[Any], np.ndarray] | None = None
     numeric: bool = False
     tooltip: str = ""
+    colour: Callable[[Any, int], QColor | None] | None = None
+    hint: Callable[[Any, int], str] | None = None
+    checked: Callable[[Any, int], bool] | None = None
+    set_checked: Callable[[Any, int, bool], None] | None = None
+
+
+def cell_alignment(numeric: bool) -> Qt.AlignmentFlag:
+    """Numbers right-aligned, text left-aligned, both centred vertically."""
+    horizontal = Qt.AlignmentFlag.AlignRight if numeric else Qt.AlignmentFlag.AlignLeft
+    return horizontal | Qt.AlignmentFlag.AlignVCenter
 
 
 class ListModel(QAbstractTableModel):
@@ -71,6 +99,7 @@ class ListModel(QAbstractTableModel):
         self._sort: tuple[int, Qt.SortOrder] = (-1, Qt.SortOrder.AscendingOrder)
         self._alignments = [int(cell_alignment(column.numeric).value) for column in self.columns]
         self._highlight_brushes = (QBrush(STALE_BACKGROUND), QBrush(QColor("black")))
+        self._coloured = any(column.colour is not None for column in self.columns)
 
     # -- contents ---------------------------------------------------------------------------
     def set_data(self, data_object: Any, size: int) -> None:
@@ -130,25 +159,69 @@ class ListModel(QAbstractTableModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        """Column titles and their tooltips."""
-        return header_data(self.columns, section, orientation, role)
+        """Column titles, their tooltips and alignment."""
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.columns):
+            return None
+        column = self.columns[section]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return column.title
+        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip:
+            return column.tooltip
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(cell_alignment(column.numeric))
+        return None
 
     def data(self, index: Index, role: int = _DISPLAY) -> Any:
-        """Text, alignment and highlight of one cell (other roles: None, quickly)."""
-        if role == _DISPLAY or role == _TOOLTIP:
+        """Text, alignment, colours and tick of one cell (other roles: None, quickly)."""
+        if role == _DISPLAY:
             row = index.row()
             if not 0 <= row < self._shown:
                 return None
             return self.columns[index.column()].text(self.data_object, int(self._order[row]))
+        if role == _TOOLTIP:
+            row, column = index.row(), self.columns[index.column()]
+            if not 0 <= row < self._shown:
+                return None
+            tip = column.hint if column.hint is not None else column.text
+            return tip(self.data_object, int(self._order[row]))
+        if role == _CHECK_STATE:
+            row, column = index.row(), self.columns[index.column()]
+            if column.checked is None or not 0 <= row < self._shown:
+                return None
+            ticked = column.checked(self.data_object, int(self._order[row]))
+            return Qt.CheckState.Checked if ticked else Qt.CheckState.Unchecked
         if role == _ALIGNMENT:
             return self._alignments[index.column()] if index.isValid() else None
         if (role == _BACKGROUND or role == _FOREGROUND) and self._highlight is not None:
             row = index.row()
-            if not 0 <= row < self._shown or not self._highlight(self.data_object,
-                                                                  int(self._order[row])):
-                return None
-            return self._highlight_brushes[0 if role == _BACKGROUND else 1]
+            if 0 <= row < self._shown and self._highlight(self.data_object,
+                                                          int(self._order[row])):
+                return self._highlight_brushes[0 if role == _BACKGROUND else 1]
+        if role == _FOREGROUND and self._coloured:
+            row, colour = index.row(), self.columns[index.column()].colour
+            if colour is not None and 0 <= row < self._shown:
+                found = colour(self.data_object, int(self._order[row]))
+                return QBrush(found) if found is not None else None
         return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        """Selectable cells; a tick box where the column has one."""
+        flags = super().flags(index)
+        if index.isValid() and self.columns[index.column()].checked is not None:
+            flags |= Qt.ItemFlag.ItemIsUserCheckable
+        return flags
+
+    def setData(self, index: Index, value: Any,  # noqa: N802 - Qt override
+                role: int = Qt.ItemDataRole.EditRole) -> bool:
+        """Tick or untick a cell of a column with tick boxes; nothing else is editable."""
+        column = self.columns[index.column()] if index.isValid() else None
+        if (int(role) != _CHECK_STATE or column is None or column.set_checked is None
+                or not 0 <= index.row() < self._shown):
+            return False
+        ticked = Qt.CheckState(value) == Qt.CheckState.Checked
+        column.set_checked(self.data_object, int(self._order[index.row()]), ticked)
+        self.dataChanged.emit(index, index, [_CHECK_STATE])
+        return True
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Order the rows by a column (-1: the data's own order); the view starts at the top."""
@@ -185,6 +258,87 @@ class ListModel(QAbstractTableModel):
         return ascending
 
 
+def record_column(title: str, text: Callable[[Any], str], *, numeric: bool = False,
+                  sort_key: Callable[[Any], Any] | None = None, tooltip: str = "",
+                  colour: Callable[[Any], QColor | None] | None = None,
+                  hint: Callable[[Any], str] | None = None,
+                  checked: Callable[[Any], bool] | None = None,
+                  set_checked: Callable[[Any, bool], None] | None = None) -> ListColumn:
+    """A column of a :class:`RecordListModel`: ``text(record)``, sorted by ``sort_key(record)``.
+
+    Without ``sort_key`` the column sorts by its text; ``colour(record)`` may name the
+    colour of the cell's text, ``hint(record)`` its tooltip; ``checked(record)`` gives the
+    cell a tick box, ``set_checked(record, ticked)`` hears the user change it.
+    """
+    keys = None
+    if sort_key is not None:
+        def keys(records: Sequence[Any]) -> np.ndarray:
+            return np.array([sort_key(record) for record in records])
+
+    def per_record(function: Callable[..., Any] | None) -> Callable[..., Any] | None:
+        if function is None:
+            return None
+        return lambda records, row, *rest: function(records[row], *rest)
+
+    return ListColumn(title, lambda records, row: text(records[row]), keys, numeric, tooltip,
+                      per_record(colour), per_record(hint), per_record(checked),
+                      per_record(set_checked))
+
+
+class RecordListModel(ListModel, Generic[Record]):
+    """A :class:`ListModel` over a short Python list of records (dataclasses).
+
+    ``highlight(record)`` marks the rows that need attention.
+    """
+
+    def __init__(self, columns: Sequence[ListColumn],
+                 highlight: Callable[[Record], bool] | None = None,
+                 parent: QWidget | None = None, batch: int = FETCH_BATCH) -> None:
+        super().__init__(columns, None if highlight is None
+                         else lambda records, row: highlight(records[row]), parent, batch)
+        self.records: list[Record] = []
+
+    def set_records(self, records: Sequence[Record]) -> None:
+        """Replace every row."""
+        self.records = list(records)
+        self.set_data(self.records, len(self.records))
+
+    def append_record(self, record: Record, keep_at_most: int | None = None) -> None:
+        """Add one record after the others, dropping the first ones beyond ``keep_at_most``.
+
+        The view keeps its selection and scroll: the rows that go are removed and the new
+        one inserted, unless the sort puts it elsewhere than last (then the list is reset).
+        """
+        while keep_at_most is not None and self.records and len(self.records) >= keep_at_most:
+            self._drop_first_record()
+        self.records.append(record)
+        self.data_object = self.records
+        size = len(self.records)
+        order = self._sorted_order(size)
+        if (self._shown == size - 1 and order[-1] == size - 1
+                and np.array_equal(order[:-1], self._order)):
+            self.beginInsertRows(QModelIndex(), size - 1, size - 1)
+            self._order, self._shown = order, size
+            self.endInsertRows()
+            return
+        self.beginResetModel()
+        self._order = order
+        self._shown = min(max(self._batch, self._shown + 1), size)
+        self.endResetModel()
+
+    def _drop_first_record(self) -> None:
+        row = self.view_row(0)
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self.records[0]
+        self._order = np.delete(self._order, row) - 1
+        self._shown -= 1
+        self.endRemoveRows()
+
+    def record(self, row: int) -> Record:
+        """The record shown at view row ``row``."""
+        return self.records[self.data_row(row)]
+
+
 def category_keys(codes: np.ndarray, values: Sequence[str | None]) -> np.ndarray:
     """Sort keys of a coded text column: each code's place among its values in text order."""
     places = sorted(range(len(values)), key=lambda code: values[code] or "")
@@ -196,16 +350,14 @@ def category_keys(codes: np.ndarray, values: Sequence[str | None]) -> np.ndarray
 def selected_text(view: QTableView) -> str:
     """The selected rows as tab-separated lines under a line of column titles; "" if none."""
     model = view.model()
+    if not isinstance(model, ListModel):
+        return ""
     rows = sorted({index.row() for index in view.selectionModel().selectedRows()})
     if not rows:
         return ""
     titles = [str(model.headerData(c, Qt.Orientation.Horizontal) or "")
               for c in range(model.columnCount())]
-    if isinstance(model, ListModel):
-        lines = [model.row_texts(row) for row in rows]
-    else:
-        lines = [[str(model.index(row, c).data() or "") for c in range(model.columnCount())]
-                 for row in rows]
+    lines = [model.row_texts(row) for row in rows]
     return "\n".join("\t".join(cells) for cells in [titles, *lines]) + "\n"
 
 
@@ -217,24 +369,55 @@ def copy_selection(view: QTableView) -> str:
     return text
 
 
-def make_list_view(model: ListModel, *, multi_select: bool = True) -> QTableView:
-    """A read-only view of a :class:`ListModel`: sortable, copyable, sized from a sample.
+class ListView(QTableView):
+    """The view of a :class:`ListModel`: the copy keys copy whole selected rows.
 
-    Columns are sized to the first rows once, not to every row at every refresh: sizing to
-    the contents of a long list reads each cell of it and froze the window.
+    Qt's own view takes the copy keys before any shortcut and copies one cell.
     """
-    view = read_only_view(model, multi_select=multi_select)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        """Copy the selected rows on the platform's copy keys; other keys as usual."""
+        if event.matches(QKeySequence.StandardKey.Copy):
+            copy_selection(self)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
+def make_list_view(model: ListModel, *, multi_select: bool = True, sortable: bool = True,
+                   fit_every_row: bool = False) -> ListView:
+    """A read-only view of a :class:`ListModel`: whole rows selected, copyable, no row numbers.
+
+    Sortable by a click on a column title unless ``sortable`` is false. Columns are sized to
+    the first rows once, not to every row at every refresh: sizing to the contents of a long
+    list reads each cell of it and froze the window. A short list (a few records) may ask
+    for ``fit_every_row``: its columns follow their contents at every change.
+    """
+    view = ListView()
+    view.setModel(model)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection if multi_select
+                          else QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setAlternatingRowColors(True)
     view.setWordWrap(False)
     vertical = view.verticalHeader()
+    vertical.setVisible(False)
+    vertical.setDefaultSectionSize(view.fontMetrics().height() + 8)
     vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
     header = view.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    header.setResizeContentsPrecision(SIZE_SAMPLE_ROWS)
-    vertical.setResizeContentsPrecision(SIZE_SAMPLE_ROWS)
     header.setStretchLastSection(True)
     header.setHighlightSections(False)
-    header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
-    view.setSortingEnabled(True)
+    if fit_every_row:
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    else:
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setResizeContentsPrecision(SIZE_SAMPLE_ROWS)
+        vertical.setResizeContentsPrecision(SIZE_SAMPLE_ROWS)
+        model.modelReset.connect(lambda: _size_columns_once(view))
+    if sortable:
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        view.setSortingEnabled(True)
     copy = QAction("Copy", view)
     copy.setShortcut(QKeySequence.StandardKey.Copy)
     copy.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -242,7 +425,6 @@ def make_list_view(model: ListModel, *, multi_select: bool = True) -> QTableView
     copy.triggered.connect(lambda: copy_selection(view))
     view.addAction(copy)
     view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-    model.modelReset.connect(lambda: _size_columns_once(view))
     return view
 
 

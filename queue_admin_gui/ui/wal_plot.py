@@ -31,7 +31,7 @@ from ..app.jobs import Job
 from ..app.monitor import Sampler
 from ..app.session import Session
 from ..core.errors import format_bytes
-from ..core.maintenance import QueueMaintenance
+from ..core.maintenance import Maintenance
 from ..core.maintenance_results import CheckpointResult
 from ..core.measurements.readings import reading_time
 from ..core.measurements.sampling import MEGABYTE, CheckpointOutcome, export_csv, wal_level
@@ -209,7 +209,7 @@ class WalPlotWidget(LivePlotWidget):
                             and not self.checkpoint_job.is_finished):
             return None
         self.checkpoint_job = self.session.run_checkpoint(
-            QueueMaintenance.CHECKPOINT_TRUNCATE,
+            Maintenance.CHECKPOINT_TRUNCATE,
             origin="WAL banner, run again once the reader let go" if retry else "WAL banner",
             on_done=lambda result: self._on_truncate_done(result, retry))
         if self.checkpoint_job is None:

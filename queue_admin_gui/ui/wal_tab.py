@@ -28,7 +28,7 @@ from ..app.monitor import Sampler
 from ..app.operations import TOPIC_DATABASE, TOPIC_STATS
 from ..app.session import Session
 from ..core.errors import format_bytes
-from ..core.maintenance import QueueMaintenance
+from ..core.maintenance import Maintenance
 from ..core.maintenance_results import CheckpointResult
 from ..core.measurements.readings import CheckpointSummary, reading_time
 from ..core.measurements.sampling import Sample
@@ -100,7 +100,7 @@ class WalTab(MaintenanceTab):
             "After a checkpoint SQLite trims the -wal file down to this size (-1: no limit).")
         self.refresh_button = QPushButton("Refresh")
         self.checkpoint_buttons: dict[str, QPushButton] = {}
-        for mode in QueueMaintenance.CHECKPOINT_MODES:
+        for mode in Maintenance.CHECKPOINT_MODES:
             button = QPushButton(f"{mode} checkpoint")
             button.clicked.connect(lambda _checked=False, m=mode: self.run_checkpoint(m))
             self.checkpoint_buttons[mode] = button
@@ -183,7 +183,7 @@ class WalTab(MaintenanceTab):
             return
         self.run_load(
             "Read WAL size",
-            lambda progress, cancelled: QueueMaintenance(path).read_stats(
+            lambda progress, cancelled: Maintenance(path).read_stats(
                 include_task_counts=False),
             self._on_stats)
 

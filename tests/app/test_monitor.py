@@ -15,9 +15,9 @@ from queue_admin_gui.app.jobs import JobRunner
 from queue_admin_gui.app.messages import Messages, RecordingPresenter
 from queue_admin_gui.app.monitor import TASK_COUNT_INTERVAL_SECONDS, Sampler
 from queue_admin_gui.app.session import Session
+from queue_admin_gui.core import QueueMaintenance
 from queue_admin_gui.core.database import QueueDatabase, connect
 from queue_admin_gui.core.files.db_files import file_size, wal_path
-from queue_admin_gui.core.maintenance import QueueMaintenance
 from queue_admin_gui.core.settings.config import MaintenanceConfig
 
 

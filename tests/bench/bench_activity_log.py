@@ -76,7 +76,7 @@ def measure_window() -> dict[str, float | None]:
     window.show()
     application.processEvents()
     seconds = time.perf_counter() - started
-    rows = window.activity_dock.table.rowCount()
+    rows = window.activity_dock.model.rowCount()
     gaps: list[int] = []
     clock = QElapsedTimer()
     clock.start()

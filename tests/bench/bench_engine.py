@@ -27,11 +27,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup, QueueMaintenance
 from queue_admin_gui.core.database import connect
 from queue_admin_gui.core.files.db_files import file_size, wal_path
 from queue_admin_gui.core.leases.manager import LeaseManager
-from queue_admin_gui.core.maintenance import QueueMaintenance
 
 from .bench_report import (
     Figure,

@@ -35,9 +35,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.archive import Archiver, archive_status, rebuild_to_time
 from queue_admin_gui.core.archive.images import IMAGE_RECORD, compact_archive
-from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.database import file_size
 
 from .bench_report import machine_info

@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.archive import Archiver
-from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.files.db_files import file_size
 from queue_admin_gui.core.rescue import (
     RescueSelection,

@@ -31,8 +31,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.archive import archive_status
-from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.files.db_files import file_size
 from queue_admin_gui.core.restore.gate import ALL_WORKERS
 

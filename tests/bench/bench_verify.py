@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.backups import snapshot
 from queue_admin_gui.core.files.db_files import file_size
 from queue_admin_gui.core.files.durable import file_sha256

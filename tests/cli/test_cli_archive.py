@@ -267,6 +267,7 @@ def test_archive_status_validate_compares_with_a_running_archiver_process(
     assert without.data["last_validation"]["result"] == "not compared"
 
 
+@pytest.mark.slow
 def test_archive_compact_carries_the_image_on_and_restore_at_uses_it_exactly(
         cli, tmp_path: Path) -> None:
     db, folder = _archive_with_commits(tmp_path)

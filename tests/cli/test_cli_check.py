@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from _cli_helpers import Run
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.measurements import health
 
 #: 'label'=value[UOM];[warn];[crit];[min];[max] with plugin ranges ("10", "10:", "@1:5").

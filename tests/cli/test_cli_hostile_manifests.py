@@ -103,6 +103,7 @@ def test_backup_keep_prunes_around_the_unreadable_one(
     assert bad.is_file() and not old.exists() and not new.exists()
 
 
+@pytest.mark.slow
 def test_a_manifest_of_hundreds_of_megabytes_is_not_read(
         cli_process: Callable[..., Run], demo_db: Path, backup_dir: Path) -> None:
     """As a real process: a 400 MB manifest is refused by its size, in well under a second."""

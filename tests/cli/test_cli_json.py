@@ -145,14 +145,21 @@ def test_ctrl_c_is_one_object(cli: CliRunner, places: dict[str, str], command: s
 
 def test_a_value_json_cannot_hold_still_gives_one_object(
         cli: CliRunner, places: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    real = cli_commands.QueueMaintenance.get_database_stats
+    real = cli_commands.Maintenance.read_stats
 
-    def odd_stats(self: Any) -> dict[str, Any]:
-        result = real(self)
-        result.update(fragmentation_percent=float("nan"), raw=b"\x00\x01")
-        return result
+    class OddStats:
+        def __init__(self, stats: Any) -> None:
+            self.stats = stats
 
-    monkeypatch.setattr(cli_commands.QueueMaintenance, "get_database_stats", odd_stats)
+        def as_dict(self) -> dict[str, Any]:
+            result = self.stats.as_dict()
+            result.update(fragmentation_percent=float("nan"), raw=b"\x00\x01")
+            return result
+
+    def odd_stats(self: Any, include_task_counts: bool = True) -> OddStats:
+        return OddStats(real(self, include_task_counts))
+
+    monkeypatch.setattr(cli_commands.Maintenance, "read_stats", odd_stats)
     run = cli(*_argv("stats", places, []))
     data = _one_object(run)
     assert data["fragmentation_percent"] is None

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from _cli_helpers import cli_env
 
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.activity import ActivityLog
-from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.backups.backup_folder import CLAIM_GRACE_SECONDS, find_leftovers
 from queue_admin_gui.core.backups.manifest import manifest_path_for
 from queue_admin_gui.core.backups.verify import check_backup_file

@@ -33,6 +33,7 @@ def test_entry_point_is_declared() -> None:
     assert 'queue-admin-cli = "queue_admin_gui.cli:main"' in text
 
 
+@pytest.mark.slow
 def test_backup_then_verify_as_a_scheduled_task_would(cli_process: ProcessRunner,
                                                       demo_db: Path, backup_dir: Path) -> None:
     run = cli_process("--db", demo_db, "--json", "backup", "--dir", backup_dir, "--keep", "3")

@@ -6,11 +6,15 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from _cli_helpers import Run
 from prismq import add_prismq_tasks, make_prismq_queue, prismq_connect
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.database import closing_connection
+
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+pytestmark = pytest.mark.usefixtures("short_commit_watch")
 
 CliRunner = Callable[..., Run]
 

@@ -170,6 +170,7 @@ def _append_from_another_process(path: str, worker: int, count: int) -> None:
         log.append(ActivityEntry.now(f"worker {worker} entry {number}"))
 
 
+@pytest.mark.slow
 def test_several_processes_appending_and_rotating_lose_no_entry(tmp_path: Path) -> None:
     path = tmp_path / "activity.jsonl"
     context = multiprocessing.get_context("spawn")

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from queue_admin_gui.core import QueueMaintenance
 from queue_admin_gui.core.archive import archive_status
 from queue_admin_gui.core.archive.controller import (
     ArchiveController,
     configured_archive_dir,
     default_archive_dir,
 )
-from queue_admin_gui.core.maintenance import QueueMaintenance
 from queue_admin_gui.core.process_writers import write_gate
 from queue_admin_gui.core.settings.config import MaintenanceConfig
 

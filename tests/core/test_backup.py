@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.backups import backup_store as backup_module
 from queue_admin_gui.core.backups.backup_store import BackupResult
 from queue_admin_gui.core.backups.manifest import BackupInfo, manifest_path_for

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from queue_admin_gui.cli import main
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.backups.manifest import BackupManifest, manifest_path_for
 from queue_admin_gui.core.database import QueueDatabase, closing_connection, open_read_only
 from queue_admin_gui.core.errors import ErrorKind, QueueBackupError

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from queue_admin_gui.cli import main
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.backups.backup_paths import refuse_live_side_paths
 from queue_admin_gui.core.backups.verify import check_backup_file
 from queue_admin_gui.core.database import QueueDatabase, closing_connection

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.backups.manifest import BackupManifest, manifest_path_for
 from queue_admin_gui.core.backups.verify import VerifyReport, check_backup_file
 from queue_admin_gui.core.database import QueueDatabase, closing_connection

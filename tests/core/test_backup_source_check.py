@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.backups import snapshot
 from queue_admin_gui.core.database import QueueDatabase, closing_connection, connect
 from queue_admin_gui.core.errors import ErrorKind, QueueBackupError

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.database import open_read_only
 from queue_admin_gui.core.errors import (
     ErrorKind,

@@ -245,7 +245,7 @@ def test_a_file_rebuilt_to_an_instant_is_not_the_last_backup(tmp_path):
 
 def test_a_shared_backup_folder_counts_only_this_databases_backups(tmp_path) -> None:
     """Queue B, never backed up, does not take queue A's backup in the same folder as its own."""
-    from queue_admin_gui.core.backup import QueueBackup
+    from queue_admin_gui.core import QueueBackup
     from queue_admin_gui.core.backups.manifest import manifest_path_for
     from queue_admin_gui.core.database import QueueDatabase
     from queue_admin_gui.core.measurements.health import latest_backup_time

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from queue_admin_gui.core import QueueMaintenance
 from queue_admin_gui.core.database import QueueDatabase, closing_connection, connect
 from queue_admin_gui.core.errors import (
     ErrorKind,
@@ -21,7 +22,6 @@ from queue_admin_gui.core.errors import (
     QueueMaintenanceError,
 )
 from queue_admin_gui.core.files.db_files import file_size, wal_path
-from queue_admin_gui.core.maintenance import QueueMaintenance
 
 SHORT_BUSY_MS = 200
 

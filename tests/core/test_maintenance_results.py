@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core.maintenance import QueueMaintenance
+from queue_admin_gui.core import QueueMaintenance
 from queue_admin_gui.core.maintenance_results import (
     AnalyzeResult,
     CheckpointResult,

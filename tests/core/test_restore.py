@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_verify import BAD_KINDS, make_bad
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.database import QueueDatabase
 from queue_admin_gui.core.errors import ErrorKind, OperationCancelled, QueueBackupError
 from queue_admin_gui.core.files.db_files import file_size, wal_path
@@ -22,6 +22,9 @@ from queue_admin_gui.core.restore.writing import (
     move_aside,
     write_into,
 )
+
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+pytestmark = pytest.mark.usefixtures("short_commit_watch")
 
 WRITE = "Writing the backup into the database"
 

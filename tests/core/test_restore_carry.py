@@ -17,11 +17,14 @@ from typing import Any
 import pytest
 from prismq import PrismQWorker, add_prismq_tasks, executed_twice, make_prismq_queue, prismq_connect
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.database import closing_connection
 from queue_admin_gui.core.errors import QueueBackupError
 from queue_admin_gui.core.restore.carry import NewerTasks, count_newer_tasks
 from queue_admin_gui.core.restore.execute import ALL_WORKERS
+
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+pytestmark = pytest.mark.usefixtures("short_commit_watch")
 
 OLD_TASKS = 30
 NEW_TASKS = 20

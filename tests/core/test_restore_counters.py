@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 from prismq import make_prismq_queue
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.backups.manifest import manifest_path_for
 from queue_admin_gui.core.database import QueueDatabase
 from queue_admin_gui.core.errors import QueueBackupError
 from queue_admin_gui.core.restore.execute import execute_restore
 from queue_admin_gui.core.restore.keep import RestoreRequest
+
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+pytestmark = pytest.mark.usefixtures("short_commit_watch")
 
 
 def run_sql(path: Path, *statements: str) -> None:

@@ -7,6 +7,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,3 +193,25 @@ def test_leases_count_while_some_processes_cannot_be_looked_into(
     signals = signals_of(live)
     assert signals.blocking and signals.identities() == {"worker-7"}
     assert "3 processes of other users could not be looked into" in signals.sentence()
+
+
+def test_the_watch_lasts_the_sample_or_the_cap_the_tests_set(live: Path, monkeypatch) -> None:
+    monkeypatch.delenv(gate.ENV_COMMIT_SAMPLE_CAP, raising=False)
+    assert gate.commit_sample_seconds() == gate.COMMIT_SAMPLE_SECONDS
+    watch = CommitWatch(live)
+    try:
+        committed, watched = watch.commits(0.3)
+        assert not committed and watched >= 0.3
+        monkeypatch.setenv(gate.ENV_COMMIT_SAMPLE_CAP, "0.05")
+        assert gate.commit_sample_seconds() == 0.05
+        assert gate.commit_sample_seconds(0.01) == 0.01
+        watch.started = time.monotonic()
+        committed, watched = watch.commits()
+        assert not committed and 0.05 <= watched < gate.COMMIT_SAMPLE_SECONDS
+        run_sql(live, "INSERT INTO task_queue (type, payload) VALUES ('x', '{}')")
+        committed, _ = watch.commits()
+        assert committed  # a short watch still sees a commit
+    finally:
+        watch.close()
+    monkeypatch.setenv(gate.ENV_COMMIT_SAMPLE_CAP, "not a number")
+    assert gate.commit_sample_seconds(0.7) == 0.7

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.errors import OperationCancelled, QueueBackupError, drive_label
 from queue_admin_gui.core.restore.file_summary import QueueSnapshot, inspect_database
 from queue_admin_gui.core.restore.plan import check_restored, compare_backup_with_live

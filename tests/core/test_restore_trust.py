@@ -18,7 +18,7 @@ import pytest
 from test_restore import NEW, make_queue, state
 from test_verify import index_out_of_step
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.backups.manifest import manifest_path_for
 from queue_admin_gui.core.errors import ErrorKind, QueueBackupError
 from queue_admin_gui.core.files.durable import file_sha256
@@ -27,6 +27,9 @@ from queue_admin_gui.core.restore.keep import SAFETY_CHECKED_AFTER
 from queue_admin_gui.core.restore.page_proof import prove_pages_equal
 from queue_admin_gui.core.trust import check_seal
 from queue_admin_gui.core.trust.check_seal import record_full_check, trusted_check
+
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+pytestmark = pytest.mark.usefixtures("short_commit_watch")
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from queue_admin_gui.core import QueueMaintenance
 from queue_admin_gui.core.database import connect
 from queue_admin_gui.core.errors import ErrorKind, QueueDatabaseError
 from queue_admin_gui.core.files.db_files import file_size, wal_path
-from queue_admin_gui.core.maintenance import QueueMaintenance
 from queue_admin_gui.core.measurements.sampling import (
     MEGABYTE,
     SAMPLE_COLUMNS,

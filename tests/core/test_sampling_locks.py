@@ -19,7 +19,7 @@ from queue_admin_gui.core.measurements.sampling import read_sample
 
 OTHER_WRITER = """
 import sqlite3, sys
-connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0.3)
+connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0.05)
 try:
     connection.execute("BEGIN IMMEDIATE")
 except sqlite3.OperationalError as error:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from queue_admin_gui.core import QueueMaintenance
 from queue_admin_gui.core.database import closing_connection, connect
 from queue_admin_gui.core.errors import ErrorKind, QueueMaintenanceError
-from queue_admin_gui.core.maintenance import QueueMaintenance
 from queue_admin_gui.core.measurements.stats import STATS_KEYS, database_stats
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from prismq import make_prismq_queue
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.backups.verify import check_backup_file
 from queue_admin_gui.core.database import closing_connection
 from queue_admin_gui.core.errors import ErrorKind, OperationCancelled

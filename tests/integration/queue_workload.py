@@ -201,14 +201,14 @@ def _reader(db: str, stop_file: str) -> None:
 
 
 def _backup(db: str, folder: str, stage: str, step: str) -> None:
-    from queue_admin_gui.core.backup import QueueBackup
+    from queue_admin_gui.core import QueueBackup
 
     QueueBackup(db, folder, pages_per_step=4).backup(progress=_pause_at(stage, int(step)))
     print("finished", flush=True)
 
 
 def _restore(db: str, folder: str, backup: str, stage: str, step: str) -> None:
-    from queue_admin_gui.core.backup import QueueBackup
+    from queue_admin_gui.core import QueueBackup
 
     QueueBackup(db, folder, pages_per_step=4).restore_backup(
         backup, progress=_pause_at(stage, int(step)))
@@ -219,7 +219,7 @@ def _disk_full(db: str, folder: str, limit: str) -> None:
     """Back up under a file-size limit, as on a disk that fills up; print the outcome as JSON."""
     import resource
 
-    from queue_admin_gui.core.backup import QueueBackup
+    from queue_admin_gui.core import QueueBackup
     from queue_admin_gui.core.errors import QueueAdminError
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -18,6 +18,7 @@ import pytest
 from archive_workload import checkpoint_now, read_commit_log, spawn, table_rows
 from queue_workload import fill_queue, kill_hard, read_line, wait_ready
 
+from queue_admin_gui.core import QueueMaintenance
 from queue_admin_gui.core.archive import (
     ArchiveError,
     Archiver,
@@ -33,7 +34,6 @@ from queue_admin_gui.core.archive.wal_index import reader_through_open_descripto
 from queue_admin_gui.core.backups.backup_store import BackupStore
 from queue_admin_gui.core.demo.workers import DemoWorkers
 from queue_admin_gui.core.errors import ErrorKind
-from queue_admin_gui.core.maintenance import QueueMaintenance
 
 pytestmark = pytest.mark.slow
 TOLERANCE_SECONDS = 1.0

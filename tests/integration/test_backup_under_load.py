@@ -18,7 +18,7 @@ from queue_workload import (
     wait_ready,
 )
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.database import task_counts
 from queue_admin_gui.core.restore.gate import ALL_WORKERS
 

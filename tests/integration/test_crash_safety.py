@@ -17,7 +17,7 @@ from queue_workload import (
     wait_ready,
 )
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 
 pytestmark = [
     pytest.mark.slow,

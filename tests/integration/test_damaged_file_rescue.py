@@ -15,7 +15,7 @@ from prismq import add_prismq_tasks, make_prismq_queue, prismq_connect
 from rescue_scenario import damage_pages, sequence, table_leaves, task_rows
 from test_prismq_restore import run_cli
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ Everything here uses only the names and signatures that design promised, importe
 
 from __future__ import annotations
 
+import ast
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -133,3 +134,37 @@ def test_stale_lease_cleanup_script(db: QueueDatabase) -> None:
         "SELECT status, count(*) FROM task_queue GROUP BY status").fetchall())
     assert statuses["processing"] == 2
     assert statuses["queued"] == 48
+
+
+#: The first API's names, each a thin call of the engine defined in core/compat.py only.
+FIRST_API_NAMES = {
+    "QueueBackup": {"create_backup", "verify_backup", "restore_backup", "get_latest_backup",
+                    "cleanup_old_backups", "prune_backups"},
+    "QueueMaintenance": {"checkpoint", "vacuum", "analyze", "pragma_optimize", "optimize",
+                         "integrity_check", "get_database_stats", "cleanup_stale_leases"},
+}
+#: Engine methods that share a first-API name but do something else (the archive's
+#: checkpoint door), by module.
+SAME_NAME_ELSEWHERE = {"archive/controller.py": {"checkpoint"}}
+
+
+def test_the_first_api_names_are_defined_in_the_compat_module_and_nowhere_else() -> None:
+    core = Path(__file__).resolve().parents[2] / "queue_admin_gui" / "core"
+    compat = ast.parse((core / "compat.py").read_text(encoding="utf-8"))
+    defined = {node.name: {item.name for item in node.body if isinstance(item, ast.FunctionDef)}
+               for node in compat.body if isinstance(node, ast.ClassDef)}
+    for class_name, names in FIRST_API_NAMES.items():
+        assert names <= defined[class_name], names - defined[class_name]
+    every_name = set().union(*FIRST_API_NAMES.values())
+    elsewhere = {}
+    for path in core.rglob("*.py"):
+        relative = path.relative_to(core).as_posix()
+        if relative == "compat.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found = {node.name for node in ast.walk(tree)
+                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                 and node.name in every_name} - SAME_NAME_ELSEWHERE.get(relative, set())
+        if found:
+            elsewhere[relative] = sorted(found)
+    assert not elsewhere, f"first-API names defined outside core/compat.py: {elsewhere}"

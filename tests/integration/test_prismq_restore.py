@@ -23,7 +23,7 @@ from prismq import (
     make_prismq_queue,
 )
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.database import QueueDatabase
 from queue_admin_gui.core.measurements.holders import find_holders
 

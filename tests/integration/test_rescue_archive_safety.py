@@ -120,6 +120,7 @@ def test_an_archiver_of_another_queue_is_no_safety_copy(incident: dict,
     assert report.put_back == 49 + 20
 
 
+@pytest.mark.slow
 def test_an_archiver_that_never_answers_costs_a_wait_then_a_safety_backup(
         incident: dict) -> None:
     """A lock file naming this queue and a live process, but nothing archiving: the rescue

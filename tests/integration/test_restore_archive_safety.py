@@ -19,8 +19,11 @@ from rescue_scenario import log_rows, sequence, task_rows
 from test_archive_under_load import wait_restorable
 from test_prismq_restore import PROJECT_ROOT, run_cli, wait_until
 
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.archive import Archiver, archive_status, rebuild_to_time
-from queue_admin_gui.core.backup import QueueBackup
+
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+pytestmark = pytest.mark.usefixtures("short_commit_watch")
 
 
 def copy_of(path: Path, target: Path) -> Path:

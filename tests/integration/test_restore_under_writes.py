@@ -15,7 +15,7 @@ from pathlib import Path
 
 from queue_workload import DEADLINE_SECONDS, fill_queue, spawn, wait_ready
 
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.backups.backup_store import STAGE_FINISH
 from queue_admin_gui.core.backups.verify import STAGE_INTEGRITY
 from queue_admin_gui.core.restore.execute import STAGE_STAGING

@@ -39,6 +39,7 @@ from test_prismq_restore import PROJECT_ROOT, run_cli
 
 import queue_admin_gui.core.rescue.merge as rescue_merge
 import queue_admin_gui.core.restore.keep as restore_keep
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.archive import Archiver, archive_status, rebuild_to_time
 from queue_admin_gui.core.archive.safety_point import (
     PROOF_FOLDER,
@@ -47,7 +48,6 @@ from queue_admin_gui.core.archive.safety_point import (
     prove_archived,
 )
 from queue_admin_gui.core.archive.store import LOCK_FILE
-from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.rescue import RescueSelection, open_past_state, rescue_tasks
 from queue_admin_gui.core.restore.gate import ALL_WORKERS
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from PySide6.QtCore import Qt
 
 from queue_admin_gui.app.jobs import mark_background
 from queue_admin_gui.app.messages import Level
@@ -34,12 +35,12 @@ def test_every_finished_job_is_listed_and_written(qtbot, session, activity_log, 
     with qtbot.waitSignal(session.runner.job_finished, timeout=30_000):
         pass
 
-    assert dock.table.rowCount() == 2
-    assert dock.table.item(0, 1).text() == "Checkpoint TRUNCATE"
-    assert dock.table.item(0, 2).text() == "mode=TRUNCATE"
-    assert dock.table.item(0, 3).text() == "succeeded"
-    assert dock.table.item(0, 4).text().endswith(" s")
-    assert dock.table.item(1, 3).text().startswith("cancelled: Vacuum was cancelled")
+    assert dock.model.rowCount() == 2
+    assert dock.cell_text(0, 1) == "Checkpoint TRUNCATE"
+    assert dock.cell_text(0, 2) == "mode=TRUNCATE"
+    assert dock.cell_text(0, 3) == "succeeded"
+    assert dock.cell_text(0, 4).endswith(" s")
+    assert dock.cell_text(1, 3).startswith("cancelled: Vacuum was cancelled")
     saved = activity_log.read()
     assert [e.action for e in saved] == ["Checkpoint TRUNCATE", "Vacuum"]
     assert saved[0].database == str(tmp_path / "queue.db")
@@ -50,8 +51,8 @@ def test_history_is_shown_on_start(qtbot, session, activity_log):
     activity_log.append(ActivityEntry.now("Back up", parameters={"name": "nightly"}))
     dock = ActivityLogDock(session.runner, session.messages, activity_log)
     qtbot.addWidget(dock)
-    assert dock.table.rowCount() == 1
-    assert dock.table.item(0, 2).text() == "name=nightly"
+    assert dock.model.rowCount() == 1
+    assert dock.cell_text(0, 2) == "name=nightly"
 
 
 @pytest.mark.skipif(os.name == "nt" or os.geteuid() == 0,
@@ -67,7 +68,7 @@ def test_unwritable_log_folder_warns_once_and_keeps_listing(qtbot, session, pres
         qtbot.addWidget(dock)
         for title in ("One", "Two"):
             run_and_wait(qtbot, session, title, lambda p, c: None)
-        assert dock.table.rowCount() == 2
+        assert dock.model.rowCount() == 2
         assert len(presenter.texts(Level.WARNING)) == 1
     finally:
         folder.chmod(0o700)
@@ -81,7 +82,7 @@ def test_a_file_in_the_way_of_the_log_folder_warns_once(qtbot, session, presente
     qtbot.addWidget(dock)
     for title in ("One", "Two"):
         run_and_wait(qtbot, session, title, lambda p, c: None)
-    assert dock.table.rowCount() == 2
+    assert dock.model.rowCount() == 2
     warnings = presenter.texts(Level.WARNING)
     assert len(warnings) == 1 and "activity log" in warnings[0]
 
@@ -103,7 +104,8 @@ def test_result_and_duration_stay_in_view_with_long_actions(qtbot, session, acti
     for column in (3, 4):
         assert header.sectionPosition(column) + header.sectionSize(column) <= viewport
         assert header.sectionSize(column) >= 40
-    assert dock.table.item(0, 3).toolTip().endswith("letters and digits.")
+    tooltip = dock.model.index(0, 3).data(Qt.ItemDataRole.ToolTipRole)
+    assert tooltip.endswith("letters and digits.")
 
 
 def write_big_log(path, lines: int) -> None:
@@ -135,7 +137,7 @@ def test_a_million_line_log_starts_the_window_with_its_newest_entries(qtbot, set
         dock = window.activity_dock
         actions = [entry.action for entry in dock.entries]
         assert actions == [f"Backup {n}" for n in range(999_800, 1_000_000)]
-        assert dock.table.item(dock.table.rowCount() - 1, 1).text() == "Backup 999999"
+        assert dock.cell_text(dock.model.rowCount() - 1, 1) == "Backup 999999"
     finally:
         window.health_timer.stop()
         assert window.session.runner.shutdown(30_000)
@@ -149,10 +151,10 @@ def test_the_dock_holds_a_bounded_number_of_rows(qtbot, session, activity_log, m
     qtbot.addWidget(dock)
     for number in range(dock_module.MAX_ROWS + 5):
         dock.add_entry(ActivityEntry.now(f"action {number}"), persist=False)
-    assert dock.table.rowCount() == dock_module.MAX_ROWS
+    assert dock.model.rowCount() == dock_module.MAX_ROWS
     assert dock.entries[0].action == "action 5"
-    assert dock.table.item(0, 1).text() == "action 5"
-    assert dock.table.item(dock.table.rowCount() - 1, 1).text() == f"action {len(dock.entries) + 4}"
+    assert dock.cell_text(0, 1) == "action 5"
+    assert dock.cell_text(dock.model.rowCount() - 1, 1) == f"action {len(dock.entries) + 4}"
 
 
 def test_an_operation_that_fell_short_is_not_logged_as_succeeded(qtbot, session, activity_log,
@@ -160,7 +162,7 @@ def test_an_operation_that_fell_short_is_not_logged_as_succeeded(qtbot, session,
     """A check that found problems says how many; a checkpoint left short 'did not finish'."""
     import sqlite3
 
-    from queue_admin_gui.core.maintenance import QueueMaintenance
+    from queue_admin_gui.core import QueueMaintenance
 
     damaged = tmp_path / "damaged.db"
     connection = sqlite3.connect(damaged)
@@ -193,10 +195,10 @@ def test_an_operation_that_fell_short_is_not_logged_as_succeeded(qtbot, session,
         pass
 
     problems = "problem" if count == 1 else "problems"
-    assert dock.table.item(0, 3).text() == f"found {count} {problems}"
-    assert dock.table.item(1, 3).text() == ("did not finish: The FULL checkpoint could not "
-                                            "finish: a reader holds the WAL.")
+    assert dock.cell_text(0, 3) == f"found {count} {problems}"
+    assert dock.cell_text(1, 3) == ("did not finish: The FULL checkpoint could not "
+                                    "finish: a reader holds the WAL.")
     assert [entry.result for entry in activity_log.read()] == [
         f"found {count} {problems}", "did not finish"]
-    assert all(dock.table.item(row, 3).foreground().color().name() == "#b02a37"
-               for row in (0, 1))
+    assert all(dock.model.index(row, 3).data(Qt.ItemDataRole.ForegroundRole).color().name()
+               == "#b02a37" for row in (0, 1))

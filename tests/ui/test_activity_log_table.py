@@ -34,7 +34,7 @@ def click_header(qtbot, dock: ActivityLogDock, column: int) -> None:
 
 
 def column_texts(dock: ActivityLogDock, column: int) -> list[str]:
-    return [dock.table.item(row, column).text() for row in range(dock.table.rowCount())]
+    return [dock.cell_text(row, column) for row in range(dock.model.rowCount())]
 
 
 def test_clicking_a_header_sorts_by_that_column(qtbot, session, activity_log):
@@ -55,17 +55,18 @@ def test_clicking_a_header_sorts_by_that_column(qtbot, session, activity_log):
 def test_ctrl_c_and_the_context_menu_copy_the_selected_rows(qtbot, session, activity_log):
     dock, _after = make_dock(qtbot, session, activity_log)
     table = dock.table
-    first = table.visualItemRect(table.item(0, 1)).center()
-    third = table.visualItemRect(table.item(2, 1)).center()
+    first = table.visualRect(dock.model.index(0, 1)).center()
+    third = table.visualRect(dock.model.index(2, 1)).center()
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=first)
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton,
                      Qt.KeyboardModifier.ShiftModifier, pos=third)
     QApplication.clipboard().clear()
     qtbot.keyClick(table, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
     lines = QApplication.clipboard().text().splitlines()
-    assert [line.split("\t")[1] for line in lines] == ["Vacuum", "Back up",
-                                                       "Checkpoint TRUNCATE"]
-    assert lines[0].split("\t")[4] == "12.0 s"
+    assert lines[0] == "Time\tAction\tParameters\tResult\tDuration"  # as every list copies
+    assert [line.split("\t")[1] for line in lines[1:]] == ["Vacuum", "Back up",
+                                                           "Checkpoint TRUNCATE"]
+    assert lines[1].split("\t")[4] == "12.0 s"
     assert [action.text() for action in table.actions()] == ["Copy"]
     QApplication.clipboard().clear()
     table.actions()[0].trigger()
@@ -78,3 +79,19 @@ def test_tab_leaves_the_activity_log(qtbot, session, activity_log):
     qtbot.waitUntil(dock.table.hasFocus)
     qtbot.keyClick(dock.table, Qt.Key.Key_Tab)
     qtbot.waitUntil(after.hasFocus)
+
+
+def test_a_new_entry_keeps_the_selection_and_the_oldest_goes_beyond_the_limit(
+        qtbot, session, activity_log, monkeypatch):
+    from queue_admin_gui.ui import activity_log as dock_module
+
+    dock, _after = make_dock(qtbot, session, activity_log)
+    dock.table.selectRow(1)
+    dock.add_entry(ActivityEntry.now("Analyze"), persist=False)
+    assert column_texts(dock, 1) == ["Vacuum", "Back up", "Checkpoint TRUNCATE", "Analyze"]
+    assert [index.row() for index in dock.table.selectionModel().selectedRows()] == [1]
+    monkeypatch.setattr(dock_module, "MAX_ROWS", 4)
+    dock.add_entry(ActivityEntry.now("Optimize"), persist=False)
+    assert column_texts(dock, 1) == ["Back up", "Checkpoint TRUNCATE", "Analyze", "Optimize"]
+    assert [index.row() for index in dock.table.selectionModel().selectedRows()] == [0]
+    assert dock.cell_text(0, 1) == "Back up"

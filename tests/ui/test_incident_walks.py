@@ -22,8 +22,8 @@ from test_one_database_at_a_time import damage_task_pages
 from queue_admin_gui.app.jobs import JobRunner
 from queue_admin_gui.app.messages import Messages, RecordingPresenter
 from queue_admin_gui.app.session import Session
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.archive.controller import ArchiveController, default_archive_dir
-from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.database import QueueDatabase
 from queue_admin_gui.core.settings.config import MaintenanceConfig
 from queue_admin_gui.ui.restore_point_picker import InstantEdit
@@ -33,6 +33,9 @@ from queue_admin_gui.ui.restore_wizard import (
     PAGE_RESTORE,
     RestoreWizard,
 )
+
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+pytestmark = pytest.mark.usefixtures("short_commit_watch")
 
 JOB_MS = 60_000
 NEXT = QWizard.WizardButton.NextButton

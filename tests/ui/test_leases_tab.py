@@ -11,7 +11,7 @@ from queue_admin_gui.app.messages import Level
 from queue_admin_gui.app.operations import TOPIC_DATABASE
 from queue_admin_gui.core.demo.queue_file import create_demo_queue
 from queue_admin_gui.ui.leases_tab import LeasesTab
-from queue_admin_gui.ui.tables import STALE_BACKGROUND
+from queue_admin_gui.ui.table_model import STALE_BACKGROUND, selected_text
 
 STALE_SQL = ("SELECT id FROM task_queue WHERE status IN ('leased','processing') "
              "AND datetime(lease_until_utc) < datetime('now', '-300 seconds') ORDER BY id")
@@ -208,3 +208,20 @@ def test_an_expired_lease_of_a_live_worker_is_listed_apart_and_not_requeued(
     assert f"Requeue {len(stale)} stale tasks" in presenter_of(session).questions[-1].text
     assert statuses(demo_path)[alive][:3] == ("leased", 1, "demo-worker-01")
     assert all(statuses(demo_path)[task][0] in ("queued", "failed") for task in stale)
+
+
+def test_the_workers_table_sorts_by_heartbeat_age_and_marks_the_silent_ones(tab):
+    model, view = tab.workers_model, tab.workers_view
+    ages = sorted(worker.heartbeat_age_seconds for worker in model.records)
+    assert len(ages) == 4
+    heartbeat = [c.title for c in model.columns].index("Last heartbeat")
+    view.sortByColumn(heartbeat, Qt.SortOrder.DescendingOrder)
+    shown = [model.record(row).heartbeat_age_seconds for row in range(model.rowCount())]
+    assert shown == ages[::-1], "sorted by the age itself, not by its text"
+    for row in range(model.rowCount()):
+        background = model.data(model.index(row, 0), Qt.ItemDataRole.BackgroundRole)
+        silent = model.record(row).heartbeat_age_seconds > tab.timeout_seconds
+        assert (background is not None and background.color() == STALE_BACKGROUND) == silent
+    view.selectRow(0)
+    assert selected_text(view).splitlines() == [
+        "\t".join(c.title for c in model.columns), "\t".join(model.row_texts(0))]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from test_restore_point_picker import (  # noqa: F401 - fixtures
     LEFT,
     archived,
@@ -24,6 +25,10 @@ from test_restore_point_picker import (  # noqa: F401 - fixtures
 from queue_admin_gui.app.session import Session
 from queue_admin_gui.core.archive.controller import ArchiveController
 from queue_admin_gui.ui.restore_wizard import PAGE_CHECK, PAGE_DONE, PAGE_PREPARE, PAGE_RESTORE
+
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+# Slow: the instants are real time, a few tenths of a second apart, on a running archiver.
+pytestmark = [pytest.mark.usefixtures("short_commit_watch"), pytest.mark.slow]
 
 
 def checked_at_an_instant(qtbot, session: Session, queue_db: Path,

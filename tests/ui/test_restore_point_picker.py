@@ -16,8 +16,8 @@ from queue_admin_gui.app.jobs import JobRunner
 from queue_admin_gui.app.messages import Messages, RecordingPresenter
 from queue_admin_gui.app.monitor import Sampler
 from queue_admin_gui.app.session import Session
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.archive.controller import ArchiveController, default_archive_dir
-from queue_admin_gui.core.backup import QueueBackup
 from queue_admin_gui.core.settings.config import MaintenanceConfig
 from queue_admin_gui.ui.palette import AMBER
 from queue_admin_gui.ui.restore_wizard import (

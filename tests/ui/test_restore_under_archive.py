@@ -29,9 +29,9 @@ from queue_admin_gui.app.jobs import JobRunner
 from queue_admin_gui.app.messages import Messages, RecordingPresenter
 from queue_admin_gui.app.monitor import Sampler
 from queue_admin_gui.app.session import Session
+from queue_admin_gui.core import QueueMaintenance
 from queue_admin_gui.core.archive import ArchiveError, archive_status, rebuild_to_time
 from queue_admin_gui.core.archive.controller import default_archive_dir
-from queue_admin_gui.core.maintenance import QueueMaintenance
 from queue_admin_gui.core.settings.config import MaintenanceConfig
 from queue_admin_gui.ui.restore_wizard import (
     PAGE_CHECK,

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QWizard
 from queue_admin_gui.app.jobs import JobRunner
 from queue_admin_gui.app.messages import Level, Messages, RecordingPresenter
 from queue_admin_gui.app.session import Session
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.files.db_files import shm_path, wal_path
 from queue_admin_gui.core.settings.config import MaintenanceConfig
 from queue_admin_gui.ui.restore_wizard import (
@@ -186,12 +186,10 @@ def test_consequences_match_the_real_counts(qtbot, session: Session, live: Path,
     assert ("412 tasks created after this backup will be lost; "
             "21 tasks completed after it will run again.") in text
     assert "3 tasks were in flight when the backup was taken" in text
-    table = wizard.check_page.table
-    labels = [table.verticalHeaderItem(row).text() for row in range(table.rowCount())]
-    total = labels.index("All tasks")
-    assert table.item(total, 0).text() == "28"
-    assert table.item(total, 1).text() == f"{28 + 412:,}"
-    assert table.item(labels.index("completed"), 1).text() == "26"
+    table = wizard.check_page.table_model
+    cells = {texts[0]: texts[1:] for texts in map(table.row_texts, range(table.rowCount()))}
+    assert cells["All tasks"] == ["28", f"{28 + 412:,}"]
+    assert cells["completed"][1] == "26"
     qtbot.mouseClick(wizard.button(QWizard.WizardButton.CancelButton), Qt.MouseButton.LeftButton)
     assert wizard.result() == QWizard.DialogCode.Rejected
     assert rows(live) == before
@@ -209,7 +207,7 @@ def test_a_corrupt_backup_stops_on_the_check_page(qtbot, session: Session, live:
     verdict = wizard.check_page.verdict_label.text()
     assert verdict.startswith("This backup cannot be restored: ")
     assert "no longer match its manifest" in verdict
-    assert wizard.check_page.table.rowCount() == 0
+    assert wizard.check_page.table_model.rowCount() == 0
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QWizard
 from queue_admin_gui.app.jobs import JobRunner
 from queue_admin_gui.app.messages import Messages, RecordingPresenter
 from queue_admin_gui.app.session import Session
-from queue_admin_gui.core.backup import QueueBackup
+from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.settings.config import MaintenanceConfig
 from queue_admin_gui.ui.restore_wizard import (
     PAGE_CHECK,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWizard
 from test_restore_wizard import (  # noqa: F401 - fixtures
@@ -30,6 +31,9 @@ from test_restore_wizard import (  # noqa: F401 - fixtures
 
 from queue_admin_gui.app.session import Session
 from queue_admin_gui.ui.restore_wizard import PAGE_CHECK, PAGE_DONE, PAGE_PREPARE, PAGE_RESTORE
+
+# Nothing here tells workers at work: the gate watches for commits a moment, not a second.
+pytestmark = pytest.mark.usefixtures("short_commit_watch")
 
 LEFT = Qt.MouseButton.LeftButton
 

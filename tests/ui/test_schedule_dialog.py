@@ -53,7 +53,17 @@ def _make(qtbot, session, **options) -> ScheduleDialog:
 
 
 def _column(dialog: ScheduleDialog, column: int) -> list[str]:
-    return [dialog.table.item(row, column).text() for row in range(dialog.table.rowCount())]
+    model = dialog.jobs_model
+    return [model.row_texts(row)[column] for row in range(model.rowCount())]
+
+
+def _cell(dialog: ScheduleDialog, row: int, column: int, role: Qt.ItemDataRole):
+    return dialog.jobs_model.index(row, column).data(role)
+
+
+def _colour(dialog: ScheduleDialog, row: int, column: int):
+    brush = _cell(dialog, row, column, Qt.ItemDataRole.ForegroundRole)
+    return brush.color() if brush is not None else None
 
 
 def test_lists_the_five_jobs_and_shows_crontab_and_systemd_text_off_windows(
@@ -97,7 +107,13 @@ def test_on_windows_creates_shows_and_removes_the_tasks(qtbot, open_session, pre
     dialog = _make(qtbot, open_session, on_windows=True, runner=fake,
                    log_dir=tmp_path / "logs")
     assert _column(dialog, TASK) == ["not set up"] * 5
-    dialog.table.item(4, JOB).setCheckState(Qt.CheckState.Unchecked)  # not the archiver
+    assert _cell(dialog, 4, JOB, Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Checked
+    model = dialog.jobs_model  # the user unticks the archiver, as a click on its box does
+    assert model.setData(model.index(4, JOB), Qt.CheckState.Unchecked,
+                         Qt.ItemDataRole.CheckStateRole)
+    assert _cell(dialog, 4, JOB, Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Unchecked
+    assert [job.key for job in dialog.checked_jobs()] == [
+        job.key for job in dialog.jobs()[:4]]
 
     qtbot.mouseClick(dialog.create_button, LEFT)
     qtbot.waitUntil(lambda: _column(dialog, TASK)[0].startswith("set up"), timeout=10_000)
@@ -130,7 +146,7 @@ def test_shows_each_jobs_last_run_and_a_failed_backup_in_red(qtbot, open_session
     qtbot.waitUntil(lambda: dialog.reads_shown == 2, timeout=10_000)
     assert _column(dialog, RESULT)[:2] == ["succeeded", "succeeded"]
     assert _column(dialog, LAST_RUN)[2:] == ["never", "see the task's last result", "never"]
-    assert dialog.table.item(0, RESULT).foreground().color() != FAILED_COLOR
+    assert _colour(dialog, 0, RESULT) != FAILED_COLOR
 
     backup_dir.mkdir(parents=True, exist_ok=True)
     blocker = backup_dir / "not a folder"
@@ -142,9 +158,9 @@ def test_shows_each_jobs_last_run_and_a_failed_backup_in_red(qtbot, open_session
     qtbot.mouseClick(dialog.refresh_button, LEFT)
     qtbot.waitUntil(lambda: dialog.reads_shown == 3, timeout=10_000)
     assert _column(dialog, RESULT)[0] == "failed"
-    assert dialog.table.item(0, RESULT).foreground().color() == FAILED_COLOR
-    assert dialog.table.item(0, LAST_RUN).foreground().color() == FAILED_COLOR
-    assert dialog.table.item(0, RESULT).toolTip()  # the CLI's sentence, on hover
+    assert _colour(dialog, 0, RESULT) == FAILED_COLOR
+    assert _colour(dialog, 0, LAST_RUN) == FAILED_COLOR
+    assert _cell(dialog, 0, RESULT, Qt.ItemDataRole.ToolTipRole)  # the CLI's sentence
 
 
 def test_the_tools_menu_opens_the_dialog(qtbot, window, demo_db, open_db):

@@ -8,9 +8,9 @@ import pytest
 from _tab_fixtures import open_tab, tab_session, wait_idle
 from PySide6.QtCore import Qt
 
+from queue_admin_gui.core import QueueMaintenance
 from queue_admin_gui.core.demo.queue_file import create_demo_queue
 from queue_admin_gui.core.errors import format_bytes
-from queue_admin_gui.core.maintenance import QueueMaintenance
 from queue_admin_gui.core.maintenance_results import AnalyzeResult, CheckpointResult
 from queue_admin_gui.core.measurements.stats import DatabaseStats
 from queue_admin_gui.ui.optimize_tab import OptimizeState, OptimizeTab

@@ -197,6 +197,6 @@ def test_a_checkpoint_that_could_not_finish_says_so_in_the_activity_log(
     assert result.busy == 1
     [entry] = [e for e in dock.entries if e.action == "Checkpoint TRUNCATE"]
     assert "could not finish" in entry.message
-    assert "could not finish" in dock.table.item(dock.table.rowCount() - 1, 3).text()
+    assert "could not finish" in dock.cell_text(dock.model.rowCount() - 1, 3)
     [saved] = [e for e in dock.log.read() if e.action == "Checkpoint TRUNCATE"]
     assert "could not finish" in saved.message

@@ -3,7 +3,7 @@
 :class:`Archiver` takes a snapshot and then copies every committed transaction into an
 archive folder; :func:`archive_status` describes an archive; :func:`rebuild_to_time` makes
 an ordinary verified backup of the queue as it was at an instant, which the normal restore
-path (:meth:`QueueBackup.restore_backup`) then restores.
+path (:func:`..restore.execute.execute_restore`) then restores.
 
 It may use ``backups`` (its snapshots are backups; a rebuild is verified like one),
 ``trust``, ``settings``, ``files`` and the loose core modules (the activity and event logs,

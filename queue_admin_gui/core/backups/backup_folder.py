@@ -1,6 +1,6 @@
 """A backup folder on disk: listing it, pruning it, deleting from it, clearing leftovers.
 
-:class:`~.backup.QueueBackup` creates, checks and restores backups and delegates the folder's
+:class:`~.backup_store.BackupStore` creates and checks backups and delegates the folder's
 housekeeping here. Deciding what pruning keeps is :mod:`.retention` (no files touched); this
 module carries it out, one deletion at a time per process, and never deletes a file that is
 not named like a backup, nor the live database.

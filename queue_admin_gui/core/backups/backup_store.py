@@ -6,8 +6,9 @@ It is written as ``<final>.partial`` in rollback-journal mode (one self-containe
 flushed, checked, given a manifest, and only then renamed to its final name: a crash or a
 full disk never leaves a file that looks like a backup, and never touches the source.
 Listing, pruning and deleting the backups of a folder go through :mod:`.backup_folder`.
-:class:`BackupStore` is what the restore path uses to take its safety backup;
-:class:`~.backup.QueueBackup`, the class scripts know, adds the restore on top of it.
+:class:`BackupStore` is what the window, the command line and the restore path (its safety
+backup) use; :class:`~..compat.QueueBackup`, the class scripts know, adds the first API's
+names and the restore on top of it.
 """
 
 from __future__ import annotations
@@ -120,11 +121,6 @@ class BackupStore:
         self.pages_per_step = pages_per_step
 
     # -- creating -------------------------------------------------------------------------
-
-    def create_backup(self, name: str | None = None, progress: ProgressCallback | None = None,
-                      cancelled: CancelCheck | None = None) -> Path:
-        """Back up the database and return the new file's path (see :meth:`backup`)."""
-        return self.backup(name, progress, cancelled).path
 
     def backup(self, name: str | None = None, progress: ProgressCallback | None = None,
                cancelled: CancelCheck | None = None) -> BackupResult:
@@ -260,21 +256,6 @@ class BackupStore:
 
     # -- checking -------------------------------------------------------------------------
 
-    def verify_backup(self, backup_path: str | Path) -> bool:
-        """Return True when the backup is sound; otherwise raise QueueBackupError saying why.
-
-        A missing file raises "... not found" (kind NOT_FOUND).
-        """
-        result = self.check_backup(backup_path)
-        if result.ok:
-            return True
-        path = Path(backup_path)
-        if result.kind is ErrorKind.NOT_FOUND:
-            raise QueueBackupError(f"Verifying the backup failed: '{path}' not found; check "
-                                   "the path or choose another backup.", ErrorKind.NOT_FOUND)
-        raise QueueBackupError(f"The backup '{path}' failed verification: {result.problems[0]}",
-                               result.kind)
-
     def check_backup(self, backup_path: str | Path, progress: ProgressCallback | None = None,
                      cancelled: CancelCheck | None = None, *,
                      trust_checksum: bool = False) -> VerifyReport:
@@ -295,8 +276,6 @@ class BackupStore:
                                  live_path=self.db_path if self.db_path.exists() else None,
                                  trust_checksum=trust_checksum)
 
-    # -- restoring ------------------------------------------------------------------------
-
     # -- listing and retention ------------------------------------------------------------
 
     def list_backups(self) -> list[BackupInfo]:
@@ -305,19 +284,6 @@ class BackupStore:
         Partial files of a backup in progress (or of one that crashed) are not listed.
         """
         return list_backups(self.backup_dir)
-
-    def get_latest_backup(self) -> BackupInfo | None:
-        """The newest backup, or None when the folder holds none."""
-        backups = self.list_backups()
-        return backups[0] if backups else None
-
-    def cleanup_old_backups(self, keep_count: int = 10) -> int:
-        """Delete all but the newest ``keep_count`` backups; returns how many were deleted."""
-        return len(self.prune_backups(keep_count))
-
-    def prune_backups(self, keep_count: int) -> list[Path]:
-        """Delete all but the newest ``keep_count`` backups and their manifests; return those."""
-        return self.prune(keep_count).deleted
 
     def prune(self, keep_count: int) -> PruneResult:
         """Keep the newest ``keep_count`` backups, delete the older ones, and say what it did.

@@ -600,7 +600,7 @@ def take_safety_backup(live: Path, backup_dir: Path, action: str,
                           f"({error.message.rstrip('.')}); nothing was changed.",
                           error.kind) from error
     with contextlib.suppress(QueueAdminError):
-        store.prune_backups(SAFETY_KEEP_COUNT)
+        store.prune(SAFETY_KEEP_COUNT)
     return made
 
 

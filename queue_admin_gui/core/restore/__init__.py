@@ -16,5 +16,5 @@
 
 It may use ``measurements`` (who holds the file), ``archive`` (its lock, to tell the tool's
 own archiver from a worker), ``backups``, ``trust``, ``leases``, ``settings``, ``files`` and
-the loose core modules; only ``rescue`` and the ``QueueBackup`` facade build on it.
+the loose core modules; only ``rescue`` and the compatibility facade (``compat``) build on it.
 """

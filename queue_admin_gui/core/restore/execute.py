@@ -52,6 +52,7 @@ from ..backups.backup_paths import refuse_live_side_paths
 from ..backups.backup_store import BackupStore
 from ..backups.manifest import manifest_beside, manifest_path_for
 from ..backups.verify import check_backup_file
+from ..database import writer_lock
 from ..errors import (
     ErrorKind,
     OperationCancelled,
@@ -107,8 +108,16 @@ def execute_restore(request: RestoreRequest, progress: ProgressCallback | None =
     Raises :class:`QueueBackupError` (kinds INVALID, CORRUPT, NOT_A_QUEUE, LOCKED,
     WORKERS_ACTIVE, ...) when the restore is refused or fails, and
     :class:`OperationCancelled` on cancel; either way the live database is as it was (a
-    safety copy taken under the lock is removed, since nothing changed).
+    safety copy taken under the lock is removed, since nothing changed). Runs under this
+    process's writer lock of the target (:func:`..database.writer_lock`), so the window's
+    own writes wait for it.
     """
+    with writer_lock(Path(request.target)):
+        return _restore_locked(request, progress, cancelled)
+
+
+def _restore_locked(request: RestoreRequest, progress: ProgressCallback | None,
+                    cancelled: CancelCheck | None) -> RestoreReport:
     backup_path, target = Path(request.backup_path), Path(request.target)
     action = f"Restoring '{target}' from '{backup_path}'"
     started = time.monotonic()
@@ -253,8 +262,7 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
             f"({error}); run the integrity check once other programs let go of it"])
     if outcome.safety_backup is not None:
         with contextlib.suppress(QueueAdminError, sqlite3.Error, OSError):
-            BackupStore(target, safety_folder(request.backup_dir)).prune_backups(
-                SAFETY_KEEP_COUNT)
+            BackupStore(target, safety_folder(request.backup_dir)).prune(SAFETY_KEEP_COUNT)
     outcome.seconds = time.monotonic() - started
     return outcome
 

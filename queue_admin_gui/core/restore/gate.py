@@ -48,6 +48,9 @@ QUIET_SECONDS = 5.0
 ACTIVE_WORKER_SECONDS = 60
 #: How long commits by other connections are watched for before the gate decides.
 COMMIT_SAMPLE_SECONDS = 1.0
+#: Caps that watch, in seconds, when set: the tests that restore a queue no worker uses watch
+#: for a moment instead of a second (as ``QUEUE_ADMIN_LOCK_WAIT_MS`` caps lock waits).
+ENV_COMMIT_SAMPLE_CAP = "QUEUE_ADMIN_COMMIT_SAMPLE_SECONDS"
 #: The accepted-workers entry that accepts every signal (``--allow-live-workers``).
 ALL_WORKERS = frozenset({"*"})
 #: Holders named in a sentence before "and N more".
@@ -110,6 +113,7 @@ class CommitWatch:
         """
         if self.connection is None or self.first is None:
             return False, 0.0
+        minimum_seconds = commit_sample_seconds(minimum_seconds)
         while True:
             try:
                 version = self._version()
@@ -329,6 +333,15 @@ def _same_path(text: str, path: Path) -> bool:
         return os.path.samefile(text, path)
     except OSError:
         return os.path.normcase(os.path.abspath(text)) == os.path.normcase(path.absolute())
+
+
+def commit_sample_seconds(requested: float = COMMIT_SAMPLE_SECONDS) -> float:
+    """How long commits are watched: ``requested``, or the cap if that is lower."""
+    try:
+        cap = float(os.environ.get(ENV_COMMIT_SAMPLE_CAP, ""))
+    except ValueError:
+        return requested
+    return min(requested, cap) if cap >= 0 else requested
 
 
 def read_worker_signals(live_path: str | Path, *, watch: CommitWatch | None = None,

@@ -4,7 +4,7 @@ An administrator restoring during an incident must see what the restore costs be
 happens: which tasks are lost, which run again, which were in flight in the backup, whether
 workers still run, whether another program would block the write, and whether the disks have
 room. These steps only read (the write-lock probe rolls back at once); the restore itself is
-:meth:`queue_admin_gui.core.backup.QueueBackup.restore_backup`.
+:func:`.execute.execute_restore`.
 
 This module compares the two files and checks the database just restored; summarising one
 file is :mod:`.file_summary`, the live side's preflight :mod:`.preflight`. Callers

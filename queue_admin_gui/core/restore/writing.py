@@ -1,6 +1,6 @@
 """The steps of checking a backup and restoring it, each callable on its own.
 
-The CLI runs them in one go through :meth:`QueueBackup.restore_backup`; the restore wizard
+The CLI runs them in one go through :func:`.execute.execute_restore`; the restore wizard
 runs them one page at a time: :func:`check_backup_file` (is the backup good?),
 :func:`inspect_target` (what is at the destination?), :func:`move_aside` (a damaged
 destination is renamed, never deleted) and :func:`write_into` (the backup is written into
