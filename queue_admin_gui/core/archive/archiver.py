@@ -136,7 +136,10 @@ class Archiver:
     call :meth:`status`, :meth:`own_checkpoint` and :meth:`stop`; each field they share with
     the loop says which lock guards it. The snapshot's backup thread (:mod:`.generations`) and
     the validation thread (:mod:`.validation`) touch none of these fields; validation reports
-    through :meth:`emit`, which only calls ``on_event``.
+    through :meth:`emit`, which only calls ``on_event``. The loop's connections (the read
+    transactions that pin the WAL, :class:`.pins.WalPins`; the writer that takes the write
+    lock; the checkpointer) are the loop's local variables, lent to the generation starter
+    and the checkpoint door, and made again when the database file is replaced.
     """
 
     def __init__(self, database: str | Path, archive_dir: str | Path, *,
