@@ -35,6 +35,7 @@ from .pins import WalPins
 from .store import (
     KIND_HEARTBEAT,
     PREVIOUS_GENERATION_KEY,
+    VALIDATION_FAILED_KEY,
     CyclePosition,
     FrameLog,
     Generation,
@@ -74,6 +75,24 @@ def file_identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (info.st_dev, info.st_ino) if info.st_ino else None
+
+
+def _save_ended(archive: Path, generation: Generation) -> None:
+    """Save an ended generation, with whether a validation failed it.
+
+    A validation run elsewhere (another process, the CLI) writes validation.json first and
+    then marks the generation only if its end is already saved. So the end is saved first
+    and validation.json read again afterwards: whichever of the two comes second sees the
+    other, and a failure recorded while the generation ends is kept in it.
+    """
+    note_failed_validation(archive, generation)
+    with contextlib.suppress(OSError):
+        generation.save()
+    if generation.data.get(VALIDATION_FAILED_KEY) is not True:
+        note_failed_validation(archive, generation)
+        if generation.data.get(VALIDATION_FAILED_KEY) is True:
+            with contextlib.suppress(OSError):
+                generation.save()
 
 
 class GenerationStarter:
@@ -351,9 +370,7 @@ class GenerationStarter:
         log.close()
         outgoing.data["ended_at"] = ended
         outgoing.data["end_reason"] = f"continued by generation {successor.id}"
-        note_failed_validation(archiver.archive_dir, outgoing)
-        with contextlib.suppress(OSError):
-            outgoing.save()
+        _save_ended(archiver.archive_dir, outgoing)
 
     def _resume_outgoing(self) -> bool:
         """A new generation failed or was cancelled while continuing one: that one goes on."""
@@ -416,9 +433,7 @@ class GenerationStarter:
             return
         generation.data["ended_at"] = self.archiver.stamps.now()
         generation.data["end_reason"] = reason
-        note_failed_validation(self.archiver.archive_dir, generation)
-        with contextlib.suppress(OSError):
-            generation.save()
+        _save_ended(self.archiver.archive_dir, generation)
 
     def apply_retention(self) -> None:
         """Delete whole generations whose newest restorable instant is older than the limit."""
