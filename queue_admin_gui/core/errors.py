@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from .files.disk import volume_label
+from .files.side_files import SHM_SUFFIX, side_file
 
 
 class ErrorKind(enum.Enum):
@@ -259,7 +260,7 @@ def explain_cannot_open(path: Path) -> tuple[ErrorKind, str] | None:
             header = handle.read(20)
     except OSError as error:
         return classify_os_error(error), f"the file exists but cannot be read ({error.strerror})"
-    shm = path.with_name(path.name + "-shm")
+    shm = side_file(path, SHM_SUFFIX)
     is_wal = len(header) == 20 and header[18] == 2 and header[19] == 2
     if is_wal and not shm.exists() and not folder_accepts_files(path.parent):
         return ErrorKind.READ_ONLY, (

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..core.files.db_files import shm_path, wal_path
+
 OUTPUT_DIR = Path("docs") / "images"
 WINDOW_SIZE = (1200, 800)
 #: The smallest and the largest screens the layout is checked at.
@@ -230,8 +232,8 @@ def _starving(window: object, database: Path, out_dir: Path) -> list[Path]:
 
 def _deleted(window: object, database: Path, out_dir: Path) -> list[Path]:
     """The database file deleted under the window: figures greyed with the time they were read."""
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    for path in (database, wal_path(database), shm_path(database)):
+        path.unlink(missing_ok=True)
     run_for(2.5)
     written = []
     for key in ("wal", "stats"):

@@ -27,6 +27,8 @@ BACKUP_DIR_EXAMPLE = r"D:\Backups\PrismQ"
 EXE_EXAMPLE = r"C:\PrismQ\QueueAdmin\Scripts\queue-admin-cli.exe"
 BACKUP_FILE = re.compile(
     r"D:\\Backups\\PrismQ\\(?:(pre-restore)\\)?queue_backup_([A-Za-z_-]+?)_\d{8}_\d{6}\.db")
+#: The damaged copy a restore keeps, as the runbook names it.
+DAMAGED_COPY = re.compile(r"D:\\Backups\\PrismQ\\pre-restore\\(queue_damaged_\d{8}_\d{6}\.db)")
 COMMAND = re.compile(r"queue-admin-cli(?:\.exe)?(?P<args>(?: [^\s\"`|]+)+)")
 
 
@@ -60,6 +62,8 @@ def _substitute(command: str, db_path: Path, backup_dir: Path) -> list[str]:
     command = BACKUP_FILE.sub(
         lambda match: _newest_backup(backup_dir, match.group(2), match.group(1)).replace(
             "\\", "/"), command)
+    command = DAMAGED_COPY.sub(
+        lambda match: (backup_dir / "pre-restore" / match.group(1)).as_posix(), command)
     command = command.replace(DB_EXAMPLE, db_path.as_posix())
     command = command.replace(BACKUP_DIR_EXAMPLE, backup_dir.as_posix())
     arguments = shlex.split(command)
@@ -80,6 +84,15 @@ def test_every_runbook_command_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     finally:
         connection.close()
     monkeypatch.setenv("QUEUE_ADMIN_BACKUP_DIR", str(backup_dir))
+    # The copy a restore over a damaged file keeps, for the salvage commands: here a copy
+    # of the queue as it is before the runbook's commands change it.
+    for name in DAMAGED_COPY.findall(RUNBOOK.read_text(encoding="utf-8")):
+        kept = backup_dir / "pre-restore" / name
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(db_path) as source, sqlite3.connect(kept) as copy:
+            source.backup(copy)
+        source.close()
+        copy.close()
 
     commands = runbook_commands(RUNBOOK.read_text(encoding="utf-8"))
     assert len(commands) >= 25

@@ -253,7 +253,7 @@ def test_cycles_that_come_and_go_unseen_end_the_generation_with_the_commits_coun
     folder = tmp_path / "archive"
     archiver = Archiver(queue, folder)
     held, holding = threading.Event(), threading.Event()
-    real_copy = Archiver._copy
+    real_copy = Archiver.copy_to_end
     real_begin, real_end = WalPins.begin_next, WalPins.end_previous
 
     def copy_unless_held(self: Archiver) -> None:
@@ -263,7 +263,7 @@ def test_cycles_that_come_and_go_unseen_end_the_generation_with_the_commits_coun
                 time.sleep(0.01)
         real_copy(self)
 
-    monkeypatch.setattr(Archiver, "_copy", copy_unless_held)
+    monkeypatch.setattr(Archiver, "copy_to_end", copy_unless_held)
     archiver.start()
     try:
         wait_restorable(archiver)

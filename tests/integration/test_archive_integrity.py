@@ -270,8 +270,8 @@ def test_an_archive_of_the_previous_format_is_still_read(pristine: Pristine,
         for segment in generation.segments:
             out = bytearray()
             for kind, stamp, payload in store.iter_records(segment):
-                out += store._RECORD.pack(store._MAGIC_V1, kind, stamp, len(payload),
-                                          zlib.crc32(payload)) + payload
+                out += store.RECORD_HEAD.pack(store.MAGIC_V1, kind, stamp, len(payload),
+                                              zlib.crc32(payload)) + payload
             segment.write_bytes(bytes(out))
         data = {key: value for key, value in generation.data.items()
                 if key not in ("checksum", "segments", "snapshot_sha256", "manifest_sha256")}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,8 +21,23 @@ from archive_workload import checkpoint_now, read_commit_log, spawn, table_rows
 from queue_workload import fill_queue, wait_ready
 
 from queue_admin_gui.core.activity import ActivityLog
-from queue_admin_gui.core.archive import ArchiveEvent, Archiver, archive_status, rebuild_to_time
-from queue_admin_gui.core.archive.store import list_generations
+from queue_admin_gui.core.archive import (
+    ArchiveEvent,
+    Archiver,
+    archive_status,
+    generations,
+    rebuild_to_time,
+)
+from queue_admin_gui.core.archive.generations import GenerationStarter
+from queue_admin_gui.core.archive.pins import WalPins
+from queue_admin_gui.core.archive.store import (
+    VALIDATION_FAILED_KEY,
+    Generation,
+    list_generations,
+    load_generation,
+    new_generation,
+    write_validation,
+)
 from queue_admin_gui.core.archive.validation import (
     VALIDATION_ACTION,
     last_validation,
@@ -193,3 +209,45 @@ def test_validation_without_a_running_archiver_says_it_could_not_compare(
     result = validate_archive(queue, folder)
     assert result.ok is None and "no archiver is writing" in result.sentence
     assert last_validation(folder) is not None
+
+
+def test_a_failure_recorded_while_the_generation_ends_is_kept_in_the_generation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process's validation fails the generation between the archiver's look at
+    validation.json and the save of the generation's end. That validation marks only ended
+    generations, so the mark is the archiver's: it must look again once the end is saved,
+    or losing validation.json would offer the instants the validation found wrong."""
+    database, archive = tmp_path / "queue.db", tmp_path / "archive"
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("CREATE TABLE t (x)")
+    archive.mkdir()
+    generation = new_generation(archive, database, "the archive's first generation", None, 0,
+                                time.time())
+    pins = WalPins(database)
+    starter = GenerationStarter(Archiver(database, archive), connection, pins)
+    starter.generation = generation
+    looks = []
+    real_note = generations.note_failed_validation
+
+    def validation_fails_between(folder: Path, ending: Generation) -> None:
+        real_note(folder, ending)  # the archiver's look: nothing recorded yet
+        looks.append(ending.data.get(VALIDATION_FAILED_KEY))
+        if len(looks) == 1:
+            on_disk = load_generation(ending.folder, scan=False)
+            assert on_disk is not None and on_disk.data.get("ended_at") is None
+            write_validation(folder, {"passed": {}, "failures": [
+                {"generation": ending.id, "trusted_until": ending.snapshot_at,
+                 "reason": "validation failed", "checked_at": time.time(),
+                 "handled": False}]})
+
+    monkeypatch.setattr(generations, "note_failed_validation", validation_fails_between)
+    try:
+        starter.end_generation("a gap: the database file was changed outside its WAL")
+    finally:
+        pins.close()
+        connection.close()
+    saved = load_generation(generation.folder, scan=False)
+    assert saved is not None and saved.data.get("ended_at") is not None
+    assert looks[0] is None, "the failure was recorded before the archiver's first look"
+    assert saved.data.get(VALIDATION_FAILED_KEY) is True

@@ -121,7 +121,27 @@ class ArchiverStatus:
 
 
 class Archiver:
-    """Archives one live queue database into one archive folder until stopped."""
+    """Archives one live queue database into one archive folder until stopped.
+
+    The archiver is the one owner of the archive cursor's state: where copying stands in the
+    WAL (header, frame, checksum), the frame log it writes to and its page images, the
+    records held back until continuity is proven, the commit count that proves it, and the
+    generation it continues while a new snapshot is written. :mod:`.generations` and
+    :mod:`.checkpoint_door` work on it only through the public methods and read-only
+    properties under "the cursor, for generations and the checkpoint door" below.
+
+    Threads. *The loop* is the thread that archives: the one :meth:`start` makes
+    ("wal-archiver"), or the caller of :meth:`run`. Every field under a "loop only" heading
+    in ``__init__`` is read and written by the loop alone (the generation starter and the
+    checkpoint door run on it too), so it needs no lock. The window's and the CLI's threads
+    call :meth:`status`, :meth:`own_checkpoint` and :meth:`stop`; each field they share with
+    the loop says which lock guards it. The snapshot's backup thread (:mod:`.generations`) and
+    the validation thread (:mod:`.validation`) touch none of these fields; validation reports
+    through :meth:`emit`, which only calls ``on_event``. The loop's connections (the read
+    transactions that pin the WAL, :class:`.pins.WalPins`; the writer that takes the write
+    lock; the checkpointer) are the loop's local variables, lent to the generation starter
+    and the checkpoint door, and made again when the database file is replaced.
+    """
 
     def __init__(self, database: str | Path, archive_dir: str | Path, *,
                  retention_days: float | None = None, poll_seconds: float = 0.15,
@@ -130,12 +150,19 @@ class Archiver:
                  on_event: Callable[[ArchiveEvent], None] | None = None,
                  validate_seconds: float | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        # Named as SQLite names it: on POSIX it follows symlinks, so the -wal and -shm files
-        # of a queue opened through a link lie beside the link's target (Windows does not).
+        # -- set here, never changed: read by any thread ----------------------------------
+        #: The live database, its WAL and its shared-memory index (``-shm``), named as SQLite
+        #: names them: on POSIX it follows symlinks, so the side files of a queue opened
+        #: through a link lie beside the link's target (Windows does not).
         self.database = Path(database).resolve() if os.name == "posix" \
             else Path(database).absolute()
+        self.wal_file = wal_path(self.database)
+        self.shm_file = shm_path(self.database)
         self.archive_dir = Path(archive_dir)
+        #: Generations whose newest instant is older than this many days are deleted.
         self.retention_days = retention_days
+        #: Seconds between passes; the archiver resets the log itself at ``reset_frames``
+        #: frames; a heartbeat record is written after ``heartbeat_seconds`` without one.
         self.poll_seconds = poll_seconds
         self.reset_frames = reset_frames
         self.heartbeat_seconds = heartbeat_seconds
@@ -144,63 +171,101 @@ class Archiver:
         #: ``rotate_bytes`` (None: twice the database's size, at least 16 MB).
         self.rotate_seconds = rotate_seconds
         self.rotate_bytes = rotate_bytes
+        #: Told of generations, gaps, errors (called on the loop and the validation thread).
         self.on_event = on_event
-        #: Every stamp the archive records comes from here (ordered across clock steps).
+        #: Every stamp the archive records comes from here (ordered across clock steps; it
+        #: has a lock of its own, as :meth:`status` reads it on the caller's thread).
         self.stamps = StampClock(clock)
-        self._wal = wal_path(self.database)
-        self._shm = shm_path(self.database)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._status = ArchiverStatus(False, None, 0, False, None, None, 0, 0, 0, None, None,
-                                      None)
-        self._header: WalHeader | None = None
-        self._frame = 0
-        self._checksum = (0, 0)
-        self._log: FrameLog | None = None
-        self._last_record = 0.0
-        self._last_reset_try = 0.0
-        self._reset_at: tuple[tuple[int, int], int] | None = None
-        self._own_checkpoints = 0
         #: Whether the lock probe names who holds a lock byte; elsewhere (Windows) the WAL
         #: index decides when a checkpoint may go through (:mod:`.checkpoint_door`).
         self.owners_known = shm_locks.owners_known()
-        self.index_reader: IndexReader | None = index_reader(self._shm)
+        #: Reads the WAL index's header (salts, where the log ends); None where it cannot.
+        self.index_reader: IndexReader | None = index_reader(self.shm_file)
         #: Reads the WAL index's commit counter, which proves continuity; None where it cannot
         #: be read (the archiver then relies on its read marks alone).
-        self.counter_reader: IndexReader | None = live_index_reader(self._shm)
-        #: The counter's value where the current stream was known complete, and the
-        #: transactions archived (or held back) since.
+        self.counter_reader: IndexReader | None = live_index_reader(self.shm_file)
+        #: Reads the database file's first 100 bytes (None where it cannot).
+        self._head_reader = file_head_reader(self.database)
+        #: Requests for a proof that the archive holds every commit so far (:mod:`.safety_point`);
+        #: the desk itself is used by the loop alone.
+        self.proofs = ProofDesk(self.archive_dir)
+        #: Validation every ``validate_seconds`` (None: only when asked), see :mod:`.validation`;
+        #: ticked by the loop, it runs on a thread of its own.
+        self.validation = ValidationSchedule(self.database, self.archive_dir, validate_seconds,
+                                             on_result=self._validated)
+
+        # -- shared between the loop and the callers' threads -----------------------------
+        #: Set by :meth:`stop` (any thread) to end the loop.
+        self._stop = threading.Event()
+        #: The loop's thread when :meth:`start` made one (set by the caller of start).
+        self._thread: threading.Thread | None = None
+        #: Guards ``_status`` and ``_own_checkpoints``.
+        self._lock = threading.Lock()
+        #: What :meth:`status` reports. Replaced whole under ``_lock`` (by the loop, through
+        #: :meth:`set_status`); the loop also reads it without the lock (one reference read).
+        self._status = ArchiverStatus(False, None, 0, False, None, None, 0, 0, 0, None, None,
+                                      None)
+        #: How many RESTART or TRUNCATE checkpoints of this process are under way
+        #: (:meth:`own_checkpoint`, any thread, under ``_lock``); the loop reads it unlocked.
+        self._own_checkpoints = 0
+        #: When the last pass began (a stamp): written by the loop, read by :meth:`status`
+        #: without the lock (one float read) to compute the lag.
+        self._last_pass_at: float | None = None
+
+        # -- the cursor: where copying stands (loop only) ---------------------------------
+        #: The header of the WAL cycle being copied (None: no cycle taken up yet).
+        self._header: WalHeader | None = None
+        #: The last frame of that cycle archived (0: none), and the running checksum there.
+        self._frame = 0
+        self._checksum = (0, 0)
+        #: How far an oversized transaction not yet committed was checked (cycle, from, to).
+        self._scan_hint: tuple[tuple[int, int], int, tuple[int, tuple[int, int]]] | None = None
+        #: A reset allowed at the archive's end by a checkpoint let through, (salts, frame):
+        #: the next cycle is followed there even with new random salts.
+        self._reset_at: tuple[tuple[int, int], int] | None = None
+        #: Where the cycle before the current one ended: (salts, last archived frame).
+        self.previous_cycle_end: tuple[tuple[int, int], int] | None = None
+
+        # -- the cursor: where it writes (loop only) --------------------------------------
+        #: The current generation's frame log (None: no generation, or it ended on a gap).
+        self._log: FrameLog | None = None
+        #: The page images of this generation that later pages are stored as deltas of.
+        self._images = PageImages()
+        #: While a new generation's snapshot is written, the generation it continues keeps
+        #: receiving every transaction too (its log and its page images).
+        self._outgoing: tuple[FrameLog, PageImages] | None = None
+        #: The stamp of the last record written (a heartbeat follows after a quiet while).
+        self._last_record = 0.0
+        #: Why a new generation must start (set by a gap; None: none needed).
+        self._needs_generation_reason: str | None = None
+
+        # -- the cursor: proving continuity (loop only) -----------------------------------
+        #: The counter's value where the current stream was known complete (None: not
+        #: counting), and the transactions archived (or held back) since.
         self._counted_from: int | None = None
         self._archived_since = 0
         #: Records of a new cycle held back until continuity is proven: (log, kind, stamp,
-        #: payload), with when the holding began.
+        #: payload), and when the holding began (monotonic; None: nothing held back).
         self._held: list[tuple[FrameLog, bytes, float, bytes]] = []
         self._held_since: float | None = None
-        #: When a checkpoint was last let through (the loop looks for the next one sooner).
-        self.checkpoint_seen_at = -1e9
-        self._checkpoint_seen = False
-        self._identity: tuple[int, int] | None = None
         #: The database file's first 100 bytes as every page 1 archived (or in the log when
         #: the generation began) has them: a checkpoint only ever writes one of these there.
-        self._head_reader = file_head_reader(self.database)
         self._known_heads: OrderedDict[bytes, None] = OrderedDict()
-        #: Where the cycle before the current one ended: (salts, last archived frame).
-        self.previous_cycle_end: tuple[tuple[int, int], int] | None = None
-        #: How far an oversized transaction not yet committed was checked (cycle, from, to).
-        self._scan_hint: tuple[tuple[int, int], int, tuple[int, tuple[int, int]]] | None = None
-        self._images = PageImages()
-        #: Requests for a proof that the archive holds every commit so far (:mod:`.safety_point`),
-        #: and how many passes have completed (a request is answered after a pass that began
-        #: once it was seen).
-        self.proofs = ProofDesk(self.archive_dir)
+        #: Which file has the database's name (device, file number) when the loop began.
+        self._identity: tuple[int, int] | None = None
+
+        # -- the loop's own bookkeeping (loop only) ---------------------------------------
+        #: When the archiver last tried to reset the log itself (monotonic).
+        self._last_reset_try = 0.0
+        #: When a checkpoint was last let through (the loop looks for the next one sooner).
+        self.checkpoint_seen_at = -1e9
+        #: A checkpoint was seen waiting between passes: let it through on the next one.
+        self._checkpoint_seen = False
+        #: How many passes have completed (a proof request is answered after a pass that
+        #: began once it was seen).
         self.passes = 0
-        #: While a new generation's snapshot is written, the generation it continues keeps
-        #: receiving every transaction too (its log and its page images).
-        self.outgoing: tuple[FrameLog, PageImages] | None = None
-        #: Validation every ``validate_seconds`` (None: only when asked), see :mod:`.validation`.
-        self.validation = ValidationSchedule(self.database, self.archive_dir, validate_seconds,
-                                             on_result=self._validated)
+        #: The error that stopped the loop, if any (recorded as the generation's end).
+        self._failure: BaseException | None = None
 
     # -- the public surface ---------------------------------------------------------------
 
@@ -244,9 +309,100 @@ class Archiver:
         """Archive on this thread until ``cancelled()`` turns true or :meth:`stop` is called."""
         self._run_locked(self._prepare(), cancelled)
 
-    # -- the loop -------------------------------------------------------------------------
+    # -- the cursor, for generations and the checkpoint door (loop only) -------------------
 
-    _last_pass_at: float | None = None
+    @property
+    def header(self) -> WalHeader | None:
+        """The header of the WAL cycle being copied (None: no cycle taken up yet)."""
+        return self._header
+
+    @property
+    def frame(self) -> int:
+        """The last frame of the current cycle that is archived (0: none)."""
+        return self._frame
+
+    @property
+    def log(self) -> FrameLog | None:
+        """The current generation's frame log (None: no generation, or it ended on a gap)."""
+        return self._log
+
+    @property
+    def outgoing(self) -> tuple[FrameLog, PageImages] | None:
+        """The generation continued while a new one's snapshot is written: log, page images."""
+        return self._outgoing
+
+    @property
+    def counting(self) -> bool:
+        """True while the WAL index's commit counter proves this generation's continuity."""
+        return self._counted_from is not None
+
+    @property
+    def holds_records(self) -> bool:
+        """True while records of a new cycle are held back until continuity is proven."""
+        return bool(self._held)
+
+    @property
+    def generation_wanted(self) -> bool:
+        """True when a new generation must start (after a gap, or a start to try again)."""
+        return self._needs_generation_reason is not None
+
+    def take_generation_reason(self) -> str | None:
+        """Why a new generation must start (None: nobody asked); the request is cleared."""
+        reason, self._needs_generation_reason = self._needs_generation_reason, None
+        return reason
+
+    def ask_for_generation(self, reason: str) -> None:
+        """Start a new generation on the next pass; ``reason`` goes into its description."""
+        self._needs_generation_reason = reason
+
+    def allow_reset_at_end(self) -> None:
+        """Follow a reset at the archive's end, even into a cycle with new random salts.
+
+        Called when a checkpoint let through holds the write lock, so the log ends where the
+        archive does.
+        """
+        if self._header is not None:
+            self._reset_at = (self._header.salts, self._frame)
+
+    def keep_outgoing(self) -> None:
+        """A new generation starts while the current one goes on (until :meth:`end_outgoing`).
+
+        The current log and page images become the outgoing ones and keep receiving every
+        transaction.
+        """
+        if self._log is not None:
+            self._outgoing = (self._log, self._images)
+
+    def end_outgoing(self) -> FrameLog | None:
+        """The new generation is restorable: nothing more goes to the outgoing one.
+
+        Returns its frame log, for its last record (None: there was no outgoing generation).
+        """
+        outgoing, self._outgoing = self._outgoing, None
+        return outgoing[0] if outgoing is not None else None
+
+    def resume_outgoing(self) -> None:
+        """The new generation failed: the outgoing one goes on as the current generation."""
+        if self._outgoing is not None:
+            self._log, self._images = self._outgoing
+            self._outgoing = None
+
+    def close_log(self) -> None:
+        """Close the current frame log (its generation never became usable).
+
+        It stays the current one until :meth:`begin_cycle` or :meth:`resume_outgoing`
+        replaces it.
+        """
+        if self._log is not None:
+            self._log.close()
+
+    def drop_log(self) -> None:
+        """Close the current frame log and write nothing more until a new generation."""
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    # -- the loop -------------------------------------------------------------------------
 
     def _prepare(self) -> Path:
         action = f"Archiving '{self.database}'"
@@ -273,10 +429,8 @@ class Archiver:
         with contextlib.suppress(Exception):
             self._run_locked(lock, None)
 
-    _failure: BaseException | None = None
-
     def _run_locked(self, lock: Path, cancelled: CancelCheck | None) -> None:
-        self._set(running=True, error=None)
+        self.set_status(running=True, error=None)
         self.stamps.keep_after(GenerationStarter.newest_instant(self.archive_dir))
         self._identity = file_identity(self.database)
         pins = WalPins(self.database)
@@ -301,8 +455,8 @@ class Archiver:
                         else classify_os_error(error) if isinstance(error, OSError)
                         else ErrorKind.BUG)
             self._failure = error
-            self._set(error=str(error), error_kind=kind.value)
-            self._emit("error", f"The archiver stopped: {error}")
+            self.set_status(error=str(error), error_kind=kind.value)
+            self.emit("error", f"The archiver stopped: {error}")
             raise
         finally:
             self.validation.stop()
@@ -312,7 +466,7 @@ class Archiver:
             writer.close()
             checkpointer.close()
             release_lock(lock)
-            self._set(running=False)
+            self.set_status(running=False)
 
     def _loop(self, lock: Path, cancelled: CancelCheck | None, pins: WalPins,
               writer: sqlite3.Connection, checkpointer: sqlite3.Connection,
@@ -336,13 +490,13 @@ class Archiver:
             if failed is not None and self._log is not None:
                 self.gap_found(failed)
             own = self._own_checkpoints > 0
-            if self._checkpoint_seen or shm_locks.checkpoint_waiting(self._shm, own,
+            if self._checkpoint_seen or shm_locks.checkpoint_waiting(self.shm_file, own,
                                                                      self.owners_known):
                 let_checkpoint_through(self, pins, own)
             proofs = self.proofs.pending()
             passes = self.passes
             pins.begin_next()
-            self._copy_pass()
+            self.copy_pass()
             pins.end_previous()
             if proofs and self.passes > passes:
                 self._answer_proofs(proofs)
@@ -379,7 +533,7 @@ class Archiver:
             probe = (STORM_PROBE_SECONDS * (1 if self.owners_known else 5) if storm
                      else PROBE_SECONDS if self.owners_known else deadline - now)
             self._stop.wait(min(deadline - now, probe))
-            if shm_locks.checkpoint_waiting(self._shm, False, self.owners_known):
+            if shm_locks.checkpoint_waiting(self.shm_file, False, self.owners_known):
                 self._checkpoint_seen = True
                 return
 
@@ -401,9 +555,9 @@ class Archiver:
                                    last_clock_step=(last.at, last.seconds))
         for step in steps:
             direction = "back" if step.seconds < 0 else "forward"
-            self._emit("clock", f"The system clock was stepped {direction} by "
-                                f"{abs(step.seconds):.1f} s; the archive keeps its instants in "
-                                "order (see archive-status).")
+            self.emit("clock", f"The system clock was stepped {direction} by "
+                               f"{abs(step.seconds):.1f} s; the archive keeps its instants in "
+                               "order (see archive-status).")
 
     def _finish(self, starter: GenerationStarter) -> None:
         starter.cancel_snapshot()  # an unfinished new generation goes; the one before stays
@@ -411,13 +565,13 @@ class Archiver:
             return
         if self._failure is None:
             try:
-                self._copy_pass()
+                self.copy_pass()
                 if self._held_since is not None:
-                    self._prove(final=True)
+                    self.prove(final=True)
                 if self._log is None:  # continuity could not be proven at the end
                     starter.end_generation(f"a gap: {self.status().last_gap}")
-                    self._emit("stopped", "The archiver stopped; the archive is complete up "
-                                          "to the gap it recorded.")
+                    self.emit("stopped", "The archiver stopped; the archive is complete up "
+                                         "to the gap it recorded.")
                     return
                 self._heartbeat(force=True)
                 self._log.close()
@@ -425,14 +579,14 @@ class Archiver:
                 self._failure = error
             else:
                 starter.end_generation("the archiver was stopped")
-                self._emit("stopped", "The archiver stopped; the archive is complete up to "
-                                      "this moment.")
+                self.emit("stopped", "The archiver stopped; the archive is complete up to "
+                                     "this moment.")
                 return
         with contextlib.suppress(Exception):
             self._log.close()
         starter.end_generation(f"the archiver stopped on an error: {self._failure}")
-        self._emit("stopped", "The archiver stopped on an error; the archive holds what it "
-                              "had copied until then.")
+        self.emit("stopped", "The archiver stopped on an error; the archive holds what it "
+                             "had copied until then.")
 
     # -- copying --------------------------------------------------------------------------
 
@@ -479,20 +633,20 @@ class Archiver:
             return index.change
         return None
 
-    def _copy_pass(self) -> None:
+    def copy_pass(self) -> None:
         """Copy every whole transaction now in the log, then check continuity."""
-        self._copy()
+        self.copy_to_end()
         if self._log is not None and self._counted_from is not None:
-            self._prove()
+            self.prove()
 
-    def _copy(self) -> None:
+    def copy_to_end(self) -> None:
         """Copy every whole transaction now in the log; follow or refuse a reset."""
         if self._log is None:
             return
         started = self.stamps.now()
         header = self._header
         if header is None:
-            current, _ = read_header(self._wal)
+            current, _ = read_header(self.wal_file)
             if current is None:
                 self._passed(started)
                 return
@@ -543,7 +697,7 @@ class Archiver:
         """Read on from the archive's end, resuming a check of an oversized transaction."""
         hint = self._scan_hint
         resume = hint[2] if hint and hint[:2] == (header.salts, self._frame) else None
-        found = read_committed(self._wal, header, self._frame, self._checksum, resume=resume)
+        found = read_committed(self.wal_file, header, self._frame, self._checksum, resume=resume)
         self._scan_hint = ((header.salts, found.end_frame, found.scanned)
                            if found.scanned else None)
         return found
@@ -580,7 +734,7 @@ class Archiver:
         self._held.append((log, kind, stamp, payload))
         return 0
 
-    def _prove(self, final: bool = False) -> None:
+    def prove(self, final: bool = False) -> None:
         """Check the commit counter against what was archived; keep what is proven.
 
         Conclusive only when the index, read after a look at the log, says the log ends where
@@ -593,7 +747,7 @@ class Archiver:
             return
         for _ in range(3 if final or self._held_since is not None else 1):
             before = reader()
-            self._copy()
+            self.copy_to_end()
             after = reader()
             if self._log is None:
                 return
@@ -663,7 +817,7 @@ class Archiver:
         """The current generation's log, and the outgoing one's while it still runs."""
         if self._log is None:
             return []
-        return [(self._log, self._images), *([self.outgoing] if self.outgoing else [])]
+        return [(self._log, self._images), *([self._outgoing] if self._outgoing else [])]
 
     def _passed(self, started: float) -> None:
         self._last_pass_at = started
@@ -696,15 +850,13 @@ class Archiver:
         """Continuity is lost: end this generation; the loop starts a new one."""
         at = self.stamps.now()
         self._held, self._held_since, self._counted_from = [], None, None
-        self._set(last_gap=why, last_gap_at=at)
-        self._emit("gap", f"Gap in the archive: {why}; a new generation starts from a new "
-                          "snapshot.")
+        self.set_status(last_gap=why, last_gap_at=at)
+        self.emit("gap", f"Gap in the archive: {why}; a new generation starts from a new "
+                         "snapshot.")
         self._needs_generation_reason = f"a gap: {why}"
         for log, _ in self._logs():
             log.close()
         self._log = None
-
-    _needs_generation_reason: str | None = None
 
     # -- letting the log be reset -----------------------------------------------------------
 
@@ -721,7 +873,7 @@ class Archiver:
         except sqlite3.OperationalError:
             return  # a writer or another checkpoint has the lock: try again later
         try:
-            self._copy_pass()
+            self.copy_pass()
             copied = self._frame
             pins.release()
             _, in_log, _ = checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -735,7 +887,8 @@ class Archiver:
 
     # -- status ---------------------------------------------------------------------------
 
-    def _set(self, **changes: object) -> None:
+    def set_status(self, **changes: object) -> None:
+        """Change fields of what :meth:`status` reports (under the status lock)."""
         with self._lock:
             self._status = replace(self._status, **changes)  # type: ignore[arg-type]
 
@@ -751,8 +904,9 @@ class Archiver:
 
     def _validated(self, result: ValidationResult) -> None:
         """A validation on the interval ended: say how (a failure also ends the generation)."""
-        self._emit("validation failed" if result.ok is False else "validation", result.sentence)
+        self.emit("validation failed" if result.ok is False else "validation", result.sentence)
 
-    def _emit(self, kind: str, message: str) -> None:
+    def emit(self, kind: str, message: str) -> None:
+        """Tell ``on_event`` of something a person should see (:class:`ArchiveEvent`)."""
         if self.on_event is not None:
             self.on_event(ArchiveEvent(kind, message, time.time()))

@@ -35,6 +35,7 @@ from .pins import WalPins
 from .store import (
     KIND_HEARTBEAT,
     PREVIOUS_GENERATION_KEY,
+    VALIDATION_FAILED_KEY,
     CyclePosition,
     FrameLog,
     Generation,
@@ -76,22 +77,57 @@ def file_identity(path: Path) -> tuple[int, int] | None:
     return (info.st_dev, info.st_ino) if info.st_ino else None
 
 
+def _save_ended(archive: Path, generation: Generation) -> None:
+    """Save an ended generation, with whether a validation failed it.
+
+    A validation run elsewhere (another process, the CLI) writes validation.json first and
+    then marks the generation only if its end is already saved. So the end is saved first
+    and validation.json read again afterwards: whichever of the two comes second sees the
+    other, and a failure recorded while the generation ends is kept in it.
+    """
+    note_failed_validation(archive, generation)
+    with contextlib.suppress(OSError):
+        generation.save()
+    if generation.data.get(VALIDATION_FAILED_KEY) is not True:
+        note_failed_validation(archive, generation)
+        if generation.data.get(VALIDATION_FAILED_KEY) is True:
+            with contextlib.suppress(OSError):
+                generation.save()
+
+
 class GenerationStarter:
-    """Owns the current generation and its snapshot backup running on a helper thread."""
+    """Owns the current generation and its snapshot backup running on a helper thread.
+
+    It runs on the archiver's loop and works on the archive cursor only through the
+    :class:`Archiver`'s public methods (the archiver owns the cursor). Its fields are the
+    loop's alone, except the two the snapshot thread shares, said below.
+    """
 
     def __init__(self, archiver: Archiver, writer: sqlite3.Connection, pins: WalPins) -> None:
+        #: The archiver this starter serves (the owner of the cursor).
         self.archiver = archiver
+        #: The loop's connection that takes the write lock, and its read transactions (lent
+        #: by the archiver's loop; replaced by :meth:`reconnect`).
         self.writer = writer
         self.pins = pins
+        #: The current generation (None: none, or its snapshot failed).
         self.generation: Generation | None = None
         #: The generation being continued while the new one's snapshot is written.
         self.outgoing: Generation | None = None
+        #: The snapshot's backup thread while it runs.
         self._thread: threading.Thread | None = None
+        #: Set by the loop to cancel the snapshot; read by the snapshot thread.
         self._cancel = threading.Event()
+        #: The snapshot's outcome (its folder name, or the error): written by the snapshot
+        #: thread, read by the loop once that thread has ended (or its read has begun).
         self._outcome: BaseException | str | None = None
+        #: When a snapshot last failed (monotonic; another is tried after a pause).
         self._failed_at = 0.0
+        #: True until the first generation was started.
         self._first = True
+        #: The generation the running snapshot belongs to.
         self._snapshot_for: Generation | None = None
+        #: When retention last ran (monotonic).
         self._pruned_at = -RETENTION_EVERY_SECONDS
 
     @staticmethod
@@ -130,7 +166,7 @@ class GenerationStarter:
 
     def needs_new_generation(self) -> bool:
         """True at the start, after a gap, and (after a pause) when a snapshot failed."""
-        if self.archiver._needs_generation_reason is not None:
+        if self.archiver.generation_wanted:
             return True
         if self.generation is None:
             return time.monotonic() - self._failed_at >= SNAPSHOT_RETRY_SECONDS or self._first
@@ -138,7 +174,7 @@ class GenerationStarter:
 
     def rotation_due(self) -> bool:
         """True when the current, restorable generation is old or large enough to continue."""
-        generation, log = self.generation, self.archiver._log
+        generation, log = self.generation, self.archiver.log
         if generation is None or log is None or generation.snapshot is None:
             return False
         if self.snapshot_running or self.outgoing is not None:
@@ -170,8 +206,7 @@ class GenerationStarter:
         description); it ends only once the new one is restorable.
         """
         archiver = self.archiver
-        gap = archiver._needs_generation_reason
-        archiver._needs_generation_reason = None
+        gap = archiver.take_generation_reason()
         if previous_log is not None:
             previous_log.close()
         if self.generation is not None and not rotating:
@@ -194,22 +229,22 @@ class GenerationStarter:
             if rotating:
                 return  # a writer or a checkpoint has the lock: continue on a later pass
             self.generation = None
-            archiver._needs_generation_reason = reason  # try again on the next pass
-            archiver._set(error=f"A new generation could not take the write lock for its "
-                                f"snapshot ({error}); trying again.")
+            archiver.ask_for_generation(reason)  # try again on the next pass
+            archiver.set_status(error=f"A new generation could not take the write lock for "
+                                      f"its snapshot ({error}); trying again.")
             return
         if rotating:
-            archiver._copy_pass()  # nobody can commit now: the archive ends where the WAL does
-            if archiver._log is not None and archiver._held:
-                archiver._prove(final=True)  # the log stands still: held records are decided
-            if archiver._log is None:  # a gap was found: the loop starts over instead
+            archiver.copy_pass()  # nobody can commit now: the archive ends where the WAL does
+            if archiver.log is not None and archiver.holds_records:
+                archiver.prove(final=True)  # the log stands still: held records are decided
+            if archiver.log is None:  # a gap was found: the loop starts over instead
                 self.writer.execute("ROLLBACK")
                 return
             self.outgoing = self.generation
-            archiver.outgoing = (archiver._log, archiver._images)
+            archiver.keep_outgoing()
         self.generation = None
         try:
-            header, _ = read_header(archiver._wal)
+            header, _ = read_header(archiver.wal_file)
             frame, checksum = 0, (0, 0)
             # What the database file's header may be once checkpoints run: as it is now, or
             # as any page 1 still in the log has it.
@@ -217,7 +252,7 @@ class GenerationStarter:
             if header is not None:
                 checksum = header.checksum
                 while True:
-                    found = read_committed(archiver._wal, header, frame, checksum)
+                    found = read_committed(archiver.wal_file, header, frame, checksum)
                     if found.oversized_end is not None:  # committed: the snapshot holds it
                         frame, checksum = found.oversized_end
                         continue
@@ -249,10 +284,10 @@ class GenerationStarter:
         for head in heads:
             if head:
                 archiver.remember_head(head)
-        archiver._set(generation=generation.id, snapshot_pending=True, error=None,
-                      generations_started=archiver.status().generations_started + 1)
-        archiver._emit("generation", f"Generation {generation.id} started ({reason}); "
-                                     f"taking its snapshot as of {instant_text(stamp)}.")
+        archiver.set_status(generation=generation.id, snapshot_pending=True, error=None,
+                            generations_started=archiver.status().generations_started + 1)
+        archiver.emit("generation", f"Generation {generation.id} started ({reason}); "
+                                    f"taking its snapshot as of {instant_text(stamp)}.")
 
     def _newest_generation_id(self) -> str | None:
         """The newest generation already in the archive (the one a new generation follows)."""
@@ -310,9 +345,9 @@ class GenerationStarter:
         if isinstance(self._outcome, str):
             generation.data["snapshot"] = self._outcome
             generation.save()
-            self.archiver._set(snapshot_pending=False)
-            self.archiver._emit("generation", f"Generation {generation.id} is restorable "
-                                              f"from {instant_text(generation.snapshot_at)}.")
+            self.archiver.set_status(snapshot_pending=False)
+            self.archiver.emit("generation", f"Generation {generation.id} is restorable "
+                                             f"from {instant_text(generation.snapshot_at)}.")
             self._hand_over(generation)
             return
         self._snapshot_failed(generation)
@@ -322,58 +357,57 @@ class GenerationStarter:
         outgoing, archiver = self.outgoing, self.archiver
         if outgoing is None or archiver.outgoing is None:
             return
-        if archiver._held:
-            archiver._prove(final=True)  # the outgoing log must not end past unproven records
-            if archiver._log is None:
+        if archiver.holds_records:
+            archiver.prove(final=True)  # the outgoing log must not end past unproven records
+            if archiver.log is None:
                 return
-        log, _ = archiver.outgoing
-        archiver.outgoing = None
+        log = archiver.end_outgoing()
         self.outgoing = None
+        if log is None:
+            return
         ended = archiver.stamps.now()
         log.append(KIND_HEARTBEAT, ended, b"")  # covered up to the successor's start
         log.close()
         outgoing.data["ended_at"] = ended
         outgoing.data["end_reason"] = f"continued by generation {successor.id}"
-        note_failed_validation(archiver.archive_dir, outgoing)
-        with contextlib.suppress(OSError):
-            outgoing.save()
+        _save_ended(archiver.archive_dir, outgoing)
 
     def _resume_outgoing(self) -> bool:
         """A new generation failed or was cancelled while continuing one: that one goes on."""
         archiver = self.archiver
         if self.outgoing is None or archiver.outgoing is None:
             return False
-        archiver._log, archiver._images = archiver.outgoing
-        archiver.outgoing = None
+        archiver.resume_outgoing()
         self.generation, self.outgoing = self.outgoing, None
-        archiver._set(generation=self.generation.id, snapshot_pending=False)
+        archiver.set_status(generation=self.generation.id, snapshot_pending=False)
         return True
 
     def _snapshot_failed(self, generation: Generation) -> None:
         error = self._outcome
         self._failed_at = time.monotonic()
+        log = self.archiver.log
         if self.outgoing is not None:
-            if self.archiver._log is not None and self.archiver._log.generation is generation:
-                self.archiver._log.close()
+            if log is not None and log.generation is generation:
+                self.archiver.close_log()
             with contextlib.suppress(OSError):
                 shutil.rmtree(generation.folder)
             self._resume_outgoing()
             message = (f"The snapshot for a new generation failed ({error}); generation "
                        f"{self.generation.id if self.generation else '?'} goes on, and a new "
                        f"snapshot is tried again in {SNAPSHOT_RETRY_SECONDS:.0f} s.")
-            self.archiver._set(error=message)
-            self.archiver._emit("error", message)
+            self.archiver.set_status(error=message)
+            self.archiver.emit("error", message)
             return
-        if self.archiver._log is not None and self.generation is generation:
-            self.archiver._log.close()
+        if log is not None and self.generation is generation:
+            self.archiver.close_log()
         self.archiver.begin_cycle(None, 0, (0, 0), None)
         self.generation = None
         with contextlib.suppress(OSError):
             shutil.rmtree(generation.folder)
         message = (f"The snapshot for a new generation failed ({error}); the archiver tries "
                    f"again in {SNAPSHOT_RETRY_SECONDS:.0f} s and nothing is archived until then.")
-        self.archiver._set(error=message, snapshot_pending=False, generation=None)
-        self.archiver._emit("error", message)
+        self.archiver.set_status(error=message, snapshot_pending=False, generation=None)
+        self.archiver.emit("error", message)
 
     def cancel_snapshot(self) -> None:
         """Stop a running snapshot; its generation is then deleted (it never became usable)."""
@@ -384,10 +418,9 @@ class GenerationStarter:
         self._thread = None
         generation = self.generation
         if generation is not None and generation.snapshot is None:
-            log = self.archiver._log
+            log = self.archiver.log
             if log is not None and log.generation is generation:
-                log.close()
-                self.archiver._log = None
+                self.archiver.drop_log()
             with contextlib.suppress(OSError):
                 shutil.rmtree(generation.folder)
             self.generation = None
@@ -400,9 +433,7 @@ class GenerationStarter:
             return
         generation.data["ended_at"] = self.archiver.stamps.now()
         generation.data["end_reason"] = reason
-        note_failed_validation(self.archiver.archive_dir, generation)
-        with contextlib.suppress(OSError):
-            generation.save()
+        _save_ended(self.archiver.archive_dir, generation)
 
     def apply_retention(self) -> None:
         """Delete whole generations whose newest restorable instant is older than the limit."""

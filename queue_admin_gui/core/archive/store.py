@@ -83,9 +83,11 @@ KIND_HEARTBEAT = b"H"
 #: writer that never reset the log itself draws random ones after a TRUNCATE).
 KIND_RESET = b"R"
 _KINDS = (*TRANSACTION_KINDS, KIND_HEARTBEAT, KIND_RESET)
-_RECORD = struct.Struct(">3scdII")
-_MAGIC_V1 = b"QAR"
-_MAGIC = b"QAS"
+#: A record's head: magic, kind, stamp, payload length, CRC-32 (over the head and the
+#: payload since format 2; over the payload alone in format 1, whose magic is MAGIC_V1).
+RECORD_HEAD = struct.Struct(">3scdII")
+MAGIC_V1 = b"QAR"
+MAGIC = b"QAS"
 _TXN = struct.Struct(">IIIIIII")
 _PAGE_NUMBER = struct.Struct(">I")
 _RESET = struct.Struct(">IIIII")
@@ -294,7 +296,7 @@ def decode_reset(payload: bytes) -> tuple[tuple[int, int], int, tuple[int, int]]
 
 def encode_record(kind: bytes, stamp: float, payload: bytes) -> bytes:
     """One frame log record (format 2): head and payload under one CRC-32."""
-    head = _RECORD.pack(_MAGIC, kind, stamp, len(payload), 0)[:-4]
+    head = RECORD_HEAD.pack(MAGIC, kind, stamp, len(payload), 0)[:-4]
     return head + struct.pack(">I", zlib.crc32(payload, zlib.crc32(head))) + payload
 
 
@@ -403,7 +405,7 @@ def _records(segment: Path, with_payload: bool, version: int, read: SegmentRead
     each record's CRCs are computed over it; without, the heads are read and the payloads
     skipped unread.
     """
-    magic_expected = _MAGIC if version >= 2 else _MAGIC_V1
+    magic_expected = MAGIC if version >= 2 else MAGIC_V1
     if not with_payload:
         yield from _record_heads(segment, magic_expected, read)
         return
@@ -412,14 +414,14 @@ def _records(segment: Path, with_payload: bool, version: int, read: SegmentRead
         handle.seek(start)
         data = memoryview(handle.read())
     read.size = start + len(data)
-    head_size = _RECORD.size
+    head_size = RECORD_HEAD.size
     position = 0
     while position < len(data):
         if len(data) - position < head_size:
             read.problem = "its last record is cut short"
             read.cut_short = True
             return
-        magic, kind, stamp, length, crc = _RECORD.unpack_from(data, position)
+        magic, kind, stamp, length, crc = RECORD_HEAD.unpack_from(data, position)
         if magic != magic_expected or kind not in _KINDS:
             read.problem = f"the record at byte {read.end_offset:,} has no valid head"
             return
@@ -447,14 +449,14 @@ def _record_heads(segment: Path, magic_expected: bytes, read: SegmentRead
         read.size = handle.seek(0, 2)
         handle.seek(read.end_offset)
         while True:
-            head = handle.read(_RECORD.size)
+            head = handle.read(RECORD_HEAD.size)
             if not head:
                 return
-            if len(head) < _RECORD.size:
+            if len(head) < RECORD_HEAD.size:
                 read.problem = "its last record is cut short"
                 read.cut_short = True
                 return
-            magic, kind, stamp, length, _ = _RECORD.unpack(head)
+            magic, kind, stamp, length, _ = RECORD_HEAD.unpack(head)
             if magic != magic_expected or kind not in _KINDS:
                 read.problem = f"the record at byte {read.end_offset:,} has no valid head"
                 return
@@ -464,7 +466,7 @@ def _record_heads(segment: Path, magic_expected: bytes, read: SegmentRead
                 read.cut_short = True
                 return
             handle.seek(here + length)
-            read.end_offset += _RECORD.size + length
+            read.end_offset += RECORD_HEAD.size + length
             yield kind, stamp, b""
 
 
@@ -474,18 +476,18 @@ def stamps_after(segment: Path, offset: int, version: int) -> list[float]:
         data = segment.read_bytes()
     except OSError:
         return []
-    magic = _MAGIC if version >= 2 else _MAGIC_V1
+    magic = MAGIC if version >= 2 else MAGIC_V1
     stamps: list[float] = []
     position = data.find(magic, offset + 1)
-    while 0 <= position <= len(data) - _RECORD.size:
-        _, kind, stamp, length, crc = _RECORD.unpack_from(data, position)
-        payload = data[position + _RECORD.size:position + _RECORD.size + length]
-        head = data[position:position + _RECORD.size - 4]
+    while 0 <= position <= len(data) - RECORD_HEAD.size:
+        _, kind, stamp, length, crc = RECORD_HEAD.unpack_from(data, position)
+        payload = data[position + RECORD_HEAD.size:position + RECORD_HEAD.size + length]
+        head = data[position:position + RECORD_HEAD.size - 4]
         whole = kind in _KINDS and len(payload) == length and crc == (
             zlib.crc32(payload, zlib.crc32(head)) if version >= 2 else zlib.crc32(payload))
         if whole:
             stamps.append(stamp)
-            position = data.find(magic, position + _RECORD.size + length)
+            position = data.find(magic, position + RECORD_HEAD.size + length)
         else:
             position = data.find(magic, position + 1)
     return stamps
@@ -750,7 +752,7 @@ def check_generation(generation: Generation, *,
                                                  outcome=read):
             broken = chain.follow(kind, payload)
             if broken is not None:
-                where = read.end_offset - len(payload) - _RECORD.size
+                where = read.end_offset - len(payload) - RECORD_HEAD.size
                 broken = f"{broken} (the record at byte {where:,})"
                 break
             intact.add(kind, stamp)

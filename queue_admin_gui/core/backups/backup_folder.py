@@ -26,7 +26,7 @@ from ..errors import (
     classify_os_error,
     translate_error,
 )
-from ..files.db_files import require_existing_file
+from ..files.db_files import require_existing_file, shm_path, wal_path
 from ..files.durable import retry_on_windows_lock
 from .manifest import (
     BACKUP_SUFFIX,
@@ -238,7 +238,7 @@ def delete_backup_file(path: Path, db_path: Path) -> None:
     with FOLDER_LOCK:
         try:
             retry_on_windows_lock(path.unlink)
-            for extra in (manifest_path_for(path), Path(f"{path}-wal"), Path(f"{path}-shm")):
+            for extra in (manifest_path_for(path), wal_path(path), shm_path(path)):
                 if extra.exists():
                     retry_on_windows_lock(extra.unlink)
         except OSError as error:

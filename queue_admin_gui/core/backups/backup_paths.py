@@ -14,13 +14,12 @@ import os
 from pathlib import Path
 
 from ..errors import ErrorKind, QueueBackupError
+from ..files.side_files import JOURNAL_SUFFIX, SHM_SUFFIX, WAL_SUFFIX
 
 #: The files SQLite keeps beside a database, by suffix, with how a sentence names them.
 SIDE_FILES: tuple[tuple[str, str], ...] = (
     ("", "the file itself"),
-    ("-wal", "the -wal file"),
-    ("-shm", "the -shm file"),
-    ("-journal", "the -journal file"),
+    *((suffix, f"the {suffix} file") for suffix in (WAL_SUFFIX, SHM_SUFFIX, JOURNAL_SUFFIX)),
 )
 
 

@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ..files.db_files import sqlite_uri
 from ..files.durable import file_sha256, fsync_file, retry_on_windows_lock
+from ..files.side_files import JOURNAL_SUFFIX, SHM_SUFFIX, WAL_SUFFIX, side_files
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from ..trust.untrusted import (
     FULL_CHECK,
@@ -275,7 +276,7 @@ def check_copy(partial: Path, snapshot: Snapshot, action: str,
         problem = "it is still marked as a WAL file"
     elif size != snapshot.page_count * snapshot.page_size:
         problem = f"it has {size} bytes instead of {snapshot.page_count * snapshot.page_size}"
-    elif Path(f"{partial}-wal").exists() or Path(f"{partial}-journal").exists():
+    elif any(side.exists() for side in side_files(partial, (WAL_SUFFIX, JOURNAL_SUFFIX)).values()):
         problem = "a journal file remained beside it"
     if problem is not None:
         raise QueueBackupError(f"{action} failed: the copy is not a whole backup ({problem}); "
@@ -288,7 +289,7 @@ def remove_partial(partial: Path, manifest_file: Path) -> None:
     """Remove everything a failed or cancelled backup wrote, so nothing looks like a backup."""
     release_claim(partial)
     candidates = [partial, manifest_file, manifest_file.with_name(manifest_file.name + ".tmp")]
-    candidates += [Path(f"{partial}{suffix}") for suffix in ("-journal", "-wal", "-shm")]
+    candidates += side_files(partial, (JOURNAL_SUFFIX, WAL_SUFFIX, SHM_SUFFIX)).values()
     for leftover in candidates:
         with contextlib.suppress(OSError):
             retry_on_windows_lock(leftover.unlink)

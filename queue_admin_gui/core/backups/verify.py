@@ -34,6 +34,7 @@ from ..errors import (
     translate_error,
 )
 from ..files.durable import file_sha256
+from ..files.side_files import JOURNAL_SUFFIX, WAL_SUFFIX, side_file
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from ..trust.backup_schema import read_live_schema, schema_problems
 from ..trust.backup_sequence import counter_problems
@@ -51,7 +52,7 @@ from .manifest import BackupManifest, manifest_beside, manifest_path_for
 
 STAGE_INTEGRITY = "Checking integrity"
 #: Files beside a backup that SQLite would read as part of it; the tool never reads them.
-_SIDE_SUFFIXES = ("-wal", "-journal")
+_SIDE_SUFFIXES = (WAL_SUFFIX, JOURNAL_SUFFIX)
 
 __all__ = ["VerifyReport", "check_backup_file", "manifest_of"]
 
@@ -184,7 +185,7 @@ def check_backup_file(path: str | Path, progress: ProgressCallback | None = None
 def _report_side_files(path: Path, found: _Findings) -> None:
     """A -wal or -journal beside a backup may hold part of it; the tool never reads them."""
     for suffix in _SIDE_SUFFIXES:
-        side = Path(f"{path}{suffix}")
+        side = side_file(path, suffix)
         if side.exists():
             found.problem(ErrorKind.INVALID,
                           f"A file '{side.name}' lies beside the backup; the tool reads a "

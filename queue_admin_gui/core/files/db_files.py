@@ -1,8 +1,9 @@
 """Where the queue's files are and what they are, before any connection is opened.
 
 The database path (``PRISMQ_QUEUE_DB_PATH`` or the platform default), its ``-wal`` and
-``-shm`` side files, sizes that treat a missing side file as empty, the ``file:`` URI SQLite
-needs for drive letters and shares, and the checks that a path names a regular SQLite file.
+``-shm`` side files (spelled by :mod:`.side_files`), sizes that treat a missing side file as
+empty, the ``file:`` URI SQLite needs for drive letters and shares, and the checks that a
+path names a regular SQLite file.
 Nothing here imports ``sqlite3``: these answers must hold even when SQLite cannot open the file.
 """
 
@@ -22,6 +23,7 @@ from ..errors import (
     translate_error,
 )
 from .file_access import read_file_head
+from .side_files import SHM_SUFFIX, WAL_SUFFIX, side_file
 
 ENV_DB_PATH = "PRISMQ_QUEUE_DB_PATH"
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -39,12 +41,12 @@ def default_db_path() -> Path:
 
 def wal_path(db_path: str | Path) -> Path:
     """The ``-wal`` file beside a database."""
-    return Path(f"{db_path}-wal")
+    return side_file(db_path, WAL_SUFFIX)
 
 
 def shm_path(db_path: str | Path) -> Path:
     """The ``-shm`` file beside a database."""
-    return Path(f"{db_path}-shm")
+    return side_file(db_path, SHM_SUFFIX)
 
 
 def file_size(path: str | Path) -> int:

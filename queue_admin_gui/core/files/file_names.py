@@ -13,6 +13,7 @@ import re
 import unicodedata
 
 from ..errors import ErrorKind, QueueBackupError
+from .side_files import LONGEST_SUFFIX
 
 #: The per-name limit of NTFS (UTF-16 units) and of ext4, APFS and others (bytes).
 NAME_LIMIT = 255
@@ -101,7 +102,7 @@ def shorten(stem: str, suffix: str, reserve: int = 0) -> str:
     return kept + marker + suffix
 
 
-def aside_name(original: str, tag: str, reserve: int = len("-journal") + len("_999")) -> str:
+def aside_name(original: str, tag: str, reserve: int = LONGEST_SUFFIX + len("_999")) -> str:
     """The name a damaged ``original`` is renamed to: ``<original>.<tag>``, shortened if needed.
 
     ``reserve`` leaves room for the side-file suffixes added after it (``-wal``, ``-shm``,

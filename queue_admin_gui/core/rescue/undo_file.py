@@ -25,6 +25,7 @@ from pathlib import Path
 from ..database import closing_connection
 from ..errors import translate_error
 from ..files.durable import fsync_file, retry_on_windows_lock
+from ..files.side_files import JOURNAL_SUFFIX, side_file
 from .sql import RescueError
 
 UNDO_SCHEMA = "undo"
@@ -95,7 +96,6 @@ def publish_undo_file(path: Path) -> None:
 
 def remove_partial_undo(path: Path) -> None:
     """Remove an undo file that describes no rescue (the rescue did not commit)."""
-    for leftover in (partial_of(path), partial_of(path).with_name(partial_of(path).name
-                                                                  + "-journal")):
+    for leftover in (partial_of(path), side_file(partial_of(path), JOURNAL_SUFFIX)):
         with contextlib.suppress(OSError):
             retry_on_windows_lock(leftover.unlink)

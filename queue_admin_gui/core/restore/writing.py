@@ -37,6 +37,7 @@ from ..errors import (
 from ..files.db_files import shm_path
 from ..files.durable import retry_on_windows_lock
 from ..files.file_names import aside_name
+from ..files.side_files import JOURNAL_SUFFIX, SIDE_FILE_SUFFIXES, WAL_SUFFIX, side_file
 from ..progress import CancelCheck, ProgressCallback, interruptible, is_cancelled, report
 from ..trust.untrusted import open_backup_file
 
@@ -51,7 +52,6 @@ __all__ = [
 
 STAGE_INSPECT = "Checking the current database"
 STAGE_WRITE = "Writing the backup into the database"
-SIDE_FILE_SUFFIXES = ("-wal", "-journal", "-shm")
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 #: Called once while a restore holds the live write lock, with the source connection.
 LockedHook = Callable[[sqlite3.Connection], None]
@@ -389,7 +389,7 @@ def _remove_if_empty(path: Path) -> None:
     """Remove a database file this restore created when nothing was committed into it."""
     with contextlib.suppress(OSError):
         if path.stat().st_size == 0 and not any(
-            path.with_name(path.name + s).exists() for s in ("-wal", "-journal")
+            side_file(path, s).exists() for s in (WAL_SUFFIX, JOURNAL_SUFFIX)
         ):
             path.unlink()
             with contextlib.suppress(OSError):
