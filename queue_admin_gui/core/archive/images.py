@@ -185,13 +185,15 @@ def image_for(generation: Generation, moment: float,
 
     The reason is None when there is simply no image, or it lies after the instant.
     ``generation`` must have been checked (:func:`.store.check_generation`): the image is
-    used only within the stretch whose every record was read intact.
+    used only within the stretch whose every record was read intact. The image serves every
+    instant from its last transaction on: the records after that one and up to its end are
+    heartbeats and resets, which change no page, and the next transaction is read after it.
     """
     image, problem = read_image(generation)
     if image is None:
         return None, problem
     covered = generation.covered_until
-    if (image.last_stamp > moment or (limit is not None and limit < image.transactions)
+    if (image.state_seen > moment or (limit is not None and limit < image.transactions)
             or covered is None or image.last_stamp > covered):
         return None, None
     segment = generation.folder / image.segment

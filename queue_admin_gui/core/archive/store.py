@@ -155,6 +155,9 @@ class Generation:
     damage: list[ArchiveDamage] = field(default_factory=list)
     #: True once every file was checked against its checksums (:func:`check_generation`).
     checked: bool = False
+    #: True once the snapshot itself was hashed by that check (a rebuild may leave it to the
+    #: copy it makes, which proves the same checksum, or not use the snapshot at all).
+    snapshot_proven: bool = False
     #: generation.json is missing, unreadable or fails its checksum: nothing here is used.
     unusable: bool = False
 
@@ -703,7 +706,7 @@ def _cut(generation: Generation, damaged: Path) -> tuple[float | None, float | N
     return before, after
 
 
-def check_generation(generation: Generation) -> Generation:
+def check_generation(generation: Generation, *, hash_snapshot: bool = True) -> Generation:
     """Check every file of a generation against its checksums, in place; returns it.
 
     The snapshot is hashed and compared with its manifest (and, in format 2, with
@@ -711,8 +714,14 @@ def check_generation(generation: Generation) -> Generation:
     checked; a closed frame log must have the size and CRC-32 it was closed with. The first
     damage found ends what can be restored: :attr:`Generation.covered_until` becomes the last
     intact instant before it, and the damage is recorded with the instants it costs.
+
+    Without ``hash_snapshot`` (format 2 on), a snapshot that is there is not read: it is left
+    to whoever uses it to prove it against generation.json's SHA-256 as it reads it (a
+    rebuild's copy does), and :attr:`Generation.snapshot_proven` stays False.
     """
-    if generation.unusable or generation.checked:
+    hash_snapshot = hash_snapshot or generation.format < 2
+    if generation.unusable or (generation.checked and (generation.snapshot_proven
+                                                       or not hash_snapshot)):
         return generation
     generation.checked = True
     generation.damage = []
@@ -722,11 +731,13 @@ def check_generation(generation: Generation) -> Generation:
         return generation
     snapshot = generation.snapshot
     if snapshot is not None:
-        problem = _snapshot_problem(generation, snapshot)
+        problem = (_snapshot_problem(generation, snapshot) if hash_snapshot
+                   else None if snapshot.is_file() else (snapshot, "the snapshot is missing"))
         if problem is not None:
             generation.damage.append(ArchiveDamage(problem[0], problem[1], None,
                                                    generation.covered_until))
             return generation
+        generation.snapshot_proven = hash_snapshot
     intact = _IntactEnd(generation.snapshot_at if snapshot is not None else None)
     chain = ChainCheck(generation.data.get("start"))
     sealed = generation.data.get("segments") or {}
@@ -821,7 +832,23 @@ class _IntactEnd:
         return self.last if self.last_kind == KIND_HEARTBEAT else self.before_last
 
 
-def _snapshot_problem(generation: Generation, snapshot: Path) -> tuple[Path, str] | None:
+def prove_snapshot(generation: Generation, digest: str | None = None
+                   ) -> tuple[Path, str] | None:
+    """What :func:`check_generation` left out of its snapshot: (file, why) or None when proven.
+
+    ``digest``: the snapshot's SHA-256 as the caller just computed it from the file (a
+    verified copy's); without it the file is hashed here.
+    """
+    snapshot = generation.snapshot
+    if snapshot is None:
+        return None
+    problem = _snapshot_problem(generation, snapshot, digest)
+    generation.snapshot_proven = problem is None
+    return problem
+
+
+def _snapshot_problem(generation: Generation, snapshot: Path, digest: str | None = None
+                      ) -> tuple[Path, str] | None:
     """The file and why the snapshot cannot be trusted, or None when every checksum matches."""
     if not snapshot.is_file():
         return snapshot, "the snapshot is missing"
@@ -829,7 +856,7 @@ def _snapshot_problem(generation: Generation, snapshot: Path) -> tuple[Path, str
     try:
         manifest = BackupManifest.read(manifest_file)
         manifest_digest = hashlib.sha256(manifest_file.read_bytes()).hexdigest()
-        digest = file_sha256(snapshot)
+        digest = digest or file_sha256(snapshot)
     except ManifestUnreadable as error:
         return manifest_file, f"the snapshot's manifest cannot be used ({error.reason})"
     except OSError as error:
@@ -842,9 +869,12 @@ def _snapshot_problem(generation: Generation, snapshot: Path) -> tuple[Path, str
     return None
 
 
-def list_generations(archive: Path, *, scan: bool = True, check: bool = False
-                     ) -> list[Generation]:
-    """Every generation in the archive, oldest first (with ``check``: every file checked)."""
+def list_generations(archive: Path, *, scan: bool = True, check: bool = False,
+                     hash_snapshots: bool = True) -> list[Generation]:
+    """Every generation in the archive, oldest first (with ``check``: every file checked).
+
+    ``hash_snapshots``: see :func:`check_generation`'s ``hash_snapshot``.
+    """
     try:
         folders = sorted(p for p in archive.iterdir() if p.is_dir() and p.name.startswith("gen-"))
     except FileNotFoundError:
@@ -856,7 +886,7 @@ def list_generations(archive: Path, *, scan: bool = True, check: bool = False
     generations = [generation for generation in found if generation is not None]
     if check:
         for generation in generations:
-            check_generation(generation)
+            check_generation(generation, hash_snapshot=hash_snapshots)
     apply_validation_failures(archive, generations)
     return generations
 
