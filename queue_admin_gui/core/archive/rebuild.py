@@ -17,8 +17,9 @@ frame log is checked on the caller's; the copy is used only if the checked archi
 that very image. The snapshot's SHA-256 is then proven beside the rest of the work (the
 rebuild's copy proves it instead when the snapshot itself is copied); damage to it refuses
 the rebuild exactly as a full check first would. The flush to the disk, the manifest's
-SHA-256 and the task counts run together, and the full check hashes beside SQLite's
-integrity check.
+SHA-256 and the task counts run together; the full check then compares that SHA-256 (just
+computed from the file) with the manifest instead of hashing the file again, while SQLite's
+integrity check reads every page.
 """
 
 from __future__ import annotations
@@ -478,7 +479,8 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
         manifest.write(output)
         retry_on_windows_lock(lambda: os.replace(partial, output))
         renamed = True
-        check = check_backup_file(output, progress, cancelled, live_path=live_path)
+        check = check_backup_file(output, progress, cancelled, live_path=live_path,
+                                  known_sha256=sha256)
         if proving is not None and proving.result() is not None:
             raise _SnapshotUnproven
         if not check.ok:

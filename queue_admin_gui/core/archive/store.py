@@ -158,6 +158,8 @@ class Generation:
     #: True once the snapshot itself was hashed by that check (a rebuild may leave it to the
     #: copy it makes, which proves the same checksum, or not use the snapshot at all).
     snapshot_proven: bool = False
+    #: True once the records' heads were read (:func:`load_generation` with ``heads``).
+    heads_read: bool = False
     #: generation.json is missing, unreadable or fails its checksum: nothing here is used.
     unusable: bool = False
 
@@ -550,8 +552,13 @@ def _segment_files(folder: Path) -> list[Path]:
     return sorted(folder.glob(f"{SEGMENT_PREFIX}*{SEGMENT_SUFFIX}"))
 
 
-def load_generation(folder: Path, *, scan: bool = True) -> Generation | None:
+def load_generation(folder: Path, *, scan: bool = True, heads: bool = True
+                    ) -> Generation | None:
     """A generation folder's description; None for a folder holding nothing at all.
+
+    ``scan``: sizes, the records' heads (the newest instant, the transactions) and what can
+    be found wrong without reading the files. ``heads=False`` leaves out the heads and that
+    cheap check, for a caller about to read every record anyway (:func:`check_generation`).
 
     A generation.json that is missing (beside other files), unreadable, of an unknown
     format or fails its checksum gives a generation marked :attr:`Generation.unusable`,
@@ -588,10 +595,8 @@ def load_generation(folder: Path, *, scan: bool = True) -> Generation | None:
     if scan:
         for segment in generation.segments:
             generation.size_bytes += segment.stat().st_size
-            for kind, stamp, _ in iter_records(segment, with_payload=False,
-                                               version=generation.format):
-                generation.covered_until = stamp
-                generation.transactions += kind in TRANSACTION_KINDS
+        if heads:
+            _read_heads(generation)
         snapshot = generation.snapshot
         if snapshot is not None:
             with contextlib.suppress(OSError):
@@ -601,8 +606,20 @@ def load_generation(folder: Path, *, scan: bool = True) -> Generation | None:
         for name in REPLAY_IMAGE_FILES:  # compaction's replay image (see images.py)
             with contextlib.suppress(OSError):
                 generation.size_bytes += (folder / name).stat().st_size
-        _check_cheaply(generation)
+        if heads:
+            _check_cheaply(generation)
     return generation
+
+
+def _read_heads(generation: Generation) -> None:
+    """The newest instant and the transactions, from the records' heads (payloads unread)."""
+    generation.covered_until, generation.transactions = None, 0
+    for segment in generation.segments:
+        for kind, stamp, _ in iter_records(segment, with_payload=False,
+                                           version=generation.format):
+            generation.covered_until = stamp
+            generation.transactions += kind in TRANSACTION_KINDS
+    generation.heads_read = True
 
 
 def _check_cheaply(generation: Generation) -> None:
@@ -727,6 +744,9 @@ def check_generation(generation: Generation, *, hash_snapshot: bool = True) -> G
     generation.damage = []
     unrecorded = _unrecorded_snapshot(generation)
     if unrecorded is not None:
+        if not generation.heads_read:  # the damage then runs to the newest record
+            _read_heads(generation)
+            unrecorded = _unrecorded_snapshot(generation)
         generation.damage.append(unrecorded)
         return generation
     snapshot = generation.snapshot
@@ -734,6 +754,8 @@ def check_generation(generation: Generation, *, hash_snapshot: bool = True) -> G
         problem = (_snapshot_problem(generation, snapshot) if hash_snapshot
                    else None if snapshot.is_file() else (snapshot, "the snapshot is missing"))
         if problem is not None:
+            if not generation.heads_read:
+                _read_heads(generation)
             generation.damage.append(ArchiveDamage(problem[0], problem[1], None,
                                                    generation.covered_until))
             return generation
@@ -882,7 +904,8 @@ def list_generations(archive: Path, *, scan: bool = True, check: bool = False,
     except OSError as error:
         raise ArchiveError(f"Reading the archive '{archive}' failed: {error.strerror or error}; "
                            "check the folder and its permissions.") from error
-    found = [load_generation(folder, scan=scan or check) for folder in folders]
+    found = [load_generation(folder, scan=scan or check, heads=not check)
+             for folder in folders]
     generations = [generation for generation in found if generation is not None]
     if check:
         for generation in generations:
