@@ -1,6 +1,7 @@
 """Rebuilding the queue as it was at an instant, into a new file that is an ordinary backup.
 
-Every file of the archive is first checked against its checksums; the newest generation
+Every file of the archive is checked against its checksums before the rebuild uses it or
+returns (the frame logs first; the snapshot as described below); the newest generation
 whose intact part covers the instant is used: its snapshot is copied (and proven to match its
 checksum on the way), then every archived transaction the archiver saw at or before the
 instant is written over it, page by page, in order, each one checked against its CRC and to
