@@ -42,6 +42,7 @@ from queue_admin_gui.core.archive.images import (
     read_image,
 )
 from queue_admin_gui.core.archive.store import ArchiveError, list_generations
+from queue_admin_gui.core.backups.manifest import manifest_path_for
 from queue_admin_gui.core.errors import ErrorKind
 from queue_admin_gui.core.files.durable import write_json_atomically
 
@@ -93,13 +94,13 @@ def without_image(folder: Path, copy: Path) -> Path:
     return copy
 
 
-def probed_instants(folder: Path, image_stamp: float, count: int = 8) -> list[float]:
+def probed_instants(folder: Path, *image_stamps: float, count: int = 8) -> list[float]:
     status = archive_status(folder)
     start, end = status.earliest, status.latest
     assert start is not None and end is not None
     chosen = random.Random(5)
     instants = [start + (end - start) * chosen.random() for _ in range(count)]
-    return sorted([*instants, image_stamp, end, start])
+    return sorted([*instants, *image_stamps, end, start])
 
 
 def test_compaction_carries_the_image_on_and_says_what_it_did(made: Made) -> None:
@@ -125,11 +126,12 @@ def test_every_instant_rebuilds_identically_with_and_without_the_image(
     image, _ = read_image(list_generations(folder, check=True)[0])
     assert image is not None
     used = 0
-    for number, at in enumerate(probed_instants(folder, image.last_stamp)):
+    # From the image's last transaction on (its last records may be heartbeats after it).
+    for number, at in enumerate(probed_instants(folder, image.state_seen, image.last_stamp)):
         fast = rebuild_to_time(folder, at, tmp_path / f"fast-{number}.db")
         slow = rebuild_to_time(plain, at, tmp_path / f"slow-{number}.db")
         assert slow.from_image is None
-        assert (fast.from_image is not None) == (at >= image.last_stamp)
+        assert (fast.from_image is not None) == (at >= image.state_seen)
         used += fast.from_image is not None
         assert fast.image_problem is None and fast.check.ok
         assert fast.transactions_applied == slow.transactions_applied
@@ -222,3 +224,40 @@ def test_a_second_compaction_is_refused_while_one_writes(made: Made, tmp_path: P
     [taken_over] = compact_archive(folder)  # the fixture's image is carried on, not refused
     assert taken_over.outcome in ("extended", "up to date")
     assert not (generation.folder / IMAGE_LOCK).exists()
+
+
+def snapshot_byte(folder: Path) -> None:
+    snapshot = list_generations(folder)[0].snapshot
+    assert snapshot is not None
+    flip_byte(snapshot, snapshot.stat().st_size // 2 + 7)
+
+
+def snapshot_manifest_byte(folder: Path) -> None:
+    snapshot = list_generations(folder)[0].snapshot
+    assert snapshot is not None
+    target = manifest_path_for(snapshot)
+    flip_byte(target, target.read_bytes().index(b'"sha256"') + 14)
+
+
+@pytest.mark.parametrize("damage", [snapshot_byte, snapshot_manifest_byte])
+def test_an_image_does_not_make_a_damaged_snapshot_restorable(made: Made, tmp_path: Path,
+                                                              damage) -> None:
+    """The rebuild copies the image while it checks, but offers only what status offers.
+
+    The snapshot is proven beside the rebuild's own work when an image stands for it; its
+    damage refuses the rebuild as a full check would, and leaves no file behind.
+    """
+    folder = tmp_path / "archive"
+    shutil.copytree(made.folder, folder)
+    compact_archive(folder)
+    at = archive_status(folder).latest
+    assert at is not None
+    assert rebuild_to_time(folder, at, tmp_path / "before.db").from_image is not None
+    damage(folder)
+    assert archive_status(folder).latest is None  # the damage costs the whole generation
+    output = tmp_path / "rebuilt.db"
+    with pytest.raises(ArchiveError) as refused:
+        rebuild_to_time(folder, at, output)
+    assert refused.value.kind is ErrorKind.CORRUPT and "damaged" in str(refused.value)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "archive", "before.db", "before.manifest.json"]

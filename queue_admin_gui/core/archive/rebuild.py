@@ -1,6 +1,7 @@
 """Rebuilding the queue as it was at an instant, into a new file that is an ordinary backup.
 
-Every file of the archive is first checked against its checksums; the newest generation
+Every file of the archive is checked against its checksums before the rebuild uses it or
+returns (the frame logs first; the snapshot as described below); the newest generation
 whose intact part covers the instant is used: its snapshot is copied (and proven to match its
 checksum on the way), then every archived transaction the archiver saw at or before the
 instant is written over it, page by page, in order, each one checked against its CRC and to
@@ -10,6 +11,16 @@ intact instants; a rebuild never stops short of its instant. The result is made 
 rollback-journal file, given a manifest, and checked like any backup (full integrity check,
 queue schema, checksum): it is then restored through the one restore path, never by hand.
 An instant outside every generation is refused with the nearest instants that can be rebuilt.
+
+Where the time goes, and what runs side by side (two cores): the generation's replay image,
+when the instant lies at or after it, is copied and hashed on a helper thread while every
+frame log is checked on the caller's; the copy is used only if the checked archive yields
+that very image. The snapshot's SHA-256 is then proven beside the rest of the work (the
+rebuild's copy proves it instead when the snapshot itself is copied); damage to it refuses
+the rebuild exactly as a full check first would. The flush to the disk, the manifest's
+SHA-256 and the task counts run together; the full check then compares that SHA-256 (just
+computed from the file) with the manifest instead of hashing the file again, while SQLite's
+integrity check reads every page.
 """
 
 from __future__ import annotations
@@ -18,11 +29,14 @@ import contextlib
 import os
 import re
 import struct
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from ... import __version__
 from ..backups.manifest import (
@@ -37,7 +51,7 @@ from ..errors import ErrorKind, OperationCancelled
 from ..files.durable import file_sha256, fsync_file, retry_on_windows_lock
 from ..progress import CancelCheck, ProgressCallback, report
 from ..trust.untrusted import open_backup_file
-from .images import ReplayImage, copy_verified, image_for
+from .images import ReplayImage, copy_verified, image_for, read_image
 from .page_deltas import decode_delta_transaction
 from .replay import apply_transactions, page_size_of
 from .store import (
@@ -53,6 +67,7 @@ from .store import (
     instant_text,
     iter_records,
     list_generations,
+    prove_snapshot,
 )
 
 STAGE_SNAPSHOT = "Copying the snapshot"
@@ -153,13 +168,15 @@ def _covers(start: float, end: float, at: float) -> bool:
     return start <= at <= end or instant_text(at) in (instant_text(start), instant_text(end))
 
 
-def choose_generation(archive: Path, at: float) -> Generation:
+def choose_generation(archive: Path, at: float, *, hash_snapshots: bool = True) -> Generation:
     """The newest generation covering ``at`` (checked), or a refusal naming the nearest instants.
 
     An instant that only a damaged part of the archive held is refused (exit 1) with the
     damage's reason and file; every rebuild that goes ahead uses only checked files.
+    ``hash_snapshots``: see :func:`.store.check_generation` (the rebuild's copy of a snapshot
+    proves its checksum; a snapshot that fails it sends the rebuild back to a full check).
     """
-    generations = list_generations(archive, check=True)
+    generations = list_generations(archive, check=True, hash_snapshots=hash_snapshots)
     spans = spans_of(generations)
     covering = [generation for start, end, generation in spans if _covers(start, end, at)]
     if covering:
@@ -255,9 +272,13 @@ def _copy_snapshot(generation: Generation, snapshot: Path, target: Path,
     if expected is None:
         expected = BackupManifest.read(manifest_path_for(snapshot)).sha256
     if not copy_verified(snapshot, target, expected, cancelled, action):
+        if not generation.snapshot_proven:
+            raise _SnapshotUnproven
         raise ArchiveError(f"{action} refused: the snapshot '{snapshot}' fails its checksum; "
                            "rebuild an instant of another generation or use a backup.",
                            ErrorKind.CORRUPT)
+    if not generation.snapshot_proven and prove_snapshot(generation, expected) is not None:
+        raise _SnapshotUnproven  # its manifest or generation.json's record of it is wrong
 
 
 def rebuild_to_time(archive: str | Path, at: datetime | float, output: str | Path,
@@ -272,19 +293,139 @@ def rebuild_to_time(archive: str | Path, at: datetime | float, output: str | Pat
     """
     archive = Path(archive)
     moment = at.timestamp() if isinstance(at, datetime) else float(at)
-    generation = choose_generation(archive, moment)
-    return rebuild_generation(generation, moment, output, progress, cancelled,
-                              live_path=live_path)
+    output = Path(output)
+    _refuse_existing(output, moment)
+    # The likely replay image is copied (and hashed) on a helper thread while every archive
+    # file is checked on this one; it is used only if the check then chooses that very image.
+    early = _EarlyCopy.start(archive, moment, _partial_of(output), cancelled)
+    try:
+        generation = choose_generation(archive, moment, hash_snapshots=False)
+        return rebuild_generation(generation, moment, output, progress, cancelled,
+                                  live_path=live_path, early=early)
+    except _SnapshotUnproven:
+        # The snapshot failed the checksum its copy proves: check everything as before (the
+        # damage is then reported, or another generation covering the instant is used).
+        generation = choose_generation(archive, moment)
+        return rebuild_generation(generation, moment, output, progress, cancelled,
+                                  live_path=live_path)
+    finally:
+        if early is not None:
+            early.discard()
+
+
+class _SnapshotUnproven(Exception):
+    """A snapshot the check left unhashed failed its checksum while being copied."""
+
+
+class _Beside:
+    """One call run on a helper thread while the rebuild goes on."""
+
+    def __init__(self, call: Callable[..., Any], *args: Any) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="queue-admin-beside")
+        self._future = self._pool.submit(call, *args)
+
+    def result(self) -> Any:
+        """Wait for the call; its value (or its exception)."""
+        try:
+            return self._future.result()
+        finally:
+            self._pool.shutdown()
+
+    def abandon(self) -> None:
+        """Wait for the call and drop whatever it gave."""
+        with contextlib.suppress(BaseException):
+            self.result()
+
+
+def _partial_of(output: Path) -> Path:
+    return output.with_name(output.name + ".partial")
+
+
+def _refuse_existing(output: Path, moment: float) -> None:
+    if output.exists() or manifest_path_for(output).exists():
+        raise ArchiveError(f"Rebuilding the queue as it was at {instant_text(moment)} "
+                           f"refused: '{output}' already exists; choose a new file name.",
+                           ErrorKind.ALREADY_EXISTS)
+
+
+class _EarlyCopy:
+    """The copy of the replay image a rebuild will most likely use, begun before the check.
+
+    Chosen from what can be seen unread (generation.json, image.json and their checksums);
+    the copy is hashed as it is written. The rebuild takes it only when the checked archive
+    yields the same image (:func:`.images.image_for`, after every file was checked) and the
+    copy's SHA-256 matched; otherwise it is thrown away.
+    """
+
+    def __init__(self, generation: str, image: ReplayImage, target: Path,
+                 cancelled: CancelCheck | None) -> None:
+        self.generation, self.image, self.target = generation, image, target
+        self._stop = threading.Event()
+        self._taken = False
+
+        def stopped() -> bool:
+            return self._stop.is_set() or bool(cancelled is not None and cancelled())
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="queue-admin-copy")
+        self._future = self._pool.submit(copy_verified, image.path, target, image.sha256,
+                                         stopped, "Copying the replay image")
+
+    @classmethod
+    def start(cls, archive: Path, moment: float, target: Path,
+              cancelled: CancelCheck | None) -> _EarlyCopy | None:
+        """Begin copying the newest generation's image if it could serve ``moment``."""
+        if target.exists():
+            return None
+        try:
+            generations = list_generations(archive, scan=False)
+        except ArchiveError:
+            return None
+        for generation in reversed(generations):
+            start = generation.snapshot_at
+            if generation.unusable or start is None or start > moment:
+                continue
+            image, _ = read_image(generation)
+            if image is None or image.state_seen > moment:
+                return None
+            return cls(generation.id, image, target, cancelled)
+        return None
+
+    def take(self, generation: Generation, image: ReplayImage) -> bool | None:
+        """The copy's outcome when it is of ``image`` (True: its SHA-256 matched), else None.
+
+        Waits for the copy to end. A copy that is not taken is removed by :meth:`discard`.
+        """
+        if generation.id != self.generation or image != self.image:
+            self.discard()
+            return None
+        self._taken = True
+        try:
+            return bool(self._future.result())
+        except OSError:
+            return None  # the rebuild copies again and reports what fails
+
+    def discard(self) -> None:
+        """Stop the copy, wait for it, and remove its file unless the rebuild took it."""
+        self._stop.set()
+        with contextlib.suppress(BaseException):
+            self._future.result()
+        self._pool.shutdown()
+        if not self._taken:
+            with contextlib.suppress(OSError):
+                retry_on_windows_lock(lambda: self.target.unlink(missing_ok=True))
+        self._taken = True  # once handled, the file is the rebuild's
 
 
 def rebuild_generation(generation: Generation, moment: float, output: str | Path,
                        progress: ProgressCallback | None = None,
                        cancelled: CancelCheck | None = None, *,
                        live_path: str | Path | None = None,
-                       limit: int | None = None) -> RebuildResult:
+                       limit: int | None = None,
+                       early: _EarlyCopy | None = None) -> RebuildResult:
     """Rebuild one generation's state at ``moment`` into ``output`` (see :func:`rebuild_to_time`).
 
     ``limit``: apply no more than this many of its transactions (an exact commit).
+    ``early``: a copy of a replay image begun beside the check, used if it is the right one.
     """
     started = time.monotonic()
     output = Path(output)
@@ -294,29 +435,44 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
     action = f"Rebuilding the queue as it was at {instant_text(moment)}"
     snapshot = generation.snapshot
     assert snapshot is not None
-    if output.exists() or manifest_path_for(output).exists():
-        raise ArchiveError(f"{action} refused: '{output}' already exists; choose a new file "
-                           "name.", ErrorKind.ALREADY_EXISTS)
-    partial = output.with_name(output.name + ".partial")
+    partial = _partial_of(output)
+    if early is None:
+        _refuse_existing(output, moment)
     renamed = False
+    proving: _Beside | None = None
     try:
         report(progress, 0, 1, STAGE_SNAPSHOT)
         image, image_problem = image_for(generation, moment, limit)
-        if image is not None and not copy_verified(image.path, partial, image.sha256,
-                                                   cancelled, action):
+        copied = None
+        if image is not None and early is not None:
+            copied = early.take(generation, image)
+        elif early is not None:
+            early.discard()
+        if image is not None and copied is None:
+            copied = copy_verified(image.path, partial, image.sha256, cancelled, action)
+        if image is not None and not copied:
             image, image_problem = None, "image.db fails its checksum"
         if image is None:
             _copy_snapshot(generation, snapshot, partial, cancelled, action)
+        elif not generation.snapshot_proven:
+            # The image stands for the snapshot, which is proven all the same (beside the
+            # work below, on the other core) so that the rebuild offers what status offers.
+            proving = _Beside(prove_snapshot, generation)
         applied, state_seen, page_size, pages = _apply(generation, moment, partial,
                                                        progress, cancelled, action, limit,
                                                        image)
         report(progress, 0, 1, STAGE_CHECK)
-        fsync_file(partial)
-        with open_backup_file(partial) as connection:
-            counts = None if check_queue_schema(connection) else task_counts(connection)
+        # The flush to the disk, the SHA-256 for the manifest and the task counts run side
+        # by side (the first waits on the disk, the other two on a core each).
+        with ThreadPoolExecutor(2, thread_name_prefix="queue-admin-finish") as helpers:
+            flushed = helpers.submit(fsync_file, partial)
+            digest = helpers.submit(file_sha256, partial, None, cancelled, action)
+            with open_backup_file(partial) as connection:
+                counts = None if check_queue_schema(connection) else task_counts(connection)
+            flushed.result()
+            sha256 = digest.result()
         manifest = BackupManifest(
-            format_version=MANIFEST_FORMAT_VERSION, name=output.name,
-            sha256=file_sha256(partial, None, cancelled, action),
+            format_version=MANIFEST_FORMAT_VERSION, name=output.name, sha256=sha256,
             size_bytes=partial.stat().st_size, page_count=pages, page_size=page_size,
             task_counts=counts, source_path=str(generation.data.get("database", "")),
             created_at=datetime.fromtimestamp(moment, tz=timezone.utc).isoformat(),
@@ -324,12 +480,17 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
         manifest.write(output)
         retry_on_windows_lock(lambda: os.replace(partial, output))
         renamed = True
-        check = check_backup_file(output, progress, cancelled, live_path=live_path)
+        check = check_backup_file(output, progress, cancelled, live_path=live_path,
+                                  known_sha256=sha256)
+        if proving is not None and proving.result() is not None:
+            raise _SnapshotUnproven
         if not check.ok:
             raise ArchiveError(f"{action} failed: the rebuilt file did not pass its check "
                                f"({'; '.join(check.problems[:3])}); nothing was kept.",
                                check.kind or ErrorKind.CORRUPT)
     except BaseException as error:
+        if proving is not None:
+            proving.abandon()
         for leftover in (partial, manifest_path_for(output)) + ((output,) if renamed else ()):
             with contextlib.suppress(OSError):
                 retry_on_windows_lock(leftover.unlink)

@@ -6,6 +6,7 @@ holds exactly the bytes the rebuild's own replay would have written.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,6 +40,59 @@ def page_size_of(path: Path) -> int:
     return 65536 if page_size == 1 else page_size
 
 
+#: Page images a replay holds before writing them out: a page a queue rewrites in every
+#: transaction (an index's inner pages, the table's last page) is then written once, not once
+#: per transaction.
+HELD_BYTES = 64 * 1024 * 1024
+
+
+class _Pages:
+    """The file's pages as the replay has written them so far, the newest held in memory."""
+
+    def __init__(self, handle: BinaryIO, page_size: int) -> None:
+        handle.flush()
+        self.handle = handle
+        self.page_size = page_size
+        self.held: dict[int, bytes] = {}
+        self.limit = max(1, HELD_BYTES // page_size)
+        self._fd = handle.fileno() if hasattr(os, "pread") else None
+
+    def read(self, number: int) -> bytes:
+        """Page ``number``'s bytes now (zeros past the end of the file)."""
+        held = self.held.get(number)
+        if held is not None:
+            return held
+        offset = (number - 1) * self.page_size
+        if self._fd is not None:
+            data = os.pread(self._fd, self.page_size, offset)
+        else:
+            self.handle.seek(offset)
+            data = self.handle.read(self.page_size)
+        return data.ljust(self.page_size, b"\0")
+
+    def write(self, number: int, image: bytes) -> None:
+        """Page ``number`` is now ``image`` (held; written out by :meth:`flush`)."""
+        self.held[number] = image
+        if len(self.held) >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every held page at its place, in page order."""
+        for number in sorted(self.held):
+            offset = (number - 1) * self.page_size
+            image = self.held[number]
+            if self._fd is not None:
+                written = os.pwrite(self._fd, image, offset)
+                if written != len(image):
+                    raise OSError(f"a short write of page {number}")
+            else:
+                self.handle.seek(offset)
+                self.handle.write(image)
+        self.held.clear()
+        if self._fd is None:
+            self.handle.flush()
+
+
 def apply_transactions(handle: BinaryIO, page_size: int,
                        transactions: Iterable[ArchivedTransaction],
                        progress: ProgressCallback | None, cancelled: CancelCheck | None,
@@ -46,27 +100,28 @@ def apply_transactions(handle: BinaryIO, page_size: int,
     """Write each transaction's pages at their places in the open file, in order.
 
     A page stored as a delta is expanded against the bytes at its place, which are the
-    page's last archived image (or the snapshot's): the file is never shortened here.
+    page's last archived image (or the snapshot's): the file is never shortened here. The
+    newest images are held in memory (up to :data:`HELD_BYTES`) and written out in page
+    order; every page is in the file when this returns.
     """
     applied = Applied()
+    pages = _Pages(handle, page_size)
     for transaction in transactions:
         if transaction.page_size != page_size:
             raise ArchiveError(f"{action} failed: the archive's pages are "
                                f"{transaction.page_size} bytes but the snapshot's are "
                                f"{page_size}; the archive is damaged.", ErrorKind.CORRUPT)
         for index, (number, image) in enumerate(transaction.pages):
-            handle.seek((number - 1) * page_size)
             if transaction.deltas and transaction.deltas[index]:
-                earlier = handle.read(page_size).ljust(page_size, b"\0")
-                image = expand_delta(earlier, image)
-                handle.seek((number - 1) * page_size)
-            handle.write(image)
+                image = expand_delta(pages.read(number), image)
+            pages.write(number, image)
         applied.page_count = transaction.database_pages
         applied.transactions += 1
         applied.state_seen = transaction.stamp
         if applied.transactions % 256 == 0:
             report(progress, applied.transactions, max(total, applied.transactions), stage)
             raise_if_cancelled(cancelled, action)
+    pages.flush()
     return applied
 
 

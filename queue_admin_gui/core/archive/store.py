@@ -157,6 +157,11 @@ class Generation:
     damage: list[ArchiveDamage] = field(default_factory=list)
     #: True once every file was checked against its checksums (:func:`check_generation`).
     checked: bool = False
+    #: True once the snapshot itself was hashed by that check (a rebuild may leave it to the
+    #: copy it makes, which proves the same checksum, or not use the snapshot at all).
+    snapshot_proven: bool = False
+    #: True once the records' heads were read (:func:`load_generation` with ``heads``).
+    heads_read: bool = False
     #: generation.json is missing, unreadable or fails its checksum: nothing here is used.
     unusable: bool = False
 
@@ -549,8 +554,13 @@ def _segment_files(folder: Path) -> list[Path]:
     return sorted(folder.glob(f"{SEGMENT_PREFIX}*{SEGMENT_SUFFIX}"))
 
 
-def load_generation(folder: Path, *, scan: bool = True) -> Generation | None:
+def load_generation(folder: Path, *, scan: bool = True, heads: bool = True
+                    ) -> Generation | None:
     """A generation folder's description; None for a folder holding nothing at all.
+
+    ``scan``: sizes, the records' heads (the newest instant, the transactions) and what can
+    be found wrong without reading the files. ``heads=False`` leaves out the heads and that
+    cheap check, for a caller about to read every record anyway (:func:`check_generation`).
 
     A generation.json that is missing (beside other files), unreadable, of an unknown
     format or fails its checksum gives a generation marked :attr:`Generation.unusable`,
@@ -587,10 +597,8 @@ def load_generation(folder: Path, *, scan: bool = True) -> Generation | None:
     if scan:
         for segment in generation.segments:
             generation.size_bytes += segment.stat().st_size
-            for kind, stamp, _ in iter_records(segment, with_payload=False,
-                                               version=generation.format):
-                generation.covered_until = stamp
-                generation.transactions += kind in TRANSACTION_KINDS
+        if heads:
+            _read_heads(generation)
         snapshot = generation.snapshot
         if snapshot is not None:
             with contextlib.suppress(OSError):
@@ -600,8 +608,20 @@ def load_generation(folder: Path, *, scan: bool = True) -> Generation | None:
         for name in REPLAY_IMAGE_FILES:  # compaction's replay image (see images.py)
             with contextlib.suppress(OSError):
                 generation.size_bytes += (folder / name).stat().st_size
-        _check_cheaply(generation)
+        if heads:
+            _check_cheaply(generation)
     return generation
+
+
+def _read_heads(generation: Generation) -> None:
+    """The newest instant and the transactions, from the records' heads (payloads unread)."""
+    generation.covered_until, generation.transactions = None, 0
+    for segment in generation.segments:
+        for kind, stamp, _ in iter_records(segment, with_payload=False,
+                                           version=generation.format):
+            generation.covered_until = stamp
+            generation.transactions += kind in TRANSACTION_KINDS
+    generation.heads_read = True
 
 
 def _check_cheaply(generation: Generation) -> None:
@@ -705,7 +725,7 @@ def _cut(generation: Generation, damaged: Path) -> tuple[float | None, float | N
     return before, after
 
 
-def check_generation(generation: Generation, *,
+def check_generation(generation: Generation, *, hash_snapshot: bool = True,
                      snapshot_sha256: str | None = None) -> Generation:
     """Check every file of a generation against its checksums, in place; returns it.
 
@@ -717,22 +737,35 @@ def check_generation(generation: Generation, *,
     checked; a closed frame log must have the size and CRC-32 it was closed with. The first
     damage found ends what can be restored: :attr:`Generation.covered_until` becomes the last
     intact instant before it, and the damage is recorded with the instants it costs.
+
+    Without ``hash_snapshot`` (format 2 on), a snapshot that is there is not read: it is left
+    to whoever uses it to prove it against generation.json's SHA-256 as it reads it (a
+    rebuild's copy does), and :attr:`Generation.snapshot_proven` stays False.
     """
-    if generation.unusable or generation.checked:
+    hash_snapshot = hash_snapshot or generation.format < 2
+    if generation.unusable or (generation.checked and (generation.snapshot_proven
+                                                       or not hash_snapshot)):
         return generation
     generation.checked = True
     generation.damage = []
     unrecorded = _unrecorded_snapshot(generation)
     if unrecorded is not None:
+        if not generation.heads_read:  # the damage then runs to the newest record
+            _read_heads(generation)
+            unrecorded = _unrecorded_snapshot(generation)
         generation.damage.append(unrecorded)
         return generation
     snapshot = generation.snapshot
     if snapshot is not None:
-        problem = _snapshot_problem(generation, snapshot, snapshot_sha256)
+        problem = (_snapshot_problem(generation, snapshot, snapshot_sha256) if hash_snapshot
+                   else None if snapshot.is_file() else (snapshot, "the snapshot is missing"))
         if problem is not None:
+            if not generation.heads_read:
+                _read_heads(generation)
             generation.damage.append(ArchiveDamage(problem[0], problem[1], None,
                                                    generation.covered_until))
             return generation
+        generation.snapshot_proven = hash_snapshot
     intact = _IntactEnd(generation.snapshot_at if snapshot is not None else None)
     chain = ChainCheck(generation.data.get("start"))
     sealed = generation.data.get("segments") or {}
@@ -827,8 +860,23 @@ class _IntactEnd:
         return self.last if self.last_kind == KIND_HEARTBEAT else self.before_last
 
 
-def _snapshot_problem(generation: Generation, snapshot: Path,
-                      known_digest: str | None = None) -> tuple[Path, str] | None:
+def prove_snapshot(generation: Generation, digest: str | None = None
+                   ) -> tuple[Path, str] | None:
+    """What :func:`check_generation` left out of its snapshot: (file, why) or None when proven.
+
+    ``digest``: the snapshot's SHA-256 as the caller just computed it from the file (a
+    verified copy's); without it the file is hashed here.
+    """
+    snapshot = generation.snapshot
+    if snapshot is None:
+        return None
+    problem = _snapshot_problem(generation, snapshot, digest)
+    generation.snapshot_proven = problem is None
+    return problem
+
+
+def _snapshot_problem(generation: Generation, snapshot: Path, digest: str | None = None
+                      ) -> tuple[Path, str] | None:
     """The file and why the snapshot cannot be trusted, or None when every checksum matches."""
     if not snapshot.is_file():
         return snapshot, "the snapshot is missing"
@@ -836,7 +884,7 @@ def _snapshot_problem(generation: Generation, snapshot: Path,
     try:
         manifest = BackupManifest.read(manifest_file)
         manifest_digest = hashlib.sha256(manifest_file.read_bytes()).hexdigest()
-        digest = known_digest if known_digest is not None else file_sha256(snapshot)
+        digest = digest or file_sha256(snapshot)
     except ManifestUnreadable as error:
         return manifest_file, f"the snapshot's manifest cannot be used ({error.reason})"
     except OSError as error:
@@ -849,9 +897,12 @@ def _snapshot_problem(generation: Generation, snapshot: Path,
     return None
 
 
-def list_generations(archive: Path, *, scan: bool = True, check: bool = False
-                     ) -> list[Generation]:
-    """Every generation in the archive, oldest first (with ``check``: every file checked)."""
+def list_generations(archive: Path, *, scan: bool = True, check: bool = False,
+                     hash_snapshots: bool = True) -> list[Generation]:
+    """Every generation in the archive, oldest first (with ``check``: every file checked).
+
+    ``hash_snapshots``: see :func:`check_generation`'s ``hash_snapshot``.
+    """
     try:
         folders = sorted(p for p in archive.iterdir() if p.is_dir() and p.name.startswith("gen-"))
     except FileNotFoundError:
@@ -859,11 +910,12 @@ def list_generations(archive: Path, *, scan: bool = True, check: bool = False
     except OSError as error:
         raise ArchiveError(f"Reading the archive '{archive}' failed: {error.strerror or error}; "
                            "check the folder and its permissions.") from error
-    found = [load_generation(folder, scan=scan or check) for folder in folders]
+    found = [load_generation(folder, scan=scan or check, heads=not check)
+             for folder in folders]
     generations = [generation for generation in found if generation is not None]
     if check:
         for generation in generations:
-            check_generation(generation)
+            check_generation(generation, hash_snapshot=hash_snapshots)
     apply_validation_failures(archive, generations)
     return generations
 

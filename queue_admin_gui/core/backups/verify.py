@@ -99,7 +99,8 @@ def check_backup_file(path: str | Path, progress: ProgressCallback | None = None
                       cancelled: CancelCheck | None = None, *,
                       live_path: str | Path | None = None,
                       trust_checksum: bool = False,
-                      earlier_check: CheckSeal | None = None) -> VerifyReport:
+                      earlier_check: CheckSeal | None = None,
+                      known_sha256: str | None = None) -> VerifyReport:
     """Check a backup file and list every problem; never raises for a bad file.
 
     Raises only :class:`OperationCancelled` when ``cancelled()`` turns true. A missing
@@ -121,6 +122,10 @@ def check_backup_file(path: str | Path, progress: ProgressCallback | None = None
     :mod:`..trust.check_seal`) that this tool's full check passed on bytes whose SHA-256 the
     caller has just computed from the file itself and found equal to the record's. Then the
     page check is not repeated; everything else is.
+
+    ``known_sha256``: the file's SHA-256 as the caller has just computed it from the file
+    itself (a rebuild hashes the file it wrote for its manifest); it is compared with the
+    manifest instead of hashing the bytes a second time. The full check still runs.
     """
     del trust_checksum  # kept in the signature only; see above
     path = Path(path)
@@ -169,7 +174,7 @@ def check_backup_file(path: str | Path, progress: ProgressCallback | None = None
     def hashing() -> None:
         if hash_it and manifest is not None:
             _compare_digest(path, manifest, found, progress, cancelled,
-                            known=earlier_check.sha256 if earlier_check else None)
+                            known=earlier_check.sha256 if earlier_check else known_sha256)
 
     pragma = FULL_CHECK if earlier_check is None else SEALED_FULL_CHECK
     _, content = check_beside(path, pragma, hashing, cancelled, action,
