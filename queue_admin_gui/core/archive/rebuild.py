@@ -341,6 +341,22 @@ def _partial_of(output: Path) -> Path:
     return output.with_name(output.name + ".partial")
 
 
+def _keep_as_damaged(output: Path, moment: float) -> Path | None:
+    """Rename a rebuilt file that failed its check to ``queue_damaged_at_<time>.db``.
+
+    Its manifest goes: the file is no backup. None when it could not be renamed.
+    """
+    stamp = datetime.fromtimestamp(moment).strftime("%Y%m%d_%H%M%S")  # noqa: DTZ006 - local
+    kept = output.with_name(f"queue_damaged_at_{stamp}_{time.time_ns()}.db")
+    try:
+        retry_on_windows_lock(lambda: os.replace(output, kept))
+    except OSError:
+        return None
+    with contextlib.suppress(OSError):
+        manifest_path_for(output).unlink()
+    return kept
+
+
 def _refuse_existing(output: Path, moment: float) -> None:
     if output.exists() or manifest_path_for(output).exists():
         raise ArchiveError(f"Rebuilding the queue as it was at {instant_text(moment)} "
@@ -485,8 +501,14 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
         if proving is not None and proving.result() is not None:
             raise _SnapshotUnproven
         if not check.ok:
+            # The archive holds that state faithfully (every checksum held): the queue was
+            # itself damaged then. Keep it unchecked, never as a backup, for its rows.
+            kept = _keep_as_damaged(output, moment)
+            where = (f"kept unchecked, never as a backup, as '{kept}' (its readable rows can "
+                     "be rescued with rescue --damaged)" if kept is not None
+                     else "nothing was kept")
             raise ArchiveError(f"{action} failed: the rebuilt file did not pass its check "
-                               f"({'; '.join(check.problems[:3])}); nothing was kept.",
+                               f"({'; '.join(check.problems[:3])}); {where}.",
                                check.kind or ErrorKind.CORRUPT)
     except BaseException as error:
         if proving is not None:
