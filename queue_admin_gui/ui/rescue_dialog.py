@@ -76,6 +76,8 @@ class RescueDialog(QDialog):
         self.tree.setColumnWidth(0, 520)
         self.tree.itemChanged.connect(self._on_item_changed)
         self.summary_label = QLabel("Comparing...", self)
+        # A long summary wraps instead of widening the window past a 1024-pixel screen.
+        self.summary_label.setWordWrap(True)
         self.preview_button = QPushButton(icon("verify"), "Preview", self)
         self.preview_button.setToolTip("Show what a rescue of the ticked groups would put back "
                                        "and skip; nothing is changed.")
