@@ -879,7 +879,9 @@ class Archiver:
             _, in_log, _ = checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             pins.begin_next()
             pins.end_previous()
-            if in_log > copied and self._header is not None:
+            # With no log open (a gap already ended the generation, a new snapshot is
+            # coming) nothing was to be copied: that gap is already recorded with its reason.
+            if in_log > copied and self._header is not None and self._log is not None:
                 self.gap_found(f"the checkpoint found {in_log} frames in the WAL but only "
                                f"{copied} were archived")
         finally:
