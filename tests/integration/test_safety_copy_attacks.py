@@ -50,6 +50,7 @@ from queue_admin_gui.core.archive.safety_point import (
 from queue_admin_gui.core.archive.store import LOCK_FILE
 from queue_admin_gui.core.rescue import RescueSelection, open_past_state, rescue_tasks
 from queue_admin_gui.core.restore.gate import ALL_WORKERS
+from queue_admin_gui.core.restore.keep import RestoreReport
 
 SELECTION = RescueSelection(types=frozenset({"alpha", "beta"}))
 DEADLINE = 60.0
@@ -82,6 +83,19 @@ def same_queue(rebuilt: Path, expected: Path) -> None:
     assert task_rows(rebuilt) == task_rows(expected)
     assert log_rows(rebuilt) == log_rows(expected)
     assert sequence(rebuilt) == sequence(expected)
+
+
+def assert_copy_holds(result: RestoreReport, before: Path, live: Path, tmp_path: Path) -> None:
+    """The restore's safety copy holds ``before``: its safety backup, or, when the archive
+    stood in, the instant it names, rebuilt."""
+    point = result.safety_point
+    if point is None:
+        assert result.safety_backup is not None
+        same_queue(result.safety_backup, before)
+        return
+    rebuilt = tmp_path / "rebuilt.db"
+    assert rebuild_to_time(point.archive, point.at, rebuilt, live_path=live).check.ok
+    same_queue(rebuilt, before)
 
 
 def capture_under_lock(monkeypatch: pytest.MonkeyPatch, module: object, live: Path,
@@ -538,14 +552,7 @@ def test_an_archiver_of_another_queue_answering_for_this_one_is_no_safety_copy(
         before = copy_of(live, tmp_path / "before.db")
         result = QueueBackup(live, folder).restore_backup(backup, archive_safety=archive)
     assert task_rows(live) == task_rows(backup)
-    point = result.safety_point
-    if point is None:
-        assert result.safety_backup is not None
-        same_queue(result.safety_backup, before)
-        return
-    rebuilt = tmp_path / "rebuilt.db"
-    rebuild_to_time(point.archive, point.at, rebuilt, live_path=live)
-    same_queue(rebuilt, before)
+    assert_copy_holds(result, before, live, tmp_path)
 
 
 @pytest.mark.slow
@@ -677,14 +684,8 @@ def test_a_restore_whose_first_step_spills_into_a_just_truncated_wal_is_never_a_
         late = proven_copy(live, archive, after, wait_seconds=60)
     assert wal_at_proof and wal_at_proof[0] > 0  # the first step had spilled frames
     assert task_rows(live) == task_rows(backup)
-    point = result.safety_point
-    if point is None:
-        assert result.archive_problem and result.safety_backup is not None
-        same_queue(result.safety_backup, before)
-    else:
-        rebuilt = tmp_path / "rebuilt.db"
-        assert rebuild_to_time(archive, point.at, rebuilt, live_path=live).check.ok
-        same_queue(rebuilt, before)
+    assert result.safety_point is not None or result.archive_problem
+    assert_copy_holds(result, before, live, tmp_path)
     assert late is not None
     for instant, expected in ((early.at, before), (late.at, after)):
         rebuilt = tmp_path / f"at-{instant}.db"
@@ -726,14 +727,8 @@ def test_a_queue_file_replaced_between_the_archivers_look_and_the_request_is_no_
         assert len(task_rows(before)) == 420 + 70
         result = QueueBackup(live, folder).restore_backup(backup, archive_safety=archive)
     assert task_rows(live) == task_rows(backup)
-    point = result.safety_point
-    if point is None:
-        assert result.archive_problem and result.safety_backup is not None
-        same_queue(result.safety_backup, before)
-        return
-    rebuilt = tmp_path / "rebuilt.db"
-    assert rebuild_to_time(archive, point.at, rebuilt, live_path=live).check.ok
-    same_queue(rebuilt, before)
+    assert result.safety_point is not None or result.archive_problem
+    assert_copy_holds(result, before, live, tmp_path)
 
 
 def test_a_clock_stepped_back_the_moment_the_proof_is_asked_keeps_the_instant_exact(
@@ -1037,14 +1032,7 @@ def test_the_instant_before_a_restore_to_an_older_schema_can_still_be_rebuilt(
         before = copy_of(live, tmp_path / "before.db")
         result = QueueBackup(live, folder).restore_backup(backup, archive_safety=archive)
     assert task_rows(live) == task_rows(backup)
-    point = result.safety_point
-    if point is None:
-        assert result.safety_backup is not None
-        same_queue(result.safety_backup, before)
-        return
-    rebuilt = tmp_path / "rebuilt.db"
-    rebuild_to_time(point.archive, point.at, rebuilt, live_path=live)
-    same_queue(rebuilt, before)
+    assert_copy_holds(result, before, live, tmp_path)
 
 
 @pytest.mark.slow
