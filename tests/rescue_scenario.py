@@ -145,3 +145,15 @@ def damage_pages(path: Path, pages: list[int]) -> None:
         for number in pages:
             handle.seek((number - 1) * PAGE)
             handle.write(bytes(PAGE))
+
+
+def copy_of(path: Path, target: Path) -> Path:
+    """A consistent copy of a queue file (one read transaction through SQLite's backup)."""
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    copy = sqlite3.connect(target)
+    try:
+        source.backup(copy)
+    finally:
+        source.close()
+        copy.close()
+    return target

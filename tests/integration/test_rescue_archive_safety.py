@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from prismq import PrismQWorker, add_prismq_tasks, prismq_connect
-from rescue_scenario import log_rows, make_incident, sequence, task_rows
+from rescue_scenario import copy_of, log_rows, make_incident, sequence, task_rows
 from test_archive_under_load import wait_restorable
 
 from queue_admin_gui.core.archive import Archiver, rebuild_to_time
@@ -59,15 +59,6 @@ def wait_for(condition, timeout: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the condition never came true"
         time.sleep(0.02)
-
-
-def copy_of(path: Path, target: Path) -> Path:
-    """A consistent copy of a queue file, taken with SQLite's backup."""
-    with sqlite3.connect(path) as source, sqlite3.connect(target) as copy:
-        source.backup(copy)
-    source.close()
-    copy.close()
-    return target
 
 
 def test_the_archive_is_the_safety_copy_and_its_instant_is_the_queue_before(

@@ -8,14 +8,12 @@ as before.
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from prismq import add_prismq_tasks, make_prismq_queue, prismq_connect
-from rescue_scenario import log_rows, sequence, task_rows
+from rescue_scenario import copy_of, log_rows, sequence, task_rows
 from test_archive_under_load import wait_restorable
 from test_prismq_restore import PROJECT_ROOT, run_cli, wait_until
 
@@ -24,31 +22,6 @@ from queue_admin_gui.core.archive import Archiver, archive_status, rebuild_to_ti
 
 # Nothing here tells workers at work: the gate watches for commits a moment, not a second.
 pytestmark = pytest.mark.usefixtures("short_commit_watch")
-
-
-def copy_of(path: Path, target: Path) -> Path:
-    """A consistent copy of a queue file, taken with SQLite's backup."""
-    source, copy = sqlite3.connect(path), sqlite3.connect(target)
-    try:
-        source.backup(copy)
-    finally:
-        source.close()
-        copy.close()
-    return target
-
-
-@pytest.fixture
-def changed_queue(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """A PrismQ queue, a backup of it, then more work: (live, backup folder, backup)."""
-    live, folder = tmp_path / "queue.db", tmp_path / "backups"
-    make_prismq_queue(live, tasks=300)
-    backup = QueueBackup(live, folder).create_backup("before")
-    connection = prismq_connect(live)
-    add_prismq_tasks(connection, 120, "after", key_prefix="after")
-    with connection:
-        connection.execute("UPDATE task_queue SET status = 'completed' WHERE id <= 40")
-    connection.close()
-    return live, folder, backup
 
 
 def test_the_archive_is_the_restores_safety_copy(changed_queue: tuple[Path, Path, Path],

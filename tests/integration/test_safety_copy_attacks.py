@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 from prismq import PrismQWorker, add_prismq_tasks, make_prismq_queue, prismq_connect
-from rescue_scenario import log_rows, make_incident, sequence, task_rows
+from rescue_scenario import copy_of, log_rows, make_incident, sequence, task_rows
 from test_archive_under_load import wait_restorable
 from test_prismq_restore import PROJECT_ROOT, run_cli
 
@@ -64,18 +64,6 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = DEADLI
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.005)
-
-
-def copy_of(path: Path, target: Path) -> Path:
-    """A consistent copy of a queue file (one read transaction through SQLite's backup)."""
-    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    copy = sqlite3.connect(target)
-    try:
-        source.backup(copy)
-    finally:
-        source.close()
-        copy.close()
-    return target
 
 
 def same_queue(rebuilt: Path, expected: Path) -> None:
@@ -231,20 +219,6 @@ def checkpoint_storm(live: Path, every: float = 0.003) -> Iterator[list[int]]:
 def incident(tmp_path: Path) -> dict:
     """The rescue scenario's bad deploy (see :func:`rescue_scenario.make_incident`)."""
     return make_incident(tmp_path)
-
-
-@pytest.fixture
-def changed_queue(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """A PrismQ queue, a backup of it, then more work: (live, backup folder, backup)."""
-    live, folder = tmp_path / "queue.db", tmp_path / "backups"
-    make_prismq_queue(live, tasks=300)
-    backup = QueueBackup(live, folder).create_backup("before")
-    connection = prismq_connect(live)
-    add_prismq_tasks(connection, 120, "after", key_prefix="after")
-    with connection:
-        connection.execute("UPDATE task_queue SET status = 'completed' WHERE id <= 40")
-    connection.close()
-    return live, folder, backup
 
 
 @contextlib.contextmanager
