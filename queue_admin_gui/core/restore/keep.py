@@ -223,6 +223,34 @@ class LiveStateKeeper:
             if error.kind is not ErrorKind.CORRUPT:
                 self.outcome.safety_problem = self.outcome.safety_problem or error.message
 
+    def _ask_the_archive(self, source: sqlite3.Connection, target: Path,
+                         archive: Path) -> None:
+        """Make the archive the safety copy if its archiver proves it holds every commit.
+
+        Only an archiver following this database into ``archive`` is asked; the archive's
+        full check then starts beside the write (:meth:`before_commit` waits for it).
+        """
+        if not archiving_this(target, archive):
+            return
+        outcome = self.outcome
+        if _schema(source) != _live_schema(target):
+            # An instant is rebuilt only with the schema the live queue has then: once the
+            # backup's schema is in, the live one could not be rebuilt any more.
+            outcome.archive_problem = ("the backup's schema differs from the live queue's, "
+                                       "so the archive could not give the queue before the "
+                                       "restore back")
+            return
+        report(self.progress, 0, 0, STAGE_ARCHIVE_PROOF)
+        point = prove_archived(target, archive, cancelled=self.cancelled)
+        if point is None:
+            outcome.archive_problem = (f"its archiver did not prove within "
+                                       f"{PROOF_WAIT_SECONDS:g} s that it holds every commit")
+            return
+        outcome.safety_point = point
+        checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-admin-archive-check")
+        self._checking = checker.submit(confirm_safety_point, point)
+        checker.shutdown(wait=False)  # the thread ends once the check is done
+
     def discard(self) -> None:
         """Remove a safety copy that is not needed: the restore did not change anything."""
         checking, self._checking = self._checking, None
@@ -235,29 +263,8 @@ class LiveStateKeeper:
     def _keep_live_state(self, source: sqlite3.Connection) -> None:
         request, outcome = self.request, self.outcome
         target = Path(request.target)
-        if request.safety_backup and request.archive_safety is not None and not self.unlocked \
-                and archiving_this(target, Path(request.archive_safety)):
-            if _schema(source) != _live_schema(target):
-                # An instant is rebuilt only with the schema the live queue has then: once the
-                # backup's schema is in, the live one could not be rebuilt any more.
-                outcome.archive_problem = ("the backup's schema differs from the live "
-                                           "queue's, so the archive could not give the "
-                                           "queue before the restore back")
-        if request.safety_backup and request.archive_safety is not None and not self.unlocked \
-                and outcome.archive_problem is None \
-                and archiving_this(target, Path(request.archive_safety)):
-            report(self.progress, 0, 0, STAGE_ARCHIVE_PROOF)
-            point = prove_archived(target, request.archive_safety, cancelled=self.cancelled)
-            if point is None:
-                outcome.archive_problem = ("its archiver did not prove within "
-                                           f"{PROOF_WAIT_SECONDS:g} s that it holds every "
-                                           "commit")
-            else:
-                outcome.safety_point = point
-                checker = ThreadPoolExecutor(max_workers=1,
-                                             thread_name_prefix="queue-admin-archive-check")
-                self._checking = checker.submit(confirm_safety_point, point)
-                checker.shutdown(wait=False)  # the thread ends once the check is done
+        if request.safety_backup and request.archive_safety is not None and not self.unlocked:
+            self._ask_the_archive(source, target, Path(request.archive_safety))
         if request.safety_backup and outcome.safety_point is None:
             report(self.progress, 0, 0, STAGE_SAFETY)
             try:
