@@ -61,6 +61,9 @@ TOKEN_BYTES = 16
 #: How long a writer holding the lock waits for the archiver's answer before it takes a
 #: safety backup instead (the archiver answers within one pass, normally 0.15 s).
 PROOF_WAIT_SECONDS = 2.0
+#: Why the archive is not the safety copy when its archiver gave no answer in time.
+NOT_PROVEN = (f"its archiver did not prove within {PROOF_WAIT_SECONDS:g} s that it holds "
+              "every commit")
 #: How often the requester reads the frame log for the answer.
 PROOF_POLL_SECONDS = 0.01
 
@@ -282,6 +285,7 @@ def _unconfirmed(point: SafetyPoint, problem: str) -> SafetyPoint:
 __all__ = [
     "PROOF_FOLDER",
     "PROOF_WAIT_SECONDS",
+    "NOT_PROVEN",
     "KnownDigest",
     "ProofDesk",
     "SafetyPoint",

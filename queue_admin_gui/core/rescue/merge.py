@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..archive.safety_point import (
-    PROOF_WAIT_SECONDS,
+    NOT_PROVEN,
     KnownDigest,
     SafetyPoint,
     archiving_this,
@@ -323,9 +323,7 @@ def _write(live: Path, past: PastState, selection: RescueSelection, plan: _Plan,
                 if archive_dir is not None:
                     point = prove_archived(live, archive_dir, cancelled=cancelled)
                     if point is None:
-                        outcome.archive_problem = ("its archiver did not prove within "
-                                                   f"{PROOF_WAIT_SECONDS:g} s that it holds "
-                                                   "every commit")
+                        outcome.archive_problem = NOT_PROVEN
                         return False
                     # Checked in full on another thread while the tasks are put back; the
                     # rescue commits only once the archive is known to rebuild that instant.

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..archive.safety_point import (
-    PROOF_WAIT_SECONDS,
+    NOT_PROVEN,
     SafetyPoint,
     archiving_this,
     confirm_safety_point,
@@ -243,8 +243,7 @@ class LiveStateKeeper:
         report(self.progress, 0, 0, STAGE_ARCHIVE_PROOF)
         point = prove_archived(target, archive, cancelled=self.cancelled)
         if point is None:
-            outcome.archive_problem = (f"its archiver did not prove within "
-                                       f"{PROOF_WAIT_SECONDS:g} s that it holds every commit")
+            outcome.archive_problem = NOT_PROVEN
             return
         outcome.safety_point = point
         checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-admin-archive-check")
