@@ -137,8 +137,9 @@ def frame_checksum_parts(data: bytes, page_size: int, big_endian: bool
     A frame's checksum covers the first 8 bytes of its header and its page. From the running
     checksum ``s`` before it, the checksum after it is ``M^n s + part`` (see
     :func:`_powers`; :func:`frame_step` gives ``M^n``), where ``part`` depends on the frame
-    alone: so the parts of every frame are computed in one pass, and only the short chain
-    from one frame to the next is left to walk.
+    alone: so the parts of every frame are computed in one pass (one matrix product of the
+    frames' words with the coefficients, no temporaries the size of the data), and only the
+    short chain from one frame to the next is left to walk.
     """
     step = FRAME_HEADER_BYTES + page_size
     frames = len(data) // step
@@ -148,12 +149,23 @@ def frame_checksum_parts(data: bytes, page_size: int, big_endian: bool
     raw = np.frombuffer(data, dtype=np.uint8, count=frames * step).reshape(frames, step)
     covered = np.concatenate((raw[:, :8], raw[:, FRAME_HEADER_BYTES:]), axis=1)
     words = covered.view(">u4" if big_endian else "<u4").astype(np.uint64)
-    x0, x1 = words[:, 0::2], words[:, 1::2]
-    ra, rb, rc, rd, *_ = _powers(x0.shape[1])
-    v1 = x0 + x1
-    first = np.sum(ra * x0 + rb * v1, axis=1, dtype=np.uint64)
-    second = np.sum(rc * x0 + rd * v1, axis=1, dtype=np.uint64)
-    return first, second
+    parts = words @ _coefficients(page_size)
+    return parts[:, 0], parts[:, 1]
+
+
+@lru_cache(maxsize=8)
+def _coefficients(page_size: int) -> np.ndarray:
+    """The frame's words (x0, x1 interleaved) times this matrix give its two checksum parts.
+
+    ``part0 = sum a*x0 + b*(x0 + x1)`` and ``part1 = sum c*x0 + d*(x0 + x1)`` with the
+    reversed powers of :func:`_powers`, so x0's coefficients are ``a + b`` and ``c + d``,
+    x1's ``b`` and ``d``.
+    """
+    ra, rb, rc, rd, *_ = _powers((8 + page_size) // 8)
+    matrix = np.empty((2 * len(ra), 2), dtype=np.uint64)
+    matrix[0::2, 0], matrix[1::2, 0] = ra + rb, rb
+    matrix[0::2, 1], matrix[1::2, 1] = rc + rd, rd
+    return matrix
 
 
 @lru_cache(maxsize=8)

@@ -74,7 +74,7 @@ from .keep import (
     repair_counters,
     safety_folder,
 )
-from .page_proof import prove_pages_equal
+from .page_proof import STAGE_PROOF, prove_pages_equal
 from .plan import RestoredCheck, check_restored
 from .write_access import blocked_sentence, probe_write_access, wait_for_write_access
 from .writing import (
@@ -246,6 +246,7 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
             keeper.finish()
         except (QueueAdminError, sqlite3.Error, OSError) as error:
             outcome.safety_problem = f"the safety copy could not be sealed ({error})"
+        report(progress, 0, 0, STAGE_PROOF)
         try:
             unproven = proof.result()
         except Exception as error:  # noqa: BLE001 - no proof then; the full check runs

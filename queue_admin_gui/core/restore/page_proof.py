@@ -6,8 +6,15 @@ staged copy passed the full check (and was then changed only by SQLite itself: t
 counters, the tasks carried over), so a restored file whose every page is the same is as
 sound as it; no second integrity check is needed.
 
-Only the file itself is compared, so the proof is tried only once the restore's checkpoint
-has emptied the live WAL (otherwise the newest pages are not in the file yet). Page 1's
+Only the file itself is compared, so the proof waits until a checkpoint has copied every
+frame of the live WAL into the file (otherwise the newest pages are not in the file yet): the
+restore's own checkpoint usually has, but a reader that began before the restore committed
+(the archiver, while it looks at the restore's transaction) keeps a checkpoint from copying
+them until it lets go. The proof then asks for a passive checkpoint (which never waits for
+anyone and never resets the log) every tenth of a second, for up to
+:data:`BACKFILL_WAIT_SECONDS`, and compares as soon as every frame is in the file. A commit
+by a worker after that can only change pages to something else than the backup's, so it
+makes the proof fail (never pass). Page 1's
 header fields SQLite itself rewrites on every commit or backup (file format versions for
 WAL, the change counter, the schema cookie, the version-valid-for number and the SQLite
 version that wrote it) are left out; everything else, page 1's schema included, must
@@ -19,9 +26,11 @@ not see.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
-from ..files.db_files import wal_path
+from ..files.db_files import sqlite_uri, wal_path
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 
 STAGE_PROOF = "Proving the restored pages equal to the checked backup"
@@ -31,6 +40,10 @@ STAGE_PROOF = "Proving the restored pages equal to the checked backup"
 _HEADER_VOLATILE = ((18, 20), (24, 28), (40, 44), (92, 100))
 _HEADER_SIZE = 100
 _CHUNK_PAGES = 256
+#: How long the proof waits for every restored page to be in the file before it gives up
+#: (the caller then runs SQLite's full integrity check instead).
+BACKFILL_WAIT_SECONDS = 30.0
+_BACKFILL_POLL_SECONDS = 0.1
 
 
 def _page_size(header: bytes) -> int:
@@ -58,21 +71,57 @@ def _wal_is_empty(target: Path) -> bool:
     return not wal.exists() or wal.stat().st_size == 0
 
 
+def _log_in_file(target: Path, wait_seconds: float, cancelled: CancelCheck | None,
+                 action: str) -> str | None:
+    """None once every frame of ``target``'s WAL is in the file itself, else why not.
+
+    Asks for a passive checkpoint until it reports every frame of the log copied, or
+    ``wait_seconds`` have passed.
+    """
+    if _wal_is_empty(target):
+        return None
+    deadline = time.monotonic() + wait_seconds
+    connection = sqlite3.connect(sqlite_uri(target, mode="rw"), uri=True,
+                                 isolation_level=None, timeout=0.1)
+    try:
+        while True:
+            busy, frames, copied = connection.execute(
+                "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames < 0:
+                return "the restored database's write-ahead log cannot be checkpointed"
+            if busy == 0 and frames == copied:
+                return None
+            if time.monotonic() >= deadline:
+                return (f"the restored pages were not all in the file after "
+                        f"{wait_seconds:g} s (a reader kept the write-ahead log from being "
+                        "copied into it)")
+            raise_if_cancelled(cancelled, action)
+            time.sleep(_BACKFILL_POLL_SECONDS)
+    except sqlite3.Error as error:
+        return f"the restored database could not be checkpointed ({error})"
+    finally:
+        connection.close()
+
+
 def prove_pages_equal(source: str | Path, target: str | Path,
                       progress: ProgressCallback | None = None,
-                      cancelled: CancelCheck | None = None) -> str | None:
+                      cancelled: CancelCheck | None = None, *,
+                      wait_seconds: float = BACKFILL_WAIT_SECONDS) -> str | None:
     """None when every page of ``target`` equals the page of ``source``, else why not.
 
     ``source`` is the staged copy the restore wrote from (closed, its own WAL folded in);
-    ``target`` the restored database. Reads both files as plain bytes.
+    ``target`` the restored database. Waits up to ``wait_seconds`` for the target's WAL to
+    be copied into its file (see the module docstring), then reads both files as plain
+    bytes.
     """
     source, target = Path(source), Path(target)
     action = f"Proving '{target}' equal to the checked backup"
     try:
         if not _wal_is_empty(source):
             return "the staged copy still has a write-ahead log"
-        if not _wal_is_empty(target):
-            return "the restored database's write-ahead log was not folded into the file"
+        not_in_file = _log_in_file(target, wait_seconds, cancelled, action)
+        if not_in_file is not None:
+            return not_in_file
         size = source.stat().st_size
         if target.stat().st_size != size:
             return "the restored file's size differs from the backup's"
@@ -95,11 +144,11 @@ def prove_pages_equal(source: str | Path, target: str | Path,
                 done += len(before)
                 report(progress, done, size, STAGE_PROOF)
                 raise_if_cancelled(cancelled, action)
-        if target.stat().st_size != size or not _wal_is_empty(target):
+        if target.stat().st_size != size:
             return "the restored database changed while it was compared"
     except OSError as error:
         return f"the files could not be read ({error})"
     return None
 
 
-__all__ = ["STAGE_PROOF", "prove_pages_equal"]
+__all__ = ["BACKFILL_WAIT_SECONDS", "STAGE_PROOF", "prove_pages_equal"]
