@@ -22,9 +22,10 @@ from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.backups.manifest import manifest_path_for
 from queue_admin_gui.core.errors import ErrorKind, QueueBackupError
 from queue_admin_gui.core.files.durable import file_sha256
+from queue_admin_gui.core.restore import page_proof
 from queue_admin_gui.core.restore.execute import CHECKED_NOW, PROVEN_EQUAL
 from queue_admin_gui.core.restore.keep import SAFETY_CHECKED_AFTER
-from queue_admin_gui.core.restore.page_proof import prove_pages_equal
+from queue_admin_gui.core.restore.page_proof import STAGE_PROOF, prove_pages_equal
 from queue_admin_gui.core.trust import check_seal
 from queue_admin_gui.core.trust.check_seal import record_full_check, trusted_check
 
@@ -201,8 +202,10 @@ def test_the_page_proof_finds_one_changed_byte(new_backup: Path, tmp_path: Path)
 
 
 def test_without_the_proof_the_result_gets_the_integrity_check(
-        engine: QueueBackup, live: Path, new_backup: Path) -> None:
+        engine: QueueBackup, live: Path, new_backup: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader keeps the restored pages in the WAL, so only the full check can vouch."""
+    monkeypatch.setattr(page_proof, "BACKFILL_WAIT_SECONDS", 0.3)
     reader = sqlite3.connect(live)
     try:
         reader.execute("BEGIN")
@@ -210,6 +213,31 @@ def test_without_the_proof_the_result_gets_the_integrity_check(
         result = engine.restore_backup(new_backup, accepted_workers={"*"})
     finally:
         reader.close()
-    assert result.result_check.startswith("SQLite's integrity check (")
+    assert result.result_check.startswith("SQLite's integrity check (the restored pages "
+                                          "were not all in the file after 0.3 s")
+    assert result.check is not None and result.check.ok
+    assert state(live) == NEW
+
+
+def test_the_proof_waits_for_a_reader_that_lets_go_after_the_commit(
+        engine: QueueBackup, live: Path, new_backup: Path) -> None:
+    """A reader older than the restore (an archiver looking at it) holds the restored pages
+    in the WAL for a while; the proof waits for them to reach the file, then compares."""
+    reader = sqlite3.connect(live)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM task_queue").fetchone()
+    seen_in_wal: list[int] = []
+
+    def progress(done: int, total: int, stage: str) -> None:
+        if stage == STAGE_PROOF and reader.in_transaction:
+            seen_in_wal.append(Path(f"{live}-wal").stat().st_size)
+            reader.execute("COMMIT")  # lets go once the restore has committed
+
+    try:
+        result = engine.restore_backup(new_backup, accepted_workers={"*"}, progress=progress)
+    finally:
+        reader.close()
+    assert seen_in_wal and seen_in_wal[0] > 0  # the restored pages were still in the WAL
+    assert result.result_check == PROVEN_EQUAL
     assert result.check is not None and result.check.ok
     assert state(live) == NEW

@@ -106,15 +106,16 @@ def _log_in_file(target: Path, wait_seconds: float, cancelled: CancelCheck | Non
 def prove_pages_equal(source: str | Path, target: str | Path,
                       progress: ProgressCallback | None = None,
                       cancelled: CancelCheck | None = None, *,
-                      wait_seconds: float = BACKFILL_WAIT_SECONDS) -> str | None:
+                      wait_seconds: float | None = None) -> str | None:
     """None when every page of ``target`` equals the page of ``source``, else why not.
 
     ``source`` is the staged copy the restore wrote from (closed, its own WAL folded in);
-    ``target`` the restored database. Waits up to ``wait_seconds`` for the target's WAL to
-    be copied into its file (see the module docstring), then reads both files as plain
-    bytes.
+    ``target`` the restored database. Waits up to ``wait_seconds`` (by default
+    :data:`BACKFILL_WAIT_SECONDS`) for the target's WAL to be copied into its file (see the
+    module docstring), then reads both files as plain bytes.
     """
     source, target = Path(source), Path(target)
+    wait_seconds = BACKFILL_WAIT_SECONDS if wait_seconds is None else wait_seconds
     action = f"Proving '{target}' equal to the checked backup"
     try:
         if not _wal_is_empty(source):
