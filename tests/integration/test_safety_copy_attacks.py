@@ -513,6 +513,39 @@ def test_a_frame_log_damaged_once_the_restore_holds_the_lock_is_found_before_the
     assert task_rows(live) == task_rows(backup) and result.check.ok
 
 
+def test_a_restore_hashes_the_snapshot_ahead_and_still_finds_it_damaged_under_the_lock(
+        changed_queue: tuple[Path, Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The restore hashes the archive's snapshot beside its staging copy, before the lock;
+    one bit of the snapshot flips (its modification time put back) the moment the proof is
+    asked: the digest hashed ahead must not be reused, the check fails, the write rolls back
+    and a safety backup is taken."""
+    live, folder, backup = changed_queue
+    archive = folder / "archive"
+    real = restore_keep.confirm_safety_point
+    given: list[object] = []
+
+    def confirming(point: SafetyPoint, known: object = None) -> SafetyPoint:
+        given.append(known)
+        return real(point, known)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(restore_keep, "confirm_safety_point", confirming)
+    with archiving(live, archive):
+        snapshot = next(archive.glob("gen-*/snapshot/*.db"))
+        size = snapshot.stat().st_size
+        before = copy_of(live, tmp_path / "before.db")
+        damage = OnRequest(archive, lambda: damage_byte(snapshot, size // 2))
+        result = QueueBackup(live, folder).restore_backup(backup, archive_safety=archive)
+        damage.stop()
+    assert damage.error is None and damage.done.is_set()
+    assert len(given) == 1 and given[0] is not None  # hashed ahead, handed to the check
+    assert result.safety_point is None
+    assert "snapshot" in (result.archive_problem or ""), result.archive_problem
+    assert result.safety_backup is not None
+    same_queue(result.safety_backup, before)
+    assert task_rows(live) == task_rows(backup) and result.check.ok
+
+
 def test_an_archiver_of_another_queue_answering_for_this_one_is_no_safety_copy(
         changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:
     live, folder, backup = changed_queue

@@ -20,7 +20,10 @@ The order of the steps is what makes the restore unable to lose a committed writ
    file never go below what the live database had handed out, so no task id is reused.
 4. The safety copy is checked in full, while the restored file is compared page by page
    with the staging copy (:mod:`.page_proof`); only when that comparison cannot be made
-   does SQLite's integrity check of the result run. Its schema and counters are checked
+   does SQLite's integrity check of the result run. When the point-in-time archive is to
+   be the safety copy, its snapshot is hashed beside step 1's staging copy, so its check
+   beside the write reads only the frame logs (the digest is used only if the snapshot is
+   still that very file). Its schema and counters are checked
    either way, and the staging folder removed. Once the copy has committed nothing raises:
    what goes wrong after it is reported in the result, which always says the backup was
    written in.
@@ -42,12 +45,13 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import psutil
 
+from ..archive.safety_point import KnownDigest, archiving_this, hash_snapshot_ahead
 from ..backups.backup_paths import refuse_live_side_paths
 from ..backups.backup_store import BackupStore
 from ..backups.manifest import manifest_beside, manifest_path_for
@@ -131,6 +135,14 @@ def _restore_locked(request: RestoreRequest, progress: ProgressCallback | None,
     # Commits by other connections are watched from now on, while the backup is checked.
     watch = (CommitWatch(target) if target.exists()
              and not set(request.accepted_workers) >= ALL_WORKERS else None)
+    # The archive's snapshot is hashed beside the staging copy, so that its check beside
+    # the write (when the archive is the safety copy) only reads the frame logs.
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-admin-snapshot-hash")
+    known: Future[KnownDigest | None] | None = None
+    if request.safety_backup and request.archive_safety is not None and target.exists() \
+            and archiving_this(target, Path(request.archive_safety)):
+        known = ahead.submit(hash_snapshot_ahead, request.archive_safety)
+    ahead.shutdown(wait=False)
     try:
         staged, digest = _stage(backup_path, staging_dir, action, progress, cancelled)
         size = staged.stat().st_size
@@ -160,7 +172,8 @@ def _restore_locked(request: RestoreRequest, progress: ProgressCallback | None,
                                        ErrorKind.CORRUPT)
             repair_counters(staged, action)
 
-        outcome = _write(request, staged, action, started, progress, cancelled, restage)
+        outcome = _write(request, staged, action, started, progress, cancelled, restage,
+                         _known_digest(known))
         outcome.counters_repaired = repaired
         outcome.source_check = earlier.describe() if earlier is not None else CHECKED_NOW
         outcome.workers_seen = signals.notes() if signals is not None else []
@@ -171,9 +184,19 @@ def _restore_locked(request: RestoreRequest, progress: ProgressCallback | None,
         shutil.rmtree(staging_dir, ignore_errors=True)
 
 
+def _known_digest(known: Future[KnownDigest | None] | None) -> KnownDigest | None:
+    """The snapshot's digest hashed ahead, or None (nothing hashed, or it failed)."""
+    if known is None:
+        return None
+    try:
+        return known.result()
+    except Exception:  # noqa: BLE001 - without it, the check beside the write hashes instead
+        return None
+
+
 def _write(request: RestoreRequest, staged: Path, action: str, started: float,
            progress: ProgressCallback | None, cancelled: CancelCheck | None,
-           restage: Callable[[], None]) -> RestoreReport:
+           restage: Callable[[], None], known: KnownDigest | None = None) -> RestoreReport:
     target = Path(request.target)
     inspection = inspect_target(target, check=False, progress=progress, cancelled=cancelled,
                                 busy_timeout_ms=request.busy_timeout_ms)
@@ -194,7 +217,7 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
         if inspection.state is not TargetState.MISSING and outcome.moved_aside:
             carry_set_aside_counters(outcome.moved_aside[0], staged, outcome)
     keeper = LiveStateKeeper(request, outcome, action, progress, cancelled,
-                             wal=inspection.journal_mode == "wal")
+                             wal=inspection.journal_mode == "wal", known=known)
     guarded = inspection.state in (TargetState.HEALTHY, TargetState.DAMAGED)
 
     def write(keeper: LiveStateKeeper | None) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ..archive.safety_point import (
     NOT_PROVEN,
+    KnownDigest,
     SafetyPoint,
     archiving_this,
     confirm_safety_point,
@@ -152,8 +153,11 @@ class LiveStateKeeper:
 
     def __init__(self, request: RestoreRequest, outcome: RestoreReport, action: str,
                  progress: ProgressCallback | None, cancelled: CancelCheck | None, *,
-                 wal: bool = True) -> None:
+                 wal: bool = True, known: KnownDigest | None = None) -> None:
         self.request, self.outcome, self.action = request, outcome, action
+        #: The archive snapshot's SHA-256, computed before the lock, that its check reuses
+        #: while the snapshot is still that very file.
+        self.known = known
         #: Outside WAL mode the write's first step holds the exclusive lock: read unlocked.
         self.unlocked = not wal
         self.progress, self.cancelled = progress, cancelled
@@ -247,7 +251,7 @@ class LiveStateKeeper:
             return
         outcome.safety_point = point
         checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-admin-archive-check")
-        self._checking = checker.submit(confirm_safety_point, point)
+        self._checking = checker.submit(confirm_safety_point, point, self.known)
         checker.shutdown(wait=False)  # the thread ends once the check is done
 
     def discard(self) -> None:
