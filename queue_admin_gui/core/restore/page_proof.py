@@ -11,8 +11,8 @@ frame of the live WAL into the file (otherwise the newest pages are not in the f
 restore's own checkpoint usually has, but a reader that began before the restore committed
 (the archiver, while it looks at the restore's transaction) keeps a checkpoint from copying
 them until it lets go. The proof then asks for a passive checkpoint (which never waits for
-anyone and never resets the log) every tenth of a second, for up to
-:data:`BACKFILL_WAIT_SECONDS`, and compares as soon as every frame is in the file. A commit
+anyone and never resets the log) every tenth of a second, for about as long as the integrity
+check it spares would take (2 to 30 s), and compares as soon as every frame is in the file. A commit
 by a worker after that can only change pages to something else than the backup's, so it
 makes the proof fail (never pass). Page 1's
 header fields SQLite itself rewrites on every commit or backup (file format versions for
@@ -40,9 +40,14 @@ STAGE_PROOF = "Proving the restored pages equal to the checked backup"
 _HEADER_VOLATILE = ((18, 20), (24, 28), (40, 44), (92, 100))
 _HEADER_SIZE = 100
 _CHUNK_PAGES = 256
-#: How long the proof waits for every restored page to be in the file before it gives up
-#: (the caller then runs SQLite's full integrity check instead).
+#: The longest the proof waits for every restored page to be in the file before it gives up
+#: (the caller then runs SQLite's full integrity check instead) ...
 BACKFILL_WAIT_SECONDS = 30.0
+#: ... and the wait for a database of a given size: about as long as that check would take
+#: (SQLite checks a queue at 200 MB a second or more on a 2-core machine), never under 2 s,
+#: so waiting never costs more than the check it may spare.
+_CHECK_BYTES_PER_SECOND = 200_000_000
+_MIN_WAIT_SECONDS = 2.0
 _BACKFILL_POLL_SECONDS = 0.1
 
 
@@ -110,16 +115,19 @@ def prove_pages_equal(source: str | Path, target: str | Path,
     """None when every page of ``target`` equals the page of ``source``, else why not.
 
     ``source`` is the staged copy the restore wrote from (closed, its own WAL folded in);
-    ``target`` the restored database. Waits up to ``wait_seconds`` (by default
+    ``target`` the restored database. Waits up to ``wait_seconds`` (by default about as
+    long as SQLite's integrity check of the file would take, at most
     :data:`BACKFILL_WAIT_SECONDS`) for the target's WAL to be copied into its file (see the
     module docstring), then reads both files as plain bytes.
     """
     source, target = Path(source), Path(target)
-    wait_seconds = BACKFILL_WAIT_SECONDS if wait_seconds is None else wait_seconds
     action = f"Proving '{target}' equal to the checked backup"
     try:
         if not _wal_is_empty(source):
             return "the staged copy still has a write-ahead log"
+        if wait_seconds is None:
+            wait_seconds = min(BACKFILL_WAIT_SECONDS, max(
+                _MIN_WAIT_SECONDS, source.stat().st_size / _CHECK_BYTES_PER_SECOND))
         not_in_file = _log_in_file(target, wait_seconds, cancelled, action)
         if not_in_file is not None:
             return not_in_file
