@@ -51,7 +51,8 @@ from ..errors import ErrorKind, OperationCancelled
 from ..files.durable import file_sha256, fsync_file, retry_on_windows_lock
 from ..progress import CancelCheck, ProgressCallback, report
 from ..trust.untrusted import open_backup_file
-from .images import ReplayImage, copy_verified, image_for, read_image
+from .images import ReplayImage, copy_verified, image_for, read_image, snapshot_digest
+from .levels import Level, LevelDamage, check_level_files, usable_levels, write_levels
 from .page_deltas import decode_delta_transaction
 from .replay import apply_transactions, page_size_of
 from .store import (
@@ -97,6 +98,11 @@ class RebuildResult:
     from_image: int | None = None
     #: Why the generation's replay image could not be used, when it has one that failed.
     image_problem: str | None = None
+    #: Transactions the level files written over the snapshot stood for (None: none used).
+    from_levels: int | None = None
+    levels_used: int = 0
+    #: Why a level file the instant could have used was not, when one failed its checks.
+    level_problem: str | None = None
 
 
 def parse_instant(text: str) -> datetime:
@@ -222,13 +228,14 @@ def damage_at(generations: list[Generation], at: float) -> ArchiveDamage | None:
 
 
 def transactions_until(generation: Generation, at: float, limit: int | None = None, *,
-                       after: ReplayImage | None = None) -> Iterator[ArchivedTransaction]:
+                       after: ReplayImage | Level | None = None
+                       ) -> Iterator[ArchivedTransaction]:
     """The generation's transactions seen at or before ``at``, each proven to follow the last.
 
-    ``limit``: no more than this many. ``after``: only those after what the image holds
-    (the first must follow the WAL position it recorded). A record that fails its checksum
-    or breaks the chain before ``at`` raises: a rebuild never stops short of the instant it
-    was asked for.
+    ``limit``: no more than this many. ``after``: only those after what the image (or the
+    level file) holds (the first must follow the WAL position it recorded). A record that
+    fails its checksum or breaks the chain before ``at`` raises: a rebuild never stops short
+    of the instant it was asked for.
     """
     chain = ChainCheck(after.chain if after is not None else generation.data.get("start"))
     given = 0
@@ -468,15 +475,25 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
             copied = copy_verified(image.path, partial, image.sha256, cancelled, action)
         if image is not None and not copied:
             image, image_problem = None, "image.db fails its checksum"
+        levels: list[Level] = []
+        level_problem = None
         if image is None:
-            _copy_snapshot(generation, snapshot, partial, cancelled, action)
+            levels, level_problem = _snapshot_and_levels(generation, snapshot, moment, limit,
+                                                         partial, cancelled, action)
         elif not generation.snapshot_proven:
             # The image stands for the snapshot, which is proven all the same (beside the
             # work below, on the other core) so that the rebuild offers what status offers.
             proving = _Beside(prove_snapshot, generation)
-        applied, state_seen, page_size, pages = _apply(generation, moment, partial,
-                                                       progress, cancelled, action, limit,
-                                                       image)
+        try:
+            applied, state_seen, page_size, pages = _apply(
+                generation, moment, partial, progress, cancelled, action, limit, image, levels)
+        except LevelDamage as damage:
+            # A level changed after it was checked: the snapshot and every record, as before.
+            levels, level_problem = [], str(damage)
+            retry_on_windows_lock(partial.unlink)
+            _copy_snapshot(generation, snapshot, partial, cancelled, action)
+            applied, state_seen, page_size, pages = _apply(
+                generation, moment, partial, progress, cancelled, action, limit, None, [])
         report(progress, 0, 1, STAGE_CHECK)
         # The flush to the disk, the SHA-256 for the manifest and the task counts run side
         # by side (the first waits on the disk, the other two on a core each).
@@ -530,28 +547,59 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
         size_bytes=output.stat().st_size, seconds=time.monotonic() - started,
         manifest=manifest, check=check,
         from_image=image.transactions if image is not None else None,
-        image_problem=image_problem)
+        image_problem=image_problem,
+        from_levels=levels[-1].transactions if levels else None, levels_used=len(levels),
+        level_problem=level_problem)
+
+
+def _snapshot_and_levels(generation: Generation, snapshot: Path, moment: float,
+                         limit: int | None, partial: Path, cancelled: CancelCheck | None,
+                         action: str) -> tuple[list[Level], str | None]:
+    """Copy the snapshot while the level files the instant may use are checked beside it.
+
+    Returns the levels that passed every check (oldest first) and why the run of levels
+    stops short of the instant, when a level file failed.
+    """
+    levels, problem = usable_levels(generation, moment, limit, snapshot_digest(generation))
+    checking = _Beside(check_level_files, levels, cancelled, action) if levels else None
+    try:
+        _copy_snapshot(generation, snapshot, partial, cancelled, action)
+    except BaseException:
+        if checking is not None:
+            checking.abandon()
+        raise
+    if checking is not None:
+        levels, failed = checking.result()
+        problem = failed or problem
+    return levels, problem
 
 
 def _apply(generation: Generation, moment: float, partial: Path,
            progress: ProgressCallback | None, cancelled: CancelCheck | None,
-           action: str, limit: int | None,
-           image: ReplayImage | None) -> tuple[int, float, int, int]:
-    """Write the transactions over the copied snapshot (or image); return what was applied."""
+           action: str, limit: int | None, image: ReplayImage | None,
+           levels: list[Level]) -> tuple[int, float, int, int]:
+    """Write the levels and transactions over the copied snapshot (or image); what was applied.
+
+    Raises :class:`.levels.LevelDamage` when a level fails while its pages are written.
+    """
     page_size = page_size_of(partial)
+    start: ReplayImage | Level | None = image if image is not None else (
+        levels[-1] if levels else None)
     with open(partial, "r+b") as handle:
-        if image is not None:
-            if image.page_size != page_size:
-                raise ArchiveError(f"{action} failed: the replay image's pages are not "
-                                   f"{image.page_size} bytes; the archive is damaged.",
-                                   ErrorKind.CORRUPT)
-            done, state_seen, pages = image.transactions, image.state_seen, image.database_pages
+        if levels and image is None:
+            write_levels(handle.fileno(), page_size, levels, cancelled, action)
+        if start is not None:
+            if start.page_size != page_size:
+                raise ArchiveError(f"{action} failed: the replay image's (or level file's) "
+                                   f"pages are not {start.page_size} bytes; the archive is "
+                                   "damaged.", ErrorKind.CORRUPT)
+            done, state_seen, pages = start.transactions, start.state_seen, start.database_pages
             limit = None if limit is None else limit - done
         else:
             done, state_seen = 0, float(generation.snapshot_at or 0.0)
             pages = handle.seek(0, 2) // page_size
         applied = apply_transactions(
-            handle, page_size, transactions_until(generation, moment, limit, after=image),
+            handle, page_size, transactions_until(generation, moment, limit, after=start),
             progress, cancelled, action, total=max(1, generation.transactions - done))
         if applied.page_count is not None and applied.state_seen is not None:
             pages, state_seen = applied.page_count, applied.state_seen
