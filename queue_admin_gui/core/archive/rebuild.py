@@ -15,8 +15,11 @@ An instant outside every generation is refused with the nearest instants that ca
 Where the time goes, and what runs side by side (two cores): the generation's replay image,
 when the instant lies at or after it, is copied and hashed on a helper thread while every
 frame log is checked on the caller's; the copy is used only if the checked archive yields
-that very image. The snapshot's SHA-256 is then proven beside the rest of the work (the
-rebuild's copy proves it instead when the snapshot itself is copied); damage to it refuses
+that very image. Before the image, the snapshot is copied that way instead, the level files
+of the whole stretches before the instant (:mod:`.levels`) are checked, then written over
+it, each page once, and only the transactions after the last of them are replayed. The
+snapshot's SHA-256 is then proven beside the rest of the work (the rebuild's copy proves it
+instead when the snapshot itself is copied); damage to it refuses
 the rebuild exactly as a full check first would. The flush to the disk, the manifest's
 SHA-256 and the task counts run together; the full check then compares that SHA-256 (just
 computed from the file) with the manifest instead of hashing the file again, while SQLite's
@@ -273,12 +276,19 @@ def _damaged(generation: Generation, segment: Path, reason: str) -> ArchiveError
 
 
 def _copy_snapshot(generation: Generation, snapshot: Path, target: Path,
-                   cancelled: CancelCheck | None, action: str) -> None:
-    """Copy the snapshot, proving on the way that it is the file its checksums describe."""
+                   cancelled: CancelCheck | None, action: str,
+                   early: _EarlyCopy | None = None) -> None:
+    """Copy the snapshot, proving on the way that it is the file its checksums describe.
+
+    ``early``: a copy begun beside the check, taken when it is of this snapshot.
+    """
     expected = generation.data.get("snapshot_sha256")
     if expected is None:
         expected = BackupManifest.read(manifest_path_for(snapshot)).sha256
-    if not copy_verified(snapshot, target, expected, cancelled, action):
+    copied = early.take(generation, None) if early is not None else None
+    if copied is None:
+        copied = copy_verified(snapshot, target, expected, cancelled, action)
+    if not copied:
         if not generation.snapshot_proven:
             raise _SnapshotUnproven
         raise ArchiveError(f"{action} refused: the snapshot '{snapshot}' fails its checksum; "
@@ -372,17 +382,20 @@ def _refuse_existing(output: Path, moment: float) -> None:
 
 
 class _EarlyCopy:
-    """The copy of the replay image a rebuild will most likely use, begun before the check.
+    """The copy of the replay image (or snapshot) a rebuild will most likely use, begun early.
 
-    Chosen from what can be seen unread (generation.json, image.json and their checksums);
-    the copy is hashed as it is written. The rebuild takes it only when the checked archive
-    yields the same image (:func:`.images.image_for`, after every file was checked) and the
-    copy's SHA-256 matched; otherwise it is thrown away.
+    Chosen from what can be seen unread (generation.json, image.json and their checksums):
+    the image when it may serve the instant, else the generation's snapshot (which the level
+    files and the records are then written over). The copy is hashed as it is written. The
+    rebuild takes it only when the checked archive yields the same image (or no image, and
+    the same snapshot and recorded SHA-256), after every file was checked; otherwise it is
+    thrown away.
     """
 
-    def __init__(self, generation: str, image: ReplayImage, target: Path,
-                 cancelled: CancelCheck | None) -> None:
+    def __init__(self, generation: str, image: ReplayImage | None, source: Path, digest: str,
+                 target: Path, cancelled: CancelCheck | None) -> None:
         self.generation, self.image, self.target = generation, image, target
+        self.source, self.digest = source, digest
         self._stop = threading.Event()
         self._taken = False
 
@@ -390,8 +403,9 @@ class _EarlyCopy:
             return self._stop.is_set() or bool(cancelled is not None and cancelled())
 
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="queue-admin-copy")
-        self._future = self._pool.submit(copy_verified, image.path, target, image.sha256,
-                                         stopped, "Copying the replay image")
+        self._future = self._pool.submit(copy_verified, source, target, digest, stopped,
+                                         "Copying the replay image" if image is not None
+                                         else STAGE_SNAPSHOT)
 
     @classmethod
     def start(cls, archive: Path, moment: float, target: Path,
@@ -408,17 +422,26 @@ class _EarlyCopy:
             if generation.unusable or start is None or start > moment:
                 continue
             image, _ = read_image(generation)
-            if image is None or image.state_seen > moment:
+            if image is not None and image.state_seen <= moment:
+                return cls(generation.id, image, image.path, image.sha256, target, cancelled)
+            digest = generation.data.get("snapshot_sha256")
+            snapshot = generation.snapshot
+            if snapshot is None or not isinstance(digest, str):
                 return None
-            return cls(generation.id, image, target, cancelled)
+            return cls(generation.id, None, snapshot, digest, target, cancelled)
         return None
 
-    def take(self, generation: Generation, image: ReplayImage) -> bool | None:
+    def take(self, generation: Generation, image: ReplayImage | None) -> bool | None:
         """The copy's outcome when it is of ``image`` (True: its SHA-256 matched), else None.
 
-        Waits for the copy to end. A copy that is not taken is removed by :meth:`discard`.
+        ``image`` None: the copy is wanted of the generation's snapshot, with the SHA-256
+        generation.json records for it. Waits for the copy to end. A copy that is not taken
+        is removed by :meth:`discard`.
         """
-        if generation.id != self.generation or image != self.image:
+        wanted = image is not None or (
+            self.source == generation.snapshot
+            and self.digest == generation.data.get("snapshot_sha256"))
+        if generation.id != self.generation or image != self.image or not wanted:
             self.discard()
             return None
         self._taken = True
@@ -448,7 +471,8 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
     """Rebuild one generation's state at ``moment`` into ``output`` (see :func:`rebuild_to_time`).
 
     ``limit``: apply no more than this many of its transactions (an exact commit).
-    ``early``: a copy of a replay image begun beside the check, used if it is the right one.
+    ``early``: a copy of a replay image or of the snapshot begun beside the check, used if
+    it is the right one.
     """
     started = time.monotonic()
     output = Path(output)
@@ -469,8 +493,6 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
         copied = None
         if image is not None and early is not None:
             copied = early.take(generation, image)
-        elif early is not None:
-            early.discard()
         if image is not None and copied is None:
             copied = copy_verified(image.path, partial, image.sha256, cancelled, action)
         if image is not None and not copied:
@@ -479,7 +501,7 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
         level_problem = None
         if image is None:
             levels, level_problem = _snapshot_and_levels(generation, snapshot, moment, limit,
-                                                         partial, cancelled, action)
+                                                         partial, cancelled, action, early)
         elif not generation.snapshot_proven:
             # The image stands for the snapshot, which is proven all the same (beside the
             # work below, on the other core) so that the rebuild offers what status offers.
@@ -554,7 +576,8 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
 
 def _snapshot_and_levels(generation: Generation, snapshot: Path, moment: float,
                          limit: int | None, partial: Path, cancelled: CancelCheck | None,
-                         action: str) -> tuple[list[Level], str | None]:
+                         action: str, early: _EarlyCopy | None
+                         ) -> tuple[list[Level], str | None]:
     """Copy the snapshot while the level files the instant may use are checked beside it.
 
     Returns the levels that passed every check (oldest first) and why the run of levels
@@ -563,7 +586,7 @@ def _snapshot_and_levels(generation: Generation, snapshot: Path, moment: float,
     levels, problem = usable_levels(generation, moment, limit, snapshot_digest(generation))
     checking = _Beside(check_level_files, levels, cancelled, action) if levels else None
     try:
-        _copy_snapshot(generation, snapshot, partial, cancelled, action)
+        _copy_snapshot(generation, snapshot, partial, cancelled, action, early)
     except BaseException:
         if checking is not None:
             checking.abandon()
