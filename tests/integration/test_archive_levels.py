@@ -184,7 +184,7 @@ def test_a_damaged_level_file_costs_time_never_an_instant(made: Made, tmp_path: 
     folder = copied(made, tmp_path / "archive")
     run = the_levels(folder)
     victim = run[len(run) // 4]
-    flip_byte(victim.path, victim.path.stat().st_size - 5)  # one byte of one page
+    flip_byte(victim.path, victim.path.stat().st_size // 3)  # one byte of one page
     at = middle_of(run)
     expected = rebuild_to_time(plain_copy(folder, tmp_path / "plain"), at,
                                tmp_path / "expected.db")
@@ -233,7 +233,7 @@ def test_a_level_file_changed_after_its_check_sends_the_rebuild_to_the_snapshot(
     def check_then_damage(chosen, cancelled, action):
         result = checked(chosen, cancelled, action)
         victim = chosen[-1].path
-        flip_byte(victim, victim.stat().st_size - 5)
+        flip_byte(victim, victim.stat().st_size // 3)  # inside a page
         return result
 
     monkeypatch.setattr(rebuild, "check_level_files", check_then_damage)

@@ -12,9 +12,10 @@ replays only the transactions after the last of them.
 
 Files, in the generation's ``levels`` folder, named by the transactions they stand for::
 
-    level-<first>-<last>.pages   a head (magic, format, page size, page count), then one
-                                 entry per page (its number, compressed length, and the
-                                 CRC-32 of its bytes), then the pages, each compressed
+    level-<first>-<last>.pages   a head (magic, format, page size, page count), the pages
+                                 in page order, each compressed, then one entry per page
+                                 (its number, compressed length, and the CRC-32 of its
+                                 bytes)
     level-<first>-<last>.json    where the stretch starts and stops (as image.json: frame
                                  log, byte offset, the CRC-32 of that frame log up to there,
                                  the sealed frame logs before it, the WAL position the next
@@ -308,18 +309,20 @@ def write_levels(fd: int, page_size: int, levels: list[Level],
             mapped = _map(level)
             maps.append(mapped)
             names.append(level.path.name)
+            if len(mapped) < _HEAD.size:
+                raise LevelDamage(f"{level.path.name} has no head")
             magic, version, size, count = _HEAD.unpack_from(mapped, 0)
-            data_at = _HEAD.size + count * _ENTRY.size
+            index_at = len(mapped) - count * _ENTRY.size
             if (magic != _MAGIC or version != LEVEL_FORMAT or size != page_size
-                    or count != level.pages or data_at > len(mapped)):
+                    or count != level.pages or index_at < _HEAD.size):
                 raise LevelDamage(f"{level.path.name} has a wrong head")
-            position = data_at
-            for number, length, crc in _ENTRY.iter_unpack(mapped[_HEAD.size:data_at]):
+            position = _HEAD.size
+            for number, length, crc in _ENTRY.iter_unpack(mapped[index_at:]):
                 if number not in chosen:
                     chosen[number] = (len(maps) - 1, position, length, crc)
                 position += length
-            if position != len(mapped):
-                raise LevelDamage(f"{level.path.name} does not hold the pages its head lists")
+            if position != index_at:
+                raise LevelDamage(f"{level.path.name} does not hold the pages its index lists")
         run: list[bytes] = []
         run_start = 0
         for done, number in enumerate(sorted(chosen)):
@@ -438,22 +441,25 @@ def write_level(generation: Generation, fd: int, page_size: int, stretch: Stretc
     partial = folder / (stem + ".pages.partial")
     numbers = sorted(stretch.touched)
     entries: list[bytes] = []
-    bodies: list[bytes] = []
-    for done, number in enumerate(numbers):
-        page = os.pread(fd, page_size, (number - 1) * page_size).ljust(page_size, b"\0")
-        body = zlib.compress(page, _COMPRESSION)
-        entries.append(_ENTRY.pack(number, len(body), zlib.crc32(page)))
-        bodies.append(body)
-        if done % 4096 == 0:
-            raise_if_cancelled(cancelled, action)
     crc = 0
     size = 0
     with open(partial, "wb") as handle:
-        for part in (_HEAD.pack(_MAGIC, LEVEL_FORMAT, page_size, len(numbers)),
-                     b"".join(entries), *bodies):
+
+        def put(part: bytes) -> None:
+            nonlocal crc, size
             handle.write(part)
             crc = zlib.crc32(part, crc)
             size += len(part)
+
+        put(_HEAD.pack(_MAGIC, LEVEL_FORMAT, page_size, len(numbers)))
+        for done, number in enumerate(numbers):  # one page in memory at a time
+            page = os.pread(fd, page_size, (number - 1) * page_size).ljust(page_size, b"\0")
+            body = zlib.compress(page, _COMPRESSION)
+            entries.append(_ENTRY.pack(number, len(body), zlib.crc32(page)))
+            put(body)
+            if done % 4096 == 0:
+                raise_if_cancelled(cancelled, action)
+        put(b"".join(entries))
         handle.flush()
         os.fsync(handle.fileno())
     retry_on_windows_lock(lambda: os.replace(partial, pages_path))
