@@ -114,15 +114,15 @@ def the_levels(folder: Path) -> list[Level]:
     return run
 
 
-def instants_around(run: list[Level], image_seen: float) -> list[float]:
-    """Each stretch's end, just before it and half-way into the next; and past the image."""
+def instants_around(run: list[Level], image_seen: float, latest: float) -> list[float]:
+    """Each stretch's end, just before it and half-way into the next; the image and after."""
     chosen = []
     for before, level in zip([None, *run], run, strict=False):
         chosen.append(level.state_seen)
         chosen.append(level.state_seen - 0.000001)
         if before is not None:
             chosen.append((before.state_seen + level.state_seen) / 2)
-    return sorted({*chosen, image_seen + 0.5})
+    return sorted({*chosen, image_seen, (image_seen + latest) / 2, latest})
 
 
 def test_compaction_writes_a_level_per_stretch_and_reports_their_cost(made: Made) -> None:
@@ -153,9 +153,10 @@ def test_every_instant_rebuilds_identically_with_the_levels(made: Made, tmp_path
     image, _ = images.read_image(list_generations(folder, check=True)[0])
     assert image is not None
     status = archive_status(folder)
-    assert status.earliest is not None
+    assert status.earliest is not None and status.latest is not None
     used = 0
-    for number, at in enumerate([status.earliest, *instants_around(run, image.state_seen)]):
+    for number, at in enumerate([status.earliest,
+                                 *instants_around(run, image.state_seen, status.latest)]):
         fast = rebuild_to_time(folder, at, tmp_path / f"fast-{number}.db")
         slow = rebuild_to_time(plain, at, tmp_path / f"slow-{number}.db")
         assert slow.from_image is None and slow.from_levels is None

@@ -46,8 +46,11 @@ import os
 import re
 import struct
 import zlib
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,9 @@ _NAME = re.compile(r"^level-(\d+)-(\d+)\.json$")
 _CRC_CHUNK = 16 * 1024 * 1024
 #: Pages written to the rebuilt file in one call when their numbers follow each other.
 _RUN_PAGES = 256
+#: Pages a helper expands at a time, and how many such chunks may be ready ahead.
+_EXPAND_PAGES = 2048
+_AHEAD = 4
 
 
 class LevelDamage(Exception):
@@ -323,27 +329,43 @@ def write_levels(fd: int, page_size: int, levels: list[Level],
                 position += length
             if position != index_at:
                 raise LevelDamage(f"{level.path.name} does not hold the pages its index lists")
-        run: list[bytes] = []
-        run_start = 0
-        for done, number in enumerate(sorted(chosen)):
-            which, position, length, crc = chosen[number]
-            try:
-                page = zlib.decompress(maps[which][position:position + length])
-            except zlib.error as error:
-                raise LevelDamage(f"page {number} of {names[which]} fails its checksum "
-                                  f"({error})") from error
-            if len(page) != page_size or zlib.crc32(page) != crc:
-                raise LevelDamage(f"page {number} of {names[which]} fails its checksum")
-            if run and (number != run_start + len(run) or len(run) >= _RUN_PAGES):
-                _write_run(fd, page_size, run_start, run)
-                run = []
-            if not run:
-                run_start = number
-            run.append(page)
-            if done % 4096 == 0:
+        order = sorted(chosen)
+        chunks = [order[start:start + _EXPAND_PAGES]
+                  for start in range(0, len(order), _EXPAND_PAGES)]
+
+        def expand(numbers: list[int]) -> list[tuple[int, bytes]]:
+            pages = []
+            for number in numbers:
+                which, position, length, crc = chosen[number]
+                try:
+                    page = zlib.decompress(maps[which][position:position + length])
+                except zlib.error as error:
+                    raise LevelDamage(f"page {number} of {names[which]} fails its checksum "
+                                      f"({error})") from error
+                if len(page) != page_size or zlib.crc32(page) != crc:
+                    raise LevelDamage(f"page {number} of {names[which]} fails its checksum")
+                pages.append((number, page))
+            return pages
+
+        # zlib expands with the GIL released: two helpers expand the next chunks while this
+        # thread writes the last ones (a few chunks ahead at most, so memory stays bounded).
+        with ThreadPoolExecutor(2, thread_name_prefix="queue-admin-levels") as helpers:
+            ahead: deque[Future[list[tuple[int, bytes]]]] = deque()
+            waiting = iter(chunks)
+            for chunk in islice(waiting, _AHEAD):
+                ahead.append(helpers.submit(expand, chunk))
+            while ahead:
+                try:
+                    pages = ahead.popleft().result()
+                except BaseException:
+                    for future in ahead:
+                        future.cancel()
+                    raise
+                following = next(waiting, None)
+                if following is not None:
+                    ahead.append(helpers.submit(expand, following))
+                _write_pages(fd, page_size, pages)
                 raise_if_cancelled(cancelled, action)
-        if run:
-            _write_run(fd, page_size, run_start, run)
     finally:
         for mapped in maps:
             mapped.close()
@@ -357,6 +379,21 @@ def _map(level: Level) -> mmap.mmap:
             return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError) as error:
         raise LevelDamage(f"{level.path.name} cannot be read ({error})") from error
+
+
+def _write_pages(fd: int, page_size: int, pages: list[tuple[int, bytes]]) -> None:
+    """Write pages (in page order), one call per run of consecutive numbers."""
+    run: list[bytes] = []
+    run_start = 0
+    for number, page in pages:
+        if run and (number != run_start + len(run) or len(run) >= _RUN_PAGES):
+            _write_run(fd, page_size, run_start, run)
+            run = []
+        if not run:
+            run_start = number
+        run.append(page)
+    if run:
+        _write_run(fd, page_size, run_start, run)
 
 
 def _write_run(fd: int, page_size: int, first: int, pages: list[bytes]) -> None:
