@@ -7,8 +7,9 @@ against its checksums (exit 1 when any is damaged), and with ``--validate`` firs
 the archive against the live database. ``restore --at`` rebuilds the queue as it was at an
 instant (or ``latest``, ``earliest``) into a new file (``--output``) and, with ``--yes``,
 restores that file through the same path as ``restore PATH --yes``. ``archive-compact``
-carries each generation's replay image on, so that rebuilding a recent instant replays only
-the transactions archived since (see :mod:`..core.archive.images`).
+carries each generation's replay image on and writes its level files, so that rebuilding
+any instant replays only the transactions archived since the nearest of them (see
+:mod:`..core.archive.images` and :mod:`..core.archive.levels`).
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ def _archive_compact_options(parser: argparse.ArgumentParser) -> None:
 
 
 @command("archive-compact", "Carry each generation's replay image on to its newest archived "
-         "transaction, so a rebuild replays only what came after.",
+         "transaction and write its level files, so a rebuild of any instant replays little.",
          options=_archive_compact_options, logged=True)
 def archive_compact_command(context: Context) -> CommandResult:
     """Carry every restorable generation's replay image on; a skipped generation is named.
@@ -249,10 +250,14 @@ def archive_compact_command(context: Context) -> CommandResult:
         results = compact_archive(folder, progress, context.interrupt)
     rows = [{"generation": r.generation, "outcome": r.outcome, "transactions": r.transactions,
              "transactions_added": r.transactions_added, "image_bytes": r.image_bytes,
+             "levels_written": r.levels_written, "level_files": r.level_files,
+             "level_bytes": r.level_bytes,
              "seconds": round(r.seconds, 3), "reason": r.reason} for r in results]
     lines = [f"  {row['generation']}: {row['outcome']}"
              + (f", {row['transactions']} transactions in the image "
-                f"({row['transactions_added']} added)" if row["outcome"] != "skipped" else "")
+                f"({row['transactions_added']} added), {row['level_files']} level files "
+                f"({row['level_bytes'] / 1e6:.1f} MB, {row['levels_written']} written)"
+                if row["outcome"] != "skipped" else "")
              + (f" ({row['reason']})" if row["reason"] else "") for row in rows]
     damaged = [r for r in results if r.reason == "it is damaged"]
     result = CommandResult(f"Compacted {sum(r.outcome != 'skipped' for r in results)} of "
@@ -316,7 +321,9 @@ def restore_at(context: Context,
         "at": moment, "rebuilt": rebuilt.path, "generation": rebuilt.generation,
         "transactions_applied": rebuilt.transactions_applied,
         "state_seen_at": rebuilt.state_seen_at, "size_bytes": rebuilt.size_bytes,
-        "verified": rebuilt.check.ok}
+        "verified": rebuilt.check.ok, "from_image": rebuilt.from_image,
+        "from_levels": rebuilt.from_levels, "levels_used": rebuilt.levels_used,
+        "image_problem": rebuilt.image_problem, "level_problem": rebuilt.level_problem}
     shown = ["rebuilt", "state_seen_at", "transactions_applied", "size_bytes", "verified"]
     if not args.yes:
         return CommandResult(f"The queue as it was at {instant_text(moment.timestamp())} is in "

@@ -20,7 +20,10 @@ One run makes the workload, then measures it:
    has had time to sync (3 s, three of its 1 s intervals), the instant is taken, each copy's
    state is saved with SQLite's backup API (the truth it must rebuild), and
    ``archive-compact`` runs (as a scheduled job would); then the writers go on. At the end
-   the same, and ``archive-compact`` carries the replay image on to the newest record.
+   the same, and ``archive-compact`` carries the replay image on to the newest record;
+   each run also writes the level files of what it added (a level per 20,000 transactions
+   and one at the run's end), which a rebuild of the middle instant writes over the
+   snapshot before replaying the rest.
 4. Rounds, interleaved so drift hits all alike: this tool's rebuild of the newest instant and
    of the middle one, ``litestream restore -timestamp`` of the same two instants, and
    ``sqlite3 queue.db ".restore state.db"`` of the same two states into a copy of the queue.
@@ -213,7 +216,9 @@ def make_workload(work: Path, tasks: int, transactions: int, rate: float) -> dic
             begun = time.monotonic()
             [compacted] = compact_archive(archive)
             noted[f"compact_{name}_s"] = round(time.monotonic() - begun, 1)
-            noted[f"compact_{name}"] = f"{compacted.outcome}, {compacted.transactions_added} added"
+            noted[f"compact_{name}"] = (f"{compacted.outcome}, {compacted.transactions_added} "
+                                        f"added, {compacted.levels_written} level files written")
+            noted[f"levels_mb_{name}"] = round(compacted.level_bytes / 1e6, 1)
             noted[f"lag_{name}"] = archiver.status().lag_seconds
             print(f"{name}: {count} transactions after {time.monotonic() - started:.0f} s; "
                   f"compaction {noted[f'compact_{name}']} in {noted[f'compact_{name}_s']} s",
@@ -302,6 +307,10 @@ def measure(work: Path, noted: dict[str, Any], rounds: int,
             if number == 0:
                 noted[f"tool_{which}_exact"] = exactness(work / f"state-{which}.db", output)
                 noted[f"tool_{which}_from_image"] = results[0].from_image
+                noted[f"tool_{which}_from_levels"] = results[0].from_levels
+                noted[f"tool_{which}_levels_used"] = results[0].levels_used
+                noted[f"tool_{which}_problems"] = [results[0].image_problem,
+                                                   results[0].level_problem]
                 noted[f"tool_{which}_applied"] = results[0].transactions_applied
             clean(output)
             seconds[f"litestream-{which}"].append(timed(

@@ -275,12 +275,15 @@ def test_archive_compact_carries_the_image_on_and_restore_at_uses_it_exactly(
     assert first.code == 0, first.err
     [row] = first.data["generations"]
     assert row["outcome"] == "started" and row["transactions"] == 30
+    # One level file (its stretch ends where the run stopped), counted in the disk cost.
+    assert row["levels_written"] == row["level_files"] == 1 and row["level_bytes"] > 0
     again = cli("--db", db, "archive-compact", "--dir", folder)
     assert again.code == 0 and "up to date" in again.out
     rebuilt = cli("--db", db, "restore", "--at", "latest", "--archive", folder, "--output",
                   tmp_path / "latest.db", "--json")
     assert rebuilt.code == 0, rebuilt.err
     assert rebuilt.data["transactions_applied"] == 30
+    assert rebuilt.data["from_image"] == 30 and rebuilt.data["level_problem"] is None
     assert _types(tmp_path / "latest.db") == _types(db)
 
     segment = next(folder.glob("gen-*/frames-000001.qaf"))

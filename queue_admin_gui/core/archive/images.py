@@ -52,6 +52,15 @@ from ..files.durable import (
     write_json_atomically,
 )
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from .levels import (
+    LEVEL_TRANSACTIONS,
+    Stretch,
+    chain_reaches,
+    level_bytes,
+    remove_levels,
+    remove_unrecorded,
+    write_level,
+)
 from .page_deltas import decode_delta_transaction
 from .replay import apply_transactions, page_size_of
 from .store import (
@@ -119,9 +128,13 @@ class CompactResult:
     image_bytes: int = 0
     seconds: float = 0.0
     reason: str | None = None
+    #: Level files written by this run (see :mod:`.levels`), and the generation's after it.
+    levels_written: int = 0
+    level_files: int = 0
+    level_bytes: int = 0
 
 
-def _snapshot_digest(generation: Generation) -> str | None:
+def snapshot_digest(generation: Generation) -> str | None:
     """The SHA-256 the generation records for its snapshot (from its manifest in format 1)."""
     expected = generation.data.get("snapshot_sha256")
     if expected is None and generation.snapshot is not None:
@@ -147,7 +160,7 @@ def read_image(generation: Generation) -> tuple[ReplayImage | None, str | None]:
         return None, "image.json fails its checksum"
     if data.get("format") != IMAGE_FORMAT:
         return None, f"image.json is of format {data.get('format')!r}, which is not read here"
-    if data.get("snapshot_sha256") != _snapshot_digest(generation):
+    if data.get("snapshot_sha256") != snapshot_digest(generation):
         return None, "image.json describes another snapshot"
     try:
         image = ReplayImage(
@@ -311,7 +324,7 @@ def compact_generation(generation: Generation, progress: ProgressCallback | None
     started = time.monotonic()
     action = f"Compacting the archive's generation {generation.id}"
     snapshot = generation.snapshot
-    expected_snapshot = _snapshot_digest(generation)
+    expected_snapshot = snapshot_digest(generation)
     if snapshot is None or expected_snapshot is None:
         return CompactResult(generation.id, "skipped", reason="it has no snapshot yet")
     lock = _ImageLock(generation.folder, action)
@@ -322,14 +335,24 @@ def compact_generation(generation: Generation, progress: ProgressCallback | None
         if image is not None and (not target.is_file() or target.stat().st_size != image.size_bytes
                                   or file_sha256(target, None, cancelled, action) != image.sha256):
             image = None  # damaged: made again from the snapshot
+        remove_unrecorded(generation)
+        why = None
+        if image is not None and not chain_reaches(generation, image.transactions,
+                                                   expected_snapshot, cancelled, action):
+            # The level files must stand for every transaction the image holds, or an
+            # instant before the image would replay from the snapshot: start both again.
+            image, why = None, "its level files did not reach the image; made again"
         if image is not None and _at_end(generation, image):
+            files, size = level_bytes(generation)
             return CompactResult(generation.id, "up to date", image.transactions,
                                  image_bytes=image.size_bytes,
-                                 seconds=time.monotonic() - started)
+                                 seconds=time.monotonic() - started,
+                                 level_files=files, level_bytes=size)
         outcome = "extended" if image is not None else "started"
         retry_on_windows_lock(lambda: record.unlink(missing_ok=True))
         fsync_directory(generation.folder)
         if image is None:
+            remove_levels(generation)
             if not copy_verified(snapshot, target, expected_snapshot, cancelled, action):
                 target.unlink(missing_ok=True)
                 raise ArchiveError(f"{action} failed: the snapshot '{snapshot}' fails its "
@@ -340,14 +363,28 @@ def compact_generation(generation: Generation, progress: ProgressCallback | None
         else:
             state = _Position.of(generation, image)
         before = state.transactions
+        written = 0
         with open(target, "r+b") as handle:
-            apply_transactions(handle, state.page_size, state.follow(), progress, cancelled,
-                               action, STAGE_COMPACT)
+            records = state.follow()
+            while True:
+                # One stretch at a time; each ends with its pages in the image, where its
+                # level file reads them from.
+                stretch = Stretch(state.transactions)
+                apply_transactions(handle, state.page_size,
+                                   stretch.take(records, LEVEL_TRANSACTIONS), progress,
+                                   cancelled, action, STAGE_COMPACT)
+                if state.transactions > stretch.first:
+                    write_level(generation, handle.fileno(), state.page_size, stretch,
+                                state.stop(), expected_snapshot, cancelled, action)
+                    written += 1
+                if stretch.ended:
+                    break
         fsync_file(target)
         _write_record(generation, state, target, cancelled, action)
+        files, size = level_bytes(generation)
         return CompactResult(generation.id, outcome, state.transactions,
                              state.transactions - before, target.stat().st_size,
-                             time.monotonic() - started)
+                             time.monotonic() - started, why, written, files, size)
     finally:
         lock.release()
         report(progress, 1, 1, STAGE_COMPACT)
@@ -392,7 +429,8 @@ class _Position:
 
         Stops at the first record that fails its CRC, is cut short, breaks the chain or lies
         past the generation's intact stretch (the image then ends before it), and at the end
-        of the last frame log.
+        of the last frame log. The position is moved past a transaction before it is given,
+        so that between two transactions it names the end of the last one given.
         """
         chain = ChainCheck(self.chain)
         covered = self.generation.covered_until
@@ -412,17 +450,25 @@ class _Position:
                     transaction = decode_transaction(stamp, payload)
                 else:
                     transaction = None
-                if transaction is not None:
-                    yield transaction
-                    self.transactions += 1
-                    self.state_seen = stamp
-                    self.database_pages = transaction.database_pages
                 self.segment, self.offset, self.segment_crc = (segment.name, read.end_offset,
                                                                read.crc)
                 self.chain = list(chain.expected) if chain.expected is not None else None
                 self.last_stamp = stamp
+                if transaction is not None:
+                    self.transactions += 1
+                    self.state_seen = stamp
+                    self.database_pages = transaction.database_pages
+                    yield transaction  # the position is already past it
             if read.problem is not None:
                 return
+
+    def stop(self) -> dict[str, Any]:
+        """Where the replay stands: the fields image.json and a level's record share."""
+        return {"segment": self.segment, "offset": self.offset,
+                "segment_crc": self.segment_crc, "sealed": self.sealed_before(),
+                "chain": self.chain, "transactions": self.transactions,
+                "last_stamp": self.last_stamp, "state_seen": self.state_seen,
+                "database_pages": self.database_pages}
 
     def sealed_before(self) -> dict[str, Any]:
         recorded = self.generation.data.get("segments") or {}
@@ -435,11 +481,7 @@ def _write_record(generation: Generation, state: _Position, target: Path,
                   cancelled: CancelCheck | None, action: str) -> None:
     data: dict[str, Any] = {
         "format": IMAGE_FORMAT, "generation": generation.id,
-        "snapshot_sha256": _snapshot_digest(generation), "segment": state.segment,
-        "offset": state.offset, "segment_crc": state.segment_crc,
-        "sealed": state.sealed_before(), "chain": state.chain,
-        "transactions": state.transactions, "last_stamp": state.last_stamp,
-        "state_seen": state.state_seen, "database_pages": state.database_pages,
+        "snapshot_sha256": snapshot_digest(generation), **state.stop(),
         "page_size": state.page_size, "size_bytes": target.stat().st_size,
         "sha256": file_sha256(target, None, cancelled, action),
     }

@@ -15,8 +15,11 @@ An instant outside every generation is refused with the nearest instants that ca
 Where the time goes, and what runs side by side (two cores): the generation's replay image,
 when the instant lies at or after it, is copied and hashed on a helper thread while every
 frame log is checked on the caller's; the copy is used only if the checked archive yields
-that very image. The snapshot's SHA-256 is then proven beside the rest of the work (the
-rebuild's copy proves it instead when the snapshot itself is copied); damage to it refuses
+that very image. Before the image, the snapshot is copied that way instead, the level files
+of the whole stretches before the instant (:mod:`.levels`) are checked, then written over
+it, each page once, and only the transactions after the last of them are replayed. The
+snapshot's SHA-256 is then proven beside the rest of the work (the rebuild's copy proves it
+instead when the snapshot itself is copied); damage to it refuses
 the rebuild exactly as a full check first would. The flush to the disk, the manifest's
 SHA-256 and the task counts run together; the full check then compares that SHA-256 (just
 computed from the file) with the manifest instead of hashing the file again, while SQLite's
@@ -51,7 +54,8 @@ from ..errors import ErrorKind, OperationCancelled
 from ..files.durable import file_sha256, fsync_file, retry_on_windows_lock
 from ..progress import CancelCheck, ProgressCallback, report
 from ..trust.untrusted import open_backup_file
-from .images import ReplayImage, copy_verified, image_for, read_image
+from .images import ReplayImage, copy_verified, image_for, read_image, snapshot_digest
+from .levels import Level, LevelDamage, check_level_files, usable_levels, write_levels
 from .page_deltas import decode_delta_transaction
 from .replay import apply_transactions, page_size_of
 from .store import (
@@ -97,6 +101,11 @@ class RebuildResult:
     from_image: int | None = None
     #: Why the generation's replay image could not be used, when it has one that failed.
     image_problem: str | None = None
+    #: Transactions the level files written over the snapshot stood for (None: none used).
+    from_levels: int | None = None
+    levels_used: int = 0
+    #: Why a level file the instant could have used was not, when one failed its checks.
+    level_problem: str | None = None
 
 
 def parse_instant(text: str) -> datetime:
@@ -222,13 +231,14 @@ def damage_at(generations: list[Generation], at: float) -> ArchiveDamage | None:
 
 
 def transactions_until(generation: Generation, at: float, limit: int | None = None, *,
-                       after: ReplayImage | None = None) -> Iterator[ArchivedTransaction]:
+                       after: ReplayImage | Level | None = None
+                       ) -> Iterator[ArchivedTransaction]:
     """The generation's transactions seen at or before ``at``, each proven to follow the last.
 
-    ``limit``: no more than this many. ``after``: only those after what the image holds
-    (the first must follow the WAL position it recorded). A record that fails its checksum
-    or breaks the chain before ``at`` raises: a rebuild never stops short of the instant it
-    was asked for.
+    ``limit``: no more than this many. ``after``: only those after what the image (or the
+    level file) holds (the first must follow the WAL position it recorded). A record that
+    fails its checksum or breaks the chain before ``at`` raises: a rebuild never stops short
+    of the instant it was asked for.
     """
     chain = ChainCheck(after.chain if after is not None else generation.data.get("start"))
     given = 0
@@ -266,12 +276,19 @@ def _damaged(generation: Generation, segment: Path, reason: str) -> ArchiveError
 
 
 def _copy_snapshot(generation: Generation, snapshot: Path, target: Path,
-                   cancelled: CancelCheck | None, action: str) -> None:
-    """Copy the snapshot, proving on the way that it is the file its checksums describe."""
+                   cancelled: CancelCheck | None, action: str,
+                   early: _EarlyCopy | None = None) -> None:
+    """Copy the snapshot, proving on the way that it is the file its checksums describe.
+
+    ``early``: a copy begun beside the check, taken when it is of this snapshot.
+    """
     expected = generation.data.get("snapshot_sha256")
     if expected is None:
         expected = BackupManifest.read(manifest_path_for(snapshot)).sha256
-    if not copy_verified(snapshot, target, expected, cancelled, action):
+    copied = early.take(generation, None) if early is not None else None
+    if copied is None:
+        copied = copy_verified(snapshot, target, expected, cancelled, action)
+    if not copied:
         if not generation.snapshot_proven:
             raise _SnapshotUnproven
         raise ArchiveError(f"{action} refused: the snapshot '{snapshot}' fails its checksum; "
@@ -365,17 +382,20 @@ def _refuse_existing(output: Path, moment: float) -> None:
 
 
 class _EarlyCopy:
-    """The copy of the replay image a rebuild will most likely use, begun before the check.
+    """The copy of the replay image (or snapshot) a rebuild will most likely use, begun early.
 
-    Chosen from what can be seen unread (generation.json, image.json and their checksums);
-    the copy is hashed as it is written. The rebuild takes it only when the checked archive
-    yields the same image (:func:`.images.image_for`, after every file was checked) and the
-    copy's SHA-256 matched; otherwise it is thrown away.
+    Chosen from what can be seen unread (generation.json, image.json and their checksums):
+    the image when it may serve the instant, else the generation's snapshot (which the level
+    files and the records are then written over). The copy is hashed as it is written. The
+    rebuild takes it only when the checked archive yields the same image (or no image, and
+    the same snapshot and recorded SHA-256), after every file was checked; otherwise it is
+    thrown away.
     """
 
-    def __init__(self, generation: str, image: ReplayImage, target: Path,
-                 cancelled: CancelCheck | None) -> None:
+    def __init__(self, generation: str, image: ReplayImage | None, source: Path, digest: str,
+                 target: Path, cancelled: CancelCheck | None) -> None:
         self.generation, self.image, self.target = generation, image, target
+        self.source, self.digest = source, digest
         self._stop = threading.Event()
         self._taken = False
 
@@ -383,8 +403,9 @@ class _EarlyCopy:
             return self._stop.is_set() or bool(cancelled is not None and cancelled())
 
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="queue-admin-copy")
-        self._future = self._pool.submit(copy_verified, image.path, target, image.sha256,
-                                         stopped, "Copying the replay image")
+        self._future = self._pool.submit(copy_verified, source, target, digest, stopped,
+                                         "Copying the replay image" if image is not None
+                                         else STAGE_SNAPSHOT)
 
     @classmethod
     def start(cls, archive: Path, moment: float, target: Path,
@@ -401,17 +422,26 @@ class _EarlyCopy:
             if generation.unusable or start is None or start > moment:
                 continue
             image, _ = read_image(generation)
-            if image is None or image.state_seen > moment:
+            if image is not None and image.state_seen <= moment:
+                return cls(generation.id, image, image.path, image.sha256, target, cancelled)
+            digest = generation.data.get("snapshot_sha256")
+            snapshot = generation.snapshot
+            if snapshot is None or not isinstance(digest, str):
                 return None
-            return cls(generation.id, image, target, cancelled)
+            return cls(generation.id, None, snapshot, digest, target, cancelled)
         return None
 
-    def take(self, generation: Generation, image: ReplayImage) -> bool | None:
+    def take(self, generation: Generation, image: ReplayImage | None) -> bool | None:
         """The copy's outcome when it is of ``image`` (True: its SHA-256 matched), else None.
 
-        Waits for the copy to end. A copy that is not taken is removed by :meth:`discard`.
+        ``image`` None: the copy is wanted of the generation's snapshot, with the SHA-256
+        generation.json records for it. Waits for the copy to end. A copy that is not taken
+        is removed by :meth:`discard`.
         """
-        if generation.id != self.generation or image != self.image:
+        wanted = image is not None or (
+            self.source == generation.snapshot
+            and self.digest == generation.data.get("snapshot_sha256"))
+        if generation.id != self.generation or image != self.image or not wanted:
             self.discard()
             return None
         self._taken = True
@@ -441,7 +471,8 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
     """Rebuild one generation's state at ``moment`` into ``output`` (see :func:`rebuild_to_time`).
 
     ``limit``: apply no more than this many of its transactions (an exact commit).
-    ``early``: a copy of a replay image begun beside the check, used if it is the right one.
+    ``early``: a copy of a replay image or of the snapshot begun beside the check, used if
+    it is the right one.
     """
     started = time.monotonic()
     output = Path(output)
@@ -462,21 +493,29 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
         copied = None
         if image is not None and early is not None:
             copied = early.take(generation, image)
-        elif early is not None:
-            early.discard()
         if image is not None and copied is None:
             copied = copy_verified(image.path, partial, image.sha256, cancelled, action)
         if image is not None and not copied:
             image, image_problem = None, "image.db fails its checksum"
+        levels: list[Level] = []
+        level_problem = None
         if image is None:
-            _copy_snapshot(generation, snapshot, partial, cancelled, action)
+            levels, level_problem = _snapshot_and_levels(generation, snapshot, moment, limit,
+                                                         partial, cancelled, action, early)
         elif not generation.snapshot_proven:
             # The image stands for the snapshot, which is proven all the same (beside the
             # work below, on the other core) so that the rebuild offers what status offers.
             proving = _Beside(prove_snapshot, generation)
-        applied, state_seen, page_size, pages = _apply(generation, moment, partial,
-                                                       progress, cancelled, action, limit,
-                                                       image)
+        try:
+            applied, state_seen, page_size, pages = _apply(
+                generation, moment, partial, progress, cancelled, action, limit, image, levels)
+        except LevelDamage as damage:
+            # A level changed after it was checked: the snapshot and every record, as before.
+            levels, level_problem = [], str(damage)
+            retry_on_windows_lock(partial.unlink)
+            _copy_snapshot(generation, snapshot, partial, cancelled, action)
+            applied, state_seen, page_size, pages = _apply(
+                generation, moment, partial, progress, cancelled, action, limit, None, [])
         report(progress, 0, 1, STAGE_CHECK)
         # The flush to the disk, the SHA-256 for the manifest and the task counts run side
         # by side (the first waits on the disk, the other two on a core each).
@@ -530,28 +569,60 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
         size_bytes=output.stat().st_size, seconds=time.monotonic() - started,
         manifest=manifest, check=check,
         from_image=image.transactions if image is not None else None,
-        image_problem=image_problem)
+        image_problem=image_problem,
+        from_levels=levels[-1].transactions if levels else None, levels_used=len(levels),
+        level_problem=level_problem)
+
+
+def _snapshot_and_levels(generation: Generation, snapshot: Path, moment: float,
+                         limit: int | None, partial: Path, cancelled: CancelCheck | None,
+                         action: str, early: _EarlyCopy | None
+                         ) -> tuple[list[Level], str | None]:
+    """Copy the snapshot while the level files the instant may use are checked beside it.
+
+    Returns the levels that passed every check (oldest first) and why the run of levels
+    stops short of the instant, when a level file failed.
+    """
+    levels, problem = usable_levels(generation, moment, limit, snapshot_digest(generation))
+    checking = _Beside(check_level_files, levels, cancelled, action) if levels else None
+    try:
+        _copy_snapshot(generation, snapshot, partial, cancelled, action, early)
+    except BaseException:
+        if checking is not None:
+            checking.abandon()
+        raise
+    if checking is not None:
+        levels, failed = checking.result()
+        problem = failed or problem
+    return levels, problem
 
 
 def _apply(generation: Generation, moment: float, partial: Path,
            progress: ProgressCallback | None, cancelled: CancelCheck | None,
-           action: str, limit: int | None,
-           image: ReplayImage | None) -> tuple[int, float, int, int]:
-    """Write the transactions over the copied snapshot (or image); return what was applied."""
+           action: str, limit: int | None, image: ReplayImage | None,
+           levels: list[Level]) -> tuple[int, float, int, int]:
+    """Write the levels and transactions over the copied snapshot (or image); what was applied.
+
+    Raises :class:`.levels.LevelDamage` when a level fails while its pages are written.
+    """
     page_size = page_size_of(partial)
+    start: ReplayImage | Level | None = image if image is not None else (
+        levels[-1] if levels else None)
     with open(partial, "r+b") as handle:
-        if image is not None:
-            if image.page_size != page_size:
-                raise ArchiveError(f"{action} failed: the replay image's pages are not "
-                                   f"{image.page_size} bytes; the archive is damaged.",
-                                   ErrorKind.CORRUPT)
-            done, state_seen, pages = image.transactions, image.state_seen, image.database_pages
+        if levels and image is None:
+            write_levels(handle.fileno(), page_size, levels, cancelled, action)
+        if start is not None:
+            if start.page_size != page_size:
+                raise ArchiveError(f"{action} failed: the replay image's (or level file's) "
+                                   f"pages are not {start.page_size} bytes; the archive is "
+                                   "damaged.", ErrorKind.CORRUPT)
+            done, state_seen, pages = start.transactions, start.state_seen, start.database_pages
             limit = None if limit is None else limit - done
         else:
             done, state_seen = 0, float(generation.snapshot_at or 0.0)
             pages = handle.seek(0, 2) // page_size
         applied = apply_transactions(
-            handle, page_size, transactions_until(generation, moment, limit, after=image),
+            handle, page_size, transactions_until(generation, moment, limit, after=start),
             progress, cancelled, action, total=max(1, generation.transactions - done))
         if applied.page_count is not None and applied.state_seen is not None:
             pages, state_seen = applied.page_count, applied.state_seen

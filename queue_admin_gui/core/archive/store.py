@@ -66,6 +66,8 @@ READABLE_FORMATS = (1, 2)
 VALIDATION_FILE = "validation.json"
 #: The replay image compaction keeps in a generation's folder, counted in its size.
 REPLAY_IMAGE_FILES = ("image.db", "image.json")
+#: The folder of compaction's level files (see levels.py), counted in its size too.
+LEVELS_FOLDER = "levels"
 CHECKSUM_KEY = "checksum"
 #: generation.json names the frame log being written, so that losing it is seen.
 OPEN_SEGMENT_KEY = "open_segment"
@@ -608,6 +610,10 @@ def load_generation(folder: Path, *, scan: bool = True, heads: bool = True
         for name in REPLAY_IMAGE_FILES:  # compaction's replay image (see images.py)
             with contextlib.suppress(OSError):
                 generation.size_bytes += (folder / name).stat().st_size
+        with contextlib.suppress(OSError):
+            for item in (folder / LEVELS_FOLDER).iterdir():
+                with contextlib.suppress(OSError):
+                    generation.size_bytes += item.stat().st_size
         if heads:
             _check_cheaply(generation)
     return generation
