@@ -54,6 +54,7 @@ from .clock import StampClock
 from .generations import GenerationStarter, file_identity
 from .page_deltas import PageImages, encode_delta_transaction
 from .pins import WalPins, open_connection
+from .priority import lower_current_thread
 from .safety_point import ProofDesk
 from .store import (
     KIND_DELTA_TRANSACTION,
@@ -118,6 +119,8 @@ class ArchiverStatus:
     #: Wall-clock steps seen (:mod:`.clock`), and the last one: (stamp, seconds moved).
     clock_steps: int = 0
     last_clock_step: tuple[float, float] | None = None
+    #: The lowered priority the loop runs at ("nice 5, I/O best-effort 7"; None: normal).
+    priority: str | None = None
 
 
 class Archiver:
@@ -149,7 +152,7 @@ class Archiver:
                  rotate_seconds: float | None = None, rotate_bytes: int | None = None,
                  on_event: Callable[[ArchiveEvent], None] | None = None,
                  validate_seconds: float | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, low_priority: bool = False) -> None:
         # -- set here, never changed: read by any thread ----------------------------------
         #: The live database, its WAL and its shared-memory index (``-shm``), named as SQLite
         #: names them: on POSIX it follows symlinks, so the side files of a queue opened
@@ -173,6 +176,8 @@ class Archiver:
         self.rotate_bytes = rotate_bytes
         #: Told of generations, gaps, errors (called on the loop and the validation thread).
         self.on_event = on_event
+        #: Whether the loop lowers its thread's CPU and I/O priority (:mod:`.priority`).
+        self.low_priority = low_priority
         #: Every stamp the archive records comes from here (ordered across clock steps; it
         #: has a lock of its own, as :meth:`status` reads it on the caller's thread).
         self.stamps = StampClock(clock)
@@ -430,7 +435,8 @@ class Archiver:
             self._run_locked(lock, None)
 
     def _run_locked(self, lock: Path, cancelled: CancelCheck | None) -> None:
-        self.set_status(running=True, error=None)
+        priority = lower_current_thread() if self.low_priority else None
+        self.set_status(running=True, error=None, priority=priority)
         self.stamps.keep_after(GenerationStarter.newest_instant(self.archive_dir))
         self._identity = file_identity(self.database)
         pins = WalPins(self.database)
@@ -683,6 +689,7 @@ class Archiver:
                 self._set_count(resets=1)
                 continue
             if found.transactions and found.end_frame < found.file_size:
+                del found  # its buffer goes before the next read's comes
                 more = self._read(header)
                 if more.transactions:
                     self._store(more.transactions, header, self.stamps.now())
