@@ -71,6 +71,10 @@ def _archive_options(parser: argparse.ArgumentParser) -> None:
                         help=f"seconds between heartbeat lines (default {HEARTBEAT_SECONDS:.0f})")
     parser.add_argument("--seconds", type=float, metavar="S",
                         help="stop by itself after S seconds (default: run until stopped)")
+    parser.add_argument("--priority", choices=("low", "normal"), metavar="{low,normal}",
+                        help="CPU (and on Linux I/O) priority of the archiver: low runs below "
+                             "normal, so it never takes a core from the workers (default: "
+                             "the setting archive_low_priority, low)")
 
 
 def _archive_status_options(parser: argparse.ArgumentParser) -> None:
@@ -106,14 +110,22 @@ def archive(context: Context) -> CommandResult:
     keep_days = (args.keep_days if args.keep_days is not None
                  else context.config.archive_retention_days)
     minutes = context.config.archive_validate_minutes
+    low_priority = (args.priority == "low" if args.priority is not None
+                    else context.config.archive_low_priority)
     archiver = Archiver(database, args.dir, retention_days=keep_days, on_event=show,
-                        validate_seconds=minutes * 60 if minutes else None)
+                        validate_seconds=minutes * 60 if minutes else None,
+                        low_priority=low_priority)
     stop = threading.Event()
     previous = _catch_stop_signals(stop)
     try:
         archiver.start()
         _print_line(out, f"Archiving '{database}' into '{args.dir}'; Ctrl+C or SIGTERM stops "
                          "it cleanly.")
+        if low_priority:
+            priority = _wait_for_priority(archiver)
+            _print_line(out, f"The archiver runs below normal priority ({priority})."
+                        if priority else "The archiver runs at normal priority (this system "
+                                         "did not let it lower its own).")
         ends = None if args.seconds is None else time.monotonic() + max(0.0, args.seconds)
         beat = max(0.5, float(args.heartbeat))
         while not stop.wait(beat if ends is None else max(0.0, min(beat, ends - time.monotonic()))):
@@ -136,10 +148,22 @@ def archive(context: Context) -> CommandResult:
             "generations_started": status.generations_started,
             "transactions": status.transactions, "archived_bytes": status.archived_bytes,
             "resets_followed": status.resets_followed, "last_gap": status.last_gap,
-            "clock_steps": status.clock_steps, "keep_days": keep_days}
+            "clock_steps": status.clock_steps, "keep_days": keep_days,
+            "priority": status.priority or "normal"}
     return CommandResult("The archiver stopped after writing everything it had seen.", data,
                          ["archive_dir", "generation", "transactions", "resets_followed",
                           "last_gap"])
+
+
+def _wait_for_priority(archiver: Archiver) -> str | None:
+    """The priority the archiver's thread lowered itself to, once it started running."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        status = archiver.status()
+        if (status.priority or status.running or status.error
+                or time.monotonic() > deadline):
+            return status.priority
+        time.sleep(0.01)
 
 
 @command("archive-status", "Generations, gaps and restorable instants of an archive, every "

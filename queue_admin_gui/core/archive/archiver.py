@@ -54,6 +54,7 @@ from .clock import StampClock
 from .generations import GenerationStarter, file_identity
 from .page_deltas import PageImages, encode_delta_transaction
 from .pins import WalPins, open_connection
+from .priority import lower_current_thread
 from .safety_point import ProofDesk
 from .store import (
     KIND_DELTA_TRANSACTION,
@@ -78,6 +79,8 @@ from .walfile import MAX_TRANSACTION_BYTES, WalHeader, WalRead, read_committed, 
 
 #: A new WAL cycle not proven to follow the archive within this long ends the generation.
 PROOF_SECONDS = 5.0
+#: Records held back this long are proven with the write lock held for a moment.
+HELD_SECONDS = 0.2
 #: The database header (page 1's first bytes) and how many archived versions are remembered.
 DATABASE_HEAD_BYTES = 100
 KNOWN_HEADS = 4096
@@ -118,6 +121,8 @@ class ArchiverStatus:
     #: Wall-clock steps seen (:mod:`.clock`), and the last one: (stamp, seconds moved).
     clock_steps: int = 0
     last_clock_step: tuple[float, float] | None = None
+    #: The lowered priority the loop runs at ("nice 5, I/O best-effort 7"; None: normal).
+    priority: str | None = None
 
 
 class Archiver:
@@ -149,7 +154,7 @@ class Archiver:
                  rotate_seconds: float | None = None, rotate_bytes: int | None = None,
                  on_event: Callable[[ArchiveEvent], None] | None = None,
                  validate_seconds: float | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, low_priority: bool = False) -> None:
         # -- set here, never changed: read by any thread ----------------------------------
         #: The live database, its WAL and its shared-memory index (``-shm``), named as SQLite
         #: names them: on POSIX it follows symlinks, so the side files of a queue opened
@@ -173,6 +178,8 @@ class Archiver:
         self.rotate_bytes = rotate_bytes
         #: Told of generations, gaps, errors (called on the loop and the validation thread).
         self.on_event = on_event
+        #: Whether the loop lowers its thread's CPU and I/O priority (:mod:`.priority`).
+        self.low_priority = low_priority
         #: Every stamp the archive records comes from here (ordered across clock steps; it
         #: has a lock of its own, as :meth:`status` reads it on the caller's thread).
         self.stamps = StampClock(clock)
@@ -430,7 +437,8 @@ class Archiver:
             self._run_locked(lock, None)
 
     def _run_locked(self, lock: Path, cancelled: CancelCheck | None) -> None:
-        self.set_status(running=True, error=None)
+        priority = lower_current_thread() if self.low_priority else None
+        self.set_status(running=True, error=None, priority=priority)
         self.stamps.keep_after(GenerationStarter.newest_instant(self.archive_dir))
         self._identity = file_identity(self.database)
         pins = WalPins(self.database)
@@ -500,6 +508,9 @@ class Archiver:
             pins.end_previous()
             if proofs and self.passes > passes:
                 self._answer_proofs(proofs)
+            if self._held_since is not None and not own and (
+                    time.monotonic() - self._held_since > HELD_SECONDS):
+                self._prove_standing_still(writer)
             if self._frame >= self.reset_frames and not (starter.snapshot_running or own):
                 self._reset(pins, writer, checkpointer)
             now = time.monotonic()
@@ -683,6 +694,7 @@ class Archiver:
                 self._set_count(resets=1)
                 continue
             if found.transactions and found.end_frame < found.file_size:
+                del found  # its buffer goes before the next read's comes
                 more = self._read(header)
                 if more.transactions:
                     self._store(more.transactions, header, self.stamps.now())
@@ -867,6 +879,12 @@ class Archiver:
         if now - self._last_reset_try < 1.0:
             return
         self._last_reset_try = now
+        # The bulk of the checkpoint's work (copying pages into the file, syncing it) is done
+        # first, beside the workers: the archiver's read transactions keep the log from being
+        # reset meanwhile, and the checkpoint under the write lock below then has only the
+        # last few frames to copy, so the workers wait for milliseconds, not the whole copy.
+        with contextlib.suppress(sqlite3.OperationalError):
+            checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         try:
             writer.execute("PRAGMA busy_timeout=200")
             writer.execute("BEGIN IMMEDIATE")
@@ -884,6 +902,24 @@ class Archiver:
             if in_log > copied and self._header is not None and self._log is not None:
                 self.gap_found(f"the checkpoint found {in_log} frames in the WAL but only "
                                f"{copied} were archived")
+        finally:
+            writer.execute("ROLLBACK")
+
+    def _prove_standing_still(self, writer: sqlite3.Connection) -> None:
+        """Prove held records with the log standing still: the write lock for a moment.
+
+        Under a steady stream of commits the log rarely ends where the archive does at the
+        instant the counter is read, and records held back would wait (unwritten) until it
+        does. Holding the write lock, the counter is conclusive at once; workers wait in
+        their busy handler for the copy of the last few frames.
+        """
+        try:
+            writer.execute("PRAGMA busy_timeout=50")
+            writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return  # a writer or a checkpoint has the lock: the next pass tries again
+        try:
+            self.copy_pass()
         finally:
             writer.execute("ROLLBACK")
 

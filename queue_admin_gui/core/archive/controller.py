@@ -57,13 +57,15 @@ class ArchiveController:
     def __init__(self, database: Path, archive_dir: Path, *,
                  retention_days: float | None = None,
                  on_event: Callable[[ArchiveEvent], None] | None = None,
-                 validate_seconds: float | None = None) -> None:
+                 validate_seconds: float | None = None, low_priority: bool = False) -> None:
         self.database = Path(database)
         self.archive_dir = Path(archive_dir)
         self.retention_days = retention_days
         self.on_event = on_event
         #: Validation interval of the archiver (None: only on demand).
         self.validate_seconds = validate_seconds
+        #: Whether the archiver's thread runs at below-normal priority (:mod:`.priority`).
+        self.low_priority = low_priority
         self._lock = threading.RLock()
         self._archiver: Archiver | None = None
         self._last: Archiver | None = None
@@ -87,7 +89,8 @@ class ArchiveController:
                 return
             archiver = Archiver(self.database, self.archive_dir,
                                 retention_days=self.retention_days, on_event=self.on_event,
-                                validate_seconds=self.validate_seconds)
+                                validate_seconds=self.validate_seconds,
+                                low_priority=self.low_priority)
             archiver.start()
             self._archiver = self._last = archiver
 

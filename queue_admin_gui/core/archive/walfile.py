@@ -58,7 +58,9 @@ class Frame:
 
     page_number: int
     commit_size: int
-    page: bytes
+    #: The page image: a view into the buffer the log was read into (no copy of its own);
+    #: whoever keeps it past the read copies it (``bytes(frame.page)``).
+    page: bytes | memoryview
 
 
 @dataclass
@@ -130,42 +132,49 @@ def wal_checksum(data: bytes, big_endian: bool, start: tuple[int, int] = (0, 0)
     return first & _MASK, second & _MASK
 
 
-def frame_checksum_parts(data: bytes, page_size: int, big_endian: bool
+@lru_cache(maxsize=8)
+def _frame_coefficients(page_size: int) -> np.ndarray:
+    """Each 32-bit word's coefficients in a frame's own part of the checksum (words x 2).
+
+    A frame checksums the word pairs of its header's first 8 bytes and its page. From
+    :func:`_powers`, its part is ``(sum ra*x0 + rb*(x0 + x1), sum rc*x0 + rd*(x0 + x1))``:
+    linear in every word, so one coefficient per word and per half, kept modulo 2^32 (only
+    the low 32 bits of the sums count, and unsigned 32-bit arithmetic wraps exactly there).
+    """
+    ra, rb, rc, rd, *_ = _powers((8 + page_size) // 8)
+    coefficients = np.empty(((8 + page_size) // 4, 2), dtype=np.uint32)
+    coefficients[0::2, 0] = (ra + rb) & _MASK
+    coefficients[1::2, 0] = rb & _MASK
+    coefficients[0::2, 1] = (rc + rd) & _MASK
+    coefficients[1::2, 1] = rd & _MASK
+    return coefficients
+
+
+def frame_checksum_parts(data: bytes | memoryview, page_size: int, big_endian: bool
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Each whole frame's own part of the running checksum, all frames of ``data`` at once.
 
     A frame's checksum covers the first 8 bytes of its header and its page. From the running
     checksum ``s`` before it, the checksum after it is ``M^n s + part`` (see
     :func:`_powers`; :func:`frame_step` gives ``M^n``), where ``part`` depends on the frame
-    alone: so the parts of every frame are computed in one pass (one matrix product of the
-    frames' words with the coefficients, no temporaries the size of the data), and only the
-    short chain from one frame to the next is left to walk.
+    alone: so the parts of every frame are computed in one pass (two matrix products in
+    unsigned 32-bit arithmetic, read in place from ``data``), and only the short chain from
+    one frame to the next is left to walk.
     """
     step = FRAME_HEADER_BYTES + page_size
     frames = len(data) // step
     if frames == 0:
-        empty = np.zeros(0, dtype=np.uint64)
+        empty = np.zeros(0, dtype=np.uint32)
         return empty, empty
+    order = ">u4" if big_endian else "<u4"
     raw = np.frombuffer(data, dtype=np.uint8, count=frames * step).reshape(frames, step)
-    covered = np.concatenate((raw[:, :8], raw[:, FRAME_HEADER_BYTES:]), axis=1)
-    words = covered.view(">u4" if big_endian else "<u4").astype(np.uint64)
-    parts = words @ _coefficients(page_size)
+    coefficients = _frame_coefficients(page_size)
+    heads = raw[:, :8].copy().view(order).astype(np.uint32)
+    pages = raw[:, FRAME_HEADER_BYTES:].view(order)
+    if pages.dtype != np.uint32:  # the other byte order than this machine's: one copy
+        pages = pages.astype(np.uint32)
+    parts = heads @ coefficients[:2] + pages @ coefficients[2:]
     return parts[:, 0], parts[:, 1]
-
-
-@lru_cache(maxsize=8)
-def _coefficients(page_size: int) -> np.ndarray:
-    """The frame's words (x0, x1 interleaved) times this matrix give its two checksum parts.
-
-    ``part0 = sum a*x0 + b*(x0 + x1)`` and ``part1 = sum c*x0 + d*(x0 + x1)`` with the
-    reversed powers of :func:`_powers`, so x0's coefficients are ``a + b`` and ``c + d``,
-    x1's ``b`` and ``d``.
-    """
-    ra, rb, rc, rd, *_ = _powers((8 + page_size) // 8)
-    matrix = np.empty((2 * len(ra), 2), dtype=np.uint64)
-    matrix[0::2, 0], matrix[1::2, 0] = ra + rb, rb
-    matrix[0::2, 1], matrix[1::2, 1] = rc + rd, rd
-    return matrix
 
 
 @lru_cache(maxsize=8)
@@ -225,7 +234,10 @@ MAX_TRANSACTION_BYTES = 64 * 1024 * 1024
 
 #: How much of the log one read takes in at most (once it found whole transactions): what a
 #: look holds in memory when the archiver is behind, whatever the commit rate.
-READ_BYTES = 8 * 1024 * 1024
+READ_BYTES = 4 * 1024 * 1024
+#: Frames the first read of a look takes (later reads of the same look take four times more,
+#: up to :data:`READ_BYTES`).
+FIRST_READ_FRAMES = 64
 
 
 def read_committed(wal: Path, header: WalHeader, after_frame: int,
@@ -255,17 +267,35 @@ def read_committed(wal: Path, header: WalHeader, after_frame: int,
             handle.seek(frame_offset(header, scan.frame_number + 1))
             step = FRAME_HEADER_BYTES + header.page_size
             chunk = max(1, max_bytes // step) * step
+            # The file keeps its size across resets, so past the cycle's end it holds an
+            # earlier cycle's frames: reads start small and grow while every frame is the
+            # cycle's, so a look at a few new frames never reads (or holds) the stale rest.
+            want = min(chunk, FIRST_READ_FRAMES * step)
             read = 0
             while scan.found.oversized_end is None:
                 # Never more than the file holds: a read of a whole chunk would allocate
                 # ``max_bytes`` at every look, however few frames were added.
-                data = handle.read(min(chunk, max(step, size - handle.tell())))
+                data = handle.read(min(want, max(step, size - handle.tell())))
+                want = min(chunk, want * 4)
                 read += len(data)
                 if not scan.feed(data) or (scan.found.transactions and read >= max_bytes):
                     break
     except FileNotFoundError:
         return WalRead(None, [], after_frame, checksum, 0)
     return scan.finish()
+
+
+def _frames_of_cycle(data: bytes, frames: int, step: int, header: WalHeader) -> int:
+    """How many of the ``frames`` whole frames in ``data`` lead with ``header``'s salts.
+
+    Only those can belong to the cycle, so only those are worth checksumming.
+    """
+    if frames == 0:
+        return 0
+    raw = np.frombuffer(data, dtype=np.uint8, count=frames * step).reshape(frames, step)
+    salts = np.frombuffer(struct.pack(">II", header.salt1, header.salt2), dtype=np.uint8)
+    strangers = np.flatnonzero((raw[:, 8:16] != salts).any(axis=1))
+    return int(strangers[0]) if len(strangers) else frames
 
 
 class _Scan:
@@ -289,23 +319,29 @@ class _Scan:
         """Take the frames in ``data``; False once a frame fails or the data runs out."""
         header = self.header
         step = FRAME_HEADER_BYTES + header.page_size
-        contributions = frame_checksum_parts(data, header.page_size, header.big_endian)
+        whole = len(data) // step
+        ours = _frames_of_cycle(data, whole, step, header)
+        firsts, seconds = (part.tolist() for part in frame_checksum_parts(
+            memoryview(data)[:ours * step], header.page_size, header.big_endian))
         na, nb, nc, nd = frame_step(header.page_size)
-        for index, offset in enumerate(range(0, len(data) - step + 1, step)):
+        view = memoryview(data)
+        # Up to the first stranger (its salts fail below and end the read).
+        for index in range(min(whole, ours + 1)):
+            offset = index * step
             page_number, commit_size, salt1, salt2, sum1, sum2 = _FRAME.unpack_from(
                 data, offset)
             if (salt1, salt2) != header.salts or page_number == 0:
                 return False
             s0, s1 = self.running
-            running = ((na * s0 + nb * s1 + int(contributions[0][index])) & _MASK,
-                       (nc * s0 + nd * s1 + int(contributions[1][index])) & _MASK)
+            running = ((na * s0 + nb * s1 + firsts[index]) & _MASK,
+                       (nc * s0 + nd * s1 + seconds[index]) & _MASK)
             if running != (sum1, sum2):
                 return False
             self.running = running
             self.frame_number += 1
             if not self.oversized:
                 self.pending.append(Frame(page_number, commit_size,
-                                          data[offset + FRAME_HEADER_BYTES:offset + step]))
+                                          view[offset + FRAME_HEADER_BYTES:offset + step]))
                 self.pending_bytes += step
                 if self.pending_bytes > MAX_TRANSACTION_BYTES:
                     self.pending, self.pending_bytes, self.oversized = [], 0, True

@@ -202,6 +202,12 @@ SETTINGS: tuple[Setting, ...] = (
                  "this often and compares it page by page with the live file at the same "
                  "commit; a difference is reported and a new snapshot taken. 0 validates "
                  "only when asked."),
+    Setting("archive_low_priority", KIND_SWITCH, True,
+            label="Archive at below-normal priority", group=GROUP_BACKUPS,
+            help="Point-in-time archive: the archiver's thread (the window's and "
+                 "queue-admin-cli archive's) runs at below-normal CPU priority (and on Linux "
+                 "the lowest best-effort I/O priority), so it never takes a core from the "
+                 "workers or a restore; it still uses every idle cycle."),
     Setting("wal_size_warning_mb", KIND_INT, 50, number_range=(0, 1_000_000),
             label="WAL warning size", unit=" MB", group=GROUP_WAL,
             warning_for="wal_size_threshold_mb",
