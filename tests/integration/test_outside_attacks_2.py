@@ -47,7 +47,12 @@ from queue_admin_gui.core.archive import archive_status, images, rebuild_to_time
 from queue_admin_gui.core.archive.images import IMAGE_RECORD, compact_archive
 from queue_admin_gui.core.archive.levels import LEVELS_FOLDER, Level
 from queue_admin_gui.core.archive.safety_point import hash_snapshot_ahead
-from queue_admin_gui.core.archive.store import CHECKSUM_KEY, json_checksum, list_generations
+from queue_admin_gui.core.archive.store import (
+    CHECKSUM_KEY,
+    ArchiveError,
+    json_checksum,
+    list_generations,
+)
 from queue_admin_gui.core.restore.page_proof import prove_pages_equal
 
 DEADLINE = 60.0
@@ -606,3 +611,55 @@ def test_two_compactions_taking_over_one_stale_lock_never_cost_an_instant(
         rebuilds_match(folder, plain, instants_of(made, folder), tmp_path, made.commits)
     finally:
         print("first:", out, err[-2000:], "second copied:", (flags / "second-copied").exists())
+
+
+PAUSED_COMPACTION = """
+import sys, time
+from pathlib import Path
+from queue_admin_gui.core.archive import images
+images.LEVEL_TRANSACTIONS = {stretch}
+folder, flags = Path(sys.argv[1]), Path(sys.argv[2])
+written = images.write_level
+
+def paused(*args, **kwargs):
+    (flags / "mid-way").touch()
+    deadline = time.monotonic() + 30
+    while not (flags / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return written(*args, **kwargs)
+
+images.write_level = paused
+print([result.outcome for result in images.compact_archive(folder)])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "image.lock is never refreshed while a compaction runs, and a lock older than "
+    "LOCK_STALE_SECONDS (6 h) is taken over even when its owner is alive on this very "
+    "host: a second compaction then writes the image the first is still writing"))
+def test_a_long_compaction_alive_on_this_host_keeps_its_lock(made: Made,
+                                                             tmp_path: Path) -> None:
+    folder = tmp_path / "archive"
+    shutil.copytree(made.folder, folder)
+    from_the_snapshot(folder)
+    generation = list_generations(folder, check=True)[0]
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    running = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_COMPACTION.format(stretch=STRETCH), str(folder),
+         str(flags)], env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (flags / "mid-way").exists() or running.poll() is not None,
+                 "the first compaction to be mid-way")
+        assert running.poll() is None
+        lock = generation.folder / "image.lock"
+        assert json.loads(lock.read_text(encoding="utf-8"))["pid"] == running.pid
+        aged = time.time() - 7 * 3600  # a compaction running for seven hours
+        os.utime(lock, (aged, aged))
+        with pytest.raises(ArchiveError, match="another compaction"):
+            compact_archive(folder)
+    finally:
+        (flags / "go").touch()
+        running.communicate(timeout=DEADLINE)
