@@ -40,7 +40,16 @@ from test_archive_levels import (
     the_levels,
 )
 from test_prismq_restore import PROJECT_ROOT
-from test_safety_copy_attacks import OnRequest, archiving, same_queue, wait_for
+from test_safety_copy_attacks import (
+    OnRequest,
+    archiving,
+    checkpoint_storm,
+    more_work,
+    same_queue,
+    start_cli_archiver,
+    wait_for,
+    working,
+)
 
 from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.archive import archive_status, images, rebuild_to_time
@@ -53,6 +62,7 @@ from queue_admin_gui.core.archive.store import (
     json_checksum,
     list_generations,
 )
+from queue_admin_gui.core.restore.gate import ALL_WORKERS
 from queue_admin_gui.core.restore.page_proof import prove_pages_equal
 
 DEADLINE = 60.0
@@ -171,6 +181,22 @@ def test_a_worker_committing_throughout_is_never_proven_equal(tmp_path: Path) ->
     assert None not in results, results
 
 
+def test_an_outside_checkpoint_running_does_not_give_the_proof_up(tmp_path: Path) -> None:
+    """Another program's TRUNCATE checkpoints every 3 ms: a passive checkpoint then often
+    answers busy (-1 frames). That is no reason to give the proof up for the integrity
+    check, nor to say the log "cannot be checkpointed"."""
+    staged, target = staged_and_restored(tmp_path)
+    with checkpoint_storm(target):
+        results = []
+        for _ in range(10):
+            connection = prismq_connect(target)
+            with connection:  # the same bytes written again: frames in the log, no change
+                connection.execute("UPDATE task_queue SET status = status WHERE id = 7")
+            connection.close()
+            results.append(prove_pages_equal(staged, target, wait_seconds=5))
+    assert results == [None] * 10, results
+
+
 @pytest.mark.slow
 def test_a_real_restore_under_the_archiver_and_a_worker_says_equal_only_when_it_is(
         changed_queue: tuple[Path, Path, Path], tmp_path: Path,
@@ -199,6 +225,47 @@ def test_a_real_restore_under_the_archiver_and_a_worker_says_equal_only_when_it_
     else:
         assert result.result_check != execute.PROVEN_EQUAL
     assert task_rows(live) == task_rows(backup) and result.check.ok
+
+
+@pytest.mark.slow
+def test_a_restore_proven_equal_under_a_cli_archiver_a_worker_and_truncates_holds_the_backup(
+        changed_queue: tuple[Path, Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PrismQ worker (accepted) commits right after the restore's commit, another program
+    runs TRUNCATE checkpoints every 3 ms and ``queue-admin-cli archive`` reads throughout:
+    whatever the proof says, every task the worker did not touch is the staged copy's."""
+    import queue_admin_gui.core.restore.execute as execute
+
+    live, folder, backup = changed_queue
+    real = execute.prove_pages_equal
+    staged = tmp_path / "staged-copy.db"
+    seen: list[str | None] = []
+
+    def proving(source: Path, target: Path, *args: object, **kwargs: object) -> str | None:
+        shutil.copyfile(source, staged)  # closed, its log folded in: the checked pages
+        seen.append(real(source, target, *args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(execute, "prove_pages_equal", proving)
+    archiver = start_cli_archiver(live, tmp_path / "archive")
+    try:
+        with working(live, tmp_path / "worker.log") as worker, checkpoint_storm(live) as done:
+            result = QueueBackup(live, folder).restore_backup(
+                backup, accepted_workers=ALL_WORKERS)
+            more_work(worker, 10)
+        assert worker.errors() == [] and done[0] >= 50
+    finally:
+        archiver.send_signal(signal.SIGTERM)
+        archiver.wait(timeout=DEADLINE)
+    assert len(seen) == 1
+    assert (result.result_check == execute.PROVEN_EQUAL) == (seen[0] is None)
+    assert result.check.ok
+    touched = set(worker.executed())
+    expected = {task_id: row for task_id, row in task_rows(staged).items()
+                if task_id not in touched}
+    restored = task_rows(live)
+    assert {task_id: restored.get(task_id) for task_id in expected} == expected
+    assert set(task_rows(backup)) <= set(expected) | touched
 
 
 # -- 2. the snapshot hashed ahead of the lock ------------------------------------------------
