@@ -153,7 +153,8 @@ def test_a_reader_letting_go_mid_wait_under_outside_truncates_is_never_proven_eq
 
 
 def test_a_worker_committing_throughout_is_never_proven_equal(tmp_path: Path) -> None:
-    """Every proof starts after the first differing commit: none may pass."""
+    """Every proof starts after the first differing commit: none may pass, with or without
+    another program's TRUNCATE checkpoints resetting the log during the comparisons."""
     staged, target = staged_and_restored(tmp_path)
     commit_difference(target, "failed")
     stop = threading.Event()
@@ -173,7 +174,9 @@ def test_a_worker_committing_throughout_is_never_proven_equal(tmp_path: Path) ->
     worker = threading.Thread(target=working)
     worker.start()
     try:
-        results = [prove_pages_equal(staged, target, wait_seconds=0.2) for _ in range(15)]
+        results = [prove_pages_equal(staged, target, wait_seconds=0.2) for _ in range(10)]
+        with checkpoint_storm(target):  # the log reset by another program meanwhile
+            results += [prove_pages_equal(staged, target, wait_seconds=0.2) for _ in range(10)]
     finally:
         stop.set()
         worker.join()
@@ -730,3 +733,36 @@ def test_a_long_compaction_alive_on_this_host_keeps_its_lock(made: Made,
     finally:
         (flags / "go").touch()
         running.communicate(timeout=DEADLINE)
+
+
+@pytest.mark.slow
+def test_rebuilds_while_compactions_start_over_are_exact(made: Made, tmp_path: Path) -> None:
+    """Each compaction starts again from the snapshot (the image copied over in place, every
+    level removed and written again) while instants are rebuilt beside it, one after
+    another: each rebuilt instant is the snapshot-only rebuild's, byte for byte."""
+    folder = tmp_path / "archive"
+    shutil.copytree(made.folder, folder)
+    plain = plain_copy(made.folder, tmp_path / "plain")
+    instants = instants_of(made, folder)
+    expected = {}
+    for at in instants:
+        slow = rebuild_to_time(plain, at, tmp_path / f"expected-{next(_REBUILDS)}.db")
+        expected[at] = slow.path.read_bytes()
+    rebuilt = beside = 0
+    for round_ in range(3):
+        from_the_snapshot(folder)
+        started = tmp_path / f"started-{round_}"
+        child = compaction(folder, started)
+        wait_for(lambda: started.exists() or child.poll() is not None,  # noqa: B023
+                 "the compaction to start")
+        while child.poll() is None or rebuilt < 3 * (round_ + 1):
+            beside += child.poll() is None
+            at = instants[rebuilt % len(instants)]
+            result = rebuild_to_time(folder, at, tmp_path / f"during-{next(_REBUILDS)}.db")
+            assert result.path.read_bytes() == expected[at], f"instant {at} differs"
+            assert_a_state_the_queue_was_in(result.path, made.commits, at)
+            result.path.unlink()
+            rebuilt += 1
+        out, err = child.communicate(timeout=DEADLINE)
+        assert child.returncode == 0, err
+    assert beside > 0, "no rebuild ran beside a compaction"
