@@ -461,8 +461,9 @@ def test_a_record_claiming_more_transactions_costs_time_never_an_instant(
     "a level record is protected by an unkeyed SHA-256 of its own fields: a record edited "
     "to claim the next stretch's end (fields copied from that stretch's record, checksum "
     "recomputed, files renamed) is used; the rebuilt file lacks that stretch's pages, "
-    "SQLite's integrity check fails and the rebuild raises 'the queue was itself damaged "
-    "then' instead of replaying from the snapshot: the instant is lost"))
+    "SQLite's integrity check fails and the rebuild ends in 'the rebuilt file did not pass "
+    "its check ... kept unchecked' (taken for a queue damaged then) instead of replaying "
+    "from the snapshot: the instant is lost"))
 def test_a_forged_record_with_a_recomputed_checksum_is_not_used(made: Made,
                                                                 tmp_path: Path) -> None:
     folder = tmp_path / "archive"
