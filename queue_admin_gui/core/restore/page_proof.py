@@ -81,7 +81,8 @@ def _log_in_file(target: Path, wait_seconds: float, cancelled: CancelCheck | Non
     """None once every frame of ``target``'s WAL is in the file itself, else why not.
 
     Asks for a passive checkpoint until it reports every frame of the log copied, or
-    ``wait_seconds`` have passed.
+    ``wait_seconds`` have passed (a busy answer, another program's checkpoint running, is
+    asked again).
     """
     if _wal_is_empty(target):
         return None
@@ -92,8 +93,9 @@ def _log_in_file(target: Path, wait_seconds: float, cancelled: CancelCheck | Non
         while True:
             busy, frames, copied = connection.execute(
                 "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if frames < 0:
+            if frames < 0 and busy == 0:
                 return "the restored database's write-ahead log cannot be checkpointed"
+            # busy with -1 frames: another program's checkpoint was running; ask again.
             if busy == 0 and frames == copied:
                 return None
             if time.monotonic() >= deadline:
