@@ -457,15 +457,12 @@ def test_a_record_claiming_more_transactions_costs_time_never_an_instant(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "a level record is protected by an unkeyed SHA-256 of its own fields: a record edited "
-    "to claim the next stretch's end (fields copied from that stretch's record, checksum "
-    "recomputed, files renamed) is used; the rebuilt file lacks that stretch's pages, "
-    "SQLite's integrity check fails and the rebuild ends in 'the rebuilt file did not pass "
-    "its check ... kept unchecked' (taken for a queue damaged then) instead of replaying "
-    "from the snapshot: the instant is lost"))
-def test_a_forged_record_with_a_recomputed_checksum_is_not_used(made: Made,
-                                                                tmp_path: Path) -> None:
+def test_a_forged_record_with_a_recomputed_checksum_costs_time_not_the_instant(
+        made: Made, tmp_path: Path) -> None:
+    """A level record edited to claim the next stretch's end (fields copied from that
+    stretch's record, its unkeyed checksum recomputed, files renamed) passes every check, so
+    the rebuild uses it, and its pages lack that stretch's. The rebuild must then be done
+    again from the snapshot and every record, and say why."""
     folder = tmp_path / "archive"
     shutil.copytree(made.folder, folder)
     plain = plain_copy(made.folder, tmp_path / "plain")
@@ -486,7 +483,10 @@ def test_a_forged_record_with_a_recomputed_checksum_is_not_used(made: Made,
     record_of(short).unlink()
     forged.with_suffix(".json").write_text(json.dumps(data), encoding="utf-8")
     [fast] = rebuilds_match(folder, plain, [run[3].state_seen], tmp_path)
-    assert fast.level_problem is not None
+    # Found either as a record after the levels that does not expand over their pages, or
+    # as a result that fails the full check: either way, replayed from the snapshot.
+    assert "rebuilt from the snapshot and every record instead" in (fast.level_problem or "")
+    assert fast.levels_used == 0 and fast.from_levels is None
 
 
 KILLABLE_COMPACTION = """
@@ -598,7 +598,8 @@ def once_the_other_copied(*args, **kwargs):
     if not (flags / "first-mid-way").exists():
         (flags / "first-mid-way").touch()
         deadline = time.monotonic() + 30
-        while not (flags / "second-copied").exists() and time.monotonic() < deadline:
+        while not ((flags / "second-copied").exists() or (flags / "second-refused").exists()
+                   ) and time.monotonic() < deadline:
             time.sleep(0.01)
     return written(*args, **kwargs)
 
@@ -633,18 +634,16 @@ def copy_then_stall(*args, **kwargs):
 
 images.process_alive = descheduled_after_finding_the_owner_dead
 images.copy_verified = copy_then_stall
-images.compact_archive(folder)
+try:
+    images.compact_archive(folder)
+except images.ArchiveError as error:
+    if "another compaction" in str(error):
+        (flags / "second-refused").touch()
+    raise
 """
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "image.lock's stale-lock takeover reads the owner, then unlinks: two compactions that "
-    "both find a dead owner's lock can both hold it (the later unlinks the earlier's fresh "
-    "lock). The later one's copy of the snapshot over image.db (opened 'wb', in place) "
-    "lands under the first, whose level-0-12 then holds the snapshot's pages with valid "
-    "CRCs; the first then dies on zlib.error. Every rebuild past that stretch raises a raw "
-    "zlib.error (no fallback to the snapshot) until a compaction starts over"))
 def test_two_compactions_taking_over_one_stale_lock_never_cost_an_instant(
         made: Made, tmp_path: Path) -> None:
     folder = tmp_path / "archive"
@@ -674,14 +673,13 @@ def test_two_compactions_taking_over_one_stale_lock_never_cost_an_instant(
     finally:
         second.kill()
         second.communicate(timeout=DEADLINE)
+    assert first.returncode == 0, err[-2000:]
     assert (flags / "first-mid-way").exists()
-    assert (flags / "second-copied").exists()  # both held the lock at once
-    # Either the second compaction was refused (it never copied), or whatever the two left
-    # rebuilds every instant exactly.
-    try:
-        rebuilds_match(folder, plain, instants_of(made, folder), tmp_path, made.commits)
-    finally:
-        print("first:", out, err[-2000:], "second copied:", (flags / "second-copied").exists())
+    # The second found the same dead owner, but the first had taken the lock over by then:
+    # the second must be refused, never copy over the first's image.
+    assert (flags / "second-refused").exists()
+    assert not (flags / "second-copied").exists()
+    rebuilds_match(folder, plain, instants_of(made, folder), tmp_path, made.commits)
 
 
 PAUSED_COMPACTION = """
@@ -705,10 +703,6 @@ print([result.outcome for result in images.compact_archive(folder)])
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "image.lock is never refreshed while a compaction runs, and a lock older than "
-    "LOCK_STALE_SECONDS (6 h) is taken over even when its owner is alive on this very "
-    "host: a second compaction then writes the image the first is still writing"))
 def test_a_long_compaction_alive_on_this_host_keeps_its_lock(made: Made,
                                                              tmp_path: Path) -> None:
     folder = tmp_path / "archive"

@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import socket
 import time
 import zlib
@@ -41,6 +42,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from ..backups.manifest import BackupManifest, manifest_path_for
 from ..errors import ErrorKind
@@ -257,14 +260,22 @@ def copy_verified(source: Path, target: Path, expected: str, cancelled: CancelCh
 class _ImageLock:
     """image.lock, created exclusively, so two compactions never write one image.
 
-    A lock whose process is gone from this host, or older than :data:`LOCK_STALE_SECONDS`
-    (its process ran on another computer), is taken over.
+    A lock whose process is gone from this host is taken over; a lock of another computer's
+    process, once older than :data:`LOCK_STALE_SECONDS`. A process of this host that is
+    still running keeps its lock however long it runs (its start time, recorded in the
+    lock, tells it from a later process given the same id). Taking over moves the stale
+    lock aside under a name of its own and checks that what was moved is the very lock
+    judged stale: two compactions that both found the same dead owner cannot both take
+    over, since the later one would move the earlier one's fresh lock, see that, put it
+    back and refuse.
     """
 
     def __init__(self, folder: Path, action: str) -> None:
         self.path = folder / IMAGE_LOCK
-        mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
-        for _ in range(2):
+        mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                           "started": _process_started(os.getpid()),
+                           "token": secrets.token_hex(8)})
+        for _ in range(3):
             try:
                 with open(self.path, "x", encoding="utf-8") as handle:
                     handle.write(mine)
@@ -272,28 +283,68 @@ class _ImageLock:
             except FileExistsError:
                 pass
             try:
-                owner = json.loads(self.path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                owner = {}
-            try:
+                seen = self.path.read_text(encoding="utf-8")
                 age = time.time() - self.path.stat().st_mtime
             except FileNotFoundError:
                 continue
-            gone = age > LOCK_STALE_SECONDS or (
-                isinstance(owner, dict) and owner.get("host") == socket.gethostname()
-                and isinstance(owner.get("pid"), int) and not process_alive(owner["pid"]))
-            if not gone:
+            except OSError:
+                seen, age = "", 0.0
+            if not _lock_is_stale(seen, age) or not self._take_over(seen):
                 raise ArchiveError(f"{action} refused: another compaction is writing "
                                    f"'{folder}' (its lock is '{self.path}'); wait for it to "
                                    "finish.", ErrorKind.ALREADY_EXISTS)
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
         raise ArchiveError(f"{action} refused: its lock '{self.path}' kept changing; another "
                            "compaction may be starting.", ErrorKind.ALREADY_EXISTS)
+
+    def _take_over(self, seen: str) -> bool:
+        """Remove the stale lock if it is still the one read as ``seen``; False if not."""
+        aside = self.path.with_name(f"{IMAGE_LOCK}.{secrets.token_hex(8)}.stale")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return True  # gone meanwhile: the exclusive create decides
+        try:
+            moved = aside.read_text(encoding="utf-8")
+        except OSError:
+            moved = None
+        if moved != seen:
+            # Another compaction's fresh lock: back where it was, unless a third took the
+            # name meanwhile.
+            with contextlib.suppress(OSError):
+                os.link(aside, self.path)
+            with contextlib.suppress(OSError):
+                aside.unlink()
+            return False
+        with contextlib.suppress(OSError):
+            aside.unlink()
+        return True
 
     def release(self) -> None:
         with contextlib.suppress(OSError):
             self.path.unlink()
+
+
+def _process_started(pid: int) -> float | None:
+    """When process ``pid`` of this host started (seconds since the epoch), or None."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
+        return None
+
+
+def _lock_is_stale(text: str, age: float) -> bool:
+    """Whether the compaction that wrote lock ``text`` (``age`` seconds old) is gone."""
+    try:
+        owner = json.loads(text)
+    except ValueError:
+        owner = None
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname() \
+            or not isinstance(owner.get("pid"), int):
+        return age > LOCK_STALE_SECONDS  # another computer's (or unreadable): by its age
+    if not process_alive(owner["pid"]):
+        return True
+    started = owner.get("started")
+    return isinstance(started, float) and _process_started(owner["pid"]) not in (None, started)
 
 
 def compact_archive(archive: str | Path, progress: ProgressCallback | None = None,

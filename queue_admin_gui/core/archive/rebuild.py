@@ -34,6 +34,7 @@ import re
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -462,6 +463,17 @@ class _EarlyCopy:
         self._taken = True  # once handled, the file is the rebuild's
 
 
+class _ShortcutFailed(Exception):
+    """A rebuild from the replay image or level files failed where the records alone may not."""
+
+    def __init__(self, image: ReplayImage | None, levels: list[Level], why: str) -> None:
+        super().__init__(why)
+        self.image_problem = (f"the file rebuilt from image.db {why}; rebuilt from the "
+                              "snapshot and every record instead") if image is not None else None
+        self.level_problem = (f"the file rebuilt with the level files {why}; rebuilt from the "
+                              "snapshot and every record instead") if levels else None
+
+
 def rebuild_generation(generation: Generation, moment: float, output: str | Path,
                        progress: ProgressCallback | None = None,
                        cancelled: CancelCheck | None = None, *,
@@ -473,7 +485,30 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
     ``limit``: apply no more than this many of its transactions (an exact commit).
     ``early``: a copy of a replay image or of the snapshot begun beside the check, used if
     it is the right one.
+
+    The replay image and the level files are shortcuts, each checked before use; yet a
+    record of one can be forged with its checksum recomputed, or two compactions can leave
+    pages that pass every CRC and belong to another stretch. So when a rebuild that took a
+    shortcut cannot expand a record after it, or its result fails the full check, it is
+    done again from the snapshot and every record (the result says why): a shortcut costs
+    time, never an instant.
     """
+    try:
+        return _rebuild_once(generation, moment, output, progress, cancelled,
+                             live_path=live_path, limit=limit, early=early, shortcuts=True)
+    except _ShortcutFailed as failed:
+        result = _rebuild_once(generation, moment, output, progress, cancelled,
+                               live_path=live_path, limit=limit, early=None, shortcuts=False)
+        result.image_problem = failed.image_problem or result.image_problem
+        result.level_problem = failed.level_problem or result.level_problem
+        return result
+
+
+def _rebuild_once(generation: Generation, moment: float, output: Path,
+                  progress: ProgressCallback | None, cancelled: CancelCheck | None, *,
+                  live_path: str | Path | None, limit: int | None,
+                  early: _EarlyCopy | None, shortcuts: bool) -> RebuildResult:
+    """One rebuild; ``shortcuts`` false: from the snapshot and every record, nothing else."""
     started = time.monotonic()
     output = Path(output)
     span = generation.restorable
@@ -489,7 +524,8 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
     proving: _Beside | None = None
     try:
         report(progress, 0, 1, STAGE_SNAPSHOT)
-        image, image_problem = image_for(generation, moment, limit)
+        image, image_problem = (image_for(generation, moment, limit) if shortcuts
+                                else (None, None))
         copied = None
         if image is not None and early is not None:
             copied = early.take(generation, image)
@@ -499,9 +535,11 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
             image, image_problem = None, "image.db fails its checksum"
         levels: list[Level] = []
         level_problem = None
-        if image is None:
+        if image is None and shortcuts:
             levels, level_problem = _snapshot_and_levels(generation, snapshot, moment, limit,
                                                          partial, cancelled, action, early)
+        elif image is None:
+            _copy_snapshot(generation, snapshot, partial, cancelled, action)
         elif not generation.snapshot_proven:
             # The image stands for the snapshot, which is proven all the same (beside the
             # work below, on the other core) so that the rebuild offers what status offers.
@@ -516,6 +554,14 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
             _copy_snapshot(generation, snapshot, partial, cancelled, action)
             applied, state_seen, page_size, pages = _apply(
                 generation, moment, partial, progress, cancelled, action, limit, None, [])
+        except (zlib.error, ArchiveError) as error:
+            if image is None and not levels:
+                raise
+            # A record after the shortcut did not expand over its pages (a delta's zlib stream
+            # carries the Adler-32 of the earlier image it was made against): the shortcut's
+            # pages are not the ones the records followed.
+            raise _ShortcutFailed(image, levels, f"could not take the records after it "
+                                  f"({error})") from error
         report(progress, 0, 1, STAGE_CHECK)
         # The flush to the disk, the SHA-256 for the manifest and the task counts run side
         # by side (the first waits on the disk, the other two on a core each).
@@ -539,6 +585,9 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
                                   known_sha256=sha256)
         if proving is not None and proving.result() is not None:
             raise _SnapshotUnproven
+        if not check.ok and (image is not None or levels):
+            raise _ShortcutFailed(image, levels, "did not pass its check "
+                                  f"({'; '.join(check.problems[:3])})")
         if not check.ok:
             # The archive holds that state faithfully (every checksum held): the queue was
             # itself damaged then. Keep it unchecked, never as a backup, for its rows.
