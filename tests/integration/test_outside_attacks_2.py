@@ -761,3 +761,33 @@ def test_rebuilds_while_compactions_start_over_are_exact(made: Made, tmp_path: P
         out, err = child.communicate(timeout=DEADLINE)
         assert child.returncode == 0, err
     assert beside > 0, "no rebuild ran beside a compaction"
+
+
+@pytest.mark.slow
+def test_a_running_compaction_keeps_its_lock_fresh(made: Made, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compaction on another computer is told from a dead one only by its lock's age, so a
+    running one must keep refreshing it: each time a level is written the lock is set back
+    as if untouched for an hour, and by the next level it must be fresh again."""
+    folder = tmp_path / "archive"
+    shutil.copytree(made.folder, folder)
+    from_the_snapshot(folder)
+    generation = list_generations(folder, check=True)[0]
+    lock = generation.folder / "image.lock"
+    monkeypatch.setattr(images, "LEVEL_TRANSACTIONS", STRETCH)
+    monkeypatch.setattr(images, "LOCK_REFRESH_SECONDS", 0.0)
+    written = images.write_level
+    ages: list[float] = []
+
+    def ageing(*args: object, **kwargs: object) -> object:
+        ages.append(time.time() - lock.stat().st_mtime)
+        aged = time.time() - 2 * images.LOCK_STALE_SECONDS
+        os.utime(lock, (aged, aged))
+        return written(*args, **kwargs)
+
+    monkeypatch.setattr(images, "write_level", ageing)
+    [result] = compact_archive(folder)
+    assert result.outcome == "started"
+    assert len(ages) >= 2, ages
+    assert all(age < images.LOCK_STALE_SECONDS for age in ages[1:]), ages
+    assert not lock.exists()

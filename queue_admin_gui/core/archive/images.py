@@ -86,8 +86,10 @@ IMAGE_FILE, IMAGE_RECORD = REPLAY_IMAGE_FILES
 IMAGE_LOCK = "image.lock"
 IMAGE_FORMAT = 1
 STAGE_COMPACT = "Compacting the archive"
-#: A compaction lock this old is left by a process that died on another computer.
-LOCK_STALE_SECONDS = 6 * 3600.0
+#: A compaction lock not refreshed for this long is left by a process that died on another
+#: computer (a running compaction refreshes its lock every :data:`LOCK_REFRESH_SECONDS`).
+LOCK_STALE_SECONDS = 30 * 60.0
+LOCK_REFRESH_SECONDS = 60.0
 _COPY_CHUNK = 4 * 1024 * 1024
 #: A verified copy's chunk: large, because the copy often runs on a helper thread beside a
 #: Python loop (the frame-log check), and each chunk waits for the GIL a few times.
@@ -261,7 +263,8 @@ class _ImageLock:
     """image.lock, created exclusively, so two compactions never write one image.
 
     A lock whose process is gone from this host is taken over; a lock of another computer's
-    process, once older than :data:`LOCK_STALE_SECONDS`. A process of this host that is
+    process, once it has not been refreshed for :data:`LOCK_STALE_SECONDS` (a compaction
+    refreshes its lock as it goes, see :meth:`refreshing`). A process of this host that is
     still running keeps its lock however long it runs (its start time, recorded in the
     lock, tells it from a later process given the same id). Taking over moves the stale
     lock aside under a name of its own and checks that what was moved is the very lock
@@ -272,9 +275,10 @@ class _ImageLock:
 
     def __init__(self, folder: Path, action: str) -> None:
         self.path = folder / IMAGE_LOCK
-        mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                           "started": _process_started(os.getpid()),
-                           "token": secrets.token_hex(8)})
+        self._mine = mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                        "started": _process_started(os.getpid()),
+                                        "token": secrets.token_hex(8)})
+        self._refreshed = time.monotonic()
         for _ in range(3):
             try:
                 with open(self.path, "x", encoding="utf-8") as handle:
@@ -318,6 +322,22 @@ class _ImageLock:
         with contextlib.suppress(OSError):
             aside.unlink()
         return True
+
+    def refreshing(self, cancelled: CancelCheck | None) -> CancelCheck:
+        """``cancelled``, also refreshing the lock's time at most once a minute as it is asked.
+
+        So a compaction that runs for hours on another computer is never taken for a dead
+        one; only this very lock is touched (one taken over meanwhile is left alone).
+        """
+        def check() -> bool:
+            now = time.monotonic()
+            if now - self._refreshed >= LOCK_REFRESH_SECONDS:
+                self._refreshed = now
+                with contextlib.suppress(OSError):
+                    if self.path.read_text(encoding="utf-8") == self._mine:
+                        os.utime(self.path)
+            return bool(cancelled is not None and cancelled())
+        return check
 
     def release(self) -> None:
         with contextlib.suppress(OSError):
@@ -379,6 +399,7 @@ def compact_generation(generation: Generation, progress: ProgressCallback | None
     if snapshot is None or expected_snapshot is None:
         return CompactResult(generation.id, "skipped", reason="it has no snapshot yet")
     lock = _ImageLock(generation.folder, action)
+    cancelled = lock.refreshing(cancelled)
     try:
         image, _ = read_image(generation)
         target = generation.folder / IMAGE_FILE
