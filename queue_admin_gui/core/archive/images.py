@@ -37,7 +37,6 @@ import os
 import secrets
 import socket
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +58,12 @@ from .levels import (
     LEVEL_TRANSACTIONS,
     Stretch,
     chain_reaches,
+    changed_frame_log,
     level_bytes,
+    prefix_crcs,
     remove_levels,
     remove_unrecorded,
+    stop_fields,
     write_level,
 )
 from .page_deltas import decode_delta_transaction
@@ -90,7 +92,6 @@ STAGE_COMPACT = "Compacting the archive"
 #: computer (a running compaction refreshes its lock every :data:`LOCK_REFRESH_SECONDS`).
 LOCK_STALE_SECONDS = 30 * 60.0
 LOCK_REFRESH_SECONDS = 60.0
-_COPY_CHUNK = 4 * 1024 * 1024
 #: A verified copy's chunk: large, because the copy often runs on a helper thread beside a
 #: Python loop (the frame-log check), and each chunk waits for the GIL a few times.
 _VERIFIED_COPY_CHUNK = 16 * 1024 * 1024
@@ -168,36 +169,14 @@ def read_image(generation: Generation) -> tuple[ReplayImage | None, str | None]:
     if data.get("snapshot_sha256") != snapshot_digest(generation):
         return None, "image.json describes another snapshot"
     try:
-        image = ReplayImage(
-            path=generation.folder / IMAGE_FILE, segment=str(data["segment"]),
-            offset=int(data["offset"]), segment_crc=int(data["segment_crc"]),
-            sealed=dict(data["sealed"]),
-            chain=[int(value) for value in data["chain"]] if data["chain"] else None,
-            transactions=int(data["transactions"]), last_stamp=float(data["last_stamp"]),
-            state_seen=float(data["state_seen"]), database_pages=int(data["database_pages"]),
-            page_size=int(data["page_size"]), size_bytes=int(data["size_bytes"]),
-            sha256=str(data["sha256"]))
+        image = ReplayImage(path=generation.folder / IMAGE_FILE, **stop_fields(data),
+                            size_bytes=int(data["size_bytes"]), sha256=str(data["sha256"]))
     except (KeyError, TypeError, ValueError) as error:
         return None, f"image.json lacks a field or holds a wrong one ({error})"
-    recorded = generation.data.get("segments") or {}
-    for name, info in image.sealed.items():
-        if recorded.get(name) != info:
-            return None, f"the frame log {name} is not the one the image was made from"
+    changed = changed_frame_log(image.sealed, generation)
+    if changed is not None:
+        return None, f"the frame log {changed} is not the one the image was made from"
     return image, None
-
-
-def _prefix_crc(path: Path, length: int) -> int | None:
-    """CRC-32 of a file's first ``length`` bytes (None when it is shorter)."""
-    crc = 0
-    left = length
-    with open(path, "rb") as handle:
-        while left > 0:
-            chunk = handle.read(min(left, _COPY_CHUNK))
-            if not chunk:
-                return None
-            crc = zlib.crc32(chunk, crc)
-            left -= len(chunk)
-    return crc
 
 
 def image_for(generation: Generation, moment: float,
@@ -220,7 +199,7 @@ def image_for(generation: Generation, moment: float,
     segment = generation.folder / image.segment
     if image.offset > 0 or image.segment_crc != 0:
         try:
-            crc = _prefix_crc(segment, image.offset)
+            crc = prefix_crcs(segment, [image.offset])[image.offset]
         except OSError as error:
             return None, f"the frame log {image.segment} cannot be read ({error})"
         if crc != image.segment_crc:

@@ -114,6 +114,31 @@ def _name(first: int, last: int) -> str:
     return f"level-{first:010d}-{last:010d}"
 
 
+def stop_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """Where a record (image.json or a level's) says the replay stopped, typed.
+
+    The fields :class:`Level` and :class:`.images.ReplayImage` share: the frame log and
+    offset the next record is read from and that log's CRC up to there, the sealed frame
+    logs before it, the WAL position the next transaction must follow, the transactions
+    held, when their last was seen, and the database's size then. Raises KeyError,
+    TypeError or ValueError for a missing or wrong field.
+    """
+    return {
+        "segment": str(data["segment"]), "offset": int(data["offset"]),
+        "segment_crc": int(data["segment_crc"]), "sealed": dict(data["sealed"]),
+        "chain": [int(value) for value in data["chain"]] if data["chain"] else None,
+        "transactions": int(data["transactions"]), "last_stamp": float(data["last_stamp"]),
+        "state_seen": float(data["state_seen"]),
+        "database_pages": int(data["database_pages"]), "page_size": int(data["page_size"]),
+    }
+
+
+def changed_frame_log(sealed: dict[str, Any], generation: Generation) -> str | None:
+    """The first sealed frame log a record names that is no longer the generation's, or None."""
+    recorded = generation.data.get("segments") or {}
+    return next((log for log, info in sealed.items() if recorded.get(log) != info), None)
+
+
 def read_levels(generation: Generation, expected_snapshot: str | None
                 ) -> tuple[list[Level], dict[int, str]]:
     """Every level whose record passes its checks, and why others fail (by first transaction).
@@ -127,7 +152,6 @@ def read_levels(generation: Generation, expected_snapshot: str | None
         names = sorted(item.name for item in folder.iterdir())
     except OSError:
         return found, problems
-    recorded = generation.data.get("segments") or {}
     for name in names:
         matched = _NAME.match(name)
         if matched is None:
@@ -150,24 +174,16 @@ def read_levels(generation: Generation, expected_snapshot: str | None
             problems[first] = f"{name} belongs to another generation or snapshot"
             continue
         try:
-            level = Level(
-                path=record.with_suffix(".pages"), first=int(data["first"]),
-                segment=str(data["segment"]), offset=int(data["offset"]),
-                segment_crc=int(data["segment_crc"]), sealed=dict(data["sealed"]),
-                chain=[int(value) for value in data["chain"]] if data["chain"] else None,
-                transactions=int(data["transactions"]), last_stamp=float(data["last_stamp"]),
-                state_seen=float(data["state_seen"]),
-                database_pages=int(data["database_pages"]), page_size=int(data["page_size"]),
-                pages=int(data["pages"]), size_bytes=int(data["size_bytes"]),
-                crc32=int(data["crc32"]))
+            level = Level(path=record.with_suffix(".pages"), first=int(data["first"]),
+                          **stop_fields(data), pages=int(data["pages"]),
+                          size_bytes=int(data["size_bytes"]), crc32=int(data["crc32"]))
         except (KeyError, TypeError, ValueError) as error:
             problems[first] = f"{name} lacks a field or holds a wrong one ({error})"
             continue
         if level.first != first or name != _name(level.first, level.transactions) + ".json":
             problems[first] = f"{name} does not hold the stretch its name gives"
             continue
-        changed = next((log for log, info in level.sealed.items() if recorded.get(log) != info),
-                       None)
+        changed = changed_frame_log(level.sealed, generation)
         if changed is not None:
             problems[first] = (f"the frame log {changed} is not the one {name} was made from")
             continue
@@ -240,7 +256,7 @@ def _prove_frame_logs(generation: Generation, levels: list[Level]
     for segment, offsets in wanted.items():
         try:
             crcs.update(((segment, offset), crc) for offset, crc in
-                        _prefix_crcs(generation.folder / segment, sorted(offsets)).items())
+                        prefix_crcs(generation.folder / segment, sorted(offsets)).items())
         except OSError:
             crcs.update(((segment, offset), None) for offset in offsets)
     for index, level in enumerate(levels):
@@ -252,8 +268,11 @@ def _prove_frame_logs(generation: Generation, levels: list[Level]
     return levels, None
 
 
-def _prefix_crcs(path: Path, offsets: list[int]) -> dict[int, int | None]:
-    """The CRC-32 of a file's first ``offset`` bytes for each offset, in one pass."""
+def prefix_crcs(path: Path, offsets: list[int]) -> dict[int, int | None]:
+    """The CRC-32 of a file's first ``offset`` bytes for each (ascending) offset, in one pass.
+
+    None for an offset past the file's end.
+    """
     found: dict[int, int | None] = {}
     crc = 0
     done = 0
