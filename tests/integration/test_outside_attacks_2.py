@@ -43,9 +43,9 @@ from test_prismq_restore import PROJECT_ROOT
 from test_safety_copy_attacks import (
     OnRequest,
     archiving,
+    assert_snapshot_refused,
     checkpoint_storm,
     more_work,
-    same_queue,
     start_cli_archiver,
     wait_for,
     working,
@@ -309,11 +309,7 @@ def test_a_snapshot_changed_between_the_hash_and_the_lock_is_never_trusted(
         result = QueueBackup(live, folder).restore_backup(backup, archive_safety=archive)
         changing.stop()
     assert changing.error is None and changing.done.is_set()
-    assert result.safety_point is None, result.safety_point
-    assert "snapshot" in (result.archive_problem or ""), result.archive_problem
-    assert result.safety_backup is not None
-    same_queue(result.safety_backup, before)
-    assert task_rows(live) == task_rows(backup) and result.check.ok
+    assert_snapshot_refused(result, before, live, backup)
 
 
 def test_a_change_right_after_the_hash_never_keeps_the_files_identity(
@@ -386,6 +382,14 @@ def rebuilds_match(folder: Path, plain: Path, instants: list[float], tmp_path: P
     return results
 
 
+def swap_files(one: Path, two: Path) -> None:
+    """Give each of two files the other's name."""
+    swap = one.with_name("swap")
+    os.replace(one, swap)
+    os.replace(two, one)
+    os.replace(swap, two)
+
+
 @pytest.mark.slow
 def test_two_levels_pages_swapped_cost_time_never_an_instant(made: Made,
                                                              tmp_path: Path) -> None:
@@ -394,10 +398,7 @@ def test_two_levels_pages_swapped_cost_time_never_an_instant(made: Made,
     plain = plain_copy(made.folder, tmp_path / "plain")
     run = the_levels(folder)
     first, second = run[1], run[2]
-    swap = first.path.with_name("swap")
-    os.replace(first.path, swap)
-    os.replace(second.path, first.path)
-    os.replace(swap, second.path)
+    swap_files(first.path, second.path)
     [fast] = rebuilds_match(folder, plain, [run[3].state_seen], tmp_path)
     assert fast.level_problem is not None and first.path.name in fast.level_problem
     assert fast.levels_used == 1
@@ -412,11 +413,7 @@ def test_two_levels_files_and_records_swapped_cost_time_never_an_instant(
     run = the_levels(folder)
     first, second = run[1], run[2]
     for suffix in (".pages", ".json"):
-        one, two = first.path.with_suffix(suffix), second.path.with_suffix(suffix)
-        swap = one.with_name("swap")
-        os.replace(one, swap)
-        os.replace(two, one)
-        os.replace(swap, two)
+        swap_files(first.path.with_suffix(suffix), second.path.with_suffix(suffix))
     [fast] = rebuilds_match(folder, plain, [run[3].state_seen], tmp_path)
     assert fast.level_problem is not None and fast.levels_used == 1
 

@@ -86,6 +86,17 @@ def assert_copy_holds(result: RestoreReport, before: Path, live: Path, tmp_path:
     same_queue(rebuilt, before)
 
 
+def assert_snapshot_refused(result: RestoreReport, before: Path, live: Path,
+                            backup: Path) -> None:
+    """The restore refused the archive for its snapshot, took a safety backup holding
+    ``before`` instead, and wrote ``backup`` in."""
+    assert result.safety_point is None, result.safety_point
+    assert "snapshot" in (result.archive_problem or ""), result.archive_problem
+    assert result.safety_backup is not None
+    same_queue(result.safety_backup, before)
+    assert task_rows(live) == task_rows(backup) and result.check.ok
+
+
 def capture_under_lock(monkeypatch: pytest.MonkeyPatch, module: object, live: Path,
                        target: Path) -> list[SafetyPoint | None]:
     """Wrap ``module.prove_archived``: once a proof comes back, copy the live queue to
@@ -539,11 +550,7 @@ def test_a_restore_hashes_the_snapshot_ahead_and_still_finds_it_damaged_under_th
         damage.stop()
     assert damage.error is None and damage.done.is_set()
     assert len(given) == 1 and given[0] is not None  # hashed ahead, handed to the check
-    assert result.safety_point is None
-    assert "snapshot" in (result.archive_problem or ""), result.archive_problem
-    assert result.safety_backup is not None
-    same_queue(result.safety_backup, before)
-    assert task_rows(live) == task_rows(backup) and result.check.ok
+    assert_snapshot_refused(result, before, live, backup)
 
 
 def test_an_archiver_of_another_queue_answering_for_this_one_is_no_safety_copy(
