@@ -204,8 +204,10 @@ def test_the_page_proof_finds_one_changed_byte(new_backup: Path, tmp_path: Path)
 def test_without_the_proof_the_result_gets_the_integrity_check(
         engine: QueueBackup, live: Path, new_backup: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """A reader keeps the restored pages in the WAL, so only the full check can vouch."""
+    """When the log cannot be read page by page (here: made to say so) and a reader keeps
+    the restored pages out of the file, only the full check can vouch."""
     monkeypatch.setattr(page_proof, "BACKFILL_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(page_proof, "newest_frames", lambda wal: None)
     reader = sqlite3.connect(live)
     try:
         reader.execute("BEGIN")
@@ -219,25 +221,25 @@ def test_without_the_proof_the_result_gets_the_integrity_check(
     assert state(live) == NEW
 
 
-def test_the_proof_waits_for_a_reader_that_lets_go_after_the_commit(
+def test_the_proof_reads_the_pages_a_reader_keeps_in_the_log(
         engine: QueueBackup, live: Path, new_backup: Path) -> None:
-    """A reader older than the restore (an archiver looking at it) holds the restored pages
-    in the WAL for a while; the proof waits for them to reach the file, then compares."""
+    """A reader older than the restore (an archiver looking at it) keeps the restored pages
+    in the WAL for as long as it reads; the proof reads them from there, without waiting."""
     reader = sqlite3.connect(live)
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM task_queue").fetchone()
     seen_in_wal: list[int] = []
 
     def progress(done: int, total: int, stage: str) -> None:
-        if stage == STAGE_PROOF and reader.in_transaction:
+        if stage == STAGE_PROOF:
             seen_in_wal.append(Path(f"{live}-wal").stat().st_size)
-            reader.execute("COMMIT")  # lets go once the restore has committed
 
     try:
         result = engine.restore_backup(new_backup, accepted_workers={"*"}, progress=progress)
+        assert reader.in_transaction  # never let go during the restore
     finally:
         reader.close()
-    assert seen_in_wal and seen_in_wal[0] > 0  # the restored pages were still in the WAL
+    assert seen_in_wal and min(seen_in_wal) > 0  # the restored pages were in the WAL
     assert result.result_check == PROVEN_EQUAL
     assert result.check is not None and result.check.ok
     assert state(live) == NEW

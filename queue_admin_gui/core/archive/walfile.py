@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -360,3 +361,118 @@ class _Scan:
         if self.oversized and self.found.oversized_end is None:
             self.found.scanned = (self.frame_number, self.running)
         return self.found
+
+
+@dataclass
+class NewestFrames:
+    """Where the log's current cycle holds each page's newest committed image."""
+
+    header: WalHeader
+    #: The last commit frame found (frames after it are not counted).
+    last_commit: int
+    #: The database's size in pages after that commit.
+    database_pages: int
+    #: ``frames[n]``: the frame holding page n's newest image up to the last commit (0: the
+    #: log holds none, so the page's bytes are the file's).
+    frames: np.ndarray
+
+    def frame_of(self, page_number: int) -> int:
+        """The frame holding ``page_number``'s newest committed image (0: none)."""
+        return int(self.frames[page_number]) if page_number < len(self.frames) else 0
+
+    def frames_of(self, first: int, count: int) -> np.ndarray:
+        """:meth:`frame_of` for pages ``first`` to ``first + count - 1``, as one array."""
+        found = self.frames[first:first + count]
+        if len(found) < count:
+            found = np.concatenate([found, np.zeros(count - len(found), dtype=np.uint32)])
+        return found
+
+
+#: How much of the log :func:`newest_frames` reads at a time.
+MAP_READ_BYTES = 16 * 1024 * 1024
+
+
+def newest_frames(wal: Path, read_bytes: int = MAP_READ_BYTES) -> NewestFrames | None:
+    """Each page's newest committed frame in the log's current cycle (None: no commit).
+
+    Every frame is proven as the archiver proves it (the cycle's salts, the running
+    checksum); the walk stops at the first frame that fails, and frames after the last
+    commit frame (a transaction still being written) are left out. Holds four bytes per
+    page, never the pages themselves, so a log of any size is mapped in bounded memory.
+    """
+    try:
+        with open(wal, "rb") as handle:
+            header = parse_header(handle.read(WAL_HEADER_BYTES))
+            if header is None:
+                return None
+            return _map_frames(handle, header, read_bytes)
+    except FileNotFoundError:
+        return None
+
+
+def _proven_frames(data: bytes, raw: np.ndarray, header: WalHeader,
+                   running: tuple[int, int]) -> int:
+    """How many of the frames in ``raw`` (``data`` read as one row a frame) are valid in a row.
+
+    Each frame's header holds the running checksum after it, so every frame is checked at
+    once against its predecessor's stored sum: ``M s + part`` in wrapping 32-bit arithmetic.
+    Once all of them match, the chain from ``running`` holds by induction.
+    """
+    words = raw[:, :FRAME_HEADER_BYTES].copy().view(">u4").astype(np.uint32)
+    firsts, seconds = frame_checksum_parts(memoryview(data)[:raw.size], header.page_size,
+                                           header.big_endian)
+    na, nb, nc, nd = (np.uint32(value) for value in frame_step(header.page_size))
+    before0 = np.concatenate([np.array([running[0]], dtype=np.uint32), words[:-1, 4]])
+    before1 = np.concatenate([np.array([running[1]], dtype=np.uint32), words[:-1, 5]])
+    good = ((na * before0 + nb * before1 + firsts == words[:, 4])
+            & (nc * before0 + nd * before1 + seconds == words[:, 5])
+            & (words[:, 0] != 0))
+    failed = np.flatnonzero(~good)
+    return int(failed[0]) if len(failed) else len(raw)
+
+
+def _map_frames(handle: BinaryIO, header: WalHeader, read_bytes: int) -> NewestFrames | None:
+    step = FRAME_HEADER_BYTES + header.page_size
+    chunk = max(1, read_bytes // step) * step
+    running = header.checksum
+    frames = np.zeros(0, dtype=np.uint32)
+    pending = np.zeros(0, dtype=np.uint32)  # pages of frames after the last commit so far
+    number = last_commit = database_pages = 0  # frames read, in the cycle
+    while True:
+        data = handle.read(chunk)
+        whole = len(data) // step
+        ours = _frames_of_cycle(data, whole, step, header)
+        raw = np.frombuffer(data, dtype=np.uint8, count=ours * step).reshape(ours, step)
+        proven = _proven_frames(data, raw, header, running) if ours else 0
+        if proven:
+            words = raw[:proven, :8].copy().view(">u4").astype(np.uint32)
+            running = tuple(int(value) for value in
+                            raw[proven - 1, 16:24].copy().view(">u4"))  # type: ignore[assignment]
+            pages = np.concatenate([pending, words[:, 0]])
+            commits = np.flatnonzero(words[:, 1])
+            if len(commits):
+                end = len(pending) + int(commits[-1]) + 1  # frames up to the last commit
+                frames = _newest_of(frames, pages[:end], number - len(pending) + 1)
+                last_commit = number + int(commits[-1]) + 1
+                database_pages = int(words[commits[-1], 1])
+                pending = pages[end:]
+            else:
+                pending = pages
+            number += proven
+        if proven < whole or len(data) < chunk:
+            break
+    if not last_commit:
+        return None
+    return NewestFrames(header, last_commit, database_pages, frames)
+
+
+def _newest_of(frames: np.ndarray, pages: np.ndarray, first_frame: int) -> np.ndarray:
+    """``frames`` with each of ``pages`` (written from ``first_frame`` on) at its newest."""
+    top = int(pages.max()) + 1
+    if top > len(frames):
+        frames = np.concatenate([frames, np.zeros(top - len(frames), dtype=np.uint32)])
+    # The last occurrence of each page is its newest frame in this stretch.
+    reversed_pages = pages[::-1]
+    unique, last_from_end = np.unique(reversed_pages, return_index=True)
+    frames[unique] = first_frame + (len(pages) - 1 - last_from_end)
+    return frames

@@ -6,15 +6,20 @@ staged copy passed the full check (and was then changed only by SQLite itself: t
 counters, the tasks carried over), so a restored file whose every page is the same is as
 sound as it; no second integrity check is needed.
 
-Only the file itself is compared, so the proof waits until a checkpoint has copied every
-frame of the live WAL into the file (otherwise the newest pages are not in the file yet): the
-restore's own checkpoint usually has, but a reader that began before the restore committed
-(the archiver, while it looks at the restore's transaction) keeps a checkpoint from copying
-them until it lets go. The proof then asks for a passive checkpoint (which never waits for
-anyone and never resets the log) every tenth of a second, for about as long as the integrity
-check it spares would take (2 to 30 s), and compares as soon as every frame is in the file. A commit
-by a worker after that can only change pages to something else than the backup's, so it
-makes the proof fail (never pass). Page 1's
+The restored pages need not be in the file yet: a reader that began before the restore
+committed (the archiver, while it looks at the restore's transaction) keeps a checkpoint
+from copying them there until it lets go. So where the live WAL holds committed frames, each
+page is read where SQLite itself would read it: from the log's newest frame of that page up
+to its last commit (every frame proven by its salts and running checksum,
+:func:`..archive.walfile.newest_frames`), else from the file, and every frame read is checked
+again to be the cycle's and the page's. A read transaction held meanwhile keeps the log from
+starting over while it holds frames not yet in the file. When the log cannot be mapped (no
+valid header or commit), or another program's checkpoint emptied and restarted it during the
+comparison, the proof falls back to the file alone: it asks for a passive checkpoint (which
+never waits for anyone and never resets the log) every tenth of a second, for about as long
+as the integrity check it spares would take (2 to 30 s), and compares as soon as every frame
+is in the file. A commit by a worker after the restore's can only change pages to something
+else than the backup's, so it makes the proof fail (never pass). Page 1's
 header fields SQLite itself rewrites on every commit or backup (file format versions for
 WAL, the change counter, the schema cookie, the version-valid-for number and the SQLite
 version that wrote it) are left out; everything else, page 1's schema included, must
@@ -26,10 +31,16 @@ not see.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
+from ..archive.walfile import FRAME_HEADER_BYTES, NewestFrames, frame_offset, newest_frames
+from ..archive.walfile import read_header as read_wal_header
 from ..files.db_files import sqlite_uri, wal_path
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 
@@ -48,6 +59,8 @@ BACKFILL_WAIT_SECONDS = 30.0
 #: so waiting never costs more than the check it may spare.
 _CHECK_BYTES_PER_SECOND = 200_000_000
 _MIN_WAIT_SECONDS = 2.0
+#: What the comparison through the log says when the log started over under it.
+_LOG_CHANGED = "the restored database's write-ahead log changed while it was compared"
 _BACKFILL_POLL_SECONDS = 0.1
 
 
@@ -127,39 +140,160 @@ def prove_pages_equal(source: str | Path, target: str | Path,
     try:
         if not _wal_is_empty(source):
             return "the staged copy still has a write-ahead log"
+        size = source.stat().st_size
+        with _log_held(target):
+            found = None if _wal_is_empty(target) else newest_frames(wal_path(target))
+            if found is not None:
+                through_log = _compare_through_log(source, target, size, found, progress,
+                                                   cancelled, action)
+                if through_log != _LOG_CHANGED:
+                    return through_log
+            # Another program's checkpoint may have emptied the log meanwhile (a reader
+            # that reads only the file does not stop it): the file alone then tells.
         if wait_seconds is None:
             wait_seconds = min(BACKFILL_WAIT_SECONDS, max(
-                _MIN_WAIT_SECONDS, source.stat().st_size / _CHECK_BYTES_PER_SECOND))
+                _MIN_WAIT_SECONDS, size / _CHECK_BYTES_PER_SECOND))
         not_in_file = _log_in_file(target, wait_seconds, cancelled, action)
         if not_in_file is not None:
             return not_in_file
-        size = source.stat().st_size
-        if target.stat().st_size != size:
-            return "the restored file's size differs from the backup's"
-        with open(source, "rb") as old, open(target, "rb") as new:
-            header = old.read(_HEADER_SIZE)
-            page_size = _page_size(header)
-            if len(header) < _HEADER_SIZE or page_size < 512 or size % page_size:
-                return "the backup's page size cannot be read"
-            old.seek(0)
-            done = 0
-            while done < size:
-                before = old.read(page_size * _CHUNK_PAGES)
-                after = new.read(page_size * _CHUNK_PAGES)
-                if len(before) != len(after) or not before:
-                    return "the files changed while they were compared"
-                if done == 0:
-                    before, after = _masked_first_page(before), _masked_first_page(after)
-                if before != after:
-                    return f"page {_first_difference(before, after, page_size, done)} differs"
-                done += len(before)
-                report(progress, done, size, STAGE_PROOF)
-                raise_if_cancelled(cancelled, action)
-        if target.stat().st_size != size:
-            return "the restored database changed while it was compared"
+        return _compare_files(source, target, size, progress, cancelled, action)
     except OSError as error:
         return f"the files could not be read ({error})"
+
+
+@contextlib.contextmanager
+def _log_held(target: Path) -> Iterator[None]:
+    """A read transaction on ``target`` while the body runs: the log cannot start over.
+
+    When SQLite will not open one (the file is busy or damaged), the body runs anyway: every
+    frame it reads is checked to still be the cycle's.
+    """
+    connection = None
+    try:
+        connection = sqlite3.connect(sqlite_uri(target, mode="ro"), uri=True,
+                                     isolation_level=None, timeout=1.0)
+        connection.execute("BEGIN")
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error:
+        if connection is not None:
+            connection.close()
+        connection = None
+    try:
+        yield
+    finally:
+        if connection is not None:
+            connection.close()
+
+
+def _compare_files(source: Path, target: Path, size: int, progress: ProgressCallback | None,
+                   cancelled: CancelCheck | None, action: str) -> str | None:
+    """Compare the two files alone (every frame of the target's log is in its file)."""
+    if target.stat().st_size != size:
+        return "the restored file's size differs from the backup's"
+    with open(source, "rb") as old, open(target, "rb") as new:
+        header = old.read(_HEADER_SIZE)
+        page_size = _page_size(header)
+        if len(header) < _HEADER_SIZE or page_size < 512 or size % page_size:
+            return "the backup's page size cannot be read"
+        old.seek(0)
+        done = 0
+        while done < size:
+            before = old.read(page_size * _CHUNK_PAGES)
+            after = new.read(page_size * _CHUNK_PAGES)
+            if len(before) != len(after) or not before:
+                return "the files changed while they were compared"
+            if done == 0:
+                before, after = _masked_first_page(before), _masked_first_page(after)
+            if before != after:
+                return f"page {_first_difference(before, after, page_size, done)} differs"
+            done += len(before)
+            report(progress, done, size, STAGE_PROOF)
+            raise_if_cancelled(cancelled, action)
+    if target.stat().st_size != size:
+        return "the restored database changed while it was compared"
     return None
+
+
+def _compare_through_log(source: Path, target: Path, size: int, found: NewestFrames,
+                         progress: ProgressCallback | None, cancelled: CancelCheck | None,
+                         action: str) -> str | None:
+    """Compare the backup with the target as its log's last commit has it (see the module)."""
+    page_size = found.header.page_size
+    if size != found.database_pages * page_size:
+        return "the restored database's size differs from the backup's"
+    with open(source, "rb") as old, open(target, "rb") as file, \
+            open(wal_path(target), "rb") as log:
+        if _page_size(old.read(_HEADER_SIZE)) != page_size:
+            return "the backup's page size differs from the restored database's"
+        old.seek(0)
+        reader = _LogPages(file, log, found)
+        for first in range(1, found.database_pages + 1, _CHUNK_PAGES):
+            count = min(_CHUNK_PAGES, found.database_pages - first + 1)
+            before = old.read(count * page_size)
+            after = reader.pages(first, count)
+            if after is None:
+                return _LOG_CHANGED
+            if len(before) != len(after):
+                return "the files changed while they were compared"
+            if first == 1:
+                before, after = _masked_first_page(before), _masked_first_page(after)
+            if before != after:
+                offset = (first - 1) * page_size
+                return f"page {_first_difference(before, after, page_size, offset)} differs"
+            report(progress, (first - 1 + count) * page_size, size, STAGE_PROOF)
+            raise_if_cancelled(cancelled, action)
+    now, _ = read_wal_header(wal_path(target))
+    if now is None or now.salts != found.header.salts:
+        return _LOG_CHANGED
+    return None
+
+
+class _LogPages:
+    """Pages as the log's last commit has them: its newest frame of each, else the file's."""
+
+    def __init__(self, file: BinaryIO, log: BinaryIO, found: NewestFrames) -> None:
+        self.file, self.log, self.found = file, log, found
+        self.page_size = found.header.page_size
+        self.step = FRAME_HEADER_BYTES + self.page_size
+        self.salts = struct.pack(">II", *found.header.salts)
+
+    def pages(self, first: int, count: int) -> bytes | None:
+        """Pages ``first`` to ``first + count - 1``, joined.
+
+        None when a frame read is no longer the one mapped: the log changed.
+        """
+        frames = [self.found.frame_of(number) for number in range(first, first + count)]
+        if frames[0] and frames[-1] - frames[0] == count - 1 and \
+                frames == list(range(frames[0], frames[0] + count)):
+            # The usual case: the restore wrote these pages one after another.
+            self.log.seek(frame_offset(self.found.header, frames[0]))
+            return self._frame_pages(self.log.read(count * self.step), first, count)
+        parts = []
+        for index, frame in enumerate(frames):
+            if frame:
+                self.log.seek(frame_offset(self.found.header, frame))
+                page = self._frame_pages(self.log.read(self.step), first + index, 1)
+                if page is None:
+                    return None
+            else:
+                self.file.seek((first + index - 1) * self.page_size)
+                page = self.file.read(self.page_size)
+            parts.append(page)
+        return b"".join(parts)
+
+    def _frame_pages(self, data: bytes, first: int, count: int) -> bytes | None:
+        """The pages of ``count`` frames read in a row (None: one is not the expected page)."""
+        if len(data) != count * self.step:
+            return None
+        view = memoryview(data)
+        parts = []
+        for index in range(count):
+            offset = index * self.step
+            if int.from_bytes(view[offset:offset + 4], "big") != first + index or \
+                    view[offset + 8:offset + 16] != self.salts:
+                return None
+            parts.append(view[offset + FRAME_HEADER_BYTES:offset + self.step])
+        return b"".join(parts)
 
 
 __all__ = ["BACKFILL_WAIT_SECONDS", "STAGE_PROOF", "prove_pages_equal"]
