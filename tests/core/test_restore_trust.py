@@ -243,3 +243,35 @@ def test_the_proof_reads_the_pages_a_reader_keeps_in_the_log(
     assert result.result_check == PROVEN_EQUAL
     assert result.check is not None and result.check.ok
     assert state(live) == NEW
+
+
+def test_the_restored_pages_reach_the_file_and_the_log_is_emptied_after_the_commit(
+        engine: QueueBackup, live: Path, new_backup: Path) -> None:
+    """The log is copied into the file beside the proof, not under the lock, and emptied at
+    the end when nobody reads it: the file alone then holds the restored queue."""
+    connection = sqlite3.connect(live)  # another program's idle connection: no reader
+    connection.execute("SELECT count(*) FROM task_queue").fetchone()
+    try:
+        result = engine.restore_backup(new_backup, accepted_workers={"*"})
+        assert Path(f"{live}-wal").stat().st_size == 0
+    finally:
+        connection.close()
+    assert result.result_check == PROVEN_EQUAL
+    assert state(live) == NEW  # from the file alone: the log is empty
+
+
+def test_a_reader_that_stays_keeps_the_log_and_loses_nothing(
+        engine: QueueBackup, live: Path, new_backup: Path) -> None:
+    """A reader older than the restore stays to the end: the log cannot be emptied then,
+    and the restored queue is still what every new connection sees."""
+    reader = sqlite3.connect(live)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM task_queue").fetchone()
+    try:
+        result = engine.restore_backup(new_backup, accepted_workers={"*"})
+        assert Path(f"{live}-wal").stat().st_size > 0
+        assert state(live) == NEW
+    finally:
+        reader.close()
+    assert result.result_check == PROVEN_EQUAL
+    assert state(live) == NEW

@@ -90,6 +90,17 @@ def staged_and_restored(tmp_path: Path) -> tuple[Path, Path]:
     return staged, target
 
 
+def committed_bytes(path: Path) -> bytes:
+    """The database as SQLite reads it (its file and its log), as one file's bytes."""
+    source = sqlite3.connect(path)
+    copy = sqlite3.connect(":memory:")
+    source.backup(copy)
+    source.close()
+    data = copy.serialize()
+    copy.close()
+    return data
+
+
 def commit_difference(target: Path, value: str) -> None:
     connection = prismq_connect(target)
     with connection:
@@ -204,8 +215,9 @@ def test_an_outside_checkpoint_running_does_not_give_the_proof_up(tmp_path: Path
 def test_a_real_restore_under_the_archiver_and_a_worker_says_equal_only_when_it_is(
         changed_queue: tuple[Path, Path, Path], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The proof is watched from inside: when it passes, the file it compared is kept and
-    compared again with the staged copy; the restored queue holds the backup's tasks."""
+    """The proof is watched from inside: when it passes, the database it compared (the file
+    and its log, as SQLite reads them) is compared again with the staged copy; the restored
+    queue holds the backup's tasks."""
     import queue_admin_gui.core.restore.execute as execute
 
     live, folder, backup = changed_queue
@@ -214,7 +226,7 @@ def test_a_real_restore_under_the_archiver_and_a_worker_says_equal_only_when_it_
 
     def proving(source: Path, target: Path, *args: object, **kwargs: object) -> str | None:
         result = real(source, target, *args, **kwargs)
-        seen.append((result, Path(source).read_bytes()[100:], Path(target).read_bytes()[100:]))
+        seen.append((result, Path(source).read_bytes()[100:], committed_bytes(target)[100:]))
         return result
 
     monkeypatch.setattr(execute, "prove_pages_equal", proving)

@@ -82,6 +82,7 @@ from .page_proof import STAGE_PROOF, prove_pages_equal
 from .plan import RestoredCheck, check_restored
 from .write_access import blocked_sentence, probe_write_access, wait_for_write_access
 from .writing import (
+    LogSettler,
     TargetState,
     holds_queue_tables,
     inspect_target,
@@ -219,12 +220,17 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
     keeper = LiveStateKeeper(request, outcome, action, progress, cancelled,
                              wal=inspection.journal_mode == "wal", known=known)
     guarded = inspection.state in (TargetState.HEALTHY, TargetState.DAMAGED)
+    # The restored pages are copied from the WAL into the file after the commit, beside the
+    # proof and the safety copy's check, not while the write still holds the lock.
+    settler = (LogSettler.open(target, request.busy_timeout_ms)
+               if guarded and inspection.journal_mode == "wal" else None)
 
     def write(keeper: LiveStateKeeper | None) -> None:
         write_into(staged, target, progress, cancelled, pages_per_step=request.pages_per_step,
                    busy_timeout_ms=request.busy_timeout_ms,
                    while_locked=None if keeper is None else keeper.while_locked,
-                   before_last_step=None if keeper is None else keeper.before_commit)
+                   before_last_step=None if keeper is None else keeper.before_commit,
+                   shrink_wal=settler is None)
 
     try:
         try:
@@ -246,9 +252,14 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
                     outcome.moved_aside or keeper.locked_at is not None:
                 raise
             # The file opened but SQLite cannot write into it: set it aside whole.
+            if settler is not None:
+                settler.close(shrink=False)
+                settler = None
             outcome.moved_aside = move_aside(target)
             write(None)
     except BaseException as error:
+        if settler is not None:
+            settler.close(shrink=False)
         keeper.discard()  # nothing changed, so the copy taken under the lock is not needed
         if isinstance(error, QueueAdminError):
             raise _explain_failure(error, action, outcome) from error
@@ -260,10 +271,12 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
                                  "moved aside")
     if keeper.locked_at is not None:
         outcome.held_seconds = time.monotonic() - keeper.locked_at
-    # The result's proof reads the files on a thread of its own while the safety copy is
-    # checked on this one (which alone reports progress); workers are no longer held off.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-admin-proof") as pool:
+    # The result's proof reads the files on a thread of its own, and the restored pages are
+    # copied into the file on another, while the safety copy is checked on this one (which
+    # alone reports progress); workers are no longer held off.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="queue-admin-proof") as pool:
         proof = pool.submit(prove_pages_equal, staged, target)
+        settled = pool.submit(settler.copy_into_file) if settler is not None else None
         report(progress, 0, 0, STAGE_SAFETY_CHECK)
         try:
             keeper.finish()
@@ -274,6 +287,10 @@ def _write(request: RestoreRequest, staged: Path, action: str, started: float,
             unproven = proof.result()
         except Exception as error:  # noqa: BLE001 - no proof then; the full check runs
             unproven = f"the pages could not be compared ({error})"
+        if settled is not None:
+            settled.result()
+    if settler is not None:
+        settler.close()
     outcome.result_check = (PROVEN_EQUAL if unproven is None
                             else f"SQLite's integrity check ({unproven})")
     report(progress, 0, 0, STAGE_CHECK_RESTORED)

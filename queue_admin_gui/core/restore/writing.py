@@ -226,7 +226,8 @@ def write_into(backup_path: str | Path, target: str | Path,
                pages_per_step: int = DEFAULT_PAGES_PER_STEP,
                busy_timeout_ms: int = BUSY_TIMEOUT_MS,
                while_locked: LockedHook | None = None,
-               before_last_step: Callable[[], None] | None = None) -> int:
+               before_last_step: Callable[[], None] | None = None,
+               shrink_wal: bool = True) -> int:
     """Write a backup into ``target`` through SQLite's backup API; returns the pages written.
 
     The destination stays in one write transaction for every step, so other connections
@@ -244,6 +245,10 @@ def write_into(backup_path: str | Path, target: str | Path,
 
     ``before_last_step()`` is called once before the step that commits; raising there rolls
     the whole write back (nothing is changed).
+
+    With ``shrink_wal`` false, an existing WAL database's log is left as the commit wrote it
+    (the caller copies it into the file with :class:`LogSettler`, beside its other work);
+    otherwise a TRUNCATE checkpoint follows the commit.
     """
     backup_path, target = Path(backup_path), Path(target)
     action = f"Restoring '{target}' from '{backup_path}'"
@@ -265,7 +270,7 @@ def write_into(backup_path: str | Path, target: str | Path,
                                          before_last_step)
                 if fresh:
                     destination.execute("PRAGMA journal_mode=WAL")
-                else:
+                elif shrink_wal:
                     _shrink_wal(destination)
             finally:
                 destination.close()
@@ -295,6 +300,50 @@ def _shrink_wal(destination: sqlite3.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):
         destination.execute(f"PRAGMA busy_timeout={SHRINK_WAIT_MS}")
         destination.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+class LogSettler:
+    """Copies a restore's pages from the WAL into the file after the commit, off the lock.
+
+    Opened before the write: while it is open, the restore's own connection is never the
+    last one, so closing that one never runs the checkpoint (which would hold the
+    restore up). :meth:`copy_into_file` then runs a PASSIVE checkpoint, which never holds
+    writers off, beside the proof and the safety copy's check; :meth:`close` asks for the
+    TRUNCATE checkpoint that empties the log (all but nothing left to copy by then, and
+    waiting at most :data:`SHRINK_WAIT_MS` for readers), then closes.
+    """
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection: sqlite3.Connection | None = connection
+
+    @classmethod
+    def open(cls, target: Path, busy_timeout_ms: int) -> LogSettler | None:
+        """A settler for ``target``, or None when SQLite will not open it.
+
+        Without one, the write empties the log itself after the commit.
+        """
+        try:
+            return cls(connect(target, busy_timeout_ms=busy_timeout_ms))
+        except QueueAdminError:
+            return None
+
+    def copy_into_file(self) -> None:
+        """Copy every frame no reader still needs into the file (best effort)."""
+        if self._connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def close(self, *, shrink: bool = True) -> None:
+        """Empty the log if nobody reads it (``shrink``), then close (best effort)."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            if shrink:
+                _shrink_wal(connection)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
 
 
 @contextlib.contextmanager
