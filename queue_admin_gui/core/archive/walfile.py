@@ -24,7 +24,8 @@ _MAGIC_LITTLE = 0x377F0682
 _MAGIC_BIG = 0x377F0683
 _MASK = 0xFFFFFFFF
 _HEADER = struct.Struct(">IIIIIIII")
-_FRAME = struct.Struct(">IIIIII")
+_PAGE_AND_COMMIT = struct.Struct(">II")
+_CHECKSUM = struct.Struct(">II")
 
 
 @dataclass(frozen=True)
@@ -322,23 +323,14 @@ class _Scan:
         step = FRAME_HEADER_BYTES + header.page_size
         whole = len(data) // step
         ours = _frames_of_cycle(data, whole, step, header)
-        firsts, seconds = (part.tolist() for part in frame_checksum_parts(
-            memoryview(data)[:ours * step], header.page_size, header.big_endian))
-        na, nb, nc, nd = frame_step(header.page_size)
+        raw = np.frombuffer(data, dtype=np.uint8, count=ours * step).reshape(ours, step)
+        # Every frame's checksum at once (see :func:`_proven_frames`); only the frames up
+        # to the first that fails are taken.
+        proven = _proven_frames(data, raw, header, self.running) if ours else 0
         view = memoryview(data)
-        # Up to the first stranger (its salts fail below and end the read).
-        for index in range(min(whole, ours + 1)):
+        for index in range(proven):
             offset = index * step
-            page_number, commit_size, salt1, salt2, sum1, sum2 = _FRAME.unpack_from(
-                data, offset)
-            if (salt1, salt2) != header.salts or page_number == 0:
-                return False
-            s0, s1 = self.running
-            running = ((na * s0 + nb * s1 + firsts[index]) & _MASK,
-                       (nc * s0 + nd * s1 + seconds[index]) & _MASK)
-            if running != (sum1, sum2):
-                return False
-            self.running = running
+            page_number, commit_size = _PAGE_AND_COMMIT.unpack_from(data, offset)
             self.frame_number += 1
             if not self.oversized:
                 self.pending.append(Frame(page_number, commit_size,
@@ -347,6 +339,7 @@ class _Scan:
                 if self.pending_bytes > MAX_TRANSACTION_BYTES:
                     self.pending, self.pending_bytes, self.oversized = [], 0, True
             if commit_size:
+                self.running = _stored_checksum(data, offset)
                 if self.oversized:
                     self.found.oversized_end = (self.frame_number, self.running)
                     return False
@@ -354,7 +347,9 @@ class _Scan:
                 self.found.transactions.append(Transaction(first, self.pending))
                 self.found.end_frame, self.found.checksum = self.frame_number, self.running
                 self.pending, self.pending_bytes = [], 0
-        return len(data) >= step and len(data) % step == 0
+        if proven:
+            self.running = _stored_checksum(data, (proven - 1) * step)
+        return proven == whole and len(data) >= step and len(data) % step == 0
 
     def finish(self) -> WalRead:
         """What was found; where an unfinished oversized transaction was checked up to."""
@@ -431,6 +426,11 @@ def _proven_frames(data: bytes, raw: np.ndarray, header: WalHeader,
     return int(failed[0]) if len(failed) else len(raw)
 
 
+def _stored_checksum(data: bytes, offset: int) -> tuple[int, int]:
+    """The running checksum the frame at ``offset`` of ``data`` stores (once proven)."""
+    return _CHECKSUM.unpack_from(data, offset + 16)
+
+
 def _map_frames(handle: BinaryIO, header: WalHeader, read_bytes: int) -> NewestFrames | None:
     step = FRAME_HEADER_BYTES + header.page_size
     chunk = max(1, read_bytes // step) * step
@@ -446,8 +446,7 @@ def _map_frames(handle: BinaryIO, header: WalHeader, read_bytes: int) -> NewestF
         proven = _proven_frames(data, raw, header, running) if ours else 0
         if proven:
             words = raw[:proven, :8].copy().view(">u4").astype(np.uint32)
-            running = tuple(int(value) for value in
-                            raw[proven - 1, 16:24].copy().view(">u4"))  # type: ignore[assignment]
+            running = _stored_checksum(data, (proven - 1) * step)
             pages = np.concatenate([pending, words[:, 0]])
             commits = np.flatnonzero(words[:, 1])
             if len(commits):
