@@ -37,7 +37,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -563,11 +563,14 @@ def _rebuild_once(generation: Generation, moment: float, output: Path,
             raise _ShortcutFailed(image, levels, f"could not take the records after it "
                                   f"({error})") from error
         report(progress, 0, 1, STAGE_CHECK)
-        # The flush to the disk, the SHA-256 for the manifest and the task counts run side
-        # by side (the first waits on the disk, the other two on a core each).
+        # The full check, the flush to the disk, the SHA-256 for the manifest and the task
+        # counts run side by side (the flush waits on the disk, the check and the hash on a
+        # core each): the file is complete and nothing writes to it any more.
         with ThreadPoolExecutor(2, thread_name_prefix="queue-admin-finish") as helpers:
             flushed = helpers.submit(fsync_file, partial)
             digest = helpers.submit(file_sha256, partial, None, cancelled, action)
+            check = check_backup_file(partial, progress, cancelled, live_path=live_path,
+                                      manifest_follows=True)
             with open_backup_file(partial) as connection:
                 counts = None if check_queue_schema(connection) else task_counts(connection)
             flushed.result()
@@ -581,8 +584,7 @@ def _rebuild_once(generation: Generation, moment: float, output: Path,
         manifest.write(output)
         retry_on_windows_lock(lambda: os.replace(partial, output))
         renamed = True
-        check = check_backup_file(output, progress, cancelled, live_path=live_path,
-                                  known_sha256=sha256)
+        check = replace(check, path=output, manifest=manifest)
         if proving is not None and proving.result() is not None:
             raise _SnapshotUnproven
         if not check.ok and (image is not None or levels):

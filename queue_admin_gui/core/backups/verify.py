@@ -100,7 +100,8 @@ def check_backup_file(path: str | Path, progress: ProgressCallback | None = None
                       live_path: str | Path | None = None,
                       trust_checksum: bool = False,
                       earlier_check: CheckSeal | None = None,
-                      known_sha256: str | None = None) -> VerifyReport:
+                      known_sha256: str | None = None,
+                      manifest_follows: bool = False) -> VerifyReport:
     """Check a backup file and list every problem; never raises for a bad file.
 
     Raises only :class:`OperationCancelled` when ``cancelled()`` turns true. A missing
@@ -126,6 +127,10 @@ def check_backup_file(path: str | Path, progress: ProgressCallback | None = None
     ``known_sha256``: the file's SHA-256 as the caller has just computed it from the file
     itself (a rebuild hashes the file it wrote for its manifest); it is compared with the
     manifest instead of hashing the bytes a second time. The full check still runs.
+
+    ``manifest_follows``: the caller writes the file itself and its manifest after this
+    check, from a hash of its own taken meanwhile (a rebuild checks its output while it
+    hashes it): a file without a manifest then gets no note about it.
     """
     del trust_checksum  # kept in the signature only; see above
     path = Path(path)
@@ -142,7 +147,8 @@ def check_backup_file(path: str | Path, progress: ProgressCallback | None = None
         found.problem(ErrorKind.NOT_FOUND, f"The backup '{path}' was not found; check the path.")
         return _report(path, found, manifest)
     size = path.stat().st_size
-    manifest = _read_manifest(path, size, found)
+    manifest = None if manifest_follows and not manifest_path_for(path).exists() \
+        else _read_manifest(path, size, found)
     hash_it = manifest is not None and size > 0 and manifest.size_bytes == size
     if size == 0:
         found.problem(ErrorKind.NOT_A_DATABASE,
