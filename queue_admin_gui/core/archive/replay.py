@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from ..errors import ErrorKind
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
-from .page_deltas import expand_delta
+from .page_deltas import expand_page
 from .store import ArchivedTransaction, ArchiveError
 
 STAGE_APPLY = "Applying archived transactions"
@@ -99,8 +99,9 @@ def apply_transactions(handle: BinaryIO, page_size: int,
                        action: str, stage: str = STAGE_APPLY, total: int = 0) -> Applied:
     """Write each transaction's pages at their places in the open file, in order.
 
-    A page stored as a delta is expanded against the bytes at its place, which are the
-    page's last archived image (or the snapshot's): the file is never shortened here. The
+    A page stored as a delta (zlib or byte runs) is expanded against the bytes at its place,
+    which are the page's last archived image (or the snapshot's): the file is never
+    shortened here. The
     newest images are held in memory (up to :data:`HELD_BYTES`) and written out in page
     order; every page is in the file when this returns.
     """
@@ -113,7 +114,7 @@ def apply_transactions(handle: BinaryIO, page_size: int,
                                f"{page_size}; the archive is damaged.", ErrorKind.CORRUPT)
         for index, (number, image) in enumerate(transaction.pages):
             if transaction.deltas and transaction.deltas[index]:
-                image = expand_delta(pages.read(number), image)
+                image = expand_page(transaction.deltas[index], pages.read(number), image)
             pages.write(number, image)
         applied.page_count = transaction.database_pages
         applied.transactions += 1
