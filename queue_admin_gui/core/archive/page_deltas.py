@@ -41,6 +41,7 @@ import sys
 import zlib
 from array import array
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -75,7 +76,6 @@ WORK_BYTES = 1024 * 1024
 _TXN = struct.Struct(">IIIIIII")
 _PAGE = struct.Struct(">IBI")
 _RUNS_HEAD = struct.Struct(">IHH")
-_COUNTS = struct.Struct(">HH")
 _BIG_ENDIAN = sys.byteorder == "big"
 #: Page kinds: whole (zlib), zlib against the earlier image, byte runs.
 _WHOLE, _DELTA, _RUNS = 0, 1, 2
@@ -113,11 +113,12 @@ def apply_runs(earlier: bytes, data: bytes) -> bytes:
     at = _RUNS_HEAD.size + 4 * runs + 6 * copies
     if len(data) < at:
         raise _runs_damaged("its byte runs are cut short")
-    table = array("H", data[_RUNS_HEAD.size:at])
     if _BIG_ENDIAN:
-        table.byteswap()
-    if at + sum(table[1:2 * runs:2]) + runs != len(data):
-        raise _runs_damaged("its byte runs do not hold the bytes they need")
+        swapped = array("H", data[_RUNS_HEAD.size:at])
+        swapped.byteswap()
+        table: Sequence[int] = swapped
+    else:
+        table = memoryview(data)[_RUNS_HEAD.size:at].cast("H")
     if zlib.crc32(earlier) != checksum:
         raise _runs_damaged("the image at its place is not the one its byte runs were "
                             "found against")
@@ -125,12 +126,15 @@ def apply_runs(earlier: bytes, data: bytes) -> bytes:
     page = bytearray(earlier)
     for index in range(0, 2 * runs, 2):
         offset = table[index]
-        length = table[index + 1] + 1
-        if offset + length > size:
+        end = offset + table[index + 1] + 1
+        if end > size:
             raise _runs_damaged("a byte run lies past the page's end")
-        page[offset:offset + length] = data[at:at + length]
-        at += length
-    for index in range(2 * runs, len(table), 3):
+        following = at + end - offset
+        page[offset:end] = data[at:following]
+        at = following
+    if at != len(data) or len(page) != size:
+        raise _runs_damaged("its byte runs do not hold the bytes they need")
+    for index in range(2 * runs, 2 * runs + 3 * copies, 3):
         offset, length, source = table[index], table[index + 1] + 1, table[index + 2]
         if offset + length > size or source + length > size:
             raise _runs_damaged("a copy lies past the page's end")
@@ -218,24 +222,19 @@ class _RunFinder:
         self._new = bytearray(self._size)
         self._changed = np.empty(self._size // 8, dtype=bool)
 
-    def find(self, pairs: list[tuple[bytes, bytes]], page_size: int
-             ) -> list[tuple[int, bytes]]:
-        """For each pair (earlier, new) of ``page_size`` bytes: (bytes taken, byte runs).
-
-        The byte runs are as :func:`apply_runs` takes them, less the leading CRC-32.
-        """
+    def find(self, pairs: list[tuple[bytes, bytes]], page_size: int) -> list[bytes]:
+        """For each pair (earlier, new) of ``page_size`` bytes: its runs for :func:`apply_runs`."""
         step = max(1, WORK_BYTES // page_size)
         if step * page_size > self._size:  # pages larger than the buffers
             self._size = step * page_size
             self._earlier, self._new = bytearray(self._size), bytearray(self._size)
             self._changed = np.empty(self._size // 8, dtype=bool)
-        found: list[tuple[int, bytes]] = []
+        found: list[bytes] = []
         for first in range(0, len(pairs), step):
             found.extend(self._find(pairs[first:first + step], page_size))
         return found
 
-    def _find(self, pairs: list[tuple[bytes, bytes]], page_size: int
-              ) -> list[tuple[int, bytes]]:
+    def _find(self, pairs: list[tuple[bytes, bytes]], page_size: int) -> list[bytes]:
         earlier_buffer, new_buffer = self._earlier, self._new
         at = 0
         for earlier, new in pairs:
@@ -248,7 +247,7 @@ class _RunFinder:
         np.not_equal(earlier_words, new_words, out=changed)
         words = np.flatnonzero(changed)
         if not len(words):
-            return [(_RUNS_HEAD.size, bytes(4))] * len(pairs)
+            return [_RUNS_HEAD.pack(zlib.crc32(earlier), 0, 0) for earlier, _new in pairs]
         page = words // (page_size // 8)
         breaks = np.flatnonzero((np.diff(words) > 1 + RUNS_GAP_WORDS) | (np.diff(page) != 0))
         first = np.concatenate(([0], breaks + 1))
@@ -288,14 +287,13 @@ class _RunFinder:
         run_bounds = run_bounds.tolist()
         runs_raw, copies_raw = runs.tobytes(), copies.tobytes()
         found = []
-        for index in range(len(pairs)):
+        for index, (earlier, _new) in enumerate(pairs):
             run_low, run_high = run_bounds[index], run_bounds[index + 1]
             copy_low, copy_high = copy_bounds[index], copy_bounds[index + 1]
-            data = b"".join((_COUNTS.pack(run_high - run_low, copy_high - copy_low),
-                             runs_raw[4 * run_low:4 * run_high],
-                             copies_raw[6 * copy_low:6 * copy_high],
-                             literal[literal_bounds[index]:literal_bounds[index + 1]]))
-            found.append((len(data) + 4, data))
+            found.append(b"".join((
+                _RUNS_HEAD.pack(zlib.crc32(earlier), run_high - run_low, copy_high - copy_low),
+                runs_raw[4 * run_low:4 * run_high], copies_raw[6 * copy_low:6 * copy_high],
+                literal[literal_bounds[index]:literal_bounds[index + 1]])))
         return found
 
     def _copies(self, starts: np.ndarray, ends: np.ndarray, page_size: int, at: int
@@ -373,11 +371,12 @@ def encode_delta_transactions(transactions: list[Transaction], cycle: tuple[int,
         for number, image, earlier, index in entries:
             if earlier is None:
                 how, data = _WHOLE, zlib.compress(image, images.level)
-            elif index < 0 or found[index][0] > most:
+            elif index < 0 or len(found[index]) > most:
                 how, data = _DELTA, compress_delta(earlier, image, images.level)
             else:
-                how, data = _RUNS, struct.pack(">I", zlib.crc32(earlier)) + found[index][1]
-            parts.append(_PAGE.pack(number, how, len(data)) + data)
+                how, data = _RUNS, found[index]
+            parts.append(_PAGE.pack(number, how, len(data)))
+            parts.append(data)
         payloads.append(b"".join(parts))
     return payloads
 
