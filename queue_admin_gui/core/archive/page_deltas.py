@@ -163,7 +163,7 @@ class PageImages:
         self.limit_bytes = limit_bytes
         #: zlib's level for what :meth:`encode` returns (None: :data:`LEVEL` as it is now).
         self.level = LEVEL if level is None else level
-        #: The most of a page its runs may hold (None: :data:`RUNS_SHARE` as it is now).
+        #: The most of a page its runs may take (None: :data:`RUNS_SHARE` as it is now).
         self.runs_share = RUNS_SHARE if runs_share is None else runs_share
         self._images: OrderedDict[int, bytes] = OrderedDict()
         self._bytes = 0
@@ -217,15 +217,14 @@ class _RunFinder:
     """
 
     def __init__(self) -> None:
-        self._size = WORK_BYTES
-        self._earlier = bytearray(self._size)
-        self._new = bytearray(self._size)
-        self._changed = np.empty(self._size // 8, dtype=bool)
+        self._size = 0  # the buffers are made at the first use
+        self._earlier = self._new = bytearray()
+        self._changed = np.empty(0, dtype=bool)
 
     def find(self, pairs: list[tuple[bytes, bytes]], page_size: int) -> list[bytes]:
         """For each pair (earlier, new) of ``page_size`` bytes: its runs for :func:`apply_runs`."""
         step = max(1, WORK_BYTES // page_size)
-        if step * page_size > self._size:  # pages larger than the buffers
+        if step * page_size > self._size:  # the first use, or pages larger than the buffers
             self._size = step * page_size
             self._earlier, self._new = bytearray(self._size), bytearray(self._size)
             self._changed = np.empty(self._size // 8, dtype=bool)
