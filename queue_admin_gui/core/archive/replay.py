@@ -99,9 +99,8 @@ def apply_transactions(handle: BinaryIO, page_size: int,
                        action: str, stage: str = STAGE_APPLY, total: int = 0) -> Applied:
     """Write each transaction's pages at their places in the open file, in order.
 
-    A page stored as a delta (zlib or byte runs) is expanded against the bytes at its place,
-    which are the page's last archived image (or the snapshot's): the file is never
-    shortened here. The
+    A page stored as a delta is expanded against the bytes at its place, which are the
+    page's last archived image (or the snapshot's): the file is never shortened here. The
     newest images are held in memory (up to :data:`HELD_BYTES`) and written out in page
     order; every page is in the file when this returns.
     """
