@@ -235,11 +235,9 @@ class _RunFinder:
 
     def _find(self, pairs: list[tuple[bytes, bytes]], page_size: int) -> list[bytes]:
         earlier_buffer, new_buffer = self._earlier, self._new
-        at = 0
-        for earlier, new in pairs:
-            earlier_buffer[at:at + page_size] = earlier
-            new_buffer[at:at + page_size] = new
-            at += page_size
+        at = len(pairs) * page_size
+        earlier_buffer[:at] = b"".join([pair[0] for pair in pairs])
+        new_buffer[:at] = b"".join([pair[1] for pair in pairs])
         earlier_words = np.frombuffer(earlier_buffer, dtype="<u8", count=at // 8)
         new_words = np.frombuffer(new_buffer, dtype="<u8", count=at // 8)
         changed = self._changed[:at // 8]
