@@ -52,7 +52,7 @@ from . import shm_locks
 from .checkpoint_door import let_checkpoint_through
 from .clock import StampClock
 from .generations import GenerationStarter, file_identity
-from .page_deltas import PageImages, encode_delta_transaction
+from .page_deltas import PageImages, encode_delta_transactions
 from .pins import WalPins, open_connection
 from .priority import lower_current_thread
 from .safety_point import ProofDesk
@@ -731,8 +731,10 @@ class Archiver:
                 if frame.page_number == 1:
                     self.remember_head(frame.page)
         for log, images in self._logs():
-            for transaction in transactions:
-                payload = encode_delta_transaction(transaction, cycle, header.page_size, images)
+            # The pages of every transaction read are compared with their earlier images at
+            # once (numpy's cost per call is then shared by them all).
+            for payload in encode_delta_transactions(transactions, cycle, header.page_size,
+                                                     images):
                 written += self._append(log, KIND_DELTA_TRANSACTION, seen, payload)
             log.flush()
         self._archived_since += len(transactions)

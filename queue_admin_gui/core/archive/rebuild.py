@@ -557,9 +557,9 @@ def _rebuild_once(generation: Generation, moment: float, output: Path,
         except (zlib.error, ArchiveError) as error:
             if image is None and not levels:
                 raise
-            # A record after the shortcut did not expand over its pages (a delta's zlib stream
-            # carries the Adler-32 of the earlier image it was made against): the shortcut's
-            # pages are not the ones the records followed.
+            # A record after the shortcut did not expand over its pages (a delta carries a
+            # checksum of the earlier image it was made against: byte runs its CRC-32, a zlib
+            # stream its Adler-32): the shortcut's pages are not the ones the records followed.
             raise _ShortcutFailed(image, levels, f"could not take the records after it "
                                   f"({error})") from error
         report(progress, 0, 1, STAGE_CHECK)

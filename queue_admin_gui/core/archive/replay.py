@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from ..errors import ErrorKind
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
-from .page_deltas import expand_delta
+from .page_deltas import expand_page
 from .store import ArchivedTransaction, ArchiveError
 
 STAGE_APPLY = "Applying archived transactions"
@@ -113,7 +113,7 @@ def apply_transactions(handle: BinaryIO, page_size: int,
                                f"{page_size}; the archive is damaged.", ErrorKind.CORRUPT)
         for index, (number, image) in enumerate(transaction.pages):
             if transaction.deltas and transaction.deltas[index]:
-                image = expand_delta(pages.read(number), image)
+                image = expand_page(transaction.deltas[index], pages.read(number), image)
             pages.write(number, image)
         applied.page_count = transaction.database_pages
         applied.transactions += 1

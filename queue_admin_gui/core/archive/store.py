@@ -124,8 +124,9 @@ class ArchivedTransaction:
     database_pages: int
     page_size: int
     pages: list[tuple[int, bytes]]
-    #: For each page, whether it is stored as a delta of the page's earlier image.
-    deltas: tuple[bool, ...] = ()
+    #: For each page, how it is stored: 0 (false) whole, else the kind of delta of the page's
+    #: earlier image (:func:`.page_deltas.expand_page`; true is a zlib delta).
+    deltas: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
