@@ -38,6 +38,7 @@ from queue_admin_gui.core.archive.walfile import (
     newest_frames,
     parse_header,
     read_committed,
+    read_wal_index,
     wal_checksum_reference,
 )
 from queue_admin_gui.core.restore.page_proof import prove_pages_equal
@@ -110,8 +111,7 @@ def frames_in(wal: Path) -> int:
 
 # -- 1. the proof through the log ----------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="the map stops at the damaged frame and proves the "
-                   "older commit, while SQLite reads the damaged frame through its WAL index")
+
 def test_a_damaged_frame_in_the_restores_commit_behind_an_equal_older_commit_is_never_equal(
         tmp_path: Path) -> None:
     """The log holds an older commit whose pages are already the backup's, then the
@@ -143,6 +143,28 @@ def test_a_damaged_frame_in_the_restores_commit_behind_an_equal_older_commit_is_
         holder.close()
     assert not same_pages(target.read_bytes(), staged)  # and the file keeps it for good
     assert unproven is not None
+
+
+def test_the_wal_index_read_is_what_sqlite_reports(tmp_path: Path) -> None:
+    """The index's last frame is the log's frame count SQLite's own checkpoint reports, and
+    its salts are the log header's, commit after commit; no index file: nothing read."""
+    queue = closed_copy(tmp_path / "queue.db", 100)
+    assert read_wal_index(Path(f"{queue}-shm")) is None
+    reader = reading_snapshot(queue)  # nothing is copied out of the log meanwhile
+    try:
+        connection = prismq_connect(queue)
+        for round_number in range(5):
+            with connection:
+                connection.execute("UPDATE task_queue SET attempts = ? WHERE id % 9 = 0",
+                                   (round_number + 1,))
+            index = read_wal_index(Path(f"{queue}-shm"))
+            _, frames, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            header = parse_header(Path(f"{queue}-wal").read_bytes()[:32])
+            assert index is not None and header is not None
+            assert (index.last_frame, index.salts) == (frames, header.salts)
+        connection.close()
+    finally:
+        reader.close()
 
 
 def test_a_commit_whose_frames_fail_in_the_log_but_not_in_the_index_falls_back_safely(
