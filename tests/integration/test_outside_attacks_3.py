@@ -31,9 +31,11 @@ from pathlib import Path
 import pytest
 from prismq import PrismQWorker, add_prismq_tasks, make_prismq_queue, prismq_connect
 from test_prismq_restore import PROJECT_ROOT
-from test_safety_copy_attacks import wait_for
+from test_safety_copy_attacks import more_work, start_cli_archiver, wait_for, working
 
-from queue_admin_gui.core.archive import walfile
+from queue_admin_gui.core import QueueBackup
+from queue_admin_gui.core.archive import archive_status, walfile
+from queue_admin_gui.core.archive.validation import validate_archive
 from queue_admin_gui.core.archive.walfile import (
     newest_frames,
     parse_header,
@@ -41,6 +43,7 @@ from queue_admin_gui.core.archive.walfile import (
     read_wal_index,
     wal_checksum_reference,
 )
+from queue_admin_gui.core.restore.gate import ALL_WORKERS
 from queue_admin_gui.core.restore.page_proof import prove_pages_equal
 
 PAGE = 4096
@@ -243,20 +246,26 @@ def test_forged_frames_after_the_commit_are_never_read_as_committed(tmp_path: Pa
         reader.close()
 
 
-def to_big_endian(wal: bytes) -> bytes:
-    """The same log with big-endian checksums (magic 0x377f0683), every sum recomputed."""
+def rechained(wal: bytes | bytearray, big_endian: bool) -> bytes:
+    """``wal`` with its header's and every frame's checksum recomputed in that byte order
+    (frames of the header's salts, up to the first that is not)."""
     out = bytearray(wal)
-    out[0:4] = struct.pack(">I", 0x377F0683)
-    sums = wal_checksum_reference(bytes(out[:24]), True)
+    out[0:4] = struct.pack(">I", 0x377F0683 if big_endian else 0x377F0682)
+    sums = wal_checksum_reference(bytes(out[:24]), big_endian)
     out[24:32] = struct.pack(">II", *sums)
     salts = bytes(out[16:24])
     for offset in range(32, len(out) - STEP + 1, STEP):
         if bytes(out[offset + 8:offset + 16]) != salts:
             break
         sums = wal_checksum_reference(bytes(out[offset:offset + 8])
-                                      + bytes(out[offset + 24:offset + STEP]), True, sums)
+                                      + bytes(out[offset + 24:offset + STEP]), big_endian, sums)
         out[offset + 16:offset + 24] = struct.pack(">II", *sums)
     return bytes(out)
+
+
+def to_big_endian(wal: bytes) -> bytes:
+    """The same log with big-endian checksums (magic 0x377f0683), every sum recomputed."""
+    return rechained(wal, True)
 
 
 def test_a_big_endian_log_is_read_as_sqlite_reads_it(tmp_path: Path) -> None:
@@ -282,7 +291,7 @@ def test_a_big_endian_log_is_read_as_sqlite_reads_it(tmp_path: Path) -> None:
     assert header is not None and header.big_endian
     found = newest_frames(Path(f"{big}-wal"))
     assert found is not None and found.last_commit == frames_in(Path(f"{big}-wal"))
-    assert comparable(reference_walk(wal)) == archiver_walk(Path(f"{big}-wal"), 64 * STEP)
+    assert reference_walk(wal) == archiver_walk(Path(f"{big}-wal"), 64 * STEP)
     holder = holding(big)  # recovery: SQLite accepts the big-endian sums
     try:
         view = sqlite_view(big)
@@ -466,6 +475,49 @@ def test_a_restore_killed_right_after_its_commit_keeps_the_backup(
         check.close()
 
 
+@pytest.mark.slow
+def test_a_restore_under_a_cli_archiver_and_a_worker_leaves_an_archive_that_validates(
+        changed_queue: tuple[Path, Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``queue-admin-cli archive`` reads the log throughout (its reads now proven all at
+    once), a PrismQ worker commits right after the restore's commit and throughout the
+    proof and the settling checkpoints: the archive then validates against the live queue
+    with no gap, and the restored queue passes SQLite's integrity check."""
+    import queue_admin_gui.core.restore.execute as execute
+
+    live, folder, backup = changed_queue
+    archive = tmp_path / "archive"
+    real = execute.prove_pages_equal
+    seen: list[str | None] = []
+
+    def proving(source: Path, target: Path, *args: object, **kwargs: object) -> str | None:
+        seen.append(real(source, target, *args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(execute, "prove_pages_equal", proving)
+    archiver = start_cli_archiver(live, archive)
+    try:
+        with working(live, tmp_path / "worker.log") as worker:
+            result = QueueBackup(live, folder).restore_backup(
+                backup, accepted_workers=ALL_WORKERS)
+            more_work(worker, 20)
+        assert worker.errors() == []
+        assert len(seen) == 1 and result.check.ok
+        assert (result.result_check == execute.PROVEN_EQUAL) == (seen[0] is None)
+        validation = validate_archive(live, archive)
+        assert validation.ok is True, validation.sentence
+    finally:
+        archiver.send_signal(signal.SIGTERM)
+        archiver.wait(timeout=DEADLINE)
+    status = archive_status(archive)
+    assert status.gaps == [] and status.damage == []
+    check = sqlite3.connect(live)
+    try:
+        assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        check.close()
+
+
 def rows_of(path: Path) -> list[tuple]:
     connection = sqlite3.connect(path)
     try:
@@ -477,17 +529,20 @@ def rows_of(path: Path) -> list[tuple]:
 
 # -- 3. the archiver's reads against a word-by-word walk -------------------------------------------
 
-def reference_walk(wal: bytes) -> list[tuple]:
-    """Every committed transaction of the log's cycle, frame by frame as SQLite recovers it."""
+def reference_walk(wal: bytes, largest: int | None = None) -> tuple[list[tuple], int,
+                                                                   tuple[int, int]]:
+    """Every committed transaction of the log's cycle, frame by frame as SQLite recovers it:
+    ``(first frame, frames)``, or ``("oversized", commit frame, checksum)`` for one of more
+    than ``largest`` bytes; then the frame and running checksum where the walk ended."""
     header = parse_header(wal[:32])
     if header is None:
-        return []
+        return [], 0, (0, 0)
     running = wal_checksum_reference(wal[:24], header.big_endian)
     assert running == header.checksum
     salts = struct.pack(">II", *header.salts)
     found, pending = [], []
-    number = 0
-    first = 1
+    number = end = 0
+    ended = running
     while 32 + (number + 1) * STEP <= len(wal):
         frame = wal[32 + number * STEP:32 + (number + 1) * STEP]
         page_number, commit = struct.unpack(">II", frame[:8])
@@ -499,39 +554,34 @@ def reference_walk(wal: bytes) -> list[tuple]:
         number += 1
         pending.append((page_number, commit, frame[24:]))
         if commit:
-            found.append((first, tuple(pending), number, running))
-            pending, first = [], number + 1
-    return found
+            if largest is not None and len(pending) * STEP > largest:
+                found.append(("oversized", number, running))
+            else:
+                found.append((number - len(pending) + 1, tuple(pending)))
+            pending, end, ended = [], number, running
+    return found, end, ended
 
 
-def comparable(reference: list[tuple]) -> list[tuple]:
-    """The reference walk as :func:`archiver_walk` can see it: the running checksum is
-    known where the walk ended, not after every transaction."""
-    return [(first, frames, end, running if index == len(reference) - 1 else None)
-            for index, (first, frames, end, running) in enumerate(reference)]
-
-
-def archiver_walk(wal: Path, max_bytes: int) -> list[tuple]:
+def archiver_walk(wal: Path, max_bytes: int) -> tuple[list[tuple], int, tuple[int, int]]:
     """The same, as the archiver reads it: :func:`read_committed` again and again."""
     header = parse_header(wal.read_bytes()[:32])
     if header is None:
-        return []
-    found = []
+        return [], 0, (0, 0)
+    found: list[tuple] = []
     after, checksum = 0, header.checksum
     while True:
         read = read_committed(wal, header, after, checksum, max_bytes)
-        assert read.oversized_end is None
-        if not read.transactions:
-            if found:  # the running checksum where the reads ended
-                found[-1] = (*found[-1][:3], checksum)
-            return found
         for transaction in read.transactions:
-            frames = tuple((frame.page_number, frame.commit_size, bytes(frame.page))
-                           for frame in transaction.frames)
-            end = transaction.first_frame + len(frames) - 1
-            found.append((transaction.first_frame, frames, end, None))
-        after, checksum = read.end_frame, read.checksum
-        assert after == found[-1][2]
+            found.append((transaction.first_frame, tuple(
+                (frame.page_number, frame.commit_size, bytes(frame.page))
+                for frame in transaction.frames)))
+        if read.transactions:
+            after, checksum = read.end_frame, read.checksum
+        if read.oversized_end is not None:
+            found.append(("oversized", *read.oversized_end))
+            after, checksum = read.oversized_end
+        elif not read.transactions:
+            return found, after, checksum
 
 
 def real_logs(tmp_path: Path, seed: int) -> list[bytes]:
@@ -563,10 +613,11 @@ def real_logs(tmp_path: Path, seed: int) -> list[bytes]:
 
 
 def damaged(log: bytes, rng: random.Random) -> bytes:
-    """``log`` truncated, with bytes flipped, or with a stale frame's salts made current."""
+    """``log`` truncated, with bytes flipped, a frame's page number 0 (checksums recomputed),
+    or with the stale frames' salts made current."""
     data = bytearray(log)
     frames = (len(data) - 32) // STEP
-    kind = rng.randrange(4)
+    kind = rng.randrange(5)
     if kind == 0:
         return bytes(data[:rng.randrange(32, len(data) + 1)])
     if kind == 1:
@@ -577,6 +628,10 @@ def damaged(log: bytes, rng: random.Random) -> bytes:
         frame = 32 + rng.randrange(frames) * STEP
         data[frame + rng.choice([0, 3, 8, 12, 15, 16, 23])] ^= 0x80
         return bytes(data)
+    if kind == 3 and frames > 2:  # page number 0 in a frame whose checksums all hold
+        frame = 32 + rng.randrange(frames) * STEP
+        data[frame:frame + 4] = bytes(4)
+        return rechained(data, data[3] == 0x83)
     # Every frame's salts made the cycle's: stale frames now fail only on their checksums.
     for frame in range(frames):
         data[32 + frame * STEP + 8:32 + frame * STEP + 16] = data[16:24]
@@ -585,31 +640,41 @@ def damaged(log: bytes, rng: random.Random) -> bytes:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_the_archivers_reads_find_exactly_the_reference_transactions(
-        tmp_path: Path, seed: int) -> None:
+        tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real logs, damaged at random and some rewritten big-endian, read with several read
+    sizes and, for one seed, with a small limit that makes most transactions oversized:
+    read_committed finds the reference walk's transactions (or their oversized ends) and
+    ends where it ends; the restore proof's map ends at its last commit with each page at
+    its newest frame."""
     rng = random.Random(seed)
+    largest = 6 * STEP if seed == 3 else None
+    if largest is not None:
+        monkeypatch.setattr(walfile, "MAX_TRANSACTION_BYTES", largest)
     wal = tmp_path / "copy.db-wal"
-    checked = 0
+    checked = oversized = 0
     for log in real_logs(tmp_path, seed):
         for attempt in range(12):
             data = log if attempt == 0 else damaged(log, rng)
             if attempt % 3 == 2:
                 data = to_big_endian(data)
             wal.write_bytes(data)
-            expected = reference_walk(data)
+            expected = reference_walk(data, largest)
             for max_bytes in (STEP, 5 * STEP + 17, 64 * STEP, walfile.READ_BYTES):
-                assert archiver_walk(wal, max_bytes) == comparable(expected), \
-                    (seed, attempt, max_bytes)
+                assert archiver_walk(wal, max_bytes) == expected, (seed, attempt, max_bytes)
+            transactions, end, _ = reference_walk(data)
             mapped = newest_frames(wal)
-            if not expected:
+            if not transactions:
                 assert mapped is None
             else:
-                assert mapped is not None and mapped.last_commit == expected[-1][2]
-                assert mapped.database_pages == expected[-1][1][-1][1]
+                assert mapped is not None and mapped.last_commit == end
+                assert mapped.database_pages == transactions[-1][1][-1][1]
                 newest = {}
-                for first, frames, _end, _ in expected:
+                for first, frames in transactions:
                     for index, (page_number, _, _) in enumerate(frames):
                         newest[page_number] = first + index
                 for page_number in range(1, max(newest) + 2):
                     assert mapped.frame_of(page_number) == newest.get(page_number, 0)
-            checked += bool(expected)
+            checked += bool(transactions)
+            oversized += sum(entry[0] == "oversized" for entry in expected[0])
     assert checked >= 20
+    assert largest is None or oversized >= 10
