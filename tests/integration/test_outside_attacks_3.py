@@ -425,48 +425,72 @@ def test_a_difference_under_a_worker_and_outside_restarts_is_never_equal(
 # -- 2. the settled log: a restoring process killed right after its commit ----------------------
 
 KILLED_RESTORE = textwrap.dedent("""
-    import os, signal, sys
+    import os, signal, sys, threading
     from pathlib import Path
     import queue_admin_gui.core.restore.execute as execute
     from queue_admin_gui.core import QueueBackup
     from queue_admin_gui.core.restore.gate import ALL_WORKERS
 
     live, folder, backup = (Path(argument) for argument in sys.argv[1:4])
+    delay = float(sys.argv[4])
+    real = execute.prove_pages_equal
 
     def killed(*args, **kwargs):
         print("committed", flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
+        if delay < 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+        threading.Timer(delay, os.kill, (os.getpid(), signal.SIGKILL)).start()
+        return real(*args, **kwargs)
 
     execute.prove_pages_equal = killed
     QueueBackup(live, folder).restore_backup(backup, accepted_workers=ALL_WORKERS)
+    threading.Event().wait(30)  # the timer ends it
+""")
+
+IDLE_CONNECTION = textwrap.dedent("""
+    import sqlite3, sys, time
+    connection = sqlite3.connect(sys.argv[1])
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA busy_timeout = 5000")
+    connection.execute("SELECT count(*) FROM task_queue").fetchone()
+    print("open", flush=True)
+    time.sleep(120)
 """)
 
 
 @pytest.mark.slow
-def test_a_restore_killed_right_after_its_commit_keeps_the_backup(
-        changed_queue: tuple[Path, Path, Path], tmp_path: Path) -> None:
-    """kill -9 when the commit is in the log and nothing was checkpointed by the restore
-    (an idle PrismQ connection open meanwhile): reopened, the queue is the backup's and
-    passes SQLite's integrity check; the log recovers."""
+@pytest.mark.parametrize("delay", [-1.0, 0.0, 0.01, 0.05])
+def test_a_restore_killed_after_its_commit_keeps_the_backup(
+        changed_queue: tuple[Path, Path, Path], tmp_path: Path, delay: float) -> None:
+    """kill -9 right after the commit (before the proof), or while the proof and the
+    settling PASSIVE checkpoint run; an idle PrismQ-style process holds the queue open
+    meanwhile and is killed too, so no close checkpoints the log: the next open recovers
+    the log from its frames alone, and the queue is the backup's and passes SQLite's
+    integrity check."""
     live, folder, backup = changed_queue
-    idle = prismq_connect(live)
-    idle.execute("SELECT count(*) FROM task_queue").fetchone()
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    idle_script, script = tmp_path / "idle.py", tmp_path / "killed.py"
+    idle_script.write_text(IDLE_CONNECTION, encoding="utf-8")
+    script.write_text(KILLED_RESTORE, encoding="utf-8")
+    idle = subprocess.Popen([sys.executable, str(idle_script), str(live)],
+                            stdout=subprocess.PIPE, text=True)
     try:
-        script = tmp_path / "killed.py"
-        script.write_text(KILLED_RESTORE, encoding="utf-8")
-        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-        run = subprocess.run([sys.executable, str(script), str(live), str(folder), str(backup)],
-                             cwd=PROJECT_ROOT, capture_output=True, text=True, env=env,
-                             timeout=DEADLINE, check=False)
+        assert idle.stdout is not None and idle.stdout.readline().strip() == "open"
+        run = subprocess.run([sys.executable, str(script), str(live), str(folder), str(backup),
+                              str(delay)], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             env=env, timeout=DEADLINE, check=False)
         assert run.returncode == -signal.SIGKILL, run.stderr
         assert run.stdout.strip() == "committed"
-        wal = Path(f"{live}-wal")
-        assert wal.exists() and wal.stat().st_size > 0  # the restore's pages are in the log
         expected = rows_of(backup)
         assert rows_of(live) == expected  # through the live index
     finally:
-        idle.close()
-    # Every connection gone: the next open recovers the log from its frames alone.
+        idle.kill()
+        idle.wait(timeout=DEADLINE)
+        if idle.stdout is not None:
+            idle.stdout.close()
+    wal = Path(f"{live}-wal")
+    if delay < 0:  # nothing was copied out of the log: recovery alone has the restore
+        assert wal.exists() and wal.stat().st_size > 0
     assert rows_of(live) == expected
     check = sqlite3.connect(live)
     try:
