@@ -170,6 +170,39 @@ def test_the_wal_index_read_is_what_sqlite_reports(tmp_path: Path) -> None:
         reader.close()
 
 
+@pytest.mark.parametrize("damage", ["copies differ", "checksum", "not initialised"])
+def test_an_index_header_that_cannot_be_trusted_gives_the_map_up(
+        tmp_path: Path, damage: str) -> None:
+    """The WAL index header torn between its two copies (a writer changing it), with a
+    failing checksum, or not initialised: nothing is read from it (so the proof does not
+    take its map of the log for what SQLite reads); put back, it is read again."""
+    staged = closed_copy(tmp_path / "staged.db", 300)
+    target = closed_copy(tmp_path / "restored.db", 30)
+    holder = holding(target)
+    try:
+        backup_into(staged, target)
+        shm = Path(f"{target}-shm")
+        assert read_wal_index(shm) is not None
+        original = shm.read_bytes()
+        data = bytearray(original)
+        if damage == "copies differ":
+            data[48 + 16] ^= 0x01  # the second copy's last frame
+        elif damage == "checksum":
+            for copy in (0, 48):
+                data[copy + 20] ^= 0x01  # the page count, in both copies alike
+        else:
+            for copy in (0, 48):
+                data[copy + 12] = 0
+        with open(shm, "r+b") as handle:
+            handle.write(bytes(data[:96]))
+        assert read_wal_index(shm) is None
+        with open(shm, "r+b") as handle:  # put back before SQLite looks at it again
+            handle.write(original[:96])
+        assert read_wal_index(shm) is not None
+    finally:
+        holder.close()
+
+
 def test_a_commit_whose_frames_fail_in_the_log_but_not_in_the_index_falls_back_safely(
         tmp_path: Path) -> None:
     """The same damage where the older commit is not the backup's: never equal, and the
