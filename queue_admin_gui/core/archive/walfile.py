@@ -228,6 +228,54 @@ def read_header(wal: Path) -> tuple[WalHeader | None, int]:
     return parse_header(raw), size
 
 
+#: The WAL index (the -shm file) starts with two copies of its 48-byte header, written in the
+#: machine's own byte order: version, unused, change counter, initialised flag, checksum byte
+#: order, page size, last valid frame, page count, frame checksum, salts, header checksum.
+_INDEX_HEADER = struct.Struct("=IIIBBHII")
+_INDEX_HEADER_BYTES = 48
+_INDEX_VERSION = 3007000
+_INDEX_READS = 5
+
+
+@dataclass(frozen=True)
+class WalIndexHeader:
+    """What SQLite's WAL index says readers see: its cycle's salts and last valid frame."""
+
+    salts: tuple[int, int]
+    #: The last frame of the last commit the index counts (0: every page is the file's).
+    last_frame: int
+
+
+def read_wal_index(shm: Path) -> WalIndexHeader | None:
+    """The header of SQLite's WAL index as its readers trust it, None when it cannot be read.
+
+    SQLite reads a page from the frame its index points at without proving that frame's
+    checksum again (only rebuilding the index proves them), so a frame damaged after its
+    commit is still read. The index names the last frame readers see: the header is taken
+    only when its two copies are the same and its own checksum holds (a writer changing it
+    meanwhile is read again, a few times). None too when there is no index file (exclusive
+    locking mode keeps it in memory) or it is not initialised.
+    """
+    for _ in range(_INDEX_READS):
+        try:
+            with open(shm, "rb") as handle:
+                raw = handle.read(2 * _INDEX_HEADER_BYTES)
+        except FileNotFoundError:
+            return None
+        if len(raw) < 2 * _INDEX_HEADER_BYTES:
+            return None
+        first = raw[:_INDEX_HEADER_BYTES]
+        if first != raw[_INDEX_HEADER_BYTES:]:
+            continue
+        version, _, _, initialised, _, _, last_frame, _ = _INDEX_HEADER.unpack_from(first)
+        native_big = struct.pack("=I", 1) == struct.pack(">I", 1)
+        if version != _INDEX_VERSION or not initialised or \
+                wal_checksum_reference(first[:40], native_big) != struct.unpack("=II", first[40:]):
+            continue
+        return WalIndexHeader(struct.unpack(">II", first[32:40]), last_frame)
+    return None
+
+
 #: A transaction whose frames take more than this is not archived page by page (the archiver
 #: starts a new generation from a snapshot taken after it instead): a VACUUM rewrites the
 #: whole database in one transaction, and a snapshot holds that just as well.

@@ -12,7 +12,11 @@ from copying them there until it lets go. So where the live WAL holds committed 
 page is read where SQLite itself would read it: from the log's newest frame of that page up
 to its last commit (every frame proven by its salts and running checksum,
 :func:`..archive.walfile.newest_frames`), else from the file, and every frame read is checked
-again to be the cycle's and the page's. A read transaction held meanwhile keeps the log from
+again to be the cycle's and the page's. The map counts only when it reaches every frame
+SQLite's WAL index counts (:func:`..archive.walfile.read_wal_index`): SQLite reads those
+frames without proving their checksums again, so a frame damaged after its commit would
+otherwise end the map at an older commit (perhaps already holding the backup's pages) while
+SQLite reads the damaged page. A read transaction held meanwhile keeps the log from
 starting over while it holds frames not yet in the file. When the log cannot be mapped (no
 valid header or commit), or another program's checkpoint emptied and restarted it during the
 comparison, the proof falls back to the file alone: it asks for a passive checkpoint (which
@@ -39,9 +43,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ..archive.walfile import FRAME_HEADER_BYTES, NewestFrames, frame_offset, newest_frames
+from ..archive.walfile import (
+    FRAME_HEADER_BYTES,
+    NewestFrames,
+    frame_offset,
+    newest_frames,
+    read_wal_index,
+)
 from ..archive.walfile import read_header as read_wal_header
-from ..files.db_files import sqlite_uri, wal_path
+from ..files.db_files import shm_path, sqlite_uri, wal_path
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 
 STAGE_PROOF = "Proving the restored pages equal to the checked backup"
@@ -142,7 +152,7 @@ def prove_pages_equal(source: str | Path, target: str | Path,
             return "the staged copy still has a write-ahead log"
         size = source.stat().st_size
         with _log_held(target):
-            found = None if _wal_is_empty(target) else newest_frames(wal_path(target))
+            found = None if _wal_is_empty(target) else _mapped_as_read(target)
             if found is not None:
                 through_log = _compare_through_log(source, target, size, found, progress,
                                                    cancelled, action)
@@ -159,6 +169,25 @@ def prove_pages_equal(source: str | Path, target: str | Path,
         return _compare_files(source, target, size, progress, cancelled, action)
     except OSError as error:
         return f"the files could not be read ({error})"
+
+
+def _mapped_as_read(target: Path) -> NewestFrames | None:
+    """The map of ``target``'s log, when it holds every commit SQLite's readers see.
+
+    The map ends at the first frame whose checksum fails, but SQLite reads the frames its
+    WAL index counts without proving them again: a frame damaged after its commit would
+    leave the map at an older commit (which may hold the backup's pages) while SQLite reads
+    the damaged one. So the index is read first (under the read transaction, so what it
+    counts is at least what the proof's snapshot sees) and the map is used only when it
+    reaches every frame the index counts in the same cycle; otherwise None (the file path,
+    which copies what SQLite reads into the file, then tells).
+    """
+    index = read_wal_index(shm_path(target))
+    found = newest_frames(wal_path(target))
+    if found is None or index is None or index.salts != found.header.salts or \
+            found.last_commit < index.last_frame:
+        return None
+    return found
 
 
 @contextlib.contextmanager
