@@ -341,10 +341,12 @@ def rebuild_to_time(archive: str | Path, at: datetime | float, output: str | Pat
 
 @dataclass(frozen=True)
 class _Memory:
-    """What one rebuild may hold: page images before they are written, each copy buffer."""
+    """What one rebuild may hold, and whether its result is flushed to the disk."""
 
     held_bytes: int = HELD_BYTES
     copy_chunk_bytes: int = VERIFIED_COPY_CHUNK
+    #: Flush the result to the disk (False only for a scratch file).
+    durable: bool = True
 
 
 class _SnapshotUnproven(Exception):
@@ -369,6 +371,10 @@ class _Beside:
         """Wait for the call and drop whatever it gave."""
         with contextlib.suppress(BaseException):
             self.result()
+
+
+def _not_flushed(path: Path) -> None:
+    """Stands in for :func:`fsync_file` where the result is a scratch file."""
 
 
 def _partial_of(output: Path) -> Path:
@@ -497,7 +503,8 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
                        limit: int | None = None,
                        early: _EarlyCopy | None = None,
                        held_bytes: int = HELD_BYTES,
-                       copy_chunk_bytes: int = VERIFIED_COPY_CHUNK) -> RebuildResult:
+                       copy_chunk_bytes: int = VERIFIED_COPY_CHUNK,
+                       durable: bool = True) -> RebuildResult:
     """Rebuild one generation's state at ``moment`` into ``output`` (see :func:`rebuild_to_time`).
 
     ``limit``: apply no more than this many of its transactions (an exact commit).
@@ -505,7 +512,9 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
     it is the right one. ``held_bytes`` (page images held before they are written, see
     :func:`.replay.apply_transactions`) and ``copy_chunk_bytes`` (each of the copy's two
     buffers) bound the memory the rebuild takes: validation, which runs beside the archiver,
-    keeps both small; the result is the same file.
+    keeps both small; the result is the same file. ``durable`` False: the file is not
+    flushed to the disk (validation's scratch copy, deleted once compared, whose 150 MB
+    flush would hold the archiver's own writes back).
 
     The replay image and the level files are shortcuts, each checked before use; yet a
     record of one can be forged with its checksum recomputed, or two compactions can leave
@@ -514,7 +523,7 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
     done again from the snapshot and every record (the result says why): a shortcut costs
     time, never an instant.
     """
-    memory = _Memory(held_bytes, copy_chunk_bytes)
+    memory = _Memory(held_bytes, copy_chunk_bytes, durable)
     try:
         return _rebuild_once(generation, moment, output, progress, cancelled,
                              live_path=live_path, limit=limit, early=early, shortcuts=True,
@@ -598,7 +607,7 @@ def _rebuild_once(generation: Generation, moment: float, output: Path,
         # The flush to the disk, the SHA-256 for the manifest and the task counts run side
         # by side (the first waits on the disk, the other two on a core each).
         with ThreadPoolExecutor(2, thread_name_prefix="queue-admin-finish") as helpers:
-            flushed = helpers.submit(fsync_file, partial)
+            flushed = helpers.submit(fsync_file if memory.durable else _not_flushed, partial)
             digest = helpers.submit(file_sha256, partial, None, cancelled, action)
             with open_backup_file(partial) as connection:
                 counts = None if check_queue_schema(connection) else task_counts(connection)
