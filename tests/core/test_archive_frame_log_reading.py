@@ -82,3 +82,15 @@ def test_reading_from_an_offset_and_stopping_at_damage_or_a_torn_end(
     read = SegmentRead(segment)
     assert list(iter_records(segment, outcome=read)) == records[:9]
     assert read.problem == f"the record at byte {offsets[9]:,} is cut short" and read.cut_short
+
+
+def test_a_damaged_length_reads_no_further_than_the_file(tmp_path: Path) -> None:
+    segment, records = written(tmp_path, 3)
+    data = bytearray(segment.read_bytes())
+    first = len(encode_record(*records[0]))
+    data[first + 12:first + 16] = (0xFFFFFFF0).to_bytes(4, "big")  # record 1's length field
+    segment.write_bytes(bytes(data))
+    read = SegmentRead(segment)
+    assert list(iter_records(segment, outcome=read)) == records[:1]
+    assert read.problem == f"the record at byte {first:,} is cut short" and read.cut_short
+    assert read.size == len(data)

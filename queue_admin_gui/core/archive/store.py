@@ -456,11 +456,16 @@ READ_WINDOW_BYTES = 1024 * 1024
 
 
 class _Window:
-    """The part of a frame log read so far and not yet taken, refilled as records need."""
+    """The part of a frame log read so far and not yet taken, refilled as records need.
+
+    Only the bytes the file held when it was opened are read (as reading it whole did), so a
+    damaged length never asks for more than the file has.
+    """
 
     def __init__(self, handle: BinaryIO, read: SegmentRead) -> None:
         self.handle = handle
         self.read = read
+        self.end = os.fstat(handle.fileno()).st_size
         self.data = memoryview(b"")
         self.position = 0
         self.ended = False
@@ -473,7 +478,9 @@ class _Window:
     def holds(self, needed: int) -> bool:
         """Read on until ``needed`` bytes are available from :attr:`position`; False at the end."""
         while self.available < needed and not self.ended:
-            more = self.handle.read(max(READ_WINDOW_BYTES, needed - self.available))
+            wanted = min(max(READ_WINDOW_BYTES, needed - self.available),
+                         self.end - self.read.size)
+            more = self.handle.read(wanted) if wanted > 0 else b""
             if not more:
                 self.ended = True
                 break
