@@ -3,9 +3,11 @@
 CPython hands large freed blocks back to the C allocator, which on Linux (glibc) keeps them
 for reuse instead of returning them: after a validation (which rebuilds a copy of the
 queue on its own thread, in an arena of that thread's), the archiver's private memory would
-stay at its peak until the process ends. :func:`give_back_memory` asks glibc to return every
-free page of every arena (``malloc_trim(0)``). Elsewhere (Windows, macOS, musl) there is
-nothing to ask or the call does not exist, and it does nothing.
+stay at its peak until the process ends (a snapshot, or a burst of commits, leaves the same).
+:func:`give_back_memory` asks glibc to return every free page of every arena
+(``malloc_trim(0)``); the validation thread calls it when it ends, the archiver's loop every
+minute. Elsewhere (Windows, macOS, musl) there is nothing to ask or the call does not exist,
+and it does nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def _malloc_trim() -> Callable[[int], int] | None:
     """The C library's ``malloc_trim`` (glibc's), or None where it has none."""
     if not sys.platform.startswith("linux"):
         return None
-    import ctypes  # only here: the archiver needs it once a validation has run
+    import ctypes  # on first use: nothing else of the archiver needs it
 
     try:
         trim = ctypes.CDLL(None).malloc_trim  # the C library this Python runs on
