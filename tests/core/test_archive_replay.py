@@ -50,15 +50,26 @@ def transactions(seed: int) -> tuple[bytes, list[ArchivedTransaction], bytes]:
 def test_the_replay_writes_every_page_as_applying_each_at_once_would(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held_pages: int,
         positional: bool) -> None:
-    monkeypatch.setattr(replay, "HELD_BYTES", held_pages * PAGE)
     if not positional:
         monkeypatch.delattr(replay.os, "pread", raising=False)
     start, made, expected = transactions(held_pages)
     target = tmp_path / "replayed.db"
     target.write_bytes(start)
     with open(target, "r+b") as handle:
-        applied = replay.apply_transactions(handle, PAGE, made, None, None, "Replaying")
+        applied = replay.apply_transactions(handle, PAGE, made, None, None, "Replaying",
+                                            held_bytes=held_pages * PAGE)
         handle.seek(0)
         assert handle.read() == expected  # the caller's handle sees every page at once
     assert applied.transactions == len(made) and applied.page_count == 9
+    assert target.read_bytes() == expected
+
+
+def test_a_held_limit_below_one_page_still_holds_one_page(tmp_path: Path) -> None:
+    start, made, expected = transactions(7)
+    target = tmp_path / "replayed.db"
+    target.write_bytes(start)
+    with open(target, "r+b") as handle:
+        applied = replay.apply_transactions(handle, PAGE, made, None, None, "Replaying",
+                                            held_bytes=1)
+    assert applied.transactions == len(made)
     assert target.read_bytes() == expected

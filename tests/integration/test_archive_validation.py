@@ -197,6 +197,41 @@ def test_validation_on_its_interval_catches_a_damaged_frame_log(
     assert table_rows(final) == table_rows(queue)
 
 
+@pytest.mark.slow
+def test_validation_holding_one_page_at_a_time_rebuilds_exactly_and_still_catches_a_change(
+        queue: Path, tmp_path: Path) -> None:
+    """Validation's rebuild holds only a few MB of page images (it runs inside the archiver
+    all day); with room for a single page it writes every page far more often, and must
+    still rebuild the very same file, and still see a page changed behind SQLite's back."""
+    folder, stop, log = tmp_path / "archive", tmp_path / "stop", tmp_path / "commits.log"
+    worker = spawn("committer", queue, stop, log, 100)
+    wait_ready(worker)
+    archiver = Archiver(queue, folder)
+    archiver.start()
+    try:
+        wait_until(lambda: restorable(archiver), "a restorable generation")
+        wait_for_commits(log, 60)
+        passed = validate_archive(queue, folder, held_bytes=1)
+        assert passed.ok is True, passed.sentence
+        assert passed.transactions >= 60 and passed.differing_pages == []
+        stop.touch()
+        worker.communicate(timeout=DEADLINE)
+        assert checkpoint_now(queue, "TRUNCATE")["busy"] == 0
+        page_size = int.from_bytes(queue.read_bytes()[16:18], "big")
+        tamper = ("import sys\nwith open(sys.argv[1], 'r+b') as f:\n"
+                  f"    f.seek({page_size} + 200)\n    f.write(b'\\x5a' * 8)")
+        before = queue.read_bytes()[page_size + 200:page_size + 208]
+        assert before != b"\x5a" * 8
+        assert in_another_process("-c", tamper, queue).returncode == 0  # behind SQLite's back
+        failed = validate_archive(queue, folder, held_bytes=1)
+        assert failed.ok is False and failed.differing_pages == [2], failed.sentence
+    finally:
+        stop.touch()
+        if worker.poll() is None:
+            worker.communicate(timeout=DEADLINE)
+        archiver.stop()
+
+
 def test_validation_without_a_running_archiver_says_it_could_not_compare(
         queue: Path, tmp_path: Path) -> None:
     folder = tmp_path / "archive"

@@ -51,6 +51,7 @@ from ..progress import CancelCheck
 from . import shm_locks
 from .checkpoint_door import let_checkpoint_through
 from .clock import StampClock
+from .footprint import give_back_memory
 from .generations import GenerationStarter, file_identity
 from .page_deltas import PageImages, encode_delta_transactions
 from .pins import WalPins, open_connection
@@ -89,6 +90,9 @@ KNOWN_HEADS = 4096
 PROBE_SECONDS = 0.05
 STORM_PROBE_SECONDS = 0.001
 STORM_SECONDS = 10.0
+#: How often the loop hands memory freed since back to the system (:mod:`.footprint`): a
+#: snapshot, a burst of commits or a validation leaves freed pages the C allocator keeps.
+GIVE_BACK_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -480,7 +484,7 @@ class Archiver:
               writer: sqlite3.Connection, checkpointer: sqlite3.Connection,
               starter: GenerationStarter) -> bool:
         """Archive until stopped (False), or until the file was replaced (True: reconnect)."""
-        last_refresh = 0.0
+        last_refresh, last_give_back = 0.0, time.monotonic()
         while not (self._stop.is_set() or (cancelled is not None and cancelled())):
             self._note_clock_steps(starter)
             if self._replaced():
@@ -517,6 +521,9 @@ class Archiver:
             if now - last_refresh > 5.0:
                 refresh_lock(lock)
                 last_refresh = now
+            if now - last_give_back > GIVE_BACK_SECONDS:
+                give_back_memory()
+                last_give_back = now
             starter.apply_retention()
             self._wait_for_next_pass(own)
         return False

@@ -94,7 +94,7 @@ LOCK_STALE_SECONDS = 30 * 60.0
 LOCK_REFRESH_SECONDS = 60.0
 #: A verified copy's chunk: large, because the copy often runs on a helper thread beside a
 #: Python loop (the frame-log check), and each chunk waits for the GIL a few times.
-_VERIFIED_COPY_CHUNK = 16 * 1024 * 1024
+VERIFIED_COPY_CHUNK = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -208,16 +208,18 @@ def image_for(generation: Generation, moment: float,
 
 
 def copy_verified(source: Path, target: Path, expected: str, cancelled: CancelCheck | None,
-                  action: str) -> bool:
+                  action: str, chunk_bytes: int = VERIFIED_COPY_CHUNK) -> bool:
     """Copy ``source`` to ``target``, hashing on the way; True when the SHA-256 is ``expected``.
 
     Each chunk is hashed on a helper thread while it is written (hashlib and file writes
     both release the GIL), so the hash costs little beyond the copy. The chunks are read
     into two buffers used in turn (one hashed and written while the next is read), not into
-    a new allocation each time: at 1.5 GB that halves the copy.
+    a new allocation each time: at 1.5 GB that halves the copy. ``chunk_bytes``: the size of
+    each buffer (validation, beside the archiver, uses small ones).
     """
     digest = hashlib.sha256()
-    buffers = (bytearray(_VERIFIED_COPY_CHUNK), bytearray(_VERIFIED_COPY_CHUNK))
+    chunk_bytes = max(4096, chunk_bytes)
+    buffers = (bytearray(chunk_bytes), bytearray(chunk_bytes))
     with (ThreadPoolExecutor(1, thread_name_prefix="queue-admin-hash") as hasher,
           open(source, "rb", buffering=0) as reading, open(target, "wb") as copy):
         hashed = None

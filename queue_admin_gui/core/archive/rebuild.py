@@ -55,10 +55,17 @@ from ..errors import ErrorKind, OperationCancelled
 from ..files.durable import file_sha256, fsync_file, retry_on_windows_lock
 from ..progress import CancelCheck, ProgressCallback, report
 from ..trust.untrusted import open_backup_file
-from .images import ReplayImage, copy_verified, image_for, read_image, snapshot_digest
+from .images import (
+    VERIFIED_COPY_CHUNK,
+    ReplayImage,
+    copy_verified,
+    image_for,
+    read_image,
+    snapshot_digest,
+)
 from .levels import Level, LevelDamage, check_level_files, usable_levels, write_levels
 from .page_deltas import decode_delta_transaction
-from .replay import apply_transactions, page_size_of
+from .replay import HELD_BYTES, apply_transactions, page_size_of
 from .store import (
     KIND_DELTA_TRANSACTION,
     KIND_TRANSACTION,
@@ -278,7 +285,8 @@ def _damaged(generation: Generation, segment: Path, reason: str) -> ArchiveError
 
 def _copy_snapshot(generation: Generation, snapshot: Path, target: Path,
                    cancelled: CancelCheck | None, action: str,
-                   early: _EarlyCopy | None = None) -> None:
+                   early: _EarlyCopy | None = None,
+                   chunk_bytes: int = VERIFIED_COPY_CHUNK) -> None:
     """Copy the snapshot, proving on the way that it is the file its checksums describe.
 
     ``early``: a copy begun beside the check, taken when it is of this snapshot.
@@ -288,7 +296,7 @@ def _copy_snapshot(generation: Generation, snapshot: Path, target: Path,
         expected = BackupManifest.read(manifest_path_for(snapshot)).sha256
     copied = early.take(generation, None) if early is not None else None
     if copied is None:
-        copied = copy_verified(snapshot, target, expected, cancelled, action)
+        copied = copy_verified(snapshot, target, expected, cancelled, action, chunk_bytes)
     if not copied:
         if not generation.snapshot_proven:
             raise _SnapshotUnproven
@@ -331,6 +339,16 @@ def rebuild_to_time(archive: str | Path, at: datetime | float, output: str | Pat
             early.discard()
 
 
+@dataclass(frozen=True)
+class _Memory:
+    """What one rebuild may hold, and whether its result is flushed to the disk."""
+
+    held_bytes: int = HELD_BYTES
+    copy_chunk_bytes: int = VERIFIED_COPY_CHUNK
+    #: Flush the result to the disk (False only for a scratch file).
+    durable: bool = True
+
+
 class _SnapshotUnproven(Exception):
     """A snapshot the check left unhashed failed its checksum while being copied."""
 
@@ -353,6 +371,10 @@ class _Beside:
         """Wait for the call and drop whatever it gave."""
         with contextlib.suppress(BaseException):
             self.result()
+
+
+def _not_flushed(path: Path) -> None:
+    """Stands in for :func:`fsync_file` where the result is a scratch file."""
 
 
 def _partial_of(output: Path) -> Path:
@@ -479,12 +501,20 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
                        cancelled: CancelCheck | None = None, *,
                        live_path: str | Path | None = None,
                        limit: int | None = None,
-                       early: _EarlyCopy | None = None) -> RebuildResult:
+                       early: _EarlyCopy | None = None,
+                       held_bytes: int = HELD_BYTES,
+                       copy_chunk_bytes: int = VERIFIED_COPY_CHUNK,
+                       durable: bool = True) -> RebuildResult:
     """Rebuild one generation's state at ``moment`` into ``output`` (see :func:`rebuild_to_time`).
 
     ``limit``: apply no more than this many of its transactions (an exact commit).
     ``early``: a copy of a replay image or of the snapshot begun beside the check, used if
-    it is the right one.
+    it is the right one. ``held_bytes`` (page images held before they are written, see
+    :func:`.replay.apply_transactions`) and ``copy_chunk_bytes`` (each of the copy's two
+    buffers) bound the memory the rebuild takes: validation, which runs beside the archiver,
+    keeps both small; the result is the same file. ``durable`` False: the file is not
+    flushed to the disk (validation's scratch copy, deleted once compared, whose 150 MB
+    flush would hold the archiver's own writes back).
 
     The replay image and the level files are shortcuts, each checked before use; yet a
     record of one can be forged with its checksum recomputed, or two compactions can leave
@@ -493,12 +523,15 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
     done again from the snapshot and every record (the result says why): a shortcut costs
     time, never an instant.
     """
+    memory = _Memory(held_bytes, copy_chunk_bytes, durable)
     try:
         return _rebuild_once(generation, moment, output, progress, cancelled,
-                             live_path=live_path, limit=limit, early=early, shortcuts=True)
+                             live_path=live_path, limit=limit, early=early, shortcuts=True,
+                             memory=memory)
     except _ShortcutFailed as failed:
         result = _rebuild_once(generation, moment, output, progress, cancelled,
-                               live_path=live_path, limit=limit, early=None, shortcuts=False)
+                               live_path=live_path, limit=limit, early=None, shortcuts=False,
+                               memory=memory)
         result.image_problem = failed.image_problem or result.image_problem
         result.level_problem = failed.level_problem or result.level_problem
         return result
@@ -507,9 +540,11 @@ def rebuild_generation(generation: Generation, moment: float, output: str | Path
 def _rebuild_once(generation: Generation, moment: float, output: Path,
                   progress: ProgressCallback | None, cancelled: CancelCheck | None, *,
                   live_path: str | Path | None, limit: int | None,
-                  early: _EarlyCopy | None, shortcuts: bool) -> RebuildResult:
+                  early: _EarlyCopy | None, shortcuts: bool,
+                  memory: _Memory | None = None) -> RebuildResult:
     """One rebuild; ``shortcuts`` false: from the snapshot and every record, nothing else."""
     started = time.monotonic()
+    memory = memory if memory is not None else _Memory()
     output = Path(output)
     span = generation.restorable
     if span is not None:
@@ -530,30 +565,36 @@ def _rebuild_once(generation: Generation, moment: float, output: Path,
         if image is not None and early is not None:
             copied = early.take(generation, image)
         if image is not None and copied is None:
-            copied = copy_verified(image.path, partial, image.sha256, cancelled, action)
+            copied = copy_verified(image.path, partial, image.sha256, cancelled, action,
+                                   memory.copy_chunk_bytes)
         if image is not None and not copied:
             image, image_problem = None, "image.db fails its checksum"
         levels: list[Level] = []
         level_problem = None
         if image is None and shortcuts:
             levels, level_problem = _snapshot_and_levels(generation, snapshot, moment, limit,
-                                                         partial, cancelled, action, early)
+                                                         partial, cancelled, action, early,
+                                                         memory.copy_chunk_bytes)
         elif image is None:
-            _copy_snapshot(generation, snapshot, partial, cancelled, action)
+            _copy_snapshot(generation, snapshot, partial, cancelled, action,
+                           chunk_bytes=memory.copy_chunk_bytes)
         elif not generation.snapshot_proven:
             # The image stands for the snapshot, which is proven all the same (beside the
             # work below, on the other core) so that the rebuild offers what status offers.
             proving = _Beside(prove_snapshot, generation)
         try:
             applied, state_seen, page_size, pages = _apply(
-                generation, moment, partial, progress, cancelled, action, limit, image, levels)
+                generation, moment, partial, progress, cancelled, action, limit, image, levels,
+                memory.held_bytes)
         except LevelDamage as damage:
             # A level changed after it was checked: the snapshot and every record, as before.
             levels, level_problem = [], str(damage)
             retry_on_windows_lock(partial.unlink)
-            _copy_snapshot(generation, snapshot, partial, cancelled, action)
+            _copy_snapshot(generation, snapshot, partial, cancelled, action,
+                           chunk_bytes=memory.copy_chunk_bytes)
             applied, state_seen, page_size, pages = _apply(
-                generation, moment, partial, progress, cancelled, action, limit, None, [])
+                generation, moment, partial, progress, cancelled, action, limit, None, [],
+                memory.held_bytes)
         except (zlib.error, ArchiveError) as error:
             if image is None and not levels:
                 raise
@@ -567,7 +608,7 @@ def _rebuild_once(generation: Generation, moment: float, output: Path,
         # counts run side by side (the flush waits on the disk, the check and the hash on a
         # core each): the file is complete and nothing writes to it any more.
         with ThreadPoolExecutor(2, thread_name_prefix="queue-admin-finish") as helpers:
-            flushed = helpers.submit(fsync_file, partial)
+            flushed = helpers.submit(fsync_file if memory.durable else _not_flushed, partial)
             digest = helpers.submit(file_sha256, partial, None, cancelled, action)
             check = check_backup_file(partial, progress, cancelled, live_path=live_path,
                                       manifest_follows=True)
@@ -627,7 +668,8 @@ def _rebuild_once(generation: Generation, moment: float, output: Path,
 
 def _snapshot_and_levels(generation: Generation, snapshot: Path, moment: float,
                          limit: int | None, partial: Path, cancelled: CancelCheck | None,
-                         action: str, early: _EarlyCopy | None
+                         action: str, early: _EarlyCopy | None,
+                         chunk_bytes: int = VERIFIED_COPY_CHUNK
                          ) -> tuple[list[Level], str | None]:
     """Copy the snapshot while the level files the instant may use are checked beside it.
 
@@ -637,7 +679,7 @@ def _snapshot_and_levels(generation: Generation, snapshot: Path, moment: float,
     levels, problem = usable_levels(generation, moment, limit, snapshot_digest(generation))
     checking = _Beside(check_level_files, levels, cancelled, action) if levels else None
     try:
-        _copy_snapshot(generation, snapshot, partial, cancelled, action, early)
+        _copy_snapshot(generation, snapshot, partial, cancelled, action, early, chunk_bytes)
     except BaseException:
         if checking is not None:
             checking.abandon()
@@ -651,7 +693,7 @@ def _snapshot_and_levels(generation: Generation, snapshot: Path, moment: float,
 def _apply(generation: Generation, moment: float, partial: Path,
            progress: ProgressCallback | None, cancelled: CancelCheck | None,
            action: str, limit: int | None, image: ReplayImage | None,
-           levels: list[Level]) -> tuple[int, float, int, int]:
+           levels: list[Level], held_bytes: int = HELD_BYTES) -> tuple[int, float, int, int]:
     """Write the levels and transactions over the copied snapshot (or image); what was applied.
 
     Raises :class:`.levels.LevelDamage` when a level fails while its pages are written.
@@ -674,7 +716,8 @@ def _apply(generation: Generation, moment: float, partial: Path,
             pages = handle.seek(0, 2) // page_size
         applied = apply_transactions(
             handle, page_size, transactions_until(generation, moment, limit, after=start),
-            progress, cancelled, action, total=max(1, generation.transactions - done))
+            progress, cancelled, action, total=max(1, generation.transactions - done),
+            held_bytes=held_bytes)
         if applied.page_count is not None and applied.state_seen is not None:
             pages, state_seen = applied.page_count, applied.state_seen
         handle.truncate(pages * page_size)

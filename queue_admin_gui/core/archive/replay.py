@@ -49,12 +49,12 @@ HELD_BYTES = 64 * 1024 * 1024
 class _Pages:
     """The file's pages as the replay has written them so far, the newest held in memory."""
 
-    def __init__(self, handle: BinaryIO, page_size: int) -> None:
+    def __init__(self, handle: BinaryIO, page_size: int, held_bytes: int = HELD_BYTES) -> None:
         handle.flush()
         self.handle = handle
         self.page_size = page_size
         self.held: dict[int, bytes] = {}
-        self.limit = max(1, HELD_BYTES // page_size)
+        self.limit = max(1, held_bytes // page_size)
         self._fd = handle.fileno() if hasattr(os, "pread") else None
 
     def read(self, number: int) -> bytes:
@@ -96,16 +96,19 @@ class _Pages:
 def apply_transactions(handle: BinaryIO, page_size: int,
                        transactions: Iterable[ArchivedTransaction],
                        progress: ProgressCallback | None, cancelled: CancelCheck | None,
-                       action: str, stage: str = STAGE_APPLY, total: int = 0) -> Applied:
+                       action: str, stage: str = STAGE_APPLY, total: int = 0, *,
+                       held_bytes: int = HELD_BYTES) -> Applied:
     """Write each transaction's pages at their places in the open file, in order.
 
     A page stored as a delta is expanded against the bytes at its place, which are the
     page's last archived image (or the snapshot's): the file is never shortened here. The
-    newest images are held in memory (up to :data:`HELD_BYTES`) and written out in page
-    order; every page is in the file when this returns.
+    newest images are held in memory (up to ``held_bytes``, at least one page) and written
+    out in page order; every page is in the file when this returns. A smaller limit writes
+    the same bytes, only more often (validation, which runs beside the archiver all day,
+    keeps it to a few MB).
     """
     applied = Applied()
-    pages = _Pages(handle, page_size)
+    pages = _Pages(handle, page_size, held_bytes)
     for transaction in transactions:
         if transaction.page_size != page_size:
             raise ArchiveError(f"{action} failed: the archive's pages are "

@@ -409,45 +409,87 @@ def _records(segment: Path, with_payload: bool, version: int, read: SegmentRead
              ) -> Iterator[tuple[bytes, float, bytes]]:
     """The body of :func:`iter_records` (an OSError is the caller's to report).
 
-    With payloads the frame log is read in one piece (it is at most a few tens of MB) and
-    each record's CRCs are computed over it; without, the heads are read and the payloads
-    skipped unread.
+    With payloads the frame log is read in pieces of :data:`READ_WINDOW_BYTES` (a record
+    longer than that in one piece of its own size) and each record's CRCs are computed over
+    them, so reading a 32 MB frame log never holds it whole; without, the heads are read and
+    the payloads skipped unread.
     """
     magic_expected = MAGIC if version >= 2 else MAGIC_V1
     if not with_payload:
         yield from _record_heads(segment, magic_expected, read)
         return
-    start = read.end_offset
-    with open(segment, "rb") as handle:
-        handle.seek(start)
-        data = memoryview(handle.read())
-    read.size = start + len(data)
     head_size = RECORD_HEAD.size
-    position = 0
-    while position < len(data):
-        if len(data) - position < head_size:
-            read.problem = "its last record is cut short"
-            read.cut_short = True
-            return
-        magic, kind, stamp, length, crc = RECORD_HEAD.unpack_from(data, position)
-        if magic != magic_expected or kind not in _KINDS:
-            read.problem = f"the record at byte {read.end_offset:,} has no valid head"
-            return
-        end = position + head_size + length
-        if end > len(data):
-            read.problem = f"the record at byte {read.end_offset:,} is cut short"
-            read.cut_short = True
-            return
-        payload = bytes(data[position + head_size:end])
-        expected = (zlib.crc32(payload, zlib.crc32(data[position:position + head_size - 4]))
-                    if version >= 2 else zlib.crc32(payload))
-        if expected != crc:
-            read.problem = f"the record at byte {read.end_offset:,} fails its checksum"
-            return
-        read.crc = zlib.crc32(data[position:end], read.crc)
-        read.end_offset += end - position
-        position = end
-        yield kind, stamp, payload
+    with open(segment, "rb", buffering=0) as handle:
+        handle.seek(read.end_offset)
+        read.size = read.end_offset
+        window = _Window(handle, read)
+        while True:
+            if not window.holds(head_size):
+                if window.available:
+                    read.problem = "its last record is cut short"
+                    read.cut_short = True
+                return
+            data, position = window.data, window.position
+            magic, kind, stamp, length, crc = RECORD_HEAD.unpack_from(data, position)
+            if magic != magic_expected or kind not in _KINDS:
+                read.problem = f"the record at byte {read.end_offset:,} has no valid head"
+                return
+            if not window.holds(head_size + length):
+                read.problem = f"the record at byte {read.end_offset:,} is cut short"
+                read.cut_short = True
+                return
+            data, position = window.data, window.position
+            end = position + head_size + length
+            payload = bytes(data[position + head_size:end])
+            expected = (zlib.crc32(payload, zlib.crc32(data[position:position + head_size - 4]))
+                        if version >= 2 else zlib.crc32(payload))
+            if expected != crc:
+                read.problem = f"the record at byte {read.end_offset:,} fails its checksum"
+                return
+            read.crc = zlib.crc32(data[position:end], read.crc)
+            read.end_offset += end - position
+            window.position = end
+            yield kind, stamp, payload
+
+
+#: How much of a frame log :func:`iter_records` reads at a time.
+READ_WINDOW_BYTES = 1024 * 1024
+
+
+class _Window:
+    """The part of a frame log read so far and not yet taken, refilled as records need.
+
+    Only the bytes the file held when it was opened are read (as reading it whole did), so a
+    damaged length never asks for more than the file has.
+    """
+
+    def __init__(self, handle: BinaryIO, read: SegmentRead) -> None:
+        self.handle = handle
+        self.read = read
+        self.end = os.fstat(handle.fileno()).st_size
+        self.data = memoryview(b"")
+        self.position = 0
+        self.ended = False
+
+    @property
+    def available(self) -> int:
+        """Bytes read and not yet taken."""
+        return len(self.data) - self.position
+
+    def holds(self, needed: int) -> bool:
+        """Read on until ``needed`` bytes are available from :attr:`position`; False at the end."""
+        while self.available < needed and not self.ended:
+            wanted = min(max(READ_WINDOW_BYTES, needed - self.available),
+                         self.end - self.read.size)
+            more = self.handle.read(wanted) if wanted > 0 else b""
+            if not more:
+                self.ended = True
+                break
+            self.read.size += len(more)
+            rest = self.data[self.position:]
+            self.data = memoryview(rest.tobytes() + more if len(rest) else more)
+            self.position = 0
+        return self.available >= needed
 
 
 def _record_heads(segment: Path, magic_expected: bytes, read: SegmentRead

@@ -42,6 +42,7 @@ from ..event_log import SystemLogSink, setting_switch
 from ..files.db_files import sqlite_uri, wal_path
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from ..settings.config import MaintenanceConfig
+from .footprint import give_back_memory
 from .rebuild import rebuild_generation
 from .store import (
     LOCK_FILE,
@@ -81,6 +82,12 @@ STAGE_COMPARE = "Comparing every page"
 #: own) and version-valid-for and SQLite version (92-99).
 _HEADER_FIELDS_IGNORED = ((18, 20), (24, 28), (40, 44), (92, 100))
 _FAILURES_KEPT = 50
+#: What validation's rebuild holds at most: page images before they are written out, and
+#: each of the snapshot copy's two buffers. Validation runs inside the archiver all day, so
+#: it stays a few MB above the archiver's own memory (a restore's rebuild holds 64 MB and
+#: 16 MB: it runs once, and wants its speed).
+VALIDATION_HELD_BYTES = 2 * 1024 * 1024
+VALIDATION_COPY_CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -129,11 +136,14 @@ def validate_archive(database: str | Path, archive: str | Path,
                      progress: ProgressCallback | None = None,
                      cancelled: CancelCheck | None = None, *,
                      wait_seconds: float = WAIT_FOR_ARCHIVER_SECONDS,
-                     record_activity: bool = False) -> ValidationResult:
+                     record_activity: bool = False,
+                     held_bytes: int = VALIDATION_HELD_BYTES) -> ValidationResult:
     """Validate the archive against the live database (see the module's description).
 
     The outcome is recorded in the archive's ``validation.json`` (and, with
     ``record_activity``, a failure in the activity log); it is returned, not raised.
+    ``held_bytes``: the page images the rebuild holds before writing them out (see
+    :func:`.replay.apply_transactions`); any limit rebuilds the same file.
     """
     database, archive = Path(database).absolute(), Path(archive)
     action = f"Validating the archive '{archive}'"
@@ -158,7 +168,7 @@ def validate_archive(database: str | Path, archive: str | Path,
         return _record(archive, result, current, record_activity, own[0].lost_after)
     with tempfile.TemporaryDirectory(prefix="queue-admin-validate-") as scratch:
         result, intact_until = _compare(database, archive, current, Path(scratch), progress,
-                                        cancelled, wait_seconds, action)
+                                        cancelled, wait_seconds, action, held_bytes)
     result.damage = damage
     failed = current if result.ok is False else None
     if result.ok and damage:
@@ -198,7 +208,8 @@ def _current_generation(archive: Path, generations: list[Generation]) -> Generat
 
 def _compare(database: Path, archive: Path, generation: Generation, scratch: Path,
              progress: ProgressCallback | None, cancelled: CancelCheck | None,
-             wait_seconds: float, action: str) -> tuple[ValidationResult, float | None]:
+             wait_seconds: float, action: str, held_bytes: int = VALIDATION_HELD_BYTES
+             ) -> tuple[ValidationResult, float | None]:
     """Steps 1 to 4 of the module's description, and the last intact instant of damage.
 
     For damage found meanwhile, the generation is trusted up to its last intact instant, not
@@ -226,7 +237,8 @@ def _compare(database: Path, archive: Path, generation: Generation, scratch: Pat
                                 f"damaged: {first.reason}: {first.file}.",
                                 generation.id), first.lost_after
     rebuilt = rebuild_generation(fresh, stamp, scratch / "rebuilt.db", None, cancelled,
-                                 limit=count)
+                                 limit=count, held_bytes=held_bytes,
+                                 copy_chunk_bytes=VALIDATION_COPY_CHUNK_BYTES, durable=False)
     report(progress, 0, 0, STAGE_COMPARE)
     pages, differing = compare_pages(live, rebuilt.path)
     when = instant_text(stamp)
@@ -281,6 +293,10 @@ def _copy_live_state(database: Path, generation: Generation, target: Path
             writer.execute("ROLLBACK")
         copy = sqlite3.connect(target)
         try:
+            # A scratch file, deleted once compared: nothing to flush to the disk (a flush
+            # of the whole queue would hold the archiver's own writes back).
+            copy.execute("PRAGMA synchronous=OFF")
+            copy.execute("PRAGMA journal_mode=OFF")
             reader.backup(copy)
         finally:
             copy.close()
@@ -544,6 +560,7 @@ class ValidationSchedule:
                                       cancelled=self._stop.is_set, record_activity=True)
         except Exception as error:  # noqa: BLE001 - reported as a result, never fatal
             result = ValidationResult(None, time.time(), f"Validation could not run: {error}")
+        give_back_memory()  # the rebuild's freed pages, back to the system for the day
         self._mtime = None  # look at the record at once
         self._looked = 0.0
         if self.on_result is not None and not self._stop.is_set():
