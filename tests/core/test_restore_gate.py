@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sqlite3
 import subprocess
@@ -157,7 +158,9 @@ def test_heartbeats_block_only_while_fresh(live: Path) -> None:
     heartbeat(live, "idle-worker", 30)
     signals = signals_of(live)
     assert not signals.blocking
-    assert "older heartbeats from idle-worker (30 s ago)" in signals.sentence()
+    # 30 s old when written; a second more when the machine is slow to read it back.
+    assert re.search(r"older heartbeats from idle-worker \((30|31|32) s ago\)",
+                     signals.sentence())
     heartbeat(live, "busy-worker", 0)
     signals = signals_of(live)
     assert signals.blocking and "busy-worker" in " ".join(signals.reasons())
