@@ -53,7 +53,7 @@ from .checkpoint_door import let_checkpoint_through
 from .clock import StampClock
 from .footprint import give_back_memory
 from .generations import GenerationStarter, file_identity
-from .page_deltas import PageImages, encode_delta_transactions
+from .page_deltas import BATCH_BYTES, PageImages, batches_of, encode_delta_transactions
 from .pins import WalPins, open_connection
 from .priority import lower_current_thread
 from .safety_point import ProofDesk
@@ -738,11 +738,13 @@ class Archiver:
                 if frame.page_number == 1:
                     self.remember_head(frame.page)
         for log, images in self._logs():
-            # The pages of every transaction read are compared with their earlier images at
-            # once (numpy's cost per call is then shared by them all).
-            for payload in encode_delta_transactions(transactions, cycle, header.page_size,
-                                                     images):
-                written += self._append(log, KIND_DELTA_TRANSACTION, seen, payload)
+            # The pages of many transactions are compared with their earlier images at once
+            # (numpy's cost per call is then shared by them all), a bounded batch at a time:
+            # a batch holds the earlier images it replaced until it is encoded.
+            for batch in batches_of(transactions, BATCH_BYTES // header.page_size):
+                for payload in encode_delta_transactions(batch, cycle, header.page_size,
+                                                         images):
+                    written += self._append(log, KIND_DELTA_TRANSACTION, seen, payload)
             log.flush()
         self._archived_since += len(transactions)
         self._last_record = seen

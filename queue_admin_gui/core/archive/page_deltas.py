@@ -41,7 +41,7 @@ import sys
 import zlib
 from array import array
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -73,6 +73,9 @@ SHIFTS = (2, -2)
 COPY_FROM = 16
 #: Pages the byte runs are looked for in at once (in buffers the archiver keeps).
 WORK_BYTES = 1024 * 1024
+#: Pages the archiver encodes in one call at most (the earlier images they replace in the
+#: cache are held until the call ends): enough to share numpy's cost per call.
+BATCH_BYTES = 1024 * 1024
 _TXN = struct.Struct(">IIIIIII")
 _PAGE = struct.Struct(">IBI")
 _RUNS_HEAD = struct.Struct(">IHH")
@@ -335,6 +338,20 @@ class _RunFinder:
         end[runs] = high[worth] * 8
         best_shift[runs] = chosen[worth]
         return begin, end, best_shift
+
+
+def batches_of(transactions: list[Transaction], pages: int) -> Iterator[list[Transaction]]:
+    """``transactions`` in order, in batches of about ``pages`` pages (a larger one alone)."""
+    batch: list[Transaction] = []
+    held = 0
+    for transaction in transactions:
+        if batch and held + len(transaction.frames) > pages:
+            yield batch
+            batch, held = [], 0
+        batch.append(transaction)
+        held += len(transaction.frames)
+    if batch:
+        yield batch
 
 
 def encode_delta_transactions(transactions: list[Transaction], cycle: tuple[int, int, int],
