@@ -8,20 +8,10 @@ from pathlib import Path
 
 import pytest
 from prismq import make_prismq_queue, prismq_connect
+from sqlite_view import sqlite_view
 
 from queue_admin_gui.core.archive.walfile import newest_frames
 from queue_admin_gui.core.restore.page_proof import prove_pages_equal
-
-
-def database_bytes(path: Path) -> bytes:
-    """The committed state SQLite reads from ``path`` (file and log), as one file's bytes."""
-    source = sqlite3.connect(path)
-    copy = sqlite3.connect(":memory:")
-    source.backup(copy)
-    source.close()
-    data = copy.serialize()
-    copy.close()
-    return data
 
 
 def pages_through_map(path: Path) -> bytes:
@@ -78,7 +68,7 @@ def test_the_map_reads_what_sqlite_reads(tmp_path: Path) -> None:
                 [(f'{{"n": {n}, "pad": "{"x" * 300}"}}',) for n in range(40)])
     try:
         assert newest_frames(Path(f"{queue}-wal")) is not None
-        assert pages_through_map(queue)[100:] == database_bytes(queue)[100:]
+        assert pages_through_map(queue)[100:] == sqlite_view(queue)[100:]
     finally:
         connection.close()
 

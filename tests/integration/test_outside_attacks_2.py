@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 from prismq import make_prismq_queue, prismq_connect
 from rescue_scenario import copy_of, task_rows
+from sqlite_view import sqlite_view
 from test_archive_integrity import assert_a_state_the_queue_was_in
 from test_archive_levels import (
     Made,
@@ -88,17 +89,6 @@ def staged_and_restored(tmp_path: Path) -> tuple[Path, Path]:
         (tmp_path / "staged.db-wal").stat().st_size == 0
     assert prove_pages_equal(staged, target, wait_seconds=2) is None  # the honest case
     return staged, target
-
-
-def committed_bytes(path: Path) -> bytes:
-    """The database as SQLite reads it (its file and its log), as one file's bytes."""
-    source = sqlite3.connect(path)
-    copy = sqlite3.connect(":memory:")
-    source.backup(copy)
-    source.close()
-    data = copy.serialize()
-    copy.close()
-    return data
 
 
 def commit_difference(target: Path, value: str) -> None:
@@ -226,7 +216,7 @@ def test_a_real_restore_under_the_archiver_and_a_worker_says_equal_only_when_it_
 
     def proving(source: Path, target: Path, *args: object, **kwargs: object) -> str | None:
         result = real(source, target, *args, **kwargs)
-        seen.append((result, Path(source).read_bytes()[100:], committed_bytes(target)[100:]))
+        seen.append((result, Path(source).read_bytes()[100:], sqlite_view(target)[100:]))
         return result
 
     monkeypatch.setattr(execute, "prove_pages_equal", proving)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 from prismq import PrismQWorker, add_prismq_tasks, make_prismq_queue, prismq_connect
+from sqlite_view import sqlite_view
 from test_prismq_restore import PROJECT_ROOT
 from test_safety_copy_attacks import more_work, start_cli_archiver, wait_for, working
 
@@ -52,17 +53,6 @@ DEADLINE = 60.0
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-def sqlite_view(path: Path) -> bytes:
-    """The database as SQLite reads it now (file, log, live WAL index), as one file's bytes."""
-    source = sqlite3.connect(path)
-    copy = sqlite3.connect(":memory:")
-    source.backup(copy)
-    source.close()
-    data = copy.serialize()
-    copy.close()
-    return data
-
 
 def same_pages(view: bytes, staged: Path) -> bool:
     """The oracle's verdict: every byte from 100 on equals the staged copy's."""
