@@ -11,6 +11,7 @@ one page is checksummed with a few vectorised numpy operations instead of a Pyth
 from __future__ import annotations
 
 import struct
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -235,6 +236,8 @@ _INDEX_HEADER = struct.Struct("=IIIBBHII")
 _INDEX_HEADER_BYTES = 48
 _INDEX_VERSION = 3007000
 _INDEX_READS = 5
+#: The index is written in this machine's byte order, its checksum too.
+_NATIVE_BIG = sys.byteorder == "big"
 
 
 @dataclass(frozen=True)
@@ -268,9 +271,8 @@ def read_wal_index(shm: Path) -> WalIndexHeader | None:
         if first != raw[_INDEX_HEADER_BYTES:]:
             continue
         version, _, _, initialised, _, _, last_frame, _ = _INDEX_HEADER.unpack_from(first)
-        native_big = struct.pack("=I", 1) == struct.pack(">I", 1)
         if version != _INDEX_VERSION or not initialised or \
-                wal_checksum_reference(first[:40], native_big) != struct.unpack("=II", first[40:]):
+                wal_checksum(first[:40], _NATIVE_BIG) != struct.unpack("=II", first[40:]):
             continue
         return WalIndexHeader(struct.unpack(">II", first[32:40]), last_frame)
     return None
@@ -370,11 +372,9 @@ class _Scan:
         header = self.header
         step = FRAME_HEADER_BYTES + header.page_size
         whole = len(data) // step
-        ours = _frames_of_cycle(data, whole, step, header)
-        raw = np.frombuffer(data, dtype=np.uint8, count=ours * step).reshape(ours, step)
-        # Every frame's checksum at once (see :func:`_proven_frames`); only the frames up
-        # to the first that fails are taken.
-        proven = _proven_frames(data, raw, header, self.running) if ours else 0
+        # Every frame's checksum at once; only the frames up to the first that fails are taken.
+        raw = _proven_rows(data, header, self.running)
+        proven = len(raw)
         view = memoryview(data)
         for index in range(proven):
             offset = index * step
@@ -453,6 +453,18 @@ def newest_frames(wal: Path, read_bytes: int = MAP_READ_BYTES) -> NewestFrames |
         return None
 
 
+def _proven_rows(data: bytes, header: WalHeader, running: tuple[int, int]) -> np.ndarray:
+    """The frames of ``data``, one row each, from the first as long as each is proven.
+
+    Proven: it carries the cycle's salts and its checksum follows on from ``running`` (the
+    running checksum before the first frame).
+    """
+    step = FRAME_HEADER_BYTES + header.page_size
+    ours = _frames_of_cycle(data, len(data) // step, step, header)
+    raw = np.frombuffer(data, dtype=np.uint8, count=ours * step).reshape(ours, step)
+    return raw[:_proven_frames(data, raw, header, running)] if ours else raw
+
+
 def _proven_frames(data: bytes, raw: np.ndarray, header: WalHeader,
                    running: tuple[int, int]) -> int:
     """How many of the frames in ``raw`` (``data`` read as one row a frame) are valid in a row.
@@ -489,11 +501,10 @@ def _map_frames(handle: BinaryIO, header: WalHeader, read_bytes: int) -> NewestF
     while True:
         data = handle.read(chunk)
         whole = len(data) // step
-        ours = _frames_of_cycle(data, whole, step, header)
-        raw = np.frombuffer(data, dtype=np.uint8, count=ours * step).reshape(ours, step)
-        proven = _proven_frames(data, raw, header, running) if ours else 0
+        raw = _proven_rows(data, header, running)
+        proven = len(raw)
         if proven:
-            words = raw[:proven, :8].copy().view(">u4").astype(np.uint32)
+            words = raw[:, :8].copy().view(">u4").astype(np.uint32)
             running = _stored_checksum(data, (proven - 1) * step)
             pages = np.concatenate([pending, words[:, 0]])
             commits = np.flatnonzero(words[:, 1])

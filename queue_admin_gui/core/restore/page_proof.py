@@ -94,6 +94,18 @@ def _first_difference(before: bytes, after: bytes, page_size: int, offset: int) 
     return offset // page_size + 1
 
 
+def _chunk_difference(before: bytes, after: bytes, page_size: int, offset: int) -> str | None:
+    """Which page differs in two chunks read at byte ``offset`` (None: none).
+
+    Page 1's volatile header fields are left out of the comparison.
+    """
+    if offset == 0:
+        before, after = _masked_first_page(before), _masked_first_page(after)
+    if before == after:
+        return None
+    return f"page {_first_difference(before, after, page_size, offset)} differs"
+
+
 def _wal_is_empty(target: Path) -> bool:
     wal = wal_path(target)
     return not wal.exists() or wal.stat().st_size == 0
@@ -231,10 +243,9 @@ def _compare_files(source: Path, target: Path, size: int, progress: ProgressCall
             after = new.read(page_size * _CHUNK_PAGES)
             if len(before) != len(after) or not before:
                 return "the files changed while they were compared"
-            if done == 0:
-                before, after = _masked_first_page(before), _masked_first_page(after)
-            if before != after:
-                return f"page {_first_difference(before, after, page_size, done)} differs"
+            differs = _chunk_difference(before, after, page_size, done)
+            if differs is not None:
+                return differs
             done += len(before)
             report(progress, done, size, STAGE_PROOF)
             raise_if_cancelled(cancelled, action)
@@ -264,11 +275,9 @@ def _compare_through_log(source: Path, target: Path, size: int, found: NewestFra
                 return _LOG_CHANGED
             if len(before) != len(after):
                 return "the files changed while they were compared"
-            if first == 1:
-                before, after = _masked_first_page(before), _masked_first_page(after)
-            if before != after:
-                offset = (first - 1) * page_size
-                return f"page {_first_difference(before, after, page_size, offset)} differs"
+            differs = _chunk_difference(before, after, page_size, (first - 1) * page_size)
+            if differs is not None:
+                return differs
             report(progress, (first - 1 + count) * page_size, size, STAGE_PROOF)
             raise_if_cancelled(cancelled, action)
     now, _ = read_wal_header(wal_path(target))
