@@ -8,12 +8,15 @@ gap, a new snapshot, a failed entry in the activity log and a CRITICAL ``check``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -88,6 +91,36 @@ def check(queue: Path, config: Path) -> dict:
     return json.loads(done.stdout)
 
 
+@dataclass
+class Committing:
+    """A committer process working the queue while an archiver follows it."""
+
+    folder: Path
+    stop: Path
+    log: Path
+    worker: subprocess.Popen
+    archiver: Archiver
+
+
+@contextlib.contextmanager
+def archived_while_committing(queue: Path, tmp_path: Path) -> Iterator[Committing]:
+    """The committer and the archiver started, the archive restorable and 60 commits in."""
+    folder, stop, log = tmp_path / "archive", tmp_path / "stop", tmp_path / "commits.log"
+    worker = spawn("committer", queue, stop, log, 100)
+    wait_ready(worker)
+    archiver = Archiver(queue, folder)
+    archiver.start()
+    try:
+        wait_until(lambda: restorable(archiver), "a restorable generation")
+        wait_for_commits(log, 60)
+        yield Committing(folder, stop, log, worker, archiver)
+    finally:
+        stop.touch()
+        if worker.poll() is None:
+            worker.communicate(timeout=DEADLINE)
+        archiver.stop()
+
+
 @pytest.fixture
 def queue(tmp_path: Path) -> Path:
     db = tmp_path / "queue.db"
@@ -98,16 +131,10 @@ def queue(tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_validation_passes_under_a_worker_and_catches_a_change_the_archive_never_saw(
         queue: Path, tmp_path: Path) -> None:
-    folder, stop, log = tmp_path / "archive", tmp_path / "stop", tmp_path / "commits.log"
-    config = MaintenanceConfig(backup_dir=tmp_path / "backups", archive_dir=folder).save(
-        tmp_path / "config.toml")
-    worker = spawn("committer", queue, stop, log, 100)
-    wait_ready(worker)
-    archiver = Archiver(queue, folder)
-    archiver.start()
-    try:
-        wait_until(lambda: restorable(archiver), "a restorable generation")
-        wait_for_commits(log, 60)
+    config = MaintenanceConfig(backup_dir=tmp_path / "backups",
+                               archive_dir=tmp_path / "archive").save(tmp_path / "config.toml")
+    with archived_while_committing(queue, tmp_path) as run:
+        folder, stop, worker, archiver = run.folder, run.stop, run.worker, run.archiver
         passed = validate_archive(queue, folder)
         assert passed.ok is True, passed.sentence
         assert passed.transactions > 0 and passed.pages > 0 and passed.differing_pages == []
@@ -135,11 +162,6 @@ def test_validation_passes_under_a_worker_and_catches_a_change_the_archive_never
                    "a new generation after the failed validation")
         again = validate_archive(queue, folder)
         assert again.ok is True, again.sentence
-    finally:
-        stop.touch()
-        if worker.poll() is None:
-            worker.communicate(timeout=DEADLINE)
-        archiver.stop()
     status = archive_status(folder)
     gaps = [gap for gap in status.gaps if gap.kind == "validation"]
     assert len(gaps) == 1 and "differs from the live file" in gaps[0].reason
@@ -203,14 +225,8 @@ def test_validation_holding_one_page_at_a_time_rebuilds_exactly_and_still_catche
     """Validation's rebuild holds only a few MB of page images (it runs inside the archiver
     all day); with room for a single page it writes every page far more often, and must
     still rebuild the very same file, and still see a page changed behind SQLite's back."""
-    folder, stop, log = tmp_path / "archive", tmp_path / "stop", tmp_path / "commits.log"
-    worker = spawn("committer", queue, stop, log, 100)
-    wait_ready(worker)
-    archiver = Archiver(queue, folder)
-    archiver.start()
-    try:
-        wait_until(lambda: restorable(archiver), "a restorable generation")
-        wait_for_commits(log, 60)
+    with archived_while_committing(queue, tmp_path) as run:
+        folder, stop, worker = run.folder, run.stop, run.worker
         passed = validate_archive(queue, folder, held_bytes=1)
         assert passed.ok is True, passed.sentence
         assert passed.transactions >= 60 and passed.differing_pages == []
@@ -225,11 +241,6 @@ def test_validation_holding_one_page_at_a_time_rebuilds_exactly_and_still_catche
         assert in_another_process("-c", tamper, queue).returncode == 0  # behind SQLite's back
         failed = validate_archive(queue, folder, held_bytes=1)
         assert failed.ok is False and failed.differing_pages == [2], failed.sentence
-    finally:
-        stop.touch()
-        if worker.poll() is None:
-            worker.communicate(timeout=DEADLINE)
-        archiver.stop()
 
 
 def test_validation_without_a_running_archiver_says_it_could_not_compare(
