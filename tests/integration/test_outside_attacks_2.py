@@ -366,6 +366,14 @@ def record_of(level: Level) -> Path:
 _REBUILDS = itertools.count()
 
 
+def copies_of(made: Made, tmp_path: Path) -> tuple[Path, Path]:
+    """The made archive copied whole (to attack) and without its image and level files (the
+    yardstick: every rebuild from it replays from the snapshot)."""
+    folder = tmp_path / "archive"
+    shutil.copytree(made.folder, folder)
+    return folder, plain_copy(made.folder, tmp_path / "plain")
+
+
 def rebuilds_match(folder: Path, plain: Path, instants: list[float], tmp_path: Path,
                    commits: list[tuple[int, float, float]] | None = None) -> list[object]:
     """Each instant rebuilt from ``folder`` is byte for byte the snapshot-only rebuild."""
@@ -395,9 +403,7 @@ def swap_files(one: Path, two: Path) -> None:
 @pytest.mark.slow
 def test_two_levels_pages_swapped_cost_time_never_an_instant(made: Made,
                                                              tmp_path: Path) -> None:
-    folder = tmp_path / "archive"
-    shutil.copytree(made.folder, folder)
-    plain = plain_copy(made.folder, tmp_path / "plain")
+    folder, plain = copies_of(made, tmp_path)
     run = the_levels(folder)
     first, second = run[1], run[2]
     swap_files(first.path, second.path)
@@ -409,9 +415,7 @@ def test_two_levels_pages_swapped_cost_time_never_an_instant(made: Made,
 @pytest.mark.slow
 def test_two_levels_files_and_records_swapped_cost_time_never_an_instant(
         made: Made, tmp_path: Path) -> None:
-    folder = tmp_path / "archive"
-    shutil.copytree(made.folder, folder)
-    plain = plain_copy(made.folder, tmp_path / "plain")
+    folder, plain = copies_of(made, tmp_path)
     run = the_levels(folder)
     first, second = run[1], run[2]
     for suffix in (".pages", ".json"):
@@ -423,9 +427,7 @@ def test_two_levels_files_and_records_swapped_cost_time_never_an_instant(
 @pytest.mark.slow
 def test_a_deleted_middle_level_costs_time_never_an_instant(made: Made,
                                                             tmp_path: Path) -> None:
-    folder = tmp_path / "archive"
-    shutil.copytree(made.folder, folder)
-    plain = plain_copy(made.folder, tmp_path / "plain")
+    folder, plain = copies_of(made, tmp_path)
     run = the_levels(folder)
     middle = run[len(run) // 2]
     middle.path.unlink()
@@ -442,9 +444,7 @@ def test_a_deleted_middle_level_costs_time_never_an_instant(made: Made,
 @pytest.mark.slow
 def test_a_record_claiming_more_transactions_costs_time_never_an_instant(
         made: Made, tmp_path: Path) -> None:
-    folder = tmp_path / "archive"
-    shutil.copytree(made.folder, folder)
-    plain = plain_copy(made.folder, tmp_path / "plain")
+    folder, plain = copies_of(made, tmp_path)
     run = the_levels(folder)
     victim = record_of(run[1])
     data = json.loads(victim.read_text(encoding="utf-8"))
@@ -462,9 +462,7 @@ def test_a_forged_record_with_a_recomputed_checksum_costs_time_not_the_instant(
     stretch's record, its unkeyed checksum recomputed, files renamed) passes every check, so
     the rebuild uses it, and its pages lack that stretch's. The rebuild must then be done
     again from the snapshot and every record, and say why."""
-    folder = tmp_path / "archive"
-    shutil.copytree(made.folder, folder)
-    plain = plain_copy(made.folder, tmp_path / "plain")
+    folder, plain = copies_of(made, tmp_path)
     run = the_levels(folder)
     short, covered = run[1], run[2]
     data = json.loads(record_of(short).read_text(encoding="utf-8"))
@@ -524,9 +522,7 @@ def instants_of(made: Made, folder: Path) -> list[float]:
 @pytest.mark.slow
 def test_compactions_killed_at_random_moments_never_cost_an_instant(made: Made,
                                                                     tmp_path: Path) -> None:
-    folder = tmp_path / "archive"
-    shutil.copytree(made.folder, folder)
-    plain = plain_copy(made.folder, tmp_path / "plain")
+    folder, plain = copies_of(made, tmp_path)
     from_the_snapshot(folder)
     # How long a whole compaction runs once started: the kills fall at random inside it.
     scratch = tmp_path / "scratch"
@@ -564,9 +560,7 @@ def test_compactions_killed_at_random_moments_never_cost_an_instant(made: Made,
 
 @pytest.mark.slow
 def test_two_compactions_at_once_never_cost_an_instant(made: Made, tmp_path: Path) -> None:
-    folder = tmp_path / "archive"
-    shutil.copytree(made.folder, folder)
-    plain = plain_copy(made.folder, tmp_path / "plain")
+    folder, plain = copies_of(made, tmp_path)
     for round_ in range(2):
         from_the_snapshot(folder)
         children = [compaction(folder, tmp_path / f"started-{round_}-{n}") for n in range(2)]
@@ -645,9 +639,7 @@ except images.ArchiveError as error:
 @pytest.mark.slow
 def test_two_compactions_taking_over_one_stale_lock_never_cost_an_instant(
         made: Made, tmp_path: Path) -> None:
-    folder = tmp_path / "archive"
-    shutil.copytree(made.folder, folder)
-    plain = plain_copy(made.folder, tmp_path / "plain")
+    folder, plain = copies_of(made, tmp_path)
     from_the_snapshot(folder)
     generation = list_generations(folder, check=True)[0]
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -734,9 +726,7 @@ def test_rebuilds_while_compactions_start_over_are_exact(made: Made, tmp_path: P
     """Each compaction starts again from the snapshot (the image copied over in place, every
     level removed and written again) while instants are rebuilt beside it, one after
     another: each rebuilt instant is the snapshot-only rebuild's, byte for byte."""
-    folder = tmp_path / "archive"
-    shutil.copytree(made.folder, folder)
-    plain = plain_copy(made.folder, tmp_path / "plain")
+    folder, plain = copies_of(made, tmp_path)
     instants = instants_of(made, folder)
     expected = {}
     for at in instants:
