@@ -14,7 +14,6 @@ behind a reset): exactly the same transactions must be found.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import shutil
@@ -24,15 +23,19 @@ import struct
 import subprocess
 import sys
 import textwrap
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prismq import PrismQWorker, add_prismq_tasks, make_prismq_queue, prismq_connect
 from sqlite_view import sqlite_view
 from test_prismq_restore import PROJECT_ROOT
-from test_safety_copy_attacks import more_work, start_cli_archiver, wait_for, working
+from test_safety_copy_attacks import (
+    checkpoint_storm,
+    more_work,
+    start_cli_archiver,
+    wait_for,
+    working,
+)
 
 from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.archive import archive_status, walfile
@@ -419,34 +422,6 @@ def test_a_log_started_over_between_the_map_and_the_compare(
         assert not same_pages(view, staged) and unproven is not None
 
 
-@contextlib.contextmanager
-def outside_checkpoints(path: Path, modes: tuple[str, ...]) -> Iterator[list[int]]:
-    """Another program's checkpoints (RESTART, TRUNCATE...) every 2 ms; yields the count."""
-    stop = threading.Event()
-    done = [0]
-
-    def checkpointing() -> None:
-        connection = sqlite3.connect(path, timeout=0.02)
-        try:
-            while not stop.is_set():
-                with contextlib.suppress(sqlite3.OperationalError):
-                    mode = modes[done[0] % len(modes)]
-                    connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
-                    done[0] += 1
-                stop.wait(0.002)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=checkpointing, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: done[0] >= 20, "the outside checkpoints")
-        yield done
-    finally:
-        stop.set()
-        thread.join(10)
-
-
 @pytest.mark.slow
 def test_a_difference_under_a_worker_and_outside_restarts_is_never_equal(
         tmp_path: Path) -> None:
@@ -472,7 +447,8 @@ def test_a_difference_under_a_worker_and_outside_restarts_is_never_equal(
     results = []
     try:
         wait_for(lambda: len(worker.executed()) >= 10, "the worker's first tasks")
-        with outside_checkpoints(target, ("RESTART", "TRUNCATE", "PASSIVE")) as done:
+        with checkpoint_storm(target, 0.002, modes=("RESTART", "TRUNCATE", "PASSIVE"),
+                              ready=20, busy_timeout=0.02) as done:
             for round_number in range(24):
                 reader = reading_snapshot(target) if round_number % 3 == 0 else None
                 try:

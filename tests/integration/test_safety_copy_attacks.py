@@ -199,18 +199,21 @@ def more_work(worker: PrismQWorker, tasks: int) -> None:
 
 
 @contextlib.contextmanager
-def checkpoint_storm(live: Path, every: float = 0.003) -> Iterator[list[int]]:
-    """Another program's TRUNCATE checkpoints every few ms (the count of those that ran);
-    yields once 50 have run."""
+def checkpoint_storm(live: Path, every: float = 0.003, *,
+                     modes: tuple[str, ...] = ("TRUNCATE",), ready: int = 50,
+                     busy_timeout: float = 0.05) -> Iterator[list[int]]:
+    """Another program's checkpoints every few ms, in ``modes`` by turns (the count of those
+    that ran); yields once ``ready`` have run."""
     stop = threading.Event()
     done = [0]
 
     def checkpointing() -> None:
-        connection = sqlite3.connect(live, timeout=0.05)
+        connection = sqlite3.connect(live, timeout=busy_timeout)
         try:
             while not stop.is_set():
                 with contextlib.suppress(sqlite3.OperationalError):
-                    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                    mode = modes[done[0] % len(modes)]
+                    connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
                     done[0] += 1
                 stop.wait(every)
         finally:
@@ -219,7 +222,7 @@ def checkpoint_storm(live: Path, every: float = 0.003) -> Iterator[list[int]]:
     thread = threading.Thread(target=checkpointing, daemon=True)
     thread.start()
     try:
-        wait_for(lambda: done[0] >= 50, "the checkpoints")
+        wait_for(lambda: done[0] >= ready, "the checkpoints")
         yield done
     finally:
         stop.set()
