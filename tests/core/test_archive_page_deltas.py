@@ -62,12 +62,12 @@ def test_a_page_twice_in_one_transaction_is_a_delta_of_the_first() -> None:
 def test_forgotten_pages_are_stored_whole() -> None:
     images = PageImages(limit_bytes=2 * PAGE)
     for number in (1, 2, 3):  # page 1 is dropped, least recently used
-        images.encode(number, page(number))
+        images.swap(number, page(number))
     assert len(images) == 2
-    assert images.encode(1, page(9))[0] == 0  # whole
-    assert images.encode(3, page(3, b"x"))[0] == 1  # delta
+    assert images.swap(1, page(9))[1] is None  # no earlier image: stored whole
+    assert images.swap(3, page(3, b"x"))[1] == page(3)  # a delta against it
     images.clear()
-    assert len(images) == 0 and images.encode(3, page(3))[0] == 0
+    assert len(images) == 0 and images.swap(3, page(3))[1] is None
 
 
 def test_records_written_at_any_zlib_level_decode_exactly() -> None:
@@ -94,9 +94,9 @@ def test_a_page_read_as_a_view_is_remembered_as_a_copy_of_its_own() -> None:
     deltas against must not change when that buffer is reused, nor keep it alive."""
     buffer = bytearray(page(4, b"first version", at=100))
     images = PageImages()
-    images.encode(8, memoryview(buffer))
+    images.swap(8, memoryview(buffer))
     original = bytes(buffer)
     buffer[100:200] = b"\xff" * 100  # the buffer's next use
     second = page(4, b"second version", at=100)
-    how, delta = images.encode(8, second)
-    assert how == 1 and expand_delta(original, delta) == second
+    _, earlier = images.swap(8, second)
+    assert earlier == original  # what the next delta is made against

@@ -164,7 +164,7 @@ class PageImages:
     def __init__(self, limit_bytes: int = CACHE_BYTES, level: int | None = None,
                  runs_share: float | None = None) -> None:
         self.limit_bytes = limit_bytes
-        #: zlib's level for what :meth:`encode` returns (None: :data:`LEVEL` as it is now).
+        #: zlib's level for whole pages and zlib deltas (None: :data:`LEVEL` as it is now).
         self.level = LEVEL if level is None else level
         #: The most of a page its runs may take (None: :data:`RUNS_SHARE` as it is now).
         self.runs_share = RUNS_SHARE if runs_share is None else runs_share
@@ -196,16 +196,6 @@ class PageImages:
             _, dropped = self._images.popitem(last=False)
             self._bytes -= len(dropped)
         return image, earlier
-
-    def encode(self, number: int, image: bytes | memoryview) -> tuple[int, bytes]:
-        """How to archive ``image`` of page ``number`` on its own: (whole or zlib delta, bytes).
-
-        Remembers it. :func:`encode_delta_transactions` finds byte runs as well.
-        """
-        image, earlier = self.swap(number, image)
-        if earlier is None or len(earlier) != len(image):
-            return _WHOLE, zlib.compress(image, self.level)
-        return _DELTA, compress_delta(earlier, image, self.level)
 
 
 class _RunFinder:
