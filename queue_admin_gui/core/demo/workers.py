@@ -242,7 +242,8 @@ class DemoWorkers:
     def _finish(self, connection: sqlite3.Connection, worker_id: str, task: sqlite3.Row,
                 rng: random.Random) -> None:
         """Complete the task, or fail it with back-off (or for good at max_attempts)."""
-        if self._stop.is_set():
+        if self._stop.is_set():  # stopped after the work: a stopped worker gives its lease back
+            self._release(connection, worker_id, task["id"])
             return
         if rng.random() >= self.fail_probability:
             if self._guarded(self._write, connection, _COMPLETE, (task["id"], worker_id)):
