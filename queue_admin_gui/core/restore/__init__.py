@@ -6,6 +6,7 @@
   file, commits by other connections, unexpired leases, fresh heartbeats.
 - :mod:`.file_summary` describes one file (the live database or a backup) for both.
 - :mod:`.execute` is the one path that restores, for the window and the command line alike.
+- :mod:`.staging` makes the private copy of the backup the restore checks and writes in.
 - :mod:`.keep` takes the safety backup (or a damaged file's copy) and carries the id
   counters over, under the live write lock.
 - :mod:`.carry` keeps the tasks created after the backup (ids above its counter) in the

@@ -3,11 +3,11 @@
 The order of the steps is what makes the restore unable to lose a committed write:
 
 1. The backup (and its manifest) is copied into a private staging folder beside the live
-   database, hashed on the way, and the copy is verified fully (checksum, integrity check,
-   queue schema). The user's backup file is only ever read as plain bytes; SQLite never
-   opens it, so nothing can create, delete or change a file beside it. When this tool
-   sealed a full check of exactly these bytes (:mod:`..trust.check_seal`), the integrity
-   check is not run again; every other check is.
+   database (:mod:`.staging`), hashed on the way, and the copy is verified fully (checksum,
+   integrity check, queue schema). The user's backup file is only ever read as plain
+   bytes; SQLite never opens it, so nothing can create, delete or change a file beside it.
+   When this tool sealed a full check of exactly these bytes (:mod:`..trust.check_seal`),
+   the integrity check is not run again; every other check is.
 2. The backup's id counters are made sound (:func:`.keep.repair_counters`), then workers
    at work refuse the restore unless the caller names them as accepted (:mod:`.gate`: other
    programs holding the file, commits watched since step 1, leases, fresh heartbeats): they
@@ -39,7 +39,6 @@ write, nothing more.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import sqlite3
@@ -49,12 +48,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-import psutil
-
 from ..archive.safety_point import KnownDigest, archiving_this, hash_snapshot_ahead
 from ..backups.backup_paths import refuse_live_side_paths
 from ..backups.backup_store import BackupStore
-from ..backups.manifest import manifest_beside, manifest_path_for
 from ..backups.verify import check_backup_file
 from ..database import writer_lock
 from ..errors import (
@@ -62,10 +58,9 @@ from ..errors import (
     OperationCancelled,
     QueueAdminError,
     QueueBackupError,
-    translate_error,
 )
 from ..files.db_files import require_existing_file
-from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
+from ..progress import CancelCheck, ProgressCallback, report
 from ..trust.check_seal import record_full_check, trusted_check
 from .gate import ALL_WORKERS, CommitWatch, WorkerSignals, read_worker_signals
 from .keep import (
@@ -80,6 +75,7 @@ from .keep import (
 )
 from .page_proof import STAGE_PROOF, prove_pages_equal
 from .plan import RestoredCheck, check_restored
+from .staging import make_staging_dir, remove_stale_staging, stage_copy
 from .write_access import blocked_sentence, probe_write_access, wait_for_write_access
 from .writing import (
     LogSettler,
@@ -92,7 +88,6 @@ from .writing import (
 
 #: Safety backups kept in that folder; older ones are pruned after each restore.
 SAFETY_KEEP_COUNT = 5
-STAGE_STAGING = "Copying the backup for checking"
 STAGE_WAITING = "Waiting for another program to let go of the database"
 STAGE_CHECK_RESTORED = "Checking the restored database"
 STAGE_SAFETY_CHECK = "Checking the safety copy (workers are no longer held off)"
@@ -100,10 +95,6 @@ STAGE_SAFETY_CHECK = "Checking the safety copy (workers are no longer held off)"
 CHECKED_NOW = "checked fully now"
 #: The report's words for a result proven equal to the checked backup.
 PROVEN_EQUAL = "every page equal to the checked backup's"
-_STAGING_PREFIX = ".queue-admin-restore-"
-_CHUNK = 1024 * 1024
-#: A staging folder this old belongs to no running restore, whatever its name says.
-STALE_STAGING_SECONDS = 24 * 3600
 
 
 def execute_restore(request: RestoreRequest, progress: ProgressCallback | None = None,
@@ -131,8 +122,8 @@ def _restore_locked(request: RestoreRequest, progress: ProgressCallback | None,
         raise QueueBackupError(f"{action} refused: the backup and the database are the same "
                                "file; choose another backup.", ErrorKind.INVALID)
     refuse_live_side_paths(backup_path, target, action)
-    _remove_stale_staging(target.parent)
-    staging_dir = _make_staging_dir(target, action)
+    remove_stale_staging(target.parent)
+    staging_dir = make_staging_dir(target, action)
     # Commits by other connections are watched from now on, while the backup is checked.
     watch = (CommitWatch(target) if target.exists()
              and not set(request.accepted_workers) >= ALL_WORKERS else None)
@@ -145,7 +136,7 @@ def _restore_locked(request: RestoreRequest, progress: ProgressCallback | None,
         known = ahead.submit(hash_snapshot_ahead, request.archive_safety)
     ahead.shutdown(wait=False)
     try:
-        staged, digest = _stage(backup_path, staging_dir, action, progress, cancelled)
+        staged, digest = stage_copy(backup_path, staging_dir, action, progress, cancelled)
         size = staged.stat().st_size
         earlier = trusted_check(digest, size)
         verdict = check_backup_file(staged, progress, cancelled,
@@ -166,7 +157,7 @@ def _restore_locked(request: RestoreRequest, progress: ProgressCallback | None,
             """The checked backup's bytes again, for a second attempt of the write."""
             for leftover in staging_dir.iterdir():
                 leftover.unlink()
-            _, again = _stage(backup_path, staging_dir, action, progress, cancelled)
+            _, again = stage_copy(backup_path, staging_dir, action, progress, cancelled)
             if again != digest:
                 raise QueueBackupError(f"{action} stopped: the backup changed while it was "
                                        "being restored; nothing was changed.",
@@ -373,71 +364,6 @@ def _wait_for_lock(target: Path, wait_seconds: float, progress: ProgressCallback
 
     if not wait_for_write_access(target, wait_seconds, tick, cancelled):
         raise QueueBackupError(blocked_sentence(target, wait_seconds), ErrorKind.LOCKED)
-
-
-def _make_staging_dir(target: Path, action: str) -> Path:
-    folder = target.parent / f"{_STAGING_PREFIX}{os.getpid()}-{time.time_ns()}"
-    try:
-        folder.mkdir(parents=True)
-    except OSError as error:
-        raise translate_error(error, f"{action}: creating a staging folder beside the "
-                              "database", QueueBackupError) from error
-    return folder
-
-
-def _stage(backup_path: Path, staging_dir: Path, action: str,
-           progress: ProgressCallback | None, cancelled: CancelCheck | None
-           ) -> tuple[Path, str]:
-    """Copy the backup and its manifest into the staging folder as plain bytes.
-
-    Returns the staged copy and the SHA-256 of the bytes written into it. Each chunk is
-    hashed on a second thread while the next one is read and written (hashing takes about
-    as long as the copy), in order, so the digest is that of the staged bytes.
-    """
-    staged = staging_dir / backup_path.name
-    total = backup_path.stat().st_size
-    done = 0
-    digest = hashlib.sha256()
-    try:
-        with open(backup_path, "rb") as source, open(staged, "xb") as copy, \
-                ThreadPoolExecutor(max_workers=1,
-                                   thread_name_prefix="queue-admin-stage-hash") as hasher:
-            hashed: Future[None] | None = None
-            while chunk := source.read(_CHUNK):
-                copy.write(chunk)
-                if hashed is not None:
-                    hashed.result()
-                hashed = hasher.submit(digest.update, chunk)
-                done += len(chunk)
-                report(progress, done, total, STAGE_STAGING)
-                raise_if_cancelled(cancelled, action)
-            if hashed is not None:
-                hashed.result()
-        found, unreadable = manifest_beside(backup_path)
-        if unreadable is not None:  # a pipe or a damaged manifest is not "no manifest"
-            raise QueueBackupError(f"{action} refused: the backup failed verification: "
-                                   f"{unreadable.message}", ErrorKind.CORRUPT)
-        if found is not None:
-            shutil.copyfile(manifest_path_for(backup_path), manifest_path_for(staged))
-    except OSError as error:
-        raise translate_error(error, f"{action}: copying the backup for checking",
-                              QueueBackupError) from error
-    return staged, digest.hexdigest()
-
-
-def _remove_stale_staging(folder: Path) -> None:
-    """Remove staging folders that a restore killed part way left beside the database.
-
-    A folder is named after the process that made it; it is removed once that process is
-    gone, or after a day whatever its name says.
-    """
-    cutoff = time.time() - STALE_STAGING_SECONDS
-    for entry in folder.glob(f"{_STAGING_PREFIX}*"):
-        with contextlib.suppress(OSError, ValueError):
-            pid = int(entry.name[len(_STAGING_PREFIX):].split("-", 1)[0])
-            if entry.is_dir() and (not psutil.pid_exists(pid)
-                                   or entry.stat().st_mtime < cutoff):
-                shutil.rmtree(entry)
 
 
 __all__ = ["SAFETY_KEEP_COUNT", "execute_restore"]
