@@ -16,7 +16,9 @@ missing from it, as long as the writers keep committing). At the end it reads ea
 follower's peak resident memory (``VmHWM``, which counts the pages of the database file
 mapped into memory as well) and, sampled every 0.1 s while the writers run, its median and
 peak private memory (``RssAnon``), and the size of what it wrote. Memory and CPU are those
-of each follower's whole process tree.
+of each follower's whole process tree. After the table, for each follower: when (seconds
+after the writers started) its lag went over a second, and when the archiver's validations
+ended.
 
 The archiver validates the archive every ``archive_validate_minutes`` (10 by default), which
 a short run never reaches; ``--validate-minutes M`` gives the archiver a settings file of its
@@ -96,6 +98,21 @@ class Follower:
     peak_rss: int = 0
     peak_anon: int = 0
     anon: list[int] = field(default_factory=list)
+    #: (seconds since the writers started, lag) of every sample over a second.
+    late: list[tuple[float, float]] = field(default_factory=list)
+    #: Seconds since the writers started at which a validation's record was written.
+    validated: list[float] = field(default_factory=list)
+    _validation_mtime: float | None = None
+
+    def note_validation(self, since_start: float) -> None:
+        """Note a validation that ended since the last look (its record was rewritten)."""
+        try:
+            mtime = (self.destination / "validation.json").stat().st_mtime
+        except OSError:
+            mtime = 0.0  # none yet
+        if self._validation_mtime is not None and mtime != self._validation_mtime:
+            self.validated.append(since_start)
+        self._validation_mtime = mtime
 
     def cpu_now(self) -> float:
         """User plus system CPU seconds of the process and its children so far."""
@@ -132,6 +149,18 @@ class Follower:
             except OSError:
                 continue
         return total
+
+
+def late_spells(late: list[tuple[float, float]]) -> list[tuple[float, float, float]]:
+    """Samples over a second of lag, joined into spells: (first, last, longest lag)."""
+    spells: list[tuple[float, float, float]] = []
+    for at, lag in late:
+        if spells and at - spells[-1][1] <= 2 * SAMPLE_SECONDS + 0.05:
+            first, _, longest = spells[-1]
+            spells[-1] = (first, at, max(longest, lag))
+        else:
+            spells.append((at, at, lag))
+    return spells
 
 
 def folder_bytes(folder: Path) -> int:
@@ -208,8 +237,13 @@ def run_rate(rate: float, seconds: float, tasks: int, base: Path,
                 follower.anon.append(anon)
                 follower.peak_anon = max(follower.peak_anon, anon)
                 newest = follower.newest_write()
-                if newest and time.monotonic() - started > 2.0:
-                    follower.lags.append(max(0.0, now - newest))
+                since_start = time.monotonic() - started
+                follower.note_validation(since_start)
+                if newest and since_start > 2.0:
+                    lag = max(0.0, now - newest)
+                    follower.lags.append(lag)
+                    if lag > 1.0:
+                        follower.late.append((since_start, lag))
             time.sleep(SAMPLE_SECONDS)
         elapsed = time.monotonic() - started
         for follower in followers:
@@ -244,6 +278,8 @@ def run_rate(rate: float, seconds: float, tasks: int, base: Path,
             "lag_max": lags[-1],
             "commits": totals[stem][0], "errors": totals[stem][1],
             "written_mb": folder_bytes(follower.destination) / 1e6,
+            "late": late_spells(follower.late),
+            "validated": follower.validated,
         })
     shutil.rmtree(folder, ignore_errors=True)
     return figures
@@ -278,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| rate | follower | CPU (% of a core) | private memory median / peak (peak "
               "resident) | lag median / p99 / max | commits / writer errors | written |")
         print("|---|---|---:|---:|---|---|---:|")
+        notes = []
         for rate, priority in [(rate, priority) for rate in args.rates
                                for priority in args.priority]:
             figures = run_rate(rate, args.seconds, args.tasks, base, priority,
@@ -290,6 +327,13 @@ def main(argv: list[str] | None = None) -> int:
                       f" {row['lag_median']:.2f} / {row['lag_p99']:.2f} /"
                       f" {row['lag_max']:.2f} s | {row['commits']:,} / {row['errors']} |"
                       f" {row['written_mb']:.0f} MB |", flush=True)
+                spells = "; ".join(f"{first:.1f}-{last:.1f} s (up to {longest:.2f} s)"
+                                   for first, last, longest in row["late"])
+                validated = ", ".join(f"{at:.0f} s" for at in row["validated"])
+                notes.append(f"- {rate:g}/s, {row['name']}: lag over 1 s at "
+                             f"{spells or 'no time'}"
+                             + (f"; validations ended at {validated}" if validated else ""))
+        print("\n" + "\n".join(notes))
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

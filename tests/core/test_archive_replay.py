@@ -17,6 +17,7 @@ import pytest
 from queue_admin_gui.core.archive import replay
 from queue_admin_gui.core.archive.page_deltas import compress_delta
 from queue_admin_gui.core.archive.store import ArchivedTransaction, CyclePosition
+from queue_admin_gui.core.errors import OperationCancelled
 
 PAGE = 512
 
@@ -73,3 +74,21 @@ def test_a_held_limit_below_one_page_still_holds_one_page(tmp_path: Path) -> Non
                                             held_bytes=1)
     assert applied.transactions == len(made)
     assert target.read_bytes() == expected
+
+
+def test_the_replay_looks_at_cancel_every_few_transactions_and_stops_there(
+        tmp_path: Path) -> None:
+    """Beside the archiver, the look at ``cancelled`` is where validation gives way to it."""
+    start, made, _ = transactions(3)
+    target = tmp_path / "replayed.db"
+    target.write_bytes(start)
+    looks: list[int] = []
+
+    def cancelled() -> bool:
+        looks.append(len(looks))
+        return len(looks) == 3
+
+    with open(target, "r+b") as handle, pytest.raises(OperationCancelled):
+        replay.apply_transactions(handle, PAGE, made, None, cancelled, "Replaying")
+    assert len(made) >= 3 * replay.CANCEL_EVERY  # so the third look is inside the replay
+    assert len(looks) == 3

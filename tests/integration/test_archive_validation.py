@@ -14,6 +14,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from queue_admin_gui.core.archive.store import (
 )
 from queue_admin_gui.core.archive.validation import (
     VALIDATION_ACTION,
+    ValidationResult,
+    ValidationSchedule,
     last_validation,
     validate_archive,
 )
@@ -297,3 +300,37 @@ def test_a_failure_recorded_while_the_generation_ends_is_kept_in_the_generation(
     assert saved is not None and saved.data.get("ended_at") is not None
     assert looks[0] is None, "the failure was recorded before the archiver's first look"
     assert saved.data.get(VALIDATION_FAILED_KEY) is True
+
+
+def _parked_in(thread_name: str, function: str) -> bool:
+    """True when the thread named ``thread_name`` is inside ``function`` now."""
+    frames = sys._current_frames()
+    for thread in threading.enumerate():
+        if thread.name != thread_name or thread.ident not in frames:
+            continue
+        frame = frames[thread.ident]
+        while frame is not None:
+            if frame.f_code.co_name == function:
+                return True
+            frame = frame.f_back
+    return False
+
+
+@pytest.mark.slow
+def test_a_validation_waits_while_the_archivers_loop_copies_and_goes_on_when_it_rests(
+        queue: Path, tmp_path: Path) -> None:
+    results: list[ValidationResult] = []
+    with archived_while_committing(queue, tmp_path) as run:
+        generation = run.archiver.status().generation
+        schedule = ValidationSchedule(queue, run.folder, 0.001, on_result=results.append)
+        schedule.GIVE_WAY_SECONDS = DEADLINE
+        schedule.working()  # as the archiver's loop does while it copies
+        try:
+            wait_until(lambda: schedule.tick(generation, True) is None and _parked_in(
+                "archive-validation", "_give_way"), "the validation to wait at its first step")
+            assert results == []  # it waits: nothing was validated
+            schedule.resting()  # the loop sleeps until its next pass
+            wait_until(lambda: bool(results), "the validation to go on and end")
+        finally:
+            schedule.stop()
+    assert results[0].ok is True, results[0].sentence

@@ -486,11 +486,13 @@ class Archiver:
         """Archive until stopped (False), or until the file was replaced (True: reconnect)."""
         last_refresh, last_give_back = 0.0, time.monotonic()
         while not (self._stop.is_set() or (cancelled is not None and cancelled())):
+            self.validation.working()
             self._note_clock_steps(starter)
             if self._replaced():
                 if self._log is not None:
                     self.gap_found("the database file was replaced (another file now has its "
                                    "name, e.g. restored or copied over by another program)")
+                self.validation.resting()
                 return True
             if starter.needs_new_generation():
                 starter.start(self._log)
@@ -525,7 +527,9 @@ class Archiver:
                 give_back_memory()
                 last_give_back = now
             starter.apply_retention()
+            self.validation.resting()
             self._wait_for_next_pass(own)
+        self.validation.resting()
         return False
 
     def _wait_for_next_pass(self, own: bool) -> None:
