@@ -94,3 +94,25 @@ def test_a_damaged_length_reads_no_further_than_the_file(tmp_path: Path) -> None
     assert list(iter_records(segment, outcome=read)) == records[:1]
     assert read.problem == f"the record at byte {first:,} is cut short" and read.cut_short
     assert read.size == len(data)
+
+
+def test_reading_gives_way_every_few_records_on_a_thread_asked_to_and_only_there(
+        tmp_path: Path) -> None:
+    """Validation beside the archiver waits at these steps while the archiver's loop copies."""
+    import threading
+
+    from queue_admin_gui.core.archive import pace
+
+    segment, records = written(tmp_path, 3 * pace.STEP_EVERY + 5)
+    waits: list[str] = []
+
+    def read_on_another_thread() -> None:
+        assert len(list(iter_records(segment))) == len(records)
+
+    with pace.giving_way(lambda: waits.append(threading.current_thread().name)):
+        assert list(iter_records(segment)) == records
+        other = threading.Thread(target=read_on_another_thread, name="other")
+        other.start()
+        other.join()
+    assert waits == [threading.current_thread().name] * 3
+    assert list(iter_records(segment)) == records and len(waits) == 3  # asked no more

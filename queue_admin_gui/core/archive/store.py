@@ -52,6 +52,7 @@ from ..backups.manifest import (
 )
 from ..errors import ErrorKind, QueueAdminError
 from ..files.durable import file_sha256, write_json_atomically
+from . import pace
 from .walfile import Transaction
 
 GENERATION_FILE = "generation.json"
@@ -423,6 +424,7 @@ def _records(segment: Path, with_payload: bool, version: int, read: SegmentRead
         handle.seek(read.end_offset)
         read.size = read.end_offset
         window = _Window(handle, read)
+        taken = 0
         while True:
             if not window.holds(head_size):
                 if window.available:
@@ -449,6 +451,9 @@ def _records(segment: Path, with_payload: bool, version: int, read: SegmentRead
             read.crc = zlib.crc32(data[position:end], read.crc)
             read.end_offset += end - position
             window.position = end
+            taken += 1
+            if taken % pace.STEP_EVERY == 0:
+                pace.step()  # beside the archiver's loop, validation waits here while it copies
             yield kind, stamp, payload
 
 

@@ -42,6 +42,7 @@ from ..event_log import SystemLogSink, setting_switch
 from ..files.db_files import sqlite_uri, wal_path
 from ..progress import CancelCheck, ProgressCallback, raise_if_cancelled, report
 from ..settings.config import MaintenanceConfig
+from . import pace
 from .footprint import give_back_memory
 from .rebuild import rebuild_generation
 from .store import (
@@ -412,6 +413,8 @@ def compare_pages(live: Path, rebuilt: Path) -> tuple[int, list[int]]:
             pages += 1
             if pages == 1:
                 one, two = _masked(one), _masked(two)
+            elif pages % pace.STEP_EVERY == 0:
+                pace.step()
             if hashlib.sha256(one).digest() != hashlib.sha256(two).digest():
                 differing.append(pages)
     return pages, differing
@@ -580,8 +583,9 @@ class ValidationSchedule:
 
     def _run(self) -> None:
         try:
-            result = validate_archive(self.database, self.archive,
-                                      cancelled=self._give_way, record_activity=True)
+            with pace.giving_way(self._give_way):
+                result = validate_archive(self.database, self.archive,
+                                          cancelled=self._give_way, record_activity=True)
         except Exception as error:  # noqa: BLE001 - reported as a result, never fatal
             result = ValidationResult(None, time.time(), f"Validation could not run: {error}")
         give_back_memory()  # the rebuild's freed pages, back to the system for the day
