@@ -144,15 +144,25 @@ def _writer(db: str, stop_file: str) -> None:
     connection.execute("PRAGMA busy_timeout=30000")
     announced = False
     while not os.path.exists(stop_file):
-        begin_immediate(connection)
-        connection.executemany(
-            "INSERT INTO task_queue(type, payload) VALUES ('written', ?)",
-            [(json.dumps({"format": "mkv", "pid": os.getpid()}),)] * 5)
-        connection.execute(
-            "UPDATE task_queue SET status = 'leased', locked_by = ? WHERE id = "
-            "(SELECT id FROM task_queue WHERE status = 'queued' ORDER BY id DESC LIMIT 1)",
-            (f"worker-{os.getpid()}",))
-        connection.execute("COMMIT")
+        try:
+            begin_immediate(connection)
+            connection.executemany(
+                "INSERT INTO task_queue(type, payload) VALUES ('written', ?)",
+                [(json.dumps({"format": "mkv", "pid": os.getpid()}),)] * 5)
+            connection.execute(
+                "UPDATE task_queue SET status = 'leased', locked_by = ? WHERE id = (SELECT id "
+                "FROM task_queue WHERE status = 'queued' ORDER BY id DESC LIMIT 1)",
+                (f"worker-{os.getpid()}",))
+            connection.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            # Three writers starting at once on one WAL file: one may be told "locked" after
+            # its BEGIN too (the WAL index being rebuilt); a worker rolls back and tries again.
+            if "locked" not in str(error):
+                raise
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            time.sleep(0.01)
+            continue
         if not announced:
             print("ready", flush=True)
             announced = True
