@@ -18,8 +18,8 @@ from queue_workload import DEADLINE_SECONDS, fill_queue, spawn, wait_ready
 from queue_admin_gui.core import QueueBackup
 from queue_admin_gui.core.backups.backup_store import STAGE_FINISH
 from queue_admin_gui.core.backups.verify import STAGE_INTEGRITY
-from queue_admin_gui.core.restore.execute import STAGE_STAGING
 from queue_admin_gui.core.restore.gate import ALL_WORKERS
+from queue_admin_gui.core.restore.staging import STAGE_STAGING
 
 
 def _tokens(path: Path) -> dict[int, str]:
