@@ -34,6 +34,8 @@ STAGING_PREFIX = ".queue-admin-restore-"
 #: A staging folder this old belongs to no running restore, whatever its name says.
 STALE_STAGING_SECONDS = 24 * 3600
 _CHUNK = 1024 * 1024
+
+
 def make_staging_dir(target: Path, action: str) -> Path:
     """A new folder beside ``target`` for the restore's staging copy."""
     folder = target.parent / f"{STAGING_PREFIX}{os.getpid()}-{time.time_ns()}"
